@@ -1,0 +1,118 @@
+# ctrustee: one entry point. Sources are found by wildcard so a new module needs no Makefile edit:
+#   common/*.c common/rego/*.c      -> build/lib/libcommon.a
+#   as/*.c as/verifiers/*.c as/collateral/*.c -> build/lib/libas.a   (linked whole: verifiers self-register)
+#   kbs/*.c -> libkbs.a, rvps/*.c rvps/extractors/*.c -> librvps.a
+#   any */main_<name>.c is a program, built to build/bin/<name with _ as ->
+#   tests/unit/test_*.c, tests/conformance/*.c -> build/tests/...  (linked against every library)
+SHELL := /bin/bash
+CC ?= cc
+B := build
+PKGS := openssl jansson libevent libevent_pthreads hiredis libcurl libprotobuf-c grpc
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT ?= -O2
+SAN ?=
+CFLAGS += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+	-fno-strict-aliasing -D_GNU_SOURCE -I. -Icommon -I$(B)/gen $(PKG_CFLAGS) -MMD -MP $(SAN)
+LDFLAGS += $(SAN)
+LDLIBS += $(PKG_LIBS) -lpthread -lm
+
+PROTOS := $(wildcard proto/*.proto)
+GEN_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))
+GEN_H := $(GEN_C:.c=.h)
+GEN_PY := $(patsubst proto/%.proto,$(B)/gen/py/%_pb2.py,$(PROTOS))
+
+mains = $(wildcard $(1)/main_*.c)
+srcs = $(filter-out %/main_%.c,$(foreach d,$(1),$(wildcard $(d)/*.c)))
+COMMON_SRC := $(call srcs,common common/rego) $(GEN_C)
+AS_SRC := $(call srcs,as as/verifiers as/collateral)
+KBS_SRC := $(call srcs,kbs)
+RVPS_SRC := $(call srcs,rvps rvps/extractors)
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+LIB_COMMON := $(B)/lib/libcommon.a
+LIB_AS := $(B)/lib/libas.a
+LIB_KBS := $(B)/lib/libkbs.a
+LIB_RVPS := $(B)/lib/librvps.a
+ALL_LIBS := -Wl,--whole-archive $(LIB_AS) -Wl,--no-whole-archive $(LIB_KBS) $(LIB_RVPS) $(LIB_COMMON)
+
+MAIN_SRC := $(call mains,as) $(call mains,kbs) $(call mains,rvps) $(call mains,common/rego) $(call mains,tests/bench)
+bin_name = $(subst _,-,$(patsubst main_%,%,$(basename $(notdir $(1)))))
+BINS := $(foreach m,$(MAIN_SRC),$(B)/bin/$(call bin_name,$(m)))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+CONF_SRC := $(wildcard tests/conformance/*.c)
+TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRC) $(CONF_SRC))
+
+.PHONY: all deps test run bench lint fuzz fuzz-smoke clean test-asan gen
+all: $(BINS) $(TEST_BINS) $(GEN_PY)
+
+deps:
+	@deploy/dev/deps.sh
+
+gen: $(GEN_H) $(GEN_PY)
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(B)/gen
+	protoc-c --c_out=$(B)/gen -Iproto $<
+$(B)/gen/py/%_pb2.py: proto/%.proto
+	@mkdir -p $(B)/gen/py
+	protoc --python_out=$(B)/gen/py -Iproto $<
+
+$(B)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB_COMMON): $(call obj,$(COMMON_SRC:$(B)/gen/%=gen/%))
+$(LIB_AS): $(call obj,$(AS_SRC))
+$(LIB_KBS): $(call obj,$(KBS_SRC))
+$(LIB_RVPS): $(call obj,$(RVPS_SRC))
+$(B)/lib/%.a: $(B)/obj/empty.o
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+# generated protobuf C compiles from build/gen
+$(B)/obj/gen/%.o: $(B)/gen/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
+$(B)/obj/empty.o:
+	@mkdir -p $(dir $@)
+	echo 'int ctrustee_empty_lib;' | $(CC) -x c -c -o $@ -
+LIBS_DEP := $(LIB_AS) $(LIB_KBS) $(LIB_RVPS) $(LIB_COMMON) $(B)/obj/empty.o
+
+define bin_rule
+$(B)/bin/$(call bin_name,$(1)): $(call obj,$(1)) $(LIBS_DEP)
+	@mkdir -p $(B)/bin
+	$(CC) $(LDFLAGS) -o $$@ $(call obj,$(1)) $(ALL_LIBS) $(LDLIBS)
+endef
+$(foreach m,$(MAIN_SRC),$(eval $(call bin_rule,$(m))))
+
+$(B)/tests/%: $(B)/obj/tests/%.o $(LIBS_DEP)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS) -lcmocka
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh
+
+test-asan:
+	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
+	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/dev/run.sh
+
+bench: all
+	@tests/bench/run.sh
+
+lint: all
+	@files=$$(git ls-files '*.c' '*.h'); clang-format --dry-run --Werror $$files && \
+	cppcheck --quiet --error-exitcode=1 --enable=warning --inline-suppr -I common -I . $$(git ls-files '*.c')
+
+fuzz fuzz-smoke:
+	@tests/fuzz/run.sh $@
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

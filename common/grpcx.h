@@ -1,0 +1,58 @@
+/*
+ * grpcx: unary gRPC server and client over gRPC core (grpc/grpc.h), carrying raw protobuf
+ * bytes; callers pack/unpack with protobuf-c. The server runs a pool of worker threads, each
+ * with its own completion queue, so a slow handler never blocks the others; it serves the
+ * standard grpc.health.v1.Health/Check itself. The client is thread-safe: one channel, one
+ * completion queue per call, deadline per call.
+ */
+#ifndef CTRUSTEE_GRPCX_H
+#define CTRUSTEE_GRPCX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* gRPC status codes used by our services (same values as grpc_status_code). */
+#define GRPCX_OK 0
+#define GRPCX_INVALID_ARGUMENT 3
+#define GRPCX_DEADLINE_EXCEEDED 4
+#define GRPCX_NOT_FOUND 5
+#define GRPCX_ABORTED 10
+#define GRPCX_UNIMPLEMENTED 12
+#define GRPCX_INTERNAL 13
+#define GRPCX_UNAVAILABLE 14
+
+/* A handler gets the request message bytes and returns a gRPC status code. On GRPCX_OK it
+ * sets *resp (malloc'd, may be NULL with *resp_len 0 for an empty message); otherwise it
+ * writes a human sentence into err->msg, sent as grpc-message. Handlers run on worker
+ * threads concurrently. */
+typedef int (*grpcx_handler)(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+			     size_t *resp_len, struct err *err);
+
+struct grpcx_server;
+
+/* addr "127.0.0.1:50004" / "0.0.0.0:50004" / "[::]:50004"; port 0 picks a free one. */
+struct grpcx_server *grpcx_server_new(const char *addr, int workers, struct err *err);
+/* method is the full path "/attestation.AttestationService/AttestationEvaluate". */
+int grpcx_server_add(struct grpcx_server *s, const char *method, grpcx_handler h, void *ctx);
+/* Health status of a service name ("" is the server as a whole, always SERVING once started). */
+void grpcx_server_set_serving(struct grpcx_server *s, const char *service, int serving);
+int grpcx_server_start(struct grpcx_server *s, struct err *err);
+int grpcx_server_port(const struct grpcx_server *s);
+/* Blocks until grpcx_server_shutdown (e.g. from a signal-handling thread). */
+void grpcx_server_wait(struct grpcx_server *s);
+void grpcx_server_shutdown(struct grpcx_server *s);
+void grpcx_server_free(struct grpcx_server *s);
+
+struct grpcx_client;
+
+/* target "http://127.0.0.1:50004", "127.0.0.1:50004" or "dns:///host:port". */
+struct grpcx_client *grpcx_client_new(const char *target, struct err *err);
+/* Returns the gRPC status (GRPCX_OK = 0, >0 status from the peer or transport) or -1 on a
+ * local error; err->msg holds the status message. *resp is malloc'd on success. */
+int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, size_t req_len,
+	       uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err);
+void grpcx_client_free(struct grpcx_client *c);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * kv: the key-value store interface every daemon keeps its state behind, with Trustee's
+ * backends and byte layout (as-rvps.md §7.5, kbs-protocol.md §8):
+ *   memory      per-namespace map, lost on exit
+ *   local_fs    <dir_path>/<namespace>/<key with each '/' written as the 4 chars \x2F>
+ *   local_json  <file_dir_path>/<namespace> = {"key": "<b64url padded value>"}
+ *   redis       key "<namespace>:<key>", raw bytes (hiredis; URL from config or REDIS_URL)
+ * Backends sit behind a table of function pointers (see kv_backend in kv.c).
+ * All functions are thread-safe. Valid keys (validated backends): [A-Za-z0-9._/-].
+ */
+#ifndef CTRUSTEE_KV_H
+#define CTRUSTEE_KV_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct kv;
+
+/* Namespaces in use. */
+#define KV_NS_KBS "kbs"
+#define KV_NS_REPOSITORY "repository"
+#define KV_NS_SESSION "kbs_protocol_session"
+#define KV_NS_AS_POLICY "attestation_service_policy"
+#define KV_NS_REFERENCE_VALUE "reference_value"
+
+/* `cfg` is Trustee's StorageBackendConfig object:
+ *   {"storage_type": "Memory"|"LocalFs"|"LocalJson"|"Redis" (snake_case aliases too),
+ *    "backends": {"local_fs": {"dir_path"}, "local_json": {"file_dir_path"}, "redis": {"url"}}}
+ * NULL cfg = Memory. */
+struct kv *kv_open(const json_t *cfg, struct err *err);
+/* Open one backend by type name with its sub-object (used for storage_type overrides). */
+struct kv *kv_open_type(const char *storage_type, const json_t *backends, struct err *err);
+void kv_close(struct kv *kv);
+const char *kv_type_name(const struct kv *kv);
+
+/* overwrite=0: set only if absent. Returns 0 stored, 1 not stored (exists), -1 error. */
+int kv_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
+	   int overwrite, struct err *err);
+/* Like kv_set with an expiry in seconds (redis: SET EX; others: checked on read). */
+int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
+	       int overwrite, unsigned ttl_seconds, struct err *err);
+/* Returns 0 found (*val malloc'd, NUL-terminated, not counted in *len), 1 not found, -1 error. */
+int kv_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
+	   struct err *err);
+/* Atomically get and delete (redis GETDEL). Same returns as kv_get. */
+int kv_take(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
+	    struct err *err);
+/* Returns 0 deleted, 1 not found, -1 error. */
+int kv_delete(struct kv *kv, const char *ns, const char *key, struct err *err);
+/* Keys in a namespace (prefix stripped), malloc'd array of malloc'd strings. */
+int kv_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struct err *err);
+void kv_list_free(char **keys, size_t n);
+/* 1 if key is made only of [A-Za-z0-9._/-] and non-empty. */
+int kv_key_valid(const char *key);
+
+#endif

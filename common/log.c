@@ -1,0 +1,104 @@
+/* log: leveled stderr logging (see log.h). Thread-safe: one fprintf per line. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static enum log_level cur_level = LOG_INFO;
+static const char *prog = "ctrustee";
+static int json_format;
+
+static const char *level_names[] = {"error", "warn", "info", "debug", "trace"};
+
+int log_parse_level(const char *s)
+{
+	int best = -1;
+	char buf[256], *tok, *save = NULL;
+
+	if (s == NULL)
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		char *eq = strchr(tok, '=');
+		const char *word = eq ? eq + 1 : tok;
+		for (int i = 0; i < 5; i++) {
+			if (strcasecmp(word, level_names[i]) == 0 ||
+			    (i == LOG_WARN && strcasecmp(word, "warning") == 0))
+				best = i > best ? i : best;
+		}
+		if (strcasecmp(word, "off") == 0 && best < 0)
+			best = LOG_ERROR;
+	}
+	return best;
+}
+
+void log_init(const char *progname)
+{
+	int lvl;
+
+	if (progname != NULL)
+		prog = progname;
+	lvl = log_parse_level(getenv("LOG_LEVEL"));
+	if (lvl < 0)
+		lvl = log_parse_level(getenv("RUST_LOG"));
+	if (lvl >= 0)
+		cur_level = (enum log_level)lvl;
+	const char *fmt = getenv("LOG_FORMAT");
+	json_format = fmt != NULL && strcmp(fmt, "json") == 0;
+}
+
+void log_set_level(enum log_level lvl)
+{
+	cur_level = lvl;
+}
+
+enum log_level log_get_level(void)
+{
+	return cur_level;
+}
+
+static void json_escape(char *dst, size_t cap, const char *src)
+{
+	size_t o = 0;
+	for (; *src && o + 7 < cap; src++) {
+		unsigned char c = (unsigned char)*src;
+		if (c == '"' || c == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)c;
+		} else if (c < 0x20) {
+			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
+		} else {
+			dst[o++] = (char)c;
+		}
+	}
+	dst[o] = '\0';
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	char msg[4096], ts[40];
+	struct timespec now;
+	struct tm tm;
+	va_list ap;
+
+	if (lvl > cur_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+	if (json_format) {
+		char esc[8192];
+		json_escape(esc, sizeof(esc), msg);
+		fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"target\":\"%s\",\"msg\":\"%s\"}\n",
+			ts, level_names[lvl], prog, esc);
+	} else {
+		fprintf(stderr, "[%s %-5s %s] %s\n", ts, level_names[lvl], prog, msg);
+	}
+}

@@ -1,0 +1,76 @@
+/*
+ * rego: a Rego (OPA, v1 syntax) policy engine.
+ *
+ * Compile a module set once, evaluate it many times, from many threads at once: a compiled
+ * policy is immutable; each evaluation carries its own state. Values cross the API as
+ * jansson values (sets become arrays in OPA sort order); "undefined" is reported as a
+ * NULL result, distinct from JSON false and null.
+ */
+#ifndef CTRUSTEE_REGO_H
+#define CTRUSTEE_REGO_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct rego_policy;
+
+struct rego_module {
+	const char *name; /* file name used in error positions: "policy.rego:12:5: ..." */
+	const char *text;
+	size_t len;
+};
+
+/* A function the embedder provides (e.g. the AS's query_reference_value/1).
+ * Returns a new reference (json_null() is a value), or NULL with err set to fail evaluation. */
+typedef json_t *(*rego_host_fn)(void *ctx, json_t *const *args, size_t nargs, struct err *err);
+
+struct rego_host_function {
+	const char *name; /* dotted name as called from Rego */
+	size_t arity;
+	rego_host_fn fn;
+	void *ctx;
+};
+
+struct rego_eval_opts {
+	const json_t *input; /* NULL = input undefined */
+	const json_t *data;  /* NULL = {} */
+	const struct rego_host_function *host_fns;
+	size_t n_host_fns;
+	uint64_t max_steps;   /* 0 = default budget */
+	uint64_t timeout_us;  /* 0 = default */
+	int strict_builtin_errors;
+	int explain;	      /* fill *explain on rego_eval_rule */
+};
+
+/* Compile; host functions that policies may call must be declared here so calls resolve
+ * at compile time (their implementation is given per evaluation in rego_eval_opts). */
+struct rego_policy *rego_compile(const struct rego_module *mods, size_t n,
+				 const struct rego_host_function *host_decls, size_t n_host,
+				 struct err *err);
+void rego_policy_free(struct rego_policy *p);
+
+/* Evaluate a rule by path ("data.policy.allow"). Returns 0 with *result a new reference or
+ * NULL when undefined; -1 on evaluation error (conflict, budget, builtin error) with err set.
+ * With opts->explain, *explain (malloc'd, may be NULL) says which rule bodies failed and at
+ * which expression, e.g.
+ *   allow: input.submods.cpu0["ear.status"] == "affirming" was false ("warning")  */
+int rego_eval_rule(const struct rego_policy *p, const char *path,
+		   const struct rego_eval_opts *opts, json_t **result, char **explain,
+		   struct err *err);
+
+/* Evaluate a query ("data.a.p = x", "x := 1 + 2") against the policy (NULL policy = no
+ * modules). *results is a new array of binding objects, one per solution, like opa eval's
+ * bindings; an expression-only query binds nothing and yields [{}] when true.
+ * *expr_values (optional) receives the value of each expression of each solution, as
+ * opa eval's "expressions". */
+int rego_eval_query(const struct rego_policy *p, const char *query,
+		    const struct rego_eval_opts *opts, json_t **results, json_t **expr_values,
+		    char **explain, struct err *err);
+
+/* Parse only (rego check). */
+int rego_check(const struct rego_module *mods, size_t n, struct err *err);
+
+#endif

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run every test program and count TAP results.
+# A test program prints TAP lines ("ok N - name", "not ok N - name", "ok N - name # SKIP why");
+# cmocka binaries do so with CMOCKA_MESSAGE_OUTPUT=TAP. A program that exits non-zero without
+# reporting a failure counts as one failure, so a crash is never silent.
+# Usage: tests/run.sh [filter-substring]      env BUILD (default build), TEST_TIMEOUT (s, default 600)
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BUILD CTRUSTEE_BUILD=$BUILD CTRUSTEE_SHARED=${CTRUSTEE_SHARED:-$(cd .. && pwd)/shared}
+export CMOCKA_MESSAGE_OUTPUT=TAP PYTHONPATH=$PWD/$BUILD/gen/py:$PWD/tests/integration${PYTHONPATH:+:$PYTHONPATH}
+filter=${1:-}
+logs=$BUILD/test-logs
+mkdir -p "$logs"
+progs=()
+for f in $BUILD/tests/unit/* $BUILD/tests/conformance/*; do
+  [ -x "$f" ] && [ -f "$f" ] && progs+=("$f")
+done
+for f in tests/unit/test_*.py tests/integration/test_*.py tests/conformance/test_*.py tests/*/test_*.sh; do
+  [ -f "$f" ] && progs+=("$f")
+done
+pass=0 fail=0 skip=0
+start=$(date +%s)
+for p in "${progs[@]}"; do
+  case "$p" in *"$filter"*) ;; *) continue ;; esac
+  name=${p//\//_}
+  log=$logs/$name.log
+  t0=$(date +%s)
+  case "$p" in
+    *.py) timeout -k 10 "${TEST_TIMEOUT:-600}" /usr/bin/python3 "$p" >"$log" 2>&1 ;;
+    *.sh) timeout -k 10 "${TEST_TIMEOUT:-600}" bash "$p" >"$log" 2>&1 ;;
+    *) timeout -k 10 "${TEST_TIMEOUT:-600}" "$p" >"$log" 2>&1 ;;
+  esac
+  rc=$?
+  p_ok=$(grep -cE '^ok [0-9]+' "$log" | head -1)
+  p_skip=$(grep -cE '^ok [0-9]+.*# *(SKIP|skip)' "$log" | head -1)
+  p_fail=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
+  p_ok=$((p_ok - p_skip))
+  if [ "$rc" -ne 0 ] && [ "$p_fail" -eq 0 ]; then
+    p_fail=1
+    echo "not ok - $p exited with status $rc" >>"$log"
+  fi
+  pass=$((pass + p_ok)) fail=$((fail + p_fail)) skip=$((skip + p_skip))
+  status=PASS
+  [ "$p_fail" -gt 0 ] && status=FAIL
+  printf '%-4s %-60s %4d passed %3d failed %3d skipped (%ds)\n' "$status" "$p" "$p_ok" "$p_fail" "$p_skip" $(( $(date +%s) - t0 ))
+  if [ "$p_fail" -gt 0 ]; then
+    grep -E '^not ok' "$log" | head -20 | sed 's/^/     /'
+    echo "     --- last lines of $log:"
+    tail -15 "$log" | sed 's/^/     | /'
+  fi
+done
+echo "test run took $(( $(date +%s) - start ))s; logs in $logs/"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
