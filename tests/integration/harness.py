@@ -1,0 +1,197 @@
+"""Shared test harness: free loopback ports, real daemons, real redis-server, TAP output.
+
+Every integration test starts what it needs on ports it picks, and stops it at exit (also
+when the test fails). Daemons' logs go to build/test-logs/<test>/<name>.log so a failure
+can be read afterwards.
+"""
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, os.environ.get("CTRUSTEE_BUILD", "build"))
+BIN = os.path.join(BUILD, "bin")
+
+
+def shared_dir():
+    cand = [os.environ.get("CTRUSTEE_SHARED"), os.path.join(ROOT, "..", "shared"), "/work/shared"]
+    for c in cand:
+        if c and os.path.isdir(os.path.join(c, "testdata")):
+            return os.path.abspath(c)
+    raise RuntimeError("../shared/testdata not found (set CTRUSTEE_SHARED)")
+
+
+def testdata(*parts):
+    return os.path.join(shared_dir(), "testdata", *parts)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+_procs = []
+_tmpdirs = []
+
+
+def tmpdir(prefix="ctrustee-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _tmpdirs.append(d)
+    return d
+
+
+class Daemon:
+    """A child process listening on a TCP port; `args` is the full argv."""
+
+    def __init__(self, name, args, port, env=None, cwd=None, logdir=None):
+        self.name, self.args, self.port = name, list(args), port
+        self.env = dict(os.environ, **(env or {}))
+        self.cwd = cwd
+        test = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        self.logdir = logdir or os.path.join(BUILD, "test-logs", test)
+        os.makedirs(self.logdir, exist_ok=True)
+        self.logpath = os.path.join(self.logdir, name + ".log")
+        self.proc = None
+
+    def start(self, timeout=15.0):
+        log = open(self.logpath, "ab")
+        log.write(("\n=== start %s\n" % " ".join(self.args)).encode())
+        log.flush()
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=self.cwd, start_new_session=True)
+        log.close()
+        _procs.append(self)
+        if not wait_port(self.port, timeout, self.proc):
+            raise RuntimeError("%s did not listen on %d; log %s:\n%s" %
+                               (self.name, self.port, self.logpath, self.log_tail()))
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self, timeout=15.0):
+        self.stop()
+        return self.start(timeout)
+
+    def log_text(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=30):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def rss_kb(self):
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+
+class Redis(Daemon):
+    def __init__(self, port=None, datadir=None, aof=False):
+        port = port or free_port()
+        self.datadir = datadir or tmpdir("redis-")
+        args = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
+                "--bind", "127.0.0.1", "--dir", self.datadir, "--save", "",
+                "--appendonly", "yes" if aof else "no", "--protected-mode", "no"]
+        super().__init__("redis-%d" % port, args, port)
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+
+def _cleanup():
+    for d in reversed(_procs):
+        try:
+            d.stop(timeout=5)
+        except Exception:
+            pass
+    for t in _tmpdirs:
+        shutil.rmtree(t, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+class Tap:
+    """TAP producer: t.ok(cond, name, diag) ... t.done() (exits non-zero on any failure)."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, name), flush=True)
+        if not cond:
+            self.failed += 1
+            if diag:
+                for line in str(diag).splitlines():
+                    print("#   " + line)
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, "got:  %r\nwant: %r" % (got, want))
+
+    def skip(self, name, why):
+        self.n += 1
+        print("ok %d - %s # SKIP %s" % (self.n, name, why), flush=True)
+
+    def run(self, fn, *args):
+        """Run one test function; an exception is one failure named after the function."""
+        name = fn.__name__
+        try:
+            fn(self, *args)
+        except Exception:
+            self.ok(False, name, traceback.format_exc())
+
+    def done(self):
+        print("1..%d" % self.n)
+        sys.exit(1 if self.failed else 0)
