@@ -1,0 +1,428 @@
+/*
+ * kds: VCEK sources, cache and AMD KDS client (see kds.h).
+ *
+ * The memory cache is a small array under a mutex: a deployment sees a handful of chips and
+ * TCB versions, and a lookup is a few string compares next to a P-384 verification. Fetches
+ * are serialised by the same rate limiter, so a burst of attesters from one new chip costs
+ * one KDS request, not one per attester.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "as/kds.h"
+#include "log.h"
+
+#define MAX_SOURCES 8
+#define CACHE_MAX 256
+
+struct source {
+	int is_kds;
+	char loc[512]; /* base URL or directory */
+};
+
+struct entry {
+	char key[200]; /* "<hwid>/<tcb prefix>" */
+	uint8_t *der;
+	size_t len;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_mutex_t fetch_mu; /* one KDS request at a time, spaced by min_interval */
+	struct source src[MAX_SOURCES];
+	size_t nsrc;
+	char cache_dir[512];
+	char ca_file[512];
+	long min_interval_ms, retry_budget_ms, timeout_ms;
+	struct timespec last_fetch;
+	struct entry cache[CACHE_MAX];
+	size_t ncache, next_evict;
+	struct kds_stats stats;
+} kds = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.fetch_mu = PTHREAD_MUTEX_INITIALIZER,
+	.src = {{1, "https://kdsintf.amd.com"}},
+	.nsrc = 1,
+	.min_interval_ms = 10000,
+	.retry_budget_ms = 30000,
+	.timeout_ms = 10000,
+};
+
+static long opt_long(const json_t *cfg, const char *k, long def)
+{
+	json_t *v = json_object_get(cfg, k);
+	return json_is_integer(v) && json_integer_value(v) >= 0 ? (long)json_integer_value(v) : def;
+}
+
+static void opt_str(const json_t *cfg, const char *k, char *dst, size_t cap)
+{
+	json_t *v = json_object_get(cfg, k);
+	if (json_is_string(v))
+		snprintf(dst, cap, "%s", json_string_value(v));
+}
+
+int kds_configure(const json_t *cfg, struct err *err)
+{
+	json_t *list = json_object_get(cfg, "vcek_sources");
+	size_t i;
+	json_t *s;
+
+	pthread_mutex_lock(&kds.mu);
+	kds.min_interval_ms = opt_long(cfg, "min_interval_ms", 10000);
+	kds.retry_budget_ms = opt_long(cfg, "retry_budget_ms", 30000);
+	kds.timeout_ms = opt_long(cfg, "timeout_ms", 10000);
+	kds.cache_dir[0] = kds.ca_file[0] = '\0';
+	opt_str(cfg, "cache_dir", kds.cache_dir, sizeof(kds.cache_dir));
+	opt_str(cfg, "ca_file", kds.ca_file, sizeof(kds.ca_file));
+	if (json_is_array(list)) {
+		kds.nsrc = 0;
+		json_array_foreach(list, i, s) {
+			const char *type = json_string_value(json_object_get(s, "type"));
+			struct source *d;
+			if (kds.nsrc == MAX_SOURCES) {
+				pthread_mutex_unlock(&kds.mu);
+				return err_set(err, "snp_verifier.vcek_sources: at most %d sources",
+					       MAX_SOURCES);
+			}
+			d = &kds.src[kds.nsrc];
+			if (type != NULL && strcmp(type, "KDS") == 0) {
+				d->is_kds = 1;
+				snprintf(d->loc, sizeof(d->loc), "%s", "https://kdsintf.amd.com");
+				opt_str(s, "base_url", d->loc, sizeof(d->loc));
+			} else if (type != NULL && strcmp(type, "OfflineStore") == 0) {
+				d->is_kds = 0;
+				snprintf(d->loc, sizeof(d->loc), "%s",
+					 "/opt/confidential-containers/attestation-service/kds-store");
+				opt_str(s, "path", d->loc, sizeof(d->loc));
+			} else {
+				pthread_mutex_unlock(&kds.mu);
+				return err_set(err,
+					       "snp_verifier.vcek_sources[%zu]: type must be \"KDS\" "
+					       "or \"OfflineStore\"",
+					       i);
+			}
+			size_t l = strlen(d->loc);
+			while (l > 1 && d->loc[l - 1] == '/')
+				d->loc[--l] = '\0';
+			kds.nsrc++;
+		}
+	}
+	pthread_mutex_unlock(&kds.mu);
+	return 0;
+}
+
+static int cache_lookup(const char *key, uint8_t **der, size_t *len)
+{
+	int found = 0;
+	pthread_mutex_lock(&kds.mu);
+	for (size_t i = 0; i < kds.ncache; i++) {
+		if (strcmp(kds.cache[i].key, key) == 0) {
+			*der = malloc(kds.cache[i].len);
+			if (*der != NULL) {
+				memcpy(*der, kds.cache[i].der, kds.cache[i].len);
+				*len = kds.cache[i].len;
+				found = 1;
+				kds.stats.memory_hits++;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kds.mu);
+	return found;
+}
+
+static void cache_store(const char *key, const uint8_t *der, size_t len)
+{
+	uint8_t *copy = malloc(len);
+	if (copy == NULL)
+		return;
+	memcpy(copy, der, len);
+	pthread_mutex_lock(&kds.mu);
+	struct entry *e;
+	if (kds.ncache < CACHE_MAX) {
+		e = &kds.cache[kds.ncache++];
+	} else {
+		e = &kds.cache[kds.next_evict];
+		kds.next_evict = (kds.next_evict + 1) % CACHE_MAX;
+		free(e->der);
+	}
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->der = copy;
+	e->len = len;
+	pthread_mutex_unlock(&kds.mu);
+}
+
+static int read_file(const char *path, uint8_t **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	if (f == NULL)
+		return -1;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || n > 65536 ||
+	    fseek(f, 0, SEEK_SET) != 0) {
+		fclose(f);
+		return -1;
+	}
+	*buf = malloc((size_t)n);
+	if (*buf == NULL || fread(*buf, 1, (size_t)n, f) != (size_t)n) {
+		free(*buf);
+		*buf = NULL;
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return 0;
+}
+
+static int offline_lookup(const char *dir, const char *hwid, const char *prefix, uint8_t **der,
+			  size_t *len)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/vcek/%s/%s_vcek.der", dir, hwid, prefix);
+	if (read_file(path, der, len) == 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/vcek/%s/vcek.der", dir, hwid);
+	return read_file(path, der, len);
+}
+
+static void mkdirs(const char *path)
+{
+	char tmp[1024];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(tmp, 0755);
+			*p = '/';
+		}
+	}
+	mkdir(tmp, 0755);
+}
+
+static void disk_store(const char *hwid, const char *prefix, const uint8_t *der, size_t len)
+{
+	char dir[1024], path[1200], tmp[1300];
+	FILE *f;
+
+	if (kds.cache_dir[0] == '\0')
+		return;
+	snprintf(dir, sizeof(dir), "%s/vcek/%s", kds.cache_dir, hwid);
+	mkdirs(dir);
+	snprintf(path, sizeof(path), "%s/%s_vcek.der", dir, prefix);
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	f = fopen(tmp, "wb");
+	if (f == NULL)
+		return;
+	if (fwrite(der, 1, len, f) != len || fclose(f) != 0) {
+		unlink(tmp);
+		return;
+	}
+	if (rename(tmp, path) != 0)
+		unlink(tmp);
+}
+
+struct body {
+	uint8_t *buf;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+	struct body *b = ud;
+	size_t add = sz * n;
+	if (b->len + add > 65536)
+		return 0; /* a VCEK is ~1.3 KB; anything this large is not one */
+	uint8_t *nb = realloc(b->buf, b->len + add);
+	if (nb == NULL)
+		return 0;
+	memcpy(nb + b->len, p, add);
+	b->buf = nb;
+	b->len += add;
+	return add;
+}
+
+static long ms_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* One GET; returns the HTTP status (0 on transport failure) and Retry-After seconds. */
+static long http_get(const char *url, struct body *b, long *retry_after, char *cerr, size_t cap)
+{
+	CURL *c = curl_easy_init();
+	long code = 0;
+	curl_off_t ra = -1;
+	char ebuf[CURL_ERROR_SIZE] = "";
+
+	if (c == NULL) {
+		snprintf(cerr, cap, "cannot create an HTTP client");
+		return 0;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, kds.timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, kds.timeout_ms);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+	if (kds.ca_file[0] != '\0')
+		curl_easy_setopt(c, CURLOPT_CAINFO, kds.ca_file);
+	CURLcode rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra);
+	} else {
+		snprintf(cerr, cap, "%s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
+	}
+	*retry_after = ra;
+	curl_easy_cleanup(c);
+	return code;
+}
+
+static int kds_fetch(const char *base, const struct snp_report *r, const char *hwid,
+		     const char *key, uint8_t **der, size_t *len, struct err *err)
+{
+	char url[1400], q[160], cerr[CURL_ERROR_SIZE + 64] = "";
+	struct timespec start;
+	long waited;
+
+	snp_kds_query(r, q, sizeof(q));
+	snprintf(url, sizeof(url), "%s/vcek/v1/%s/%s?%s", base, snp_gen_name(r->gen), hwid, q);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pthread_mutex_lock(&kds.fetch_mu);
+	/* another worker may have fetched it while we waited for the limiter */
+	if (cache_lookup(key, der, len)) {
+		pthread_mutex_unlock(&kds.fetch_mu);
+		return 0;
+	}
+	for (;;) {
+		/* space requests: KDS throttles an address that asks too often */
+		if (kds.last_fetch.tv_sec != 0) {
+			long since = ms_since(&kds.last_fetch);
+			if (since < kds.min_interval_ms)
+				sleep_ms(kds.min_interval_ms - since);
+		}
+		struct body b = {0};
+		long retry_after = -1;
+		long code = http_get(url, &b, &retry_after, cerr, sizeof(cerr));
+		clock_gettime(CLOCK_MONOTONIC, &kds.last_fetch);
+		if (code == 200 && b.len > 0) {
+			kds.stats.kds_fetches++;
+			pthread_mutex_unlock(&kds.fetch_mu);
+			*der = b.buf;
+			*len = b.len;
+			return 0;
+		}
+		free(b.buf);
+		kds.stats.kds_errors++;
+		waited = ms_since(&start);
+		if (code == 429 || code == 503) {
+			kds.stats.kds_429 += code == 429;
+			long delay = retry_after >= 0 ? retry_after * 1000 : 2000;
+			if (waited + delay <= kds.retry_budget_ms) {
+				log_warn("AMD KDS answered %ld for %s; retrying in %ld ms", code, url,
+					 delay);
+				sleep_ms(delay);
+				continue;
+			}
+			pthread_mutex_unlock(&kds.fetch_mu);
+			return err_set(err, "AMD KDS at %s is rate-limiting (HTTP %ld) and no "
+					    "cached VCEK exists for chip %.16s…",
+				       base, code, hwid);
+		}
+		pthread_mutex_unlock(&kds.fetch_mu);
+		if (code == 0)
+			return err_set(err, "AMD KDS at %s unreachable: %s", base, cerr);
+		return err_set(err, "AMD KDS at %s answered HTTP %ld for chip %.16s…", base, code,
+			       hwid);
+	}
+}
+
+int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct err *err)
+{
+	char hwid[129], prefix[64], key[200];
+	struct source src[MAX_SOURCES];
+	size_t nsrc;
+	int all_zero = 1;
+
+	for (int i = 0; i < 64; i++)
+		all_zero &= r->chip_id[i] == 0;
+	if (all_zero)
+		return err_set(err, "the report's chip_id is all zeros (MASK_CHIP_ID set): no VCEK "
+				    "can be looked up; supply the VCEK in the evidence");
+	if (r->gen == SNP_GEN_UNKNOWN)
+		return err_set(err, "cannot look up a VCEK: unknown processor generation");
+	snp_hwid_hex(r, hwid);
+	snp_tcb_prefix(r, prefix, sizeof(prefix));
+	snprintf(key, sizeof(key), "%s/%s", hwid, prefix);
+	if (cache_lookup(key, der, len))
+		return 0;
+	pthread_mutex_lock(&kds.mu);
+	memcpy(src, kds.src, sizeof(src));
+	nsrc = kds.nsrc;
+	pthread_mutex_unlock(&kds.mu);
+	if (kds.cache_dir[0] != '\0' && offline_lookup(kds.cache_dir, hwid, prefix, der, len) == 0) {
+		kds.stats.disk_hits++;
+		cache_store(key, *der, *len);
+		return 0;
+	}
+	struct err last = {0};
+	snprintf(last.msg, sizeof(last.msg), "no VCEK source is configured");
+	for (size_t i = 0; i < nsrc; i++) {
+		if (!src[i].is_kds) {
+			if (offline_lookup(src[i].loc, hwid, prefix, der, len) == 0) {
+				kds.stats.disk_hits++;
+				cache_store(key, *der, *len);
+				return 0;
+			}
+			err_set(&last, "no VCEK for chip %.16s… in the offline store %s", hwid,
+				src[i].loc);
+			continue;
+		}
+		if (kds_fetch(src[i].loc, r, hwid, key, der, len, &last) == 0) {
+			cache_store(key, *der, *len);
+			disk_store(hwid, prefix, *der, *len);
+			return 0;
+		}
+	}
+	if (err != NULL)
+		*err = last;
+	return -1;
+}
+
+void kds_get_stats(struct kds_stats *out)
+{
+	pthread_mutex_lock(&kds.mu);
+	*out = kds.stats;
+	pthread_mutex_unlock(&kds.mu);
+}
+
+void kds_reset(void)
+{
+	pthread_mutex_lock(&kds.mu);
+	for (size_t i = 0; i < kds.ncache; i++)
+		free(kds.cache[i].der);
+	kds.ncache = kds.next_evict = 0;
+	memset(&kds.stats, 0, sizeof(kds.stats));
+	kds.last_fetch.tv_sec = 0;
+	pthread_mutex_unlock(&kds.mu);
+}

@@ -1,0 +1,250 @@
+/*
+ * snp verifier (as-rvps.md §5.5): an AMD SEV-SNP report, its VEK chained to AMD's roots,
+ * bound to the expected report data (64 bytes) and init-data hash (HOST_DATA, 32 bytes).
+ *
+ * Evidence: {"attestation_report": <sev-crate JSON object>, "cert_chain": [...] | null}.
+ * As an extension, "attestation_report" may also be the standard base64 of the raw
+ * 1184-byte report. The VEK comes from cert_chain, else from the test/CLI option "vcek"
+ * (a file), else from the configured VCEK sources (kds.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "as/kds.h"
+#include "as/snp.h"
+#include "as/verifier.h"
+#include "b64.h"
+#include "config.h"
+
+static int snp_init(const json_t *verifier_config, struct err *err)
+{
+	return kds_configure(json_object_get(verifier_config, "snp_verifier"), err);
+}
+
+static json_t *hex_json(const uint8_t *p, size_t n)
+{
+	char *h = hex_encode(p, n);
+	json_t *s = h ? json_string(h) : NULL;
+	free(h);
+	return s;
+}
+
+/* cert_chain entry data: a JSON array of byte values. */
+static int chain_bytes(const json_t *data, uint8_t **out, size_t *len, struct err *err)
+{
+	size_t i, n = json_array_size(data);
+	json_t *e;
+
+	if (!json_is_array(data) || n == 0 || n > 65536)
+		return err_set(err, "cert_chain entry `data` must be a non-empty byte array");
+	*out = malloc(n);
+	if (*out == NULL)
+		return err_set(err, "out of memory");
+	json_array_foreach(data, i, e) {
+		if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255) {
+			free(*out);
+			return err_set(err, "cert_chain entry `data`[%zu] is not a byte", i);
+		}
+		(*out)[i] = (uint8_t)json_integer_value(e);
+	}
+	*len = n;
+	return 0;
+}
+
+static X509 *der_to_x509(const uint8_t *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	return d2i_X509(NULL, &p, (long)len);
+}
+
+struct chain {
+	X509 *ark, *ask;
+	uint8_t *vek_der;
+	size_t vek_len;
+	int vek_declared_vlek;
+};
+
+static void chain_free(struct chain *c)
+{
+	X509_free(c->ark);
+	X509_free(c->ask);
+	free(c->vek_der);
+}
+
+static int parse_cert_chain(const json_t *arr, struct chain *c, struct err *err)
+{
+	size_t i;
+	json_t *e;
+
+	if (arr == NULL || json_is_null(arr))
+		return 0;
+	if (!json_is_array(arr))
+		return err_set(err, "`cert_chain` must be an array or null");
+	json_array_foreach(arr, i, e) {
+		const char *type = json_string_value(json_object_get(e, "cert_type"));
+		uint8_t *der = NULL;
+		size_t len = 0;
+		if (type == NULL)
+			continue; /* {"OTHER": uuid} and other unknown kinds */
+		if (strcmp(type, "Empty") == 0 || strcmp(type, "CRL") == 0)
+			continue;
+		if (chain_bytes(json_object_get(e, "data"), &der, &len, err) < 0)
+			return err_prefix(err, "cert_chain[%zu] (%s)", i, type);
+		if ((strcmp(type, "VCEK") == 0 || strcmp(type, "VLEK") == 0) && c->vek_der == NULL) {
+			c->vek_der = der;
+			c->vek_len = len;
+			c->vek_declared_vlek = strcmp(type, "VLEK") == 0;
+			continue;
+		}
+		X509 **slot = strcmp(type, "ARK") == 0 ? &c->ark
+			      : strcmp(type, "ASK") == 0 ? &c->ask
+							 : NULL;
+		if (slot != NULL && *slot == NULL) {
+			*slot = der_to_x509(der, len);
+			if (*slot == NULL) {
+				free(der);
+				return err_set(err, "cert_chain %s is not a DER certificate", type);
+			}
+		}
+		free(der);
+	}
+	return 0;
+}
+
+static int load_report(const json_t *ev, struct snp_report *r, struct err *err)
+{
+	json_t *rep = json_object_get(ev, "attestation_report");
+
+	if (json_is_object(rep))
+		return snp_report_from_json(rep, r, err);
+	if (json_is_string(rep)) {
+		uint8_t *raw;
+		size_t len;
+		if (b64_decode(json_string_value(rep), json_string_length(rep),
+			       B64_STD | B64_LENIENT, &raw, &len) < 0)
+			return err_set(err, "`attestation_report` is not base64");
+		int rc = snp_report_parse(raw, len, SNP_GEN_UNKNOWN, r, err);
+		free(raw);
+		return rc;
+	}
+	return err_set(err, "SNP evidence lacks `attestation_report`");
+}
+
+static int find_vek(const struct verify_request *req, const struct snp_report *r,
+		    struct chain *c, struct snp_vek *vek, struct err *err)
+{
+	const char *vpath = json_string_value(json_object_get(req->options, "vcek"));
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (c->vek_der != NULL) {
+		if (snp_vek_load(c->vek_der, c->vek_len, vek, err) < 0)
+			return -1;
+		if (vek->is_vlek != c->vek_declared_vlek)
+			return err_set(err, "cert_chain declares a %s but the certificate is a %s",
+				       c->vek_declared_vlek ? "VLEK" : "VCEK",
+				       vek->is_vlek ? "VLEK" : "VCEK");
+		return 0;
+	}
+	if (vpath != NULL) {
+		char *buf = file_read_all(vpath, &len, err);
+		if (buf == NULL)
+			return -1;
+		rc = snp_vek_load((const uint8_t *)buf, len, vek, err);
+		free(buf);
+		return rc;
+	}
+	if (kds_get_vcek(r, &der, &len, err) < 0)
+		return -1;
+	rc = snp_vek_load(der, len, vek, err);
+	free(der);
+	return rc;
+}
+
+static json_t *snp_claims(const struct snp_report *r)
+{
+	json_t *c = json_object();
+	uint64_t p = r->policy;
+
+	json_object_set_new(c, "policy_abi_major", json_integer((p >> 8) & 0xff));
+	json_object_set_new(c, "policy_abi_minor", json_integer(p & 0xff));
+	json_object_set_new(c, "policy_smt_allowed", json_boolean((p >> 16) & 1));
+	json_object_set_new(c, "policy_migrate_ma", json_boolean((p >> 18) & 1));
+	json_object_set_new(c, "policy_debug_allowed", json_boolean((p >> 19) & 1));
+	json_object_set_new(c, "policy_single_socket", json_boolean((p >> 20) & 1));
+	json_object_set_new(c, "reported_tcb_bootloader", json_integer(r->reported_tcb.bootloader));
+	json_object_set_new(c, "reported_tcb_tee", json_integer(r->reported_tcb.tee));
+	json_object_set_new(c, "reported_tcb_snp", json_integer(r->reported_tcb.snp));
+	json_object_set_new(c, "reported_tcb_microcode", json_integer(r->reported_tcb.microcode));
+	json_object_set_new(c, "platform_tsme_enabled", json_boolean((r->plat_info >> 1) & 1));
+	json_object_set_new(c, "platform_smt_enabled", json_boolean(r->plat_info & 1));
+	json_object_set_new(c, "measurement", hex_json(r->measurement, 48));
+	json_object_set_new(c, "chip_id", hex_json(r->chip_id, 64));
+	json_object_set_new(c, "report_data", hex_json(r->report_data, 64));
+	json_object_set_new(c, "init_data", hex_json(r->host_data, 32));
+	return c;
+}
+
+static int snp_verify(const struct verify_request *req, struct verify_result *out,
+		      struct err *err)
+{
+	struct snp_report r;
+	struct snp_vek vek = {0};
+	struct chain c = {0};
+	int rc = -1;
+
+	if (!json_is_object(req->evidence))
+		return err_set(err, "SNP evidence must be a JSON object");
+	if (load_report(req->evidence, &r, err) < 0 ||
+	    parse_cert_chain(json_object_get(req->evidence, "cert_chain"), &c, err) < 0)
+		goto out;
+	if (find_vek(req, &r, &c, &vek, err) < 0)
+		goto out;
+	if (r.gen == SNP_GEN_UNKNOWN)
+		r.gen = vek.gen; /* v2 reports carry no CPUID: trust the VEK's product name */
+	if (r.gen == SNP_GEN_UNKNOWN) {
+		err_set(err, "cannot tell the processor generation of a v2 report whose VEK "
+			     "names no product");
+		goto out;
+	}
+	if (vek.gen != SNP_GEN_UNKNOWN && vek.gen != r.gen) {
+		err_set(err, "report is from %s but the %s is for %s", snp_gen_name(r.gen),
+			vek.is_vlek ? "VLEK" : "VCEK", snp_gen_name(vek.gen));
+		goto out;
+	}
+	if (snp_vek_verify_chain(&vek, r.gen, c.ark, c.ask, req->now, err) < 0 ||
+	    snp_report_verify(&r, &vek, err) < 0)
+		goto out;
+	if (req->report_data != NULL) {
+		uint8_t want[64];
+		verifier_regularize(req->report_data, req->report_data_len, want, sizeof(want));
+		if (memcmp(want, r.report_data, 64) != 0) {
+			err_set(err, "SNP report_data does not match the expected runtime data hash");
+			goto out;
+		}
+	}
+	if (req->init_data_hash != NULL) {
+		uint8_t want[32];
+		verifier_regularize(req->init_data_hash, req->init_data_hash_len, want,
+				    sizeof(want));
+		if (memcmp(want, r.host_data, 32) != 0) {
+			err_set(err, "SNP HOST_DATA does not match the expected init-data hash");
+			goto out;
+		}
+	}
+	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
+	out->items[0].claims = snp_claims(&r);
+	out->n = 1;
+	rc = 0;
+out:
+	snp_vek_free(&vek);
+	chain_free(&c);
+	return rc;
+}
+
+const struct verifier verifier_snp = {
+	.tee = "snp",
+	.init = snp_init,
+	.verify = snp_verify,
+};
