@@ -119,6 +119,12 @@ static void decode_tcbs(struct snp_report *r)
 	tcb_decode(r->raw + 0x1F0, r->gen, &r->launch_tcb);
 }
 
+void snp_report_set_gen(struct snp_report *r, enum snp_gen gen)
+{
+	r->gen = gen;
+	decode_tcbs(r);
+}
+
 int snp_report_parse(const uint8_t *buf, size_t len, enum snp_gen hint, struct snp_report *out,
 		     struct err *err)
 {

@@ -48,6 +48,8 @@ int snp_report_parse(const uint8_t *buf, size_t len, enum snp_gen hint, struct s
 /* Rebuild the ABI form from the sev-crate JSON object and parse it. */
 int snp_report_from_json(const json_t *j, struct snp_report *out, struct err *err);
 
+/* Set the generation of a v2 report (known only from its VEK) and re-decode its TCBs. */
+void snp_report_set_gen(struct snp_report *r, enum snp_gen gen);
 const char *snp_gen_name(enum snp_gen g); /* "Milan", "Genoa", "Turin" */
 enum snp_gen snp_gen_from_cpuid(uint8_t fam, uint8_t mod);
 

@@ -201,8 +201,8 @@ static int snp_verify(const struct verify_request *req, struct verify_result *ou
 		goto out;
 	if (find_vek(req, &r, &c, &vek, err) < 0)
 		goto out;
-	if (r.gen == SNP_GEN_UNKNOWN)
-		r.gen = vek.gen; /* v2 reports carry no CPUID: trust the VEK's product name */
+	if (r.gen == SNP_GEN_UNKNOWN) /* v2 reports carry no CPUID: use the VEK's product */
+		snp_report_set_gen(&r, vek.gen);
 	if (r.gen == SNP_GEN_UNKNOWN) {
 		err_set(err, "cannot tell the processor generation of a v2 report whose VEK "
 			     "names no product");

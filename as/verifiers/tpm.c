@@ -1,0 +1,90 @@
+/*
+ * tpm verifier (as-rvps.md §5.8): a TPM 2.0 quote signed by the attestation key the
+ * evidence names. The AK is NOT trusted here: the policy decides whether `tpm.ak_public`
+ * is a known key (the default CPU policy looks it up in the `trusted_aks` reference value).
+ *
+ * Evidence: {"ak_public": b64 DER SPKI, "tpm_quote": {"signature": b64 TPMT_SIGNATURE,
+ * "message": b64 TPMS_ATTEST, "pcrs": [hex SHA-256 PCR values, in selection order]}}.
+ */
+#include <openssl/x509.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "as/tpm.h"
+#include "as/verifier.h"
+#include "b64.h"
+
+static EVP_PKEY *load_ak(const json_t *v, struct err *err)
+{
+	uint8_t *der;
+	size_t len;
+	const unsigned char *p;
+	EVP_PKEY *k;
+
+	if (!json_is_string(v))
+		return err_set(err, "TPM evidence lacks `ak_public`"), NULL;
+	if (b64_decode(json_string_value(v), json_string_length(v), B64_STD | B64_LENIENT, &der,
+		       &len) < 0)
+		return err_set(err, "`ak_public` is not base64"), NULL;
+	p = der;
+	k = d2i_PUBKEY(NULL, &p, (long)len);
+	if (k == NULL || p != der + len) {
+		EVP_PKEY_free(k);
+		k = NULL;
+		err_set(err, "`ak_public` is not a DER SubjectPublicKeyInfo");
+	}
+	free(der);
+	return k;
+}
+
+static int tpm_verify(const struct verify_request *req, struct verify_result *out,
+		      struct err *err)
+{
+	struct tpm_quote q;
+	EVP_PKEY *ak;
+	int rc = -1;
+
+	if (!json_is_object(req->evidence))
+		return err_set(err, "TPM evidence must be a JSON object");
+	ak = load_ak(json_object_get(req->evidence, "ak_public"), err);
+	if (ak == NULL)
+		return -1;
+	if (tpm_quote_from_json(json_object_get(req->evidence, "tpm_quote"), TPM_JSON_B64_TPMT, &q,
+				err) < 0) {
+		EVP_PKEY_free(ak);
+		return -1;
+	}
+	if (tpm_quote_verify(&q, ak, err) < 0)
+		goto out;
+	if (req->report_data != NULL &&
+	    tpm_check_nonce(&q, req->report_data, req->report_data_len, 1, err) < 0)
+		goto out;
+	if (req->init_data_hash != NULL &&
+	    tpm_check_pcr8(&q, req->init_data_hash, req->init_data_hash_len, err) < 0)
+		goto out;
+	json_t *c = json_object();
+	json_object_set(c, "ak_public", json_object_get(req->evidence, "ak_public"));
+	tpm_pcr_claims(&q, c);
+	char *nonce = hex_encode(q.attest.extra_data, q.attest.extra_data_len);
+	json_object_set_new(c, "report_data", json_string(nonce ? nonce : ""));
+	free(nonce);
+	const uint8_t *pcr8 = tpm_pcr(&q, 8);
+	if (pcr8 != NULL) {
+		char *h = hex_encode(pcr8, 32);
+		json_object_set_new(c, "init_data", json_string(h ? h : ""));
+		free(h);
+	}
+	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
+	out->items[0].claims = c;
+	out->n = 1;
+	rc = 0;
+out:
+	tpm_quote_free(&q);
+	EVP_PKEY_free(ak);
+	return rc;
+}
+
+const struct verifier verifier_tpm = {
+	.tee = "tpm",
+	.verify = tpm_verify,
+};
