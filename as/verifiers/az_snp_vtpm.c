@@ -1,0 +1,202 @@
+/*
+ * az-snp-vtpm verifier (as-rvps.md §5.6): an Azure SEV-SNP confidential VM. The vTPM's
+ * quote carries the nonce; the HCL report ties the vTPM's attestation key to an SNP report
+ * (SNP report_data[0..32] = SHA-256 of the HCL variable data that holds the AK); the SNP
+ * report is verified to AMD's roots like the `snp` verifier does. Claims are strings.
+ *
+ * Evidence v1/v2: {"version", "tpm_quote": {hex signature, message, pcrs}, "hcl_report":
+ * b64url, "vcek": b64url DER}; v0: {"quote": {byte arrays}, "report": [bytes], "vcek": PEM}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "as/hcl.h"
+#include "as/snp.h"
+#include "as/tpm.h"
+#include "as/verifier.h"
+#include "b64.h"
+
+struct az_evidence {
+	int version;
+	struct tpm_quote quote;
+	uint8_t *hcl;
+	size_t hcl_len;
+	uint8_t *vcek;
+	size_t vcek_len;
+};
+
+static void az_evidence_free(struct az_evidence *e)
+{
+	tpm_quote_free(&e->quote);
+	free(e->hcl);
+	free(e->vcek);
+}
+
+static int b64url_field(const json_t *ev, const char *k, uint8_t **out, size_t *len,
+			struct err *err)
+{
+	json_t *v = json_object_get(ev, k);
+	if (!json_is_string(v) || b64_decode(json_string_value(v), json_string_length(v),
+					     B64_URL | B64_LENIENT, out, len) < 0)
+		return err_set(err, "az-snp-vtpm evidence `%s` must be base64url", k);
+	return 0;
+}
+
+static int parse_evidence(const json_t *ev, struct az_evidence *e, struct err *err)
+{
+	json_t *ver = json_object_get(ev, "version");
+
+	memset(e, 0, sizeof(*e));
+	if (!json_is_object(ev))
+		return err_set(err, "az-snp-vtpm evidence must be a JSON object");
+	if (json_is_integer(ver)) {
+		e->version = (int)json_integer_value(ver);
+		if (e->version != 1 && e->version != 2)
+			return err_set(err, "az-snp-vtpm evidence version %d is not 0, 1 or 2",
+				       e->version);
+		if (tpm_quote_from_json(json_object_get(ev, "tpm_quote"), TPM_JSON_HEX_RAW,
+					&e->quote, err) < 0)
+			return -1;
+		if (b64url_field(ev, "hcl_report", &e->hcl, &e->hcl_len, err) < 0 ||
+		    b64url_field(ev, "vcek", &e->vcek, &e->vcek_len, err) < 0)
+			return -1;
+		return 0;
+	}
+	e->version = 0;
+	if (tpm_quote_from_json(json_object_get(ev, "quote"), TPM_JSON_BYTES_RAW, &e->quote,
+				err) < 0)
+		return -1;
+	if (tpm_json_bytes(json_object_get(ev, "report"), TPM_JSON_BYTES_RAW, &e->hcl, &e->hcl_len,
+			   err) < 0)
+		return err_prefix(err, "az-snp-vtpm evidence `report`");
+	json_t *pem = json_object_get(ev, "vcek");
+	if (!json_is_string(pem))
+		return err_set(err, "az-snp-vtpm evidence `vcek` must be a PEM string");
+	e->vcek_len = json_string_length(pem);
+	e->vcek = malloc(e->vcek_len + 1);
+	if (e->vcek == NULL)
+		return err_set(err, "out of memory");
+	memcpy(e->vcek, json_string_value(pem), e->vcek_len + 1);
+	return 0;
+}
+
+static json_t *str_u(unsigned long long v)
+{
+	char b[32];
+	snprintf(b, sizeof(b), "%llu", v);
+	return json_string(b);
+}
+
+static json_t *str_b(int v)
+{
+	return json_string(v ? "true" : "false");
+}
+
+static json_t *az_claims(const struct snp_report *r, const struct tpm_quote *q)
+{
+	json_t *c = json_object(), *tpm = json_object();
+	uint64_t p = r->policy;
+	char *s;
+
+	json_object_set_new(c, "policy_abi_major", str_u((p >> 8) & 0xff));
+	json_object_set_new(c, "policy_abi_minor", str_u(p & 0xff));
+	json_object_set_new(c, "policy_smt_allowed", str_b((p >> 16) & 1));
+	json_object_set_new(c, "policy_migrate_ma", str_b((p >> 18) & 1));
+	json_object_set_new(c, "policy_debug_allowed", str_b((p >> 19) & 1));
+	json_object_set_new(c, "policy_single_socket", str_b((p >> 20) & 1));
+	json_object_set_new(c, "reported_tcb_bootloader", str_u(r->reported_tcb.bootloader));
+	json_object_set_new(c, "reported_tcb_tee", str_u(r->reported_tcb.tee));
+	json_object_set_new(c, "reported_tcb_snp", str_u(r->reported_tcb.snp));
+	json_object_set_new(c, "reported_tcb_microcode", str_u(r->reported_tcb.microcode));
+	json_object_set_new(c, "platform_tsme_enabled", str_b((r->plat_info >> 1) & 1));
+	json_object_set_new(c, "platform_smt_enabled", str_b(r->plat_info & 1));
+	s = b64_encode(r->measurement, 48, B64_STD);
+	json_object_set_new(c, "measurement", json_string(s ? s : ""));
+	free(s);
+	tpm_pcr_claims(q, tpm);
+	json_object_set_new(c, "tpm", tpm);
+	s = hex_encode(q->attest.extra_data, q->attest.extra_data_len);
+	json_object_set_new(c, "report_data", json_string(s ? s : ""));
+	free(s);
+	const uint8_t *pcr8 = tpm_pcr(q, 8);
+	if (q->n_pcrs > 8 && pcr8 != NULL)
+		s = hex_encode(pcr8, 32);
+	else
+		s = b64_encode(r->host_data, 32, B64_STD);
+	json_object_set_new(c, "init_data", json_string(s ? s : ""));
+	free(s);
+	return c;
+}
+
+static int az_snp_verify(const struct verify_request *req, struct verify_result *out,
+			 struct err *err)
+{
+	struct az_evidence e;
+	struct hcl_report h = {0};
+	struct snp_report r;
+	struct snp_vek vek = {0};
+	EVP_PKEY *ak = NULL;
+	int rc = -1;
+
+	if (req->report_data == NULL)
+		return err_set(err, "az-snp-vtpm needs the expected report data, which was not "
+				    "provided");
+	if (parse_evidence(req->evidence, &e, err) < 0)
+		goto out;
+	if (hcl_report_parse(e.hcl, e.hcl_len, &h, err) < 0)
+		goto out;
+	if (h.report_type != HCL_REPORT_TYPE_SNP) {
+		err_set(err, "HCL report holds a TDX report, not an SNP report");
+		goto out;
+	}
+	if ((ak = hcl_ak_pub(&h, err)) == NULL)
+		goto out;
+	if (tpm_quote_verify(&e.quote, ak, err) < 0 ||
+	    tpm_check_nonce(&e.quote, req->report_data, req->report_data_len, 0, err) < 0)
+		goto out;
+	if (snp_report_parse(h.hw_report, SNP_REPORT_SIZE, SNP_GEN_UNKNOWN, &r, err) < 0)
+		goto out;
+	if (memcmp(r.report_data, h.var_data_sha256, 32) != 0) {
+		err_set(err, "HCL variable data digest doesn't match SNP report data");
+		goto out;
+	}
+	if (e.version == 2) {
+		uint8_t *ud;
+		size_t udlen;
+		if (hcl_user_data(&h, &ud, &udlen, err) < 0)
+			goto out;
+		int same = udlen >= req->report_data_len &&
+			   memcmp(ud, req->report_data, req->report_data_len) == 0;
+		free(ud);
+		if (!same) {
+			err_set(err, "User-data in HCL variable data doesn't match report_data");
+			goto out;
+		}
+	}
+	if (snp_vek_load(e.vcek, e.vcek_len, &vek, err) < 0)
+		goto out;
+	if (r.gen == SNP_GEN_UNKNOWN)
+		snp_report_set_gen(&r, vek.gen);
+	if (snp_vek_verify_chain(&vek, r.gen, NULL, NULL, req->now, err) < 0 ||
+	    snp_report_verify(&r, &vek, err) < 0)
+		goto out;
+	if (req->init_data_hash != NULL &&
+	    tpm_check_pcr8(&e.quote, req->init_data_hash, req->init_data_hash_len, err) < 0)
+		goto out;
+	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
+	out->items[0].claims = az_claims(&r, &e.quote);
+	out->n = 1;
+	rc = 0;
+out:
+	EVP_PKEY_free(ak);
+	snp_vek_free(&vek);
+	hcl_report_free(&h);
+	az_evidence_free(&e);
+	return rc;
+}
+
+const struct verifier verifier_az_snp_vtpm = {
+	.tee = "az-snp-vtpm",
+	.verify = az_snp_verify,
+};
