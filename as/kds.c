@@ -369,8 +369,6 @@ int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct 
 	if (all_zero)
 		return err_set(err, "the report's chip_id is all zeros (MASK_CHIP_ID set): no VCEK "
 				    "can be looked up; supply the VCEK in the evidence");
-	if (r->gen == SNP_GEN_UNKNOWN)
-		return err_set(err, "cannot look up a VCEK: unknown processor generation");
 	snp_hwid_hex(r, hwid);
 	snp_tcb_prefix(r, prefix, sizeof(prefix));
 	snprintf(key, sizeof(key), "%s/%s", hwid, prefix);
@@ -396,6 +394,12 @@ int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct 
 			}
 			err_set(&last, "no VCEK for chip %.16s… in the offline store %s", hwid,
 				src[i].loc);
+			continue;
+		}
+		if (r->gen == SNP_GEN_UNKNOWN) {
+			err_set(&last, "report version %u carries no CPUID, so the KDS product line "
+				       "is unknown; supply the VCEK in the evidence or an offline store",
+				r->version);
 			continue;
 		}
 		if (kds_fetch(src[i].loc, r, hwid, key, der, len, &last) == 0) {

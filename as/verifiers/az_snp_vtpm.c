@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "as/hcl.h"
 #include "as/snp.h"
@@ -178,7 +179,8 @@ static int az_snp_verify(const struct verify_request *req, struct verify_result 
 		goto out;
 	if (r.gen == SNP_GEN_UNKNOWN)
 		snp_report_set_gen(&r, vek.gen);
-	if (snp_vek_verify_chain(&vek, r.gen, NULL, NULL, req->now, err) < 0 ||
+	if (snp_vek_verify_chain(&vek, r.gen, NULL, NULL, req->now ? req->now : time(NULL),
+				 err) < 0 ||
 	    snp_report_verify(&r, &vek, err) < 0)
 		goto out;
 	if (req->init_data_hash != NULL &&

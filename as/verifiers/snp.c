@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "as/kds.h"
 #include "as/snp.h"
@@ -213,7 +214,7 @@ static int snp_verify(const struct verify_request *req, struct verify_result *ou
 			vek.is_vlek ? "VLEK" : "VCEK", snp_gen_name(vek.gen));
 		goto out;
 	}
-	if (snp_vek_verify_chain(&vek, r.gen, c.ark, c.ask, req->now, err) < 0 ||
+	if (snp_vek_verify_chain(&vek, r.gen, c.ark, c.ask, req->now ? req->now : time(NULL), err) < 0 ||
 	    snp_report_verify(&r, &vek, err) < 0)
 		goto out;
 	if (req->report_data != NULL) {
