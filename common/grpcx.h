@@ -28,7 +28,7 @@
  * writes a human sentence into err->msg, sent as grpc-message. Handlers run on worker
  * threads concurrently. */
 typedef int (*grpcx_handler)(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
-			     size_t *resp_len, struct err *err);
+                             size_t *resp_len, struct err *err);
 
 struct grpcx_server;
 
@@ -44,6 +44,15 @@ int grpcx_server_port(const struct grpcx_server *s);
 void grpcx_server_wait(struct grpcx_server *s);
 void grpcx_server_shutdown(struct grpcx_server *s);
 void grpcx_server_free(struct grpcx_server *s);
+/* Make SIGTERM and SIGINT call grpcx_server_shutdown(s) (one server per process); also
+ * ignores SIGPIPE. grpcx_server_shutdown is async-signal-safe: it only wakes
+ * grpcx_server_wait, which does the graceful teardown (running calls get up to 5 s). */
+int grpcx_server_handle_signals(struct grpcx_server *s);
+/* TLS variant of grpcx_server_new: PEM texts (not paths). client_ca_pem non-NULL makes the
+ * server require and verify client certificates (mutual TLS). */
+struct grpcx_server *grpcx_server_new_tls(const char *addr, int workers, const char *cert_pem,
+                                          const char *key_pem, const char *client_ca_pem,
+                                          struct err *err);
 
 struct grpcx_client;
 
@@ -52,7 +61,11 @@ struct grpcx_client *grpcx_client_new(const char *target, struct err *err);
 /* Returns the gRPC status (GRPCX_OK = 0, >0 status from the peer or transport) or -1 on a
  * local error; err->msg holds the status message. *resp is malloc'd on success. */
 int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, size_t req_len,
-	       uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err);
+               uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err);
 void grpcx_client_free(struct grpcx_client *c);
+/* TLS client: ca_pem (NULL = system roots), optional client cert/key PEM texts. */
+struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem,
+                                          const char *cert_pem, const char *key_pem,
+                                          struct err *err);
 
 #endif
