@@ -92,7 +92,8 @@ static int bb_to_bytes(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
 
 static grpc_byte_buffer *bytes_to_bb(const uint8_t *buf, size_t len)
 {
-	grpc_slice sl = grpc_slice_from_copied_buffer((const char *)buf, len);
+	grpc_slice sl =
+	    len ? grpc_slice_from_copied_buffer((const char *)buf, len) : grpc_empty_slice();
 	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
 	grpc_slice_unref(sl);
 	return bb;

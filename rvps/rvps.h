@@ -24,4 +24,31 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err);
  * Returns 0 (found or not) or -1 on a storage error. */
 int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err);
 
+/* ---- gRPC side (rvps/grpc_service.c, rvps/client.c) ---- */
+
+struct grpcx_server;
+struct grpcx_client;
+
+#define RVPS_SERVICE "reference.ReferenceValueProviderService"
+#define RVPS_METHOD_QUERY "/reference.ReferenceValueProviderService/QueryReferenceValue"
+#define RVPS_METHOD_REGISTER "/reference.ReferenceValueProviderService/RegisterReferenceValue"
+
+/* Serve reference.ReferenceValueProviderService from the local store r (borrowed, must
+ * outlive the server) and mark it SERVING in the health service. Call before start. */
+int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r);
+/* Serve the same service by forwarding each call's bytes unchanged to a remote RVPS
+ * (grpc-as with a GrpcRemote RVPS). c is borrowed. */
+int rvps_grpc_serve_proxy(struct grpcx_server *s, struct grpcx_client *c);
+
+/* A client of a remote RVPS (addr "http://127.0.0.1:50003", "http://" optional). */
+struct rvps_client;
+struct rvps_client *rvps_client_new(const char *addr, struct err *err);
+void rvps_client_free(struct rvps_client *c);
+/* Return 0, or -1 with the peer's status message in err->msg and the gRPC status code in
+ * err->code. Query sets *value_json (malloc'd) or leaves it NULL when the id is unknown. */
+int rvps_client_register(struct rvps_client *c, const char *message_json, int timeout_ms,
+                         struct err *err);
+int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, int timeout_ms,
+                      struct err *err);
+
 #endif

@@ -1,0 +1,108 @@
+/*
+ * client: talk to a remote RVPS over gRPC (rvps-tool, and the AS's GrpcRemote RVPS).
+ * A thin typed layer over grpcx_call: pack the request, unpack the response, turn a
+ * non-OK status into -1 with the peer's message in err->msg and the code in err->code.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpcx.h"
+#include "reference.pb-c.h"
+#include "rvps/rvps.h"
+
+struct rvps_client {
+	struct grpcx_client *g;
+};
+
+struct rvps_client *rvps_client_new(const char *addr, struct err *err)
+{
+	struct rvps_client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	c->g = grpcx_client_new(addr, err);
+	if (c->g == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void rvps_client_free(struct rvps_client *c)
+{
+	if (c == NULL)
+		return;
+	grpcx_client_free(c->g);
+	free(c);
+}
+
+static int call(struct rvps_client *c, const char *method, const uint8_t *req, size_t len,
+                uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err)
+{
+	int st = grpcx_call(c->g, method, req, len, resp, resp_len, timeout_ms, err);
+
+	if (st == GRPCX_OK)
+		return 0;
+	if (st > 0 && err != NULL)
+		err->code = st;
+	return -1;
+}
+
+int rvps_client_register(struct rvps_client *c, const char *message_json, int timeout_ms,
+                         struct err *err)
+{
+	Reference__ReferenceValueRegisterRequest req =
+	    REFERENCE__REFERENCE_VALUE_REGISTER_REQUEST__INIT;
+	uint8_t *buf, *resp = NULL;
+	size_t len, resp_len;
+	int rc;
+
+	req.message = (char *)message_json;
+	len = reference__reference_value_register_request__get_packed_size(&req);
+	buf = malloc(len + 1);
+	if (buf == NULL)
+		return err_set(err, "out of memory");
+	reference__reference_value_register_request__pack(&req, buf);
+	rc = call(c, RVPS_METHOD_REGISTER, buf, len, &resp, &resp_len, timeout_ms, err);
+	free(buf);
+	free(resp);
+	return rc;
+}
+
+int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, int timeout_ms,
+                      struct err *err)
+{
+	Reference__ReferenceValueQueryRequest req = REFERENCE__REFERENCE_VALUE_QUERY_REQUEST__INIT;
+	Reference__ReferenceValueQueryResponse *out;
+	uint8_t *buf, *resp = NULL;
+	size_t len, resp_len = 0;
+	int rc;
+
+	*value_json = NULL;
+	req.reference_value_id = (char *)id;
+	len = reference__reference_value_query_request__get_packed_size(&req);
+	buf = malloc(len + 1);
+	if (buf == NULL)
+		return err_set(err, "out of memory");
+	reference__reference_value_query_request__pack(&req, buf);
+	rc = call(c, RVPS_METHOD_QUERY, buf, len, &resp, &resp_len, timeout_ms, err);
+	free(buf);
+	if (rc < 0)
+		return -1;
+	out = reference__reference_value_query_response__unpack(NULL, resp_len, resp);
+	free(resp);
+	if (out == NULL)
+		return err_set(err,
+		               "The RVPS answered with an invalid ReferenceValueQueryResponse");
+	if (out->_reference_value_results_case ==
+	        REFERENCE__REFERENCE_VALUE_QUERY_RESPONSE___REFERENCE_VALUE_RESULTS_REFERENCE_VALUE_RESULTS &&
+	    out->reference_value_results != NULL) {
+		*value_json = strdup(out->reference_value_results);
+		if (*value_json == NULL)
+			rc = err_set(err, "out of memory");
+	}
+	reference__reference_value_query_response__free_unpacked(out, NULL);
+	return rc;
+}

@@ -1,0 +1,126 @@
+/*
+ * grpc_service: reference.ReferenceValueProviderService on a grpcx server, either from a
+ * local store or by forwarding to a remote RVPS. Wire behaviour is Trustee's (as-rvps.md
+ * §7.1): an unknown id is an OK answer with the optional field unset (the AS probes with
+ * "__healthcheck__" and needs that to be fast); store errors are ABORTED with
+ * "Query reference value: ..." / "Register reference value: ...". Bytes that are not the
+ * request message are refused with INVALID_ARGUMENT and the server keeps serving.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpcx.h"
+#include "reference.pb-c.h"
+#include "rvps/rvps.h"
+
+#define PROXY_TIMEOUT_MS 10000
+
+static int pack_query_response(const char *value, uint8_t **resp, size_t *resp_len, struct err *err)
+{
+	Reference__ReferenceValueQueryResponse out =
+	    REFERENCE__REFERENCE_VALUE_QUERY_RESPONSE__INIT;
+
+	if (value != NULL) {
+		out._reference_value_results_case =
+		    REFERENCE__REFERENCE_VALUE_QUERY_RESPONSE___REFERENCE_VALUE_RESULTS_REFERENCE_VALUE_RESULTS;
+		out.reference_value_results = (char *)value;
+	}
+	*resp_len = reference__reference_value_query_response__get_packed_size(&out);
+	*resp = malloc(*resp_len + 1);
+	if (*resp == NULL) {
+		err_set(err, "out of memory");
+		return GRPCX_INTERNAL;
+	}
+	reference__reference_value_query_response__pack(&out, *resp);
+	return GRPCX_OK;
+}
+
+static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                    struct err *err)
+{
+	struct rvps *r = ctx;
+	Reference__ReferenceValueQueryRequest *in;
+	char *value = NULL;
+	int st;
+
+	in = reference__reference_value_query_request__unpack(NULL, req_len, req);
+	if (in == NULL) {
+		err_set(err, "The request is not a valid ReferenceValueQueryRequest message");
+		return GRPCX_INVALID_ARGUMENT;
+	}
+	if (rvps_query(r, in->reference_value_id, &value, err) < 0) {
+		reference__reference_value_query_request__free_unpacked(in, NULL);
+		err_prefix(err, "Query reference value");
+		return GRPCX_ABORTED;
+	}
+	reference__reference_value_query_request__free_unpacked(in, NULL);
+	st = pack_query_response(value, resp, resp_len, err);
+	free(value);
+	return st;
+}
+
+static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                       size_t *resp_len, struct err *err)
+{
+	struct rvps *r = ctx;
+	Reference__ReferenceValueRegisterRequest *in;
+	int rc;
+
+	in = reference__reference_value_register_request__unpack(NULL, req_len, req);
+	if (in == NULL) {
+		err_set(err, "The request is not a valid ReferenceValueRegisterRequest message");
+		return GRPCX_INVALID_ARGUMENT;
+	}
+	rc = rvps_register(r, in->message, err);
+	reference__reference_value_register_request__free_unpacked(in, NULL);
+	if (rc < 0) {
+		err_prefix(err, "Register reference value");
+		return GRPCX_ABORTED;
+	}
+	*resp = NULL; /* ReferenceValueRegisterResponse is empty: zero bytes */
+	*resp_len = 0;
+	return GRPCX_OK;
+}
+
+int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r)
+{
+	if (grpcx_server_add(s, RVPS_METHOD_QUERY, on_query, r) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register, r) < 0)
+		return -1;
+	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
+	return 0;
+}
+
+/* Forwarding: the bytes go through untouched, the remote's status and message come back. */
+static int forward(struct grpcx_client *c, const char *method, const uint8_t *req, size_t req_len,
+                   uint8_t **resp, size_t *resp_len, struct err *err)
+{
+	int st = grpcx_call(c, method, req, req_len, resp, resp_len, PROXY_TIMEOUT_MS, err);
+
+	if (st < 0) {
+		err_prefix(err, "RVPS unreachable");
+		return GRPCX_UNAVAILABLE;
+	}
+	return st;
+}
+
+static int on_query_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                          size_t *resp_len, struct err *err)
+{
+	return forward(ctx, RVPS_METHOD_QUERY, req, req_len, resp, resp_len, err);
+}
+
+static int on_register_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                             size_t *resp_len, struct err *err)
+{
+	return forward(ctx, RVPS_METHOD_REGISTER, req, req_len, resp, resp_len, err);
+}
+
+int rvps_grpc_serve_proxy(struct grpcx_server *s, struct grpcx_client *c)
+{
+	if (grpcx_server_add(s, RVPS_METHOD_QUERY, on_query_proxy, c) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register_proxy, c) < 0)
+		return -1;
+	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
+	return 0;
+}

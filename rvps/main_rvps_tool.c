@@ -1,0 +1,106 @@
+/*
+ * rvps-tool: register and query reference values on a running RVPS, Trustee's CLI:
+ *   rvps-tool register --path FILE [--addr http://127.0.0.1:50003]
+ *   rvps-tool query --reference-value-id ID [--addr http://127.0.0.1:50003]
+ * FILE holds a register message ({"version":"0.1.0","type":"sample","payload":...}).
+ * query prints the value's JSON, or "No reference values found".
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "rvps/rvps.h"
+
+#define DEFAULT_ADDR "http://127.0.0.1:50003"
+#define TIMEOUT_MS 30000
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage:\n"
+	           "  rvps-tool register --path FILE [--addr " DEFAULT_ADDR "]\n"
+	           "  rvps-tool query --reference-value-id ID [--addr " DEFAULT_ADDR "]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"path", required_argument, NULL, 'p'},
+	    {"reference-value-id", required_argument, NULL, 'i'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *cmd, *path = NULL, *id = NULL, *addr = DEFAULT_ADDR;
+	struct rvps_client *c;
+	struct err e;
+	int opt, rc = 1;
+
+	log_init("rvps-tool");
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	cmd = argv[1];
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "p:i:a:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			path = optarg;
+			break;
+		case 'i':
+			id = optarg;
+			break;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if ((strcmp(cmd, "register") == 0 && path == NULL) ||
+	    (strcmp(cmd, "query") == 0 && id == NULL) ||
+	    (strcmp(cmd, "register") != 0 && strcmp(cmd, "query") != 0) || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	err_clear(&e);
+	c = rvps_client_new(addr, &e);
+	if (c == NULL) {
+		fprintf(stderr, "rvps-tool: %s\n", e.msg);
+		return 1;
+	}
+	if (strcmp(cmd, "register") == 0) {
+		size_t len;
+		char *msg = file_read_all(path, &len, &e);
+
+		if (msg == NULL) {
+			fprintf(stderr, "rvps-tool: read %s: %s\n", path, e.msg);
+		} else if (rvps_client_register(c, msg, TIMEOUT_MS, &e) < 0) {
+			fprintf(stderr, "rvps-tool: register failed: %s\n", e.msg);
+		} else {
+			printf("Register reference value succeeded\n");
+			rc = 0;
+		}
+		free(msg);
+	} else {
+		char *value = NULL;
+
+		if (rvps_client_query(c, id, &value, TIMEOUT_MS, &e) < 0) {
+			fprintf(stderr, "rvps-tool: query failed: %s\n", e.msg);
+		} else {
+			printf("%s\n", value ? value : "No reference values found");
+			rc = 0;
+		}
+		free(value);
+	}
+	rvps_client_free(c);
+	return rc;
+}

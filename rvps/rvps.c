@@ -1,0 +1,211 @@
+/*
+ * rvps: the reference value store (see rvps.h). Register runs a Trustee register message
+ * through its extractor and stores every value, overwriting, as the §7.3 document
+ *   {"version":"0.1.0","name":<id>,"expiration":"YYYY-MM-DDTHH:MM:SSZ","value":<JSON>}
+ * in namespace reference_value of the configured key-value store. The wrapper's field
+ * order is fixed by hand; the value is written compact with sorted keys, which is what
+ * serde_json produces with or without preserve_order for values it parsed itself.
+ * Expiration is creation time + 12 months and, as in Trustee, never enforced.
+ */
+#include "rvps.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv.h"
+#include "log.h"
+#include "rvps/extractors.h"
+
+#define RVPS_MESSAGE_VERSION "0.1.0"
+#define RV_VERSION "0.1.0"
+#define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
+
+struct rvps {
+	struct kv *kv;
+};
+
+struct rvps *rvps_new(const json_t *config, struct err *err)
+{
+	const json_t *storage = NULL;
+	struct rvps *r;
+
+	if (config != NULL && !json_is_object(config)) {
+		err_set(err, "The RVPS configuration must be a JSON object");
+		return NULL;
+	}
+	if (config != NULL) {
+		storage = json_object_get(config, "storage");
+		if (storage != NULL && json_is_null(storage))
+			storage = NULL;
+		if (storage != NULL && !json_is_object(storage)) {
+			err_set(err, "RVPS configuration: \"storage\" must be an object");
+			return NULL;
+		}
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	r->kv = kv_open(storage, err);
+	if (r->kv == NULL) {
+		err_prefix(err, "RVPS storage");
+		free(r);
+		return NULL;
+	}
+	log_info("rvps: reference values stored in %s", kv_type_name(r->kv));
+	return r;
+}
+
+void rvps_free(struct rvps *r)
+{
+	if (r == NULL)
+		return;
+	kv_close(r->kv);
+	free(r);
+}
+
+/* now + 12 months, seconds precision, UTC. Feb 29 becomes Feb 28 of the next year (chrono's
+ * checked_add_months clamps to the last day of the month). */
+static void expiration_string(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	tm.tm_year += 1;
+	if (tm.tm_mon == 1 && tm.tm_mday == 29)
+		tm.tm_mday = 28;
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The stored document for one value; malloc'd text. */
+static char *rv_document(const char *name, const json_t *value)
+{
+	json_t *jname = json_string(name);
+	char *name_s = NULL, *value_s = NULL, *doc = NULL;
+	char exp[32];
+
+	if (jname == NULL)
+		return NULL;
+	name_s = json_dumps(jname, JSON_ENCODE_ANY | JSON_COMPACT);
+	value_s = json_dumps(value, DUMP_FLAGS);
+	json_decref(jname);
+	expiration_string(exp);
+	if (name_s != NULL && value_s != NULL &&
+	    asprintf(&doc, "{\"version\":\"%s\",\"name\":%s,\"expiration\":\"%s\",\"value\":%s}",
+	             RV_VERSION, name_s, exp, value_s) < 0)
+		doc = NULL;
+	free(name_s);
+	free(value_s);
+	return doc;
+}
+
+int rvps_register(struct rvps *r, const char *message_json, struct err *err)
+{
+	json_error_t jerr;
+	json_t *msg, *jv, *values = NULL;
+	const char *version = RVPS_MESSAGE_VERSION, *type, *payload, *name;
+	const struct rvps_extractor *ex;
+	json_t *value;
+	size_t payload_len;
+	int rc = -1;
+
+	if (message_json == NULL)
+		return err_set(err, "parse message: no message given");
+	msg = json_loads(message_json, JSON_DECODE_ANY, &jerr);
+	if (msg == NULL)
+		return err_set(err, "parse message: %s at line %d column %d", jerr.text, jerr.line,
+		               jerr.column);
+	if (!json_is_object(msg)) {
+		err_set(err, "parse message: expected a JSON object");
+		goto out;
+	}
+	jv = json_object_get(msg, "version");
+	if (jv != NULL) {
+		if (!json_is_string(jv)) {
+			err_set(err, "parse message: \"version\" must be a string");
+			goto out;
+		}
+		version = json_string_value(jv);
+	}
+	jv = json_object_get(msg, "type");
+	if (jv == NULL || !json_is_string(jv)) {
+		err_set(err, "parse message: missing field `type` (a string)");
+		goto out;
+	}
+	type = json_string_value(jv);
+	jv = json_object_get(msg, "payload");
+	if (jv == NULL || !json_is_string(jv)) {
+		err_set(err, "parse message: missing field `payload` (a string)");
+		goto out;
+	}
+	payload = json_string_value(jv);
+	payload_len = json_string_length(jv);
+	if (strcmp(version, RVPS_MESSAGE_VERSION) != 0) {
+		err_set(err, "Version unmatched! Need %s, given %s.", RVPS_MESSAGE_VERSION,
+		        version);
+		goto out;
+	}
+	ex = rvps_extractor_find(type);
+	if (ex == NULL) {
+		err_set(err, "Could not find extractor for %s", type);
+		goto out;
+	}
+	if (ex->extract(payload, payload_len, &values, err) < 0)
+		goto out;
+	json_object_foreach(values, name, value)
+	{
+		char *doc = rv_document(name, value);
+
+		if (doc == NULL) {
+			err_set(err, "out of memory");
+			goto out;
+		}
+		if (kv_set(r->kv, KV_NS_REFERENCE_VALUE, name, doc, strlen(doc), 1, err) < 0) {
+			free(doc);
+			err_prefix(err, "store reference value %s", name);
+			goto out;
+		}
+		free(doc);
+		log_info("rvps: registered reference value %s", name);
+	}
+	rc = 0;
+out:
+	json_decref(values);
+	json_decref(msg);
+	return rc;
+}
+
+int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	json_error_t jerr;
+	json_t *doc, *value;
+	int rc;
+
+	*value_json = NULL;
+	if (id == NULL || id[0] == '\0')
+		return 0;
+	rc = kv_get(r->kv, KV_NS_REFERENCE_VALUE, id, &raw, &len, err);
+	if (rc < 0)
+		return err_prefix(err, "read reference value %s", id);
+	if (rc == 1)
+		return 0;
+	doc = json_loadb((const char *)raw, len, 0, &jerr);
+	free(raw);
+	if (doc == NULL)
+		return err_set(err, "stored reference value %s is not JSON: %s", id, jerr.text);
+	value = json_object_get(doc, "value");
+	if (value == NULL) {
+		json_decref(doc);
+		return err_set(err, "stored reference value %s has no \"value\" field", id);
+	}
+	*value_json = json_dumps(value, DUMP_FLAGS);
+	json_decref(doc);
+	if (*value_json == NULL)
+		return err_set(err, "out of memory");
+	return 0;
+}
