@@ -145,6 +145,35 @@ class Redis(Daemon):
     def url(self):
         return "redis://127.0.0.1:%d" % self.port
 
+    def command(self, *args):
+        """One raw RESP command; returns bytes for a bulk string, None for nil, int for an
+        integer, str for a status, a list for an array; raises on an error reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+            s.sendall(b"*%d\r\n" % len(parts) +
+                      b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+            f = s.makefile("rb")
+            return _resp_read(f)
+
+
+def _resp_read(f):
+    line = f.readline()
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b":":
+        return int(rest)
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise RuntimeError("redis error: %s" % line.decode(errors="replace").strip())
+
 
 def _cleanup():
     for d in reversed(_procs):
