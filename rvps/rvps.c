@@ -16,8 +16,8 @@
 #include "kv.h"
 #include "log.h"
 #include "rvps/extractors.h"
+#include "rvps/message.h"
 
-#define RVPS_MESSAGE_VERSION "0.1.0"
 #define RV_VERSION "0.1.0"
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
 
@@ -104,56 +104,22 @@ static char *rv_document(const char *name, const json_t *value)
 
 int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 {
-	json_error_t jerr;
-	json_t *msg, *jv, *values = NULL;
-	const char *version = RVPS_MESSAGE_VERSION, *type, *payload, *name;
+	struct rvps_message m;
 	const struct rvps_extractor *ex;
-	json_t *value;
-	size_t payload_len;
+	json_t *values = NULL, *value;
+	const char *name;
 	int rc = -1;
 
 	if (message_json == NULL)
 		return err_set(err, "parse message: no message given");
-	msg = json_loads(message_json, JSON_DECODE_ANY, &jerr);
-	if (msg == NULL)
-		return err_set(err, "parse message: %s at line %d column %d", jerr.text, jerr.line,
-		               jerr.column);
-	if (!json_is_object(msg)) {
-		err_set(err, "parse message: expected a JSON object");
-		goto out;
-	}
-	jv = json_object_get(msg, "version");
-	if (jv != NULL) {
-		if (!json_is_string(jv)) {
-			err_set(err, "parse message: \"version\" must be a string");
-			goto out;
-		}
-		version = json_string_value(jv);
-	}
-	jv = json_object_get(msg, "type");
-	if (jv == NULL || !json_is_string(jv)) {
-		err_set(err, "parse message: missing field `type` (a string)");
-		goto out;
-	}
-	type = json_string_value(jv);
-	jv = json_object_get(msg, "payload");
-	if (jv == NULL || !json_is_string(jv)) {
-		err_set(err, "parse message: missing field `payload` (a string)");
-		goto out;
-	}
-	payload = json_string_value(jv);
-	payload_len = json_string_length(jv);
-	if (strcmp(version, RVPS_MESSAGE_VERSION) != 0) {
-		err_set(err, "Version unmatched! Need %s, given %s.", RVPS_MESSAGE_VERSION,
-		        version);
-		goto out;
-	}
-	ex = rvps_extractor_find(type);
+	if (rvps_message_parse((const uint8_t *)message_json, strlen(message_json), &m, err) < 0)
+		return -1;
+	ex = rvps_extractor_find(m.type);
 	if (ex == NULL) {
-		err_set(err, "Could not find extractor for %s", type);
+		err_set(err, "Could not find extractor for %s", m.type);
 		goto out;
 	}
-	if (ex->extract(payload, payload_len, &values, err) < 0)
+	if (ex->extract(m.payload, m.payload_len, &values, err) < 0)
 		goto out;
 	json_object_foreach(values, name, value)
 	{
@@ -174,7 +140,7 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 	rc = 0;
 out:
 	json_decref(values);
-	json_decref(msg);
+	rvps_message_clear(&m);
 	return rc;
 }
 
