@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 		rvps_free(r);
 		return 1;
 	}
-	log_info("rvps: listening on %s", address);
+	log_info("rvps: listening on %s (port %d)", address, grpcx_server_port(srv));
 	grpcx_server_wait(srv);
 	log_info("rvps: shutting down");
 	grpcx_server_free(srv);

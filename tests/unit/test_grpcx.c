@@ -16,6 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "grpcx.h"
 #include "health.pb-c.h"
 
@@ -459,6 +463,121 @@ static void test_shutdown_lets_running_calls_finish(void **state)
 	grpcx_client_free(a.c);
 }
 
+/* A self-signed P-256 certificate for 127.0.0.1 / localhost; PEM texts malloc'd. */
+static void make_cert(char **cert_pem, char **key_pem)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *name;
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	BIO *b;
+	char *p;
+	long n;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+	                           -1, 0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(x, k, EVP_sha256());
+
+	b = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509(b, x);
+	n = BIO_get_mem_data(b, &p);
+	*cert_pem = strndup(p, (size_t)n);
+	BIO_free(b);
+	b = BIO_new(BIO_s_mem());
+	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+	n = BIO_get_mem_data(b, &p);
+	*key_pem = strndup(p, (size_t)n);
+	BIO_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static struct grpcx_server *start_tls_server(const char *cert, const char *key,
+                                             const char *client_ca, char *addr, size_t addr_len)
+{
+	struct err e;
+	struct grpcx_server *s = grpcx_server_new_tls("127.0.0.1:0", 2, cert, key, client_ca, &e);
+
+	assert_non_null(s);
+	grpcx_server_add(s, ECHO, echo, NULL);
+	assert_int_equal(grpcx_server_start(s, &e), 0);
+	snprintf(addr, addr_len, "127.0.0.1:%d", grpcx_server_port(s));
+	return s;
+}
+
+static void test_tls_server_and_client(void **state)
+{
+	char *cert, *key, addr[64];
+	struct grpcx_server *s;
+	struct grpcx_client *c;
+	struct err e;
+	uint8_t *resp;
+	size_t n;
+
+	make_cert(&cert, &key);
+	s = start_tls_server(cert, key, NULL, addr, sizeof(addr));
+	c = grpcx_client_new_tls(addr, cert, NULL, NULL, &e);
+	assert_non_null(c);
+	assert_int_equal(grpcx_call(c, ECHO, (const uint8_t *)"tls", 3, &resp, &n, 5000, &e),
+	                 GRPCX_OK);
+	assert_int_equal(n, 3);
+	assert_memory_equal(resp, "tls", 3);
+	free(resp);
+	grpcx_client_free(c);
+
+	/* a plaintext client cannot talk to the TLS port */
+	c = grpcx_client_new(addr, &e);
+	assert_int_equal(grpcx_call(c, ECHO, (const uint8_t *)"x", 1, &resp, &n, 3000, &e),
+	                 GRPCX_UNAVAILABLE);
+	grpcx_client_free(c);
+	grpcx_server_free(s);
+	free(cert);
+	free(key);
+}
+
+static void test_mutual_tls_requires_a_client_certificate(void **state)
+{
+	char *cert, *key, *ccert, *ckey, addr[64];
+	struct grpcx_server *s;
+	struct grpcx_client *c;
+	struct err e;
+	uint8_t *resp;
+	size_t n;
+
+	make_cert(&cert, &key);
+	make_cert(&ccert, &ckey);
+	s = start_tls_server(cert, key, ccert, addr, sizeof(addr));
+	c = grpcx_client_new_tls(addr, cert, NULL, NULL, &e);
+	assert_int_not_equal(grpcx_call(c, ECHO, (const uint8_t *)"x", 1, &resp, &n, 3000, &e),
+	                     GRPCX_OK);
+	grpcx_client_free(c);
+	c = grpcx_client_new_tls(addr, cert, ccert, ckey, &e);
+	assert_int_equal(grpcx_call(c, ECHO, (const uint8_t *)"m", 1, &resp, &n, 5000, &e),
+	                 GRPCX_OK);
+	free(resp);
+	grpcx_client_free(c);
+	grpcx_server_free(s);
+	free(cert);
+	free(key);
+	free(ccert);
+	free(ckey);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +596,8 @@ int main(void)
 	    cmocka_unit_test(test_dead_peer_fails_fast_with_unavailable),
 	    cmocka_unit_test(test_client_reconnects_after_peer_restart),
 	    cmocka_unit_test(test_shutdown_lets_running_calls_finish),
+	    cmocka_unit_test(test_tls_server_and_client),
+	    cmocka_unit_test(test_mutual_tls_requires_a_client_certificate),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
