@@ -302,6 +302,13 @@ def test_default_config(t):
     r.register(sample_message({"m2": 2}))
     t.eq(r.query("m2"), "2", "invalid config file: serves from Memory")
     r.stop()
+    # Trustee's docker-compose rvps.json: stale keys that select nothing -> Memory (§10.16)
+    r = Rvps({"storage": {"type": "LocalFs",
+                          "file_path": "/opt/confidential-containers/attestation-service/reference_values"},
+              "extractors": {"swid_extractor": {}}}, name="rvps-compose")
+    r.register(sample_message({"m3": [3]}))
+    t.eq(r.query("m3"), "[3]", "Trustee's compose rvps.json (stale keys): serves from Memory")
+    r.stop()
 
 
 def test_address_in_use(t, r):
