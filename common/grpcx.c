@@ -133,6 +133,7 @@ struct slot {
 	grpc_slice status_details;
 	int has_details;
 	int cancelled;
+	int active; /* counted in grpcx_server.active */
 	struct slot *next;
 };
 
@@ -161,6 +162,7 @@ struct grpcx_server {
 	struct slot *qhead, *qtail;
 	int hquit;
 	int shutdown_done;
+	int active; /* calls received and not yet finished */
 
 	pthread_mutex_t health_mu;
 	struct health_entry *health;
@@ -175,6 +177,14 @@ static void slot_free(struct slot *sl)
 {
 	if (sl == NULL)
 		return;
+	if (sl->active) {
+		struct grpcx_server *s = sl->p->s;
+
+		pthread_mutex_lock(&s->mu);
+		s->active--;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->mu);
+	}
 	if (sl->call)
 		grpc_call_unref(sl->call);
 	grpc_metadata_array_destroy(&sl->md);
@@ -310,6 +320,10 @@ static void *poller_main(void *arg)
 			slot_free(sl);
 			continue;
 		}
+		pthread_mutex_lock(&s->mu);
+		s->active++;
+		pthread_mutex_unlock(&s->mu);
+		sl->active = 1;
 		request_call(p, sl->m);
 		if (sl->m == NULL) {
 			char *path = grpc_slice_to_c_string(sl->details.method);
@@ -621,7 +635,9 @@ int grpcx_server_port(const struct grpcx_server *s)
 	return s->port;
 }
 
-static int wait_shutdown_done(struct grpcx_server *s, long ms)
+/* Wait until gRPC core reports the shutdown complete or, with idle_ok, until no call is
+ * running any more (idle client connections would otherwise hold the shutdown open). */
+static int wait_shutdown_done(struct grpcx_server *s, long ms, int idle_ok)
 {
 	struct timespec ts;
 	int done;
@@ -634,7 +650,7 @@ static int wait_shutdown_done(struct grpcx_server *s, long ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (!s->shutdown_done) {
+	while (!s->shutdown_done && !(idle_ok && s->active == 0)) {
 		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
 			break;
 	}
@@ -663,11 +679,16 @@ static void server_teardown(struct grpcx_server *s)
 		} while (ev.type == GRPC_OP_COMPLETE && ev.tag != &shutdown_tag);
 	} else {
 		grpc_server_shutdown_and_notify(s->srv, s->pollers[0].cq, &shutdown_tag);
-		if (!wait_shutdown_done(s, GRPCX_GRACE_MS)) {
-			log_warn("grpc: calls still running after %d ms, cancelling them",
-			         GRPCX_GRACE_MS);
+		if (!wait_shutdown_done(s, GRPCX_GRACE_MS, 1)) {
+			pthread_mutex_lock(&s->mu);
+			if (s->active > 0)
+				log_warn(
+				    "grpc: %d calls still running after %d ms, cancelling them",
+				    s->active, GRPCX_GRACE_MS);
+			pthread_mutex_unlock(&s->mu);
+			/* Also drops idle client connections, which lets the shutdown finish. */
 			grpc_server_cancel_all_calls(s->srv);
-			wait_shutdown_done(s, GRPCX_GRACE_MS);
+			wait_shutdown_done(s, GRPCX_GRACE_MS, 0);
 		}
 		pthread_mutex_lock(&s->mu);
 		s->hquit = 1;
