@@ -23,6 +23,7 @@
 
 struct rvps {
 	struct kv *kv;
+	int owns_kv;
 };
 
 struct rvps *rvps_new(const json_t *config, struct err *err)
@@ -54,7 +55,25 @@ struct rvps *rvps_new(const json_t *config, struct err *err)
 		free(r);
 		return NULL;
 	}
+	r->owns_kv = 1;
 	log_info("rvps: reference values stored in %s", kv_type_name(r->kv));
+	return r;
+}
+
+struct rvps *rvps_new_with_kv(struct kv *kv, struct err *err)
+{
+	struct rvps *r;
+
+	if (kv == NULL) {
+		err_set(err, "The RVPS needs a key-value store");
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	r->kv = kv;
 	return r;
 }
 
@@ -62,7 +81,8 @@ void rvps_free(struct rvps *r)
 {
 	if (r == NULL)
 		return;
-	kv_close(r->kv);
+	if (r->owns_kv)
+		kv_close(r->kv);
 	free(r);
 }
 

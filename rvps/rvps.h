@@ -13,10 +13,14 @@
 #include "err.h"
 
 struct rvps;
+struct kv;
 
 /* config = the RVPS JSON config object ({"storage": StorageBackendConfig, "extractors": {...}})
  * or NULL for Memory storage. */
 struct rvps *rvps_new(const json_t *config, struct err *err);
+/* An RVPS on an existing key-value store (borrowed: it must outlive the RVPS and is not
+ * closed by rvps_free) — the AS's BuiltIn RVPS on the AS storage backend. */
+struct rvps *rvps_new_with_kv(struct kv *kv, struct err *err);
 void rvps_free(struct rvps *r);
 /* message_json: the register message text. Returns 0 or -1 with a sentence in err. */
 int rvps_register(struct rvps *r, const char *message_json, struct err *err);

@@ -204,6 +204,32 @@ static void test_stored_document_is_trustee_shaped(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void test_rvps_on_a_shared_store(void **state)
+{
+	struct err e;
+	struct kv *kv = kv_open(NULL, &e);
+	struct rvps *r = rvps_new_with_kv(kv, &e);
+	uint8_t *doc;
+	size_t len;
+	char *v = NULL;
+
+	assert_non_null(r);
+	assert_int_equal(rvps_register(r, SAMPLE_MSG, &e), 0);
+	rvps_free(r); /* borrowed store: still open */
+	assert_int_equal(kv_get(kv, KV_NS_REFERENCE_VALUE, "rv.b/c", &doc, &len, &e), 0);
+	assert_true(strncmp((const char *)doc, "{\"version\":\"0.1.0\",\"name\":\"rv.b/c\",", 35) ==
+	            0);
+	assert_non_null(strstr((const char *)doc, ",\"value\":{\"a\":[true,null],\"z\":1}}"));
+	free(doc);
+	r = rvps_new_with_kv(kv, &e);
+	assert_int_equal(rvps_query(r, "rv-a", &v, &e), 0);
+	assert_string_equal(v, "[\"x\",\"y\"]");
+	free(v);
+	rvps_free(r);
+	kv_close(kv);
+	assert_null(rvps_new_with_kv(NULL, &e));
+}
+
 /* The gRPC service and the forwarding proxy, through real servers and the rvps client. */
 static void test_grpc_service_and_proxy(void **state)
 {
@@ -261,6 +287,7 @@ int main(void)
 	    cmocka_unit_test(test_register_then_query_returns_compact_sorted_value),
 	    cmocka_unit_test(test_register_errors),
 	    cmocka_unit_test(test_stored_document_is_trustee_shaped),
+	    cmocka_unit_test(test_rvps_on_a_shared_store),
 	    cmocka_unit_test(test_grpc_service_and_proxy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
