@@ -158,7 +158,8 @@ struct grpcx_server {
 	int nhandlers;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cond; /* job queue and shutdown_done */
+	pthread_cond_t cond;      /* job queue */
+	pthread_cond_t done_cond; /* active, shutdown_done */
 	struct slot *qhead, *qtail;
 	int hquit;
 	int shutdown_done;
@@ -182,7 +183,7 @@ static void slot_free(struct slot *sl)
 
 		pthread_mutex_lock(&s->mu);
 		s->active--;
-		pthread_cond_broadcast(&s->cond);
+		pthread_cond_broadcast(&s->done_cond);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (sl->call)
@@ -306,7 +307,7 @@ static void *poller_main(void *arg)
 		if (ev.tag == &shutdown_tag) {
 			pthread_mutex_lock(&s->mu);
 			s->shutdown_done = 1;
-			pthread_cond_broadcast(&s->cond);
+			pthread_cond_broadcast(&s->done_cond);
 			pthread_mutex_unlock(&s->mu);
 			continue;
 		}
@@ -355,7 +356,7 @@ static void run_call(struct grpcx_server *s, struct slot *sl)
 		return;
 	}
 	if (sl->payload == NULL) {
-		finish_call(sl, GRPCX_INTERNAL, "The request carried no message", NULL, 0);
+		finish_call(sl, GRPCX_INVALID_ARGUMENT, "The request carried no message", NULL, 0);
 		return;
 	}
 	if (bb_to_bytes(sl->payload, &req, &req_len) < 0) {
@@ -493,6 +494,7 @@ static struct grpcx_server *server_new_creds(const char *addr, int workers,
 		s->npollers = GRPCX_MAX_POLLERS;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	pthread_cond_init(&s->done_cond, NULL);
 	pthread_mutex_init(&s->health_mu, NULL);
 	pthread_mutex_init(&s->teardown_mu, NULL);
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
@@ -651,7 +653,7 @@ static int wait_shutdown_done(struct grpcx_server *s, long ms, int idle_ok)
 	}
 	pthread_mutex_lock(&s->mu);
 	while (!s->shutdown_done && !(idle_ok && s->active == 0)) {
-		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&s->done_cond, &s->mu, &ts) == ETIMEDOUT)
 			break;
 	}
 	done = s->shutdown_done;
@@ -778,6 +780,7 @@ void grpcx_server_free(struct grpcx_server *s)
 		close(s->stop_pipe[1]);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->done_cond);
 	pthread_mutex_destroy(&s->health_mu);
 	pthread_mutex_destroy(&s->teardown_mu);
 	free(s);
