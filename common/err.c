@@ -31,16 +31,24 @@ int err_setc(struct err *e, int code, const char *fmt, ...)
 
 int err_prefix(struct err *e, const char *fmt, ...)
 {
-	char ctx[ERR_MSG_MAX], old[ERR_MSG_MAX];
+	char buf[2 * ERR_MSG_MAX + 2];
 	va_list ap;
+	int n;
 
 	if (e == NULL)
 		return -1;
 	va_start(ap, fmt);
-	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	n = vsnprintf(buf, ERR_MSG_MAX, fmt, ap);
 	va_end(ap);
-	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", ctx, old);
+	if (n < 0)
+		n = 0;
+	if (n >= ERR_MSG_MAX)
+		n = ERR_MSG_MAX - 1;
+	buf[n++] = ':';
+	buf[n++] = ' ';
+	memcpy(buf + n, e->msg, strnlen(e->msg, ERR_MSG_MAX - 1) + 1);
+	memcpy(e->msg, buf, ERR_MSG_MAX - 1);
+	e->msg[ERR_MSG_MAX - 1] = '\0';
 	return -1;
 }
 

@@ -79,7 +79,7 @@ static void json_escape(char *dst, size_t cap, const char *src)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	char msg[4096], ts[40];
+	char msg[4096], ts[80];
 	struct timespec now;
 	struct tm tm;
 	va_list ap;
