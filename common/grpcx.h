@@ -1,9 +1,12 @@
 /*
  * grpcx: unary gRPC server and client over gRPC core (grpc/grpc.h), carrying raw protobuf
- * bytes; callers pack/unpack with protobuf-c. The server runs a pool of worker threads, each
- * with its own completion queue, so a slow handler never blocks the others; it serves the
- * standard grpc.health.v1.Health/Check itself. The client is thread-safe: one channel, one
- * completion queue per call, deadline per call.
+ * bytes; callers pack/unpack with protobuf-c. The server accepts calls on a few poller
+ * threads (each with its own completion queue and several calls requested per method) and
+ * runs handlers on `workers` threads fed from a FIFO, so a slow handler never delays the
+ * acceptance of other calls; it serves the standard grpc.health.v1.Health/Check itself and
+ * answers unknown methods UNIMPLEMENTED. Messages up to 64 MiB. The client is thread-safe:
+ * one channel (reconnecting on its own), one completion queue per call, deadline per call;
+ * during a peer outage calls fail fast with UNAVAILABLE.
  */
 #ifndef CTRUSTEE_GRPCX_H
 #define CTRUSTEE_GRPCX_H
