@@ -459,6 +459,18 @@ void snp_vek_free(struct snp_vek *v)
 	}
 }
 
+static int check_validity(X509 *c, const char *what, time_t now, struct err *err)
+{
+	time_t t = now;
+	if (now == 0)
+		return 0;
+	if (X509_cmp_time(X509_get0_notBefore(c), &t) > 0)
+		return err_set(err, "%s is not valid yet at the verification time", what);
+	if (X509_cmp_time(X509_get0_notAfter(c), &t) < 0)
+		return err_set(err, "%s has expired at the verification time", what);
+	return 0;
+}
+
 static int check_signed_by(X509 *child, X509 *issuer, const char *what, time_t now,
 			   struct err *err)
 {
@@ -466,20 +478,77 @@ static int check_signed_by(X509 *child, X509 *issuer, const char *what, time_t n
 
 	if (pk == NULL || X509_verify(child, pk) != 1)
 		return err_set(err, "%s signature does not verify", what);
-	if (now != 0) {
-		time_t t = now;
-		if (X509_cmp_time(X509_get0_notBefore(child), &t) > 0)
-			return err_set(err, "%s is not valid yet at the verification time", what);
-		if (X509_cmp_time(X509_get0_notAfter(child), &t) < 0)
-			return err_set(err, "%s has expired at the verification time", what);
-	}
-	return 0;
+	return check_validity(child, what, now, err);
 }
+
+/*
+ * VEKs whose chain to the built-in roots already verified, by SHA-256 of their DER: a chip's
+ * VCEK is presented again and again, and its three RSA-4096 chain verifications cost more
+ * than the report signature itself. Validity dates are still checked on every use.
+ */
+#define VERIFIED_MAX 512
+static struct {
+	pthread_mutex_t mu;
+	uint8_t digest[VERIFIED_MAX][32];
+	uint8_t gen[VERIFIED_MAX];
+	size_t n, next;
+} verified = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int vek_digest(const struct snp_vek *vek, uint8_t out[32])
+{
+	unsigned int len = 0;
+	return X509_digest(vek->cert, EVP_sha256(), out, &len) == 1 && len == 32 ? 0 : -1;
+}
+
+static int vek_known(const uint8_t d[32], enum snp_gen gen)
+{
+	int hit = 0;
+	pthread_mutex_lock(&verified.mu);
+	for (size_t i = 0; i < verified.n && !hit; i++)
+		hit = verified.gen[i] == gen && memcmp(verified.digest[i], d, 32) == 0;
+	pthread_mutex_unlock(&verified.mu);
+	return hit;
+}
+
+static void vek_remember(const uint8_t d[32], enum snp_gen gen)
+{
+	pthread_mutex_lock(&verified.mu);
+	size_t slot = verified.n < VERIFIED_MAX ? verified.n++ : verified.next++ % VERIFIED_MAX;
+	memcpy(verified.digest[slot], d, 32);
+	verified.gen[slot] = (uint8_t)gen;
+	pthread_mutex_unlock(&verified.mu);
+}
+
+static int verify_chain_uncached(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in,
+				 X509 *ask_in, time_t now, struct err *err);
 
 int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in,
 			 X509 *ask_in, time_t now, struct err *err)
 {
+	uint8_t d[32];
+	int cacheable = ark_in == NULL && ask_in == NULL && vek_digest(vek, d) == 0;
+
 	pthread_once(&roots_once, load_roots);
+	if (cacheable && gen > SNP_GEN_UNKNOWN && gen <= SNP_GEN_TURIN && vek_known(d, gen)) {
+		struct amd_roots *r = &roots[gen];
+		const char *what = vek->is_vlek ? "VLEK" : "VCEK";
+		if (check_validity(r->ark, "ARK", now, err) < 0 ||
+		    check_validity(vek->is_vlek ? r->asvk : r->ask, vek->is_vlek ? "ASVK" : "ASK",
+				   now, err) < 0 ||
+		    check_validity(vek->cert, what, now, err) < 0)
+			return -1;
+		return 0;
+	}
+	if (verify_chain_uncached(vek, gen, ark_in, ask_in, now, err) < 0)
+		return -1;
+	if (cacheable)
+		vek_remember(d, gen);
+	return 0;
+}
+
+static int verify_chain_uncached(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in,
+				 X509 *ask_in, time_t now, struct err *err)
+{
 	if (gen <= SNP_GEN_UNKNOWN || gen > SNP_GEN_TURIN)
 		return err_set(err, "cannot pick AMD roots: unknown processor generation");
 	struct amd_roots *r = &roots[gen];
