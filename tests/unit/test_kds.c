@@ -1,0 +1,245 @@
+/*
+ * VCEK sourcing against a stand-in AMD KDS on loopback HTTPS (tests/integration/kds_server.py):
+ * fetch, memory and disk cache, 429 with Retry-After, an outage with a warm cache, 404.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "as/kds.h"
+#include "as/snp.h"
+#include "as/verifier.h"
+
+static char evdir[1024], tmp[256], certf[512], keyf[512], vdir[512], cachedir[512];
+static json_t *evidence; /* Genoa e2e evidence without its cert_chain */
+static struct snp_report report;
+static pid_t server = -1;
+static int port;
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	bind(s, (struct sockaddr *)&a, sizeof(a));
+	getsockname(s, (struct sockaddr *)&a, &l);
+	close(s);
+	return ntohs(a.sin_port);
+}
+
+static void stop_server(void)
+{
+	if (server > 0) {
+		kill(server, SIGTERM);
+		waitpid(server, NULL, 0);
+		server = -1;
+	}
+}
+
+static void start_server(const char *mode)
+{
+	char p[16];
+	stop_server();
+	port = free_port();
+	snprintf(p, sizeof(p), "%d", port);
+	server = fork();
+	if (server == 0) {
+		freopen("/dev/null", "w", stdout);
+		execl("/usr/bin/python3", "python3", "tests/integration/kds_server.py", p, certf, keyf,
+		      vdir, mode, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(s);
+		if (ok)
+			return;
+		usleep(50000);
+	}
+	fail_msg("stand-in KDS did not start");
+}
+
+static void configure(long retry_budget_ms, int with_cache)
+{
+	char url[64];
+	struct err err = {0};
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
+	json_t *cfg = json_pack("{s:[{s:s,s:s}],s:s,s:i,s:i,s:i}", "vcek_sources", "type", "KDS",
+				"base_url", url, "ca_file", certf, "min_interval_ms", 0,
+				"retry_budget_ms", (json_int_t)retry_budget_ms, "timeout_ms", 2000);
+	if (with_cache)
+		json_object_set_new(cfg, "cache_dir", json_string(cachedir));
+	assert_int_equal(kds_configure(cfg, &err), 0);
+	json_decref(cfg);
+	kds_reset();
+}
+
+static int setup(void **state)
+{
+	char cmd[2048], path[1400], hwid[129];
+	const char *shared = getenv("CTRUSTEE_SHARED");
+	snprintf(evdir, sizeof(evdir), "%s/testdata/evidence", shared ? shared : "../shared");
+	snprintf(tmp, sizeof(tmp), "/tmp/ctrustee-kds-XXXXXX");
+	assert_non_null(mkdtemp(tmp));
+	snprintf(certf, sizeof(certf), "%s/cert.pem", tmp);
+	snprintf(keyf, sizeof(keyf), "%s/key.pem", tmp);
+	snprintf(vdir, sizeof(vdir), "%s/vceks", tmp);
+	snprintf(cachedir, sizeof(cachedir), "%s/cache", tmp);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s "
+		 "-out %s -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+		 ">/dev/null 2>&1 && mkdir -p %s",
+		 keyf, certf, vdir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/snp/trustee/e2e-evidence.json", evdir);
+	evidence = json_load_file(path, 0, NULL);
+	assert_non_null(evidence);
+	struct err err = {0};
+	assert_int_equal(snp_report_from_json(json_object_get(evidence, "attestation_report"),
+					      &report, &err), 0);
+	/* serve the evidence's own VCEK under its hwid, then drop it from the evidence */
+	json_t *data = json_object_get(json_array_get(json_object_get(evidence, "cert_chain"), 0),
+				       "data");
+	snp_hwid_hex(&report, hwid);
+	snprintf(path, sizeof(path), "%s/%s.der", vdir, hwid);
+	FILE *f = fopen(path, "wb");
+	size_t i;
+	json_t *b;
+	json_array_foreach(data, i, b) fputc((int)json_integer_value(b), f);
+	fclose(f);
+	json_object_set_new(evidence, "cert_chain", json_null());
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[400];
+	stop_server();
+	json_decref(evidence);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_kds_fetch_then_memory_cache(void **state)
+{
+	uint8_t *der;
+	size_t len;
+	struct err err = {0};
+	struct kds_stats st;
+
+	start_server("ok");
+	configure(5000, 0);
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	free(der);
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	free(der);
+	kds_get_stats(&st);
+	assert_int_equal(st.kds_fetches, 1);
+	assert_int_equal(st.memory_hits, 1);
+}
+
+static void test_snp_verifier_fetches_vcek_from_kds(void **state)
+{
+	struct verify_result res = {0};
+	struct err err = {0};
+	struct verify_request req = {.evidence = evidence};
+
+	start_server("ok");
+	configure(5000, 0);
+	if (verifier_find("snp")->verify(&req, &res, &err) != 0)
+		fail_msg("%s", err.msg);
+	verify_result_clear(&res);
+}
+
+static void test_kds_retries_after_429(void **state)
+{
+	uint8_t *der;
+	size_t len;
+	struct err err = {0};
+	struct kds_stats st;
+
+	start_server("429x2");
+	configure(10000, 0);
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	free(der);
+	kds_get_stats(&st);
+	assert_int_equal(st.kds_429, 2);
+}
+
+static void test_kds_gives_up_when_rate_limited_past_budget(void **state)
+{
+	uint8_t *der;
+	size_t len;
+	struct err err = {0};
+
+	start_server("429x100");
+	configure(1500, 0);
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
+	assert_non_null(strstr(err.msg, "rate-limiting"));
+}
+
+static void test_kds_outage_served_from_disk_cache(void **state)
+{
+	uint8_t *der;
+	size_t len;
+	struct err err = {0};
+	struct kds_stats st;
+
+	start_server("ok");
+	configure(2000, 1);
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	free(der);
+	stop_server();
+	kds_reset(); /* a restarted AS: empty memory, warm disk */
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	free(der);
+	kds_get_stats(&st);
+	assert_int_equal(st.disk_hits, 1);
+	assert_int_equal(st.kds_fetches, 0);
+}
+
+static void test_kds_404_and_unreachable_are_explained(void **state)
+{
+	uint8_t *der;
+	size_t len;
+	struct err err = {0};
+
+	start_server("404");
+	configure(2000, 0);
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
+	assert_non_null(strstr(err.msg, "HTTP 404"));
+	stop_server();
+	kds_reset();
+	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
+	assert_non_null(strstr(err.msg, "unreachable"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kds_fetch_then_memory_cache),
+		cmocka_unit_test(test_snp_verifier_fetches_vcek_from_kds),
+		cmocka_unit_test(test_kds_retries_after_429),
+		cmocka_unit_test(test_kds_gives_up_when_rate_limited_past_budget),
+		cmocka_unit_test(test_kds_outage_served_from_disk_cache),
+		cmocka_unit_test(test_kds_404_and_unreachable_are_explained),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
