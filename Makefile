@@ -23,7 +23,7 @@ GEN_H := $(GEN_C:.c=.h)
 GEN_PY := $(patsubst proto/%.proto,$(B)/gen/py/%_pb2.py,$(PROTOS))
 
 mains = $(wildcard $(1)/main_*.c)
-srcs = $(filter-out %/main_%.c,$(foreach d,$(1),$(wildcard $(d)/*.c)))
+srcs = $(filter-out $(foreach d,$(1),$(wildcard $(d)/main_*.c)),$(foreach d,$(1),$(wildcard $(d)/*.c)))
 COMMON_SRC := $(call srcs,common common/rego) $(GEN_C)
 AS_SRC := $(call srcs,as as/verifiers as/collateral)
 KBS_SRC := $(call srcs,kbs)

@@ -1,0 +1,181 @@
+/*
+ * evidence-verify: check one piece of TEE evidence by hand, exactly as the AS would, and
+ * print the policy-input object it would build (as-rvps.md §2.5). Exit 0 and the JSON on
+ * success; exit 1 and one line saying why on refusal; exit 2 on a usage error.
+ *
+ *   evidence-verify --tee TEE --evidence FILE [--report-data HEX] [--init-data HEX]
+ *                   [--time RFC3339] [--vcek FILE] [--collateral FILE] [--event-log FILE]
+ *                   [--config AS-CONFIG.json]
+ *
+ * FILE is the AS JSON evidence document, or for `snp` the raw 1184-byte report, or for
+ * `tdx`/`sgx` the raw quote. --vcek, --collateral and --event-log are handed to the verifier
+ * as options; --config supplies the AS config's `verifier_config` (VCEK sources, DCAP
+ * collateral service).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "as/claims.h"
+#include "as/verifier.h"
+#include "b64.h"
+#include "config.h"
+#include "log.h"
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: evidence-verify --tee TEE --evidence FILE [--report-data HEX]\n"
+		"                       [--init-data HEX] [--time RFC3339] [--vcek FILE]\n"
+		"                       [--collateral FILE] [--event-log FILE] [--config FILE]\n");
+	exit(2);
+}
+
+static int parse_time(const char *s, time_t *out)
+{
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end == NULL)
+		return -1;
+	if (*end == '.')
+		while (*++end >= '0' && *end <= '9')
+			;
+	if (*end != 'Z' || end[1] != '\0')
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+/* JSON evidence as is; raw bytes wrapped in the field the verifier reads them from. */
+static json_t *load_evidence(const char *tee, const char *path, struct err *err)
+{
+	size_t len;
+	char *buf = file_read_all(path, &len, err);
+	json_t *ev;
+
+	if (buf == NULL)
+		return NULL;
+	ev = json_loadb(buf, len, 0, NULL);
+	if (ev == NULL) {
+		const char *field = strcmp(tee, "snp") == 0 ? "attestation_report" : "quote";
+		char *b64 = b64_encode((const uint8_t *)buf, len, B64_STD);
+		ev = json_pack("{s:s}", field, b64 ? b64 : "");
+		free(b64);
+	}
+	free(buf);
+	return ev;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"tee", required_argument, NULL, 't'},	 {"evidence", required_argument, NULL, 'e'},
+		{"report-data", required_argument, NULL, 'r'},
+		{"init-data", required_argument, NULL, 'i'},
+		{"time", required_argument, NULL, 'T'},	 {"vcek", required_argument, NULL, 'v'},
+		{"collateral", required_argument, NULL, 'c'},
+		{"event-log", required_argument, NULL, 'l'},
+		{"config", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	const char *tee = NULL, *evpath = NULL, *rd_hex = NULL, *id_hex = NULL, *cfgpath = NULL;
+	json_t *options = json_object(), *cfg = NULL;
+	struct verify_request req = {0};
+	struct verify_result res = {0};
+	struct err err = {0};
+	uint8_t *rd = NULL, *idh = NULL;
+	size_t rdlen = 0, idlen = 0;
+	int c, rc = 1;
+
+	log_init("evidence-verify");
+	if (getenv("LOG_LEVEL") == NULL && getenv("RUST_LOG") == NULL)
+		log_set_level(LOG_ERROR);
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			tee = optarg;
+			break;
+		case 'e':
+			evpath = optarg;
+			break;
+		case 'r':
+			rd_hex = optarg;
+			break;
+		case 'i':
+			id_hex = optarg;
+			break;
+		case 'T':
+			if (parse_time(optarg, &req.now) < 0) {
+				fprintf(stderr, "evidence-verify: --time must be RFC 3339 UTC, e.g. "
+						"2025-07-01T00:00:00Z\n");
+				return 2;
+			}
+			break;
+		case 'v':
+			json_object_set_new(options, "vcek", json_string(optarg));
+			break;
+		case 'c':
+			json_object_set_new(options, "collateral", json_string(optarg));
+			break;
+		case 'l':
+			json_object_set_new(options, "event_log", json_string(optarg));
+			break;
+		case 'C':
+			cfgpath = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (tee == NULL || evpath == NULL || optind != argc)
+		usage();
+	const struct verifier *v = verifier_find(tee);
+	if (v == NULL) {
+		printf("refused: no verifier for TEE \"%s\" in this build\n", tee);
+		return 1;
+	}
+	if (cfgpath != NULL && (cfg = config_load(cfgpath, &err)) == NULL) {
+		fprintf(stderr, "evidence-verify: %s\n", err.msg);
+		return 2;
+	}
+	if (verifiers_init(cfg ? json_object_get(cfg, "verifier_config") : NULL, &err) < 0) {
+		fprintf(stderr, "evidence-verify: %s\n", err.msg);
+		return 2;
+	}
+	if ((rd_hex && hex_decode(rd_hex, strlen(rd_hex), &rd, &rdlen) < 0) ||
+	    (id_hex && hex_decode(id_hex, strlen(id_hex), &idh, &idlen) < 0)) {
+		fprintf(stderr, "evidence-verify: --report-data and --init-data take hex\n");
+		return 2;
+	}
+	req.evidence = load_evidence(tee, evpath, &err);
+	if (req.evidence == NULL) {
+		printf("refused: %s\n", err.msg);
+		goto out;
+	}
+	req.report_data = rd;
+	req.report_data_len = rdlen;
+	req.init_data_hash = idh;
+	req.init_data_hash_len = idlen;
+	req.options = options;
+	if (v->verify(&req, &res, &err) < 0) {
+		printf("refused: %s\n", err.msg);
+		goto out;
+	}
+	for (size_t i = 0; i < res.n; i++) {
+		json_t *in = claims_policy_input(tee, res.items[i].claims, NULL, NULL, 1);
+		char *s = json_dumps(in, JSON_INDENT(2) | JSON_SORT_KEYS);
+		printf("%s\n", s ? s : "{}");
+		free(s);
+		json_decref(in);
+	}
+	rc = 0;
+out:
+	verify_result_clear(&res);
+	json_decref((json_t *)req.evidence);
+	json_decref(options);
+	json_decref(cfg);
+	free(rd);
+	free(idh);
+	return rc;
+}
