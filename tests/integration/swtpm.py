@@ -8,6 +8,7 @@ of as-rvps.md §5.8.
 import base64
 import os
 import re
+import socket
 import subprocess
 
 import harness
@@ -16,8 +17,16 @@ import harness
 class SwTpm:
     def __init__(self):
         self.dir = harness.tmpdir("swtpm-")
-        self.port = harness.free_port()
-        self.ctrl = harness.free_port()
+        # the swtpm TCTI of tpm2-tools talks to the control channel on port + 1
+        while True:
+            self.port = harness.free_port()
+            self.ctrl = self.port + 1
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", self.ctrl))
+                break
+            except OSError:
+                continue
         os.makedirs(os.path.join(self.dir, "state"))
         self.daemon = harness.Daemon(
             "swtpm-%d" % self.port,
