@@ -1,0 +1,361 @@
+/*
+ * common/: base64 and hex (RFC 4648 vectors, strictness), SHA-2 by name, config loading,
+ * JWK import, and the key-value store on every backend — Redis against a real
+ * redis-server on a free port, including a restart in the middle.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "b64.h"
+#include "config.h"
+#include "hash.h"
+#include "jose.h"
+#include "kv.h"
+
+static void test_b64_rfc4648_vectors(void **state)
+{
+	const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+	const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	const char *url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+	for (int i = 0; i < 7; i++) {
+		char *e = b64_encode((const uint8_t *)in[i], strlen(in[i]), B64_STD);
+		assert_string_equal(e, std[i]);
+		free(e);
+		e = b64_encode((const uint8_t *)in[i], strlen(in[i]), B64_URL);
+		assert_string_equal(e, url[i]);
+		free(e);
+		uint8_t *d;
+		size_t n;
+		assert_int_equal(b64_decode(std[i], strlen(std[i]), B64_STD, &d, &n), 0);
+		assert_int_equal(n, strlen(in[i]));
+		assert_memory_equal(d, in[i], n);
+		free(d);
+		assert_int_equal(b64_decode(url[i], strlen(url[i]), B64_URL, &d, &n), 0);
+		assert_memory_equal(d, in[i], n);
+		free(d);
+	}
+}
+
+static void test_b64_strict_decoding_refuses_sloppy_input(void **state)
+{
+	uint8_t *d;
+	size_t n;
+	/* padding in base64url, missing padding in base64, wrong alphabet, non-zero tail bits */
+	assert_int_equal(b64_decode("Zg==", 4, B64_URL, &d, &n), -1);
+	assert_int_equal(b64_decode("Zg", 2, B64_STD, &d, &n), -1);
+	assert_int_equal(b64_decode("-_8=", 4, B64_STD, &d, &n), -1);
+	assert_int_equal(b64_decode("+/8", 3, B64_URL, &d, &n), -1);
+	assert_int_equal(b64_decode("Zh==", 4, B64_STD, &d, &n), -1);
+	assert_int_equal(b64_decode("Z", 1, B64_URL, &d, &n), -1);
+	assert_int_equal(b64_decode("Zg==Zg==", 8, B64_STD, &d, &n), -1);
+	/* lenient accepts either alphabet, optional padding and line breaks */
+	assert_int_equal(b64_decode("Zm9v\nYmE", 8, B64_URL | B64_LENIENT, &d, &n), 0);
+	assert_memory_equal(d, "fooba", 5);
+	free(d);
+	assert_int_equal(b64_decode("+/8=", 4, B64_URL | B64_LENIENT, &d, &n), 0);
+	assert_int_equal(n, 2);
+	free(d);
+}
+
+static void test_hex_round_trip_and_refusals(void **state)
+{
+	const uint8_t b[] = {0x00, 0xab, 0xff, 0x10};
+	char *h = hex_encode(b, 4);
+	uint8_t *d;
+	size_t n;
+	assert_string_equal(h, "00abff10");
+	assert_int_equal(hex_decode("00ABff10", 8, &d, &n), 0);
+	assert_memory_equal(d, b, 4);
+	free(d);
+	free(h);
+	assert_int_equal(hex_decode("abc", 3, &d, &n), -1);
+	assert_int_equal(hex_decode("zz", 2, &d, &n), -1);
+}
+
+static void test_hash_names_and_digests(void **state)
+{
+	uint8_t out[HASH_MAX];
+	assert_int_equal(hash_alg_from_name("SHA384"), HASH_SHA384);
+	assert_int_equal(hash_alg_from_name("sha-256"), HASH_SHA256);
+	assert_int_equal(hash_alg_from_name("sm3"), HASH_NONE);
+	assert_int_equal(hash_digest(HASH_SHA256, "abc", 3, out), 32);
+	char *h = hex_encode(out, 32);
+	assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	free(h);
+	assert_int_equal(hash_digest(HASH_SHA512, "", 0, out), 64);
+	assert_int_equal(hash_len(HASH_SHA384), 48);
+}
+
+static void test_config_json_and_typed_getters(void **state)
+{
+	char path[] = "/tmp/ctrustee-cfg-XXXXXX.json";
+	int fd = mkstemps(path, 5);
+	const char *doc = "{\"a\":{\"b\":\"x\",\"n\":5,\"t\":true}}";
+	assert_true(write(fd, doc, strlen(doc)) == (ssize_t)strlen(doc));
+	close(fd);
+	struct err err = {0};
+	json_t *c = config_load(path, &err);
+	assert_non_null(c);
+	const char *s;
+	long long n;
+	bool t;
+	assert_int_equal(config_string(c, "a.b", NULL, &s, &err), 0);
+	assert_string_equal(s, "x");
+	assert_int_equal(config_int(c, "a.n", 0, &n, &err), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(config_bool(c, "a.t", false, &t, &err), 0);
+	assert_true(t);
+	assert_int_equal(config_int(c, "a.missing", 7, &n, &err), 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(config_int(c, "a.b", 0, &n, &err), -1);
+	assert_non_null(strstr(err.msg, "a.b"));
+	json_decref(c);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(write(fd, "{\"a\":", 5) == 5);
+	close(fd);
+	assert_null(config_load(path, &err));
+	assert_non_null(strstr(err.msg, "line 1"));
+	unlink(path);
+	assert_null(config_load("/nonexistent/x.json", &err));
+	assert_non_null(strstr(err.msg, "cannot open"));
+}
+
+static void test_jwk_import_checks_curves_and_sizes(void **state)
+{
+	struct err err = {0};
+	/* RFC 7517 A.1 EC example key (P-256) */
+	json_t *ec = json_pack("{s:s,s:s,s:s,s:s}", "kty", "EC", "crv", "P-256", "x",
+			       "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y",
+			       "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM");
+	EVP_PKEY *pk = jwk_to_pkey(ec, &err);
+	assert_non_null(pk);
+	EVP_PKEY_free(pk);
+	/* a point off the curve is refused */
+	json_object_set_new(ec, "y", json_string("4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyQ"));
+	assert_null(jwk_to_pkey(ec, &err));
+	/* short coordinates are refused */
+	json_object_set_new(ec, "x", json_string("AAAA"));
+	assert_null(jwk_to_pkey(ec, &err));
+	assert_non_null(strstr(err.msg, "exactly 32"));
+	json_decref(ec);
+	json_t *bad = json_pack("{s:s}", "kty", "oct");
+	assert_null(jwk_to_pkey(bad, &err));
+	json_decref(bad);
+	json_t *ed = json_pack("{s:s,s:s,s:s}", "kty", "OKP", "crv", "Ed25519", "x",
+			       "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+	pk = jwk_to_pkey(ed, &err);
+	assert_non_null(pk);
+	EVP_PKEY_free(pk);
+	json_decref(ed);
+}
+
+/* the same behaviour on every backend */
+static void kv_contract(struct kv *kv)
+{
+	struct err err = {0};
+	uint8_t *v;
+	size_t n;
+	char **keys;
+	size_t nk;
+
+	assert_int_equal(kv_set(kv, "repository", "repo/type/tag", "secret", 6, 1, &err), 0);
+	assert_int_equal(kv_get(kv, "repository", "repo/type/tag", &v, &n, &err), 0);
+	assert_int_equal(n, 6);
+	assert_memory_equal(v, "secret", 6);
+	free(v);
+	assert_int_equal(kv_set(kv, "repository", "repo/type/tag", "other", 5, 0, &err), 1);
+	assert_int_equal(kv_set(kv, "repository", "repo/type/tag", "bin\0ary", 7, 1, &err), 0);
+	assert_int_equal(kv_get(kv, "repository", "repo/type/tag", &v, &n, &err), 0);
+	assert_int_equal(n, 7);
+	assert_memory_equal(v, "bin\0ary", 7);
+	free(v);
+	assert_int_equal(kv_get(kv, "repository", "absent", &v, &n, &err), 1);
+	assert_int_equal(kv_set(kv, "repository", "a.b-c_d", "1", 1, 1, &err), 0);
+	assert_int_equal(kv_list(kv, "repository", &keys, &nk, &err), 0);
+	assert_int_equal(nk, 2);
+	kv_list_free(keys, nk);
+	assert_int_equal(kv_take(kv, "repository", "a.b-c_d", &v, &n, &err), 0);
+	free(v);
+	assert_int_equal(kv_get(kv, "repository", "a.b-c_d", &v, &n, &err), 1);
+	assert_int_equal(kv_delete(kv, "repository", "repo/type/tag", &err), 0);
+	assert_int_equal(kv_delete(kv, "repository", "repo/type/tag", &err), 1);
+	assert_int_equal(kv_set(kv, "../etc", "k", "v", 1, 1, &err), -1);
+	assert_int_equal(kv_set(kv, "repository", "", "v", 1, 1, &err), -1);
+}
+
+static void test_kv_memory(void **state)
+{
+	struct err err = {0};
+	struct kv *kv = kv_open(NULL, &err);
+	assert_non_null(kv);
+	assert_string_equal(kv_type_name(kv), "Memory");
+	kv_contract(kv);
+	kv_close(kv);
+}
+
+static void test_kv_local_fs_layout(void **state)
+{
+	char dir[] = "/tmp/ctrustee-kvfs-XXXXXX", path[256], cmd[300];
+	struct err err = {0};
+	assert_non_null(mkdtemp(dir));
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "LocalFs", "backends",
+				"local_fs", "dir_path", dir);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	kv_contract(kv);
+	assert_int_equal(kv_set(kv, "repository", "r/t/g", "x", 1, 1, &err), 0);
+	snprintf(path, sizeof(path), "%s/repository/r\\x2Ft\\x2Fg", dir);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0); /* Trustee's file naming */
+	assert_int_equal(kv_set(kv, "repository", "bad key!", "x", 1, 1, &err), -1);
+	kv_close(kv);
+	json_decref(cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_kv_local_json_layout(void **state)
+{
+	char dir[] = "/tmp/ctrustee-kvjs-XXXXXX", path[256], cmd[300];
+	struct err err = {0};
+	assert_non_null(mkdtemp(dir));
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "local_json", "backends",
+				"local_json", "file_dir_path", dir);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	kv_contract(kv);
+	assert_int_equal(kv_set(kv, "kbs", "resource-policy.rego", "\xfb\xff", 2, 1, &err), 0);
+	snprintf(path, sizeof(path), "%s/kbs", dir);
+	json_t *doc = json_load_file(path, 0, NULL);
+	assert_non_null(doc);
+	/* values are URL-safe padded base64 */
+	assert_string_equal(json_string_value(json_object_get(doc, "resource-policy.rego")), "-_8=");
+	json_decref(doc);
+	kv_close(kv);
+	json_decref(cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	bind(s, (struct sockaddr *)&a, sizeof(a));
+	getsockname(s, (struct sockaddr *)&a, &l);
+	close(s);
+	return ntohs(a.sin_port);
+}
+
+static pid_t start_redis(int port)
+{
+	char p[16];
+	snprintf(p, sizeof(p), "%d", port);
+	pid_t pid = fork();
+	if (pid == 0) {
+		freopen("/dev/null", "w", stdout);
+		execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save",
+		       "", "--appendonly", "no", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+		close(s);
+		if (ok)
+			return pid;
+		usleep(50000);
+	}
+	fail_msg("redis-server did not start");
+	return -1;
+}
+
+static void stop_redis(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+static void test_kv_redis_with_restart(void **state)
+{
+	int port = free_port();
+	char url[64];
+	struct err err = {0};
+	uint8_t *v;
+	size_t n;
+	pid_t pid = start_redis(port);
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	unsetenv("REDIS_URL");
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
+				"url", url);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	kv_contract(kv);
+	/* TTL: the key disappears */
+	assert_int_equal(kv_set_ttl(kv, "kbs_protocol_session", "s1", "x", 1, 1, 1, &err), 0);
+	assert_int_equal(kv_get(kv, "kbs_protocol_session", "s1", &v, &n, &err), 0);
+	free(v);
+	sleep(2);
+	assert_int_equal(kv_get(kv, "kbs_protocol_session", "s1", &v, &n, &err), 1);
+	/* outage: a clear error, then recovery on its own once Redis is back */
+	stop_redis(pid);
+	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), -1);
+	assert_non_null(strstr(err.msg, "127.0.0.1"));
+	pid = start_redis(port);
+	assert_int_equal(kv_set(kv, "repository", "k", "v", 1, 1, &err), 0);
+	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), 0);
+	free(v);
+	kv_close(kv);
+	json_decref(cfg);
+	stop_redis(pid);
+}
+
+static void test_kv_refuses_unknown_backend(void **state)
+{
+	struct err err = {0};
+	json_t *cfg = json_pack("{s:s}", "storage_type", "Postgresql");
+	assert_null(kv_open(cfg, &err));
+	assert_non_null(strstr(err.msg, "Postgresql"));
+	json_decref(cfg);
+	assert_true(kv_key_valid("default/key/read"));
+	assert_false(kv_key_valid("a:b"));
+	assert_false(kv_key_valid(""));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_b64_rfc4648_vectors),
+		cmocka_unit_test(test_b64_strict_decoding_refuses_sloppy_input),
+		cmocka_unit_test(test_hex_round_trip_and_refusals),
+		cmocka_unit_test(test_hash_names_and_digests),
+		cmocka_unit_test(test_config_json_and_typed_getters),
+		cmocka_unit_test(test_jwk_import_checks_curves_and_sizes),
+		cmocka_unit_test(test_kv_memory),
+		cmocka_unit_test(test_kv_local_fs_layout),
+		cmocka_unit_test(test_kv_local_json_layout),
+		cmocka_unit_test(test_kv_redis_with_restart),
+		cmocka_unit_test(test_kv_refuses_unknown_backend),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
