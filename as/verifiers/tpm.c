@@ -7,6 +7,7 @@
  * "message": b64 TPMS_ATTEST, "pcrs": [hex SHA-256 PCR values, in selection order]}}.
  */
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,46 @@
 #include "as/verifier.h"
 #include "b64.h"
 
+/*
+ * Parsed AKs by SHA-256 of their DER. OpenSSL 3 spends ~70 us decoding an RSA
+ * SubjectPublicKeyInfo, four times the signature check, and a machine presents the same AK
+ * on every attestation. The cache holds public keys only; it decides nothing about trust.
+ */
+#define AK_CACHE 64
+static struct {
+	pthread_mutex_t mu;
+	uint8_t digest[AK_CACHE][32];
+	EVP_PKEY *key[AK_CACHE];
+	size_t n, next;
+} ak_cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static EVP_PKEY *ak_cached(const uint8_t d[32])
+{
+	EVP_PKEY *k = NULL;
+	pthread_mutex_lock(&ak_cache.mu);
+	for (size_t i = 0; i < ak_cache.n && k == NULL; i++)
+		if (memcmp(ak_cache.digest[i], d, 32) == 0 && EVP_PKEY_up_ref(ak_cache.key[i]))
+			k = ak_cache.key[i];
+	pthread_mutex_unlock(&ak_cache.mu);
+	return k;
+}
+
+static void ak_remember(const uint8_t d[32], EVP_PKEY *k)
+{
+	if (!EVP_PKEY_up_ref(k))
+		return;
+	pthread_mutex_lock(&ak_cache.mu);
+	size_t slot = ak_cache.n < AK_CACHE ? ak_cache.n++ : ak_cache.next++ % AK_CACHE;
+	if (ak_cache.key[slot] != NULL)
+		EVP_PKEY_free(ak_cache.key[slot]);
+	memcpy(ak_cache.digest[slot], d, 32);
+	ak_cache.key[slot] = k;
+	pthread_mutex_unlock(&ak_cache.mu);
+}
+
 static EVP_PKEY *load_ak(const json_t *v, struct err *err)
 {
+	uint8_t d[32];
 	uint8_t *der;
 	size_t len;
 	const unsigned char *p;
@@ -26,12 +65,18 @@ static EVP_PKEY *load_ak(const json_t *v, struct err *err)
 	if (b64_decode(json_string_value(v), json_string_length(v), B64_STD | B64_LENIENT, &der,
 		       &len) < 0)
 		return err_set(err, "`ak_public` is not base64"), NULL;
+	if (EVP_Digest(der, len, d, NULL, EVP_sha256(), NULL) == 1 && (k = ak_cached(d)) != NULL) {
+		free(der);
+		return k;
+	}
 	p = der;
 	k = d2i_PUBKEY(NULL, &p, (long)len);
 	if (k == NULL || p != der + len) {
 		EVP_PKEY_free(k);
 		k = NULL;
 		err_set(err, "`ak_public` is not a DER SubjectPublicKeyInfo");
+	} else {
+		ak_remember(d, k);
 	}
 	free(der);
 	return k;
