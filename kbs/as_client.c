@@ -1,0 +1,210 @@
+/*
+ * as_client: the KBS side of the coco_as_grpc backend (kbs-protocol.md §2.8). One gRPC
+ * channel to the AS; AttestationEvaluate, SetAttestationPolicy, GetAttestationChallenge, and
+ * the RVPS API that the AS proxies on the same address. Calls block; the HTTP layer runs
+ * them on its worker pool.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "attestation.pb-c.h"
+#include "grpcx.h"
+#include "kbs.h"
+#include "reference.pb-c.h"
+
+struct kbs_as {
+	struct grpcx_client *c;
+	int timeout_ms;
+};
+
+struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err)
+{
+	struct kbs_as *a = calloc(1, sizeof(*a));
+	if (!a) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	a->c = grpcx_client_new(addr, err);
+	if (!a->c) {
+		free(a);
+		return NULL;
+	}
+	a->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000;
+	return a;
+}
+
+void kbs_as_free(struct kbs_as *a)
+{
+	if (!a)
+		return;
+	grpcx_client_free(a->c);
+	free(a);
+}
+
+/* Packs `msg`, calls `method`, returns the response bytes. */
+static int call(struct kbs_as *a, const char *method, const ProtobufCMessage *msg, uint8_t **resp,
+		size_t *resp_len, struct err *err)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf)
+		return err_set(err, "out of memory");
+	protobuf_c_message_pack(msg, buf);
+	int st = grpcx_call(a->c, method, buf, n, resp, resp_len, a->timeout_ms, err);
+	free(buf);
+	if (st != GRPCX_OK) {
+		if (st > 0)
+			err_prefix(err, "AS returned gRPC status %d", st);
+		return -1;
+	}
+	return 0;
+}
+
+char *kbs_as_evaluate(struct kbs_as *a, const json_t *requests, struct err *err)
+{
+	size_t n = json_array_size(requests);
+	Attestation__AttestationRequest req = ATTESTATION__ATTESTATION_REQUEST__INIT;
+	Attestation__IndividualAttestationRequest *items = calloc(n ? n : 1, sizeof(*items));
+	Attestation__IndividualAttestationRequest **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	char *policy = "default";
+	char *token = NULL;
+	if (!items || !ptrs) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *r = json_array_get(requests, i);
+		Attestation__IndividualAttestationRequest *it = &items[i];
+		attestation__individual_attestation_request__init(it);
+		it->tee = (char *)json_string_value(json_object_get(r, "tee"));
+		it->evidence = (char *)json_string_value(json_object_get(r, "evidence"));
+		it->runtime_data_hash_algorithm =
+			(char *)json_string_value(json_object_get(r, "hash"));
+		it->runtime_data_case =
+			ATTESTATION__INDIVIDUAL_ATTESTATION_REQUEST__RUNTIME_DATA_STRUCTURED_RUNTIME_DATA;
+		it->structured_runtime_data =
+			(char *)json_string_value(json_object_get(r, "runtime_data"));
+		const char *idt = json_string_value(json_object_get(r, "init_data_toml"));
+		if (idt) {
+			it->init_data_case =
+				ATTESTATION__INDIVIDUAL_ATTESTATION_REQUEST__INIT_DATA_INIT_DATA_TOML;
+			it->init_data_toml = (char *)idt;
+		}
+		if (!it->tee || !it->evidence || !it->structured_runtime_data)
+			goto bad;
+		if (!it->runtime_data_hash_algorithm)
+			it->runtime_data_hash_algorithm = "sha384";
+		ptrs[i] = it;
+	}
+	req.n_verification_requests = n;
+	req.verification_requests = ptrs;
+	req.n_policy_ids = 1;
+	req.policy_ids = &policy;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	if (call(a, "/attestation.AttestationService/AttestationEvaluate",
+		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+		goto out;
+	Attestation__AttestationResponse *r =
+		attestation__attestation_response__unpack(NULL, rl, resp);
+	free(resp);
+	if (!r) {
+		err_set(err, "AS sent an unparsable AttestationResponse");
+		goto out;
+	}
+	if (!r->attestation_token || !*r->attestation_token)
+		err_set(err, "AS returned an empty attestation token");
+	else
+		token = strdup(r->attestation_token);
+	attestation__attestation_response__free_unpacked(r, NULL);
+	goto out;
+bad:
+	err_set(err, "internal: incomplete verification request");
+out:
+	free(items);
+	free(ptrs);
+	return token;
+}
+
+int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, struct err *err)
+{
+	Attestation__SetPolicyRequest req = ATTESTATION__SET_POLICY_REQUEST__INIT;
+	req.policy_id = (char *)id;
+	req.policy = (char *)policy_b64;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	if (call(a, "/attestation.AttestationService/SetAttestationPolicy",
+		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+		return -1;
+	free(resp);
+	return 0;
+}
+
+int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err)
+{
+	Reference__ReferenceValueRegisterRequest req = REFERENCE__REFERENCE_VALUE_REGISTER_REQUEST__INIT;
+	req.message = (char *)message;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	if (call(a, "/reference.ReferenceValueProviderService/RegisterReferenceValue",
+		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+		return -1;
+	free(resp);
+	return 0;
+}
+
+int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *err)
+{
+	*out = NULL;
+	Reference__ReferenceValueQueryRequest req = REFERENCE__REFERENCE_VALUE_QUERY_REQUEST__INIT;
+	req.reference_value_id = (char *)id;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	if (call(a, "/reference.ReferenceValueProviderService/QueryReferenceValue",
+		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+		return -1;
+	Reference__ReferenceValueQueryResponse *r =
+		reference__reference_value_query_response__unpack(NULL, rl, resp);
+	free(resp);
+	if (!r)
+		return err_set(err, "AS sent an unparsable ReferenceValueQueryResponse");
+	int rc = 1;
+	if (r->_reference_value_results_case ==
+	    REFERENCE__REFERENCE_VALUE_QUERY_RESPONSE___REFERENCE_VALUE_RESULTS_REFERENCE_VALUE_RESULTS) {
+		*out = strdup(r->reference_value_results);
+		rc = *out ? 0 : -1;
+	}
+	reference__reference_value_query_response__free_unpacked(r, NULL);
+	return rc;
+}
+
+char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params,
+		       struct err *err)
+{
+	Attestation__ChallengeRequest req = ATTESTATION__CHALLENGE_REQUEST__INIT;
+	Attestation__ChallengeRequest__InnerEntry e1 =
+		ATTESTATION__CHALLENGE_REQUEST__INNER_ENTRY__INIT;
+	Attestation__ChallengeRequest__InnerEntry e2 =
+		ATTESTATION__CHALLENGE_REQUEST__INNER_ENTRY__INIT;
+	Attestation__ChallengeRequest__InnerEntry *ents[2] = {&e1, &e2};
+	e1.key = "tee";
+	e1.value = (char *)tee;
+	e2.key = "tee_params";
+	e2.value = (char *)tee_params;
+	req.n_inner = 2;
+	req.inner = ents;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	if (call(a, "/attestation.AttestationService/GetAttestationChallenge",
+		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+		return NULL;
+	Attestation__ChallengeResponse *r = attestation__challenge_response__unpack(NULL, rl, resp);
+	free(resp);
+	if (!r) {
+		err_set(err, "AS sent an unparsable ChallengeResponse");
+		return NULL;
+	}
+	char *c = strdup(r->attestation_challenge);
+	attestation__challenge_response__free_unpacked(r, NULL);
+	return c;
+}

@@ -1,0 +1,242 @@
+/*
+ * kbs: the Key Broker Service daemon's internal interfaces (one header for the handful of
+ * modules that make up the daemon: config, sessions, AS client, token verifier, admin auth,
+ * resource policy, plugins, metrics, HTTP API).
+ */
+#ifndef CTRUSTEE_KBS_H
+#define CTRUSTEE_KBS_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct kv;
+
+#define KBS_PROTOCOL_VERSION "0.4.0"
+#define KBS_ERR_TYPE_PREFIX "https://github.com/confidential-containers/kbs/errors/"
+
+/* ---------------- config (kbs/config.c) ---------------- */
+
+enum kbs_admin_mode { KBS_ADMIN_DENY_ALL = 0, KBS_ADMIN_ALLOW_ALL, KBS_ADMIN_AUTHENTICATED };
+
+struct kbs_idp {
+	char *issuer;	      /* NULL = not checked */
+	char *audience;	      /* NULL = not checked */
+	char *public_key_uri; /* as configured */
+	char *jwk_set_uri;
+	EVP_PKEY *key;	      /* loaded from public_key_uri */
+	json_t *jwks;	      /* loaded from jwk_set_uri: {"keys":[...]} */
+};
+
+struct kbs_acl {
+	char *role;
+	char *pattern;
+	regex_t re;
+};
+
+struct kbs_strv {
+	char **v;
+	size_t n;
+};
+
+enum kbs_as_type { KBS_AS_NONE = 0, KBS_AS_GRPC, KBS_AS_BUILTIN, KBS_AS_INTEL_TA };
+
+struct kbs_config {
+	/* [http_server] */
+	struct kbs_strv sockets;
+	bool insecure_http;
+	char *private_key;
+	char *certificate;
+	long long payload_request_size; /* MiB */
+	long long worker_count;
+	/* [admin] */
+	enum kbs_admin_mode admin_mode;
+	struct kbs_idp *idps;
+	size_t n_idps;
+	struct kbs_acl *acls;
+	size_t n_acls;
+	/* [attestation_token] */
+	struct kbs_strv trusted_certs_paths;
+	struct kbs_strv trusted_jwk_sets;
+	struct kbs_strv extra_teekey_paths;
+	bool insecure_header_jwk;
+	/* [attestation_service] */
+	enum kbs_as_type as_type;
+	char *as_addr;
+	long long as_pool_size;
+	long long session_timeout_min;
+	/* storage */
+	json_t *storage_backend; /* borrowed from root, may be NULL */
+	char *session_storage_type;
+	/* [[plugins]] */
+	bool plugin_resource;
+	char *resource_backend; /* "kvstorage" */
+	bool plugin_sample;
+	char *sample_item;
+	json_t *root;
+};
+
+/* Parses and checks a loaded config document (TOML or JSON already turned into JSON).
+ * Loads admin keys and JWK sets from their files. 0 / -1 with a sentence in err. */
+int kbs_config_from_json(json_t *root, struct kbs_config *cfg, struct err *err);
+int kbs_config_load(const char *path, struct kbs_config *cfg, struct err *err);
+void kbs_config_free(struct kbs_config *cfg);
+/* The §5.3 load-time rule: starts with "^/kbs" and ends with "$". */
+bool kbs_acl_pattern_anchored(const char *pattern);
+
+/* ---------------- request parsers (kbs/rcar_parse.c; fuzzed) ---------------- */
+
+/* kbs-types Tee names (case-sensitive); returns 1 if known. */
+int kbs_tee_known(const char *tee);
+/* Full semver (MAJOR.MINOR.PATCH[-pre][+build]) satisfying "=0.4.0": build metadata allowed,
+ * pre-release refused. 0 ok, -1 not a semver, -2 a semver that does not match. */
+int kbs_version_check(const char *v);
+
+struct kbs_auth_req {
+	char *version;
+	char *tee;
+	json_t *extra_params; /* owned */
+};
+int kbs_auth_req_parse(const uint8_t *buf, size_t len, struct kbs_auth_req *out, struct err *err);
+void kbs_auth_req_free(struct kbs_auth_req *r);
+
+struct kbs_attest_req {
+	char *nonce;
+	json_t *tee_pubkey;	     /* owned, members filtered to the TeePubKey shape */
+	json_t *primary_evidence;    /* owned, any JSON */
+	char *additional_evidence;   /* "" or JSON text */
+	char *init_data_format;	     /* NULL when absent/null */
+	char *init_data_body;
+};
+int kbs_attest_req_parse(const uint8_t *buf, size_t len, struct kbs_attest_req *out,
+			 struct err *err);
+void kbs_attest_req_free(struct kbs_attest_req *r);
+
+/* TeePubKey (tagged by kty): keeps only {kty,alg,n,e} / {kty,crv,alg,x,y} / {kty,alg,pub}.
+ * Returns a new object or NULL with err. */
+json_t *kbs_teepubkey_parse(const json_t *v, struct err *err);
+/* §7.1 resource path: exactly 3 segments, each [A-Za-z0-9_-][A-Za-z0-9_.-]*. */
+bool kbs_resource_path_valid(const char *path);
+
+/* ---------------- sessions (kbs/session.c) ---------------- */
+
+enum kbs_session_state { KBS_SESSION_AUTHED = 1, KBS_SESSION_ATTESTED };
+
+struct kbs_session {
+	char id[33];
+	enum kbs_session_state state;
+	char tee[32];
+	char *nonce;
+	char *token;
+	json_t *extra_params; /* request extra-params */
+	long long expires;    /* unix seconds */
+};
+
+struct kbs_sessions;
+struct kbs_sessions *kbs_sessions_new(size_t max, struct err *err);
+void kbs_sessions_free(struct kbs_sessions *s);
+/* Creates an Authed session; fills id. 0 / -1 (too many sessions). */
+int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
+			const json_t *extra_params, long long expires, char id_out[33],
+			struct err *err);
+/* Copies the live session into *out (free with kbs_session_clear). 0 found, 1 absent or
+ * expired (an expired record is removed). */
+int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out);
+/* Authed -> Attested with token. 0, 1 if gone. */
+int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token);
+/* Remove expired sessions; returns the number removed. */
+size_t kbs_sessions_sweep(struct kbs_sessions *s);
+size_t kbs_sessions_count(struct kbs_sessions *s);
+void kbs_session_clear(struct kbs_session *ss);
+
+/* ---------------- AS client (kbs/as_client.c) ---------------- */
+
+struct kbs_as;
+struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err);
+void kbs_as_free(struct kbs_as *a);
+/* verification_requests: array of {"tee","evidence_text","runtime_data_text","hash","init_data_toml"?}.
+ * Returns a malloc'd token or NULL with err. */
+char *kbs_as_evaluate(struct kbs_as *a, const json_t *requests, struct err *err);
+int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, struct err *err);
+/* 0 registered / -1 */
+int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err);
+/* 0 found (*out malloc'd JSON text), 1 not found, -1 error */
+int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *err);
+/* For `se`: returns the challenge string or NULL. */
+char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params,
+		       struct err *err);
+
+/* ---------------- token verification (kbs/token.c) ---------------- */
+
+struct kbs_token_verifier;
+struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, struct err *err);
+void kbs_token_verifier_free(struct kbs_token_verifier *v);
+/* Verifies an attestation JWT per §4.2; returns the claims (new reference) or NULL. */
+json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct err *err);
+/* §4.3: tee-pubkey from verified claims (new reference, TeePubKey-filtered) or NULL. */
+json_t *kbs_token_teepubkey(struct kbs_token_verifier *v, const json_t *claims, struct err *err);
+
+/* ---------------- admin (kbs/admin.c) ---------------- */
+
+/* Checks the Authorization header for `uri`. 0 allowed; -1 with err->msg the admin error
+ * text of §1.4 ("Admin access denied: ..."). */
+int kbs_admin_check(const struct kbs_config *cfg, const char *authorization, const char *uri,
+		    struct err *err);
+
+/* ---------------- resource policy (kbs/policy.c) ---------------- */
+
+struct kbs_policy;
+struct kbs_policy *kbs_policy_new(struct kv *kv, struct err *err);
+void kbs_policy_free(struct kbs_policy *p);
+/* Writes the default policy unless one is stored. */
+int kbs_policy_init_default(struct kbs_policy *p, struct err *err);
+/* 0 allowed, 1 denied (*explain may be set, malloc'd), -1 engine error (err). */
+int kbs_policy_eval(struct kbs_policy *p, const json_t *claims, const json_t *data, char **explain,
+		    struct err *err);
+/* Validates (compiles) and stores. 0 / -1. */
+int kbs_policy_set(struct kbs_policy *p, const char *rego, size_t len, struct err *err);
+extern const char kbs_default_policy[];
+
+/* ---------------- metrics (kbs/kbs_metrics.c) ---------------- */
+
+enum kbs_counter {
+	KM_HTTP_REQUESTS = 0,
+	KM_POLICY_EVALS,
+	KM_POLICY_APPROVALS,
+	KM_POLICY_VIOLATIONS,
+	KM_POLICY_ERRORS,
+	KM_ATTEST_REQUESTS,
+	KM_ATTEST_ERRORS,
+	KM_AUTH_REQUESTS,
+	KM_AUTH_SUCCESSES,
+	KM_AUTH_ERRORS,
+	KM__N
+};
+enum kbs_labelled { KML_RES_READS = 0, KML_RES_WRITES, KML_RES_DELETES, KML_ATT_OK, KML_ATT_FAIL,
+		    KML__N };
+void kbs_metrics_init(void);
+void kbs_metrics_inc(enum kbs_counter c);
+void kbs_metrics_inc_label(enum kbs_labelled m, const char *label);
+void kbs_metrics_active(int delta);
+void kbs_metrics_http_observe(double seconds, size_t req_size, size_t resp_size);
+/* Prometheus text exposition, malloc'd. */
+char *kbs_metrics_render(void);
+
+/* ---------------- the daemon (kbs/server.c) ---------------- */
+
+struct kbs_server;
+/* Takes ownership of *cfg (zeroed on return). Opens storage, connects the AS, writes the
+ * default resource policy, binds the sockets. */
+struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err);
+int kbs_server_start(struct kbs_server *k, struct err *err);
+/* The bound port of socket i (port 0 in the config picks a free one). */
+int kbs_server_port(const struct kbs_server *k, size_t i);
+void kbs_server_stop(struct kbs_server *k);
+void kbs_server_free(struct kbs_server *k);
+
+#endif

@@ -1,0 +1,905 @@
+/*
+ * server: the KBS HTTP API (kbs-protocol.md §1): routing in Trustee's dispatch order, the
+ * RCAR handshake (/auth, /attest), the admin endpoints, and the plugin calls (resource,
+ * sample) behind token verification, resource policy and JWE. Every /kbs/v0 request runs on
+ * the HTTP layer's worker pool, so a handler may block on the AS, Redis or the policy engine
+ * without holding up the event loops; /metrics and /healthz answer on the loop.
+ *
+ * Status codes and problem bodies are Trustee's: 404 only for an unknown plugin, 401 for
+ * everything else, `type` naming the top-level error variant. Causes that Trustee does not
+ * put in the detail go to the log with the session id.
+ */
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "b64.h"
+#include "http.h"
+#include "jose.h"
+#include "kbs.h"
+#include "kv.h"
+#include "log.h"
+
+struct kbs_server {
+	struct kbs_config cfg;
+	struct kv *kv;
+	struct kbs_sessions *sessions;
+	struct kbs_as *as;
+	struct kbs_token_verifier *tv;
+	struct kbs_policy *policy;
+	struct http_server *http;
+	pthread_t sweeper;
+	int sweeper_running;
+	pthread_mutex_t smu;
+	pthread_cond_t scv;
+	int stopping;
+};
+
+/* A /kbs/v0 request split as §1.1: plugin name, the remaining segments, the query map. */
+struct call {
+	struct kbs_server *k;
+	char *plugin;
+	json_t *segs;  /* array of strings */
+	char *rpath;   /* segments re-joined with '/' */
+	json_t *query; /* object */
+};
+
+static void call_free(struct call *c)
+{
+	free(c->plugin);
+	json_decref(c->segs);
+	free(c->rpath);
+	json_decref(c->query);
+	free(c);
+}
+
+static void problem(struct http_req *r, int status, const char *variant, const char *detail)
+{
+	http_reply_problem(r, status, KBS_ERR_TYPE_PREFIX, variant, detail);
+}
+
+static void problem401(struct http_req *r, const char *variant, const char *detail)
+{
+	problem(r, 401, variant, detail);
+}
+
+static void set_cookie(struct http_req *r, const char *id, long long expires)
+{
+	char date[64], hdr[160];
+	http_date(expires, date, sizeof(date));
+	snprintf(hdr, sizeof(hdr), "kbs-session-id=%s; Expires=%s", id, date);
+	http_reply_header(r, "Set-Cookie", hdr);
+}
+
+/* ------------------------------------------------------------------ /auth */
+
+static void auth_fail(struct http_req *r, const char *cause)
+{
+	char d[ERR_MSG_MAX + 64];
+	kbs_metrics_inc(KM_AUTH_ERRORS);
+	snprintf(d, sizeof(d), "Attestation error: RCAR handshake Auth failed: %s", cause);
+	log_info("kbs: /auth refused: %s", cause);
+	problem401(r, "AttestationError", d);
+}
+
+/* `se` negotiates SHA-512; every other TEE gets "". */
+static json_t *se_extra_params(const json_t *req_extra, struct err *err)
+{
+	json_t *algs = json_object_get(req_extra, "supported-hash-algorithms");
+	if (!json_is_array(algs))
+		return json_string("");
+	size_t i;
+	json_t *a;
+	json_array_foreach(algs, i, a)
+	if (json_is_string(a) && strcasecmp(json_string_value(a), "sha512") == 0)
+		return json_pack("{s:s}", "selected-hash-algorithm", "sha512");
+	err_set(err, "the se TEE needs sha512, which is not in supported-hash-algorithms");
+	return NULL;
+}
+
+static void handle_auth(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	struct kbs_auth_req ar;
+	size_t bl;
+	const uint8_t *body = http_req_body(r, &bl);
+	kbs_metrics_inc(KM_AUTH_REQUESTS);
+	if (kbs_auth_req_parse(body, bl, &ar, &e) != 0) {
+		auth_fail(r, e.msg);
+		return;
+	}
+	json_t *extra = NULL;
+	char *nonce = NULL;
+	if (kbs_version_check(ar.version) != 0) {
+		snprintf(e.msg, sizeof(e.msg),
+			 "KBS Client Protocol Version Mismatch: expect =%s while the request is %.64s",
+			 KBS_PROTOCOL_VERSION, ar.version);
+		auth_fail(r, e.msg);
+		goto out;
+	}
+	if (strcmp(ar.tee, "se") == 0) {
+		extra = se_extra_params(ar.extra_params, &e);
+		if (!extra) {
+			auth_fail(r, e.msg);
+			goto out;
+		}
+		char *params = json_dumps(ar.extra_params, JSON_COMPACT | JSON_ENCODE_ANY);
+		nonce = kbs_as_challenge(k->as, "se", params ? params : "", &e);
+		free(params);
+		if (!nonce) {
+			auth_fail(r, e.msg);
+			goto out;
+		}
+	} else {
+		uint8_t raw[32];
+		if (RAND_bytes(raw, sizeof(raw)) != 1) {
+			auth_fail(r, "random number generator failed");
+			goto out;
+		}
+		nonce = b64_encode(raw, sizeof(raw), B64_STD);
+		extra = json_string("");
+	}
+	long long expires = (long long)time(NULL) + k->cfg.session_timeout_min * 60;
+	char id[33];
+	if (kbs_sessions_create(k->sessions, ar.tee, nonce, ar.extra_params, expires, id, &e)) {
+		auth_fail(r, e.msg);
+		goto out;
+	}
+	json_t *resp = json_object();
+	json_object_set_new(resp, "nonce", json_string(nonce));
+	json_object_set(resp, "extra-params", extra);
+	set_cookie(r, id, expires);
+	http_reply_json(r, 200, resp);
+	json_decref(resp);
+	kbs_metrics_inc(KM_AUTH_SUCCESSES);
+	log_debug("kbs: session %s: /auth for tee %s", id, ar.tee);
+out:
+	json_decref(extra);
+	free(nonce);
+	kbs_auth_req_free(&ar);
+}
+
+/* ---------------------------------------------------------------- /attest */
+
+static void attest_fail(struct http_req *r, const char *sid, const char *cause)
+{
+	log_info("kbs: session %s: /attest refused: %s", sid ? sid : "-", cause);
+	problem401(r, "AttestationError", "Attestation error: RCAR handshake Attest failed");
+}
+
+static void reply_token(struct http_req *r, const struct kbs_session *s, const char *token)
+{
+	json_t *o = json_pack("{s:s}", "token", token);
+	set_cookie(r, s->id, s->expires);
+	http_reply_json(r, 200, o);
+	json_decref(o);
+}
+
+/* One verification request for the AS: evidence as b64url of its JSON text, runtime data as
+ * JSON text (the AS canonicalises it before hashing). */
+static json_t *ver_req(const char *tee, const json_t *evidence, const json_t *runtime_data,
+		       const char *init_toml)
+{
+	char *ev = json_dumps(evidence, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *rd = json_dumps(runtime_data, JSON_COMPACT | JSON_SORT_KEYS);
+	char *ev64 = ev ? b64_encode((const uint8_t *)ev, strlen(ev), B64_URL) : NULL;
+	json_t *o = NULL;
+	if (ev64 && rd) {
+		o = json_pack("{s:s,s:s,s:s,s:s}", "tee", tee, "evidence", ev64, "runtime_data", rd,
+			      "hash", strcmp(tee, "se") == 0 ? "sha512" : "sha384");
+		if (o && init_toml)
+			json_object_set_new(o, "init_data_toml", json_string(init_toml));
+	}
+	free(ev);
+	free(rd);
+	free(ev64);
+	return o;
+}
+
+static json_t *build_requests(const struct kbs_session *s, const struct kbs_attest_req *a,
+			      struct err *err)
+{
+	if (a->init_data_format && strcmp(a->init_data_format, "toml") != 0) {
+		err_set(err, "Unsupported initdata format %.32s", a->init_data_format);
+		return NULL;
+	}
+	json_t *list = json_array();
+	json_t *rd = json_pack("{s:O,s:s,s:s}", "tee-pubkey", a->tee_pubkey, "nonce", s->nonce,
+			       "additional-evidence", a->additional_evidence);
+	json_t *prim = ver_req(s->tee, a->primary_evidence, rd, a->init_data_body);
+	json_decref(rd);
+	if (!prim) {
+		json_decref(list);
+		err_set(err, "cannot serialise the evidence");
+		return NULL;
+	}
+	json_array_append_new(list, prim);
+	if (a->additional_evidence[0]) {
+		json_error_t je;
+		json_t *m = json_loads(a->additional_evidence, JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(m)) {
+			json_decref(m);
+			json_decref(list);
+			err_set(err, "additional_evidence is not a JSON map of TEE to evidence");
+			return NULL;
+		}
+		json_t *ard = json_pack("{s:O,s:s}", "tee-pubkey", a->tee_pubkey, "nonce", s->nonce);
+		const char *tee;
+		json_t *ev;
+		json_object_foreach(m, tee, ev)
+		{
+			if (!kbs_tee_known(tee)) {
+				err_set(err, "additional_evidence names unknown TEE %.32s", tee);
+				json_decref(list);
+				list = NULL;
+				break;
+			}
+			json_t *q = ver_req(tee, ev, ard, NULL);
+			if (!q) {
+				err_set(err, "cannot serialise the evidence");
+				json_decref(list);
+				list = NULL;
+				break;
+			}
+			json_array_append_new(list, q);
+		}
+		json_decref(ard);
+		json_decref(m);
+	}
+	return list;
+}
+
+static void handle_attest(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	struct kbs_attest_req a = {0};
+	struct kbs_session s = {0};
+	json_t *reqs = NULL;
+	kbs_metrics_inc(KM_ATTEST_REQUESTS);
+	char *sid = http_req_cookie(r, "kbs-session-id");
+	if (!sid) {
+		kbs_metrics_inc(KM_ATTEST_ERRORS);
+		attest_fail(r, NULL, "cookie not found");
+		return;
+	}
+	size_t bl;
+	const uint8_t *body = http_req_body(r, &bl);
+	if (kbs_attest_req_parse(body, bl, &a, &e) != 0) {
+		kbs_metrics_inc(KM_ATTEST_ERRORS);
+		attest_fail(r, sid, e.msg);
+		goto out;
+	}
+	if (kbs_sessions_get(k->sessions, sid, &s) != 0) {
+		kbs_metrics_inc(KM_ATTEST_ERRORS);
+		attest_fail(r, sid, "session not found or expired");
+		goto out;
+	}
+	if (s.state == KBS_SESSION_ATTESTED) {
+		reply_token(r, &s, s.token);
+		goto out;
+	}
+	if (strcmp(a.nonce, s.nonce) != 0) {
+		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
+		attest_fail(r, sid, "runtime-data nonce does not match the challenge");
+		goto out;
+	}
+	reqs = build_requests(&s, &a, &e);
+	if (!reqs) {
+		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
+		attest_fail(r, sid, e.msg);
+		goto out;
+	}
+	char *token = kbs_as_evaluate(k->as, reqs, &e);
+	if (!token) {
+		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
+		attest_fail(r, sid, e.msg);
+		goto out;
+	}
+	kbs_sessions_set_attested(k->sessions, sid, token);
+	kbs_metrics_inc_label(KML_ATT_OK, s.tee);
+	log_info("kbs: session %s: attested (%s)", sid, s.tee);
+	reply_token(r, &s, token);
+	free(token);
+out:
+	json_decref(reqs);
+	kbs_session_clear(&s);
+	kbs_attest_req_free(&a);
+	free(sid);
+}
+
+/* ------------------------------------------------------------- admin API */
+
+static int admin_ok(struct kbs_server *k, struct http_req *r, const char *endpoint)
+{
+	struct err e = {0};
+	if (kbs_admin_check(&k->cfg, http_req_header(r, "Authorization"), http_req_uri(r), &e) == 0)
+		return 1;
+	char d[ERR_MSG_MAX + 128];
+	snprintf(d, sizeof(d), "admin access denied for endpoint %s: %s", endpoint, e.msg);
+	log_info("kbs: %s %s: %s", http_req_method_name(r), http_req_uri(r), d);
+	problem401(r, "AdminAuthAccess", d);
+	return 0;
+}
+
+/* {"policy": "<base64url rego>"} (lenient: padding and the standard alphabet accepted). */
+static int policy_body(struct http_req *r, const char *member, char **text, size_t *len,
+		       json_t **doc, struct err *e)
+{
+	size_t bl;
+	const uint8_t *body = http_req_body(r, &bl);
+	json_error_t je;
+	*doc = json_loadb((const char *)body, bl, 0, &je);
+	const char *p = json_string_value(json_object_get(*doc, member));
+	if (!p)
+		return err_set(e, "expected a JSON object with a string `%s`", member);
+	uint8_t *raw = NULL;
+	if (b64_decode(p, strlen(p), B64_URL | B64_LENIENT, &raw, len) != 0)
+		return err_set(e, "`%s` is not base64url", member);
+	*text = (char *)raw;
+	return 0;
+}
+
+static void handle_resource_policy(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	char d[ERR_MSG_MAX + 64];
+	if (!admin_ok(k, r, "resource-policy"))
+		return;
+	if (http_req_method(r) == HTTP_M_GET) {
+		char **keys = NULL;
+		size_t n = 0;
+		if (kv_list(k->kv, KV_NS_KBS, &keys, &n, &e) != 0) {
+			snprintf(d, sizeof(d), "Policy engine error: %s", e.msg);
+			problem401(r, "PolicyEngineError", d);
+			return;
+		}
+		json_t *a = json_array();
+		for (size_t i = 0; i < n; i++) {
+			size_t l = strlen(keys[i]);
+			if (l > 5 && strcmp(keys[i] + l - 5, ".rego") == 0)
+				keys[i][l - 5] = 0;
+			json_array_append_new(a, json_string(keys[i]));
+		}
+		kv_list_free(keys, n);
+		http_reply_json(r, 200, a);
+		json_decref(a);
+		return;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	json_t *doc = NULL;
+	if (policy_body(r, "policy", &text, &len, &doc, &e) != 0) {
+		snprintf(d, sizeof(d), "Failed to parse policy: %s", e.msg);
+		problem401(r, "ParsePolicyError", d);
+	} else if (kbs_policy_set(k->policy, text, len, &e) != 0) {
+		snprintf(d, sizeof(d), "Policy engine error: %s", e.msg);
+		problem401(r, "PolicyEngineError", d);
+	} else {
+		log_info("kbs: resource policy replaced (%zu bytes)", len);
+		http_reply(r, 200, NULL, NULL, 0);
+	}
+	free(text);
+	json_decref(doc);
+}
+
+static void handle_attestation_policy(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	if (!admin_ok(k, r, "attestation-policy"))
+		return;
+	size_t bl;
+	const uint8_t *body = http_req_body(r, &bl);
+	json_error_t je;
+	json_t *doc = json_loadb((const char *)body, bl, 0, &je);
+	const char *id = json_string_value(json_object_get(doc, "policy_id"));
+	const char *pol = json_string_value(json_object_get(doc, "policy"));
+	if (!id || !pol) {
+		log_info("kbs: attestation-policy: body needs string policy_id and policy");
+		problem401(r, "AttestationError", "Attestation error: Set Attestation Policy failed");
+	} else if (kbs_as_set_policy(k->as, id, pol, &e) != 0) {
+		log_info("kbs: attestation-policy %s: %s", id, e.msg);
+		problem401(r, "AttestationError", "Attestation error: Set Attestation Policy failed");
+	} else {
+		log_info("kbs: attestation policy %s set", id);
+		http_reply(r, 200, NULL, NULL, 0);
+	}
+	json_decref(doc);
+}
+
+static void handle_reference_value(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	char d[ERR_MSG_MAX + 64];
+	if (!admin_ok(k, r, "reference-value"))
+		return;
+	if (http_req_method(r) == HTTP_M_POST) {
+		size_t bl;
+		const uint8_t *body = http_req_body(r, &bl);
+		char *msg = strndup((const char *)body, bl);
+		if (msg && kbs_as_rv_register(k->as, msg, &e) == 0) {
+			http_reply(r, 200, "application/json", NULL, 0);
+		} else {
+			snprintf(d, sizeof(d), "RVPS configuration failed: %s", e.msg);
+			problem401(r, "RvpsError", d);
+		}
+		free(msg);
+		return;
+	}
+	char *val = NULL;
+	int rc = kbs_as_rv_query(k->as, c->rpath, &val, &e);
+	if (rc == 0) {
+		http_reply(r, 200, "application/json", val, strlen(val));
+	} else {
+		if (rc == 1)
+			snprintf(e.msg, sizeof(e.msg), "reference value %.256s not found", c->rpath);
+		snprintf(d, sizeof(d), "RVPS configuration failed: %s", e.msg);
+		problem401(r, "RvpsError", d);
+	}
+	free(val);
+}
+
+/* --------------------------------------------------------------- plugins */
+
+static void plugin_error(struct http_req *r, const char *why)
+{
+	log_info("kbs: %s %s: plugin error: %s", http_req_method_name(r), http_req_uri(r), why);
+	problem401(r, "PluginInternalError", "Plugin internal error");
+}
+
+/* The attestation token for a plugin call: an attested session's, else the Bearer one. */
+static char *find_token(struct kbs_server *k, struct http_req *r)
+{
+	char *sid = k->as ? http_req_cookie(r, "kbs-session-id") : NULL;
+	if (sid) {
+		struct kbs_session s;
+		if (kbs_sessions_get(k->sessions, sid, &s) == 0) {
+			char *t = s.state == KBS_SESSION_ATTESTED ? s.token : NULL;
+			s.token = NULL;
+			kbs_session_clear(&s);
+			free(sid);
+			if (t)
+				return t;
+		} else {
+			kbs_metrics_inc(KM_ATTEST_ERRORS); /* Trustee counts this, so do we */
+			free(sid);
+		}
+	}
+	const char *h = http_req_header(r, "Authorization");
+	if (h && strncmp(h, "Bearer ", 7) == 0) {
+		h += 7;
+		while (*h == ' ')
+			h++;
+		if (*h)
+			return strdup(h);
+	}
+	return NULL;
+}
+
+static void resource_admin(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	if (!kbs_resource_path_valid(c->rpath)) {
+		plugin_error(r, "invalid resource path");
+		return;
+	}
+	if (http_req_method(r) == HTTP_M_POST) {
+		size_t bl;
+		const uint8_t *body = http_req_body(r, &bl);
+		if (kv_set(k->kv, KV_NS_REPOSITORY, c->rpath, body, bl, 1, &e) < 0) {
+			plugin_error(r, e.msg);
+			return;
+		}
+		kbs_metrics_inc_label(KML_RES_WRITES, c->rpath);
+		log_info("kbs: resource %s written (%zu bytes)", c->rpath, bl);
+	} else {
+		int rc = kv_delete(k->kv, KV_NS_REPOSITORY, c->rpath, &e);
+		if (rc != 0) {
+			plugin_error(r, rc == 1 ? "resource not found" : e.msg);
+			return;
+		}
+		kbs_metrics_inc_label(KML_RES_DELETES, c->rpath);
+		log_info("kbs: resource %s deleted", c->rpath);
+	}
+	http_reply(r, 200, "text/xml", NULL, 0);
+}
+
+/* Token, policy, plugin, JWE: the attestation-gated path of a plugin call. */
+static void plugin_attested(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	json_t *claims = NULL, *data = NULL, *pk = NULL, *jwe = NULL;
+	uint8_t *val = NULL;
+	size_t vlen = 0;
+	char *explain = NULL;
+	char *token = find_token(k, r);
+	if (!token) {
+		problem401(r, "TokenNotFound", "Attestation Token not found");
+		return;
+	}
+	claims = kbs_token_verify(k->tv, token, &e);
+	if (!claims) {
+		log_info("kbs: %s: token refused: %s", http_req_uri(r), e.msg);
+		problem401(r, "TokenVerifierError", "Token Verifier error");
+		goto out;
+	}
+	data = json_pack("{s:s,s:O,s:O}", "plugin", c->plugin, "resource-path", c->segs, "query",
+			 c->query);
+	kbs_metrics_inc(KM_POLICY_EVALS);
+	int pr = kbs_policy_eval(k->policy, claims, data, &explain, &e);
+	if (pr < 0) {
+		kbs_metrics_inc(KM_POLICY_ERRORS);
+		char d[ERR_MSG_MAX + 64];
+		snprintf(d, sizeof(d), "Policy engine error: %s", e.msg);
+		log_info("kbs: %s: %s", http_req_uri(r), d);
+		problem401(r, "PolicyEngineError", d);
+		goto out;
+	}
+	if (pr == 1) {
+		kbs_metrics_inc(KM_POLICY_VIOLATIONS);
+		char d[2048];
+		snprintf(d, sizeof(d), "Access denied by policy%s%.1900s", explain ? ": " : "",
+			 explain ? explain : "");
+		log_info("kbs: %s: %s", http_req_uri(r), d);
+		problem401(r, "PolicyDeny", d);
+		goto out;
+	}
+	kbs_metrics_inc(KM_POLICY_APPROVALS);
+	if (strcmp(c->plugin, "sample") == 0) { /* never reached: sample is admin-only */
+		plugin_error(r, "sample plugin needs admin");
+		goto out;
+	}
+	if (http_req_method(r) != HTTP_M_GET) {
+		plugin_error(r, "method not supported by the resource plugin");
+		goto out;
+	}
+	if (!kbs_resource_path_valid(c->rpath)) {
+		plugin_error(r, "invalid resource path");
+		goto out;
+	}
+	int rc = kv_get(k->kv, KV_NS_REPOSITORY, c->rpath, &val, &vlen, &e);
+	if (rc != 0) {
+		plugin_error(r, rc == 1 ? "resource not found" : e.msg);
+		goto out;
+	}
+	kbs_metrics_inc_label(KML_RES_READS, c->rpath);
+	pk = kbs_token_teepubkey(k->tv, claims, &e);
+	if (!pk) {
+		log_info("kbs: %s: %s", http_req_uri(r), e.msg);
+		problem401(r, "TokenVerifierError", "Token Verifier error");
+		goto out;
+	}
+	jwe = jwe_encrypt(pk, val, vlen, &e);
+	if (!jwe) {
+		log_info("kbs: %s: JWE: %s", http_req_uri(r), e.msg);
+		problem401(r, "JweError", "JWE failed");
+		goto out;
+	}
+	http_reply_json(r, 200, jwe);
+	log_info("kbs: resource %s released", c->rpath);
+out:
+	if (val) {
+		OPENSSL_cleanse(val, vlen);
+		free(val);
+	}
+	free(explain);
+	json_decref(jwe);
+	json_decref(pk);
+	json_decref(data);
+	json_decref(claims);
+	free(token);
+}
+
+static void handle_plugin(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	enum http_method m = http_req_method(r);
+	int is_resource = strcmp(c->plugin, "resource") == 0 && k->cfg.plugin_resource;
+	int is_sample = strcmp(c->plugin, "sample") == 0 && k->cfg.plugin_sample;
+	if (!is_resource && !is_sample) {
+		char d[300];
+		snprintf(d, sizeof(d), "Plugin %.256s not found", c->plugin);
+		problem(r, 404, "PluginNotFound", d);
+		return;
+	}
+	int needs_admin = is_sample || m == HTTP_M_POST || m == HTTP_M_DELETE;
+	if (needs_admin) {
+		struct err e = {0};
+		if (kbs_admin_check(&k->cfg, http_req_header(r, "Authorization"), http_req_uri(r),
+				    &e) != 0) {
+			char d[ERR_MSG_MAX + 64];
+			snprintf(d, sizeof(d), "failed to initialize [admin] configuration: %s",
+				 e.msg);
+			log_info("kbs: %s %s: %s", http_req_method_name(r), http_req_uri(r), d);
+			problem401(r, "AdminAuthInitialization", d);
+			return;
+		}
+		if (is_sample) {
+			static const char resp[] = "sample plugin response";
+			http_reply(r, 200, "text/xml", resp, sizeof(resp) - 1);
+			return;
+		}
+		resource_admin(c, r);
+		return;
+	}
+	plugin_attested(c, r);
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static void dispatch(void *arg, struct http_req *r)
+{
+	struct call *c = arg;
+	struct kbs_server *k = c->k;
+	enum http_method m = http_req_method(r);
+	const char *p = c->plugin;
+	if (k->as && m == HTTP_M_POST && !strcmp(p, "auth"))
+		handle_auth(c, r);
+	else if (k->as && m == HTTP_M_POST && !strcmp(p, "attest"))
+		handle_attest(c, r);
+	else if (k->as && m == HTTP_M_POST && !strcmp(p, "attestation-policy"))
+		handle_attestation_policy(c, r);
+	else if (k->as && (m == HTTP_M_GET || m == HTTP_M_POST) && !strcmp(p, "reference-value"))
+		handle_reference_value(c, r);
+	else if ((m == HTTP_M_GET || m == HTTP_M_POST) && !strcmp(p, "resource-policy"))
+		handle_resource_policy(c, r);
+	else
+		handle_plugin(c, r);
+	call_free(c);
+}
+
+static json_t *parse_query(const char *q)
+{
+	json_t *o = json_object();
+	if (!q || !*q)
+		return o;
+	struct evkeyvalq kvq;
+	kvq.tqh_first = NULL;
+	kvq.tqh_last = &kvq.tqh_first;
+	if (evhttp_parse_query_str(q, &kvq) == 0) {
+		for (struct evkeyval *e = kvq.tqh_first; e; e = e->next.tqe_next) {
+			json_t *v = json_string(e->value);
+			if (v && !json_object_get(o, e->key))
+				json_object_set_new(o, e->key, v);
+			else
+				json_decref(v);
+		}
+	}
+	evhttp_clear_headers(&kvq);
+	return o;
+}
+
+static struct call *split(struct kbs_server *k, const char *rest, const char *query)
+{
+	struct call *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->k = k;
+	c->segs = json_array();
+	const char *slash = strchr(rest, '/');
+	c->plugin = slash ? strndup(rest, (size_t)(slash - rest)) : strdup(rest);
+	c->rpath = strdup(slash ? slash + 1 : "");
+	if (slash) {
+		const char *s = slash + 1;
+		for (;;) {
+			const char *n = strchr(s, '/');
+			size_t l = n ? (size_t)(n - s) : strlen(s);
+			char *seg = strndup(s, l);
+			json_t *js = seg ? json_stringn(seg, l) : NULL;
+			free(seg);
+			json_array_append_new(c->segs, js ? js : json_string(""));
+			if (!n)
+				break;
+			s = n + 1;
+		}
+	}
+	c->query = parse_query(query);
+	if (!c->plugin || !c->rpath || !c->segs || !c->query) {
+		call_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void on_request(void *ctx, struct http_req *r)
+{
+	struct kbs_server *k = ctx;
+	const char *path = http_req_path(r);
+	enum http_method m = http_req_method(r);
+	if (strncmp(path, "/kbs", 4) == 0) {
+		kbs_metrics_inc(KM_HTTP_REQUESTS);
+		kbs_metrics_active(1);
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		if (m != HTTP_M_GET) {
+			http_reply(r, 405, NULL, NULL, 0);
+			return;
+		}
+		char *t = kbs_metrics_render();
+		http_reply(r, 200, "text/plain; version=0.0.4", t ? t : "", t ? strlen(t) : 0);
+		free(t);
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		http_reply(r, m == HTTP_M_GET || m == HTTP_M_HEAD ? 200 : 405, NULL, NULL, 0);
+		return;
+	}
+	if (strncmp(path, "/kbs/v0/", 8) != 0) {
+		http_reply(r, 404, NULL, NULL, 0);
+		return;
+	}
+	if (m != HTTP_M_GET && m != HTTP_M_POST && m != HTTP_M_PUT && m != HTTP_M_DELETE) {
+		http_reply(r, 405, NULL, NULL, 0);
+		return;
+	}
+	struct call *c = split(k, path + 8, http_req_query(r));
+	if (!c) {
+		problem401(r, "SerdeError", "Serialize/Deserialize failed");
+		return;
+	}
+	if (c->plugin[0] == 0) {
+		char d[600];
+		snprintf(d, sizeof(d), "Request path %.512s is invalid", path);
+		problem(r, 404, "InvalidRequestPath", d);
+		call_free(c);
+		return;
+	}
+	if (http_req_run_async(r, dispatch, c) != 0) {
+		call_free(c);
+		http_reply(r, 503, NULL, NULL, 0);
+	}
+}
+
+static void on_done(void *ctx, const struct http_req *r, int status, size_t resp_len,
+		    double seconds)
+{
+	if (strncmp(http_req_path(r), "/kbs", 4) != 0)
+		return;
+	size_t bl;
+	http_req_body(r, &bl);
+	kbs_metrics_active(-1);
+	kbs_metrics_http_observe(seconds, bl, resp_len);
+	log_debug("kbs: %s %s -> %d (%zu bytes, %.3f ms)", http_req_method_name(r),
+		  http_req_uri(r), status, resp_len, seconds * 1000);
+}
+
+/* ---------------------------------------------------------------- daemon */
+
+static void *sweeper_main(void *arg)
+{
+	struct kbs_server *k = arg;
+	pthread_mutex_lock(&k->smu);
+	while (!k->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 60;
+		pthread_cond_timedwait(&k->scv, &k->smu, &ts);
+		if (k->stopping)
+			break;
+		pthread_mutex_unlock(&k->smu);
+		size_t n = kbs_sessions_sweep(k->sessions);
+		if (n)
+			log_debug("kbs: swept %zu expired sessions", n);
+		pthread_mutex_lock(&k->smu);
+	}
+	pthread_mutex_unlock(&k->smu);
+	return NULL;
+}
+
+struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
+{
+	struct kbs_server *k = calloc(1, sizeof(*k));
+	if (!k) {
+		kbs_config_free(cfg);
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	k->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	pthread_mutex_init(&k->smu, NULL);
+	pthread_cond_init(&k->scv, NULL);
+	kbs_metrics_init();
+	k->kv = kv_open(k->cfg.storage_backend, err);
+	if (!k->kv) {
+		err_prefix(err, "[storage_backend]");
+		goto fail;
+	}
+	if (k->cfg.session_storage_type && strcasecmp(k->cfg.session_storage_type, "memory"))
+		log_warn("kbs: session_storage_type %s: sessions are kept in this process's memory; "
+			 "route a client's requests to one replica", k->cfg.session_storage_type);
+	k->sessions = kbs_sessions_new(100000, err);
+	if (!k->sessions)
+		goto fail;
+	k->tv = kbs_token_verifier_new(&k->cfg, err);
+	if (!k->tv) {
+		err_prefix(err, "[attestation_token]");
+		goto fail;
+	}
+	k->policy = kbs_policy_new(k->kv, err);
+	if (!k->policy || kbs_policy_init_default(k->policy, err) != 0) {
+		err_prefix(err, "resource policy");
+		goto fail;
+	}
+	if (k->cfg.as_type == KBS_AS_GRPC) {
+		k->as = kbs_as_new(k->cfg.as_addr, 300000, err);
+		if (!k->as) {
+			err_prefix(err, "[attestation_service] as_addr %s", k->cfg.as_addr);
+			goto fail;
+		}
+	}
+	long long pool = k->cfg.as_type == KBS_AS_GRPC ? k->cfg.as_pool_size : 32;
+	if (pool < 16)
+		pool = 16;
+	if (pool > 256)
+		pool = 256;
+	struct http_server_opts o = {
+		.sockets = (const char *const *)k->cfg.sockets.v,
+		.n_sockets = k->cfg.sockets.n,
+		.threads = (int)(k->cfg.worker_count > 16 ? 16 : k->cfg.worker_count),
+		.pool_threads = (int)pool,
+		.max_body = (size_t)k->cfg.payload_request_size << 20,
+		.timeout_s = 30,
+		.handler = on_request,
+		.done = on_done,
+		.ctx = k,
+	};
+	k->http = http_server_new(&o, err);
+	if (!k->http)
+		goto fail;
+	return k;
+fail:
+	kbs_server_free(k);
+	return NULL;
+}
+
+int kbs_server_start(struct kbs_server *k, struct err *err)
+{
+	if (pthread_create(&k->sweeper, NULL, sweeper_main, k) == 0)
+		k->sweeper_running = 1;
+	return http_server_start(k->http, err);
+}
+
+int kbs_server_port(const struct kbs_server *k, size_t i) { return http_server_port(k->http, i); }
+
+void kbs_server_stop(struct kbs_server *k)
+{
+	if (k->http)
+		http_server_stop(k->http);
+	pthread_mutex_lock(&k->smu);
+	k->stopping = 1;
+	pthread_cond_broadcast(&k->scv);
+	pthread_mutex_unlock(&k->smu);
+	if (k->sweeper_running) {
+		pthread_join(k->sweeper, NULL);
+		k->sweeper_running = 0;
+	}
+}
+
+void kbs_server_free(struct kbs_server *k)
+{
+	if (!k)
+		return;
+	http_server_free(k->http);
+	kbs_as_free(k->as);
+	kbs_policy_free(k->policy);
+	kbs_token_verifier_free(k->tv);
+	kbs_sessions_free(k->sessions);
+	kv_close(k->kv);
+	kbs_config_free(&k->cfg);
+	pthread_mutex_destroy(&k->smu);
+	pthread_cond_destroy(&k->scv);
+	free(k);
+}

@@ -1,0 +1,229 @@
+/*
+ * session: the RCAR session table (kbs-protocol.md §2.3) — Authed{tee, nonce, extra-params}
+ * then Attested{token}, each with a fixed deadline set at /auth. In memory, one mutex-guarded
+ * hash table; reads copy the record out so callers never hold the lock. The table is bounded
+ * (a flood of /auth cannot grow it without limit) and swept of expired records by the
+ * daemon's sweeper thread; a read of an expired record also removes it.
+ */
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kbs.h"
+
+#define NBUCKETS 4096
+
+struct ent {
+	struct kbs_session s;
+	struct ent *next;
+};
+
+struct kbs_sessions {
+	pthread_mutex_t mu;
+	struct ent *b[NBUCKETS];
+	size_t count;
+	size_t max;
+};
+
+static unsigned bucket_of(const char *id)
+{
+	unsigned h = 2166136261u;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % NBUCKETS;
+}
+
+void kbs_session_clear(struct kbs_session *ss)
+{
+	free(ss->nonce);
+	if (ss->token) {
+		free(ss->token);
+	}
+	json_decref(ss->extra_params);
+	memset(ss, 0, sizeof(*ss));
+}
+
+struct kbs_sessions *kbs_sessions_new(size_t max, struct err *err)
+{
+	struct kbs_sessions *s = calloc(1, sizeof(*s));
+	if (!s) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	s->max = max ? max : 100000;
+	return s;
+}
+
+void kbs_sessions_free(struct kbs_sessions *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		struct ent *e = s->b[i];
+		while (e) {
+			struct ent *n = e->next;
+			kbs_session_clear(&e->s);
+			free(e);
+			e = n;
+		}
+	}
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* A UUIDv4 in simple form: 32 lowercase hex digits. */
+static int new_id(char out[33])
+{
+	unsigned char u[16];
+	if (RAND_bytes(u, sizeof(u)) != 1)
+		return -1;
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	static const char hx[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = hx[u[i] >> 4];
+		out[2 * i + 1] = hx[u[i] & 15];
+	}
+	out[32] = 0;
+	return 0;
+}
+
+int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
+			const json_t *extra_params, long long expires, char id_out[33],
+			struct err *err)
+{
+	struct ent *e = calloc(1, sizeof(*e));
+	if (!e)
+		return err_set(err, "out of memory");
+	if (new_id(e->s.id) != 0) {
+		free(e);
+		return err_set(err, "random number generator failed");
+	}
+	e->s.state = KBS_SESSION_AUTHED;
+	snprintf(e->s.tee, sizeof(e->s.tee), "%s", tee);
+	e->s.nonce = strdup(nonce);
+	e->s.extra_params = extra_params ? json_deep_copy(extra_params) : NULL;
+	e->s.expires = expires;
+	if (!e->s.nonce) {
+		kbs_session_clear(&e->s);
+		free(e);
+		return err_set(err, "out of memory");
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->count >= s->max) {
+		pthread_mutex_unlock(&s->mu);
+		kbs_sessions_sweep(s);
+		pthread_mutex_lock(&s->mu);
+	}
+	if (s->count >= s->max) {
+		pthread_mutex_unlock(&s->mu);
+		kbs_session_clear(&e->s);
+		free(e);
+		return err_set(err, "too many sessions in progress, try again later");
+	}
+	unsigned b = bucket_of(e->s.id);
+	e->next = s->b[b];
+	s->b[b] = e;
+	s->count++;
+	memcpy(id_out, e->s.id, 33);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* Unlinks and returns the entry for id (lock held), or NULL. */
+static struct ent **find(struct kbs_sessions *s, const char *id)
+{
+	struct ent **pp = &s->b[bucket_of(id)];
+	for (; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->s.id, id) == 0)
+			return pp;
+	return NULL;
+}
+
+static void drop(struct kbs_sessions *s, struct ent **pp)
+{
+	struct ent *e = *pp;
+	*pp = e->next;
+	kbs_session_clear(&e->s);
+	free(e);
+	s->count--;
+}
+
+int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (strlen(id) != 32)
+		return 1;
+	pthread_mutex_lock(&s->mu);
+	struct ent **pp = find(s, id);
+	if (!pp) {
+		pthread_mutex_unlock(&s->mu);
+		return 1;
+	}
+	if ((*pp)->s.expires < (long long)time(NULL)) {
+		drop(s, pp);
+		pthread_mutex_unlock(&s->mu);
+		return 1;
+	}
+	struct kbs_session *src = &(*pp)->s;
+	memcpy(out->id, src->id, sizeof(out->id));
+	memcpy(out->tee, src->tee, sizeof(out->tee));
+	out->state = src->state;
+	out->expires = src->expires;
+	out->nonce = strdup(src->nonce);
+	out->token = src->token ? strdup(src->token) : NULL;
+	out->extra_params = src->extra_params ? json_incref(src->extra_params) : NULL;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token)
+{
+	char *t = strdup(token);
+	if (!t)
+		return -1;
+	pthread_mutex_lock(&s->mu);
+	struct ent **pp = find(s, id);
+	if (!pp) {
+		pthread_mutex_unlock(&s->mu);
+		free(t);
+		return 1;
+	}
+	free((*pp)->s.token);
+	(*pp)->s.token = t;
+	(*pp)->s.state = KBS_SESSION_ATTESTED;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+size_t kbs_sessions_sweep(struct kbs_sessions *s)
+{
+	long long now = (long long)time(NULL);
+	size_t n = 0;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		struct ent **pp = &s->b[i];
+		while (*pp) {
+			if ((*pp)->s.expires < now) {
+				drop(s, pp);
+				n++;
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+size_t kbs_sessions_count(struct kbs_sessions *s)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t n = s->count;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}

@@ -1,0 +1,333 @@
+/*
+ * token: verification of attestation tokens (EAR JWTs from the AS, or any JWT the operator
+ * trusts) as kbs-protocol.md §4.2, and the tee-pubkey lookup of §4.3.
+ *
+ * The key never comes from the token alone: a header `jwk` is used only when its x5c chain
+ * ends in a configured trust anchor and the leaf certificate carries that very key (or when
+ * the operator set insecure_header_jwk); a header `kid` only selects a key from the
+ * configured JWK sets. The algorithm is the JWK's own `alg`, never the header's; `none` and
+ * HMAC algorithms are refused outright.
+ */
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "b64.h"
+#include "jose.h"
+#include "kbs.h"
+#include "log.h"
+
+#define EXP_LEEWAY 60
+
+struct kbs_token_verifier {
+	X509_STORE *store; /* NULL when no trusted_certs_paths */
+	json_t *jwks;	   /* merged {"keys":[...]} */
+	bool insecure_header_jwk;
+	struct kbs_strv extra_paths; /* borrowed from the config */
+};
+
+static int load_certs(X509_STORE *st, const char *path, struct err *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return err_set(err, "trusted_certs_paths: cannot open %s", path);
+	int n = 0;
+	X509 *x;
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		X509_STORE_add_cert(st, x);
+		X509_free(x);
+		n++;
+	}
+	fclose(f);
+	if (n == 0)
+		return err_set(err, "trusted_certs_paths: no PEM certificate in %s", path);
+	return 0;
+}
+
+struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, struct err *err)
+{
+	struct kbs_token_verifier *v = calloc(1, sizeof(*v));
+	if (!v) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	v->insecure_header_jwk = cfg->insecure_header_jwk;
+	v->extra_paths = cfg->extra_teekey_paths;
+	if (cfg->trusted_certs_paths.n) {
+		v->store = X509_STORE_new();
+		for (size_t i = 0; i < cfg->trusted_certs_paths.n; i++)
+			if (load_certs(v->store, cfg->trusted_certs_paths.v[i], err))
+				goto fail;
+	}
+	v->jwks = json_pack("{s:[]}", "keys");
+	for (size_t i = 0; i < cfg->trusted_jwk_sets.n; i++) {
+		const char *uri = cfg->trusted_jwk_sets.v[i];
+		const char *path = strncmp(uri, "file://", 7) == 0 ? uri + 7 : uri;
+		if (strstr(path, "://")) {
+			err_set(err, "trusted_jwk_sets: %s: only file:// and local paths are "
+				     "supported in this build", uri);
+			goto fail;
+		}
+		json_error_t je;
+		json_t *set = json_load_file(path, 0, &je);
+		json_t *keys = json_object_get(set, "keys");
+		if (!json_is_array(keys)) {
+			json_decref(set);
+			err_set(err, "trusted_jwk_sets: %s is not a JWK set", path);
+			goto fail;
+		}
+		json_array_extend(json_object_get(v->jwks, "keys"), keys);
+		json_decref(set);
+	}
+	return v;
+fail:
+	kbs_token_verifier_free(v);
+	return NULL;
+}
+
+void kbs_token_verifier_free(struct kbs_token_verifier *v)
+{
+	if (!v)
+		return;
+	X509_STORE_free(v->store);
+	json_decref(v->jwks);
+	free(v);
+}
+
+static X509 *der_cert(const char *b64, struct err *err)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+	if (b64_decode(b64, strlen(b64), B64_STD | B64_LENIENT, &der, &len) != 0) {
+		err_set(err, "x5c entry is not base64");
+		return NULL;
+	}
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	free(der);
+	if (!x)
+		err_set(err, "x5c entry is not a DER certificate");
+	return x;
+}
+
+/* The header jwk is endorsed by its x5c chain ending in a trusted certificate. */
+static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk,
+			      const json_t *header, struct err *err)
+{
+	const char *kty = json_string_value(json_object_get(jwk, "kty"));
+	const char *crv = json_string_value(json_object_get(jwk, "crv"));
+	if (!kty || !(strcmp(kty, "RSA") == 0 || (strcmp(kty, "EC") == 0 && crv &&
+						  strcmp(crv, "P-256") == 0))) {
+		err_set(err, "header jwk must be an RSA or EC P-256 key");
+		return NULL;
+	}
+	if (!v->store) {
+		err_set(err, "header jwk is not trusted: no trusted_certs_paths configured");
+		return NULL;
+	}
+	json_t *x5c = json_object_get(jwk, "x5c");
+	if (!json_is_array(x5c))
+		x5c = json_object_get(header, "x5c");
+	if (!json_is_array(x5c) || json_array_size(x5c) == 0) {
+		err_set(err, "header jwk has no x5c certificate chain");
+		return NULL;
+	}
+	EVP_PKEY *key = jwk_to_pkey(jwk, err);
+	if (!key)
+		return NULL;
+	X509 *leaf = NULL;
+	STACK_OF(X509) *inter = sk_X509_new_null();
+	X509_STORE_CTX *ctx = NULL;
+	int ok = 0;
+	for (size_t i = 0; i < json_array_size(x5c); i++) {
+		const char *s = json_string_value(json_array_get(x5c, i));
+		if (!s) {
+			err_set(err, "x5c entries must be strings");
+			goto out;
+		}
+		X509 *x = der_cert(s, err);
+		if (!x)
+			goto out;
+		if (i == 0)
+			leaf = x;
+		else
+			sk_X509_push(inter, x);
+	}
+	EVP_PKEY *lk = X509_get0_pubkey(leaf);
+	if (!lk || pkey_public_equal(lk, key) != 1) {
+		err_set(err, "x5c leaf certificate key differs from the header jwk");
+		goto out;
+	}
+	ctx = X509_STORE_CTX_new();
+	if (!ctx || X509_STORE_CTX_init(ctx, v->store, leaf, inter) != 1) {
+		err_set(err, "cannot set up certificate verification");
+		goto out;
+	}
+	if (X509_verify_cert(ctx) != 1) {
+		err_set(err, "x5c chain does not verify against trusted_certs_paths: %s",
+			X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	ok = 1;
+out:
+	X509_STORE_CTX_free(ctx);
+	X509_free(leaf);
+	sk_X509_pop_free(inter, X509_free);
+	if (!ok) {
+		EVP_PKEY_free(key);
+		return NULL;
+	}
+	return key;
+}
+
+static int alg_acceptable(const char *alg)
+{
+	static const char *const ok[] = {"ES256", "ES384", "ES512", "RS256", "RS384",
+					 "RS512", "PS256", "PS384", "PS512", "EdDSA"};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(alg, ok[i]) == 0)
+			return 1;
+	return 0;
+}
+
+json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct err *err)
+{
+	json_t *hdr = NULL, *payload = NULL;
+	EVP_PKEY *key = NULL;
+	const json_t *jwk = NULL;
+	if (jws_decode_unverified(token, &hdr, NULL, err) != 0)
+		return NULL;
+	json_t *hjwk = json_object_get(hdr, "jwk");
+	const char *kid = json_string_value(json_object_get(hdr, "kid"));
+	if (json_is_object(hjwk)) {
+		jwk = hjwk;
+		if (v->insecure_header_jwk)
+			key = jwk_to_pkey(jwk, err);
+		else
+			key = endorsed_key(v, jwk, hdr, err);
+	} else if (kid) {
+		size_t i;
+		json_t *k;
+		json_array_foreach(json_object_get(v->jwks, "keys"), i, k)
+		{
+			const char *kk = json_string_value(json_object_get(k, "kid"));
+			if (kk && strcmp(kk, kid) == 0) {
+				jwk = k;
+				break;
+			}
+		}
+		if (!jwk)
+			err_set(err, "no trusted JWK with kid \"%.64s\"", kid);
+		else
+			key = jwk_to_pkey(jwk, err);
+	} else {
+		err_set(err, "token header has neither jwk nor kid");
+	}
+	if (!key)
+		goto fail;
+	const char *alg = json_string_value(json_object_get(jwk, "alg"));
+	if (!alg) {
+		err_set(err, "the verification key has no `alg`");
+		goto fail;
+	}
+	if (!alg_acceptable(alg)) {
+		err_set(err, "algorithm %.32s is not accepted for attestation tokens", alg);
+		goto fail;
+	}
+	if (jws_verify(token, key, alg, NULL, &payload, err) != 0)
+		goto fail;
+	if (!json_is_object(payload)) {
+		err_set(err, "token claims are not a JSON object");
+		goto fail;
+	}
+	json_t *exp = json_object_get(payload, "exp");
+	if (!json_is_number(exp)) {
+		err_set(err, "token has no exp claim");
+		goto fail;
+	}
+	if ((double)time(NULL) > json_number_value(exp) + EXP_LEEWAY) {
+		err_set(err, "token expired");
+		goto fail;
+	}
+	EVP_PKEY_free(key);
+	json_decref(hdr);
+	return payload;
+fail:
+	EVP_PKEY_free(key);
+	json_decref(hdr);
+	json_decref(payload);
+	return NULL;
+}
+
+/* RFC 6901 JSON pointer; borrowed result or NULL. */
+static json_t *json_pointer(const json_t *doc, const char *ptr)
+{
+	if (*ptr == 0)
+		return (json_t *)doc;
+	if (*ptr != '/')
+		return NULL;
+	const json_t *cur = doc;
+	const char *p = ptr + 1;
+	char tok[256];
+	for (;;) {
+		size_t n = 0;
+		while (*p && *p != '/') {
+			char c = *p++;
+			if (c == '~') {
+				if (*p == '0')
+					c = '~';
+				else if (*p == '1')
+					c = '/';
+				else
+					return NULL;
+				p++;
+			}
+			if (n + 1 >= sizeof(tok))
+				return NULL;
+			tok[n++] = c;
+		}
+		tok[n] = 0;
+		if (json_is_object(cur)) {
+			cur = json_object_get(cur, tok);
+		} else if (json_is_array(cur)) {
+			char *end;
+			unsigned long idx = strtoul(tok, &end, 10);
+			if (!n || *end)
+				return NULL;
+			cur = json_array_get(cur, idx);
+		} else {
+			return NULL;
+		}
+		if (!cur)
+			return NULL;
+		if (!*p)
+			return (json_t *)cur;
+		p++;
+	}
+}
+
+static const char *const std_paths[] = {
+	"/tdx/attester_runtime_data/tee-pubkey",
+	"/tdx/attester_user_data/tee-pubkey",
+	"/customized_claims/runtime_data/tee-pubkey",
+	"/submods/cpu0/ear.veraison.annotated-evidence/runtime_data_claims/tee-pubkey",
+	"/tee-pubkey",
+};
+
+json_t *kbs_token_teepubkey(struct kbs_token_verifier *v, const json_t *claims, struct err *err)
+{
+	json_t *found = NULL;
+	for (size_t i = 0; !found && v && i < v->extra_paths.n; i++)
+		found = json_pointer(claims, v->extra_paths.v[i]);
+	for (size_t i = 0; !found && i < sizeof(std_paths) / sizeof(std_paths[0]); i++)
+		found = json_pointer(claims, std_paths[i]);
+	if (!found) {
+		err_set(err, "no tee-pubkey in the token claims");
+		return NULL;
+	}
+	return kbs_teepubkey_parse(found, err);
+}

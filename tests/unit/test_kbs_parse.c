@@ -1,0 +1,230 @@
+/*
+ * kbs request parsing: the protocol version rule (=0.4.0 semver), TEE names, the /auth and
+ * /attest bodies, TeePubKey member filtering, the resource path vectors of
+ * kbs-protocol.md §11.12, and the session table (ids, expiry, bound).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "kbs/kbs.h"
+
+static void test_version_accepts_exactly_0_4_0(void **state)
+{
+	assert_int_equal(kbs_version_check("0.4.0"), 0);
+	assert_int_equal(kbs_version_check("0.4.0+build.7"), 0);
+	assert_int_equal(kbs_version_check("0.4.0-rc1"), -2);
+	assert_int_equal(kbs_version_check("0.3.0"), -2);
+	assert_int_equal(kbs_version_check("0.4.1"), -2);
+	assert_int_equal(kbs_version_check("1.4.0"), -2);
+	assert_int_equal(kbs_version_check("0.4"), -1);
+	assert_int_equal(kbs_version_check("00.4.0"), -1);
+	assert_int_equal(kbs_version_check("0.4.0 "), -1);
+	assert_int_equal(kbs_version_check("v0.4.0"), -1);
+	assert_int_equal(kbs_version_check(""), -1);
+	assert_int_equal(kbs_version_check("0.4.0-"), -1);
+	assert_int_equal(kbs_version_check("0.4.0+"), -1);
+	assert_int_equal(kbs_version_check("abc"), -1);
+}
+
+static void test_tee_names_are_case_sensitive(void **state)
+{
+	const char *ok[] = {"az-snp-vtpm", "az-tdx-vtpm", "nvidia", "sgx", "snp", "tdx", "cca",
+			    "csv", "se", "hygondcu", "tpm", "sample", "sampledevice"};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		assert_true(kbs_tee_known(ok[i]));
+	assert_false(kbs_tee_known("Sample"));
+	assert_false(kbs_tee_known("TDX"));
+	assert_false(kbs_tee_known(""));
+	assert_false(kbs_tee_known("sev"));
+}
+
+static int auth(const char *body, struct kbs_auth_req *r, struct err *e)
+{
+	return kbs_auth_req_parse((const uint8_t *)body, strlen(body), r, e);
+}
+
+static void test_auth_request_parse(void **state)
+{
+	struct kbs_auth_req r;
+	struct err e = {0};
+	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\","
+			      "\"unknown\":1}", &r, &e), 0);
+	assert_string_equal(r.version, "0.4.0");
+	assert_string_equal(r.tee, "sample");
+	assert_true(json_is_string(r.extra_params));
+	kbs_auth_req_free(&r);
+	/* extra-params may be any JSON, including null, but the key is required */
+	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"tdx\",\"extra-params\":null}", &r,
+			      &e), 0);
+	kbs_auth_req_free(&r);
+	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"sample\"}", &r, &e), -1);
+	assert_non_null(strstr(e.msg, "extra-params"));
+	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"nope\",\"extra-params\":\"\"}", &r,
+			      &e), -1);
+	assert_non_null(strstr(e.msg, "nope"));
+	assert_int_equal(auth("{\"tee\":\"sample\",\"extra-params\":\"\"}", &r, &e), -1);
+	assert_int_equal(auth("[1,2]", &r, &e), -1);
+	assert_int_equal(auth("{\"version\":", &r, &e), -1);
+	assert_int_equal(auth("", &r, &e), -1);
+	assert_int_equal(auth("{\"version\":4,\"tee\":\"sample\",\"extra-params\":\"\"}", &r, &e),
+			 -1);
+}
+
+static void test_teepubkey_keeps_only_its_members(void **state)
+{
+	struct err e = {0};
+	json_t *in = json_loads("{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"ECDH-ES+A256KW\","
+				"\"x\":\"AA\",\"y\":\"BB\",\"kid\":\"drop\",\"use\":\"enc\"}", 0, NULL);
+	json_t *k = kbs_teepubkey_parse(in, &e);
+	assert_non_null(k);
+	char *s = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(s, "{\"alg\":\"ECDH-ES+A256KW\",\"crv\":\"P-256\",\"kty\":\"EC\","
+			       "\"x\":\"AA\",\"y\":\"BB\"}");
+	free(s);
+	json_decref(k);
+	json_decref(in);
+	in = json_loads("{\"kty\":\"RSA\",\"alg\":\"RSA-OAEP-256\",\"n\":\"AQ\",\"e\":\"AQAB\","
+			"\"d\":\"secret\"}", 0, NULL);
+	k = kbs_teepubkey_parse(in, &e);
+	assert_non_null(k);
+	assert_null(json_object_get(k, "d"));
+	assert_int_equal(json_object_size(k), 4);
+	json_decref(k);
+	json_decref(in);
+	in = json_loads("{\"kty\":\"RSA\",\"n\":\"AQ\",\"e\":\"AQAB\"}", 0, NULL);
+	assert_null(kbs_teepubkey_parse(in, &e)); /* alg is required */
+	json_decref(in);
+	in = json_loads("{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"AA\"}", 0, NULL);
+	assert_null(kbs_teepubkey_parse(in, &e));
+	json_decref(in);
+	in = json_loads("\"string\"", JSON_DECODE_ANY, NULL);
+	assert_null(kbs_teepubkey_parse(in, &e));
+	json_decref(in);
+}
+
+static int attest(const char *body, struct kbs_attest_req *r, struct err *e)
+{
+	return kbs_attest_req_parse((const uint8_t *)body, strlen(body), r, e);
+}
+
+#define PK "{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"ECDH-ES+A256KW\",\"x\":\"A\",\"y\":\"B\"}"
+
+static void test_attest_request_parse(void **state)
+{
+	struct kbs_attest_req r;
+	struct err e = {0};
+	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
+				"\"tee-evidence\":{\"primary_evidence\":{\"svn\":\"1\"},"
+				"\"additional_evidence\":\"\"},\"init-data\":null}", &r, &e), 0);
+	assert_string_equal(r.nonce, "n");
+	assert_string_equal(r.additional_evidence, "");
+	assert_null(r.init_data_format);
+	assert_true(json_is_object(r.primary_evidence));
+	kbs_attest_req_free(&r);
+	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
+				"\"tee-evidence\":{\"primary_evidence\":\"x\","
+				"\"additional_evidence\":\"{}\"},"
+				"\"init-data\":{\"format\":\"toml\",\"body\":\"version = 1\"}}", &r,
+				&e), 0);
+	assert_string_equal(r.init_data_format, "toml");
+	assert_string_equal(r.init_data_body, "version = 1");
+	kbs_attest_req_free(&r);
+	/* additional_evidence must be a string; both evidence keys are required */
+	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
+				"\"tee-evidence\":{\"primary_evidence\":{},"
+				"\"additional_evidence\":{}}}", &r, &e), -1);
+	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
+				"\"tee-evidence\":{\"primary_evidence\":{}}}", &r, &e), -1);
+	assert_int_equal(attest("{\"runtime-data\":{\"tee-pubkey\":" PK "},"
+				"\"tee-evidence\":{\"primary_evidence\":{},"
+				"\"additional_evidence\":\"\"}}", &r, &e), -1);
+	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\"},"
+				"\"tee-evidence\":{\"primary_evidence\":{},"
+				"\"additional_evidence\":\"\"}}", &r, &e), -1);
+	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
+				"\"tee-evidence\":{\"primary_evidence\":{},"
+				"\"additional_evidence\":\"\"},\"init-data\":{\"format\":1}}", &r,
+				&e), -1);
+	assert_int_equal(attest("not json", &r, &e), -1);
+}
+
+static void test_resource_path_vectors(void **state)
+{
+	/* kbs-protocol.md §11.12 */
+	assert_true(kbs_resource_path_valid("default/1/2"));
+	assert_true(kbs_resource_path_valid("repo/type/tag"));
+	assert_true(kbs_resource_path_valid("123--_default/1Abff-_/___-afds44BC"));
+	assert_true(kbs_resource_path_valid("1.ok/2ok./3..."));
+	assert_false(kbs_resource_path_valid("/1/2"));
+	assert_false(kbs_resource_path_valid("1/2"));
+	assert_false(kbs_resource_path_valid(".1.ok/2/3"));
+	assert_false(kbs_resource_path_valid("1/.2/3"));
+	assert_false(kbs_resource_path_valid("1/2/.3"));
+	assert_false(kbs_resource_path_valid("1/2/3/"));
+	assert_false(kbs_resource_path_valid("1/2/3/4"));
+	assert_false(kbs_resource_path_valid("1//3"));
+	assert_false(kbs_resource_path_valid("a/b/c%2F"));
+	assert_false(kbs_resource_path_valid("a/b/../c"));
+	assert_false(kbs_resource_path_valid("a/b/c d"));
+	assert_false(kbs_resource_path_valid(""));
+}
+
+static void test_sessions_ids_expiry_and_bound(void **state)
+{
+	struct err e = {0};
+	struct kbs_sessions *s = kbs_sessions_new(3, &e);
+	char id[33], id2[33];
+	long long now = (long long)time(NULL);
+	assert_int_equal(kbs_sessions_create(s, "sample", "nonce", NULL, now + 300, id, &e), 0);
+	assert_int_equal(strlen(id), 32);
+	for (int i = 0; i < 32; i++)
+		assert_non_null(strchr("0123456789abcdef", id[i]));
+	assert_int_equal(id[12], '4'); /* UUIDv4 */
+	struct kbs_session ss;
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_int_equal(ss.state, KBS_SESSION_AUTHED);
+	assert_string_equal(ss.nonce, "nonce");
+	assert_string_equal(ss.tee, "sample");
+	kbs_session_clear(&ss);
+	assert_int_equal(kbs_sessions_set_attested(s, id, "tok"), 0);
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_int_equal(ss.state, KBS_SESSION_ATTESTED);
+	assert_string_equal(ss.token, "tok");
+	kbs_session_clear(&ss);
+	/* expired: absent and removed on read */
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n2", NULL, now - 1, id2, &e), 0);
+	assert_int_equal(kbs_sessions_count(s), 2);
+	assert_int_equal(kbs_sessions_get(s, id2, &ss), 1);
+	assert_int_equal(kbs_sessions_count(s), 1);
+	assert_int_equal(kbs_sessions_get(s, "0123", &ss), 1);
+	/* the table is bounded; expired entries are swept to make room */
+	assert_int_equal(kbs_sessions_create(s, "tdx", "a", NULL, now + 300, id2, &e), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "b", NULL, now - 5, id2, &e), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "c", NULL, now + 300, id2, &e), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "d", NULL, now + 300, id2, &e), -1);
+	assert_non_null(strstr(e.msg, "too many sessions"));
+	assert_int_equal(kbs_sessions_sweep(s), 0);
+	kbs_sessions_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_version_accepts_exactly_0_4_0),
+		cmocka_unit_test(test_tee_names_are_case_sensitive),
+		cmocka_unit_test(test_auth_request_parse),
+		cmocka_unit_test(test_teepubkey_keeps_only_its_members),
+		cmocka_unit_test(test_attest_request_parse),
+		cmocka_unit_test(test_resource_path_vectors),
+		cmocka_unit_test(test_sessions_ids_expiry_and_bound),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
