@@ -516,6 +516,22 @@ static void resource_admin(struct call *c, struct http_req *r)
 	http_reply(r, 200, "text/xml", NULL, 0);
 }
 
+/* §3.3: RSA with RSA-OAEP-256 or RSA1_5, EC P-256/P-521 with ECDH-ES+A256KW; nothing else. */
+static int teepubkey_supported(const json_t *pk)
+{
+	const char *kty = json_string_value(json_object_get(pk, "kty"));
+	const char *alg = json_string_value(json_object_get(pk, "alg"));
+	const char *crv = json_string_value(json_object_get(pk, "crv"));
+	if (!kty || !alg)
+		return 0;
+	if (!strcmp(kty, "RSA"))
+		return !strcmp(alg, "RSA-OAEP-256") || !strcmp(alg, "RSA1_5");
+	if (!strcmp(kty, "EC"))
+		return crv && !strcmp(alg, "ECDH-ES+A256KW") &&
+		       (!strcmp(crv, "P-256") || !strcmp(crv, "P-521"));
+	return 0;
+}
+
 /* Token, policy, plugin, JWE: the attestation-gated path of a plugin call. */
 static void plugin_attested(struct call *c, struct http_req *r)
 {
@@ -580,6 +596,11 @@ static void plugin_attested(struct call *c, struct http_req *r)
 	if (!pk) {
 		log_info("kbs: %s: %s", http_req_uri(r), e.msg);
 		problem401(r, "TokenVerifierError", "Token Verifier error");
+		goto out;
+	}
+	if (!teepubkey_supported(pk)) {
+		log_info("kbs: %s: tee-pubkey algorithm/curve not supported", http_req_uri(r));
+		problem401(r, "JweError", "JWE failed");
 		goto out;
 	}
 	jwe = jwe_encrypt(pk, val, vlen, &e);
