@@ -1,0 +1,270 @@
+/*
+ * common/http: the evhttp server layer the KBS runs on — replies from the loop and from the
+ * worker pool, a slow handler not holding up other requests, keep-alive, the RFC 7807 body,
+ * cookies, the body limit (413), the idle timeout, and the IMF-fixdate used in Set-Cookie.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void slow(void *arg, struct http_req *r)
+{
+	usleep(400 * 1000);
+	http_reply(r, 200, "text/plain", "slow", 4);
+}
+
+static void handler(void *ctx, struct http_req *r)
+{
+	const char *p = http_req_path(r);
+	if (strcmp(p, "/slow") == 0) {
+		assert_int_equal(http_req_run_async(r, slow, NULL), 0);
+	} else if (strcmp(p, "/problem") == 0) {
+		http_reply_problem(r, 401, "https://example/errors/", "Thing", "it \"failed\"");
+	} else if (strcmp(p, "/cookie") == 0) {
+		char *c = http_req_cookie(r, "kbs-session-id");
+		http_reply(r, 200, NULL, c ? c : "none", c ? strlen(c) : 4);
+		free(c);
+	} else if (strcmp(p, "/echo") == 0) {
+		size_t n;
+		const uint8_t *b = http_req_body(r, &n);
+		char hdr[64];
+		snprintf(hdr, sizeof(hdr), "%s|%s", http_req_method_name(r),
+			 http_req_query(r) ? http_req_query(r) : "-");
+		http_reply_header(r, "X-Info", hdr);
+		http_reply(r, 200, "application/octet-stream", b, n);
+	} else {
+		http_reply(r, 200, "text/plain", "ok", 2);
+	}
+}
+
+static struct http_server *srv;
+static int port;
+
+static int setup(void **state)
+{
+	const char *socks[] = {"127.0.0.1:0"};
+	struct http_server_opts o = {.sockets = socks, .n_sockets = 1, .threads = 2,
+				     .pool_threads = 4, .max_body = 1024, .timeout_s = 1,
+				     .handler = handler};
+	struct err e = {0};
+	srv = http_server_new(&o, &e);
+	assert_non_null(srv);
+	assert_int_equal(http_server_start(srv, &e), 0);
+	port = http_server_port(srv, 0);
+	assert_true(port > 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	http_server_stop(srv);
+	http_server_free(srv);
+	return 0;
+}
+
+static int conn(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* Reads one response (headers + Content-Length body) into buf. */
+static size_t read_resp(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = 0;
+		char *he = strstr(buf, "\r\n\r\n");
+		if (he) {
+			const char *cl = strcasestr(buf, "Content-Length:");
+			size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0;
+			if (n >= (size_t)(he + 4 - buf) + want)
+				break;
+		}
+	}
+	buf[n] = 0;
+	return n;
+}
+
+static void rt(int fd, const char *req, char *buf, size_t cap)
+{
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	read_resp(fd, buf, cap);
+}
+
+static void test_reply_and_keepalive(void **state)
+{
+	char buf[4096];
+	int fd = conn();
+	rt(fd, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+	assert_non_null(strstr(buf, "\r\n\r\nok"));
+	rt(fd, "POST /echo?a=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", buf,
+	   sizeof(buf));
+	assert_non_null(strstr(buf, "X-Info: POST|a=1"));
+	assert_non_null(strstr(buf, "\r\n\r\nhello"));
+	close(fd);
+}
+
+static void test_slow_handler_does_not_block_others(void **state)
+{
+	char buf[4096];
+	int a = conn(), b = conn();
+	const char *req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
+	double t0 = now_s();
+	assert_int_equal(write(a, req, strlen(req)), (ssize_t)strlen(req));
+	usleep(50 * 1000);
+	rt(b, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "200 OK"));
+	assert_true(now_s() - t0 < 0.3);
+	read_resp(a, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\r\n\r\nslow"));
+	assert_true(now_s() - t0 >= 0.39);
+	close(a);
+	close(b);
+}
+
+static void test_many_deferred_replies(void **state)
+{
+	enum { N = 12 };
+	int fds[N];
+	char buf[4096];
+	double t0 = now_s();
+	for (int i = 0; i < N; i++) {
+		fds[i] = conn();
+		const char *req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
+		assert_int_equal(write(fds[i], req, strlen(req)), (ssize_t)strlen(req));
+	}
+	for (int i = 0; i < N; i++) {
+		read_resp(fds[i], buf, sizeof(buf));
+		assert_non_null(strstr(buf, "\r\n\r\nslow"));
+		close(fds[i]);
+	}
+	/* 12 jobs of 0.4 s on 4 workers: three rounds */
+	assert_true(now_s() - t0 < 2.5);
+}
+
+static void test_problem_body(void **state)
+{
+	char buf[4096];
+	int fd = conn();
+	rt(fd, "GET /problem HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 401 Unauthorized"));
+	assert_non_null(strstr(buf, "Content-Type: application/json"));
+	assert_non_null(strstr(buf, "\r\n\r\n{\"type\":\"https://example/errors/Thing\","
+				    "\"detail\":\"it \\\"failed\\\"\"}"));
+	close(fd);
+	char *s = http_problem_body("p/", "V", "d");
+	assert_string_equal(s, "{\"type\":\"p/V\",\"detail\":\"d\"}");
+	free(s);
+}
+
+static void test_cookie_parsing(void **state)
+{
+	char buf[4096];
+	int fd = conn();
+	rt(fd, "GET /cookie HTTP/1.1\r\nHost: a\r\nCookie: a=b; kbs-session-id=0123abcd ; c=d\r\n\r\n",
+	   buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\r\n\r\n0123abcd"));
+	rt(fd, "GET /cookie HTTP/1.1\r\nHost: a\r\nCookie: xkbs-session-id=1\r\n\r\n", buf,
+	   sizeof(buf));
+	assert_non_null(strstr(buf, "\r\n\r\nnone"));
+	close(fd);
+}
+
+static void test_body_limit_413(void **state)
+{
+	char buf[4096];
+	int fd = conn();
+	rt(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2048\r\n\r\n", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 413"));
+	close(fd);
+	fd = conn();
+	char big[1100];
+	memset(big, 'x', sizeof(big));
+	char req[1300];
+	int n = snprintf(req, sizeof(req), "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n");
+	memcpy(req + n, big, 1024);
+	assert_int_equal(write(fd, req, (size_t)n + 1024), n + 1024);
+	read_resp(fd, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "200 OK"));
+	close(fd);
+}
+
+static void test_idle_client_is_closed(void **state)
+{
+	int fd = conn();
+	const char *part = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab";
+	assert_int_equal(write(fd, part, strlen(part)), (ssize_t)strlen(part));
+	char buf[512];
+	double t0 = now_s();
+	read_resp(fd, buf, sizeof(buf)); /* returns on close (or a 400/408) */
+	double dt = now_s() - t0;
+	assert_true(dt >= 0.5 && dt < 4.5);
+	close(fd);
+}
+
+static void test_http_date(void **state)
+{
+	char b[64];
+	http_date(0, b, sizeof(b));
+	assert_string_equal(b, "Thu, 01 Jan 1970 00:00:00 GMT");
+	http_date(1788257100, b, sizeof(b));
+	assert_string_equal(b, "Tue, 01 Sep 2026 10:05:00 GMT");
+	assert_string_equal(http_reason(413), "Payload Too Large");
+}
+
+static void test_bad_socket_spec(void **state)
+{
+	const char *socks[] = {"127.0.0.1"};
+	struct http_server_opts o = {.sockets = socks, .n_sockets = 1, .handler = handler};
+	struct err e = {0};
+	assert_null(http_server_new(&o, &e));
+	assert_non_null(strstr(e.msg, "ip:port"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reply_and_keepalive),
+		cmocka_unit_test(test_slow_handler_does_not_block_others),
+		cmocka_unit_test(test_many_deferred_replies),
+		cmocka_unit_test(test_problem_body),
+		cmocka_unit_test(test_cookie_parsing),
+		cmocka_unit_test(test_body_limit_413),
+		cmocka_unit_test(test_idle_client_is_closed),
+		cmocka_unit_test(test_http_date),
+		cmocka_unit_test(test_bad_socket_spec),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
