@@ -4,12 +4,15 @@
  * unanchored ACL regexes, no token trust material, TLS version range) and a sentence that
  * names the key. Admin public keys and JWK sets are read here, once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "config.h"
-#include "jose.h"
 #include "kbs.h"
 
 
@@ -137,13 +140,6 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	if (tmin && tmax && strcmp(tmin, tmax) > 0)
 		return err_set(err, "[http_server] tls_min_version %s exceeds tls_max_version %s",
 			       tmin, tmax);
-	if (!c->insecure_http) {
-		if (!c->private_key || !c->certificate)
-			return err_set(err, "[http_server] insecure_http is false, so HTTPS needs "
-					    "both private_key and certificate");
-		return err_set(err, "[http_server] HTTPS is not available in this build yet: "
-				    "set insecure_http = true (and terminate TLS in front of kbs)");
-	}
 	return 0;
 }
 
@@ -159,13 +155,42 @@ static int load_idp(const json_t *o, struct kbs_idp *p, size_t idx, struct err *
 	if (!p->public_key_uri && !p->jwk_set_uri)
 		return err_set(err, "[admin] identity_providers[%zu] needs public_key_uri or "
 				    "jwk_set_uri", idx);
+	return 0;
+}
+
+/* A PEM public key (SPKI) or the key of a PEM certificate. */
+static EVP_PKEY *read_pubkey(const char *path, struct err *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		err_set(err, "cannot open %s", path);
+		return NULL;
+	}
+	EVP_PKEY *k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	if (!k) {
+		rewind(f);
+		X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+		if (x) {
+			k = X509_get_pubkey(x);
+			X509_free(x);
+		}
+	}
+	fclose(f);
+	if (!k)
+		err_set(err, "%s holds no PEM public key or certificate", path);
+	return k;
+}
+
+/* Reads the provider's key material (at start-up, not at parse time). */
+static int load_idp_keys(struct kbs_idp *p, size_t idx, struct err *err)
+{
 	if (p->public_key_uri) {
 		const char *path = local_path(p->public_key_uri);
 		if (!path)
 			return err_set(err, "[admin] identity_providers[%zu] public_key_uri \"%s\": "
 					    "only file:// and local paths are supported",
 				       idx, p->public_key_uri);
-		p->key = pem_read_public_key(path, err);
+		p->key = read_pubkey(path, err);
 		if (!p->key)
 			return err_prefix(err, "[admin] identity_providers[%zu] public_key_uri", idx);
 	}
@@ -264,9 +289,6 @@ static int parse_token(const json_t *t, struct kbs_config *c, struct err *err)
 	    get_bool(t, "attestation_token", "insecure_header_jwk", false, &c->insecure_header_jwk,
 		     err))
 		return -1;
-	if (c->trusted_certs_paths.n == 0 && c->trusted_jwk_sets.n == 0 && !c->insecure_header_jwk)
-		return err_set(err, "[attestation_token] no trust material: set trusted_certs_paths "
-				    "or trusted_jwk_sets (or insecure_header_jwk = true for tests)");
 	for (size_t i = 0; i < c->extra_teekey_paths.n; i++)
 		if (c->extra_teekey_paths.v[i][0] != '/')
 			return err_set(err, "[attestation_token] extra_teekey_paths: \"%s\" is not a "
@@ -285,14 +307,13 @@ static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 		return err_set(err, "[attestation_service] must be a table");
 	const char *type = json_string_value(json_object_get(a, "type"));
 	if (!type || !strcmp(type, "coco_as_builtin") || !strcmp(type, "CoCoASBuiltIn"))
-		return err_set(err, "[attestation_service] type coco_as_builtin is not available in "
-				    "this build: run grpc-as and set type = \"coco_as_grpc\"");
-	if (!strcmp(type, "intel_ta") || !strcmp(type, "IntelTA"))
-		return err_set(err, "[attestation_service] type intel_ta is not available in this "
-				    "build");
-	if (strcmp(type, "coco_as_grpc") && strcmp(type, "CoCoASGrpc"))
+		c->as_type = KBS_AS_BUILTIN;
+	else if (!strcmp(type, "intel_ta") || !strcmp(type, "IntelTA"))
+		c->as_type = KBS_AS_INTEL_TA;
+	else if (!strcmp(type, "coco_as_grpc") || !strcmp(type, "CoCoASGrpc"))
+		c->as_type = KBS_AS_GRPC;
+	else
 		return err_set(err, "[attestation_service] unknown type \"%s\"", type);
-	c->as_type = KBS_AS_GRPC;
 	if (get_str(a, "attestation_service", "as_addr", &c->as_addr, err) ||
 	    get_int(a, "attestation_service", "pool_size", 100, &c->as_pool_size, err) ||
 	    get_int(a, "attestation_service", "timeout", 5, &c->session_timeout_min, err))
@@ -325,9 +346,12 @@ static int parse_plugins(const json_t *p, struct kbs_config *c, struct err *err)
 				json_string_value(json_object_get(e, "storage_backend_type"));
 			if (!be)
 				be = "kvstorage";
-			if (strcmp(be, "kvstorage") && strcmp(be, "KvStorage"))
-				return err_set(err, "[[plugins]] resource: storage_backend_type "
-						    "\"%s\" is not available (use kvstorage)", be);
+			if (strcmp(be, "kvstorage") && strcmp(be, "KvStorage") &&
+			    !c->unsupported_plugin) {
+				c->unsupported_plugin = malloc(strlen(be) + 32);
+				if (c->unsupported_plugin)
+					sprintf(c->unsupported_plugin, "resource with %s backend", be);
+			}
 			c->plugin_resource = true;
 			free(c->resource_backend);
 			c->resource_backend = strdup("kvstorage");
@@ -338,9 +362,8 @@ static int parse_plugins(const json_t *p, struct kbs_config *c, struct err *err)
 			c->plugin_sample = true;
 			free(c->sample_item);
 			c->sample_item = strdup(item);
-		} else {
-			return err_set(err, "[[plugins]] \"%s\" is not available in this build "
-					    "(resource, sample)", name);
+		} else if (!c->unsupported_plugin) {
+			c->unsupported_plugin = strdup(name);
 		}
 	}
 	return 0;
@@ -370,6 +393,33 @@ int kbs_config_from_json(json_t *root, struct kbs_config *c, struct err *err)
 fail:
 	kbs_config_free(c);
 	return -1;
+}
+
+int kbs_config_check_startup(struct kbs_config *c, struct err *err)
+{
+	if (!c->insecure_http) {
+		if (!c->private_key || !c->certificate)
+			return err_set(err, "[http_server] insecure_http is false, so HTTPS needs "
+					    "both private_key and certificate");
+		return err_set(err, "[http_server] HTTPS is not available in this build yet: "
+				    "set insecure_http = true (and terminate TLS in front of kbs)");
+	}
+	if (c->trusted_certs_paths.n == 0 && c->trusted_jwk_sets.n == 0 && !c->insecure_header_jwk)
+		return err_set(err, "[attestation_token] no trust material: set trusted_certs_paths "
+				    "or trusted_jwk_sets (or insecure_header_jwk = true for tests)");
+	if (c->as_type == KBS_AS_BUILTIN)
+		return err_set(err, "[attestation_service] type coco_as_builtin is not available in "
+				    "this build: run grpc-as and set type = \"coco_as_grpc\"");
+	if (c->as_type == KBS_AS_INTEL_TA)
+		return err_set(err, "[attestation_service] type intel_ta is not available in this "
+				    "build");
+	if (c->unsupported_plugin)
+		return err_set(err, "[[plugins]] \"%s\" is not available in this build (resource "
+				    "with kvstorage, sample)", c->unsupported_plugin);
+	for (size_t i = 0; i < c->n_idps; i++)
+		if (load_idp_keys(&c->idps[i], i, err))
+			return -1;
+	return 0;
 }
 
 int kbs_config_load(const char *path, struct kbs_config *cfg, struct err *err)
@@ -411,6 +461,7 @@ void kbs_config_free(struct kbs_config *c)
 	free(c->session_storage_type);
 	free(c->resource_backend);
 	free(c->sample_item);
+	free(c->unsupported_plugin);
 	json_decref(c->root);
 	memset(c, 0, sizeof(*c));
 }

@@ -78,12 +78,17 @@ struct kbs_config {
 	char *resource_backend; /* "kvstorage" */
 	bool plugin_sample;
 	char *sample_item;
+	char *unsupported_plugin; /* first [[plugins]] entry this build cannot run */
 	json_t *root;
 };
 
-/* Parses and checks a loaded config document (TOML or JSON already turned into JSON).
- * Loads admin keys and JWK sets from their files. 0 / -1 with a sentence in err. */
+/* Parses and checks a loaded config document (TOML or JSON already turned into JSON) without
+ * touching any other file: types, admin modes and keys, ACL anchoring, TLS version range.
+ * 0 / -1 with a sentence in err. */
 int kbs_config_from_json(json_t *root, struct kbs_config *cfg, struct err *err);
+/* The start-up rules: HTTPS material, token trust material, supported AS type and plugins;
+ * reads the admin identity providers' keys. */
+int kbs_config_check_startup(struct kbs_config *cfg, struct err *err);
 int kbs_config_load(const char *path, struct kbs_config *cfg, struct err *err);
 void kbs_config_free(struct kbs_config *cfg);
 /* The §5.3 load-time rule: starts with "^/kbs" and ends with "$". */

@@ -832,6 +832,8 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	memset(cfg, 0, sizeof(*cfg));
 	pthread_mutex_init(&k->smu, NULL);
 	pthread_cond_init(&k->scv, NULL);
+	if (kbs_config_check_startup(&k->cfg, err) != 0)
+		goto fail;
 	kbs_metrics_init();
 	k->kv = kv_open(k->cfg.storage_backend, err);
 	if (!k->kv) {
