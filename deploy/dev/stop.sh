@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Stop the stack deploy/dev/run.sh started: each process named by a pid file in
+# deploy/dev/state/pids/, in reverse start order, SIGTERM then SIGKILL after 5 s.
+# Keys and Redis data stay in deploy/dev/state/. --quiet: say nothing when nothing runs.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+pids=$here/state/pids
+quiet=0
+[ "${1:-}" = "--quiet" ] && quiet=1
+stopped=0
+for name in kbs grpc-as rvps redis; do
+  f=$pids/$name.pid
+  [ -f "$f" ] || continue
+  pid=$(cat "$f")
+  # only a process that is still the one we started (its command line names it)
+  if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null |
+    grep -q -- "${name/redis/redis-server}"; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    [ $quiet -eq 1 ] || echo "stopped $name (pid $pid)"
+    stopped=$((stopped + 1))
+  fi
+  rm -f "$f"
+done
+[ $quiet -eq 1 ] || [ $stopped -gt 0 ] || echo "nothing was running"
+exit 0
