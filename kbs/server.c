@@ -26,6 +26,7 @@
 #include "kbs.h"
 #include "kv.h"
 #include "log.h"
+#include "weakdeps.h"
 
 struct kbs_server {
 	struct kbs_config cfg;
@@ -598,7 +599,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		problem401(r, "TokenVerifierError", "Token Verifier error");
 		goto out;
 	}
-	if (!teepubkey_supported(pk)) {
+	if (!teepubkey_supported(pk) || !kbs_jose_available()) {
 		log_info("kbs: %s: tee-pubkey algorithm/curve not supported", http_req_uri(r));
 		problem401(r, "JweError", "JWE failed");
 		goto out;
