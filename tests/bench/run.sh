@@ -32,6 +32,10 @@ for b in kbs grpc-as rvps bench-kbs; do
     exit $status
   fi
 done
+if nm "$bin/kbs" 2>/dev/null | grep -qE ' w (jws_verify|jwe_encrypt|rego_compile)$'; then
+  echo "bench-kbs: $bin/kbs was linked without JOSE or Rego (common/jose.c, common/rego/); skipped"
+  exit $status
+fi
 free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 tmp=$(mktemp -d)
