@@ -88,6 +88,30 @@ def check_attest(t, kbs):
          "stored token")
 
 
+def check_additional_evidence(t, kbs):
+    a = Attester(kbs)
+    a.auth()
+    dev_rd = {"nonce": a.nonce, "tee-pubkey": a.pubkey}
+    import hashlib
+    from kbs_testlib import jcs
+    dev = {"svn": "2", "report_data": base64.b64encode(hashlib.sha384(jcs(dev_rd)).digest()).decode()}
+    add = json.dumps({"sampledevice": dev})
+    st, h, data = a.attest(additional=add)
+    t.eq(st, 200, "attest: primary + additional (sampledevice) evidence")
+    if st == 200:
+        claims = json.loads(b64u_dec(json.loads(data)["token"].split(".")[1]))
+        t.eq(sorted(claims["submods"]), ["cpu0", "gpu0"], "attest: one submod per device")
+        cpu_rd = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]["runtime_data_claims"]
+        t.eq(cpu_rd.get("additional-evidence"), add,
+             "attest: primary runtime data carries the additional-evidence string")
+    b = Attester(kbs)
+    b.auth()
+    st, h, data = b.attest(additional=json.dumps({"nosuchtee": dev}))
+    t.eq(st, 401, "attest: additional evidence for an unknown TEE refused")
+    st, h, data = b.attest(additional="not a map")
+    t.eq(st, 401, "attest: additional evidence that is not a JSON map refused")
+
+
 def check_attest_refusals(t, kbs):
     def is_attest_err(st, data):
         try:
@@ -292,7 +316,8 @@ def main():
     storage = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
     kbs = Kbs(kbs_config(pki, as_addr=asvc.addr, storage=storage)).start()
     print("# AS: %s" % type(asvc).__name__)
-    for fn in (check_auth, check_auth_refusals, check_attest, check_attest_refusals):
+    for fn in (check_auth, check_auth_refusals, check_attest, check_additional_evidence,
+               check_attest_refusals):
         t.run(fn, kbs)
     t.run(check_resources, kbs, pki)
     t.run(check_routing, kbs)
