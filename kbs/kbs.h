@@ -144,6 +144,8 @@ struct kbs_session {
 
 struct kbs_sessions;
 struct kbs_sessions *kbs_sessions_new(size_t max, struct err *err);
+/* Sessions in a key-value store (namespace kbs_protocol_session), shared by replicas. */
+struct kbs_sessions *kbs_sessions_new_kv(struct kv *kv, struct err *err);
 void kbs_sessions_free(struct kbs_sessions *s);
 /* Creates an Authed session; fills id. 0 / -1 (too many sessions). */
 int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,

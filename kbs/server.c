@@ -31,6 +31,7 @@
 struct kbs_server {
 	struct kbs_config cfg;
 	struct kv *kv;
+	struct kv *session_kv; /* NULL: sessions in memory */
 	struct kbs_sessions *sessions;
 	struct kbs_as *as;
 	struct kbs_token_verifier *tv;
@@ -841,10 +842,22 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		err_prefix(err, "[storage_backend]");
 		goto fail;
 	}
-	if (k->cfg.session_storage_type && strcasecmp(k->cfg.session_storage_type, "memory"))
-		log_warn("kbs: session_storage_type %s: sessions are kept in this process's memory; "
-			 "route a client's requests to one replica", k->cfg.session_storage_type);
-	k->sessions = kbs_sessions_new(100000, err);
+	/* Sessions stay in process memory unless session_storage_type names a shared store
+	 * (Trustee would also follow storage_backend; we keep the hot path off the network unless
+	 * asked, and say so in the README). */
+	if (k->cfg.session_storage_type && strcasecmp(k->cfg.session_storage_type, "memory")) {
+		k->session_kv = kv_open_type(k->cfg.session_storage_type,
+					     json_object_get(k->cfg.storage_backend, "backends"), err);
+		if (!k->session_kv) {
+			err_prefix(err, "session_storage_type %s", k->cfg.session_storage_type);
+			goto fail;
+		}
+		k->sessions = kbs_sessions_new_kv(k->session_kv, err);
+		log_info("kbs: sessions are stored in %s (shared by replicas)",
+			 kv_type_name(k->session_kv));
+	} else {
+		k->sessions = kbs_sessions_new(100000, err);
+	}
 	if (!k->sessions)
 		goto fail;
 	k->tv = kbs_token_verifier_new(&k->cfg, err);
@@ -921,6 +934,7 @@ void kbs_server_free(struct kbs_server *k)
 	kbs_policy_free(k->policy);
 	kbs_token_verifier_free(k->tv);
 	kbs_sessions_free(k->sessions);
+	kv_close(k->session_kv);
 	kv_close(k->kv);
 	kbs_config_free(&k->cfg);
 	pthread_mutex_destroy(&k->smu);

@@ -10,9 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "kbs.h"
+#include "kv.h"
+#include "log.h"
 
 #define NBUCKETS 4096
 
@@ -22,6 +25,7 @@ struct ent {
 };
 
 struct kbs_sessions {
+	struct kv *kv; /* borrowed; NULL = the in-memory table */
 	pthread_mutex_t mu;
 	struct ent *b[NBUCKETS];
 	size_t count;
@@ -92,10 +96,96 @@ static int new_id(char out[33])
 	return 0;
 }
 
+struct kbs_sessions *kbs_sessions_new_kv(struct kv *kv, struct err *err)
+{
+	struct kbs_sessions *s = kbs_sessions_new(0, err);
+	if (s)
+		s->kv = kv;
+	return s;
+}
+
+/* {"state":"Authed"|"Attested","tee","nonce","extra-params"?,"token"?,"expires"} */
+static int kv_put(struct kbs_sessions *s, const struct kbs_session *ss, int overwrite,
+		  struct err *err)
+{
+	long long left = ss->expires - (long long)time(NULL);
+	if (left <= 0)
+		return 1;
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "state",
+			      ss->state == KBS_SESSION_ATTESTED ? "Attested" : "Authed", "tee",
+			      ss->tee, "nonce", ss->nonce, "expires", (json_int_t)ss->expires);
+	if (!o)
+		return err_set(err, "out of memory");
+	if (ss->extra_params)
+		json_object_set(o, "extra-params", ss->extra_params);
+	if (ss->token)
+		json_object_set_new(o, "token", json_string(ss->token));
+	char *doc = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!doc)
+		return err_set(err, "out of memory");
+	int rc = kv_set_ttl(s->kv, KV_NS_SESSION, ss->id, doc, strlen(doc), overwrite,
+			    (unsigned)left, err);
+	free(doc);
+	return rc;
+}
+
+static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *out)
+{
+	uint8_t *val = NULL;
+	size_t len = 0;
+	struct err e = {0};
+	int rc = kv_get(s->kv, KV_NS_SESSION, id, &val, &len, &e);
+	if (rc != 0) {
+		if (rc < 0)
+			log_warn("kbs: session %s: storage: %s", id, e.msg);
+		return 1;
+	}
+	json_t *o = json_loadb((const char *)val, len, 0, NULL);
+	free(val);
+	const char *st = json_string_value(json_object_get(o, "state"));
+	const char *tee = json_string_value(json_object_get(o, "tee"));
+	const char *nonce = json_string_value(json_object_get(o, "nonce"));
+	json_t *exp = json_object_get(o, "expires");
+	if (!st || !tee || !nonce || !json_is_integer(exp)) {
+		json_decref(o);
+		return 1;
+	}
+	if (json_integer_value(exp) < (long long)time(NULL)) {
+		json_decref(o);
+		kv_delete(s->kv, KV_NS_SESSION, id, &e);
+		return 1;
+	}
+	snprintf(out->id, sizeof(out->id), "%s", id);
+	snprintf(out->tee, sizeof(out->tee), "%s", tee);
+	out->state = strcmp(st, "Attested") == 0 ? KBS_SESSION_ATTESTED : KBS_SESSION_AUTHED;
+	out->nonce = strdup(nonce);
+	const char *tok = json_string_value(json_object_get(o, "token"));
+	out->token = tok ? strdup(tok) : NULL;
+	json_t *ep = json_object_get(o, "extra-params");
+	out->extra_params = ep ? json_incref(ep) : NULL;
+	out->expires = json_integer_value(exp);
+	json_decref(o);
+	return out->nonce ? 0 : 1;
+}
+
 int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
 			const json_t *extra_params, long long expires, char id_out[33],
 			struct err *err)
 {
+	if (s->kv) {
+		struct kbs_session ss = {.state = KBS_SESSION_AUTHED, .expires = expires};
+		if (new_id(ss.id) != 0)
+			return err_set(err, "random number generator failed");
+		snprintf(ss.tee, sizeof(ss.tee), "%s", tee);
+		ss.nonce = (char *)nonce;
+		ss.extra_params = (json_t *)extra_params;
+		int rc = kv_put(s, &ss, 0, err);
+		if (rc != 0)
+			return rc < 0 ? -1 : err_set(err, "session id collision or expiry in the past");
+		memcpy(id_out, ss.id, 33);
+		return 0;
+	}
 	struct ent *e = calloc(1, sizeof(*e));
 	if (!e)
 		return err_set(err, "out of memory");
@@ -156,8 +246,10 @@ static void drop(struct kbs_sessions *s, struct ent **pp)
 int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (strlen(id) != 32)
+	if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
 		return 1;
+	if (s->kv)
+		return kv_load(s, id, out);
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
 	if (!pp) {
@@ -183,6 +275,20 @@ int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session 
 
 int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token)
 {
+	if (s->kv) {
+		struct kbs_session ss;
+		struct err e = {0};
+		if (kbs_sessions_get(s, id, &ss) != 0)
+			return 1;
+		free(ss.token);
+		ss.token = strdup(token);
+		ss.state = KBS_SESSION_ATTESTED;
+		int rc = ss.token ? kv_put(s, &ss, 1, &e) : -1;
+		if (rc < 0)
+			log_warn("kbs: session %s: storage: %s", id, e.msg);
+		kbs_session_clear(&ss);
+		return rc < 0 ? -1 : rc;
+	}
 	char *t = strdup(token);
 	if (!t)
 		return -1;
@@ -200,10 +306,31 @@ int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char
 	return 0;
 }
 
+/* Backends without native expiry keep dead records until read; list and drop them. */
+static size_t kv_sweep(struct kbs_sessions *s)
+{
+	char **keys = NULL;
+	size_t n = 0, dropped = 0;
+	struct err e = {0};
+	if (kv_list(s->kv, KV_NS_SESSION, &keys, &n, &e) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct kbs_session ss;
+		if (kv_load(s, keys[i], &ss) == 0)
+			kbs_session_clear(&ss);
+		else
+			dropped++;
+	}
+	kv_list_free(keys, n);
+	return dropped;
+}
+
 size_t kbs_sessions_sweep(struct kbs_sessions *s)
 {
 	long long now = (long long)time(NULL);
 	size_t n = 0;
+	if (s->kv) /* Redis expires records itself */
+		return strcasecmp(kv_type_name(s->kv), "redis") == 0 ? 0 : kv_sweep(s);
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < NBUCKETS; i++) {
 		struct ent **pp = &s->b[i];
@@ -222,6 +349,15 @@ size_t kbs_sessions_sweep(struct kbs_sessions *s)
 
 size_t kbs_sessions_count(struct kbs_sessions *s)
 {
+	if (s->kv) {
+		char **keys = NULL;
+		size_t n = 0;
+		struct err e = {0};
+		if (kv_list(s->kv, KV_NS_SESSION, &keys, &n, &e) != 0)
+			return 0;
+		kv_list_free(keys, n);
+		return n;
+	}
 	pthread_mutex_lock(&s->mu);
 	size_t n = s->count;
 	pthread_mutex_unlock(&s->mu);

@@ -307,6 +307,35 @@ def check_concurrency(t, kbs, pki, n=32):
          (n, time.time() - t0))
 
 
+def check_shared_sessions(t, pki, asvc, redis, storage):
+    """Two replicas on one Redis: /auth on one, /attest on the other, the read on the first."""
+    cfg = kbs_config(pki, as_addr=asvc.addr, storage=storage)
+    cfg["session_storage_type"] = "Redis"
+    ka = Kbs(cfg, name="kbs-replica-a").start()
+    kb = Kbs(cfg, name="kbs-replica-b").start()
+    ka.set_policy(pki, ALLOW_ALL)
+    ka.set_resource(pki, "default/replica/key", b"shared")
+    a = Attester(ka)
+    st, h, _ = a.auth()
+    sid = a.cookie.split("=", 1)[1]
+    ttl = redis.command("TTL", "kbs_protocol_session:" + sid)
+    t.ok(isinstance(ttl, int) and 290 <= ttl <= 300,
+         "replicas: the session is in Redis under kbs_protocol_session:<id> with its TTL", ttl)
+    a.kbs = kb
+    st, h, data = a.attest()
+    t.eq(st, 200, "replicas: /attest on the other replica finds the session")
+    a.kbs = ka
+    st, h, data = a.get("default/replica/key")
+    t.ok(st == 200 and a.decrypt(data) == b"shared",
+         "replicas: the attested session reads on the first replica", data[:200])
+    a.kbs = kb
+    st, h, data = a.attest()
+    t.eq(st, 200, "replicas: re-attest on a replica returns the stored token")
+    t.eq(json.loads(data)["token"], a.token, "replicas: same token")
+    ka.stop()
+    kb.stop()
+
+
 def main():
     require_kbs()
     t = Tap()
@@ -324,6 +353,7 @@ def main():
     t.run(check_metrics, kbs, pki)
     t.run(check_hostile, kbs)
     t.run(check_concurrency, kbs, pki)
+    t.run(check_shared_sessions, pki, asvc, redis, storage)
     t.ok(kbs.alive(), "kbs survived the whole run")
     kbs.stop()
     t.done()

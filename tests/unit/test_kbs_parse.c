@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "kbs/kbs.h"
+#include "kv.h"
 
 static void test_version_accepts_exactly_0_4_0(void **state)
 {
@@ -215,6 +216,46 @@ static void test_sessions_ids_expiry_and_bound(void **state)
 	kbs_sessions_free(s);
 }
 
+static void test_sessions_in_a_kv_store(void **state)
+{
+	struct err e = {0};
+	struct kv *kv = kv_open(NULL, &e);
+	assert_non_null(kv);
+	struct kbs_sessions *s = kbs_sessions_new_kv(kv, &e);
+	char id[33];
+	long long now = (long long)time(NULL);
+	json_t *ep = json_string("");
+	assert_int_equal(kbs_sessions_create(s, "sample", "nonce", ep, now + 300, id, &e), 0);
+	json_decref(ep);
+	uint8_t *val;
+	size_t len;
+	assert_int_equal(kv_get(kv, KV_NS_SESSION, id, &val, &len, &e), 0);
+	assert_non_null(strstr((char *)val, "\"state\":\"Authed\""));
+	free(val);
+	struct kbs_session ss;
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_string_equal(ss.nonce, "nonce");
+	assert_int_equal(ss.expires, now + 300);
+	assert_true(json_is_string(ss.extra_params));
+	kbs_session_clear(&ss);
+	assert_int_equal(kbs_sessions_set_attested(s, id, "tok"), 0);
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_int_equal(ss.state, KBS_SESSION_ATTESTED);
+	assert_string_equal(ss.token, "tok");
+	kbs_session_clear(&ss);
+	assert_int_equal(kbs_sessions_count(s), 1);
+	/* a record past its deadline is absent and removed */
+	const char *dead = "{\"state\":\"Authed\",\"tee\":\"tdx\",\"nonce\":\"n\",\"expires\":1}";
+	assert_int_equal(kv_set(kv, KV_NS_SESSION, "0123456789abcdef0123456789abcdef", dead,
+				strlen(dead), 1, &e), 0);
+	assert_int_equal(kbs_sessions_get(s, "0123456789abcdef0123456789abcdef", &ss), 1);
+	assert_int_equal(kbs_sessions_count(s), 1);
+	assert_int_equal(kbs_sessions_get(s, "../../etc/passwd0000000000000000", &ss), 1);
+	assert_int_equal(kbs_sessions_set_attested(s, "ffffffffffffffffffffffffffffffff", "t"), 1);
+	kbs_sessions_free(s);
+	kv_close(kv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_attest_request_parse),
 		cmocka_unit_test(test_resource_path_vectors),
 		cmocka_unit_test(test_sessions_ids_expiry_and_bound),
+		cmocka_unit_test(test_sessions_in_a_kv_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
