@@ -104,23 +104,40 @@ static double now_mono(void)
 const char *http_reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -128,24 +145,48 @@ void http_date(long long t, char *buf, size_t len)
 {
 	static const char *wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char *mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-				   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	time_t tt = (time_t)t;
 	struct tm tm;
 	gmtime_r(&tt, &tm);
 	snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday], tm.tm_mday,
-		 mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	         mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* --- request accessors --- */
 
-enum http_method http_req_method(const struct http_req *r) { return r->method; }
-const char *http_req_method_name(const struct http_req *r) { return r->method_name; }
-const char *http_req_uri(const struct http_req *r) { return r->uri; }
-const char *http_req_path(const struct http_req *r) { return r->path; }
-const char *http_req_query(const struct http_req *r) { return r->query; }
-void http_req_set_data(struct http_req *r, void *data) { r->data = data; }
-void *http_req_data(const struct http_req *r) { return r->data; }
-double http_req_started(const struct http_req *r) { return r->started; }
+enum http_method http_req_method(const struct http_req *r)
+{
+	return r->method;
+}
+const char *http_req_method_name(const struct http_req *r)
+{
+	return r->method_name;
+}
+const char *http_req_uri(const struct http_req *r)
+{
+	return r->uri;
+}
+const char *http_req_path(const struct http_req *r)
+{
+	return r->path;
+}
+const char *http_req_query(const struct http_req *r)
+{
+	return r->query;
+}
+void http_req_set_data(struct http_req *r, void *data)
+{
+	r->data = data;
+}
+void *http_req_data(const struct http_req *r)
+{
+	return r->data;
+}
+double http_req_started(const struct http_req *r)
+{
+	return r->started;
+}
 
 const char *http_req_header(const struct http_req *r, const char *name)
 {
@@ -254,7 +295,7 @@ void http_reply_header(struct http_req *r, const char *name, const char *value)
 }
 
 void http_reply(struct http_req *r, int status, const char *content_type, const void *body,
-		size_t len)
+                size_t len)
 {
 	if (r->replied) {
 		log_error("http: second reply to %s %s ignored", r->method_name, r->uri);
@@ -313,7 +354,7 @@ char *http_problem_body(const char *type_prefix, const char *variant, const char
 }
 
 void http_reply_problem(struct http_req *r, int status, const char *type_prefix,
-			const char *variant, const char *detail)
+                        const char *variant, const char *detail)
 {
 	char *s = http_problem_body(type_prefix, variant, detail);
 	if (!s) {
@@ -386,16 +427,36 @@ static void *worker_main(void *arg)
 static enum http_method map_method(enum evhttp_cmd_type c, const char **name)
 {
 	switch (c) {
-	case EVHTTP_REQ_GET: *name = "GET"; return HTTP_M_GET;
-	case EVHTTP_REQ_POST: *name = "POST"; return HTTP_M_POST;
-	case EVHTTP_REQ_PUT: *name = "PUT"; return HTTP_M_PUT;
-	case EVHTTP_REQ_DELETE: *name = "DELETE"; return HTTP_M_DELETE;
-	case EVHTTP_REQ_HEAD: *name = "HEAD"; return HTTP_M_HEAD;
-	case EVHTTP_REQ_OPTIONS: *name = "OPTIONS"; return HTTP_M_OTHER;
-	case EVHTTP_REQ_TRACE: *name = "TRACE"; return HTTP_M_OTHER;
-	case EVHTTP_REQ_CONNECT: *name = "CONNECT"; return HTTP_M_OTHER;
-	case EVHTTP_REQ_PATCH: *name = "PATCH"; return HTTP_M_OTHER;
-	default: *name = "UNKNOWN"; return HTTP_M_OTHER;
+	case EVHTTP_REQ_GET:
+		*name = "GET";
+		return HTTP_M_GET;
+	case EVHTTP_REQ_POST:
+		*name = "POST";
+		return HTTP_M_POST;
+	case EVHTTP_REQ_PUT:
+		*name = "PUT";
+		return HTTP_M_PUT;
+	case EVHTTP_REQ_DELETE:
+		*name = "DELETE";
+		return HTTP_M_DELETE;
+	case EVHTTP_REQ_HEAD:
+		*name = "HEAD";
+		return HTTP_M_HEAD;
+	case EVHTTP_REQ_OPTIONS:
+		*name = "OPTIONS";
+		return HTTP_M_OTHER;
+	case EVHTTP_REQ_TRACE:
+		*name = "TRACE";
+		return HTTP_M_OTHER;
+	case EVHTTP_REQ_CONNECT:
+		*name = "CONNECT";
+		return HTTP_M_OTHER;
+	case EVHTTP_REQ_PATCH:
+		*name = "PATCH";
+		return HTTP_M_OTHER;
+	default:
+		*name = "UNKNOWN";
+		return HTTP_M_OTHER;
 	}
 }
 
@@ -481,8 +542,8 @@ static int listen_on(const char *spec, int *port_out, struct err *err)
 	if (*end || port < 0 || port > 65535)
 		return err_set(err, "socket \"%s\": bad port", spec);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
 	struct addrinfo *ai = NULL;
 	int rc = getaddrinfo(host, colon + 1, &hints, &ai);
 	if (rc != 0) {
@@ -509,12 +570,15 @@ static int listen_on(const char *spec, int *port_out, struct err *err)
 	socklen_t sl = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	*port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-					     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	return fd;
 }
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
-static void evthread_init(void) { evthread_use_pthreads(); }
+static void evthread_init(void)
+{
+	evthread_use_pthreads();
+}
 
 struct http_server *http_server_new(const struct http_server_opts *opts, struct err *err)
 {
@@ -570,17 +634,16 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 		evhttp_set_max_body_size(l->http, (ev_ssize_t)s->o.max_body);
 		evhttp_set_max_headers_size(l->http, (ev_ssize_t)s->o.max_headers);
 		evhttp_set_timeout(l->http, s->o.timeout_s);
-		evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-							EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-							EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
-							EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE |
-							EVHTTP_REQ_CONNECT);
+		evhttp_set_allowed_methods(
+		    l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+		                 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+		                 EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 		evhttp_set_default_content_type(l->http, NULL);
 		evhttp_set_gencb(l->http, request_cb, l);
 		for (size_t k = 0; k < s->n_fds; k++) {
 			/* no LEV_OPT_CLOSE_ON_FREE: the fd is shared by every loop */
 			struct evconnlistener *lis = evconnlistener_new(
-				l->base, NULL, NULL, LEV_OPT_REUSEABLE, 0, s->fds[k]);
+			    l->base, NULL, NULL, LEV_OPT_REUSEABLE, 0, s->fds[k]);
 			if (!lis || !evhttp_bind_listener(l->http, lis)) {
 				if (lis)
 					evconnlistener_free(lis);

@@ -40,19 +40,19 @@ struct http_req;
 typedef void (*http_handler)(void *ctx, struct http_req *req);
 /* Called on the loop thread after a reply was handed to evhttp (for metrics and access logs).
  * `seconds` is the time from arrival to reply. */
-typedef void (*http_done_cb)(void *ctx, const struct http_req *req, int status,
-			     size_t resp_len, double seconds);
+typedef void (*http_done_cb)(void *ctx, const struct http_req *req, int status, size_t resp_len,
+                             double seconds);
 /* Work run on the worker pool. */
 typedef void (*http_async_fn)(void *arg, struct http_req *req);
 
 struct http_server_opts {
 	const char *const *sockets; /* "127.0.0.1:8080", "0.0.0.0:0", "[::1]:8080" */
 	size_t n_sockets;
-	int threads;	    /* event loops, default 2 */
+	int threads;        /* event loops, default 2 */
 	int pool_threads;   /* workers for http_req_run_async, default 16 */
 	size_t max_body;    /* bytes, default 2 MiB */
 	size_t max_headers; /* bytes, default 64 KiB */
-	int timeout_s;	    /* read/write/idle timeout, default 30 */
+	int timeout_s;      /* read/write/idle timeout, default 30 */
 	http_handler handler;
 	http_done_cb done;
 	void *ctx;
@@ -95,12 +95,12 @@ int http_req_run_async(struct http_req *r, http_async_fn fn, void *arg);
 void http_reply_header(struct http_req *r, const char *name, const char *value);
 /* content_type NULL = no Content-Type header. body is copied. */
 void http_reply(struct http_req *r, int status, const char *content_type, const void *body,
-		size_t len);
+                size_t len);
 /* Compact JSON; steals nothing (caller keeps its reference). */
 void http_reply_json(struct http_req *r, int status, const json_t *v);
 /* {"type":"<type_prefix><variant>","detail":"<detail>"} with application/json. */
 void http_reply_problem(struct http_req *r, int status, const char *type_prefix,
-			const char *variant, const char *detail);
+                        const char *variant, const char *detail);
 
 /* The RFC 7807 body text (malloc'd), for callers that build their own replies. */
 char *http_problem_body(const char *type_prefix, const char *variant, const char *detail);

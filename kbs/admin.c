@@ -33,11 +33,11 @@ static int aud_ok(const json_t *claims, const char *aud)
 	json_t *a = json_object_get(claims, "aud");
 	if (json_is_string(a))
 		return strcmp(json_string_value(a), aud) == 0;
-	size_t i;
-	json_t *e;
-	json_array_foreach(a, i, e)
-	if (json_is_string(e) && strcmp(json_string_value(e), aud) == 0)
-		return 1;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		json_t *e = json_array_get(a, i);
+		if (json_is_string(e) && strcmp(json_string_value(e), aud) == 0)
+			return 1;
+	}
 	return 0;
 }
 
@@ -54,10 +54,9 @@ static json_t *try_idp(const struct kbs_idp *p, const char *token, const json_t 
 	}
 	if (!claims && p->jwks) {
 		const char *kid = json_string_value(json_object_get(hdr, "kid"));
-		size_t i;
-		json_t *k;
-		json_array_foreach(json_object_get(p->jwks, "keys"), i, k)
-		{
+		json_t *keys = json_object_get(p->jwks, "keys");
+		for (size_t i = 0; i < json_array_size(keys); i++) {
+			json_t *k = json_array_get(keys, i);
 			const char *kk = json_string_value(json_object_get(k, "kid"));
 			const char *alg = json_string_value(json_object_get(k, "alg"));
 			if (!kid || !kk || strcmp(kid, kk) || !alg)
@@ -88,13 +87,13 @@ no:
 }
 
 int kbs_admin_check(const struct kbs_config *cfg, const char *authorization, const char *uri,
-		    struct err *err)
+                    struct err *err)
 {
 	if (cfg->admin_mode == KBS_ADMIN_ALLOW_ALL)
 		return 0;
 	if (cfg->admin_mode == KBS_ADMIN_DENY_ALL)
 		return err_set(err, "Admin access denied: Admin access denied as DenyAll "
-				    "authorization_mode is enabled");
+		                    "authorization_mode is enabled");
 	if (!kbs_jose_available())
 		return err_set(err, "Admin access denied: this build has no JWS verification");
 	if (!authorization || strncmp(authorization, "Bearer ", 7) != 0)
@@ -106,14 +105,14 @@ int kbs_admin_check(const struct kbs_config *cfg, const char *authorization, con
 	struct err e = {0};
 	if (jws_decode_unverified(token, &hdr, NULL, &e) != 0)
 		return err_set(err, "Admin access denied: Cannot verify token with any of the "
-				    "issuers");
+		                    "issuers");
 	json_t *claims = NULL;
 	for (size_t i = 0; i < cfg->n_idps && !claims; i++)
 		claims = try_idp(&cfg->idps[i], token, hdr);
 	json_decref(hdr);
 	if (!claims)
 		return err_set(err, "Admin access denied: Cannot verify token with any of the "
-				    "issuers");
+		                    "issuers");
 	const char *role = json_string_value(json_object_get(claims, "role"));
 	if (!role) {
 		json_decref(claims);

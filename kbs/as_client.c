@@ -43,7 +43,7 @@ void kbs_as_free(struct kbs_as *a)
 
 /* Packs `msg`, calls `method`, returns the response bytes. */
 static int call(struct kbs_as *a, const char *method, const ProtobufCMessage *msg, uint8_t **resp,
-		size_t *resp_len, struct err *err)
+                size_t *resp_len, struct err *err)
 {
 	size_t n = protobuf_c_message_get_packed_size(msg);
 	uint8_t *buf = malloc(n ? n : 1);
@@ -79,15 +79,15 @@ char *kbs_as_evaluate(struct kbs_as *a, const json_t *requests, struct err *err)
 		it->tee = (char *)json_string_value(json_object_get(r, "tee"));
 		it->evidence = (char *)json_string_value(json_object_get(r, "evidence"));
 		it->runtime_data_hash_algorithm =
-			(char *)json_string_value(json_object_get(r, "hash"));
+		    (char *)json_string_value(json_object_get(r, "hash"));
 		it->runtime_data_case =
-			ATTESTATION__INDIVIDUAL_ATTESTATION_REQUEST__RUNTIME_DATA_STRUCTURED_RUNTIME_DATA;
+		    ATTESTATION__INDIVIDUAL_ATTESTATION_REQUEST__RUNTIME_DATA_STRUCTURED_RUNTIME_DATA;
 		it->structured_runtime_data =
-			(char *)json_string_value(json_object_get(r, "runtime_data"));
+		    (char *)json_string_value(json_object_get(r, "runtime_data"));
 		const char *idt = json_string_value(json_object_get(r, "init_data_toml"));
 		if (idt) {
 			it->init_data_case =
-				ATTESTATION__INDIVIDUAL_ATTESTATION_REQUEST__INIT_DATA_INIT_DATA_TOML;
+			    ATTESTATION__INDIVIDUAL_ATTESTATION_REQUEST__INIT_DATA_INIT_DATA_TOML;
 			it->init_data_toml = (char *)idt;
 		}
 		if (!it->tee || !it->evidence || !it->structured_runtime_data)
@@ -102,11 +102,11 @@ char *kbs_as_evaluate(struct kbs_as *a, const json_t *requests, struct err *err)
 	req.policy_ids = &policy;
 	uint8_t *resp = NULL;
 	size_t rl = 0;
-	if (call(a, "/attestation.AttestationService/AttestationEvaluate",
-		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+	if (call(a, "/attestation.AttestationService/AttestationEvaluate", (ProtobufCMessage *)&req,
+	         &resp, &rl, err) != 0)
 		goto out;
 	Attestation__AttestationResponse *r =
-		attestation__attestation_response__unpack(NULL, rl, resp);
+	    attestation__attestation_response__unpack(NULL, rl, resp);
 	free(resp);
 	if (!r) {
 		err_set(err, "AS sent an unparsable AttestationResponse");
@@ -134,7 +134,7 @@ int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, 
 	uint8_t *resp = NULL;
 	size_t rl = 0;
 	if (call(a, "/attestation.AttestationService/SetAttestationPolicy",
-		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+	         (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
 		return -1;
 	free(resp);
 	return 0;
@@ -142,12 +142,13 @@ int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, 
 
 int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err)
 {
-	Reference__ReferenceValueRegisterRequest req = REFERENCE__REFERENCE_VALUE_REGISTER_REQUEST__INIT;
+	Reference__ReferenceValueRegisterRequest req =
+	    REFERENCE__REFERENCE_VALUE_REGISTER_REQUEST__INIT;
 	req.message = (char *)message;
 	uint8_t *resp = NULL;
 	size_t rl = 0;
 	if (call(a, "/reference.ReferenceValueProviderService/RegisterReferenceValue",
-		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+	         (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
 		return -1;
 	free(resp);
 	return 0;
@@ -161,10 +162,10 @@ int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *er
 	uint8_t *resp = NULL;
 	size_t rl = 0;
 	if (call(a, "/reference.ReferenceValueProviderService/QueryReferenceValue",
-		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+	         (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
 		return -1;
 	Reference__ReferenceValueQueryResponse *r =
-		reference__reference_value_query_response__unpack(NULL, rl, resp);
+	    reference__reference_value_query_response__unpack(NULL, rl, resp);
 	free(resp);
 	if (!r)
 		return err_set(err, "AS sent an unparsable ReferenceValueQueryResponse");
@@ -178,14 +179,13 @@ int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *er
 	return rc;
 }
 
-char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params,
-		       struct err *err)
+char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err)
 {
 	Attestation__ChallengeRequest req = ATTESTATION__CHALLENGE_REQUEST__INIT;
 	Attestation__ChallengeRequest__InnerEntry e1 =
-		ATTESTATION__CHALLENGE_REQUEST__INNER_ENTRY__INIT;
+	    ATTESTATION__CHALLENGE_REQUEST__INNER_ENTRY__INIT;
 	Attestation__ChallengeRequest__InnerEntry e2 =
-		ATTESTATION__CHALLENGE_REQUEST__INNER_ENTRY__INIT;
+	    ATTESTATION__CHALLENGE_REQUEST__INNER_ENTRY__INIT;
 	Attestation__ChallengeRequest__InnerEntry *ents[2] = {&e1, &e2};
 	e1.key = "tee";
 	e1.value = (char *)tee;
@@ -196,7 +196,7 @@ char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params
 	uint8_t *resp = NULL;
 	size_t rl = 0;
 	if (call(a, "/attestation.AttestationService/GetAttestationChallenge",
-		 (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
+	         (ProtobufCMessage *)&req, &resp, &rl, err) != 0)
 		return NULL;
 	Attestation__ChallengeResponse *r = attestation__challenge_response__unpack(NULL, rl, resp);
 	free(resp);

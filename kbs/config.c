@@ -15,7 +15,6 @@
 #include "config.h"
 #include "kbs.h"
 
-
 static void strv_free(struct kbs_strv *v)
 {
 	for (size_t i = 0; i < v->n; i++)
@@ -27,7 +26,7 @@ static void strv_free(struct kbs_strv *v)
 
 /* Optional array of strings at `key` in `obj`. */
 static int get_strv(const json_t *obj, const char *sect, const char *key, struct kbs_strv *out,
-		    struct err *err)
+                    struct err *err)
 {
 	json_t *a = obj ? json_object_get(obj, key) : NULL;
 	if (!a)
@@ -37,10 +36,8 @@ static int get_strv(const json_t *obj, const char *sect, const char *key, struct
 	out->v = calloc(json_array_size(a) + 1, sizeof(char *));
 	if (!out->v)
 		return err_set(err, "out of memory");
-	size_t i;
-	json_t *e;
-	json_array_foreach(a, i, e)
-	{
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		json_t *e = json_array_get(a, i);
 		if (!json_is_string(e))
 			return err_set(err, "[%s] %s: expected an array of strings", sect, key);
 		out->v[out->n++] = strdup(json_string_value(e));
@@ -49,7 +46,7 @@ static int get_strv(const json_t *obj, const char *sect, const char *key, struct
 }
 
 static int get_str(const json_t *obj, const char *sect, const char *key, char **out,
-		   struct err *err)
+                   struct err *err)
 {
 	json_t *v = obj ? json_object_get(obj, key) : NULL;
 	if (!v || json_is_null(v))
@@ -61,7 +58,7 @@ static int get_str(const json_t *obj, const char *sect, const char *key, char **
 }
 
 static int get_int(const json_t *obj, const char *sect, const char *key, long long def,
-		   long long *out, struct err *err)
+                   long long *out, struct err *err)
 {
 	json_t *v = obj ? json_object_get(obj, key) : NULL;
 	*out = def;
@@ -74,7 +71,7 @@ static int get_int(const json_t *obj, const char *sect, const char *key, long lo
 }
 
 static int get_bool(const json_t *obj, const char *sect, const char *key, bool def, bool *out,
-		    struct err *err)
+                    struct err *err)
 {
 	json_t *v = obj ? json_object_get(obj, key) : NULL;
 	*out = def;
@@ -127,19 +124,21 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	const char *prof = json_string_value(json_object_get(h, "tls_profile"));
 	if (prof && strcmp(prof, "old") && strcmp(prof, "intermediate") && strcmp(prof, "modern") &&
 	    strcmp(prof, "custom"))
-		return err_set(err, "[http_server] tls_profile must be old, intermediate, modern or "
-				    "custom, not \"%s\"", prof);
+		return err_set(err,
+		               "[http_server] tls_profile must be old, intermediate, modern or "
+		               "custom, not \"%s\"",
+		               prof);
 	const char *tmin = json_string_value(json_object_get(h, "tls_min_version"));
 	const char *tmax = json_string_value(json_object_get(h, "tls_max_version"));
 	for (int i = 0; i < 2; i++) {
 		const char *v = i ? tmax : tmin;
 		if (v && strcmp(v, "1.2") && strcmp(v, "1.3"))
 			return err_set(err, "[http_server] %s must be \"1.2\" or \"1.3\"",
-				       i ? "tls_max_version" : "tls_min_version");
+			               i ? "tls_max_version" : "tls_min_version");
 	}
 	if (tmin && tmax && strcmp(tmin, tmax) > 0)
 		return err_set(err, "[http_server] tls_min_version %s exceeds tls_max_version %s",
-			       tmin, tmax);
+		               tmin, tmax);
 	return 0;
 }
 
@@ -153,8 +152,10 @@ static int load_idp(const json_t *o, struct kbs_idp *p, size_t idx, struct err *
 	    get_str(o, "admin", "jwk_set_uri", &p->jwk_set_uri, err))
 		return -1;
 	if (!p->public_key_uri && !p->jwk_set_uri)
-		return err_set(err, "[admin] identity_providers[%zu] needs public_key_uri or "
-				    "jwk_set_uri", idx);
+		return err_set(err,
+		               "[admin] identity_providers[%zu] needs public_key_uri or "
+		               "jwk_set_uri",
+		               idx);
 	return 0;
 }
 
@@ -187,24 +188,27 @@ static int load_idp_keys(struct kbs_idp *p, size_t idx, struct err *err)
 	if (p->public_key_uri) {
 		const char *path = local_path(p->public_key_uri);
 		if (!path)
-			return err_set(err, "[admin] identity_providers[%zu] public_key_uri \"%s\": "
-					    "only file:// and local paths are supported",
-				       idx, p->public_key_uri);
+			return err_set(err,
+			               "[admin] identity_providers[%zu] public_key_uri \"%s\": "
+			               "only file:// and local paths are supported",
+			               idx, p->public_key_uri);
 		p->key = read_pubkey(path, err);
 		if (!p->key)
-			return err_prefix(err, "[admin] identity_providers[%zu] public_key_uri", idx);
+			return err_prefix(err, "[admin] identity_providers[%zu] public_key_uri",
+			                  idx);
 	}
 	if (p->jwk_set_uri) {
 		const char *path = local_path(p->jwk_set_uri);
 		if (!path)
-			return err_set(err, "[admin] identity_providers[%zu] jwk_set_uri \"%s\": "
-					    "only file:// and local paths are supported",
-				       idx, p->jwk_set_uri);
+			return err_set(err,
+			               "[admin] identity_providers[%zu] jwk_set_uri \"%s\": "
+			               "only file:// and local paths are supported",
+			               idx, p->jwk_set_uri);
 		json_error_t je;
 		p->jwks = json_load_file(path, 0, &je);
 		if (!p->jwks || !json_is_array(json_object_get(p->jwks, "keys")))
 			return err_set(err, "[admin] jwk_set_uri %s: not a JWK set (%s)", path,
-				       p->jwks ? "no keys array" : je.text);
+			               p->jwks ? "no keys array" : je.text);
 	}
 	return 0;
 }
@@ -213,19 +217,20 @@ static int parse_admin(const json_t *a, struct kbs_config *c, struct err *err)
 {
 	if (!json_is_object(a))
 		return err_set(err, "the [admin] section is required (set authorization_mode)");
-	const char *k;
-	json_t *v;
-	json_object_foreach((json_t *)a, k, v)
-	{
+	for (void *it = json_object_iter((json_t *)a); it;
+	     it = json_object_iter_next((json_t *)a, it)) {
+		const char *k = json_object_iter_key(it);
 		if (strcmp(k, "authorization_mode") && strcmp(k, "authentication") &&
 		    strcmp(k, "authorization"))
-			return err_set(err, "[admin] unknown key `%s` (expected authorization_mode, "
-					    "authentication, authorization)", k);
+			return err_set(err,
+			               "[admin] unknown key `%s` (expected authorization_mode, "
+			               "authentication, authorization)",
+			               k);
 	}
 	const char *mode = json_string_value(json_object_get(a, "authorization_mode"));
 	if (!mode)
 		return err_set(err, "[admin] missing authorization_mode (DenyAll, InsecureAllowAll "
-				    "or AuthenticatedAuthorization)");
+		                    "or AuthenticatedAuthorization)");
 	if (strcmp(mode, "DenyAll") == 0) {
 		c->admin_mode = KBS_ADMIN_DENY_ALL;
 		return 0;
@@ -235,15 +240,17 @@ static int parse_admin(const json_t *a, struct kbs_config *c, struct err *err)
 		return 0;
 	}
 	if (strcmp(mode, "AuthenticatedAuthorization") != 0)
-		return err_set(err, "[admin] unknown authorization_mode \"%s\" (expected DenyAll, "
-				    "InsecureAllowAll or AuthenticatedAuthorization)", mode);
+		return err_set(err,
+		               "[admin] unknown authorization_mode \"%s\" (expected DenyAll, "
+		               "InsecureAllowAll or AuthenticatedAuthorization)",
+		               mode);
 	c->admin_mode = KBS_ADMIN_AUTHENTICATED;
-	json_t *idps = json_object_get(
-		json_object_get(json_object_get(a, "authentication"), "bearer_jwt"),
-		"identity_providers");
+	json_t *idps =
+	    json_object_get(json_object_get(json_object_get(a, "authentication"), "bearer_jwt"),
+	                    "identity_providers");
 	if (!json_is_array(idps) || json_array_size(idps) == 0)
 		return err_set(err, "[admin] AuthenticatedAuthorization needs at least one "
-				    "[[admin.authentication.bearer_jwt.identity_providers]]");
+		                    "[[admin.authentication.bearer_jwt.identity_providers]]");
 	c->n_idps = json_array_size(idps);
 	c->idps = calloc(c->n_idps, sizeof(*c->idps));
 	if (!c->idps)
@@ -252,7 +259,7 @@ static int parse_admin(const json_t *a, struct kbs_config *c, struct err *err)
 		if (load_idp(json_array_get(idps, i), &c->idps[i], i, err))
 			return -1;
 	json_t *acls = json_object_get(
-		json_object_get(json_object_get(a, "authorization"), "regex_acl"), "acls");
+	    json_object_get(json_object_get(a, "authorization"), "regex_acl"), "acls");
 	if (acls && !json_is_array(acls))
 		return err_set(err, "[admin] authorization.regex_acl.acls must be an array");
 	size_t n = json_array_size(acls);
@@ -264,11 +271,15 @@ static int parse_admin(const json_t *a, struct kbs_config *c, struct err *err)
 		const char *role = json_string_value(json_object_get(e, "role"));
 		const char *pat = json_string_value(json_object_get(e, "allowed_endpoints"));
 		if (!role || !pat)
-			return err_set(err, "[admin] acls[%zu] needs string role and "
-					    "allowed_endpoints", i);
+			return err_set(err,
+			               "[admin] acls[%zu] needs string role and "
+			               "allowed_endpoints",
+			               i);
 		if (!kbs_acl_pattern_anchored(pat))
-			return err_set(err, "[admin] acls[%zu]: Admin Role regex must be anchored "
-					    "(start with ^/kbs and end with $): %s", i, pat);
+			return err_set(err,
+			               "[admin] acls[%zu]: Admin Role regex must be anchored "
+			               "(start with ^/kbs and end with $): %s",
+			               i, pat);
 		struct kbs_acl *acl = &c->acls[i];
 		if (regcomp(&acl->re, pat, REG_EXTENDED | REG_NOSUB) != 0)
 			return err_set(err, "[admin] acls[%zu]: invalid regex %s", i, pat);
@@ -287,13 +298,14 @@ static int parse_token(const json_t *t, struct kbs_config *c, struct err *err)
 	    get_strv(t, "attestation_token", "trusted_jwk_sets", &c->trusted_jwk_sets, err) ||
 	    get_strv(t, "attestation_token", "extra_teekey_paths", &c->extra_teekey_paths, err) ||
 	    get_bool(t, "attestation_token", "insecure_header_jwk", false, &c->insecure_header_jwk,
-		     err))
+	             err))
 		return -1;
 	for (size_t i = 0; i < c->extra_teekey_paths.n; i++)
 		if (c->extra_teekey_paths.v[i][0] != '/')
-			return err_set(err, "[attestation_token] extra_teekey_paths: \"%s\" is not a "
-					    "JSON pointer (must start with /)",
-				       c->extra_teekey_paths.v[i]);
+			return err_set(err,
+			               "[attestation_token] extra_teekey_paths: \"%s\" is not a "
+			               "JSON pointer (must start with /)",
+			               c->extra_teekey_paths.v[i]);
 	return 0;
 }
 
@@ -324,7 +336,7 @@ static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 		return err_set(err, "[attestation_service] pool_size must be 1..4096");
 	if (c->session_timeout_min <= 0)
 		return err_set(err, "[attestation_service] timeout must be a positive number of "
-				    "minutes");
+		                    "minutes");
 	return 0;
 }
 
@@ -334,23 +346,22 @@ static int parse_plugins(const json_t *p, struct kbs_config *c, struct err *err)
 		return 0;
 	if (!json_is_array(p))
 		return err_set(err, "[[plugins]] must be an array of tables");
-	size_t i;
-	json_t *e;
-	json_array_foreach(p, i, e)
-	{
+	for (size_t i = 0; i < json_array_size(p); i++) {
+		json_t *e = json_array_get(p, i);
 		const char *name = json_string_value(json_object_get(e, "name"));
 		if (!name)
 			return err_set(err, "[[plugins]] entry %zu has no name", i);
 		if (!strcmp(name, "resource")) {
 			const char *be =
-				json_string_value(json_object_get(e, "storage_backend_type"));
+			    json_string_value(json_object_get(e, "storage_backend_type"));
 			if (!be)
 				be = "kvstorage";
 			if (strcmp(be, "kvstorage") && strcmp(be, "KvStorage") &&
 			    !c->unsupported_plugin) {
 				c->unsupported_plugin = malloc(strlen(be) + 32);
 				if (c->unsupported_plugin)
-					sprintf(c->unsupported_plugin, "resource with %s backend", be);
+					sprintf(c->unsupported_plugin, "resource with %s backend",
+					        be);
 			}
 			c->plugin_resource = true;
 			free(c->resource_backend);
@@ -400,22 +411,26 @@ int kbs_config_check_startup(struct kbs_config *c, struct err *err)
 	if (!c->insecure_http) {
 		if (!c->private_key || !c->certificate)
 			return err_set(err, "[http_server] insecure_http is false, so HTTPS needs "
-					    "both private_key and certificate");
+			                    "both private_key and certificate");
 		return err_set(err, "[http_server] HTTPS is not available in this build yet: "
-				    "set insecure_http = true (and terminate TLS in front of kbs)");
+		                    "set insecure_http = true (and terminate TLS in front of kbs)");
 	}
 	if (c->trusted_certs_paths.n == 0 && c->trusted_jwk_sets.n == 0 && !c->insecure_header_jwk)
-		return err_set(err, "[attestation_token] no trust material: set trusted_certs_paths "
-				    "or trusted_jwk_sets (or insecure_header_jwk = true for tests)");
+		return err_set(err,
+		               "[attestation_token] no trust material: set trusted_certs_paths "
+		               "or trusted_jwk_sets (or insecure_header_jwk = true for tests)");
 	if (c->as_type == KBS_AS_BUILTIN)
-		return err_set(err, "[attestation_service] type coco_as_builtin is not available in "
-				    "this build: run grpc-as and set type = \"coco_as_grpc\"");
+		return err_set(err,
+		               "[attestation_service] type coco_as_builtin is not available in "
+		               "this build: run grpc-as and set type = \"coco_as_grpc\"");
 	if (c->as_type == KBS_AS_INTEL_TA)
 		return err_set(err, "[attestation_service] type intel_ta is not available in this "
-				    "build");
+		                    "build");
 	if (c->unsupported_plugin)
-		return err_set(err, "[[plugins]] \"%s\" is not available in this build (resource "
-				    "with kvstorage, sample)", c->unsupported_plugin);
+		return err_set(err,
+		               "[[plugins]] \"%s\" is not available in this build (resource "
+		               "with kvstorage, sample)",
+		               c->unsupported_plugin);
 	for (size_t i = 0; i < c->n_idps; i++)
 		if (load_idp_keys(&c->idps[i], i, err))
 			return -1;

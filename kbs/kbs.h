@@ -25,12 +25,12 @@ struct kv;
 enum kbs_admin_mode { KBS_ADMIN_DENY_ALL = 0, KBS_ADMIN_ALLOW_ALL, KBS_ADMIN_AUTHENTICATED };
 
 struct kbs_idp {
-	char *issuer;	      /* NULL = not checked */
-	char *audience;	      /* NULL = not checked */
+	char *issuer;         /* NULL = not checked */
+	char *audience;       /* NULL = not checked */
 	char *public_key_uri; /* as configured */
 	char *jwk_set_uri;
-	EVP_PKEY *key;	      /* loaded from public_key_uri */
-	json_t *jwks;	      /* loaded from jwk_set_uri: {"keys":[...]} */
+	EVP_PKEY *key; /* loaded from public_key_uri */
+	json_t *jwks;  /* loaded from jwk_set_uri: {"keys":[...]} */
 };
 
 struct kbs_acl {
@@ -112,14 +112,14 @@ void kbs_auth_req_free(struct kbs_auth_req *r);
 
 struct kbs_attest_req {
 	char *nonce;
-	json_t *tee_pubkey;	     /* owned, members filtered to the TeePubKey shape */
-	json_t *primary_evidence;    /* owned, any JSON */
-	char *additional_evidence;   /* "" or JSON text */
-	char *init_data_format;	     /* NULL when absent/null */
+	json_t *tee_pubkey;        /* owned, members filtered to the TeePubKey shape */
+	json_t *primary_evidence;  /* owned, any JSON */
+	char *additional_evidence; /* "" or JSON text */
+	char *init_data_format;    /* NULL when absent/null */
 	char *init_data_body;
 };
 int kbs_attest_req_parse(const uint8_t *buf, size_t len, struct kbs_attest_req *out,
-			 struct err *err);
+                         struct err *err);
 void kbs_attest_req_free(struct kbs_attest_req *r);
 
 /* TeePubKey (tagged by kty): keeps only {kty,alg,n,e} / {kty,crv,alg,x,y} / {kty,alg,pub}.
@@ -149,8 +149,8 @@ struct kbs_sessions *kbs_sessions_new_kv(struct kv *kv, struct err *err);
 void kbs_sessions_free(struct kbs_sessions *s);
 /* Creates an Authed session; fills id. 0 / -1 (too many sessions). */
 int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
-			const json_t *extra_params, long long expires, char id_out[33],
-			struct err *err);
+                        const json_t *extra_params, long long expires, char id_out[33],
+                        struct err *err);
 /* Copies the live session into *out (free with kbs_session_clear). 0 found, 1 absent or
  * expired (an expired record is removed). */
 int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out);
@@ -166,8 +166,9 @@ void kbs_session_clear(struct kbs_session *ss);
 struct kbs_as;
 struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err);
 void kbs_as_free(struct kbs_as *a);
-/* verification_requests: array of {"tee","evidence_text","runtime_data_text","hash","init_data_toml"?}.
- * Returns a malloc'd token or NULL with err. */
+/* verification_requests: array of
+ * {"tee","evidence_text","runtime_data_text","hash","init_data_toml"?}. Returns a malloc'd token or
+ * NULL with err. */
 char *kbs_as_evaluate(struct kbs_as *a, const json_t *requests, struct err *err);
 int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, struct err *err);
 /* 0 registered / -1 */
@@ -175,8 +176,7 @@ int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err);
 /* 0 found (*out malloc'd JSON text), 1 not found, -1 error */
 int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *err);
 /* For `se`: returns the challenge string or NULL. */
-char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params,
-		       struct err *err);
+char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
 
 /* ---------------- token verification (kbs/token.c) ---------------- */
 
@@ -193,7 +193,7 @@ json_t *kbs_token_teepubkey(struct kbs_token_verifier *v, const json_t *claims, 
 /* Checks the Authorization header for `uri`. 0 allowed; -1 with err->msg the admin error
  * text of §1.4 ("Admin access denied: ..."). */
 int kbs_admin_check(const struct kbs_config *cfg, const char *authorization, const char *uri,
-		    struct err *err);
+                    struct err *err);
 
 /* ---------------- resource policy (kbs/policy.c) ---------------- */
 
@@ -204,7 +204,7 @@ void kbs_policy_free(struct kbs_policy *p);
 int kbs_policy_init_default(struct kbs_policy *p, struct err *err);
 /* 0 allowed, 1 denied (*explain may be set, malloc'd), -1 engine error (err). */
 int kbs_policy_eval(struct kbs_policy *p, const json_t *claims, const json_t *data, char **explain,
-		    struct err *err);
+                    struct err *err);
 /* Validates (compiles) and stores. 0 / -1. */
 int kbs_policy_set(struct kbs_policy *p, const char *rego, size_t len, struct err *err);
 extern const char kbs_default_policy[];
@@ -224,8 +224,14 @@ enum kbs_counter {
 	KM_AUTH_ERRORS,
 	KM__N
 };
-enum kbs_labelled { KML_RES_READS = 0, KML_RES_WRITES, KML_RES_DELETES, KML_ATT_OK, KML_ATT_FAIL,
-		    KML__N };
+enum kbs_labelled {
+	KML_RES_READS = 0,
+	KML_RES_WRITES,
+	KML_RES_DELETES,
+	KML_ATT_OK,
+	KML_ATT_FAIL,
+	KML__N
+};
 void kbs_metrics_init(void);
 void kbs_metrics_inc(enum kbs_counter c);
 void kbs_metrics_inc_label(enum kbs_labelled m, const char *label);

@@ -47,30 +47,32 @@ static struct hist h_resp = {size_b, 5};
 static const struct {
 	const char *name, *help;
 } cnames[KM__N] = {
-	[KM_HTTP_REQUESTS] = {"kbs_http_requests_total", "Total HTTP requests to /kbs paths"},
-	[KM_POLICY_EVALS] = {"kbs_policy_evaluations_total", "Resource policy evaluations"},
-	[KM_POLICY_APPROVALS] = {"kbs_policy_approvals_total", "Resource policy approvals"},
-	[KM_POLICY_VIOLATIONS] = {"kbs_policy_violations_total", "Resource policy denials"},
-	[KM_POLICY_ERRORS] = {"kbs_policy_errors_total", "Resource policy evaluation errors"},
-	[KM_ATTEST_REQUESTS] = {"kbs_attestation_requests_total", "Attestation requests"},
-	[KM_ATTEST_ERRORS] = {"kbs_attestation_errors_total",
-			      "Malformed attestation requests or missing sessions"},
-	[KM_AUTH_REQUESTS] = {"kbs_auth_requests_total", "Auth requests"},
-	[KM_AUTH_SUCCESSES] = {"kbs_auth_successes_total", "Successful auth requests"},
-	[KM_AUTH_ERRORS] = {"kbs_auth_errors_total", "Failed auth requests"},
+    [KM_HTTP_REQUESTS] = {"kbs_http_requests_total", "Total HTTP requests to /kbs paths"},
+    [KM_POLICY_EVALS] = {"kbs_policy_evaluations_total", "Resource policy evaluations"},
+    [KM_POLICY_APPROVALS] = {"kbs_policy_approvals_total", "Resource policy approvals"},
+    [KM_POLICY_VIOLATIONS] = {"kbs_policy_violations_total", "Resource policy denials"},
+    [KM_POLICY_ERRORS] = {"kbs_policy_errors_total", "Resource policy evaluation errors"},
+    [KM_ATTEST_REQUESTS] = {"kbs_attestation_requests_total", "Attestation requests"},
+    [KM_ATTEST_ERRORS] = {"kbs_attestation_errors_total",
+                          "Malformed attestation requests or missing sessions"},
+    [KM_AUTH_REQUESTS] = {"kbs_auth_requests_total", "Auth requests"},
+    [KM_AUTH_SUCCESSES] = {"kbs_auth_successes_total", "Successful auth requests"},
+    [KM_AUTH_ERRORS] = {"kbs_auth_errors_total", "Failed auth requests"},
 };
 
 static const struct {
 	const char *name, *help, *label;
 } lnames[KML__N] = {
-	[KML_RES_READS] = {"kbs_resource_reads_total", "Resource reads", "resource_path"},
-	[KML_RES_WRITES] = {"kbs_resource_writes_total", "Resource writes", "resource_path"},
-	[KML_RES_DELETES] = {"kbs_resource_deletes_total", "Resource deletes", "resource_path"},
-	[KML_ATT_OK] = {"kbs_attestation_successes_total", "Successful attestations", "tee_type"},
-	[KML_ATT_FAIL] = {"kbs_attestation_failures_total", "Failed attestations", "tee_type"},
+    [KML_RES_READS] = {"kbs_resource_reads_total", "Resource reads", "resource_path"},
+    [KML_RES_WRITES] = {"kbs_resource_writes_total", "Resource writes", "resource_path"},
+    [KML_RES_DELETES] = {"kbs_resource_deletes_total", "Resource deletes", "resource_path"},
+    [KML_ATT_OK] = {"kbs_attestation_successes_total", "Successful attestations", "tee_type"},
+    [KML_ATT_FAIL] = {"kbs_attestation_failures_total", "Failed attestations", "tee_type"},
 };
 
-void kbs_metrics_init(void) {}
+void kbs_metrics_init(void)
+{
+}
 
 void kbs_metrics_inc(enum kbs_counter c)
 {
@@ -160,7 +162,7 @@ static void render_hist(struct sb *b, const char *name, const char *help, const 
 	for (size_t i = 0; i < h->nb; i++)
 		sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->b[i], h->cnt[i]);
 	sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name, h->count,
-		  name, h->sum, name, h->count);
+	          name, h->sum, name, h->count);
 }
 
 /* Label values are resource paths and TEE names (validated), but escape anyway. */
@@ -180,24 +182,26 @@ char *kbs_metrics_render(void)
 {
 	struct sb b = {0};
 	pthread_mutex_lock(&mu);
-	sb_printf(&b, "# HELP kbs_build_info Build information\n# TYPE kbs_build_info gauge\n"
-		      "kbs_build_info{version=\"%s\",git_hash=\"%s\",build_date=\"%s\"} 1\n",
-		  KBS_VERSION, KBS_GIT_HASH, __DATE__);
+	sb_printf(&b,
+	          "# HELP kbs_build_info Build information\n# TYPE kbs_build_info gauge\n"
+	          "kbs_build_info{version=\"%s\",git_hash=\"%s\",build_date=\"%s\"} 1\n",
+	          KBS_VERSION, KBS_GIT_HASH, __DATE__);
 	for (int i = 0; i < KM__N; i++)
 		sb_printf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", cnames[i].name,
-			  cnames[i].help, cnames[i].name, cnames[i].name, counters[i]);
+		          cnames[i].help, cnames[i].name, cnames[i].name, counters[i]);
 	for (int i = 0; i < KML__N; i++) {
 		sb_printf(&b, "# HELP %s %s\n# TYPE %s counter\n", lnames[i].name, lnames[i].help,
-			  lnames[i].name);
+		          lnames[i].name);
 		for (struct lab *l = labelled[i]; l; l = l->next) {
 			sb_printf(&b, "%s{%s=\"", lnames[i].name, lnames[i].label);
 			render_label(&b, l->label);
 			sb_printf(&b, "\"} %llu\n", l->v);
 		}
 	}
-	sb_printf(&b, "# HELP kbs_http_active_connections Requests in progress\n"
-		      "# TYPE kbs_http_active_connections gauge\nkbs_http_active_connections %lld\n",
-		  active);
+	sb_printf(&b,
+	          "# HELP kbs_http_active_connections Requests in progress\n"
+	          "# TYPE kbs_http_active_connections gauge\nkbs_http_active_connections %lld\n",
+	          active);
 	render_hist(&b, "kbs_http_request_duration_seconds", "HTTP request handling time", &h_dur);
 	render_hist(&b, "kbs_http_request_size_bytes", "HTTP request body sizes", &h_req);
 	render_hist(&b, "kbs_http_response_size_bytes", "HTTP response body sizes", &h_resp);

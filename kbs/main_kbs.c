@@ -17,22 +17,28 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kbs [-c|--config-file FILE]\n"
-		   "  FILE is TOML (.toml) or JSON; default from KBS_CONFIG_FILE.\n");
+	           "  FILE is TOML (.toml) or JSON; default from KBS_CONFIG_FILE.\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config-file", required_argument, NULL, 'c'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("KBS_CONFIG_FILE");
 	int o;
 	log_init("kbs");
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'c': path = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!path) {
@@ -56,10 +62,10 @@ int main(int argc, char **argv)
 	}
 	if (!kbs_jose_available())
 		log_error("kbs: this build has no JWS/JWE support: admin calls and resource reads "
-			  "will be refused");
+		          "will be refused");
 	if (!kbs_rego_available())
 		log_error("kbs: this build has no Rego engine: every resource read will be refused "
-			  "(PolicyEngineError)");
+		          "(PolicyEngineError)");
 	struct kbs_server *k = kbs_server_new(&cfg, &e);
 	if (!k) {
 		log_error("kbs: cannot start: %s", e.msg);

@@ -22,17 +22,17 @@
 /* Written at start-up unless a policy is already stored: resources for every TEE except the
  * `sample` test TEE, whose evidence anyone can forge. */
 const char kbs_default_policy[] =
-	"package policy\n"
-	"\n"
-	"import rego.v1\n"
-	"\n"
-	"# Release resources to attested guests, but never to the sample (test) TEE.\n"
-	"default allow := false\n"
-	"\n"
-	"allow if {\n"
-	"\tdata.plugin == \"resource\"\n"
-	"\tnot input.submods.cpu0[\"ear.veraison.annotated-evidence\"].sample\n"
-	"}\n";
+    "package policy\n"
+    "\n"
+    "import rego.v1\n"
+    "\n"
+    "# Release resources to attested guests, but never to the sample (test) TEE.\n"
+    "default allow := false\n"
+    "\n"
+    "allow if {\n"
+    "\tdata.plugin == \"resource\"\n"
+    "\tnot input.submods.cpu0[\"ear.veraison.annotated-evidence\"].sample\n"
+    "}\n";
 
 struct compiled {
 	uint8_t digest[32];
@@ -93,7 +93,7 @@ static struct rego_policy *compile(const char *text, size_t len, struct err *err
 int kbs_policy_init_default(struct kbs_policy *p, struct err *err)
 {
 	int rc = kv_set(p->kv, KV_NS_KBS, POLICY_KEY, kbs_default_policy,
-			strlen(kbs_default_policy), 0, err);
+	                strlen(kbs_default_policy), 0, err);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -151,7 +151,7 @@ static struct compiled *get_compiled(struct kbs_policy *p, struct err *err)
 }
 
 int kbs_policy_eval(struct kbs_policy *p, const json_t *claims, const json_t *data, char **explain,
-		    struct err *err)
+                    struct err *err)
 {
 	*explain = NULL;
 	struct compiled *c = get_compiled(p, err);

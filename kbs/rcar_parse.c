@@ -11,9 +11,8 @@
 #include "kbs.h"
 
 static const char *const tees[] = {
-	"az-snp-vtpm", "az-tdx-vtpm", "nvidia", "sgx",	     "snp",	     "tdx",
-	"cca",	       "csv",	      "se",	"hygondcu",  "tpm",	     "sample",
-	"sampledevice", "nvidiadpu",
+    "az-snp-vtpm", "az-tdx-vtpm", "nvidia",   "sgx", "snp",    "tdx",          "cca",
+    "csv",         "se",          "hygondcu", "tpm", "sample", "sampledevice", "nvidiadpu",
 };
 
 int kbs_tee_known(const char *tee)
@@ -215,7 +214,7 @@ void kbs_attest_req_free(struct kbs_attest_req *r)
 }
 
 int kbs_attest_req_parse(const uint8_t *buf, size_t len, struct kbs_attest_req *out,
-			 struct err *err)
+                         struct err *err)
 {
 	memset(out, 0, sizeof(*out));
 	json_t *root = parse_object(buf, len, err);

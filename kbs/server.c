@@ -97,11 +97,11 @@ static json_t *se_extra_params(const json_t *req_extra, struct err *err)
 	json_t *algs = json_object_get(req_extra, "supported-hash-algorithms");
 	if (!json_is_array(algs))
 		return json_string("");
-	size_t i;
-	json_t *a;
-	json_array_foreach(algs, i, a)
-	if (json_is_string(a) && strcasecmp(json_string_value(a), "sha512") == 0)
-		return json_pack("{s:s}", "selected-hash-algorithm", "sha512");
+	for (size_t i = 0; i < json_array_size(algs); i++) {
+		json_t *a = json_array_get(algs, i);
+		if (json_is_string(a) && strcasecmp(json_string_value(a), "sha512") == 0)
+			return json_pack("{s:s}", "selected-hash-algorithm", "sha512");
+	}
 	err_set(err, "the se TEE needs sha512, which is not in supported-hash-algorithms");
 	return NULL;
 }
@@ -121,9 +121,10 @@ static void handle_auth(struct call *c, struct http_req *r)
 	json_t *extra = NULL;
 	char *nonce = NULL;
 	if (kbs_version_check(ar.version) != 0) {
-		snprintf(e.msg, sizeof(e.msg),
-			 "KBS Client Protocol Version Mismatch: expect =%s while the request is %.64s",
-			 KBS_PROTOCOL_VERSION, ar.version);
+		snprintf(
+		    e.msg, sizeof(e.msg),
+		    "KBS Client Protocol Version Mismatch: expect =%s while the request is %.64s",
+		    KBS_PROTOCOL_VERSION, ar.version);
 		auth_fail(r, e.msg);
 		goto out;
 	}
@@ -188,7 +189,7 @@ static void reply_token(struct http_req *r, const struct kbs_session *s, const c
 /* One verification request for the AS: evidence as b64url of its JSON text, runtime data as
  * JSON text (the AS canonicalises it before hashing). */
 static json_t *ver_req(const char *tee, const json_t *evidence, const json_t *runtime_data,
-		       const char *init_toml)
+                       const char *init_toml)
 {
 	char *ev = json_dumps(evidence, JSON_COMPACT | JSON_ENCODE_ANY);
 	char *rd = json_dumps(runtime_data, JSON_COMPACT | JSON_SORT_KEYS);
@@ -196,7 +197,7 @@ static json_t *ver_req(const char *tee, const json_t *evidence, const json_t *ru
 	json_t *o = NULL;
 	if (ev64 && rd) {
 		o = json_pack("{s:s,s:s,s:s,s:s}", "tee", tee, "evidence", ev64, "runtime_data", rd,
-			      "hash", strcmp(tee, "se") == 0 ? "sha512" : "sha384");
+		              "hash", strcmp(tee, "se") == 0 ? "sha512" : "sha384");
 		if (o && init_toml)
 			json_object_set_new(o, "init_data_toml", json_string(init_toml));
 	}
@@ -207,7 +208,7 @@ static json_t *ver_req(const char *tee, const json_t *evidence, const json_t *ru
 }
 
 static json_t *build_requests(const struct kbs_session *s, const struct kbs_attest_req *a,
-			      struct err *err)
+                              struct err *err)
 {
 	if (a->init_data_format && strcmp(a->init_data_format, "toml") != 0) {
 		err_set(err, "Unsupported initdata format %.32s", a->init_data_format);
@@ -215,7 +216,7 @@ static json_t *build_requests(const struct kbs_session *s, const struct kbs_atte
 	}
 	json_t *list = json_array();
 	json_t *rd = json_pack("{s:O,s:s,s:s}", "tee-pubkey", a->tee_pubkey, "nonce", s->nonce,
-			       "additional-evidence", a->additional_evidence);
+	                       "additional-evidence", a->additional_evidence);
 	json_t *prim = ver_req(s->tee, a->primary_evidence, rd, a->init_data_body);
 	json_decref(rd);
 	if (!prim) {
@@ -233,11 +234,11 @@ static json_t *build_requests(const struct kbs_session *s, const struct kbs_atte
 			err_set(err, "additional_evidence is not a JSON map of TEE to evidence");
 			return NULL;
 		}
-		json_t *ard = json_pack("{s:O,s:s}", "tee-pubkey", a->tee_pubkey, "nonce", s->nonce);
-		const char *tee;
-		json_t *ev;
-		json_object_foreach(m, tee, ev)
-		{
+		json_t *ard =
+		    json_pack("{s:O,s:s}", "tee-pubkey", a->tee_pubkey, "nonce", s->nonce);
+		for (void *it = json_object_iter(m); it; it = json_object_iter_next(m, it)) {
+			const char *tee = json_object_iter_key(it);
+			json_t *ev = json_object_iter_value(it);
 			if (!kbs_tee_known(tee)) {
 				err_set(err, "additional_evidence names unknown TEE %.32s", tee);
 				json_decref(list);
@@ -334,7 +335,7 @@ static int admin_ok(struct kbs_server *k, struct http_req *r, const char *endpoi
 
 /* {"policy": "<base64url rego>"} (lenient: padding and the standard alphabet accepted). */
 static int policy_body(struct http_req *r, const char *member, char **text, size_t *len,
-		       json_t **doc, struct err *e)
+                       json_t **doc, struct err *e)
 {
 	size_t bl;
 	const uint8_t *body = http_req_body(r, &bl);
@@ -408,10 +409,12 @@ static void handle_attestation_policy(struct call *c, struct http_req *r)
 	const char *pol = json_string_value(json_object_get(doc, "policy"));
 	if (!id || !pol) {
 		log_info("kbs: attestation-policy: body needs string policy_id and policy");
-		problem401(r, "AttestationError", "Attestation error: Set Attestation Policy failed");
+		problem401(r, "AttestationError",
+		           "Attestation error: Set Attestation Policy failed");
 	} else if (kbs_as_set_policy(k->as, id, pol, &e) != 0) {
 		log_info("kbs: attestation-policy %s: %s", id, e.msg);
-		problem401(r, "AttestationError", "Attestation error: Set Attestation Policy failed");
+		problem401(r, "AttestationError",
+		           "Attestation error: Set Attestation Policy failed");
 	} else {
 		log_info("kbs: attestation policy %s set", id);
 		http_reply(r, 200, NULL, NULL, 0);
@@ -445,7 +448,8 @@ static void handle_reference_value(struct call *c, struct http_req *r)
 		http_reply(r, 200, "application/json", val, strlen(val));
 	} else {
 		if (rc == 1)
-			snprintf(e.msg, sizeof(e.msg), "reference value %.256s not found", c->rpath);
+			snprintf(e.msg, sizeof(e.msg), "reference value %.256s not found",
+			         c->rpath);
 		snprintf(d, sizeof(d), "RVPS configuration failed: %s", e.msg);
 		problem401(r, "RvpsError", d);
 	}
@@ -555,7 +559,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		goto out;
 	}
 	data = json_pack("{s:s,s:O,s:O}", "plugin", c->plugin, "resource-path", c->segs, "query",
-			 c->query);
+	                 c->query);
 	kbs_metrics_inc(KM_POLICY_EVALS);
 	int pr = kbs_policy_eval(k->policy, claims, data, &explain, &e);
 	if (pr < 0) {
@@ -570,7 +574,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		kbs_metrics_inc(KM_POLICY_VIOLATIONS);
 		char d[2048];
 		snprintf(d, sizeof(d), "Access denied by policy%s%.1900s", explain ? ": " : "",
-			 explain ? explain : "");
+		         explain ? explain : "");
 		log_info("kbs: %s: %s", http_req_uri(r), d);
 		problem401(r, "PolicyDeny", d);
 		goto out;
@@ -642,10 +646,10 @@ static void handle_plugin(struct call *c, struct http_req *r)
 	if (needs_admin) {
 		struct err e = {0};
 		if (kbs_admin_check(&k->cfg, http_req_header(r, "Authorization"), http_req_uri(r),
-				    &e) != 0) {
+		                    &e) != 0) {
 			char d[ERR_MSG_MAX + 64];
 			snprintf(d, sizeof(d), "failed to initialize [admin] configuration: %s",
-				 e.msg);
+			         e.msg);
 			log_info("kbs: %s %s: %s", http_req_method_name(r), http_req_uri(r), d);
 			problem401(r, "AdminAuthInitialization", d);
 			return;
@@ -787,7 +791,7 @@ static void on_request(void *ctx, struct http_req *r)
 }
 
 static void on_done(void *ctx, const struct http_req *r, int status, size_t resp_len,
-		    double seconds)
+                    double seconds)
 {
 	if (strncmp(http_req_path(r), "/kbs", 4) != 0)
 		return;
@@ -795,8 +799,8 @@ static void on_done(void *ctx, const struct http_req *r, int status, size_t resp
 	http_req_body(r, &bl);
 	kbs_metrics_active(-1);
 	kbs_metrics_http_observe(seconds, bl, resp_len);
-	log_debug("kbs: %s %s -> %d (%zu bytes, %.3f ms)", http_req_method_name(r),
-		  http_req_uri(r), status, resp_len, seconds * 1000);
+	log_debug("kbs: %s %s -> %d (%zu bytes, %.3f ms)", http_req_method_name(r), http_req_uri(r),
+	          status, resp_len, seconds * 1000);
 }
 
 /* ---------------------------------------------------------------- daemon */
@@ -846,15 +850,16 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	 * (Trustee would also follow storage_backend; we keep the hot path off the network unless
 	 * asked, and say so in the README). */
 	if (k->cfg.session_storage_type && strcasecmp(k->cfg.session_storage_type, "memory")) {
-		k->session_kv = kv_open_type(k->cfg.session_storage_type,
-					     json_object_get(k->cfg.storage_backend, "backends"), err);
+		k->session_kv =
+		    kv_open_type(k->cfg.session_storage_type,
+		                 json_object_get(k->cfg.storage_backend, "backends"), err);
 		if (!k->session_kv) {
 			err_prefix(err, "session_storage_type %s", k->cfg.session_storage_type);
 			goto fail;
 		}
 		k->sessions = kbs_sessions_new_kv(k->session_kv, err);
 		log_info("kbs: sessions are stored in %s (shared by replicas)",
-			 kv_type_name(k->session_kv));
+		         kv_type_name(k->session_kv));
 	} else {
 		k->sessions = kbs_sessions_new(100000, err);
 	}
@@ -883,15 +888,15 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	if (pool > 256)
 		pool = 256;
 	struct http_server_opts o = {
-		.sockets = (const char *const *)k->cfg.sockets.v,
-		.n_sockets = k->cfg.sockets.n,
-		.threads = (int)(k->cfg.worker_count > 16 ? 16 : k->cfg.worker_count),
-		.pool_threads = (int)pool,
-		.max_body = (size_t)k->cfg.payload_request_size << 20,
-		.timeout_s = 30,
-		.handler = on_request,
-		.done = on_done,
-		.ctx = k,
+	    .sockets = (const char *const *)k->cfg.sockets.v,
+	    .n_sockets = k->cfg.sockets.n,
+	    .threads = (int)(k->cfg.worker_count > 16 ? 16 : k->cfg.worker_count),
+	    .pool_threads = (int)pool,
+	    .max_body = (size_t)k->cfg.payload_request_size << 20,
+	    .timeout_s = 30,
+	    .handler = on_request,
+	    .done = on_done,
+	    .ctx = k,
 	};
 	k->http = http_server_new(&o, err);
 	if (!k->http)
@@ -909,7 +914,10 @@ int kbs_server_start(struct kbs_server *k, struct err *err)
 	return http_server_start(k->http, err);
 }
 
-int kbs_server_port(const struct kbs_server *k, size_t i) { return http_server_port(k->http, i); }
+int kbs_server_port(const struct kbs_server *k, size_t i)
+{
+	return http_server_port(k->http, i);
+}
 
 void kbs_server_stop(struct kbs_server *k)
 {

@@ -106,14 +106,14 @@ struct kbs_sessions *kbs_sessions_new_kv(struct kv *kv, struct err *err)
 
 /* {"state":"Authed"|"Attested","tee","nonce","extra-params"?,"token"?,"expires"} */
 static int kv_put(struct kbs_sessions *s, const struct kbs_session *ss, int overwrite,
-		  struct err *err)
+                  struct err *err)
 {
 	long long left = ss->expires - (long long)time(NULL);
 	if (left <= 0)
 		return 1;
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "state",
-			      ss->state == KBS_SESSION_ATTESTED ? "Attested" : "Authed", "tee",
-			      ss->tee, "nonce", ss->nonce, "expires", (json_int_t)ss->expires);
+	                      ss->state == KBS_SESSION_ATTESTED ? "Attested" : "Authed", "tee",
+	                      ss->tee, "nonce", ss->nonce, "expires", (json_int_t)ss->expires);
 	if (!o)
 		return err_set(err, "out of memory");
 	if (ss->extra_params)
@@ -125,7 +125,7 @@ static int kv_put(struct kbs_sessions *s, const struct kbs_session *ss, int over
 	if (!doc)
 		return err_set(err, "out of memory");
 	int rc = kv_set_ttl(s->kv, KV_NS_SESSION, ss->id, doc, strlen(doc), overwrite,
-			    (unsigned)left, err);
+	                    (unsigned)left, err);
 	free(doc);
 	return rc;
 }
@@ -170,8 +170,8 @@ static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *o
 }
 
 int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
-			const json_t *extra_params, long long expires, char id_out[33],
-			struct err *err)
+                        const json_t *extra_params, long long expires, char id_out[33],
+                        struct err *err)
 {
 	if (s->kv) {
 		struct kbs_session ss = {.state = KBS_SESSION_AUTHED, .expires = expires};
@@ -182,7 +182,8 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 		ss.extra_params = (json_t *)extra_params;
 		int rc = kv_put(s, &ss, 0, err);
 		if (rc != 0)
-			return rc < 0 ? -1 : err_set(err, "session id collision or expiry in the past");
+			return rc < 0 ? -1
+			              : err_set(err, "session id collision or expiry in the past");
 		memcpy(id_out, ss.id, 33);
 		return 0;
 	}

@@ -26,7 +26,7 @@
 
 struct kbs_token_verifier {
 	X509_STORE *store; /* NULL when no trusted_certs_paths */
-	json_t *jwks;	   /* merged {"keys":[...]} */
+	json_t *jwks;      /* merged {"keys":[...]} */
 	bool insecure_header_jwk;
 	struct kbs_strv extra_paths; /* borrowed from the config */
 };
@@ -69,8 +69,10 @@ struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, 
 		const char *uri = cfg->trusted_jwk_sets.v[i];
 		const char *path = strncmp(uri, "file://", 7) == 0 ? uri + 7 : uri;
 		if (strstr(path, "://")) {
-			err_set(err, "trusted_jwk_sets: %s: only file:// and local paths are "
-				     "supported in this build", uri);
+			err_set(err,
+			        "trusted_jwk_sets: %s: only file:// and local paths are "
+			        "supported in this build",
+			        uri);
 			goto fail;
 		}
 		json_error_t je;
@@ -116,13 +118,13 @@ static X509 *der_cert(const char *b64, struct err *err)
 }
 
 /* The header jwk is endorsed by its x5c chain ending in a trusted certificate. */
-static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk,
-			      const json_t *header, struct err *err)
+static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk, const json_t *header,
+                              struct err *err)
 {
 	const char *kty = json_string_value(json_object_get(jwk, "kty"));
 	const char *crv = json_string_value(json_object_get(jwk, "crv"));
-	if (!kty || !(strcmp(kty, "RSA") == 0 || (strcmp(kty, "EC") == 0 && crv &&
-						  strcmp(crv, "P-256") == 0))) {
+	if (!kty || !(strcmp(kty, "RSA") == 0 ||
+	              (strcmp(kty, "EC") == 0 && crv && strcmp(crv, "P-256") == 0))) {
 		err_set(err, "header jwk must be an RSA or EC P-256 key");
 		return NULL;
 	}
@@ -170,7 +172,7 @@ static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk,
 	}
 	if (X509_verify_cert(ctx) != 1) {
 		err_set(err, "x5c chain does not verify against trusted_certs_paths: %s",
-			X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		        X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
 	ok = 1;
@@ -188,7 +190,7 @@ out:
 static int alg_acceptable(const char *alg)
 {
 	static const char *const ok[] = {"ES256", "ES384", "ES512", "RS256", "RS384",
-					 "RS512", "PS256", "PS384", "PS512", "EdDSA"};
+	                                 "RS512", "PS256", "PS384", "PS512", "EdDSA"};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (strcmp(alg, ok[i]) == 0)
 			return 1;
@@ -215,10 +217,9 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		else
 			key = endorsed_key(v, jwk, hdr, err);
 	} else if (kid) {
-		size_t i;
-		json_t *k;
-		json_array_foreach(json_object_get(v->jwks, "keys"), i, k)
-		{
+		json_t *keys = json_object_get(v->jwks, "keys");
+		for (size_t i = 0; i < json_array_size(keys); i++) {
+			json_t *k = json_array_get(keys, i);
 			const char *kk = json_string_value(json_object_get(k, "kid"));
 			if (kk && strcmp(kk, kid) == 0) {
 				jwk = k;
@@ -316,11 +317,11 @@ static json_t *json_pointer(const json_t *doc, const char *ptr)
 }
 
 static const char *const std_paths[] = {
-	"/tdx/attester_runtime_data/tee-pubkey",
-	"/tdx/attester_user_data/tee-pubkey",
-	"/customized_claims/runtime_data/tee-pubkey",
-	"/submods/cpu0/ear.veraison.annotated-evidence/runtime_data_claims/tee-pubkey",
-	"/tee-pubkey",
+    "/tdx/attester_runtime_data/tee-pubkey",
+    "/tdx/attester_user_data/tee-pubkey",
+    "/customized_claims/runtime_data/tee-pubkey",
+    "/submods/cpu0/ear.veraison.annotated-evidence/runtime_data_claims/tee-pubkey",
+    "/tee-pubkey",
 };
 
 json_t *kbs_token_teepubkey(struct kbs_token_verifier *v, const json_t *claims, struct err *err)

@@ -78,16 +78,16 @@ struct resp {
 };
 
 /* One request on a keep-alive connection (reconnects once if the server closed it). */
-static int http(int *fd, const char *method, const char *path, const char *cookie,
-		const char *body, struct resp *r)
+static int http(int *fd, const char *method, const char *path, const char *cookie, const char *body,
+                struct resp *r)
 {
 	char req[16384];
 	size_t bl = body ? strlen(body) : 0;
 	int hl = snprintf(req, sizeof(req) - bl,
-			  "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %zu\r\n%s%s%s\r\n",
-			  method, path, host, bl, cookie ? "Cookie: " : "", cookie ? cookie : "",
-			  cookie ? "\r\n" : "");
+	                  "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+	                  "Content-Length: %zu\r\n%s%s%s\r\n",
+	                  method, path, host, bl, cookie ? "Cookie: " : "", cookie ? cookie : "",
+	                  cookie ? "\r\n" : "");
 	if (hl < 0 || (size_t)hl + bl >= sizeof(req))
 		return -1;
 	memcpy(req + hl, body ? body : "", bl); /* one write: no Nagle wait between head and body */
@@ -107,8 +107,11 @@ static int http(int *fd, const char *method, const char *path, const char *cooki
 		size_t want = 0;
 		for (;;) {
 			if (n == cap) {
+				char *nb = realloc(buf, cap * 2 + 1);
+				if (!nb)
+					break;
+				buf = nb;
 				cap *= 2;
-				buf = realloc(buf, cap + 1);
 			}
 			ssize_t k = read(*fd, buf + n, cap - n);
 			if (k <= 0)
@@ -117,7 +120,8 @@ static int http(int *fd, const char *method, const char *path, const char *cooki
 			buf[n] = 0;
 			if (!he && (he = strstr(buf, "\r\n\r\n"))) {
 				const char *cl = strcasestr(buf, "\r\nContent-Length:");
-				want = (size_t)(he + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+				want =
+				    (size_t)(he + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
 			}
 			if (he && n >= want)
 				break;
@@ -161,10 +165,12 @@ static int handshake(int *fd, char *err, size_t errlen)
 	struct resp r;
 	int rc = -1;
 	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	char *x = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_X), *y = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_Y);
+	char *x = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_X),
+	     *y = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_Y);
 	char cookie[160] = "", nonce[128] = "", buf[4096];
 	if (http(fd, "POST", "/kbs/v0/auth", NULL,
-		 "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\"}", &r) || r.status != 200) {
+	         "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\"}", &r) ||
+	    r.status != 200) {
 		snprintf(err, errlen, "auth: status %d", r.status);
 		goto out;
 	}
@@ -176,18 +182,19 @@ static int handshake(int *fd, char *err, size_t errlen)
 	/* RFC 8785 form of the runtime data: keys sorted, compact; values need no escaping */
 	char pk[512];
 	snprintf(pk, sizeof(pk),
-		 "{\"alg\":\"ECDH-ES+A256KW\",\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-		 x, y);
-	snprintf(buf, sizeof(buf), "{\"additional-evidence\":\"\",\"nonce\":\"%s\",\"tee-pubkey\":%s}",
-		 nonce, pk);
+	         "{\"alg\":\"ECDH-ES+A256KW\",\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":"
+	         "\"%s\"}",
+	         x, y);
+	snprintf(buf, sizeof(buf),
+	         "{\"additional-evidence\":\"\",\"nonce\":\"%s\",\"tee-pubkey\":%s}", nonce, pk);
 	uint8_t d[HASH_MAX];
 	size_t dl = hash_digest(HASH_SHA384, buf, strlen(buf), d);
 	char *rd = b64_encode(d, dl, B64_STD);
 	snprintf(buf, sizeof(buf),
-		 "{\"runtime-data\":{\"nonce\":\"%s\",\"tee-pubkey\":%s},\"tee-evidence\":"
-		 "{\"primary_evidence\":{\"svn\":\"1\",\"report_data\":\"%s\"},"
-		 "\"additional_evidence\":\"\"}}",
-		 nonce, pk, rd);
+	         "{\"runtime-data\":{\"nonce\":\"%s\",\"tee-pubkey\":%s},\"tee-evidence\":"
+	         "{\"primary_evidence\":{\"svn\":\"1\",\"report_data\":\"%s\"},"
+	         "\"additional_evidence\":\"\"}}",
+	         nonce, pk, rd);
 	free(rd);
 	if (http(fd, "POST", "/kbs/v0/attest", cookie, buf, &r) || r.status != 200) {
 		snprintf(err, errlen, "attest: status %d %.150s", r.status, r.body ? r.body : "");
@@ -305,11 +312,11 @@ static void run(int n, double secs)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
-					     {"path", required_argument, NULL, 'p'},
-					     {"seconds", required_argument, NULL, 's'},
-					     {"concurrency", required_argument, NULL, 'c'},
-					     {"expect", required_argument, NULL, 'e'},
-					     {NULL, 0, NULL, 0}};
+	                                     {"path", required_argument, NULL, 'p'},
+	                                     {"seconds", required_argument, NULL, 's'},
+	                                     {"concurrency", required_argument, NULL, 'c'},
+	                                     {"expect", required_argument, NULL, 'e'},
+	                                     {NULL, 0, NULL, 0}};
 	double secs = 5;
 	char conc[128] = "1,16,64";
 	int o;
@@ -321,13 +328,21 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'p': res_path = optarg; break;
-		case 's': secs = atof(optarg); break;
-		case 'c': snprintf(conc, sizeof(conc), "%s", optarg); break;
-		case 'e': expect = optarg; break;
+		case 'p':
+			res_path = optarg;
+			break;
+		case 's':
+			secs = atof(optarg);
+			break;
+		case 'c':
+			snprintf(conc, sizeof(conc), "%s", optarg);
+			break;
+		case 'e':
+			expect = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: bench-kbs --url URL --path R/T/G [--seconds N] "
-					"[--concurrency 1,16,64] [--expect SECRET]\n");
+			                "[--concurrency 1,16,64] [--expect SECRET]\n");
 			return 2;
 		}
 	}

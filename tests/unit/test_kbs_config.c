@@ -32,20 +32,20 @@ static int parse(const char *text, struct kbs_config *c, struct err *e)
 
 /* kbs/test_data/configs/coco-as-grpc-2.toml */
 static const char grpc2[] =
-	"{\"session_storage_type\":\"memory\","
-	"\"http_server\":{\"sockets\":[\"0.0.0.0:8080\"],\"insecure_http\":true},"
-	"\"attestation_token\":{},"
-	"\"attestation_service\":{\"type\":\"coco_as_grpc\",\"as_addr\":\"http://as:50004\","
-	"\"timeout\":5},"
-	"\"admin\":{\"authorization_mode\":\"AuthenticatedAuthorization\","
-	"\"authentication\":{\"bearer_jwt\":{\"identity_providers\":["
-	"{\"issuer\":\"admin1-issuer\",\"public_key_uri\":\"/nonexistent/admin1-pubkey.pem\"},"
-	"{\"issuer\":\"admin2-issuer\",\"public_key_uri\":\"/nonexistent/admin2-pubkey.pem\"}]}},"
-	"\"authorization\":{\"regex_acl\":{\"acls\":["
-	"{\"role\":\"admin1\",\"allowed_endpoints\":\"^/kbs/v0/resource/.+$\"},"
-	"{\"role\":\"admin2\",\"allowed_endpoints\":\"^/kbs/v0/config/.+$\"}]}}},"
-	"\"storage_backend\":{\"storage_type\":\"local_json\",\"backends\":{\"local_json\":"
-	"{\"file_dir_path\":\"/opt/confidential-containers/trustee\"}}}}";
+    "{\"session_storage_type\":\"memory\","
+    "\"http_server\":{\"sockets\":[\"0.0.0.0:8080\"],\"insecure_http\":true},"
+    "\"attestation_token\":{},"
+    "\"attestation_service\":{\"type\":\"coco_as_grpc\",\"as_addr\":\"http://as:50004\","
+    "\"timeout\":5},"
+    "\"admin\":{\"authorization_mode\":\"AuthenticatedAuthorization\","
+    "\"authentication\":{\"bearer_jwt\":{\"identity_providers\":["
+    "{\"issuer\":\"admin1-issuer\",\"public_key_uri\":\"/nonexistent/admin1-pubkey.pem\"},"
+    "{\"issuer\":\"admin2-issuer\",\"public_key_uri\":\"/nonexistent/admin2-pubkey.pem\"}]}},"
+    "\"authorization\":{\"regex_acl\":{\"acls\":["
+    "{\"role\":\"admin1\",\"allowed_endpoints\":\"^/kbs/v0/resource/.+$\"},"
+    "{\"role\":\"admin2\",\"allowed_endpoints\":\"^/kbs/v0/config/.+$\"}]}}},"
+    "\"storage_backend\":{\"storage_type\":\"local_json\",\"backends\":{\"local_json\":"
+    "{\"file_dir_path\":\"/opt/confidential-containers/trustee\"}}}}";
 
 static void test_trustee_grpc_config_parses(void **state)
 {
@@ -79,10 +79,12 @@ static void test_defaults_and_resource_only(void **state)
 	struct kbs_config c;
 	struct err e = {0};
 	assert_int_equal(parse("{\"http_server\":{\"insecure_http\":true},"
-			       "\"admin\":{\"authorization_mode\":\"DenyAll\"},"
-			       "\"attestation_token\":{\"insecure_header_jwk\":true},"
-			       "\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":"
-			       "\"kvstorage\"},{\"name\":\"sample\",\"item\":\"v\"}]}", &c, &e), 0);
+	                       "\"admin\":{\"authorization_mode\":\"DenyAll\"},"
+	                       "\"attestation_token\":{\"insecure_header_jwk\":true},"
+	                       "\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":"
+	                       "\"kvstorage\"},{\"name\":\"sample\",\"item\":\"v\"}]}",
+	                       &c, &e),
+	                 0);
 	assert_string_equal(c.sockets.v[0], "127.0.0.1:8080");
 	assert_int_equal(c.as_type, KBS_AS_NONE); /* passport (resource-only) KBS */
 	assert_int_equal(c.admin_mode, KBS_ADMIN_DENY_ALL);
@@ -100,24 +102,30 @@ static void test_tls_profiles(void **state)
 	struct kbs_config c;
 	struct err e = {0};
 	const char *ok = "{\"http_server\":{\"sockets\":[\"0.0.0.0:8080\"],\"private_key\":"
-			 "\"/etc/kbs-private.key\",\"certificate\":\"/etc/kbs-cert.pem\","
-			 "\"tls_profile\":\"modern\"},\"attestation_service\":{\"type\":"
-			 "\"coco_as_grpc\",\"as_addr\":\"http://127.0.0.1:50001\"},"
-			 "\"admin\":{\"authorization_mode\":\"DenyAll\"},"
-			 "\"storage_backend\":{\"storage_type\":\"memory\"}}";
+	                 "\"/etc/kbs-private.key\",\"certificate\":\"/etc/kbs-cert.pem\","
+	                 "\"tls_profile\":\"modern\"},\"attestation_service\":{\"type\":"
+	                 "\"coco_as_grpc\",\"as_addr\":\"http://127.0.0.1:50001\"},"
+	                 "\"admin\":{\"authorization_mode\":\"DenyAll\"},"
+	                 "\"storage_backend\":{\"storage_type\":\"memory\"}}";
 	assert_int_equal(parse(ok, &c, &e), 0);
 	assert_false(c.insecure_http);
 	/* HTTPS is refused at start-up, with a sentence saying so */
 	assert_int_equal(kbs_config_check_startup(&c, &e), -1);
 	kbs_config_free(&c);
 	assert_int_equal(parse("{\"http_server\":{\"tls_profile\":\"custom\",\"tls_min_version\":"
-			       "\"1.3\",\"tls_max_version\":\"1.2\"},\"admin\":{"
-			       "\"authorization_mode\":\"DenyAll\"}}", &c, &e), -1);
+	                       "\"1.3\",\"tls_max_version\":\"1.2\"},\"admin\":{"
+	                       "\"authorization_mode\":\"DenyAll\"}}",
+	                       &c, &e),
+	                 -1);
 	assert_non_null(strstr(e.msg, "tls_min_version 1.3 exceeds tls_max_version 1.2"));
 	assert_int_equal(parse("{\"http_server\":{\"tls_profile\":\"ancient\"},\"admin\":{"
-			       "\"authorization_mode\":\"DenyAll\"}}", &c, &e), -1);
+	                       "\"authorization_mode\":\"DenyAll\"}}",
+	                       &c, &e),
+	                 -1);
 	assert_int_equal(parse("{\"http_server\":{\"tls_min_version\":\"1.1\"},\"admin\":{"
-			       "\"authorization_mode\":\"DenyAll\"}}", &c, &e), -1);
+	                       "\"authorization_mode\":\"DenyAll\"}}",
+	                       &c, &e),
+	                 -1);
 }
 
 static void test_admin_refusals(void **state)
@@ -125,29 +133,39 @@ static void test_admin_refusals(void **state)
 	struct kbs_config c;
 	struct err e = {0};
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"authorization_mode\":"
-			       "\"AllowAll\"}}", &c, &e), -1);
+	                       "\"AllowAll\"}}",
+	                       &c, &e),
+	                 -1);
 	assert_non_null(strstr(e.msg, "AllowAll"));
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"type\":\"Simple\"}}", &c, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown key `type`"));
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"authorization_mode\":\"DenyAll\","
-			       "\"insecure_api\":true}}", &c, &e), -1);
+	                       "\"insecure_api\":true}}",
+	                       &c, &e),
+	                 -1);
 	assert_int_equal(parse("{\"http_server\":{}}", &c, &e), -1);
 	assert_non_null(strstr(e.msg, "[admin]"));
 	assert_int_equal(parse("{\"admin\":{\"authorization_mode\":\"DenyAll\"}}", &c, &e), -1);
 	assert_non_null(strstr(e.msg, "[http_server]"));
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"authorization_mode\":"
-			       "\"AuthenticatedAuthorization\",\"authentication\":{\"bearer_jwt\":"
-			       "{\"identity_providers\":[]}}}}", &c, &e), -1);
+	                       "\"AuthenticatedAuthorization\",\"authentication\":{\"bearer_jwt\":"
+	                       "{\"identity_providers\":[]}}}}",
+	                       &c, &e),
+	                 -1);
 	assert_non_null(strstr(e.msg, "identity_providers"));
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"authorization_mode\":"
-			       "\"AuthenticatedAuthorization\",\"authentication\":{\"bearer_jwt\":"
-			       "{\"identity_providers\":[{\"issuer\":\"x\"}]}}}}", &c, &e), -1);
+	                       "\"AuthenticatedAuthorization\",\"authentication\":{\"bearer_jwt\":"
+	                       "{\"identity_providers\":[{\"issuer\":\"x\"}]}}}}",
+	                       &c, &e),
+	                 -1);
 	assert_non_null(strstr(e.msg, "public_key_uri or jwk_set_uri"));
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"authorization_mode\":"
-			       "\"AuthenticatedAuthorization\",\"authentication\":{\"bearer_jwt\":"
-			       "{\"identity_providers\":[{\"public_key_uri\":\"/k\"}]}},"
-			       "\"authorization\":{\"regex_acl\":{\"acls\":[{\"role\":\"a\","
-			       "\"allowed_endpoints\":\".*\"}]}}}}", &c, &e), -1);
+	                       "\"AuthenticatedAuthorization\",\"authentication\":{\"bearer_jwt\":"
+	                       "{\"identity_providers\":[{\"public_key_uri\":\"/k\"}]}},"
+	                       "\"authorization\":{\"regex_acl\":{\"acls\":[{\"role\":\"a\","
+	                       "\"allowed_endpoints\":\".*\"}]}}}}",
+	                       &c, &e),
+	                 -1);
 	assert_non_null(strstr(e.msg, "Admin Role regex must be anchored"));
 }
 
@@ -168,14 +186,14 @@ static void test_startup_refusals(void **state)
 	struct kbs_config c;
 	struct err e = {0};
 	const char *fmt = "{\"http_server\":{\"insecure_http\":true},\"admin\":{"
-			  "\"authorization_mode\":\"DenyAll\"},\"attestation_token\":"
-			  "{\"trusted_certs_paths\":[\"/x\"]},%s}";
+	                  "\"authorization_mode\":\"DenyAll\"},\"attestation_token\":"
+	                  "{\"trusted_certs_paths\":[\"/x\"]},%s}";
 	const char *cases[][2] = {
-		{"\"attestation_service\":{\"type\":\"coco_as_builtin\"}", "coco_as_builtin"},
-		{"\"attestation_service\":{}", "coco_as_builtin"},
-		{"\"attestation_service\":{\"type\":\"intel_ta\"}", "intel_ta"},
-		{"\"plugins\":[{\"name\":\"nebula-ca\"}]", "nebula-ca"},
-		{"\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":\"Vault\"}]", "Vault"},
+	    {"\"attestation_service\":{\"type\":\"coco_as_builtin\"}", "coco_as_builtin"},
+	    {"\"attestation_service\":{}", "coco_as_builtin"},
+	    {"\"attestation_service\":{\"type\":\"intel_ta\"}", "intel_ta"},
+	    {"\"plugins\":[{\"name\":\"nebula-ca\"}]", "nebula-ca"},
+	    {"\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":\"Vault\"}]", "Vault"},
 	};
 	char buf[512];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -192,7 +210,9 @@ static void test_startup_refusals(void **state)
 	assert_non_null(strstr(e.msg, "item"));
 	/* insecure_http = false without key material */
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"authorization_mode\":\"DenyAll\"},"
-			       "\"attestation_token\":{\"insecure_header_jwk\":true}}", &c, &e), 0);
+	                       "\"attestation_token\":{\"insecure_header_jwk\":true}}",
+	                       &c, &e),
+	                 0);
 	assert_int_equal(kbs_config_check_startup(&c, &e), -1);
 	assert_non_null(strstr(e.msg, "private_key and certificate"));
 	kbs_config_free(&c);
@@ -211,28 +231,35 @@ static void test_wrong_types(void **state)
 	struct kbs_config c;
 	struct err e = {0};
 	assert_int_equal(parse("{\"http_server\":{\"sockets\":\"0.0.0.0:1\"},\"admin\":{"
-			       "\"authorization_mode\":\"DenyAll\"}}", &c, &e), -1);
+	                       "\"authorization_mode\":\"DenyAll\"}}",
+	                       &c, &e),
+	                 -1);
 	assert_non_null(strstr(e.msg, "sockets"));
 	assert_int_equal(parse("{\"http_server\":{\"insecure_http\":\"yes\"},\"admin\":{"
-			       "\"authorization_mode\":\"DenyAll\"}}", &c, &e), -1);
+	                       "\"authorization_mode\":\"DenyAll\"}}",
+	                       &c, &e),
+	                 -1);
 	assert_int_equal(parse("{\"http_server\":{\"payload_request_size\":0},\"admin\":{"
-			       "\"authorization_mode\":\"DenyAll\"}}", &c, &e), -1);
+	                       "\"authorization_mode\":\"DenyAll\"}}",
+	                       &c, &e),
+	                 -1);
 	assert_int_equal(parse("{\"http_server\":{},\"admin\":{\"authorization_mode\":\"DenyAll\"},"
-			       "\"attestation_token\":{\"extra_teekey_paths\":[\"no-slash\"]}}", &c,
-			       &e), -1);
+	                       "\"attestation_token\":{\"extra_teekey_paths\":[\"no-slash\"]}}",
+	                       &c, &e),
+	                 -1);
 	assert_non_null(strstr(e.msg, "JSON pointer"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_trustee_grpc_config_parses),
-		cmocka_unit_test(test_defaults_and_resource_only),
-		cmocka_unit_test(test_tls_profiles),
-		cmocka_unit_test(test_admin_refusals),
-		cmocka_unit_test(test_acl_anchoring),
-		cmocka_unit_test(test_startup_refusals),
-		cmocka_unit_test(test_wrong_types),
+	    cmocka_unit_test(test_trustee_grpc_config_parses),
+	    cmocka_unit_test(test_defaults_and_resource_only),
+	    cmocka_unit_test(test_tls_profiles),
+	    cmocka_unit_test(test_admin_refusals),
+	    cmocka_unit_test(test_acl_anchoring),
+	    cmocka_unit_test(test_startup_refusals),
+	    cmocka_unit_test(test_wrong_types),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

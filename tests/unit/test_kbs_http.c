@@ -50,7 +50,7 @@ static void handler(void *ctx, struct http_req *r)
 		const uint8_t *b = http_req_body(r, &n);
 		char hdr[64];
 		snprintf(hdr, sizeof(hdr), "%s|%s", http_req_method_name(r),
-			 http_req_query(r) ? http_req_query(r) : "-");
+		         http_req_query(r) ? http_req_query(r) : "-");
 		http_reply_header(r, "X-Info", hdr);
 		http_reply(r, 200, "application/octet-stream", b, n);
 	} else {
@@ -64,9 +64,13 @@ static int port;
 static int setup(void **state)
 {
 	const char *socks[] = {"127.0.0.1:0"};
-	struct http_server_opts o = {.sockets = socks, .n_sockets = 1, .threads = 2,
-				     .pool_threads = 4, .max_body = 1024, .timeout_s = 1,
-				     .handler = handler};
+	struct http_server_opts o = {.sockets = socks,
+	                             .n_sockets = 1,
+	                             .threads = 2,
+	                             .pool_threads = 4,
+	                             .max_body = 1024,
+	                             .timeout_s = 1,
+	                             .handler = handler};
 	struct err e = {0};
 	srv = http_server_new(&o, &e);
 	assert_non_null(srv);
@@ -182,7 +186,7 @@ static void test_problem_body(void **state)
 	assert_non_null(strstr(buf, "HTTP/1.1 401 Unauthorized"));
 	assert_non_null(strstr(buf, "Content-Type: application/json"));
 	assert_non_null(strstr(buf, "\r\n\r\n{\"type\":\"https://example/errors/Thing\","
-				    "\"detail\":\"it \\\"failed\\\"\"}"));
+	                            "\"detail\":\"it \\\"failed\\\"\"}"));
 	close(fd);
 	char *s = http_problem_body("p/", "V", "d");
 	assert_string_equal(s, "{\"type\":\"p/V\",\"detail\":\"d\"}");
@@ -193,7 +197,8 @@ static void test_cookie_parsing(void **state)
 {
 	char buf[4096];
 	int fd = conn();
-	rt(fd, "GET /cookie HTTP/1.1\r\nHost: a\r\nCookie: a=b; kbs-session-id=0123abcd ; c=d\r\n\r\n",
+	rt(fd,
+	   "GET /cookie HTTP/1.1\r\nHost: a\r\nCookie: a=b; kbs-session-id=0123abcd ; c=d\r\n\r\n",
 	   buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\r\n\r\n0123abcd"));
 	rt(fd, "GET /cookie HTTP/1.1\r\nHost: a\r\nCookie: xkbs-session-id=1\r\n\r\n", buf,
@@ -213,7 +218,8 @@ static void test_body_limit_413(void **state)
 	char big[1100];
 	memset(big, 'x', sizeof(big));
 	char req[1300];
-	int n = snprintf(req, sizeof(req), "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n");
+	int n = snprintf(req, sizeof(req),
+	                 "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n\r\n");
 	memcpy(req + n, big, 1024);
 	assert_int_equal(write(fd, req, (size_t)n + 1024), n + 1024);
 	read_resp(fd, buf, sizeof(buf));
@@ -256,15 +262,15 @@ static void test_bad_socket_spec(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reply_and_keepalive),
-		cmocka_unit_test(test_slow_handler_does_not_block_others),
-		cmocka_unit_test(test_many_deferred_replies),
-		cmocka_unit_test(test_problem_body),
-		cmocka_unit_test(test_cookie_parsing),
-		cmocka_unit_test(test_body_limit_413),
-		cmocka_unit_test(test_idle_client_is_closed),
-		cmocka_unit_test(test_http_date),
-		cmocka_unit_test(test_bad_socket_spec),
+	    cmocka_unit_test(test_reply_and_keepalive),
+	    cmocka_unit_test(test_slow_handler_does_not_block_others),
+	    cmocka_unit_test(test_many_deferred_replies),
+	    cmocka_unit_test(test_problem_body),
+	    cmocka_unit_test(test_cookie_parsing),
+	    cmocka_unit_test(test_body_limit_413),
+	    cmocka_unit_test(test_idle_client_is_closed),
+	    cmocka_unit_test(test_http_date),
+	    cmocka_unit_test(test_bad_socket_spec),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

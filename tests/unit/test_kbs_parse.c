@@ -37,8 +37,9 @@ static void test_version_accepts_exactly_0_4_0(void **state)
 
 static void test_tee_names_are_case_sensitive(void **state)
 {
-	const char *ok[] = {"az-snp-vtpm", "az-tdx-vtpm", "nvidia", "sgx", "snp", "tdx", "cca",
-			    "csv", "se", "hygondcu", "tpm", "sample", "sampledevice"};
+	const char *ok[] = {"az-snp-vtpm", "az-tdx-vtpm", "nvidia",      "sgx", "snp",
+	                    "tdx",         "cca",         "csv",         "se",  "hygondcu",
+	                    "tpm",         "sample",      "sampledevice"};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_true(kbs_tee_known(ok[i]));
 	assert_false(kbs_tee_known("Sample"));
@@ -57,43 +58,47 @@ static void test_auth_request_parse(void **state)
 	struct kbs_auth_req r;
 	struct err e = {0};
 	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\","
-			      "\"unknown\":1}", &r, &e), 0);
+	                      "\"unknown\":1}",
+	                      &r, &e),
+	                 0);
 	assert_string_equal(r.version, "0.4.0");
 	assert_string_equal(r.tee, "sample");
 	assert_true(json_is_string(r.extra_params));
 	kbs_auth_req_free(&r);
 	/* extra-params may be any JSON, including null, but the key is required */
-	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"tdx\",\"extra-params\":null}", &r,
-			      &e), 0);
+	assert_int_equal(
+	    auth("{\"version\":\"0.4.0\",\"tee\":\"tdx\",\"extra-params\":null}", &r, &e), 0);
 	kbs_auth_req_free(&r);
 	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"sample\"}", &r, &e), -1);
 	assert_non_null(strstr(e.msg, "extra-params"));
-	assert_int_equal(auth("{\"version\":\"0.4.0\",\"tee\":\"nope\",\"extra-params\":\"\"}", &r,
-			      &e), -1);
+	assert_int_equal(
+	    auth("{\"version\":\"0.4.0\",\"tee\":\"nope\",\"extra-params\":\"\"}", &r, &e), -1);
 	assert_non_null(strstr(e.msg, "nope"));
 	assert_int_equal(auth("{\"tee\":\"sample\",\"extra-params\":\"\"}", &r, &e), -1);
 	assert_int_equal(auth("[1,2]", &r, &e), -1);
 	assert_int_equal(auth("{\"version\":", &r, &e), -1);
 	assert_int_equal(auth("", &r, &e), -1);
 	assert_int_equal(auth("{\"version\":4,\"tee\":\"sample\",\"extra-params\":\"\"}", &r, &e),
-			 -1);
+	                 -1);
 }
 
 static void test_teepubkey_keeps_only_its_members(void **state)
 {
 	struct err e = {0};
 	json_t *in = json_loads("{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"ECDH-ES+A256KW\","
-				"\"x\":\"AA\",\"y\":\"BB\",\"kid\":\"drop\",\"use\":\"enc\"}", 0, NULL);
+	                        "\"x\":\"AA\",\"y\":\"BB\",\"kid\":\"drop\",\"use\":\"enc\"}",
+	                        0, NULL);
 	json_t *k = kbs_teepubkey_parse(in, &e);
 	assert_non_null(k);
 	char *s = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
 	assert_string_equal(s, "{\"alg\":\"ECDH-ES+A256KW\",\"crv\":\"P-256\",\"kty\":\"EC\","
-			       "\"x\":\"AA\",\"y\":\"BB\"}");
+	                       "\"x\":\"AA\",\"y\":\"BB\"}");
 	free(s);
 	json_decref(k);
 	json_decref(in);
 	in = json_loads("{\"kty\":\"RSA\",\"alg\":\"RSA-OAEP-256\",\"n\":\"AQ\",\"e\":\"AQAB\","
-			"\"d\":\"secret\"}", 0, NULL);
+	                "\"d\":\"secret\"}",
+	                0, NULL);
 	k = kbs_teepubkey_parse(in, &e);
 	assert_non_null(k);
 	assert_null(json_object_get(k, "d"));
@@ -123,37 +128,49 @@ static void test_attest_request_parse(void **state)
 	struct kbs_attest_req r;
 	struct err e = {0};
 	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
-				"\"tee-evidence\":{\"primary_evidence\":{\"svn\":\"1\"},"
-				"\"additional_evidence\":\"\"},\"init-data\":null}", &r, &e), 0);
+	                        "\"tee-evidence\":{\"primary_evidence\":{\"svn\":\"1\"},"
+	                        "\"additional_evidence\":\"\"},\"init-data\":null}",
+	                        &r, &e),
+	                 0);
 	assert_string_equal(r.nonce, "n");
 	assert_string_equal(r.additional_evidence, "");
 	assert_null(r.init_data_format);
 	assert_true(json_is_object(r.primary_evidence));
 	kbs_attest_req_free(&r);
 	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
-				"\"tee-evidence\":{\"primary_evidence\":\"x\","
-				"\"additional_evidence\":\"{}\"},"
-				"\"init-data\":{\"format\":\"toml\",\"body\":\"version = 1\"}}", &r,
-				&e), 0);
+	                        "\"tee-evidence\":{\"primary_evidence\":\"x\","
+	                        "\"additional_evidence\":\"{}\"},"
+	                        "\"init-data\":{\"format\":\"toml\",\"body\":\"version = 1\"}}",
+	                        &r, &e),
+	                 0);
 	assert_string_equal(r.init_data_format, "toml");
 	assert_string_equal(r.init_data_body, "version = 1");
 	kbs_attest_req_free(&r);
 	/* additional_evidence must be a string; both evidence keys are required */
 	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
-				"\"tee-evidence\":{\"primary_evidence\":{},"
-				"\"additional_evidence\":{}}}", &r, &e), -1);
+	                        "\"tee-evidence\":{\"primary_evidence\":{},"
+	                        "\"additional_evidence\":{}}}",
+	                        &r, &e),
+	                 -1);
 	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
-				"\"tee-evidence\":{\"primary_evidence\":{}}}", &r, &e), -1);
+	                        "\"tee-evidence\":{\"primary_evidence\":{}}}",
+	                        &r, &e),
+	                 -1);
 	assert_int_equal(attest("{\"runtime-data\":{\"tee-pubkey\":" PK "},"
-				"\"tee-evidence\":{\"primary_evidence\":{},"
-				"\"additional_evidence\":\"\"}}", &r, &e), -1);
+	                        "\"tee-evidence\":{\"primary_evidence\":{},"
+	                        "\"additional_evidence\":\"\"}}",
+	                        &r, &e),
+	                 -1);
 	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\"},"
-				"\"tee-evidence\":{\"primary_evidence\":{},"
-				"\"additional_evidence\":\"\"}}", &r, &e), -1);
+	                        "\"tee-evidence\":{\"primary_evidence\":{},"
+	                        "\"additional_evidence\":\"\"}}",
+	                        &r, &e),
+	                 -1);
 	assert_int_equal(attest("{\"runtime-data\":{\"nonce\":\"n\",\"tee-pubkey\":" PK "},"
-				"\"tee-evidence\":{\"primary_evidence\":{},"
-				"\"additional_evidence\":\"\"},\"init-data\":{\"format\":1}}", &r,
-				&e), -1);
+	                        "\"tee-evidence\":{\"primary_evidence\":{},"
+	                        "\"additional_evidence\":\"\"},\"init-data\":{\"format\":1}}",
+	                        &r, &e),
+	                 -1);
 	assert_int_equal(attest("not json", &r, &e), -1);
 }
 
@@ -247,7 +264,8 @@ static void test_sessions_in_a_kv_store(void **state)
 	/* a record past its deadline is absent and removed */
 	const char *dead = "{\"state\":\"Authed\",\"tee\":\"tdx\",\"nonce\":\"n\",\"expires\":1}";
 	assert_int_equal(kv_set(kv, KV_NS_SESSION, "0123456789abcdef0123456789abcdef", dead,
-				strlen(dead), 1, &e), 0);
+	                        strlen(dead), 1, &e),
+	                 0);
 	assert_int_equal(kbs_sessions_get(s, "0123456789abcdef0123456789abcdef", &ss), 1);
 	assert_int_equal(kbs_sessions_count(s), 1);
 	assert_int_equal(kbs_sessions_get(s, "../../etc/passwd0000000000000000", &ss), 1);
@@ -259,14 +277,14 @@ static void test_sessions_in_a_kv_store(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_version_accepts_exactly_0_4_0),
-		cmocka_unit_test(test_tee_names_are_case_sensitive),
-		cmocka_unit_test(test_auth_request_parse),
-		cmocka_unit_test(test_teepubkey_keeps_only_its_members),
-		cmocka_unit_test(test_attest_request_parse),
-		cmocka_unit_test(test_resource_path_vectors),
-		cmocka_unit_test(test_sessions_ids_expiry_and_bound),
-		cmocka_unit_test(test_sessions_in_a_kv_store),
+	    cmocka_unit_test(test_version_accepts_exactly_0_4_0),
+	    cmocka_unit_test(test_tee_names_are_case_sensitive),
+	    cmocka_unit_test(test_auth_request_parse),
+	    cmocka_unit_test(test_teepubkey_keeps_only_its_members),
+	    cmocka_unit_test(test_attest_request_parse),
+	    cmocka_unit_test(test_resource_path_vectors),
+	    cmocka_unit_test(test_sessions_ids_expiry_and_bound),
+	    cmocka_unit_test(test_sessions_in_a_kv_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
