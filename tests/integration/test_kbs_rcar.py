@@ -336,6 +336,22 @@ def check_shared_sessions(t, pki, asvc, redis, storage):
     kb.stop()
 
 
+def check_as_down(t, pki):
+    """An unreachable AS fails /attest fast with 401; /auth and the daemon keep working."""
+    from harness import free_port
+    kbs = Kbs(kbs_config(pki, as_addr="http://127.0.0.1:%d" % free_port()), name="kbs-no-as").start()
+    a = Attester(kbs)
+    st, _, _ = a.auth()
+    t.eq(st, 200, "AS down: /auth still answers")
+    t0 = time.time()
+    st, _, data = a.attest()
+    t.ok(st == 401 and time.time() - t0 < 20, "AS down: /attest -> 401 (%.1fs)" % (time.time() - t0),
+         data)
+    st, _, _ = kbs.request("GET", "/healthz")
+    t.eq(st, 200, "AS down: daemon healthy")
+    kbs.stop()
+
+
 def main():
     require_kbs()
     t = Tap()
@@ -354,6 +370,7 @@ def main():
     t.run(check_hostile, kbs)
     t.run(check_concurrency, kbs, pki)
     t.run(check_shared_sessions, pki, asvc, redis, storage)
+    t.run(check_as_down, pki)
     t.ok(kbs.alive(), "kbs survived the whole run")
     kbs.stop()
     t.done()
