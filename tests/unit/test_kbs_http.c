@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +64,7 @@ static int port;
 
 static int setup(void **state)
 {
+	signal(SIGPIPE, SIG_IGN);
 	const char *socks[] = {"127.0.0.1:0"};
 	struct http_server_opts o = {.sockets = socks,
 	                             .n_sockets = 1,
@@ -240,6 +242,23 @@ static void test_idle_client_is_closed(void **state)
 	close(fd);
 }
 
+static void test_client_gone_before_deferred_reply(void **state)
+{
+	char buf[4096];
+	for (int i = 0; i < 4; i++) {
+		int fd = conn();
+		const char *req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
+		assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+		usleep(20 * 1000);
+		close(fd); /* the reply will find no connection */
+	}
+	usleep(600 * 1000);
+	int fd = conn();
+	rt(fd, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "200 OK"));
+	close(fd);
+}
+
 static void test_http_date(void **state)
 {
 	char b[64];
@@ -269,6 +288,7 @@ int main(void)
 	    cmocka_unit_test(test_cookie_parsing),
 	    cmocka_unit_test(test_body_limit_413),
 	    cmocka_unit_test(test_idle_client_is_closed),
+	    cmocka_unit_test(test_client_gone_before_deferred_reply),
 	    cmocka_unit_test(test_http_date),
 	    cmocka_unit_test(test_bad_socket_spec),
 	};
