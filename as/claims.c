@@ -17,7 +17,8 @@ static json_t *sorted_object(const json_t *obj)
 	const char *k;
 	json_t *val, *out = json_object();
 
-	json_object_foreach((json_t *)obj, k, val) {
+	json_object_foreach((json_t *)obj, k, val)
+	{
 		if (n < sizeof(keys) / sizeof(keys[0]))
 			keys[n++] = k;
 	}
@@ -51,8 +52,8 @@ static json_t *sorted_copy(const json_t *v)
 }
 
 json_t *claims_policy_input(const char *tee, const json_t *verifier_claims,
-			    const json_t *runtime_data_claims, const json_t *init_data_claims,
-			    int verbose)
+                            const json_t *runtime_data_claims, const json_t *init_data_claims,
+                            int verbose)
 {
 	json_t *tee_obj = json_deep_copy(verifier_claims);
 	json_t *top = json_object();
@@ -66,14 +67,14 @@ json_t *claims_policy_input(const char *tee, const json_t *verifier_claims,
 	if (json_is_string(id)) {
 		json_object_set(top, "init_data", id);
 		json_object_set_new(top, "init_data_claims",
-				    init_data_claims ? json_deep_copy(init_data_claims)
-						     : json_null());
+		                    init_data_claims ? json_deep_copy(init_data_claims)
+		                                     : json_null());
 		json_object_del(tee_obj, "init_data");
 	}
 	rd = json_object_get(tee_obj, "report_data");
 	if (json_is_string(rd)) {
-		json_t *rdc = runtime_data_claims ? json_deep_copy(runtime_data_claims)
-						  : json_null();
+		json_t *rdc =
+		    runtime_data_claims ? json_deep_copy(runtime_data_claims) : json_null();
 		if (!verbose && json_is_object(rdc) &&
 		    json_is_object(json_object_get(rdc, "additional-evidence")))
 			json_object_del(rdc, "additional-evidence");

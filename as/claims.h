@@ -12,7 +12,7 @@
  * matching key was hoisted). verbose=0 drops runtime_data_claims["additional-evidence"].
  * Returns a new object with sorted keys. */
 json_t *claims_policy_input(const char *tee, const json_t *verifier_claims,
-			    const json_t *runtime_data_claims, const json_t *init_data_claims,
-			    int verbose);
+                            const json_t *runtime_data_claims, const json_t *init_data_claims,
+                            int verbose);
 
 #endif

@@ -10,7 +10,7 @@
 #define HCL_HW_OFF 32
 #define HCL_HW_AREA 1184
 #define HCL_IGVM_OFF (HCL_HW_OFF + HCL_HW_AREA) /* 1216 */
-#define HCL_VAR_OFF (HCL_IGVM_OFF + 20)		/* 1236 */
+#define HCL_VAR_OFF (HCL_IGVM_OFF + 20)         /* 1236 */
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -21,8 +21,8 @@ int hcl_report_parse(const uint8_t *buf, size_t len, struct hcl_report *out, str
 {
 	memset(out, 0, sizeof(*out));
 	if (len < HCL_VAR_OFF)
-		return err_set(err, "HCL report is %zu bytes, shorter than its fixed part (%d)", len,
-			       HCL_VAR_OFF);
+		return err_set(err, "HCL report is %zu bytes, shorter than its fixed part (%d)",
+		               len, HCL_VAR_OFF);
 	if (memcmp(buf, "HCLA", 4) != 0)
 		return err_set(err, "HCL report does not start with the \"HCLA\" signature");
 	out->hw_report = buf + HCL_HW_OFF;
@@ -31,19 +31,20 @@ int hcl_report_parse(const uint8_t *buf, size_t len, struct hcl_report *out, str
 	out->var_data_len = le32(buf + HCL_IGVM_OFF + 16);
 	if (out->report_type != HCL_REPORT_TYPE_SNP && out->report_type != HCL_REPORT_TYPE_TDX)
 		return err_set(err, "HCL report type %u is neither SNP (2) nor TDX (4)",
-			       out->report_type);
+		               out->report_type);
 	if (out->hash_type != 1)
 		return err_set(err, "HCL variable data hash type %u is not SHA-256 (1)",
-			       out->hash_type);
+		               out->hash_type);
 	if (out->var_data_len > len - HCL_VAR_OFF)
-		return err_set(err, "HCL variable data (%zu bytes) runs past the report (%zu bytes)",
-			       out->var_data_len, len);
+		return err_set(err,
+		               "HCL variable data (%zu bytes) runs past the report (%zu bytes)",
+		               out->var_data_len, len);
 	out->var_data = buf + HCL_VAR_OFF;
 	if (EVP_Digest(out->var_data, out->var_data_len, out->var_data_sha256, NULL, EVP_sha256(),
-		       NULL) != 1)
+	               NULL) != 1)
 		return err_set(err, "SHA-256 failed");
 	out->var_json = json_loadb((const char *)out->var_data, out->var_data_len,
-				   JSON_DISABLE_EOF_CHECK, NULL);
+	                           JSON_DISABLE_EOF_CHECK, NULL);
 	return 0;
 }
 
@@ -63,7 +64,8 @@ EVP_PKEY *hcl_ak_pub(const struct hcl_report *h, struct err *err)
 		err_set(err, "Failed to get AKpub: HCL variable data has no `keys` array");
 		return NULL;
 	}
-	json_array_foreach(keys, i, k) {
+	json_array_foreach(keys, i, k)
+	{
 		const char *kid = json_string_value(json_object_get(k, "kid"));
 		if (kid == NULL || strcmp(kid, "HCLAkPub") != 0)
 			continue;

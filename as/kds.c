@@ -46,13 +46,13 @@ static struct {
 	size_t ncache, next_evict;
 	struct kds_stats stats;
 } kds = {
-	.mu = PTHREAD_MUTEX_INITIALIZER,
-	.fetch_mu = PTHREAD_MUTEX_INITIALIZER,
-	.src = {{1, "https://kdsintf.amd.com"}},
-	.nsrc = 1,
-	.min_interval_ms = 10000,
-	.retry_budget_ms = 30000,
-	.timeout_ms = 10000,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .fetch_mu = PTHREAD_MUTEX_INITIALIZER,
+    .src = {{1, "https://kdsintf.amd.com"}},
+    .nsrc = 1,
+    .min_interval_ms = 10000,
+    .retry_budget_ms = 30000,
+    .timeout_ms = 10000,
 };
 
 static long opt_long(const json_t *cfg, const char *k, long def)
@@ -83,13 +83,14 @@ int kds_configure(const json_t *cfg, struct err *err)
 	opt_str(cfg, "ca_file", kds.ca_file, sizeof(kds.ca_file));
 	if (json_is_array(list)) {
 		kds.nsrc = 0;
-		json_array_foreach(list, i, s) {
+		json_array_foreach(list, i, s)
+		{
 			const char *type = json_string_value(json_object_get(s, "type"));
 			struct source *d;
 			if (kds.nsrc == MAX_SOURCES) {
 				pthread_mutex_unlock(&kds.mu);
 				return err_set(err, "snp_verifier.vcek_sources: at most %d sources",
-					       MAX_SOURCES);
+				               MAX_SOURCES);
 			}
 			d = &kds.src[kds.nsrc];
 			if (type != NULL && strcmp(type, "KDS") == 0) {
@@ -98,15 +99,17 @@ int kds_configure(const json_t *cfg, struct err *err)
 				opt_str(s, "base_url", d->loc, sizeof(d->loc));
 			} else if (type != NULL && strcmp(type, "OfflineStore") == 0) {
 				d->is_kds = 0;
-				snprintf(d->loc, sizeof(d->loc), "%s",
-					 "/opt/confidential-containers/attestation-service/kds-store");
+				snprintf(
+				    d->loc, sizeof(d->loc), "%s",
+				    "/opt/confidential-containers/attestation-service/kds-store");
 				opt_str(s, "path", d->loc, sizeof(d->loc));
 			} else {
 				pthread_mutex_unlock(&kds.mu);
-				return err_set(err,
-					       "snp_verifier.vcek_sources[%zu]: type must be \"KDS\" "
-					       "or \"OfflineStore\"",
-					       i);
+				return err_set(
+				    err,
+				    "snp_verifier.vcek_sources[%zu]: type must be \"KDS\" "
+				    "or \"OfflineStore\"",
+				    i);
 			}
 			size_t l = strlen(d->loc);
 			while (l > 1 && d->loc[l - 1] == '/')
@@ -184,7 +187,7 @@ static int read_file(const char *path, uint8_t **buf, size_t *len)
 }
 
 static int offline_lookup(const char *dir, const char *hwid, const char *prefix, uint8_t **der,
-			  size_t *len)
+                          size_t *len)
 {
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/vcek/%s/%s_vcek.der", dir, hwid, prefix);
@@ -299,7 +302,7 @@ static long http_get(const char *url, struct body *b, long *retry_after, char *c
 }
 
 static int kds_fetch(const char *base, const struct snp_report *r, const char *hwid,
-		     const char *key, uint8_t **der, size_t *len, struct err *err)
+                     const char *key, uint8_t **der, size_t *len, struct err *err)
 {
 	char url[1400], q[160], cerr[CURL_ERROR_SIZE + 64] = "";
 	struct timespec start;
@@ -339,21 +342,22 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 			kds.stats.kds_429 += code == 429;
 			long delay = retry_after >= 0 ? retry_after * 1000 : 2000;
 			if (waited + delay <= kds.retry_budget_ms) {
-				log_warn("AMD KDS answered %ld for %s; retrying in %ld ms", code, url,
-					 delay);
+				log_warn("AMD KDS answered %ld for %s; retrying in %ld ms", code,
+				         url, delay);
 				sleep_ms(delay);
 				continue;
 			}
 			pthread_mutex_unlock(&kds.fetch_mu);
-			return err_set(err, "AMD KDS at %s is rate-limiting (HTTP %ld) and no "
-					    "cached VCEK exists for chip %.16s…",
-				       base, code, hwid);
+			return err_set(err,
+			               "AMD KDS at %s is rate-limiting (HTTP %ld) and no "
+			               "cached VCEK exists for chip %.16s…",
+			               base, code, hwid);
 		}
 		pthread_mutex_unlock(&kds.fetch_mu);
 		if (code == 0)
 			return err_set(err, "AMD KDS at %s unreachable: %s", base, cerr);
 		return err_set(err, "AMD KDS at %s answered HTTP %ld for chip %.16s…", base, code,
-			       hwid);
+		               hwid);
 	}
 }
 
@@ -368,7 +372,7 @@ int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct 
 		all_zero &= r->chip_id[i] == 0;
 	if (all_zero)
 		return err_set(err, "the report's chip_id is all zeros (MASK_CHIP_ID set): no VCEK "
-				    "can be looked up; supply the VCEK in the evidence");
+		                    "can be looked up; supply the VCEK in the evidence");
 	snp_hwid_hex(r, hwid);
 	snp_tcb_prefix(r, prefix, sizeof(prefix));
 	snprintf(key, sizeof(key), "%s/%s", hwid, prefix);
@@ -378,7 +382,8 @@ int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct 
 	memcpy(src, kds.src, sizeof(src));
 	nsrc = kds.nsrc;
 	pthread_mutex_unlock(&kds.mu);
-	if (kds.cache_dir[0] != '\0' && offline_lookup(kds.cache_dir, hwid, prefix, der, len) == 0) {
+	if (kds.cache_dir[0] != '\0' &&
+	    offline_lookup(kds.cache_dir, hwid, prefix, der, len) == 0) {
 		kds.stats.disk_hits++;
 		cache_store(key, *der, *len);
 		return 0;
@@ -393,13 +398,14 @@ int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct 
 				return 0;
 			}
 			err_set(&last, "no VCEK for chip %.16s… in the offline store %s", hwid,
-				src[i].loc);
+			        src[i].loc);
 			continue;
 		}
 		if (r->gen == SNP_GEN_UNKNOWN) {
-			err_set(&last, "report version %u carries no CPUID, so the KDS product line "
-				       "is unknown; supply the VCEK in the evidence or an offline store",
-				r->version);
+			err_set(&last,
+			        "report version %u carries no CPUID, so the KDS product line "
+			        "is unknown; supply the VCEK in the evidence or an offline store",
+			        r->version);
 			continue;
 		}
 		if (kds_fetch(src[i].loc, r, hwid, key, der, len, &last) == 0) {

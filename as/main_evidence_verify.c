@@ -27,9 +27,9 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: evidence-verify --tee TEE --evidence FILE [--report-data HEX]\n"
-		"                       [--init-data HEX] [--time RFC3339] [--vcek FILE]\n"
-		"                       [--collateral FILE] [--event-log FILE] [--config FILE]\n");
+	        "usage: evidence-verify --tee TEE --evidence FILE [--report-data HEX]\n"
+	        "                       [--init-data HEX] [--time RFC3339] [--vcek FILE]\n"
+	        "                       [--collateral FILE] [--event-log FILE] [--config FILE]\n");
 	exit(2);
 }
 
@@ -70,15 +70,17 @@ static json_t *load_evidence(const char *tee, const char *path, struct err *err)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"tee", required_argument, NULL, 't'},	 {"evidence", required_argument, NULL, 'e'},
-		{"report-data", required_argument, NULL, 'r'},
-		{"init-data", required_argument, NULL, 'i'},
-		{"time", required_argument, NULL, 'T'},	 {"vcek", required_argument, NULL, 'v'},
-		{"collateral", required_argument, NULL, 'c'},
-		{"event-log", required_argument, NULL, 'l'},
-		{"config", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"tee", required_argument, NULL, 't'},
+	                                     {"evidence", required_argument, NULL, 'e'},
+	                                     {"report-data", required_argument, NULL, 'r'},
+	                                     {"init-data", required_argument, NULL, 'i'},
+	                                     {"time", required_argument, NULL, 'T'},
+	                                     {"vcek", required_argument, NULL, 'v'},
+	                                     {"collateral", required_argument, NULL, 'c'},
+	                                     {"event-log", required_argument, NULL, 'l'},
+	                                     {"config", required_argument, NULL, 'C'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	const char *tee = NULL, *evpath = NULL, *rd_hex = NULL, *id_hex = NULL, *cfgpath = NULL;
 	json_t *options = json_object(), *cfg = NULL;
 	struct verify_request req = {0};
@@ -107,8 +109,9 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			if (parse_time(optarg, &req.now) < 0) {
-				fprintf(stderr, "evidence-verify: --time must be RFC 3339 UTC, e.g. "
-						"2025-07-01T00:00:00Z\n");
+				fprintf(stderr,
+				        "evidence-verify: --time must be RFC 3339 UTC, e.g. "
+				        "2025-07-01T00:00:00Z\n");
 				return 2;
 			}
 			break;

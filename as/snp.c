@@ -19,7 +19,7 @@
 /* AMD's ASK, ARK and ASVK per generation, as published by AMD KDS (the PEM bundles in as/amd/). */
 #define EMBED_PEM(sym, path)                                                                       \
 	__asm__(".section .rodata\n.global " #sym "\n.type " #sym ", @object\n" #sym               \
-		":\n.incbin \"" path "\"\n.byte 0\n.previous\n")
+	        ":\n.incbin \"" path "\"\n.byte 0\n.previous\n")
 EMBED_PEM(snp_milan_pem, "as/amd/milan_ask_ark_asvk.pem");
 EMBED_PEM(snp_genoa_pem, "as/amd/genoa_ask_ark_asvk.pem");
 EMBED_PEM(snp_turin_pem, "as/amd/turin_ask_ark_asvk.pem");
@@ -126,7 +126,7 @@ void snp_report_set_gen(struct snp_report *r, enum snp_gen gen)
 }
 
 int snp_report_parse(const uint8_t *buf, size_t len, enum snp_gen hint, struct snp_report *out,
-		     struct err *err)
+                     struct err *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (len != SNP_REPORT_SIZE)
@@ -136,7 +136,7 @@ int snp_report_parse(const uint8_t *buf, size_t len, enum snp_gen hint, struct s
 	out->version = le32(p);
 	if (out->version < 2 || out->version > 5)
 		return err_set(err, "unsupported SNP report version %u (expected 2 to 5)",
-			       out->version);
+		               out->version);
 	out->guest_svn = le32(p + 0x04);
 	out->policy = le64(p + 0x08);
 	out->vmpl = le32(p + 0x30);
@@ -155,13 +155,13 @@ int snp_report_parse(const uint8_t *buf, size_t len, enum snp_gen hint, struct s
 		out->gen = snp_gen_from_cpuid(out->cpuid_fam, out->cpuid_mod);
 		if (out->gen == SNP_GEN_UNKNOWN)
 			return err_set(err,
-				       "SNP report names an unknown processor (CPUID family 0x%02x "
-				       "model 0x%02x)",
-				       out->cpuid_fam, out->cpuid_mod);
+			               "SNP report names an unknown processor (CPUID family 0x%02x "
+			               "model 0x%02x)",
+			               out->cpuid_fam, out->cpuid_mod);
 	}
 	if (out->sig_algo != 1)
 		return err_set(err, "SNP report signature algorithm %u is not ECDSA P-384 (1)",
-			       out->sig_algo);
+		               out->sig_algo);
 	decode_tcbs(out);
 	return 0;
 }
@@ -183,7 +183,8 @@ static int json_bytes(const json_t *j, const char *k, uint8_t *dst, size_t n, st
 
 	if (!json_is_array(a) || json_array_size(a) != n)
 		return err_set(err, "SNP report JSON: `%s` must be an array of %zu bytes", k, n);
-	json_array_foreach(a, i, e) {
+	json_array_foreach(a, i, e)
+	{
 		if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255)
 			return err_set(err, "SNP report JSON: `%s`[%zu] is not a byte", k, i);
 		dst[i] = (uint8_t)json_integer_value(e);
@@ -252,15 +253,16 @@ int snp_report_from_json(const json_t *j, struct snp_report *out, struct err *er
 	struct {
 		const char *k;
 		size_t off, width;
-	} ints[] = {{"version", 0x00, 4},  {"guest_svn", 0x04, 4}, {"policy", 0x08, 8},
-		    {"vmpl", 0x30, 4},	   {"sig_algo", 0x34, 4},  {"plat_info", 0x40, 8},
-		    {"key_info", 0x48, 4}};
+	} ints[] = {{"version", 0x00, 4}, {"guest_svn", 0x04, 4}, {"policy", 0x08, 8},
+	            {"vmpl", 0x30, 4},    {"sig_algo", 0x34, 4},  {"plat_info", 0x40, 8},
+	            {"key_info", 0x48, 4}};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (json_u64(j, ints[i].k, &v, err) < 0)
 			return -1;
 		if (ints[i].width == 4) {
 			if (v > UINT32_MAX)
-				return err_set(err, "SNP report JSON: `%s` out of range", ints[i].k);
+				return err_set(err, "SNP report JSON: `%s` out of range",
+				               ints[i].k);
 			put_le32(raw + ints[i].off, (uint32_t)v);
 		} else {
 			put_le64(raw + ints[i].off, v);
@@ -269,11 +271,11 @@ int snp_report_from_json(const json_t *j, struct snp_report *out, struct err *er
 	struct {
 		const char *k;
 		size_t off, n;
-	} arrays[] = {{"family_id", 0x10, 16},	     {"image_id", 0x20, 16},
-		      {"report_data", 0x50, 64},     {"measurement", 0x90, 48},
-		      {"host_data", 0xC0, 32},	     {"id_key_digest", 0xE0, 48},
-		      {"author_key_digest", 0x110, 48}, {"report_id", 0x140, 32},
-		      {"report_id_ma", 0x160, 32},   {"chip_id", 0x1A0, 64}};
+	} arrays[] = {{"family_id", 0x10, 16},          {"image_id", 0x20, 16},
+	              {"report_data", 0x50, 64},        {"measurement", 0x90, 48},
+	              {"host_data", 0xC0, 32},          {"id_key_digest", 0xE0, 48},
+	              {"author_key_digest", 0x110, 48}, {"report_id", 0x140, 32},
+	              {"report_id_ma", 0x160, 32},      {"chip_id", 0x1A0, 64}};
 	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
 		if (json_bytes(j, arrays[i].k, raw + arrays[i].off, arrays[i].n, err) < 0)
 			return -1;
@@ -281,9 +283,10 @@ int snp_report_from_json(const json_t *j, struct snp_report *out, struct err *er
 		uint64_t fam, mod, step;
 		if (json_u64(j, "cpuid_fam_id", &fam, err) < 0 ||
 		    json_u64(j, "cpuid_mod_id", &mod, err) < 0 ||
-		    json_u64(j, "cpuid_step", &step, err) < 0 || fam > 255 || mod > 255 || step > 255)
+		    json_u64(j, "cpuid_step", &step, err) < 0 || fam > 255 || mod > 255 ||
+		    step > 255)
 			return err_set(err, "SNP report JSON: cpuid_fam_id/cpuid_mod_id/cpuid_step "
-					    "must be bytes for report version 3 and later");
+			                    "must be bytes for report version 3 and later");
 		raw[0x188] = (uint8_t)fam;
 		raw[0x189] = (uint8_t)mod;
 		raw[0x18A] = (uint8_t)step;
@@ -309,7 +312,7 @@ int snp_report_from_json(const json_t *j, struct snp_report *out, struct err *er
 	if (!json_is_object(sig) || json_bytes(sig, "r", raw + 0x2A0, 72, err) < 0 ||
 	    json_bytes(sig, "s", raw + 0x2E8, 72, err) < 0)
 		return err_set(err, "SNP report JSON: `signature` must be {r: [72 bytes], s: [72 "
-				    "bytes]}");
+		                    "bytes]}");
 	return snp_report_parse(raw, sizeof(raw), gen, out, err);
 }
 
@@ -322,8 +325,7 @@ static void load_bundle(const char *pem, struct amd_roots *r)
 
 	while (bio != NULL && (c = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
 		char cn[128] = "";
-		X509_NAME_get_text_by_NID(X509_get_subject_name(c), NID_commonName, cn,
-					  sizeof(cn));
+		X509_NAME_get_text_by_NID(X509_get_subject_name(c), NID_commonName, cn, sizeof(cn));
 		if (strncmp(cn, "ARK-", 4) == 0 && r->ark == NULL)
 			r->ark = c;
 		else if (strncmp(cn, "SEV-VLEK-", 9) == 0 && r->asvk == NULL)
@@ -390,8 +392,7 @@ int snp_vek_load(const uint8_t *buf, size_t len, struct snp_vek *out, struct err
 	}
 	if (out->cert == NULL)
 		return err_set(err, "VEK is neither a DER nor a PEM X.509 certificate");
-	X509_NAME_get_text_by_NID(X509_get_subject_name(out->cert), NID_commonName, cn,
-				  sizeof(cn));
+	X509_NAME_get_text_by_NID(X509_get_subject_name(out->cert), NID_commonName, cn, sizeof(cn));
 	if (strcmp(cn, "SEV-VCEK") == 0)
 		out->is_vlek = 0;
 	else if (strcmp(cn, "SEV-VLEK") == 0)
@@ -471,8 +472,7 @@ static int check_validity(X509 *c, const char *what, time_t now, struct err *err
 	return 0;
 }
 
-static int check_signed_by(X509 *child, X509 *issuer, const char *what, time_t now,
-			   struct err *err)
+static int check_signed_by(X509 *child, X509 *issuer, const char *what, time_t now, struct err *err)
 {
 	EVP_PKEY *pk = X509_get0_pubkey(issuer);
 
@@ -520,10 +520,10 @@ static void vek_remember(const uint8_t d[32], enum snp_gen gen)
 }
 
 static int verify_chain_uncached(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in,
-				 X509 *ask_in, time_t now, struct err *err);
+                                 X509 *ask_in, time_t now, struct err *err);
 
-int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in,
-			 X509 *ask_in, time_t now, struct err *err)
+int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in, X509 *ask_in,
+                         time_t now, struct err *err)
 {
 	uint8_t d[32];
 	int cacheable = ark_in == NULL && ask_in == NULL && vek_digest(vek, d) == 0;
@@ -534,7 +534,7 @@ int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_
 		const char *what = vek->is_vlek ? "VLEK" : "VCEK";
 		if (check_validity(r->ark, "ARK", now, err) < 0 ||
 		    check_validity(vek->is_vlek ? r->asvk : r->ask, vek->is_vlek ? "ASVK" : "ASK",
-				   now, err) < 0 ||
+		                   now, err) < 0 ||
 		    check_validity(vek->cert, what, now, err) < 0)
 			return -1;
 		return 0;
@@ -547,7 +547,7 @@ int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_
 }
 
 static int verify_chain_uncached(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in,
-				 X509 *ask_in, time_t now, struct err *err)
+                                 X509 *ask_in, time_t now, struct err *err)
 {
 	if (gen <= SNP_GEN_UNKNOWN || gen > SNP_GEN_TURIN)
 		return err_set(err, "cannot pick AMD roots: unknown processor generation");
@@ -567,15 +567,15 @@ static int verify_chain_uncached(const struct snp_vek *vek, enum snp_gen gen, X5
 	    check_signed_by(inter, r->ark, vek->is_vlek ? "ASVK" : "ASK", now, err) < 0)
 		return err_prefix(err, "AMD %s chain", g);
 	if (check_signed_by(vek->cert, inter, vek->is_vlek ? "VLEK" : "VCEK", now, err) < 0)
-		return err_prefix(err, "%s chain (ARK-%s -> %s)", vek->is_vlek ? "VLEK" : "VCEK",
-				  g, vek->is_vlek ? "ASVK" : "ASK");
+		return err_prefix(err, "%s chain (ARK-%s -> %s)", vek->is_vlek ? "VLEK" : "VCEK", g,
+		                  vek->is_vlek ? "ASVK" : "ASK");
 	return 0;
 }
 
 static int tcb_equal(const struct snp_tcb *rep, const struct snp_tcb *cert, enum snp_gen gen)
 {
-	if (rep->bootloader != cert->bootloader || rep->tee != cert->tee ||
-	    rep->snp != cert->snp || rep->microcode != cert->microcode)
+	if (rep->bootloader != cert->bootloader || rep->tee != cert->tee || rep->snp != cert->snp ||
+	    rep->microcode != cert->microcode)
 		return 0;
 	if (gen == SNP_GEN_TURIN && (!cert->has_fmc || rep->fmc != cert->fmc))
 		return 0;
@@ -598,11 +598,11 @@ int snp_report_verify(const struct snp_report *r, const struct snp_vek *vek, str
 	}
 	if (!tcb_equal(&r->reported_tcb, &vek->tcb, r->gen))
 		return err_set(err,
-			       "report reported_tcb (bl %u tee %u snp %u ucode %u) differs from "
-			       "the %s TCB (bl %u tee %u snp %u ucode %u)",
-			       r->reported_tcb.bootloader, r->reported_tcb.tee, r->reported_tcb.snp,
-			       r->reported_tcb.microcode, vek->is_vlek ? "VLEK" : "VCEK",
-			       vek->tcb.bootloader, vek->tcb.tee, vek->tcb.snp, vek->tcb.microcode);
+		               "report reported_tcb (bl %u tee %u snp %u ucode %u) differs from "
+		               "the %s TCB (bl %u tee %u snp %u ucode %u)",
+		               r->reported_tcb.bootloader, r->reported_tcb.tee, r->reported_tcb.snp,
+		               r->reported_tcb.microcode, vek->is_vlek ? "VLEK" : "VCEK",
+		               vek->tcb.bootloader, vek->tcb.tee, vek->tcb.snp, vek->tcb.microcode);
 	for (int i = 0; i < 48; i++) {
 		rb[i] = r->raw[0x2A0 + 47 - i];
 		sb[i] = r->raw[0x2E8 + 47 - i];
@@ -630,9 +630,10 @@ int snp_report_verify(const struct snp_report *r, const struct snp_vek *vek, str
 	ECDSA_SIG_free(sig);
 	if (!ok)
 		return err_set(err, "SNP report signature does not verify with the %s",
-			       vek->is_vlek ? "VLEK" : "VCEK");
+		               vek->is_vlek ? "VLEK" : "VCEK");
 	if (r->vmpl != 0)
-		return err_set(err, "SNP report comes from VMPL %u; only VMPL 0 is accepted", r->vmpl);
+		return err_set(err, "SNP report comes from VMPL %u; only VMPL 0 is accepted",
+		               r->vmpl);
 	return 0;
 }
 
@@ -648,7 +649,7 @@ void snp_tcb_prefix(const struct snp_report *r, char *out, size_t cap)
 {
 	const struct snp_tcb *t = &r->reported_tcb;
 	int n = snprintf(out, cap, "bl%02u_tee%02u_snp%02u_ucode%02u", t->bootloader, t->tee,
-			 t->snp, t->microcode);
+	                 t->snp, t->microcode);
 	if (r->gen == SNP_GEN_TURIN && n > 0 && (size_t)n < cap)
 		snprintf(out + n, cap - (size_t)n, "_fmc%02u", t->fmc);
 }
@@ -660,6 +661,7 @@ void snp_kds_query(const struct snp_report *r, char *out, size_t cap)
 	if (r->gen == SNP_GEN_TURIN)
 		n = snprintf(out, cap, "fmcSPL=%02u&", t->fmc);
 	if (n >= 0 && (size_t)n < cap)
-		snprintf(out + n, cap - (size_t)n, "blSPL=%02u&teeSPL=%02u&snpSPL=%02u&ucodeSPL=%02u",
-			 t->bootloader, t->tee, t->snp, t->microcode);
+		snprintf(out + n, cap - (size_t)n,
+		         "blSPL=%02u&teeSPL=%02u&snpSPL=%02u&ucodeSPL=%02u", t->bootloader, t->tee,
+		         t->snp, t->microcode);
 }

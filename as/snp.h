@@ -35,16 +35,16 @@ struct snp_report {
 	uint8_t cpuid_fam, cpuid_mod, cpuid_step;
 	enum snp_gen gen;
 	struct snp_tcb current_tcb, reported_tcb, committed_tcb, launch_tcb;
-	const uint8_t *report_data;  /* 64, into raw */
-	const uint8_t *measurement;  /* 48 */
-	const uint8_t *host_data;    /* 32 */
-	const uint8_t *chip_id;	     /* 64 */
+	const uint8_t *report_data; /* 64, into raw */
+	const uint8_t *measurement; /* 48 */
+	const uint8_t *host_data;   /* 32 */
+	const uint8_t *chip_id;     /* 64 */
 };
 
 /* Parse the ABI form. The generation comes from the CPUID fields (report v3+); for older
  * reports pass a hint (SNP_GEN_UNKNOWN = take it from the VEK later). */
 int snp_report_parse(const uint8_t *buf, size_t len, enum snp_gen hint, struct snp_report *out,
-		     struct err *err);
+                     struct err *err);
 /* Rebuild the ABI form from the sev-crate JSON object and parse it. */
 int snp_report_from_json(const json_t *j, struct snp_report *out, struct err *err);
 
@@ -71,8 +71,8 @@ void snp_vek_free(struct snp_vek *v);
 /* Verify VEK -> ASK (or ASVK for a VLEK) -> ARK against the built-in roots of `gen`, each
  * certificate valid at `now` (0 = skip the time check). `ark_in`/`ask_in` (may be NULL)
  * are certificates the evidence supplied; a supplied ARK must equal the built-in one. */
-int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in,
-			 X509 *ask_in, time_t now, struct err *err);
+int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in, X509 *ask_in,
+                         time_t now, struct err *err);
 /* Report signature by the VEK, chip id and TCB bound to the VEK, VMPL 0. */
 int snp_report_verify(const struct snp_report *r, const struct snp_vek *vek, struct err *err);
 

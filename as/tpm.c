@@ -82,9 +82,10 @@ int tpm_attest_parse(const uint8_t *buf, size_t len, struct tpm_attest *out, str
 	out->firmware_version = rd_u64(&r);
 	uint32_t count = rd_be(&r, 4);
 	if (!r.bad && count != 1)
-		return err_set(err, "TPM quote selects %u PCR banks; exactly one SHA-256 bank is "
-				    "accepted",
-			       count);
+		return err_set(err,
+		               "TPM quote selects %u PCR banks; exactly one SHA-256 bank is "
+		               "accepted",
+		               count);
 	out->pcr_hash_alg = (uint16_t)rd_be(&r, 2);
 	size_t sel_len = rd_be(&r, 1);
 	const uint8_t *sel = rd_bytes(&r, sel_len);
@@ -105,7 +106,7 @@ int tpm_attest_parse(const uint8_t *buf, size_t len, struct tpm_attest *out, str
 	}
 	if (out->pcr_digest_len != 32)
 		return err_set(err, "TPM quote PCR digest is %zu bytes, expected 32",
-			       out->pcr_digest_len);
+		               out->pcr_digest_len);
 	return 0;
 }
 
@@ -138,7 +139,8 @@ static int verify_sig(struct tpm_quote *q, EVP_PKEY *ak, struct err *err)
 			if (r.bad)
 				return err_set(err, "TPMT_SIGNATURE (ECDSA) is truncated");
 			ECDSA_SIG *es = ECDSA_SIG_new();
-			BIGNUM *br = BN_bin2bn(rp, (int)rl, NULL), *bs = BN_bin2bn(sp, (int)sl, NULL);
+			BIGNUM *br = BN_bin2bn(rp, (int)rl, NULL),
+			       *bs = BN_bin2bn(sp, (int)sl, NULL);
 			if (es == NULL || br == NULL || bs == NULL || !ECDSA_SIG_set0(es, br, bs)) {
 				BN_free(br);
 				BN_free(bs);
@@ -150,8 +152,8 @@ static int verify_sig(struct tpm_quote *q, EVP_PKEY *ak, struct err *err)
 			sig = der;
 			siglen = der_len > 0 ? (size_t)der_len : 0;
 		} else {
-			return err_set(err, "TPM signature scheme 0x%04x does not fit the AK's key type",
-				       alg);
+			return err_set(
+			    err, "TPM signature scheme 0x%04x does not fit the AK's key type", alg);
 		}
 		if (r.bad || sig == NULL) {
 			OPENSSL_free(der);
@@ -184,7 +186,7 @@ int tpm_quote_verify(struct tpm_quote *q, EVP_PKEY *ak, struct err *err)
 		return -1;
 	if (q->n_pcrs != q->attest.n_selected)
 		return err_set(err, "evidence carries %zu PCR values but the quote selects %zu",
-			       q->n_pcrs, q->attest.n_selected);
+		               q->n_pcrs, q->attest.n_selected);
 	for (int i = 0; i < TPM_MAX_PCRS; i++)
 		if (q->attest.pcr_selected[i])
 			q->pcr_index[k++] = i;
@@ -193,12 +195,13 @@ int tpm_quote_verify(struct tpm_quote *q, EVP_PKEY *ak, struct err *err)
 	if (EVP_Digest(concat, 32 * q->n_pcrs, digest, NULL, EVP_sha256(), NULL) != 1)
 		return err_set(err, "SHA-256 failed");
 	if (memcmp(digest, q->attest.pcr_digest, 32) != 0)
-		return err_set(err, "PCR values in the evidence do not match the quoted PCR digest");
+		return err_set(err,
+		               "PCR values in the evidence do not match the quoted PCR digest");
 	return 0;
 }
 
 int tpm_check_nonce(const struct tpm_quote *q, const uint8_t *rd, size_t rdlen, int resize32,
-		    struct err *err)
+                    struct err *err)
 {
 	uint8_t want[32];
 
@@ -210,9 +213,10 @@ int tpm_check_nonce(const struct tpm_quote *q, const uint8_t *rd, size_t rdlen, 
 		rdlen = 32;
 	}
 	if (q->attest.extra_data_len != rdlen || memcmp(q->attest.extra_data, rd, rdlen) != 0)
-		return err_set(err, "TPM quote nonce (extraData, %zu bytes) does not match the "
-				    "expected report data",
-			       q->attest.extra_data_len);
+		return err_set(err,
+		               "TPM quote nonce (extraData, %zu bytes) does not match the "
+		               "expected report data",
+		               q->attest.extra_data_len);
 	return 0;
 }
 
@@ -230,9 +234,10 @@ int tpm_check_pcr8(const struct tpm_quote *q, const uint8_t *hash, size_t len, s
 	const uint8_t *pcr8 = tpm_pcr(q, 8);
 
 	if (len != 32)
-		return err_set(err, "init-data hash is %zu bytes; PCR8 binding needs a 32-byte "
-				    "SHA-256 digest",
-			       len);
+		return err_set(err,
+		               "init-data hash is %zu bytes; PCR8 binding needs a 32-byte "
+		               "SHA-256 digest",
+		               len);
 	if (pcr8 == NULL)
 		return err_set(err, "the TPM quote does not include PCR8, which binds init data");
 	memset(buf, 0, 32);
@@ -256,7 +261,7 @@ void tpm_pcr_claims(const struct tpm_quote *q, json_t *obj)
 }
 
 int tpm_json_bytes(const json_t *v, enum tpm_json_form form, uint8_t **out, size_t *len,
-		   struct err *err)
+                   struct err *err)
 {
 	*out = NULL;
 	*len = 0;
@@ -268,7 +273,8 @@ int tpm_json_bytes(const json_t *v, enum tpm_json_form form, uint8_t **out, size
 		*out = malloc(n ? n : 1);
 		if (*out == NULL)
 			return err_set(err, "out of memory");
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			json_int_t b = json_integer_value(e);
 			if (!json_is_integer(e) || b < 0 || b > 255) {
 				free(*out);
@@ -282,19 +288,19 @@ int tpm_json_bytes(const json_t *v, enum tpm_json_form form, uint8_t **out, size
 	}
 	if (!json_is_string(v))
 		return err_set(err, "expected a %s string",
-			       form == TPM_JSON_HEX_RAW ? "hex" : "base64");
+		               form == TPM_JSON_HEX_RAW ? "hex" : "base64");
 	if (form == TPM_JSON_HEX_RAW)
 		return hex_decode(json_string_value(v), json_string_length(v), out, len) < 0
-			       ? err_set(err, "not valid hex")
-			       : 0;
+		           ? err_set(err, "not valid hex")
+		           : 0;
 	return b64_decode(json_string_value(v), json_string_length(v), B64_STD | B64_LENIENT, out,
-			  len) < 0
-		       ? err_set(err, "not valid base64")
-		       : 0;
+	                  len) < 0
+	           ? err_set(err, "not valid base64")
+	           : 0;
 }
 
 int tpm_quote_from_json(const json_t *j, enum tpm_json_form form, struct tpm_quote *q,
-			struct err *err)
+                        struct err *err)
 {
 	json_t *pcrs = json_object_get(j, "pcrs");
 	size_t i;
@@ -305,19 +311,20 @@ int tpm_quote_from_json(const json_t *j, enum tpm_json_form form, struct tpm_quo
 	if (!json_is_object(j))
 		return err_set(err, "TPM quote must be an object with signature, message and pcrs");
 	if (tpm_json_bytes(json_object_get(j, "signature"), form, &q->signature, &q->signature_len,
-			   err) < 0)
+	                   err) < 0)
 		return err_prefix(err, "TPM quote signature");
-	if (tpm_json_bytes(json_object_get(j, "message"), form, &q->message, &q->message_len,
-			   err) < 0) {
+	if (tpm_json_bytes(json_object_get(j, "message"), form, &q->message, &q->message_len, err) <
+	    0) {
 		tpm_quote_free(q);
 		return err_prefix(err, "TPM quote message");
 	}
 	if (!json_is_array(pcrs) || json_array_size(pcrs) > TPM_MAX_PCRS) {
 		tpm_quote_free(q);
 		return err_set(err, "TPM quote pcrs must be an array of at most %d values",
-			       TPM_MAX_PCRS);
+		               TPM_MAX_PCRS);
 	}
-	json_array_foreach(pcrs, i, e) {
+	json_array_foreach(pcrs, i, e)
+	{
 		uint8_t *b;
 		size_t n;
 		/* PCR values are hex in both string forms */
@@ -326,7 +333,8 @@ int tpm_quote_from_json(const json_t *j, enum tpm_json_form form, struct tpm_quo
 			if (b != NULL)
 				free(b);
 			tpm_quote_free(q);
-			return err_set(err, "TPM quote pcrs[%zu] is not a 32-byte SHA-256 value", i);
+			return err_set(err, "TPM quote pcrs[%zu] is not a 32-byte SHA-256 value",
+			               i);
 		}
 		memcpy(q->pcrs[i], b, 32);
 		free(b);

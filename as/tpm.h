@@ -23,7 +23,7 @@ struct tpm_attest {
 	size_t extra_data_len;
 	uint64_t clock, firmware_version;
 	uint32_t reset_count, restart_count;
-	uint16_t pcr_hash_alg; /* TPM_ALG_SHA256 = 0x000b for the one bank we accept */
+	uint16_t pcr_hash_alg;              /* TPM_ALG_SHA256 = 0x000b for the one bank we accept */
 	uint8_t pcr_selected[TPM_MAX_PCRS]; /* 1 if PCR i is in the quote */
 	size_t n_selected;
 	const uint8_t *pcr_digest;
@@ -52,7 +52,7 @@ void tpm_quote_free(struct tpm_quote *q);
 int tpm_quote_verify(struct tpm_quote *q, EVP_PKEY *ak, struct err *err);
 /* Nonce binding: exact (az-*) or resized to 32 bytes (tpm). */
 int tpm_check_nonce(const struct tpm_quote *q, const uint8_t *rd, size_t rdlen, int resize32,
-		    struct err *err);
+                    struct err *err);
 /* PCR8 == SHA-256(32 zero bytes || hash); hash must be 32 bytes. */
 int tpm_check_pcr8(const struct tpm_quote *q, const uint8_t *hash, size_t len, struct err *err);
 /* Adds "pcrNN": hex for every quoted PCR into obj. */
@@ -60,18 +60,17 @@ void tpm_pcr_claims(const struct tpm_quote *q, json_t *obj);
 /* Pointer to PCR n's value or NULL. */
 const uint8_t *tpm_pcr(const struct tpm_quote *q, int n);
 
-
 /* How a quote's byte fields are spelled in an evidence document. */
 enum tpm_json_form {
-	TPM_JSON_B64_TPMT,   /* tpm: base64 strings, signature is a TPMT_SIGNATURE */
-	TPM_JSON_HEX_RAW,    /* az-* v1/v2: hex strings, raw RSA signature */
-	TPM_JSON_BYTES_RAW,  /* az-* v0: arrays of byte values, raw RSA signature */
+	TPM_JSON_B64_TPMT,  /* tpm: base64 strings, signature is a TPMT_SIGNATURE */
+	TPM_JSON_HEX_RAW,   /* az-* v1/v2: hex strings, raw RSA signature */
+	TPM_JSON_BYTES_RAW, /* az-* v0: arrays of byte values, raw RSA signature */
 };
 /* Decode {"signature", "message", "pcrs"} into q (owned buffers; tpm_quote_free). */
 int tpm_quote_from_json(const json_t *j, enum tpm_json_form form, struct tpm_quote *q,
-			struct err *err);
+                        struct err *err);
 /* Decode a byte field in one of the forms above (also used for HCL reports). */
 int tpm_json_bytes(const json_t *v, enum tpm_json_form form, uint8_t **out, size_t *len,
-		   struct err *err);
+                   struct err *err);
 
 #endif

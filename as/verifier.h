@@ -19,19 +19,19 @@
 #define VERIFIER_MAX_CLAIMS 32
 
 struct verify_request {
-	const json_t *evidence; /* the evidence JSON document (already b64url-decoded) */
+	const json_t *evidence;     /* the evidence JSON document (already b64url-decoded) */
 	const uint8_t *report_data; /* expected report data, NULL = not provided */
 	size_t report_data_len;
 	const uint8_t *init_data_hash; /* expected init-data hash, NULL = not provided */
 	size_t init_data_hash_len;
-	time_t now;		/* verification time; 0 = current time */
-	const json_t *options;	/* tool/test overrides, e.g. {"collateral": "bundle.json",
-				   "vcek": "vcek.der"}; NULL = none */
+	time_t now;            /* verification time; 0 = current time */
+	const json_t *options; /* tool/test overrides, e.g. {"collateral": "bundle.json",
+	                          "vcek": "vcek.der"}; NULL = none */
 };
 
 struct verifier_claims {
 	char tee_class[16]; /* "cpu", "gpu", "switch", "ppcie", "dcu" */
-	json_t *claims;	    /* owned; includes "report_data"/"init_data" strings when bound */
+	json_t *claims;     /* owned; includes "report_data"/"init_data" strings when bound */
 };
 
 struct verify_result {
@@ -45,8 +45,7 @@ struct verifier {
 	 * May be NULL. Must be idempotent. */
 	int (*init)(const json_t *verifier_config, struct err *err);
 	/* Thread-safe. Returns 0 and fills out, or -1 with a precise reason in err. */
-	int (*verify)(const struct verify_request *req, struct verify_result *out,
-		      struct err *err);
+	int (*verify)(const struct verify_request *req, struct verify_result *out, struct err *err);
 };
 
 /* Lookup by TEE name; NULL if no verifier is built for it. */

@@ -30,7 +30,8 @@ char *file_read_all(const char *path, size_t *len, struct err *err)
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size > CONFIG_MAX_BYTES) {
 		fclose(f);
-		err_set(err, "%s is not a regular file of at most %u bytes", path, CONFIG_MAX_BYTES);
+		err_set(err, "%s is not a regular file of at most %u bytes", path,
+		        CONFIG_MAX_BYTES);
 		return NULL;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -68,7 +69,8 @@ json_t *config_load(const char *path, struct err *err)
 		json_error_t je;
 		root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 		if (root == NULL)
-			err_set(err, "%s: line %d, column %d: %s", path, je.line, je.column, je.text);
+			err_set(err, "%s: line %d, column %d: %s", path, je.line, je.column,
+			        je.text);
 	}
 	free(text);
 	if (root != NULL && !json_is_object(root)) {
@@ -92,7 +94,7 @@ json_t *config_get(const json_t *root, const char *dotted)
 }
 
 int config_string(const json_t *root, const char *dotted, const char *def, const char **out,
-		  struct err *err)
+                  struct err *err)
 {
 	json_t *v = config_get(root, dotted);
 	if (v == NULL || json_is_null(v)) {
@@ -106,7 +108,7 @@ int config_string(const json_t *root, const char *dotted, const char *def, const
 }
 
 int config_int(const json_t *root, const char *dotted, long long def, long long *out,
-	       struct err *err)
+               struct err *err)
 {
 	json_t *v = config_get(root, dotted);
 	if (v == NULL || json_is_null(v)) {

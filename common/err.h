@@ -14,7 +14,7 @@
 #define ERR_MSG_MAX 1024
 
 struct err {
-	int code;		/* optional module-specific kind, 0 if unused */
+	int code; /* optional module-specific kind, 0 if unused */
 	char msg[ERR_MSG_MAX];
 };
 

@@ -48,9 +48,9 @@ size_t hash_len(enum hash_alg alg)
 size_t hash_digest(enum hash_alg alg, const void *buf, size_t len, uint8_t out[HASH_MAX])
 {
 	const EVP_MD *md = alg == HASH_SHA256   ? EVP_sha256()
-			   : alg == HASH_SHA384 ? EVP_sha384()
-			   : alg == HASH_SHA512 ? EVP_sha512()
-						: NULL;
+	                   : alg == HASH_SHA384 ? EVP_sha384()
+	                   : alg == HASH_SHA512 ? EVP_sha512()
+	                                        : NULL;
 	unsigned int n = 0;
 
 	if (md == NULL || EVP_Digest(buf, len, out, &n, md, NULL) != 1)

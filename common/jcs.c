@@ -104,7 +104,7 @@ static int put_double(struct buf *b, double d)
 			mant[m++] = *p;
 	mant[m] = '\0';
 	exp10 = atoi(p + 1); /* value = 0.mant * 10^(exp10+1) */
-	n = exp10 + 1;	     /* position of the decimal point, as in ECMAScript's n */
+	n = exp10 + 1;       /* position of the decimal point, as in ECMAScript's n */
 	int k = (int)m;
 	size_t o = 0;
 	if (neg)
@@ -130,7 +130,7 @@ static int put_double(struct buf *b, double d)
 			memcpy(out + o, mant + 1, (size_t)(k - 1)), o += (size_t)(k - 1);
 		}
 		o += (size_t)snprintf(out + o, sizeof(out) - o, "e%c%d", n - 1 >= 0 ? '+' : '-',
-				      abs(n - 1));
+		                      abs(n - 1));
 	}
 	put(b, out, o);
 	return 0;
@@ -145,8 +145,8 @@ static int utf16_cmp(const char *a, const char *b)
 		x++, y++;
 	if (*x == *y)
 		return 0;
-	int xs = *x >= 0xF0, ys = *y >= 0xF0;	/* starts a supplementary character */
-	int xh = *x == 0xEE || *x == 0xEF;	/* U+E000..U+FFFF */
+	int xs = *x >= 0xF0, ys = *y >= 0xF0; /* starts a supplementary character */
+	int xh = *x == 0xEE || *x == 0xEF;    /* U+E000..U+FFFF */
 	int yh = *y == 0xEE || *y == 0xEF;
 	if (xs && yh)
 		return -1;

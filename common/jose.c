@@ -18,12 +18,12 @@
 #include "jose.h"
 
 static int member_bytes(const json_t *jwk, const char *k, uint8_t **out, size_t *len,
-			struct err *err)
+                        struct err *err)
 {
 	json_t *v = json_object_get(jwk, k);
 	if (!json_is_string(v) ||
 	    b64_decode(json_string_value(v), json_string_length(v), B64_URL | B64_LENIENT, out,
-		       len) < 0 ||
+	               len) < 0 ||
 	    *len == 0)
 		return err_set(err, "JWK member `%s` must be non-empty base64url", k);
 	return 0;
@@ -172,7 +172,7 @@ static size_t ec_size(const EVP_PKEY *pk, const char **crv)
 	char group[64] = "";
 	size_t gl = 0;
 	if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-					   &gl) != 1)
+	                                   &gl) != 1)
 		return 0;
 	if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0) {
 		*crv = "P-256";
@@ -224,7 +224,8 @@ json_t *jwk_from_pkey(const EVP_PKEY *pkey, int include_private, struct err *err
 		json_object_set_new(j, "x", bn_member(pkey, OSSL_PKEY_PARAM_EC_PUB_X, size));
 		json_object_set_new(j, "y", bn_member(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, size));
 		if (include_private)
-			json_object_set_new(j, "d", bn_member(pkey, OSSL_PKEY_PARAM_PRIV_KEY, size));
+			json_object_set_new(j, "d",
+			                    bn_member(pkey, OSSL_PKEY_PARAM_PRIV_KEY, size));
 	} else if (id == EVP_PKEY_RSA) {
 		json_object_set_new(j, "kty", json_string("RSA"));
 		json_object_set_new(j, "n", bn_member(pkey, OSSL_PKEY_PARAM_RSA_N, 0));
@@ -320,18 +321,18 @@ EVP_PKEY *pem_read_public_key(const char *path, struct err *err)
 
 struct jws_alg {
 	const char *name;
-	int key_type;	     /* EVP_PKEY_EC / RSA / ED25519 */
-	const char *md;	     /* NULL for EdDSA */
-	size_t ec_size;	     /* coordinate size for ES* */
+	int key_type;   /* EVP_PKEY_EC / RSA / ED25519 */
+	const char *md; /* NULL for EdDSA */
+	size_t ec_size; /* coordinate size for ES* */
 	int pss;
 };
 
 static const struct jws_alg jws_algs[] = {
-	{"ES256", EVP_PKEY_EC, "SHA256", 32, 0},  {"ES384", EVP_PKEY_EC, "SHA384", 48, 0},
-	{"ES512", EVP_PKEY_EC, "SHA512", 66, 0},  {"RS256", EVP_PKEY_RSA, "SHA256", 0, 0},
-	{"RS384", EVP_PKEY_RSA, "SHA384", 0, 0},  {"RS512", EVP_PKEY_RSA, "SHA512", 0, 0},
-	{"PS256", EVP_PKEY_RSA, "SHA256", 0, 1},  {"PS384", EVP_PKEY_RSA, "SHA384", 0, 1},
-	{"PS512", EVP_PKEY_RSA, "SHA512", 0, 1},  {"EdDSA", EVP_PKEY_ED25519, NULL, 0, 0},
+    {"ES256", EVP_PKEY_EC, "SHA256", 32, 0}, {"ES384", EVP_PKEY_EC, "SHA384", 48, 0},
+    {"ES512", EVP_PKEY_EC, "SHA512", 66, 0}, {"RS256", EVP_PKEY_RSA, "SHA256", 0, 0},
+    {"RS384", EVP_PKEY_RSA, "SHA384", 0, 0}, {"RS512", EVP_PKEY_RSA, "SHA512", 0, 0},
+    {"PS256", EVP_PKEY_RSA, "SHA256", 0, 1}, {"PS384", EVP_PKEY_RSA, "SHA384", 0, 1},
+    {"PS512", EVP_PKEY_RSA, "SHA512", 0, 1}, {"EdDSA", EVP_PKEY_ED25519, NULL, 0, 0},
 };
 
 /* The algorithm, if it exists and fits the key (the key pins it, never the token). */
@@ -354,7 +355,7 @@ static const struct jws_alg *alg_for(const char *name, EVP_PKEY *key, struct err
 }
 
 static int sign_bytes(const struct jws_alg *a, EVP_PKEY *key, const uint8_t *in, size_t inlen,
-		      uint8_t **sig, size_t *siglen, struct err *err)
+                      uint8_t **sig, size_t *siglen, struct err *err)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -364,7 +365,7 @@ static int sign_bytes(const struct jws_alg *a, EVP_PKEY *key, const uint8_t *in,
 
 	if (md == NULL || EVP_DigestSignInit_ex(md, &pctx, a->md, NULL, NULL, key, NULL) != 1 ||
 	    (a->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-			EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)) ||
+	                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)) ||
 	    EVP_DigestSign(md, NULL, &dl, in, inlen) != 1 || (der = malloc(dl)) == NULL ||
 	    EVP_DigestSign(md, der, &dl, in, inlen) != 1) {
 		err_set(err, "signing failed");
@@ -399,7 +400,7 @@ out:
 }
 
 static int verify_bytes(const struct jws_alg *a, EVP_PKEY *key, const uint8_t *in, size_t inlen,
-			const uint8_t *sig, size_t siglen)
+                        const uint8_t *sig, size_t siglen)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -427,7 +428,7 @@ static int verify_bytes(const struct jws_alg *a, EVP_PKEY *key, const uint8_t *i
 	}
 	if (md != NULL && EVP_DigestVerifyInit_ex(md, &pctx, a->md, NULL, NULL, key, NULL) == 1 &&
 	    (!a->pss || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-			 EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
+	                 EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
 	    EVP_DigestVerify(md, sig, siglen, in, inlen) == 1)
 		ok = 1;
 out:
@@ -445,7 +446,7 @@ static char *b64url_json(const json_t *j)
 }
 
 char *jws_sign(const json_t *header, const json_t *payload, EVP_PKEY *key, const char *alg,
-	       struct err *err)
+               struct err *err)
 {
 	const struct jws_alg *a = alg_for(alg, key, err);
 	char *h = NULL, *p = NULL, *s = NULL, *out = NULL;
@@ -526,8 +527,8 @@ int jws_decode_unverified(const char *token, json_t **header, json_t **payload, 
 	return 0;
 }
 
-int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **header,
-	       json_t **payload, struct err *err)
+int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **header, json_t **payload,
+               struct err *err)
 {
 	const struct jws_alg *a = alg_for(alg, key, err);
 	json_t *h = NULL, *p = NULL;
@@ -541,8 +542,8 @@ int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **heade
 		return -1;
 	const char *halg = json_string_value(json_object_get(h, "alg"));
 	if (halg == NULL || strcmp(halg, a->name) != 0) {
-		err_set(err, "JWT header alg \"%s\" is not the key's algorithm %s", halg ? halg : "",
-			a->name);
+		err_set(err, "JWT header alg \"%s\" is not the key's algorithm %s",
+		        halg ? halg : "", a->name);
 		goto out;
 	}
 	const char *d2 = strrchr(token, '.');
@@ -587,15 +588,15 @@ static int concat_kdf(const uint8_t *z, size_t zlen, const char *alg, uint8_t ke
 	memcpy(buf + o, z, zlen), o += zlen;
 	buf[o++] = 0, buf[o++] = 0, buf[o++] = 0, buf[o++] = (uint8_t)al;
 	memcpy(buf + o, alg, al), o += al;
-	memset(buf + o, 0, 8), o += 8;			/* apu, apv lengths */
-	memcpy(buf + o, "\0\0\1\0", 4), o += 4;		/* keydatalen = 256 bits */
+	memset(buf + o, 0, 8), o += 8;          /* apu, apv lengths */
+	memcpy(buf + o, "\0\0\1\0", 4), o += 4; /* keydatalen = 256 bits */
 	int ok = EVP_Digest(buf, o, kek, NULL, EVP_sha256(), NULL) == 1;
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return ok ? 0 : -1;
 }
 
 static int aes_kw(int wrap, const uint8_t kek[32], const uint8_t *in, size_t inlen, uint8_t *out,
-		  size_t *outlen)
+                  size_t *outlen)
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int l1 = 0, l2 = 0, ok = 0;
@@ -615,13 +616,13 @@ static int ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t *z, size_t *zlen)
 {
 	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(priv, NULL);
 	int ok = c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_derive_set_peer(c, peer) == 1 &&
-		 EVP_PKEY_derive(c, z, zlen) == 1;
+	         EVP_PKEY_derive(c, z, zlen) == 1;
 	EVP_PKEY_CTX_free(c);
 	return ok ? 0 : -1;
 }
 
 static int gcm(int enc, const uint8_t *key, const uint8_t *iv, const char *aad, const uint8_t *in,
-	       size_t inlen, uint8_t *out, uint8_t *tag)
+               size_t inlen, uint8_t *out, uint8_t *tag)
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int l = 0, ok = 0;
@@ -648,20 +649,20 @@ out:
 static EVP_PKEY *ec_generate(const char *crv)
 {
 	return EVP_PKEY_Q_keygen(NULL, NULL, "EC",
-				 strcmp(crv, "P-256") == 0 ? "prime256v1" : "secp521r1");
+	                         strcmp(crv, "P-256") == 0 ? "prime256v1" : "secp521r1");
 }
 
-static int rsa_crypt(int enc, EVP_PKEY *k, int oaep, const uint8_t *in, size_t inlen,
-		     uint8_t *out, size_t *outlen)
+static int rsa_crypt(int enc, EVP_PKEY *k, int oaep, const uint8_t *in, size_t inlen, uint8_t *out,
+                     size_t *outlen)
 {
 	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
 	int ok = c != NULL && (enc ? EVP_PKEY_encrypt_init(c) : EVP_PKEY_decrypt_init(c)) == 1 &&
-		 EVP_PKEY_CTX_set_rsa_padding(c, oaep ? RSA_PKCS1_OAEP_PADDING : RSA_PKCS1_PADDING) ==
-			 1 &&
-		 (!oaep || (EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) == 1 &&
-			    EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1)) &&
-		 (enc ? EVP_PKEY_encrypt(c, out, outlen, in, inlen)
-		      : EVP_PKEY_decrypt(c, out, outlen, in, inlen)) == 1;
+	         EVP_PKEY_CTX_set_rsa_padding(c, oaep ? RSA_PKCS1_OAEP_PADDING
+	                                              : RSA_PKCS1_PADDING) == 1 &&
+	         (!oaep || (EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) == 1 &&
+	                    EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1)) &&
+	         (enc ? EVP_PKEY_encrypt(c, out, outlen, in, inlen)
+	              : EVP_PKEY_decrypt(c, out, outlen, in, inlen)) == 1;
 	EVP_PKEY_CTX_free(c);
 	return ok ? 0 : -1;
 }
@@ -701,7 +702,8 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 		if ((peer = jwk_to_pkey(tee_pubkey, err)) == NULL)
 			goto done;
 		if ((eph = ec_generate(crv)) == NULL || ecdh(eph, peer, z, &zlen) < 0 ||
-		    concat_kdf(z, zlen, alg, kek) < 0 || aes_kw(1, kek, cek, sizeof(cek), ek, &eklen) < 0) {
+		    concat_kdf(z, zlen, alg, kek) < 0 ||
+		    aes_kw(1, kek, cek, sizeof(cek), ek, &eklen) < 0) {
 			OPENSSL_cleanse(z, sizeof(z));
 			OPENSSL_cleanse(kek, sizeof(kek));
 			err_set(err, "ECDH-ES+A256KW key agreement failed");
@@ -714,14 +716,14 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 			goto done;
 		/* epk members sorted: crv, kty, x, y (§3.4) */
 		epk = json_pack("{s:O,s:O,s:O,s:O}", "crv", json_object_get(full, "crv"), "kty",
-				json_object_get(full, "kty"), "x", json_object_get(full, "x"), "y",
-				json_object_get(full, "y"));
+		                json_object_get(full, "kty"), "x", json_object_get(full, "x"), "y",
+		                json_object_get(full, "y"));
 		json_decref(full);
 		json_object_set_new(header, "alg", json_string(alg));
 		json_object_set_new(header, "enc", json_string("A256GCM"));
 		json_object_set_new(header, "epk", epk);
 	} else if (strcmp(kty, "RSA") == 0 &&
-		   (strcmp(alg, "RSA-OAEP-256") == 0 || strcmp(alg, "RSA1_5") == 0)) {
+	           (strcmp(alg, "RSA-OAEP-256") == 0 || strcmp(alg, "RSA1_5") == 0)) {
 		if ((peer = jwk_to_pkey(tee_pubkey, err)) == NULL)
 			goto done;
 		if (EVP_PKEY_get_bits(peer) > 4096 || EVP_PKEY_get_bits(peer) < 2048) {
@@ -729,7 +731,7 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 			goto done;
 		}
 		if (rsa_crypt(1, peer, strcmp(alg, "RSA-OAEP-256") == 0, cek, sizeof(cek), ek,
-			      &eklen) < 0) {
+		              &eklen) < 0) {
 			err_set(err, "RSA key encryption failed");
 			goto done;
 		}
@@ -737,7 +739,7 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 		json_object_set_new(header, "enc", json_string("A256GCM"));
 	} else {
 		err_set(err, "tee-pubkey kty %s with alg %s%s%s is not supported", kty, alg,
-			crv ? " on " : "", crv ? crv : "");
+		        crv ? " on " : "", crv ? crv : "");
 		goto done;
 	}
 	protected = b64url_json(header);
@@ -766,8 +768,8 @@ done:
 static int member_raw(const json_t *o, const char *k, uint8_t **b, size_t *n, struct err *err)
 {
 	json_t *v = json_object_get(o, k);
-	if (!json_is_string(v) || b64_decode(json_string_value(v), json_string_length(v), B64_URL,
-					     b, n) < 0)
+	if (!json_is_string(v) ||
+	    b64_decode(json_string_value(v), json_string_length(v), B64_URL, b, n) < 0)
 		return err_set(err, "JWE member `%s` must be base64url", k);
 	return 0;
 }
@@ -782,7 +784,8 @@ int jwe_decrypt(const json_t *jwe, EVP_PKEY *priv, uint8_t **plain, size_t *len,
 	int rc = -1;
 
 	*plain = NULL;
-	if (prot == NULL || (h = decode_segment(prot, strlen(prot), "protected header", err)) == NULL)
+	if (prot == NULL ||
+	    (h = decode_segment(prot, strlen(prot), "protected header", err)) == NULL)
 		goto out;
 	if (member_raw(jwe, "encrypted_key", &ek, &ekl, err) < 0 ||
 	    member_raw(jwe, "iv", &iv, &ivl, err) < 0 ||
@@ -805,8 +808,9 @@ int jwe_decrypt(const json_t *jwe, EVP_PKEY *priv, uint8_t **plain, size_t *len,
 			err_set(err, "cannot unwrap the content key");
 			goto out;
 		}
-	} else if (alg != NULL && (strcmp(alg, "RSA-OAEP-256") == 0 || strcmp(alg, "RSA1_5") == 0) &&
-		   EVP_PKEY_get_base_id(priv) == EVP_PKEY_RSA) {
+	} else if (alg != NULL &&
+	           (strcmp(alg, "RSA-OAEP-256") == 0 || strcmp(alg, "RSA1_5") == 0) &&
+	           EVP_PKEY_get_base_id(priv) == EVP_PKEY_RSA) {
 		if (rsa_crypt(0, priv, strcmp(alg, "RSA-OAEP-256") == 0, ek, ekl, cek, &cekl) < 0) {
 			err_set(err, "cannot decrypt the content key");
 			goto out;

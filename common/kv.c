@@ -26,9 +26,9 @@
 struct kv_backend {
 	const char *name;
 	int (*set)(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-		   int overwrite, unsigned ttl, struct err *err);
+	           int overwrite, unsigned ttl, struct err *err);
 	int (*get)(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-		   int take, struct err *err);
+	           int take, struct err *err);
 	int (*del)(struct kv *kv, const char *ns, const char *key, struct err *err);
 	int (*list)(struct kv *kv, const char *ns, char ***keys, size_t *n, struct err *err);
 	void (*close)(struct kv *kv);
@@ -47,9 +47,9 @@ struct mem_entry {
 struct kv {
 	const struct kv_backend *be;
 	pthread_mutex_t mu;
-	char dir[512];		  /* local_fs / local_json */
-	struct mem_entry *mem;	  /* memory */
-	redisContext *rc;	  /* redis */
+	char dir[512];         /* local_fs / local_json */
+	struct mem_entry *mem; /* memory */
+	redisContext *rc;      /* redis */
 	char host[400], user[400], pass[400];
 	int port, db;
 };
@@ -105,7 +105,7 @@ static int mem_expired(const struct mem_entry *e)
 }
 
 static int mem_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-		   int overwrite, unsigned ttl, struct err *err)
+                   int overwrite, unsigned ttl, struct err *err)
 {
 	struct mem_entry **pp = mem_find(kv, ns, key), *e = *pp;
 	uint8_t *copy = malloc(len + 1);
@@ -140,7 +140,7 @@ static int mem_set(struct kv *kv, const char *ns, const char *key, const void *v
 }
 
 static int mem_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-		   int take, struct err *err)
+                   int take, struct err *err)
 {
 	struct mem_entry **pp = mem_find(kv, ns, key), *e = *pp;
 	if (e == NULL)
@@ -191,7 +191,8 @@ static int mem_list(struct kv *kv, const char *ns, char ***keys, size_t *n, stru
 {
 	size_t cap = 0;
 	for (struct mem_entry *e = kv->mem; e; e = e->next)
-		if (strcmp(e->ns, ns) == 0 && !mem_expired(e) && push_key(keys, n, &cap, e->key) < 0)
+		if (strcmp(e->ns, ns) == 0 && !mem_expired(e) &&
+		    push_key(keys, n, &cap, e->key) < 0)
 			return err_set(err, "out of memory");
 	return 0;
 }
@@ -205,8 +206,8 @@ static void mem_close(struct kv *kv)
 	}
 }
 
-static const struct kv_backend be_memory = {"Memory", mem_set, mem_get, mem_del, mem_list,
-					     mem_close, 0};
+static const struct kv_backend be_memory = {"Memory", mem_set,   mem_get, mem_del,
+                                            mem_list, mem_close, 0};
 
 /* ---- local_fs: <dir>/<ns>/<key with '/' as the 4 characters \x2F> ---- */
 
@@ -265,7 +266,8 @@ static int read_file(const char *path, uint8_t **val, size_t *len, struct err *e
 	struct stat st;
 
 	if (f == NULL)
-		return errno == ENOENT ? 1 : err_set(err, "cannot read %s: %s", path, strerror(errno));
+		return errno == ENOENT ? 1
+		                       : err_set(err, "cannot read %s: %s", path, strerror(errno));
 	if (fstat(fileno(f), &st) != 0) {
 		fclose(f);
 		return err_set(err, "cannot read %s", path);
@@ -284,7 +286,7 @@ static int read_file(const char *path, uint8_t **val, size_t *len, struct err *e
 }
 
 static int fs_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-		  int overwrite, unsigned ttl, struct err *err)
+                  int overwrite, unsigned ttl, struct err *err)
 {
 	char dir[700], path[1024];
 	struct stat st;
@@ -298,7 +300,7 @@ static int fs_set(struct kv *kv, const char *ns, const char *key, const void *va
 }
 
 static int fs_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-		  int take, struct err *err)
+                  int take, struct err *err)
 {
 	char path[1024];
 	fs_path(kv, ns, key, path, sizeof(path));
@@ -353,8 +355,8 @@ static void nop_close(struct kv *kv)
 {
 }
 
-static const struct kv_backend be_local_fs = {"LocalFs", fs_set, fs_get, fs_del, fs_list,
-					      nop_close, 1};
+static const struct kv_backend be_local_fs = {"LocalFs", fs_set,    fs_get, fs_del,
+                                              fs_list,   nop_close, 1};
 
 /* ---- local_json: <dir>/<ns> = {"key": "<base64url padded>"} ---- */
 
@@ -389,7 +391,7 @@ static int lj_store(const char *path, json_t *j, struct err *err)
 }
 
 static int lj_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-		  int overwrite, unsigned ttl, struct err *err)
+                  int overwrite, unsigned ttl, struct err *err)
 {
 	char path[1024];
 	json_t *j;
@@ -409,7 +411,7 @@ static int lj_set(struct kv *kv, const char *ns, const char *key, const void *va
 }
 
 static int lj_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-		  int take, struct err *err)
+                  int take, struct err *err)
 {
 	char path[1024];
 	json_t *j = lj_load(kv, ns, path, sizeof(path), err), *v;
@@ -421,9 +423,9 @@ static int lj_get(struct kv *kv, const char *ns, const char *key, uint8_t **val,
 		return 1;
 	}
 	int rc = b64_decode(json_string_value(v), json_string_length(v), B64_URL_PAD | B64_LENIENT,
-			    val, len) < 0
-			 ? err_set(err, "%s: value of %s is not base64url", path, key)
-			 : 0;
+	                    val, len) < 0
+	             ? err_set(err, "%s: value of %s is not base64url", path, key)
+	             : 0;
 	if (rc == 0 && take) {
 		json_object_del(j, key);
 		rc = lj_store(path, j, err);
@@ -455,7 +457,8 @@ static int lj_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struc
 	json_t *v, *j = lj_load(kv, ns, path, sizeof(path), err);
 	if (j == NULL)
 		return -1;
-	json_object_foreach(j, k, v) {
+	json_object_foreach(j, k, v)
+	{
 		if (push_key(keys, n, &cap, k) < 0) {
 			json_decref(j);
 			return err_set(err, "out of memory");
@@ -465,8 +468,8 @@ static int lj_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struc
 	return 0;
 }
 
-static const struct kv_backend be_local_json = {"LocalJson", lj_set, lj_get, lj_del, lj_list,
-						nop_close, 0};
+static const struct kv_backend be_local_json = {"LocalJson", lj_set,    lj_get, lj_del,
+                                                lj_list,     nop_close, 0};
 
 /* ---- redis: "<ns>:<key>" ---- */
 
@@ -480,7 +483,7 @@ static int redis_connect(struct kv *kv, struct err *err)
 	kv->rc = redisConnectWithTimeout(kv->host, kv->port, tv);
 	if (kv->rc == NULL || kv->rc->err) {
 		err_set(err, "redis at %s:%d unreachable: %s", kv->host, kv->port,
-			kv->rc ? kv->rc->errstr : "out of memory");
+		        kv->rc ? kv->rc->errstr : "out of memory");
 		redisFree(kv->rc);
 		kv->rc = NULL;
 		return -1;
@@ -488,14 +491,14 @@ static int redis_connect(struct kv *kv, struct err *err)
 	redisSetTimeout(kv->rc, tv);
 	if (kv->pass[0] != '\0') {
 		r = kv->user[0] ? redisCommand(kv->rc, "AUTH %s %s", kv->user, kv->pass)
-				: redisCommand(kv->rc, "AUTH %s", kv->pass);
+		                : redisCommand(kv->rc, "AUTH %s", kv->pass);
 		int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
 		freeReplyObject(r);
 		if (bad) {
 			redisFree(kv->rc);
 			kv->rc = NULL;
 			return err_set(err, "redis at %s:%d refused the credentials", kv->host,
-				       kv->port);
+			               kv->port);
 		}
 	}
 	if (kv->db != 0) {
@@ -507,7 +510,7 @@ static int redis_connect(struct kv *kv, struct err *err)
 
 /* Run a command; on a connection error, reconnect once and retry. */
 static redisReply *redis_cmd(struct kv *kv, struct err *err, int argc, const char **argv,
-			     const size_t *argvlen)
+                             const size_t *argvlen)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (redis_connect(kv, err) < 0)
@@ -534,7 +537,7 @@ static void redis_key(char *out, size_t cap, const char *ns, const char *key)
 }
 
 static int redis_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-		     int overwrite, unsigned ttl, struct err *err)
+                     int overwrite, unsigned ttl, struct err *err)
 {
 	char k[1024], ttls[16];
 	const char *argv[6] = {"SET", k, val};
@@ -563,7 +566,7 @@ static int redis_set(struct kv *kv, const char *ns, const char *key, const void 
 }
 
 static int redis_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-		     int take, struct err *err)
+                     int take, struct err *err)
 {
 	char k[1024];
 	redis_key(k, sizeof(k), ns, key);
@@ -640,8 +643,8 @@ static void redis_close(struct kv *kv)
 	kv->rc = NULL;
 }
 
-static const struct kv_backend be_redis = {"Redis", redis_set, redis_get, redis_del, redis_list,
-					   redis_close, 1};
+static const struct kv_backend be_redis = {"Redis",    redis_set,   redis_get, redis_del,
+                                           redis_list, redis_close, 1};
 
 /* redis://[user[:pass]@]host[:port][/db] */
 static int parse_redis_url(struct kv *kv, const char *url, struct err *err)
@@ -710,7 +713,7 @@ struct kv *kv_open_type(const char *type, const json_t *backends, struct err *er
 
 	if (be == NULL) {
 		err_set(err, "storage_type \"%s\" is not one of Memory, LocalFs, LocalJson, Redis",
-			type);
+		        type);
 		return NULL;
 	}
 	kv = calloc(1, sizeof(*kv));
@@ -722,11 +725,12 @@ struct kv *kv_open_type(const char *type, const json_t *backends, struct err *er
 		const char *sub = be == &be_local_fs ? "local_fs" : "local_json";
 		const char *key = be == &be_local_fs ? "dir_path" : "file_dir_path";
 		const char *def = be == &be_local_fs
-					  ? "/opt/confidential-containers/storage/local_fs"
-					  : "/opt/confidential-containers/storage/local_json";
+		                      ? "/opt/confidential-containers/storage/local_fs"
+		                      : "/opt/confidential-containers/storage/local_json";
 		json_t *o = json_object_get(backends, sub);
 		if (backends != NULL && o == NULL) {
-			err_set(err, "storage_backend.backends.%s is required for %s", sub, be->name);
+			err_set(err, "storage_backend.backends.%s is required for %s", sub,
+			        be->name);
 			kv_close(kv);
 			return NULL;
 		}
@@ -735,8 +739,8 @@ struct kv *kv_open_type(const char *type, const json_t *backends, struct err *er
 	} else if (be == &be_redis) {
 		const char *url = getenv("REDIS_URL");
 		if (url == NULL || *url == '\0')
-			url = json_string_value(json_object_get(json_object_get(backends, "redis"),
-								"url"));
+			url = json_string_value(
+			    json_object_get(json_object_get(backends, "redis"), "url"));
 		if (parse_redis_url(kv, url ? url : "redis://127.0.0.1:6379", err) < 0) {
 			kv_close(kv);
 			return NULL;
@@ -758,7 +762,7 @@ struct kv *kv_open(const json_t *cfg, struct err *err)
 		return NULL;
 	}
 	return kv_open_type(t ? json_string_value(t) : "Memory", json_object_get(cfg, "backends"),
-			    err);
+	                    err);
 }
 
 void kv_close(struct kv *kv)
@@ -783,13 +787,13 @@ static int check(struct kv *kv, const char *ns, const char *key, int is_set, str
 		return err_set(err, "empty storage key");
 	if (kv->be->validates_keys && !kv_key_valid(key))
 		return err_set(err, "storage key \"%s\" has characters outside [A-Za-z0-9._/-]",
-			       key);
+		               key);
 	(void)is_set;
 	return 0;
 }
 
 int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-	       int overwrite, unsigned ttl_seconds, struct err *err)
+               int overwrite, unsigned ttl_seconds, struct err *err)
 {
 	if (check(kv, ns, key, 1, err) < 0)
 		return -1;
@@ -800,13 +804,13 @@ int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, 
 }
 
 int kv_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-	   int overwrite, struct err *err)
+           int overwrite, struct err *err)
 {
 	return kv_set_ttl(kv, ns, key, val, len, overwrite, 0, err);
 }
 
 static int get_common(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-		      int take, struct err *err)
+                      int take, struct err *err)
 {
 	*val = NULL;
 	*len = 0;
@@ -819,13 +823,13 @@ static int get_common(struct kv *kv, const char *ns, const char *key, uint8_t **
 }
 
 int kv_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-	   struct err *err)
+           struct err *err)
 {
 	return get_common(kv, ns, key, val, len, 0, err);
 }
 
 int kv_take(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-	    struct err *err)
+            struct err *err)
 {
 	return get_common(kv, ns, key, val, len, 1, err);
 }

@@ -92,12 +92,14 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	         now.tv_nsec / 1000000);
 	if (json_format) {
 		char esc[8192];
 		json_escape(esc, sizeof(esc), msg);
-		fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"target\":\"%s\",\"msg\":\"%s\"}\n",
-			ts, level_names[lvl], prog, esc);
+		fprintf(stderr,
+		        "{\"ts\":\"%s\",\"level\":\"%s\",\"target\":\"%s\",\"msg\":\"%s\"}\n", ts,
+		        level_names[lvl], prog, esc);
 	} else {
 		fprintf(stderr, "[%s %-5s %s] %s\n", ts, level_names[lvl], prog, msg);
 	}

@@ -50,7 +50,7 @@ static int fail(struct p *p, int code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	return err_setc(p->err, code, "line %d, column %d: %s", p->line,
-			(int)(p->s - p->line_start) + 1, msg);
+	                (int)(p->s - p->line_start) + 1, msg);
 }
 
 static enum origin how_of(struct p *p, const json_t *t)
@@ -167,8 +167,11 @@ static int utf8_copy(struct p *p, char *out, size_t *o)
 {
 	const unsigned char *u = (const unsigned char *)p->s;
 	size_t left = (size_t)(p->end - p->s);
-	int n = u[0] < 0x80 ? 1 : (u[0] & 0xE0) == 0xC0 ? 2 : (u[0] & 0xF0) == 0xE0 ? 3
-				 : (u[0] & 0xF8) == 0xF0 ? 4 : 0;
+	int n = u[0] < 0x80             ? 1
+	        : (u[0] & 0xE0) == 0xC0 ? 2
+	        : (u[0] & 0xF0) == 0xE0 ? 3
+	        : (u[0] & 0xF8) == 0xF0 ? 4
+	                                : 0;
 	if (n == 0 || (size_t)n > left)
 		return -1;
 	uint32_t cp = n == 1 ? u[0] : n == 2 ? u[0] & 0x1F : n == 3 ? u[0] & 0x0F : u[0] & 0x07;
@@ -301,9 +304,9 @@ static char *parse_string(struct p *p, size_t *len)
 				for (int i = 0; i < n; i++) {
 					int h = peek(p, (size_t)i);
 					int v = h >= '0' && h <= '9'   ? h - '0'
-						: h >= 'a' && h <= 'f' ? h - 'a' + 10
-						: h >= 'A' && h <= 'F' ? h - 'A' + 10
-								       : -1;
+					        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+					        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+					                               : -1;
 					if (v < 0) {
 						fail(p, TOML_ERR_SYNTAX, "bad \\%c escape", e);
 						goto bad;
@@ -312,7 +315,8 @@ static char *parse_string(struct p *p, size_t *len)
 				}
 				p->s += n;
 				if (utf8_put(out, &o, cp) < 0) {
-					fail(p, TOML_ERR_SYNTAX, "escape is not a Unicode scalar value");
+					fail(p, TOML_ERR_SYNTAX,
+					     "escape is not a Unicode scalar value");
 					goto bad;
 				}
 				break;
@@ -331,11 +335,13 @@ static char *parse_string(struct p *p, size_t *len)
 				if (!at_end(p) && *p->s == '\r' && peek(p, 1) == '\n')
 					p->s++;
 				if (at_end(p) || *p->s != '\n') {
-					fail(p, TOML_ERR_SYNTAX, "a line-ending backslash must end the line");
+					fail(p, TOML_ERR_SYNTAX,
+					     "a line-ending backslash must end the line");
 					goto bad;
 				}
-				while (!at_end(p) && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' ||
-						      (*p->s == '\r' && peek(p, 1) == '\n'))) {
+				while (!at_end(p) &&
+				       (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' ||
+				        (*p->s == '\r' && peek(p, 1) == '\n'))) {
 					if (*p->s == '\n') {
 						p->s++;
 						newline(p);
@@ -431,8 +437,8 @@ static json_t *parse_number_or_date(struct p *p)
 	size_t o = 0;
 
 	while (!at_end(p) && (bare_char(*p->s) || *p->s == '+' || *p->s == '.' || *p->s == ':' ||
-			      (*p->s == ' ' && p->s > start && p->s - start == 10 &&
-			       start[4] == '-' && peek(p, 1) >= '0' && peek(p, 1) <= '9'))) {
+	                      (*p->s == ' ' && p->s > start && p->s - start == 10 &&
+	                       start[4] == '-' && peek(p, 1) >= '0' && peek(p, 1) <= '9'))) {
 		if (o + 1 >= sizeof(buf)) {
 			fail(p, TOML_ERR_SYNTAX, "number is too long");
 			return NULL;
@@ -470,15 +476,17 @@ static json_t *parse_number_or_date(struct p *p)
 		for (const char *q = s + 2; *q; q++) {
 			if (*q == '_') {
 				if (q == s + 2 || q[1] == '\0' || q[1] == '_')
-					return fail(p, TOML_ERR_SYNTAX, "misplaced underscore"), NULL;
+					return fail(p, TOML_ERR_SYNTAX, "misplaced underscore"),
+					       NULL;
 				continue;
 			}
-			int v = *q >= '0' && *q <= '9'	 ? *q - '0'
-				: *q >= 'a' && *q <= 'f' ? *q - 'a' + 10
-				: *q >= 'A' && *q <= 'F' ? *q - 'A' + 10
-							 : 99;
+			int v = *q >= '0' && *q <= '9'   ? *q - '0'
+			        : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10
+			        : *q >= 'A' && *q <= 'F' ? *q - 'A' + 10
+			                                 : 99;
 			if (v >= base)
-				return fail(p, TOML_ERR_SYNTAX, "invalid digit in \"%s\"", buf), NULL;
+				return fail(p, TOML_ERR_SYNTAX, "invalid digit in \"%s\"", buf),
+				       NULL;
 			digits[d++] = *q;
 		}
 		digits[d] = '\0';
@@ -502,9 +510,10 @@ static json_t *parse_number_or_date(struct p *p)
 		}
 		if (*q == '.' || *q == 'e' || *q == 'E') {
 			is_float = 1;
-			if (*q == '.' && !(q > s && q[-1] >= '0' && q[-1] <= '9' && q[1] >= '0' &&
-					   q[1] <= '9'))
-				return fail(p, TOML_ERR_SYNTAX, "a decimal point needs digits on both sides"),
+			if (*q == '.' &&
+			    !(q > s && q[-1] >= '0' && q[-1] <= '9' && q[1] >= '0' && q[1] <= '9'))
+				return fail(p, TOML_ERR_SYNTAX,
+				            "a decimal point needs digits on both sides"),
 				       NULL;
 		} else if ((*q == '+' || *q == '-') && q > s && (q[-1] == 'e' || q[-1] == 'E')) {
 		} else if (*q < '0' || *q > '9') {
@@ -522,8 +531,8 @@ static json_t *parse_number_or_date(struct p *p)
 	if (is_float) {
 		char *endp;
 		const char *e = strpbrk(clean, "eE");
-		if (e != NULL && (e == clean || e[1] == '\0' ||
-				  ((e[1] == '+' || e[1] == '-') && e[2] == '\0')))
+		if (e != NULL &&
+		    (e == clean || e[1] == '\0' || ((e[1] == '+' || e[1] == '-') && e[2] == '\0')))
 			return fail(p, TOML_ERR_SYNTAX, "bad exponent"), NULL;
 		if (e != NULL && strchr(e, '.') != NULL)
 			return fail(p, TOML_ERR_SYNTAX, "bad exponent"), NULL;
@@ -693,8 +702,9 @@ static int assign(struct p *p, json_t *table, char **parts, int n, json_t *value
 			json_object_set_new(cur, parts[i], next);
 			set_how(p, next, T_DOTTED);
 		} else if (!json_is_object(next) || how_of(p, next) == T_SEALED ||
-			   (!in_inline && (how_of(p, next) == T_HEADER || how_of(p, next) == T_IMPLICIT) &&
-			    how_of(p, next) != T_DOTTED)) {
+		           (!in_inline &&
+		            (how_of(p, next) == T_HEADER || how_of(p, next) == T_IMPLICIT) &&
+		            how_of(p, next) != T_DOTTED)) {
 			json_decref(value);
 			return fail(p, TOML_ERR_SYNTAX, "key \"%s\" is already defined", parts[i]);
 		}
@@ -721,7 +731,8 @@ static json_t *open_table(struct p *p, json_t *root, char **parts, int n, int ao
 				json_object_set_new(cur, parts[i], next);
 				set_how(p, next, T_AOT);
 			} else if (!json_is_array(next) || how_of(p, next) != T_AOT) {
-				fail(p, TOML_ERR_SYNTAX, "\"%s\" is not an array of tables", parts[i]);
+				fail(p, TOML_ERR_SYNTAX, "\"%s\" is not an array of tables",
+				     parts[i]);
 				return NULL;
 			}
 			json_t *t = json_object();

@@ -35,11 +35,11 @@ static void az_evidence_free(struct az_evidence *e)
 }
 
 static int b64url_field(const json_t *ev, const char *k, uint8_t **out, size_t *len,
-			struct err *err)
+                        struct err *err)
 {
 	json_t *v = json_object_get(ev, k);
 	if (!json_is_string(v) || b64_decode(json_string_value(v), json_string_length(v),
-					     B64_URL | B64_LENIENT, out, len) < 0)
+	                                     B64_URL | B64_LENIENT, out, len) < 0)
 		return err_set(err, "az-snp-vtpm evidence `%s` must be base64url", k);
 	return 0;
 }
@@ -55,9 +55,9 @@ static int parse_evidence(const json_t *ev, struct az_evidence *e, struct err *e
 		e->version = (int)json_integer_value(ver);
 		if (e->version != 1 && e->version != 2)
 			return err_set(err, "az-snp-vtpm evidence version %d is not 0, 1 or 2",
-				       e->version);
+			               e->version);
 		if (tpm_quote_from_json(json_object_get(ev, "tpm_quote"), TPM_JSON_HEX_RAW,
-					&e->quote, err) < 0)
+		                        &e->quote, err) < 0)
 			return -1;
 		if (b64url_field(ev, "hcl_report", &e->hcl, &e->hcl_len, err) < 0 ||
 		    b64url_field(ev, "vcek", &e->vcek, &e->vcek_len, err) < 0)
@@ -65,11 +65,11 @@ static int parse_evidence(const json_t *ev, struct az_evidence *e, struct err *e
 		return 0;
 	}
 	e->version = 0;
-	if (tpm_quote_from_json(json_object_get(ev, "quote"), TPM_JSON_BYTES_RAW, &e->quote,
-				err) < 0)
+	if (tpm_quote_from_json(json_object_get(ev, "quote"), TPM_JSON_BYTES_RAW, &e->quote, err) <
+	    0)
 		return -1;
 	if (tpm_json_bytes(json_object_get(ev, "report"), TPM_JSON_BYTES_RAW, &e->hcl, &e->hcl_len,
-			   err) < 0)
+	                   err) < 0)
 		return err_prefix(err, "az-snp-vtpm evidence `report`");
 	json_t *pem = json_object_get(ev, "vcek");
 	if (!json_is_string(pem))
@@ -131,7 +131,7 @@ static json_t *az_claims(const struct snp_report *r, const struct tpm_quote *q)
 }
 
 static int az_snp_verify(const struct verify_request *req, struct verify_result *out,
-			 struct err *err)
+                         struct err *err)
 {
 	struct az_evidence e;
 	struct hcl_report h = {0};
@@ -142,7 +142,7 @@ static int az_snp_verify(const struct verify_request *req, struct verify_result 
 
 	if (req->report_data == NULL)
 		return err_set(err, "az-snp-vtpm needs the expected report data, which was not "
-				    "provided");
+		                    "provided");
 	if (parse_evidence(req->evidence, &e, err) < 0)
 		goto out;
 	if (hcl_report_parse(e.hcl, e.hcl_len, &h, err) < 0)
@@ -168,7 +168,7 @@ static int az_snp_verify(const struct verify_request *req, struct verify_result 
 		if (hcl_user_data(&h, &ud, &udlen, err) < 0)
 			goto out;
 		int same = udlen >= req->report_data_len &&
-			   memcmp(ud, req->report_data, req->report_data_len) == 0;
+		           memcmp(ud, req->report_data, req->report_data_len) == 0;
 		free(ud);
 		if (!same) {
 			err_set(err, "User-data in HCL variable data doesn't match report_data");
@@ -179,8 +179,8 @@ static int az_snp_verify(const struct verify_request *req, struct verify_result 
 		goto out;
 	if (r.gen == SNP_GEN_UNKNOWN)
 		snp_report_set_gen(&r, vek.gen);
-	if (snp_vek_verify_chain(&vek, r.gen, NULL, NULL, req->now ? req->now : time(NULL),
-				 err) < 0 ||
+	if (snp_vek_verify_chain(&vek, r.gen, NULL, NULL, req->now ? req->now : time(NULL), err) <
+	        0 ||
 	    snp_report_verify(&r, &vek, err) < 0)
 		goto out;
 	if (req->init_data_hash != NULL &&
@@ -199,6 +199,6 @@ out:
 }
 
 const struct verifier verifier_az_snp_vtpm = {
-	.tee = "az-snp-vtpm",
-	.verify = az_snp_verify,
+    .tee = "az-snp-vtpm",
+    .verify = az_snp_verify,
 };

@@ -18,22 +18,22 @@
 #include "b64.h"
 
 static int bytes_field(const json_t *ev, const char *k, int v0, uint8_t **out, size_t *len,
-		       struct err *err)
+                       struct err *err)
 {
 	json_t *v = json_object_get(ev, k);
 	if (v0)
 		return tpm_json_bytes(v, TPM_JSON_BYTES_RAW, out, len, err) < 0
-			       ? err_prefix(err, "az-tdx-vtpm evidence `%s`", k)
-			       : 0;
+		           ? err_prefix(err, "az-tdx-vtpm evidence `%s`", k)
+		           : 0;
 	if (!json_is_string(v) || b64_decode(json_string_value(v), json_string_length(v),
-					     B64_URL | B64_LENIENT, out, len) < 0)
+	                                     B64_URL | B64_LENIENT, out, len) < 0)
 		return err_set(err, "az-tdx-vtpm evidence `%s` must be base64url", k);
 	return 0;
 }
 
 /* Verify the TD quote through the tdx verifier; returns its claims (new reference). */
 static json_t *verify_td_quote(const struct verify_request *req, const uint8_t *q, size_t qlen,
-			       struct err *err)
+                               struct err *err)
 {
 	const struct verifier *tdx = verifier_find("tdx");
 	struct verify_result res = {0};
@@ -41,7 +41,7 @@ static json_t *verify_td_quote(const struct verify_request *req, const uint8_t *
 
 	if (tdx == NULL) {
 		err_set(err, "az-tdx-vtpm: the TD quote cannot be verified because this build has "
-			     "no tdx verifier");
+		             "no tdx verifier");
 		return NULL;
 	}
 	char *b64 = b64_encode(q, qlen, B64_STD);
@@ -60,7 +60,7 @@ static json_t *verify_td_quote(const struct verify_request *req, const uint8_t *
 }
 
 static int az_tdx_verify(const struct verify_request *req, struct verify_result *out,
-			 struct err *err)
+                         struct err *err)
 {
 	const json_t *ev = req->evidence;
 	json_t *ver = json_object_get(ev, "version"), *claims = NULL;
@@ -73,13 +73,13 @@ static int az_tdx_verify(const struct verify_request *req, struct verify_result 
 
 	if (req->report_data == NULL)
 		return err_set(err, "az-tdx-vtpm needs the expected report data, which was not "
-				    "provided");
+		                    "provided");
 	if (!json_is_object(ev))
 		return err_set(err, "az-tdx-vtpm evidence must be a JSON object");
 	if (!v0 && version != 1 && version != 2)
 		return err_set(err, "az-tdx-vtpm evidence version %d is not 0, 1 or 2", version);
 	if (tpm_quote_from_json(json_object_get(ev, "tpm_quote"),
-				v0 ? TPM_JSON_BYTES_RAW : TPM_JSON_HEX_RAW, &q, err) < 0)
+	                        v0 ? TPM_JSON_BYTES_RAW : TPM_JSON_HEX_RAW, &q, err) < 0)
 		return -1;
 	if (bytes_field(ev, "hcl_report", v0, &hcl, &hcl_len, err) < 0 ||
 	    bytes_field(ev, "td_quote", v0, &td, &td_len, err) < 0)
@@ -101,7 +101,7 @@ static int az_tdx_verify(const struct verify_request *req, struct verify_result 
 		if (hcl_user_data(&h, &ud, &udlen, err) < 0)
 			goto out;
 		int same = udlen >= req->report_data_len &&
-			   memcmp(ud, req->report_data, req->report_data_len) == 0;
+		           memcmp(ud, req->report_data, req->report_data_len) == 0;
 		free(ud);
 		if (!same) {
 			err_set(err, "User-data in HCL variable data doesn't match report_data");
@@ -120,7 +120,7 @@ static int az_tdx_verify(const struct verify_request *req, struct verify_result 
 	free(want);
 	if (!bound) {
 		err_set(err, "TDX Quote report data mismatch: it does not commit to the HCL "
-			     "variable data");
+		             "variable data");
 		goto out;
 	}
 	json_object_del(claims, "uefi_event_logs");
@@ -154,6 +154,6 @@ out:
 }
 
 const struct verifier verifier_az_tdx_vtpm = {
-	.tee = "az-tdx-vtpm",
-	.verify = az_tdx_verify,
+    .tee = "az-tdx-vtpm",
+    .verify = az_tdx_verify,
 };

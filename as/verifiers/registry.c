@@ -24,10 +24,9 @@ extern const struct verifier verifier_hygondcu WEAK;
 extern const struct verifier verifier_nvidia WEAK;
 
 static const struct verifier *const table[] = {
-	&verifier_sample, &verifier_sampledevice, &verifier_tdx, &verifier_sgx,
-	&verifier_snp, &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm, &verifier_tpm,
-	&verifier_cca, &verifier_csv, &verifier_se, &verifier_hygondcu,
-	&verifier_nvidia,
+    &verifier_sample,      &verifier_sampledevice, &verifier_tdx,    &verifier_sgx, &verifier_snp,
+    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm,    &verifier_cca, &verifier_csv,
+    &verifier_se,          &verifier_hygondcu,     &verifier_nvidia,
 };
 
 const struct verifier *verifier_find(const char *tee)

@@ -41,8 +41,10 @@ static int chain_bytes(const json_t *data, uint8_t **out, size_t *len, struct er
 	*out = malloc(n);
 	if (*out == NULL)
 		return err_set(err, "out of memory");
-	json_array_foreach(data, i, e) {
-		if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255) {
+	json_array_foreach(data, i, e)
+	{
+		if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+		    json_integer_value(e) > 255) {
 			free(*out);
 			return err_set(err, "cert_chain entry `data`[%zu] is not a byte", i);
 		}
@@ -81,7 +83,8 @@ static int parse_cert_chain(const json_t *arr, struct chain *c, struct err *err)
 		return 0;
 	if (!json_is_array(arr))
 		return err_set(err, "`cert_chain` must be an array or null");
-	json_array_foreach(arr, i, e) {
+	json_array_foreach(arr, i, e)
+	{
 		const char *type = json_string_value(json_object_get(e, "cert_type"));
 		uint8_t *der = NULL;
 		size_t len = 0;
@@ -91,15 +94,16 @@ static int parse_cert_chain(const json_t *arr, struct chain *c, struct err *err)
 			continue;
 		if (chain_bytes(json_object_get(e, "data"), &der, &len, err) < 0)
 			return err_prefix(err, "cert_chain[%zu] (%s)", i, type);
-		if ((strcmp(type, "VCEK") == 0 || strcmp(type, "VLEK") == 0) && c->vek_der == NULL) {
+		if ((strcmp(type, "VCEK") == 0 || strcmp(type, "VLEK") == 0) &&
+		    c->vek_der == NULL) {
 			c->vek_der = der;
 			c->vek_len = len;
 			c->vek_declared_vlek = strcmp(type, "VLEK") == 0;
 			continue;
 		}
-		X509 **slot = strcmp(type, "ARK") == 0 ? &c->ark
-			      : strcmp(type, "ASK") == 0 ? &c->ask
-							 : NULL;
+		X509 **slot = strcmp(type, "ARK") == 0   ? &c->ark
+		              : strcmp(type, "ASK") == 0 ? &c->ask
+		                                         : NULL;
 		if (slot != NULL && *slot == NULL) {
 			*slot = der_to_x509(der, len);
 			if (*slot == NULL) {
@@ -122,7 +126,7 @@ static int load_report(const json_t *ev, struct snp_report *r, struct err *err)
 		uint8_t *raw;
 		size_t len;
 		if (b64_decode(json_string_value(rep), json_string_length(rep),
-			       B64_STD | B64_LENIENT, &raw, &len) < 0)
+		               B64_STD | B64_LENIENT, &raw, &len) < 0)
 			return err_set(err, "`attestation_report` is not base64");
 		int rc = snp_report_parse(raw, len, SNP_GEN_UNKNOWN, r, err);
 		free(raw);
@@ -131,8 +135,8 @@ static int load_report(const json_t *ev, struct snp_report *r, struct err *err)
 	return err_set(err, "SNP evidence lacks `attestation_report`");
 }
 
-static int find_vek(const struct verify_request *req, const struct snp_report *r,
-		    struct chain *c, struct snp_vek *vek, struct err *err)
+static int find_vek(const struct verify_request *req, const struct snp_report *r, struct chain *c,
+                    struct snp_vek *vek, struct err *err)
 {
 	const char *vpath = json_string_value(json_object_get(req->options, "vcek"));
 	uint8_t *der = NULL;
@@ -144,8 +148,8 @@ static int find_vek(const struct verify_request *req, const struct snp_report *r
 			return -1;
 		if (vek->is_vlek != c->vek_declared_vlek)
 			return err_set(err, "cert_chain declares a %s but the certificate is a %s",
-				       c->vek_declared_vlek ? "VLEK" : "VCEK",
-				       vek->is_vlek ? "VLEK" : "VCEK");
+			               c->vek_declared_vlek ? "VLEK" : "VCEK",
+			               vek->is_vlek ? "VLEK" : "VCEK");
 		return 0;
 	}
 	if (vpath != NULL) {
@@ -187,8 +191,7 @@ static json_t *snp_claims(const struct snp_report *r)
 	return c;
 }
 
-static int snp_verify(const struct verify_request *req, struct verify_result *out,
-		      struct err *err)
+static int snp_verify(const struct verify_request *req, struct verify_result *out, struct err *err)
 {
 	struct snp_report r;
 	struct snp_vek vek = {0};
@@ -206,29 +209,31 @@ static int snp_verify(const struct verify_request *req, struct verify_result *ou
 		snp_report_set_gen(&r, vek.gen);
 	if (r.gen == SNP_GEN_UNKNOWN) {
 		err_set(err, "cannot tell the processor generation of a v2 report whose VEK "
-			     "names no product");
+		             "names no product");
 		goto out;
 	}
 	if (vek.gen != SNP_GEN_UNKNOWN && vek.gen != r.gen) {
 		err_set(err, "report is from %s but the %s is for %s", snp_gen_name(r.gen),
-			vek.is_vlek ? "VLEK" : "VCEK", snp_gen_name(vek.gen));
+		        vek.is_vlek ? "VLEK" : "VCEK", snp_gen_name(vek.gen));
 		goto out;
 	}
-	if (snp_vek_verify_chain(&vek, r.gen, c.ark, c.ask, req->now ? req->now : time(NULL), err) < 0 ||
+	if (snp_vek_verify_chain(&vek, r.gen, c.ark, c.ask, req->now ? req->now : time(NULL), err) <
+	        0 ||
 	    snp_report_verify(&r, &vek, err) < 0)
 		goto out;
 	if (req->report_data != NULL) {
 		uint8_t want[64];
 		verifier_regularize(req->report_data, req->report_data_len, want, sizeof(want));
 		if (memcmp(want, r.report_data, 64) != 0) {
-			err_set(err, "SNP report_data does not match the expected runtime data hash");
+			err_set(err,
+			        "SNP report_data does not match the expected runtime data hash");
 			goto out;
 		}
 	}
 	if (req->init_data_hash != NULL) {
 		uint8_t want[32];
 		verifier_regularize(req->init_data_hash, req->init_data_hash_len, want,
-				    sizeof(want));
+		                    sizeof(want));
 		if (memcmp(want, r.host_data, 32) != 0) {
 			err_set(err, "SNP HOST_DATA does not match the expected init-data hash");
 			goto out;
@@ -245,7 +250,7 @@ out:
 }
 
 const struct verifier verifier_snp = {
-	.tee = "snp",
-	.init = snp_init,
-	.verify = snp_verify,
+    .tee = "snp",
+    .init = snp_init,
+    .verify = snp_verify,
 };

@@ -63,7 +63,7 @@ static EVP_PKEY *load_ak(const json_t *v, struct err *err)
 	if (!json_is_string(v))
 		return err_set(err, "TPM evidence lacks `ak_public`"), NULL;
 	if (b64_decode(json_string_value(v), json_string_length(v), B64_STD | B64_LENIENT, &der,
-		       &len) < 0)
+	               &len) < 0)
 		return err_set(err, "`ak_public` is not base64"), NULL;
 	if (EVP_Digest(der, len, d, NULL, EVP_sha256(), NULL) == 1 && (k = ak_cached(d)) != NULL) {
 		free(der);
@@ -82,8 +82,7 @@ static EVP_PKEY *load_ak(const json_t *v, struct err *err)
 	return k;
 }
 
-static int tpm_verify(const struct verify_request *req, struct verify_result *out,
-		      struct err *err)
+static int tpm_verify(const struct verify_request *req, struct verify_result *out, struct err *err)
 {
 	struct tpm_quote q;
 	EVP_PKEY *ak;
@@ -95,7 +94,7 @@ static int tpm_verify(const struct verify_request *req, struct verify_result *ou
 	if (ak == NULL)
 		return -1;
 	if (tpm_quote_from_json(json_object_get(req->evidence, "tpm_quote"), TPM_JSON_B64_TPMT, &q,
-				err) < 0) {
+	                        err) < 0) {
 		EVP_PKEY_free(ak);
 		return -1;
 	}
@@ -130,6 +129,6 @@ out:
 }
 
 const struct verifier verifier_tpm = {
-	.tee = "tpm",
-	.verify = tpm_verify,
+    .tee = "tpm",
+    .verify = tpm_verify,
 };

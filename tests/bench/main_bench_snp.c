@@ -105,7 +105,7 @@ static double run_verifier(const char *tee, json_t *ev, int iters)
 }
 
 static double raw_rsa(const struct tpm_quote *q, EVP_PKEY *ak, const uint8_t *sig, size_t siglen,
-		      int iters)
+                      int iters)
 {
 	double *t = calloc((size_t)iters, sizeof(double));
 	for (int i = 0; i < iters; i++) {
@@ -142,7 +142,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-snp: %s\n", err.msg);
 		return 1;
 	}
-	json_t *data = json_object_get(json_array_get(json_object_get(ev, "cert_chain"), 0), "data");
+	json_t *data =
+	    json_object_get(json_array_get(json_object_get(ev, "cert_chain"), 0), "data");
 	size_t n = json_array_size(data), i;
 	uint8_t *der = malloc(n);
 	json_t *b;
@@ -162,7 +163,8 @@ int main(int argc, char **argv)
 	/* TPM: trustee fixture (RSA-2048 AK, TPMT_SIGNATURE) */
 	json_t *tev = load(dir, "tpm/trustee/tpm_evidence.json");
 	struct tpm_quote q;
-	if (tpm_quote_from_json(json_object_get(tev, "tpm_quote"), TPM_JSON_B64_TPMT, &q, &err) < 0) {
+	if (tpm_quote_from_json(json_object_get(tev, "tpm_quote"), TPM_JSON_B64_TPMT, &q, &err) <
+	    0) {
 		fprintf(stderr, "bench-snp: %s\n", err.msg);
 		return 1;
 	}

@@ -39,7 +39,9 @@ int main(int argc, char **argv)
 	char *in;
 
 	if (argc < 3 || (in = slurp_stdin(&len)) == NULL) {
-		fprintf(stderr, "usage: jose-tool jwe-encrypt JWK | jws-sign PEM ALG | jws-verify PEM ALG\n");
+		fprintf(
+		    stderr,
+		    "usage: jose-tool jwe-encrypt JWK | jws-sign PEM ALG | jws-verify PEM ALG\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "jwe-encrypt") == 0) {

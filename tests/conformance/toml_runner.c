@@ -22,12 +22,15 @@ static int same(const json_t *got, const json_t *want)
 		const char *v = json_string_value(json_object_get(want, "value"));
 		if (strcmp(t, "string") == 0)
 			return json_is_string(got) &&
-			       json_string_length(got) == json_string_length(json_object_get(want, "value")) &&
+			       json_string_length(got) ==
+			           json_string_length(json_object_get(want, "value")) &&
 			       memcmp(json_string_value(got), v, json_string_length(got)) == 0;
 		if (strcmp(t, "integer") == 0)
-			return json_is_integer(got) && json_integer_value(got) == strtoll(v, NULL, 10);
+			return json_is_integer(got) &&
+			       json_integer_value(got) == strtoll(v, NULL, 10);
 		if (strcmp(t, "bool") == 0)
-			return json_is_boolean(got) && json_is_true(got) == (strcmp(v, "true") == 0);
+			return json_is_boolean(got) &&
+			       json_is_true(got) == (strcmp(v, "true") == 0);
 		if (strcmp(t, "float") == 0) {
 			if (!json_is_real(got))
 				return 0;
@@ -46,7 +49,8 @@ static int same(const json_t *got, const json_t *want)
 		json_t *v;
 		if (!json_is_object(got) || json_object_size(got) != json_object_size(want))
 			return 0;
-		json_object_foreach((json_t *)want, k, v) if (!same(json_object_get(got, k), v)) return 0;
+		json_object_foreach((json_t *)want, k,
+		                    v) if (!same(json_object_get(got, k), v)) return 0;
 		return 1;
 	}
 	if (json_is_array(want)) {
@@ -98,7 +102,8 @@ int main(void)
 		if (valid) {
 			char jpath[2400];
 			snprintf(jpath, sizeof(jpath), "%.*s.json", (int)(strlen(path) - 5), path);
-			json_t *want = json_load_file(jpath, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+			json_t *want =
+			    json_load_file(jpath, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 			ok = got != NULL && want != NULL && same(got, want);
 			json_decref(want);
 		} else {
@@ -113,7 +118,8 @@ int main(void)
 		json_decref(got);
 	}
 	fclose(f);
-	printf("# toml-test 1.0: %d passed, %d failed, %d skipped (unsupported: named above)\n1..%d\n", pass, fail,
-	       skip, n);
+	printf(
+	    "# toml-test 1.0: %d passed, %d failed, %d skipped (unsupported: named above)\n1..%d\n",
+	    pass, fail, skip, n);
 	return fail ? 1 : 0;
 }

@@ -141,8 +141,8 @@ static void test_jwk_import_checks_curves_and_sizes(void **state)
 	struct err err = {0};
 	/* RFC 7517 A.1 EC example key (P-256) */
 	json_t *ec = json_pack("{s:s,s:s,s:s,s:s}", "kty", "EC", "crv", "P-256", "x",
-			       "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y",
-			       "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM");
+	                       "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y",
+	                       "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM");
 	EVP_PKEY *pk = jwk_to_pkey(ec, &err);
 	assert_non_null(pk);
 	EVP_PKEY_free(pk);
@@ -158,7 +158,7 @@ static void test_jwk_import_checks_curves_and_sizes(void **state)
 	assert_null(jwk_to_pkey(bad, &err));
 	json_decref(bad);
 	json_t *ed = json_pack("{s:s,s:s,s:s}", "kty", "OKP", "crv", "Ed25519", "x",
-			       "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+	                       "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
 	pk = jwk_to_pkey(ed, &err);
 	assert_non_null(pk);
 	EVP_PKEY_free(pk);
@@ -215,7 +215,7 @@ static void test_kv_local_fs_layout(void **state)
 	struct err err = {0};
 	assert_non_null(mkdtemp(dir));
 	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "LocalFs", "backends",
-				"local_fs", "dir_path", dir);
+	                        "local_fs", "dir_path", dir);
 	struct kv *kv = kv_open(cfg, &err);
 	assert_non_null(kv);
 	kv_contract(kv);
@@ -236,7 +236,7 @@ static void test_kv_local_json_layout(void **state)
 	struct err err = {0};
 	assert_non_null(mkdtemp(dir));
 	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "local_json", "backends",
-				"local_json", "file_dir_path", dir);
+	                        "local_json", "file_dir_path", dir);
 	struct kv *kv = kv_open(cfg, &err);
 	assert_non_null(kv);
 	kv_contract(kv);
@@ -245,7 +245,8 @@ static void test_kv_local_json_layout(void **state)
 	json_t *doc = json_load_file(path, 0, NULL);
 	assert_non_null(doc);
 	/* values are URL-safe padded base64 */
-	assert_string_equal(json_string_value(json_object_get(doc, "resource-policy.rego")), "-_8=");
+	assert_string_equal(json_string_value(json_object_get(doc, "resource-policy.rego")),
+	                    "-_8=");
 	json_decref(doc);
 	kv_close(kv);
 	json_decref(cfg);
@@ -277,8 +278,9 @@ static pid_t start_redis(int port)
 	}
 	for (int i = 0; i < 100; i++) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		struct sockaddr_in a = {.sin_family = AF_INET,
+		                        .sin_port = htons((uint16_t)port),
+		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
 		close(s);
 		if (ok)
@@ -307,7 +309,7 @@ static void test_kv_redis_with_restart(void **state)
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
 	unsetenv("REDIS_URL");
 	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
-				"url", url);
+	                        "url", url);
 	struct kv *kv = kv_open(cfg, &err);
 	assert_non_null(kv);
 	kv_contract(kv);
@@ -345,17 +347,17 @@ static void test_kv_refuses_unknown_backend(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_b64_rfc4648_vectors),
-		cmocka_unit_test(test_b64_strict_decoding_refuses_sloppy_input),
-		cmocka_unit_test(test_hex_round_trip_and_refusals),
-		cmocka_unit_test(test_hash_names_and_digests),
-		cmocka_unit_test(test_config_json_and_typed_getters),
-		cmocka_unit_test(test_jwk_import_checks_curves_and_sizes),
-		cmocka_unit_test(test_kv_memory),
-		cmocka_unit_test(test_kv_local_fs_layout),
-		cmocka_unit_test(test_kv_local_json_layout),
-		cmocka_unit_test(test_kv_redis_with_restart),
-		cmocka_unit_test(test_kv_refuses_unknown_backend),
+	    cmocka_unit_test(test_b64_rfc4648_vectors),
+	    cmocka_unit_test(test_b64_strict_decoding_refuses_sloppy_input),
+	    cmocka_unit_test(test_hex_round_trip_and_refusals),
+	    cmocka_unit_test(test_hash_names_and_digests),
+	    cmocka_unit_test(test_config_json_and_typed_getters),
+	    cmocka_unit_test(test_jwk_import_checks_curves_and_sizes),
+	    cmocka_unit_test(test_kv_memory),
+	    cmocka_unit_test(test_kv_local_fs_layout),
+	    cmocka_unit_test(test_kv_local_json_layout),
+	    cmocka_unit_test(test_kv_redis_with_restart),
+	    cmocka_unit_test(test_kv_refuses_unknown_backend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

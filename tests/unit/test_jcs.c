@@ -31,17 +31,17 @@ static void test_jcs_spec_sha384_vector(void **state)
 	assert_int_equal(hash_digest(HASH_SHA384, s, strlen(s), d), 48);
 	char *h = hex_encode(d, 48);
 	assert_string_equal(h, "e71ce8e70d814ba6639c3612ebee0ff1f76f650f8dbb5e47157e0f3f525cd22c"
-			       "4597480a186427c813ca941da78870c3");
+	                       "4597480a186427c813ca941da78870c3");
 	free(h);
 	free(s);
 }
 
 static void test_jcs_numbers_in_ecmascript_form(void **state)
 {
-	const char *in[] = {"1e21", "1e20", "0.000001", "1e-7", "-0.0", "4.50", "2e-3", "333333333.3333333",
-			    "1.5e300", "100"};
+	const char *in[] = {"1e21", "1e20", "0.000001",          "1e-7",    "-0.0",
+	                    "4.50", "2e-3", "333333333.3333333", "1.5e300", "100"};
 	const char *want[] = {"1e+21", "100000000000000000000", "0.000001", "1e-7", "0", "4.5",
-			      "0.002", "333333333.3333333", "1.5e+300", "100"};
+	                      "0.002", "333333333.3333333",     "1.5e+300", "100"};
 	for (int i = 0; i < 10; i++) {
 		char *s = canon(in[i]);
 		assert_string_equal(s, want[i]);
@@ -51,18 +51,19 @@ static void test_jcs_numbers_in_ecmascript_form(void **state)
 
 static void test_jcs_strings_and_nesting(void **state)
 {
-	char *s = canon("{\"k\":[\"a/b+c=\",\"\\u000f\\n\\\"\",\"\\u20ac\"],\"\\u00e9\":null,\"A\":true}");
+	char *s = canon(
+	    "{\"k\":[\"a/b+c=\",\"\\u000f\\n\\\"\",\"\\u20ac\"],\"\\u00e9\":null,\"A\":true}");
 	assert_string_equal(s, "{\"A\":true,\"k\":[\"a/b+c=\",\"\\u000f\\n\\\"\",\"\xe2\x82\xac\"],"
-			       "\"\xc3\xa9\":null}");
+	                       "\"\xc3\xa9\":null}");
 	free(s);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_jcs_spec_sha384_vector),
-		cmocka_unit_test(test_jcs_numbers_in_ecmascript_form),
-		cmocka_unit_test(test_jcs_strings_and_nesting),
+	    cmocka_unit_test(test_jcs_spec_sha384_vector),
+	    cmocka_unit_test(test_jcs_numbers_in_ecmascript_form),
+	    cmocka_unit_test(test_jcs_strings_and_nesting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

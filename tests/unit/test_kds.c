@@ -59,14 +59,15 @@ static void start_server(const char *mode)
 	server = fork();
 	if (server == 0) {
 		freopen("/dev/null", "w", stdout);
-		execl("/usr/bin/python3", "python3", "tests/integration/kds_server.py", p, certf, keyf,
-		      vdir, mode, (char *)NULL);
+		execl("/usr/bin/python3", "python3", "tests/integration/kds_server.py", p, certf,
+		      keyf, vdir, mode, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		struct sockaddr_in a = {.sin_family = AF_INET,
+		                        .sin_port = htons((uint16_t)port),
+		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
 		close(s);
 		if (ok)
@@ -82,8 +83,8 @@ static void configure(long retry_budget_ms, int with_cache)
 	struct err err = {0};
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
 	json_t *cfg = json_pack("{s:[{s:s,s:s}],s:s,s:i,s:i,s:i}", "vcek_sources", "type", "KDS",
-				"base_url", url, "ca_file", certf, "min_interval_ms", 0,
-				"retry_budget_ms", (json_int_t)retry_budget_ms, "timeout_ms", 2000);
+	                        "base_url", url, "ca_file", certf, "min_interval_ms", 0,
+	                        "retry_budget_ms", (json_int_t)retry_budget_ms, "timeout_ms", 2000);
 	if (with_cache)
 		json_object_set_new(cfg, "cache_dir", json_string(cachedir));
 	assert_int_equal(kds_configure(cfg, &err), 0);
@@ -103,20 +104,21 @@ static int setup(void **state)
 	snprintf(vdir, sizeof(vdir), "%s/vceks", tmp);
 	snprintf(cachedir, sizeof(cachedir), "%s/cache", tmp);
 	snprintf(cmd, sizeof(cmd),
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s "
-		 "-out %s -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
-		 ">/dev/null 2>&1 && mkdir -p %s",
-		 keyf, certf, vdir);
+	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout %s "
+	         "-out %s -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+	         ">/dev/null 2>&1 && mkdir -p %s",
+	         keyf, certf, vdir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(path, sizeof(path), "%s/snp/trustee/e2e-evidence.json", evdir);
 	evidence = json_load_file(path, 0, NULL);
 	assert_non_null(evidence);
 	struct err err = {0};
-	assert_int_equal(snp_report_from_json(json_object_get(evidence, "attestation_report"),
-					      &report, &err), 0);
+	assert_int_equal(
+	    snp_report_from_json(json_object_get(evidence, "attestation_report"), &report, &err),
+	    0);
 	/* serve the evidence's own VCEK under its hwid, then drop it from the evidence */
-	json_t *data = json_object_get(json_array_get(json_object_get(evidence, "cert_chain"), 0),
-				       "data");
+	json_t *data =
+	    json_object_get(json_array_get(json_object_get(evidence, "cert_chain"), 0), "data");
 	snp_hwid_hex(&report, hwid);
 	snprintf(path, sizeof(path), "%s/%s.der", vdir, hwid);
 	FILE *f = fopen(path, "wb");
@@ -234,12 +236,12 @@ static void test_kds_404_and_unreachable_are_explained(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kds_fetch_then_memory_cache),
-		cmocka_unit_test(test_snp_verifier_fetches_vcek_from_kds),
-		cmocka_unit_test(test_kds_retries_after_429),
-		cmocka_unit_test(test_kds_gives_up_when_rate_limited_past_budget),
-		cmocka_unit_test(test_kds_outage_served_from_disk_cache),
-		cmocka_unit_test(test_kds_404_and_unreachable_are_explained),
+	    cmocka_unit_test(test_kds_fetch_then_memory_cache),
+	    cmocka_unit_test(test_snp_verifier_fetches_vcek_from_kds),
+	    cmocka_unit_test(test_kds_retries_after_429),
+	    cmocka_unit_test(test_kds_gives_up_when_rate_limited_past_budget),
+	    cmocka_unit_test(test_kds_outage_served_from_disk_cache),
+	    cmocka_unit_test(test_kds_404_and_unreachable_are_explained),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

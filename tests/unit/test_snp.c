@@ -51,7 +51,7 @@ static time_t at(const char *iso)
 
 /* Evidence {"attestation_report": "<b64 raw>"} with the VCEK given as a file option. */
 static int verify_raw(const uint8_t *report, size_t len, const char *vcek_rel, time_t now,
-		      const uint8_t *rd, size_t rdlen, json_t **claims, struct err *err)
+                      const uint8_t *rd, size_t rdlen, json_t **claims, struct err *err)
 {
 	char *b64 = b64_encode(report, len, B64_STD);
 	char vpath[1400];
@@ -63,8 +63,11 @@ static int verify_raw(const uint8_t *report, size_t len, const char *vcek_rel, t
 
 	snprintf(vpath, sizeof(vpath), "%s/%s", evdir, vcek_rel);
 	opts = json_pack("{s:s}", "vcek", vpath);
-	struct verify_request req = {.evidence = ev, .now = now, .options = opts,
-				     .report_data = rd, .report_data_len = rdlen};
+	struct verify_request req = {.evidence = ev,
+	                             .now = now,
+	                             .options = opts,
+	                             .report_data = rd,
+	                             .report_data_len = rdlen};
 	assert_non_null(v);
 	rc = v->verify(&req, &res, err);
 	if (rc == 0 && claims != NULL) {
@@ -85,11 +88,12 @@ static void test_snp_trustee_milan_report_verifies(void **state)
 	struct err err = {0};
 	json_t *c = NULL;
 
-	assert_int_equal(verify_raw(rep, len, "snp/trustee/test-vcek.der", at("2025-01-01T00:00:00Z"),
-				    NULL, 0, &c, &err), 0);
+	assert_int_equal(verify_raw(rep, len, "snp/trustee/test-vcek.der",
+	                            at("2025-01-01T00:00:00Z"), NULL, 0, &c, &err),
+	                 0);
 	assert_string_equal(json_string_value(json_object_get(c, "measurement")),
-			    "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c2350"
-			    "0644e0e692e6be917f9050d3d38c");
+	                    "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c2350"
+	                    "0644e0e692e6be917f9050d3d38c");
 	assert_true(json_is_boolean(json_object_get(c, "policy_debug_allowed")));
 	assert_true(json_is_integer(json_object_get(c, "reported_tcb_snp")));
 	assert_int_equal(json_string_length(json_object_get(c, "report_data")), 128);
@@ -106,7 +110,7 @@ static void test_snp_rejects_flipped_signed_byte(void **state)
 
 	rep[42] += 1;
 	assert_int_equal(verify_raw(rep, len, "snp/trustee/test-vcek.der", 0, NULL, 0, NULL, &err),
-			 -1);
+	                 -1);
 	assert_non_null(strstr(err.msg, "signature does not verify"));
 	free(rep);
 }
@@ -119,7 +123,7 @@ static void test_snp_rejects_reported_tcb_other_than_vcek(void **state)
 
 	rep[0x180] += 1;
 	assert_int_equal(verify_raw(rep, len, "snp/trustee/test-vcek.der", 0, NULL, 0, NULL, &err),
-			 -1);
+	                 -1);
 	assert_non_null(strstr(err.msg, "reported_tcb"));
 	free(rep);
 }
@@ -136,7 +140,8 @@ static void test_snp_rejects_tampered_vcek(void **state)
 	vcek[42] += 1;
 	assert_int_equal(snp_report_parse(rep, rlen, SNP_GEN_MILAN, &r, &err), 0);
 	if (snp_vek_load(vcek, vlen, &vek, &err) == 0) {
-		assert_int_equal(snp_vek_verify_chain(&vek, SNP_GEN_MILAN, NULL, NULL, 0, &err), -1);
+		assert_int_equal(snp_vek_verify_chain(&vek, SNP_GEN_MILAN, NULL, NULL, 0, &err),
+		                 -1);
 		snp_vek_free(&vek);
 	}
 	free(rep);
@@ -150,9 +155,8 @@ static void test_snp_rejects_wrong_report_data(void **state)
 	struct err err = {0};
 	uint8_t rd[48] = {1, 2, 3};
 
-	assert_int_equal(verify_raw(rep, len, "snp/trustee/test-vcek.der", 0, rd, sizeof(rd), NULL,
-				    &err),
-			 -1);
+	assert_int_equal(
+	    verify_raw(rep, len, "snp/trustee/test-vcek.der", 0, rd, sizeof(rd), NULL, &err), -1);
 	assert_non_null(strstr(err.msg, "report_data"));
 	free(rep);
 }
@@ -167,12 +171,12 @@ static void test_snp_vlek_report_valid_only_in_cert_window(void **state)
 	/* inside the VLEK's validity the chain and signature hold, and the report is refused
 	 * only because it comes from VMPL 1 */
 	assert_int_equal(verify_raw(rep, len, "snp/trustee/test-vlek.der",
-				    at("2025-06-01T00:00:00Z"), NULL, 0, &c, &err),
-			 -1);
+	                            at("2025-06-01T00:00:00Z"), NULL, 0, &c, &err),
+	                 -1);
 	assert_non_null(strstr(err.msg, "VMPL 1"));
 	assert_int_equal(verify_raw(rep, len, "snp/trustee/test-vlek.der",
-				    at("2026-06-01T00:00:00Z"), NULL, 0, NULL, &err),
-			 -1);
+	                            at("2026-06-01T00:00:00Z"), NULL, 0, NULL, &err),
+	                 -1);
 	assert_non_null(strstr(err.msg, "expired"));
 	free(rep);
 }
@@ -186,8 +190,8 @@ static void test_snp_go_sev_guest_report_verifies(void **state)
 	uint8_t rd[5] = {1, 2, 3, 4, 5};
 
 	assert_int_equal(verify_raw(rep, len, "snp/go-sev-guest/vcek.testcer",
-				    at("2024-01-01T00:00:00Z"), rd, sizeof(rd), &c, &err),
-			 0);
+	                            at("2024-01-01T00:00:00Z"), rd, sizeof(rd), &c, &err),
+	                 0);
 	assert_true(json_is_true(json_object_get(c, "policy_debug_allowed")));
 	assert_true(json_is_true(json_object_get(c, "policy_smt_allowed")));
 	json_decref(c);
@@ -205,13 +209,11 @@ static void test_snp_virtee_report_and_flips(void **state)
 	while (hlen > 0 && (hex[hlen - 1] == '\n' || hex[hlen - 1] == '\r'))
 		hlen--;
 	assert_int_equal(hex_decode((const char *)hex, hlen, &rep, &len), 0);
-	assert_int_equal(verify_raw(rep, len, "snp/virtee-sev/vcek_milan.der", 0, NULL, 0, NULL,
-				    &err),
-			 0);
+	assert_int_equal(
+	    verify_raw(rep, len, "snp/virtee-sev/vcek_milan.der", 0, NULL, 0, NULL, &err), 0);
 	rep[21] ^= 0x80;
-	assert_int_equal(verify_raw(rep, len, "snp/virtee-sev/vcek_milan.der", 0, NULL, 0, NULL,
-				    &err),
-			 -1);
+	assert_int_equal(
+	    verify_raw(rep, len, "snp/virtee-sev/vcek_milan.der", 0, NULL, 0, NULL, &err), -1);
 	free(rep);
 	free(hex);
 }
@@ -231,7 +233,7 @@ static void test_snp_genoa_json_evidence_with_cert_chain(void **state)
 	verify_result_clear(&res);
 	/* the same VCEK declared as a VLEK is refused */
 	json_object_set_new(json_array_get(json_object_get(ev, "cert_chain"), 0), "cert_type",
-			    json_string("VLEK"));
+	                    json_string("VLEK"));
 	assert_int_equal(verifier_find("snp")->verify(&req, &res, &err), -1);
 	json_decref(ev);
 	free(txt);
@@ -240,7 +242,7 @@ static void test_snp_genoa_json_evidence_with_cert_chain(void **state)
 static void test_snp_invalid_fixture_vceks_do_not_chain(void **state)
 {
 	const char *files[] = {"snp/trustee/test-vcek-invalid-legacy.der",
-			       "snp/trustee/test-vcek-invalid-new.der"};
+	                       "snp/trustee/test-vcek-invalid-new.der"};
 	for (size_t i = 0; i < 2; i++) {
 		size_t len;
 		uint8_t *der = slurp(files[i], &len);
@@ -248,7 +250,7 @@ static void test_snp_invalid_fixture_vceks_do_not_chain(void **state)
 		struct err err = {0};
 		if (snp_vek_load(der, len, &vek, &err) == 0) {
 			assert_int_equal(
-				snp_vek_verify_chain(&vek, SNP_GEN_MILAN, NULL, NULL, 0, &err), -1);
+			    snp_vek_verify_chain(&vek, SNP_GEN_MILAN, NULL, NULL, 0, &err), -1);
 			snp_vek_free(&vek);
 		}
 		free(der);
@@ -288,18 +290,18 @@ int main(void)
 	const char *shared = getenv("CTRUSTEE_SHARED");
 	snprintf(evdir, sizeof(evdir), "%s/testdata/evidence", shared ? shared : "../shared");
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_snp_trustee_milan_report_verifies),
-		cmocka_unit_test(test_snp_rejects_flipped_signed_byte),
-		cmocka_unit_test(test_snp_rejects_reported_tcb_other_than_vcek),
-		cmocka_unit_test(test_snp_rejects_tampered_vcek),
-		cmocka_unit_test(test_snp_rejects_wrong_report_data),
-		cmocka_unit_test(test_snp_vlek_report_valid_only_in_cert_window),
-		cmocka_unit_test(test_snp_go_sev_guest_report_verifies),
-		cmocka_unit_test(test_snp_virtee_report_and_flips),
-		cmocka_unit_test(test_snp_genoa_json_evidence_with_cert_chain),
-		cmocka_unit_test(test_snp_invalid_fixture_vceks_do_not_chain),
-		cmocka_unit_test(test_snp_turin_vcek_chains_with_8_byte_hwid),
-		cmocka_unit_test(test_snp_refuses_short_report),
+	    cmocka_unit_test(test_snp_trustee_milan_report_verifies),
+	    cmocka_unit_test(test_snp_rejects_flipped_signed_byte),
+	    cmocka_unit_test(test_snp_rejects_reported_tcb_other_than_vcek),
+	    cmocka_unit_test(test_snp_rejects_tampered_vcek),
+	    cmocka_unit_test(test_snp_rejects_wrong_report_data),
+	    cmocka_unit_test(test_snp_vlek_report_valid_only_in_cert_window),
+	    cmocka_unit_test(test_snp_go_sev_guest_report_verifies),
+	    cmocka_unit_test(test_snp_virtee_report_and_flips),
+	    cmocka_unit_test(test_snp_genoa_json_evidence_with_cert_chain),
+	    cmocka_unit_test(test_snp_invalid_fixture_vceks_do_not_chain),
+	    cmocka_unit_test(test_snp_turin_vcek_chains_with_8_byte_hwid),
+	    cmocka_unit_test(test_snp_refuses_short_report),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

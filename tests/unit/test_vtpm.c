@@ -31,7 +31,7 @@ static json_t *load_json(const char *rel)
 }
 
 static int run(const char *tee, json_t *ev, const uint8_t *rd, size_t rdlen, json_t **claims,
-	       struct err *err)
+               struct err *err)
 {
 	struct verify_result res = {0};
 	struct verify_request req = {.evidence = ev, .report_data = rd, .report_data_len = rdlen};
@@ -59,14 +59,14 @@ static void expect_pcr00(json_t *c, const char *want)
 static void test_az_snp_v0_and_v1_verify(void **state)
 {
 	const char *files[] = {"az-snp-vtpm/trustee/evidence-v0.json",
-			       "az-snp-vtpm/trustee/evidence-v1.json"};
+	                       "az-snp-vtpm/trustee/evidence-v1.json"};
 	for (int i = 0; i < 2; i++) {
 		json_t *ev = load_json(files[i]), *c = NULL;
 		struct err err = {0};
 		if (run("az-snp-vtpm", ev, challenge, 9, &c, &err) != 0)
 			fail_msg("%s: %s", files[i], err.msg);
 		assert_string_equal(json_string_value(json_object_get(c, "report_data")),
-				    "6368616c6c656e6765");
+		                    "6368616c6c656e6765");
 		expect_pcr00(c, "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced");
 		assert_true(json_is_string(json_object_get(c, "policy_debug_allowed")));
 		assert_null(json_object_get(c, "chip_id"));
@@ -80,12 +80,12 @@ static void test_az_snp_v2_and_genoa_verify(void **state)
 	struct {
 		const char *file, *nonce, *pcr00;
 	} cases[] = {
-		{"az-snp-vtpm/trustee/evidence-v2.json",
-		 "982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748"
-		 "cd0fd9f5f819ef",
-		 "84275b2f4312cd4fc6cbe6b152ad3c3683e513d9f1e23c34fca160c8cca7a6a7"},
-		{"az-snp-vtpm/trustee/evidence-genoa.json", NULL,
-		 "afd689d0bb1c5f36f023fbaf574135f555a28a10c1f6b938d2a25e70c7783338"},
+	    {"az-snp-vtpm/trustee/evidence-v2.json",
+	     "982f5c6e45df0ed3f10b6f60b02f0c8390e281300f3805e2279c16168cd6ae9aa398f647caa2338748"
+	     "cd0fd9f5f819ef",
+	     "84275b2f4312cd4fc6cbe6b152ad3c3683e513d9f1e23c34fca160c8cca7a6a7"},
+	    {"az-snp-vtpm/trustee/evidence-genoa.json", NULL,
+	     "afd689d0bb1c5f36f023fbaf574135f555a28a10c1f6b938d2a25e70c7783338"},
 	};
 	for (int i = 0; i < 2; i++) {
 		json_t *ev = load_json(cases[i].file), *c = NULL;
@@ -93,13 +93,17 @@ static void test_az_snp_v2_and_genoa_verify(void **state)
 		uint8_t *rd = NULL;
 		size_t rdlen = 0;
 		if (cases[i].nonce) {
-			assert_int_equal(hex_decode(cases[i].nonce, strlen(cases[i].nonce), &rd, &rdlen), 0);
+			assert_int_equal(
+			    hex_decode(cases[i].nonce, strlen(cases[i].nonce), &rd, &rdlen), 0);
 		} else {
-			/* the genoa nonce is whatever its quote carries: take it from a first pass */
+			/* the genoa nonce is whatever its quote carries: take it from a first pass
+			 */
 			struct tpm_quote q;
 			assert_int_equal(tpm_quote_from_json(json_object_get(ev, "quote"),
-							     TPM_JSON_BYTES_RAW, &q, &err), 0);
-			assert_int_equal(tpm_attest_parse(q.message, q.message_len, &q.attest, &err), 0);
+			                                     TPM_JSON_BYTES_RAW, &q, &err),
+			                 0);
+			assert_int_equal(
+			    tpm_attest_parse(q.message, q.message_len, &q.attest, &err), 0);
 			rdlen = q.attest.extra_data_len;
 			rd = malloc(rdlen);
 			memcpy(rd, q.attest.extra_data, rdlen);
@@ -135,7 +139,8 @@ static void hcl_flip(size_t off, int set_zero, const char *why)
 	json_object_set_new(ev, "hcl_report", json_string(enc));
 	assert_int_equal(run("az-snp-vtpm", ev, challenge, 9, NULL, &err), -1);
 	if (strstr(err.msg, why) == NULL)
-		fail_msg("HCL byte 0x%zx: got \"%s\", want it to mention \"%s\"", off, err.msg, why);
+		fail_msg("HCL byte 0x%zx: got \"%s\", want it to mention \"%s\"", off, err.msg,
+		         why);
 	free(enc);
 	free(hcl);
 	json_decref(ev);
@@ -206,7 +211,8 @@ static void test_tpm_trustee_evidence_signature_and_pcrs(void **state)
 	assert_non_null(json_object_get(c, "pcr23"));
 	assert_non_null(json_object_get(c, "ak_public"));
 	assert_int_equal(json_string_length(json_object_get(c, "report_data")), 128);
-	assert_true(strncmp(json_string_value(json_object_get(c, "report_data")), "a04182b5", 8) == 0);
+	assert_true(strncmp(json_string_value(json_object_get(c, "report_data")), "a04182b5", 8) ==
+	            0);
 	json_decref(c);
 	/* the fixture's 64-byte nonce can never equal a 32-byte resized report data */
 	uint8_t rd[32] = {0};
@@ -232,13 +238,13 @@ int main(void)
 	const char *shared = getenv("CTRUSTEE_SHARED");
 	snprintf(evdir, sizeof(evdir), "%s/testdata/evidence", shared ? shared : "../shared");
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_az_snp_v0_and_v1_verify),
-		cmocka_unit_test(test_az_snp_v2_and_genoa_verify),
-		cmocka_unit_test(test_az_snp_hcl_flips_are_refused),
-		cmocka_unit_test(test_az_snp_tpm_flips_are_refused),
-		cmocka_unit_test(test_az_tdx_vtpm_binds_tpm_and_hcl),
-		cmocka_unit_test(test_tpm_trustee_evidence_signature_and_pcrs),
-		cmocka_unit_test(test_tpm_attest_parse_refuses_garbage),
+	    cmocka_unit_test(test_az_snp_v0_and_v1_verify),
+	    cmocka_unit_test(test_az_snp_v2_and_genoa_verify),
+	    cmocka_unit_test(test_az_snp_hcl_flips_are_refused),
+	    cmocka_unit_test(test_az_snp_tpm_flips_are_refused),
+	    cmocka_unit_test(test_az_tdx_vtpm_binds_tpm_and_hcl),
+	    cmocka_unit_test(test_tpm_trustee_evidence_signature_and_pcrs),
+	    cmocka_unit_test(test_tpm_attest_parse_refuses_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
