@@ -34,7 +34,7 @@ LIB_COMMON := $(B)/lib/libcommon.a
 LIB_AS := $(B)/lib/libas.a
 LIB_KBS := $(B)/lib/libkbs.a
 LIB_RVPS := $(B)/lib/librvps.a
-ALL_LIBS := -Wl,--whole-archive $(LIB_AS) -Wl,--no-whole-archive $(LIB_KBS) $(LIB_RVPS) $(LIB_COMMON)
+ALL_LIBS := -Wl,--whole-archive $(LIB_AS) $(LIB_COMMON) -Wl,--no-whole-archive $(LIB_KBS) $(LIB_RVPS)
 
 MAIN_SRC := $(call mains,as) $(call mains,kbs) $(call mains,rvps) $(call mains,common/rego) $(call mains,tests/bench)
 bin_name = $(subst _,-,$(patsubst main_%,%,$(basename $(notdir $(1)))))
@@ -76,7 +76,7 @@ $(B)/obj/gen/%.o: $(B)/gen/%.c | $(GEN_H)
 	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
 $(B)/obj/empty.o:
 	@mkdir -p $(dir $@)
-	echo 'int ctrustee_empty_lib;' | $(CC) -x c -c -o $@ -
+	echo 'int ctrustee_empty_lib __attribute__((weak));' | $(CC) -x c -c -o $@ -
 LIBS_DEP := $(LIB_AS) $(LIB_KBS) $(LIB_RVPS) $(LIB_COMMON) $(B)/obj/empty.o
 
 define bin_rule
