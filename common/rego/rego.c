@@ -1900,7 +1900,7 @@ static int truthy_cont(struct ctx *c, json_t *v, const struct binding *env, void
 {
 	struct body_state *s = arg;
 	if (json_is_false(v)) {
-		if (c->explaining && s->i >= c->best_idx)
+		if (c->explaining && s->i >= c->best_idx && c->best_detail[0] == '\0')
 			snprintf(c->best_detail, sizeof(c->best_detail), "false");
 		return 0;
 	}

@@ -1,0 +1,200 @@
+/* The Rego engine's API: undefined vs false, conflicts, the step budget, explained denials,
+ * host functions, queries, parse errors with positions, and concurrent evaluation. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "rego/rego.h"
+
+static struct rego_policy *compile(const char *text, struct err *err)
+{
+	struct rego_module m = {"t.rego", text, strlen(text)};
+	return rego_compile(&m, 1, NULL, 0, err);
+}
+
+static void test_rego_undefined_is_not_false(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p =
+	    compile("package policy\nallow if input.x == 1\ndeny := false\n", &err);
+	json_t *r = NULL;
+	assert_non_null(p);
+	assert_int_equal(rego_eval_rule(p, "data.policy.allow", NULL, &r, NULL, &err), 0);
+	assert_null(r);
+	assert_int_equal(rego_eval_rule(p, "data.policy.deny", NULL, &r, NULL, &err), 0);
+	assert_true(json_is_false(r));
+	json_decref(r);
+	assert_int_equal(rego_eval_rule(p, "data.policy.nosuch", NULL, &r, NULL, &err), 0);
+	assert_null(r);
+	rego_policy_free(p);
+}
+
+static void test_rego_conflicting_complete_rule_is_an_error(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p =
+	    compile("package policy\nx := 1 if input.a\nx := 2 if input.b\n", &err);
+	json_t *in = json_pack("{s:b,s:b}", "a", 1, "b", 1), *r = NULL;
+	struct rego_eval_opts o = {.input = in};
+	assert_int_equal(rego_eval_rule(p, "data.policy.x", &o, &r, NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "eval_conflict_error"));
+	json_decref(in);
+	rego_policy_free(p);
+}
+
+static void test_rego_budget_stops_a_pathological_policy(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p = compile(
+	    "package policy\nn := [x | x := input.a[_]; y := input.a[_]; z := input.a[_]]\n", &err);
+	json_t *a = json_array(), *r = NULL;
+	for (int i = 0; i < 200; i++)
+		json_array_append_new(a, json_integer(i));
+	json_t *in = json_pack("{s:o}", "a", a);
+	struct rego_eval_opts o = {.input = in, .max_steps = 100000};
+	assert_int_equal(rego_eval_rule(p, "data.policy.n", &o, &r, NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "budget"));
+	json_decref(in);
+	rego_policy_free(p);
+}
+
+static void test_rego_explains_which_expression_failed(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p =
+	    compile("package policy\nimport rego.v1\ndefault allow := false\nallow if {\n"
+	            "\tinput.submods.cpu0[\"ear.status\"] == \"affirming\"\n}\n",
+	            &err);
+	json_t *in = json_loads("{\"submods\":{\"cpu0\":{\"ear.status\":\"warning\"}}}", 0, NULL),
+	       *r = NULL;
+	struct rego_eval_opts o = {.input = in, .explain = 1};
+	char *why = NULL;
+	assert_non_null(p);
+	assert_int_equal(rego_eval_rule(p, "data.policy.allow", &o, &r, &why, &err), 0);
+	assert_true(json_is_false(r));
+	assert_non_null(why);
+	assert_string_equal(
+	    why,
+	    "allow: input.submods.cpu0[\"ear.status\"] == \"affirming\" was false (\"warning\")");
+	free(why);
+	json_decref(r);
+	json_decref(in);
+	rego_policy_free(p);
+}
+
+static json_t *qrv(void *ctx, json_t *const *args, size_t n, struct err *err)
+{
+	return strcmp(json_string_value(args[0]), "svn") == 0 ? json_pack("[s]", "1") : json_null();
+}
+
+static void test_rego_host_function_and_null_membership(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p =
+	    compile("package policy\nok if input.svn in query_reference_value(\"svn\")\n"
+	            "ko if input.svn in query_reference_value(\"unknown\")\n",
+	            &err);
+	struct rego_host_function h = {"query_reference_value", 1, qrv, NULL};
+	json_t *in = json_pack("{s:s}", "svn", "1"), *r = NULL;
+	struct rego_eval_opts o = {.input = in, .host_fns = &h, .n_host_fns = 1};
+	assert_int_equal(rego_eval_rule(p, "data.policy.ok", &o, &r, NULL, &err), 0);
+	assert_true(json_is_true(r));
+	json_decref(r);
+	assert_int_equal(rego_eval_rule(p, "data.policy.ko", &o, &r, NULL, &err), 0);
+	assert_null(r);
+	json_decref(in);
+	rego_policy_free(p);
+}
+
+static void test_rego_parse_errors_have_positions(void **state)
+{
+	struct err err = {0};
+	assert_null(compile("package policy\nallow if {\n  input.x ==\n}\n", &err));
+	assert_non_null(strstr(err.msg, "t.rego:"));
+	assert_null(compile("allow := true\n", &err));
+	assert_non_null(strstr(err.msg, "package"));
+	/* deep nesting is refused, not a stack overflow */
+	char deep[4000] = "package p\nx := ";
+	for (int i = 0; i < 1000; i++)
+		strcat(deep, "[");
+	assert_null(compile(deep, &err));
+}
+
+static void test_rego_queries_and_builtins(void **state)
+{
+	struct err err = {0};
+	json_t *res = NULL, *vals = NULL;
+	assert_int_equal(
+	    rego_eval_query(NULL, "sprintf(\"%v-%d\", [\"a\", 3])", NULL, &res, &vals, NULL, &err),
+	    0);
+	assert_string_equal(json_string_value(json_array_get(vals, 0)), "a-3");
+	json_decref(res);
+	json_decref(vals);
+	assert_int_equal(
+	    rego_eval_query(NULL, "count({1, 2, 2, 3})", NULL, &res, &vals, NULL, &err), 0);
+	assert_int_equal(json_integer_value(json_array_get(vals, 0)), 3);
+	json_decref(res);
+	json_decref(vals);
+	assert_int_equal(rego_eval_query(NULL, "object.union_n([{\"a\": 1}, {\"b\": 2}])", NULL,
+	                                 &res, &vals, NULL, &err),
+	                 0);
+	assert_int_equal(json_object_size(json_array_get(vals, 0)), 2);
+	json_decref(res);
+	json_decref(vals);
+}
+
+struct shared {
+	struct rego_policy *p;
+	int ok;
+};
+
+static void *worker(void *arg)
+{
+	struct shared *s = arg;
+	for (int i = 0; i < 300; i++) {
+		struct err err = {0};
+		json_t *in = json_pack("{s:i}", "n", i), *r = NULL;
+		struct rego_eval_opts o = {.input = in};
+		if (rego_eval_rule(s->p, "data.policy.double", &o, &r, NULL, &err) != 0 ||
+		    json_integer_value(r) != 2 * i)
+			s->ok = 0;
+		json_decref(r);
+		json_decref(in);
+	}
+	return NULL;
+}
+
+static void test_rego_compiled_policy_is_shared_by_threads(void **state)
+{
+	struct err err = {0};
+	struct shared s = {compile("package policy\ndouble := input.n * 2\n", &err), 1};
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, worker, &s);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_true(s.ok);
+	rego_policy_free(s.p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_rego_undefined_is_not_false),
+	    cmocka_unit_test(test_rego_conflicting_complete_rule_is_an_error),
+	    cmocka_unit_test(test_rego_budget_stops_a_pathological_policy),
+	    cmocka_unit_test(test_rego_explains_which_expression_failed),
+	    cmocka_unit_test(test_rego_host_function_and_null_membership),
+	    cmocka_unit_test(test_rego_parse_errors_have_positions),
+	    cmocka_unit_test(test_rego_queries_and_builtins),
+	    cmocka_unit_test(test_rego_compiled_policy_is_shared_by_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
