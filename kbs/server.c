@@ -386,6 +386,7 @@ static void handle_resource_policy(struct call *c, struct http_req *r)
 		problem401(r, "ParsePolicyError", d);
 	} else if (kbs_policy_set(k->policy, text, len, &e) != 0) {
 		snprintf(d, sizeof(d), "Policy engine error: %s", e.msg);
+		log_info("kbs: resource policy refused: %s", e.msg);
 		problem401(r, "PolicyEngineError", d);
 	} else {
 		log_info("kbs: resource policy replaced (%zu bytes)", len);
