@@ -126,8 +126,9 @@ int main(void)
 				                : "undefined");
 				free(g);
 			}
-			printf("%s %d - %s %s%s%s\n", ok ? "ok" : "not ok", ++n, id, q,
-			       ok ? "" : ": ", ok ? "" : why);
+			printf("%s %d - %s%s %s%s%s\n", ok ? "ok" : "not ok", ++n,
+			       ours ? "our default policy: " : "", id, q, ok ? "" : ": ",
+			       ok ? "" : why);
 			ok ? pass++ : fail++;
 			json_decref(got);
 			rego_policy_free(P);
