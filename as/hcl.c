@@ -89,3 +89,14 @@ int hcl_user_data(const struct hcl_report *h, uint8_t **out, size_t *len, struct
 		return err_set(err, "HCL variable data has no hex `user-data`");
 	return 0;
 }
+
+int hcl_check_user_data(const struct hcl_report *h, const uint8_t *rd, size_t len, struct err *err)
+{
+	uint8_t *ud;
+	size_t udlen;
+	if (hcl_user_data(h, &ud, &udlen, err) < 0)
+		return -1;
+	int same = udlen >= len && memcmp(ud, rd, len) == 0;
+	free(ud);
+	return same ? 0 : err_set(err, "User-data in HCL variable data doesn't match report_data");
+}

@@ -36,5 +36,7 @@ void hcl_report_free(struct hcl_report *h);
 EVP_PKEY *hcl_ak_pub(const struct hcl_report *h, struct err *err);
 /* `user-data` hex string from the variable data, decoded (malloc'd) or -1. */
 int hcl_user_data(const struct hcl_report *h, uint8_t **out, size_t *len, struct err *err);
+/* v2 evidence: the first `len` bytes of `user-data` must be the expected report data. */
+int hcl_check_user_data(const struct hcl_report *h, const uint8_t *rd, size_t len, struct err *err);
 
 #endif

@@ -162,19 +162,9 @@ static int az_snp_verify(const struct verify_request *req, struct verify_result 
 		err_set(err, "HCL variable data digest doesn't match SNP report data");
 		goto out;
 	}
-	if (e.version == 2) {
-		uint8_t *ud;
-		size_t udlen;
-		if (hcl_user_data(&h, &ud, &udlen, err) < 0)
-			goto out;
-		int same = udlen >= req->report_data_len &&
-		           memcmp(ud, req->report_data, req->report_data_len) == 0;
-		free(ud);
-		if (!same) {
-			err_set(err, "User-data in HCL variable data doesn't match report_data");
-			goto out;
-		}
-	}
+	if (e.version == 2 &&
+	    hcl_check_user_data(&h, req->report_data, req->report_data_len, err) < 0)
+		goto out;
 	if (snp_vek_load(e.vcek, e.vcek_len, &vek, err) < 0)
 		goto out;
 	if (r.gen == SNP_GEN_UNKNOWN)

@@ -95,19 +95,9 @@ static int az_tdx_verify(const struct verify_request *req, struct verify_result 
 	if (tpm_quote_verify(&q, ak, err) < 0 ||
 	    tpm_check_nonce(&q, req->report_data, req->report_data_len, 0, err) < 0)
 		goto out;
-	if (version == 2) {
-		uint8_t *ud;
-		size_t udlen;
-		if (hcl_user_data(&h, &ud, &udlen, err) < 0)
-			goto out;
-		int same = udlen >= req->report_data_len &&
-		           memcmp(ud, req->report_data, req->report_data_len) == 0;
-		free(ud);
-		if (!same) {
-			err_set(err, "User-data in HCL variable data doesn't match report_data");
-			goto out;
-		}
-	}
+	if (version == 2 &&
+	    hcl_check_user_data(&h, req->report_data, req->report_data_len, err) < 0)
+		goto out;
 	if (req->init_data_hash != NULL &&
 	    tpm_check_pcr8(&q, req->init_data_hash, req->init_data_hash_len, err) < 0)
 		goto out;
