@@ -110,6 +110,7 @@ lint: all
 	cppcheck --quiet --error-exitcode=1 --enable=warning --inline-suppr -I common -I . $$(git ls-files '*.c')
 
 fuzz fuzz-smoke:
+	@test -x tests/fuzz/run.sh || { echo "make $@: the fuzz harness (tests/fuzz/run.sh) is not written yet; targets are in tests/fuzz/" >&2; exit 1; }
 	@tests/fuzz/run.sh $@
 
 clean:

@@ -1274,6 +1274,8 @@ struct ctx {
 	int depth;
 };
 
+static char *key_string(const json_t *key);
+
 typedef int (*cont_fn)(struct ctx *c, json_t *v, const struct binding *env, void *arg);
 
 static int efail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1495,8 +1497,7 @@ static int obj_val_cont(struct ctx *c, json_t *v, const struct binding *env, voi
 	struct obj_state *os = arg;
 	struct coll_state next = *os->s;
 	json_t *acc = json_deep_copy(os->s->acc);
-	char *ks = json_is_string(os->key) ? strdup(json_string_value(os->key))
-	                                   : json_dumps(os->key, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *ks = key_string(os->key);
 	json_object_set(acc, ks ? ks : "", v);
 	free(ks);
 	next.acc = keep(c, acc);
@@ -1529,8 +1530,7 @@ static int compr_val_cont(struct ctx *c, json_t *v, const struct binding *env, v
 	json_t **kv = arg;
 	struct compr *cp = (struct compr *)kv[1];
 	json_t *key = kv[0];
-	char *ks = json_is_string(key) ? strdup(json_string_value(key))
-	                               : json_dumps(key, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *ks = key_string(key);
 	json_t *old = json_object_get(cp->acc, ks ? ks : "");
 	if (old != NULL && !val_eq(old, v)) {
 		free(ks);
@@ -2234,6 +2234,27 @@ static void explain_add(struct ctx *c, const struct rule *r)
 	c->explain_len += l;
 }
 
+/* All solutions of a complete rule or a function must agree; returns the value or fails. */
+static int single_output(struct ctx *c, json_t *vals, const char *what, const char *name,
+                         json_t **out)
+{
+	json_t *first = json_array_get(vals, 0);
+	for (size_t i = 1; i < json_array_size(vals); i++)
+		if (!val_eq(first, json_array_get(vals, i)))
+			return efail(
+			    c, "eval_conflict_error: %s must not produce multiple outputs (%s)",
+			    what, name);
+	*out = first;
+	return 0;
+}
+
+/* Object keys from any value: strings as they are, anything else as its JSON text. */
+static char *key_string(const json_t *key)
+{
+	return json_is_string(key) ? strdup(json_string_value(key))
+	                           : json_dumps(key, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
 /* Evaluate every definition (and else chain) of a non-function rule. */
 static int compute_rule(struct ctx *c, const char *pkg, const char *name, json_t **out,
                         int top_explain)
@@ -2289,9 +2310,7 @@ static int compute_rule(struct ctx *c, const char *pkg, const char *name, json_t
 		json_t *o = keep(c, json_object());
 		for (size_t i = 0; i < json_array_size(keys); i++) {
 			json_t *kv = json_array_get(keys, i), *vv = json_array_get(vals, i);
-			char *ks = json_is_string(kv)
-			               ? strdup(json_string_value(kv))
-			               : json_dumps(kv, JSON_COMPACT | JSON_ENCODE_ANY);
+			char *ks = key_string(kv);
 			json_t *old = json_object_get(o, ks ? ks : "");
 			if (old && !val_eq(old, vv)) {
 				free(ks);
@@ -2309,16 +2328,7 @@ static int compute_rule(struct ctx *c, const char *pkg, const char *name, json_t
 		*out = deflt;
 		return 0;
 	}
-	json_t *first = json_array_get(vals, 0);
-	for (size_t i = 1; i < json_array_size(vals); i++)
-		if (!val_eq(first, json_array_get(vals, i)))
-			return efail(
-			    c,
-			    "eval_conflict_error: complete rules must not produce multiple "
-			    "outputs (rule %s)",
-			    name);
-	*out = first;
-	return 0;
+	return single_output(c, vals, "complete rules", name, out);
 }
 
 static int rule_value(struct ctx *c, const char *pkg, const char *name, json_t **out)
@@ -2935,14 +2945,9 @@ static int do_call(struct ctx *c, const struct node *call, json_t **args, const 
 	if (user) {
 		if (json_array_size(vals) == 0)
 			return 0;
-		json_t *first = json_array_get(vals, 0);
-		for (size_t i = 1; i < json_array_size(vals); i++)
-			if (!val_eq(first, json_array_get(vals, i)))
-				return efail(
-				    c,
-				    "eval_conflict_error: functions must not produce multiple "
-				    "outputs for same inputs (%s)",
-				    name);
+		json_t *first;
+		if (single_output(c, vals, "functions", name, &first) < 0)
+			return -1;
 		return k(c, first, env, arg);
 	}
 	for (size_t i = 0; i < sizeof(builtin_table) / sizeof(builtin_table[0]); i++) {
