@@ -5,12 +5,13 @@
  *
  *   evidence-verify --tee TEE --evidence FILE [--report-data HEX] [--init-data HEX]
  *                   [--time RFC3339] [--vcek FILE] [--collateral FILE] [--event-log FILE]
- *                   [--config AS-CONFIG.json]
+ *                   [--config AS-CONFIG.json] [--parse-only]
  *
  * FILE is the AS JSON evidence document, or for `snp` the raw 1184-byte report, or for
  * `tdx`/`sgx` the raw quote. --vcek, --collateral and --event-log are handed to the verifier
  * as options; --config supplies the AS config's `verifier_config` (VCEK sources, DCAP
- * collateral service).
+ * collateral service). --parse-only (tdx, sgx) prints the claims of a quote without
+ * verifying anything, to inspect a quote whose collateral is not at hand; it says so on stderr.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -29,7 +30,8 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: evidence-verify --tee TEE --evidence FILE [--report-data HEX]\n"
 	        "                       [--init-data HEX] [--time RFC3339] [--vcek FILE]\n"
-	        "                       [--collateral FILE] [--event-log FILE] [--config FILE]\n");
+	        "                       [--collateral FILE] [--event-log FILE] [--config FILE]\n"
+	        "                       [--parse-only]\n");
 	exit(2);
 }
 
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
 	                                     {"collateral", required_argument, NULL, 'c'},
 	                                     {"event-log", required_argument, NULL, 'l'},
 	                                     {"config", required_argument, NULL, 'C'},
+	                                     {"parse-only", no_argument, NULL, 'P'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *tee = NULL, *evpath = NULL, *rd_hex = NULL, *id_hex = NULL, *cfgpath = NULL;
@@ -126,6 +129,11 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			cfgpath = optarg;
+			break;
+		case 'P':
+			json_object_set_new(options, "parse_only", json_true());
+			fprintf(stderr, "evidence-verify: --parse-only: the quote is parsed, NOT "
+			                "verified\n");
 			break;
 		default:
 			usage();

@@ -1,0 +1,22 @@
+/*
+ * dcap_evidence: the quote-verification steps shared by the `tdx` and `sgx` verifiers.
+ */
+#ifndef CTRUSTEE_DCAP_EVIDENCE_H
+#define CTRUSTEE_DCAP_EVIDENCE_H
+
+#include "as/dcap.h"
+#include "as/verifier.h"
+
+/* The raw quote from the evidence's "quote" (standard base64). */
+int dcap_evidence_quote(const json_t *evidence, const char *tee, uint8_t **buf, size_t *len,
+                        struct err *err);
+/* Collateral, full verification, report-data and init-data binding. With the tool option
+ * {"parse_only": true} nothing is verified and res stays empty. */
+int dcap_evidence_verify(const struct verify_request *req, const struct dcap_quote *q,
+                         struct dcap_result *res, struct err *err);
+/* platform_instance_id and, when verified, the DCAP supplemental claims. */
+void dcap_common_claims(const struct dcap_quote *q, const struct dcap_result *res, json_t *claims,
+                        int verified);
+json_t *dcap_hex(const uint8_t *p, size_t n);
+
+#endif

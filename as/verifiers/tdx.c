@@ -1,0 +1,176 @@
+/*
+ * tdx verifier (as-rvps.md §5.3): an Intel TDX quote (v4, or v5 with a TDX 1.0/1.5 body)
+ * verified with DCAP collateral (dcap.h), bound to the expected report data and init-data
+ * hash (MRCONFIGID), and, when the guest sends its CC event log, the log replayed against
+ * RTMR0..3.
+ *
+ * Evidence: {"quote": base64, "cc_eventlog": base64 | null | ""}. The tool option
+ * "event_log" (a file) supplies the log when the evidence has none.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "as/dcap_evidence.h"
+#include "as/dcap_source.h"
+#include "b64.h"
+#include "config.h"
+
+/* The CC event log parser (as/eventlog.c); weak until it is in every build. */
+#define EVENTLOG_MAX_MR 8
+int eventlog_parse(const uint8_t *buf, size_t len, json_t **entries, struct err *err)
+    __attribute__((weak));
+int eventlog_replay_sha384(const uint8_t *buf, size_t len, uint8_t mr[EVENTLOG_MAX_MR][48],
+                           int present[EVENTLOG_MAX_MR], struct err *err) __attribute__((weak));
+
+static int tdx_init(const json_t *verifier_config, struct err *err)
+{
+	return dcap_source_configure(json_object_get(verifier_config, "dcap_verifier"), err);
+}
+
+struct field {
+	const char *name;
+	size_t off, len;
+};
+
+static const struct field body_fields[] = {
+    {"tcb_svn", 0, 16},          {"mr_seam", 16, 48},         {"mrsigner_seam", 64, 48},
+    {"seam_attributes", 112, 8}, {"td_attributes", 120, 8},   {"xfam", 128, 8},
+    {"mr_td", 136, 48},          {"mr_config_id", 184, 48},   {"mr_owner", 232, 48},
+    {"mr_owner_config", 280, 48}, {"rtmr_0", 328, 48},        {"rtmr_1", 376, 48},
+    {"rtmr_2", 424, 48},         {"rtmr_3", 472, 48},         {"report_data", 520, 64},
+    {"tee_tcb_svn2", 584, 16},   {"mr_servicetd", 600, 48},
+};
+
+static const struct field header_fields[] = {
+    {"version", 0, 2},   {"att_key_type", 2, 2}, {"tee_type", 4, 4},
+    {"reserved", 8, 4},  {"vendor_id", 12, 16},  {"user_data", 28, 20},
+};
+
+static json_t *fields(const uint8_t *base, size_t avail, const struct field *f, size_t n)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < n; i++)
+		if (f[i].off + f[i].len <= avail)
+			json_object_set_new(o, f[i].name, dcap_hex(base + f[i].off, f[i].len));
+	return o;
+}
+
+static json_t *tdx_claims(const struct dcap_quote *q)
+{
+	json_t *c = json_object(), *quote = json_object();
+	json_object_set_new(quote, "header", fields(q->header, DCAP_HEADER_SIZE, header_fields, 6));
+	json_object_set_new(quote, "body",
+	                    fields(q->body, q->body_len, body_fields,
+	                           sizeof(body_fields) / sizeof(body_fields[0])));
+	if (q->v5_type_size != NULL) {
+		json_object_set_new(quote, "type", dcap_hex(q->v5_type_size, 2));
+		json_object_set_new(quote, "size", dcap_hex(q->v5_type_size + 2, 4));
+	}
+	json_object_set_new(c, "quote", quote);
+	const uint8_t *a = q->body + DCAP_TD_TD_ATTRIBUTES;
+	uint64_t attr = 0;
+	for (int i = 7; i >= 0; i--)
+		attr = attr << 8 | a[i];
+	json_object_set_new(c, "td_attributes",
+	                    json_pack("{s:b, s:b, s:b, s:b, s:b}", "debug", (int)(attr & 1),
+	                              "septve_disable", (int)(attr >> 28 & 1), "protection_keys",
+	                              (int)(attr >> 30 & 1), "key_locker", (int)(attr >> 31 & 1),
+	                              "perfmon", (int)(attr >> 63 & 1)));
+	json_object_set_new(c, "report_data", dcap_hex(q->body + DCAP_TD_REPORT_DATA, 64));
+	json_object_set_new(c, "init_data", dcap_hex(q->body + DCAP_TD_MR_CONFIG_ID, 48));
+	return c;
+}
+
+/* The CC event log from the evidence, else from the tool option; NULL/0 when none. */
+static int event_log(const struct verify_request *req, uint8_t **buf, size_t *len,
+                     struct err *err)
+{
+	json_t *v = json_object_get(req->evidence, "cc_eventlog");
+	const char *path = json_string_value(json_object_get(req->options, "event_log"));
+	*buf = NULL;
+	*len = 0;
+	if (json_is_string(v) && json_string_length(v) > 0) {
+		if (b64_decode(json_string_value(v), json_string_length(v), B64_STD | B64_LENIENT, buf,
+		               len) < 0)
+			return err_set(err, "tdx evidence `cc_eventlog` is not base64");
+		return 0;
+	}
+	if (v != NULL && !json_is_null(v) && !json_is_string(v))
+		return err_set(err, "tdx evidence `cc_eventlog` must be base64, null or \"\"");
+	if (path != NULL && (*buf = (uint8_t *)file_read_all(path, len, err)) == NULL)
+		return err_prefix(err, "event log");
+	return 0;
+}
+
+/* Replay the log and compare each measured RTMR; adds "uefi_event_logs". */
+static int check_event_log(const struct dcap_quote *q, const uint8_t *log, size_t len,
+                           json_t *claims, struct err *err)
+{
+	uint8_t mr[EVENTLOG_MAX_MR][48];
+	int present[EVENTLOG_MAX_MR];
+	json_t *entries = NULL;
+
+	if (eventlog_parse == NULL || eventlog_replay_sha384 == NULL)
+		return err_set(err, "CC event log supplied but this build has no event-log parser");
+	if (eventlog_parse(log, len, &entries, err) < 0)
+		return err_prefix(err, "CC event log");
+	if (eventlog_replay_sha384(log, len, mr, present, err) < 0) {
+		json_decref(entries);
+		return err_prefix(err, "CC event log");
+	}
+	for (int i = 1; i <= 4 && i < EVENTLOG_MAX_MR; i++) {
+		if (!present[i])
+			continue;
+		if (memcmp(mr[i], q->body + DCAP_TD_RTMR0 + 48 * (i - 1), 48) != 0) {
+			json_decref(entries);
+			return err_set(err, "CC event log replay does not reproduce RTMR%d", i - 1);
+		}
+	}
+	json_object_set_new(claims, "uefi_event_logs", entries);
+	return 0;
+}
+
+static int tdx_verify(const struct verify_request *req, struct verify_result *out,
+                      struct err *err)
+{
+	uint8_t *buf = NULL, *log = NULL;
+	size_t len, loglen;
+	struct dcap_quote q;
+	struct dcap_result res = {0};
+	json_t *claims = NULL;
+	int rc = -1, parse_only = json_is_true(json_object_get(req->options, "parse_only"));
+
+	if (dcap_evidence_quote(req->evidence, "tdx", &buf, &len, err) < 0)
+		return -1;
+	if (dcap_quote_parse(buf, len, &q, err) < 0)
+		goto out;
+	if (!dcap_quote_is_tdx(&q)) {
+		err_set(err, "tdx evidence holds an SGX quote (version %u)", q.version);
+		goto out;
+	}
+	if (event_log(req, &log, &loglen, err) < 0)
+		goto out;
+	if (dcap_evidence_verify(req, &q, &res, err) < 0)
+		goto out;
+	claims = tdx_claims(&q);
+	if (log != NULL && check_event_log(&q, log, loglen, claims, err) < 0)
+		goto out;
+	dcap_common_claims(&q, &res, claims, !parse_only);
+	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
+	out->items[0].claims = claims;
+	claims = NULL;
+	out->n = 1;
+	rc = 0;
+out:
+	json_decref(claims);
+	dcap_result_free(&res);
+	free(buf);
+	free(log);
+	return rc;
+}
+
+const struct verifier verifier_tdx = {
+    .tee = "tdx",
+    .init = tdx_init,
+    .verify = tdx_verify,
+};
