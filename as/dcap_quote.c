@@ -98,13 +98,15 @@ int dcap_quote_parse(const uint8_t *buf, size_t len, struct dcap_quote *q, struc
 		return err_set(err, "quote QE vendor id is not Intel's");
 	if (q->version == 3) {
 		if (q->tee_type != DCAP_TEE_SGX)
-			return err_set(err, "quote version 3 must be an SGX quote (TEE type 0x%x)",
+			return err_set(err, "quote format not supported: version 3 must be an SGX "
+			                    "quote, not TEE type 0x%x",
 			               q->tee_type);
 		q->body_type = 1;
 		q->body_len = DCAP_SGX_REPORT_SIZE;
 	} else {
 		if (q->tee_type != DCAP_TEE_TDX)
-			return err_set(err, "quote version %u must be a TDX quote (TEE type 0x%x)",
+			return err_set(err, "quote format not supported: version %u must be a TDX "
+			                    "quote, not TEE type 0x%x",
 			               q->version, q->tee_type);
 		q->body_type = 2;
 		q->body_len = DCAP_TD10_BODY_SIZE;

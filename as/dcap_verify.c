@@ -377,6 +377,13 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 		goto out;
 	if (collateral_windows(c, now, &span, err) < 0)
 		goto out;
+	const struct dcap_tcbinfo *t = c->tcb;
+	int tdx = dcap_quote_is_tdx(q);
+	if (t->is_tdx != tdx || c->qe->is_td_qe != tdx) {
+		err_set(err, "collateral mismatch: the collateral is for %s but the quote is %s",
+		        t->is_tdx ? "TDX" : "SGX", tdx ? "TDX" : "SGX");
+		goto out;
+	}
 	/* revocation: the PCK by its CA's CRL, the CA by the root's */
 	if (X509_NAME_cmp(X509_CRL_get_issuer(c->pck_crl), X509_get_subject_name(pck.ca)) != 0 ||
 	    X509_cmp(sk_X509_value(c->pck_crl_chain, 0), pck.ca) != 0) {
@@ -425,13 +432,6 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 		goto out;
 	}
 	/* collateral applies to this platform */
-	const struct dcap_tcbinfo *t = c->tcb;
-	int tdx = dcap_quote_is_tdx(q);
-	if (t->is_tdx != tdx || c->qe->is_td_qe != tdx) {
-		err_set(err, "collateral is for %s but the quote is %s", t->is_tdx ? "TDX" : "SGX",
-		        tdx ? "TDX" : "SGX");
-		goto out;
-	}
 	if (memcmp(t->fmspc, pck.ext.fmspc, 6) != 0) {
 		char a[13], b[13];
 		for (int i = 0; i < 6; i++) {
