@@ -12,15 +12,9 @@
 
 #include "as/dcap_evidence.h"
 #include "as/dcap_source.h"
+#include "as/eventlog.h"
 #include "b64.h"
 #include "config.h"
-
-/* The CC event log parser (as/eventlog.c); weak until it is in every build. */
-#define EVENTLOG_MAX_MR 8
-int eventlog_parse(const uint8_t *buf, size_t len, json_t **entries, struct err *err)
-    __attribute__((weak));
-int eventlog_replay_sha384(const uint8_t *buf, size_t len, uint8_t mr[EVENTLOG_MAX_MR][48],
-                           int present[EVENTLOG_MAX_MR], struct err *err) __attribute__((weak));
 
 static int tdx_init(const json_t *verifier_config, struct err *err)
 {
@@ -102,29 +96,19 @@ static int event_log(const struct verify_request *req, uint8_t **buf, size_t *le
 	return 0;
 }
 
-/* Replay the log and compare each measured RTMR; adds "uefi_event_logs". */
+/* Parse the log into "uefi_event_logs"; unless only parsing, its replay must give RTMR0..3. */
 static int check_event_log(const struct dcap_quote *q, const uint8_t *log, size_t len,
-                           json_t *claims, struct err *err)
+                           int parse_only, json_t *claims, struct err *err)
 {
-	uint8_t mr[EVENTLOG_MAX_MR][48];
-	int present[EVENTLOG_MAX_MR];
+	uint8_t rtmr[4][48];
 	json_t *entries = NULL;
 
-	if (eventlog_parse == NULL || eventlog_replay_sha384 == NULL)
-		return err_set(err, "CC event log supplied but this build has no event-log parser");
 	if (eventlog_parse(log, len, &entries, err) < 0)
 		return err_prefix(err, "CC event log");
-	if (eventlog_replay_sha384(log, len, mr, present, err) < 0) {
+	memcpy(rtmr, q->body + DCAP_TD_RTMR0, sizeof(rtmr));
+	if (!parse_only && eventlog_check_rtmrs(log, len, rtmr, err) < 0) {
 		json_decref(entries);
-		return err_prefix(err, "CC event log");
-	}
-	for (int i = 1; i <= 4 && i < EVENTLOG_MAX_MR; i++) {
-		if (!present[i])
-			continue;
-		if (memcmp(mr[i], q->body + DCAP_TD_RTMR0 + 48 * (i - 1), 48) != 0) {
-			json_decref(entries);
-			return err_set(err, "CC event log replay does not reproduce RTMR%d", i - 1);
-		}
+		return -1;
 	}
 	json_object_set_new(claims, "uefi_event_logs", entries);
 	return 0;
@@ -153,7 +137,7 @@ static int tdx_verify(const struct verify_request *req, struct verify_result *ou
 	if (dcap_evidence_verify(req, &q, &res, err) < 0)
 		goto out;
 	claims = tdx_claims(&q);
-	if (log != NULL && check_event_log(&q, log, loglen, claims, err) < 0)
+	if (log != NULL && check_event_log(&q, log, loglen, parse_only, claims, err) < 0)
 		goto out;
 	dcap_common_claims(&q, &res, claims, !parse_only);
 	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");

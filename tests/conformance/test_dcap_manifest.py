@@ -76,6 +76,17 @@ def positive(t):
         t.ok(rc == 1 and "report_data does not match" in out, "other report data is refused", out)
         rc, out, _ = verify("tdx", q4, "gtg-2023", None, "--init-data", "ab" * 32)
         t.ok(rc == 1 and "MRCONFIGID" in out, "other init-data hash is refused", out)
+        ccel = os.path.join(TDX, "trustee", "CCEL_data")
+        rc, out, err = run("--tee", "tdx", "--evidence", q4, "--event-log", ccel, "--parse-only")
+        t.ok(rc == 0 and claims(out, "tdx").get("uefi_event_logs") == want["uefi_event_logs"],
+             "trustee CCEL_data decodes to parse_tdx_claims_expected.json's uefi_event_logs", out[:300] + err)
+        rc, out, _ = verify("tdx", q4, "gtg-2023", None, "--event-log", ccel)
+        t.ok(rc == 1 and "measurement replay" in out,
+             "CCEL_data does not replay to q4's RTMRs, so verification refuses it", out)
+    cos = os.path.join(TDX, "go-tdx-guest", "ccel")
+    rc, out, err = run("--tee", "tdx", "--evidence", os.path.join(cos, "cos-113-tdx-quote.dat"), "--event-log",
+                       os.path.join(cos, "ccel_data.dat"), "--parse-only")
+    t.ok(rc == 0 and len(claims(out, "tdx")["uefi_event_logs"]) > 0, "cos-113 CCEL parses", out[:300] + err)
 
 
 NEGATIVE = [
