@@ -233,6 +233,45 @@ static void test_eventlog_go_tdx_guest_replay_equals_cos113_rtmrs(void **state)
 	free(buf);
 }
 
+#define SECUREBOOT_DIGEST                                                                          \
+	"cfa4e2c606f572627bf06d5669cc2ab1128358d27b45bc63ee9ea56ec109cfafb7194006f847a6a74b5eaed6" \
+	"b7333"                                                                                    \
+	"2ec"
+#define SECUREBOOT_EVENT "Yd/ki8qT0hGqDQDgmAMrjAoAAAAAAAAAAQAAAAAAAABTAGUAYwB1AHIAZQBCAG8AbwB0AAA="
+
+/* A COS (grub) boot: decoded details of the real log, beside its replay above. */
+static void test_eventlog_go_tdx_guest_claims(void **state)
+{
+	size_t len;
+	uint8_t *buf = slurp("tdx/go-tdx-guest/ccel/ccel_data.dat", &len);
+	struct err err = {0};
+	json_t *entries;
+
+	assert_int_equal(eventlog_parse(buf, len, &entries, &err), 0);
+	assert_int_equal(json_array_size(entries), 43);
+	assert_json(
+	    json_array_get(entries, 2),
+	    "{\"details\": {\"unicode_name\": \"SecureBoot\", \"unicode_name_length\": 10,"
+	    " \"variable_data\": \"AA==\", \"variable_data_length\": 1,"
+	    " \"variable_name\": \"61dfe48b-ca93-d211-aa0d-00e098032b8c\"},"
+	    " \"digest_matches_event\": true, \"digests\": [{\"alg\": \"SHA-384\", \"digest\":"
+	    " \"" SECUREBOOT_DIGEST "\"}],"
+	    " \"event\": \"" SECUREBOOT_EVENT "\", \"index\": 1,"
+	    " \"type_name\": \"EV_EFI_VARIABLE_DRIVER_CONFIG\"}");
+	/* shim's device path: the NVMe node has no formatter and falls back to Path() */
+	assert_json(json_object_get(json_object_get(json_array_get(entries, 17), "details"),
+	                            "device_paths"),
+	            "[\"ACPI(PNP0A03,0)\", \"Pci(0,4)\", \"Path(3,23,010000000000000000000000)\","
+	            " \"HD(12,GPT,58EC8B8F-8E5B-ED42-83A4-0691ABB8F3C7,0x3d000,0x10000)\","
+	            " \"File(\\\\EFI\\\\BOOT\\\\BOOTX64.EFI)\"]");
+	assert_json(json_object_get(json_array_get(entries, 0), "details"),
+	            "{\"string\": \"TdxTable\"}");
+	assert_json(json_object_get(json_array_get(entries, 1), "details"),
+	            "{\"string\": \"Fv(48DB5E17-707C-472D-91CD-1613E7EF51B0)\"}");
+	json_decref(entries);
+	free(buf);
+}
+
 /* Trustee's CCEL_data replays to the values Trustee's own eventlog test pins, which are not
  * tdx_quote_4.dat's RTMRs: the log and that quote come from different boots. */
 static void test_eventlog_trustee_ccel_replay_and_quote4_mismatch(void **state)
@@ -623,6 +662,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_eventlog_trustee_ccel_equals_golden_claims),
 	    cmocka_unit_test(test_eventlog_go_tdx_guest_replay_equals_cos113_rtmrs),
+	    cmocka_unit_test(test_eventlog_go_tdx_guest_claims),
 	    cmocka_unit_test(test_eventlog_trustee_ccel_replay_and_quote4_mismatch),
 	    cmocka_unit_test(test_eventlog_trustee_ovmf_log_parses_and_replays),
 	    cmocka_unit_test(test_eventlog_digest_matches_event_is_computed),
