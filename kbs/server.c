@@ -174,8 +174,11 @@ out:
 
 static void attest_fail(struct http_req *r, const char *sid, const char *cause)
 {
+	char detail[ERR_MSG_MAX + 64];
 	log_info("kbs: session %s: /attest refused: %s", sid ? sid : "-", cause);
-	problem401(r, "AttestationError", "Attestation error: RCAR handshake Attest failed");
+	/* Trustee's text, then the cause it leaves out (field-notes: unexplained refusals) */
+	snprintf(detail, sizeof(detail), "Attestation error: RCAR handshake Attest failed: %s", cause);
+	problem401(r, "AttestationError", detail);
 }
 
 static void reply_token(struct http_req *r, const struct kbs_session *s, const char *token)
