@@ -156,6 +156,9 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 /* The DCAP supplemental claims of as-rvps.md §5.2, added to `claims`. */
 void dcap_result_claims(const struct dcap_result *r, json_t *claims);
 
+/* Forget the verified PCK chains kept by dcap_verify (bench, tests). */
+void dcap_pck_cache_reset(void);
+
 /* The FMSPC of a quote's PCK certificate (to find its collateral) and its CA kind. */
 int dcap_quote_fmspc(const struct dcap_quote *q, uint8_t fmspc[6], enum dcap_pck_ca *ca,
                      struct err *err);

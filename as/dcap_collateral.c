@@ -128,6 +128,21 @@ EVP_PKEY *dcap_p256_key(const uint8_t xy[64])
 	return key;
 }
 
+/* SHA-256 fetched once: an implicit fetch per verification costs a provider lookup. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256_md(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256 ? sha256 : EVP_sha256();
+}
+
 int dcap_p256_verify(EVP_PKEY *key, const uint8_t *data, size_t len, const uint8_t sig[64])
 {
 	ECDSA_SIG *s = ECDSA_SIG_new();
@@ -141,7 +156,7 @@ int dcap_p256_verify(EVP_PKEY *key, const uint8_t *data, size_t len, const uint8
 	}
 	if (derlen > 0 && key != NULL && EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
 		EVP_MD_CTX *md = EVP_MD_CTX_new();
-		ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+		ok = md != NULL && EVP_DigestVerifyInit(md, NULL, sha256_md(), NULL, key) == 1 &&
 		     EVP_DigestVerify(md, der, (size_t)derlen, data, len) == 1;
 		EVP_MD_CTX_free(md);
 	}

@@ -436,16 +436,3 @@ void dcap_pck_free(struct dcap_pck *p)
 	X509_free(p->root);
 	p->leaf = p->ca = p->root = NULL;
 }
-
-int dcap_quote_fmspc(const struct dcap_quote *q, uint8_t fmspc[6], enum dcap_pck_ca *ca,
-                     struct err *err)
-{
-	struct dcap_pck pck;
-	if (dcap_pck_parse(q->pck_pem, q->pck_pem_len, &pck, err) < 0)
-		return -1;
-	memcpy(fmspc, pck.ext.fmspc, 6);
-	if (ca != NULL)
-		*ca = pck.ca_kind;
-	dcap_pck_free(&pck);
-	return 0;
-}

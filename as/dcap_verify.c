@@ -129,6 +129,31 @@ static int pck_get(const uint8_t *pem, size_t len, struct dcap_pck *out, time_t 
 	return 0;
 }
 
+void dcap_pck_cache_reset(void)
+{
+	pthread_mutex_lock(&pck_lock);
+	for (int i = 0; i < PCK_CACHE; i++) {
+		if (pck_cache[i].used)
+			dcap_pck_free(&pck_cache[i].pck);
+		pck_cache[i].used = 0;
+	}
+	pthread_mutex_unlock(&pck_lock);
+}
+
+int dcap_quote_fmspc(const struct dcap_quote *q, uint8_t fmspc[6], enum dcap_pck_ca *ca,
+                     struct err *err)
+{
+	struct dcap_pck pck;
+	time_t win[2];
+	if (pck_get(q->pck_pem, q->pck_pem_len, &pck, win, err) < 0)
+		return -1;
+	memcpy(fmspc, pck.ext.fmspc, 6);
+	if (ca != NULL)
+		*ca = pck.ca_kind;
+	dcap_pck_free(&pck);
+	return 0;
+}
+
 /* ---- validity at the verification time ---- */
 
 static int window(time_t now, time_t from, time_t to, const char *what, struct err *err)
@@ -335,6 +360,35 @@ static int check_qe(const struct dcap_qeid *qe, const uint8_t *rep,
 	return 0;
 }
 
+/* Attestation keys, by their bytes: a platform's QE signs every quote with the same key. */
+#define AK_CACHE 32
+static struct {
+	uint8_t xy[64];
+	EVP_PKEY *key;
+} ak_cache[AK_CACHE];
+static unsigned ak_next;
+static pthread_mutex_t ak_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static EVP_PKEY *att_key(const uint8_t xy[64])
+{
+	EVP_PKEY *k = NULL;
+	pthread_mutex_lock(&ak_lock);
+	for (int i = 0; i < AK_CACHE && k == NULL; i++)
+		if (ak_cache[i].key != NULL && memcmp(ak_cache[i].xy, xy, 64) == 0 &&
+		    EVP_PKEY_up_ref(ak_cache[i].key) == 1)
+			k = ak_cache[i].key;
+	pthread_mutex_unlock(&ak_lock);
+	if (k != NULL || (k = dcap_p256_key(xy)) == NULL)
+		return k;
+	pthread_mutex_lock(&ak_lock);
+	unsigned i = ak_next++ % AK_CACHE;
+	EVP_PKEY_free(ak_cache[i].key);
+	memcpy(ak_cache[i].xy, xy, 64);
+	ak_cache[i].key = EVP_PKEY_up_ref(k) == 1 ? k : NULL;
+	pthread_mutex_unlock(&ak_lock);
+	return k;
+}
+
 static long crl_number(X509_CRL *crl)
 {
 	ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
@@ -423,7 +477,7 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 			goto out;
 		}
 	}
-	if ((ak = dcap_p256_key(q->att_key)) == NULL) {
+	if ((ak = att_key(q->att_key)) == NULL) {
 		err_set(err, "quote attestation key is not a valid P-256 point");
 		goto out;
 	}
