@@ -72,6 +72,15 @@ static void problem401(struct http_req *r, const char *variant, const char *deta
 	problem(r, 401, variant, detail);
 }
 
+/* Trustee's detail followed by ": <cause>", which Trustee leaves out (field-notes §1 #11). */
+static void problem401_cause(struct http_req *r, const char *variant, const char *detail,
+                             const char *cause)
+{
+	char d[ERR_MSG_MAX + 128];
+	snprintf(d, sizeof(d), "%s: %s", detail, cause);
+	problem(r, 401, variant, d);
+}
+
 static void set_cookie(struct http_req *r, const char *id, long long expires)
 {
 	char date[64], hdr[160];
@@ -465,7 +474,7 @@ static void handle_reference_value(struct call *c, struct http_req *r)
 static void plugin_error(struct http_req *r, const char *why)
 {
 	log_info("kbs: %s %s: plugin error: %s", http_req_method_name(r), http_req_uri(r), why);
-	problem401(r, "PluginInternalError", "Plugin internal error");
+	problem401_cause(r, "PluginInternalError", "Plugin internal error", why);
 }
 
 /* The attestation token for a plugin call: an attested session's, else the Bearer one. */
@@ -559,7 +568,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 	claims = kbs_token_verify(k->tv, token, &e);
 	if (!claims) {
 		log_info("kbs: %s: token refused: %s", http_req_uri(r), e.msg);
-		problem401(r, "TokenVerifierError", "Token Verifier error");
+		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
 		goto out;
 	}
 	data = json_pack("{s:s,s:O,s:O}", "plugin", c->plugin, "resource-path", c->segs, "query",
@@ -605,18 +614,19 @@ static void plugin_attested(struct call *c, struct http_req *r)
 	pk = kbs_token_teepubkey(k->tv, claims, &e);
 	if (!pk) {
 		log_info("kbs: %s: %s", http_req_uri(r), e.msg);
-		problem401(r, "TokenVerifierError", "Token Verifier error");
+		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
 		goto out;
 	}
 	if (!teepubkey_supported(pk) || !kbs_jose_available()) {
 		log_info("kbs: %s: tee-pubkey algorithm/curve not supported", http_req_uri(r));
-		problem401(r, "JweError", "JWE failed");
+		problem401_cause(r, "JweError", "JWE failed",
+		                 "the tee-pubkey algorithm or curve is not supported");
 		goto out;
 	}
 	jwe = jwe_encrypt(pk, val, vlen, &e);
 	if (!jwe) {
 		log_info("kbs: %s: JWE: %s", http_req_uri(r), e.msg);
-		problem401(r, "JweError", "JWE failed");
+		problem401_cause(r, "JweError", "JWE failed", e.msg);
 		goto out;
 	}
 	http_reply_json(r, 200, jwe);

@@ -202,7 +202,7 @@ def check_resources(t, kbs, pki):
     a.rcar()
     st, h, data = a.get("default/key/missing")
     t.ok(st == 401 and json.loads(data) == {"type": ERR + "PluginInternalError",
-                                            "detail": "Plugin internal error"},
+                                            "detail": "Plugin internal error: resource not found"},
          "resource: missing resource -> 401 PluginInternalError", data)
     st, h, data = a.get("default/.key/read")
     t.ok(st == 401 and json.loads(data)["type"] == ERR + "PluginInternalError",
