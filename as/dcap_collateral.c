@@ -586,11 +586,13 @@ int dcap_collateral_check(struct dcap_collateral *c, X509 *root, struct err *err
 		return err_set(err, "PCK CRL is not signed by the first certificate of its issuer "
 		                    "chain");
 	X509_REVOKED *rev;
-	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->tcb_info_chain, 0)) == 1 ||
-	    X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->qe_identity_chain, 0)) ==
-	        1 ||
-	    X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->pck_crl_chain, 0)) == 1)
-		return err_set(err, "a collateral signing certificate is revoked by the Root CA CRL");
+	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->tcb_info_chain, 0)) == 1)
+		return err_set(err, "TCB Info signing certificate is revoked by the Root CA CRL");
+	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->qe_identity_chain, 0)) == 1)
+		return err_set(err, "QE Identity signing certificate is revoked by the Root CA CRL");
+	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->pck_crl_chain, 0)) == 1)
+		return err_set(err, "PCK CA certificate (the PCK CRL's issuer) is revoked by the Root CA "
+		                    "CRL");
 	if (c->tcb->is_tdx != c->qe->is_td_qe)
 		return err_set(err, "collateral mixes %s TCB Info with a %s identity",
 		               c->tcb->is_tdx ? "TDX" : "SGX", c->qe->is_td_qe ? "TD_QE" : "QE");

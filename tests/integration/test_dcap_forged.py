@@ -101,10 +101,11 @@ def revocation(t):
     refused(t, s, "PCK certificate is revoked by the PCK CRL", "PCK leaf listed in the PCK CRL")
     s = tdx()
     s.root_crl_revoked.append(F.serial("platform-ca"))
-    refused(t, s, "collateral signing certificate is revoked by the Root CA CRL", "Platform CA listed in the Root CA CRL")
+    refused(t, s, "PCK CA certificate (the PCK CRL's issuer) is revoked by the Root CA CRL",
+            "Platform CA listed in the Root CA CRL")
     s = tdx()
     s.root_crl_revoked.append(F.serial("tcb-signing"))
-    refused(t, s, "collateral signing certificate is revoked by the Root CA CRL",
+    refused(t, s, "TCB Info signing certificate is revoked by the Root CA CRL",
             "TCB signing certificate listed in the Root CA CRL")
     s = tdx()
     s.pck_crl_issuer = "processor"
