@@ -51,6 +51,7 @@ struct pck_entry {
 	int used;
 	struct dcap_pck pck;
 	time_t not_before, not_after; /* intersection of the three certificates' windows */
+	time_t first_issue;           /* the earliest notBefore, for earliest_issue_date */
 };
 
 #define PCK_CACHE 64
@@ -71,8 +72,9 @@ static int pck_verify_chain(struct dcap_pck *p, X509 *root, struct err *err)
 	return 0;
 }
 
-/* Copies the verified chain for `pem` into *out (up-referenced). */
-static int pck_get(const uint8_t *pem, size_t len, struct dcap_pck *out, time_t win[2],
+/* Copies the verified chain for `pem` into *out (up-referenced); win = {latest notBefore,
+ * earliest notAfter, earliest notBefore} of its three certificates. */
+static int pck_get(const uint8_t *pem, size_t len, struct dcap_pck *out, time_t win[3],
                    struct err *err)
 {
 	uint8_t key[32];
@@ -89,6 +91,7 @@ static int pck_get(const uint8_t *pem, size_t len, struct dcap_pck *out, time_t 
 			X509_up_ref(out->root);
 			win[0] = e->not_before;
 			win[1] = e->not_after;
+			win[2] = e->first_issue;
 			pthread_mutex_unlock(&pck_lock);
 			return 0;
 		}
@@ -104,13 +107,15 @@ static int pck_get(const uint8_t *pem, size_t len, struct dcap_pck *out, time_t 
 	}
 	X509 *c[3] = {p.leaf, p.ca, p.root};
 	win[0] = 0;
-	win[1] = (time_t)1 << 62;
+	win[1] = win[2] = (time_t)1 << 62;
 	for (int i = 0; i < 3; i++) {
 		time_t nb = asn1_time(X509_get0_notBefore(c[i])), na = asn1_time(X509_get0_notAfter(c[i]));
 		if (nb > win[0])
 			win[0] = nb;
 		if (na < win[1])
 			win[1] = na;
+		if (nb < win[2])
+			win[2] = nb;
 	}
 	pthread_mutex_lock(&pck_lock);
 	struct pck_entry *e = &pck_cache[pck_next++ % PCK_CACHE];
@@ -120,6 +125,7 @@ static int pck_get(const uint8_t *pem, size_t len, struct dcap_pck *out, time_t 
 	e->pck = p;
 	e->not_before = win[0];
 	e->not_after = win[1];
+	e->first_issue = win[2];
 	e->used = 1;
 	*out = p;
 	X509_up_ref(out->leaf);
@@ -144,7 +150,7 @@ int dcap_quote_fmspc(const struct dcap_quote *q, uint8_t fmspc[6], enum dcap_pck
                      struct err *err)
 {
 	struct dcap_pck pck;
-	time_t win[2];
+	time_t win[3];
 	if (pck_get(q->pck_pem, q->pck_pem_len, &pck, win, err) < 0)
 		return -1;
 	memcpy(fmspc, pck.ext.fmspc, 6);
@@ -167,17 +173,8 @@ static int window(time_t now, time_t from, time_t to, const char *what, struct e
 	               now < from ? "is not yet valid" : "has expired", a, b);
 }
 
-static int chain_window(STACK_OF(X509) *sk, time_t now, const char *what, struct err *err)
-{
-	for (int i = 0; i < sk_X509_num(sk); i++) {
-		X509 *x = sk_X509_value(sk, i);
-		if (window(now, asn1_time(X509_get0_notBefore(x)), asn1_time(X509_get0_notAfter(x)),
-		           what, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
+/* The supplemental dates, as Intel's QvE takes them: over both CRLs, the TCB Info and QE
+ * Identity, and every certificate of the PCK chain and of the three issuer chains. */
 struct span {
 	time_t earliest_issue, latest_issue, earliest_expiration;
 };
@@ -192,6 +189,19 @@ static void span_add(struct span *s, time_t issue, time_t expire)
 		s->earliest_expiration = expire;
 }
 
+static int chain_window(STACK_OF(X509) *sk, time_t now, const char *what, struct span *s,
+                        struct err *err)
+{
+	for (int i = 0; i < sk_X509_num(sk); i++) {
+		X509 *x = sk_X509_value(sk, i);
+		time_t nb = asn1_time(X509_get0_notBefore(x)), na = asn1_time(X509_get0_notAfter(x));
+		if (window(now, nb, na, what, err) < 0)
+			return -1;
+		span_add(s, nb, na);
+	}
+	return 0;
+}
+
 static int collateral_windows(const struct dcap_collateral *c, time_t now, struct span *s,
                               struct err *err)
 {
@@ -202,10 +212,10 @@ static int collateral_windows(const struct dcap_collateral *c, time_t now, struc
 	if (window(now, c->tcb_issue, c->tcb_next, "TCB Info", err) < 0 ||
 	    window(now, c->qe_issue, c->qe_next, "QE Identity", err) < 0 ||
 	    window(now, pt, pn, "PCK CRL", err) < 0 || window(now, rt, rn, "Root CA CRL", err) < 0 ||
-	    chain_window(c->tcb_info_chain, now, "TCB Info signing certificate chain", err) < 0 ||
-	    chain_window(c->qe_identity_chain, now, "QE Identity signing certificate chain", err) <
-	        0 ||
-	    chain_window(c->pck_crl_chain, now, "PCK CRL issuer chain", err) < 0)
+	    chain_window(c->tcb_info_chain, now, "TCB Info signing certificate chain", s, err) < 0 ||
+	    chain_window(c->qe_identity_chain, now, "QE Identity signing certificate chain", s,
+	                 err) < 0 ||
+	    chain_window(c->pck_crl_chain, now, "PCK CRL issuer chain", s, err) < 0)
 		return -1;
 	span_add(s, c->tcb_issue, c->tcb_next);
 	span_add(s, c->qe_issue, c->qe_next);
@@ -412,7 +422,7 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 {
 	struct dcap_pck pck = {0};
 	struct span span = {0};
-	time_t win[2];
+	time_t win[3];
 	EVP_PKEY *ak = NULL;
 	X509_REVOKED *rev;
 	X509 *root = dcap_root_ca();
@@ -431,6 +441,8 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 		goto out;
 	if (collateral_windows(c, now, &span, err) < 0)
 		goto out;
+	span_add(&span, win[2], win[1]);
+	span_add(&span, win[0], win[1]);
 	const struct dcap_tcbinfo *t = c->tcb;
 	int tdx = dcap_quote_is_tdx(q);
 	if (t->is_tdx != tdx || c->qe->is_td_qe != tdx) {

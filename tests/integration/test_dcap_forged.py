@@ -473,13 +473,24 @@ def supplemental(t):
                                      "is_cached_keys", "is_smt_enabled")}
         want = {"tcb_date": "2024-11-13T00:00:00Z", "pck_crl_num": 412, "root_ca_crl_num": 7,
                 "tcb_eval_num": 16,
-                "earliest_issue_date": "2025-04-01T00:00:00Z", "latest_issue_date": "2025-05-22T10:00:00Z",
+                "earliest_issue_date": "2020-01-01T00:00:00Z", "latest_issue_date": "2025-05-22T10:00:00Z",
                 "earliest_expiration_date": "2025-06-19T08:00:00Z",
                 "platform_provider_id": s.ext.ppid.hex(),
                 "platform_instance_id": s.ext.platform_instance_id[::-1].hex(),
                 "root_key_id": root_key_id(), "collateral_expiration_status": "0", "sgx_type": "Scalable",
                 "is_dynamic_platform": True, "is_cached_keys": True, "is_smt_enabled": False}
-        t.eq(got, want, "TDX supplemental claims as as-rvps.md 5.2 (instance id byte-reversed)")
+        t.eq(got, want, "TDX supplemental claims as as-rvps.md 5.2 (instance id byte-reversed; the dates span "
+             "the certificates too, so the earliest issue is the root's notBefore)")
+    # Intel's QvE takes the collateral dates over the CRLs, the TCB Info and QE Identity, and the
+    # validity of every certificate of the PCK chain and of the three issuer chains.
+    s = tdx()
+    s.pck_chain = [PKI.pck_leaf(s.ext, not_before="2025-05-30T00:00:00Z"), PKI.ca["platform"], PKI.root]
+    s.tcb_signing_cert = PKI.tcb_signing_cert("2024-01-01T00:00:00Z", "2025-06-10T00:00:00Z", "tcb-short")
+    c = accepted(t, s, "PCK issued after the collateral, TCB signing certificate expiring before it")
+    if c:
+        t.eq((c["earliest_issue_date"], c["latest_issue_date"], c["earliest_expiration_date"]),
+             ("2020-01-01T00:00:00Z", "2025-05-30T00:00:00Z", "2025-06-10T00:00:00Z"),
+             "latest_issue_date is the PCK's notBefore, earliest_expiration_date the TCB signing certificate's notAfter")
     s = tdx()
     s.tcb_info["tcbEvaluationDataNumber"] = 15
     s.qe_identity["tcbEvaluationDataNumber"] = 19
