@@ -90,6 +90,12 @@ static int peek(struct p *p, size_t off)
 	return p->s + off < p->end ? (unsigned char)p->s[off] : -1;
 }
 
+/* Does the unread text start with lit (n bytes)? The text is not NUL-terminated. */
+static int starts(struct p *p, const char *lit, size_t n)
+{
+	return (size_t)(p->end - p->s) >= n && memcmp(p->s, lit, n) == 0;
+}
+
 static int comment(struct p *p);
 
 static void newline(struct p *p)
@@ -676,10 +682,10 @@ static json_t *parse_value(struct p *p)
 		v = parse_inline_table(p);
 		if (v)
 			seal(p, v);
-	} else if (strncmp(p->s, "true", 4) == 0 && !bare_char(peek(p, 4))) {
+	} else if (starts(p, "true", 4) && !bare_char(peek(p, 4))) {
 		p->s += 4;
 		v = json_true();
-	} else if (strncmp(p->s, "false", 5) == 0 && !bare_char(peek(p, 5))) {
+	} else if (starts(p, "false", 5) && !bare_char(peek(p, 5))) {
 		p->s += 5;
 		v = json_false();
 	} else {
