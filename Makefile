@@ -114,6 +114,6 @@ fuzz fuzz-smoke:
 	@tests/fuzz/run.sh $@
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

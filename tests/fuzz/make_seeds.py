@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""Write the committed seed inputs under tests/fuzz/seeds/<target>/.
+
+Seeds that exist as plain files in ../shared/testdata are listed in tests/fuzz/seeds.txt
+and copied at run time; this script writes the ones that must be made: valid KBS request
+bodies, RVPS messages, protobuf-encoded requests, JWS/JWE/JWK made with the fixed key of
+fuzz_jose.c, and the parts of JSON evidence files a parser sees on its own (TPMS_ATTEST
+bytes, the sev-crate report object, a hex SNP report as raw bytes).
+
+It is run by hand when a seed should change (the output is committed, so the fuzz run needs
+neither Python nor jwcrypto):  /usr/bin/python3 tests/fuzz/make_seeds.py
+Needs build/gen/py (make gen) and python3-jwcrypto. Outputs are deterministic except the
+JWS/JWE signatures and random IVs, which is harmless.
+"""
+import base64
+import binascii
+import json
+import os
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHARED = os.environ.get("CTRUSTEE_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+EVIDENCE = os.path.join(SHARED, "testdata", "evidence")
+OUT = os.path.join(ROOT, "tests", "fuzz", "seeds")
+sys.path.insert(0, os.path.join(ROOT, os.environ.get("CTRUSTEE_BUILD", "build"), "gen", "py"))
+
+# The fixed test key of fuzz_jose.c (not a secret).
+JOSE_KEY_PEM = b"""-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgQv6XQNrx5JuhsvpR
+Al++FCqPv4lqaJrVBEPW1oayaNShRANCAASv+OxrSl6lZYhul4b05ns6/qQoefLM
+koNH8lfteH6swgPRxgw7jjLXEyEZflcfiZPszkvvL26wZEWLxQrXd+Dw
+-----END PRIVATE KEY-----
+"""
+
+
+def put(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, (dict, list)):
+        data = json.dumps(data, separators=(",", ":"))
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+def load(rel):
+    with open(os.path.join(EVIDENCE, rel), "rb") as f:
+        return f.read()
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jwe_ecdh_a256kw(key, plain):
+    """A flattened JWE as the KBS sends it: ECDH-ES+A256KW with the epk in the protected
+    header, A256GCM with the protected header as AAD."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+
+    recipient = key.get_op_key("unwrapKey").public_key()
+    eph = ec.generate_private_key(ec.SECP256R1())
+    n = eph.public_key().public_numbers()
+    epk = {"kty": "EC", "crv": "P-256", "x": b64u(n.x.to_bytes(32, "big")),
+           "y": b64u(n.y.to_bytes(32, "big"))}
+    alg = b"ECDH-ES+A256KW"
+    other = len(alg).to_bytes(4, "big") + alg + bytes(8) + (256).to_bytes(4, "big")
+    kek = ConcatKDFHash(hashes.SHA256(), 32, other).derive(eph.exchange(ec.ECDH(), recipient))
+    cek, iv = os.urandom(32), os.urandom(12)
+    prot = b64u(json.dumps({"alg": alg.decode(), "enc": "A256GCM", "epk": epk},
+                           separators=(",", ":")).encode())
+    ct = AESGCM(cek).encrypt(iv, plain, prot.encode())
+    return {"protected": prot, "encrypted_key": b64u(aes_key_wrap(kek, cek)), "iv": b64u(iv),
+            "ciphertext": b64u(ct[:-16]), "tag": b64u(ct[-16:])}
+
+
+def jose_seeds():
+    from jwcrypto import jwk, jws
+
+    key = jwk.JWK.from_pem(JOSE_KEY_PEM)
+    pub = jwk.JWK.from_json(key.export_public())
+    claims = {"iss": "ctrustee", "exp": 4102444800, "nbf": 0,
+              "tee-pubkey": json.loads(pub.export_public()), "nested": {"a": [1, 2.5, "x"]}}
+    tok = jws.JWS(json.dumps(claims, separators=(",", ":")))
+    tok.add_signature(key, None, json.dumps({"alg": "ES256", "typ": "JWT"}))
+    put("fuzz_jose", "jws_es256.txt", tok.serialize(compact=True))
+    hs = jwk.JWK(kty="oct", k=base64.urlsafe_b64encode(b"k" * 32).rstrip(b"=").decode())
+    tok = jws.JWS(json.dumps({"exp": 1}))
+    tok.add_signature(hs, None, json.dumps({"alg": "HS256"}))
+    put("fuzz_jose", "jws_hs256.txt", tok.serialize(compact=True))
+    none = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
+    put("fuzz_jose", "jws_none.txt", none + ".e30.")
+    put("fuzz_jose", "jwe_ecdh.json", jwe_ecdh_a256kw(key, b"resource bytes"))
+    tee = json.loads(pub.export_public())
+    tee["alg"] = "ECDH-ES+A256KW"
+    put("fuzz_jose", "jwk_ec_p256.json", tee)
+    p384 = json.loads(jwk.JWK.generate(kty="EC", crv="P-384").export_public())
+    p384["alg"] = "ECDH-ES+A256KW"
+    put("fuzz_jose", "jwk_ec_p384.json", p384)
+    rsa = json.loads(jwk.JWK.generate(kty="RSA", size=2048).export_public())
+    rsa["alg"] = "RSA-OAEP-256"
+    put("fuzz_jose", "jwk_rsa.json", rsa)
+    put("fuzz_jose", "jcs.json",
+        '{"b":[1e21,1e-7,-0.0,0.1,"\\u00e9\\ud83d\\ude00"],"a":{"\\u20ac":1,"z":null,"":true}}')
+    return tee, rsa
+
+
+def kbs_seeds(ec, rsa):
+    for tee in ("snp", "tdx", "az-snp-vtpm", "sample"):
+        put("fuzz_kbs_auth", "auth_%s.json" % tee,
+            {"version": "0.4.0", "tee": tee, "extra-params": ""})
+    put("fuzz_kbs_auth", "auth_extra_obj.json",
+        {"version": "0.4.0-rc.1+build.5", "tee": "tpm", "extra-params": {"a": [1]}})
+    nonce = "9Kq2dX0eTTEYZTSWWnixrPMAXz5OIEgkvCYZR0lQGH8"
+    evidence = json.loads(load("az-snp-vtpm/trustee/evidence-v2.json"))
+    put("fuzz_kbs_attest", "attest_ec.json", {
+        "runtime-data": {"nonce": nonce, "tee-pubkey": ec},
+        "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+        "init-data": {"format": "toml", "body": "version = \"0.1.0\"\nalgorithm = \"sha384\"\n"}})
+    put("fuzz_kbs_attest", "attest_rsa.json", {
+        "runtime-data": {"nonce": nonce, "tee-pubkey": rsa},
+        "tee-evidence": {"primary_evidence": {"svn": "1"},
+                         "additional_evidence": "{\"tdx\":{}}"},
+        "init-data": None})
+    put("fuzz_kbs_teepubkey", "ec.json", ec)
+    put("fuzz_kbs_teepubkey", "rsa.json", rsa)
+    put("fuzz_kbs_teepubkey", "akp.json", {"kty": "AKP", "alg": "ML-KEM-768", "pub": "AAAA"})
+    put("fuzz_kbs_teepubkey", "path.txt", "default/key_1/v1.0")
+
+
+def rvps_seeds():
+    payload = b64(json.dumps({"a": ["1234", "abcd"], "svn": [1], "pcr11": ["00" * 32]}).encode())
+    put("fuzz_rvps_message", "sample.json",
+        {"version": "0.1.0", "type": "sample", "payload": payload})
+    put("fuzz_rvps_message", "sample_noversion.json", {"type": "sample", "payload": "e30="})
+    put("fuzz_rvps_message", "payload_only.txt", payload)
+
+
+def proto_seeds():
+    import attestation_pb2 as a
+    import health_pb2 as h
+    import reference_pb2 as r
+
+    ev = load("tpm/trustee/tpm_evidence.json").decode()
+    req = a.AttestationRequest(policy_ids=["default", "p2"])
+    req.verification_requests.add(tee="tpm", evidence=b64(ev.encode()),
+                                  raw_runtime_data="cnVudGltZQ", init_data_digest="00" * 32,
+                                  runtime_data_hash_algorithm="sha384")
+    req.verification_requests.add(tee="sample", evidence="e30",
+                                  structured_runtime_data='{"nonce":"n"}',
+                                  init_data_toml="version = \"0.1.0\"")
+    msgs = {
+        "attestation_request": req,
+        "set_policy": a.SetPolicyRequest(policy_id="default",
+                                         policy=b64(b"package policy\ndefault allow = true\n")),
+        "challenge_request": a.ChallengeRequest(inner={"tee": "snp", "tee_params": "{}"}),
+        "attestation_response": a.AttestationResponse(attestation_token="eyJ.eyJ.sig"),
+        "challenge_response": a.ChallengeResponse(attestation_challenge="nonce"),
+        "rv_query": r.ReferenceValueQueryRequest(reference_value_id="pcr11"),
+        "rv_query_response": r.ReferenceValueQueryResponse(reference_value_results='{"a":[]}'),
+        "rv_register": r.ReferenceValueRegisterRequest(
+            message='{"version":"0.1.0","type":"sample","payload":"e30="}'),
+        "health_request": h.HealthCheckRequest(service="attestation.AttestationService"),
+        "health_response": h.HealthCheckResponse(status=1),
+    }
+    for name, m in msgs.items():
+        put("fuzz_proto_decode", name + ".bin", m.SerializeToString())
+
+
+def evidence_seeds():
+    for rel in ("az-snp-vtpm/trustee/tpm-quote-v1.json", "az-tdx-vtpm/trustee/tpm-quote-v1.json",
+                "tpm/trustee/tpm_evidence.json", "az-snp-vtpm/trustee/evidence-v2.json"):
+        d = json.loads(load(rel))
+        q = d.get("tpm_quote", d)
+        m = q["message"]
+        try:
+            raw = binascii.unhexlify(m)
+        except (binascii.Error, ValueError):
+            raw = base64.b64decode(m + "=" * (-len(m) % 4), altchars=b"-_")
+        put("fuzz_tpms_attest", rel.replace("/", "_").replace(".json", ".bin"), raw)
+    e2e = json.loads(load("snp/trustee/e2e-evidence.json"))
+    put("fuzz_snp_report", "e2e_report.json", e2e["attestation_report"])
+    hexrep = load("snp/virtee-sev/report_milan.hex").decode()
+    put("fuzz_snp_report", "report_milan.bin", binascii.unhexlify("".join(hexrep.split())))
+
+
+def main():
+    ec, rsa = jose_seeds()
+    kbs_seeds(ec, rsa)
+    rvps_seeds()
+    proto_seeds()
+    evidence_seeds()
+
+
+if __name__ == "__main__":
+    main()
