@@ -21,7 +21,8 @@
  * one short-lived completion queue per call, the whole unary exchange as one batch.
  * Reconnect backoff is capped at one second, and a call that finds the channel in
  * TRANSIENT_FAILURE resets the backoff first, so a restarted peer is reached on the next
- * call while a dead one fails fast with UNAVAILABLE (calls are not wait-for-ready).
+ * call while a dead one fails fast with UNAVAILABLE (calls are not wait-for-ready). Core's
+ * backup poller runs every 100 ms so that those attempts complete between calls too.
  */
 #include "grpcx.h"
 
@@ -51,10 +52,22 @@
 #define GRPCX_REQUESTS_PER_METHOD 4
 #define GRPCX_MAX_POLLERS 4
 #define GRPCX_GRACE_MS 5000
+#define GRPCX_CONNECT_TIMEOUT_MS 5000
 #define HEALTH_CHECK_METHOD "/grpc.health.v1.Health/Check"
 
 /* ------------------------------------------------------------------------------------ */
 /* shared helpers */
+
+/* gRPC core sees a connection attempt finish only while some thread polls. Our client calls
+ * fail fast while a channel is in TRANSIENT_FAILURE, so between calls nobody polls but core's
+ * backup poller, every 5 s by default, and a restarted peer stayed unreachable for seconds
+ * after it was back. Poll every 100 ms instead (core reads this once, at the first
+ * grpc_init; an operator's own setting wins). */
+static void grpcx_init(void)
+{
+	setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 0);
+	grpc_init();
+}
 
 static gpr_timespec deadline_in_ms(long ms)
 {
@@ -505,7 +518,7 @@ static struct grpcx_server *server_new_creds(const char *addr, int workers,
 		return NULL;
 	}
 
-	grpc_init();
+	grpcx_init();
 	server_args(a, &ca);
 	s->srv = grpc_server_create(&ca, NULL);
 	for (int i = 0; i < s->npollers; i++) {
@@ -867,7 +880,7 @@ static struct grpcx_client *client_new_creds(const char *target, grpc_channel_cr
 		err_set(err, "out of memory");
 		return NULL;
 	}
-	grpc_init();
+	grpcx_init();
 	a[0].type = GRPC_ARG_INTEGER;
 	a[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	a[0].value.integer = GRPCX_MAX_MSG;
@@ -877,9 +890,13 @@ static struct grpcx_client *client_new_creds(const char *target, grpc_channel_cr
 	a[2].type = GRPC_ARG_INTEGER;
 	a[2].key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
 	a[2].value.integer = 100;
+	/* gRPC core reads this one as the minimum time a connection attempt may take, not as a
+	 * backoff: at 100 ms, an attempt started by a failed-fast call (nobody polling its
+	 * socket until the next call) was cut off as "tcp handshaker shutdown" again and again,
+	 * and a restarted peer stayed unreachable for seconds. */
 	a[3].type = GRPC_ARG_INTEGER;
 	a[3].key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
-	a[3].value.integer = 100;
+	a[3].value.integer = GRPCX_CONNECT_TIMEOUT_MS;
 	a[4].type = GRPC_ARG_INTEGER;
 	a[4].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
 	a[4].value.integer = 1000;
