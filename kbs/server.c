@@ -299,7 +299,10 @@ static void handle_attest(struct call *c, struct http_req *r)
 		goto out;
 	}
 	if (s.state == KBS_SESSION_ATTESTED) {
-		reply_token(r, &s, s.token);
+		/* stricter than Trustee, which hands the old token back: a nonce is single-use */
+		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
+		attest_fail(r, sid, "the session's nonce was already used by an /attest; start a new "
+		                    "handshake with /auth");
 		goto out;
 	}
 	if (strcmp(a.nonce, s.nonce) != 0) {
