@@ -308,10 +308,9 @@ static void add_advisories(json_t *out, const json_t *adv)
 	}
 }
 
-static int check_module(const struct dcap_tcbinfo *t, const uint8_t *body,
+static int check_module(const struct dcap_tcbinfo *t, const uint8_t *body, const uint8_t *svn,
                         const struct dcap_level **mod_level, struct err *err)
 {
-	const uint8_t *svn = body + DCAP_TD_TEE_TCB_SVN;
 	const uint8_t *signer = body + DCAP_TD_MRSIGNER_SEAM, *attr = body + DCAP_TD_SEAM_ATTRIBUTES;
 	*mod_level = NULL;
 	if (svn[1] > 0 && t->nmodules > 0) {
@@ -397,6 +396,54 @@ static EVP_PKEY *att_key(const uint8_t xy[64])
 	ak_cache[i].key = EVP_PKEY_up_ref(k) == 1 ? k : NULL;
 	pthread_mutex_unlock(&ak_lock);
 	return k;
+}
+
+/* The merged status for one TEE_TCB_SVN (NULL for SGX): platform level, module, QE. */
+static int evaluate(const struct dcap_tcbinfo *t, const struct dcap_pck_ext *pck,
+                    const struct dcap_quote *q, const uint8_t *svn,
+                    const struct dcap_level *qe_level, char status[48],
+                    const struct dcap_level **plat, const struct dcap_level **mod_level,
+                    struct err *err)
+{
+	*mod_level = NULL;
+	if (svn != NULL && check_module(t, q->body, svn, mod_level, err) < 0)
+		return -1;
+	*plat = match_platform(t, pck, svn);
+	if (*plat == NULL)
+		return err_set(err, "TCB level not supported: no TCB Info level matches this "
+		                    "platform's SVNs (PCESVN %u)",
+		               pck->pcesvn);
+	snprintf(status, 48, "%s", (*plat)->status);
+	if (*mod_level != NULL)
+		degrade(status, 48, (*mod_level)->status);
+	degrade(status, 48, qe_level->status);
+	return 0;
+}
+
+/* A TDX 1.5 TD launched on an out-of-date TCB whose module has since been updated in place
+ * (TEE_TCB_SVN2, the current SVNs, differ from TEE_TCB_SVN, those at launch): when the current
+ * SVNs are acceptable, relaunching the TD is what brings it up to date. */
+static void relaunch_advice(const struct dcap_tcbinfo *t, const struct dcap_pck_ext *pck,
+                            const struct dcap_quote *q, const struct dcap_level *qe_level,
+                            char status[48])
+{
+	static const uint8_t zero[16];
+	const struct dcap_level *plat, *mod;
+	char cur[48];
+	if (q->body_len < DCAP_TD15_BODY_SIZE || q->body_type != 3)
+		return;
+	const uint8_t *svn2 = q->body + DCAP_TD10_BODY_SIZE;
+	if (memcmp(svn2, zero, 16) == 0 || memcmp(svn2, q->body + DCAP_TD_TEE_TCB_SVN, 16) == 0)
+		return;
+	if (strcmp(status, "OutOfDate") != 0 && strcmp(status, "OutOfDateConfigurationNeeded") != 0)
+		return;
+	if (evaluate(t, pck, q, svn2, qe_level, cur, &plat, &mod, NULL) < 0)
+		return;
+	if (strcmp(cur, "UpToDate") == 0 || strcmp(cur, "SWHardeningNeeded") == 0)
+		snprintf(status, 48, "TDRelaunchAdvised");
+	else if (strcmp(cur, "ConfigurationNeeded") == 0 ||
+	         strcmp(cur, "ConfigurationAndSWHardeningNeeded") == 0)
+		snprintf(status, 48, "TDRelaunchAdvisedConfigurationNeeded");
 }
 
 static long crl_number(X509_CRL *crl)
@@ -515,25 +562,16 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 	const struct dcap_level *qe_level, *mod_level = NULL, *plat;
 	if (check_qe(c->qe, q->qe_report, &qe_level, err) < 0)
 		goto out;
-	if (tdx && check_module(t, q->body, &mod_level, err) < 0)
+	if (evaluate(t, &pck.ext, q, tdx ? q->body + DCAP_TD_TEE_TCB_SVN : NULL, qe_level,
+	             out->tcb_status, &plat, &mod_level, err) < 0)
 		goto out;
-	plat = match_platform(t, &pck.ext, tdx ? q->body + DCAP_TD_TEE_TCB_SVN : NULL);
-	if (plat == NULL) {
-		err_set(err, "TCB level not supported: no TCB Info level matches this platform's "
-		             "SVNs (PCESVN %u)",
-		        pck.ext.pcesvn);
-		goto out;
-	}
-	snprintf(out->tcb_status, sizeof(out->tcb_status), "%s", plat->status);
-	if (mod_level != NULL)
-		degrade(out->tcb_status, sizeof(out->tcb_status), mod_level->status);
-	degrade(out->tcb_status, sizeof(out->tcb_status), qe_level->status);
 	if (!is_accepted(out->tcb_status)) {
 		err_set(err, "TCB status is %s (platform %s, QE %s%s%s)", out->tcb_status, plat->status,
 		        qe_level->status, mod_level ? ", TDX module " : "",
 		        mod_level ? mod_level->status : "");
 		goto out;
 	}
+	relaunch_advice(t, &pck.ext, q, qe_level, out->tcb_status);
 	out->advisory_ids = json_array();
 	add_advisories(out->advisory_ids, plat->advisories);
 	if (mod_level != NULL)

@@ -464,8 +464,7 @@ def td_relaunch(t):
     """Intel's QVL evaluates a TDX 1.5 quote twice, with TEE_TCB_SVN (launch) and TEE_TCB_SVN2
     (current): launch OutOfDate[ConfigurationNeeded] with a current UpToDate, SWHardeningNeeded,
     ConfigurationNeeded or ConfigurationAndSWHardeningNeeded gives TDRelaunchAdvised
-    [ConfigurationNeeded]. Until the verifier computes that, these are reported as skips naming
-    the status it gives instead; once it does, they are real assertions."""
+    [ConfigurationNeeded]."""
     for plat, want in (("UpToDate", "TDRelaunchAdvised"),
                        ("ConfigurationNeeded", "TDRelaunchAdvisedConfigurationNeeded")):
         s = tdx(version=5, body_type=3)
@@ -475,11 +474,7 @@ def td_relaunch(t):
         c = accepted(t, s, "TDX 1.5 launched on an OutOfDate module, now up to date (platform %s)" % plat)
         if c is None:
             continue
-        name = "launch OutOfDate, current %s: %s as Intel's QVL" % (plat, want)
-        if c["tcb_status"] == want:
-            t.ok(True, name)
-        else:
-            t.skip(name, "the verifier does not evaluate TEE_TCB_SVN2 yet and reports %s" % c["tcb_status"])
+        t.eq(c["tcb_status"], want, "launch OutOfDate, current %s: %s as Intel's QVL" % (plat, want))
 
 
 def advisories(t):
