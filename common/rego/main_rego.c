@@ -37,23 +37,10 @@ static json_t *load_json(const char *path)
 	return j;
 }
 
-
 /* rego batch: the conformance runner's protocol. One JSON object per input line
- * ({"modules":[...],"data":{},"input":...,"query":"...","strict":bool}); one JSON line out per
- * case: {"result":[{bindings}...]} or {"error":{"code":OPA code,"message":...}}. */
-static const char *guess_code(const char *msg, int parse)
-{
-	if (parse)
-		return "rego_parse_error";
-	if (strstr(msg, "eval_conflict_error"))
-		return "eval_conflict_error";
-	if (strstr(msg, "divide by zero") || strstr(msg, "modulo by zero"))
-		return "eval_builtin_error";
-	if (strstr(msg, "wrong type"))
-		return "eval_type_error";
-	return "eval_error";
-}
-
+ * ({"modules":[...],"data":{},"input":...,"input_term":"...","data_term":"...","query":"...",
+ * "strict":bool}); one JSON line out per case: {"result":[{bindings}...]} with exact numbers,
+ * or {"error":{"code":OPA's code,"message":...}}. */
 static void batch_error(const char *code, const char *msg)
 {
 	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
@@ -63,67 +50,51 @@ static void batch_error(const char *code, const char *msg)
 	json_decref(o);
 }
 
+static void batch_case(json_t *c)
+{
+	json_t *mods = json_object_get(c, "modules");
+	struct err err = {0};
+	struct rego_module m[64];
+	char names[64][16];
+	size_t n = 0;
+	for (; n < json_array_size(mods) && n < 64; n++) {
+		json_t *t = json_array_get(mods, n);
+		snprintf(names[n], sizeof(names[n]), "mod%zu.rego", n);
+		m[n] = (struct rego_module){names[n], json_string_value(t), json_string_length(t)};
+	}
+	struct rego_policy *p = rego_compile(m, n, NULL, 0, &err);
+	if (p == NULL) {
+		batch_error(rego_err_code_name(err.code), err.msg);
+		return;
+	}
+	struct rego_eval_opts o = {
+	    .input = json_object_get(c, "input"),
+	    .data = json_object_get(c, "data"),
+	    .input_term = json_string_value(json_object_get(c, "input_term")),
+	    .data_term = json_string_value(json_object_get(c, "data_term")),
+	    .strict_builtin_errors = json_is_true(json_object_get(c, "strict"))};
+	char *text = NULL;
+	const char *q = json_string_value(json_object_get(c, "query"));
+	if (rego_eval_query_text(p, q ? q : "", &o, &text, &err) < 0)
+		batch_error(rego_err_code_name(err.code), err.msg);
+	else
+		printf("{\"result\":%s}\n", text);
+	free(text);
+	rego_policy_free(p);
+}
+
 static int batch(void)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	while (getline(&line, &cap, stdin) > 0) {
 		json_error_t je;
-		json_t *c = json_loads(line, 0, &je), *mods = json_object_get(c, "modules");
-		struct err err = {0};
-		if (c == NULL) {
+		json_t *c = json_loads(line, 0, &je);
+		if (c == NULL)
 			batch_error("runner_error", je.text);
-			fflush(stdout);
-			continue;
-		}
-		struct rego_module m[64];
-		size_t n = 0;
-		for (; n < json_array_size(mods) && n < 64; n++) {
-			json_t *t = json_array_get(mods, n);
-			m[n] = (struct rego_module){"mod.rego", json_string_value(t), json_string_length(t)};
-		}
-		struct rego_policy *p = n ? rego_compile(m, n, NULL, 0, &err) : NULL;
-		if (n && p == NULL) {
-			batch_error(guess_code(err.msg, 1), err.msg);
-		} else {
-			json_t *in = json_object_get(c, "input");
-			if (json_object_get(c, "input_term"))
-				in = json_loads(json_string_value(json_object_get(c, "input_term")), JSON_DECODE_ANY, NULL);
-			else
-				json_incref(in);
-			struct rego_eval_opts o = {.input = in,
-			                           .data = json_object_get(c, "data"),
-			                           .strict_builtin_errors = json_is_true(json_object_get(c, "strict"))};
-			const char *q = json_string_value(json_object_get(c, "query"));
-			char ref[512], var[64];
-			json_t *res = NULL, *vals = NULL;
-			int rc;
-			if (sscanf(q, "%511[a-zA-Z0-9_.] = %63[a-zA-Z0-9_]", ref, var) == 2 &&
-			    strncmp(ref, "data.", 5) == 0) {
-				json_t *v = NULL;
-				rc = rego_eval_rule(p, ref, &o, &v, NULL, &err);
-				res = json_array();
-				if (rc == 0 && v)
-					json_array_append_new(res, json_pack("{s:o}", var, v));
-			} else {
-				rc = rego_eval_query(p, q, &o, &res, &vals, NULL, &err);
-			}
-			if (rc < 0) {
-				batch_error(guess_code(err.msg, 0), err.msg);
-			} else {
-				json_t *out = json_pack("{s:o}", "result", res);
-				char *s = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
-				printf("%s\n", s);
-				free(s);
-				json_decref(out);
-				res = NULL;
-			}
-			json_decref(res);
-			json_decref(vals);
-			json_decref(in);
-		}
+		else
+			batch_case(c);
 		fflush(stdout);
-		rego_policy_free(p);
 		json_decref(c);
 	}
 	free(line);

@@ -39,17 +39,37 @@ struct rego_eval_opts {
 	const json_t *data;  /* NULL = {} */
 	const struct rego_host_function *host_fns;
 	size_t n_host_fns;
-	uint64_t max_steps;   /* 0 = default budget */
-	uint64_t timeout_us;  /* 0 = default */
+	uint64_t max_steps;  /* 0 = default budget */
+	uint64_t timeout_us; /* 0 = default */
 	int strict_builtin_errors;
-	int explain;	      /* fill *explain on rego_eval_rule */
+	int explain; /* fill *explain on rego_eval_rule */
+	/* Rego term text (e.g. `{"a": {1, 2}}`: sets and exact numbers, which JSON cannot
+	 * carry) used instead of input / data when set. */
+	const char *input_term;
+	const char *data_term;
 };
+
+/* err->code after a failure: the kind of error, named as OPA names it. */
+enum rego_err_code {
+	REGO_ERR_NONE = 0,
+	REGO_ERR_PARSE,     /* rego_parse_error */
+	REGO_ERR_COMPILE,   /* rego_compile_error */
+	REGO_ERR_TYPE,      /* rego_type_error */
+	REGO_ERR_UNSAFE,    /* rego_unsafe_var_error */
+	REGO_ERR_RECURSION, /* rego_recursion_error */
+	REGO_ERR_CONFLICT,  /* eval_conflict_error */
+	REGO_ERR_EVAL_TYPE, /* eval_type_error */
+	REGO_ERR_BUILTIN,   /* eval_builtin_error */
+	REGO_ERR_BUDGET,    /* eval_cancel_error: the step or time budget ran out */
+	REGO_ERR_INTERNAL,  /* eval_internal_error: out of memory and the like */
+};
+const char *rego_err_code_name(int code);
 
 /* Compile; host functions that policies may call must be declared here so calls resolve
  * at compile time (their implementation is given per evaluation in rego_eval_opts). */
 struct rego_policy *rego_compile(const struct rego_module *mods, size_t n,
-				 const struct rego_host_function *host_decls, size_t n_host,
-				 struct err *err);
+                                 const struct rego_host_function *host_decls, size_t n_host,
+                                 struct err *err);
 void rego_policy_free(struct rego_policy *p);
 
 /* Evaluate a rule by path ("data.policy.allow"). Returns 0 with *result a new reference or
@@ -57,9 +77,8 @@ void rego_policy_free(struct rego_policy *p);
  * With opts->explain, *explain (malloc'd, may be NULL) says which rule bodies failed and at
  * which expression, e.g.
  *   allow: input.submods.cpu0["ear.status"] == "affirming" was false ("warning")  */
-int rego_eval_rule(const struct rego_policy *p, const char *path,
-		   const struct rego_eval_opts *opts, json_t **result, char **explain,
-		   struct err *err);
+int rego_eval_rule(const struct rego_policy *p, const char *path, const struct rego_eval_opts *opts,
+                   json_t **result, char **explain, struct err *err);
 
 /* Evaluate a query ("data.a.p = x", "x := 1 + 2") against the policy (NULL policy = no
  * modules). *results is a new array of binding objects, one per solution, like opa eval's
@@ -67,8 +86,14 @@ int rego_eval_rule(const struct rego_policy *p, const char *path,
  * *expr_values (optional) receives the value of each expression of each solution, as
  * opa eval's "expressions". */
 int rego_eval_query(const struct rego_policy *p, const char *query,
-		    const struct rego_eval_opts *opts, json_t **results, json_t **expr_values,
-		    char **explain, struct err *err);
+                    const struct rego_eval_opts *opts, json_t **results, json_t **expr_values,
+                    char **explain, struct err *err);
+
+/* The same, with the result set as exact JSON text (every digit of every number kept, sets as
+ * arrays in OPA's order, non-string object keys as their JSON text): [{"x": ...}, ...].
+ * *text is malloc'd. */
+int rego_eval_query_text(const struct rego_policy *p, const char *query,
+                         const struct rego_eval_opts *opts, char **text, struct err *err);
 
 /* Parse only (rego check). */
 int rego_check(const struct rego_module *mods, size_t n, struct err *err);
