@@ -9,6 +9,7 @@
 
 #include "attestation.pb-c.h"
 #include "grpcx.h"
+#include "health.pb-c.h"
 #include "kbs.h"
 #include "reference.pb-c.h"
 
@@ -207,4 +208,32 @@ char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params
 	char *c = strdup(r->attestation_challenge);
 	attestation__challenge_response__free_unpacked(r, NULL);
 	return c;
+}
+
+int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err)
+{
+	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	req.service = "attestation.AttestationService";
+	uint8_t *buf = NULL, *resp = NULL;
+	size_t n = protobuf_c_message_get_packed_size((ProtobufCMessage *)&req), rl = 0;
+	buf = malloc(n ? n : 1);
+	if (!buf)
+		return err_set(err, "out of memory");
+	protobuf_c_message_pack((ProtobufCMessage *)&req, buf);
+	int st = grpcx_call(a->c, "/grpc.health.v1.Health/Check", buf, n, &resp, &rl, timeout_ms,
+	                    err);
+	free(buf);
+	if (st != GRPCX_OK) {
+		if (st > 0)
+			err_prefix(err, "AS health check: gRPC status %d", st);
+		return -1;
+	}
+	Grpc__Health__V1__HealthCheckResponse *r =
+	    grpc__health__v1__health_check_response__unpack(NULL, rl, resp);
+	free(resp);
+	if (!r)
+		return err_set(err, "AS sent an unparsable HealthCheckResponse");
+	int serving = r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+	return serving ? 0 : err_set(err, "the AS reports it is not serving");
 }

@@ -152,9 +152,11 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
                         const json_t *extra_params, long long expires, char id_out[33],
                         struct err *err);
 /* Copies the live session into *out (free with kbs_session_clear). 0 found, 1 absent or
- * expired (an expired record is removed). */
+ * expired (an expired record is removed), -1 the shared store did not answer. */
 int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out);
-/* Authed -> Attested with token. 0, 1 if gone. */
+/* Authed -> Attested with token: consumes the session's nonce, once across every replica
+ * sharing the store. 0 done, 1 session gone, 2 nonce already consumed (the session was
+ * attested before, or a concurrent /attest won), -1 storage error. */
 int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token);
 /* Remove expired sessions; returns the number removed. */
 size_t kbs_sessions_sweep(struct kbs_sessions *s);
@@ -175,6 +177,8 @@ int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, 
 int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err);
 /* 0 found (*out malloc'd JSON text), 1 not found, -1 error */
 int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *err);
+/* grpc.health.v1 Check of the AttestationService: 0 serving, -1 not (err says why). */
+int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err);
 /* For `se`: returns the challenge string or NULL. */
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
 

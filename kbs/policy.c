@@ -112,8 +112,12 @@ static struct compiled *get_compiled(struct kbs_policy *p, struct err *err)
 	uint8_t *text = NULL;
 	size_t len = 0;
 	int rc = kv_get(p->kv, KV_NS_KBS, POLICY_KEY, &text, &len, err);
-	if (rc < 0)
+	if (rc < 0) {
+		/* the cause names storage hosts: log it, tell the client only what happened */
+		log_warn("kbs: resource policy: storage: %s", err->msg);
+		err_set(err, "the resource policy storage is unavailable, try again");
 		return NULL;
+	}
 	if (rc == 1) {
 		err_set(err, "no resource policy is stored");
 		return NULL;

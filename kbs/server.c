@@ -3,7 +3,8 @@
  * RCAR handshake (/auth, /attest), the admin endpoints, and the plugin calls (resource,
  * sample) behind token verification, resource policy and JWE. Every /kbs/v0 request runs on
  * the HTTP layer's worker pool, so a handler may block on the AS, Redis or the policy engine
- * without holding up the event loops; /metrics and /healthz answer on the loop.
+ * without holding up the event loops; /metrics and /healthz (alive) answer on the loop,
+ * /readyz (the AS answers its health check) on the pool.
  *
  * Status codes and problem bodies are Trustee's: 404 only for an unknown plugin, 401 for
  * everything else, `type` naming the top-level error variant. Causes that Trustee does not
@@ -172,7 +173,7 @@ static void handle_auth(struct call *c, struct http_req *r)
 	http_reply_json(r, 200, resp);
 	json_decref(resp);
 	kbs_metrics_inc(KM_AUTH_SUCCESSES);
-	log_debug("kbs: session %s: /auth for tee %s", id, ar.tee);
+	log_info("kbs: session %s: /auth (tee %s)", id, ar.tee);
 out:
 	json_decref(extra);
 	free(nonce);
@@ -180,6 +181,10 @@ out:
 }
 
 /* ---------------------------------------------------------------- /attest */
+
+#define NONCE_USED                                                                                 \
+	"the challenge nonce of this session was already used by a successful /attest; start a "   \
+	"new handshake with /auth"
 
 static void attest_fail(struct http_req *r, const char *sid, const char *cause)
 {
@@ -293,16 +298,18 @@ static void handle_attest(struct call *c, struct http_req *r)
 		attest_fail(r, sid, e.msg);
 		goto out;
 	}
-	if (kbs_sessions_get(k->sessions, sid, &s) != 0) {
+	int grc = kbs_sessions_get(k->sessions, sid, &s);
+	if (grc != 0) {
 		kbs_metrics_inc(KM_ATTEST_ERRORS);
-		attest_fail(r, sid, "session not found or expired");
+		attest_fail(r, sid,
+		            grc < 0 ? "session storage unavailable, try again"
+		                    : "session not found or expired");
 		goto out;
 	}
 	if (s.state == KBS_SESSION_ATTESTED) {
-		/* stricter than Trustee, which hands the old token back: a nonce is single-use */
+		/* stricter than Trustee, which answers with the stored token unverified */
 		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail(r, sid, "the session's nonce was already used by an /attest; start a new "
-		                    "handshake with /auth");
+		attest_fail(r, sid, NONCE_USED);
 		goto out;
 	}
 	if (strcmp(a.nonce, s.nonce) != 0) {
@@ -322,7 +329,16 @@ static void handle_attest(struct call *c, struct http_req *r)
 		attest_fail(r, sid, e.msg);
 		goto out;
 	}
-	kbs_sessions_set_attested(k->sessions, sid, token);
+	int src = kbs_sessions_set_attested(k->sessions, sid, token);
+	if (src != 0) {
+		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
+		attest_fail(r, sid,
+		            src == 2   ? NONCE_USED
+		            : src == 1 ? "session expired during attestation"
+		                       : "session storage unavailable, try again");
+		free(token);
+		goto out;
+	}
 	kbs_metrics_inc_label(KML_ATT_OK, s.tee);
 	log_info("kbs: session %s: attested (%s)", sid, s.tee);
 	reply_token(r, &s, token);
@@ -480,16 +496,20 @@ static void plugin_error(struct http_req *r, const char *why)
 	problem401_cause(r, "PluginInternalError", "Plugin internal error", why);
 }
 
-/* The attestation token for a plugin call: an attested session's, else the Bearer one. */
-static char *find_token(struct kbs_server *k, struct http_req *r)
+/* The attestation token for a plugin call: an attested session's, else the Bearer one.
+ * `who` gets "session <id>" or "bearer" for the log. */
+static char *find_token(struct kbs_server *k, struct http_req *r, char *who, size_t wlen)
 {
 	char *sid = k->as ? http_req_cookie(r, "kbs-session-id") : NULL;
+	snprintf(who, wlen, "bearer");
 	if (sid) {
 		struct kbs_session s;
 		if (kbs_sessions_get(k->sessions, sid, &s) == 0) {
 			char *t = s.state == KBS_SESSION_ATTESTED ? s.token : NULL;
 			s.token = NULL;
 			kbs_session_clear(&s);
+			if (t)
+				snprintf(who, wlen, "session %s", sid);
 			free(sid);
 			if (t)
 				return t;
@@ -563,7 +583,8 @@ static void plugin_attested(struct call *c, struct http_req *r)
 	uint8_t *val = NULL;
 	size_t vlen = 0;
 	char *explain = NULL;
-	char *token = find_token(k, r);
+	char who[64];
+	char *token = find_token(k, r, who, sizeof(who));
 	if (!token) {
 		problem401(r, "TokenNotFound", "Attestation Token not found");
 		return;
@@ -633,7 +654,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		goto out;
 	}
 	http_reply_json(r, 200, jwe);
-	log_info("kbs: resource %s released", c->rpath);
+	log_info("kbs: %s: resource %s released", who, c->rpath);
 out:
 	if (val) {
 		OPENSSL_cleanse(val, vlen);
@@ -758,6 +779,20 @@ static struct call *split(struct kbs_server *k, const char *rest, const char *qu
 	return c;
 }
 
+/* Ready = the AS answers its gRPC health check (liveness stays /healthz). */
+static void readyz(void *arg, struct http_req *r)
+{
+	struct kbs_server *k = arg;
+	struct err e = {0};
+	if (kbs_as_ready(k->as, 2000, &e) == 0) {
+		http_reply(r, 200, NULL, NULL, 0);
+		return;
+	}
+	log_debug("kbs: /readyz: not ready: %s", e.msg);
+	static const char body[] = "attestation service unreachable";
+	http_reply(r, 503, "text/plain", body, sizeof(body) - 1);
+}
+
 static void on_request(void *ctx, struct http_req *r)
 {
 	struct kbs_server *k = ctx;
@@ -775,6 +810,15 @@ static void on_request(void *ctx, struct http_req *r)
 		char *t = kbs_metrics_render();
 		http_reply(r, 200, "text/plain; version=0.0.4", t ? t : "", t ? strlen(t) : 0);
 		free(t);
+		return;
+	}
+	if (strcmp(path, "/readyz") == 0) {
+		if (m != HTTP_M_GET && m != HTTP_M_HEAD)
+			http_reply(r, 405, NULL, NULL, 0);
+		else if (!k->as) /* resource-only KBS: nothing to wait for */
+			http_reply(r, 200, NULL, NULL, 0);
+		else if (http_req_run_async(r, readyz, k) != 0)
+			http_reply(r, 503, NULL, NULL, 0);
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0) {

@@ -4,6 +4,11 @@
  * hash table; reads copy the record out so callers never hold the lock. The table is bounded
  * (a flood of /auth cannot grow it without limit) and swept of expired records by the
  * daemon's sweeper thread; a read of an expired record also removes it.
+ *
+ * A nonce is good for one successful /attest, across every replica sharing the store: the
+ * Authed -> Attested step is a claim on `kbs_protocol_nonce:<id>` made with set-if-absent, so
+ * of two /attest calls racing on two replicas exactly one wins, and a replay of a consumed
+ * nonce is refused instead of being answered with the stored token as Trustee does.
  */
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -18,6 +23,7 @@
 #include "log.h"
 
 #define NBUCKETS 4096
+#define NS_NONCE "kbs_protocol_nonce"
 
 struct ent {
 	struct kbs_session s;
@@ -139,7 +145,7 @@ static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *o
 	if (rc != 0) {
 		if (rc < 0)
 			log_warn("kbs: session %s: storage: %s", id, e.msg);
-		return 1;
+		return rc < 0 ? -1 : 1;
 	}
 	json_t *o = json_loadb((const char *)val, len, 0, NULL);
 	free(val);
@@ -181,9 +187,12 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 		ss.nonce = (char *)nonce;
 		ss.extra_params = (json_t *)extra_params;
 		int rc = kv_put(s, &ss, 0, err);
+		if (rc < 0) {
+			log_warn("kbs: session storage: %s", err->msg);
+			return err_set(err, "session storage unavailable, try again");
+		}
 		if (rc != 0)
-			return rc < 0 ? -1
-			              : err_set(err, "session id collision or expiry in the past");
+			return err_set(err, "session id collision or expiry in the past");
 		memcpy(id_out, ss.id, 33);
 		return 0;
 	}
@@ -279,35 +288,53 @@ int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char
 	if (s->kv) {
 		struct kbs_session ss;
 		struct err e = {0};
-		if (kbs_sessions_get(s, id, &ss) != 0)
-			return 1;
-		free(ss.token);
-		ss.token = strdup(token);
-		ss.state = KBS_SESSION_ATTESTED;
-		int rc = ss.token ? kv_put(s, &ss, 1, &e) : -1;
+		int rc = kbs_sessions_get(s, id, &ss);
+		if (rc != 0)
+			return rc;
+		if (ss.state == KBS_SESSION_ATTESTED) {
+			kbs_session_clear(&ss);
+			return 2;
+		}
+		/* the claim: set-if-absent, alive as long as the session */
+		long long left = ss.expires - (long long)time(NULL);
+		rc = left > 0 ? kv_set_ttl(s->kv, NS_NONCE, id, "1", 1, 0, (unsigned)left, &e) : -2;
+		if (rc == 0) {
+			free(ss.token);
+			ss.token = strdup(token);
+			ss.state = KBS_SESSION_ATTESTED;
+			rc = ss.token ? kv_put(s, &ss, 1, &e) : err_set(&e, "out of memory");
+		} else if (rc == 1) {
+			rc = 2; /* another /attest won the race */
+		} else if (rc == -2) {
+			rc = 1;
+		}
 		if (rc < 0)
 			log_warn("kbs: session %s: storage: %s", id, e.msg);
 		kbs_session_clear(&ss);
-		return rc < 0 ? -1 : rc;
+		return rc;
 	}
 	char *t = strdup(token);
 	if (!t)
 		return -1;
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
-	if (!pp) {
-		pthread_mutex_unlock(&s->mu);
-		free(t);
-		return 1;
+	int rc = 0;
+	if (!pp || (*pp)->s.expires < (long long)time(NULL)) {
+		rc = 1;
+	} else if ((*pp)->s.state == KBS_SESSION_ATTESTED) {
+		rc = 2;
+	} else {
+		(*pp)->s.token = t;
+		(*pp)->s.state = KBS_SESSION_ATTESTED;
+		t = NULL;
 	}
-	free((*pp)->s.token);
-	(*pp)->s.token = t;
-	(*pp)->s.state = KBS_SESSION_ATTESTED;
 	pthread_mutex_unlock(&s->mu);
-	return 0;
+	free(t);
+	return rc;
 }
 
-/* Backends without native expiry keep dead records until read; list and drop them. */
+/* Backends without native expiry keep dead records until read; list and drop them, and the
+ * nonce claims of sessions that are gone. */
 static size_t kv_sweep(struct kbs_sessions *s)
 {
 	char **keys = NULL;
@@ -317,10 +344,21 @@ static size_t kv_sweep(struct kbs_sessions *s)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		struct kbs_session ss;
-		if (kv_load(s, keys[i], &ss) == 0)
+		int rc = kv_load(s, keys[i], &ss);
+		if (rc == 0)
 			kbs_session_clear(&ss);
-		else
+		else if (rc == 1)
 			dropped++;
+	}
+	kv_list_free(keys, n);
+	if (kv_list(s->kv, NS_NONCE, &keys, &n, &e) != 0)
+		return dropped;
+	for (size_t i = 0; i < n; i++) {
+		struct kbs_session ss;
+		if (kv_load(s, keys[i], &ss) == 1)
+			kv_delete(s->kv, NS_NONCE, keys[i], &e);
+		else
+			kbs_session_clear(&ss);
 	}
 	kv_list_free(keys, n);
 	return dropped;

@@ -4,6 +4,11 @@
 # flow. Keys, configs, logs and Redis data live in deploy/dev/state/ (gitignored); the first run
 # generates an admin Ed25519 key pair and a token-signing CA + ES256 certificate chain, later
 # runs reuse them. Stop everything with deploy/dev/stop.sh.
+#
+# KBS_REPLICAS=N (N > 1) runs N kbs processes sharing their sessions in Redis
+# (session_storage_type = "Redis") behind HAProxy (round robin, no stickiness, readiness checks
+# on /readyz; config from deploy/dev/haproxy-kbs.cfg.in) listening on KBS_PORT, so one
+# attester's /auth, /attest and resource read land on different replicas.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -37,6 +42,13 @@ KBS_PORT=$(pick_port "${KBS_PORT:-8080}")
 AS_PORT=$(pick_port "${AS_PORT:-50004}")
 RVPS_PORT=$(pick_port "${RVPS_PORT:-50003}")
 REDIS_PORT=$(pick_port "${REDIS_PORT:-6390}")
+REPLICAS=${KBS_REPLICAS:-1}
+[[ $REPLICAS =~ ^[1-9][0-9]?$ ]] || die "KBS_REPLICAS must be a number from 1 to 99"
+if [ "$REPLICAS" -gt 1 ]; then
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] ||
+    die "haproxy is not installed: run 'make deps'"
+  haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
+fi
 
 # ---------------------------------------------------------------- keys (first run only)
 if [ ! -f "$keys/admin.key" ]; then
@@ -81,7 +93,11 @@ cat > "$state/config/as-config.json" <<EOF
   }
 }
 EOF
+session_line=""
+[ "$REPLICAS" -gt 1 ] && session_line='session_storage_type = "Redis"'
 cat > "$state/config/kbs-config.toml" <<EOF
+$session_line
+
 [http_server]
 sockets = ["127.0.0.1:$KBS_PORT"]
 insecure_http = true
@@ -146,7 +162,22 @@ start redis "$REDIS_PORT" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --d
 start rvps "$RVPS_PORT" "$bin/rvps" --config "$state/config/rvps.json" --address "127.0.0.1:$RVPS_PORT"
 start grpc-as "$AS_PORT" "$bin/grpc-as" --socket "127.0.0.1:$AS_PORT" \
   --config-file "$state/config/as-config.json"
-start kbs "$KBS_PORT" "$bin/kbs" --config-file "$kbs_conf"
+if [ "$REPLICAS" -gt 1 ]; then
+  servers=""
+  for i in $(seq 1 "$REPLICAS"); do
+    port=$(/usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+    conf=$state/config/kbs-$i.${kbs_conf##*.}
+    sed "s/127.0.0.1:$KBS_PORT/127.0.0.1:$port/" "$kbs_conf" > "$conf"
+    start "kbs-$i" "$port" "$bin/kbs" --config-file "$conf"
+    servers+="    server kbs$i 127.0.0.1:$port check"$'\n'
+  done
+  sed -e "s|@LISTEN@|127.0.0.1:$KBS_PORT|" -e "s|@SOCKET@|$state/haproxy.sock|" \
+    "$here/haproxy-kbs.cfg.in" | awk -v s="$servers" '/@SERVERS@/ {printf "%s", s; next} {print}' \
+    > "$state/config/haproxy.cfg"
+  start haproxy "$KBS_PORT" "$haproxy_bin" -db -f "$state/config/haproxy.cfg"
+else
+  start kbs "$KBS_PORT" "$bin/kbs" --config-file "$kbs_conf"
+fi
 url=http://127.0.0.1:$KBS_PORT
 
 # ---------------------------------------------------------------- demo resource and policy
@@ -211,8 +242,14 @@ What happened:
      default policy and reference values from rvps (127.0.0.1:$RVPS_PORT) and signed an EAR token
      with the ES256 key whose chain ends in $keys/ca-cert.pem;
   3. kbs verified that token, evaluated the resource policy, and returned $demo_path as a JWE
-     for the attester's key. Sessions are in kbs memory; resources, policies and reference
-     values are in Redis (127.0.0.1:$REDIS_PORT, AOF in $state/redis).
+     for the attester's key. $(if [ "$REPLICAS" -gt 1 ]; then
+  echo "HAProxy on :$KBS_PORT spread these calls over $REPLICAS kbs replicas"
+  echo "     (logs $logs/kbs-*.log); sessions, resources, policies and reference values are"
+  echo "     in Redis (127.0.0.1:$REDIS_PORT, AOF in $state/redis)."
+else
+  echo "Sessions are in kbs memory; resources, policies and reference"
+  echo "     values are in Redis (127.0.0.1:$REDIS_PORT, AOF in $state/redis)."
+fi)
 
 Try:   $bin/kbs-client --url $url get-resource --path $demo_path
        curl -s $url/metrics | grep kbs_resource_reads_total

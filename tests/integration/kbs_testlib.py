@@ -412,23 +412,8 @@ def have_toml():
     return any(l.endswith(" T toml_parse") for l in out.splitlines())
 
 
-class Kbs(Daemon):
-    def __init__(self, cfg=None, text=None, ext=None, name="kbs", port=None):
-        if ext is None:
-            ext = ".toml" if have_toml() else ".json"
-        self.port = port or free_port()
-        d = tmpdir("kbs-conf-")
-        self.config_path = os.path.join(d, "kbs-config" + ext)
-        if cfg is not None:
-            cfg = json.loads(json.dumps(cfg))
-            cfg["http_server"]["sockets"] = ["127.0.0.1:%d" % self.port]
-            text = to_toml(cfg) if ext == ".toml" else json.dumps(cfg, indent=1)
-        else:
-            text = text.replace("@PORT@", str(self.port))
-        with open(self.config_path, "w") as f:
-            f.write(text)
-        super().__init__(name, [os.path.join(BIN, "kbs"), "--config-file", self.config_path],
-                         self.port)
+class KbsClient:
+    """HTTP calls to a KBS (or to a proxy in front of KBS replicas) at 127.0.0.1:self.port."""
 
     def request(self, method, path, body=None, headers=None, timeout=30):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -461,6 +446,93 @@ class Kbs(Daemon):
         st, _, body = self.admin("POST", "/kbs/v0/resource-policy",
                                  {"policy": b64u(rego)}, pki)
         assert st == 200, (st, body)
+
+
+class Kbs(KbsClient, Daemon):
+    def __init__(self, cfg=None, text=None, ext=None, name="kbs", port=None):
+        if ext is None:
+            ext = ".toml" if have_toml() else ".json"
+        self.port = port or free_port()
+        d = tmpdir("kbs-conf-")
+        self.config_path = os.path.join(d, "kbs-config" + ext)
+        if cfg is not None:
+            cfg = json.loads(json.dumps(cfg))
+            cfg["http_server"]["sockets"] = ["127.0.0.1:%d" % self.port]
+            text = to_toml(cfg) if ext == ".toml" else json.dumps(cfg, indent=1)
+        else:
+            text = text.replace("@PORT@", str(self.port))
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        super().__init__(name, [os.path.join(BIN, "kbs"), "--config-file", self.config_path],
+                         self.port)
+
+
+HAPROXY_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                                "dev", "haproxy-kbs.cfg.in")
+
+
+def haproxy_available():
+    import shutil
+    return shutil.which("haproxy") or os.access("/usr/sbin/haproxy", os.X_OK)
+
+
+class Haproxy(KbsClient, Daemon):
+    """HAProxy from deploy/dev/haproxy-kbs.cfg.in: round robin over `backends` (ports), HTTP
+    mode, readiness checks on /readyz, an admin socket for server states."""
+
+    def __init__(self, backends, name="haproxy", port=None):
+        import shutil
+        self.port = port or free_port()
+        d = tmpdir("haproxy-")
+        self.socket = os.path.join(d, "admin.sock")
+        self.names = ["kbs%d" % (i + 1) for i in range(len(backends))]
+        servers = "\n".join("    server %s 127.0.0.1:%d check" % (n, p)
+                            for n, p in zip(self.names, backends))
+        with open(HAPROXY_TEMPLATE) as f:
+            text = f.read()
+        text = (text.replace("@LISTEN@", "127.0.0.1:%d" % self.port)
+                .replace("@SOCKET@", self.socket).replace("@SERVERS@", servers))
+        self.config_path = os.path.join(d, "haproxy.cfg")
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        super().__init__(name, [exe, "-db", "-f", self.config_path], self.port)
+
+    def admin_cmd(self, cmd):
+        import socket as _s
+        with _s.socket(_s.AF_UNIX, _s.SOCK_STREAM) as c:
+            c.settimeout(5)
+            c.connect(self.socket)
+            c.sendall(cmd.encode() + b"\n")
+            out = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                out += b
+        return out.decode()
+
+    def states(self):
+        """{server name: "UP"|"DOWN"|...} from `show stat`."""
+        lines = self.admin_cmd("show stat").splitlines()
+        if not lines:
+            return {}
+        head = lines[0].lstrip("# ").split(",")
+        res = {}
+        for l in lines[1:]:
+            f = dict(zip(head, l.split(",")))
+            if f.get("pxname") == "kbs_replicas" and f.get("svname") in self.names:
+                res[f["svname"]] = f.get("status", "")
+        return res
+
+    def wait_state(self, name, want, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.states().get(name, "")
+            if st.startswith(want):
+                return True
+            time.sleep(0.1)
+        return False
 
 
 ALLOW_ALL = 'package policy\nimport rego.v1\ndefault allow := false\nallow if data.plugin == "resource"\n'

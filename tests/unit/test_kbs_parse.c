@@ -217,6 +217,11 @@ static void test_sessions_ids_expiry_and_bound(void **state)
 	assert_int_equal(ss.state, KBS_SESSION_ATTESTED);
 	assert_string_equal(ss.token, "tok");
 	kbs_session_clear(&ss);
+	/* the nonce is consumed: a second attestation of the session is refused */
+	assert_int_equal(kbs_sessions_set_attested(s, id, "tok2"), 2);
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_string_equal(ss.token, "tok");
+	kbs_session_clear(&ss);
 	/* expired: absent and removed on read */
 	assert_int_equal(kbs_sessions_create(s, "tdx", "n2", NULL, now - 1, id2, &e), 0);
 	assert_int_equal(kbs_sessions_count(s), 2);
@@ -258,6 +263,11 @@ static void test_sessions_in_a_kv_store(void **state)
 	assert_int_equal(kbs_sessions_set_attested(s, id, "tok"), 0);
 	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
 	assert_int_equal(ss.state, KBS_SESSION_ATTESTED);
+	assert_string_equal(ss.token, "tok");
+	kbs_session_clear(&ss);
+	/* the nonce is consumed: a second attestation of the session is refused */
+	assert_int_equal(kbs_sessions_set_attested(s, id, "tok2"), 2);
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
 	assert_string_equal(ss.token, "tok");
 	kbs_session_clear(&ss);
 	assert_int_equal(kbs_sessions_count(s), 1);
