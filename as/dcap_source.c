@@ -45,7 +45,8 @@ struct entry {
 	int refs, live, refreshing;
 	time_t mtime;   /* file mode: the file's mtime when loaded */
 	time_t expires; /* earliest nextUpdate of the parts */
-	time_t loaded;
+	time_t issued; /* latest issue date of the parts: the lifetime runs from here to expires */
+	time_t refresh_tried; /* last background refresh attempt (one a minute at most) */
 	int tdx;
 	uint8_t fmspc[6];
 	enum dcap_pck_ca ca;
@@ -210,7 +211,7 @@ static struct entry *entry_from_bundle(const json_t *bundle, const char *key, st
 	}
 	snprintf(e->key, sizeof(e->key), "%s", key);
 	e->expires = expiry_of(&e->c);
-	e->loaded = time(NULL);
+	e->issued = e->c.tcb_issue > e->c.qe_issue ? e->c.tcb_issue : e->c.qe_issue;
 	e->refs = 1;
 	return e;
 }
@@ -697,13 +698,14 @@ static void *refresh_main(void *arg)
 	return NULL;
 }
 
-/* Refresh when less than a tenth of the lifetime (at most a day) remains. */
+/* Refresh when less than a tenth of the lifetime (at most a day) remains, trying at most once
+ * a minute while the service is failing. */
 static int due_for_refresh(const struct entry *e, time_t now)
 {
-	time_t life = e->expires - e->loaded, margin = life / 10;
+	time_t life = e->expires - e->issued, margin = life / 10;
 	if (margin > 86400)
 		margin = 86400;
-	return cfg.vtime == 0 && now > e->expires - margin;
+	return cfg.vtime == 0 && now > e->expires - margin && now - e->refresh_tried >= 60;
 }
 
 static struct entry *get_pcs(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca,
@@ -720,6 +722,7 @@ static struct entry *get_pcs(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca c
 		if (!e->refreshing && due_for_refresh(e, now)) {
 			pthread_t t;
 			e->refreshing = 1;
+			e->refresh_tried = now;
 			e->refs++;
 			if (pthread_create(&t, NULL, refresh_main, e) == 0)
 				pthread_detach(t);

@@ -43,12 +43,12 @@ def self_signed(d):
 
 
 class Pcs(Daemon):
-    def __init__(self, d, mode="ok"):
+    def __init__(self, d, mode="ok", tdx_bundle=TDX_B, sgx_bundle=SGX_B):
         port = free_port()
         crt, key = self_signed(d)
         self.ca = crt
         super().__init__("pcs", ["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "pcs_server.py"), str(port), crt, key, mode,
-                                 TDX_B, SGX_B], port)
+                                 tdx_bundle, sgx_bundle], port)
         self.url = "https://127.0.0.1:%d/sgx/certification/v4/" % port
 
     def start(self, timeout=15.0):
@@ -66,11 +66,15 @@ class Pcs(Daemon):
 
 
 class As:
-    def __init__(self, d, pcs, cache_dir, timeout_ms=10000, name="grpc-as"):
+    def __init__(self, d, pcs, cache_dir, timeout_ms=10000, name="grpc-as", when=WHEN, root=None):
         self.port = free_port()
-        cfg = {"work_dir": d, "verifier_config": {"dcap_verifier": {
-            "collateral_service": pcs.url, "tcb_update_type": "standard", "ca_file": pcs.ca,
-            "cache_dir": cache_dir, "timeout_ms": timeout_ms, "verification_time": WHEN}}}
+        dv = {"collateral_service": pcs.url, "tcb_update_type": "standard", "ca_file": pcs.ca,
+              "cache_dir": cache_dir, "timeout_ms": timeout_ms}
+        if when:
+            dv["verification_time"] = when
+        if root:
+            dv["root_ca_file"] = root
+        cfg = {"work_dir": d, "verifier_config": {"dcap_verifier": dv}}
         path = os.path.join(d, name + ".json")
         json.dump(cfg, open(path, "w"))
         self.d = Daemon(name, [os.path.join(BIN, "grpc-as"), "--socket", "127.0.0.1:%d" % self.port,
@@ -147,7 +151,49 @@ def main():
              e and e.details())
         b.d.stop()
     kbs_flow(t, d, pcs)
+    background_refresh(t)
     t.done()
+
+
+def background_refresh(t):
+    """Forged collateral (tests/integration/dcap_forge.py, a test root) that is valid now but
+    within its last tenth of life: served at once, refreshed in the background, and still served
+    from memory when the PCS then fails."""
+    import time
+    from datetime import datetime, timedelta, timezone
+    import dcap_forge as F
+    d = tmpdir("dcap-refresh-")
+    now = datetime.now(timezone.utc)
+    iso = lambda x: x.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    s = F.Scenario(F.PKI())
+    s.times.update({"tcb_issue": iso(now - timedelta(days=20)), "tcb_next": iso(now + timedelta(hours=2)),
+                    "qe_issue": iso(now - timedelta(days=20)), "qe_next": iso(now + timedelta(hours=2)),
+                    "pck_crl_this": iso(now - timedelta(days=20)), "pck_crl_next": iso(now + timedelta(hours=2)),
+                    "root_crl_this": iso(now - timedelta(days=20)), "root_crl_next": iso(now + timedelta(days=300))})
+    s.tcb_info = s.default_tcb_info()
+    s.qe_identity = s.default_qe_identity()
+    qp, bp = s.write(d)
+    root = os.path.join(d, "root.pem")
+    open(root, "wb").write(F.pem(s.pki.root))
+    pcs = Pcs(d, tdx_bundle=bp, sgx_bundle=bp).start()
+    a = As(d, pcs, "", when=None, root=root, name="grpc-as-refresh")
+    c, e = a.attest("tdx", qp)
+    t.ok(c is not None and pcs.requests() == 4, "forged TDX quote verified now with fetched collateral",
+         (e and e.details()) or pcs.requests())
+    c, e = a.attest("tdx", qp)
+    deadline = time.time() + 15
+    while pcs.requests() < 8 and time.time() < deadline:
+        time.sleep(0.2)
+    t.ok(c is not None and pcs.requests() == 8,
+         "collateral near its nextUpdate is refreshed in the background after a cached answer",
+         (e and e.details()) or "requests: %d" % pcs.requests())
+    pcs.mode("404")
+    c, e = a.attest("tdx", qp)
+    t.ok(c is not None, "with the PCS failing, the cached collateral (still valid) keeps serving",
+         e and e.details())
+    time.sleep(1)
+    t.ok(pcs.requests() <= 9, "a failing refresh is retried at most once a minute", pcs.requests())
+    a.d.stop()
 
 
 def kbs_flow(t, d, pcs):
