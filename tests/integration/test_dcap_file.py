@@ -74,6 +74,19 @@ def main():
     t.ok(rc == 1 and "TCB Info signature" in out, "an edited TCB Info in the tool's JSON fails its signature", out)
     rc, out = verify(d, "tdx", TDX_Q, {"collaterals": {"tcbinfos": []}}, "tool-empty")
     t.ok(rc == 1 and "no TDX TCB Info for FMSPC B0C06F000000" in out, "tool JSON without the FMSPC is refused", out)
+    # trustee's tdx_quote_6.dat with its TCB Info / QE identity responses: Intel's PCK CRL for
+    # that window is not in the testdata (MANIFEST §5), and revocation is never skipped
+    tr = os.path.join(E, "tdx", "trustee")
+    chain = open(os.path.join(E, "intel-common", "tcb_signing_chain_2025.pem")).read()
+    root_crl = open(os.path.join(E, "intel-common", "IntelSGXRootCA_crl_2025-03-20.der"), "rb").read().hex()
+    doc = {"collaterals": {
+        "tcbinfos": [{"fmspc": "00A06D080000", "tdx_tcbinfo": open(os.path.join(tr, "tcbInfo.json")).read()}],
+        "tdqeidentity": open(os.path.join(tr, "enclaveIdentity.json")).read(), "pckcacrl": {},
+        "certificates": {"TCB-Info-Issuer-Chain": chain, "SGX-Enclave-Identity-Issuer-Chain": chain},
+        "rootcacrl": root_crl}}
+    rc, out = verify(d, "tdx", os.path.join(tr, "tdx_quote_6.dat"), doc, "q6")
+    t.ok(rc == 1 and "PCK CRL for FMSPC 00A06D080000" in out,
+         "trustee q6 without a PCK CRL for its window is refused, not verified without revocation", out)
     rc, out = verify(d, "tdx", TDX_Q, "not a bundle", "junk")
     t.ok(rc == 1 and out.startswith("refused:"), "a collateral file that is not a bundle is refused", out)
     t.done()
