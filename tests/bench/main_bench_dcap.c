@@ -29,28 +29,10 @@
 #include "as/dcap_source.h"
 #include "as/verifier.h"
 #include "b64.h"
+#include "tests/bench/bench_time.h"
 #include "config.h"
 
 #define WHEN "2025-07-19T10:00:34Z"
-
-static double now_us(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_d);
-	return v[n / 2];
-}
 
 static void die(const char *what, const char *why)
 {
