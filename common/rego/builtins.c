@@ -869,29 +869,40 @@ static const struct builtin table[] = {
     {"bits.negate", 1, bi_bits_negate},
 };
 
-#define NTABLE (sizeof(table) / sizeof(table[0]))
+static const struct {
+	const struct builtin *t;
+	const size_t *n;
+} tables[] = {
+    {table, NULL},
+    {rego_builtins_str, &rego_builtins_str_n},
+    {rego_builtins_misc, &rego_builtins_misc_n},
+    {rego_builtins_time, &rego_builtins_time_n},
+};
+
+static size_t table_len(size_t i)
+{
+	return tables[i].n ? *tables[i].n : sizeof(table) / sizeof(table[0]);
+}
 
 int rego_builtin_find(const char *name)
 {
-	for (size_t i = 0; i < NTABLE; i++)
-		if (strcmp(table[i].name, name) == 0)
-			return (int)i;
-	for (size_t i = 0; i < rego_builtins_str_n; i++)
-		if (strcmp(rego_builtins_str[i].name, name) == 0)
-			return (int)(NTABLE + i);
-	for (size_t i = 0; i < rego_builtins_misc_n; i++)
-		if (strcmp(rego_builtins_misc[i].name, name) == 0)
-			return (int)(NTABLE + rego_builtins_str_n + i);
+	size_t base = 0;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		for (size_t i = 0; i < table_len(t); i++)
+			if (strcmp(tables[t].t[i].name, name) == 0)
+				return (int)(base + i);
+		base += table_len(t);
+	}
 	return -1;
 }
 
 const struct builtin *rego_builtin(int i)
 {
 	size_t u = (size_t)i;
-	if (u < NTABLE)
-		return &table[u];
-	u -= NTABLE;
-	if (u < rego_builtins_str_n)
-		return &rego_builtins_str[u];
-	return &rego_builtins_misc[u - rego_builtins_str_n];
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		if (u < table_len(t))
+			return &tables[t].t[u];
+		u -= table_len(t);
+	}
+	return NULL;
 }

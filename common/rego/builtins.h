@@ -31,5 +31,7 @@ extern const struct builtin rego_builtins_str[];
 extern const size_t rego_builtins_str_n;
 extern const struct builtin rego_builtins_misc[];
 extern const size_t rego_builtins_misc_n;
+extern const struct builtin rego_builtins_time[];
+extern const size_t rego_builtins_time_n;
 
 #endif

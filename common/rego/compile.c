@@ -452,7 +452,7 @@ static int resolve_call(struct rctx *R, struct scope *s, struct term *t)
 			             name, t->n, fn->nargs);
 	} else {
 		t->bi = rego_builtin_find(name);
-		if (t->bi >= 0) {
+		if (t->bi >= 0 && rego_builtin(t->bi)->arity >= 0) {
 			int ar = rego_builtin(t->bi)->arity;
 			t->outarg = (int)t->n == ar + 1;
 			if ((int)t->n != ar && !t->outarg)

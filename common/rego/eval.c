@@ -463,9 +463,26 @@ static int call_dispatch(struct ev *E, struct call_st *s)
 	return call_result(E, s, r);
 }
 
+/* print(...): every argument is evaluated (an undefined one prints as <undefined> in OPA,
+ * so it does not make the call undefined); the output itself is discarded. */
+static int print_arg(struct ev *E, struct val *v, void *arg)
+{
+	return 0;
+}
+
+static int eval_print(struct ev *E, struct term *t, vk_fn k, void *arg)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		if (eval_term(E, t->kids[i], print_arg, NULL) < 0)
+			return -1;
+	return k(E, &rv_true, arg);
+}
+
 static int eval_call(struct ev *E, struct term *t, vk_fn k, void *arg)
 {
 	struct val *args[16];
+	if (t->bi >= 0 && rego_builtin(t->bi)->arity < 0)
+		return eval_print(E, t, k, arg);
 	if (t->n > 16)
 		return ev_fail(E, REGO_ERR_TYPE, "rego_type_error: too many arguments to %s",
 		               t->name);

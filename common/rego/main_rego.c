@@ -210,7 +210,7 @@ int main(int argc, char **argv)
 		json_object_set_new(out, "result",
 		                    json_pack("[{s:[{s:O,s:s}]}]", "expressions", "value",
 		                              json_array_get(vals, 0), "text", query));
-	char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
 	printf("%s\n", s);
 	if (why)
 		fprintf(stderr, "explain: %s\n", why);

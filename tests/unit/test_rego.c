@@ -1,5 +1,6 @@
 /* The Rego engine's API: undefined vs false, conflicts, the step budget, explained denials,
- * host functions, queries, parse errors with positions, and concurrent evaluation. */
+ * host functions, queries and their bindings, parse errors with positions, OPA error codes,
+ * exact numbers, with, set-valued input, time builtins, and concurrent evaluation. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,6 +151,102 @@ static void test_rego_queries_and_builtins(void **state)
 	json_decref(vals);
 }
 
+static void test_rego_query_binds_variables_and_sets_come_out_sorted(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p = compile("package p\ns contains x if some x in [3, 1, 2, 1]\n"
+	                                "o[k] := v if some k, v in {\"b\": 2, \"a\": 1}\n",
+	                                &err);
+	json_t *res = NULL;
+	assert_non_null(p);
+	assert_int_equal(rego_eval_query(p, "data.p.o[k] = v", NULL, &res, NULL, NULL, &err), 0);
+	assert_int_equal(json_array_size(res), 2);
+	json_decref(res);
+	char *text = NULL;
+	assert_int_equal(rego_eval_query_text(p, "x := data.p.s", NULL, &text, &err), 0);
+	assert_string_equal(text, "[{\"x\":[1,2,3]}]");
+	free(text);
+	rego_policy_free(p);
+}
+
+static void test_rego_errors_carry_opa_codes(void **state)
+{
+	struct err err = {0};
+	assert_null(compile("package p\nx := \n", &err));
+	assert_int_equal(err.code, REGO_ERR_PARSE);
+	assert_string_equal(rego_err_code_name(err.code), "rego_parse_error");
+	assert_null(compile("package p\nf(x) := 1\nf(x, y) := 2\n", &err));
+	assert_int_equal(err.code, REGO_ERR_TYPE);
+	assert_null(compile("package p\nr if { x := 1; x := 2 }\n", &err));
+	assert_int_equal(err.code, REGO_ERR_COMPILE);
+	char *text = NULL;
+	struct rego_eval_opts strict = {.strict_builtin_errors = 1};
+	assert_int_equal(rego_eval_query_text(NULL, "1 / 0", &strict, &text, &err), -1);
+	assert_int_equal(err.code, REGO_ERR_BUILTIN);
+	/* without strict builtin errors the expression is undefined */
+	assert_int_equal(rego_eval_query_text(NULL, "1 / 0", NULL, &text, &err), 0);
+	assert_string_equal(text, "[]");
+	free(text);
+}
+
+static void test_rego_numbers_are_exact(void **state)
+{
+	struct err err = {0};
+	char *text = NULL;
+	assert_int_equal(rego_eval_query_text(NULL,
+	                                      "x := 18446744073709551615 + 1; y := 0.1 + 0.2; "
+	                                      "z := 1e400 > 1e399",
+	                                      NULL, &text, &err),
+	                 0);
+	assert_string_equal(text, "[{\"x\":18446744073709551616,\"y\":0.3,\"z\":true}]");
+	free(text);
+}
+
+static void test_rego_with_replaces_input_and_data(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p =
+	    compile("package p\nallow if input.user == data.admin\n"
+	            "t if allow with input as {\"user\": \"a\"} with data.admin as \"a\"\n"
+	            "f if allow\n",
+	            &err);
+	json_t *r = NULL;
+	assert_non_null(p);
+	assert_int_equal(rego_eval_rule(p, "data.p.t", NULL, &r, NULL, &err), 0);
+	assert_true(json_is_true(r));
+	json_decref(r);
+	assert_int_equal(rego_eval_rule(p, "data.p.f", NULL, &r, NULL, &err), 0);
+	assert_null(r);
+	rego_policy_free(p);
+}
+
+static void test_rego_input_term_carries_sets(void **state)
+{
+	struct err err = {0};
+	struct rego_policy *p = compile("package p\nok if input.s[2]\n", &err);
+	struct rego_eval_opts o = {.input_term = "{\"s\": {1, 2}}"};
+	json_t *r = NULL;
+	assert_int_equal(rego_eval_rule(p, "data.p.ok", &o, &r, NULL, &err), 0);
+	assert_true(json_is_true(r));
+	json_decref(r);
+	rego_policy_free(p);
+}
+
+static void test_rego_time_builtins(void **state)
+{
+	struct err err = {0};
+	char *text = NULL;
+	assert_int_equal(
+	    rego_eval_query_text(NULL,
+	                         "t := time.parse_rfc3339_ns(\"2021-03-04T05:06:07.5+01:00\"); "
+	                         "d := time.date(t); f := time.format([t, \"UTC\", \"RFC1123\"])",
+	                         NULL, &text, &err),
+	    0);
+	assert_string_equal(text, "[{\"t\":1614830767500000000,\"d\":[2021,3,4],"
+	                          "\"f\":\"Thu, 04 Mar 2021 04:06:07 UTC\"}]");
+	free(text);
+}
+
 struct shared {
 	struct rego_policy *p;
 	int ok;
@@ -195,6 +292,12 @@ int main(void)
 	    cmocka_unit_test(test_rego_parse_errors_have_positions),
 	    cmocka_unit_test(test_rego_queries_and_builtins),
 	    cmocka_unit_test(test_rego_compiled_policy_is_shared_by_threads),
+	    cmocka_unit_test(test_rego_query_binds_variables_and_sets_come_out_sorted),
+	    cmocka_unit_test(test_rego_errors_carry_opa_codes),
+	    cmocka_unit_test(test_rego_numbers_are_exact),
+	    cmocka_unit_test(test_rego_with_replaces_input_and_data),
+	    cmocka_unit_test(test_rego_input_term_carries_sets),
+	    cmocka_unit_test(test_rego_time_builtins),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
