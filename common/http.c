@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -22,6 +24,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -574,6 +577,24 @@ static int listen_on(const char *spec, int *port_out, struct err *err)
 	return fd;
 }
 
+/* evhttp asks for each accepted connection's bufferevent: an OpenSSL one, server side. */
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	struct http_server *s = arg;
+	SSL *ssl = SSL_new(s->o.tls_ctx);
+	if (!ssl)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* clients that close without close_notify are normal; do not treat them as errors */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static void evthread_init(void)
 {
@@ -603,6 +624,8 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 		s->o.max_headers = 64u << 10;
 	if (s->o.timeout_s <= 0)
 		s->o.timeout_s = 30;
+	if (s->o.tls_ctx)
+		SSL_CTX_up_ref(s->o.tls_ctx);
 	pthread_mutex_init(&s->qmu, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	s->fds = calloc(opts->n_sockets, sizeof(int));
@@ -640,6 +663,8 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 		                 EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 		evhttp_set_default_content_type(l->http, NULL);
 		evhttp_set_gencb(l->http, request_cb, l);
+		if (s->o.tls_ctx)
+			evhttp_set_bevcb(l->http, tls_bev, s);
 		for (size_t k = 0; k < s->n_fds; k++) {
 			/* no LEV_OPT_CLOSE_ON_FREE: the fd is shared by every loop */
 			struct evconnlistener *lis = evconnlistener_new(
@@ -733,5 +758,6 @@ void http_server_free(struct http_server *s)
 	free(s->workers);
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
+	SSL_CTX_free(s->o.tls_ctx);
 	free(s);
 }

@@ -10,6 +10,9 @@
  * from there; a reply from a foreign thread is queued to the loop that owns the connection and
  * sent by it, so other connections on that loop are never held up.
  *
+ * TLS: with `tls_ctx` (an OpenSSL SSL_CTX) every connection is an OpenSSL bufferevent that
+ * does the handshake before evhttp reads a byte; the context decides versions and ciphers.
+ *
  * Limits: bodies above `max_body` bytes are answered 413 by evhttp itself (no problem body),
  * headers above `max_headers` bytes 400, and a connection idle or trickling for more than
  * `timeout_s` seconds is closed (slowloris). Keep-alive is on.
@@ -53,6 +56,7 @@ struct http_server_opts {
 	size_t max_body;    /* bytes, default 2 MiB */
 	size_t max_headers; /* bytes, default 64 KiB */
 	int timeout_s;      /* read/write/idle timeout, default 30 */
+	void *tls_ctx;      /* an SSL_CTX *: serve HTTPS with it (the server takes a reference) */
 	http_handler handler;
 	http_done_cb done;
 	void *ctx;

@@ -109,7 +109,12 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	    get_str(h, "http_server", "private_key", &c->private_key, err) ||
 	    get_str(h, "http_server", "certificate", &c->certificate, err) ||
 	    get_int(h, "http_server", "payload_request_size", 2, &c->payload_request_size, err) ||
-	    get_int(h, "http_server", "worker_count", 0, &c->worker_count, err))
+	    get_int(h, "http_server", "worker_count", 0, &c->worker_count, err) ||
+	    get_str(h, "http_server", "tls_profile", &c->tls_profile, err) ||
+	    get_str(h, "http_server", "tls_min_version", &c->tls_min_version, err) ||
+	    get_str(h, "http_server", "tls_max_version", &c->tls_max_version, err) ||
+	    get_str(h, "http_server", "tls_ciphers", &c->tls_ciphers, err) ||
+	    get_str(h, "http_server", "tls_groups", &c->tls_groups, err))
 		return -1;
 	if (c->sockets.n == 0) {
 		c->sockets.v = calloc(2, sizeof(char *));
@@ -122,15 +127,15 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->worker_count = n > 0 ? n : 2;
 	}
-	const char *prof = json_string_value(json_object_get(h, "tls_profile"));
+	const char *prof = c->tls_profile;
 	if (prof && strcmp(prof, "old") && strcmp(prof, "intermediate") && strcmp(prof, "modern") &&
 	    strcmp(prof, "custom"))
 		return err_set(err,
 		               "[http_server] tls_profile must be old, intermediate, modern or "
 		               "custom, not \"%s\"",
 		               prof);
-	const char *tmin = json_string_value(json_object_get(h, "tls_min_version"));
-	const char *tmax = json_string_value(json_object_get(h, "tls_max_version"));
+	const char *tmin = c->tls_min_version;
+	const char *tmax = c->tls_max_version;
 	for (int i = 0; i < 2; i++) {
 		const char *v = i ? tmax : tmin;
 		if (v && strcmp(v, "1.2") && strcmp(v, "1.3"))
@@ -413,8 +418,6 @@ int kbs_config_check_startup(struct kbs_config *c, struct err *err)
 		if (!c->private_key || !c->certificate)
 			return err_set(err, "[http_server] insecure_http is false, so HTTPS needs "
 			                    "both private_key and certificate");
-		return err_set(err, "[http_server] HTTPS is not available in this build yet: "
-		                    "set insecure_http = true (and terminate TLS in front of kbs)");
 	}
 	if (c->trusted_certs_paths.n == 0 && c->trusted_jwk_sets.n == 0 && !c->insecure_header_jwk)
 		return err_set(err,
@@ -459,6 +462,11 @@ void kbs_config_free(struct kbs_config *c)
 	strv_free(&c->sockets);
 	free(c->private_key);
 	free(c->certificate);
+	free(c->tls_profile);
+	free(c->tls_min_version);
+	free(c->tls_max_version);
+	free(c->tls_ciphers);
+	free(c->tls_groups);
 	for (size_t i = 0; c->idps && i < c->n_idps; i++) {
 		free(c->idps[i].issuer);
 		free(c->idps[i].audience);

@@ -54,6 +54,11 @@ struct kbs_config {
 	char *certificate;
 	long long payload_request_size; /* MiB */
 	long long worker_count;
+	char *tls_profile;     /* old | intermediate (default) | modern | custom */
+	char *tls_min_version; /* "1.2" | "1.3" | NULL */
+	char *tls_max_version;
+	char *tls_ciphers; /* OpenSSL list; TLS_* names are TLS 1.3 suites */
+	char *tls_groups;  /* NULL = the §8 default */
 	/* [admin] */
 	enum kbs_admin_mode admin_mode;
 	struct kbs_idp *idps;
@@ -93,6 +98,16 @@ int kbs_config_load(const char *path, struct kbs_config *cfg, struct err *err);
 void kbs_config_free(struct kbs_config *cfg);
 /* The §5.3 load-time rule: starts with "^/kbs" and ends with "$". */
 bool kbs_acl_pattern_anchored(const char *pattern);
+
+/* ---------------- TLS (kbs/tls.c) ---------------- */
+
+/* The HTTPS server context of §8: certificate chain and key, tls_profile, version range,
+ * ciphers and groups. Returns an SSL_CTX * (as void *, so callers need no OpenSSL headers) or
+ * NULL with a sentence naming the key. */
+void *kbs_tls_server_ctx(const struct kbs_config *cfg, struct err *err);
+/* What the context will negotiate, for the start-up log: "TLS 1.2-1.3, groups X25519:...". */
+void kbs_tls_describe(const void *ctx, char *buf, size_t len);
+void kbs_tls_ctx_free(void *ctx);
 
 /* ---------------- request parsers (kbs/rcar_parse.c; fuzzed) ---------------- */
 

@@ -66,6 +66,7 @@ int main(int argc, char **argv)
 	if (!kbs_rego_available())
 		log_error("kbs: this build has no Rego engine: every resource read will be refused "
 		          "(PolicyEngineError)");
+	bool cfg_https = !cfg.insecure_http;
 	struct kbs_server *k = kbs_server_new(&cfg, &e);
 	if (!k) {
 		log_error("kbs: cannot start: %s", e.msg);
@@ -80,7 +81,8 @@ int main(int argc, char **argv)
 		int port = kbs_server_port(k, i);
 		if (port < 0)
 			break;
-		log_info("kbs: listening on port %d (insecure HTTP)", port);
+		log_info("kbs: listening on port %d (%s)", port,
+		         cfg_https ? "HTTPS" : "insecure HTTP");
 	}
 	int sig = 0;
 	sigwait(&set, &sig);

@@ -76,12 +76,15 @@ static long http(struct client *cl, const char *method, const char *path, const 
 	return code;
 }
 
+/* libcurl's sentence for the last transfer that got no HTTP answer (TLS, connect, ...). */
+static char curl_err[CURL_ERROR_SIZE];
+
 static int fail_with(long code, const char *what, const char *body)
 {
 	json_t *j = json_loads(body ? body : "", 0, NULL);
 	const char *d = json_string_value(json_object_get(j, "detail"));
 	fprintf(stderr, "kbs-client: %s failed (HTTP %ld): %s\n", what, code,
-	        d ? d : (code ? body : "no answer"));
+	        d ? d : (code ? body : curl_err[0] ? curl_err : "no answer"));
 	json_decref(j);
 	return 1;
 }
@@ -268,8 +271,9 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	cl.c = curl_easy_init();
 	curl_easy_setopt(cl.c, CURLOPT_COOKIEFILE, ""); /* session cookie between calls */
+	curl_easy_setopt(cl.c, CURLOPT_ERRORBUFFER, curl_err);
 	if (cl.ca)
-		curl_easy_setopt(cl.c, CURLOPT_CAINFO, cl.ca);
+		curl_easy_setopt(cl.c, CURLOPT_CAINFO, cl.ca); /* trust a private CA for HTTPS */
 	const char *cmd = argv[i];
 	if (strcmp(cmd, "config") == 0)
 		return admin(&cl, argc - i - 1, argv + i + 1);

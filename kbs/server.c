@@ -948,6 +948,16 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		pool = 16;
 	if (pool > 256)
 		pool = 256;
+	void *tls = NULL;
+	if (!k->cfg.insecure_http) {
+		tls = kbs_tls_server_ctx(&k->cfg, err);
+		if (!tls)
+			goto fail;
+		char d[128];
+		kbs_tls_describe(tls, d, sizeof(d));
+		log_info("kbs: HTTPS with %s (tls_profile %s), certificate %s", d,
+		         k->cfg.tls_profile ? k->cfg.tls_profile : "intermediate", k->cfg.certificate);
+	}
 	struct http_server_opts o = {
 	    .sockets = (const char *const *)k->cfg.sockets.v,
 	    .n_sockets = k->cfg.sockets.n,
@@ -955,11 +965,13 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	    .pool_threads = (int)pool,
 	    .max_body = (size_t)k->cfg.payload_request_size << 20,
 	    .timeout_s = 30,
+	    .tls_ctx = tls,
 	    .handler = on_request,
 	    .done = on_done,
 	    .ctx = k,
 	};
 	k->http = http_server_new(&o, err);
+	kbs_tls_ctx_free(tls); /* the server holds its own reference */
 	if (!k->http)
 		goto fail;
 	return k;

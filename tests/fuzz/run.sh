@@ -31,7 +31,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-30}
 SHARED=${CTRUSTEE_SHARED:-$(cd .. && pwd)/shared}
 TESTDATA=$SHARED/testdata
-PKGS="openssl jansson libevent libevent_pthreads hiredis libcurl libprotobuf-c grpc libpcre2-8"
+PKGS="openssl jansson libevent libevent_pthreads libevent_openssl hiredis libcurl libprotobuf-c grpc libpcre2-8"
 # Libraries: coverage hooks and sanitizers, no libFuzzer main (that comes at link time).
 # UBSan findings abort so libFuzzer records them like any crash.
 SAN_LIB="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer"

@@ -16,7 +16,7 @@ import time
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from jwcrypto import jwe as jjwe
@@ -125,6 +125,43 @@ class Pki:
     def _write(self, name, data):
         with open(os.path.join(self.dir, name), "wb") as f:
             f.write(data)
+
+    def server_cert(self, name="server", key_type="RSA", hosts=("127.0.0.1", "localhost")):
+        """A TLS server key and certificate issued by the intermediate for `hosts`; writes
+        <name>.key and <name>-chain.pem (leaf + intermediate) and returns their paths."""
+        import ipaddress
+        key = (rsa.generate_private_key(public_exponent=65537, key_size=2048)
+               if key_type == "RSA" else ec.generate_private_key(ec.SECP256R1()))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        sans = []
+        for h in hosts:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+            except ValueError:
+                sans.append(x509.DNSName(h))
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .issuer_name(self.inter.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                               critical=False)
+                .sign(self.int_key, hashes.SHA256()))
+        self._write(name + ".key", pem_priv(key))
+        self._write(name + "-chain.pem", cert.public_bytes(serialization.Encoding.PEM) +
+                    self.inter.public_bytes(serialization.Encoding.PEM))
+        return self.path(name + ".key"), self.path(name + "-chain.pem")
+
+    def client_context(self, **kw):
+        """An ssl.SSLContext that trusts only this PKI's root (kw: minimum_version, ...)."""
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.path("ca-cert.pem"))
+        for k, v in kw.items():
+            setattr(ctx, k, v)
+        return ctx
 
     def x5c(self, certs=None):
         certs = certs if certs is not None else [self.leaf, self.inter]
@@ -413,10 +450,16 @@ def have_toml():
 
 
 class KbsClient:
-    """HTTP calls to a KBS (or to a proxy in front of KBS replicas) at 127.0.0.1:self.port."""
+    """HTTP calls to a KBS (or to a proxy in front of KBS replicas) at 127.0.0.1:self.port;
+    HTTPS when `tls` is an ssl.SSLContext."""
+    tls = None
 
     def request(self, method, path, body=None, headers=None, timeout=30):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.tls is not None:
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                            context=self.tls)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
