@@ -56,6 +56,7 @@ struct entry {
 static struct entry *entries;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dcap_source_stats stats;
+static time_t quiet_until; /* after a 429, the service is left alone until its Retry-After */
 
 time_t dcap_source_time(void)
 {
@@ -92,6 +93,7 @@ void dcap_source_reset(void)
 		entry_unref_locked(e);
 	}
 	memset(&stats, 0, sizeof(stats));
+	quiet_until = 0;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -482,9 +484,16 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 
 static int http_get(const char *url, const char *chain_header, struct resp *r, struct err *err)
 {
-	CURL *c = curl_easy_init();
 	memset(r, 0, sizeof(*r));
 	r->chain_header = chain_header;
+	pthread_mutex_lock(&lock);
+	time_t wait = quiet_until - time(NULL);
+	pthread_mutex_unlock(&lock);
+	if (wait > 0)
+		return err_set(err, "collateral service rate-limited us; not asking again for %ld s "
+		                    "(its Retry-After)",
+		               (long)wait);
+	CURL *c = curl_easy_init();
 	if (c == NULL)
 		return err_set(err, "cannot start an HTTP client");
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -505,10 +514,15 @@ static int http_get(const char *url, const char *chain_header, struct resp *r, s
 		return err_set(err, "collateral service %s: %s", url, curl_easy_strerror(rc));
 	if (r->status == 404 || r->status == 410)
 		return err_set(err, "collateral not available from %s (HTTP %ld)", url, r->status);
-	if (r->status == 429)
+	if (r->status == 429) {
+		long ra = r->retry_after > 0 && r->retry_after < 3600 ? r->retry_after : 60;
+		pthread_mutex_lock(&lock);
+		quiet_until = time(NULL) + ra;
+		pthread_mutex_unlock(&lock);
 		return err_set(err, "collateral service rate-limited the request to %s (HTTP 429, "
 		                    "retry after %ld s)",
-		               url, r->retry_after);
+		               url, ra);
+	}
 	if (r->status != 200)
 		return err_set(err, "collateral service answered HTTP %ld for %s", r->status, url);
 	if (r->body == NULL)

@@ -38,7 +38,7 @@ class H(http.server.BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         if status == 429:
-            self.send_header("Retry-After", "7")
+            self.send_header("Retry-After", "2")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

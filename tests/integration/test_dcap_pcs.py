@@ -146,6 +146,13 @@ def main():
         t.ok(c is None and e.code() == grpc.StatusCode.ABORTED and want in e.details(),
              "PCS answering %s: refused with \"%s\"" % (mode, want), e and e.details())
         pcs.mode("ok")
+        if mode == "429":
+            n = pcs.requests()
+            c, e = b.attest("tdx", TDX_Q)
+            t.ok(c is None and "Retry-After" in e.details() and pcs.requests() == n,
+                 "within the PCS's Retry-After the AS does not ask again", e and e.details())
+            import time
+            time.sleep(2.2)
         c, e = b.attest("tdx", TDX_Q)
         t.ok(c is not None and b.d.alive(), "after the PCS recovers (%s), the same AS verifies" % mode,
              e and e.details())
