@@ -1,4 +1,4 @@
-"""A TDX guest through the whole KBS flow: /auth, a TDX quote whose REPORT_DATA carries the KBS
+"""TDX and SGX guests through the whole KBS flow: /auth, a TDX quote whose REPORT_DATA carries the KBS
 nonce and the guest's key (forged under a test root by dcap_forge.py, since a real TD cannot be
 run here), /attest through grpc-as with file:// collateral at a pinned verification time, the EAR
 token's tdx claims, and the resource released as a JWE to the guest's key. Also the refusals on
@@ -29,6 +29,7 @@ allow if {
 
 
 def quote_for(a, scenario, d, tag, nonce=None, debug=False):
+    """The scenario's quote with REPORT_DATA = SHA-384(JCS(runtime data)) zero-padded to 64."""
     rd = {"tee-pubkey": a.pubkey, "nonce": nonce or a.nonce, "additional-evidence": ""}
     s = F.copy_scenario(scenario)
     s.body["report_data"] = hashlib.sha384(jcs(rd)).digest() + bytes(16)
@@ -69,6 +70,11 @@ def main():
         return Daemon(name, [os.path.join(BIN, "grpc-as"), "--socket", "127.0.0.1:%d" % port,
                              "--config-file", cfg], port).start(), port
 
+    sgx = F.Scenario(base.pki, tee="sgx")
+    _, sgx_bundle = sgx.write(d, "sgx-base")
+    both = os.path.join(d, "both.json")
+    json.dump([json.load(open(bundle)), json.load(open(sgx_bundle))], open(both, "w"))
+    bundle = both
     asd, aport = start_as(bundle, "grpc-as")
     kbs = Kbs(kbs_config(pki, as_addr="http://127.0.0.1:%d" % aport)).start()
     kbs.set_policy(pki, POLICY)
@@ -86,6 +92,16 @@ def main():
              "the EAR token carries the TDX claims (tcb_status, td_attributes)")
         st, _, data = a.get("default/tdx/key")
         t.ok(st == 200 and a.decrypt(data) == SECRET, "resource released as a JWE to the TD's key", data[:200])
+
+    g = Attester(kbs, tee="sgx")
+    g.auth()
+    qp, _ = quote_for(g, sgx, d, "sgx-good")
+    st, _, body = attest(g, qp)
+    if t.ok(st == 200, "/attest with an SGX quote bound to the nonce and key: token issued", body):
+        claims = json.loads(b64u_dec(g.token.split(".")[1]))
+        ann = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]
+        t.eq((ann["sgx"]["tcb_status"], ann["sgx"]["header"]["version"]), ("UpToDate", "0300"),
+             "the EAR token carries the SGX claims")
 
     b = Attester(kbs, tee="tdx")
     b.auth()
