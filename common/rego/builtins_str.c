@@ -566,6 +566,9 @@ static int bi_indexof(struct ev *E, struct val **a, struct val **out)
 {
 	if (str2(E, "indexof", a) < 0)
 		return -1;
+	if (a[1]->n == 0)
+		return ev_fail(E, REGO_ERR_BUILTIN,
+		               "eval_builtin_error: indexof: empty search character");
 	const char *f = find(a[0]->s, a[0]->n, a[1]->s, a[1]->n);
 	*out = v_int(E->A, f ? rune_count(a[0]->s, (size_t)(f - a[0]->s)) : -1);
 	return *out ? 0 : bi_oom(E);
@@ -575,6 +578,9 @@ static int bi_indexof_n(struct ev *E, struct val **a, struct val **out)
 {
 	if (str2(E, "indexof_n", a) < 0)
 		return -1;
+	if (a[1]->n == 0)
+		return ev_fail(E, REGO_ERR_BUILTIN,
+		               "eval_builtin_error: indexof_n: empty search character");
 	struct val *items[4096];
 	size_t n = 0;
 	const char *p = a[0]->s, *end = a[0]->s + a[0]->n;

@@ -102,6 +102,14 @@ static int build_tree(struct rego_policy *P, struct err *err)
 	P->root->name = "data";
 	P->root->path = "data";
 	P->root->kind = -1;
+	/* every package is a document, {} when it has no rules */
+	for (size_t i = 0; i < P->nmods; i++) {
+		struct node *n = P->root;
+		for (uint32_t j = 0; j < P->mods[i].npkg && n; j++)
+			n = node_child(A, n, P->mods[i].pkg[j]->v->s);
+		if (n == NULL)
+			return err_setc(err, REGO_ERR_INTERNAL, "out of memory");
+	}
 	for (size_t i = 0; i < P->nrules; i++) {
 		struct rule *r = P->rules[i];
 		struct module *m = &P->mods[r->module];
@@ -137,8 +145,14 @@ static int build_tree(struct rego_policy *P, struct err *err)
 			                "%s:%d: rego_type_error: function %s is defined with %d "
 			                "and %u arguments",
 			                r->file, r->line, n->path, n->nargs, r->nargs);
+		if (r->k == RK_OBJ && n->kind == RK_OBJ && (int)r->nkeys != n->nkeys)
+			return err_setc(
+			    err, REGO_ERR_TYPE,
+			    "%s:%d: rego_type_error: rules for %s have different numbers of keys",
+			    r->file, r->line, n->path);
 		n->kind = r->k;
 		n->nargs = (int)r->nargs;
+		n->nkeys = (int)r->nkeys;
 		if (r->is_default) {
 			if (n->deflt)
 				return err_setc(
@@ -729,6 +743,40 @@ static struct node *pkg_node(struct rego_policy *P, const struct module *m)
 	return n;
 }
 
+/* Function arguments are patterns of local variables (they shadow rules of the package); a
+ * variable named twice means both arguments must be equal. */
+static int declare_arg(struct rctx *R, struct scope *s, struct term *t)
+{
+	switch (t->k) {
+	case TK_VAR: {
+		if (t->wild || t->root != ROOT_NONE)
+			return resolve_var(R, s, t);
+		struct sym *y = scope_find(s, t->name);
+		if (y) {
+			t->slot = y->slot;
+			return 0;
+		}
+		int slot = scope_add(R, s, t->name, 1);
+		if (slot < 0)
+			return -1;
+		t->slot = slot;
+		return 0;
+	}
+	case TK_ARR:
+		for (uint32_t i = 0; i < t->n; i++)
+			if (declare_arg(R, s, t->kids[i]) < 0)
+				return -1;
+		return 0;
+	case TK_OBJ:
+		for (uint32_t i = 0; i < t->n; i++)
+			if (resolve_term(R, s, t->kids[i]) < 0 || declare_arg(R, s, t->vals[i]) < 0)
+				return -1;
+		return 0;
+	default:
+		return resolve_term(R, s, t);
+	}
+}
+
 /* Function arguments are shared by every branch of an else chain; each branch numbers its
  * slots afresh, arguments first, so the same variables get the same slots again. */
 static void reset_slots(struct term *t)
@@ -753,11 +801,13 @@ static int compile_rule(struct rego_policy *P, struct rule *r, struct err *err)
 	for (uint32_t i = 0; i < r->nargs; i++)
 		reset_slots(r->args[i]);
 	for (uint32_t i = 0; i < r->nargs && rc == 0; i++)
-		rc = resolve_term(&R, &s, r->args[i]);
+		rc = declare_arg(&R, &s, r->args[i]);
 	if (rc == 0)
 		rc = resolve_body(&R, &s, r->body);
-	if (rc == 0 && r->key)
+	if (rc == 0 && r->k == RK_SET)
 		rc = resolve_term(&R, &s, r->key);
+	for (uint32_t i = 0; rc == 0 && r->k == RK_OBJ && i < r->nkeys; i++)
+		rc = resolve_term(&R, &s, r->keys[i]);
 	if (rc == 0 && r->value)
 		rc = resolve_term(&R, &s, r->value);
 	scope_free(&s);
@@ -767,7 +817,12 @@ static int compile_rule(struct rego_policy *P, struct rule *r, struct err *err)
 	for (uint32_t i = 0; i < r->nargs; i++)
 		fold_deep(&P->A, r->args[i]);
 	fold_body(&P->A, r->body);
-	fold_deep(&P->A, r->key);
+	if (r->k == RK_SET)
+		fold_deep(&P->A, r->key);
+	for (uint32_t i = 0; r->k == RK_OBJ && i < r->nkeys; i++)
+		fold_deep(&P->A, r->keys[i]);
+	if (r->k == RK_OBJ)
+		r->key = r->keys[0];
 	fold_deep(&P->A, r->value);
 	return 0;
 }

@@ -796,9 +796,91 @@ static int rule_key(struct ev *E, struct val *v, void *arg)
 	return 0;
 }
 
+/* p[a][b]...: the keys of one solution, then (as an array) the value's place */
+struct okeys_st {
+	struct rule_st *r;
+	uint32_t i;
+	struct val **ks;
+};
+
+static int obj_key_next(struct ev *E, struct val *v, void *arg)
+{
+	struct okeys_st *o = arg;
+	o->ks[o->i] = v;
+	if (o->i + 1 < o->r->d->nkeys) {
+		struct okeys_st n = *o;
+		n.i++;
+		return eval_term(E, o->r->d->keys[n.i], obj_key_next, &n);
+	}
+	struct val *tuple = v_arr(E->A, o->r->d->nkeys);
+	if (tuple == NULL)
+		return oom(E);
+	memcpy(tuple->a, o->ks, o->r->d->nkeys * sizeof(*o->ks));
+	return rule_key(E, tuple, o->r);
+}
+
+struct nest_ctx {
+	struct val **tuples;
+	uint32_t depth;
+};
+
+static int nest_cmp(const void *x, const void *y, void *arg)
+{
+	struct nest_ctx *c = arg;
+	size_t i = *(const size_t *)x, j = *(const size_t *)y;
+	return v_cmp(c->tuples[i]->a[c->depth], c->tuples[j]->a[c->depth]);
+}
+
+/* Nested objects from (key tuple, value) pairs; the same place with two values conflicts. */
+static struct val *nest_build(struct ev *E, struct val **tuples, struct val **vals, size_t n,
+                              uint32_t depth, uint32_t nk, int *conflict)
+{
+	size_t *idx = ar_alloc(E->A, (n + 1) * sizeof(*idx));
+	struct val **ks = ar_alloc(E->A, (n + 1) * sizeof(*ks)),
+	           **vs = ar_alloc(E->A, (n + 1) * sizeof(*vs));
+	struct val **st = ar_alloc(E->A, (n + 1) * sizeof(*st)),
+	           **sv = ar_alloc(E->A, (n + 1) * sizeof(*sv));
+	size_t m = 0;
+	if (!idx || !ks || !vs || !st || !sv)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	struct nest_ctx c = {tuples, depth};
+	qsort_r(idx, n, sizeof(*idx), nest_cmp, &c);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		struct val *key = tuples[idx[i]]->a[depth];
+		while (j < n && v_eq(tuples[idx[j]]->a[depth], key))
+			j++;
+		struct val *v;
+		if (depth + 1 == nk) {
+			v = vals[idx[i]];
+			for (size_t x = i + 1; x < j; x++)
+				if (!v_eq(vals[idx[x]], v)) {
+					*conflict = 1;
+					return NULL;
+				}
+		} else {
+			for (size_t x = i; x < j; x++) {
+				st[x - i] = tuples[idx[x]];
+				sv[x - i] = vals[idx[x]];
+			}
+			v = nest_build(E, st, sv, j - i, depth + 1, nk, conflict);
+			if (v == NULL)
+				return NULL;
+		}
+		ks[m] = key;
+		vs[m++] = v;
+		i = j;
+	}
+	int dup;
+	return v_obj_build(E->A, ks, vs, m, &dup);
+}
+
 static int rule_complete_val(struct ev *E, struct val *v, void *arg)
 {
 	struct rule_st *r = arg;
+	r->any = 1;
 	if (r->res == NULL) {
 		r->res = v;
 		return 0;
@@ -814,9 +896,14 @@ static int rule_complete_val(struct ev *E, struct val *v, void *arg)
 static int rule_solution(struct ev *E, void *arg)
 {
 	struct rule_st *r = arg;
-	r->any = 1;
-	if (r->n->kind == RK_SET || r->n->kind == RK_OBJ)
+	if (r->n->kind == RK_SET || (r->n->kind == RK_OBJ && r->d->nkeys == 1))
 		return eval_term(E, r->d->key, rule_key, r);
+	if (r->n->kind == RK_OBJ) {
+		struct okeys_st o = {r, 0, ar_alloc(E->A, r->d->nkeys * sizeof(struct val *))};
+		if (o.ks == NULL)
+			return oom(E);
+		return eval_term(E, r->d->keys[0], obj_key_next, &o);
+	}
 	if (r->d->value == NULL)
 		return rule_complete_val(E, &rv_true, r);
 	return eval_term(E, r->d->value, rule_complete_val, r);
@@ -887,6 +974,17 @@ static int compute_rule(struct ev *E, struct node *n, struct val **out, int top_
 	if (n->kind == RK_SET) {
 		*out = v_set_build(E->A, r.keys.v, r.keys.n);
 		rc = *out ? 0 : oom(E);
+	} else if (n->kind == RK_OBJ && n->nkeys > 1) {
+		int conflict = 0;
+		*out =
+		    nest_build(E, r.keys.v, r.vals.v, r.keys.n, 0, (uint32_t)n->nkeys, &conflict);
+		if (*out == NULL)
+			rc = conflict
+			         ? ev_fail(
+			               E, REGO_ERR_CONFLICT,
+			               "eval_conflict_error: object keys must be unique (rule %s)",
+			               n->path)
+			         : oom(E);
 	} else if (n->kind == RK_OBJ) {
 		int dup;
 		*out = v_obj_build(E->A, r.keys.v, r.vals.v, r.keys.n, &dup);

@@ -177,6 +177,7 @@ static struct term *parse_collection(struct parser *p, const struct token *open,
 		return mk(p, close == T_RBRACK ? TK_ARR : TK_OBJ, open);
 	}
 	int sv = p->no_pipe;
+	size_t first_at = p->i;
 	p->no_pipe = 1;
 	first = parse_in(p, 0);
 	p->no_pipe = sv;
@@ -190,7 +191,11 @@ static struct term *parse_collection(struct parser *p, const struct token *open,
 		if (fval == NULL)
 			return NULL;
 	}
-	if (accept(p, T_PIPE)) {
+	if (cur(p)->t == T_PIPE) {
+		/* a comprehension, unless what follows the '|' is not a body: then the '|' was a
+		 * set union inside a literal (`[x | y, 5]`) */
+		int failed = p->failed;
+		p->i++;
 		t = mk(p, close == T_RBRACK ? TK_ACOMP : is_obj ? TK_OCOMP : TK_SCOMP, open);
 		if (t == NULL)
 			return NULL;
@@ -200,7 +205,15 @@ static struct term *parse_collection(struct parser *p, const struct token *open,
 		p->nest = 0;
 		t->body = parse_body(p, close);
 		p->nest = nest - 1;
-		return t->body ? t : NULL;
+		if (t->body)
+			return t;
+		if (is_obj)
+			return NULL;
+		p->failed = failed;
+		p->nest = nest;
+		p->i = first_at;
+		if ((first = parse_in(p, 0)) == NULL)
+			return NULL;
 	}
 	t = mk(p, close == T_RBRACK ? TK_ARR : is_obj ? TK_OBJ : TK_SET, open);
 	if (t == NULL)
@@ -792,13 +805,13 @@ static int parse_rule(struct mparser *m)
 			return pfail(p, "rules with `contains` need a dotted name");
 		if ((r->key = parse_in(p, 0)) == NULL)
 			return -1;
-	} else if (nstatic + 1 == r->npath) {
-		r->k = RK_OBJ;
-		r->key = r->path[nstatic];
-		r->npath = nstatic;
 	} else if (nstatic != r->npath) {
-		return pfail(p,
-		             "rule heads with variables before their last part are not supported");
+		/* p[k] := v, and p[a][b] := v / p.q[x].r := v: nested objects below p.q */
+		r->k = RK_OBJ;
+		r->keys = r->path + nstatic;
+		r->nkeys = r->npath - nstatic;
+		r->key = r->keys[0];
+		r->npath = nstatic;
 	}
 	if (accept(p, T_ASSIGN) || accept(p, T_UNIFY)) {
 		if (r->k == RK_SET)
@@ -817,6 +830,12 @@ static int parse_rule(struct mparser *m)
 			return pfail(p, "out of memory");
 		r->chain_head = r;
 		return add_rule(m, r);
+	}
+	/* v0: `deny[msg] { ... }` (no `if`, no value) is a multi-value rule */
+	if (r->k == RK_OBJ && r->nkeys == 1 && r->value == NULL && cur(p)->t == T_LBRACE) {
+		r->k = RK_SET;
+		r->keys = NULL;
+		r->nkeys = 0;
 	}
 	if (parse_rule_body(p, r) < 0)
 		return -1;

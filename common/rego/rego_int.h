@@ -254,7 +254,9 @@ struct rule {
 	struct node *node;
 	struct term **path; /* head ref as written (static segments then at most a key) */
 	uint32_t npath;
-	struct term *key;   /* RK_SET member / RK_OBJ key */
+	struct term *key;   /* RK_SET member / RK_OBJ key (keys[0]) */
+	struct term **keys; /* RK_OBJ: p[a][b]... keys below the node, outermost first */
+	uint32_t nkeys;
 	struct term *value; /* NULL = true */
 	struct term **args; /* RK_FUNC */
 	uint32_t nargs;
@@ -293,6 +295,7 @@ struct node {
 	int kind; /* -1 for a prefix node without rules, else enum rkind */
 	int id;   /* memo index */
 	int nargs;
+	int nkeys;  /* RK_OBJ: levels of keys below the node */
 	char *path; /* "data.a.b" */
 	uint32_t depth;
 };
