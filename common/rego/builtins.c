@@ -896,6 +896,14 @@ int rego_builtin_find(const char *name)
 	return -1;
 }
 
+int rego_builtin_count(void)
+{
+	size_t n = 0;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		n += table_len(t);
+	return (int)n;
+}
+
 const struct builtin *rego_builtin(int i)
 {
 	size_t u = (size_t)i;

@@ -431,31 +431,35 @@ static struct node *find_path(struct node *n, const char *dotted)
 	return n;
 }
 
-static int resolve_call(struct rctx *R, struct scope *s, struct term *t)
+/* A dotted name to a user function (data.x.f, an import alias, a rule of the package). */
+static struct node *lookup_function(struct rctx *R, const char *name)
 {
-	const char *name = t->name;
 	const char *dot = strchr(name, '.');
 	size_t first = dot ? (size_t)(dot - name) : strlen(name);
 	struct node *fn = NULL;
-	if (strncmp(name, "data.", 5) == 0) {
-		fn = find_path(R->P->root, name + 5);
-	} else {
-		if (R->mod) {
-			for (uint32_t i = 0; i < R->mod->nimports && !fn; i++) {
-				const struct import *im = &R->mod->imports[i];
-				if (strlen(im->alias) != first ||
-				    strncmp(im->alias, name, first) != 0 ||
-				    strcmp(im->ref->kids[0]->v->s, "data") != 0)
-					continue;
-				struct node *n = R->P->root;
-				for (uint32_t j = 1; j < im->ref->n && n; j++)
-					n = rego_node_find(n, im->ref->kids[j]->v->s);
-				fn = n && dot ? find_path(n, dot + 1) : n;
-			}
+	if (strncmp(name, "data.", 5) == 0)
+		return find_path(R->P->root, name + 5);
+	if (R->mod) {
+		for (uint32_t i = 0; i < R->mod->nimports && !fn; i++) {
+			const struct import *im = &R->mod->imports[i];
+			if (strlen(im->alias) != first || strncmp(im->alias, name, first) != 0 ||
+			    strcmp(im->ref->kids[0]->v->s, "data") != 0)
+				continue;
+			struct node *n = R->P->root;
+			for (uint32_t j = 1; j < im->ref->n && n; j++)
+				n = rego_node_find(n, im->ref->kids[j]->v->s);
+			fn = n && dot ? find_path(n, dot + 1) : n;
 		}
-		if (fn == NULL && R->pkg)
-			fn = find_path(R->pkg, name);
 	}
+	if (fn == NULL && R->pkg)
+		fn = find_path(R->pkg, name);
+	return fn;
+}
+
+static int resolve_call(struct rctx *R, struct scope *s, struct term *t)
+{
+	const char *name = t->name;
+	struct node *fn = lookup_function(R, name);
 	if (fn && fn->kind == RK_FUNC) {
 		t->fn = fn;
 		t->outarg = (int)t->n == fn->nargs + 1;
@@ -541,9 +545,55 @@ static int resolve_term(struct rctx *R, struct scope *s, struct term *t)
 	return 0;
 }
 
-/* `with` targets are paths, not values: input..., data..., or a function name */
-static int resolve_with_target(struct rctx *R, struct scope *s, struct term *t)
+/* "a.b.c" for a variable or a ref made of a variable and constant strings, else NULL */
+static char *dotted(struct rctx *R, const struct term *t)
 {
+	const struct term *h = t->k == TK_REF ? t->kids[0] : t;
+	if (h->k != TK_VAR || h->name == NULL)
+		return NULL;
+	size_t len = strlen(h->name) + 1;
+	for (uint32_t i = 1; t->k == TK_REF && i < t->n; i++) {
+		if (t->kids[i]->k != TK_VAL || t->kids[i]->v->k != V_STR)
+			return NULL;
+		len += t->kids[i]->v->n + 1;
+	}
+	char *s = ar_alloc(R->A, len), *o = s;
+	if (s == NULL)
+		return NULL;
+	o += sprintf(o, "%s", h->name);
+	for (uint32_t i = 1; t->k == TK_REF && i < t->n; i++)
+		o += sprintf(o, ".%s", t->kids[i]->v->s);
+	return s;
+}
+
+/* the function a with target or replacement names, if it names one */
+static int with_function(struct rctx *R, const struct term *t, struct node **fn, int *bi)
+{
+	char *name = dotted(R, t);
+	*fn = NULL;
+	*bi = -1;
+	if (name == NULL || strcmp(name, "input") == 0 || strncmp(name, "input.", 6) == 0)
+		return 0;
+	struct node *n = lookup_function(R, name);
+	if (n && n->kind == RK_FUNC) {
+		*fn = n;
+		return 1;
+	}
+	if (strncmp(name, "data.", 5) != 0 && strcmp(name, "data") != 0 &&
+	    (*bi = rego_builtin_find(name)) >= 0)
+		return 1;
+	return 0;
+}
+
+/* `with` targets are paths, not values: input..., data..., or a function */
+static int resolve_with(struct rctx *R, struct scope *s, struct with *w)
+{
+	struct term *t = w->target;
+	if (with_function(R, t, &w->fn, &w->bi)) {
+		if (with_function(R, w->value, &w->vfn, &w->vbi))
+			return 0;
+		return resolve_term(R, s, w->value);
+	}
 	struct term *h = t->k == TK_REF ? t->kids[0] : t;
 	if (h->k == TK_VAR && (strcmp(h->name ? h->name : "", "input") == 0 ||
 	                       strcmp(h->name ? h->name : "", "data") == 0 || h->root)) {
@@ -553,11 +603,10 @@ static int resolve_with_target(struct rctx *R, struct scope *s, struct term *t)
 			if (t->kids[i]->k != TK_VAL)
 				return rfail(R, REGO_ERR_TYPE, t,
 				             "rego_type_error: with target paths must be constant");
-		return 0;
+		return resolve_term(R, s, w->value);
 	}
-	(void)s;
 	return rfail(R, REGO_ERR_TYPE, t,
-	             "rego_type_error: with: only input and data can be replaced");
+	             "rego_type_error: with: only input, data and functions can be replaced");
 }
 
 static int resolve_expr(struct rctx *R, struct scope *s, struct expr *e)
@@ -612,8 +661,7 @@ static int resolve_expr(struct rctx *R, struct scope *s, struct expr *e)
 	}
 	}
 	for (uint32_t i = 0; i < e->nwith; i++)
-		if (resolve_with_target(R, s, e->with[i].target) < 0 ||
-		    resolve_term(R, s, e->with[i].value) < 0)
+		if (resolve_with(R, s, &e->with[i]) < 0)
 			return -1;
 	return 0;
 }

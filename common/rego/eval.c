@@ -419,11 +419,61 @@ static int call_host(struct ev *E, struct call_st *s)
 	return ev_fail(E, REGO_ERR_TYPE, "rego_type_error: undefined function %s", name);
 }
 
+static int call_builtin(struct ev *E, struct call_st *s, int bi)
+{
+	const struct builtin *b = rego_builtin(bi);
+	struct val *r = NULL;
+	if (b->arity >= 0 && (uint32_t)b->arity != s->nin)
+		return ev_fail(E, REGO_ERR_TYPE,
+		               "rego_type_error: %s: arity mismatch: %u arguments", b->name,
+		               s->nin);
+	if (E->explaining && E->cur_expr == E->best_lit && s->nin >= 1 && E->expl_cmp &&
+	    s->t == E->cur_expr->a) {
+		char *j = v_to_json_text(s->args[0]);
+		snprintf(E->best_detail, sizeof(E->best_detail), "%s", j ? j : "?");
+		free(j);
+	}
+	if (b->fn(E, s->args, &r) < 0) {
+		if ((E->err->code == REGO_ERR_EVAL_TYPE || E->err->code == REGO_ERR_BUILTIN) &&
+		    !E->strict) {
+			E->failed = 0;
+			E->err->code = 0;
+			return 0;
+		}
+		return -1;
+	}
+	return call_result(E, s, r);
+}
+
+static int call_mock(struct ev *E, struct call_st *s, struct mock *m)
+{
+	if (m->fn) {
+		struct val *r;
+		if ((int)s->nin != m->fn->nargs)
+			return ev_fail(E, REGO_ERR_TYPE,
+			               "rego_type_error: %s: arity mismatch in with", m->fn->path);
+		/* inside the replacement, the replaced function is the original one */
+		m->set = 0;
+		int rc = call_user(E, m->fn, s->args, &r);
+		m->set = 1;
+		if (rc < 0)
+			return -1;
+		return call_result(E, s, r);
+	}
+	if (m->bi >= 0)
+		return call_builtin(E, s, m->bi);
+	return call_result(E, s, m->v);
+}
+
 static int call_dispatch(struct ev *E, struct call_st *s)
 {
 	struct term *t = s->t;
 	if (step(E) < 0)
 		return -1;
+	if (t->fn && E->fn_mock && E->fn_mock[t->fn->id].set)
+		return call_mock(E, s, &E->fn_mock[t->fn->id]);
+	if (t->bi >= 0 && E->bi_mock && E->bi_mock[t->bi].set)
+		return call_mock(E, s, &E->bi_mock[t->bi]);
 	if (t->fn) {
 		struct val *r;
 		if (call_user(E, t->fn, s->args, &r) < 0)
@@ -442,25 +492,7 @@ static int call_dispatch(struct ev *E, struct call_st *s)
 			}
 		return call_host(E, s);
 	}
-	const struct builtin *b = rego_builtin(t->bi);
-	struct val *r = NULL;
-	if (E->explaining && E->cur_expr == E->best_lit && s->nin >= 1 && E->expl_cmp &&
-	    t == E->cur_expr->a) {
-		char *j = v_to_json_text(s->args[0]);
-		snprintf(E->best_detail, sizeof(E->best_detail), "%s", j ? j : "?");
-		free(j);
-	}
-	if (b->fn(E, s->args, &r) < 0) {
-		if (E->err->code == REGO_ERR_EVAL_TYPE || E->err->code == REGO_ERR_BUILTIN) {
-			if (!E->strict) {
-				E->failed = 0;
-				E->err->code = 0;
-				return 0;
-			}
-		}
-		return -1;
-	}
-	return call_result(E, s, r);
+	return call_builtin(E, s, t->bi);
 }
 
 /* print(...): every argument is evaluated (an undefined one prints as <undefined> in OPA,
@@ -1381,6 +1413,7 @@ struct with_state {
 	struct val **memo;
 	uint8_t *memo_st;
 	struct val **node_over;
+	struct mock *fn_mock, *bi_mock;
 };
 
 struct with_st {
@@ -1394,7 +1427,8 @@ struct with_st {
 
 static void with_save(struct ev *E, struct with_state *s)
 {
-	*s = (struct with_state){E->input, E->data, E->memo, E->memo_st, E->node_over};
+	*s = (struct with_state){E->input,     E->data,    E->memo,   E->memo_st,
+	                         E->node_over, E->fn_mock, E->bi_mock};
 }
 
 static void with_load(struct ev *E, const struct with_state *s)
@@ -1404,6 +1438,8 @@ static void with_load(struct ev *E, const struct with_state *s)
 	E->memo = s->memo;
 	E->memo_st = s->memo_st;
 	E->node_over = s->node_over;
+	E->fn_mock = s->fn_mock;
+	E->bi_mock = s->bi_mock;
 }
 
 /* a copy of doc with the value at path (constant strings) replaced */
@@ -1441,6 +1477,20 @@ static int with_apply(struct ev *E, struct with_st *w)
 	if (st.memo == NULL || st.memo_st == NULL)
 		return oom(E);
 	for (uint32_t j = 0; j < w->e->nwith; j++) {
+		struct with *wj = &w->e->with[j];
+		if (wj->fn || wj->bi >= 0) {
+			size_t n = wj->fn ? nn : (size_t)rego_builtin_count();
+			struct mock **slot = wj->fn ? &st.fn_mock : &st.bi_mock;
+			struct mock *m = ar_alloc(E->A, n * sizeof(*m));
+			if (m == NULL)
+				return oom(E);
+			if (*slot)
+				memcpy(m, *slot, n * sizeof(*m));
+			m[wj->fn ? (size_t)wj->fn->id : (size_t)wj->bi] =
+			    (struct mock){wj->vfn, wj->vbi, w->vals[j], 1};
+			*slot = m;
+			continue;
+		}
 		struct term *t = w->e->with[j].target;
 		struct term *h = t->k == TK_REF ? t->kids[0] : t;
 		struct term **path = t->k == TK_REF ? t->kids + 1 : NULL;
@@ -1489,6 +1539,9 @@ static int with_value(struct ev *E, struct val *v, void *arg)
 	struct with_st n = *w;
 	n.vals[w->i] = v;
 	n.i++;
+	/* a function replaced by a function has no value to evaluate */
+	while (n.i < w->e->nwith && (w->e->with[n.i].vfn || w->e->with[n.i].vbi >= 0))
+		n.vals[n.i++] = NULL;
 	if (n.i < w->e->nwith)
 		return eval_term(E, w->e->with[n.i].value, with_value, &n);
 	with_save(E, &n.outer);
@@ -1542,6 +1595,8 @@ static int eval_expr(struct ev *E, struct expr *e, k_fn k, void *arg)
 	if (e->nwith > 16)
 		return ev_fail(E, REGO_ERR_TYPE, "rego_type_error: too many with modifiers");
 	struct with_st w = {.e = e, .vals = vals, .k = k, .arg = arg};
+	if (e->with[0].vfn || e->with[0].vbi >= 0)
+		return with_value(E, NULL, &w);
 	return eval_term(E, e->with[0].value, with_value, &w);
 }
 

@@ -8,6 +8,14 @@
 
 #define REGO_DEFAULT_STEPS 1000000
 
+/* a function replaced by `with`: by another function, or by a value */
+struct mock {
+	struct node *fn;
+	int bi;
+	struct val *v;
+	uint8_t set;
+};
+
 struct ev {
 	const struct rego_policy *P;
 	struct arena *A;
@@ -23,6 +31,8 @@ struct ev {
 	struct val **memo;      /* rule values by node id */
 	uint8_t *memo_st;       /* 0 not computed, 1 computing, 2 done */
 	struct val **node_over; /* `with data...` replacements by node id, or NULL */
+	struct mock *fn_mock;   /* `with f as ...` by node id, or NULL */
+	struct mock *bi_mock;   /* `with count as ...` by builtin index, or NULL */
 	struct val **slots;     /* the current rule frame */
 
 	json_t **keep; /* host function results referenced by values */

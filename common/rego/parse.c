@@ -634,7 +634,7 @@ static struct expr *parse_literal(struct parser *p)
 				memcpy(nw, e->with, e->nwith * sizeof(*nw));
 			e->with = nw;
 		}
-		e->with[e->nwith++] = (struct with){target, val};
+		e->with[e->nwith++] = (struct with){target, val, NULL, NULL, -1, -1};
 	}
 	set_src(p, e, start);
 	return e;

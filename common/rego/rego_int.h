@@ -224,6 +224,10 @@ enum ekind { E_TERM, E_UNIFY, E_ASSIGN, E_SOME, E_SOMEIN, E_EVERY };
 
 struct with {
 	struct term *target, *value;
+	/* a function target (user function node or builtin index, -1 none) and, when the
+	 * replacement names a function too, that function */
+	struct node *fn, *vfn;
+	int bi, vbi;
 };
 
 struct expr {
@@ -340,6 +344,7 @@ struct builtin {
 	bi_fn fn;
 };
 int rego_builtin_find(const char *name);
+int rego_builtin_count(void);
 const struct builtin *rego_builtin(int i);
 
 /* errors raised while evaluating (eval.c) */
