@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "as/dcap_internal.h"
 #include "b64.h"
@@ -318,7 +319,7 @@ static int check_module(const struct dcap_tcbinfo *t, const uint8_t *body, const
 		snprintf(id, sizeof(id), "TDX_%02X", svn[1]);
 		for (size_t i = 0; i < t->nmodules; i++) {
 			const struct dcap_module *m = &t->modules[i];
-			if (strcmp(m->id, id) != 0)
+			if (strcasecmp(m->id, id) != 0)
 				continue;
 			if (memcmp(m->mrsigner, signer, 48) != 0)
 				return err_set(err, "TD report MRSIGNERSEAM does not match TDX module "
@@ -333,6 +334,12 @@ static int check_module(const struct dcap_tcbinfo *t, const uint8_t *body, const
 				return err_set(err, "TCB level not supported: TDX module %s SVN %u is "
 				                    "below every level of its identity",
 				               id, svn[0]);
+			const char *st = (*mod_level)->status;
+			if (strcmp(st, "UpToDate") != 0 && strcmp(st, "OutOfDate") != 0 &&
+			    strcmp(st, "Revoked") != 0)
+				return err_set(err, "TDX module identity %s level has status \"%s\", which "
+				                    "is not one a module level can have",
+				               id, st);
 			return 0;
 		}
 		return err_set(err, "TCB Info has no TDX module identity %s for this TD's module", id);
@@ -632,7 +639,7 @@ void dcap_result_claims(const struct dcap_result *r, json_t *claims)
 	else
 		snprintf(st, sizeof(st), "Unknown (%d)", r->pck.sgx_type);
 	json_object_set_new(claims, "sgx_type", json_string(st));
-	if (r->pck.sgx_type > 0 && r->pck.has_config) {
+	if ((r->pck.sgx_type == 1 || r->pck.sgx_type == 2) && r->pck.has_config) {
 		json_object_set_new(claims, "is_dynamic_platform",
 		                    json_boolean(r->pck.dynamic_platform));
 		json_object_set_new(claims, "is_cached_keys", json_boolean(r->pck.cached_keys));

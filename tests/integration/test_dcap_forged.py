@@ -353,6 +353,13 @@ def tdx_module(t):
     s.module("TDX_01")["tcbLevels"][0]["tcbStatus"] = "Revoked"
     refused(t, s, "TCB status is Revoked", "TDX module level Revoked")
     s = tdx()
+    s.module("TDX_01")["tcbLevels"][0]["tcbStatus"] = "ConfigurationNeeded"
+    refused(t, s, "TDX module identity TDX_01 level has status \"ConfigurationNeeded\"",
+            "a module level status modules cannot have is refused, as Intel's QVL does")
+    s = tdx()
+    s.module("TDX_01")["id"] = "tdx_01"
+    accepted(t, s, "module identity ids compare case-insensitively")
+    s = tdx()
     tee_svn(s, 5, 2, 2)
     refused(t, s, "TCB Info has no TDX module identity TDX_02", "module version 2 without an identity")
     s = tdx()
@@ -542,7 +549,8 @@ def supplemental(t):
             (0, (True, True, True), "Standard", None),
             (1, (False, True, True), "Scalable", (False, True, True)),
             (2, (True, False, True), "Scalable with Integrity", (True, False, True)),
-            (3, None, "Unknown (3)", None)):
+            (3, None, "Unknown (3)", None),
+            (3, (True, True, True), "Unknown (3)", None)):
         s = sgx()
         s.ext.sgx_type, s.ext.config = sgx_type, config
         c = accepted(t, s, "SGX PCK with sgx_type %d" % sgx_type)
@@ -550,7 +558,7 @@ def supplemental(t):
             got = (c["sgx_type"], tuple(c[k] for k in ("is_dynamic_platform", "is_cached_keys", "is_smt_enabled"))
                    if "is_dynamic_platform" in c else None)
             t.eq(got, (name, flags), "sgx_type %d: \"%s\", configuration flags %s" %
-                 (sgx_type, name, "only for sgx_type > 0" if flags is None else "as in the certificate"))
+                 (sgx_type, name, "only for sgx_type 1 and 2" if flags is None else "as in the certificate"))
 
 
 def main():
