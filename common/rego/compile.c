@@ -145,7 +145,8 @@ static int build_tree(struct rego_policy *P, struct err *err)
 			                "%s:%d: rego_type_error: function %s is defined with %d "
 			                "and %u arguments",
 			                r->file, r->line, n->path, n->nargs, r->nargs);
-		if (r->k == RK_OBJ && n->kind == RK_OBJ && (int)r->nkeys != n->nkeys)
+		if ((r->k == RK_OBJ || r->k == RK_SET) && n->kind == r->k &&
+		    (int)r->nkeys != n->nkeys)
 			return err_setc(
 			    err, REGO_ERR_TYPE,
 			    "%s:%d: rego_type_error: rules for %s have different numbers of keys",
@@ -854,7 +855,7 @@ static int compile_rule(struct rego_policy *P, struct rule *r, struct err *err)
 		rc = resolve_body(&R, &s, r->body);
 	if (rc == 0 && r->k == RK_SET)
 		rc = resolve_term(&R, &s, r->key);
-	for (uint32_t i = 0; rc == 0 && r->k == RK_OBJ && i < r->nkeys; i++)
+	for (uint32_t i = 0; rc == 0 && i < r->nkeys; i++)
 		rc = resolve_term(&R, &s, r->keys[i]);
 	if (rc == 0 && r->value)
 		rc = resolve_term(&R, &s, r->value);
@@ -867,7 +868,7 @@ static int compile_rule(struct rego_policy *P, struct rule *r, struct err *err)
 	fold_body(&P->A, r->body);
 	if (r->k == RK_SET)
 		fold_deep(&P->A, r->key);
-	for (uint32_t i = 0; r->k == RK_OBJ && i < r->nkeys; i++)
+	for (uint32_t i = 0; i < r->nkeys; i++)
 		fold_deep(&P->A, r->keys[i]);
 	if (r->k == RK_OBJ)
 		r->key = r->keys[0];

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rego/builtins.h"
 #include "rego/eval.h"
 
 #define MAX_EVAL_DEPTH 2000
@@ -728,7 +729,7 @@ static int walk_data(struct ev *E, struct node *n, struct val *base, struct term
 		struct val *v;
 		if (n->kind == RK_FUNC)
 			return 0;
-		if (rule_value(E, n, &v) < 0)
+		if ((n->nkids ? node_value(E, n, NULL, &v) : rule_value(E, n, &v)) < 0)
 			return -1;
 		return v ? walk_val(E, v, ref, i, k, arg) : 0;
 	}
@@ -761,8 +762,17 @@ static int node_value(struct ev *E, struct node *n, struct val *base, struct val
 		*out = ov;
 		return 0;
 	}
-	if (n->kind >= 0)
-		return rule_value(E, n, out);
+	struct val *rv = NULL;
+	if (n->kind >= 0) {
+		/* a rule, merged with the rules below it (p[x] := ... beside p.q := ...) */
+		if (rule_value(E, n, &rv) < 0)
+			return -1;
+		if (n->nkids == 0 || (rv && rv->k != V_OBJ)) {
+			*out = rv;
+			return 0;
+		}
+		base = NULL;
+	}
 	struct vlist keys = {0}, vals = {0};
 	if (base && base->k == V_OBJ) {
 		v_force(base);
@@ -791,6 +801,8 @@ static int node_value(struct ev *E, struct node *n, struct val *base, struct val
 	}
 	int dup;
 	*out = v_obj_build(E->A, keys.v, vals.v, keys.n, &dup);
+	if (*out && rv)
+		*out = bi_obj_merge(E, *out, rv);
 	return *out ? 0 : oom(E);
 }
 
@@ -801,7 +813,8 @@ struct rule_st {
 	struct rule *d;
 	struct val *res; /* complete: the value so far */
 	struct vlist keys, vals;
-	int any; /* this definition produced a solution */
+	struct val *tuple; /* multi-value rules with keys: the current place */
+	int any;           /* this definition produced a solution */
 };
 
 static int rule_obj_val(struct ev *E, struct val *v, void *arg)
@@ -828,6 +841,15 @@ static int rule_key(struct ev *E, struct val *v, void *arg)
 	return 0;
 }
 
+/* p[a][b] contains x: one member at the place the key tuple names */
+static int set_member(struct ev *E, struct val *v, void *arg)
+{
+	struct rule_st *r = arg;
+	if (vl_push(E, &r->keys, r->tuple) < 0 || vl_push(E, &r->vals, v) < 0)
+		return -1;
+	return 0;
+}
+
 /* p[a][b]...: the keys of one solution, then (as an array) the value's place */
 struct okeys_st {
 	struct rule_st *r;
@@ -848,6 +870,10 @@ static int obj_key_next(struct ev *E, struct val *v, void *arg)
 	if (tuple == NULL)
 		return oom(E);
 	memcpy(tuple->a, o->ks, o->r->d->nkeys * sizeof(*o->ks));
+	if (o->r->n->kind == RK_SET) {
+		o->r->tuple = tuple;
+		return eval_term(E, o->r->d->key, set_member, o->r);
+	}
 	return rule_key(E, tuple, o->r);
 }
 
@@ -865,7 +891,7 @@ static int nest_cmp(const void *x, const void *y, void *arg)
 
 /* Nested objects from (key tuple, value) pairs; the same place with two values conflicts. */
 static struct val *nest_build(struct ev *E, struct val **tuples, struct val **vals, size_t n,
-                              uint32_t depth, uint32_t nk, int *conflict)
+                              uint32_t depth, uint32_t nk, int leaf_set, int *conflict)
 {
 	size_t *idx = ar_alloc(E->A, (n + 1) * sizeof(*idx));
 	struct val **ks = ar_alloc(E->A, (n + 1) * sizeof(*ks)),
@@ -885,7 +911,12 @@ static struct val *nest_build(struct ev *E, struct val **tuples, struct val **va
 		while (j < n && v_eq(tuples[idx[j]]->a[depth], key))
 			j++;
 		struct val *v;
-		if (depth + 1 == nk) {
+		if (depth + 1 == nk && leaf_set) {
+			for (size_t x = i; x < j; x++)
+				sv[x - i] = vals[idx[x]];
+			if ((v = v_set_build(E->A, sv, j - i)) == NULL)
+				return NULL;
+		} else if (depth + 1 == nk) {
 			v = vals[idx[i]];
 			for (size_t x = i + 1; x < j; x++)
 				if (!v_eq(vals[idx[x]], v)) {
@@ -897,7 +928,7 @@ static struct val *nest_build(struct ev *E, struct val **tuples, struct val **va
 				st[x - i] = tuples[idx[x]];
 				sv[x - i] = vals[idx[x]];
 			}
-			v = nest_build(E, st, sv, j - i, depth + 1, nk, conflict);
+			v = nest_build(E, st, sv, j - i, depth + 1, nk, leaf_set, conflict);
 			if (v == NULL)
 				return NULL;
 		}
@@ -928,9 +959,10 @@ static int rule_complete_val(struct ev *E, struct val *v, void *arg)
 static int rule_solution(struct ev *E, void *arg)
 {
 	struct rule_st *r = arg;
-	if (r->n->kind == RK_SET || (r->n->kind == RK_OBJ && r->d->nkeys == 1))
+	if ((r->n->kind == RK_SET && r->d->nkeys == 0) ||
+	    (r->n->kind == RK_OBJ && r->d->nkeys == 1))
 		return eval_term(E, r->d->key, rule_key, r);
-	if (r->n->kind == RK_OBJ) {
+	if (r->n->kind == RK_OBJ || r->n->kind == RK_SET) {
 		struct okeys_st o = {r, 0, ar_alloc(E->A, r->d->nkeys * sizeof(struct val *))};
 		if (o.ks == NULL)
 			return oom(E);
@@ -1003,13 +1035,13 @@ static int compute_rule(struct ev *E, struct node *n, struct val **out, int top_
 		E->slots = saved;
 		return -1;
 	}
-	if (n->kind == RK_SET) {
+	if (n->kind == RK_SET && n->nkeys == 0) {
 		*out = v_set_build(E->A, r.keys.v, r.keys.n);
 		rc = *out ? 0 : oom(E);
-	} else if (n->kind == RK_OBJ && n->nkeys > 1) {
+	} else if ((n->kind == RK_OBJ && n->nkeys > 1) || n->kind == RK_SET) {
 		int conflict = 0;
-		*out =
-		    nest_build(E, r.keys.v, r.vals.v, r.keys.n, 0, (uint32_t)n->nkeys, &conflict);
+		*out = nest_build(E, r.keys.v, r.vals.v, r.keys.n, 0, (uint32_t)n->nkeys,
+		                  n->kind == RK_SET, &conflict);
 		if (*out == NULL)
 			rc = conflict
 			         ? ev_fail(

@@ -801,8 +801,11 @@ static int parse_rule(struct mparser *m)
 	} else if (is_kw(cur(p), "contains")) {
 		p->i++;
 		r->k = RK_SET;
-		if (nstatic != r->npath)
-			return pfail(p, "rules with `contains` need a dotted name");
+		if (nstatic != r->npath) { /* p[x] contains y: an object of sets */
+			r->keys = r->path + nstatic;
+			r->nkeys = r->npath - nstatic;
+			r->npath = nstatic;
+		}
 		if ((r->key = parse_in(p, 0)) == NULL)
 			return -1;
 	} else if (nstatic != r->npath) {
