@@ -7,10 +7,11 @@ bodies, RVPS messages, protobuf-encoded requests, JWS/JWE/JWK made with the fixe
 fuzz_jose.c, and the parts of JSON evidence files a parser sees on its own (TPMS_ATTEST
 bytes, the sev-crate report object, a hex SNP report as raw bytes).
 
-It is run by hand when a seed should change (the output is committed, so the fuzz run needs
-neither Python nor jwcrypto):  /usr/bin/python3 tests/fuzz/make_seeds.py
-Needs build/gen/py (make gen) and python3-jwcrypto. Outputs are deterministic except the
-JWS/JWE signatures and random IVs, which is harmless.
+It is run by hand when a seed is added (the output is committed, so the fuzz run needs
+neither Python nor jwcrypto):  /usr/bin/python3 tests/fuzz/make_seeds.py [--force]
+It writes only the seeds that do not exist yet; --force rewrites all of them (keys, signatures
+and IVs are random, so that changes every JOSE seed). Needs build/gen/py (make gen) and
+python3-jwcrypto.
 """
 import base64
 import binascii
@@ -22,6 +23,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHARED = os.environ.get("CTRUSTEE_SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
 EVIDENCE = os.path.join(SHARED, "testdata", "evidence")
 OUT = os.path.join(ROOT, "tests", "fuzz", "seeds")
+FORCE = "--force" in sys.argv[1:]
 sys.path.insert(0, os.path.join(ROOT, os.environ.get("CTRUSTEE_BUILD", "build"), "gen", "py"))
 
 # The fixed test key of fuzz_jose.c (not a secret).
@@ -36,6 +38,8 @@ koNH8lfteH6swgPRxgw7jjLXEyEZflcfiZPszkvvL26wZEWLxQrXd+Dw
 def put(target, name, data):
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
+    if os.path.exists(os.path.join(d, name)) and not FORCE:
+        return
     if isinstance(data, (dict, list)):
         data = json.dumps(data, separators=(",", ":"))
     if isinstance(data, str):
