@@ -115,7 +115,8 @@ int main(int argc, char **argv)
 				fprintf(stderr,
 				        "evidence-verify: --time must be RFC 3339 UTC, e.g. "
 				        "2025-07-01T00:00:00Z\n");
-				return 2;
+				rc = 2;
+				goto out;
 			}
 			break;
 		case 'v':
@@ -144,21 +145,23 @@ int main(int argc, char **argv)
 	const struct verifier *v = verifier_find(tee);
 	if (v == NULL) {
 		printf("refused: no verifier for TEE \"%s\" in this build\n", tee);
-		return 1;
+		goto out;
 	}
+	rc = 2; /* usage and configuration errors */
 	if (cfgpath != NULL && (cfg = config_load(cfgpath, &err)) == NULL) {
 		fprintf(stderr, "evidence-verify: %s\n", err.msg);
-		return 2;
+		goto out;
 	}
 	if (verifiers_init(cfg ? json_object_get(cfg, "verifier_config") : NULL, &err) < 0) {
 		fprintf(stderr, "evidence-verify: %s\n", err.msg);
-		return 2;
+		goto out;
 	}
 	if ((rd_hex && hex_decode(rd_hex, strlen(rd_hex), &rd, &rdlen) < 0) ||
 	    (id_hex && hex_decode(id_hex, strlen(id_hex), &idh, &idlen) < 0)) {
 		fprintf(stderr, "evidence-verify: --report-data and --init-data take hex\n");
-		return 2;
+		goto out;
 	}
+	rc = 1;
 	req.evidence = load_evidence(tee, evpath, &err);
 	if (req.evidence == NULL) {
 		printf("refused: %s\n", err.msg);

@@ -138,6 +138,7 @@ int main(int argc, char **argv)
 	log_info("listening on %s (port %d)", addr, grpcx_server_port(s));
 	grpcx_server_wait(s);
 	grpcx_server_free(s);
+	grpcx_client_free(proxy); /* after the server: its handlers use it */
 	json_decref(cfg);
 	return 0;
 }

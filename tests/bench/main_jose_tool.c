@@ -36,7 +36,10 @@ int main(int argc, char **argv)
 {
 	struct err err = {0};
 	size_t len;
-	char *in;
+	char *in, *out = NULL;
+	json_t *k = NULL, *jwe = NULL, *payload = NULL, *hdr = NULL, *p = NULL;
+	EVP_PKEY *key = NULL;
+	int rc = 2;
 
 	if (argc < 3 || (in = slurp_stdin(&len)) == NULL) {
 		fprintf(
@@ -45,42 +48,49 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (strcmp(argv[1], "jwe-encrypt") == 0) {
-		json_t *k = json_load_file(argv[2], 0, NULL);
-		json_t *jwe = k ? jwe_encrypt(k, (const uint8_t *)in, len, &err) : NULL;
+		k = json_load_file(argv[2], 0, NULL);
+		jwe = k ? jwe_encrypt(k, (const uint8_t *)in, len, &err) : NULL;
 		if (jwe == NULL) {
 			fprintf(stderr, "jose-tool: %s\n", err.msg);
-			return 1;
+			rc = 1;
+			goto done;
 		}
-		char *s = json_dumps(jwe, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		puts(s);
-		return 0;
-	}
-	if (argc < 4)
-		return 2;
-	if (strcmp(argv[1], "jws-sign") == 0) {
-		EVP_PKEY *k = pem_read_private_key(argv[2], &err);
-		json_t *payload = json_loads(in, 0, NULL);
-		json_t *hdr = json_pack("{s:s,s:s}", "alg", argv[3], "typ", "JWT");
-		char *t = k && payload ? jws_sign(hdr, payload, k, argv[3], &err) : NULL;
-		if (t == NULL) {
+		out = json_dumps(jwe, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	} else if (argc < 4) {
+		goto done;
+	} else if (strcmp(argv[1], "jws-sign") == 0) {
+		key = pem_read_private_key(argv[2], &err);
+		payload = json_loads(in, 0, NULL);
+		hdr = json_pack("{s:s,s:s}", "alg", argv[3], "typ", "JWT");
+		out = key && payload ? jws_sign(hdr, payload, key, argv[3], &err) : NULL;
+		if (out == NULL) {
 			fprintf(stderr, "jose-tool: %s\n", err.msg);
-			return 1;
+			rc = 1;
+			goto done;
 		}
-		puts(t);
-		return 0;
-	}
-	if (strcmp(argv[1], "jws-verify") == 0) {
-		EVP_PKEY *k = pem_read_public_key(argv[2], &err);
-		json_t *p = NULL;
+	} else if (strcmp(argv[1], "jws-verify") == 0) {
+		key = pem_read_public_key(argv[2], &err);
 		while (len > 0 && (in[len - 1] == '\n' || in[len - 1] == '\r'))
 			in[--len] = 0;
-		if (k == NULL || jws_verify(in, k, argv[3], NULL, &p, &err) < 0) {
+		if (key == NULL || jws_verify(in, key, argv[3], NULL, &p, &err) < 0) {
 			printf("refused: %s\n", err.msg);
-			return 1;
+			rc = 1;
+			goto done;
 		}
-		char *s = json_dumps(p, JSON_COMPACT);
-		puts(s);
-		return 0;
+		out = json_dumps(p, JSON_COMPACT);
+	} else {
+		goto done;
 	}
-	return 2;
+	puts(out ? out : "");
+	rc = 0;
+done:
+	free(out);
+	free(in);
+	json_decref(k);
+	json_decref(jwe);
+	json_decref(payload);
+	json_decref(hdr);
+	json_decref(p);
+	EVP_PKEY_free(key);
+	return rc;
 }
