@@ -62,7 +62,7 @@ static void assert_mr(const uint8_t mr[48], const char *hex)
 /* expected_values.json: files/<quote>/body/rtmr0..3 */
 static void quote_rtmrs(const char *quote, uint8_t rtmr[4][48])
 {
-	char path[1400], key[8];
+	char path[1400], key[16];
 	json_t *root, *body;
 
 	snprintf(path, sizeof(path), "%s/expected_values.json", evdir);
