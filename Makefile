@@ -96,7 +96,7 @@ test: deps
 
 test-asan:
 	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
-	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh
+	@BUILD=build-asan SANITIZER_REPORTS=build-asan/sanitizer ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -4,6 +4,10 @@
 # cmocka binaries do so with CMOCKA_MESSAGE_OUTPUT=TAP. A program that exits non-zero without
 # reporting a failure counts as one failure, so a crash is never silent.
 # Usage: tests/run.sh [filter-substring]      env BUILD (default build), TEST_TIMEOUT (s, default 600)
+# Under sanitizers (make test-asan sets SANITIZER_REPORTS=dir) every process writes its
+# ASan/UBSan/LSan reports into files in that dir instead of stderr; a program after which a
+# report appears counts one failure whatever its exit status, so a report from a daemon an
+# integration test started, or from a tool a test expected to fail, is never lost in a log.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -12,6 +16,14 @@ export CMOCKA_MESSAGE_OUTPUT=TAP PYTHONPATH=$PWD/$BUILD/gen/py:$PWD/tests/integr
 filter=${1:-}
 logs=$BUILD/test-logs
 mkdir -p "$logs"
+san=${SANITIZER_REPORTS:-}
+if [ -n "$san" ]; then
+  mkdir -p "$san" "$logs/sanitizer"
+  san=$(cd "$san" && pwd)
+  rm -f "$san"/report.*
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$san/report"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$san/report"
+fi
 progs=()
 for f in $BUILD/tests/unit/* $BUILD/tests/conformance/*; do
   [ -x "$f" ] && [ -f "$f" ] && progs+=("$f")
@@ -39,6 +51,14 @@ for p in "${progs[@]}"; do
   if [ "$rc" -ne 0 ] && [ "$p_fail" -eq 0 ]; then
     p_fail=1
     echo "not ok - $p exited with status $rc" >>"$log"
+  fi
+  if [ -n "$san" ] && compgen -G "$san/report.*" >/dev/null; then
+    p_fail=$((p_fail + 1))
+    for r in "$san"/report.*; do
+      echo "not ok - sanitizer report ${r##*/} during $p:" >>"$log"
+      cat "$r" >>"$log"
+      mv "$r" "$logs/sanitizer/$name.${r##*/}"
+    done
   fi
   pass=$((pass + p_ok)) fail=$((fail + p_fail)) skip=$((skip + p_skip))
   status=PASS

@@ -9,6 +9,8 @@
 #       through tests/fuzz/test_fuzz_smoke.sh.
 #   tests/fuzz/run.sh fuzz [target...]         each target for FUZZ_SECONDS (default 60) under
 #       nice, growing a corpus in $FUZZ_BUILD/corpus/<target>; reports executions per target.
+#       FUZZ_MAX_RUNS=N stops a target earlier once it has run N inputs (a release run:
+#       FUZZ_SECONDS=1800 FUZZ_MAX_RUNS=1000000, "a million executions or half an hour").
 #   tests/fuzz/run.sh build                    only build.
 #
 # Env: FUZZ_BUILD (build dir, default build-fuzz), FUZZ_RUNS, FUZZ_SECONDS, FUZZ_TIMEOUT
@@ -225,7 +227,7 @@ for t in "${built[@]}"; do
     rm -rf "$work"
   else
     mkdir -p "$FB/corpus/$t"
-    nice -n 10 "$bin" "${opts[@]}" -max_total_time="$FUZZ_SECONDS" \
+    nice -n 10 "$bin" "${opts[@]}" -max_total_time="$FUZZ_SECONDS" -runs="${FUZZ_MAX_RUNS:--1}" \
       "$FB/corpus/$t" "${dirs[@]}" >"$log" 2>&1
     rc=$?
   fi
