@@ -596,6 +596,14 @@ static int resolve_with(struct rctx *R, struct scope *s, struct with *w)
 		return resolve_term(R, s, w->value);
 	}
 	struct term *h = t->k == TK_REF ? t->kids[0] : t;
+	char *name = dotted(R, t);
+	if (name && h->root == ROOT_NONE && strcmp(h->name, "input") != 0 &&
+	    strcmp(h->name, "data") != 0 && lookup_function(R, name) == NULL) {
+		w->name = name; /* a function only the embedder (or nobody) provides */
+		if (with_function(R, w->value, &w->vfn, &w->vbi))
+			return 0;
+		return resolve_term(R, s, w->value);
+	}
 	if (h->k == TK_VAR && (strcmp(h->name ? h->name : "", "input") == 0 ||
 	                       strcmp(h->name ? h->name : "", "data") == 0 || h->root)) {
 		if (!h->root)

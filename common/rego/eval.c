@@ -260,6 +260,7 @@ struct call_st {
 	struct term *t;
 	struct val **args;
 	uint32_t i, nin; /* arguments evaluated so far, input arguments */
+	int outarg;      /* the last argument receives the result */
 	vk_fn k;
 	void *arg;
 };
@@ -293,7 +294,7 @@ static int call_result(struct ev *E, struct call_st *s, struct val *r)
 {
 	if (r == NULL)
 		return 0;
-	if (!s->t->outarg)
+	if (!s->outarg)
 		return s->k(E, r, s->arg);
 	struct out_st o = {s->k, s->arg};
 	return unify_val(E, s->t->kids[s->t->n - 1], r, out_done, &o);
@@ -446,6 +447,42 @@ static int call_builtin(struct ev *E, struct call_st *s, int bi)
 	return call_result(E, s, r);
 }
 
+struct with_state {
+	struct val *input, *data;
+	struct val **memo;
+	uint8_t *memo_st;
+	struct val **node_over;
+	struct mock *fn_mock, *bi_mock;
+	struct named_mock *name_mock;
+};
+
+struct with_st {
+	struct expr *e;
+	struct val **vals;
+	uint32_t i;
+	k_fn k;
+	void *arg;
+	struct with_state outer, inner;
+};
+
+static void with_save(struct ev *E, struct with_state *s)
+{
+	*s = (struct with_state){E->input,     E->data,    E->memo,    E->memo_st,
+	                         E->node_over, E->fn_mock, E->bi_mock, E->name_mock};
+}
+
+static void with_load(struct ev *E, const struct with_state *s)
+{
+	E->input = s->input;
+	E->data = s->data;
+	E->memo = s->memo;
+	E->memo_st = s->memo_st;
+	E->node_over = s->node_over;
+	E->fn_mock = s->fn_mock;
+	E->bi_mock = s->bi_mock;
+	E->name_mock = s->name_mock;
+}
+
 static int call_mock(struct ev *E, struct call_st *s, struct mock *m)
 {
 	if (m->fn) {
@@ -453,10 +490,21 @@ static int call_mock(struct ev *E, struct call_st *s, struct mock *m)
 		if ((int)s->nin != m->fn->nargs)
 			return ev_fail(E, REGO_ERR_TYPE,
 			               "rego_type_error: %s: arity mismatch in with", m->fn->path);
-		/* inside the replacement, the replaced function is the original one */
-		m->set = 0;
+		/* inside a replacement every function is the original one (a mock never calls
+		 * another mock), with rule values of its own */
+		struct with_state save, inner;
+		with_save(E, &save);
+		inner = save;
+		inner.fn_mock = inner.bi_mock = NULL;
+		inner.name_mock = NULL;
+		size_t nn = (size_t)E->P->nnodes + 1;
+		inner.memo = ar_alloc(E->A, nn * sizeof(*inner.memo));
+		inner.memo_st = ar_alloc(E->A, nn);
+		if (inner.memo == NULL || inner.memo_st == NULL)
+			return oom(E);
+		with_load(E, &inner);
 		int rc = call_user(E, m->fn, s->args, &r);
-		m->set = 1;
+		with_load(E, &save);
 		if (rc < 0)
 			return -1;
 		return call_result(E, s, r);
@@ -482,13 +530,24 @@ static int call_dispatch(struct ev *E, struct call_st *s)
 		return call_result(E, s, r);
 	}
 	if (t->bi < 0) {
+		for (struct named_mock *nm = E->name_mock; nm; nm = nm->next)
+			if (strcmp(nm->name, t->name) == 0) {
+				if (!s->outarg && nm->m.v == NULL && s->nin == t->n && t->n > 0 &&
+				    nm->m.fn && (int)t->n == nm->m.fn->nargs + 1) {
+					struct call_st n = *s;
+					n.nin = t->n - 1;
+					n.outarg = 1;
+					return call_mock(E, &n, &nm->m);
+				}
+				return call_mock(E, s, &nm->m);
+			}
 		/* the embedder's functions: an output argument when the arity says so */
 		for (size_t h = 0; h < E->o->n_host_fns; h++)
 			if (strcmp(E->o->host_fns[h].name, t->name) == 0 &&
 			    E->o->host_fns[h].arity + 1 == t->n && s->nin == t->n) {
 				struct call_st n = *s;
 				n.nin = t->n - 1;
-				n.t->outarg = 1;
+				n.outarg = 1;
 				return call_host(E, &n);
 			}
 		return call_host(E, s);
@@ -519,7 +578,7 @@ static int eval_call(struct ev *E, struct term *t, vk_fn k, void *arg)
 	if (t->n > 16)
 		return ev_fail(E, REGO_ERR_TYPE, "rego_type_error: too many arguments to %s",
 		               t->name);
-	struct call_st s = {t, args, 0, t->outarg ? t->n - 1 : t->n, k, arg};
+	struct call_st s = {t, args, 0, t->outarg ? t->n - 1 : t->n, t->outarg, k, arg};
 	if (s.nin == 0)
 		return call_dispatch(E, &s);
 	return eval_term(E, t->kids[0], call_arg, &s);
@@ -1440,40 +1499,6 @@ static int every_coll(struct ev *E, struct val *coll, void *arg)
 }
 
 /* `with`: evaluate the replacement values, then the expression under them */
-struct with_state {
-	struct val *input, *data;
-	struct val **memo;
-	uint8_t *memo_st;
-	struct val **node_over;
-	struct mock *fn_mock, *bi_mock;
-};
-
-struct with_st {
-	struct expr *e;
-	struct val **vals;
-	uint32_t i;
-	k_fn k;
-	void *arg;
-	struct with_state outer, inner;
-};
-
-static void with_save(struct ev *E, struct with_state *s)
-{
-	*s = (struct with_state){E->input,     E->data,    E->memo,   E->memo_st,
-	                         E->node_over, E->fn_mock, E->bi_mock};
-}
-
-static void with_load(struct ev *E, const struct with_state *s)
-{
-	E->input = s->input;
-	E->data = s->data;
-	E->memo = s->memo;
-	E->memo_st = s->memo_st;
-	E->node_over = s->node_over;
-	E->fn_mock = s->fn_mock;
-	E->bi_mock = s->bi_mock;
-}
-
 /* a copy of doc with the value at path (constant strings) replaced */
 static struct val *set_path(struct ev *E, struct val *doc, struct term **path, uint32_t n,
                             struct val *v)
@@ -1510,6 +1535,15 @@ static int with_apply(struct ev *E, struct with_st *w)
 		return oom(E);
 	for (uint32_t j = 0; j < w->e->nwith; j++) {
 		struct with *wj = &w->e->with[j];
+		if (wj->name) {
+			struct named_mock *nm = ar_alloc(E->A, sizeof(*nm));
+			if (nm == NULL)
+				return oom(E);
+			*nm = (struct named_mock){
+			    wj->name, {wj->vfn, wj->vbi, w->vals[j], 1}, st.name_mock};
+			st.name_mock = nm;
+			continue;
+		}
 		if (wj->fn || wj->bi >= 0) {
 			size_t n = wj->fn ? nn : (size_t)rego_builtin_count();
 			struct mock **slot = wj->fn ? &st.fn_mock : &st.bi_mock;

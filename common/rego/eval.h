@@ -16,6 +16,12 @@ struct mock {
 	uint8_t set;
 };
 
+struct named_mock {
+	const char *name;
+	struct mock m;
+	struct named_mock *next;
+};
+
 struct ev {
 	const struct rego_policy *P;
 	struct arena *A;
@@ -26,14 +32,15 @@ struct ev {
 	uint64_t steps, max_steps, deadline_ns, now_ns;
 	int depth;
 
-	struct val *input;      /* NULL: undefined */
-	struct val *data;       /* base document, NULL: {} */
-	struct val **memo;      /* rule values by node id */
-	uint8_t *memo_st;       /* 0 not computed, 1 computing, 2 done */
-	struct val **node_over; /* `with data...` replacements by node id, or NULL */
-	struct mock *fn_mock;   /* `with f as ...` by node id, or NULL */
-	struct mock *bi_mock;   /* `with count as ...` by builtin index, or NULL */
-	struct val **slots;     /* the current rule frame */
+	struct val *input;            /* NULL: undefined */
+	struct val *data;             /* base document, NULL: {} */
+	struct val **memo;            /* rule values by node id */
+	uint8_t *memo_st;             /* 0 not computed, 1 computing, 2 done */
+	struct val **node_over;       /* `with data...` replacements by node id, or NULL */
+	struct mock *fn_mock;         /* `with f as ...` by node id, or NULL */
+	struct mock *bi_mock;         /* `with count as ...` by builtin index, or NULL */
+	struct named_mock *name_mock; /* `with http.send as ...`: functions we lack */
+	struct val **slots;           /* the current rule frame */
 
 	json_t **keep; /* host function results referenced by values */
 	size_t nkeep, capkeep;

@@ -614,7 +614,14 @@ static struct expr *parse_literal(struct parser *p)
 		}
 	}
 	uint32_t cap = 0;
-	while (is_kw(cur(p), "with")) {
+	for (;;) {
+		/* `with` may continue the literal on the following lines */
+		size_t save = p->i;
+		skip_nls(p);
+		if (!is_kw(cur(p), "with")) {
+			p->i = save;
+			break;
+		}
 		p->i++;
 		struct term *target = parse_primary(p);
 		if (target == NULL)
@@ -707,12 +714,17 @@ static int parse_rule_body(struct parser *p, struct rule *r)
 	int has_if = is_kw(cur(p), "if");
 	if (has_if)
 		p->i++;
+	size_t at = p->i;
 	if (accept(p, T_LBRACE)) {
-		int nest = p->nest;
+		int nest = p->nest, failed = p->failed;
 		p->nest = 0;
 		r->body = parse_body(p, T_RBRACE);
 		p->nest = nest;
-		return r->body ? 0 : -1;
+		if (r->body || !has_if)
+			return r->body ? 0 : -1;
+		/* `if {x: i | ...}`: the body is one literal, an object comprehension */
+		p->failed = failed;
+		p->i = at;
 	}
 	r->body = ar_alloc(p->A, sizeof(*r->body));
 	if (r->body == NULL)

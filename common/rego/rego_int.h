@@ -228,6 +228,7 @@ struct with {
 	 * replacement names a function too, that function */
 	struct node *fn, *vfn;
 	int bi, vbi;
+	const char *name; /* a function we do not implement (http.send): mocked by name */
 };
 
 struct expr {
