@@ -197,6 +197,31 @@ int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err);
 /* For `se`: returns the challenge string or NULL. */
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
 
+/* ---------------- outbound HTTP (kbs/fetch.c) ---------------- */
+
+struct kbs_fetch {
+	const char *ca_pem; /* PEM text to trust, or NULL: SSL_CERT_FILE/SSL_CERT_DIR, else system */
+	int insecure;       /* no certificate verification */
+	long timeout_ms;    /* whole call; default 10 s */
+	size_t max_bytes;   /* response cap; default 4 MiB */
+};
+/* One request (headers: NULL-terminated "Name: value" list; body may be NULL). 0 with *status
+ * and *out (malloc'd, NUL-terminated) when an HTTP answer came, -1 with err otherwise. */
+int kbs_fetch(const struct kbs_fetch *f, const char *method, const char *url,
+              const char *const *headers, const void *body, size_t blen, long *status, char **out,
+              size_t *olen, struct err *err);
+
+/* ---------------- trusted JWK sets (kbs/jwks.c) ---------------- */
+
+struct kbs_jwks;
+/* file:// or path sources are read now (an error refuses the start); https:// sources are
+ * fetched now and on demand (an unreachable server is logged, not fatal). */
+struct kbs_jwks *kbs_jwks_new(const struct kbs_strv *uris, struct err *err);
+void kbs_jwks_free(struct kbs_jwks *j);
+/* The JWK with this kid (new reference) or NULL with err; refreshes stale or rotated sets. */
+json_t *kbs_jwks_find(struct kbs_jwks *j, const char *kid, struct err *err);
+size_t kbs_jwks_count(struct kbs_jwks *j);
+
 /* ---------------- token verification (kbs/token.c) ---------------- */
 
 struct kbs_token_verifier;

@@ -5,7 +5,7 @@
  * The key never comes from the token alone: a header `jwk` is used only when its x5c chain
  * ends in a configured trust anchor and the leaf certificate carries that very key (or when
  * the operator set insecure_header_jwk); a header `kid` only selects a key from the
- * configured JWK sets. The algorithm is the JWK's own `alg`, never the header's; `none` and
+ * configured JWK sets (files, https:// JWKS or OIDC discovery; see jwks.c). The algorithm is the JWK's own `alg`, never the header's; `none` and
  * HMAC algorithms are refused outright.
  */
 #include <openssl/pem.h>
@@ -26,7 +26,7 @@
 
 struct kbs_token_verifier {
 	X509_STORE *store; /* NULL when no trusted_certs_paths */
-	json_t *jwks;      /* merged {"keys":[...]} */
+	struct kbs_jwks *jwks; /* NULL when no trusted_jwk_sets */
 	bool insecure_header_jwk;
 	struct kbs_strv extra_paths; /* borrowed from the config */
 };
@@ -64,27 +64,10 @@ struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, 
 			if (load_certs(v->store, cfg->trusted_certs_paths.v[i], err))
 				goto fail;
 	}
-	v->jwks = json_pack("{s:[]}", "keys");
-	for (size_t i = 0; i < cfg->trusted_jwk_sets.n; i++) {
-		const char *uri = cfg->trusted_jwk_sets.v[i];
-		const char *path = strncmp(uri, "file://", 7) == 0 ? uri + 7 : uri;
-		if (strstr(path, "://")) {
-			err_set(err,
-			        "trusted_jwk_sets: %s: only file:// and local paths are "
-			        "supported in this build",
-			        uri);
+	if (cfg->trusted_jwk_sets.n) {
+		v->jwks = kbs_jwks_new(&cfg->trusted_jwk_sets, err);
+		if (!v->jwks)
 			goto fail;
-		}
-		json_error_t je;
-		json_t *set = json_load_file(path, 0, &je);
-		json_t *keys = json_object_get(set, "keys");
-		if (!json_is_array(keys)) {
-			json_decref(set);
-			err_set(err, "trusted_jwk_sets: %s is not a JWK set", path);
-			goto fail;
-		}
-		json_array_extend(json_object_get(v->jwks, "keys"), keys);
-		json_decref(set);
 	}
 	return v;
 fail:
@@ -97,7 +80,7 @@ void kbs_token_verifier_free(struct kbs_token_verifier *v)
 	if (!v)
 		return;
 	X509_STORE_free(v->store);
-	json_decref(v->jwks);
+	kbs_jwks_free(v->jwks);
 	free(v);
 }
 
@@ -199,7 +182,7 @@ static int alg_acceptable(const char *alg)
 
 json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct err *err)
 {
-	json_t *hdr = NULL, *payload = NULL;
+	json_t *hdr = NULL, *payload = NULL, *owned_jwk = NULL;
 	EVP_PKEY *key = NULL;
 	const json_t *jwk = NULL;
 	if (!kbs_jose_available()) {
@@ -217,19 +200,11 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		else
 			key = endorsed_key(v, jwk, hdr, err);
 	} else if (kid) {
-		json_t *keys = json_object_get(v->jwks, "keys");
-		for (size_t i = 0; i < json_array_size(keys); i++) {
-			json_t *k = json_array_get(keys, i);
-			const char *kk = json_string_value(json_object_get(k, "kid"));
-			if (kk && strcmp(kk, kid) == 0) {
-				jwk = k;
-				break;
-			}
-		}
-		if (!jwk)
-			err_set(err, "no trusted JWK with kid \"%.64s\"", kid);
-		else
-			key = jwk_to_pkey(jwk, err);
+		if (!v->jwks)
+			err_set(err, "token names kid \"%.64s\" but no trusted_jwk_sets are configured",
+			        kid);
+		else if ((owned_jwk = kbs_jwks_find(v->jwks, kid, err)) != NULL)
+			key = jwk_to_pkey(jwk = owned_jwk, err);
 	} else {
 		err_set(err, "token header has neither jwk nor kid");
 	}
@@ -260,10 +235,12 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		goto fail;
 	}
 	EVP_PKEY_free(key);
+	json_decref(owned_jwk);
 	json_decref(hdr);
 	return payload;
 fail:
 	EVP_PKEY_free(key);
+	json_decref(owned_jwk);
 	json_decref(hdr);
 	json_decref(payload);
 	return NULL;

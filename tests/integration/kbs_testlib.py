@@ -492,7 +492,7 @@ class KbsClient:
 
 
 class Kbs(KbsClient, Daemon):
-    def __init__(self, cfg=None, text=None, ext=None, name="kbs", port=None):
+    def __init__(self, cfg=None, text=None, ext=None, name="kbs", port=None, env=None):
         if ext is None:
             ext = ".toml" if have_toml() else ".json"
         self.port = port or free_port()
@@ -507,7 +507,7 @@ class Kbs(KbsClient, Daemon):
         with open(self.config_path, "w") as f:
             f.write(text)
         super().__init__(name, [os.path.join(BIN, "kbs"), "--config-file", self.config_path],
-                         self.port)
+                         self.port, env=env)
 
 
 HAPROXY_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
