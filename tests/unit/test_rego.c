@@ -257,10 +257,13 @@ static void *worker(void *arg)
 	struct shared *s = arg;
 	for (int i = 0; i < 300; i++) {
 		struct err err = {0};
-		json_t *in = json_pack("{s:i}", "n", i), *r = NULL;
+		json_t *in = json_pack("{s:i,s:[i,i,i]}", "n", i, "xs", i, i + 1, i + 2), *r = NULL;
 		struct rego_eval_opts o = {.input = in};
-		if (rego_eval_rule(s->p, "data.policy.double", &o, &r, NULL, &err) != 0 ||
-		    json_integer_value(r) != 2 * i)
+		if (rego_eval_rule(s->p, "data.policy.out", &o, &r, NULL, &err) != 0 ||
+		    json_integer_value(json_object_get(r, "double")) != 2 * i ||
+		    json_array_size(json_object_get(r, "evens")) != (i % 2 ? 1u : 2u) ||
+		    json_integer_value(json_object_get(r, "mocked")) != 7 ||
+		    json_integer_value(json_object_get(r, "sum")) != 3 * i + 3)
 			s->ok = 0;
 		json_decref(r);
 		json_decref(in);
@@ -271,8 +274,19 @@ static void *worker(void *arg)
 static void test_rego_compiled_policy_is_shared_by_threads(void **state)
 {
 	struct err err = {0};
-	struct shared s = {compile("package policy\ndouble := input.n * 2\n", &err), 1};
+	struct shared s = {
+	    compile("package policy\n"
+	            "double := input.n * 2\n"
+	            "evens contains x if { some x in input.xs; x % 2 == 0 }\n"
+	            "f(x) := x + 1\n"
+	            "mocked := y if y := f(1) with f as 7\n"
+	            "sum := s if s := sum([x | some x in input.xs])\n"
+	            "out := {\"double\": double, \"evens\": evens, \"mocked\": mocked, "
+	            "\"sum\": sum}\n",
+	            &err),
+	    1};
 	pthread_t t[4];
+	assert_non_null(s.p);
 	for (int i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, worker, &s);
 	for (int i = 0; i < 4; i++)
