@@ -6,11 +6,14 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
+#include <locale.h>
 #include <math.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 #include "b64.h"
 #include "rego/builtins.h"
@@ -278,8 +281,18 @@ static int bi_any_suffix(struct ev *E, struct val **a, struct val **out)
 	return any_fix(E, a, out, 1);
 }
 
+/* Unicode simple case mapping from the C library's UTF-8 locale, created once and used
+ * through the _l functions so nothing depends on the process locale. */
+static locale_t the_utf8_locale;
+static void utf8_init(void)
+{
+	the_utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
 static int change_case(struct ev *E, struct val **a, struct val **out, int up)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, utf8_init);
 	STR1(up ? "upper" : "lower", a[0]);
 	struct sbuf b = {0};
 	const unsigned char *s = (const unsigned char *)a[0]->s;
@@ -288,13 +301,9 @@ static int change_case(struct ev *E, struct val **a, struct val **out, int up)
 		size_t l = rego_utf8_decode(s + i, a[0]->n - i, &cp);
 		if (cp < 0x80)
 			cp = (uint32_t)(up ? toupper((int)cp) : tolower((int)cp));
-		else if (up && ((cp >= 0xE0 && cp <= 0xFE && cp != 0xF7) ||
-		                (cp >= 0x3B1 && cp <= 0x3C9 && cp != 0x3C2) ||
-		                (cp >= 0x430 && cp <= 0x44F)))
-			cp -= cp >= 0x430 ? 0x20 : 0x20;
-		else if (!up && ((cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) ||
-		                 (cp >= 0x391 && cp <= 0x3A9) || (cp >= 0x410 && cp <= 0x42F)))
-			cp += 0x20;
+		else if (the_utf8_locale)
+			cp = (uint32_t)(up ? towupper_l((wint_t)cp, the_utf8_locale)
+			                   : towlower_l((wint_t)cp, the_utf8_locale));
 		if (l == 1 && cp == 0xFFFD && s[i] >= 0x80)
 			sb_add(&b, (const char *)s + i, 1);
 		else

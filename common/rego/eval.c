@@ -266,6 +266,7 @@ struct call_st {
 };
 
 static int call_dispatch(struct ev *E, struct call_st *s);
+static int walk_gen(struct ev *E, struct call_st *s, struct val *path, struct val *v);
 
 static int call_arg(struct ev *E, struct val *v, void *arg)
 {
@@ -485,6 +486,10 @@ static void with_load(struct ev *E, const struct with_state *s)
 
 static int call_mock(struct ev *E, struct call_st *s, struct mock *m)
 {
+	if (m->bi >= 0 && rego_builtin(m->bi)->fn == NULL) {
+		struct val *root = v_arr(E->A, 0);
+		return root ? walk_gen(E, s, root, s->args[0]) : oom(E);
+	}
 	if (m->fn) {
 		struct val *r;
 		if ((int)s->nin != m->fn->nargs)
@@ -512,6 +517,33 @@ static int call_mock(struct ev *E, struct call_st *s, struct mock *m)
 	if (m->bi >= 0)
 		return call_builtin(E, s, m->bi);
 	return call_result(E, s, m->v);
+}
+
+/* walk(x): every [path, value] below x, x itself first (a relation: one result each) */
+static int walk_gen(struct ev *E, struct call_st *s, struct val *path, struct val *v)
+{
+	if (step(E) < 0)
+		return -1;
+	struct val *pair = v_arr(E->A, 2);
+	if (pair == NULL)
+		return oom(E);
+	pair->a[0] = path;
+	pair->a[1] = v;
+	int rc = call_result(E, s, pair);
+	if (rc || (v->k != V_ARR && v->k != V_OBJ && v->k != V_SET))
+		return rc;
+	v_force(v);
+	for (uint32_t i = 0; i < v->n; i++) {
+		struct val *key = v->k == V_ARR ? v_int(E->A, i) : v->a[i];
+		struct val *np = v_arr(E->A, path->n + 1);
+		if (key == NULL || np == NULL)
+			return oom(E);
+		memcpy(np->a, path->a, path->n * sizeof(*np->a));
+		np->a[path->n] = key;
+		if ((rc = walk_gen(E, s, np, v->k == V_OBJ ? v->ov[i] : v->a[i])) != 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int call_dispatch(struct ev *E, struct call_st *s)
@@ -551,6 +583,10 @@ static int call_dispatch(struct ev *E, struct call_st *s)
 				return call_host(E, &n);
 			}
 		return call_host(E, s);
+	}
+		if (rego_builtin(t->bi)->fn == NULL) { /* walk */
+		struct val *root = v_arr(E->A, 0);
+		return root ? walk_gen(E, s, root, s->args[0]) : oom(E);
 	}
 	return call_builtin(E, s, t->bi);
 }
