@@ -790,6 +790,153 @@ static void fold_body(struct arena *A, struct body *b)
 	}
 }
 
+/* ------------------------------------------------------------------ safety */
+
+/* A variable that no expression of its rule can bind (it only ever appears where a value
+ * is needed: an operand, a call argument, a ref's head) is unsafe, as OPA says at compile
+ * time. Binding places: either side of `=`, the left of `:=`, `some .. in` and `every`
+ * patterns, keys of references (iteration), a call's output argument, function
+ * arguments. OPA also reorders literals to bind variables before their use; this check
+ * only rejects what no order could make safe, and the evaluator reports the rest. */
+struct safety {
+	uint8_t *bound; /* by slot */
+	int nslots;
+};
+
+static void mark_body(struct safety *S, const struct body *b);
+
+static void mark_pattern(struct safety *S, const struct term *t)
+{
+	if (t == NULL)
+		return;
+	if (t->k == TK_VAR && t->root == ROOT_NONE && t->slot >= 0 && t->slot < S->nslots)
+		S->bound[t->slot] = 1;
+	if (t->k == TK_ARR)
+		for (uint32_t i = 0; i < t->n; i++)
+			mark_pattern(S, t->kids[i]);
+	if (t->k == TK_OBJ)
+		for (uint32_t i = 0; i < t->n; i++)
+			mark_pattern(S, t->vals[i]);
+}
+
+/* ref keys and output arguments anywhere inside t; comprehension bodies */
+static void mark_term(struct safety *S, const struct term *t)
+{
+	if (t == NULL)
+		return;
+	switch (t->k) {
+	case TK_REF:
+		for (uint32_t i = 1; i < t->n; i++)
+			mark_pattern(S, t->kids[i]);
+		break;
+	case TK_CALL:
+		if (t->outarg && t->n)
+			mark_pattern(S, t->kids[t->n - 1]);
+		break;
+	case TK_ACOMP:
+	case TK_SCOMP:
+	case TK_OCOMP:
+		mark_body(S, t->body);
+		mark_term(S, t->head);
+		mark_term(S, t->head2);
+		return;
+	default:
+		break;
+	}
+	for (uint32_t i = 0; i < t->n; i++) {
+		mark_term(S, t->kids[i]);
+		if (t->k == TK_OBJ)
+			mark_term(S, t->vals[i]);
+	}
+}
+
+static void mark_body(struct safety *S, const struct body *b)
+{
+	for (uint32_t i = 0; b && i < b->n; i++) {
+		const struct expr *e = b->e[i];
+		if (e->k == E_UNIFY) {
+			mark_pattern(S, e->a);
+			mark_pattern(S, e->b);
+		} else if (e->k == E_ASSIGN || e->k == E_SOMEIN || e->k == E_EVERY) {
+			mark_pattern(S, e->k == E_ASSIGN ? e->a : e->value);
+			mark_pattern(S, e->key);
+		}
+		mark_term(S, e->a);
+		mark_term(S, e->b);
+		mark_term(S, e->key);
+		mark_term(S, e->value);
+		mark_term(S, e->coll);
+		for (uint32_t j = 0; j < e->nwith; j++)
+			mark_term(S, e->with[j].value);
+		mark_body(S, e->body);
+	}
+}
+
+static const struct term *unsafe_in_body(struct safety *S, const struct body *b);
+
+static const struct term *unsafe_in_term(struct safety *S, const struct term *t)
+{
+	if (t == NULL)
+		return NULL;
+	if (t->k == TK_VAR)
+		return t->root == ROOT_NONE && !t->wild && t->slot >= 0 && t->slot < S->nslots &&
+		               !S->bound[t->slot]
+		           ? t
+		           : NULL;
+	const struct term *u = NULL;
+	if (t->k == TK_ACOMP || t->k == TK_SCOMP || t->k == TK_OCOMP) {
+		if ((u = unsafe_in_body(S, t->body)) || (u = unsafe_in_term(S, t->head)))
+			return u;
+		return unsafe_in_term(S, t->head2);
+	}
+	for (uint32_t i = 0; i < t->n && !u; i++) {
+		u = unsafe_in_term(S, t->kids[i]);
+		if (!u && t->k == TK_OBJ)
+			u = unsafe_in_term(S, t->vals[i]);
+	}
+	return u;
+}
+
+static const struct term *unsafe_in_body(struct safety *S, const struct body *b)
+{
+	const struct term *u = NULL;
+	for (uint32_t i = 0; b && i < b->n && !u; i++) {
+		const struct expr *e = b->e[i];
+		if ((u = unsafe_in_term(S, e->a)) || (u = unsafe_in_term(S, e->b)) ||
+		    (u = unsafe_in_term(S, e->key)) || (u = unsafe_in_term(S, e->value)) ||
+		    (u = unsafe_in_term(S, e->coll)))
+			break;
+		for (uint32_t j = 0; j < e->nwith && !u; j++)
+			u = unsafe_in_term(S, e->with[j].value);
+		if (!u)
+			u = unsafe_in_body(S, e->body);
+	}
+	return u;
+}
+
+static int check_safety(struct rctx *R, struct term **args, uint32_t nargs, const struct body *b,
+                        struct term **head, uint32_t nhead, int nslots)
+{
+	struct safety S = {calloc((size_t)nslots + 1, 1), nslots};
+	if (S.bound == NULL)
+		return err_setc(R->err, REGO_ERR_INTERNAL, "out of memory");
+	for (uint32_t i = 0; i < nargs; i++) {
+		mark_pattern(&S, args[i]);
+		mark_term(&S, args[i]);
+	}
+	mark_body(&S, b);
+	for (uint32_t i = 0; i < nhead; i++)
+		mark_term(&S, head[i]);
+	const struct term *u = unsafe_in_body(&S, b);
+	for (uint32_t i = 0; i < nhead && !u; i++)
+		u = unsafe_in_term(&S, head[i]);
+	free(S.bound);
+	if (u)
+		return rfail(R, REGO_ERR_UNSAFE, u, "rego_unsafe_var_error: var %s is unsafe",
+		             u->name);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ rules */
 
 static struct node *pkg_node(struct rego_policy *P, const struct module *m)
@@ -871,6 +1018,18 @@ static int compile_rule(struct rego_policy *P, struct rule *r, struct err *err)
 	if (rc < 0)
 		return -1;
 	r->nslots = R.nslots;
+	{
+		struct term *head[8];
+		uint32_t nh = 0;
+		if (r->value)
+			head[nh++] = r->value;
+		if (r->k == RK_SET)
+			head[nh++] = r->key;
+		for (uint32_t i = 0; r->k == RK_OBJ && i < r->nkeys && nh < 8; i++)
+			head[nh++] = r->keys[i];
+		if (check_safety(&R, r->args, r->nargs, r->body, head, nh, r->nslots) < 0)
+			return -1;
+	}
 	for (uint32_t i = 0; i < r->nargs; i++)
 		fold_deep(&P->A, r->args[i]);
 	fold_body(&P->A, r->body);
@@ -907,7 +1066,7 @@ int rego_compile_query(const struct rego_policy *P, struct arena *A, struct body
 	q->body = b;
 	int rc = resolve_body(&R, &s, b);
 	scope_free(&s);
-	if (rc < 0)
+	if (rc < 0 || check_safety(&R, NULL, 0, b, NULL, 0, R.nslots) < 0)
 		return -1;
 	q->nslots = R.nslots;
 	fold_body(A, b);

@@ -179,6 +179,9 @@ static void test_rego_errors_carry_opa_codes(void **state)
 	assert_int_equal(err.code, REGO_ERR_TYPE);
 	assert_null(compile("package p\nr if { x := 1; x := 2 }\n", &err));
 	assert_int_equal(err.code, REGO_ERR_COMPILE);
+	assert_null(compile("package p\nallow if {\n\tinput.x == y\n}\n", &err));
+	assert_int_equal(err.code, REGO_ERR_UNSAFE);
+	assert_non_null(strstr(err.msg, "t.rego:3:"));
 	char *text = NULL;
 	struct rego_eval_opts strict = {.strict_builtin_errors = 1};
 	assert_int_equal(rego_eval_query_text(NULL, "1 / 0", &strict, &text, &err), -1);
