@@ -68,7 +68,8 @@ static struct token *peek(struct parser *p, size_t k)
 
 static int is_kw(const struct token *t, const char *kw)
 {
-	return t->t == T_IDENT && t->len == strlen(kw) && memcmp(t->start, kw, t->len) == 0;
+	return t->t == T_IDENT && t->start[0] == kw[0] && t->len == strlen(kw) &&
+	       memcmp(t->start, kw, t->len) == 0;
 }
 
 static int accept(struct parser *p, enum tok t)
@@ -98,6 +99,8 @@ static const char *reserved[] = {"if",       "else",  "default", "not",    "some
 
 static int is_reserved(const struct token *t)
 {
+	if (t->t != T_IDENT || t->len < 2 || t->len > 8 || !strchr("ednscpiatwfu", t->start[0]))
+		return 0;
 	for (int i = 0; reserved[i]; i++)
 		if (is_kw(t, reserved[i]))
 			return 1;
