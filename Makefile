@@ -43,7 +43,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CONF_SRC := $(wildcard tests/conformance/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRC) $(CONF_SRC))
 
-.PHONY: all deps test run bench lint fuzz fuzz-smoke clean test-asan gen
+.PHONY: all deps test run bench soak lint fuzz fuzz-smoke clean test-asan gen
 all: $(BINS) $(TEST_BINS) $(GEN_PY)
 
 deps:
@@ -104,6 +104,9 @@ run: deps
 
 bench: all
 	@tests/bench/run.sh
+
+soak: all
+	@tests/bench/soak.sh
 
 lint: all
 	@files=$$(git ls-files '*.c' '*.h'); clang-format --dry-run --Werror $$files && \

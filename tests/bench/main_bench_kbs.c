@@ -4,10 +4,15 @@
  * attesters, each a thread with its own keep-alive connection, as guest-components does it.
  *   bench-kbs --url http://127.0.0.1:8080 --path default/bench/key [--seconds 5]
  *             [--concurrency 1,16,64] [--expect SECRET]
- * Prints one line per concurrency: handshakes/s, p50 and p99 latency, failures.
+ * Prints one line per concurrency: handshakes/s, p50, p99 and p99.9 latency, failures.
+ * Soak mode (make soak) adds [--report-every 30] [--warmup 120] [--rss kbs=PID,...]
+ * [--max-rss-growth 5]: a line per interval with that interval's figures and each daemon's
+ * RSS, the failure causes, and a verdict; the exit status is 1 when a handshake failed or a
+ * daemon's RSS at the end exceeds its first sample after warm-up by more than the limit.
  */
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,11 +38,54 @@ static int port = 8080;
 static const char *res_path = "default/bench/key";
 static const char *expect;
 
+/* Latencies go into a log-bucketed histogram (1% wide buckets from 10 µs), so a soak of
+ * millions of handshakes needs no growing arrays and a reporter can read it while workers
+ * run. Percentiles are the upper edge of the bucket: at most 1% high. */
+#define HBUCKETS 2048
+#define HMIN_MS 0.01
+#define HSTEP 1.01
+
+struct histo {
+	uint64_t n[HBUCKETS];
+	uint64_t count;
+};
+
+static void histo_add(struct histo *h, double ms)
+{
+	int i = ms <= HMIN_MS ? 0 : (int)(log(ms / HMIN_MS) / log(HSTEP));
+	if (i >= HBUCKETS)
+		i = HBUCKETS - 1;
+	h->n[i]++;
+	h->count++;
+}
+
+static void histo_merge(struct histo *into, const struct histo *h)
+{
+	for (int i = 0; i < HBUCKETS; i++)
+		into->n[i] += h->n[i];
+	into->count += h->count;
+}
+
+static double histo_pct(const struct histo *h, double q)
+{
+	if (h->count == 0)
+		return 0;
+	uint64_t want = (uint64_t)ceil(q * (double)h->count), seen = 0;
+	if (want == 0)
+		want = 1;
+	for (int i = 0; i < HBUCKETS; i++) {
+		seen += h->n[i];
+		if (seen >= want)
+			return HMIN_MS * pow(HSTEP, i + 1);
+	}
+	return HMIN_MS * pow(HSTEP, HBUCKETS);
+}
+
 struct worker {
 	double stop_at;
+	pthread_mutex_t mu; /* guards ok, fail and h against the reporter */
 	long ok, fail;
-	float *lat_ms;
-	size_t nlat, cap;
+	struct histo h;
 	char last_err[256];
 };
 
@@ -171,7 +219,9 @@ static int handshake(int *fd, char *err, size_t errlen)
 	if (http(fd, "POST", "/kbs/v0/auth", NULL,
 	         "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\"}", &r) ||
 	    r.status != 200) {
-		snprintf(err, errlen, "auth: status %d", r.status);
+		snprintf(err, errlen, "auth: status %d %.150s", r.status,
+		         r.body ? r.body : "(no response)");
+		free(r.body);
 		goto out;
 	}
 	snprintf(cookie, sizeof(cookie), "%s", r.cookie);
@@ -197,7 +247,8 @@ static int handshake(int *fd, char *err, size_t errlen)
 	         nonce, pk, rd);
 	free(rd);
 	if (http(fd, "POST", "/kbs/v0/attest", cookie, buf, &r) || r.status != 200) {
-		snprintf(err, errlen, "attest: status %d %.150s", r.status, r.body ? r.body : "");
+		snprintf(err, errlen, "attest: status %d %.150s", r.status,
+		         r.body ? r.body : "(no response)");
 		free(r.body);
 		goto out;
 	}
@@ -205,7 +256,8 @@ static int handshake(int *fd, char *err, size_t errlen)
 	char path[300];
 	snprintf(path, sizeof(path), "/kbs/v0/resource/%s", res_path);
 	if (http(fd, "GET", path, cookie, NULL, &r) || r.status != 200) {
-		snprintf(err, errlen, "resource: status %d %.150s", r.status, r.body ? r.body : "");
+		snprintf(err, errlen, "resource: status %d %.150s", r.status,
+		         r.body ? r.body : "(no response)");
 		free(r.body);
 		goto out;
 	}
@@ -236,6 +288,43 @@ out:
 	return rc;
 }
 
+/* Distinct failure causes with their counts, so a soak says what went wrong, not only how
+ * often. */
+#define MAX_CAUSES 16
+static struct {
+	char msg[200];
+	long n;
+} causes[MAX_CAUSES];
+static long other_causes;
+static pthread_mutex_t causes_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void count_cause(const char *msg)
+{
+	pthread_mutex_lock(&causes_mu);
+	int i;
+	for (i = 0; i < MAX_CAUSES && causes[i].n; i++)
+		if (strncmp(causes[i].msg, msg, sizeof(causes[i].msg) - 1) == 0)
+			break;
+	if (i == MAX_CAUSES) {
+		other_causes++;
+	} else {
+		if (!causes[i].n)
+			snprintf(causes[i].msg, sizeof(causes[i].msg), "%.199s", msg);
+		causes[i].n++;
+	}
+	pthread_mutex_unlock(&causes_mu);
+}
+
+static void print_causes(void)
+{
+	for (int i = 0; i < MAX_CAUSES && causes[i].n; i++)
+		printf("  failed %ld x: %s\n", causes[i].n, causes[i].msg);
+	if (other_causes)
+		printf("  failed %ld x: (other causes)\n", other_causes);
+	memset(causes, 0, sizeof(causes));
+	other_causes = 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -243,70 +332,175 @@ static void *worker_main(void *arg)
 	while (now_s() < w->stop_at) {
 		double t0 = now_s();
 		if (handshake(&fd, w->last_err, sizeof(w->last_err)) != 0) {
+			count_cause(w->last_err);
+			pthread_mutex_lock(&w->mu);
 			w->fail++;
+			pthread_mutex_unlock(&w->mu);
 			if (fd >= 0) {
 				close(fd);
 				fd = -1;
 			}
 			continue;
 		}
+		double ms = (now_s() - t0) * 1000;
+		pthread_mutex_lock(&w->mu);
 		w->ok++;
-		if (w->nlat == w->cap) {
-			w->cap = w->cap ? w->cap * 2 : 1024;
-			w->lat_ms = realloc(w->lat_ms, w->cap * sizeof(float));
-		}
-		w->lat_ms[w->nlat++] = (float)((now_s() - t0) * 1000);
+		histo_add(&w->h, ms);
+		pthread_mutex_unlock(&w->mu);
 	}
 	if (fd >= 0)
 		close(fd);
 	return NULL;
 }
 
-static int cmpf(const void *a, const void *b)
+/* Moves what the workers recorded since the last drain into *h, *ok, *fail. */
+static void drain(struct worker *w, int n, struct histo *h, long *ok, long *fail)
 {
-	float x = *(const float *)a, y = *(const float *)b;
-	return x < y ? -1 : x > y;
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&w[i].mu);
+		histo_merge(h, &w[i].h);
+		*ok += w[i].ok;
+		*fail += w[i].fail;
+		memset(&w[i].h, 0, sizeof(w[i].h));
+		w[i].ok = w[i].fail = 0;
+		pthread_mutex_unlock(&w[i].mu);
+	}
 }
 
-static void run(int n, double secs)
+/* --rss name=pid,...: daemons whose resident set the soak samples at each report. */
+#define MAX_RSS 8
+static struct {
+	char name[32];
+	int pid;
+	long base_kb, last_kb, max_kb; /* base: first sample after warm-up */
+} rss[MAX_RSS];
+static int nrss;
+
+static long rss_kb(int pid)
+{
+	char path[64], line[256];
+	long kb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static void print_line(const char *what, int n, double secs, const struct histo *h, long ok,
+                       long fail)
+{
+	printf("%s, %2d attesters: %8.1f /s  p50 %7.2f ms  p99 %7.2f ms  p999 %7.2f ms  (%ld ok, "
+	       "%ld failed)\n",
+	       what, n, secs > 0 ? ok / secs : 0.0, histo_pct(h, 0.50), histo_pct(h, 0.99),
+	       histo_pct(h, 0.999), ok, fail);
+}
+
+/* Runs n attesters for secs. With report_every > 0 (the soak), prints one line per interval
+ * with that interval's throughput and latencies and each --rss daemon's RSS, then a summary
+ * judged against max_growth (percent RSS growth after warmup seconds). Returns the number of
+ * failed handshakes plus one per daemon whose RSS grew too much. */
+static long run(int n, double secs, double report_every, double warmup, double max_growth)
 {
 	struct worker *w = calloc((size_t)n, sizeof(*w));
 	pthread_t *t = calloc((size_t)n, sizeof(*t));
-	double t0 = now_s();
+	struct histo *total = calloc(1, sizeof(*total)), *iv = calloc(1, sizeof(*iv)),
+	             *steady = calloc(1, sizeof(*steady));
+	long ok = 0, fail = 0, steady_ok = 0, steady_fail = 0, bad = 0;
+	double t0 = now_s(), steady_secs = 0;
 	for (int i = 0; i < n; i++) {
 		w[i].stop_at = t0 + secs;
+		pthread_mutex_init(&w[i].mu, NULL);
 		pthread_create(&t[i], NULL, worker_main, &w[i]);
 	}
-	long ok = 0, fail = 0;
-	size_t nl = 0;
-	for (int i = 0; i < n; i++) {
+	if (report_every > 0) {
+		printf("soak: %d attesters for %.0f s, a report every %.0f s, RSS judged after %.0f s "
+		       "of warm-up\n",
+		       n, secs, report_every, warmup);
+		double next = t0 + report_every, last = t0;
+		while (last < t0 + secs - 0.001) {
+			double at = next < t0 + secs ? next : t0 + secs;
+			while (now_s() < at)
+				usleep(50 * 1000);
+			long iok = 0, ifail = 0;
+			memset(iv, 0, sizeof(*iv));
+			drain(w, n, iv, &iok, &ifail);
+			double now = now_s();
+			char what[64];
+			snprintf(what, sizeof(what), "[%5.0f s]", now - t0);
+			print_line(what, n, now - last, iv, iok, ifail);
+			histo_merge(total, iv);
+			ok += iok;
+			fail += ifail;
+			if (last - t0 >= warmup - 0.001) { /* intervals that began after warm-up */
+				histo_merge(steady, iv);
+				steady_ok += iok;
+				steady_fail += ifail;
+				steady_secs += now - last;
+			}
+			for (int i = 0; i < nrss; i++) {
+				long kb = rss_kb(rss[i].pid);
+				rss[i].last_kb = kb;
+				if (now - t0 >= warmup && !rss[i].base_kb)
+					rss[i].base_kb = kb;
+				if (rss[i].base_kb && kb > rss[i].max_kb)
+					rss[i].max_kb = kb;
+				printf("%s   RSS %s %.1f MB", i ? "," : "         ", rss[i].name,
+				       kb / 1024.0);
+			}
+			if (nrss)
+				printf("\n");
+			if (ifail)
+				print_causes();
+			fflush(stdout);
+			last = now;
+			next += report_every;
+		}
+	}
+	for (int i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
-		ok += w[i].ok;
-		fail += w[i].fail;
-		nl += w[i].nlat;
-	}
+	drain(w, n, total, &ok, &fail);
 	double el = now_s() - t0;
-	float *all = malloc((nl ? nl : 1) * sizeof(float));
-	size_t k = 0;
-	const char *last = NULL;
-	for (int i = 0; i < n; i++) {
-		memcpy(all + k, w[i].lat_ms, w[i].nlat * sizeof(float));
-		k += w[i].nlat;
+	const char *lastmsg = NULL;
+	for (int i = 0; i < n; i++)
 		if (w[i].last_err[0])
-			last = w[i].last_err;
+			lastmsg = w[i].last_err;
+	if (report_every > 0) {
+		print_line("soak total", n, el, total, ok, fail);
+		print_line("after warm-up", n, steady_secs, steady, steady_ok, steady_fail);
+		for (int i = 0; i < nrss; i++) {
+			double g = rss[i].base_kb ? 100.0 * (rss[i].last_kb - rss[i].base_kb) /
+			                                (double)rss[i].base_kb
+			                          : 0;
+			int grew = g > max_growth;
+			printf("RSS %-8s after warm-up %.1f MB, at the end %.1f MB (%+.1f%%), peak %.1f "
+			       "MB: %s\n",
+			       rss[i].name, rss[i].base_kb / 1024.0, rss[i].last_kb / 1024.0, g,
+			       rss[i].max_kb / 1024.0,
+			       grew ? "GREW more than the limit" : "stable");
+			bad += grew;
+		}
+		printf("soak verdict: %ld failed handshakes, %ld daemons grew more than %.0f%%: %s\n",
+		       fail, bad, max_growth, fail || bad ? "FAIL" : "PASS");
+	} else {
+		print_line("kbs handshakes (auth+attest+resource+JWE)", n, el, total, ok, fail);
+		if (fail && lastmsg)
+			printf("  last failure: %s\n", lastmsg);
 	}
-	qsort(all, nl, sizeof(float), cmpf);
-	printf("kbs handshakes (auth+attest+resource+JWE), %2d attesters: %8.1f /s  p50 %7.2f ms  "
-	       "p99 %7.2f ms  (%ld ok, %ld failed)\n",
-	       n, ok / el, nl ? all[nl / 2] : 0.0, nl ? all[(size_t)(nl * 0.99)] : 0.0, ok, fail);
-	if (fail && last)
-		printf("  last failure: %s\n", last);
+	print_causes();
 	fflush(stdout);
 	for (int i = 0; i < n; i++)
-		free(w[i].lat_ms);
-	free(all);
+		pthread_mutex_destroy(&w[i].mu);
+	free(total);
+	free(iv);
+	free(steady);
 	free(w);
 	free(t);
+	return fail + bad;
 }
 
 int main(int argc, char **argv)
@@ -316,11 +510,15 @@ int main(int argc, char **argv)
 	                                     {"seconds", required_argument, NULL, 's'},
 	                                     {"concurrency", required_argument, NULL, 'c'},
 	                                     {"expect", required_argument, NULL, 'e'},
+	                                     {"report-every", required_argument, NULL, 'r'},
+	                                     {"warmup", required_argument, NULL, 'w'},
+	                                     {"rss", required_argument, NULL, 'm'},
+	                                     {"max-rss-growth", required_argument, NULL, 'g'},
 	                                     {NULL, 0, NULL, 0}};
-	double secs = 5;
+	double secs = 5, report_every = 0, warmup = 120, max_growth = 5;
 	char conc[128] = "1,16,64";
 	int o;
-	while ((o = getopt_long(argc, argv, "u:p:s:c:e:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "u:p:s:c:e:r:w:m:g:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			if (sscanf(optarg, "http://%255[^:/]:%d", host, &port) < 1) {
@@ -340,13 +538,36 @@ int main(int argc, char **argv)
 		case 'e':
 			expect = optarg;
 			break;
+		case 'r':
+			report_every = atof(optarg);
+			break;
+		case 'w':
+			warmup = atof(optarg);
+			break;
+		case 'g':
+			max_growth = atof(optarg);
+			break;
+		case 'm':
+			for (char *e = strtok(optarg, ","); e && nrss < MAX_RSS; e = strtok(NULL, ",")) {
+				char *eq = strchr(e, '=');
+				if (!eq || atoi(eq + 1) <= 0) {
+					fprintf(stderr, "bench-kbs: --rss name=pid[,name=pid...]\n");
+					return 2;
+				}
+				snprintf(rss[nrss].name, sizeof(rss[nrss].name), "%.*s", (int)(eq - e),
+				         e);
+				rss[nrss++].pid = atoi(eq + 1);
+			}
+			break;
 		default:
 			fprintf(stderr, "usage: bench-kbs --url URL --path R/T/G [--seconds N] "
-			                "[--concurrency 1,16,64] [--expect SECRET]\n");
+			                "[--concurrency 1,16,64] [--expect SECRET] [--report-every S "
+			                "[--warmup S] [--rss name=pid,...] [--max-rss-growth PCT]]\n");
 			return 2;
 		}
 	}
+	long bad = 0;
 	for (char *s = strtok(conc, ","); s; s = strtok(NULL, ","))
-		run(atoi(s), secs);
-	return 0;
+		bad += run(atoi(s), secs, report_every, warmup, max_growth);
+	return report_every > 0 && bad ? 1 : 0;
 }
