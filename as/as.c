@@ -22,6 +22,7 @@
 #include "hash.h"
 #include "jcs.h"
 #include "jose.h"
+#include "keyfile.h"
 #include "kv.h"
 #include "log.h"
 #include "rego/rego.h"
@@ -93,7 +94,7 @@ int as_init(struct as *a, const json_t *cfg, struct err *err)
 		return err_prefix(err, "built-in RVPS");
 	}
 	if (key_path != NULL) {
-		if ((a->signer = pem_read_private_key(key_path, err)) == NULL)
+		if ((a->signer = keyfile_read_private(key_path, err)) == NULL)
 			return err_prefix(err, "attestation_token_broker.signer.key_path");
 	} else {
 		a->signer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");

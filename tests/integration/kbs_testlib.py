@@ -123,7 +123,10 @@ class Pki:
         self._write("admin.pub", pem_pub(self.admin_key))
 
     def _write(self, name, data):
-        with open(os.path.join(self.dir, name), "wb") as f:
+        # private keys owner-only: the AS refuses a key file other users can read
+        mode = 0o600 if name.endswith(".key") else 0o644
+        fd = os.open(os.path.join(self.dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
 
     def server_cert(self, name="server", key_type="RSA", hosts=("127.0.0.1", "localhost")):
@@ -311,16 +314,17 @@ def real_as_available():
 class RealAs:
     """redis-server + rvps + grpc-as with the Pki's signer (tokens chain to its CA)."""
 
-    def __init__(self, pki, redis=None):
+    def __init__(self, pki, redis=None, env=None, redis_url=None):
         self.redis = redis or Redis().start()
         d = tmpdir("as-conf-")
-        storage = {"storage_type": "Redis", "backends": {"redis": {"url": self.redis.url}}}
+        storage = {"storage_type": "Redis",
+                   "backends": {"redis": {"url": redis_url or self.redis.url}}}
         rport = free_port()
         with open(os.path.join(d, "rvps.json"), "w") as f:
             json.dump({"storage": storage}, f)
         self.rvps = Daemon("rvps", [os.path.join(BIN, "rvps"), "--config",
                                     os.path.join(d, "rvps.json"), "--address",
-                                    "127.0.0.1:%d" % rport], rport).start()
+                                    "127.0.0.1:%d" % rport], rport, env=env).start()
         aport = free_port()
         with open(os.path.join(d, "as.json"), "w") as f:
             json.dump({"storage_backend": storage,
@@ -330,7 +334,7 @@ class RealAs:
                            "cert_path": pki.path("token-cert-chain.pem")}}}, f)
         self.grpc_as = Daemon("grpc-as", [os.path.join(BIN, "grpc-as"), "--socket",
                                           "127.0.0.1:%d" % aport, "--config-file",
-                                          os.path.join(d, "as.json")], aport).start()
+                                          os.path.join(d, "as.json")], aport, env=env).start()
         self.addr = "http://127.0.0.1:%d" % aport
 
     def stop(self):
