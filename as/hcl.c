@@ -1,4 +1,5 @@
 /* hcl: Azure HCL report parsing (see hcl.h). */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ int hcl_check_user_data(const struct hcl_report *h, const uint8_t *rd, size_t le
 	size_t udlen;
 	if (hcl_user_data(h, &ud, &udlen, err) < 0)
 		return -1;
-	int same = udlen >= len && memcmp(ud, rd, len) == 0;
+	int same = udlen >= len && CRYPTO_memcmp(ud, rd, len) == 0;
 	free(ud);
 	return same ? 0 : err_set(err, "User-data in HCL variable data doesn't match report_data");
 }

@@ -2,6 +2,7 @@
  * tpm: TPMS_ATTEST parsing and quote checks (see tpm.h). All TPM structures are
  * big-endian with 16-bit size prefixes; the reader below refuses to step past the end.
  */
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/rsa.h>
 #include <stdio.h>
@@ -212,7 +213,8 @@ int tpm_check_nonce(const struct tpm_quote *q, const uint8_t *rd, size_t rdlen, 
 		rd = want;
 		rdlen = 32;
 	}
-	if (q->attest.extra_data_len != rdlen || memcmp(q->attest.extra_data, rd, rdlen) != 0)
+	if (q->attest.extra_data_len != rdlen ||
+	    CRYPTO_memcmp(q->attest.extra_data, rd, rdlen) != 0)
 		return err_set(err,
 		               "TPM quote nonce (extraData, %zu bytes) does not match the "
 		               "expected report data",

@@ -312,7 +312,8 @@ static void handle_attest(struct call *c, struct http_req *r)
 		attest_fail(r, sid, NONCE_USED);
 		goto out;
 	}
-	if (strcmp(a.nonce, s.nonce) != 0) {
+	if (strlen(a.nonce) != strlen(s.nonce) ||
+	    CRYPTO_memcmp(a.nonce, s.nonce, strlen(s.nonce)) != 0) {
 		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
 		attest_fail(r, sid, "runtime-data nonce does not match the challenge");
 		goto out;

@@ -10,6 +10,7 @@
  * of two /attest calls racing on two replicas exactly one wins, and a replay of a consumed
  * nonce is refused instead of being answered with the stored token as Trustee does.
  */
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -238,8 +239,12 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 static struct ent **find(struct kbs_sessions *s, const char *id)
 {
 	struct ent **pp = &s->b[bucket_of(id)];
+	size_t n = strlen(id);
+	if (n != sizeof((*pp)->s.id) - 1) /* ids are 32 hex digits */
+		return NULL;
+	/* the id is the session cookie, a credential: compare it in constant time */
 	for (; *pp; pp = &(*pp)->next)
-		if (strcmp((*pp)->s.id, id) == 0)
+		if (CRYPTO_memcmp((*pp)->s.id, id, n) == 0)
 			return pp;
 	return NULL;
 }

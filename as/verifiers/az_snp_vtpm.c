@@ -7,6 +7,7 @@
  * Evidence v1/v2: {"version", "tpm_quote": {hex signature, message, pcrs}, "hcl_report":
  * b64url, "vcek": b64url DER}; v0: {"quote": {byte arrays}, "report": [bytes], "vcek": PEM}.
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +159,7 @@ static int az_snp_verify(const struct verify_request *req, struct verify_result 
 		goto out;
 	if (snp_report_parse(h.hw_report, SNP_REPORT_SIZE, SNP_GEN_UNKNOWN, &r, err) < 0)
 		goto out;
-	if (memcmp(r.report_data, h.var_data_sha256, 32) != 0) {
+	if (CRYPTO_memcmp(r.report_data, h.var_data_sha256, 32) != 0) {
 		err_set(err, "HCL variable data digest doesn't match SNP report data");
 		goto out;
 	}

@@ -8,6 +8,7 @@
  * Evidence v1/v2: {"version", "tpm_quote": {hex…}, "hcl_report": b64url, "td_quote": b64url};
  * v0: {"tpm_quote": {byte arrays}, "hcl_report": [bytes], "td_quote": [bytes]}.
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,8 @@ static int az_tdx_verify(const struct verify_request *req, struct verify_result 
 	/* TD quote report_data[0..32] must be SHA-256 of the HCL variable data */
 	const char *rd_hex = json_string_value(json_object_get(claims, "report_data"));
 	char *want = hex_encode(h.var_data_sha256, 32);
-	int bound = rd_hex != NULL && want != NULL && strncmp(rd_hex, want, 64) == 0;
+	int bound = rd_hex != NULL && want != NULL && strlen(rd_hex) >= 64 &&
+	            CRYPTO_memcmp(rd_hex, want, 64) == 0;
 	free(want);
 	if (!bound) {
 		err_set(err, "TDX Quote report data mismatch: it does not commit to the HCL "

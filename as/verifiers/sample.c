@@ -5,6 +5,7 @@
  *
  * Evidence: {"svn": "<string>", "report_data": "<standard base64>"}.
  */
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,7 @@ static int check_sample(const struct verify_request *req, const char **svn, cons
 		size_t n;
 		if (b64_decode(*rd, strlen(*rd), B64_STD | B64_LENIENT, &got, &n) < 0)
 			return err_set(err, "sample evidence `report_data` is not base64");
-		int same = n == req->report_data_len && memcmp(got, req->report_data, n) == 0;
+		int same = n == req->report_data_len && CRYPTO_memcmp(got, req->report_data, n) == 0;
 		free(got);
 		if (!same)
 			return err_set(err,

@@ -7,6 +7,7 @@
  * 1184-byte report. The VEK comes from cert_chain, else from the test/CLI option "vcek"
  * (a file), else from the configured VCEK sources (kds.h).
  */
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -224,7 +225,7 @@ static int snp_verify(const struct verify_request *req, struct verify_result *ou
 	if (req->report_data != NULL) {
 		uint8_t want[64];
 		verifier_regularize(req->report_data, req->report_data_len, want, sizeof(want));
-		if (memcmp(want, r.report_data, 64) != 0) {
+		if (CRYPTO_memcmp(want, r.report_data, 64) != 0) {
 			err_set(err,
 			        "SNP report_data does not match the expected runtime data hash");
 			goto out;
