@@ -22,6 +22,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
@@ -253,8 +254,13 @@ static void req_free(struct http_req *r)
 	free(r->uri);
 	free(r->path);
 	free(r->query);
+	/* bodies carry resource bytes (admin uploads), tokens and credentials: wipe them */
+	if (r->body)
+		OPENSSL_cleanse(r->body, r->body_len);
 	free(r->body);
 	free(r->ctype);
+	if (r->rbody)
+		OPENSSL_cleanse(r->rbody, r->rbody_len);
 	free(r->rbody);
 	free(r);
 }

@@ -591,6 +591,7 @@ static int redis_get(struct kv *kv, const char *ns, const char *key, uint8_t **v
 	memcpy(*val, r->str, r->len);
 	(*val)[r->len] = 0;
 	*len = r->len;
+	OPENSSL_cleanse(r->str, r->len); /* resources and sessions are secrets */
 	freeReplyObject(r);
 	return 0;
 }

@@ -51,6 +51,7 @@ void kbs_session_clear(struct kbs_session *ss)
 {
 	free(ss->nonce);
 	if (ss->token) {
+		OPENSSL_cleanse(ss->token, strlen(ss->token)); /* a bearer token for the passport flow */
 		free(ss->token);
 	}
 	json_decref(ss->extra_params);
