@@ -20,16 +20,18 @@ int keyfile_mode_ok(const char *path, uid_t owner, mode_t mode, struct err *err)
 {
 	mode &= 07777;
 	if (mode & 0007)
-		return err_set(err,
-		               "private key %s is accessible to every user (mode %04o): chmod 600 it "
-		               "(or 440 with a root owner and the daemon's group)",
-		               path, (unsigned)mode);
+		return err_set(
+		    err,
+		    "private key %s is accessible to every user (mode %04o): chmod 600 it "
+		    "(or 440 with a root owner and the daemon's group)",
+		    path, (unsigned)mode);
 	if ((mode & 0070) && (owner != 0 || (mode & 0030)))
-		return err_set(err,
-		               "private key %s is accessible to its group (mode %04o, owner uid %u): "
-		               "chmod 600 it (a group may only read a key that root owns, mode 440 "
-		               "or 640)",
-		               path, (unsigned)mode, (unsigned)owner);
+		return err_set(
+		    err,
+		    "private key %s is accessible to its group (mode %04o, owner uid %u): "
+		    "chmod 600 it (a group may only read a key that root owns, mode 440 "
+		    "or 640)",
+		    path, (unsigned)mode, (unsigned)owner);
 	return 0;
 }
 

@@ -51,7 +51,8 @@ void kbs_session_clear(struct kbs_session *ss)
 {
 	free(ss->nonce);
 	if (ss->token) {
-		OPENSSL_cleanse(ss->token, strlen(ss->token)); /* a bearer token for the passport flow */
+		/* a bearer token for the passport flow */
+		OPENSSL_cleanse(ss->token, strlen(ss->token));
 		free(ss->token);
 	}
 	json_decref(ss->extra_params);

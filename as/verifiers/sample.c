@@ -30,7 +30,8 @@ static int check_sample(const struct verify_request *req, const char **svn, cons
 		size_t n;
 		if (b64_decode(*rd, strlen(*rd), B64_STD | B64_LENIENT, &got, &n) < 0)
 			return err_set(err, "sample evidence `report_data` is not base64");
-		int same = n == req->report_data_len && CRYPTO_memcmp(got, req->report_data, n) == 0;
+		int same =
+		    n == req->report_data_len && CRYPTO_memcmp(got, req->report_data, n) == 0;
 		free(got);
 		if (!same)
 			return err_set(err,

@@ -418,9 +418,10 @@ static long run(int n, double secs, double report_every, double warmup, double m
 		pthread_create(&t[i], NULL, worker_main, &w[i]);
 	}
 	if (report_every > 0) {
-		printf("soak: %d attesters for %.0f s, a report every %.0f s, RSS judged after %.0f s "
-		       "of warm-up\n",
-		       n, secs, report_every, warmup);
+		printf(
+		    "soak: %d attesters for %.0f s, a report every %.0f s, RSS judged after %.0f s "
+		    "of warm-up\n",
+		    n, secs, report_every, warmup);
 		double next = t0 + report_every, last = t0;
 		while (last < t0 + secs - 0.001) {
 			double at = next < t0 + secs ? next : t0 + secs;
@@ -477,15 +478,17 @@ static long run(int n, double secs, double report_every, double warmup, double m
 			                                (double)rss[i].base_kb
 			                          : 0;
 			int grew = g > max_growth;
-			printf("RSS %-8s after warm-up %.1f MB, at the end %.1f MB (%+.1f%%), peak %.1f "
+			printf("RSS %-8s after warm-up %.1f MB, at the end %.1f MB (%+.1f%%), peak "
+			       "%.1f "
 			       "MB: %s\n",
 			       rss[i].name, rss[i].base_kb / 1024.0, rss[i].last_kb / 1024.0, g,
 			       rss[i].max_kb / 1024.0,
 			       grew ? "GREW more than the limit" : "stable");
 			bad += grew;
 		}
-		printf("soak verdict: %ld failed handshakes, %ld daemons grew more than %.0f%%: %s\n",
-		       fail, bad, max_growth, fail || bad ? "FAIL" : "PASS");
+		printf(
+		    "soak verdict: %ld failed handshakes, %ld daemons grew more than %.0f%%: %s\n",
+		    fail, bad, max_growth, fail || bad ? "FAIL" : "PASS");
 	} else {
 		print_line("kbs handshakes (auth+attest+resource+JWE)", n, el, total, ok, fail);
 		if (fail && lastmsg)
@@ -548,21 +551,24 @@ int main(int argc, char **argv)
 			max_growth = atof(optarg);
 			break;
 		case 'm':
-			for (char *e = strtok(optarg, ","); e && nrss < MAX_RSS; e = strtok(NULL, ",")) {
+			for (char *e = strtok(optarg, ","); e && nrss < MAX_RSS;
+			     e = strtok(NULL, ",")) {
 				char *eq = strchr(e, '=');
 				if (!eq || atoi(eq + 1) <= 0) {
-					fprintf(stderr, "bench-kbs: --rss name=pid[,name=pid...]\n");
+					fprintf(stderr,
+					        "bench-kbs: --rss name=pid[,name=pid...]\n");
 					return 2;
 				}
-				snprintf(rss[nrss].name, sizeof(rss[nrss].name), "%.*s", (int)(eq - e),
-				         e);
+				snprintf(rss[nrss].name, sizeof(rss[nrss].name), "%.*s",
+				         (int)(eq - e), e);
 				rss[nrss++].pid = atoi(eq + 1);
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: bench-kbs --url URL --path R/T/G [--seconds N] "
-			                "[--concurrency 1,16,64] [--expect SECRET] [--report-every S "
-			                "[--warmup S] [--rss name=pid,...] [--max-rss-growth PCT]]\n");
+			fprintf(stderr,
+			        "usage: bench-kbs --url URL --path R/T/G [--seconds N] "
+			        "[--concurrency 1,16,64] [--expect SECRET] [--report-every S "
+			        "[--warmup S] [--rss name=pid,...] [--max-rss-growth PCT]]\n");
 			return 2;
 		}
 	}
