@@ -2,7 +2,8 @@
 # stack on free loopback ports — redis-server, rvps, grpc-as, kbs with Redis storage — with a
 # fresh token CA and Ed25519 admin key, an allow-all resource policy and one resource.
 # Needs $bin. stack_up sets url, tmp, pid_redis pid_rvps pid_grpc_as pid_kbs and the resource
-# (STACK_RESOURCE_PATH, STACK_SECRET); stops everything at exit.
+# (STACK_RESOURCE_PATH, STACK_SECRET), and the ports redis_port rvps_port as_port kbs_port;
+# start NAME PORT CMD... starts one more process the same way; everything stops at exit.
 # env STACK_REDIS_AOF (no|yes, default no), STACK_SESSION_MINUTES (kbs session lifetime, default 5)
 STACK_RESOURCE_PATH=default/bench/key
 STACK_SECRET="bench secret"
@@ -16,7 +17,7 @@ stack_cleanup() {
   rm -rf "$tmp"
 }
 trap stack_cleanup EXIT
-stack_start() { # name port cmd...
+start() { # name port cmd...
   local name=$1 port=$2
   shift 2
   LOG_LEVEL=warn "$@" >"$tmp/$name.log" 2>&1 &
@@ -25,7 +26,7 @@ stack_start() { # name port cmd...
   if ! wait_port "$port"; then
     echo "stack: $name did not start:"
     tail -20 "$tmp/$name.log"
-    return 1
+    exit 1
   fi
 }
 
@@ -43,21 +44,21 @@ stack_up() {
     -days 30 -extfile "$tmp/ext" -out "$tmp/token.pem" 2>/dev/null
   chmod 600 "$tmp"/*.key
 
-  local redis_port rvps_port as_port kbs_port storage
+  local storage
   redis_port=$(free_port)
-  stack_start redis "$redis_port" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+  start redis "$redis_port" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
     --appendonly "${STACK_REDIS_AOF:-no}" --dir "$tmp" || return 1
   storage="{\"storage_type\":\"Redis\",\"backends\":{\"redis\":{\"url\":\"redis://127.0.0.1:$redis_port\"}}}"
   rvps_port=$(free_port)
   echo "{\"storage\":$storage}" >"$tmp/rvps.json"
-  stack_start rvps "$rvps_port" "$bin/rvps" --config "$tmp/rvps.json" --address "127.0.0.1:$rvps_port" ||
+  start rvps "$rvps_port" "$bin/rvps" --config "$tmp/rvps.json" --address "127.0.0.1:$rvps_port" ||
     return 1
   as_port=$(free_port)
   cat >"$tmp/as.json" <<EOS
 {"storage_backend":$storage,"rvps_config":{"type":"GrpcRemote","address":"127.0.0.1:$rvps_port"},
  "attestation_token_broker":{"signer":{"key_path":"$tmp/token.key","cert_path":"$tmp/token.pem"}}}
 EOS
-  stack_start grpc-as "$as_port" "$bin/grpc-as" --socket "127.0.0.1:$as_port" --config-file "$tmp/as.json" ||
+  start grpc-as "$as_port" "$bin/grpc-as" --socket "127.0.0.1:$as_port" --config-file "$tmp/as.json" ||
     return 1
   kbs_port=$(free_port)
   cat >"$tmp/kbs.json" <<EOS
@@ -71,7 +72,7 @@ EOS
  "storage_backend":$storage,
  "plugins":[{"name":"resource","storage_backend_type":"kvstorage"}]}
 EOS
-  stack_start kbs "$kbs_port" "$bin/kbs" --config-file "$tmp/kbs.json" || return 1
+  start kbs "$kbs_port" "$bin/kbs" --config-file "$tmp/kbs.json" || return 1
 
   b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
   local now h p tok policy req code
