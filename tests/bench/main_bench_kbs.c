@@ -5,7 +5,10 @@
  *   bench-kbs --url http://127.0.0.1:8080 --path default/bench/key [--seconds 5]
  *             [--concurrency 1,16,64] [--expect SECRET]
  * Prints one line per concurrency: handshakes/s, p50, p99 and p99.9 latency, failures.
- * Soak mode (make soak) adds [--report-every 30] [--warmup 120] [--rss kbs=PID,...]
+ * --rate R paces the attesters together at R handshakes/s, a constant arrival rate as a soak
+ * wants (the KBS holds rate x session lifetime sessions, so unpaced, its RSS would follow the
+ * machine's speed). Soak mode (make soak) adds [--report-every 30] [--warmup 120] [--rss
+ * kbs=PID,...]
  * [--max-rss-growth 5]: a line per interval with that interval's figures and each daemon's
  * RSS, the failure causes, and a verdict; the exit status is 1 when a handshake failed or a
  * daemon's RSS at the end exceeds its first sample after warm-up by more than the limit.
@@ -83,7 +86,8 @@ static double histo_pct(const struct histo *h, double q)
 
 struct worker {
 	double stop_at;
-	pthread_mutex_t mu; /* guards ok, fail and h against the reporter */
+	double period, phase; /* --rate: seconds between this worker's handshakes, first offset */
+	pthread_mutex_t mu;   /* guards ok, fail and h against the reporter */
 	long ok, fail;
 	struct histo h;
 	char last_err[256];
@@ -329,7 +333,16 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	int fd = -1;
+	double next = now_s() + w->period * w->phase;
 	while (now_s() < w->stop_at) {
+		if (w->period > 0) { /* paced: start one handshake every period, never in bursts */
+			double now = now_s();
+			if (next > now)
+				usleep((useconds_t)((next - now) * 1e6));
+			next = (next > now ? next : now) + w->period;
+			if (now_s() >= w->stop_at)
+				break;
+		}
 		double t0 = now_s();
 		if (handshake(&fd, w->last_err, sizeof(w->last_err)) != 0) {
 			count_cause(w->last_err);
@@ -404,7 +417,8 @@ static void print_line(const char *what, int n, double secs, const struct histo 
  * with that interval's throughput and latencies and each --rss daemon's RSS, then a summary
  * judged against max_growth (percent RSS growth after warmup seconds). Returns the number of
  * failed handshakes plus one per daemon whose RSS grew too much. */
-static long run(int n, double secs, double report_every, double warmup, double max_growth)
+static long run(int n, double secs, double rate, double report_every, double warmup,
+                double max_growth)
 {
 	struct worker *w = calloc((size_t)n, sizeof(*w));
 	pthread_t *t = calloc((size_t)n, sizeof(*t));
@@ -414,6 +428,8 @@ static long run(int n, double secs, double report_every, double warmup, double m
 	double t0 = now_s(), steady_secs = 0;
 	for (int i = 0; i < n; i++) {
 		w[i].stop_at = t0 + secs;
+		w[i].period = rate > 0 ? n / rate : 0;
+		w[i].phase = (double)i / n;
 		pthread_mutex_init(&w[i].mu, NULL);
 		pthread_create(&t[i], NULL, worker_main, &w[i]);
 	}
@@ -422,6 +438,8 @@ static long run(int n, double secs, double report_every, double warmup, double m
 		    "soak: %d attesters for %.0f s, a report every %.0f s, RSS judged after %.0f s "
 		    "of warm-up\n",
 		    n, secs, report_every, warmup);
+		if (rate > 0)
+			printf("soak: paced at %.0f handshakes/s in all\n", rate);
 		double next = t0 + report_every, last = t0;
 		while (last < t0 + secs - 0.001) {
 			double at = next < t0 + secs ? next : t0 + secs;
@@ -517,11 +535,12 @@ int main(int argc, char **argv)
 	                                     {"warmup", required_argument, NULL, 'w'},
 	                                     {"rss", required_argument, NULL, 'm'},
 	                                     {"max-rss-growth", required_argument, NULL, 'g'},
+	                                     {"rate", required_argument, NULL, 'R'},
 	                                     {NULL, 0, NULL, 0}};
-	double secs = 5, report_every = 0, warmup = 120, max_growth = 5;
+	double secs = 5, report_every = 0, warmup = 120, max_growth = 5, rate = 0;
 	char conc[128] = "1,16,64";
 	int o;
-	while ((o = getopt_long(argc, argv, "u:p:s:c:e:r:w:m:g:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "u:p:s:c:e:r:w:m:g:R:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			if (sscanf(optarg, "http://%255[^:/]:%d", host, &port) < 1) {
@@ -550,6 +569,9 @@ int main(int argc, char **argv)
 		case 'g':
 			max_growth = atof(optarg);
 			break;
+		case 'R':
+			rate = atof(optarg);
+			break;
 		case 'm':
 			for (char *e = strtok(optarg, ","); e && nrss < MAX_RSS;
 			     e = strtok(NULL, ",")) {
@@ -567,13 +589,14 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr,
 			        "usage: bench-kbs --url URL --path R/T/G [--seconds N] "
-			        "[--concurrency 1,16,64] [--expect SECRET] [--report-every S "
+			        "[--concurrency 1,16,64] [--expect SECRET] [--rate PER_S] "
+			        "[--report-every S "
 			        "[--warmup S] [--rss name=pid,...] [--max-rss-growth PCT]]\n");
 			return 2;
 		}
 	}
 	long bad = 0;
 	for (char *s = strtok(conc, ","); s; s = strtok(NULL, ","))
-		bad += run(atoi(s), secs, report_every, warmup, max_growth);
+		bad += run(atoi(s), secs, rate, report_every, warmup, max_growth);
 	return report_every > 0 && bad ? 1 : 0;
 }

@@ -6,19 +6,23 @@
 # more than SOAK_MAX_RSS_GROWTH percent after the warm-up. Exit status 1 on any failed
 # handshake, a daemon that grew or exited. Not part of make test; nice it on a shared machine.
 #
-# KBS sessions live SOAK_SESSION_MINUTES (default 1; Trustee's default is 5). The in-memory
+# The attesters are paced at SOAK_RATE handshakes/s in all (a constant arrival rate), and KBS
+# sessions live SOAK_SESSION_MINUTES (default 1; Trustee's default is 5). The in-memory
 # session table holds rate x lifetime sessions and is bounded (100000), so the RSS of the kbs
 # climbs for one lifetime and then stays flat; the warm-up (default: one lifetime + 60 s)
-# covers that climb. With a 5-minute lifetime a rate above ~330 handshakes/s fills the table
-# and /auth is refused ("too many sessions in progress") by design.
-# env BUILD (default build), SOAK_MINUTES (10), SOAK_CONCURRENCY (8), SOAK_INTERVAL (30),
-#     SOAK_SESSION_MINUTES (1), SOAK_WARMUP (seconds), SOAK_MAX_RSS_GROWTH (5)
+# covers that climb. Unpaced (SOAK_RATE=0) the table, and so the RSS, follows the machine's
+# speed; with a 5-minute lifetime a rate above ~330 handshakes/s fills the table and /auth
+# is refused ("too many sessions in progress") by design.
+# env BUILD (default build), SOAK_MINUTES (10), SOAK_CONCURRENCY (8), SOAK_RATE (100),
+#     SOAK_INTERVAL (30), SOAK_SESSION_MINUTES (1), SOAK_WARMUP (seconds),
+#     SOAK_MAX_RSS_GROWTH (5)
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 bin=$BUILD/bin
 minutes=${SOAK_MINUTES:-10}
 conc=${SOAK_CONCURRENCY:-8}
+rate=${SOAK_RATE:-100}
 interval=${SOAK_INTERVAL:-30}
 session_min=${SOAK_SESSION_MINUTES:-1}
 warmup=${SOAK_WARMUP:-$((session_min * 60 + 60))}
@@ -30,7 +34,7 @@ STACK_REDIS_AOF=yes STACK_SESSION_MINUTES=$session_min
 stack_up || exit 1
 echo "soak: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), nice $(nice)"
 "$bin/bench-kbs" --url "$url" --path "$STACK_RESOURCE_PATH" --expect "$STACK_SECRET" \
-  --seconds $((minutes * 60)) --concurrency "$conc" --report-every "$interval" \
+  --seconds $((minutes * 60)) --concurrency "$conc" --rate "$rate" --report-every "$interval" \
   --warmup "$warmup" --rss "$(stack_pids)" --max-rss-growth "${SOAK_MAX_RSS_GROWTH:-5}"
 status=$?
 for d in redis rvps grpc-as kbs; do
