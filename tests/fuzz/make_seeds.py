@@ -5,7 +5,8 @@ Seeds that exist as plain files in ../shared/testdata are listed in tests/fuzz/s
 and copied at run time; this script writes the ones that must be made: valid KBS request
 bodies, RVPS messages, protobuf-encoded requests, JWS/JWE/JWK made with the fixed key of
 fuzz_jose.c, and the parts of JSON evidence files a parser sees on its own (TPMS_ATTEST
-bytes, the sev-crate report object, a hex SNP report as raw bytes).
+bytes, the sev-crate report object, a hex SNP report as raw bytes), and whole evidence
+documents for fuzz_verifier.
 
 It is run by hand when a seed is added (the output is committed, so the fuzz run needs
 neither Python nor jwcrypto):  /usr/bin/python3 tests/fuzz/make_seeds.py [--force]
@@ -196,12 +197,44 @@ def evidence_seeds():
     put("fuzz_snp_report", "report_milan.bin", binascii.unhexlify("".join(hexrep.split())))
 
 
+def verifier_seeds():
+    """fuzz_verifier: one byte choosing the TEE (its table order; top bit: expected report
+    data follows as length + bytes), then the evidence JSON."""
+    def ev(i, name, doc, rd=None):
+        head = bytes([i]) if rd is None else bytes([i | 0x80, len(rd)]) + rd
+        put("fuzz_verifier", name, head + json.dumps(doc, separators=(",", ":")).encode())
+
+    def extra_data(doc):
+        """The TPMS_ATTEST extraData of an Azure evidence's TPM quote: the report data."""
+        q = doc.get("tpm_quote") or doc["quote"]  # v1+: hex strings; v0: byte arrays
+        m = bytes(q["message"]) if isinstance(q["message"], list) else binascii.unhexlify(q["message"])
+        n = int.from_bytes(m[6:8], "big")
+        off = 8 + n
+        return m[off + 2:off + 2 + int.from_bytes(m[off:off + 2], "big")]
+
+    def quote(rel):
+        return {"quote": b64(load(rel))}
+
+    ev(0, "sample.json", {"svn": "1", "report_data": b64(b"report data")})
+    ev(1, "snp_e2e.json", json.loads(load("snp/trustee/e2e-evidence.json")))
+    ev(2, "tpm.json", json.loads(load("tpm/trustee/tpm_evidence.json")))
+    for v in ("v0", "v1", "v2", "genoa"):
+        d = json.loads(load("az-snp-vtpm/trustee/evidence-%s.json" % v))
+        ev(3, "az_snp_vtpm_%s.json" % v, d, extra_data(d))
+    d = json.loads(load("az-tdx-vtpm/trustee/evidence-v1.json"))
+    ev(4, "az_tdx_vtpm_v1.json", d, extra_data(d))
+    ev(5, "tdx_v4.json", quote("tdx/dcap-qvl/tdx_quote"))
+    ev(5, "tdx_v5.json", quote("tdx/go-tdx-guest/quote_v5_sample.dat"))
+    ev(6, "sgx.json", quote("sgx/dcap-qvl/sgx_quote"))
+
+
 def main():
     ec, rsa = jose_seeds()
     kbs_seeds(ec, rsa)
     rvps_seeds()
     proto_seeds()
     evidence_seeds()
+    verifier_seeds()
 
 
 if __name__ == "__main__":

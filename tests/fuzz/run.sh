@@ -33,7 +33,8 @@ FUZZ_RUNS=${FUZZ_RUNS:-5000}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-8}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-30}
-SHARED=${CTRUSTEE_SHARED:-$(cd .. && pwd)/shared}
+export CTRUSTEE_SHARED=${CTRUSTEE_SHARED:-$(cd .. && pwd)/shared}
+SHARED=$CTRUSTEE_SHARED
 TESTDATA=$SHARED/testdata
 # The pkg-config packages the Makefile links with (one list, there).
 PKGS=$(sed -n 's/^PKGS *:= *//p' Makefile)
