@@ -1,10 +1,11 @@
 /*
  * rego: test policies before uploading them.
  *   rego eval [-d data.json] [-i input.json] [--ref-values rv.json] [--explain] -p policy.rego
- * QUERY rego check policy.rego... eval prints the result as OPA does
- * ({"result":[{"expressions":[{"value":...,"text":QUERY}]}]}, or {} when undefined); --ref-values
- * provides query_reference_value(id) from a JSON object (unknown id -> null). Exit 0 on success, 1
- * on an evaluation or parse error, 2 on usage.
+ * QUERY rego check policy.rego... rego batch          (the conformance runner's protocol, below)
+ * eval prints the result as OPA does: {"result":[{"expressions":[{"value":...,"text":QUERY}],
+ * "bindings":{...}}, one per solution]}, or {} when undefined. --ref-values provides
+ * query_reference_value(id) from a JSON object (unknown id -> null). Exit 0 on success, 1 on an
+ * evaluation or parse error, 2 on usage.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -205,11 +206,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rego: %s\n", err.msg);
 		return 1;
 	}
-	json_t *out = json_object();
-	if (vals && json_array_size(vals) > 0)
-		json_object_set_new(out, "result",
-		                    json_pack("[{s:[{s:O,s:s}]}]", "expressions", "value",
-		                              json_array_get(vals, 0), "text", query));
+	/* one result per solution: the query's value and, when it binds variables, them */
+	json_t *out = json_object(), *rs = json_array();
+	for (size_t i = 0; i < json_array_size(vals); i++) {
+		json_t *r = json_pack("{s:[{s:O,s:s}]}", "expressions", "value",
+		                      json_array_get(vals, i), "text", query);
+		json_t *b = json_array_get(results, i);
+		if (json_object_size(b) > 0)
+			json_object_set(r, "bindings", b);
+		json_array_append_new(rs, r);
+	}
+	if (json_array_size(rs) > 0)
+		json_object_set(out, "result", rs);
+	json_decref(rs);
 	char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
 	printf("%s\n", s);
 	if (why)
