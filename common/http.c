@@ -52,6 +52,7 @@ struct http_req {
 	char *uri;
 	char *path;
 	char *query;
+	char *peer;
 	struct hdr *hdrs;
 	size_t n_hdrs;
 	uint8_t *body;
@@ -130,6 +131,8 @@ const char *http_reason(int status)
 		return "Payload Too Large";
 	case 415:
 		return "Unsupported Media Type";
+	case 429:
+		return "Too Many Requests";
 	case 500:
 		return "Internal Server Error";
 	case 501:
@@ -190,6 +193,10 @@ void *http_req_data(const struct http_req *r)
 double http_req_started(const struct http_req *r)
 {
 	return r->started;
+}
+const char *http_req_peer(const struct http_req *r)
+{
+	return r->peer ? r->peer : "";
 }
 
 const char *http_req_header(const struct http_req *r, const char *name)
@@ -254,6 +261,7 @@ static void req_free(struct http_req *r)
 	free(r->uri);
 	free(r->path);
 	free(r->query);
+	free(r->peer);
 	/* bodies carry resource bytes (admin uploads), tokens and credentials: wipe them */
 	if (r->body)
 		OPENSSL_cleanse(r->body, r->body_len);
@@ -489,6 +497,13 @@ static void request_cb(struct evhttp_request *ev, void *arg)
 	if (r->uri) {
 		r->path = q ? strndup(r->uri, (size_t)(q - r->uri)) : strdup(r->uri);
 		r->query = q ? strdup(q + 1) : NULL;
+	}
+	struct evhttp_connection *conn = evhttp_request_get_connection(ev);
+	if (conn) {
+		char *addr = NULL;
+		ev_uint16_t port = 0;
+		evhttp_connection_get_peer(conn, &addr, &port);
+		r->peer = strdup(addr ? addr : "");
 	}
 	struct evkeyvalq *ih = evhttp_request_get_input_headers(ev);
 	size_t n = 0;

@@ -90,6 +90,8 @@ void http_req_set_data(struct http_req *r, void *data);
 void *http_req_data(const struct http_req *r);
 /* Monotonic arrival time in seconds. */
 double http_req_started(const struct http_req *r);
+/* The client's address as text ("127.0.0.1", "::1"), "" when unknown. */
+const char *http_req_peer(const struct http_req *r);
 
 /* Run fn(arg, req) on the worker pool. Returns -1 if the pool is stopping. */
 int http_req_run_async(struct http_req *r, http_async_fn fn, void *arg);

@@ -114,8 +114,15 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	    get_str(h, "http_server", "tls_min_version", &c->tls_min_version, err) ||
 	    get_str(h, "http_server", "tls_max_version", &c->tls_max_version, err) ||
 	    get_str(h, "http_server", "tls_ciphers", &c->tls_ciphers, err) ||
-	    get_str(h, "http_server", "tls_groups", &c->tls_groups, err))
+	    get_str(h, "http_server", "tls_groups", &c->tls_groups, err) ||
+	    get_int(h, "http_server", "attestation_concurrency_limit", 1024,
+	            &c->attestation_concurrency_limit, err) ||
+	    get_int(h, "http_server", "attestation_concurrency_limit_per_ip", 0,
+	            &c->attestation_concurrency_limit_per_ip, err))
 		return -1;
+	if (c->attestation_concurrency_limit < 0 || c->attestation_concurrency_limit_per_ip < 0)
+		return err_set(err, "[http_server] attestation_concurrency_limit and "
+		                    "attestation_concurrency_limit_per_ip must be 0 (no limit) or more");
 	if (c->sockets.n == 0) {
 		c->sockets.v = calloc(2, sizeof(char *));
 		c->sockets.v[0] = strdup("127.0.0.1:8080");

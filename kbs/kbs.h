@@ -59,6 +59,9 @@ struct kbs_config {
 	char *tls_max_version;
 	char *tls_ciphers; /* OpenSSL list; TLS_* names are TLS 1.3 suites */
 	char *tls_groups;  /* NULL = the §8 default */
+	/* /auth + /attest calls in progress: in all, and per client address (0 = no limit) */
+	long long attestation_concurrency_limit;
+	long long attestation_concurrency_limit_per_ip;
 	/* [admin] */
 	enum kbs_admin_mode admin_mode;
 	struct kbs_idp *idps;
@@ -196,6 +199,17 @@ int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *er
 int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err);
 /* For `se`: returns the challenge string or NULL. */
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
+
+/* ---------------- concurrency limits (kbs/limits.c) ---------------- */
+
+struct kbs_limiter;
+/* max / per_addr <= 0: no limit. */
+struct kbs_limiter *kbs_limiter_new(long long max, long long per_addr);
+void kbs_limiter_free(struct kbs_limiter *l);
+/* 0 admitted (call kbs_limiter_leave later), 1 the global limit is reached, 2 this address's. */
+int kbs_limiter_enter(struct kbs_limiter *l, const char *addr);
+void kbs_limiter_leave(struct kbs_limiter *l, const char *addr);
+long long kbs_limiter_inflight(struct kbs_limiter *l);
 
 /* ---------------- outbound HTTP (kbs/fetch.c) ---------------- */
 

@@ -38,6 +38,7 @@ struct kbs_server {
 	struct kbs_token_verifier *tv;
 	struct kbs_policy *policy;
 	struct http_server *http;
+	struct kbs_limiter *limiter; /* /auth and /attest in progress */
 	pthread_t sweeper;
 	int sweeper_running;
 	pthread_mutex_t smu;
@@ -846,6 +847,22 @@ static void on_request(void *ctx, struct http_req *r)
 		call_free(c);
 		return;
 	}
+	if (k->as && m == HTTP_M_POST && (!strcmp(c->plugin, "auth") || !strcmp(c->plugin, "attest"))) {
+		int lr = kbs_limiter_enter(k->limiter, http_req_peer(r));
+		if (lr != 0) {
+			log_debug("kbs: %s from %s refused: %s", path, http_req_peer(r),
+			          lr == 1 ? "too many attestations in progress"
+			                  : "too many attestations in progress from this address");
+			call_free(c);
+			http_reply_header(r, "Retry-After", "1");
+			problem(r, 429, "TooManyRequests",
+			        lr == 1 ? "Too many attestation requests in progress, retry later"
+			                : "Too many attestation requests in progress from this "
+			                  "address, retry later");
+			return;
+		}
+		http_req_set_data(r, k->limiter); /* on_done leaves */
+	}
 	if (http_req_run_async(r, dispatch, c) != 0) {
 		call_free(c);
 		http_reply(r, 503, NULL, NULL, 0);
@@ -855,6 +872,9 @@ static void on_request(void *ctx, struct http_req *r)
 static void on_done(void *ctx, const struct http_req *r, int status, size_t resp_len,
                     double seconds)
 {
+	struct kbs_server *k = ctx;
+	if (http_req_data(r) == k->limiter)
+		kbs_limiter_leave(k->limiter, http_req_peer(r));
 	if (strncmp(http_req_path(r), "/kbs", 4) != 0)
 		return;
 	size_t bl;
@@ -903,6 +923,12 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	if (kbs_config_check_startup(&k->cfg, err) != 0)
 		goto fail;
 	kbs_metrics_init();
+	k->limiter = kbs_limiter_new(k->cfg.attestation_concurrency_limit,
+	                             k->cfg.attestation_concurrency_limit_per_ip);
+	if (!k->limiter) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
 	k->kv = kv_open(k->cfg.storage_backend, err);
 	if (!k->kv) {
 		err_prefix(err, "[storage_backend]");
@@ -1012,6 +1038,7 @@ void kbs_server_free(struct kbs_server *k)
 	if (!k)
 		return;
 	http_server_free(k->http);
+	kbs_limiter_free(k->limiter);
 	kbs_as_free(k->as);
 	kbs_policy_free(k->policy);
 	kbs_token_verifier_free(k->tv);

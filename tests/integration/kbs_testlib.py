@@ -243,8 +243,12 @@ class FakeAs:
     def stop(self):
         self.server.stop(0)
 
+    delay = 0.0  # seconds each AttestationEvaluate takes (tests of calls in progress)
+
     def _evaluate(self, req, ctx):
         self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
         submods = {}
         counts = {}
         for r in req.verification_requests:
