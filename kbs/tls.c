@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kbs.h"
+#include "keyfile.h"
 
 /* Mozilla's server-side TLS recommendations (v5): TLS 1.2 cipher lists per profile. */
 static const char intermediate_ciphers[] =
@@ -164,8 +165,17 @@ void *kbs_tls_server_ctx(const struct kbs_config *c, struct err *err)
 		err_prefix(err, "%s", c->certificate);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->private_key, SSL_FILETYPE_PEM) != 1) {
-		ossl_err(err, "[http_server] private_key: cannot read a PEM private key");
+	/* refused when other users can read it (keyfile.h), and read without leaving its PEM
+	 * text behind */
+	EVP_PKEY *pk = keyfile_read_private(c->private_key, err);
+	if (pk == NULL) {
+		err_prefix(err, "[http_server] private_key");
+		goto fail;
+	}
+	int used = SSL_CTX_use_PrivateKey(ctx, pk);
+	EVP_PKEY_free(pk);
+	if (used != 1) {
+		ossl_err(err, "[http_server] private_key: cannot use the private key");
 		err_prefix(err, "%s", c->private_key);
 		goto fail;
 	}

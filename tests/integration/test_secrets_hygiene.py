@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Secrets hygiene: no secret in any daemon's log at the most verbose level, and private key
-files that other users can read refused at start.
+files that other users can read refused at start (grpc-as's token-signing key, kbs's HTTPS key).
 
 Logs: kbs, grpc-as and rvps run at LOG_LEVEL=trace on a password-protected Redis (sessions
 there too) while the test drives what an operator and attesters do: admin uploads (resources,
@@ -187,6 +187,30 @@ def check_key_file_modes(t, pki):
         t.skip("group-readable key of another owner refused", "needs root to chown")
 
 
+def check_kbs_tls_key_modes(t, pki):
+    """kbs refuses an HTTPS private key that other users can read, and starts with it at 0600."""
+    key, chain = pki.server_cert("hygiene-tls", "EC")
+    for mode, refused in ((0o644, True), (0o600, False)):
+        os.chmod(key, mode)
+        cfg = kbs_config(pki)
+        cfg["http_server"].update(insecure_http=False, private_key=key, certificate=chain)
+        k = Kbs(cfg, name="kbs-tls-%o" % mode)
+        p = subprocess.Popen(k.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = p.communicate(timeout=3)
+            rc, out = p.returncode, out.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            rc, out = None, "(running)"
+        if refused:
+            t.ok(rc not in (0, None) and "[http_server] private_key" in out and key in out and
+                 "every user" in out, "kbs refuses an HTTPS key with mode 0644, naming it",
+                 out[-400:])
+        else:
+            t.ok(rc is None, "kbs starts with its HTTPS key at mode 0600", out[-400:])
+
+
 def main():
     require_kbs()
     t = Tap()
@@ -197,6 +221,7 @@ def main():
         os.unlink(p)
     pki = Pki()
     t.run(check_key_file_modes, pki)
+    t.run(check_kbs_tls_key_modes, pki)
 
     password = "redis-pw-" + os.urandom(12).hex()
     redis = Redis()
