@@ -652,6 +652,10 @@ static int resolve_expr(struct rctx *R, struct scope *s, struct expr *e)
 		if (declare_pattern(R, s, e->value) < 0)
 			return -1;
 		break;
+	case E_BODY:
+		if (resolve_body(R, s, e->body) < 0)
+			return -1;
+		break;
 	case E_EVERY: {
 		if (resolve_term(R, s, e->coll) < 0)
 			return -1;

@@ -584,7 +584,7 @@ static int call_dispatch(struct ev *E, struct call_st *s)
 			}
 		return call_host(E, s);
 	}
-		if (rego_builtin(t->bi)->fn == NULL) { /* walk */
+	if (rego_builtin(t->bi)->fn == NULL) { /* walk */
 		struct val *root = v_arr(E->A, 0);
 		return root ? walk_gen(E, s, root, s->args[0]) : oom(E);
 	}
@@ -1672,6 +1672,8 @@ static int eval_expr_pos(struct ev *E, struct expr *e, k_fn k, void *arg)
 		return eval_term(E, e->coll, somein_coll, &s);
 	case E_EVERY:
 		return eval_term(E, e->coll, every_coll, &s);
+	case E_BODY:
+		return eval_body(E, e->body, 0, k, arg);
 	}
 	return 0;
 }

@@ -603,6 +603,26 @@ static struct expr *parse_literal(struct parser *p)
 		if (is_kw(start, "not")) {
 			p->i++;
 			e->neg = 1;
+			if (cur(p)->t == T_LBRACE) {
+				/* not { a; b }: the body as a whole is negated (else a set/object
+				 * term) */
+				size_t save = p->i;
+				int failed = p->failed, nest = p->nest;
+				p->i++;
+				p->nest = 0;
+				e->body = parse_body(p, T_RBRACE);
+				p->nest = nest;
+				if (e->body && e->body->n > 0 &&
+				    (p->t[p->i].t == T_NL || p->t[p->i].t == T_SEMI ||
+				     p->t[p->i].t == T_RBRACE || p->t[p->i].t == T_EOF)) {
+					e->k = E_BODY;
+					set_src(p, e, start);
+					return e;
+				}
+				e->body = NULL;
+				p->failed = failed;
+				p->i = save;
+			}
 		}
 		e->k = E_TERM;
 		if ((e->a = parse_in(p, 1)) == NULL)

@@ -220,7 +220,7 @@ struct term {
 	uint32_t srclen;
 };
 
-enum ekind { E_TERM, E_UNIFY, E_ASSIGN, E_SOME, E_SOMEIN, E_EVERY };
+enum ekind { E_TERM, E_UNIFY, E_ASSIGN, E_SOME, E_SOMEIN, E_EVERY, E_BODY /* not { ... } */ };
 
 struct with {
 	struct term *target, *value;
@@ -238,7 +238,7 @@ struct expr {
 	struct term *key, *value, *coll; /* E_SOMEIN / E_EVERY (key may be NULL) */
 	struct term **vars;              /* E_SOME declared vars */
 	uint32_t nvars;
-	struct body *body; /* E_EVERY */
+	struct body *body; /* E_EVERY, E_BODY */
 	struct with *with;
 	uint32_t nwith;
 	const char *src;
