@@ -612,7 +612,7 @@ static struct expr *parse_literal(struct parser *p)
 				p->nest = 0;
 				e->body = parse_body(p, T_RBRACE);
 				p->nest = nest;
-				if (e->body && e->body->n > 0 &&
+				if (e->body && e->body->n > 1 &&
 				    (p->t[p->i].t == T_NL || p->t[p->i].t == T_SEMI ||
 				     p->t[p->i].t == T_RBRACE || p->t[p->i].t == T_EOF)) {
 					e->k = E_BODY;
