@@ -755,6 +755,47 @@ int rego_fold_constants(struct arena *A, struct term *t)
 
 static void fold_body(struct arena *A, struct body *b);
 
+/* The policy whose tree data refs are resolved against while folding (set by the caller). */
+static __thread const struct rego_policy *fold_policy;
+
+/* data.a.b.c...: when a prefix of constant strings ends at a rule, remember the rule, so
+ * evaluation starts there instead of walking the tree by name. */
+static void resolve_data_ref(struct term *t)
+{
+	if (fold_policy == NULL || t->n < 2 || t->kids[0]->k != TK_VAR ||
+	    t->kids[0]->root != ROOT_DATA)
+		return;
+	struct node *n = fold_policy->root;
+	for (uint32_t i = 1; i < t->n && n; i++) {
+		struct term *k = t->kids[i];
+		if (k->k != TK_VAL || k->v->k != V_STR || k->v->n != strlen(k->v->s))
+			return;
+		n = rego_node_find(n, k->v->s);
+		if (n && n->kind >= 0 && n->kind != RK_FUNC && n->nkids == 0) {
+			t->rnode = n;
+			t->ridx = i + 1;
+			return;
+		}
+	}
+}
+
+/* Object literals with constant keys: sort the pairs once, so building the object at run
+ * time needs no sort (evaluation order of the values does not matter). */
+static void sort_const_keys(struct term *t)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->kids[i]->k != TK_VAL)
+			return;
+	for (uint32_t i = 1; i < t->n; i++)
+		for (uint32_t j = i; j > 0 && v_cmp(t->kids[j - 1]->v, t->kids[j]->v) > 0; j--) {
+			struct term *k = t->kids[j], *v = t->vals[j];
+			t->kids[j] = t->kids[j - 1];
+			t->vals[j] = t->vals[j - 1];
+			t->kids[j - 1] = k;
+			t->vals[j - 1] = v;
+		}
+}
+
 static void fold_deep(struct arena *A, struct term *t)
 {
 	if (t == NULL)
@@ -772,7 +813,12 @@ static void fold_deep(struct arena *A, struct term *t)
 		if (t->k == TK_OBJ)
 			fold_deep(A, t->vals[i]);
 	}
-	rego_fold_constants(A, t);
+	if (rego_fold_constants(A, t))
+		return;
+	if (t->k == TK_REF)
+		resolve_data_ref(t);
+	else if (t->k == TK_OBJ)
+		sort_const_keys(t);
 }
 
 static void fold_body(struct arena *A, struct body *b)
@@ -1054,10 +1100,14 @@ int rego_compile_policy(struct rego_policy *P, struct err *err)
 	int next = 0;
 	number_nodes(P->root, &next);
 	P->nnodes = next;
+	fold_policy = P;
 	for (size_t i = 0; i < P->nrules; i++)
 		for (struct rule *d = P->rules[i]; d; d = d->els)
-			if (compile_rule(P, d, err) < 0)
+			if (compile_rule(P, d, err) < 0) {
+				fold_policy = NULL;
 				return -1;
+			}
+	fold_policy = NULL;
 	return 0;
 }
 
@@ -1073,6 +1123,8 @@ int rego_compile_query(const struct rego_policy *P, struct arena *A, struct body
 	if (rc < 0 || check_safety(&R, NULL, 0, b, NULL, 0, R.nslots) < 0)
 		return -1;
 	q->nslots = R.nslots;
+	fold_policy = P;
 	fold_body(A, b);
+	fold_policy = NULL;
 	return 0;
 }

@@ -33,6 +33,7 @@ static int walk_val(struct ev *E, struct val *v, struct term *ref, uint32_t i, v
 static int walk_data(struct ev *E, struct node *n, struct val *base, struct term *ref, uint32_t i,
                      vk_fn k, void *arg);
 static int node_value(struct ev *E, struct node *n, struct val *base, struct val **out);
+static int rule_value(struct ev *E, struct node *n, struct val **out);
 
 /* ------------------------------------------------------------------ errors, budget */
 
@@ -661,7 +662,14 @@ static int eval_term(struct ev *E, struct term *t, vk_fn k, void *arg)
 		break;
 	case TK_REF: {
 		struct term *h = t->kids[0];
-		if (h->k == TK_VAR && h->root == ROOT_DATA) {
+		if (t->rnode && E->node_over == NULL) {
+			/* a rule named by constants: straight to its value */
+			struct val *v;
+			if (rule_value(E, t->rnode, &v) < 0)
+				rc = -1;
+			else
+				rc = v ? walk_val(E, v, t, t->ridx, k, arg) : 0;
+		} else if (h->k == TK_VAR && h->root == ROOT_DATA) {
 			rc = walk_data(E, E->P->root, E->data, t, 1, k, arg);
 		} else if (h->k == TK_VAR && h->root == ROOT_INPUT) {
 			rc = E->input ? walk_val(E, E->input, t, 1, k, arg) : 0;

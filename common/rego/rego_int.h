@@ -212,6 +212,9 @@ struct term {
 	struct term **vals;        /* TK_OBJ values */
 	struct term *head, *head2; /* comprehension term (object: key, value) */
 	struct body *body;         /* comprehension body */
+	/* TK_REF with a data root: the rule node its constant prefix names (kids up to ridx) */
+	struct node *rnode;
+	uint32_t ridx;
 	/* TK_CALL resolution */
 	struct node *fn; /* user function */
 	int bi;          /* builtin index, -1 none */
