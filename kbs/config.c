@@ -369,7 +369,8 @@ static int parse_plugins(const json_t *p, struct kbs_config *c, struct err *err)
 			    json_string_value(json_object_get(e, "storage_backend_type"));
 			if (!be)
 				be = "kvstorage";
-			if (strcmp(be, "kvstorage") && strcmp(be, "KvStorage") &&
+			int vault = !strcmp(be, "Vault") || !strcmp(be, "vault");
+			if (!vault && strcmp(be, "kvstorage") && strcmp(be, "KvStorage") &&
 			    !c->unsupported_plugin) {
 				c->unsupported_plugin = malloc(strlen(be) + 32);
 				if (c->unsupported_plugin)
@@ -377,8 +378,9 @@ static int parse_plugins(const json_t *p, struct kbs_config *c, struct err *err)
 					        be);
 			}
 			c->plugin_resource = true;
+			c->resource_plugin_cfg = e;
 			free(c->resource_backend);
-			c->resource_backend = strdup("kvstorage");
+			c->resource_backend = strdup(vault ? "vault" : "kvstorage");
 		} else if (!strcmp(name, "sample")) {
 			const char *item = json_string_value(json_object_get(e, "item"));
 			if (!item)
@@ -440,7 +442,7 @@ int kbs_config_check_startup(struct kbs_config *c, struct err *err)
 	if (c->unsupported_plugin)
 		return err_set(err,
 		               "[[plugins]] \"%s\" is not available in this build (resource "
-		               "with kvstorage, sample)",
+		               "with kvstorage or Vault, sample)",
 		               c->unsupported_plugin);
 	for (size_t i = 0; i < c->n_idps; i++)
 		if (load_idp_keys(&c->idps[i], i, err))

@@ -83,7 +83,8 @@ struct kbs_config {
 	char *session_storage_type;
 	/* [[plugins]] */
 	bool plugin_resource;
-	char *resource_backend; /* "kvstorage" */
+	char *resource_backend;            /* "kvstorage" | "vault" */
+	const json_t *resource_plugin_cfg; /* the [[plugins]] table, borrowed from root */
 	bool plugin_sample;
 	char *sample_item;
 	char *unsupported_plugin; /* first [[plugins]] entry this build cannot run */
@@ -199,6 +200,35 @@ int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *er
 int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err);
 /* For `se`: returns the challenge string or NULL. */
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
+
+/* ---------------- resource backends (kbs/resource.c, kbs/resource_vault.c) ----------------
+ * The `resource` plugin's storage: kvstorage (namespace `repository` of [storage_backend]) or
+ * HashiCorp Vault / OpenBao KV v1 (kbs-protocol.md §7.2). Paths are repo/type/tag, already
+ * checked by kbs_resource_path_valid. */
+
+struct kbs_resources;
+struct kbs_resource_backend {
+	const char *name;
+	/* 0 found (*val malloc'd), 1 not found, -1 error */
+	int (*get)(void *be, const char *path, uint8_t **val, size_t *len, struct err *err);
+	int (*set)(void *be, const char *path, const uint8_t *val, size_t len, struct err *err);
+	/* 0 deleted, 1 not found, -1 error */
+	int (*del)(void *be, const char *path, struct err *err);
+	void (*free)(void *be);
+};
+/* Opens the backend the config names (kv is the daemon's store, borrowed). */
+struct kbs_resources *kbs_resources_new(const struct kbs_config *cfg, struct kv *kv,
+                                        struct err *err);
+void kbs_resources_free(struct kbs_resources *r);
+const char *kbs_resources_name(const struct kbs_resources *r);
+int kbs_resources_get(struct kbs_resources *r, const char *path, uint8_t **val, size_t *len,
+                      struct err *err);
+int kbs_resources_set(struct kbs_resources *r, const char *path, const uint8_t *val, size_t len,
+                      struct err *err);
+int kbs_resources_delete(struct kbs_resources *r, const char *path, struct err *err);
+/* The Vault backend from its [[plugins]] table; NULL with a sentence naming the key. */
+void *kbs_vault_new(const json_t *plugin, struct err *err);
+extern const struct kbs_resource_backend kbs_vault_backend;
 
 /* ---------------- concurrency limits (kbs/limits.c) ---------------- */
 

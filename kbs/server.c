@@ -37,6 +37,7 @@ struct kbs_server {
 	struct kbs_as *as;
 	struct kbs_token_verifier *tv;
 	struct kbs_policy *policy;
+	struct kbs_resources *resources; /* the resource plugin's store */
 	struct http_server *http;
 	struct kbs_limiter *limiter; /* /auth and /attest in progress */
 	pthread_t sweeper;
@@ -542,14 +543,14 @@ static void resource_admin(struct call *c, struct http_req *r)
 	if (http_req_method(r) == HTTP_M_POST) {
 		size_t bl;
 		const uint8_t *body = http_req_body(r, &bl);
-		if (kv_set(k->kv, KV_NS_REPOSITORY, c->rpath, body, bl, 1, &e) < 0) {
+		if (kbs_resources_set(k->resources, c->rpath, body, bl, &e) < 0) {
 			plugin_error(r, e.msg);
 			return;
 		}
 		kbs_metrics_inc_label(KML_RES_WRITES, c->rpath);
 		log_info("kbs: resource %s written (%zu bytes)", c->rpath, bl);
 	} else {
-		int rc = kv_delete(k->kv, KV_NS_REPOSITORY, c->rpath, &e);
+		int rc = kbs_resources_delete(k->resources, c->rpath, &e);
 		if (rc != 0) {
 			plugin_error(r, rc == 1 ? "resource not found" : e.msg);
 			return;
@@ -631,7 +632,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		plugin_error(r, "invalid resource path");
 		goto out;
 	}
-	int rc = kv_get(k->kv, KV_NS_REPOSITORY, c->rpath, &val, &vlen, &e);
+	int rc = kbs_resources_get(k->resources, c->rpath, &val, &vlen, &e);
 	if (rc != 0) {
 		plugin_error(r, rc == 1 ? "resource not found" : e.msg);
 		goto out;
@@ -953,6 +954,11 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	}
 	if (!k->sessions)
 		goto fail;
+	if (k->cfg.plugin_resource) {
+		k->resources = kbs_resources_new(&k->cfg, k->kv, err);
+		if (!k->resources)
+			goto fail;
+	}
 	k->tv = kbs_token_verifier_new(&k->cfg, err);
 	if (!k->tv) {
 		err_prefix(err, "[attestation_token]");
@@ -1041,6 +1047,7 @@ void kbs_server_free(struct kbs_server *k)
 	kbs_limiter_free(k->limiter);
 	kbs_as_free(k->as);
 	kbs_policy_free(k->policy);
+	kbs_resources_free(k->resources);
 	kbs_token_verifier_free(k->tv);
 	kbs_sessions_free(k->sessions);
 	kv_close(k->session_kv);

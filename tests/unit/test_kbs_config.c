@@ -199,7 +199,7 @@ static void test_startup_refusals(void **state)
 	    {"\"attestation_service\":{}", "coco_as_builtin"},
 	    {"\"attestation_service\":{\"type\":\"intel_ta\"}", "intel_ta"},
 	    {"\"plugins\":[{\"name\":\"nebula-ca\"}]", "nebula-ca"},
-	    {"\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":\"Vault\"}]", "Vault"},
+	    {"\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":\"Aws\"}]", "Aws"},
 	};
 	char buf[512];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
