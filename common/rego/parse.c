@@ -66,11 +66,14 @@ static struct token *peek(struct parser *p, size_t k)
 	}
 }
 
-static int is_kw(const struct token *t, const char *kw)
+static int is_kw_n(const struct token *t, const char *kw, size_t n)
 {
-	return t->t == T_IDENT && t->start[0] == kw[0] && t->len == strlen(kw) &&
-	       memcmp(t->start, kw, t->len) == 0;
+	return t->t == T_IDENT && t->len == n && t->start[0] == kw[0] &&
+	       memcmp(t->start, kw, n) == 0;
 }
+
+/* keywords are literals: their length is known at compile time */
+#define is_kw(t, kw) is_kw_n((t), kw, sizeof(kw) - 1)
 
 static int accept(struct parser *p, enum tok t)
 {
@@ -102,7 +105,7 @@ static int is_reserved(const struct token *t)
 	if (t->t != T_IDENT || t->len < 2 || t->len > 8 || !strchr("ednscpiatwfu", t->start[0]))
 		return 0;
 	for (int i = 0; reserved[i]; i++)
-		if (is_kw(t, reserved[i]))
+		if (is_kw_n(t, reserved[i], strlen(reserved[i])))
 			return 1;
 	return 0;
 }
