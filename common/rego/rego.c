@@ -135,6 +135,16 @@ static int split_path(struct arena *A, const char *path, struct term ***segs, ui
 	return 0;
 }
 
+/* No policy: the value at path in the base document. */
+static int walk_base(struct ev *E, struct term **segs, uint32_t n, struct val **out)
+{
+	struct val *v = E->data;
+	for (uint32_t i = 0; i < n && v; i++)
+		v = v_get(v, segs[i]->v);
+	*out = v;
+	return 0;
+}
+
 int rego_eval_rule(const struct rego_policy *P, const char *path, const struct rego_eval_opts *opts,
                    json_t **result, char **explain, struct err *err)
 {
@@ -157,7 +167,8 @@ int rego_eval_rule(const struct rego_policy *P, const char *path, const struct r
 		goto out;
 	}
 	struct val *v = NULL;
-	rc = P ? ev_path(&E, segs, n, opts && opts->explain && explain, &v) : 0;
+	rc = P ? ev_path(&E, segs, n, opts && opts->explain && explain, &v)
+	       : walk_base(&E, segs, n, &v);
 	if (rc == 0 && v != NULL && (*result = v_to_json(v)) == NULL)
 		rc = err_setc(err, REGO_ERR_INTERNAL, "out of memory");
 	if (rc == 0 && explain && E.explain) {
@@ -228,9 +239,12 @@ static int run_query(const struct rego_policy *P, const char *query,
 	struct arena *save = rego_cur_arena;
 	struct ev E;
 	struct query q;
+	struct rego_policy *empty = NULL;
 	int rc = -1;
 
 	err->code = 0;
+	if (P == NULL && (P = empty = rego_compile(NULL, 0, NULL, 0, err)) == NULL)
+		return -1; /* no modules: data is the base document alone */
 	rego_cur_arena = &A;
 	struct body *b = rego_parse_body(&A, "query", query, strlen(query), err);
 	if (b == NULL || rego_compile_query(P, &A, b, &q, err) < 0)
@@ -249,6 +263,7 @@ out:
 	c->vals = NULL;
 	ar_free(&A);
 	rego_cur_arena = save;
+	rego_policy_free(empty);
 	return rc;
 }
 

@@ -192,6 +192,23 @@ static void test_rego_errors_carry_opa_codes(void **state)
 	free(text);
 }
 
+static void test_rego_query_without_a_policy_reads_data(void **state)
+{
+	struct err err = {0};
+	char *text = NULL;
+	json_t *d = json_pack("{s:{s:i}}", "a", "b", 1), *r = NULL;
+	struct rego_eval_opts o = {.data = d};
+	assert_int_equal(rego_eval_query_text(NULL, "x := data.a.b", &o, &text, &err), 0);
+	assert_string_equal(text, "[{\"x\":1}]");
+	free(text);
+	assert_int_equal(rego_eval_rule(NULL, "data.a", &o, &r, NULL, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(r, "b")), 1);
+	json_decref(r);
+	assert_int_equal(rego_eval_query_text(NULL, "data.x.f(1)", &o, &text, &err), -1);
+	assert_int_equal(err.code, REGO_ERR_TYPE);
+	json_decref(d);
+}
+
 static void test_rego_numbers_are_exact(void **state)
 {
 	struct err err = {0};
@@ -312,6 +329,7 @@ int main(void)
 	    cmocka_unit_test(test_rego_query_binds_variables_and_sets_come_out_sorted),
 	    cmocka_unit_test(test_rego_errors_carry_opa_codes),
 	    cmocka_unit_test(test_rego_numbers_are_exact),
+	    cmocka_unit_test(test_rego_query_without_a_policy_reads_data),
 	    cmocka_unit_test(test_rego_with_replaces_input_and_data),
 	    cmocka_unit_test(test_rego_input_term_carries_sets),
 	    cmocka_unit_test(test_rego_time_builtins),
