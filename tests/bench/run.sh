@@ -79,8 +79,8 @@ start haproxy-3 "$lb3" "$haproxy_bin" -db -f "$tmp/haproxy-$lb3.cfg"
 sleep 1 # first health checks
 rate() { # label url
   local out
-  out=$("$bin/bench-kbs" --url "$2" --path default/bench/key --seconds "$secs" \
-    --concurrency "$rconc" --expect "bench secret") || status=1
+  out=$("$bin/bench-kbs" --url "$2" --path "$STACK_RESOURCE_PATH" --seconds "$secs" \
+    --concurrency "$rconc" --expect "$STACK_SECRET") || status=1
   printf '%-46s %s\n' "$1" "$(echo "$out" | sed -n 's/.*attesters: *//p')"
   echo "$out" | grep 'last failure' || true
 }
