@@ -235,13 +235,15 @@ static int scope_add(struct rctx *R, struct scope *s, const char *name, int decl
 	int slot = R->nslots++;
 	s->syms[s->n++] = (struct sym){name, slot, (uint8_t)declared};
 	if (s->query && R->q) {
-		const char **nn = ar_alloc(R->A, (size_t)R->nslots * sizeof(*nn));
+		/* slots of nested scopes come in between: the table grows to this slot */
+		const char **nn = ar_alloc(R->A, (size_t)(slot + 1) * sizeof(*nn));
 		if (nn == NULL)
 			return err_setc(R->err, REGO_ERR_INTERNAL, "out of memory");
 		if (R->q->names)
-			memcpy(nn, R->q->names, (size_t)(R->nslots - 1) * sizeof(*nn));
+			memcpy(nn, R->q->names, (size_t)R->q->nnames * sizeof(*nn));
 		nn[slot] = name[0] == '_' ? NULL : name;
 		R->q->names = nn;
+		R->q->nnames = slot + 1;
 	}
 	return slot;
 }

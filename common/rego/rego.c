@@ -198,7 +198,7 @@ static int on_solution(struct ev *E, void *ctx)
 		sb_adds(c->text, c->nsol ? ",{" : "{");
 		int first = 1;
 		for (int s = 0; s < q->nslots; s++) {
-			if (q->names == NULL || q->names[s] == NULL || E->slots[s] == NULL)
+			if (s >= q->nnames || q->names[s] == NULL || E->slots[s] == NULL)
 				continue;
 			if (!first)
 				sb_addc(c->text, ',');
@@ -215,7 +215,7 @@ static int on_solution(struct ev *E, void *ctx)
 	}
 	json_t *b = json_object();
 	for (int s = 0; b && s < q->nslots; s++)
-		if (q->names && q->names[s] && E->slots[s])
+		if (s < q->nnames && q->names[s] && E->slots[s])
 			json_object_set_new(b, q->names[s], v_to_json(E->slots[s]));
 	json_array_append_new(c->results, b);
 	if (c->exprs) {

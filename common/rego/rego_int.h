@@ -322,6 +322,7 @@ struct query {
 	struct body *body;
 	int nslots;
 	const char **names; /* output variable names by slot (NULL = not reported) */
+	int nnames;         /* entries in names (slots past it are not reported) */
 };
 
 /* parse.c */
