@@ -106,11 +106,13 @@ int main(int argc, char **argv)
 	cfg = cfgpath ? config_load(cfgpath, &err) : json_object();
 	if (cfg == NULL || as_init(&a, cfg, &err) < 0) {
 		log_error("cannot start: %s", err.msg);
+		json_decref(cfg);
 		return 1;
 	}
 	struct grpcx_server *s = grpcx_server_new(addr, 8, &err);
 	if (s == NULL) {
 		log_error("cannot listen on %s: %s", addr, err.msg);
+		json_decref(cfg);
 		return 1;
 	}
 	grpcx_server_add(s, "/attestation.AttestationService/AttestationEvaluate", h_evaluate, &a);

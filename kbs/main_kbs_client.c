@@ -256,7 +256,10 @@ static int admin(struct client *cl, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct client cl = {0};
-	int i = 1;
+	EVP_PKEY *key = NULL;
+	json_t *jwe = NULL;
+	char *out = NULL;
+	int i = 1, rc = 1;
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		if (strcmp(argv[i], "--url") == 0)
 			cl.url = argv[i + 1];
@@ -275,8 +278,10 @@ int main(int argc, char **argv)
 	if (cl.ca)
 		curl_easy_setopt(cl.c, CURLOPT_CAINFO, cl.ca); /* trust a private CA for HTTPS */
 	const char *cmd = argv[i];
-	if (strcmp(cmd, "config") == 0)
-		return admin(&cl, argc - i - 1, argv + i + 1);
+	if (strcmp(cmd, "config") == 0) {
+		rc = admin(&cl, argc - i - 1, argv + i + 1);
+		goto done;
+	}
 	const char *path = NULL, *keyf = NULL, *initdata = NULL, *bearer = NULL;
 	for (int j = i + 1; j + 1 < argc; j += 2) {
 		if (strcmp(argv[j], "--path") == 0)
@@ -289,25 +294,27 @@ int main(int argc, char **argv)
 			bearer = argv[j + 1];
 	}
 	struct err err = {0};
-	EVP_PKEY *key = keyf ? pem_read_private_key(keyf, &err)
-	                     : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
+	key = keyf ? pem_read_private_key(keyf, &err)
+	           : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "prime256v1");
 	if (key == NULL) {
 		fprintf(stderr, "kbs-client: %s\n", err.msg);
-		return 1;
+		goto done;
 	}
 	if (strcmp(cmd, "attest") == 0) {
 		char *t = attest(&cl, key, initdata, &err);
 		if (t == NULL)
-			return 1;
+			goto done;
 		printf("%s\n", t);
 		free(t);
-		return 0;
+		rc = 0;
+		goto done;
 	}
 	if (strcmp(cmd, "get-resource") != 0 || path == NULL) {
 		fprintf(stderr, "kbs-client: unknown command %s\n", cmd);
-		return 2;
+		rc = 2;
+		goto done;
 	}
-	char rpath[1024], *out = NULL;
+	char rpath[1024];
 	snprintf(rpath, sizeof(rpath), "/kbs/v0/resource/%s", path);
 	long code = 0;
 	for (int attempt = 0; attempt < 3;
@@ -315,7 +322,7 @@ int main(int argc, char **argv)
 		if (bearer == NULL) {
 			char *t = attest(&cl, key, initdata, &err);
 			if (t == NULL)
-				return 1;
+				goto done;
 			free(t);
 		}
 		free(out);
@@ -323,21 +330,26 @@ int main(int argc, char **argv)
 		if (code != 401)
 			break;
 	}
-	if (code != 200)
-		return fail_with(code, "get-resource", out);
-	json_t *jwe = json_loads(out, 0, NULL);
+	if (code != 200) {
+		rc = fail_with(code, "get-resource", out);
+		goto done;
+	}
+	jwe = json_loads(out, 0, NULL);
 	uint8_t *plain;
 	size_t len;
 	if (jwe == NULL || jwe_decrypt(jwe, key, &plain, &len, &err) < 0) {
 		fprintf(stderr, "kbs-client: cannot decrypt the resource: %s\n", err.msg);
-		return 1;
+		goto done;
 	}
 	fwrite(plain, 1, len, stdout);
 	OPENSSL_cleanse(plain, len);
 	free(plain);
+	rc = 0;
+done:
 	free(out);
 	json_decref(jwe);
 	EVP_PKEY_free(key);
 	curl_easy_cleanup(cl.c);
-	return 0;
+	curl_global_cleanup();
+	return rc;
 }

@@ -110,8 +110,10 @@ int main(int argc, char **argv)
 	    {"explain", no_argument, NULL, 'e'},      {NULL, 0, NULL, 0}};
 	struct rego_module mods[16];
 	size_t nmods = 0;
-	json_t *data = NULL, *input = NULL, *rv = NULL;
-	int explain = 0, c, check;
+	json_t *data = NULL, *input = NULL, *rv = NULL, *results = NULL, *vals = NULL;
+	struct rego_policy *p = NULL;
+	char *why = NULL;
+	int explain = 0, c, check, rc = 1;
 	struct err err = {0};
 
 	if (argc < 2)
@@ -126,34 +128,44 @@ int main(int argc, char **argv)
 		size_t len;
 		switch (c) {
 		case 'd':
-			if ((data = load_json(optarg)) == NULL)
-				return 1;
+			if ((data = load_json(optarg)) == NULL) {
+				rc = 1;
+				goto done;
+			}
 			break;
 		case 'i':
-			if ((input = load_json(optarg)) == NULL)
-				return 1;
+			if ((input = load_json(optarg)) == NULL) {
+				rc = 1;
+				goto done;
+			}
 			break;
 		case 'r':
-			if ((rv = load_json(optarg)) == NULL)
-				return 1;
+			if ((rv = load_json(optarg)) == NULL) {
+				rc = 1;
+				goto done;
+			}
 			break;
 		case 'e':
 			explain = 1;
 			break;
 		case 'p':
-			if (nmods == 16)
-				return usage();
+			if (nmods == 16) {
+				rc = usage();
+				goto done;
+			}
 			mods[nmods].name = optarg;
 			mods[nmods].text = file_read_all(optarg, &len, &err);
 			mods[nmods].len = len;
 			if (mods[nmods].text == NULL) {
 				fprintf(stderr, "rego: %s\n", err.msg);
-				return 1;
+				rc = 1;
+				goto done;
 			}
 			nmods++;
 			break;
 		default:
-			return usage();
+			rc = usage();
+			goto done;
 		}
 	}
 	if (check) {
@@ -164,35 +176,40 @@ int main(int argc, char **argv)
 			mods[nmods].len = len;
 			if (mods[nmods].text == NULL) {
 				fprintf(stderr, "rego: %s\n", err.msg);
-				return 1;
+				rc = 1;
+				goto done;
 			}
 			nmods++;
 		}
-		if (nmods == 0)
-			return usage();
+		if (nmods == 0) {
+			rc = usage();
+			goto done;
+		}
 		if (rego_check(mods, nmods, &err) < 0) {
 			fprintf(stderr, "rego: %s\n", err.msg);
-			return 1;
+			rc = 1;
+			goto done;
 		}
-		return 0;
+		rc = 0;
+		goto done;
 	}
-	if (optind != argc - 1)
-		return usage();
+	if (optind != argc - 1) {
+		rc = usage();
+		goto done;
+	}
 	const char *query = argv[optind];
 	struct rego_host_function h = {"query_reference_value", 1, qrv, rv};
-	struct rego_policy *p = nmods ? rego_compile(mods, nmods, &h, 1, &err) : NULL;
+	p = nmods ? rego_compile(mods, nmods, &h, 1, &err) : NULL;
 	if (nmods && p == NULL) {
 		fprintf(stderr, "rego: %s\n", err.msg);
-		return 1;
+		rc = 1;
+		goto done;
 	}
 	struct rego_eval_opts o = {.input = input,
 	                           .data = data,
 	                           .host_fns = rv ? &h : NULL,
 	                           .n_host_fns = rv ? 1 : 0,
 	                           .explain = explain};
-	json_t *results = NULL, *vals = NULL;
-	char *why = NULL;
-	int rc;
 	if (strncmp(query, "data.", 5) == 0 &&
 	    strspn(query, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
 	        strlen(query)) {
@@ -204,7 +221,8 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0) {
 		fprintf(stderr, "rego: %s\n", err.msg);
-		return 1;
+		rc = 1;
+		goto done;
 	}
 	/* one result per solution: the query's value and, when it binds variables, them */
 	json_t *out = json_object(), *rs = json_array();
@@ -224,10 +242,17 @@ int main(int argc, char **argv)
 	if (why)
 		fprintf(stderr, "explain: %s\n", why);
 	free(s);
-	free(why);
 	json_decref(out);
+	rc = 0;
+done:
+	free(why);
 	json_decref(results);
 	json_decref(vals);
 	rego_policy_free(p);
-	return 0;
+	for (size_t i = 0; i < nmods; i++)
+		free((char *)mods[i].text);
+	json_decref(data);
+	json_decref(input);
+	json_decref(rv);
+	return rc;
 }
