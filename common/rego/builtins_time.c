@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1125,9 +1126,8 @@ static int units(struct ev *E, const char *fn, struct val *v, int bytes, struct 
 	if (r == NULL)
 		return bi_oom(E);
 	if (bytes && !r->isint) {
-		/* whole bytes, truncated */
-		double d = v_num_to_double(r);
-		r = v_num_from_double(E->A, d < 0 ? -(double)(int64_t)(-d) : (double)(int64_t)d);
+		/* whole bytes, truncated (trunc, not a cast to int64: "17e" is past INT64_MAX) */
+		r = v_num_from_double(E->A, trunc(v_num_to_double(r)));
 		if (r == NULL)
 			return bi_oom(E);
 	}

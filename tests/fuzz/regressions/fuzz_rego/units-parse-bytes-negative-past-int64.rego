@@ -1,0 +1,3 @@
+package policy
+
+allow if units.parse_bytes("-17.5e") < 0

@@ -1,0 +1,2 @@
+package p
+f{units.parse_bytes("17e")}
