@@ -207,6 +207,14 @@ const char *http_req_header(const struct http_req *r, const char *name)
 	return NULL;
 }
 
+const char *http_req_header_nth(const struct http_req *r, const char *name, size_t nth)
+{
+	for (size_t i = 0; i < r->n_hdrs; i++)
+		if (strcasecmp(r->hdrs[i].name, name) == 0 && nth-- == 0)
+			return r->hdrs[i].value;
+	return NULL;
+}
+
 const uint8_t *http_req_body(const struct http_req *r, size_t *len)
 {
 	*len = r->body_len;

@@ -82,6 +82,8 @@ const char *http_req_path(const struct http_req *r);
 const char *http_req_query(const struct http_req *r);
 /* First header with this name (case-insensitive), or NULL. */
 const char *http_req_header(const struct http_req *r, const char *name);
+/* The nth (from 0) header with this name, in the order received, or NULL. */
+const char *http_req_header_nth(const struct http_req *r, const char *name, size_t nth);
 /* Value of cookie `name` from the Cookie header(s), malloc'd, or NULL. */
 char *http_req_cookie(const struct http_req *r, const char *name);
 const uint8_t *http_req_body(const struct http_req *r, size_t *len);

@@ -56,6 +56,8 @@ static int call(struct kbs_as *a, const char *method, const ProtobufCMessage *ms
 	if (st != GRPCX_OK) {
 		if (st > 0)
 			err_prefix(err, "AS returned gRPC status %d", st);
+		if (err)
+			err->code = st; /* the caller tells a refusal from an outage */
 		return -1;
 	}
 	return 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -118,8 +119,26 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	    get_int(h, "http_server", "attestation_concurrency_limit", 1024,
 	            &c->attestation_concurrency_limit, err) ||
 	    get_int(h, "http_server", "attestation_concurrency_limit_per_ip", 0,
-	            &c->attestation_concurrency_limit_per_ip, err))
+	            &c->attestation_concurrency_limit_per_ip, err) ||
+	    get_strv(h, "http_server", "trusted_proxies", &c->trusted_proxies, err))
 		return -1;
+	char *hdr = NULL;
+	if (get_str(h, "http_server", "client_address_header", &hdr, err))
+		return -1;
+	if (hdr && strcasecmp(hdr, "X-Forwarded-For") && strcasecmp(hdr, "Forwarded")) {
+		err_set(err,
+		        "[http_server] client_address_header must be \"X-Forwarded-For\" or "
+		        "\"Forwarded\", not \"%.64s\"",
+		        hdr);
+		free(hdr);
+		return -1;
+	}
+	c->client_address_forwarded = hdr && strcasecmp(hdr, "Forwarded") == 0;
+	free(hdr);
+	struct kbs_cidrs *cidrs = NULL;
+	if (kbs_cidrs_parse(&c->trusted_proxies, &cidrs, err) != 0)
+		return -1;
+	kbs_cidrs_free(cidrs);
 	if (c->attestation_concurrency_limit < 0 || c->attestation_concurrency_limit_per_ip < 0)
 		return err_set(err, "[http_server] attestation_concurrency_limit and "
 		                    "attestation_concurrency_limit_per_ip must be 0 (no limit) or more");
@@ -341,8 +360,14 @@ static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 		return err_set(err, "[attestation_service] unknown type \"%s\"", type);
 	if (get_str(a, "attestation_service", "as_addr", &c->as_addr, err) ||
 	    get_int(a, "attestation_service", "pool_size", 100, &c->as_pool_size, err) ||
-	    get_int(a, "attestation_service", "timeout", 5, &c->session_timeout_min, err))
+	    get_int(a, "attestation_service", "timeout", 5, &c->session_timeout_min, err) ||
+	    get_int(a, "attestation_service", "as_timeout", 60, &c->as_timeout_s, err) ||
+	    get_int(a, "attestation_service", "max_sessions", 100000, &c->max_sessions, err))
 		return -1;
+	if (c->as_timeout_s <= 0 || c->as_timeout_s > 3600)
+		return err_set(err, "[attestation_service] as_timeout must be 1..3600 (seconds)");
+	if (c->max_sessions <= 0 || c->max_sessions > 100000000)
+		return err_set(err, "[attestation_service] max_sessions must be 1..100000000");
 	if (!c->as_addr)
 		c->as_addr = strdup("http://127.0.0.1:50004");
 	if (c->as_pool_size <= 0 || c->as_pool_size > 4096)
@@ -399,6 +424,8 @@ int kbs_config_from_json(json_t *root, struct kbs_config *c, struct err *err)
 {
 	memset(c, 0, sizeof(*c));
 	c->session_timeout_min = 5;
+	c->as_timeout_s = 60;
+	c->max_sessions = 100000;
 	if (!json_is_object(root))
 		return err_set(err, "the configuration is not a table");
 	c->root = json_incref(root);
@@ -469,6 +496,7 @@ int kbs_config_load(const char *path, struct kbs_config *cfg, struct err *err)
 void kbs_config_free(struct kbs_config *c)
 {
 	strv_free(&c->sockets);
+	strv_free(&c->trusted_proxies);
 	free(c->private_key);
 	free(c->certificate);
 	free(c->tls_profile);

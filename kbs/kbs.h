@@ -62,6 +62,9 @@ struct kbs_config {
 	/* /auth + /attest calls in progress: in all, and per client address (0 = no limit) */
 	long long attestation_concurrency_limit;
 	long long attestation_concurrency_limit_per_ip;
+	/* proxies whose forwarding header names the client (CIDRs), and which header */
+	struct kbs_strv trusted_proxies;
+	bool client_address_forwarded; /* "Forwarded" (RFC 7239) instead of X-Forwarded-For */
 	/* [admin] */
 	enum kbs_admin_mode admin_mode;
 	struct kbs_idp *idps;
@@ -78,6 +81,8 @@ struct kbs_config {
 	char *as_addr;
 	long long as_pool_size;
 	long long session_timeout_min;
+	long long as_timeout_s; /* each call to the AS (default 60; Trustee waits 300) */
+	long long max_sessions; /* in-memory session table bound (default 100000) */
 	/* storage */
 	json_t *storage_backend; /* borrowed from root, may be NULL */
 	char *session_storage_type;
@@ -162,21 +167,34 @@ struct kbs_session {
 };
 
 struct kbs_sessions;
+/* In memory, at most `max` sessions (0 = 100000): when full, /auth evicts expired sessions,
+ * then the oldest not yet attested; attested valid sessions are never evicted. */
 struct kbs_sessions *kbs_sessions_new(size_t max, struct err *err);
 /* Sessions in a key-value store (namespace kbs_protocol_session), shared by replicas. */
 struct kbs_sessions *kbs_sessions_new_kv(struct kv *kv, struct err *err);
 void kbs_sessions_free(struct kbs_sessions *s);
-/* Creates an Authed session; fills id. 0 / -1 (too many sessions). */
+/* Creates an Authed session; fills id. 0, -1 the store failed or no memory (err says which),
+ * -2 the in-memory table is full of attested valid sessions. */
 int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
                         const json_t *extra_params, long long expires, char id_out[33],
                         struct err *err);
 /* Copies the live session into *out (free with kbs_session_clear). 0 found, 1 absent or
  * expired (an expired record is removed), -1 the shared store did not answer. */
 int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out);
+/* kbs_sessions_get with the reason of a -1 in err ("session store unavailable: <cause>",
+ * without storage hosts). */
+int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_session *out,
+                        struct err *err);
 /* Authed -> Attested with token: consumes the session's nonce, once across every replica
  * sharing the store. 0 done, 1 session gone, 2 nonce already consumed (the session was
  * attested before, or a concurrent /attest won), -1 storage error. */
 int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token);
+/* kbs_sessions_set_attested with the reason of a -1 in err. */
+int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token,
+                        struct err *err);
+/* Sessions the in-memory table evicted to make room, by reason. */
+void kbs_sessions_evictions(struct kbs_sessions *s, unsigned long long *expired,
+                            unsigned long long *unattested);
 /* Remove expired sessions; returns the number removed. */
 size_t kbs_sessions_sweep(struct kbs_sessions *s);
 size_t kbs_sessions_count(struct kbs_sessions *s);
@@ -240,6 +258,20 @@ void kbs_limiter_free(struct kbs_limiter *l);
 int kbs_limiter_enter(struct kbs_limiter *l, const char *addr);
 void kbs_limiter_leave(struct kbs_limiter *l, const char *addr);
 long long kbs_limiter_inflight(struct kbs_limiter *l);
+
+/* ---------------- client address behind proxies (kbs/client_addr.c; fuzzed) ---------------- */
+
+struct kbs_cidrs;
+/* "10.0.0.0/8", "192.0.2.7", "2001:db8::/32": 0 / -1 with a sentence naming the entry. */
+int kbs_cidrs_parse(const struct kbs_strv *list, struct kbs_cidrs **out, struct err *err);
+void kbs_cidrs_free(struct kbs_cidrs *c);
+size_t kbs_cidrs_count(const struct kbs_cidrs *c);
+/* The client's address in canonical text: the TCP peer, or, when the peer is a trusted proxy,
+ * the right-most hop of the forwarding header (`hdr`, every such header joined with ",";
+ * NULL when absent) that is not a trusted proxy. forwarded: hdr is RFC 7239 Forwarded rather
+ * than X-Forwarded-For. */
+void kbs_client_addr(const struct kbs_cidrs *trusted, int forwarded, const char *peer,
+                     const char *hdr, size_t hlen, char *out, size_t n);
 
 /* ---------------- outbound HTTP (kbs/fetch.c) ---------------- */
 
@@ -318,6 +350,8 @@ enum kbs_labelled {
 	KML_RES_DELETES,
 	KML_ATT_OK,
 	KML_ATT_FAIL,
+	KML_SESSION_EVICTIONS, /* reason: expired | unattested */
+	KML_LIMIT_REFUSALS,    /* limit: attestation_concurrency_limit[_per_ip] | max_sessions */
 	KML__N
 };
 void kbs_metrics_init(void);
@@ -327,6 +361,13 @@ void kbs_metrics_active(int delta);
 void kbs_metrics_http_observe(double seconds, size_t req_size, size_t resp_size);
 /* Prometheus text exposition, malloc'd. */
 char *kbs_metrics_render(void);
+
+/* ---------------- client-facing causes (kbs/cause.c) ---------------- */
+
+/* Copies an internal error sentence for a client: "at <host>:<port>" and URLs are left out
+ * ("redis at 10.0.0.5:6379 unreachable: Connection refused" -> "redis unreachable:
+ * Connection refused"), so a detail can say what failed without mapping the network. */
+void kbs_scrub_hosts(const char *in, char *out, size_t n);
 
 /* ---------------- the daemon (kbs/server.c) ---------------- */
 

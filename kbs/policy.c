@@ -114,8 +114,10 @@ static struct compiled *get_compiled(struct kbs_policy *p, struct err *err)
 	int rc = kv_get(p->kv, KV_NS_KBS, POLICY_KEY, &text, &len, err);
 	if (rc < 0) {
 		/* the cause names storage hosts: log it, tell the client only what happened */
+		char cause[ERR_MSG_MAX];
 		log_warn("kbs: resource policy: storage: %s", err->msg);
-		err_set(err, "the resource policy storage is unavailable, try again");
+		kbs_scrub_hosts(err->msg, cause, sizeof(cause));
+		err_set(err, "resource policy storage unavailable: %.900s; try again", cause);
 		return NULL;
 	}
 	if (rc == 1) {

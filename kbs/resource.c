@@ -16,11 +16,13 @@ struct kbs_resources {
 	void *state;
 };
 
-/* Storage errors name hosts and paths: the log gets them, the client a plain sentence. */
+/* Storage errors name hosts: the log gets the sentence, the client the same without them. */
 static int storage_failed(const char *path, struct err *err)
 {
+	char cause[ERR_MSG_MAX];
 	log_warn("kbs: resource %s: storage: %s", path, err->msg);
-	return err_set(err, "the resource storage is unavailable, try again");
+	kbs_scrub_hosts(err->msg, cause, sizeof(cause));
+	return err_set(err, "resource storage unavailable: %.900s; try again", cause);
 }
 
 static int kvs_get(void *be, const char *path, uint8_t **val, size_t *len, struct err *err)

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "b64.h"
+#include "grpcx.h"
 #include "http.h"
 #include "jose.h"
 #include "kbs.h"
@@ -40,6 +41,7 @@ struct kbs_server {
 	struct kbs_resources *resources; /* the resource plugin's store */
 	struct http_server *http;
 	struct kbs_limiter *limiter; /* /auth and /attest in progress */
+	struct kbs_cidrs *proxies;   /* trusted_proxies */
 	pthread_t sweeper;
 	int sweeper_running;
 	pthread_mutex_t smu;
@@ -82,6 +84,14 @@ static void problem401_cause(struct http_req *r, const char *variant, const char
 	char d[ERR_MSG_MAX + 128];
 	snprintf(d, sizeof(d), "%s: %s", detail, cause);
 	problem(r, 401, variant, d);
+}
+
+/* A failure the client should retry after a moment (session store or AS unreachable, the
+ * session table full): 503 with Retry-After, the detail saying what failed. */
+static void problem503(struct http_req *r, const char *variant, const char *detail)
+{
+	http_reply_header(r, "Retry-After", "1");
+	problem(r, 503, variant, detail);
 }
 
 static void set_cookie(struct http_req *r, const char *id, long long expires)
@@ -165,7 +175,12 @@ static void handle_auth(struct call *c, struct http_req *r)
 	long long expires = (long long)time(NULL) + k->cfg.session_timeout_min * 60;
 	char id[33];
 	if (kbs_sessions_create(k->sessions, ar.tee, nonce, ar.extra_params, expires, id, &e)) {
-		auth_fail(r, e.msg);
+		/* the store or the table, not the request: worth a retry */
+		char d[ERR_MSG_MAX + 64];
+		kbs_metrics_inc(KM_AUTH_ERRORS);
+		log_info("kbs: /auth refused: %s", e.msg);
+		snprintf(d, sizeof(d), "Attestation error: RCAR handshake Auth failed: %s", e.msg);
+		problem503(r, "AttestationError", d);
 		goto out;
 	}
 	json_t *resp = json_object();
@@ -188,13 +203,42 @@ out:
 	"the challenge nonce of this session was already used by a successful /attest; start a "   \
 	"new handshake with /auth"
 
-static void attest_fail(struct http_req *r, const char *sid, const char *cause)
+static void attest_fail_status(struct http_req *r, int status, const char *sid,
+                               const char *cause)
 {
 	char detail[ERR_MSG_MAX + 64];
 	log_info("kbs: session %s: /attest refused: %s", sid ? sid : "-", cause);
 	/* Trustee's text, then the cause it leaves out (field-notes: unexplained refusals) */
 	snprintf(detail, sizeof(detail), "Attestation error: RCAR handshake Attest failed: %s", cause);
-	problem401(r, "AttestationError", detail);
+	if (status == 503)
+		problem503(r, "AttestationError", detail);
+	else
+		problem401(r, "AttestationError", detail);
+}
+
+static void attest_fail(struct http_req *r, const char *sid, const char *cause)
+{
+	attest_fail_status(r, 401, sid, cause);
+}
+
+/* An AS call that failed: did the AS judge the evidence (401), or not answer (503)? */
+static int as_failure(const struct kbs_server *k, struct err *e)
+{
+	char cause[ERR_MSG_MAX];
+	if (e->code == GRPCX_DEADLINE_EXCEEDED) {
+		snprintf(e->msg, sizeof(e->msg),
+		         "the attestation service did not answer within %lld s "
+		         "([attestation_service] as_timeout); try again",
+		         k->cfg.as_timeout_s);
+		return 503;
+	}
+	if (e->code == GRPCX_UNAVAILABLE) {
+		kbs_scrub_hosts(e->msg, cause, sizeof(cause));
+		snprintf(e->msg, sizeof(e->msg), "the attestation service is unavailable (%.900s); "
+		         "try again", cause);
+		return 503;
+	}
+	return 401;
 }
 
 static void reply_token(struct http_req *r, const struct kbs_session *s, const char *token)
@@ -300,12 +344,11 @@ static void handle_attest(struct call *c, struct http_req *r)
 		attest_fail(r, sid, e.msg);
 		goto out;
 	}
-	int grc = kbs_sessions_get(k->sessions, sid, &s);
+	int grc = kbs_sessions_lookup(k->sessions, sid, &s, &e);
 	if (grc != 0) {
 		kbs_metrics_inc(KM_ATTEST_ERRORS);
-		attest_fail(r, sid,
-		            grc < 0 ? "session storage unavailable, try again"
-		                    : "session not found or expired");
+		attest_fail_status(r, grc < 0 ? 503 : 401, sid,
+		                   grc < 0 ? e.msg : "session not found or expired");
 		goto out;
 	}
 	if (s.state == KBS_SESSION_ATTESTED) {
@@ -329,16 +372,16 @@ static void handle_attest(struct call *c, struct http_req *r)
 	char *token = kbs_as_evaluate(k->as, reqs, &e);
 	if (!token) {
 		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail(r, sid, e.msg);
+		attest_fail_status(r, as_failure(k, &e), sid, e.msg);
 		goto out;
 	}
-	int src = kbs_sessions_set_attested(k->sessions, sid, token);
+	int src = kbs_sessions_attest(k->sessions, sid, token, &e);
 	if (src != 0) {
 		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail(r, sid,
-		            src == 2   ? NONCE_USED
-		            : src == 1 ? "session expired during attestation"
-		                       : "session storage unavailable, try again");
+		attest_fail_status(r, src < 0 ? 503 : 401, sid,
+		                   src == 2   ? NONCE_USED
+		                   : src == 1 ? "session expired during attestation"
+		                              : e.msg);
 		free(token);
 		goto out;
 	}
@@ -501,13 +544,15 @@ static void plugin_error(struct http_req *r, const char *why)
 
 /* The attestation token for a plugin call: an attested session's, else the Bearer one.
  * `who` gets "session <id>" or "bearer" for the log. */
-static char *find_token(struct kbs_server *k, struct http_req *r, char *who, size_t wlen)
+static char *find_token(struct kbs_server *k, struct http_req *r, char *who, size_t wlen,
+                        struct err *why)
 {
 	char *sid = k->as ? http_req_cookie(r, "kbs-session-id") : NULL;
 	snprintf(who, wlen, "bearer");
 	if (sid) {
 		struct kbs_session s;
-		if (kbs_sessions_get(k->sessions, sid, &s) == 0) {
+		int grc = kbs_sessions_lookup(k->sessions, sid, &s, why);
+		if (grc == 0) {
 			char *t = s.state == KBS_SESSION_ATTESTED ? s.token : NULL;
 			s.token = NULL;
 			kbs_session_clear(&s);
@@ -518,6 +563,8 @@ static char *find_token(struct kbs_server *k, struct http_req *r, char *who, siz
 				return t;
 		} else {
 			kbs_metrics_inc(KM_ATTEST_ERRORS); /* Trustee counts this, so do we */
+			if (grc > 0)
+				err_clear(why);
 			free(sid);
 		}
 	}
@@ -587,9 +634,14 @@ static void plugin_attested(struct call *c, struct http_req *r)
 	size_t vlen = 0;
 	char *explain = NULL;
 	char who[64];
-	char *token = find_token(k, r, who, sizeof(who));
+	char *token = find_token(k, r, who, sizeof(who), &e);
 	if (!token) {
-		problem401(r, "TokenNotFound", "Attestation Token not found");
+		/* 401 even when the session store is down: guest-components answers a 401 on a
+		 * resource read with a new handshake (retried), anything else ends the read */
+		if (e.msg[0])
+			problem401_cause(r, "TokenNotFound", "Attestation Token not found", e.msg);
+		else
+			problem401(r, "TokenNotFound", "Attestation Token not found");
 		return;
 	}
 	claims = kbs_token_verify(k->tv, token, &e);
@@ -796,6 +848,48 @@ static void readyz(void *arg, struct http_req *r)
 	http_reply(r, 503, "text/plain", body, sizeof(body) - 1);
 }
 
+#define INET6_ADDRSTRLEN_MAX 64
+
+/* A request admitted by the limiter: the address it was counted under. */
+struct limited {
+	struct kbs_server *k;
+	char addr[INET6_ADDRSTRLEN_MAX];
+};
+
+/* The client's address: the peer, or what trusted proxies say (kbs/client_addr.c). */
+static void client_addr(struct kbs_server *k, struct http_req *r, char *out, size_t n)
+{
+	const char *name = k->cfg.client_address_forwarded ? "Forwarded" : "X-Forwarded-For";
+	const char *one = kbs_cidrs_count(k->proxies) ? http_req_header(r, name) : NULL;
+	if (!one || !http_req_header_nth(r, name, 1)) {
+		kbs_client_addr(k->proxies, k->cfg.client_address_forwarded, http_req_peer(r), one,
+		                one ? strlen(one) : 0, out, n);
+		return;
+	}
+	/* several header lines are one list, in order */
+	size_t len = 0;
+	const char *h;
+	for (size_t i = 0; (h = http_req_header_nth(r, name, i)); i++)
+		len += strlen(h) + 1;
+	char *all = malloc(len + 1);
+	if (!all) {
+		kbs_client_addr(k->proxies, 0, http_req_peer(r), NULL, 0, out, n);
+		return;
+	}
+	size_t o = 0;
+	for (size_t i = 0; (h = http_req_header_nth(r, name, i)); i++) {
+		size_t hl = strlen(h);
+		if (i)
+			all[o++] = ',';
+		memcpy(all + o, h, hl);
+		o += hl;
+	}
+	all[o] = 0;
+	kbs_client_addr(k->proxies, k->cfg.client_address_forwarded, http_req_peer(r), all, o, out,
+	                n);
+	free(all);
+}
+
 static void on_request(void *ctx, struct http_req *r)
 {
 	struct kbs_server *k = ctx;
@@ -849,11 +943,16 @@ static void on_request(void *ctx, struct http_req *r)
 		return;
 	}
 	if (k->as && m == HTTP_M_POST && (!strcmp(c->plugin, "auth") || !strcmp(c->plugin, "attest"))) {
-		int lr = kbs_limiter_enter(k->limiter, http_req_peer(r));
+		char addr[INET6_ADDRSTRLEN_MAX];
+		client_addr(k, r, addr, sizeof(addr));
+		int lr = kbs_limiter_enter(k->limiter, addr);
 		if (lr != 0) {
-			log_debug("kbs: %s from %s refused: %s", path, http_req_peer(r),
+			log_debug("kbs: %s from %s refused: %s", path, addr,
 			          lr == 1 ? "too many attestations in progress"
 			                  : "too many attestations in progress from this address");
+			kbs_metrics_inc_label(KML_LIMIT_REFUSALS,
+			                      lr == 1 ? "attestation_concurrency_limit"
+			                              : "attestation_concurrency_limit_per_ip");
 			call_free(c);
 			http_reply_header(r, "Retry-After", "1");
 			problem(r, 429, "TooManyRequests",
@@ -862,7 +961,17 @@ static void on_request(void *ctx, struct http_req *r)
 			                  "address, retry later");
 			return;
 		}
-		http_req_set_data(r, k->limiter); /* on_done leaves */
+		/* on_done leaves with the same address */
+		struct limited *l = malloc(sizeof(*l));
+		if (!l) {
+			kbs_limiter_leave(k->limiter, addr);
+			call_free(c);
+			problem503(r, "TooManyRequests", "out of memory, retry later");
+			return;
+		}
+		l->k = k;
+		memcpy(l->addr, addr, sizeof(l->addr));
+		http_req_set_data(r, l);
 	}
 	if (http_req_run_async(r, dispatch, c) != 0) {
 		call_free(c);
@@ -874,8 +983,11 @@ static void on_done(void *ctx, const struct http_req *r, int status, size_t resp
                     double seconds)
 {
 	struct kbs_server *k = ctx;
-	if (http_req_data(r) == k->limiter)
-		kbs_limiter_leave(k->limiter, http_req_peer(r));
+	struct limited *l = http_req_data(r);
+	if (l && l->k == k) {
+		kbs_limiter_leave(k->limiter, l->addr);
+		free(l);
+	}
 	if (strncmp(http_req_path(r), "/kbs", 4) != 0)
 		return;
 	size_t bl;
@@ -930,6 +1042,13 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		err_set(err, "out of memory");
 		goto fail;
 	}
+	if (kbs_cidrs_parse(&k->cfg.trusted_proxies, &k->proxies, err) != 0)
+		goto fail;
+	if (k->cfg.attestation_concurrency_limit_per_ip > 0 && kbs_cidrs_count(k->proxies))
+		log_info("kbs: per-address limit keyed on the client named by %zu trusted proxy "
+		         "range(s) in %s",
+		         kbs_cidrs_count(k->proxies),
+		         k->cfg.client_address_forwarded ? "Forwarded" : "X-Forwarded-For");
 	k->kv = kv_open(k->cfg.storage_backend, err);
 	if (!k->kv) {
 		err_prefix(err, "[storage_backend]");
@@ -950,7 +1069,7 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		log_info("kbs: sessions are stored in %s (shared by replicas)",
 		         kv_type_name(k->session_kv));
 	} else {
-		k->sessions = kbs_sessions_new(100000, err);
+		k->sessions = kbs_sessions_new((size_t)k->cfg.max_sessions, err);
 	}
 	if (!k->sessions)
 		goto fail;
@@ -970,7 +1089,7 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		goto fail;
 	}
 	if (k->cfg.as_type == KBS_AS_GRPC) {
-		k->as = kbs_as_new(k->cfg.as_addr, 300000, err);
+		k->as = kbs_as_new(k->cfg.as_addr, (int)(k->cfg.as_timeout_s * 1000), err);
 		if (!k->as) {
 			err_prefix(err, "[attestation_service] as_addr %s", k->cfg.as_addr);
 			goto fail;
@@ -1045,6 +1164,7 @@ void kbs_server_free(struct kbs_server *k)
 		return;
 	http_server_free(k->http);
 	kbs_limiter_free(k->limiter);
+	kbs_cidrs_free(k->proxies);
 	kbs_as_free(k->as);
 	kbs_policy_free(k->policy);
 	kbs_resources_free(k->resources);

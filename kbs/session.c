@@ -1,9 +1,17 @@
 /*
- * session: the RCAR session table (kbs-protocol.md §2.3) — Authed{tee, nonce, extra-params}
- * then Attested{token}, each with a fixed deadline set at /auth. In memory, one mutex-guarded
- * hash table; reads copy the record out so callers never hold the lock. The table is bounded
- * (a flood of /auth cannot grow it without limit) and swept of expired records by the
- * daemon's sweeper thread; a read of an expired record also removes it.
+ * session: the RCAR session table (kbs-protocol.md §2.3) — Authed{tee, nonce} then
+ * Attested{token}, each with a fixed deadline set at /auth. In memory, one mutex-guarded
+ * hash table; reads copy the record out so callers never hold the lock.
+ *
+ * The in-memory table holds at most `max` sessions ([attestation_service] max_sessions). When
+ * it is full, /auth makes room in this order: expired sessions first, then the oldest session
+ * that has not attested yet; a session that attested and is still valid is never evicted, so
+ * a flood of /auth cannot log real attesters out: when only such sessions are left, /auth is
+ * refused (the caller answers 503 + Retry-After) until one expires. To find the victims in
+ * O(1), every entry is on a list ordered by deadline (= creation order, since every session
+ * gets the same timeout), and Authed entries also on a second list in the same order.
+ * Request extra-params are not kept in memory (nothing reads them after /auth), so an entry
+ * is a few hundred bytes until it holds its token.
  *
  * A nonce is good for one successful /attest, across every replica sharing the store: the
  * Authed -> Attested step is a claim on `kbs_protocol_nonce:<id>` made with set-if-absent, so
@@ -13,6 +21,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +35,70 @@
 #define NBUCKETS 4096
 #define NS_NONCE "kbs_protocol_nonce"
 
+/* A doubly linked list threaded through the entries (one `struct link` per list). */
+struct link {
+	struct ent *prev, *next;
+};
+
 struct ent {
 	struct kbs_session s;
-	struct ent *next;
+	struct ent *next;  /* hash chain */
+	struct link byage; /* every entry, earliest deadline first */
+	struct link authed; /* Authed entries only, earliest deadline first */
+	int on_authed;
+};
+
+struct list {
+	struct ent *head, *tail;
 };
 
 struct kbs_sessions {
 	struct kv *kv; /* borrowed; NULL = the in-memory table */
 	pthread_mutex_t mu;
 	struct ent *b[NBUCKETS];
+	struct list byage, authed;
 	size_t count;
 	size_t max;
+	unsigned long long evicted[2]; /* expired, unattested */
 };
+
+#define LINK(e, off) ((struct link *)((char *)(e) + (off)))
+
+/* Inserts e keeping the list sorted by deadline; sessions arrive in deadline order, so the
+ * walk from the tail stops at once in practice. */
+static void list_insert(struct list *l, struct ent *e, size_t off)
+{
+	struct ent *after = l->tail;
+	while (after && after->s.expires > e->s.expires)
+		after = LINK(after, off)->prev;
+	LINK(e, off)->prev = after;
+	LINK(e, off)->next = after ? LINK(after, off)->next : l->head;
+	if (LINK(e, off)->next)
+		LINK(LINK(e, off)->next, off)->prev = e;
+	else
+		l->tail = e;
+	if (after)
+		LINK(after, off)->next = e;
+	else
+		l->head = e;
+}
+
+static void list_remove(struct list *l, struct ent *e, size_t off)
+{
+	struct link *k = LINK(e, off);
+	if (k->prev)
+		LINK(k->prev, off)->next = k->next;
+	else
+		l->head = k->next;
+	if (k->next)
+		LINK(k->next, off)->prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+}
+
+#define OFF_AGE offsetof(struct ent, byage)
+#define OFF_AUTHED offsetof(struct ent, authed)
 
 static unsigned bucket_of(const char *id)
 {
@@ -139,17 +200,25 @@ static int kv_put(struct kbs_sessions *s, const struct kbs_session *ss, int over
 	return rc;
 }
 
-static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *out)
+/* A storage failure: the full sentence to the log, the client's sentence (no hosts) in err. */
+static int store_failed(const char *id, struct err *e, struct err *err)
+{
+	char cause[ERR_MSG_MAX];
+	log_warn("kbs: session %s: storage: %s", id ? id : "-", e->msg);
+	kbs_scrub_hosts(e->msg, cause, sizeof(cause));
+	err_set(err, "session store unavailable: %s", cause);
+	return -1;
+}
+
+static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *out,
+                   struct err *err)
 {
 	uint8_t *val = NULL;
 	size_t len = 0;
 	struct err e = {0};
 	int rc = kv_get(s->kv, KV_NS_SESSION, id, &val, &len, &e);
-	if (rc != 0) {
-		if (rc < 0)
-			log_warn("kbs: session %s: storage: %s", id, e.msg);
-		return rc < 0 ? -1 : 1;
-	}
+	if (rc != 0)
+		return rc < 0 ? store_failed(id, &e, err) : 1;
 	json_t *o = json_loadb((const char *)val, len, 0, NULL);
 	free(val);
 	const char *st = json_string_value(json_object_get(o, "state"));
@@ -178,6 +247,8 @@ static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *o
 	return out->nonce ? 0 : 1;
 }
 
+static int make_room(struct kbs_sessions *s, long long now);
+
 int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
                         const json_t *extra_params, long long expires, char id_out[33],
                         struct err *err)
@@ -189,11 +260,10 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 		snprintf(ss.tee, sizeof(ss.tee), "%s", tee);
 		ss.nonce = (char *)nonce;
 		ss.extra_params = (json_t *)extra_params;
-		int rc = kv_put(s, &ss, 0, err);
-		if (rc < 0) {
-			log_warn("kbs: session storage: %s", err->msg);
-			return err_set(err, "session storage unavailable, try again");
-		}
+		struct err e = {0};
+		int rc = kv_put(s, &ss, 0, &e);
+		if (rc < 0)
+			return store_failed(ss.id, &e, err);
 		if (rc != 0)
 			return err_set(err, "session id collision or expiry in the past");
 		memcpy(id_out, ss.id, 33);
@@ -209,7 +279,6 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 	e->s.state = KBS_SESSION_AUTHED;
 	snprintf(e->s.tee, sizeof(e->s.tee), "%s", tee);
 	e->s.nonce = strdup(nonce);
-	e->s.extra_params = extra_params ? json_deep_copy(extra_params) : NULL;
 	e->s.expires = expires;
 	if (!e->s.nonce) {
 		kbs_session_clear(&e->s);
@@ -217,20 +286,27 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 		return err_set(err, "out of memory");
 	}
 	pthread_mutex_lock(&s->mu);
-	if (s->count >= s->max) {
-		pthread_mutex_unlock(&s->mu);
-		kbs_sessions_sweep(s);
-		pthread_mutex_lock(&s->mu);
-	}
-	if (s->count >= s->max) {
+	if (make_room(s, (long long)time(NULL)) != 0) {
+		size_t n = s->count;
 		pthread_mutex_unlock(&s->mu);
 		kbs_session_clear(&e->s);
 		free(e);
-		return err_set(err, "too many sessions in progress, try again later");
+		kbs_metrics_inc_label(KML_LIMIT_REFUSALS, "max_sessions");
+		log_warn("kbs: session table full: all %zu sessions are attested and valid "
+		         "([attestation_service] max_sessions); /auth refused until one expires",
+		         n);
+		err_set(err,
+		        "session table full: all %zu sessions are attested and still valid; "
+		        "retry when one expires",
+		        n);
+		return -2;
 	}
 	unsigned b = bucket_of(e->s.id);
 	e->next = s->b[b];
 	s->b[b] = e;
+	list_insert(&s->byage, e, OFF_AGE);
+	list_insert(&s->authed, e, OFF_AUTHED);
+	e->on_authed = 1;
 	s->count++;
 	memcpy(id_out, e->s.id, 33);
 	pthread_mutex_unlock(&s->mu);
@@ -255,18 +331,62 @@ static void drop(struct kbs_sessions *s, struct ent **pp)
 {
 	struct ent *e = *pp;
 	*pp = e->next;
+	list_remove(&s->byage, e, OFF_AGE);
+	if (e->on_authed)
+		list_remove(&s->authed, e, OFF_AUTHED);
 	kbs_session_clear(&e->s);
 	free(e);
 	s->count--;
 }
 
+/* Drops entry e, wherever it is in its hash chain (lock held). */
+static void drop_ent(struct kbs_sessions *s, struct ent *e)
+{
+	struct ent **pp = &s->b[bucket_of(e->s.id)];
+	while (*pp && *pp != e)
+		pp = &(*pp)->next;
+	if (*pp)
+		drop(s, pp);
+}
+
+/* Makes room for one more entry (lock held): expired sessions first, then the oldest
+ * session that has not attested. 0 when there is room, -1 when every entry is an attested,
+ * valid session. */
+static int make_room(struct kbs_sessions *s, long long now)
+{
+	while (s->count >= s->max) {
+		struct ent *old = s->byage.head;
+		if (old && old->s.expires < now) {
+			drop_ent(s, old);
+			s->evicted[0]++;
+			kbs_metrics_inc_label(KML_SESSION_EVICTIONS, "expired");
+		} else if (s->authed.head) {
+			log_debug("kbs: session %s evicted (table full, not attested)",
+			          s->authed.head->s.id);
+			drop_ent(s, s->authed.head);
+			s->evicted[1]++;
+			kbs_metrics_inc_label(KML_SESSION_EVICTIONS, "unattested");
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out)
+{
+	struct err e = {0};
+	return kbs_sessions_lookup(s, id, out, &e);
+}
+
+int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_session *out,
+                        struct err *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
 		return 1;
 	if (s->kv)
-		return kv_load(s, id, out);
+		return kv_load(s, id, out, err);
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
 	if (!pp) {
@@ -285,17 +405,23 @@ int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session 
 	out->expires = src->expires;
 	out->nonce = strdup(src->nonce);
 	out->token = src->token ? strdup(src->token) : NULL;
-	out->extra_params = src->extra_params ? json_incref(src->extra_params) : NULL;
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
 
 int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token)
 {
+	struct err e = {0};
+	return kbs_sessions_attest(s, id, token, &e);
+}
+
+int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token,
+                        struct err *err)
+{
 	if (s->kv) {
 		struct kbs_session ss;
 		struct err e = {0};
-		int rc = kbs_sessions_get(s, id, &ss);
+		int rc = kbs_sessions_lookup(s, id, &ss, err);
 		if (rc != 0)
 			return rc;
 		if (ss.state == KBS_SESSION_ATTESTED) {
@@ -316,13 +442,13 @@ int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char
 			rc = 1;
 		}
 		if (rc < 0)
-			log_warn("kbs: session %s: storage: %s", id, e.msg);
+			store_failed(id, &e, err);
 		kbs_session_clear(&ss);
 		return rc;
 	}
 	char *t = strdup(token);
 	if (!t)
-		return -1;
+		return err_set(err, "out of memory");
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
 	int rc = 0;
@@ -331,8 +457,13 @@ int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char
 	} else if ((*pp)->s.state == KBS_SESSION_ATTESTED) {
 		rc = 2;
 	} else {
-		(*pp)->s.token = t;
-		(*pp)->s.state = KBS_SESSION_ATTESTED;
+		struct ent *e = *pp;
+		e->s.token = t;
+		e->s.state = KBS_SESSION_ATTESTED;
+		if (e->on_authed) {
+			list_remove(&s->authed, e, OFF_AUTHED);
+			e->on_authed = 0;
+		}
 		t = NULL;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -351,7 +482,7 @@ static size_t kv_sweep(struct kbs_sessions *s)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		struct kbs_session ss;
-		int rc = kv_load(s, keys[i], &ss);
+		int rc = kv_load(s, keys[i], &ss, &e);
 		if (rc == 0)
 			kbs_session_clear(&ss);
 		else if (rc == 1)
@@ -362,7 +493,7 @@ static size_t kv_sweep(struct kbs_sessions *s)
 		return dropped;
 	for (size_t i = 0; i < n; i++) {
 		struct kbs_session ss;
-		if (kv_load(s, keys[i], &ss) == 1)
+		if (kv_load(s, keys[i], &ss, &e) == 1)
 			kv_delete(s->kv, NS_NONCE, keys[i], &e);
 		else
 			kbs_session_clear(&ss);
@@ -378,19 +509,21 @@ size_t kbs_sessions_sweep(struct kbs_sessions *s)
 	if (s->kv) /* Redis expires records itself */
 		return strcasecmp(kv_type_name(s->kv), "redis") == 0 ? 0 : kv_sweep(s);
 	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; i < NBUCKETS; i++) {
-		struct ent **pp = &s->b[i];
-		while (*pp) {
-			if ((*pp)->s.expires < now) {
-				drop(s, pp);
-				n++;
-			} else {
-				pp = &(*pp)->next;
-			}
-		}
+	while (s->byage.head && s->byage.head->s.expires < now) {
+		drop_ent(s, s->byage.head);
+		n++;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return n;
+}
+
+void kbs_sessions_evictions(struct kbs_sessions *s, unsigned long long *expired,
+                            unsigned long long *unattested)
+{
+	pthread_mutex_lock(&s->mu);
+	*expired = s->evicted[0];
+	*unattested = s->evicted[1];
+	pthread_mutex_unlock(&s->mu);
 }
 
 size_t kbs_sessions_count(struct kbs_sessions *s)

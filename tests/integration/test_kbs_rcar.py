@@ -337,16 +337,20 @@ def check_shared_sessions(t, pki, asvc, redis, storage):
 
 
 def check_as_down(t, pki):
-    """An unreachable AS fails /attest fast with 401; /auth and the daemon keep working."""
+    """An unreachable AS fails /attest fast with 503 + Retry-After and a detail saying the AS is
+    unavailable (without its address); /auth and the daemon keep working."""
     from harness import free_port
     kbs = Kbs(kbs_config(pki, as_addr="http://127.0.0.1:%d" % free_port()), name="kbs-no-as").start()
     a = Attester(kbs)
     st, _, _ = a.auth()
     t.eq(st, 200, "AS down: /auth still answers")
     t0 = time.time()
-    st, _, data = a.attest()
-    t.ok(st == 401 and time.time() - t0 < 20, "AS down: /attest -> 401 (%.1fs)" % (time.time() - t0),
-         data)
+    st, h, data = a.attest()
+    detail = json.loads(data).get("detail", "") if st == 503 else ""
+    t.ok(st == 503 and h.get("retry-after") == "1" and time.time() - t0 < 20 and
+         "attestation service is unavailable" in detail and "127.0.0.1" not in detail,
+         "AS down: /attest -> 503, Retry-After, the AS named as the cause (%.1fs)" %
+         (time.time() - t0), data)
     st, _, _ = kbs.request("GET", "/healthz")
     t.eq(st, 200, "AS down: daemon healthy")
     kbs.stop()

@@ -228,14 +228,145 @@ static void test_sessions_ids_expiry_and_bound(void **state)
 	assert_int_equal(kbs_sessions_get(s, id2, &ss), 1);
 	assert_int_equal(kbs_sessions_count(s), 1);
 	assert_int_equal(kbs_sessions_get(s, "0123", &ss), 1);
-	/* the table is bounded; expired entries are swept to make room */
-	assert_int_equal(kbs_sessions_create(s, "tdx", "a", NULL, now + 300, id2, &e), 0);
-	assert_int_equal(kbs_sessions_create(s, "tdx", "b", NULL, now - 5, id2, &e), 0);
-	assert_int_equal(kbs_sessions_create(s, "tdx", "c", NULL, now + 300, id2, &e), 0);
-	assert_int_equal(kbs_sessions_create(s, "tdx", "d", NULL, now + 300, id2, &e), -1);
-	assert_non_null(strstr(e.msg, "too many sessions"));
+	/* the table is bounded; an expired entry is evicted first, even a younger one */
+	char ida[33], idb[33], idc[33], idd[33];
+	unsigned long long ex, un;
+	assert_int_equal(kbs_sessions_create(s, "tdx", "a", NULL, now + 300, ida, &e), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "b", NULL, now - 5, idb, &e), 0);
+	assert_int_equal(kbs_sessions_count(s), 3);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "c", NULL, now + 301, idc, &e), 0);
+	kbs_sessions_evictions(s, &ex, &un);
+	assert_int_equal(ex, 1);
+	assert_int_equal(un, 0);
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0); /* attested: kept */
+	kbs_session_clear(&ss);
+	assert_int_equal(kbs_sessions_get(s, ida, &ss), 0);
+	kbs_session_clear(&ss);
+	/* then the oldest session that has not attested (a), never the attested one (id) */
+	assert_int_equal(kbs_sessions_create(s, "tdx", "d", NULL, now + 302, idd, &e), 0);
+	kbs_sessions_evictions(s, &ex, &un);
+	assert_int_equal(un, 1);
+	assert_int_equal(kbs_sessions_get(s, ida, &ss), 1);
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	kbs_session_clear(&ss);
+	assert_int_equal(kbs_sessions_get(s, idc, &ss), 0);
+	kbs_session_clear(&ss);
+	/* all attested and valid: /auth is refused, nobody is logged out */
+	assert_int_equal(kbs_sessions_set_attested(s, idc, "tc"), 0);
+	assert_int_equal(kbs_sessions_set_attested(s, idd, "td"), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "e", NULL, now + 303, id2, &e), -2);
+	assert_non_null(strstr(e.msg, "session table full"));
+	assert_int_equal(kbs_sessions_count(s), 3);
+	const char *keep[] = {id, idc, idd};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(kbs_sessions_get(s, keep[i], &ss), 0);
+		assert_int_equal(ss.state, KBS_SESSION_ATTESTED);
+		kbs_session_clear(&ss);
+	}
 	assert_int_equal(kbs_sessions_sweep(s), 0);
 	kbs_sessions_free(s);
+}
+
+/* Sessions arriving out of deadline order stay on their lists in deadline order. */
+static void test_sessions_evict_in_deadline_order(void **state)
+{
+	struct err e = {0};
+	struct kbs_sessions *s = kbs_sessions_new(4, &e);
+	long long now = (long long)time(NULL);
+	long long dl[4] = {now + 40, now + 10, now + 30, now + 20};
+	char ids[4][33], extra[33];
+	struct kbs_session ss;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, dl[i], ids[i], &e), 0);
+	/* victims by deadline: 1 (+10), 3 (+20), 2 (+30), 0 (+40) */
+	int order[4] = {1, 3, 2, 0};
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(kbs_sessions_create(s, "tdx", "m", NULL, now + 100 + i, extra, &e),
+		                 0);
+		assert_int_equal(kbs_sessions_get(s, ids[order[i]], &ss), 1);
+		for (int j = i + 1; j < 4; j++) {
+			assert_int_equal(kbs_sessions_get(s, ids[order[j]], &ss), 0);
+			kbs_session_clear(&ss);
+		}
+	}
+	assert_int_equal(kbs_sessions_count(s), 4);
+	kbs_sessions_free(s);
+}
+
+static void test_scrub_hosts(void **state)
+{
+	char out[256];
+	kbs_scrub_hosts("redis at 10.0.0.5:6379 unreachable: Connection refused", out, sizeof(out));
+	assert_string_equal(out, "redis unreachable: Connection refused");
+	kbs_scrub_hosts("redis at redis.prod.svc:6379: Server closed the connection", out,
+	                sizeof(out));
+	assert_string_equal(out, "redis: Server closed the connection");
+	kbs_scrub_hosts("failed to connect to all addresses; last error: UNKNOWN: "
+	                "ipv4:127.0.0.1:50004: Connection refused",
+	                out, sizeof(out));
+	assert_null(strstr(out, "127.0.0.1"));
+	kbs_scrub_hosts("fetch (https://vault.internal:8200/v1/x): timeout", out, sizeof(out));
+	assert_string_equal(out, "fetch (<address>): timeout");
+	kbs_scrub_hosts("look at this", out, sizeof(out));
+	assert_string_equal(out, "look at this");
+	kbs_scrub_hosts("redis at 10.0.0.5:6379 unreachable", out, 8);
+	assert_string_equal(out, "redis u");
+}
+
+static void xff(struct kbs_cidrs *c, const char *peer, const char *h, char *out, size_t n)
+{
+	kbs_client_addr(c, 0, peer, h, h ? strlen(h) : 0, out, n);
+}
+
+static void test_client_addr_behind_proxies(void **state)
+{
+	struct err e = {0};
+	char *list[] = {"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", NULL};
+	struct kbs_strv v = {list, 3};
+	struct kbs_cidrs *c = NULL;
+	char out[64];
+	assert_int_equal(kbs_cidrs_parse(&v, &c, &e), 0);
+#define XFF(peer, h) xff(c, peer, h, out, sizeof(out))
+	/* an untrusted peer's header is ignored */
+	XFF("198.51.100.1", "203.0.113.9");
+	assert_string_equal(out, "198.51.100.1");
+	/* a trusted peer: the right-most untrusted hop; spoofed hops to its left are ignored */
+	XFF("10.1.2.3", "1.1.1.1, 203.0.113.9");
+	assert_string_equal(out, "203.0.113.9");
+	XFF("10.1.2.3", "203.0.113.9, 10.9.9.9,192.0.2.7");
+	assert_string_equal(out, "203.0.113.9");
+	/* ports, brackets, IPv4-mapped peers */
+	XFF("::ffff:10.1.2.3", "[2001:db9::5]:443");
+	assert_string_equal(out, "2001:db9::5");
+	XFF("10.1.2.3", "203.0.113.9:5555");
+	assert_string_equal(out, "203.0.113.9");
+	/* garbage hop: the trusted hop to its right stands for the client */
+	XFF("10.1.2.3", "unknown");
+	assert_string_equal(out, "10.1.2.3");
+	XFF("10.1.2.3", "evil, 10.4.4.4");
+	assert_string_equal(out, "10.4.4.4");
+	/* all trusted: the left-most */
+	XFF("10.1.2.3", "10.7.7.7, 10.8.8.8");
+	assert_string_equal(out, "10.7.7.7");
+	XFF("10.1.2.3", NULL);
+	assert_string_equal(out, "10.1.2.3");
+	/* RFC 7239 */
+	const char *f = "for=1.1.1.1, for=\"[2001:db9::7]:4711\";proto=https, For=192.0.2.7";
+	kbs_client_addr(c, 1, "2001:db8::1", f, strlen(f), out, sizeof(out));
+	assert_string_equal(out, "2001:db9::7");
+	f = "proto=https;for=_hidden";
+	kbs_client_addr(c, 1, "10.0.0.1", f, strlen(f), out, sizeof(out));
+	assert_string_equal(out, "10.0.0.1");
+#undef XFF
+	kbs_cidrs_free(c);
+	char *bad[] = {"10.0.0.0/33"};
+	struct kbs_strv vb = {bad, 1};
+	assert_int_equal(kbs_cidrs_parse(&vb, &c, &e), -1);
+	assert_non_null(strstr(e.msg, "prefix length"));
+	char *bad2[] = {"proxy.local"};
+	struct kbs_strv vb2 = {bad2, 1};
+	assert_int_equal(kbs_cidrs_parse(&vb2, &c, &e), -1);
+	assert_non_null(strstr(e.msg, "not an IP address"));
 }
 
 static void test_sessions_in_a_kv_store(void **state)
@@ -295,6 +426,9 @@ int main(void)
 	    cmocka_unit_test(test_resource_path_vectors),
 	    cmocka_unit_test(test_sessions_ids_expiry_and_bound),
 	    cmocka_unit_test(test_sessions_in_a_kv_store),
+	    cmocka_unit_test(test_sessions_evict_in_deadline_order),
+	    cmocka_unit_test(test_scrub_hosts),
+	    cmocka_unit_test(test_client_addr_behind_proxies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
