@@ -23,6 +23,7 @@ from jwcrypto import jwe as jjwe
 from jwcrypto import jwk as jjwk
 
 import attestation_pb2
+import health_pb2
 import reference_pb2
 from harness import BIN, Daemon, Redis, free_port, tmpdir
 
@@ -229,6 +230,9 @@ class FakeAs:
                                           A.SetPolicyResponse.SerializeToString),
                 "GetAttestationChallenge": u(self._challenge, A.ChallengeRequest.FromString,
                                              A.ChallengeResponse.SerializeToString)}),
+            h("grpc.health.v1.Health", {
+                "Check": u(self._health, health_pb2.HealthCheckRequest.FromString,
+                           health_pb2.HealthCheckResponse.SerializeToString)}),
             h("reference.ReferenceValueProviderService", {
                 "QueryReferenceValue": u(self._rv_query, R.ReferenceValueQueryRequest.FromString,
                                          R.ReferenceValueQueryResponse.SerializeToString),
@@ -282,6 +286,9 @@ class FakeAs:
         j["x5c"] = self.pki.x5c()
         tok = make_jwt({"typ": "JWT", "alg": "ES256", "jwk": j}, claims, self.pki.token_key)
         return attestation_pb2.AttestationResponse(attestation_token=tok)
+
+    def _health(self, req, ctx):
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     def _set_policy(self, req, ctx):
         try:
@@ -584,6 +591,22 @@ class Haproxy(KbsClient, Daemon):
                 return True
             time.sleep(0.1)
         return False
+
+
+def scrape(kbs):
+    """GET /metrics parsed by prometheus_client's parser (an independent oracle of the text
+    format): {(sample name, ((label, value), ...) sorted): value}. Raises on a malformed
+    exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+    st, h, data = kbs.request("GET", "/metrics")
+    assert st == 200, (st, data)
+    out = {}
+    for fam in text_string_to_metric_families(data.decode()):
+        for smp in fam.samples:
+            key = (smp.name, tuple(sorted(smp.labels.items())))
+            assert key not in out, "duplicate sample %r" % (key,)
+            out[key] = smp.value
+    return out
 
 
 ALLOW_ALL = 'package policy\nimport rego.v1\ndefault allow := false\nallow if data.plugin == "resource"\n'
