@@ -168,7 +168,7 @@ static void render_hist(struct sb *b, const char *name, const char *help, const 
 	sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
 	for (size_t i = 0; i < h->nb; i++)
 		sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->b[i], h->cnt[i]);
-	sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name, h->count,
+	sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.17g\n%s_count %llu\n", name, h->count,
 	          name, h->sum, name, h->count);
 }
 
