@@ -7,7 +7,7 @@ then the AS (first with SIGTERM, then again with SIGKILL), and then stalls Redis
 What must hold, request by request: a request either succeeds with the right bytes (the
 resource decrypts to what was stored; the EAR token is `affirming`, which needs the reference
 values read through the RVPS) or fails with a clean, retryable error: HTTP 401 or 5xx with an
-RFC 7807 problem body whose detail is a sentence. A hang, a connection reset or close without
+RFC 7807 problem body whose detail is a sentence (a 503 with Retry-After). A hang, a connection reset or close without
 a response, any other status, or wrong bytes is a failure. Across the run: nothing registered
 is lost (reference values and resources written before a Redis restart are read back after
 it), each daemon reaches its restarted dependency by itself within 2 s of the dependency
@@ -53,8 +53,11 @@ def rv_message(values):
 
 
 def clean_error(st, h, data):
-    """A retryable refusal: 401 or 5xx with a problem body whose detail is a sentence."""
+    """A retryable refusal: 401 or 5xx with a problem body whose detail is a sentence; a 503
+    also says when to retry (Retry-After)."""
     if st != 401 and not 500 <= st < 600:
+        return False
+    if st == 503 and not h.get("retry-after"):
         return False
     try:
         body = json.loads(data)

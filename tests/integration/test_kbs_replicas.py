@@ -10,8 +10,9 @@ policies), behind HAProxy doing plain round robin on loopback (deploy/dev/haprox
   is a proxy 5xx or a dropped connection (retryable), sessions begun on the dead replica carry
   on elsewhere, and the replica rejoins when restarted.
 - Redis restarted during a load run: completed reads stay correct, failures are clean 401
-  problem bodies or transport errors, sessions and resources survive (AOF), and every replica
-  recovers without a restart."""
+  problem bodies, 503 problem bodies with Retry-After, or transport errors, each KBS refusal
+  names the store that is unavailable and why (without its address), sessions and resources
+  survive (AOF), and every replica recovers without a restart."""
 import concurrent.futures
 import http.client
 import json
@@ -43,18 +44,21 @@ def sid_of(a):
     return a.cookie.split("=", 1)[1]
 
 
-def classify(stage, st, data):
-    """A failed step: ("proxy", ..) for a 5xx from HAProxy, ("kbs401", variant) for a KBS
-    problem body, else ("unexpected", ...)."""
-    if st in (502, 503, 504):
-        return ("proxy", "%s %d" % (stage, st))
+def classify(stage, st, h, data):
+    """A failed step: ("kbs401", ..) / ("kbs503", ..) for a KBS problem body (a 503 must carry
+    Retry-After), ("proxy", ..) for a 5xx from HAProxy itself (not a KBS problem body), else
+    ("unexpected", ...)."""
     try:
         body = json.loads(data)
     except ValueError:
         body = None
-    if (st == 401 and isinstance(body, dict) and sorted(body) == ["detail", "type"] and
-            body["type"].startswith(ERR)):
-        return ("kbs401", "%s %s: %s" % (stage, body["type"][len(ERR):], body["detail"][:120]))
+    problem = (isinstance(body, dict) and sorted(body) == ["detail", "type"] and
+               body["type"].startswith(ERR))
+    if problem and (st == 401 or (st == 503 and h.get("retry-after") == "1")):
+        return ("kbs%d" % st, "%s %d %s: %s" % (stage, st, body["type"][len(ERR):],
+                                                  body["detail"][:160]))
+    if not problem and st in (502, 503, 504):
+        return ("proxy", "%s %d" % (stage, st))
     return ("unexpected", "%s %d %r" % (stage, st, data[:200]))
 
 
@@ -62,15 +66,15 @@ def handshake(ep):
     """RCAR + one read through `ep`, as guest-components does it; (class, detail)."""
     a = Attester(ep)
     try:
-        st, _, data = a.auth()
+        st, h, data = a.auth()
         if st != 200:
-            return classify("auth", st, data)
-        st, _, data = a.attest()
+            return classify("auth", st, h, data)
+        st, h, data = a.attest()
         if st != 200:
-            return classify("attest", st, data)
-        st, _, data = a.get(PATH)
+            return classify("attest", st, h, data)
+        st, h, data = a.get(PATH)
         if st != 200:
-            return classify("get", st, data)
+            return classify("get", st, h, data)
         got = a.decrypt(data)
         return ("ok", "") if got == SECRET else ("WRONG", repr(got[:40]))
     except (OSError, http.client.HTTPException) as e:
@@ -239,8 +243,14 @@ def check_redis_restart(t, lb, replicas, redis):
         print("#   %s" % d)
     t.ok(c.get("ok", 0) >= 20, "redis: handshakes completed during the run", c)
     t.eq(c.get("WRONG", 0), 0, "redis: every completed read returned the right secret")
-    bad = [r for r in res if r[1] not in ("ok", "proxy", "transport", "kbs401")]
-    t.ok(not bad, "redis: every failure is a 401 problem body or a transport error", bad[:5])
+    bad = [r for r in res if r[1] not in ("ok", "proxy", "transport", "kbs401", "kbs503")]
+    t.ok(not bad, "redis: every failure is a 401 or 503 + Retry-After problem body, or a "
+         "transport error", bad[:5])
+    # a KBS refusal during the outage names what failed: the store, precisely, without its host
+    vague = [r for r in res if r[1] in ("kbs401", "kbs503") and
+             ("unavailable: " not in r[2] or "127.0.0.1" in r[2])]
+    t.ok(not vague, "redis: every KBS refusal says which store is unavailable and why "
+         "(no address)", vague[:5])
     late = [r for r in res if r[0] > 5.0 and r[1] != "ok"]
     t.ok(not late, "redis: no failure once Redis is back", late[:5])
     st, _, data = pre.get(PATH)
