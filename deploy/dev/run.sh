@@ -94,13 +94,19 @@ cat > "$state/config/as-config.json" <<EOF
 }
 EOF
 session_line=""
-[ "$REPLICAS" -gt 1 ] && session_line='session_storage_type = "Redis"'
+proxy_line=""
+if [ "$REPLICAS" -gt 1 ]; then
+  session_line='session_storage_type = "Redis"'
+  # HAProxy on loopback names the client in X-Forwarded-For (per-address limits)
+  proxy_line='trusted_proxies = ["127.0.0.1"]'
+fi
 cat > "$state/config/kbs-config.toml" <<EOF
 $session_line
 
 [http_server]
 sockets = ["127.0.0.1:$KBS_PORT"]
 insecure_http = true
+$proxy_line
 
 [admin]
 authorization_mode = "AuthenticatedAuthorization"
