@@ -238,6 +238,9 @@ static int as_failure(const struct kbs_server *k, struct err *e)
 		         "try again", cause);
 		return 503;
 	}
+	/* the AS's own sentence may name its storage hosts */
+	kbs_scrub_hosts(e->msg, cause, sizeof(cause));
+	snprintf(e->msg, sizeof(e->msg), "%s", cause);
 	return 401;
 }
 

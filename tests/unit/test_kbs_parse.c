@@ -307,6 +307,11 @@ static void test_scrub_hosts(void **state)
 	assert_null(strstr(out, "127.0.0.1"));
 	kbs_scrub_hosts("fetch (https://vault.internal:8200/v1/x): timeout", out, sizeof(out));
 	assert_string_equal(out, "fetch (<address>): timeout");
+	kbs_scrub_hosts("AS returned gRPC status 10: failed: \n0: redis at 127.0.0.1:53885 "
+	                "unreachable: Connection refused",
+	                out, sizeof(out));
+	assert_null(strstr(out, "127.0.0.1"));
+	assert_non_null(strstr(out, "redis unreachable: Connection refused"));
 	kbs_scrub_hosts("look at this", out, sizeof(out));
 	assert_string_equal(out, "look at this");
 	kbs_scrub_hosts("redis at 10.0.0.5:6379 unreachable", out, 8);
