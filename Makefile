@@ -90,12 +90,21 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBS_DEP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS) -lcmocka
 
+# make test: the suites against the normal build, then the same suites under ASan + UBSan +
+# LeakSanitizer (make test-asan); ASAN=0 skips the second pass. The last line sums both.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	@$(MAKE) --no-print-directory all
-	@tests/run.sh
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@rc=0; rm -f build/test-logs/summary build-asan/test-logs/summary; tests/run.sh || rc=1; \
+	if [ "$(ASAN)" != 0 ]; then \
+	  echo "== the same suites under ASan + UBSan + LeakSanitizer (make test-asan; ASAN=0 skips this pass) =="; \
+	  $(MAKE) --no-print-directory test-asan || rc=1; \
+	  cat build/test-logs/summary build-asan/test-logs/summary 2>/dev/null | awk '{ p += $$1; f += $$2; s += $$3; n++ } \
+	    END { if (n < 2) f++; printf "%d passed, %d failed, %d skipped (both passes)\n", p, f, s }'; \
+	fi; exit $$rc
 
 test-asan:
-	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
+	@$(MAKE) --no-print-directory -j$(JOBS) B=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
 	@BUILD=build-asan SANITIZER_REPORTS=build-asan/sanitizer ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh
 
 run: deps

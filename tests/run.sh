@@ -72,4 +72,5 @@ for p in "${progs[@]}"; do
 done
 echo "test run took $(( $(date +%s) - start ))s; logs in $logs/"
 echo "$pass passed, $fail failed, $skip skipped"
+echo "$pass $fail $skip" >"$logs/summary"
 [ "$fail" -eq 0 ]
