@@ -91,11 +91,12 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBS_DEP)
 	$(CC) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS) -lcmocka
 
 # make test: the suites against the normal build, then the same suites under ASan + UBSan +
-# LeakSanitizer (make test-asan); ASAN=0 skips the second pass. The last line sums both.
+# LeakSanitizer (make test-asan); ASAN=0 skips the second pass, T=substring runs only the
+# matching test programs. The last line sums both passes.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@rc=0; rm -f build/test-logs/summary build-asan/test-logs/summary; tests/run.sh || rc=1; \
+	@rc=0; rm -f build/test-logs/summary build-asan/test-logs/summary; tests/run.sh $(T) || rc=1; \
 	if [ "$(ASAN)" != 0 ]; then \
 	  echo "== the same suites under ASan + UBSan + LeakSanitizer (make test-asan; ASAN=0 skips this pass) =="; \
 	  $(MAKE) --no-print-directory test-asan || rc=1; \
@@ -105,7 +106,7 @@ test: deps
 
 test-asan:
 	@$(MAKE) --no-print-directory -j$(JOBS) B=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
-	@BUILD=build-asan SANITIZER_REPORTS=build-asan/sanitizer ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh
+	@BUILD=build-asan SANITIZER_REPORTS=build-asan/sanitizer ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 tests/run.sh $(T)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -129,3 +130,6 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# Test objects are intermediates of their binaries; keep them so a rebuild stays incremental.
+.SECONDARY:
