@@ -14,11 +14,13 @@
 #include <time.h>
 
 #include "as/as.h"
+#include "as/as_metrics.h"
 #include "as/claims.h"
 #include "as/verifier.h"
 #include "attestation.pb-c.h"
 #include "b64.h"
 #include "config.h"
+#include "grpcx.h"
 #include "hash.h"
 #include "jcs.h"
 #include "jose.h"
@@ -86,8 +88,14 @@ int as_init(struct as *a, const json_t *cfg, struct err *err)
 	const char *rtype = json_string_value(json_object_get(rv, "type"));
 	if (rtype != NULL && strcmp(rtype, "GrpcRemote") == 0) {
 		const char *addr = json_string_value(json_object_get(rv, "address"));
-		if ((a->rvps_remote = rvps_client_new(addr ? addr : "127.0.0.1:50003", err)) ==
-		    NULL)
+		/* our extension: TLS files for an https:// address (Trustee's link is plaintext) */
+		struct grpcx_tls_files tf = {
+		    json_string_value(json_object_get(rv, "ca_cert")),
+		    json_string_value(json_object_get(rv, "client_cert")),
+		    json_string_value(json_object_get(rv, "client_key")),
+		};
+		if ((a->rvps_remote = rvps_client_new_files(addr ? addr : "127.0.0.1:50003", &tf,
+		                                            "rvps_config.address", err)) == NULL)
 			return err_prefix(err, "rvps_config");
 		snprintf(a->rvps_addr, sizeof(a->rvps_addr), "%s", addr ? addr : "127.0.0.1:50003");
 	} else if ((a->rvps_local = rvps_new_with_kv(a->kv, err)) == NULL) {
@@ -174,10 +182,12 @@ static json_t *qrv(void *ctx, json_t *const *args, size_t n, struct err *err)
 	int rc;
 	if (!json_is_string(args[0]))
 		return json_null();
-	if (a->rvps_remote)
+	if (a->rvps_remote) {
 		rc =
 		    rvps_client_query(a->rvps_remote, json_string_value(args[0]), &val, 10000, err);
-	else
+		if (rc < 0 && err && err->code == GRPCX_UNAVAILABLE)
+			log_warn("grpc-as: RVPS link %s: %s", a->rvps_addr, err->msg);
+	} else
 		rc = rvps_query(a->rvps_local, json_string_value(args[0]), &val, err);
 	if (rc < 0)
 		return NULL;
@@ -283,6 +293,7 @@ static json_t *appraise(struct as *a, const char *policy_id, const char *cls, js
 		}
 	}
 done:
+	as_metrics_policy(out ? json_string_value(json_object_get(out, "ear.status")) : NULL);
 	free(why);
 	json_decref(tc);
 	json_decref(ext);

@@ -1,17 +1,25 @@
 /*
  * grpc-as: the Attestation Service daemon. Serves attestation.AttestationService, the
  * reference.ReferenceValueProviderService of its RVPS (built in, or proxied to a remote
- * rvps) and grpc.health.v1 on one gRPC port.
+ * rvps) and grpc.health.v1 on one gRPC port, and on the same port plain HTTP/1.1
+ * GET /.well-known/jwks.json (the token signing key), /healthz and /metrics
+ * (common/grpcfront.h).
  *   grpc-as [-s|--socket ADDR] [-c|--config-file F.json]      (default 127.0.0.1:50004)
+ *           [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem
+ *            [--https-client-ca CA.pem]]                       (TLS; with a CA, mutual TLS)
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "as/as.h"
+#include "as/as_metrics.h"
 #include "attestation.pb-c.h"
 #include "config.h"
+#include "grpcfront.h"
 #include "grpcx.h"
 #include "log.h"
 #include "rvps/rvps.h"
@@ -26,10 +34,35 @@ static int pack_out(const ProtobufCMessage *m, uint8_t **resp, size_t *resp_len)
 	return GRPCX_OK;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The first verification request's TEE, for the metrics label ("" when unreadable). */
+static void first_tee(const uint8_t *req, size_t len, char *tee, size_t tl)
+{
+	Attestation__AttestationRequest *r =
+	    attestation__attestation_request__unpack(NULL, len, req);
+
+	tee[0] = '\0';
+	if (r != NULL && r->n_verification_requests > 0 && r->verification_requests[0]->tee)
+		snprintf(tee, tl, "%s", r->verification_requests[0]->tee);
+	if (r != NULL)
+		attestation__attestation_request__free_unpacked(r, NULL);
+}
+
 static int h_evaluate(void *ctx, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len,
                       struct err *err)
 {
+	double t0 = now_s();
+	char tee[32];
 	char *token = as_evaluate(ctx, req, len, err);
+
+	first_tee(req, len, tee, sizeof(tee));
+	as_metrics_attestation(tee, token != NULL, now_s() - t0);
 	if (token == NULL) {
 		log_warn("%s", err->msg);
 		return GRPCX_ABORTED;
@@ -81,27 +114,95 @@ static int h_challenge(void *ctx, const uint8_t *req, size_t len, uint8_t **resp
 	return pack_out(&out.base, resp, resp_len);
 }
 
+/* The HTTP/1.1 pages on the gRPC port; `jwks` is the JWK set text made at start. */
+struct pages {
+	char *jwks;
+};
+
+static void page(void *ctx, const char *path, struct gfront_reply *out)
+{
+	struct pages *p = ctx;
+
+	if (strcmp(path, "/.well-known/jwks.json") == 0) {
+		out->body = p->jwks ? strdup(p->jwks) : NULL;
+		out->status = out->body ? 200 : 500;
+		out->ctype = out->body ? "application/json" : "text/plain";
+		if (out->body == NULL) {
+			out->body = strdup("failed to get JWKS\n");
+			out->len = out->body ? strlen(out->body) : 0;
+			return;
+		}
+		out->len = strlen(out->body);
+	} else if (strcmp(path, "/healthz") == 0) {
+		out->status = 200;
+		out->ctype = "text/plain";
+		out->body = strdup("ok\n");
+		out->len = out->body ? 3 : 0;
+	} else if (strcmp(path, "/metrics") == 0) {
+		out->body = as_metrics_render(&out->len);
+		out->status = out->body ? 200 : 500;
+		out->ctype = "text/plain; version=0.0.4";
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: grpc-as [-s|--socket ADDR] [-c|--config-file F.json]\n"
+	           "               [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem\n"
+	           "                [--https-client-ca CA.pem]]\n");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
 	                                     {"config-file", required_argument, NULL, 'c'},
+	                                     {"https-pubkey-cert", required_argument, NULL, 't'},
+	                                     {"https-prikey", required_argument, NULL, 'k'},
+	                                     {"https-client-ca", required_argument, NULL, 'C'},
+	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *addr = "127.0.0.1:50004", *cfgpath = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
 	struct err err = {0};
 	static struct as a;
+	struct gfront_tls tls = {0};
+	struct pages pages = {0};
 	json_t *cfg;
 	int c;
 
 	log_init("grpc-as");
-	while ((c = getopt_long(argc, argv, "s:c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:t:k:h", opts, NULL)) != -1) {
 		if (c == 's')
 			addr = optarg;
 		else if (c == 'c')
 			cfgpath = optarg;
-		else {
-			fprintf(stderr, "usage: grpc-as [--socket ADDR] [--config-file F.json]\n");
+		else if (c == 't')
+			tls_cert = optarg;
+		else if (c == 'k')
+			tls_key = optarg;
+		else if (c == 'C')
+			client_ca = optarg;
+		else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
 			return 2;
 		}
+	}
+	if ((tls_cert == NULL) != (tls_key == NULL)) {
+		log_error("cannot start: --https-pubkey-cert and --https-prikey go together: give "
+		          "both for TLS, or neither for plaintext");
+		return 1;
+	}
+	if (client_ca != NULL && tls_cert == NULL) {
+		log_error("cannot start: --https-client-ca needs TLS: also give "
+		          "--https-pubkey-cert and --https-prikey");
+		return 1;
+	}
+	if (tls_cert != NULL && gfront_tls_load(&tls, tls_cert, tls_key, client_ca, &err) < 0) {
+		log_error("cannot start: %s", err.msg);
+		return 1;
 	}
 	cfg = cfgpath ? config_load(cfgpath, &err) : json_object();
 	if (cfg == NULL || as_init(&a, cfg, &err) < 0) {
@@ -109,8 +210,14 @@ int main(int argc, char **argv)
 		json_decref(cfg);
 		return 1;
 	}
-	struct grpcx_server *s = grpcx_server_new(addr, 8, &err);
-	if (s == NULL) {
+	json_t *set = json_pack("{s:[O]}", "keys", a.jwk);
+	pages.jwks = set ? json_dumps(set, JSON_COMPACT) : NULL;
+	json_decref(set);
+	struct grpcx_server *s = grpcx_server_new_unbound(8, &err);
+	struct gfront *front =
+	    s ? gfront_new(addr, s, tls_cert ? &tls : NULL, page, &pages, &err) : NULL;
+	gfront_tls_clear(&tls);
+	if (front == NULL) {
 		log_error("cannot listen on %s: %s", addr, err.msg);
 		json_decref(cfg);
 		return 1;
@@ -124,11 +231,8 @@ int main(int argc, char **argv)
 	if (a.rvps_local != NULL) {
 		rvps_grpc_serve(s, a.rvps_local);
 	} else {
-		proxy = grpcx_client_new(a.rvps_addr, &err);
-		if (proxy == NULL) {
-			log_error("RVPS %s: %s", a.rvps_addr, err.msg);
-			return 1;
-		}
+		/* the proxied RVPS API shares the policy's channel (and its TLS settings) */
+		proxy = rvps_client_channel(a.rvps_remote);
 		rvps_grpc_serve_proxy(s, proxy);
 	}
 	grpcx_server_set_serving(s, "attestation.AttestationService", 1);
@@ -136,11 +240,20 @@ int main(int argc, char **argv)
 		log_error("cannot start the gRPC server: %s", err.msg);
 		return 1;
 	}
+	if (gfront_start(front, &err) < 0) {
+		log_error("cannot start: %s", err.msg);
+		return 1;
+	}
 	grpcx_server_handle_signals(s);
-	log_info("listening on %s (port %d)", addr, grpcx_server_port(s));
+	log_info("listening on %s (port %d, %s; gRPC and HTTP/1.1 /.well-known/jwks.json)", addr,
+	         gfront_port(front),
+	         client_ca  ? "mutual TLS"
+	         : tls_cert ? "TLS"
+	                    : "plaintext");
 	grpcx_server_wait(s);
 	grpcx_server_free(s);
-	grpcx_client_free(proxy); /* after the server: its handlers use it */
+	gfront_free(front); /* after the server: relays carry its last responses */
+	free(pages.jwks);
 	json_decref(cfg);
 	return 0;
 }

@@ -39,10 +39,12 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <openssl/crypto.h>
 
 #include "health.pb-c.h"
 #include "log.h"
@@ -183,6 +185,9 @@ struct grpcx_server {
 
 	int stop_pipe[2];
 	pthread_mutex_t teardown_mu;
+
+	void (*on_stop)(void *ctx); /* run once, before gRPC core starts shutting down */
+	void *on_stop_ctx;
 };
 
 static char shutdown_tag;
@@ -526,6 +531,12 @@ static struct grpcx_server *server_new_creds(const char *addr, int workers,
 		s->pollers[i].cq = grpc_completion_queue_create_for_next(NULL);
 		grpc_server_register_completion_queue(s->srv, s->pollers[i].cq, NULL);
 	}
+	if (addr == NULL) {
+		/* unbound: connections arrive through grpcx_server_adopt_fd */
+		grpc_server_credentials_release(creds);
+		grpcx_server_add(s, HEALTH_CHECK_METHOD, health_check, s);
+		return s;
+	}
 	s->port = grpc_server_add_http2_port(s->srv, addr, creds);
 	grpc_server_credentials_release(creds);
 	if (s->port <= 0) {
@@ -540,6 +551,30 @@ static struct grpcx_server *server_new_creds(const char *addr, int workers,
 struct grpcx_server *grpcx_server_new(const char *addr, int workers, struct err *err)
 {
 	return server_new_creds(addr, workers, grpc_insecure_server_credentials_create(), err);
+}
+
+struct grpcx_server *grpcx_server_new_unbound(int workers, struct err *err)
+{
+	return server_new_creds(NULL, workers, grpc_insecure_server_credentials_create(), err);
+}
+
+int grpcx_server_adopt_fd(struct grpcx_server *s, int fd)
+{
+	grpc_server_credentials *creds;
+
+	if (!s->started || s->stopping)
+		return -1;
+	/* gRPC core 1.51 takes only insecure credentials here: TLS, if any, ended before. */
+	creds = grpc_insecure_server_credentials_create();
+	grpc_server_add_channel_from_fd(s->srv, fd, creds);
+	grpc_server_credentials_release(creds);
+	return 0;
+}
+
+void grpcx_server_on_stop(struct grpcx_server *s, void (*fn)(void *ctx), void *ctx)
+{
+	s->on_stop = fn;
+	s->on_stop_ctx = ctx;
 }
 
 struct grpcx_server *grpcx_server_new_tls(const char *addr, int workers, const char *cert_pem,
@@ -684,6 +719,10 @@ static void server_teardown(struct grpcx_server *s)
 		return;
 	}
 	s->stopping = 1;
+	if (s->on_stop != NULL) {
+		s->on_stop(s->on_stop_ctx);
+		s->on_stop = NULL;
+	}
 	if (!s->started) {
 		/* gRPC core insists on a completed shutdown even for a server never started. */
 		grpc_event ev;
@@ -830,6 +869,11 @@ struct grpcx_client {
 	grpc_channel *ch;
 	pthread_mutex_t mu;
 	gpr_timespec last_reset;
+	/* TLS links keep their material to explain a failed handshake (grpcx_tls_probe) */
+	int tls;
+	char *target, *ca_pem, *cert_pem, *key_pem;
+	gpr_timespec last_probe;
+	char probe_why[512];
 };
 
 static const char *strip_scheme(const char *target, int *tls)
@@ -918,6 +962,12 @@ static struct grpcx_client *client_new_creds(const char *target, grpc_channel_cr
 
 struct grpcx_client *grpcx_client_new(const char *target, struct err *err)
 {
+	int tls;
+
+	/* An https:// target is never dialled in plaintext: TLS with the system roots. */
+	strip_scheme(target, &tls);
+	if (tls)
+		return grpcx_client_new_tls(target, NULL, NULL, NULL, err);
 	return client_new_creds(target, grpc_insecure_credentials_create(), err);
 }
 
@@ -926,11 +976,49 @@ struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem
                                           struct err *err)
 {
 	grpc_ssl_pem_key_cert_pair pair = {.private_key = key_pem, .cert_chain = cert_pem};
+	struct grpcx_client *c;
 
-	return client_new_creds(
+	c = client_new_creds(
 	    target,
 	    grpc_ssl_credentials_create(ca_pem, cert_pem && key_pem ? &pair : NULL, NULL, NULL),
 	    err);
+	if (c == NULL)
+		return NULL;
+	c->tls = 1;
+	c->target = strdup(target);
+	c->ca_pem = ca_pem ? strdup(ca_pem) : NULL;
+	if (cert_pem && key_pem) {
+		c->cert_pem = strdup(cert_pem);
+		c->key_pem = strdup(key_pem);
+	}
+	return c;
+}
+
+/* Core's message for a failed TLS handshake does not say why; one probe (at most every
+ * second per client) does. Keeps the status, replaces the message. */
+static void explain_tls_failure(struct grpcx_client *c, struct err *err)
+{
+	gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+	char why[512];
+
+	if (err == NULL || c->target == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (c->probe_why[0] != '\0' && gpr_time_cmp(gpr_time_sub(now, c->last_probe),
+	                                            gpr_time_from_millis(1000, GPR_TIMESPAN)) < 0) {
+		snprintf(why, sizeof(why), "%s", c->probe_why);
+	} else {
+		pthread_mutex_unlock(&c->mu);
+		if (grpcx_tls_probe(c->target, c->ca_pem, c->cert_pem, c->key_pem, 2000, why,
+		                    sizeof(why)) == 0)
+			return;
+		pthread_mutex_lock(&c->mu);
+		snprintf(c->probe_why, sizeof(c->probe_why), "%s", why);
+		c->last_probe = now;
+	}
+	pthread_mutex_unlock(&c->mu);
+	err_set(err, "TLS connection to %s failed: %s", c->target, why);
+	err->code = GRPCX_UNAVAILABLE;
 }
 
 /* A channel in TRANSIENT_FAILURE waits out its backoff before reconnecting; cut that short
@@ -1027,6 +1115,8 @@ int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, s
 		if (err)
 			err->code = (int)status;
 		gpr_free(d);
+		if (c->tls && status == GRPC_STATUS_UNAVAILABLE)
+			explain_tls_failure(c, err);
 	}
 out:
 	grpc_call_unref(call);
@@ -1051,6 +1141,13 @@ void grpcx_client_free(struct grpcx_client *c)
 		return;
 	grpc_channel_destroy(c->ch);
 	pthread_mutex_destroy(&c->mu);
+	free(c->target);
+	free(c->ca_pem);
+	free(c->cert_pem);
+	if (c->key_pem) {
+		OPENSSL_cleanse(c->key_pem, strlen(c->key_pem));
+		free(c->key_pem);
+	}
 	free(c);
 	grpc_shutdown();
 }

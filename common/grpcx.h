@@ -57,9 +57,20 @@ struct grpcx_server *grpcx_server_new_tls(const char *addr, int workers, const c
                                           const char *key_pem, const char *client_ca_pem,
                                           struct err *err);
 
+/* A server with no listening socket of its own: a front that owns the port (common/grpcfront.h)
+ * hands it connections carrying plaintext HTTP/2 with grpcx_server_adopt_fd. */
+struct grpcx_server *grpcx_server_new_unbound(int workers, struct err *err);
+/* Give gRPC core a connected socket (it owns fd from here on). Only after start and before
+ * shutdown; -1 (fd untouched) otherwise. */
+int grpcx_server_adopt_fd(struct grpcx_server *s, int fd);
+/* fn(ctx) runs once when the teardown begins, before gRPC core stops taking connections (a
+ * front stops accepting there, so nothing is adopted into a server shutting down). */
+void grpcx_server_on_stop(struct grpcx_server *s, void (*fn)(void *ctx), void *ctx);
+
 struct grpcx_client;
 
-/* target "http://127.0.0.1:50004", "127.0.0.1:50004" or "dns:///host:port". */
+/* target "http://127.0.0.1:50004", "127.0.0.1:50004" or "dns:///host:port"; "https://host:port"
+ * is TLS with the system roots (never plaintext). */
 struct grpcx_client *grpcx_client_new(const char *target, struct err *err);
 /* Returns the gRPC status (GRPCX_OK = 0, >0 status from the peer or transport) or -1 on a
  * local error; err->msg holds the status message. *resp is malloc'd on success. */
@@ -70,5 +81,29 @@ void grpcx_client_free(struct grpcx_client *c);
 struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem,
                                           const char *cert_pem, const char *key_pem,
                                           struct err *err);
+
+/* The TLS settings of one outgoing link as config files give them: file paths, each optional.
+ * ca: PEM bundle of the roots to trust (NULL = system roots); cert + key (both or neither):
+ * the client certificate chain and its private key, for servers that require mutual TLS. */
+struct grpcx_tls_files {
+	const char *ca;
+	const char *cert;
+	const char *key;
+};
+
+/* A client for `target` configured from files (common/grpcx_tls.c). An https:// target is
+ * TLS; an http:// or bare one is plaintext, and giving TLS files with it is an error (a
+ * plaintext link an operator believed protected). `what` names the setting in errors
+ * ("[attestation_service] as_addr"). The key file obeys keyfile_check's mode rule. When a
+ * TLS call fails with UNAVAILABLE, grpcx_call replaces core's generic message by what a
+ * handshake with the same settings reports (wrong CA, expired or misnamed certificate,
+ * client certificate required). */
+struct grpcx_client *grpcx_client_new_files(const char *target, const struct grpcx_tls_files *f,
+                                            const char *what, struct err *err);
+
+/* One handshake of our own to `target` with this material: 1 and a sentence in why when it
+ * fails (or the server rejects the session right after it), 0 when TLS is fine. */
+int grpcx_tls_probe(const char *target, const char *ca_pem, const char *cert_pem,
+                    const char *key_pem, int timeout_ms, char *why, size_t wl);
 
 #endif

@@ -4,6 +4,7 @@
  * the RVPS API that the AS proxies on the same address. Calls block; the HTTP layer runs
  * them on its worker pool.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,11 +12,13 @@
 #include "grpcx.h"
 #include "health.pb-c.h"
 #include "kbs.h"
+#include "log.h"
 #include "reference.pb-c.h"
 
 struct kbs_as {
 	struct grpcx_client *c;
 	int timeout_ms;
+	char addr[256];
 };
 
 struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err)
@@ -30,6 +33,25 @@ struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err)
 		free(a);
 		return NULL;
 	}
+	a->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000;
+	return a;
+}
+
+struct kbs_as *kbs_as_new_tls(const struct kbs_config *cfg, int timeout_ms, struct err *err)
+{
+	struct grpcx_tls_files f = {cfg->as_ca_cert, cfg->as_client_cert, cfg->as_client_key};
+	struct kbs_as *a = calloc(1, sizeof(*a));
+
+	if (!a) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	a->c = grpcx_client_new_files(cfg->as_addr, &f, "[attestation_service]", err);
+	if (!a->c) {
+		free(a);
+		return NULL;
+	}
+	snprintf(a->addr, sizeof(a->addr), "%s", cfg->as_addr);
 	a->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000;
 	return a;
 }
@@ -54,6 +76,9 @@ static int call(struct kbs_as *a, const char *method, const ProtobufCMessage *ms
 	int st = grpcx_call(a->c, method, buf, n, resp, resp_len, a->timeout_ms, err);
 	free(buf);
 	if (st != GRPCX_OK) {
+		/* the link itself failed (TLS refused, AS down): one line naming it */
+		if (st == GRPCX_UNAVAILABLE)
+			log_warn("kbs: AS link %s: %s", a->addr[0] ? a->addr : "-", err->msg);
 		if (st > 0)
 			err_prefix(err, "AS returned gRPC status %d", st);
 		if (err)

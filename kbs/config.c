@@ -359,6 +359,9 @@ static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 	else
 		return err_set(err, "[attestation_service] unknown type \"%s\"", type);
 	if (get_str(a, "attestation_service", "as_addr", &c->as_addr, err) ||
+	    get_str(a, "attestation_service", "as_ca_cert", &c->as_ca_cert, err) ||
+	    get_str(a, "attestation_service", "as_client_cert", &c->as_client_cert, err) ||
+	    get_str(a, "attestation_service", "as_client_key", &c->as_client_key, err) ||
 	    get_int(a, "attestation_service", "pool_size", 100, &c->as_pool_size, err) ||
 	    get_int(a, "attestation_service", "timeout", 5, &c->session_timeout_min, err) ||
 	    get_int(a, "attestation_service", "as_timeout", 60, &c->as_timeout_s, err) ||
@@ -370,6 +373,14 @@ static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 		return err_set(err, "[attestation_service] max_sessions must be 1..100000000");
 	if (!c->as_addr)
 		c->as_addr = strdup("http://127.0.0.1:50004");
+	if ((c->as_client_cert == NULL) != (c->as_client_key == NULL))
+		return err_set(err, "[attestation_service] as_client_cert and as_client_key go "
+		                    "together: set both for mutual TLS, or neither");
+	if ((c->as_ca_cert || c->as_client_cert) && strncmp(c->as_addr, "https://", 8) != 0)
+		return err_set(err,
+		               "[attestation_service] as_addr %s is plaintext but TLS files are "
+		               "set: write https:// to reach the AS over TLS",
+		               c->as_addr);
 	if (c->as_pool_size <= 0 || c->as_pool_size > 4096)
 		return err_set(err, "[attestation_service] pool_size must be 1..4096");
 	if (c->session_timeout_min <= 0)
@@ -523,6 +534,9 @@ void kbs_config_free(struct kbs_config *c)
 	strv_free(&c->trusted_jwk_sets);
 	strv_free(&c->extra_teekey_paths);
 	free(c->as_addr);
+	free(c->as_ca_cert);
+	free(c->as_client_cert);
+	free(c->as_client_key);
 	free(c->session_storage_type);
 	free(c->resource_backend);
 	free(c->sample_item);

@@ -73,6 +73,9 @@ int kbs_fetch(const struct kbs_fetch *f, const char *method, const char *url,
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	/* HTTP/1.1 only: a JWK set on a gRPC port (grpc-as) is served to HTTP/1.1, and an h2
+	 * connection there would reach the gRPC server instead */
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, tmo);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, tmo);

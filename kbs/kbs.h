@@ -79,6 +79,9 @@ struct kbs_config {
 	/* [attestation_service] */
 	enum kbs_as_type as_type;
 	char *as_addr;
+	char *as_ca_cert;     /* PEM roots for an https:// as_addr (NULL: system roots) */
+	char *as_client_cert; /* client certificate chain for mutual TLS (with as_client_key) */
+	char *as_client_key;
 	long long as_pool_size;
 	long long session_timeout_min;
 	long long as_timeout_s; /* each call to the AS (default 60; Trustee waits 300) */
@@ -204,6 +207,9 @@ void kbs_session_clear(struct kbs_session *ss);
 
 struct kbs_as;
 struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err);
+/* The same with the [attestation_service] TLS files (as_ca_cert, as_client_cert,
+ * as_client_key; each may be NULL) for an https:// as_addr. */
+struct kbs_as *kbs_as_new_tls(const struct kbs_config *cfg, int timeout_ms, struct err *err);
 void kbs_as_free(struct kbs_as *a);
 /* verification_requests: array of
  * {"tee","evidence_text","runtime_data_text","hash","init_data_toml"?}. Returns a malloc'd token or

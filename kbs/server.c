@@ -1092,7 +1092,7 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		goto fail;
 	}
 	if (k->cfg.as_type == KBS_AS_GRPC) {
-		k->as = kbs_as_new(k->cfg.as_addr, (int)(k->cfg.as_timeout_s * 1000), err);
+		k->as = kbs_as_new_tls(&k->cfg, (int)(k->cfg.as_timeout_s * 1000), err);
 		if (!k->as) {
 			err_prefix(err, "[attestation_service] as_addr %s", k->cfg.as_addr);
 			goto fail;

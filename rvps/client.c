@@ -30,6 +30,28 @@ struct rvps_client *rvps_client_new(const char *addr, struct err *err)
 	return c;
 }
 
+struct rvps_client *rvps_client_new_files(const char *addr, const struct grpcx_tls_files *f,
+                                          const char *what, struct err *err)
+{
+	struct rvps_client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	c->g = grpcx_client_new_files(addr, f, what, err);
+	if (c->g == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct grpcx_client *rvps_client_channel(struct rvps_client *c)
+{
+	return c->g;
+}
+
 void rvps_client_free(struct rvps_client *c)
 {
 	if (c == NULL)

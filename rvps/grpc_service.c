@@ -6,14 +6,54 @@
  * "Query reference value: ..." / "Register reference value: ...". Bytes that are not the
  * request message are refused with INVALID_ARGUMENT and the server keeps serving.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "grpcx.h"
+#include "log.h"
 #include "reference.pb-c.h"
 #include "rvps/rvps.h"
 
 #define PROXY_TIMEOUT_MS 10000
+
+/* counters for GET /metrics (rvps_metrics_render) */
+enum { M_QUERY_FOUND, M_QUERY_MISSING, M_QUERY_ERROR, M_REGISTER_OK, M_REGISTER_ERROR, M_N };
+static unsigned long long metrics[M_N];
+
+static void count(int m)
+{
+	__atomic_add_fetch(&metrics[m], 1, __ATOMIC_RELAXED);
+}
+
+char *rvps_metrics_render(size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	unsigned long long v[M_N];
+
+	if (f == NULL)
+		return NULL;
+	for (int i = 0; i < M_N; i++)
+		v[i] = __atomic_load_n(&metrics[i], __ATOMIC_RELAXED);
+	fprintf(f,
+	        "# HELP rvps_queries_total QueryReferenceValue calls, by result.\n"
+	        "# TYPE rvps_queries_total counter\n"
+	        "rvps_queries_total{result=\"found\"} %llu\n"
+	        "rvps_queries_total{result=\"missing\"} %llu\n"
+	        "rvps_queries_total{result=\"error\"} %llu\n"
+	        "# HELP rvps_registrations_total RegisterReferenceValue calls, by result.\n"
+	        "# TYPE rvps_registrations_total counter\n"
+	        "rvps_registrations_total{result=\"ok\"} %llu\n"
+	        "rvps_registrations_total{result=\"error\"} %llu\n",
+	        v[M_QUERY_FOUND], v[M_QUERY_MISSING], v[M_QUERY_ERROR], v[M_REGISTER_OK],
+	        v[M_REGISTER_ERROR]);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
 
 static int pack_query_response(const char *value, uint8_t **resp, size_t *resp_len, struct err *err)
 {
@@ -45,15 +85,18 @@ static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **res
 
 	in = reference__reference_value_query_request__unpack(NULL, req_len, req);
 	if (in == NULL) {
+		count(M_QUERY_ERROR);
 		err_set(err, "The request is not a valid ReferenceValueQueryRequest message");
 		return GRPCX_INVALID_ARGUMENT;
 	}
 	if (rvps_query(r, in->reference_value_id, &value, err) < 0) {
+		count(M_QUERY_ERROR);
 		reference__reference_value_query_request__free_unpacked(in, NULL);
 		err_prefix(err, "Query reference value");
 		return GRPCX_ABORTED;
 	}
 	reference__reference_value_query_request__free_unpacked(in, NULL);
+	count(value != NULL ? M_QUERY_FOUND : M_QUERY_MISSING);
 	st = pack_query_response(value, resp, resp_len, err);
 	free(value);
 	return st;
@@ -68,11 +111,13 @@ static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **
 
 	in = reference__reference_value_register_request__unpack(NULL, req_len, req);
 	if (in == NULL) {
+		count(M_REGISTER_ERROR);
 		err_set(err, "The request is not a valid ReferenceValueRegisterRequest message");
 		return GRPCX_INVALID_ARGUMENT;
 	}
 	rc = rvps_register(r, in->message, err);
 	reference__reference_value_register_request__free_unpacked(in, NULL);
+	count(rc < 0 ? M_REGISTER_ERROR : M_REGISTER_OK);
 	if (rc < 0) {
 		err_prefix(err, "Register reference value");
 		return GRPCX_ABORTED;
@@ -99,8 +144,10 @@ static int forward(struct grpcx_client *c, const char *method, const uint8_t *re
 
 	if (st < 0) {
 		err_prefix(err, "RVPS unreachable");
-		return GRPCX_UNAVAILABLE;
+		st = GRPCX_UNAVAILABLE;
 	}
+	if (st == GRPCX_UNAVAILABLE)
+		log_warn("RVPS link: %s", err->msg);
 	return st;
 }
 

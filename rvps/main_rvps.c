@@ -1,9 +1,12 @@
 /*
  * rvps: the Reference Value Provider Service daemon, Trustee's command line:
  *   rvps [-c|--config FILE] [-a|--address ADDR]
+ * plus our extension, TLS on the port (Trustee's rvps is plaintext only):
+ *   [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem [--https-client-ca CA.pem]]
  * The config is {"storage": StorageBackendConfig, "extractors": {...}}; an unreadable or
  * invalid file is a warning and the defaults (Memory storage), as Trustee does. Serves
- * reference.ReferenceValueProviderService and grpc.health.v1 until SIGTERM/SIGINT.
+ * reference.ReferenceValueProviderService and grpc.health.v1 until SIGTERM/SIGINT, and on
+ * the same port HTTP/1.1 GET /healthz and /metrics (common/grpcfront.h).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "grpcfront.h"
 #include "grpcx.h"
 #include "log.h"
 #include "rvps/rvps.h"
@@ -22,8 +26,27 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: rvps [-c|--config FILE] [-a|--address ADDR]\n"
+	           "            [-t CERT.pem -k KEY.pem [--https-client-ca CA.pem]]\n"
 	           "  -c, --config FILE    JSON configuration (default " DEFAULT_CONFIG ")\n"
-	           "  -a, --address ADDR   listen address (default " DEFAULT_ADDRESS ")\n");
+	           "  -a, --address ADDR   listen address (default " DEFAULT_ADDRESS ")\n"
+	           "  -t, --https-pubkey-cert FILE  TLS certificate chain (PEM)\n"
+	           "  -k, --https-prikey FILE       its private key (PEM, not readable by others)\n"
+	           "      --https-client-ca FILE    require client certificates from this CA\n");
+}
+
+static void page(void *ctx, const char *path, struct gfront_reply *out)
+{
+	(void)ctx;
+	if (strcmp(path, "/healthz") == 0) {
+		out->status = 200;
+		out->ctype = "text/plain";
+		out->body = strdup("ok\n");
+		out->len = out->body ? 3 : 0;
+	} else if (strcmp(path, "/metrics") == 0) {
+		out->body = rvps_metrics_render(&out->len);
+		out->status = out->body ? 200 : 500;
+		out->ctype = "text/plain; version=0.0.4";
+	}
 }
 
 int main(int argc, char **argv)
@@ -31,24 +54,39 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"address", required_argument, NULL, 'a'},
+	    {"https-pubkey-cert", required_argument, NULL, 't'},
+	    {"https-prikey", required_argument, NULL, 'k'},
+	    {"https-client-ca", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = DEFAULT_CONFIG, *address = DEFAULT_ADDRESS;
 	json_t *config = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
+	struct gfront_tls tls = {0};
+	struct gfront *front = NULL;
 	struct grpcx_server *srv;
 	struct rvps *r;
 	struct err e;
 	int c;
 
 	log_init("rvps");
-	while ((c = getopt_long(argc, argv, "c:a:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:a:t:k:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config_path = optarg;
 			break;
 		case 'a':
 			address = optarg;
+			break;
+		case 't':
+			tls_cert = optarg;
+			break;
+		case 'k':
+			tls_key = optarg;
+			break;
+		case 'C':
+			client_ca = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -64,6 +102,20 @@ int main(int argc, char **argv)
 	}
 
 	err_clear(&e);
+	if ((tls_cert == NULL) != (tls_key == NULL)) {
+		log_error("rvps: --https-pubkey-cert and --https-prikey go together: give both for "
+		          "TLS, or neither for plaintext");
+		return 1;
+	}
+	if (client_ca != NULL && tls_cert == NULL) {
+		log_error("rvps: --https-client-ca needs TLS: also give --https-pubkey-cert and "
+		          "--https-prikey");
+		return 1;
+	}
+	if (tls_cert != NULL && gfront_tls_load(&tls, tls_cert, tls_key, client_ca, &e) < 0) {
+		log_error("rvps: %s", e.msg);
+		return 1;
+	}
 	config = config_load(config_path, &e);
 	if (config == NULL) {
 		log_warn("rvps: cannot use config %s (%s); using the default config (Memory "
@@ -80,23 +132,32 @@ int main(int argc, char **argv)
 		log_error("rvps: %s", e.msg);
 		return 1;
 	}
-	srv = grpcx_server_new(address, 8, &e);
-	if (srv == NULL) {
-		log_error("rvps: %s", e.msg);
-		rvps_free(r);
-		return 1;
-	}
-	if (rvps_grpc_serve(srv, r) < 0 || grpcx_server_handle_signals(srv) < 0 ||
-	    grpcx_server_start(srv, &e) < 0) {
-		log_error("rvps: cannot start the gRPC service: %s", e.msg);
+	srv = grpcx_server_new_unbound(8, &e);
+	if (srv != NULL)
+		front = gfront_new(address, srv, tls_cert ? &tls : NULL, page, NULL, &e);
+	gfront_tls_clear(&tls);
+	if (front == NULL) {
+		log_error("rvps: cannot listen on %s: %s", address, e.msg);
 		grpcx_server_free(srv);
 		rvps_free(r);
 		return 1;
 	}
-	log_info("rvps: listening on %s (port %d)", address, grpcx_server_port(srv));
+	if (rvps_grpc_serve(srv, r) < 0 || grpcx_server_handle_signals(srv) < 0 ||
+	    grpcx_server_start(srv, &e) < 0 || gfront_start(front, &e) < 0) {
+		log_error("rvps: cannot start the gRPC service: %s", e.msg);
+		grpcx_server_free(srv);
+		gfront_free(front);
+		rvps_free(r);
+		return 1;
+	}
+	log_info("rvps: listening on %s (port %d, %s)", address, gfront_port(front),
+	         client_ca  ? "mutual TLS"
+	         : tls_cert ? "TLS"
+	                    : "plaintext");
 	grpcx_server_wait(srv);
 	log_info("rvps: shutting down");
 	grpcx_server_free(srv);
+	gfront_free(front);
 	rvps_free(r);
 	return 0;
 }

@@ -44,9 +44,19 @@ int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r);
  * (grpc-as with a GrpcRemote RVPS). c is borrowed. */
 int rvps_grpc_serve_proxy(struct grpcx_server *s, struct grpcx_client *c);
 
+/* Prometheus text of the service's query and registration counters (malloc'd), or NULL. */
+char *rvps_metrics_render(size_t *len);
+
 /* A client of a remote RVPS (addr "http://127.0.0.1:50003", "http://" optional). */
 struct rvps_client;
 struct rvps_client *rvps_client_new(const char *addr, struct err *err);
+struct grpcx_tls_files;
+/* The same over TLS when addr is https:// (files may be NULL: system roots, no client
+ * certificate); `what` names the setting in errors. */
+struct rvps_client *rvps_client_new_files(const char *addr, const struct grpcx_tls_files *f,
+                                          const char *what, struct err *err);
+/* The client's channel (borrowed), e.g. for rvps_grpc_serve_proxy. */
+struct grpcx_client *rvps_client_channel(struct rvps_client *c);
 void rvps_client_free(struct rvps_client *c);
 /* Return 0, or -1 with the peer's status message in err->msg and the gRPC status code in
  * err->code. Query sets *value_json (malloc'd) or leaves it NULL when the id is unknown. */

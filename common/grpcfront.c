@@ -1,0 +1,898 @@
+/*
+ * grpcfront: the listening socket of a gRPC daemon, shared with a few HTTP/1.1 pages (see
+ * grpcfront.h for the routing rules).
+ *
+ * One libevent loop thread does everything the front does: accept, sniff, TLS, the HTTP/1.1
+ * responder and the relays. Sniffing a plaintext connection peeks at the socket (MSG_PEEK)
+ * so that a gRPC connection reaches core with its bytes unread and core then owns the
+ * socket outright: the plaintext gRPC path costs one peek per connection and nothing per
+ * call. A TLS connection goes through an OpenSSL bufferevent; once the decrypted bytes
+ * say HTTP/2, a socketpair joins it to core and the loop copies bytes both ways, with
+ * watermarks so neither side buffers more than RELAY_HIGH bytes.
+ *
+ * Bounds: a connection gets SNIFF_MS to finish its TLS handshake and show its first bytes,
+ * and an HTTP/1.1 request head is at most GFRONT_HEAD_MAX bytes; at most MAX_PENDING
+ * connections may be in those early stages (more are closed at once), so silent or slow
+ * clients cost a bounded number of sockets and never hold up anyone else.
+ */
+#include "grpcfront.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "grpcx.h"
+#include "keyfile.h"
+#include "log.h"
+
+#define SNIFF_MS 10000
+#define PEEK_RETRY_MS 5
+#define MAX_PENDING 512
+#define RELAY_HIGH (256 * 1024)
+#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define H2_PREFACE_LEN 24
+
+enum conn_state { C_SNIFF, C_HTTP, C_RELAY, C_CLOSING };
+
+struct conn {
+	struct gfront *f;
+	enum conn_state state;
+	int fd;                   /* plaintext sniffing only; else owned by bev */
+	struct event *ev;         /* plaintext sniff: read/timeout, then peek retries */
+	struct timespec deadline; /* end of the sniffing stage */
+	struct bufferevent *bev;  /* the client side: socket or OpenSSL */
+	struct bufferevent *pair; /* relay: our end of the socketpair to core */
+	int pending;              /* counted in f->npending */
+	struct conn *prev, *next;
+};
+
+struct gfront {
+	struct grpcx_server *g;
+	struct event_base *base;
+	struct evconnlistener *lis;
+	SSL_CTX *ssl;
+	int mtls;
+	int port;
+	gfront_page_fn page;
+	void *ctx;
+	pthread_t th;
+	int started;
+	struct conn *conns;
+	int npending;
+	/* gfront_stop_accepting's handshake with the loop */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int stopped;
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* HTTP/1.x request head */
+
+static int is_tchar(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int gfront_http_parse(const uint8_t *buf, size_t len, struct gfront_http_req *out, struct err *err)
+{
+	size_t i = 0, m = 0, p = 0, end = 0, line;
+
+	memset(out, 0, sizeof(*out));
+	/* the head ends at the first empty line; nothing past it is read */
+	for (size_t k = 0; k + 3 < len && k + 4 <= GFRONT_HEAD_MAX; k++) {
+		if (buf[k] == '\r' && buf[k + 1] == '\n' && buf[k + 2] == '\r' &&
+		    buf[k + 3] == '\n') {
+			end = k + 4;
+			break;
+		}
+	}
+	if (end == 0) {
+		if (len >= GFRONT_HEAD_MAX)
+			return err_set(err, "the request head is longer than %d bytes",
+			               GFRONT_HEAD_MAX);
+		/* a request line that is already wrong need not wait for the rest */
+		for (size_t k = 0; k < len && k < sizeof(out->method); k++) {
+			if (buf[k] == ' ')
+				return 0;
+			if (!is_tchar(buf[k]))
+				return err_set(err, "the request does not start with a method");
+		}
+		return len >= sizeof(out->method)
+		           ? err_set(err, "the request does not start with a method")
+		           : 0;
+	}
+	/* method */
+	while (i < end && is_tchar(buf[i])) {
+		if (m + 1 >= sizeof(out->method))
+			return err_set(err, "the method is too long");
+		out->method[m++] = (char)buf[i++];
+	}
+	if (m == 0 || buf[i] != ' ')
+		return err_set(err, "the request line has no method");
+	i++;
+	/* origin-form target: "/" then visible characters */
+	if (buf[i] != '/')
+		return err_set(err, "the request target is not a path");
+	while (i < end && buf[i] > ' ' && buf[i] < 0x7f) {
+		if (buf[i] == '?' || buf[i] == '#') {
+			while (i < end && buf[i] > ' ' && buf[i] < 0x7f)
+				i++;
+			break;
+		}
+		if (p + 1 >= sizeof(out->path))
+			return err_set(err, "the request path is longer than %zu bytes",
+			               sizeof(out->path) - 1);
+		out->path[p++] = (char)buf[i++];
+	}
+	if (buf[i] != ' ')
+		return err_set(err, "the request target has a control character");
+	i++;
+	if (end - i < 10 || memcmp(buf + i, "HTTP/1.", 7) != 0 ||
+	    (buf[i + 7] != '0' && buf[i + 7] != '1') || buf[i + 8] != '\r' || buf[i + 9] != '\n')
+		return err_set(err, "the request line does not end with HTTP/1.0 or HTTP/1.1");
+	out->minor = buf[i + 7] - '0';
+	i += 10;
+	/* header lines: name ":" value, no control characters but HT */
+	while (i + 2 <= end && !(buf[i] == '\r' && buf[i + 1] == '\n')) {
+		line = i;
+		while (i < end && is_tchar(buf[i]))
+			i++;
+		if (i == line || i >= end || buf[i] != ':')
+			return err_set(err, "a header line has no name");
+		while (i < end && buf[i] != '\r') {
+			if ((buf[i] < ' ' && buf[i] != '\t') || buf[i] == 0x7f)
+				return err_set(err, "a header value has a control character");
+			i++;
+		}
+		if (i + 1 >= end || buf[i + 1] != '\n')
+			return err_set(err, "a header line does not end with CRLF");
+		i += 2;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* connections */
+
+static void conn_unpend(struct conn *c)
+{
+	if (c->pending) {
+		c->pending = 0;
+		c->f->npending--;
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	struct gfront *f = c->f;
+
+	conn_unpend(c);
+	if (c->ev)
+		event_free(c->ev);
+	if (c->bev)
+		bufferevent_free(c->bev); /* closes the socket (and frees the SSL) */
+	else if (c->fd >= 0)
+		close(c->fd);
+	if (c->pair)
+		bufferevent_free(c->pair);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		f->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+}
+
+static void on_conn_event(struct bufferevent *bev, short what, void *arg);
+
+static void on_flushed(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	conn_free(c);
+}
+
+/* Stop reading; free the connection once `out` has written what it holds. */
+static void close_after_flush(struct conn *c, struct bufferevent *out)
+{
+	c->state = C_CLOSING;
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ);
+	if (c->pair)
+		bufferevent_disable(c->pair, EV_READ);
+	if (out == NULL || evbuffer_get_length(bufferevent_get_output(out)) == 0) {
+		conn_free(c);
+		return;
+	}
+	bufferevent_setwatermark(out, EV_WRITE, 0, 0);
+	bufferevent_setcb(out, NULL, on_flushed, on_conn_event, c);
+	bufferevent_enable(out, EV_WRITE);
+}
+
+static const char *status_text(int st)
+{
+	switch (st) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return st >= 500 ? "Internal Server Error" : "Error";
+	}
+}
+
+static void http_respond(struct conn *c, int head_only, int st, const char *ctype, const char *body,
+                         size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                    "%sConnection: close\r\n\r\n",
+	                    st, status_text(st), ctype, len,
+	                    st == 405 ? "Allow: GET, HEAD\r\n" : "");
+	if (!head_only && len > 0)
+		evbuffer_add(out, body, len);
+	close_after_flush(c, c->bev);
+}
+
+static void on_http_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+	struct gfront_http_req req;
+	struct gfront_reply rep = {0};
+	struct err e;
+	int rc, head;
+	char msg[ERR_MSG_MAX + 2];
+
+	if (n > GFRONT_HEAD_MAX)
+		n = GFRONT_HEAD_MAX;
+	err_clear(&e);
+	rc = gfront_http_parse(evbuffer_pullup(in, (ssize_t)n), n, &req, &e);
+	if (rc == 0)
+		return;
+	conn_unpend(c);
+	if (rc < 0) {
+		log_debug("front: malformed HTTP request: %s", e.msg);
+		snprintf(msg, sizeof(msg), "%s\n", e.msg);
+		http_respond(c, 0, 400, "text/plain", msg, strlen(msg));
+		return;
+	}
+	head = strcmp(req.method, "HEAD") == 0;
+	if (!head && strcmp(req.method, "GET") != 0) {
+		http_respond(c, 0, 405, "text/plain", "Only GET and HEAD are served here\n", 34);
+		return;
+	}
+	c->f->page(c->f->ctx, req.path, &rep);
+	if (rep.status == 0) {
+		free(rep.body);
+		http_respond(c, head, 404, "text/plain", "Not found\n", 10);
+		return;
+	}
+	http_respond(c, head, rep.status, rep.ctype ? rep.ctype : "text/plain",
+	             rep.body ? rep.body : "", rep.body ? rep.len : 0);
+	free(rep.body);
+}
+
+static void on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct bufferevent *other = bev == c->bev ? c->pair : c->bev;
+
+	if ((what & BEV_EVENT_CONNECTED) != 0)
+		return;
+	if ((what & BEV_EVENT_ERROR) != 0 && bev == c->bev && c->state == C_SNIFF) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		if (e != 0) {
+			char buf[256];
+			ERR_error_string_n(e, buf, sizeof(buf));
+			log_debug("front: TLS handshake failed: %s", buf);
+		}
+	}
+	/* one side ended: let the other write what it still holds, then close both */
+	if (c->state == C_RELAY && other != NULL && (what & BEV_EVENT_EOF) != 0) {
+		close_after_flush(c, other);
+		return;
+	}
+	conn_free(c);
+}
+
+/* Relay: what one side reads goes to the other side's output, up to RELAY_HIGH. */
+static void relay_read(struct bufferevent *from, void *arg)
+{
+	struct conn *c = arg;
+	struct bufferevent *to = from == c->bev ? c->pair : c->bev;
+	struct evbuffer *out = bufferevent_get_output(to);
+
+	evbuffer_add_buffer(out, bufferevent_get_input(from));
+	if (evbuffer_get_length(out) >= RELAY_HIGH) {
+		bufferevent_disable(from, EV_READ);
+		bufferevent_setwatermark(to, EV_WRITE, RELAY_HIGH / 2, 0);
+	}
+}
+
+static void relay_write(struct bufferevent *to, void *arg)
+{
+	struct conn *c = arg;
+	struct bufferevent *from = to == c->bev ? c->pair : c->bev;
+
+	/* drained below the low mark: read from the other side again */
+	bufferevent_setwatermark(to, EV_WRITE, 0, 0);
+	bufferevent_enable(from, EV_READ);
+}
+
+/* Decrypted bytes say HTTP/2: join the TLS side to gRPC core through a socketpair. */
+static void start_relay(struct conn *c)
+{
+	struct gfront *f = c->f;
+	int sv[2];
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	if (f->mtls) {
+		X509 *peer = SSL_get1_peer_certificate(ssl);
+		int ok = peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
+		X509_free(peer);
+		if (!ok) {
+			log_info("front: refused a gRPC connection without a client certificate "
+			         "(mutual TLS is required)");
+			conn_free(c);
+			return;
+		}
+	}
+	/* both ends non-blocking: core reads its end until EAGAIN, and would hang on a
+	 * blocking socket until the peer closed */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+		log_warn("front: socketpair: %s", strerror(errno));
+		conn_free(c);
+		return;
+	}
+	if (grpcx_server_adopt_fd(f->g, sv[1]) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		conn_free(c);
+		return;
+	}
+	c->pair = bufferevent_socket_new(f->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	if (c->pair == NULL) {
+		close(sv[0]);
+		conn_free(c);
+		return;
+	}
+	conn_unpend(c);
+	c->state = C_RELAY;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_setcb(c->bev, relay_read, relay_write, on_conn_event, c);
+	bufferevent_setcb(c->pair, relay_read, relay_write, on_conn_event, c);
+	bufferevent_enable(c->pair, EV_READ | EV_WRITE);
+	relay_read(c->bev, c); /* what the sniffer already decrypted */
+}
+
+/* 1: HTTP/2 preface; 0: a prefix of it, wait; -1: something else (HTTP/1.x or garbage). */
+static int classify(const uint8_t *b, size_t n)
+{
+	size_t k = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
+
+	if (memcmp(b, H2_PREFACE, k) != 0)
+		return -1;
+	return n >= H2_PREFACE_LEN ? 1 : 0;
+}
+
+static void start_http(struct conn *c)
+{
+	struct timeval tv = {SNIFF_MS / 1000, 0};
+
+	c->state = C_HTTP;
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_setcb(c->bev, on_http_read, NULL, on_conn_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	on_http_read(c->bev, c);
+}
+
+static void on_tls_sniff(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+	int k;
+
+	if (n > H2_PREFACE_LEN)
+		n = H2_PREFACE_LEN;
+	k = classify(evbuffer_pullup(in, (ssize_t)n), n);
+	if (k == 0)
+		return;
+	if (k > 0)
+		start_relay(c);
+	else
+		start_http(c);
+}
+
+static void on_plain_sniff(evutil_socket_t fd, short what, void *arg);
+
+static long ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Re-arm the sniffer: on readability while nothing has arrived, on a short timer while a
+ * partial preface sits in the socket (it stays readable, so polling would spin). */
+static int sniff_rearm(struct conn *c, int have_bytes)
+{
+	long left = ms_left(&c->deadline);
+	struct timeval tv = {0, PEEK_RETRY_MS * 1000};
+
+	if (left <= 0) {
+		log_debug("front: closed a connection that sent no request in %d ms", SNIFF_MS);
+		return -1;
+	}
+	event_free(c->ev);
+	if (have_bytes) {
+		c->ev = evtimer_new(c->f->base, on_plain_sniff, c);
+	} else {
+		tv.tv_sec = left / 1000;
+		tv.tv_usec = (left % 1000) * 1000;
+		c->ev = event_new(c->f->base, c->fd, EV_READ, on_plain_sniff, c);
+	}
+	if (c->ev == NULL || event_add(c->ev, &tv) < 0)
+		return -1;
+	return 0;
+}
+
+static void on_plain_sniff(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct gfront *f = c->f;
+	uint8_t b[H2_PREFACE_LEN];
+	ssize_t r;
+	int k;
+
+	(void)what;
+	r = recv(fd, b, sizeof(b), MSG_PEEK);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+		conn_free(c);
+		return;
+	}
+	k = r > 0 ? classify(b, (size_t)r) : 0;
+	if (k == 0) {
+		if (sniff_rearm(c, r > 0) < 0)
+			conn_free(c);
+		return;
+	}
+	event_free(c->ev);
+	c->ev = NULL;
+	if (k > 0) {
+		/* core owns the socket from here on, bytes unread */
+		c->fd = -1;
+		if (grpcx_server_adopt_fd(f->g, fd) < 0)
+			close(fd);
+		conn_free(c);
+		return;
+	}
+	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		conn_free(c);
+		return;
+	}
+	c->fd = -1;
+	start_http(c);
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+	struct gfront *f = arg;
+	struct conn *c;
+	int one = 1;
+	struct timeval tv = {SNIFF_MS / 1000, 0};
+
+	(void)lis;
+	(void)sa;
+	(void)salen;
+	if (f->npending >= MAX_PENDING || (c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn("front: %d connections have not sent a request yet; closing a new one",
+		         f->npending);
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->f = f;
+	c->fd = fd;
+	c->state = C_SNIFF;
+	c->pending = 1;
+	f->npending++;
+	c->next = f->conns;
+	if (f->conns)
+		f->conns->prev = c;
+	f->conns = c;
+	clock_gettime(CLOCK_MONOTONIC, &c->deadline);
+	c->deadline.tv_sec += SNIFF_MS / 1000;
+	if (f->ssl == NULL) {
+		c->ev = event_new(f->base, fd, EV_READ, on_plain_sniff, c);
+		if (c->ev == NULL || event_add(c->ev, &tv) < 0)
+			conn_free(c);
+		return;
+	}
+	SSL *ssl = SSL_new(f->ssl);
+	if (ssl == NULL) {
+		conn_free(c);
+		return;
+	}
+	c->bev = bufferevent_openssl_socket_new(f->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                        BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		conn_free(c);
+		return;
+	}
+	c->fd = -1;
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_setcb(c->bev, on_tls_sniff, NULL, on_conn_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* TLS context */
+
+/* gRPC clients offer h2 (gRPC core adds "grpc-exp"), never http/1.1; general HTTP clients
+ * such as curl offer both and are better served by the HTTP/1.1 responder. So: h2 when the
+ * client is a gRPC client or offers nothing else, else http/1.1. Routing still follows the
+ * decrypted bytes; ALPN only decides what the client will speak. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct gfront *f = arg;
+	const unsigned char *h2 = NULL, *h11 = NULL;
+	int grpc = 0;
+
+	for (unsigned int i = 0; i < inlen && i + 1u + in[i] <= inlen; i += 1u + in[i]) {
+		const unsigned char *p = in + i + 1;
+		if (in[i] == 2 && memcmp(p, "h2", 2) == 0)
+			h2 = p;
+		else if (in[i] == 8 && memcmp(p, "http/1.1", 8) == 0)
+			h11 = p;
+		else if (in[i] == 8 && memcmp(p, "grpc-exp", 8) == 0)
+			grpc = 1;
+	}
+	if (h2 != NULL && (grpc || h11 == NULL)) {
+		*out = h2;
+		*outlen = 2;
+		/* a gRPC client must present a certificate: fail the handshake itself, so the
+		 * client is told "certificate required" */
+		if (f->mtls)
+			SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			               NULL);
+		return SSL_TLSEXT_ERR_OK;
+	}
+	if (h11 != NULL) {
+		*out = h11;
+		*outlen = 8;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+static SSL_CTX *tls_ctx(const struct gfront_tls *t, struct gfront *f, struct err *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	BIO *b = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+
+	if (ctx == NULL) {
+		err_set(err, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* TLS 1.2 suites: forward-secret AEAD only (the intermediate profile's choice) */
+	SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	b = BIO_new_mem_buf(t->cert_pem, -1);
+	x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1) {
+		err_set(err, "the TLS certificate file holds no usable PEM certificate");
+		goto fail;
+	}
+	for (X509 *extra; (extra = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL;)
+		if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1)
+			X509_free(extra);
+	BIO_free(b);
+	b = BIO_new_mem_buf(t->key_pem, -1);
+	k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	if (k == NULL || SSL_CTX_use_PrivateKey(ctx, k) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		err_set(err, "the TLS private key is unreadable or does not match the "
+		             "certificate");
+		goto fail;
+	}
+	if (t->client_ca_pem != NULL) {
+		X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+		STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+		int n = 0;
+		BIO_free(b);
+		b = BIO_new_mem_buf(t->client_ca_pem, -1);
+		for (X509 *ca; b && (ca = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL;) {
+			X509_STORE_add_cert(st, ca);
+			if (names)
+				sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca)));
+			X509_free(ca);
+			n++;
+		}
+		if (n == 0) {
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			err_set(err, "the client CA file holds no PEM certificate");
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		f->mtls = 1;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, f);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(b);
+	ERR_clear_error();
+	return ctx;
+fail:
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(b);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return NULL;
+}
+
+static char *slurp(const char *path, const char *what, struct err *err)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf = NULL;
+	size_t n = 0;
+
+	if (fp == NULL) {
+		err_set(err, "%s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(1024 * 1024 + 1);
+	if (buf != NULL)
+		n = fread(buf, 1, 1024 * 1024 + 1, fp);
+	fclose(fp);
+	if (buf == NULL || n == 0 || n > 1024 * 1024) {
+		if (buf)
+			OPENSSL_cleanse(buf, n > 1024 * 1024 ? 1024 * 1024 : n);
+		free(buf);
+		err_set(err, "%s %s: %s", what, path, n ? "larger than 1 MiB" : "empty");
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+int gfront_tls_load(struct gfront_tls *t, const char *cert, const char *key, const char *ca,
+                    struct err *err)
+{
+	EVP_PKEY *pk;
+
+	memset(t, 0, sizeof(*t));
+	if ((pk = keyfile_read_private(key, err)) == NULL)
+		return err_prefix(err, "TLS private key");
+	EVP_PKEY_free(pk);
+	if ((t->cert_pem = slurp(cert, "TLS certificate", err)) == NULL ||
+	    (t->key_pem = slurp(key, "TLS private key", err)) == NULL ||
+	    (ca != NULL && (t->client_ca_pem = slurp(ca, "client CA", err)) == NULL)) {
+		gfront_tls_clear(t);
+		return -1;
+	}
+	return 0;
+}
+
+void gfront_tls_clear(struct gfront_tls *t)
+{
+	free((char *)t->cert_pem);
+	if (t->key_pem) {
+		OPENSSL_cleanse((char *)t->key_pem, strlen(t->key_pem));
+		free((char *)t->key_pem);
+	}
+	free((char *)t->client_ca_pem);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* life cycle */
+
+static int listen_on(const char *addr, struct err *err)
+{
+	char host[256];
+	const char *colon, *port;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+	int fd = -1, one = 1, rc;
+
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (end == NULL || end[1] != ':')
+			return err_set(err, "%s is not host:port", addr);
+		snprintf(host, sizeof(host), "%.*s", (int)(end - addr - 1), addr + 1);
+		port = end + 2;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL)
+			return err_set(err, "%s is not host:port", addr);
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+		port = colon + 1;
+	}
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (rc != 0)
+		return err_set(err, "%s: %s", addr, gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		freeaddrinfo(ai);
+		return err_set(err, "socket: %s", strerror(errno));
+	}
+	/* SO_REUSEADDR only (restarts); never SO_REUSEPORT: two daemons must not share a port */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+		err_set(err, "cannot listen on %s: %s", addr, strerror(errno));
+		close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct gfront_tls *tls,
+                          gfront_page_fn page, void *ctx, struct err *err)
+{
+	struct gfront *f = calloc(1, sizeof(*f));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd;
+
+	if (f == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	f->g = g;
+	f->page = page;
+	f->ctx = ctx;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	evthread_use_pthreads();
+	if (tls != NULL && (f->ssl = tls_ctx(tls, f, err)) == NULL)
+		goto fail;
+	f->base = event_base_new();
+	if (f->base == NULL) {
+		err_set(err, "cannot create an event loop");
+		goto fail;
+	}
+	if ((fd = listen_on(addr, err)) < 0)
+		goto fail;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		f->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                         : ((struct sockaddr_in *)&ss)->sin_port);
+	f->lis = evconnlistener_new(f->base, on_accept, f, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (f->lis == NULL) {
+		close(fd);
+		err_set(err, "cannot listen on %s", addr);
+		goto fail;
+	}
+	evconnlistener_disable(f->lis);
+	grpcx_server_on_stop(g, gfront_stop_accepting, f);
+	return f;
+fail:
+	gfront_free(f);
+	return NULL;
+}
+
+int gfront_port(const struct gfront *f)
+{
+	return f->port;
+}
+
+static void *loop_main(void *arg)
+{
+	struct gfront *f = arg;
+
+	event_base_loop(f->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+int gfront_start(struct gfront *f, struct err *err)
+{
+	evconnlistener_enable(f->lis);
+	if (pthread_create(&f->th, NULL, loop_main, f) != 0)
+		return err_set(err, "cannot start the front's thread");
+	f->started = 1;
+	return 0;
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gfront *f = arg;
+	struct conn *c, *next;
+
+	(void)fd;
+	(void)what;
+	if (f->lis) {
+		evconnlistener_free(f->lis);
+		f->lis = NULL;
+	}
+	for (c = f->conns; c; c = next) {
+		next = c->next;
+		if (c->state == C_SNIFF)
+			conn_free(c);
+	}
+	pthread_mutex_lock(&f->mu);
+	f->stopped = 1;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->mu);
+}
+
+void gfront_stop_accepting(void *arg)
+{
+	struct gfront *f = arg;
+	struct timeval now = {0, 0};
+	struct timespec ts;
+
+	if (f == NULL || !f->started)
+		return;
+	pthread_mutex_lock(&f->mu);
+	if (!f->stopped && event_base_once(f->base, -1, EV_TIMEOUT, stop_cb, f, &now) == 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		while (!f->stopped)
+			if (pthread_cond_timedwait(&f->cond, &f->mu, &ts) != 0)
+				break;
+	}
+	pthread_mutex_unlock(&f->mu);
+}
+
+void gfront_free(struct gfront *f)
+{
+	if (f == NULL)
+		return;
+	if (f->started) {
+		gfront_stop_accepting(f);
+		event_base_loopbreak(f->base);
+		pthread_join(f->th, NULL);
+	}
+	while (f->conns)
+		conn_free(f->conns);
+	if (f->lis)
+		evconnlistener_free(f->lis);
+	if (f->base)
+		event_base_free(f->base);
+	SSL_CTX_free(f->ssl);
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cond);
+	free(f);
+}
