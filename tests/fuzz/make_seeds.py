@@ -35,6 +35,31 @@ koNH8lfteH6swgPRxgw7jjLXEyEZflcfiZPszkvvL26wZEWLxQrXd+Dw
 -----END PRIVATE KEY-----
 """
 
+# The fixed token CA and admin key of fuzz_kbs_token.c (not secrets: test material only; the
+# C file holds their public halves).
+TOKEN_CA_KEY_PEM = b"""-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXDaEDt9hzy5orleR
+Mu53TDuDc+M1czLKv/80g8nK5EGhRANCAATe5+BBVi149AyGNa8mL91qBQVY/5J5
+b/4sK1fAcYC+55dRDoOZgvQZ0bYzGRMl7ls+aD9nXtde99RvHpHxAdgW
+-----END PRIVATE KEY-----
+"""
+TOKEN_CA_CERT_PEM = b"""-----BEGIN CERTIFICATE-----
+MIIBqDCCAU+gAwIBAgIUFvNpO6y9f6f0XklygfluwRrCdKEwCgYIKoZIzj0EAwIw
+ITEfMB0GA1UEAwwWY3RydXN0ZWUgZnV6eiB0b2tlbiBDQTAgFw0yNjExMzAwNjAx
+NDZaGA8yMTI2MTEwNjA2MDE0NlowITEfMB0GA1UEAwwWY3RydXN0ZWUgZnV6eiB0
+b2tlbiBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABN7n4EFWLXj0DIY1ryYv
+3WoFBVj/knlv/iwrV8BxgL7nl1EOg5mC9BnRtjMZEyXuWz5oP2de11731G8ekfEB
+2BajYzBhMB0GA1UdDgQWBBRn+KrRbu3hieZBKlZ8qvj9PUjyUTAfBgNVHSMEGDAW
+gBRn+KrRbu3hieZBKlZ8qvj9PUjyUTAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB
+/wQEAwIBBjAKBggqhkjOPQQDAgNHADBEAiAxg6Jh4eKY7t88MDVv9z2NXYc0coqk
+iOoSnVLRABFLFgIgL/tsTnzdMESaRJjhtIPXbf3z0v4l3SDod2cFSl4aNDo=
+-----END CERTIFICATE-----
+"""
+ADMIN_KEY_PEM = b"""-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIAOsVtvyCJEj/YYq2qgSbsnmXW78kykxlkhO8b5sjzH3
+-----END PRIVATE KEY-----
+"""
+
 
 def put(target, name, data):
     d = os.path.join(OUT, target)
@@ -141,6 +166,58 @@ def kbs_seeds(ec, rsa):
     put("fuzz_kbs_teepubkey", "path.txt", "default/key_1/v1.0")
 
 
+def token_seeds(tee):
+    """Attestation tokens (x5c chain to the fixed CA; a kid from the fixed JWKS) and admin
+    tokens (Ed25519 issuer, ES256 JWKS audience), each behind fuzz_kbs_token's selector byte."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec as cec
+    from cryptography.x509.oid import NameOID
+    from jwcrypto import jwk, jws
+
+    def sign(key, header, claims):
+        t = jws.JWS(json.dumps(claims, separators=(",", ":")))
+        t.add_signature(key, None, json.dumps(header, separators=(",", ":")))
+        return t.serialize(compact=True).encode()
+
+    ca_key = serialization.load_pem_private_key(TOKEN_CA_KEY_PEM, None)
+    ca = x509.load_pem_x509_certificate(TOKEN_CA_CERT_PEM)
+    leaf_key = cec.generate_private_key(cec.SECP256R1())
+    now = datetime.datetime(2026, 1, 1)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fuzz token signer")]))
+            .issuer_name(ca.subject).public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=36000))
+            .sign(ca_key, hashes.SHA256()))
+    leaf_jwk = jwk.JWK.from_pem(leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    der = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+           for c in (leaf, ca)]
+    hdr_jwk = json.loads(leaf_jwk.export_public())
+    hdr_jwk["alg"] = "ES256"
+    hdr_jwk["x5c"] = der
+    ear = {"iss": "fuzz-as", "iat": 1700000000, "exp": 4102444800, "eat_profile": "tag:github.com,2023:veraison/ear",
+           "submods": {"cpu0": {"ear.status": "affirming",
+                                "ear.veraison.annotated-evidence": {
+                                    "runtime_data_claims": {"tee-pubkey": tee}}}}}
+    put("fuzz_kbs_token", "x5c_chain.bin",
+        b"\x00" + sign(leaf_jwk, {"alg": "ES256", "typ": "JWT", "jwk": hdr_jwk}, ear))
+    fixed = jwk.JWK.from_pem(JOSE_KEY_PEM)
+    flat = {"exp": 4102444800, "nbf": 0, "tee-pubkey": tee}
+    put("fuzz_kbs_token", "jwks_kid.bin",
+        b"\x00" + sign(fixed, {"alg": "ES256", "kid": "fuzz"}, flat))
+    admin = jwk.JWK.from_pem(ADMIN_KEY_PEM)
+    put("fuzz_kbs_token", "admin_eddsa.bin",
+        b"\xc0" + sign(admin, {"alg": "EdDSA", "typ": "JWT"},
+                        {"iss": "fuzz-admin", "role": "admin", "exp": 4102444800}))
+    put("fuzz_kbs_token", "admin_jwks.bin",
+        b"\xc4" + sign(fixed, {"alg": "ES256", "kid": "fuzz"},
+                        {"aud": "kbs", "role": "reader", "exp": 4102444800, "iat": 1700000000}))
+
+
 def rvps_seeds():
     payload = b64(json.dumps({"a": ["1234", "abcd"], "svn": [1], "pcr11": ["00" * 32]}).encode())
     put("fuzz_rvps_message", "sample.json",
@@ -231,6 +308,7 @@ def verifier_seeds():
 def main():
     ec, rsa = jose_seeds()
     kbs_seeds(ec, rsa)
+    token_seeds(ec)
     rvps_seeds()
     proto_seeds()
     evidence_seeds()
