@@ -2,8 +2,9 @@
  * kv: the key-value store behind every daemon's state (see kv.h for the byte layout).
  *
  * One interface, four backends behind a table of function pointers. Memory and the file
- * backends serialise with a mutex (they are for single-process deployments); Redis uses one
- * connection under a mutex and reconnects on the next call after any failure, so a daemon
+ * backends serialise with a mutex (they are for single-process deployments); Redis keeps a
+ * bounded pool of connections (redis.pool_size, default 8), so concurrent callers do not wait
+ * on each other's round trips, and replaces a connection after any failure, so a daemon
  * recovers by itself as soon as Redis is back. Every Redis call has a timeout.
  */
 #include <dirent.h>
@@ -33,6 +34,7 @@ struct kv_backend {
 	int (*list)(struct kv *kv, const char *ns, char ***keys, size_t *n, struct err *err);
 	void (*close)(struct kv *kv);
 	int validates_keys;
+	int locks_itself; /* 0: every call runs under kv->mu */
 };
 
 /* memory backend: one list of entries, fine for the handful of keys tests and dev use hold */
@@ -49,7 +51,10 @@ struct kv {
 	pthread_mutex_t mu;
 	char dir[512];         /* local_fs / local_json */
 	struct mem_entry *mem; /* memory */
-	redisContext *rc;      /* redis */
+	/* redis: pool[0..pool_idle) idle connections, pool_open <= pool_size open ones */
+	redisContext **pool;
+	size_t pool_size, pool_idle, pool_open;
+	pthread_cond_t pool_cv;
 	char host[400], user[400], pass[400];
 	int port, db;
 };
@@ -471,64 +476,162 @@ static int lj_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struc
 static const struct kv_backend be_local_json = {"LocalJson", lj_set,    lj_get, lj_del,
                                                 lj_list,     nop_close, 0};
 
-/* ---- redis: "<ns>:<key>" ---- */
+/* ---- redis: "<ns>:<key>" ----
+ *
+ * A bounded pool of connections: a caller takes an idle one (or opens a new one while fewer
+ * than pool_size exist, or waits up to REDIS_WAIT_S for one to come back), runs its command
+ * without any lock held, and returns it. A connection that failed is closed, not returned, so
+ * the next caller reconnects: after a Redis restart every stale connection costs one retry. */
 
-static int redis_connect(struct kv *kv, struct err *err)
+#define REDIS_TIMEOUT_S 2
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define REDIS_WAIT_S 5
+#define REDIS_POOL_DEFAULT 8
+#define REDIS_POOL_MAX 256
+
+/* "redis at HOST:PORT unavailable: <cause>" from a failed context (or errno-less cause). */
+static int redis_unavailable(struct kv *kv, const redisContext *c, const char *cause,
+                             struct err *err)
 {
-	struct timeval tv = {2, 0};
-	redisReply *r;
-
-	if (kv->rc != NULL)
-		return 0;
-	kv->rc = redisConnectWithTimeout(kv->host, kv->port, tv);
-	if (kv->rc == NULL || kv->rc->err) {
-		err_set(err, "redis at %s:%d unreachable: %s", kv->host, kv->port,
-		        kv->rc ? kv->rc->errstr : "out of memory");
-		redisFree(kv->rc);
-		kv->rc = NULL;
-		return -1;
+	if (cause == NULL && c != NULL) {
+		cause = c->errstr[0] ? c->errstr : "connection lost";
+		if (c->err == REDIS_ERR_IO && (strstr(cause, "temporarily unavailable") != NULL ||
+		                               strstr(cause, "timed out") != NULL))
+			cause = "no answer within " STR(REDIS_TIMEOUT_S) " s";
+		else if (c->err == REDIS_ERR_EOF)
+			cause = "it closed the connection";
 	}
-	redisSetTimeout(kv->rc, tv);
+	return err_set(err, "redis at %s:%d unavailable: %s", kv->host, kv->port,
+	               cause ? cause : "out of memory");
+}
+
+static redisContext *redis_connect(struct kv *kv, struct err *err)
+{
+	struct timeval tv = {REDIS_TIMEOUT_S, 0};
+	redisReply *r;
+	redisContext *c = redisConnectWithTimeout(kv->host, kv->port, tv);
+
+	if (c == NULL || c->err) {
+		redis_unavailable(kv, c, NULL, err);
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
 	if (kv->pass[0] != '\0') {
-		r = kv->user[0] ? redisCommand(kv->rc, "AUTH %s %s", kv->user, kv->pass)
-		                : redisCommand(kv->rc, "AUTH %s", kv->pass);
+		r = kv->user[0] ? redisCommand(c, "AUTH %s %s", kv->user, kv->pass)
+		                : redisCommand(c, "AUTH %s", kv->pass);
 		int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
+		if (r == NULL)
+			redis_unavailable(kv, c, NULL, err);
+		else if (bad)
+			redis_unavailable(kv, c, "it refused the credentials", err);
 		freeReplyObject(r);
 		if (bad) {
-			redisFree(kv->rc);
-			kv->rc = NULL;
-			return err_set(err, "redis at %s:%d refused the credentials", kv->host,
-			               kv->port);
+			redisFree(c);
+			return NULL;
 		}
 	}
 	if (kv->db != 0) {
-		r = redisCommand(kv->rc, "SELECT %d", kv->db);
+		r = redisCommand(c, "SELECT %d", kv->db);
+		int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
+		if (bad)
+			redis_unavailable(kv, c, r ? "it refused to select the database" : NULL,
+			                  err);
 		freeReplyObject(r);
+		if (bad) {
+			redisFree(c);
+			return NULL;
+		}
 	}
-	return 0;
+	return c;
 }
 
-/* Run a command; on a connection error, reconnect once and retry. */
-static redisReply *redis_cmd(struct kv *kv, struct err *err, int argc, const char **argv,
-                             const size_t *argvlen)
+/* Take a connection: an idle one, a new one, or the first one returned within REDIS_WAIT_S. */
+static redisContext *redis_acquire(struct kv *kv, struct err *err)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += REDIS_WAIT_S;
+	pthread_mutex_lock(&kv->mu);
+	while (kv->pool_idle == 0 && kv->pool_open >= kv->pool_size) {
+		if (pthread_cond_timedwait(&kv->pool_cv, &kv->mu, &until) != 0 &&
+		    kv->pool_idle == 0 && kv->pool_open >= kv->pool_size) {
+			pthread_mutex_unlock(&kv->mu);
+			err_set(err,
+			        "redis at %s:%d unavailable: all %zu connections stayed busy for "
+			        "%d s",
+			        kv->host, kv->port, kv->pool_size, REDIS_WAIT_S);
+			return NULL;
+		}
+	}
+	if (kv->pool_idle > 0) {
+		redisContext *c = kv->pool[--kv->pool_idle];
+		pthread_mutex_unlock(&kv->mu);
+		return c;
+	}
+	kv->pool_open++; /* a slot reserved for the connection opened below */
+	pthread_mutex_unlock(&kv->mu);
+	redisContext *c = redis_connect(kv, err);
+	if (c == NULL) {
+		pthread_mutex_lock(&kv->mu);
+		kv->pool_open--;
+		pthread_cond_signal(&kv->pool_cv);
+		pthread_mutex_unlock(&kv->mu);
+	}
+	return c;
+}
+
+/* Give a connection back; a broken one (c->err set) is closed and its slot freed. */
+static void redis_release(struct kv *kv, redisContext *c)
+{
+	int broken = c->err != 0;
+	pthread_mutex_lock(&kv->mu);
+	if (broken)
+		kv->pool_open--;
+	else
+		kv->pool[kv->pool_idle++] = c;
+	pthread_cond_signal(&kv->pool_cv);
+	pthread_mutex_unlock(&kv->mu);
+	if (broken)
+		redisFree(c);
+}
+
+/* Run a command on `c`; on a connection error, reconnect once and retry (a pooled connection
+ * may be stale after a Redis restart). *cp may be replaced; it is never NULL on return unless
+ * no connection could be made. */
+static redisReply *redis_cmd_on(struct kv *kv, redisContext **cp, struct err *err, int argc,
+                                const char **argv, const size_t *argvlen)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (redis_connect(kv, err) < 0)
+		if (*cp == NULL && (*cp = redis_acquire(kv, err)) == NULL)
 			return NULL;
-		redisReply *r = redisCommandArgv(kv->rc, argc, argv, argvlen);
+		redisReply *r = redisCommandArgv(*cp, argc, argv, argvlen);
 		if (r != NULL) {
 			if (r->type == REDIS_REPLY_ERROR) {
-				err_set(err, "redis: %s", r->str);
+				err_set(err, "redis at %s:%d refused %s: %s", kv->host, kv->port,
+				        argv[0], r->str);
 				freeReplyObject(r);
 				return NULL;
 			}
 			return r;
 		}
-		err_set(err, "redis at %s:%d: %s", kv->host, kv->port, kv->rc->errstr);
-		redisFree(kv->rc);
-		kv->rc = NULL;
+		redis_unavailable(kv, *cp, NULL, err);
+		redis_release(kv, *cp); /* closes it: err is set */
+		*cp = NULL;
 	}
 	return NULL;
+}
+
+/* One command on a pooled connection. */
+static redisReply *redis_cmd(struct kv *kv, struct err *err, int argc, const char **argv,
+                             const size_t *argvlen)
+{
+	redisContext *c = NULL;
+	redisReply *r = redis_cmd_on(kv, &c, err, argc, argv, argvlen);
+	if (c != NULL)
+		redis_release(kv, c);
+	return r;
 }
 
 static void redis_key(char *out, size_t cap, const char *ns, const char *key)
@@ -615,37 +718,52 @@ static int redis_list(struct kv *kv, const char *ns, char ***keys, size_t *n, st
 	char pattern[600], cursor[32] = "0";
 	size_t cap = 0, plen = strlen(ns) + 1;
 	snprintf(pattern, sizeof(pattern), "%s:*", ns);
+	redisContext *c = NULL; /* one connection for the whole walk */
+	int rc = 0;
 	do {
 		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
 		size_t argvlen[6] = {4, strlen(cursor), 5, strlen(pattern), 5, 3};
-		redisReply *r = redis_cmd(kv, err, 6, argv, argvlen);
-		if (r == NULL)
-			return -1;
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+		redisReply *r = redis_cmd_on(kv, &c, err, 6, argv, argvlen);
+		if (r == NULL) {
+			rc = -1;
+			break;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
-			return err_set(err, "redis: unexpected SCAN reply");
+			rc = err_set(err, "redis at %s:%d sent an unexpected SCAN reply", kv->host,
+			             kv->port);
+			break;
 		}
 		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
 		for (size_t i = 0; i < r->element[1]->elements; i++) {
-			const char *full = r->element[1]->element[i]->str;
-			if (strlen(full) >= plen && push_key(keys, n, &cap, full + plen) < 0) {
-				freeReplyObject(r);
-				return err_set(err, "out of memory");
+			const redisReply *e = r->element[1]->element[i];
+			if (e->type == REDIS_REPLY_STRING && e->len >= plen &&
+			    push_key(keys, n, &cap, e->str + plen) < 0) {
+				rc = err_set(err, "out of memory");
+				break;
 			}
 		}
 		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
-	return 0;
+	} while (rc == 0 && strcmp(cursor, "0") != 0);
+	if (c != NULL)
+		redis_release(kv, c);
+	return rc;
 }
 
 static void redis_close(struct kv *kv)
 {
-	redisFree(kv->rc);
-	kv->rc = NULL;
+	for (size_t i = 0; i < kv->pool_idle; i++)
+		redisFree(kv->pool[i]);
+	free(kv->pool);
+	kv->pool = NULL;
+	kv->pool_idle = kv->pool_open = 0;
+	pthread_cond_destroy(&kv->pool_cv);
 }
 
-static const struct kv_backend be_redis = {"Redis",    redis_set,   redis_get, redis_del,
-                                           redis_list, redis_close, 1};
+static const struct kv_backend be_redis = {"Redis",    redis_set,   redis_get,      redis_del,
+                                           redis_list, redis_close, 1, .locks_itself = 1};
 
 /* redis://[user[:pass]@]host[:port][/db] */
 static int parse_redis_url(struct kv *kv, const char *url, struct err *err)
@@ -742,13 +860,33 @@ struct kv *kv_open_type(const char *type, const json_t *backends, struct err *er
 		if (url == NULL || *url == '\0')
 			url = json_string_value(
 			    json_object_get(json_object_get(backends, "redis"), "url"));
-		if (parse_redis_url(kv, url ? url : "redis://127.0.0.1:6379", err) < 0) {
+		pthread_cond_init(&kv->pool_cv, NULL);
+		json_t *ps = json_object_get(json_object_get(backends, "redis"), "pool_size");
+		json_int_t size = ps ? json_integer_value(ps) : REDIS_POOL_DEFAULT;
+		if (ps && (!json_is_integer(ps) || size < 1 || size > REDIS_POOL_MAX)) {
+			err_set(err, "storage_backend.backends.redis.pool_size must be an integer "
+			             "from 1 to %d",
+			        REDIS_POOL_MAX);
+			kv_close(kv);
+			return NULL;
+		}
+		kv->pool_size = (size_t)size;
+		kv->pool = calloc(kv->pool_size, sizeof(*kv->pool));
+		if (kv->pool == NULL ||
+		    parse_redis_url(kv, url ? url : "redis://127.0.0.1:6379", err) < 0) {
+			if (kv->pool == NULL)
+				err_set(err, "out of memory");
 			kv_close(kv);
 			return NULL;
 		}
 		struct err cerr = {0};
-		if (redis_connect(kv, &cerr) < 0) /* not fatal: reconnects on each call */
+		redisContext *c = redis_connect(kv, &cerr);
+		if (c == NULL) { /* not fatal: each call connects again */
 			log_warn("%s (will retry on use)", cerr.msg);
+		} else {
+			kv->pool[kv->pool_idle++] = c;
+			kv->pool_open = 1;
+		}
 	}
 	return kv;
 }
@@ -798,9 +936,11 @@ int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, 
 {
 	if (check(kv, ns, key, 1, err) < 0)
 		return -1;
-	pthread_mutex_lock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_lock(&kv->mu);
 	int rc = kv->be->set(kv, ns, key, val, len, overwrite, ttl_seconds, err);
-	pthread_mutex_unlock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_unlock(&kv->mu);
 	return rc;
 }
 
@@ -817,9 +957,11 @@ static int get_common(struct kv *kv, const char *ns, const char *key, uint8_t **
 	*len = 0;
 	if (check(kv, ns, key, 0, err) < 0)
 		return -1;
-	pthread_mutex_lock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_lock(&kv->mu);
 	int rc = kv->be->get(kv, ns, key, val, len, take, err);
-	pthread_mutex_unlock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_unlock(&kv->mu);
 	return rc;
 }
 
@@ -839,9 +981,11 @@ int kv_delete(struct kv *kv, const char *ns, const char *key, struct err *err)
 {
 	if (check(kv, ns, key, 0, err) < 0)
 		return -1;
-	pthread_mutex_lock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_lock(&kv->mu);
 	int rc = kv->be->del(kv, ns, key, err);
-	pthread_mutex_unlock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_unlock(&kv->mu);
 	return rc;
 }
 
@@ -851,9 +995,11 @@ int kv_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struct err *
 	*n = 0;
 	if (!ns_valid(ns))
 		return err_set(err, "invalid storage namespace \"%s\"", ns ? ns : "");
-	pthread_mutex_lock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_lock(&kv->mu);
 	int rc = kv->be->list(kv, ns, keys, n, err);
-	pthread_mutex_unlock(&kv->mu);
+	if (!kv->be->locks_itself)
+		pthread_mutex_unlock(&kv->mu);
 	if (rc < 0) {
 		kv_list_free(*keys, *n);
 		*keys = NULL;

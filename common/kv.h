@@ -4,7 +4,8 @@
  *   memory      per-namespace map, lost on exit
  *   local_fs    <dir_path>/<namespace>/<key with each '/' written as the 4 chars \x2F>
  *   local_json  <file_dir_path>/<namespace> = {"key": "<b64url padded value>"}
- *   redis       key "<namespace>:<key>", raw bytes (hiredis; URL from config or REDIS_URL)
+ *   redis       key "<namespace>:<key>", raw bytes (hiredis; URL from config or REDIS_URL;
+ *               "pool_size" connections at most, default 8, each opened when first needed)
  * Backends sit behind a table of function pointers (see kv_backend in kv.c).
  * All functions are thread-safe. Valid keys (validated backends): [A-Za-z0-9._/-].
  */
@@ -28,7 +29,8 @@ struct kv;
 
 /* `cfg` is Trustee's StorageBackendConfig object:
  *   {"storage_type": "Memory"|"LocalFs"|"LocalJson"|"Redis" (snake_case aliases too),
- *    "backends": {"local_fs": {"dir_path"}, "local_json": {"file_dir_path"}, "redis": {"url"}}}
+ *    "backends": {"local_fs": {"dir_path"}, "local_json": {"file_dir_path"},
+ *                 "redis": {"url", "pool_size"}}}
  * NULL cfg = Memory. */
 struct kv *kv_open(const json_t *cfg, struct err *err);
 /* Open one backend by type name with its sub-object (used for storage_type overrides). */

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <jansson.h>
 
 #include "b64.h"
@@ -322,11 +324,84 @@ static void test_kv_redis_with_restart(void **state)
 	/* outage: a clear error, then recovery on its own once Redis is back */
 	stop_redis(pid);
 	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), -1);
-	assert_non_null(strstr(err.msg, "127.0.0.1"));
+	char want[96];
+	snprintf(want, sizeof(want), "redis at 127.0.0.1:%d unavailable: ", port);
+	assert_non_null(strstr(err.msg, want));
 	pid = start_redis(port);
 	assert_int_equal(kv_set(kv, "repository", "k", "v", 1, 1, &err), 0);
 	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), 0);
 	free(v);
+	kv_close(kv);
+	json_decref(cfg);
+	stop_redis(pid);
+}
+
+/* Clients connected to the Redis on `port`, this probe's own connection excluded. */
+static long long redis_clients(int port)
+{
+	redisContext *c = redisConnect("127.0.0.1", port);
+	assert_true(c != NULL && c->err == 0);
+	redisReply *r = redisCommand(c, "INFO clients");
+	assert_non_null(r);
+	const char *at = strstr(r->str, "connected_clients:");
+	assert_non_null(at);
+	long long n = atoll(at + strlen("connected_clients:")) - 1;
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+struct reader {
+	struct kv *kv;
+	int rc;
+};
+
+static void *read_once(void *arg)
+{
+	struct reader *r = arg;
+	struct err err = {0};
+	uint8_t *v = NULL;
+	size_t n;
+	r->rc = kv_get(r->kv, "repository", "shared", &v, &n, &err);
+	free(v);
+	return NULL;
+}
+
+/* Callers run on their own connections, at most pool_size of them: with Redis stopped
+ * (SIGSTOP) every reader holds its connection until Redis answers again. */
+static void test_kv_redis_pool_bounds_concurrent_connections(void **state)
+{
+	int port = free_port();
+	char url[64];
+	struct err err = {0};
+	pid_t pid = start_redis(port);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	unsetenv("REDIS_URL");
+	json_t *bad = json_pack("{s:s,s:{s:{s:s,s:i}}}", "storage_type", "Redis", "backends",
+	                        "redis", "url", url, "pool_size", 0);
+	assert_null(kv_open(bad, &err));
+	assert_non_null(strstr(err.msg, "pool_size"));
+	json_decref(bad);
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s,s:i}}}", "storage_type", "Redis", "backends",
+	                        "redis", "url", url, "pool_size", 4);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	assert_int_equal(kv_set(kv, "repository", "shared", "v", 1, 1, &err), 0);
+	assert_int_equal(redis_clients(port), 1); /* one opened at start, reused */
+	struct reader rd[6];
+	pthread_t t[6];
+	kill(pid, SIGSTOP);
+	for (int i = 0; i < 6; i++) {
+		rd[i] = (struct reader){kv, -2};
+		assert_int_equal(pthread_create(&t[i], NULL, read_once, &rd[i]), 0);
+	}
+	usleep(500 * 1000); /* all six are waiting: four on Redis, two for a connection */
+	kill(pid, SIGCONT);
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(rd[i].rc, 0);
+	}
+	assert_int_equal(redis_clients(port), 4);
 	kv_close(kv);
 	json_decref(cfg);
 	stop_redis(pid);
@@ -357,6 +432,7 @@ int main(void)
 	    cmocka_unit_test(test_kv_local_fs_layout),
 	    cmocka_unit_test(test_kv_local_json_layout),
 	    cmocka_unit_test(test_kv_redis_with_restart),
+	    cmocka_unit_test(test_kv_redis_pool_bounds_concurrent_connections),
 	    cmocka_unit_test(test_kv_refuses_unknown_backend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
