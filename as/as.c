@@ -16,6 +16,7 @@
 #include "as/as.h"
 #include "as/as_metrics.h"
 #include "as/claims.h"
+#include "as/policy_cache.h"
 #include "as/verifier.h"
 #include "attestation.pb-c.h"
 #include "b64.h"
@@ -153,6 +154,8 @@ int as_init(struct as *a, const json_t *cfg, struct err *err)
 		if (kv_set(a->kv, KV_NS_AS_POLICY, key, texts[i], strlen(texts[i]), 0, err) < 0)
 			return err_prefix(err, "installing %s", ids[i]);
 	}
+	if ((a->policies = as_policy_cache_new(0)) == NULL)
+		return err_set(err, "out of memory");
 	pthread_mutex_init(&a->mu, NULL);
 	return 0;
 }
@@ -212,12 +215,13 @@ static json_t *appraise(struct as *a, const char *policy_id, const char *cls, js
 			err_set(err, "Policy `%s` not found", key);
 		return NULL;
 	}
-	struct rego_module m = {key, (const char *)text, len};
 	struct rego_host_function h = {"query_reference_value", 1, qrv, a};
-	struct rego_policy *p = rego_compile(&m, 1, &h, 1, err);
+	struct as_policy_ref *pr =
+	    as_policy_cache_get(a->policies, key, (const char *)text, len, &h, 1, err);
 	free(text);
-	if (p == NULL)
+	if (pr == NULL)
 		return NULL;
+	const struct rego_policy *p = as_policy_ref_policy(pr);
 	struct rego_eval_opts o = {.input = input, .host_fns = &h, .n_host_fns = 1, .explain = 1};
 	json_t *tc = NULL, *ext = NULL, *out = NULL;
 	char *why = NULL;
@@ -297,7 +301,7 @@ done:
 	free(why);
 	json_decref(tc);
 	json_decref(ext);
-	rego_policy_free(p);
+	as_policy_cache_release(a->policies, pr);
 	return out;
 }
 

@@ -15,6 +15,7 @@
 struct kv;
 struct rvps;
 struct rvps_client;
+struct as_policy_cache;
 
 struct as {
 	struct kv *kv;                   /* policies (and the built-in RVPS) */
@@ -27,6 +28,7 @@ struct as {
 	char issuer[256], developer[256], build[256], profile[256];
 	int verbose;
 	pthread_mutex_t mu;
+	struct as_policy_cache *policies; /* compiled policies by key and text hash */
 };
 
 /* cfg: the AS JSON config (as-rvps.md §3); installs the default policies. */
