@@ -5,6 +5,7 @@
  * padding must be present (B64_STD, B64_URL_PAD) or absent (B64_URL), and the unused low
  * bits of the last symbol must be zero, so one byte string has exactly one encoding.
  */
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,7 @@ int b64_decode(const char *s, size_t slen, int variant, uint8_t **out, size_t *o
 	*outlen = o;
 	return 0;
 bad:
+	OPENSSL_cleanse(buf, o); /* what was decoded may be part of a secret */
 	free(buf);
 	return -1;
 }

@@ -120,6 +120,7 @@ static int mem_set(struct kv *kv, const char *ns, const char *key, const void *v
 	memcpy(copy, val, len);
 	copy[len] = 0;
 	if (e != NULL && !mem_expired(e) && !overwrite) {
+		OPENSSL_cleanse(copy, len);
 		free(copy);
 		return 1;
 	}
@@ -265,28 +266,54 @@ static int write_file_atomic(const char *path, const void *val, size_t len, stru
 	return 0;
 }
 
+/* Frees a buffer that held stored values (resources, sessions, policies are secrets). */
+static void wipe_free(void *p, size_t n)
+{
+	if (p != NULL) {
+		OPENSSL_cleanse(p, n);
+		free(p);
+	}
+}
+
+/* Reads a whole file straight into one buffer with read(2): no stdio buffer keeps a second
+ * copy of the value behind. */
 static int read_file(const char *path, uint8_t **val, size_t *len, struct err *err)
 {
-	FILE *f = fopen(path, "rb");
 	struct stat st;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (f == NULL)
+	*val = NULL;
+	if (fd < 0)
 		return errno == ENOENT ? 1
 		                       : err_set(err, "cannot read %s: %s", path, strerror(errno));
-	if (fstat(fileno(f), &st) != 0) {
-		fclose(f);
-		return err_set(err, "cannot read %s", path);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(err, "cannot read %s: not a regular file", path);
 	}
-	*val = malloc((size_t)st.st_size + 1);
-	if (*val == NULL || fread(*val, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		free(*val);
-		*val = NULL;
-		fclose(f);
-		return err_set(err, "cannot read %s", path);
+	size_t size = (size_t)st.st_size;
+	uint8_t *buf = malloc(size + 1);
+	if (buf == NULL) {
+		close(fd);
+		return err_set(err, "cannot read %s: out of memory", path);
 	}
-	fclose(f);
-	(*val)[st.st_size] = 0;
-	*len = (size_t)st.st_size;
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : 0;
+			close(fd);
+			wipe_free(buf, got);
+			return err_set(err, "cannot read %s: %s", path,
+			               e ? strerror(e) : "it shrank while being read");
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[size] = 0;
+	*val = buf;
+	*len = size;
 	return 0;
 }
 
@@ -365,6 +392,21 @@ static const struct kv_backend be_local_fs = {"LocalFs", fs_set,    fs_get, fs_d
 
 /* ---- local_json: <dir>/<ns> = {"key": "<base64url padded>"} ---- */
 
+/* Drops a namespace document loaded by lj_load, wiping every value (base64 of a stored
+ * value) first: this reference is the only one. */
+static void lj_free(json_t *j)
+{
+	const char *k;
+	json_t *v;
+	if (json_is_object(j) && j->refcount == 1)
+		json_object_foreach(j, k, v)
+		{
+			if (json_is_string(v) && v->refcount == 1)
+				OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+		}
+	json_decref(j);
+}
+
 static json_t *lj_load(struct kv *kv, const char *ns, char *path, size_t cap, struct err *err)
 {
 	uint8_t *buf;
@@ -376,9 +418,9 @@ static json_t *lj_load(struct kv *kv, const char *ns, char *path, size_t cap, st
 	if (rc < 0)
 		return NULL;
 	json_t *j = json_loadb((const char *)buf, len, 0, NULL);
-	free(buf);
+	wipe_free(buf, len);
 	if (!json_is_object(j)) {
-		json_decref(j);
+		lj_free(j);
 		err_set(err, "%s is not a JSON object", path);
 		return NULL;
 	}
@@ -390,8 +432,9 @@ static int lj_store(const char *path, json_t *j, struct err *err)
 	char *text = json_dumps(j, JSON_COMPACT);
 	if (text == NULL)
 		return err_set(err, "out of memory");
-	int rc = write_file_atomic(path, text, strlen(text), err);
-	free(text);
+	size_t n = strlen(text);
+	int rc = write_file_atomic(path, text, n, err);
+	wipe_free(text, n);
 	return rc;
 }
 
@@ -404,14 +447,21 @@ static int lj_set(struct kv *kv, const char *ns, const char *key, const void *va
 	if ((j = lj_load(kv, ns, path, sizeof(path), err)) == NULL)
 		return -1;
 	if (!overwrite && json_object_get(j, key) != NULL) {
-		json_decref(j);
+		lj_free(j);
 		return 1;
 	}
 	char *enc = b64_encode(val, len, B64_URL_PAD);
-	json_object_set_new(j, key, json_string(enc ? enc : ""));
-	free(enc);
+	if (enc == NULL) {
+		lj_free(j);
+		return err_set(err, "out of memory");
+	}
+	json_t *old = json_object_get(j, key);
+	if (json_is_string(old) && old->refcount == 1)
+		OPENSSL_cleanse((char *)json_string_value(old), json_string_length(old));
+	json_object_set_new(j, key, json_string(enc));
+	wipe_free(enc, strlen(enc));
 	int rc = lj_store(path, j, err);
-	json_decref(j);
+	lj_free(j);
 	return rc;
 }
 
@@ -424,7 +474,7 @@ static int lj_get(struct kv *kv, const char *ns, const char *key, uint8_t **val,
 		return -1;
 	v = json_object_get(j, key);
 	if (!json_is_string(v)) {
-		json_decref(j);
+		lj_free(j);
 		return 1;
 	}
 	int rc = b64_decode(json_string_value(v), json_string_length(v), B64_URL_PAD | B64_LENIENT,
@@ -432,10 +482,11 @@ static int lj_get(struct kv *kv, const char *ns, const char *key, uint8_t **val,
 	             ? err_set(err, "%s: value of %s is not base64url", path, key)
 	             : 0;
 	if (rc == 0 && take) {
+		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
 		json_object_del(j, key);
 		rc = lj_store(path, j, err);
 	}
-	json_decref(j);
+	lj_free(j);
 	return rc;
 }
 
@@ -445,12 +496,16 @@ static int lj_del(struct kv *kv, const char *ns, const char *key, struct err *er
 	json_t *j = lj_load(kv, ns, path, sizeof(path), err);
 	if (j == NULL)
 		return -1;
-	if (json_object_del(j, key) != 0) {
-		json_decref(j);
+	json_t *v = json_object_get(j, key);
+	if (v == NULL) {
+		lj_free(j);
 		return 1;
 	}
+	if (json_is_string(v) && v->refcount == 1)
+		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+	json_object_del(j, key);
 	int rc = lj_store(path, j, err);
-	json_decref(j);
+	lj_free(j);
 	return rc;
 }
 
@@ -465,11 +520,11 @@ static int lj_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struc
 	json_object_foreach(j, k, v)
 	{
 		if (push_key(keys, n, &cap, k) < 0) {
-			json_decref(j);
+			lj_free(j);
 			return err_set(err, "out of memory");
 		}
 	}
-	json_decref(j);
+	lj_free(j);
 	return 0;
 }
 
