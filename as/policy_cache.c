@@ -134,7 +134,8 @@ struct as_policy_ref *as_policy_cache_get(struct as_policy_cache *c, const char 
 	memcpy(r->digest, d, 32);
 	r->p = p;
 	r->refs = 2; /* the cache's and the caller's */
-	log_info("as: policy %s compiled (sha256 %02x%02x%02x%02x...)", key, d[0], d[1], d[2], d[3]);
+	log_info("as: policy %s compiled (sha256 %02x%02x%02x%02x...)", key, d[0], d[1], d[2],
+	         d[3]);
 	pthread_mutex_lock(&c->mu);
 	c->compiles++;
 	r->used = ++c->tick;

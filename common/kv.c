@@ -402,7 +402,8 @@ static void lj_free(json_t *j)
 		json_object_foreach(j, k, v)
 		{
 			if (json_is_string(v) && v->refcount == 1)
-				OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+				OPENSSL_cleanse((char *)json_string_value(v),
+				                json_string_length(v));
 		}
 	json_decref(j);
 }
@@ -817,8 +818,8 @@ static void redis_close(struct kv *kv)
 	pthread_cond_destroy(&kv->pool_cv);
 }
 
-static const struct kv_backend be_redis = {"Redis",    redis_set,   redis_get,      redis_del,
-                                           redis_list, redis_close, 1, .locks_itself = 1};
+static const struct kv_backend be_redis = {"Redis",    redis_set,   redis_get, redis_del,
+                                           redis_list, redis_close, 1,         .locks_itself = 1};
 
 /* redis://[user[:pass]@]host[:port][/db] */
 static int parse_redis_url(struct kv *kv, const char *url, struct err *err)
@@ -919,8 +920,9 @@ struct kv *kv_open_type(const char *type, const json_t *backends, struct err *er
 		json_t *ps = json_object_get(json_object_get(backends, "redis"), "pool_size");
 		json_int_t size = ps ? json_integer_value(ps) : REDIS_POOL_DEFAULT;
 		if (ps && (!json_is_integer(ps) || size < 1 || size > REDIS_POOL_MAX)) {
-			err_set(err, "storage_backend.backends.redis.pool_size must be an integer "
-			             "from 1 to %d",
+			err_set(err,
+			        "storage_backend.backends.redis.pool_size must be an integer "
+			        "from 1 to %d",
 			        REDIS_POOL_MAX);
 			kv_close(kv);
 			return NULL;

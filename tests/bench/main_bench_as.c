@@ -143,10 +143,11 @@ int main(int argc, char **argv)
 		fresh[r] = round_us(&a, req, len, calls, 1, &variant);
 	}
 	double mc = median(cached, rounds), mf = median(fresh, rounds);
-	printf("AS evaluate (sample evidence, default CPU policy, EAR signed): compiled policy cached "
-	       "%.0f us, policy text changed before each call (compiled every call) %.0f us: "
-	       "%.2fx faster cached (%d rounds x %d calls)\n",
-	       mc, mf, mf / mc, rounds, calls);
+	printf(
+	    "AS evaluate (sample evidence, default CPU policy, EAR signed): compiled policy cached "
+	    "%.0f us, policy text changed before each call (compiled every call) %.0f us: "
+	    "%.2fx faster cached (%d rounds x %d calls)\n",
+	    mc, mf, mf / mc, rounds, calls);
 	free(cached);
 	free(fresh);
 	free(req);
