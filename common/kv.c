@@ -638,19 +638,34 @@ static redisContext *redis_acquire(struct kv *kv, struct err *err)
 	return c;
 }
 
-/* Give a connection back; a broken one (c->err set) is closed and its slot freed. */
+/* Give a connection back. A broken one (c->err set) is closed, and so is every idle one:
+ * when one connection fails (Redis restarted, a proxy dropped us) the others opened before
+ * it are most likely dead too, and a retry must not pick one of them. */
 static void redis_release(struct kv *kv, redisContext *c)
 {
-	int broken = c->err != 0;
+	redisContext **stale = NULL;
+	size_t n_stale = 0;
 	pthread_mutex_lock(&kv->mu);
-	if (broken)
+	if (c->err != 0) {
+		stale = malloc((kv->pool_idle + 1) * sizeof(*stale));
+		if (stale != NULL) {
+			memcpy(stale, kv->pool, kv->pool_idle * sizeof(*stale));
+			n_stale = kv->pool_idle;
+			kv->pool_open -= kv->pool_idle;
+			kv->pool_idle = 0;
+		}
 		kv->pool_open--;
-	else
+		pthread_cond_broadcast(&kv->pool_cv);
+	} else {
 		kv->pool[kv->pool_idle++] = c;
-	pthread_cond_signal(&kv->pool_cv);
+		pthread_cond_signal(&kv->pool_cv);
+		c = NULL;
+	}
 	pthread_mutex_unlock(&kv->mu);
-	if (broken)
-		redisFree(c);
+	redisFree(c);
+	for (size_t i = 0; i < n_stale; i++)
+		redisFree(stale[i]);
+	free(stale);
 }
 
 /* Run a command on `c`; on a connection error, reconnect once and retry (a pooled connection
