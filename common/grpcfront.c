@@ -291,7 +291,8 @@ static void on_http_read(struct bufferevent *bev, void *arg)
 		http_respond(c, 0, 405, "text/plain", "Only GET and HEAD are served here\n", 34);
 		return;
 	}
-	c->f->page(c->f->ctx, req.path, &rep);
+	if (c->f->page != NULL)
+		c->f->page(c->f->ctx, req.path, &rep);
 	if (rep.status == 0) {
 		free(rep.body);
 		http_respond(c, head, 404, "text/plain", "Not found\n", 10);

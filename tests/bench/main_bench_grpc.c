@@ -2,17 +2,24 @@
  * bench-grpc: RVPS QueryReferenceValue round trips per second over gRPC, at 1 and 16
  * client threads sharing one channel (the way grpc-as and the KBS hold their channels).
  *   bench-grpc [--addr http://host:port] [--seconds N] [--threads 1,16]
+ *              [--serve core|front|core-tls|front-tls --cert SELF.pem --key KEY.pem]
  * Without --addr an RVPS service on a Memory store is started in-process on a free
  * loopback port; with --addr a running rvps is measured (the value "bench-rv" is
  * registered first). Prints one line per thread count with req/s, p50 and p99.
+ * --serve picks how the in-process server owns its port: gRPC core listening itself (core,
+ * core-tls: core's TLS) or the daemons' front (front: sniff and hand over; front-tls: TLS
+ * in the front, relayed to core), so the front's cost is measured against core in one run.
+ * TLS modes take a self-signed certificate (its own CA for the client) and its key.
  */
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
+#include "grpcfront.h"
 #include "grpcx.h"
 #include "log.h"
 #include "rvps/rvps.h"
@@ -69,7 +76,9 @@ static void run(struct rvps_client *c, int threads, double seconds)
 	size_t total_lat = 0, k = 0;
 	long n = 0, errors = 0;
 	double t0 = now_s();
+	struct rusage ru0, ru1;
 
+	getrusage(RUSAGE_SELF, &ru0);
 	for (int i = 0; i < threads; i++) {
 		w[i].c = c;
 		w[i].stop_at = t0 + seconds;
@@ -84,6 +93,14 @@ static void run(struct rvps_client *c, int threads, double seconds)
 		total_lat += w[i].nlat;
 	}
 	double elapsed = now_s() - t0;
+	getrusage(RUSAGE_SELF, &ru1);
+	/* CPU of this whole process (client, and the server when in-process) per call: less
+	 * sensitive than req/s to other load on a shared machine */
+	double cpu_us = ((double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+	                 (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec)) *
+	                    1e6 +
+	                (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
+	                (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
 	all = malloc((total_lat + 1) * sizeof(float));
 	for (int i = 0; i < threads; i++) {
 		memcpy(all + k, w[i].lat_ms, w[i].nlat * sizeof(float));
@@ -93,9 +110,10 @@ static void run(struct rvps_client *c, int threads, double seconds)
 	qsort(all, total_lat, sizeof(float), cmp_float);
 	printf(
 	    "grpc rvps query  %2d client threads: %9.0f req/s  p50 %.3f ms  p99 %.3f ms  (%ld ok, "
-	    "%ld errors, %.1f s)\n",
+	    "%ld errors, %.1f s)  cpu %.1f us/req\n",
 	    threads, (double)n / elapsed, total_lat ? all[total_lat / 2] : 0.0,
-	    total_lat ? all[(size_t)((double)total_lat * 0.99)] : 0.0, n, errors, elapsed);
+	    total_lat ? all[(size_t)((double)total_lat * 0.99)] : 0.0, n, errors, elapsed,
+	    n > 0 ? cpu_us / (double)n : 0.0);
 	fflush(stdout);
 	free(all);
 	free(th);
@@ -108,8 +126,15 @@ int main(int argc, char **argv)
 	    {"addr", required_argument, NULL, 'a'},
 	    {"seconds", required_argument, NULL, 's'},
 	    {"threads", required_argument, NULL, 't'},
+	    {"serve", required_argument, NULL, 'S'},
+	    {"cert", required_argument, NULL, 'C'},
+	    {"key", required_argument, NULL, 'K'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *serve = "core", *cert = NULL, *key = NULL;
+	struct gfront *front = NULL;
+	struct gfront_tls tls = {0};
+	int use_tls = 0, use_front = 0;
 	const char *addr = NULL, *threads = "1,16";
 	double seconds = 3.0;
 	struct grpcx_server *srv = NULL;
@@ -132,27 +157,62 @@ int main(int argc, char **argv)
 		case 't':
 			threads = optarg;
 			break;
+		case 'S':
+			serve = optarg;
+			break;
+		case 'C':
+			cert = optarg;
+			break;
+		case 'K':
+			key = optarg;
+			break;
 		default:
 			fprintf(stderr,
 			        "usage: bench-grpc [--addr URL] [--seconds N] [--threads 1,16]\n");
 			return 2;
 		}
 	}
+	use_tls = strstr(serve, "tls") != NULL;
+	use_front = strncmp(serve, "front", 5) == 0;
+	if (addr == NULL && use_tls &&
+	    (cert == NULL || key == NULL || gfront_tls_load(&tls, cert, key, NULL, &e) < 0)) {
+		fprintf(stderr, "bench-grpc: --serve %s needs --cert and --key: %s\n", serve,
+		        cert && key ? e.msg : "missing");
+		return 2;
+	}
 	if (addr == NULL) {
+		int port;
 		store = rvps_new(NULL, &e);
-		srv = store ? grpcx_server_new("127.0.0.1:0", 8, &e) : NULL;
-		if (srv == NULL || rvps_grpc_serve(srv, store) < 0 ||
-		    grpcx_server_start(srv, &e) < 0) {
+		if (store == NULL)
+			srv = NULL;
+		else if (use_front)
+			srv = grpcx_server_new_unbound(8, &e);
+		else if (use_tls)
+			srv = grpcx_server_new_tls("127.0.0.1:0", 8, tls.cert_pem, tls.key_pem, NULL,
+			                           &e);
+		else
+			srv = grpcx_server_new("127.0.0.1:0", 8, &e);
+		if (srv != NULL && use_front)
+			front = gfront_new("127.0.0.1:0", srv, use_tls ? &tls : NULL, NULL, NULL, &e);
+		if (srv == NULL || (use_front && front == NULL) || rvps_grpc_serve(srv, store) < 0 ||
+		    grpcx_server_start(srv, &e) < 0 || (front && gfront_start(front, &e) < 0)) {
 			fprintf(stderr, "bench-grpc: cannot start an in-process RVPS: %s\n", e.msg);
 			return 1;
 		}
-		snprintf(target, sizeof(target), "127.0.0.1:%d", grpcx_server_port(srv));
+		port = front ? gfront_port(front) : grpcx_server_port(srv);
+		snprintf(target, sizeof(target), "%s://localhost:%d", use_tls ? "https" : "http",
+		         port);
 		addr = target;
-		printf("grpc bench: in-process RVPS (Memory store, 8 workers) on %s\n", addr);
+		printf("grpc bench: in-process RVPS (Memory store, 8 workers, %s) on %s\n", serve,
+		       addr);
 	} else {
 		printf("grpc bench: RVPS at %s\n", addr);
 	}
-	c = rvps_client_new(addr, &e);
+	{
+		struct grpcx_tls_files tf = {use_tls ? cert : NULL, NULL, NULL};
+		c = rvps_client_new_files(addr, &tf, "bench", &e);
+	}
+	gfront_tls_clear(&tls);
 	if (c == NULL || rvps_client_register(c,
 	                                      "{\"version\":\"0.1.0\",\"type\":\"sample\","
 	                                      "\"payload\":\"eyJiZW5jaC1ydiI6WyJhYmNkZSJdfQ==\"}",
@@ -171,6 +231,7 @@ int main(int argc, char **argv)
 		grpcx_server_shutdown(srv);
 		grpcx_server_free(srv);
 	}
+	gfront_free(front);
 	rvps_free(store);
 	return 0;
 }
