@@ -1,6 +1,7 @@
 /*
  * jwks: the trusted JWK sets of [attestation_token] trusted_jwk_sets (kbs-protocol.md §4.2),
- * from which a token header's `kid` selects the verification key.
+ * from which a token header's `kid` selects the verification key, or which vouch for a
+ * header `jwk` that is one of their keys (an AS's own JWKS, as grpc-as serves it).
  *
  * Sources: `file://PATH` or a bare path (a JWKS file), and `https://` (or `http://`) URLs:
  * the URL itself is fetched as a JWKS; if that fails or holds no key,
@@ -203,12 +204,45 @@ static void refresh(struct kbs_jwks *j, size_t i)
 	log_info("kbs: trusted_jwk_sets %s: %zu keys loaded", s->uri, json_array_size(keys));
 }
 
-static json_t *find_in(const struct source *s, const char *kid)
+/* A lookup: by kid, or by the public key itself (kbs_jwks_find_key). */
+struct match {
+	const char *kid;
+	const json_t *jwk;
+};
+
+static int same_member(const json_t *a, const json_t *b, const char *name)
+{
+	const char *x = json_string_value(json_object_get(a, name));
+	const char *y = json_string_value(json_object_get(b, name));
+	return x && y && strcmp(x, y) == 0;
+}
+
+/* Same public key: kty and every public parameter of that key type equal. */
+static int same_public_key(const json_t *a, const json_t *b)
+{
+	const char *kty = json_string_value(json_object_get(a, "kty"));
+	if (!kty || !same_member(a, b, "kty"))
+		return 0;
+	if (strcmp(kty, "EC") == 0)
+		return same_member(a, b, "crv") && same_member(a, b, "x") && same_member(a, b, "y");
+	if (strcmp(kty, "RSA") == 0)
+		return same_member(a, b, "n") && same_member(a, b, "e");
+	if (strcmp(kty, "OKP") == 0)
+		return same_member(a, b, "crv") && same_member(a, b, "x");
+	return 0;
+}
+
+static json_t *find_in(const struct source *s, const struct match *m)
 {
 	for (size_t i = 0; i < json_array_size(s->keys); i++) {
 		json_t *k = json_array_get(s->keys, i);
+		if (m->jwk) {
+			if (same_public_key(k, m->jwk))
+				return k;
+			continue;
+		}
 		const char *kk = json_string_value(json_object_get(k, "kid"));
-		if (kk && strcmp(kk, kid) == 0)
+		if (kk && strcmp(kk, m->kid) == 0)
 			return k;
 	}
 	return NULL;
@@ -279,7 +313,21 @@ static int file_changed(const struct source *s)
 	return stat(s->path, &st) == 0 && (long long)st.st_mtime != s->mtime;
 }
 
+static json_t *find(struct kbs_jwks *j, const struct match *m, struct err *err);
+
 json_t *kbs_jwks_find(struct kbs_jwks *j, const char *kid, struct err *err)
+{
+	struct match m = {kid, NULL};
+	return find(j, &m, err);
+}
+
+json_t *kbs_jwks_find_key(struct kbs_jwks *j, const json_t *jwk, struct err *err)
+{
+	struct match m = {NULL, jwk};
+	return find(j, &m, err);
+}
+
+static json_t *find(struct kbs_jwks *j, const struct match *m, struct err *err)
 {
 	json_t *found = NULL;
 	pthread_mutex_lock(&j->mu);
@@ -292,7 +340,7 @@ json_t *kbs_jwks_find(struct kbs_jwks *j, const char *kid, struct err *err)
 			refresh(j, i);
 	}
 	for (size_t i = 0; !found && i < j->n; i++)
-		found = find_in(&j->src[i], kid);
+		found = find_in(&j->src[i], m);
 	/* unknown kid: the key may have rotated in */
 	for (size_t i = 0; !found && i < j->n; i++) {
 		struct source *s = &j->src[i];
@@ -301,12 +349,14 @@ json_t *kbs_jwks_find(struct kbs_jwks *j, const char *kid, struct err *err)
 		if (s->path && !file_changed(s))
 			continue;
 		refresh(j, i);
-		found = find_in(&j->src[i], kid);
+		found = find_in(&j->src[i], m);
 	}
 	if (found)
 		json_incref(found);
+	else if (m->kid)
+		err_set(err, "no trusted JWK with kid \"%.64s\"", m->kid);
 	else
-		err_set(err, "no trusted JWK with kid \"%.64s\"", kid);
+		err_set(err, "the token's header jwk is not in trusted_jwk_sets");
 	pthread_mutex_unlock(&j->mu);
 	return found;
 }

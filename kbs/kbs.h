@@ -303,6 +303,9 @@ void kbs_jwks_free(struct kbs_jwks *j);
 /* The JWK with this kid (new reference) or NULL with err; refreshes stale or rotated sets. */
 json_t *kbs_jwks_find(struct kbs_jwks *j, const char *kid, struct err *err);
 size_t kbs_jwks_count(struct kbs_jwks *j);
+/* The trusted JWK (a new reference) whose public key equals jwk's, or NULL with a sentence;
+ * misses refetch as kbs_jwks_find does. */
+json_t *kbs_jwks_find_key(struct kbs_jwks *j, const json_t *jwk, struct err *err);
 
 /* ---------------- token verification (kbs/token.c) ---------------- */
 

@@ -3,10 +3,11 @@
  * trusts) as kbs-protocol.md §4.2, and the tee-pubkey lookup of §4.3.
  *
  * The key never comes from the token alone: a header `jwk` is used only when its x5c chain
- * ends in a configured trust anchor and the leaf certificate carries that very key (or when
- * the operator set insecure_header_jwk); a header `kid` only selects a key from the
- * configured JWK sets (files, https:// JWKS or OIDC discovery; see jwks.c). The algorithm is the JWK's own `alg`, never the header's; `none` and
- * HMAC algorithms are refused outright.
+ * ends in a configured trust anchor and the leaf certificate carries that very key, when it
+ * is itself one of the keys of the trusted JWK sets, or when the operator set
+ * insecure_header_jwk; a header `kid` only selects a key from the configured JWK sets (files,
+ * https:// JWKS or OIDC discovery; see jwks.c). The algorithm is the JWK's own `alg`, never
+ * the header's; `none` and HMAC algorithms are refused outright.
  */
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -197,8 +198,18 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		jwk = hjwk;
 		if (v->insecure_header_jwk)
 			key = jwk_to_pkey(jwk, err);
-		else
-			key = endorsed_key(v, jwk, hdr, err);
+		else if ((key = endorsed_key(v, jwk, hdr, err)) == NULL && v->jwks) {
+			/* not endorsed by a chain, but perhaps one of the trusted sets' keys (an
+			 * AS's JWKS fetched from its port): trusted as a kid lookup would be */
+			if ((owned_jwk = kbs_jwks_find_key(v->jwks, hjwk, NULL)) != NULL)
+				key = jwk_to_pkey(jwk = owned_jwk, err);
+			else if (err) {
+				char why[ERR_MSG_MAX];
+				snprintf(why, sizeof(why), "%s", err->msg);
+				err_set(err, "%.900s, and it is not a key of trusted_jwk_sets",
+				        why);
+			}
+		}
 	} else if (kid) {
 		if (!v->jwks)
 			err_set(err, "token names kid \"%.64s\" but no trusted_jwk_sets are configured",

@@ -237,6 +237,35 @@ def verify_with_jwks(token, jwks_bytes):
     return json.loads(s.payload)
 
 
+def passport(t, pki, attester, jwks_url, label, env=None):
+    """A resource-only KBS that trusts nothing but the AS's JWKS on its gRPC port releases a
+    secret to the attester's EAR token (passport mode), and refuses a forged token."""
+    cfg = kbs_config(pki)
+    cfg["attestation_token"] = {"trusted_jwk_sets": [jwks_url]}
+    kbs = Kbs(cfg, name="kbs-passport-" + label.split()[0], env=env).start()
+    kbs.set_policy(pki, ALLOW_ALL)
+    kbs.set_resource(pki, "default/passport/key", b"via jwks")
+    home, attester.kbs = attester.kbs, kbs  # the token travels to the other KBS
+    st, _, body = attester.get("default/passport/key", cookie=False, bearer=attester.token)
+    t.ok(st == 200 and attester.decrypt(body) == b"via jwks",
+         "passport KBS trusting only the AS's JWKS (%s) releases the secret to its token" % label,
+         "%s %s\n%s" % (st, body[:300], kbs.log_tail(5)))
+    # the same claims signed by a key the JWKS does not hold: refused
+    from kbs_testlib import ec_jwk, make_jwt
+    h, c, _ = attester.token.split(".")
+    hdr, claims = json.loads(b64u_dec(h)), json.loads(b64u_dec(c))
+    other = ec.generate_private_key(ec.SECP256R1())
+    hdr["jwk"] = ec_jwk(other.public_key())
+    hdr.pop("x5c", None)
+    forged = make_jwt(hdr, claims, other)
+    st, _, body = attester.get("default/passport/key", cookie=False, bearer=forged)
+    t.ok(st == 401 and b"not a key of trusted_jwk_sets" in body,
+         "passport KBS (%s) refuses a token whose header key is not in the JWKS"
+         % label, "%s %s" % (st, body[:300]))
+    attester.kbs = home
+    kbs.stop()
+
+
 # ------------------------------------------------------------------ tests
 
 def test_flags_go_together(t, tp):
@@ -337,6 +366,8 @@ def test_kbs_as_rvps_mtls(t, tp, pki):
                        capture_output=True, timeout=10)
     t.ok(p.returncode == 0 and p.stdout == jwks,
          "curl (offering h2 and http/1.1) gets the same JWKS over TLS", p.stderr[-300:])
+    passport(t, pki, a, "https://localhost:%d/.well-known/jwks.json" % asd.port, "https JWKS",
+             env={"SSL_CERT_FILE": tp.path("ca.pem")})
     st, _, m = http_get("https://localhost:%d/metrics" % asd.port, tls_ctx(tp, "client"))
     evals = sum(int(l.rsplit(b" ", 1)[1]) for l in m.splitlines()
                 if l.startswith(b"as_policy_evaluations_total{"))
@@ -445,6 +476,12 @@ def test_plaintext_pages_and_robustness(t, tp, pki):
              "an AS-issued EAR token verifies against the plaintext JWKS (jwcrypto)", claims)
     except Exception as e:  # noqa: BLE001
         t.ok(False, "an AS-issued EAR token verifies against the plaintext JWKS (jwcrypto)", e)
+    # passport: KBS-A attests through this AS, KBS-B trusts only the JWKS on its gRPC port
+    kbs_a = Kbs(kbs_config(pki, as_addr=base), name="kbs-a-plain").start()
+    att = Attester(kbs_a)
+    att.rcar()
+    passport(t, pki, att, base + "/.well-known/jwks.json", "http JWKS")
+    kbs_a.stop()
     st, _, body = http_get(base + "/healthz")
     t.ok(st == 200 and body == b"ok\n", "/healthz answers 200 on the gRPC port")
     st, hdr, body = http_get(base + "/healthz", method="HEAD")
