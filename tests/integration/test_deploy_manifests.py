@@ -36,6 +36,8 @@ KBS_KEYS = {
     "attestation_token.insecure_header_jwk",
     "attestation_service", "attestation_service.type", "attestation_service.as_addr",
     "attestation_service.pool_size", "attestation_service.timeout",
+    "attestation_service.as_ca_cert", "attestation_service.as_client_cert",
+    "attestation_service.as_client_key",
     "storage_backend", "storage_backend.storage_type", "storage_backend.backends",
     "storage_backend.backends.local_fs", "storage_backend.backends.local_fs.dir_path",
     "storage_backend.backends.local_json", "storage_backend.backends.local_json.file_dir_path",
@@ -44,6 +46,7 @@ KBS_KEYS = {
 }
 AS_KEYS = {
     "rvps_config", "rvps_config.type", "rvps_config.address", "rvps_config.extractors",
+    "rvps_config.ca_cert", "rvps_config.client_cert", "rvps_config.client_key",
     "rvps_config.storage_type", "attestation_token_broker",
     "attestation_token_broker.duration_min", "attestation_token_broker.issuer_name",
     "attestation_token_broker.developer_name", "attestation_token_broker.build_name",
@@ -64,8 +67,10 @@ RVPS_KEYS = {
 }
 BINARIES = {
     "/usr/local/bin/kbs": ("kbs", {"--config-file"}),
-    "/usr/local/bin/grpc-as": ("grpc-as", {"--socket", "--config-file"}),
-    "/usr/local/bin/rvps": ("rvps", {"--address", "--config"}),
+    "/usr/local/bin/grpc-as": ("grpc-as", {"--socket", "--config-file", "--https-pubkey-cert",
+                                           "--https-prikey", "--https-client-ca"}),
+    "/usr/local/bin/rvps": ("rvps", {"--address", "--config", "--https-pubkey-cert",
+                                     "--https-prikey", "--https-client-ca"}),
 }
 
 
