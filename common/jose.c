@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,9 +596,16 @@ static int concat_kdf(const uint8_t *z, size_t zlen, const char *alg, uint8_t ke
 	return ok ? 0 : -1;
 }
 
+/* RFC 3394 key wrap: out (of outcap bytes) gets inlen + 8 bytes when wrapping, inlen - 8 when
+ * unwrapping. OpenSSL writes the unwrapped bytes before it checks their integrity, so the
+ * lengths are checked here first. */
 static int aes_kw(int wrap, const uint8_t kek[32], const uint8_t *in, size_t inlen, uint8_t *out,
-                  size_t *outlen)
+                  size_t outcap, size_t *outlen)
 {
+	*outlen = 0;
+	if (inlen % 8 != 0 || inlen > INT_MAX - 8 ||
+	    (wrap ? inlen < 16 || inlen + 8 > outcap : inlen < 24 || inlen - 8 > outcap))
+		return -1;
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int l1 = 0, l2 = 0, ok = 0;
 	if (c == NULL)
@@ -703,7 +711,7 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 			goto done;
 		if ((eph = ec_generate(crv)) == NULL || ecdh(eph, peer, z, &zlen) < 0 ||
 		    concat_kdf(z, zlen, alg, kek) < 0 ||
-		    aes_kw(1, kek, cek, sizeof(cek), ek, &eklen) < 0) {
+		    aes_kw(1, kek, cek, sizeof(cek), ek, sizeof(ek), &eklen) < 0) {
 			OPENSSL_cleanse(z, sizeof(z));
 			OPENSSL_cleanse(kek, sizeof(kek));
 			err_set(err, "ECDH-ES+A256KW key agreement failed");
@@ -777,8 +785,8 @@ static int member_raw(const json_t *o, const char *k, uint8_t **b, size_t *n, st
 int jwe_decrypt(const json_t *jwe, EVP_PKEY *priv, uint8_t **plain, size_t *len, struct err *err)
 {
 	const char *prot = json_string_value(json_object_get(jwe, "protected"));
-	uint8_t *ek = NULL, *iv = NULL, *ct = NULL, *tag = NULL, cek[64];
-	size_t ekl, ivl, ctl, tagl, cekl = sizeof(cek);
+	uint8_t *ek = NULL, *iv = NULL, *ct = NULL, *tag = NULL, cek[CEK_LEN];
+	size_t ekl, ivl, ctl, tagl, cekl = 0;
 	json_t *h = NULL;
 	EVP_PKEY *epk = NULL;
 	int rc = -1;
@@ -802,16 +810,38 @@ int jwe_decrypt(const json_t *jwe, EVP_PKEY *priv, uint8_t **plain, size_t *len,
 	    EVP_PKEY_get_base_id(priv) == EVP_PKEY_EC) {
 		uint8_t z[66], kek[32];
 		size_t zlen = sizeof(z);
-		if ((epk = jwk_to_pkey(json_object_get(h, "epk"), err)) == NULL ||
-		    ecdh(priv, epk, z, &zlen) < 0 || concat_kdf(z, zlen, alg, kek) < 0 ||
-		    aes_kw(0, kek, ek, ekl, cek, &cekl) < 0) {
+		if (ekl != CEK_LEN + 8) {
+			err_set(err,
+			        "encrypted_key is %zu bytes; ECDH-ES+A256KW wraps a 32-byte key "
+			        "in 40",
+			        ekl);
+			goto out;
+		}
+		int bad = (epk = jwk_to_pkey(json_object_get(h, "epk"), err)) == NULL ||
+		          ecdh(priv, epk, z, &zlen) < 0 || concat_kdf(z, zlen, alg, kek) < 0 ||
+		          aes_kw(0, kek, ek, ekl, cek, sizeof(cek), &cekl) < 0;
+		OPENSSL_cleanse(z, sizeof(z));
+		OPENSSL_cleanse(kek, sizeof(kek));
+		if (bad) {
 			err_set(err, "cannot unwrap the content key");
 			goto out;
 		}
 	} else if (alg != NULL &&
 	           (strcmp(alg, "RSA-OAEP-256") == 0 || strcmp(alg, "RSA1_5") == 0) &&
 	           EVP_PKEY_get_base_id(priv) == EVP_PKEY_RSA) {
-		if (rsa_crypt(0, priv, strcmp(alg, "RSA-OAEP-256") == 0, ek, ekl, cek, &cekl) < 0) {
+		/* the sender chooses the decrypted length (up to the modulus size), not us */
+		size_t cap = (size_t)EVP_PKEY_get_size(priv);
+		uint8_t *dec = malloc(cap ? cap : 1);
+		size_t decl = cap;
+		int bad = dec == NULL || rsa_crypt(0, priv, strcmp(alg, "RSA-OAEP-256") == 0, ek,
+		                                   ekl, dec, &decl) < 0;
+		if (!bad && decl == CEK_LEN)
+			memcpy(cek, dec, CEK_LEN);
+		cekl = bad ? 0 : decl;
+		if (dec != NULL)
+			OPENSSL_cleanse(dec, cap);
+		free(dec);
+		if (bad) {
 			err_set(err, "cannot decrypt the content key");
 			goto out;
 		}

@@ -51,6 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len;
 		if (jwe_decrypt(j, key, &plain, &len, &err) == 0)
 			free(plain);
+		/* the RSA algorithms (a sender picks how long the decrypted content key is) */
+		static EVP_PKEY *rsa;
+		if (rsa == NULL && (rsa = EVP_RSA_gen(2048)) == NULL)
+			abort();
+		if (jwe_decrypt(j, rsa, &plain, &len, &err) == 0)
+			free(plain);
 		EVP_PKEY *k = jwk_to_pkey(j, &err);
 		EVP_PKEY_free(k);
 		/* the KBS encrypts resources to the attester's TeePubKey */

@@ -129,6 +129,12 @@ def jose_seeds():
     none = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
     put("fuzz_jose", "jws_none.txt", none + ".e30.")
     put("fuzz_jose", "jwe_ecdh.json", jwe_ecdh_a256kw(key, b"resource bytes"))
+    from jwcrypto import jwe
+    for alg in ("RSA-OAEP-256", "RSA1_5"):
+        e = jwe.JWE(b"resource bytes", json.dumps({"alg": alg, "enc": "A256GCM"}),
+                    algs=[alg, "A256GCM"])
+        e.add_recipient(jwk.JWK.generate(kty="RSA", size=2048))
+        put("fuzz_jose", "jwe_%s.json" % alg.lower().replace("-", "_"), e.serialize())
     tee = json.loads(pub.export_public())
     tee["alg"] = "ECDH-ES+A256KW"
     put("fuzz_jose", "jwk_ec_p256.json", tee)
