@@ -178,6 +178,18 @@ int as_set_policy(struct as *a, const char *id, const char *policy_b64, struct e
 	return rc < 0 ? err_prefix(err, "Set Attestation Policy Failed") : 0;
 }
 
+/* Set on this thread when an appraisal failed because storage or the RVPS was out of reach, so
+ * the caller is told to retry rather than that the evidence was refused. */
+static __thread int dependency_down;
+
+static void note_outage(const struct err *err, int remote)
+{
+	if (err != NULL &&
+	    (remote ? err->code == GRPCX_UNAVAILABLE || err->code == GRPCX_DEADLINE_EXCEEDED
+	            : err->code == KV_ERR_UNAVAILABLE))
+		dependency_down = 1;
+}
+
 static json_t *qrv(void *ctx, json_t *const *args, size_t n, struct err *err)
 {
 	struct as *a = ctx;
@@ -192,8 +204,10 @@ static json_t *qrv(void *ctx, json_t *const *args, size_t n, struct err *err)
 			log_warn("grpc-as: RVPS link %s: %s", a->rvps_addr, err->msg);
 	} else
 		rc = rvps_query(a->rvps_local, json_string_value(args[0]), &val, err);
-	if (rc < 0)
+	if (rc < 0) {
+		note_outage(err, a->rvps_remote != NULL);
 		return NULL;
+	}
 	if (val == NULL)
 		return json_null();
 	json_t *j = json_loads(val, JSON_DECODE_ANY, NULL);
@@ -213,6 +227,8 @@ static json_t *appraise(struct as *a, const char *policy_id, const char *cls, js
 	if (rc != 0) {
 		if (rc == 1)
 			err_set(err, "Policy `%s` not found", key);
+		else
+			note_outage(err, 0);
 		return NULL;
 	}
 	struct rego_host_function h = {"query_reference_value", 1, qrv, a};
@@ -358,6 +374,7 @@ char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err)
 	const char *classes[8] = {0};
 	char *token = NULL;
 
+	dependency_down = 0;
 	if (r == NULL) {
 		err_set(err,
 		        "Attestation evaluation failed: \n0: request is not an AttestationRequest");
@@ -502,6 +519,8 @@ char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err)
 	json_decref(hdr);
 	json_decref(claims);
 out:
+	if (token == NULL && err != NULL)
+		err->code = dependency_down ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
 	for (int i = 0; i < 8; i++)
 		free((char *)classes[i]);
 	json_decref(submods);

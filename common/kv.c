@@ -558,8 +558,8 @@ static int redis_unavailable(struct kv *kv, const redisContext *c, const char *c
 		else if (c->err == REDIS_ERR_EOF)
 			cause = "it closed the connection";
 	}
-	return err_set(err, "redis at %s:%d unavailable: %s", kv->host, kv->port,
-	               cause ? cause : "out of memory");
+	return err_setc(err, KV_ERR_UNAVAILABLE, "redis at %s:%d unavailable: %s", kv->host,
+	                kv->port, cause ? cause : "out of memory");
 }
 
 static redisContext *redis_connect(struct kv *kv, struct err *err)
@@ -614,10 +614,10 @@ static redisContext *redis_acquire(struct kv *kv, struct err *err)
 		if (pthread_cond_timedwait(&kv->pool_cv, &kv->mu, &until) != 0 &&
 		    kv->pool_idle == 0 && kv->pool_open >= kv->pool_size) {
 			pthread_mutex_unlock(&kv->mu);
-			err_set(err,
-			        "redis at %s:%d unavailable: all %zu connections stayed busy for "
-			        "%d s",
-			        kv->host, kv->port, kv->pool_size, REDIS_WAIT_S);
+			err_setc(err, KV_ERR_UNAVAILABLE,
+			         "redis at %s:%d unavailable: all %zu connections stayed busy for "
+			         "%d s",
+			         kv->host, kv->port, kv->pool_size, REDIS_WAIT_S);
 			return NULL;
 		}
 	}

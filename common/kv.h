@@ -21,6 +21,10 @@
 struct kv;
 
 /* Namespaces in use. */
+/* err.code after a failed call when the store could not be reached (down, timed out, every
+ * pooled connection busy): the caller may retry later. Other failures leave code 0. */
+#define KV_ERR_UNAVAILABLE 1
+
 #define KV_NS_KBS "kbs"
 #define KV_NS_REPOSITORY "repository"
 #define KV_NS_SESSION "kbs_protocol_session"

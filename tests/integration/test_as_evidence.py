@@ -1,6 +1,8 @@
 """Real evidence through grpc-as → rvps on Redis (AttestationEvaluate over grpcio): a testdata
 SNP report and a fresh swtpm quote are verified, appraised by our default CPU policy with
-reference values registered through the AS's RVPS API, and come back as signed EAR tokens."""
+reference values registered through the AS's RVPS API, and come back as signed EAR tokens.
+With their Redis stopped, an appraisal is answered UNAVAILABLE (retry), not ABORTED (refused),
+and works again by itself once Redis is back."""
 import base64
 import hashlib
 import json
@@ -27,7 +29,7 @@ def claims_of(token):
 
 def main():
     t = harness.Tap()
-    redis = Redis().start()
+    redis = Redis(aof=True).start()
     d = tmpdir("as-ev-")
     storage = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
     rport, aport = free_port(), free_port()
@@ -94,6 +96,25 @@ def main():
     c = claims_of(evaluate(req, timeout=30).attestation_token)["submods"]["cpu0"]
     t.eq((c["ear.status"], c["ear.trustworthiness-vector"]["executables"]), ("affirming", 3),
          "AK and PCR11 registered: affirming")
+
+    # --- storage outage: the AS's policies and the RVPS's values are out of reach
+    redis.stop()
+    try:
+        evaluate(req, timeout=30)
+        t.ok(False, "Redis down: the appraisal is not completed")
+    except grpc.RpcError as e:
+        t.ok(e.code() == grpc.StatusCode.UNAVAILABLE and "unavailable" in e.details(),
+             "Redis down: UNAVAILABLE (retryable), the cause named", (e.code(), e.details()))
+    try:
+        evaluate(bad, timeout=30)
+        t.ok(False, "Redis down: evidence for other report data is still refused")
+    except grpc.RpcError as e:
+        t.ok(e.code() == grpc.StatusCode.ABORTED and "report_data" in e.details(),
+             "Redis down: evidence for other report data is still refused (ABORTED)",
+             (e.code(), e.details()))
+    redis.start()
+    c = claims_of(evaluate(req, timeout=30).attestation_token)["submods"]["cpu0"]
+    t.eq(c["ear.status"], "affirming", "Redis back: the same appraisal succeeds again")
     t.done()
 
 

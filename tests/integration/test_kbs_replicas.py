@@ -56,7 +56,7 @@ def classify(stage, st, h, data):
                body["type"].startswith(ERR))
     if problem and (st == 401 or (st == 503 and h.get("retry-after") == "1")):
         return ("kbs%d" % st, "%s %d %s: %s" % (stage, st, body["type"][len(ERR):],
-                                                  body["detail"][:160]))
+                                                  body["detail"]))
     if not problem and st in (502, 503, 504):
         return ("proxy", "%s %d" % (stage, st))
     return ("unexpected", "%s %d %r" % (stage, st, data[:200]))
@@ -240,7 +240,7 @@ def check_redis_restart(t, lb, replicas, redis):
     c = summary(res)
     print("# redis restarted mid-run: %s" % c)
     for d in sorted({d for _, k, d in res if k != "ok"}):
-        print("#   %s" % d)
+        print("#   %s" % d[:200].replace("\n", " "))
     t.ok(c.get("ok", 0) >= 20, "redis: handshakes completed during the run", c)
     t.eq(c.get("WRONG", 0), 0, "redis: every completed read returned the right secret")
     bad = [r for r in res if r[1] not in ("ok", "proxy", "transport", "kbs401", "kbs503")]
