@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 	    s ? gfront_new(addr, s, tls_cert ? &tls : NULL, page, &pages, &err) : NULL;
 	gfront_tls_clear(&tls);
 	if (front == NULL) {
-		log_error("cannot listen on %s: %s", addr, err.msg);
+		log_error("cannot start: %s", err.msg);
 		json_decref(cfg);
 		return 1;
 	}

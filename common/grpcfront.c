@@ -10,10 +10,12 @@
  * say HTTP/2, a socketpair joins it to core and the loop copies bytes both ways, with
  * watermarks so neither side buffers more than RELAY_HIGH bytes.
  *
- * Bounds: a connection gets SNIFF_MS to finish its TLS handshake and show its first bytes,
- * and an HTTP/1.1 request head is at most GFRONT_HEAD_MAX bytes; at most MAX_PENDING
- * connections may be in those early stages (more are closed at once), so silent or slow
- * clients cost a bounded number of sockets and never hold up anyone else.
+ * Bounds: a connection gets SNIFF_MS from accept, in all, to finish its TLS handshake and
+ * deliver its first bytes or its whole HTTP/1.1 request head (at most GFRONT_HEAD_MAX bytes),
+ * however slowly it drips them; at most MAX_PENDING connections may be at that stage, and
+ * when a new one arrives beyond that the oldest is closed (so a flood of silent clients
+ * cannot lock out new ones for more than moments). Silent or slow clients thus cost a bounded
+ * number of sockets and never hold up anyone else.
  */
 #include "grpcfront.h"
 
@@ -61,6 +63,7 @@ struct conn {
 	struct bufferevent *bev;  /* the client side: socket or OpenSSL */
 	struct bufferevent *pair; /* relay: our end of the socketpair to core */
 	int pending;              /* counted in f->npending */
+	struct event *limit;      /* while pending: fires SNIFF_MS after accept */
 	struct conn *prev, *next;
 };
 
@@ -178,6 +181,10 @@ static void conn_unpend(struct conn *c)
 	if (c->pending) {
 		c->pending = 0;
 		c->f->npending--;
+	}
+	if (c->limit) {
+		event_free(c->limit);
+		c->limit = NULL;
 	}
 }
 
@@ -508,6 +515,28 @@ static void on_plain_sniff(evutil_socket_t fd, short what, void *arg)
 	start_http(c);
 }
 
+static void on_limit(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	log_debug("front: closed a connection that had not made its request after %d ms",
+	          SNIFF_MS);
+	conn_free(c);
+}
+
+/* The connection that has waited longest without making its request, or NULL. */
+static struct conn *oldest_pending(struct gfront *f)
+{
+	struct conn *c = f->conns, *found = NULL;
+
+	for (; c; c = c->next) /* newest first */
+		if (c->pending)
+			found = c;
+	return found;
+}
+
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -519,9 +548,13 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	(void)lis;
 	(void)sa;
 	(void)salen;
-	if (f->npending >= MAX_PENDING || (c = calloc(1, sizeof(*c))) == NULL) {
-		log_warn("front: %d connections have not sent a request yet; closing a new one",
+	if (f->npending >= MAX_PENDING && (c = oldest_pending(f)) != NULL) {
+		log_warn("front: %d connections have not made their request yet; closing the "
+		         "oldest",
 		         f->npending);
+		conn_free(c);
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
 	}
@@ -537,6 +570,11 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	f->conns = c;
 	clock_gettime(CLOCK_MONOTONIC, &c->deadline);
 	c->deadline.tv_sec += SNIFF_MS / 1000;
+	c->limit = evtimer_new(f->base, on_limit, c);
+	if (c->limit == NULL || evtimer_add(c->limit, &tv) < 0) {
+		conn_free(c);
+		return;
+	}
 	if (f->ssl == NULL) {
 		c->ev = event_new(f->base, fd, EV_READ, on_plain_sniff, c);
 		if (c->ev == NULL || event_add(c->ev, &tv) < 0)

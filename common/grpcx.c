@@ -43,6 +43,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <openssl/crypto.h>
 
@@ -65,9 +66,19 @@
  * backup poller, every 5 s by default, and a restarted peer stayed unreachable for seconds
  * after it was back. Poll every 100 ms instead (core reads this once, at the first
  * grpc_init; an operator's own setting wins). */
+static void gpr_to_log(gpr_log_func_args *a)
+{
+	log_debug("grpc core: %s", a->message);
+}
+
 static void grpcx_init(void)
 {
 	setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 0);
+	/* Core's own lines ("Handshake failed ...") repeat what our errors already say, better
+	 * (see grpcx_tls.c): into our log at debug level, unless the operator asked core to
+	 * log (GRPC_VERBOSITY). */
+	if (getenv("GRPC_VERBOSITY") == NULL)
+		gpr_set_log_function(gpr_to_log);
 	grpc_init();
 }
 

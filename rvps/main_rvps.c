@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 		front = gfront_new(address, srv, tls_cert ? &tls : NULL, page, NULL, &e);
 	gfront_tls_clear(&tls);
 	if (front == NULL) {
-		log_error("rvps: cannot listen on %s: %s", address, e.msg);
+		log_error("rvps: cannot start: %s", e.msg);
 		grpcx_server_free(srv);
 		rvps_free(r);
 		return 1;

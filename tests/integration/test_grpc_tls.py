@@ -446,6 +446,32 @@ def test_plaintext_pages_and_robustness(t, tp, pki):
     asd = start_as(tp, pki, "grpc-as-plain", tls=False, rvps=rv, rvps_tls=False)
     base = "http://127.0.0.1:%d" % asd.port
     target = "127.0.0.1:%d" % asd.port
+    # a slow drip: one byte of a request head every 0.5 s; the front allows 10 s in all
+    import threading
+    drip = {"closed_after": None}
+
+    def dripper():
+        s = socket.create_connection(("127.0.0.1", asd.port))
+        t0 = time.time()
+        head = b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 200
+        try:
+            for b in head:
+                s.sendall(bytes([b]))
+                time.sleep(0.5)
+                s.setblocking(False)
+                try:
+                    if s.recv(1) == b"":
+                        break
+                except BlockingIOError:
+                    pass
+                finally:
+                    s.setblocking(True)
+        except OSError:
+            pass
+        drip["closed_after"] = time.time() - t0
+        s.close()
+    drip_th = threading.Thread(target=dripper, daemon=True)
+    drip_th.start()
     st, hdr, jwks = http_get(base + "/.well-known/jwks.json")
     keys = json.loads(jwks).get("keys", []) if st == 200 else []
     t.ok(st == 200 and len(keys) == 1 and keys[0].get("kty") == "EC" and
@@ -534,6 +560,10 @@ def test_plaintext_pages_and_robustness(t, tp, pki):
          "grpc-as keeps serving gRPC and HTTP after the garbage")
     for s in silent + [half]:
         s.close()
+    drip_th.join(20)
+    t.ok(drip["closed_after"] is not None and 9 <= drip["closed_after"] <= 13,
+         "a client dripping its request head is closed after the 10 s allowance (%s s)"
+         % (drip["closed_after"] and round(drip["closed_after"], 1)))
 
     # under TLS too: silent TCP connections and a stalled handshake do not block a TLS client
     tls_as = start_as(tp, pki, "grpc-as-tls-silent", mtls=False)
