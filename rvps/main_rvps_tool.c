@@ -2,6 +2,8 @@
  * rvps-tool: register and query reference values on a running RVPS, Trustee's CLI:
  *   rvps-tool register --path FILE [--addr http://127.0.0.1:50003]
  *   rvps-tool query --reference-value-id ID [--addr http://127.0.0.1:50003]
+ * and, for an https:// address, our TLS options (Trustee's tool is plaintext only):
+ *   [--ca-cert CA.pem] [--client-cert CERT.pem --client-key KEY.pem]
  * FILE holds a register message ({"version":"0.1.0","type":"sample","payload":...}).
  * query prints the value's JSON, or "No reference values found".
  */
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "grpcx.h"
 #include "log.h"
 #include "rvps/rvps.h"
 
@@ -21,7 +24,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage:\n"
 	           "  rvps-tool register --path FILE [--addr " DEFAULT_ADDR "]\n"
-	           "  rvps-tool query --reference-value-id ID [--addr " DEFAULT_ADDR "]\n");
+	           "  rvps-tool query --reference-value-id ID [--addr " DEFAULT_ADDR "]\n"
+	           "TLS (with an https:// address): [--ca-cert CA.pem] [--client-cert CERT.pem "
+	           "--client-key KEY.pem]\n");
 }
 
 int main(int argc, char **argv)
@@ -30,10 +35,14 @@ int main(int argc, char **argv)
 	    {"path", required_argument, NULL, 'p'},
 	    {"reference-value-id", required_argument, NULL, 'i'},
 	    {"addr", required_argument, NULL, 'a'},
+	    {"ca-cert", required_argument, NULL, 'C'},
+	    {"client-cert", required_argument, NULL, 'E'},
+	    {"client-key", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *cmd, *path = NULL, *id = NULL, *addr = DEFAULT_ADDR;
+	struct grpcx_tls_files tf = {NULL, NULL, NULL};
 	struct rvps_client *c;
 	struct err e;
 	int opt, rc = 1;
@@ -56,6 +65,15 @@ int main(int argc, char **argv)
 		case 'a':
 			addr = optarg;
 			break;
+		case 'C':
+			tf.ca = optarg;
+			break;
+		case 'E':
+			tf.cert = optarg;
+			break;
+		case 'K':
+			tf.key = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -72,7 +90,7 @@ int main(int argc, char **argv)
 	}
 
 	err_clear(&e);
-	c = rvps_client_new(addr, &e);
+	c = rvps_client_new_files(addr, &tf, "rvps-tool", &e);
 	if (c == NULL) {
 		fprintf(stderr, "rvps-tool: %s\n", e.msg);
 		return 1;

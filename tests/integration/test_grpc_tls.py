@@ -313,11 +313,22 @@ def test_rvps_mtls(t, tp):
     t.ok(refused("127.0.0.1:%d" % rv.port, None) is not None,
          "rvps over TLS refuses a plaintext gRPC client")
     t.ok(rv.alive() and health(target, good), "rvps keeps serving after the refusals")
+    tool = [os.path.join(BIN, "rvps-tool"), "query", "--reference-value-id", "tls-rv",
+            "--addr", "https://localhost:%d" % rv.port, "--ca-cert", tp.path("ca.pem")]
+    p = subprocess.run(tool + ["--client-cert", tp.path("client.pem"), "--client-key",
+                               tp.path("client.key")], capture_output=True, text=True, timeout=20)
+    t.ok(p.returncode == 0 and json.loads(p.stdout) == ["abc"],
+         "rvps-tool queries over mutual TLS with --ca-cert/--client-cert/--client-key",
+         p.stdout + p.stderr)
+    p = subprocess.run(tool, capture_output=True, text=True, timeout=20)
+    t.ok(p.returncode != 0 and "certificate required" in p.stderr,
+         "rvps-tool without a client certificate is told the server requires one", p.stderr)
     # RVPS pages on the same port, without a client certificate (HTTP/1.1 is public)
     st, _, body = http_get("https://localhost:%d/metrics" % rv.port, tls_ctx(tp))
     t.ok(st == 200 and b'rvps_registrations_total{result="ok"} 1' in body and
-         b'rvps_queries_total{result="found"} 1' in body,
-         "rvps /metrics over TLS counts the registration and the query", body[:400])
+         b'rvps_queries_total{result="found"} 2' in body,
+         "rvps /metrics over TLS counts the registration and the queries (grpcio, rvps-tool)",
+         body[:400])
     rv.stop()
 
 
