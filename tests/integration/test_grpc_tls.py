@@ -531,16 +531,16 @@ def test_plaintext_pages_and_robustness(t, tp, pki):
     # a silent connection must not delay anyone: gRPC and HTTP go on at once
     silent = [socket.create_connection(("127.0.0.1", asd.port)) for _ in range(5)]
     t0 = time.time()
-    ok = health(target, timeout=2)
+    ok = health(target, timeout=5)
     st = http_get(base + "/healthz")[0]
     dt = time.time() - t0
-    t.ok(ok and st == 200 and dt < 1.0,
+    t.ok(ok and st == 200 and dt < 3.0,
          "5 silent connections delay neither gRPC nor HTTP (%.3f s)" % dt)
     # a partial HTTP/2 preface, then nothing: still no effect on others
     half = socket.create_connection(("127.0.0.1", asd.port))
     half.sendall(b"PRI * HTT")
     t0 = time.time()
-    t.ok(health(target, timeout=2) and time.time() - t0 < 1.0,
+    t.ok(health(target, timeout=5) and time.time() - t0 < 3.0,
          "a half-sent HTTP/2 preface does not hold up gRPC calls")
 
     # garbage: a 400 or a close, never a hang; the daemon keeps serving
@@ -582,8 +582,8 @@ def test_plaintext_pages_and_robustness(t, tp, pki):
     hello = socket.create_connection(("127.0.0.1", tls_as.port))
     hello.sendall(b"\x16\x03\x01")
     t0 = time.time()
-    ok = health("localhost:%d" % tls_as.port, tp.creds(), timeout=2)
-    t.ok(ok and time.time() - t0 < 1.0,
+    ok = health("localhost:%d" % tls_as.port, tp.creds(), timeout=5)
+    t.ok(ok and time.time() - t0 < 3.0,
          "silent connections and a stalled handshake delay no TLS gRPC call")
     tls_garbage = socket.create_connection(("127.0.0.1", tls_as.port), timeout=5)
     tls_garbage.sendall(os.urandom(300))
