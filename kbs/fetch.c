@@ -9,6 +9,7 @@
  * otherwise the system roots. `insecure` turns verification off (Vault's verify_ssl = false).
  */
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,16 @@ static size_t on_data(char *d, size_t sz, size_t nm, void *u)
 		size_t cap = s->cap ? s->cap : 4096;
 		while (cap < s->n + n + 1)
 			cap *= 2;
-		char *np = realloc(s->p, cap);
+		/* not realloc: the old block may hold part of a secret (a Vault answer) and must
+		 * be wiped before it goes back to the allocator */
+		char *np = malloc(cap);
 		if (!np)
 			return 0;
+		if (s->p) {
+			memcpy(np, s->p, s->n);
+			OPENSSL_cleanse(s->p, s->cap);
+			free(s->p);
+		}
 		s->p = np;
 		s->cap = cap;
 	}
@@ -113,6 +121,8 @@ int kbs_fetch(const struct kbs_fetch *f, const char *method, const char *url,
 			err_set(err, "%s: the answer is larger than %zu bytes", url, s.max);
 		else
 			err_set(err, "%s: %s", url, ebuf[0] ? ebuf : curl_easy_strerror(rc));
+		if (s.p)
+			OPENSSL_cleanse(s.p, s.cap);
 		free(s.p);
 		ret = -1;
 	} else {
