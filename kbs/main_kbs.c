@@ -4,15 +4,37 @@
  * loop in main turns into an orderly stop.
  */
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kbs.h"
 #include "log.h"
 #include "weakdeps.h"
+
+/* glibc gives a process up to 8 malloc arenas per CPU, and the kbs's HTTP workers (one per
+ * [attestation_service] pool_size, 100 by default) spread over all of them. Sessions live a
+ * few minutes among short-lived request garbage, so every arena fragments on its own and the
+ * resident set kept creeping for many minutes of a steady load. One arena per CPU (at least 2,
+ * at most 8) holds the same data in fewer, fuller heaps: under make soak the RSS settles lower
+ * and sooner, at the same throughput. MALLOC_ARENA_MAX or a GLIBC_TUNABLES arena_max set by
+ * the operator wins. */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+	const char *t = getenv("GLIBC_TUNABLES");
+	if (getenv("MALLOC_ARENA_MAX") || (t && strstr(t, "arena_max")))
+		return;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	mallopt(M_ARENA_MAX, n < 2 ? 2 : n > 8 ? 8 : (int)n);
+#endif
+}
 
 static void usage(FILE *f)
 {
@@ -27,6 +49,7 @@ int main(int argc, char **argv)
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("KBS_CONFIG_FILE");
 	int o;
+	tune_malloc();
 	log_init("kbs");
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (o) {
