@@ -1006,7 +1006,8 @@ struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem
 }
 
 /* Core's message for a failed TLS handshake does not say why; one probe (at most every
- * second per client) does. Keeps the status, replaces the message. */
+ * second per client) does. Keeps the status, replaces the message, which names no address
+ * (it may reach a client in a problem detail; callers log the link's address). */
 static void explain_tls_failure(struct grpcx_client *c, struct err *err)
 {
 	gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
@@ -1028,7 +1029,7 @@ static void explain_tls_failure(struct grpcx_client *c, struct err *err)
 		c->last_probe = now;
 	}
 	pthread_mutex_unlock(&c->mu);
-	err_set(err, "TLS connection to %s failed: %s", c->target, why);
+	err_set(err, "TLS connection failed: %s", why);
 	err->code = GRPCX_UNAVAILABLE;
 }
 

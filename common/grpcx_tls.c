@@ -175,7 +175,7 @@ static int connect_timeout(const char *host, const char *port, int ms, char *why
 
 	rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(why, wl, "cannot resolve %s: %s", host, gai_strerror(rc));
+		snprintf(why, wl, "cannot resolve the host name: %s", gai_strerror(rc));
 		return -1;
 	}
 	for (a = ai; a; a = a->ai_next) {
@@ -199,7 +199,7 @@ static int connect_timeout(const char *host, const char *port, int ms, char *why
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 		break;
 	next:
-		snprintf(why, wl, "cannot connect to %s:%s: %s", host, port, strerror(errno));
+		snprintf(why, wl, "cannot connect: %s", strerror(errno));
 		close(fd);
 		fd = -1;
 	}

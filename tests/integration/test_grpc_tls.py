@@ -158,7 +158,8 @@ def start_rvps(tp, name, tls=True, mtls=True, storage=None):
     return Daemon(name, args, port).start()
 
 
-def start_as(tp, pki, name, server="server", tls=True, mtls=True, rvps=None, rvps_tls=True):
+def start_as(tp, pki, name, server="server", tls=True, mtls=True, rvps=None, rvps_tls=True,
+             rvps_client_cert=True):
     d = tmpdir("as-conf-")
     cfg = {"attestation_token_broker": {"signer": {
         "key_path": pki.path("token.key"), "cert_path": pki.path("token-cert-chain.pem")}}}
@@ -166,8 +167,10 @@ def start_as(tp, pki, name, server="server", tls=True, mtls=True, rvps=None, rvp
         rc = {"type": "GrpcRemote"}
         if rvps_tls:
             rc.update({"address": "https://127.0.0.1:%d" % rvps.port,
-                       "ca_cert": tp.path("ca.pem"), "client_cert": tp.path("client.pem"),
-                       "client_key": tp.path("client.key")})
+                       "ca_cert": tp.path("ca.pem")})
+            if rvps_client_cert:
+                rc.update({"client_cert": tp.path("client.pem"),
+                           "client_key": tp.path("client.key")})
         else:
             rc["address"] = "http://127.0.0.1:%d" % rvps.port
         cfg["rvps_config"] = rc
@@ -439,6 +442,28 @@ def test_kbs_names_tls_failures(t, tp, pki):
         t.ok("AS link https://%s:%d" % (host, asd.port) in log and want in log,
              "KBS logs the AS link and why (%s)" % what, kbs.log_tail(5))
         kbs.stop()
+    # the AS's own link to the RVPS: no client certificate under mutual TLS
+    rv = start_rvps(tp, "rvps-refusing")
+    as_nocert = start_as(tp, pki, "grpc-as-rvps-nocert", tls=False, rvps=rv,
+                         rvps_client_cert=False)
+    kbs = Kbs(kbs_config(pki, as_addr="http://127.0.0.1:%d" % as_nocert.port),
+              name="kbs-rvps-refused").start()
+    a = Attester(kbs)
+    a.auth()
+    st, _, data = a.attest()
+    try:
+        detail = json.loads(data).get("detail", "")
+    except ValueError:
+        detail = data.decode(errors="replace")
+    t.ok(st in (401, 503) and "certificate required" in detail and "TLS" in detail and
+         str(rv.port) not in detail,
+         "an AS whose RVPS link lacks a client certificate: /attest says so, without the "
+         "RVPS address", "status %s detail %s" % (st, detail))
+    log = as_nocert.log_text()
+    t.ok("RVPS link https://127.0.0.1:%d" % rv.port in log and "certificate required" in log,
+         "grpc-as logs the RVPS link and why", as_nocert.log_tail(4))
+    for d in (kbs, as_nocert, rv):
+        d.stop()
     # a plaintext as_addr with TLS files is a startup error, not a silently plaintext link
     cfg = kbs_config(pki, as_addr="http://127.0.0.1:%d" % good.port)
     cfg["attestation_service"]["as_ca_cert"] = tp.path("ca.pem")
