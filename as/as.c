@@ -178,8 +178,8 @@ int as_set_policy(struct as *a, const char *id, const char *policy_b64, struct e
 	return rc < 0 ? err_prefix(err, "Set Attestation Policy Failed") : 0;
 }
 
-/* Set on this thread when an appraisal failed because storage or the RVPS was out of reach, so
- * the caller is told to retry rather than that the evidence was refused. */
+/* Set on this thread when an appraisal failed because storage, the RVPS or a collateral service
+ * was out of reach, so the caller is told to retry rather than that the evidence was refused. */
 static __thread int dependency_down;
 
 static void note_outage(const struct err *err, int remote)
@@ -454,8 +454,13 @@ char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err)
 			vr.init_data_hash = rawid;
 			vr.init_data_hash_len = idlen;
 		}
-		if (v->verify(&vr, &res, err) < 0)
+		if (err != NULL)
+			err->code = 0;
+		if (v->verify(&vr, &res, err) < 0) {
+			if (err != NULL && err->code == VERIFIER_ERR_UNAVAILABLE)
+				dependency_down = 1;
 			goto fail;
+		}
 		for (size_t j = 0; j < res.n; j++) {
 			json_t *input =
 			    claims_policy_input(ir->tee, res.items[j].claims, rdc, idc, a->verbose);

@@ -35,7 +35,8 @@ struct as {
 int as_init(struct as *a, const json_t *cfg, struct err *err);
 /* AttestationRequest bytes -> EAR token (malloc'd) or NULL with a numbered cause in err and
  * err->code the gRPC status to answer: GRPCX_UNAVAILABLE when storage or the RVPS could not be
- * reached (the same request may succeed later), else GRPCX_ABORTED (a refusal). */
+ * reached, or a collateral service (PCS, KDS) could not be and nothing was cached (the same
+ * request may succeed later), else GRPCX_ABORTED (a refusal). */
 char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err);
 int as_set_policy(struct as *a, const char *id, const char *policy_b64, struct err *err);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "as/dcap_source.h"
+#include "as/verifier.h"
 #include "b64.h"
 #include "config.h"
 #include "log.h"
@@ -490,9 +491,10 @@ static int http_get(const char *url, const char *chain_header, struct resp *r, s
 	time_t wait = quiet_until - time(NULL);
 	pthread_mutex_unlock(&lock);
 	if (wait > 0)
-		return err_set(err, "collateral service rate-limited us; not asking again for %ld s "
-		                    "(its Retry-After)",
-		               (long)wait);
+		return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
+		                "collateral service rate-limited us; not asking again for %ld s "
+		                "(its Retry-After)",
+		                (long)wait);
 	CURL *c = curl_easy_init();
 	if (c == NULL)
 		return err_set(err, "cannot start an HTTP client");
@@ -511,7 +513,8 @@ static int http_get(const char *url, const char *chain_header, struct resp *r, s
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_easy_cleanup(c);
 	if (rc != CURLE_OK)
-		return err_set(err, "collateral service %s: %s", url, curl_easy_strerror(rc));
+		return err_setc(err, VERIFIER_ERR_UNAVAILABLE, "collateral service %s: %s", url,
+		                curl_easy_strerror(rc));
 	if (r->status == 404 || r->status == 410)
 		return err_set(err, "collateral not available from %s (HTTP %ld)", url, r->status);
 	if (r->status == 429) {
@@ -519,12 +522,14 @@ static int http_get(const char *url, const char *chain_header, struct resp *r, s
 		pthread_mutex_lock(&lock);
 		quiet_until = time(NULL) + ra;
 		pthread_mutex_unlock(&lock);
-		return err_set(err, "collateral service rate-limited the request to %s (HTTP 429, "
-		                    "retry after %ld s)",
-		               url, ra);
+		return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
+		                "collateral service rate-limited the request to %s (HTTP 429, "
+		                "retry after %ld s)",
+		                url, ra);
 	}
 	if (r->status != 200)
-		return err_set(err, "collateral service answered HTTP %ld for %s", r->status, url);
+		return err_setc(err, r->status >= 500 ? VERIFIER_ERR_UNAVAILABLE : 0,
+		                "collateral service answered HTTP %ld for %s", r->status, url);
 	if (r->body == NULL)
 		return err_set(err, "collateral service sent an empty body for %s", url);
 	if (chain_header != NULL && r->chain == NULL)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "as/kds.h"
+#include "as/verifier.h"
 #include "log.h"
 
 #define MAX_SOURCES 8
@@ -348,16 +349,18 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 				continue;
 			}
 			pthread_mutex_unlock(&kds.fetch_mu);
-			return err_set(err,
-			               "AMD KDS at %s is rate-limiting (HTTP %ld) and no "
-			               "cached VCEK exists for chip %.16s…",
-			               base, code, hwid);
+			return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
+			                "AMD KDS at %s is rate-limiting (HTTP %ld) and no "
+			                "cached VCEK exists for chip %.16s…",
+			                base, code, hwid);
 		}
 		pthread_mutex_unlock(&kds.fetch_mu);
 		if (code == 0)
-			return err_set(err, "AMD KDS at %s unreachable: %s", base, cerr);
-		return err_set(err, "AMD KDS at %s answered HTTP %ld for chip %.16s…", base, code,
-		               hwid);
+			return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
+			                "AMD KDS at %s unreachable: %s", base, cerr);
+		return err_setc(err, code >= 500 ? VERIFIER_ERR_UNAVAILABLE : 0,
+		                "AMD KDS at %s answered HTTP %ld for chip %.16s…", base, code,
+		                hwid);
 	}
 }
 

@@ -136,15 +136,19 @@ def main():
     t.ok(c is not None and pcs.requests() == before, "after a restart with the PCS down, the disk cache serves",
          (e and e.details()) or "requests %d -> %d" % (before, pcs.requests()))
 
-    # no cache: each PCS failure is a clean refusal naming the cause, and the AS keeps serving
-    for mode, want, tmo in (("404", "collateral not available", 10000), ("429", "rate-limited", 10000),
-                            ("slow", "Timeout", 1000)):
+    # no cache: each PCS failure is a clean answer naming the cause, and the AS keeps serving;
+    # collateral that does not exist is a refusal (ABORTED), a PCS that is rate-limiting or too
+    # slow is an outage the caller should retry (UNAVAILABLE: the KBS answers 503 + Retry-After)
+    A_, U_ = grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE
+    for mode, want, tmo, code in (("404", "collateral not available", 10000, A_),
+                                  ("429", "rate-limited", 10000, U_), ("slow", "Timeout", 1000, U_)):
         empty = tmpdir("dcap-empty-")
         pcs.mode(mode)
         b = As(empty, pcs, empty, timeout_ms=tmo, name="grpc-as-" + mode)
         c, e = b.attest("tdx", TDX_Q)
-        t.ok(c is None and e.code() == grpc.StatusCode.ABORTED and want in e.details(),
-             "PCS answering %s: refused with \"%s\"" % (mode, want), e and e.details())
+        t.ok(c is None and e.code() == code and want in e.details(),
+             "PCS answering %s: %s with \"%s\"" % (mode, code.name, want),
+             e and (e.code(), e.details()))
         pcs.mode("ok")
         if mode == "429":
             n = pcs.requests()

@@ -195,6 +195,7 @@ static void test_kds_gives_up_when_rate_limited_past_budget(void **state)
 	configure(1500, 0);
 	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "rate-limiting"));
+	assert_int_equal(err.code, VERIFIER_ERR_UNAVAILABLE); /* an outage: retry later */
 }
 
 static void test_kds_outage_served_from_disk_cache(void **state)
@@ -227,10 +228,12 @@ static void test_kds_404_and_unreachable_are_explained(void **state)
 	configure(2000, 0);
 	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "HTTP 404"));
+	assert_int_equal(err.code, 0); /* no such VCEK: a refusal */
 	stop_server();
 	kds_reset();
 	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "unreachable"));
+	assert_int_equal(err.code, VERIFIER_ERR_UNAVAILABLE);
 }
 
 int main(void)
