@@ -15,11 +15,10 @@
 # the allocator: the sweeper freed a whole minute of sessions at once, and the free space they
 # left in each of glibc's 16 arenas (8 per CPU, the 100 HTTP workers spread over all of them)
 # stayed resident while new sessions fragmented it further. The kbs now sweeps every 10 s,
-# hands free pages back after each sweep (malloc_trim, 2-4 ms) and uses one arena per CPU;
-# 10-minute runs at 100/s measured the kbs after warm-up at +8.4% (before), +10.7% (sweep
-# and trim alone), +4.6% and +6.5% (with the arena limit, ending at 48-49 MB instead of 67),
-# still rising slowly: the session table's churn fragments the heap (with sessions in Redis
-# the kbs holds at +1.5%); a slab for session records would end it. Unpaced (SOAK_RATE=0)
+# hands free pages back after each sweep (malloc_trim, 2-4 ms) and uses one arena per two
+# CPUs; 10-minute runs at 100/s measured the kbs after warm-up at +8.4% (before), +10.7% (sweep
+# and trim alone), +4.6%, +6.5% and +5.1% (one arena per CPU, still rising slowly) and +1.3%
+# (one arena, flat from the fourth minute; sessions in Redis: +1.5%). Unpaced (SOAK_RATE=0)
 # the table, and so the RSS, follows the machine's speed.
 # env BUILD (default build), SOAK_MINUTES (10), SOAK_CONCURRENCY (8), SOAK_RATE (100),
 #     SOAK_INTERVAL (30), SOAK_SESSION_MINUTES (1), SOAK_WARMUP (seconds),
