@@ -191,17 +191,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((tls_cert == NULL) != (tls_key == NULL)) {
-		log_error("cannot start: --https-pubkey-cert and --https-prikey go together: give "
-		          "both for TLS, or neither for plaintext");
-		return 1;
-	}
-	if (client_ca != NULL && tls_cert == NULL) {
-		log_error("cannot start: --https-client-ca needs TLS: also give "
-		          "--https-pubkey-cert and --https-prikey");
-		return 1;
-	}
-	if (tls_cert != NULL && gfront_tls_load(&tls, tls_cert, tls_key, client_ca, &err) < 0) {
+	if (gfront_tls_load(&tls, tls_cert, tls_key, client_ca, &err) < 0) {
 		log_error("cannot start: %s", err.msg);
 		return 1;
 	}

@@ -521,8 +521,7 @@ static void on_limit(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_debug("front: closed a connection that had not made its request after %d ms",
-	          SNIFF_MS);
+	log_debug("front: closed a connection that had not made its request after %d ms", SNIFF_MS);
 	conn_free(c);
 }
 
@@ -742,6 +741,15 @@ int gfront_tls_load(struct gfront_tls *t, const char *cert, const char *key, con
 	EVP_PKEY *pk;
 
 	memset(t, 0, sizeof(*t));
+	if ((cert == NULL) != (key == NULL))
+		return err_set(err, "--https-pubkey-cert and --https-prikey go together: give both "
+		                    "for TLS, or neither for plaintext");
+	if (ca != NULL && cert == NULL)
+		return err_set(err,
+		               "--https-client-ca needs TLS: also give --https-pubkey-cert and "
+		               "--https-prikey");
+	if (cert == NULL)
+		return 0;
 	if ((pk = keyfile_read_private(key, err)) == NULL)
 		return err_prefix(err, "TLS private key");
 	EVP_PKEY_free(pk);

@@ -47,7 +47,9 @@ struct gfront_tls {
 };
 
 /* Reads the PEM files behind --https-pubkey-cert, --https-prikey and the optional client
- * CA (NULL); the key file obeys keyfile_check's mode rule. gfront_tls_clear wipes the key. */
+ * CA (NULL); the key file obeys keyfile_check's mode rule. All three NULL leaves *t empty
+ * (plaintext) and returns 0; a certificate without its key, or the reverse, or a client CA
+ * without both, is an error naming the flags. gfront_tls_clear wipes the key. */
 int gfront_tls_load(struct gfront_tls *t, const char *cert, const char *key, const char *ca,
                     struct err *err);
 void gfront_tls_clear(struct gfront_tls *t);

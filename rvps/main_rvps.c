@@ -102,17 +102,7 @@ int main(int argc, char **argv)
 	}
 
 	err_clear(&e);
-	if ((tls_cert == NULL) != (tls_key == NULL)) {
-		log_error("rvps: --https-pubkey-cert and --https-prikey go together: give both for "
-		          "TLS, or neither for plaintext");
-		return 1;
-	}
-	if (client_ca != NULL && tls_cert == NULL) {
-		log_error("rvps: --https-client-ca needs TLS: also give --https-pubkey-cert and "
-		          "--https-prikey");
-		return 1;
-	}
-	if (tls_cert != NULL && gfront_tls_load(&tls, tls_cert, tls_key, client_ca, &e) < 0) {
+	if (gfront_tls_load(&tls, tls_cert, tls_key, client_ca, &e) < 0) {
 		log_error("rvps: %s", e.msg);
 		return 1;
 	}
