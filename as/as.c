@@ -14,10 +14,10 @@
 #include <time.h>
 
 #include "as/as.h"
-#include "as/as_metrics.h"
+#include "as/metrics.h"
 #include "as/claims.h"
 #include "as/policy_cache.h"
-#include "as/verifier.h"
+#include "as/verifiers/verifier.h"
 #include "attestation.pb-c.h"
 #include "b64.h"
 #include "config.h"

@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "as/claims.h"
-#include "as/verifier.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 #include "config.h"
 #include "log.h"

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "as/as.h"
-#include "as/as_metrics.h"
+#include "as/metrics.h"
 #include "attestation.pb-c.h"
 #include "config.h"
 #include "grpcfront.h"

@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "as/hcl.h"
-#include "as/snp.h"
-#include "as/tpm.h"
-#include "as/verifier.h"
+#include "as/evidence/hcl_report.h"
+#include "as/evidence/snp_report.h"
+#include "as/evidence/tpm_quote.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 
 struct az_evidence {

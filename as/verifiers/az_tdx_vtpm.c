@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/hcl.h"
-#include "as/tpm.h"
-#include "as/verifier.h"
+#include "as/evidence/hcl_report.h"
+#include "as/evidence/tpm_quote.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 
 static int bytes_field(const json_t *ev, const char *k, int v0, uint8_t **out, size_t *len,

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "as/verifier.h"
+#include "as/verifiers/verifier.h"
 
 #define WEAK __attribute__((weak))
 extern const struct verifier verifier_sample WEAK;

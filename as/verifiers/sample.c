@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/verifier.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 
 static int check_sample(const struct verify_request *req, const char **svn, const char **rd,

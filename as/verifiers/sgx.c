@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/dcap_evidence.h"
-#include "as/dcap_source.h"
+#include "as/verifiers/dcap_common.h"
+#include "as/collateral/intel_pcs.h"
 
 static int sgx_init(const json_t *verifier_config, struct err *err)
 {

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "as/kds.h"
-#include "as/snp.h"
-#include "as/verifier.h"
+#include "as/collateral/amd_kds.h"
+#include "as/evidence/snp_report.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 #include "config.h"
 

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/dcap_evidence.h"
-#include "as/dcap_source.h"
-#include "as/eventlog.h"
+#include "as/verifiers/dcap_common.h"
+#include "as/collateral/intel_pcs.h"
+#include "as/evidence/eventlog.h"
 #include "b64.h"
 #include "config.h"
 

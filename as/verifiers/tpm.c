@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/tpm.h"
-#include "as/verifier.h"
+#include "as/evidence/tpm_quote.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 
 /*

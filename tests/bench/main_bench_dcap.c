@@ -24,10 +24,10 @@
 
 #include <jansson.h>
 
-#include "as/dcap.h"
-#include "as/dcap_internal.h"
-#include "as/dcap_source.h"
-#include "as/verifier.h"
+#include "as/evidence/dcap.h"
+#include "as/evidence/dcap_internal.h"
+#include "as/collateral/intel_pcs.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 #include "tests/bench/bench_time.h"
 #include "config.h"

@@ -16,9 +16,9 @@
 
 #include <jansson.h>
 
-#include "as/snp.h"
-#include "as/tpm.h"
-#include "as/verifier.h"
+#include "as/evidence/snp_report.h"
+#include "as/evidence/tpm_quote.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 #include "tests/bench/bench_time.h"
 

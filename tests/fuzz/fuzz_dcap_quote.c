@@ -2,7 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "as/dcap.h"
+#include "as/evidence/dcap.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

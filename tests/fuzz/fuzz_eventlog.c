@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "as/eventlog.h"
+#include "as/evidence/eventlog.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "as/hcl.h"
+#include "as/evidence/hcl_report.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

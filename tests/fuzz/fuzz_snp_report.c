@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "as/snp.h"
+#include "as/evidence/snp_report.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -2,7 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "as/tpm.h"
+#include "as/evidence/tpm_quote.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

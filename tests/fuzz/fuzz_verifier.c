@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "as/claims.h"
-#include "as/verifier.h"
+#include "as/verifiers/verifier.h"
 #include "log.h"
 
 static const char *const tees[] = {"sample",      "snp", "tpm", "az-snp-vtpm",

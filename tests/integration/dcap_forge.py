@@ -4,7 +4,7 @@ Real Intel quotes and collateral cannot be re-signed, so the refusal paths that 
 *validly signed* but wrong document (a revoked PCK, a Revoked TCB level, a QE of the wrong
 signer, an expired CRL ...) cannot be reached with them. This module builds the whole
 thing from the public format descriptions instead, as an independent oracle for the
-verifier (as/dcap_*.c):
+verifier (as/evidence/dcap_*.c):
 
   PKI       a test "Intel SGX Root CA", the PCK Platform and Processor CAs, a PCK leaf with
             the SGX extension (OID 1.2.840.113741.1.13.1) DER-encoded here per Intel's PCK

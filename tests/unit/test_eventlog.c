@@ -1,5 +1,5 @@
 /*
- * CC event log parser and RTMR replay (as/eventlog.c) against Trustee's golden claims, the
+ * CC event log parser and RTMR replay (as/evidence/eventlog.c) against Trustee's golden claims, the
  * go-tdx-guest log and its quote's RTMRs, and hand-built logs for each decoder and each way a
  * log can be malformed (spec as-rvps.md §5.3, §5.12).
  */
@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "as/eventlog.h"
+#include "as/evidence/eventlog.h"
 #include "b64.h"
 
 static char evdir[1024];

@@ -20,9 +20,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "as/kds.h"
-#include "as/snp.h"
-#include "as/verifier.h"
+#include "as/collateral/amd_kds.h"
+#include "as/evidence/snp_report.h"
+#include "as/verifiers/verifier.h"
 
 static char evdir[1024], tmp[256], certf[512], keyf[512], vdir[512], cachedir[512];
 static json_t *evidence; /* Genoa e2e evidence without its cert_chain */

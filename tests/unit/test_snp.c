@@ -14,9 +14,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "as/kds.h"
-#include "as/snp.h"
-#include "as/verifier.h"
+#include "as/collateral/amd_kds.h"
+#include "as/evidence/snp_report.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 
 static char evdir[1024];

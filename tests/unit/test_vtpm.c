@@ -13,8 +13,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "as/tpm.h"
-#include "as/verifier.h"
+#include "as/evidence/tpm_quote.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 
 static char evdir[1024];

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/eventlog.h"
+#include "as/evidence/eventlog.h"
 #include "b64.h"
 
 /* TCG algorithm registry entries Trustee knows. md is NULL where Trustee refuses the

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/hcl.h"
+#include "as/evidence/hcl_report.h"
 #include "b64.h"
 #include "jose.h"
 

@@ -3,7 +3,7 @@
  * Prometheus text format. Series are fixed at compile time: the TEE names grpc-as accepts
  * (as-rvps.md §1.3) plus "other", and the four EAR statuses plus "error".
  */
-#include "as/as_metrics.h"
+#include "as/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>

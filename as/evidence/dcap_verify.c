@@ -29,7 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "as/dcap_internal.h"
+#include "as/evidence/dcap_internal.h"
 #include "b64.h"
 
 static uint16_t le16(const uint8_t *p)

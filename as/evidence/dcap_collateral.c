@@ -13,14 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/dcap_internal.h"
+#include "as/evidence/dcap_internal.h"
 #include "b64.h"
 #include "config.h"
 
 #define EMBED_PEM(sym, path)                                                                       \
 	__asm__(".section .rodata\n.global " #sym "\n.type " #sym ", @object\n" #sym               \
 	        ":\n.incbin \"" path "\"\n.byte 0\n.previous\n")
-EMBED_PEM(dcap_intel_root_pem, "as/intel/sgx_root_ca.pem");
+EMBED_PEM(dcap_intel_root_pem, "as/evidence/roots/intel_sgx_root_ca.pem");
 extern const char dcap_intel_root_pem[];
 
 static X509 *root_ca;

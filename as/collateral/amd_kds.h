@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "as/snp.h"
+#include "as/evidence/snp_report.h"
 #include "err.h"
 
 /* snp_verifier config object (may be NULL = KDS at https://kdsintf.amd.com). Extra keys:

@@ -1,6 +1,6 @@
 /*
  * dcap_source: collateral for the DCAP verifiers from a file or from Intel PCS / a PCCS
- * (see dcap_source.h). Entries are reference counted so a refresh can replace one while
+ * (see intel_pcs.h). Entries are reference counted so a refresh can replace one while
  * verifications still use the old one.
  */
 #include <curl/curl.h>
@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "as/dcap_source.h"
-#include "as/verifier.h"
+#include "as/collateral/intel_pcs.h"
+#include "as/verifiers/verifier.h"
 #include "b64.h"
 #include "config.h"
 #include "log.h"

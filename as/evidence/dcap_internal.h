@@ -7,7 +7,7 @@
 
 #include <openssl/evp.h>
 
-#include "as/dcap.h"
+#include "as/evidence/dcap.h"
 
 #define DCAP_MAX_LEVELS 128
 #define DCAP_MAX_MODULES 16

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/dcap_evidence.h"
-#include "as/dcap_source.h"
+#include "as/verifiers/dcap_common.h"
+#include "as/collateral/intel_pcs.h"
 #include "b64.h"
 
 int dcap_evidence_quote(const json_t *evidence, const char *tee, uint8_t **buf, size_t *len,

@@ -20,7 +20,7 @@
 
 #include <jansson.h>
 
-#include "as/dcap.h"
+#include "as/evidence/dcap.h"
 
 int dcap_source_configure(const json_t *dcap_verifier_config, struct err *err);
 /* Checked collateral for this platform; release it with dcap_source_release. `options` may

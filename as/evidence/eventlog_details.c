@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/eventlog.h"
+#include "as/evidence/eventlog.h"
 #include "b64.h"
 
 static uint16_t rd16le(const uint8_t *p)

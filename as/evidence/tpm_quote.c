@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "as/tpm.h"
+#include "as/evidence/tpm_quote.h"
 #include "b64.h"
 
 #define TPM_GENERATED_VALUE 0xff544347u

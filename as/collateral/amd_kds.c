@@ -1,5 +1,5 @@
 /*
- * kds: VCEK sources, cache and AMD KDS client (see kds.h).
+ * amd_kds: VCEK sources, cache and the AMD KDS client (see amd_kds.h).
  *
  * The memory cache is a small array under a mutex: a deployment sees a handful of chips and
  * TCB versions, and a lookup is a few string compares next to a P-384 verification. Fetches
@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "as/kds.h"
-#include "as/verifier.h"
+#include "as/collateral/amd_kds.h"
+#include "as/verifiers/verifier.h"
 #include "log.h"
 
 #define MAX_SOURCES 8

@@ -4,8 +4,8 @@
 #ifndef CTRUSTEE_DCAP_EVIDENCE_H
 #define CTRUSTEE_DCAP_EVIDENCE_H
 
-#include "as/dcap.h"
-#include "as/verifier.h"
+#include "as/evidence/dcap.h"
+#include "as/verifiers/verifier.h"
 
 /* The raw quote from the evidence's "quote" (standard base64). */
 int dcap_evidence_quote(const json_t *evidence, const char *tee, uint8_t **buf, size_t *len,
