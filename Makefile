@@ -1,9 +1,12 @@
 # ctrustee: one entry point. Sources are found by wildcard so a new module needs no Makefile edit:
-#   common/*.c common/rego/*.c      -> build/lib/libcommon.a
-#   as/*.c as/verifiers/*.c as/collateral/*.c -> build/lib/libas.a   (linked whole: verifiers self-register)
-#   kbs/*.c -> libkbs.a, rvps/*.c rvps/extractors/*.c -> librvps.a
+#   common/*.c common/{rego,kv,jose}/*.c                         -> build/lib/libcommon.a
+#   as/*.c as/{verifiers,evidence,collateral}/*.c                -> build/lib/libas.a
+#   kbs/*.c kbs/*/*.c -> libkbs.a, rvps/*.c rvps/extractors/*.c   -> librvps.a
 #   any */main_<name>.c is a program, built to build/bin/<name with _ as ->
-#   tests/unit/test_*.c, tests/conformance/*.c -> build/tests/...  (linked against every library)
+#   tests/unit/test_*.c, tests/conformance/*.c -> build/tests/...
+# Every program links the four archives as one group, not whole: the linker takes only the
+# objects a program reaches (tables reference their rows strongly), and --as-needed drops the
+# shared libraries it does not call, so `evidence-verify` and `rego` carry no gRPC or hiredis.
 SHELL := /bin/bash
 CC ?= cc
 B := build
@@ -14,7 +17,7 @@ OPT ?= -O2
 SAN ?=
 CFLAGS += -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fno-strict-aliasing -D_GNU_SOURCE -I. -Icommon -I$(B)/gen $(PKG_CFLAGS) -MMD -MP $(SAN)
-LDFLAGS += $(SAN)
+LDFLAGS += $(SAN) -Wl,--as-needed
 LDLIBS += $(PKG_LIBS) -lpthread -lm
 
 PROTOS := $(wildcard proto/*.proto)
@@ -24,9 +27,9 @@ GEN_PY := $(patsubst proto/%.proto,$(B)/gen/py/%_pb2.py,$(PROTOS))
 
 mains = $(wildcard $(1)/main_*.c)
 srcs = $(filter-out $(foreach d,$(1),$(wildcard $(d)/main_*.c)),$(foreach d,$(1),$(wildcard $(d)/*.c)))
-COMMON_SRC := $(call srcs,common common/rego) $(GEN_C)
+COMMON_SRC := $(call srcs,common common/rego common/kv common/jose) $(GEN_C)
 AS_SRC := $(call srcs,as as/verifiers as/evidence as/collateral)
-KBS_SRC := $(call srcs,kbs)
+KBS_SRC := $(call srcs,kbs $(wildcard kbs/*/))
 RVPS_SRC := $(call srcs,rvps rvps/extractors)
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -34,7 +37,7 @@ LIB_COMMON := $(B)/lib/libcommon.a
 LIB_AS := $(B)/lib/libas.a
 LIB_KBS := $(B)/lib/libkbs.a
 LIB_RVPS := $(B)/lib/librvps.a
-ALL_LIBS := -Wl,--whole-archive $(LIB_AS) $(LIB_COMMON) -Wl,--no-whole-archive $(LIB_KBS) $(LIB_RVPS)
+ALL_LIBS := -Wl,--start-group $(LIB_KBS) $(LIB_AS) $(LIB_RVPS) $(LIB_COMMON) -Wl,--end-group
 
 MAIN_SRC := $(call mains,as) $(call mains,kbs) $(call mains,rvps) $(call mains,common/rego) $(call mains,tests/bench)
 bin_name = $(subst _,-,$(patsubst main_%,%,$(basename $(notdir $(1)))))
@@ -130,6 +133,15 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# Files a source embeds with EMBED_FILE (common/embed.h): the object depends on them, so an
+# edited default policy or vendor root rebuilds it (the compiler's -MMD cannot see .incbin).
+EMBED_SRC := $(shell grep -lE 'EMBED_FILE.[a-z_0-9]+,' $(AS_SRC) $(COMMON_SRC) $(KBS_SRC) $(RVPS_SRC) $(MAIN_SRC) 2>/dev/null | grep -v embed.h)
+$(B)/embed.mk: $(EMBED_SRC) Makefile
+	@mkdir -p $(B)
+	@grep -H -o 'EMBED_FILE([^,]*, *"[^"]*")' $(EMBED_SRC) /dev/null | \
+	  sed -E 's#^([^:]*)\.c:EMBED_FILE\([^,]*, *"([^"]*)"\)#$(B)/obj/\1.o: \2#' >$@
+-include $(B)/embed.mk
 
 # Test objects are intermediates of their binaries; keep them so a rebuild stays incremental.
 .SECONDARY:

@@ -21,6 +21,7 @@
 #include "attestation.pb-c.h"
 #include "b64.h"
 #include "config.h"
+#include "embed.h"
 #include "grpcx.h"
 #include "hash.h"
 #include "jcs.h"
@@ -32,14 +33,10 @@
 #include "rvps/rvps.h"
 #include "toml.h"
 
-#define EMBED(sym, path)                                                                           \
-	__asm__(".section .rodata\n.global " #sym "\n.type " #sym ", @object\n" #sym               \
-	        ":\n.incbin \"" path "\"\n.byte 0\n.previous\n")
-EMBED(as_policy_cpu, "as/policies/default_cpu.rego");
-EMBED(as_policy_gpu, "as/policies/default_gpu.rego");
-EMBED(as_policy_switch, "as/policies/default_switch.rego");
-EMBED(as_policy_ppcie, "as/policies/default_ppcie.rego");
-extern const char as_policy_cpu[], as_policy_gpu[], as_policy_switch[], as_policy_ppcie[];
+EMBED_FILE(as_policy_cpu, "as/policies/default_cpu.rego");
+EMBED_FILE(as_policy_gpu, "as/policies/default_gpu.rego");
+EMBED_FILE(as_policy_switch, "as/policies/default_switch.rego");
+EMBED_FILE(as_policy_ppcie, "as/policies/default_ppcie.rego");
 
 static const char *claim_names[8] = {"instance-identity", "configuration", "executables",
                                      "file-system",       "hardware",      "runtime-opaque",

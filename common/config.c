@@ -14,8 +14,6 @@
 
 #define CONFIG_MAX_BYTES (16u << 20)
 
-/* TOML support lives in toml.c; a build without it refuses .toml files instead of linking. */
-extern json_t *toml_parse(const char *text, size_t len, struct err *err) __attribute__((weak));
 
 char *file_read_all(const char *path, size_t *len, struct err *err)
 {
@@ -57,11 +55,6 @@ json_t *config_load(const char *path, struct err *err)
 	if (text == NULL)
 		return NULL;
 	if (plen > 5 && strcmp(path + plen - 5, ".toml") == 0) {
-		if (toml_parse == NULL) {
-			free(text);
-			err_set(err, "%s: this build has no TOML parser", path);
-			return NULL;
-		}
 		root = toml_parse(text, len, err);
 		if (root == NULL)
 			err_prefix(err, "%s", path);

@@ -13,6 +13,13 @@
 
 #define ERR_MSG_MAX 1024
 
+/* err.code of a failure that is not the input's fault: a store, the RVPS, the AS or a
+ * collateral service (Intel PCS/PCCS, AMD KDS) could not be reached, failed or asked us to
+ * wait, and nothing usable was cached. The same request may succeed later, so callers answer
+ * "retry" (gRPC UNAVAILABLE, HTTP 503 + Retry-After), never "refused". Its value is gRPC's
+ * UNAVAILABLE so a status from a peer and a local outage read the same. */
+#define ERR_UNAVAILABLE 14
+
 struct err {
 	int code; /* optional module-specific kind, 0 if unused */
 	char msg[ERR_MSG_MAX];

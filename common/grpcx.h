@@ -24,7 +24,7 @@
 #define GRPCX_ABORTED 10
 #define GRPCX_UNIMPLEMENTED 12
 #define GRPCX_INTERNAL 13
-#define GRPCX_UNAVAILABLE 14
+#define GRPCX_UNAVAILABLE ERR_UNAVAILABLE /* 14, the same code as a local outage */
 
 /* A handler gets the request message bytes and returns a gRPC status code. On GRPCX_OK it
  * sets *resp (malloc'd, may be NULL with *resp_len 0 for an empty message); otherwise it

@@ -490,11 +490,7 @@ int kbs_config_check_startup(struct kbs_config *c, struct err *err)
 
 int kbs_config_load(const char *path, struct kbs_config *cfg, struct err *err)
 {
-	/* TOML through the parser directly: this strong reference is what links it into kbs
-	 * (config_load only refers to it weakly). */
-	size_t pl = strlen(path);
-	json_t *root = pl > 5 && strcmp(path + pl - 5, ".toml") == 0 ? toml_parse_file(path, err)
-	                                                             : config_load(path, err);
+	json_t *root = config_load(path, err);
 	if (!root)
 		return -1;
 	int rc = kbs_config_from_json(root, cfg, err);

@@ -16,7 +16,6 @@
 
 #include "kbs.h"
 #include "log.h"
-#include "weakdeps.h"
 
 /* glibc gives a process up to 8 malloc arenas per CPU, and the kbs's HTTP workers (one per
  * [attestation_service] pool_size, 100 by default) spread over all of them. Sessions live a
@@ -85,12 +84,6 @@ int main(int argc, char **argv)
 		log_error("kbs: configuration refused: %s", e.msg);
 		return 1;
 	}
-	if (!kbs_jose_available())
-		log_error("kbs: this build has no JWS/JWE support: admin calls and resource reads "
-		          "will be refused");
-	if (!kbs_rego_available())
-		log_error("kbs: this build has no Rego engine: every resource read will be refused "
-		          "(PolicyEngineError)");
 	bool cfg_https = !cfg.insecure_http;
 	struct kbs_server *k = kbs_server_new(&cfg, &e);
 	if (!k) {

@@ -31,7 +31,6 @@
 #include "kbs.h"
 #include "kv.h"
 #include "log.h"
-#include "weakdeps.h"
 
 struct kbs_server {
 	struct kbs_config cfg;
@@ -702,7 +701,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
 		goto out;
 	}
-	if (!teepubkey_supported(pk) || !kbs_jose_available()) {
+	if (!teepubkey_supported(pk)) {
 		log_info("kbs: %s: tee-pubkey algorithm/curve not supported", http_req_uri(r));
 		problem401_cause(r, "JweError", "JWE failed",
 		                 "the tee-pubkey algorithm or curve is not supported");

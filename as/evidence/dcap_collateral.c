@@ -16,12 +16,9 @@
 #include "as/evidence/dcap_internal.h"
 #include "b64.h"
 #include "config.h"
+#include "embed.h"
 
-#define EMBED_PEM(sym, path)                                                                       \
-	__asm__(".section .rodata\n.global " #sym "\n.type " #sym ", @object\n" #sym               \
-	        ":\n.incbin \"" path "\"\n.byte 0\n.previous\n")
-EMBED_PEM(dcap_intel_root_pem, "as/evidence/roots/intel_sgx_root_ca.pem");
-extern const char dcap_intel_root_pem[];
+EMBED_FILE(dcap_intel_root_pem, "as/evidence/roots/intel_sgx_root_ca.pem");
 
 static X509 *root_ca;
 static pthread_mutex_t root_lock = PTHREAD_MUTEX_INITIALIZER;

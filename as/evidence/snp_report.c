@@ -15,15 +15,12 @@
 #include <string.h>
 
 #include "as/evidence/snp_report.h"
+#include "embed.h"
 
-/* AMD's ASK, ARK and ASVK per generation, as published by AMD KDS (the PEM bundles in as/amd/). */
-#define EMBED_PEM(sym, path)                                                                       \
-	__asm__(".section .rodata\n.global " #sym "\n.type " #sym ", @object\n" #sym               \
-	        ":\n.incbin \"" path "\"\n.byte 0\n.previous\n")
-EMBED_PEM(snp_milan_pem, "as/evidence/roots/amd_milan_ask_ark_asvk.pem");
-EMBED_PEM(snp_genoa_pem, "as/evidence/roots/amd_genoa_ask_ark_asvk.pem");
-EMBED_PEM(snp_turin_pem, "as/evidence/roots/amd_turin_ask_ark_asvk.pem");
-extern const char snp_milan_pem[], snp_genoa_pem[], snp_turin_pem[];
+/* AMD's ASK, ARK and ASVK per generation, as published by AMD KDS (the PEM bundles in as/evidence/roots/). */
+EMBED_FILE(snp_milan_pem, "as/evidence/roots/amd_milan_ask_ark_asvk.pem");
+EMBED_FILE(snp_genoa_pem, "as/evidence/roots/amd_genoa_ask_ark_asvk.pem");
+EMBED_FILE(snp_turin_pem, "as/evidence/roots/amd_turin_ask_ark_asvk.pem");
 
 struct amd_roots {
 	X509 *ark, *ask, *asvk;

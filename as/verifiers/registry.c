@@ -1,32 +1,19 @@
 /*
- * registry: TEE name -> verifier. Each verifier file defines its table entry; the
- * references here are weak so a TEE whose verifier is not built simply reports
- * "no verifier" instead of failing the link (libas is linked whole, so every built
- * verifier is present).
+ * registry: TEE name -> verifier. One row per verifier file (as/verifiers/<tee>.c defines
+ * `verifier_<tee>`); the references are strong, so a program that looks verifiers up links
+ * exactly these and nothing else of the AS. A TEE without a row (cca, csv, se, nvidia, ...)
+ * gets "no verifier" from the AS. A new verifier is one file and one line below.
  */
 #include <string.h>
 
 #include "as/verifiers/verifier.h"
 
-#define WEAK __attribute__((weak))
-extern const struct verifier verifier_sample WEAK;
-extern const struct verifier verifier_sampledevice WEAK;
-extern const struct verifier verifier_tdx WEAK;
-extern const struct verifier verifier_sgx WEAK;
-extern const struct verifier verifier_snp WEAK;
-extern const struct verifier verifier_az_snp_vtpm WEAK;
-extern const struct verifier verifier_az_tdx_vtpm WEAK;
-extern const struct verifier verifier_tpm WEAK;
-extern const struct verifier verifier_cca WEAK;
-extern const struct verifier verifier_csv WEAK;
-extern const struct verifier verifier_se WEAK;
-extern const struct verifier verifier_hygondcu WEAK;
-extern const struct verifier verifier_nvidia WEAK;
+extern const struct verifier verifier_sample, verifier_sampledevice, verifier_tdx, verifier_sgx,
+    verifier_snp, verifier_az_snp_vtpm, verifier_az_tdx_vtpm, verifier_tpm;
 
 static const struct verifier *const table[] = {
-    &verifier_sample,      &verifier_sampledevice, &verifier_tdx,    &verifier_sgx, &verifier_snp,
-    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm,    &verifier_cca, &verifier_csv,
-    &verifier_se,          &verifier_hygondcu,     &verifier_nvidia,
+    &verifier_sample,      &verifier_sampledevice, &verifier_tdx, &verifier_sgx, &verifier_snp,
+    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm,
 };
 
 const struct verifier *verifier_find(const char *tee)
@@ -34,7 +21,7 @@ const struct verifier *verifier_find(const char *tee)
 	if (tee == NULL)
 		return NULL;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (table[i] != NULL && strcmp(table[i]->tee, tee) == 0)
+		if (strcmp(table[i]->tee, tee) == 0)
 			return table[i];
 	return NULL;
 }
@@ -42,7 +29,7 @@ const struct verifier *verifier_find(const char *tee)
 int verifiers_init(const json_t *verifier_config, struct err *err)
 {
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (table[i] != NULL && table[i]->init != NULL &&
+		if (table[i]->init != NULL &&
 		    table[i]->init(verifier_config, err) < 0)
 			return err_prefix(err, "%s verifier", table[i]->tee);
 	return 0;

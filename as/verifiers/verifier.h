@@ -18,9 +18,9 @@
 
 #define VERIFIER_MAX_CLAIMS 32
 /* err.code of a failed verify when a collateral service (Intel PCS/PCCS, AMD KDS) could not be
- * reached, failed (5xx) or asked us to wait, and nothing usable was cached: the same evidence
- * may verify later, so the AS answers "retry", not "refused". */
-#define VERIFIER_ERR_UNAVAILABLE 2
+ * reached, failed (5xx) or asked us to wait, and nothing usable was cached: ERR_UNAVAILABLE
+ * (err.h). (Alias kept until every caller says ERR_UNAVAILABLE.) */
+#define VERIFIER_ERR_UNAVAILABLE ERR_UNAVAILABLE
 
 struct verify_request {
 	const json_t *evidence;     /* the evidence JSON document (already b64url-decoded) */

@@ -34,7 +34,6 @@
 #include "jose.h"
 
 /* Weak until common/jose.c provides it (linked in through jwk_to_pkey's object). */
-#pragma weak jwe_decrypt
 
 static char host[256] = "127.0.0.1";
 static int port = 8080;
@@ -270,9 +269,7 @@ static int handshake(int *fd, char *err, size_t errlen)
 	uint8_t *plain = NULL;
 	size_t plen = 0;
 	struct err e = {0};
-	if (!jwe_decrypt)
-		err_set(&e, "this build has no JWE decryption");
-	if (!jwe || !jwe_decrypt || jwe_decrypt(jwe, key, &plain, &plen, &e) != 0) {
+	if (!jwe || jwe_decrypt(jwe, key, &plain, &plen, &e) != 0) {
 		snprintf(err, errlen, "JWE: %.200s", e.msg);
 		json_decref(jwe);
 		goto out;

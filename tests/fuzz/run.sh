@@ -136,8 +136,8 @@ link_one() { # link_one target: compile and link it; the binary exists only on s
   # shellcheck disable=SC2086
   "$CC_FUZZ" $fuse_ld -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter \
     -D_GNU_SOURCE -I. -Icommon -I"$FB/gen" $pkg_cflags $SAN_BIN -MMD -MF "$bin.d" \
-    -o "$bin" "tests/fuzz/$t.c" -Wl,--whole-archive "$FB/lib/libas.a" "$FB/lib/libcommon.a" \
-    -Wl,--no-whole-archive "$FB/lib/libkbs.a" "$FB/lib/librvps.a" $pkg_libs -lpthread -lm \
+    -o "$bin" "tests/fuzz/$t.c" -Wl,--start-group "$FB/lib/libkbs.a" "$FB/lib/libas.a" \
+    "$FB/lib/librvps.a" "$FB/lib/libcommon.a" -Wl,--end-group $pkg_libs -lpthread -lm \
     >"$FB/logs/$t.build.log" 2>&1 || rm -f "$bin"
 }
 for t in "${targets[@]}"; do

@@ -421,47 +421,12 @@ def kbs_config(pki, as_addr=None, admin="auth", storage=None, plugins=("resource
     return cfg
 
 
-def missing_deps():
-    """What the kbs binary was linked without: it references JOSE and Rego weakly (see
-    kbs/weakdeps.h) and refuses the calls that need them when they are absent."""
-    import subprocess
-    try:
-        out = subprocess.run(["nm", os.path.join(BIN, "kbs")], capture_output=True,
-                             text=True).stdout
-    except OSError:
-        return []
-    weak = {l.split()[-1] for l in out.splitlines() if l.split()[:1] == ["w"]}
-    miss = []
-    if weak & {"jws_verify", "jws_decode_unverified", "jwe_encrypt", "jwk_default_alg",
-               "pkey_public_equal"}:
-        miss.append("JOSE (common/jose.c)")
-    if weak & {"rego_compile", "rego_eval_rule", "rego_policy_free"}:
-        miss.append("Rego (common/rego/)")
-    return miss
-
-
 def require_kbs():
-    """Exit with a TAP skip when the kbs binary is not built, or built without JOSE/Rego."""
+    """Fail the program (one TAP failure) when the kbs binary is not built."""
     import sys
     if not os.access(os.path.join(BIN, "kbs"), os.X_OK):
-        print("ok 1 - %s # SKIP %s/kbs not built\n1..1" % (os.path.basename(sys.argv[0]), BIN))
-        sys.exit(0)
-    miss = missing_deps()
-    if miss:
-        print("ok 1 - %s # SKIP kbs was linked without %s\n1..1" %
-              (os.path.basename(sys.argv[0]), " and ".join(miss)))
-        sys.exit(0)
-
-
-def have_toml():
-    """True when the kbs binary has the TOML parser linked in (else tests write JSON)."""
-    import subprocess
-    try:
-        out = subprocess.run(["nm", os.path.join(BIN, "kbs")], capture_output=True,
-                             text=True).stdout
-    except OSError:
-        return True
-    return any(l.endswith(" T toml_parse") for l in out.splitlines())
+        print("not ok 1 - %s: %s/kbs not built\n1..1" % (os.path.basename(sys.argv[0]), BIN))
+        sys.exit(1)
 
 
 class KbsClient:
@@ -509,7 +474,7 @@ class KbsClient:
 class Kbs(KbsClient, Daemon):
     def __init__(self, cfg=None, text=None, ext=None, name="kbs", port=None, env=None):
         if ext is None:
-            ext = ".toml" if have_toml() else ".json"
+            ext = ".toml"
         self.port = port or free_port()
         d = tmpdir("kbs-conf-")
         self.config_path = os.path.join(d, "kbs-config" + ext)

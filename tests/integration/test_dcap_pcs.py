@@ -209,7 +209,7 @@ def background_refresh(t):
 
 def kbs_flow(t, d, pcs):
     import kbs_testlib as K
-    if K.missing_deps() or not os.path.exists(os.path.join(BIN, "kbs")):
+    if not os.path.exists(os.path.join(BIN, "kbs")):
         t.skip("KBS flow with a TDX quote", "kbs not built")
         return
     a = As(d, pcs, os.path.join(d, "cache"), name="grpc-as-kbs")

@@ -11,7 +11,7 @@ import subprocess
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from harness import BIN, Tap, tmpdir
-from kbs_testlib import (ALLOW_ALL, ERR, Kbs, Pki, b64u, have_toml, kbs_config, require_kbs,
+from kbs_testlib import (ALLOW_ALL, ERR, Kbs, Pki, b64u, kbs_config, require_kbs,
                          start_as, to_toml)
 
 
@@ -148,7 +148,7 @@ def check_acl_and_modes(t, pki, asvc):
 
 def start_fails(t, cfg, needle, name, raw=None):
     d = tmpdir("kbs-bad-")
-    ext = ".toml" if have_toml() else ".json"
+    ext = ".toml"
     path = os.path.join(d, "kbs-config" + ext)
     with open(path, "w") as f:
         if raw is not None:
@@ -191,7 +191,7 @@ def check_start_refusals(t, pki):
     start_fails(t, mod(lambda c: c["plugins"].append({"name": "nebula-ca"})), "nebula-ca",
                 "unknown plugin")
     start_fails(t, None, "line", "syntax error in the file",
-                raw="[http_server\n" if have_toml() else "{")
+                raw="[http_server\n")
 
 
 def main():

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 from harness import BIN, Tap, tmpdir
-from kbs_testlib import (ALLOW_ALL, Attester, Kbs, Pki, b64u, have_toml, require_kbs,
+from kbs_testlib import (ALLOW_ALL, Attester, Kbs, Pki, b64u, require_kbs,
                          start_as)
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -23,13 +23,10 @@ def config(name, subs):
     for a, b in subs:
         assert a in text, (name, a)
         text = text.replace(a, b)
-    if not have_toml():  # kbs without our TOML parser yet: hand it the same document as JSON
-        import tomllib
-        return json.dumps(tomllib.loads(text))
     return text
 
 
-EXT = ".toml" if have_toml() else ".json"
+EXT = ".toml"
 
 
 def check_docker_compose(t, pki, asvc, store):
@@ -110,8 +107,6 @@ def check_builtin_https_refused(t):
 def main():
     require_kbs()
     t = Tap()
-    if not have_toml():
-        print("# kbs has no TOML parser yet: the configs are converted to JSON by tomllib")
     pki = Pki()
     asvc = start_as(pki)
     kbs, a = check_docker_compose(t, pki, asvc, tmpdir("kbs-compose-store-"))
