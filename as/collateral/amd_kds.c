@@ -45,7 +45,7 @@ static struct {
 	struct timespec last_fetch;
 	struct entry cache[CACHE_MAX];
 	size_t ncache, next_evict;
-	struct kds_stats stats;
+	struct amd_kds_stats stats;
 } kds = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .fetch_mu = PTHREAD_MUTEX_INITIALIZER,
@@ -69,7 +69,7 @@ static void opt_str(const json_t *cfg, const char *k, char *dst, size_t cap)
 		snprintf(dst, cap, "%s", json_string_value(v));
 }
 
-int kds_configure(const json_t *cfg, struct err *err)
+int amd_kds_configure(const json_t *cfg, struct err *err)
 {
 	json_t *list = json_object_get(cfg, "vcek_sources");
 	size_t i;
@@ -364,7 +364,7 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 	}
 }
 
-int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct err *err)
+int amd_kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct err *err)
 {
 	char hwid[129], prefix[64], key[200];
 	struct source src[MAX_SOURCES];
@@ -422,14 +422,14 @@ int kds_get_vcek(const struct snp_report *r, uint8_t **der, size_t *len, struct 
 	return -1;
 }
 
-void kds_get_stats(struct kds_stats *out)
+void amd_kds_get_stats(struct amd_kds_stats *out)
 {
 	pthread_mutex_lock(&kds.mu);
 	*out = kds.stats;
 	pthread_mutex_unlock(&kds.mu);
 }
 
-void kds_reset(void)
+void amd_kds_reset(void)
 {
 	pthread_mutex_lock(&kds.mu);
 	for (size_t i = 0; i < kds.ncache; i++)

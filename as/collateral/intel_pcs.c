@@ -1,5 +1,5 @@
 /*
- * dcap_source: collateral for the DCAP verifiers from a file or from Intel PCS / a PCCS
+ * intel_pcs: collateral for the DCAP verifiers from a file or from Intel PCS / a PCCS
  * (see intel_pcs.h). Entries are reference counted so a refresh can replace one while
  * verifications still use the old one.
  */
@@ -26,10 +26,10 @@ enum mode { MODE_NONE, MODE_FILE, MODE_PCS };
 
 static struct {
 	enum mode mode;
-	char path[1024];   /* file mode */
-	char base[512];    /* PCS mode: scheme://host[:port] */
-	int intel_host;    /* base is Intel's PCS: root CA CRL from its distribution point */
-	int early;         /* tcb_update_type */
+	char path[1024]; /* file mode */
+	char base[512];  /* PCS mode: scheme://host[:port] */
+	int intel_host;  /* base is Intel's PCS: root CA CRL from its distribution point */
+	int early;       /* tcb_update_type */
 	char cache_dir[1024];
 	char ca_file[1024];
 	long timeout_ms;
@@ -46,7 +46,7 @@ struct entry {
 	int refs, live, refreshing;
 	time_t mtime;   /* file mode: the file's mtime when loaded */
 	time_t expires; /* earliest nextUpdate of the parts */
-	time_t issued; /* latest issue date of the parts: the lifetime runs from here to expires */
+	time_t issued;  /* latest issue date of the parts: the lifetime runs from here to expires */
 	time_t refresh_tried; /* last background refresh attempt (one a minute at most) */
 	int tdx;
 	uint8_t fmspc[6];
@@ -56,10 +56,10 @@ struct entry {
 
 static struct entry *entries;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dcap_source_stats stats;
+static struct intel_pcs_stats stats;
 static time_t quiet_until; /* after a 429, the service is left alone until its Retry-After */
 
-time_t dcap_source_time(void)
+time_t intel_pcs_time(void)
 {
 	return cfg.vtime;
 }
@@ -69,7 +69,7 @@ static time_t eff_now(void)
 	return cfg.vtime ? cfg.vtime : time(NULL);
 }
 
-void dcap_source_get_stats(struct dcap_source_stats *out)
+void intel_pcs_get_stats(struct intel_pcs_stats *out)
 {
 	pthread_mutex_lock(&lock);
 	*out = stats;
@@ -84,7 +84,7 @@ static void entry_unref_locked(struct entry *e)
 	}
 }
 
-void dcap_source_reset(void)
+void intel_pcs_reset(void)
 {
 	pthread_mutex_lock(&lock);
 	while (entries != NULL) {
@@ -98,7 +98,7 @@ void dcap_source_reset(void)
 	pthread_mutex_unlock(&lock);
 }
 
-void dcap_source_release(struct dcap_collateral *c)
+void intel_pcs_release(struct dcap_collateral *c)
 {
 	if (c == NULL)
 		return;
@@ -107,7 +107,7 @@ void dcap_source_release(struct dcap_collateral *c)
 	pthread_mutex_unlock(&lock);
 }
 
-int dcap_source_configure(const json_t *dc, struct err *err)
+int intel_pcs_configure(const json_t *dc, struct err *err)
 {
 	const char *svc = NULL, *upd = "early", *cache = "", *ca = "", *root = NULL, *vt = NULL;
 	long long timeout = 10000;
@@ -115,8 +115,9 @@ int dcap_source_configure(const json_t *dc, struct err *err)
 	if (dc != NULL && !json_is_object(dc))
 		return err_set(err, "dcap_verifier must be an object");
 	if (dc != NULL && json_object_get(dc, "collateral_service") == NULL)
-		return err_set(err, "dcap_verifier.collateral_service is required when dcap_verifier "
-		                    "is present");
+		return err_set(err,
+		               "dcap_verifier.collateral_service is required when dcap_verifier "
+		               "is present");
 	if (config_string(dc, "collateral_service", NULL, &svc, err) < 0 ||
 	    config_string(dc, "tcb_update_type", "early", &upd, err) < 0 ||
 	    config_string(dc, "cache_dir", "", &cache, err) < 0 ||
@@ -126,7 +127,8 @@ int dcap_source_configure(const json_t *dc, struct err *err)
 	    config_int(dc, "timeout_ms", 10000, &timeout, err) < 0)
 		return err_prefix(err, "dcap_verifier");
 	if (strcmp(upd, "early") != 0 && strcmp(upd, "standard") != 0)
-		return err_set(err, "dcap_verifier.tcb_update_type must be \"early\" or \"standard\"");
+		return err_set(err,
+		               "dcap_verifier.tcb_update_type must be \"early\" or \"standard\"");
 	if (timeout < 100 || timeout > 600000)
 		return err_set(err, "dcap_verifier.timeout_ms must be 100..600000");
 	time_t t = 0;
@@ -134,7 +136,7 @@ int dcap_source_configure(const json_t *dc, struct err *err)
 		return err_set(err, "dcap_verifier.verification_time must be RFC 3339 UTC");
 	if (root != NULL && dcap_set_root_ca_file(root, err) < 0)
 		return err_prefix(err, "dcap_verifier.root_ca_file");
-	dcap_source_reset();
+	intel_pcs_reset();
 	cfg.vtime = t;
 	cfg.early = strcmp(upd, "early") == 0;
 	cfg.timeout_ms = (long)timeout;
@@ -153,8 +155,9 @@ int dcap_source_configure(const json_t *dc, struct err *err)
 	}
 	const char *p = strstr(svc, "://");
 	if (p == NULL || (strncmp(svc, "https://", 8) != 0 && strncmp(svc, "http://", 7) != 0))
-		return err_set(err, "dcap_verifier.collateral_service must be an http(s):// URL or a "
-		                    "file:// path");
+		return err_set(err,
+		               "dcap_verifier.collateral_service must be an http(s):// URL or a "
+		               "file:// path");
 	const char *host = p + 3, *slash = strchr(host, '/');
 	size_t n = slash ? (size_t)(slash - svc) : strlen(svc);
 	if (n >= sizeof(cfg.base) || host[0] == '\0' || host[0] == '/')
@@ -325,26 +328,30 @@ static json_t *bundle_from_tool(const json_t *col, int tdx, const char *fhex, en
 	if (qe == NULL || json_is_null(qe))
 		qe = json_object_get(col, tdx ? "tdqeidentity" : "qeidentity");
 	char tsig[129], qsig[129];
-	char *tt = signed_text(ti, "tcbInfo", tsig), *qt = qe ? signed_text(qe, "enclaveIdentity", qsig) : NULL;
+	char *tt = signed_text(ti, "tcbInfo", tsig),
+	     *qt = qe ? signed_text(qe, "enclaveIdentity", qsig) : NULL;
 	json_t *pchains = json_object_get(certs, "SGX-PCK-Certificate-Issuer-Chain");
-	const char *crl = json_string_value(json_object_get(
-	    json_object_get(col, "pckcacrl"), ca == DCAP_PCK_CA_PROCESSOR ? "processorCrl" : "platformCrl"));
+	const char *crl = json_string_value(
+	    json_object_get(json_object_get(col, "pckcacrl"),
+	                    ca == DCAP_PCK_CA_PROCESSOR ? "processorCrl" : "platformCrl"));
 	json_t *b = NULL;
 	if (tt == NULL || qt == NULL || crl == NULL)
-		err_set(err, "collateral file lacks the signed TCB Info, QE identity or PCK CRL for "
-		             "FMSPC %s",
+		err_set(err,
+		        "collateral file lacks the signed TCB Info, QE identity or PCK CRL for "
+		        "FMSPC %s",
 		        fhex);
 	else
-		b = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s?, s:s, s:s}", "tcb_info", tt,
-		              "tcb_info_signature", tsig, "tcb_info_issuer_chain",
-		              json_string_value(json_object_get(certs, "TCB-Info-Issuer-Chain")),
-		              "qe_identity_issuer_chain",
-		              json_string_value(json_object_get(certs, "SGX-Enclave-Identity-Issuer-Chain")),
-		              "qe_identity", qt, "qe_identity_signature", qsig, "pck_crl_issuer_chain",
-		              json_string_value(json_object_get(
-		                  pchains, ca == DCAP_PCK_CA_PROCESSOR ? "PROCESSOR" : "PLATFORM")),
-		              "pck_crl", crl, "root_ca_crl",
-		              json_string_value(json_object_get(col, "rootcacrl")) ?: "");
+		b = json_pack(
+		    "{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s?, s:s, s:s}", "tcb_info", tt,
+		    "tcb_info_signature", tsig, "tcb_info_issuer_chain",
+		    json_string_value(json_object_get(certs, "TCB-Info-Issuer-Chain")),
+		    "qe_identity_issuer_chain",
+		    json_string_value(json_object_get(certs, "SGX-Enclave-Identity-Issuer-Chain")),
+		    "qe_identity", qt, "qe_identity_signature", qsig, "pck_crl_issuer_chain",
+		    json_string_value(json_object_get(
+		        pchains, ca == DCAP_PCK_CA_PROCESSOR ? "PROCESSOR" : "PLATFORM")),
+		    "pck_crl", crl, "root_ca_crl",
+		    json_string_value(json_object_get(col, "rootcacrl")) ?: "");
 	free(tt);
 	free(qt);
 	return b;
@@ -359,12 +366,14 @@ static json_t *bundle_from_file(const json_t *doc, int tdx, const uint8_t fmspc[
 	if (json_is_object(json_object_get(doc, "collaterals")))
 		return bundle_from_tool(json_object_get(doc, "collaterals"), tdx, fhex, ca, err);
 	if (json_is_object(doc))
-		return json_incref((json_t *)doc); /* one bundle: a mismatch is reported by verify */
+		return json_incref(
+		    (json_t *)doc); /* one bundle: a mismatch is reported by verify */
 	size_t i;
 	json_t *b;
 	json_array_foreach(doc, i, b)
 	{
-		json_t *ti = json_loads(json_string_value(json_object_get(b, "tcb_info")) ?: "", 0, NULL);
+		json_t *ti =
+		    json_loads(json_string_value(json_object_get(b, "tcb_info")) ?: "", 0, NULL);
 		const char *f = json_string_value(json_object_get(ti, "fmspc"));
 		const char *id = json_string_value(json_object_get(ti, "id"));
 		int match = f != NULL && strcasecmp(f, fhex) == 0 &&
@@ -373,7 +382,8 @@ static json_t *bundle_from_file(const json_t *doc, int tdx, const uint8_t fmspc[
 		if (match)
 			return json_incref(b);
 	}
-	err_set(err, "collateral file has no %s collateral for FMSPC %s", tdx ? "TDX" : "SGX", fhex);
+	err_set(err, "collateral file has no %s collateral for FMSPC %s", tdx ? "TDX" : "SGX",
+	        fhex);
 	return NULL;
 }
 
@@ -400,7 +410,8 @@ static struct entry *get_file(const char *path, int tdx, const uint8_t fmspc[6],
 	json_error_t je;
 	json_t *doc = json_load_file(path, 0, &je);
 	if (doc == NULL) {
-		err_set(err, "collateral file %s is not JSON: %s (line %d)", path, je.text, je.line);
+		err_set(err, "collateral file %s is not JSON: %s (line %d)", path, je.text,
+		        je.line);
 		return NULL;
 	}
 	json_t *b = bundle_from_file(doc, tdx, fmspc, ca, err);
@@ -533,7 +544,8 @@ static int http_get(const char *url, const char *chain_header, struct resp *r, s
 	if (r->body == NULL)
 		return err_set(err, "collateral service sent an empty body for %s", url);
 	if (chain_header != NULL && r->chain == NULL)
-		return err_set(err, "collateral service sent no %s header for %s", chain_header, url);
+		return err_set(err, "collateral service sent no %s header for %s", chain_header,
+		               url);
 	return 0;
 }
 
@@ -570,7 +582,8 @@ static char *root_crl_url(const char *qe_chain)
 		last = x;
 	}
 	BIO_free(b);
-	STACK_OF(DIST_POINT) *dps = last ? X509_get_ext_d2i(last, NID_crl_distribution_points, NULL, NULL) : NULL;
+	STACK_OF(DIST_POINT) *dps =
+	    last ? X509_get_ext_d2i(last, NID_crl_distribution_points, NULL, NULL) : NULL;
 	for (int i = 0; dps != NULL && url == NULL && i < sk_DIST_POINT_num(dps); i++) {
 		DIST_POINT *dp = sk_DIST_POINT_value(dps, i);
 		if (dp->distpoint == NULL || dp->distpoint->type != 0)
@@ -579,7 +592,8 @@ static char *root_crl_url(const char *qe_chain)
 		for (int j = 0; url == NULL && j < sk_GENERAL_NAME_num(gns); j++) {
 			GENERAL_NAME *gn = sk_GENERAL_NAME_value(gns, j);
 			if (gn->type == GEN_URI)
-				url = strdup((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier));
+				url = strdup((const char *)ASN1_STRING_get0_data(
+				    gn->d.uniformResourceIdentifier));
 		}
 	}
 	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
@@ -601,7 +615,8 @@ static json_t *fetch_bundle(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca
 	         fhex, upd);
 	if (http_get(url, "TCB-Info-Issuer-Chain", &ti, err) < 0)
 		goto out;
-	snprintf(url, sizeof(url), "%s/%s/certification/v4/qe/identity?update=%s", cfg.base, tee, upd);
+	snprintf(url, sizeof(url), "%s/%s/certification/v4/qe/identity?update=%s", cfg.base, tee,
+	         upd);
 	if (http_get(url, "SGX-Enclave-Identity-Issuer-Chain", &qe, err) < 0)
 		goto out;
 	snprintf(url, sizeof(url), "%s/sgx/certification/v4/pckcrl?ca=%s&encoding=der", cfg.base,
@@ -627,8 +642,8 @@ static json_t *fetch_bundle(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca
 		goto out;
 	}
 	b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "tcb_info", tt,
-	              "tcb_info_signature", tsig, "tcb_info_issuer_chain", ti.chain, "qe_identity", qt,
-	              "qe_identity_signature", qsig, "qe_identity_issuer_chain", qe.chain,
+	              "tcb_info_signature", tsig, "tcb_info_issuer_chain", ti.chain, "qe_identity",
+	              qt, "qe_identity_signature", qsig, "qe_identity_issuer_chain", qe.chain,
 	              "pck_crl_issuer_chain", pck.chain, "pck_crl", pck_hex ? pck_hex : "",
 	              "root_ca_crl", root_hex ? root_hex : "");
 out:
@@ -727,8 +742,7 @@ static int due_for_refresh(const struct entry *e, time_t now)
 	return cfg.vtime == 0 && now > e->expires - margin && now - e->refresh_tried >= 60;
 }
 
-static struct entry *get_pcs(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca,
-                             struct err *err)
+static struct entry *get_pcs(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca, struct err *err)
 {
 	char key[128];
 	time_t now = eff_now();
@@ -787,8 +801,8 @@ static struct entry *get_pcs(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca c
 	return e;
 }
 
-struct dcap_collateral *dcap_source_get(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca,
-                                        const json_t *options, struct err *err)
+struct dcap_collateral *intel_pcs_get(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca,
+                                      const json_t *options, struct err *err)
 {
 	const char *path = json_string_value(json_object_get(options, "collateral"));
 	struct entry *e;

@@ -1,5 +1,5 @@
 /*
- * dcap_source: where the DCAP verifiers get collateral, per the AS config's `dcap_verifier`
+ * intel_pcs: where the DCAP verifiers get collateral, per the AS config's `dcap_verifier`
  * (as-rvps.md §3, §5.2):
  *
  *   {"collateral_service": "https://api.trustedservices.intel.com/sgx/certification/v4/"
@@ -15,26 +15,26 @@
  * the bundle format, used until the earliest nextUpdate of its parts, and refreshed in the
  * background before then; a failed refresh keeps serving what is still valid.
  */
-#ifndef CTRUSTEE_DCAP_SOURCE_H
-#define CTRUSTEE_DCAP_SOURCE_H
+#ifndef CTRUSTEE_INTEL_PCS_H
+#define CTRUSTEE_INTEL_PCS_H
 
 #include <jansson.h>
 
 #include "as/evidence/dcap.h"
 
-int dcap_source_configure(const json_t *dcap_verifier_config, struct err *err);
-/* Checked collateral for this platform; release it with dcap_source_release. `options` may
+int intel_pcs_configure(const json_t *dcap_verifier_config, struct err *err);
+/* Checked collateral for this platform; release it with intel_pcs_release. `options` may
  * name a bundle file ({"collateral": PATH}) that takes precedence over the configuration. */
-struct dcap_collateral *dcap_source_get(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca,
-                                        const json_t *options, struct err *err);
-void dcap_source_release(struct dcap_collateral *c);
+struct dcap_collateral *intel_pcs_get(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca,
+                                      const json_t *options, struct err *err);
+void intel_pcs_release(struct dcap_collateral *c);
 /* The configured verification time, 0 = the current time. */
-time_t dcap_source_time(void);
+time_t intel_pcs_time(void);
 
-struct dcap_source_stats {
+struct intel_pcs_stats {
 	unsigned long memory_hits, disk_hits, fetches, fetch_errors, refreshes;
 };
-void dcap_source_get_stats(struct dcap_source_stats *out);
-void dcap_source_reset(void); /* forget everything cached in memory (tests, bench) */
+void intel_pcs_get_stats(struct intel_pcs_stats *out);
+void intel_pcs_reset(void); /* forget everything cached in memory (tests, bench) */
 
 #endif

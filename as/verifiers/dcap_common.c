@@ -51,12 +51,12 @@ int dcap_evidence_verify(const struct verify_request *req, const struct dcap_quo
 	}
 	if (dcap_quote_fmspc(q, fmspc, &ca, err) < 0)
 		return -1;
-	struct dcap_collateral *c = dcap_source_get(tdx, fmspc, ca, req->options, err);
+	struct dcap_collateral *c = intel_pcs_get(tdx, fmspc, ca, req->options, err);
 	if (c == NULL)
 		return -1;
-	time_t now = req->now ? req->now : dcap_source_time();
+	time_t now = req->now ? req->now : intel_pcs_time();
 	int rc = dcap_verify(q, c, now, res, err);
-	dcap_source_release(c);
+	intel_pcs_release(c);
 	if (rc < 0)
 		return -1;
 	const uint8_t *rd = q->body + (tdx ? DCAP_TD_REPORT_DATA : DCAP_SGX_REPORT_DATA);

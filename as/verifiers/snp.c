@@ -20,7 +20,7 @@
 
 static int snp_init(const json_t *verifier_config, struct err *err)
 {
-	return kds_configure(json_object_get(verifier_config, "snp_verifier"), err);
+	return amd_kds_configure(json_object_get(verifier_config, "snp_verifier"), err);
 }
 
 static json_t *hex_json(const uint8_t *p, size_t n)
@@ -161,7 +161,7 @@ static int find_vek(const struct verify_request *req, const struct snp_report *r
 		free(buf);
 		return rc;
 	}
-	if (kds_get_vcek(r, &der, &len, err) < 0)
+	if (amd_kds_get_vcek(r, &der, &len, err) < 0)
 		return -1;
 	rc = snp_vek_load(der, len, vek, err);
 	free(der);

@@ -18,7 +18,7 @@
 
 static int tdx_init(const json_t *verifier_config, struct err *err)
 {
-	return dcap_source_configure(json_object_get(verifier_config, "dcap_verifier"), err);
+	return intel_pcs_configure(json_object_get(verifier_config, "dcap_verifier"), err);
 }
 
 struct field {

@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 	int cold_iters = iters / 10 < 20 ? 20 : iters / 10;
 	for (int i = 0; i < cold_iters; i++) {
 		struct verify_result res = {0};
-		dcap_source_reset();
+		intel_pcs_reset();
 		dcap_pck_cache_reset();
 		double t0 = now_us();
 		if (v->verify(&req, &res, &err) != 0)

@@ -87,9 +87,9 @@ static void configure(long retry_budget_ms, int with_cache)
 	                        "retry_budget_ms", (json_int_t)retry_budget_ms, "timeout_ms", 2000);
 	if (with_cache)
 		json_object_set_new(cfg, "cache_dir", json_string(cachedir));
-	assert_int_equal(kds_configure(cfg, &err), 0);
+	assert_int_equal(amd_kds_configure(cfg, &err), 0);
 	json_decref(cfg);
-	kds_reset();
+	amd_kds_reset();
 }
 
 static int setup(void **state)
@@ -144,15 +144,15 @@ static void test_kds_fetch_then_memory_cache(void **state)
 	uint8_t *der;
 	size_t len;
 	struct err err = {0};
-	struct kds_stats st;
+	struct amd_kds_stats st;
 
 	start_server("ok");
 	configure(5000, 0);
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), 0);
 	free(der);
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), 0);
 	free(der);
-	kds_get_stats(&st);
+	amd_kds_get_stats(&st);
 	assert_int_equal(st.kds_fetches, 1);
 	assert_int_equal(st.memory_hits, 1);
 }
@@ -175,13 +175,13 @@ static void test_kds_retries_after_429(void **state)
 	uint8_t *der;
 	size_t len;
 	struct err err = {0};
-	struct kds_stats st;
+	struct amd_kds_stats st;
 
 	start_server("429x2");
 	configure(10000, 0);
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), 0);
 	free(der);
-	kds_get_stats(&st);
+	amd_kds_get_stats(&st);
 	assert_int_equal(st.kds_429, 2);
 }
 
@@ -193,7 +193,7 @@ static void test_kds_gives_up_when_rate_limited_past_budget(void **state)
 
 	start_server("429x100");
 	configure(1500, 0);
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "rate-limiting"));
 	assert_int_equal(err.code, VERIFIER_ERR_UNAVAILABLE); /* an outage: retry later */
 }
@@ -203,17 +203,17 @@ static void test_kds_outage_served_from_disk_cache(void **state)
 	uint8_t *der;
 	size_t len;
 	struct err err = {0};
-	struct kds_stats st;
+	struct amd_kds_stats st;
 
 	start_server("ok");
 	configure(2000, 1);
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), 0);
 	free(der);
 	stop_server();
-	kds_reset(); /* a restarted AS: empty memory, warm disk */
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), 0);
+	amd_kds_reset(); /* a restarted AS: empty memory, warm disk */
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), 0);
 	free(der);
-	kds_get_stats(&st);
+	amd_kds_get_stats(&st);
 	assert_int_equal(st.disk_hits, 1);
 	assert_int_equal(st.kds_fetches, 0);
 }
@@ -226,12 +226,12 @@ static void test_kds_404_and_unreachable_are_explained(void **state)
 
 	start_server("404");
 	configure(2000, 0);
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "HTTP 404"));
 	assert_int_equal(err.code, 0); /* no such VCEK: a refusal */
 	stop_server();
-	kds_reset();
-	assert_int_equal(kds_get_vcek(&report, &der, &len, &err), -1);
+	amd_kds_reset();
+	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "unreachable"));
 	assert_int_equal(err.code, VERIFIER_ERR_UNAVAILABLE);
 }
