@@ -1,0 +1,137 @@
+/*
+ * common/jose: JWK import (curves, coordinate sizes, points off the curve, Ed25519) and JWE
+ * decryption refusing content keys of any size but 32 bytes. The byte-level interop with an
+ * independent implementation is tests/unit/test_jose_oracle.py.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ec.h>
+#include <openssl/rsa.h>
+
+#include "b64.h"
+#include "jose.h"
+
+static void test_jwk_import_checks_curves_and_sizes(void **state)
+{
+	struct err err = {0};
+	/* RFC 7517 A.1 EC example key (P-256) */
+	json_t *ec = json_pack("{s:s,s:s,s:s,s:s}", "kty", "EC", "crv", "P-256", "x",
+	                       "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y",
+	                       "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM");
+	EVP_PKEY *pk = jwk_to_pkey(ec, &err);
+	assert_non_null(pk);
+	EVP_PKEY_free(pk);
+	/* a point off the curve is refused */
+	json_object_set_new(ec, "y", json_string("4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyQ"));
+	assert_null(jwk_to_pkey(ec, &err));
+	/* short coordinates are refused */
+	json_object_set_new(ec, "x", json_string("AAAA"));
+	assert_null(jwk_to_pkey(ec, &err));
+	assert_non_null(strstr(err.msg, "exactly 32"));
+	json_decref(ec);
+	json_t *bad = json_pack("{s:s}", "kty", "oct");
+	assert_null(jwk_to_pkey(bad, &err));
+	json_decref(bad);
+	json_t *ed = json_pack("{s:s,s:s,s:s}", "kty", "OKP", "crv", "Ed25519", "x",
+	                       "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+	pk = jwk_to_pkey(ed, &err);
+	assert_non_null(pk);
+	EVP_PKEY_free(pk);
+	json_decref(ed);
+}
+
+/* A JWE whose encrypted_key decrypts or unwraps to anything but a 32-byte content key is refused
+ * with a sentence, however long the sender made it (an RSA key lets the sender choose up to the
+ * modulus size; the fuzzer found an over-long AES-KW input written past the key buffer). */
+static json_t *jwe_with_key(const char *alg, const json_t *epk, const uint8_t *ek, size_t ekl)
+{
+	json_t *h = json_pack("{s:s, s:s}", "alg", alg, "enc", "A256GCM");
+	if (epk)
+		json_object_set(h, "epk", (json_t *)epk);
+	char *ht = json_dumps(h, JSON_COMPACT);
+	char *hb = b64_encode((const uint8_t *)ht, strlen(ht), B64_URL);
+	char *ekb = b64_encode(ek, ekl, B64_URL);
+	json_t *jwe =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "protected", hb, "encrypted_key", ekb, "iv",
+	              "AAAAAAAAAAAAAAAA", "ciphertext", "AAAA", "tag", "AAAAAAAAAAAAAAAAAAAAAA");
+	free(ht);
+	free(hb);
+	free(ekb);
+	json_decref(h);
+	return jwe;
+}
+
+static void test_jwe_decrypt_refuses_wrong_content_key_sizes(void **state)
+{
+	struct err err;
+	uint8_t *plain = NULL, big[245], ek[512];
+	size_t len = 0;
+	memset(big, 0x41, sizeof(big));
+
+	EVP_PKEY *rsa = EVP_RSA_gen(2048);
+	assert_non_null(rsa);
+	const struct {
+		const char *alg;
+		int pad;
+		size_t n;
+	} cases[] = {{"RSA-OAEP-256", RSA_PKCS1_OAEP_PADDING, 190},
+	             {"RSA1_5", RSA_PKCS1_PADDING, 245},
+	             {"RSA1_5", RSA_PKCS1_PADDING, 16}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(rsa, NULL);
+		size_t ekl = sizeof(ek);
+		assert_int_equal(EVP_PKEY_encrypt_init(c), 1);
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, cases[i].pad), 1);
+		if (cases[i].pad == RSA_PKCS1_OAEP_PADDING) {
+			assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()), 1);
+			assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()), 1);
+		}
+		assert_int_equal(EVP_PKEY_encrypt(c, ek, &ekl, big, cases[i].n), 1);
+		EVP_PKEY_CTX_free(c);
+		json_t *jwe = jwe_with_key(cases[i].alg, NULL, ek, ekl);
+		assert_int_equal(jwe_decrypt(jwe, rsa, &plain, &len, &err), -1);
+		assert_null(plain);
+		assert_string_equal(err.msg, "content key is not 32 bytes");
+		json_decref(jwe);
+	}
+	EVP_PKEY_free(rsa);
+
+	EVP_PKEY *ec = EVP_EC_gen("P-256"), *eph = EVP_EC_gen("P-256");
+	json_t *epk = jwk_from_pkey(eph, 0, &err);
+	assert_non_null(epk);
+	const size_t sizes[] = {0, 8, 24, 32, 48, 88, 400};
+	memset(ek, 0xA6, sizeof(ek));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		json_t *jwe = jwe_with_key("ECDH-ES+A256KW", epk, ek, sizes[i]);
+		assert_int_equal(jwe_decrypt(jwe, ec, &plain, &len, &err), -1);
+		assert_null(plain);
+		assert_non_null(strstr(err.msg, "ECDH-ES+A256KW wraps a 32-byte key in 40"));
+		json_decref(jwe);
+	}
+	/* the right length with the wrong key fails the unwrap's integrity check */
+	json_t *jwe = jwe_with_key("ECDH-ES+A256KW", epk, ek, 40);
+	assert_int_equal(jwe_decrypt(jwe, ec, &plain, &len, &err), -1);
+	assert_string_equal(err.msg, "cannot unwrap the content key");
+	json_decref(jwe);
+	json_decref(epk);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(eph);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_jwk_import_checks_curves_and_sizes),
+	    cmocka_unit_test(test_jwe_decrypt_refuses_wrong_content_key_sizes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
