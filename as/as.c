@@ -27,7 +27,7 @@
 #include "jcs.h"
 #include "jose.h"
 #include "keyfile.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 #include "rego/rego.h"
 #include "rvps/rvps.h"

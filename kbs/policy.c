@@ -12,7 +12,7 @@
 
 #include "hash.h"
 #include "kbs.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 #include "rego/rego.h"
 

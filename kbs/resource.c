@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "kbs.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 
 struct kbs_resources {
@@ -34,7 +34,7 @@ static int kvs_get(void *be, const char *path, uint8_t **val, size_t *len, struc
 static int kvs_set(void *be, const char *path, const uint8_t *val, size_t len, struct err *err)
 {
 	return kv_set(be, KV_NS_REPOSITORY, path, val, len, 1, err) < 0 ? storage_failed(path, err)
-	                                                                 : 0;
+	                                                                : 0;
 }
 
 static int kvs_del(void *be, const char *path, struct err *err)

@@ -29,7 +29,7 @@
 #include "http.h"
 #include "jose.h"
 #include "kbs.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 
 struct kbs_server {

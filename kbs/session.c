@@ -29,7 +29,7 @@
 #include <time.h>
 
 #include "kbs.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 
 #define NBUCKETS 4096

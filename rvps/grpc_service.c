@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "grpcx.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 #include "reference.pb-c.h"
 #include "rvps/rvps.h"

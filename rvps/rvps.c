@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 #include "rvps/extractors.h"
 #include "rvps/message.h"

@@ -15,7 +15,7 @@
 #include <jansson.h>
 
 #include "kbs/kbs.h"
-#include "kv.h"
+#include "kv/kv.h"
 
 static void test_version_accepts_exactly_0_4_0(void **state)
 {

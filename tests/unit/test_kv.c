@@ -17,7 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
-#include "kv.h"
+#include "kv/kv.h"
 #include "testlib.h"
 
 /* the same behaviour on every backend */

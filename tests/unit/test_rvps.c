@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "grpcx.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "rvps/extractors.h"
 #include "rvps/message.h"
 #include "rvps/rvps.h"

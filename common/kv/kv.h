@@ -6,7 +6,7 @@
  *   local_json  <file_dir_path>/<namespace> = {"key": "<b64url padded value>"}
  *   redis       key "<namespace>:<key>", raw bytes (hiredis; URL from config or REDIS_URL;
  *               "pool_size" connections at most, default 8, each opened when first needed)
- * Backends sit behind a table of function pointers (see kv_backend in kv.c).
+ * Backends sit behind a table of function pointers (see kv_backend in kv/kv.c).
  * All functions are thread-safe. Valid keys (validated backends): [A-Za-z0-9._/-].
  */
 #ifndef CTRUSTEE_KV_H
@@ -45,16 +45,16 @@ const char *kv_type_name(const struct kv *kv);
 
 /* overwrite=0: set only if absent. Returns 0 stored, 1 not stored (exists), -1 error. */
 int kv_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-	   int overwrite, struct err *err);
+           int overwrite, struct err *err);
 /* Like kv_set with an expiry in seconds (redis: SET EX; others: checked on read). */
 int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
-	       int overwrite, unsigned ttl_seconds, struct err *err);
+               int overwrite, unsigned ttl_seconds, struct err *err);
 /* Returns 0 found (*val malloc'd, NUL-terminated, not counted in *len), 1 not found, -1 error. */
 int kv_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-	   struct err *err);
+           struct err *err);
 /* Atomically get and delete (redis GETDEL). Same returns as kv_get. */
 int kv_take(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
-	    struct err *err);
+            struct err *err);
 /* Returns 0 deleted, 1 not found, -1 error. */
 int kv_delete(struct kv *kv, const char *ns, const char *key, struct err *err);
 /* Keys in a namespace (prefix stripped), malloc'd array of malloc'd strings. */

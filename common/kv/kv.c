@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "b64.h"
-#include "kv.h"
+#include "kv/kv.h"
 #include "log.h"
 
 struct kv_backend {
