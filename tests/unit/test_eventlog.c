@@ -17,28 +17,9 @@
 
 #include "as/evidence/eventlog.h"
 #include "b64.h"
+#include "testlib.h"
 
 static char evdir[1024];
-
-static uint8_t *slurp(const char *rel, size_t *len)
-{
-	char path[1400];
-	FILE *f;
-	long n;
-	uint8_t *buf;
-
-	snprintf(path, sizeof(path), "%s/%s", evdir, rel);
-	f = fopen(path, "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static void hex48(const char *hex, uint8_t out[48])
 {
@@ -193,7 +174,7 @@ static void assert_json(json_t *got, const char *want)
 static void test_eventlog_trustee_ccel_equals_golden_claims(void **state)
 {
 	size_t len;
-	uint8_t *buf = slurp("tdx/trustee/CCEL_data", &len);
+	uint8_t *buf = tl_slurp(evdir, "tdx/trustee/CCEL_data", &len);
 	char path[1400];
 	json_t *golden, *entries;
 	struct err err = {0};
@@ -212,7 +193,7 @@ static void test_eventlog_trustee_ccel_equals_golden_claims(void **state)
 static void test_eventlog_go_tdx_guest_replay_equals_cos113_rtmrs(void **state)
 {
 	size_t len;
-	uint8_t *buf = slurp("tdx/go-tdx-guest/ccel/ccel_data.dat", &len);
+	uint8_t *buf = tl_slurp(evdir, "tdx/go-tdx-guest/ccel/ccel_data.dat", &len);
 	uint8_t rtmr[4][48], mr[EVENTLOG_MAX_MR][48];
 	int present[EVENTLOG_MAX_MR];
 	struct err err = {0};
@@ -243,7 +224,7 @@ static void test_eventlog_go_tdx_guest_replay_equals_cos113_rtmrs(void **state)
 static void test_eventlog_go_tdx_guest_claims(void **state)
 {
 	size_t len;
-	uint8_t *buf = slurp("tdx/go-tdx-guest/ccel/ccel_data.dat", &len);
+	uint8_t *buf = tl_slurp(evdir, "tdx/go-tdx-guest/ccel/ccel_data.dat", &len);
 	struct err err = {0};
 	json_t *entries;
 
@@ -277,7 +258,7 @@ static void test_eventlog_go_tdx_guest_claims(void **state)
 static void test_eventlog_trustee_ccel_replay_and_quote4_mismatch(void **state)
 {
 	size_t len;
-	uint8_t *buf = slurp("tdx/trustee/CCEL_data", &len);
+	uint8_t *buf = tl_slurp(evdir, "tdx/trustee/CCEL_data", &len);
 	uint8_t rtmr[4][48], mr[EVENTLOG_MAX_MR][48];
 	int present[EVENTLOG_MAX_MR];
 	struct err err = {0};
@@ -306,7 +287,7 @@ static void test_eventlog_trustee_ccel_replay_and_quote4_mismatch(void **state)
 static void test_eventlog_trustee_ovmf_log_parses_and_replays(void **state)
 {
 	size_t len;
-	uint8_t *buf = slurp("tdx/trustee/CCEL_data_ovmf", &len);
+	uint8_t *buf = tl_slurp(evdir, "tdx/trustee/CCEL_data_ovmf", &len);
 	uint8_t mr[EVENTLOG_MAX_MR][48];
 	int present[EVENTLOG_MAX_MR];
 	struct err err = {0};
@@ -502,7 +483,7 @@ static void test_eventlog_details_decoders(void **state)
 static void test_eventlog_refuses_truncated_logs(void **state)
 {
 	size_t len;
-	uint8_t *buf = slurp("tdx/trustee/CCEL_data", &len);
+	uint8_t *buf = tl_slurp(evdir, "tdx/trustee/CCEL_data", &len);
 	uint8_t mr[EVENTLOG_MAX_MR][48];
 	int present[EVENTLOG_MAX_MR];
 	struct err err = {0};
@@ -525,7 +506,7 @@ static void test_eventlog_refuses_truncated_logs(void **state)
 static void test_eventlog_refuses_oversized_event_size(void **state)
 {
 	size_t len;
-	uint8_t *buf = slurp("tdx/go-tdx-guest/ccel/ccel_data.dat", &len);
+	uint8_t *buf = tl_slurp(evdir, "tdx/go-tdx-guest/ccel/ccel_data.dat", &len);
 	struct err err = {0};
 	json_t *e;
 	/* first entry after the spec ID event: u32 mr, type, count=1, u16 alg, 48, then size */
@@ -657,8 +638,7 @@ static void test_eventlog_refuses_too_many_entries(void **state)
 
 int main(void)
 {
-	const char *shared = getenv("CTRUSTEE_SHARED");
-	snprintf(evdir, sizeof(evdir), "%s/testdata/evidence", shared ? shared : "../shared");
+	tl_testdata_dir(evdir, sizeof(evdir), "evidence");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_eventlog_trustee_ccel_equals_golden_claims),
 	    cmocka_unit_test(test_eventlog_go_tdx_guest_replay_equals_cos113_rtmrs),

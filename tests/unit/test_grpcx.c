@@ -22,17 +22,11 @@
 
 #include "grpcx.h"
 #include "health.pb-c.h"
+#include "testlib.h"
 
 #define ECHO "/test.Echo/Echo"
 #define SLOW "/test.Echo/Slow"
 #define FAIL "/test.Echo/Fail"
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static int echo(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
                 struct err *err)
@@ -205,11 +199,11 @@ static void test_deadline_exceeded_returns_in_time(void **state)
 	struct err e;
 	uint8_t *resp;
 	size_t n;
-	long t0 = now_ms();
+	long t0 = tl_now_ms();
 
 	assert_int_equal(grpcx_call(f->c, SLOW, (const uint8_t *)"1000", 4, &resp, &n, 150, &e),
 	                 GRPCX_DEADLINE_EXCEEDED);
-	assert_true(now_ms() - t0 < 800);
+	assert_true(tl_now_ms() - t0 < 800);
 	/* the handler itself runs to its end: let it free its worker for the next tests */
 	usleep(1000 * 1000);
 }
@@ -288,13 +282,13 @@ static void test_slow_handlers_do_not_block_other_calls(void **state)
 		pthread_create(&th[i], NULL, slow_thread, &a[i]);
 	}
 	usleep(100 * 1000);
-	t0 = now_ms();
+	t0 = tl_now_ms();
 	for (int i = 0; i < 10; i++) {
 		assert_int_equal(
 		    grpcx_call(f->c, ECHO, (const uint8_t *)"q", 1, &resp, &n, 5000, &e), GRPCX_OK);
 		free(resp);
 	}
-	assert_true(now_ms() - t0 < 1000);
+	assert_true(tl_now_ms() - t0 < 1000);
 	for (int i = 0; i < 3; i++) {
 		pthread_join(th[i], NULL);
 		assert_int_equal(a[i].status, GRPCX_OK);
@@ -378,10 +372,10 @@ static void test_dead_peer_fails_fast_with_unavailable(void **state)
 	c = grpcx_client_new(target, &e);
 	assert_non_null(c);
 	for (int i = 0; i < 3; i++) {
-		t0 = now_ms();
+		t0 = tl_now_ms();
 		assert_int_equal(grpcx_call(c, ECHO, (const uint8_t *)"x", 1, &resp, &n, 10000, &e),
 		                 GRPCX_UNAVAILABLE);
-		assert_true(now_ms() - t0 < 2000);
+		assert_true(tl_now_ms() - t0 < 2000);
 	}
 	grpcx_client_free(c);
 }
@@ -408,10 +402,10 @@ static void test_client_reconnects_after_peer_restart(void **state)
 	grpcx_server_free(s);
 
 	/* during the outage: fast UNAVAILABLE, never a hang */
-	long t0 = now_ms();
+	long t0 = tl_now_ms();
 	st = grpcx_call(c, ECHO, (const uint8_t *)"b", 1, &resp, &n, 10000, &e);
 	assert_int_equal(st, GRPCX_UNAVAILABLE);
-	assert_true(now_ms() - t0 < 2000);
+	assert_true(tl_now_ms() - t0 < 2000);
 
 	s = start_server(addr, &e);
 	assert_non_null(s);
@@ -453,12 +447,12 @@ static void test_shutdown_lets_running_calls_finish(void **state)
 	a.c = grpcx_client_new(addr, &e);
 	pthread_create(&th, NULL, slow_thread, &a);
 	usleep(200 * 1000);
-	t0 = now_ms();
+	t0 = tl_now_ms();
 	grpcx_server_shutdown(s);
 	grpcx_server_wait(s);
 	pthread_join(th, NULL);
 	assert_int_equal(a.status, GRPCX_OK);
-	assert_true(now_ms() - t0 < 3000);
+	assert_true(tl_now_ms() - t0 < 3000);
 	grpcx_server_free(s);
 	grpcx_client_free(a.c);
 }

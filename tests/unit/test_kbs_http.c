@@ -21,13 +21,7 @@
 #include <cmocka.h>
 
 #include "http.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "testlib.h"
 
 static void slow(void *arg, struct http_req *r)
 {
@@ -147,15 +141,15 @@ static void test_slow_handler_does_not_block_others(void **state)
 	char buf[4096];
 	int a = conn(), b = conn();
 	const char *req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	assert_int_equal(write(a, req, strlen(req)), (ssize_t)strlen(req));
 	usleep(50 * 1000);
 	rt(b, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "200 OK"));
-	assert_true(now_s() - t0 < 0.3);
+	assert_true(tl_now_s() - t0 < 0.3);
 	read_resp(a, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\r\n\r\nslow"));
-	assert_true(now_s() - t0 >= 0.39);
+	assert_true(tl_now_s() - t0 >= 0.39);
 	close(a);
 	close(b);
 }
@@ -165,7 +159,7 @@ static void test_many_deferred_replies(void **state)
 	enum { N = 12 };
 	int fds[N];
 	char buf[4096];
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	for (int i = 0; i < N; i++) {
 		fds[i] = conn();
 		const char *req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -177,7 +171,7 @@ static void test_many_deferred_replies(void **state)
 		close(fds[i]);
 	}
 	/* 12 jobs of 0.4 s on 4 workers: three rounds */
-	assert_true(now_s() - t0 < 2.5);
+	assert_true(tl_now_s() - t0 < 2.5);
 }
 
 static void test_problem_body(void **state)
@@ -235,9 +229,9 @@ static void test_idle_client_is_closed(void **state)
 	const char *part = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab";
 	assert_int_equal(write(fd, part, strlen(part)), (ssize_t)strlen(part));
 	char buf[512];
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	read_resp(fd, buf, sizeof(buf)); /* returns on close (or a 400/408) */
-	double dt = now_s() - t0;
+	double dt = tl_now_s() - t0;
 	assert_true(dt >= 0.5 && dt < 4.5);
 	close(fd);
 }

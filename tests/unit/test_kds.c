@@ -10,10 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +19,7 @@
 #include "as/collateral/amd_kds.h"
 #include "as/evidence/snp_report.h"
 #include "as/verifiers/verifier.h"
+#include "testlib.h"
 
 static char evdir[1024], tmp[256], certf[512], keyf[512], vdir[512], cachedir[512];
 static json_t *evidence; /* Genoa e2e evidence without its cert_chain */
@@ -30,51 +27,28 @@ static struct snp_report report;
 static pid_t server = -1;
 static int port;
 
-static int free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	bind(s, (struct sockaddr *)&a, sizeof(a));
-	getsockname(s, (struct sockaddr *)&a, &l);
-	close(s);
-	return ntohs(a.sin_port);
-}
-
 static void stop_server(void)
 {
-	if (server > 0) {
-		kill(server, SIGTERM);
-		waitpid(server, NULL, 0);
-		server = -1;
-	}
+	tl_stop(server);
+	server = -1;
 }
 
 static void start_server(const char *mode)
 {
 	char p[16];
 	stop_server();
-	port = free_port();
+	port = tl_free_port();
 	snprintf(p, sizeof(p), "%d", port);
-	server = fork();
-	if (server == 0) {
-		freopen("/dev/null", "w", stdout);
-		execl("/usr/bin/python3", "python3", "tests/integration/kds_server.py", p, certf,
-		      keyf, vdir, mode, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) {
-		int s = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a = {.sin_family = AF_INET,
-		                        .sin_port = htons((uint16_t)port),
-		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
-		close(s);
-		if (ok)
-			return;
-		usleep(50000);
-	}
-	fail_msg("stand-in KDS did not start");
+	char *argv[] = {"/usr/bin/python3",
+	                "tests/integration/kds_server.py",
+	                p,
+	                certf,
+	                keyf,
+	                vdir,
+	                (char *)mode,
+	                NULL};
+	server = tl_spawn(argv);
+	tl_wait_port(port, "stand-in KDS");
 }
 
 static void configure(long retry_budget_ms, int with_cache)
@@ -95,8 +69,7 @@ static void configure(long retry_budget_ms, int with_cache)
 static int setup(void **state)
 {
 	char cmd[2048], path[1400], hwid[129];
-	const char *shared = getenv("CTRUSTEE_SHARED");
-	snprintf(evdir, sizeof(evdir), "%s/testdata/evidence", shared ? shared : "../shared");
+	tl_testdata_dir(evdir, sizeof(evdir), "evidence");
 	snprintf(tmp, sizeof(tmp), "/tmp/ctrustee-kds-XXXXXX");
 	assert_non_null(mkdtemp(tmp));
 	snprintf(certf, sizeof(certf), "%s/cert.pem", tmp);
@@ -132,11 +105,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[400];
 	stop_server();
 	json_decref(evidence);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	tl_rm_rf(tmp);
+	return 0;
 }
 
 static void test_kds_fetch_then_memory_cache(void **state)

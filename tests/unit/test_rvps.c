@@ -19,6 +19,7 @@
 #include "rvps/extractors.h"
 #include "rvps/message.h"
 #include "rvps/rvps.h"
+#include "testlib.h"
 
 /* {"rv-a":["x","y"],"rv.b/c":{"z":1,"a":[true,null]}} */
 #define SAMPLE_PAYLOAD "eyJydi1hIjpbIngiLCJ5Il0sInJ2LmIvYyI6eyJ6IjoxLCJhIjpbdHJ1ZSxudWxsXX19"
@@ -199,9 +200,7 @@ static void test_stored_document_is_trustee_shaped(void **state)
 	kv_close(kv);
 	json_decref(rcfg);
 	json_decref(cfg);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	tl_rm_rf(dir);
 }
 
 static void test_rvps_on_a_shared_store(void **state)

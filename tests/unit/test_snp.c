@@ -18,29 +18,9 @@
 #include "as/evidence/snp_report.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
+#include "testlib.h"
 
 static char evdir[1024];
-
-static uint8_t *slurp(const char *rel, size_t *len)
-{
-	char path[1400];
-	FILE *f;
-	long n;
-	uint8_t *buf;
-
-	snprintf(path, sizeof(path), "%s/%s", evdir, rel);
-	f = fopen(path, "rb");
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = 0;
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static time_t at(const char *iso)
 {
@@ -84,7 +64,7 @@ static int verify_raw(const uint8_t *report, size_t len, const char *vcek_rel, t
 static void test_snp_trustee_milan_report_verifies(void **state)
 {
 	size_t len;
-	uint8_t *rep = slurp("snp/trustee/test-report.bin", &len);
+	uint8_t *rep = tl_slurp(evdir, "snp/trustee/test-report.bin", &len);
 	struct err err = {0};
 	json_t *c = NULL;
 
@@ -105,7 +85,7 @@ static void test_snp_trustee_milan_report_verifies(void **state)
 static void test_snp_rejects_flipped_signed_byte(void **state)
 {
 	size_t len;
-	uint8_t *rep = slurp("snp/trustee/test-report.bin", &len);
+	uint8_t *rep = tl_slurp(evdir, "snp/trustee/test-report.bin", &len);
 	struct err err = {0};
 
 	rep[42] += 1;
@@ -118,7 +98,7 @@ static void test_snp_rejects_flipped_signed_byte(void **state)
 static void test_snp_rejects_reported_tcb_other_than_vcek(void **state)
 {
 	size_t len;
-	uint8_t *rep = slurp("snp/trustee/test-report.bin", &len);
+	uint8_t *rep = tl_slurp(evdir, "snp/trustee/test-report.bin", &len);
 	struct err err = {0};
 
 	rep[0x180] += 1;
@@ -131,8 +111,8 @@ static void test_snp_rejects_reported_tcb_other_than_vcek(void **state)
 static void test_snp_rejects_tampered_vcek(void **state)
 {
 	size_t rlen, vlen;
-	uint8_t *rep = slurp("snp/trustee/test-report.bin", &rlen);
-	uint8_t *vcek = slurp("snp/trustee/test-vcek.der", &vlen);
+	uint8_t *rep = tl_slurp(evdir, "snp/trustee/test-report.bin", &rlen);
+	uint8_t *vcek = tl_slurp(evdir, "snp/trustee/test-vcek.der", &vlen);
 	struct snp_vek vek;
 	struct snp_report r;
 	struct err err = {0};
@@ -151,7 +131,7 @@ static void test_snp_rejects_tampered_vcek(void **state)
 static void test_snp_rejects_wrong_report_data(void **state)
 {
 	size_t len;
-	uint8_t *rep = slurp("snp/trustee/test-report.bin", &len);
+	uint8_t *rep = tl_slurp(evdir, "snp/trustee/test-report.bin", &len);
 	struct err err = {0};
 	uint8_t rd[48] = {1, 2, 3};
 
@@ -164,7 +144,7 @@ static void test_snp_rejects_wrong_report_data(void **state)
 static void test_snp_vlek_report_valid_only_in_cert_window(void **state)
 {
 	size_t len;
-	uint8_t *rep = slurp("snp/trustee/test-vlek-report.bin", &len);
+	uint8_t *rep = tl_slurp(evdir, "snp/trustee/test-vlek-report.bin", &len);
 	struct err err = {0};
 	json_t *c = NULL;
 
@@ -184,7 +164,7 @@ static void test_snp_vlek_report_valid_only_in_cert_window(void **state)
 static void test_snp_go_sev_guest_report_verifies(void **state)
 {
 	size_t len;
-	uint8_t *rep = slurp("snp/go-sev-guest/attestation.bin", &len);
+	uint8_t *rep = tl_slurp(evdir, "snp/go-sev-guest/attestation.bin", &len);
 	struct err err = {0};
 	json_t *c = NULL;
 	uint8_t rd[5] = {1, 2, 3, 4, 5};
@@ -201,7 +181,7 @@ static void test_snp_go_sev_guest_report_verifies(void **state)
 static void test_snp_virtee_report_and_flips(void **state)
 {
 	size_t hlen;
-	uint8_t *hex = slurp("snp/virtee-sev/report_milan.hex", &hlen);
+	uint8_t *hex = tl_slurp(evdir, "snp/virtee-sev/report_milan.hex", &hlen);
 	uint8_t *rep;
 	size_t len;
 	struct err err = {0};
@@ -221,7 +201,7 @@ static void test_snp_virtee_report_and_flips(void **state)
 static void test_snp_genoa_json_evidence_with_cert_chain(void **state)
 {
 	size_t len;
-	uint8_t *txt = slurp("snp/trustee/e2e-evidence.json", &len);
+	uint8_t *txt = tl_slurp(evdir, "snp/trustee/e2e-evidence.json", &len);
 	json_t *ev = json_loadb((const char *)txt, len, 0, NULL);
 	struct verify_result res = {0};
 	struct err err = {0};
@@ -245,7 +225,7 @@ static void test_snp_invalid_fixture_vceks_do_not_chain(void **state)
 	                       "snp/trustee/test-vcek-invalid-new.der"};
 	for (size_t i = 0; i < 2; i++) {
 		size_t len;
-		uint8_t *der = slurp(files[i], &len);
+		uint8_t *der = tl_slurp(evdir, files[i], &len);
 		struct snp_vek vek;
 		struct err err = {0};
 		if (snp_vek_load(der, len, &vek, &err) == 0) {
@@ -260,7 +240,7 @@ static void test_snp_invalid_fixture_vceks_do_not_chain(void **state)
 static void test_snp_turin_vcek_chains_with_8_byte_hwid(void **state)
 {
 	size_t len;
-	uint8_t *der = slurp("snp/virtee-sev/vcek_turin.der", &len);
+	uint8_t *der = tl_slurp(evdir, "snp/virtee-sev/vcek_turin.der", &len);
 	struct snp_vek vek;
 	struct err err = {0};
 
@@ -287,8 +267,7 @@ static void test_snp_refuses_short_report(void **state)
 
 int main(void)
 {
-	const char *shared = getenv("CTRUSTEE_SHARED");
-	snprintf(evdir, sizeof(evdir), "%s/testdata/evidence", shared ? shared : "../shared");
+	tl_testdata_dir(evdir, sizeof(evdir), "evidence");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_snp_trustee_milan_report_verifies),
 	    cmocka_unit_test(test_snp_rejects_flipped_signed_byte),

@@ -16,6 +16,7 @@
 #include "as/evidence/tpm_quote.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
+#include "testlib.h"
 
 static char evdir[1024];
 
@@ -235,8 +236,7 @@ static void test_tpm_attest_parse_refuses_garbage(void **state)
 
 int main(void)
 {
-	const char *shared = getenv("CTRUSTEE_SHARED");
-	snprintf(evdir, sizeof(evdir), "%s/testdata/evidence", shared ? shared : "../shared");
+	tl_testdata_dir(evdir, sizeof(evdir), "evidence");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_az_snp_v0_and_v1_verify),
 	    cmocka_unit_test(test_az_snp_v2_and_genoa_verify),
