@@ -340,6 +340,9 @@ static int range(struct ev *E, const char *fn, struct val *x, struct val *y, int
 		               fn);
 	uint64_t span = a <= b ? (uint64_t)(b - a) : (uint64_t)(a - b);
 	uint64_t n = span / (uint64_t)st + 1;
+	if (ev_charge(E, n) < 0) /* before building it */
+		return -1;
+	E->precharged = 1;
 	if (n > 10000000)
 		return ev_fail(E, REGO_ERR_BUILTIN, "eval_builtin_error: %s: range too large", fn);
 	struct val *r = v_arr(E->A, (uint32_t)n);

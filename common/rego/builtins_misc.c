@@ -559,7 +559,7 @@ static struct val *json_segment(struct ev *E, const char *s, size_t n)
 {
 	uint8_t *d;
 	size_t l;
-	if (b64_decode(s, n, B64_URL | B64_LENIENT, &d, &l) < 0)
+	if (ev_json_room(E, n) < 0 || b64_decode(s, n, B64_URL | B64_LENIENT, &d, &l) < 0)
 		return NULL;
 	json_t *j = json_loadb((const char *)d, l, 0, NULL);
 	free(d);
@@ -576,6 +576,8 @@ static struct val *json_segment(struct ev *E, const char *s, size_t n)
 		E->capkeep = nc;
 	}
 	E->keep[E->nkeep++] = j;
+	if (ev_account_json(E, j) < 0)
+		return NULL;
 	return v_from_json(E->A, j);
 }
 

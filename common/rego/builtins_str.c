@@ -1137,6 +1137,8 @@ static int keep_json(struct ev *E, json_t *j)
 static int bi_json_unmarshal(struct ev *E, struct val **a, struct val **out)
 {
 	STR1("json.unmarshal", a[0]);
+	if (ev_json_room(E, a[0]->n) < 0)
+		return -1;
 	json_error_t je;
 	json_t *j = json_loadb(a[0]->s, a[0]->n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (j == NULL) {
@@ -1154,6 +1156,8 @@ static int bi_json_unmarshal(struct ev *E, struct val **a, struct val **out)
 		json_decref(j);
 		return bi_oom(E);
 	}
+	if (ev_account_json(E, j) < 0)
+		return -1;
 	*out = v_from_json(E->A, j);
 	return *out ? 0 : bi_oom(E);
 }

@@ -37,12 +37,26 @@ static int rule_value(struct ev *E, struct node *n, struct val **out);
 
 /* ------------------------------------------------------------------ errors, budget */
 
+/* The refusal when the arena's limit was hit: whatever failure an allocation caused further
+ * down (a builtin's "out of memory", a swallowed builtin error) is reported as this. */
+static void mem_msg(struct ev *E)
+{
+	E->err->code = REGO_ERR_BUDGET;
+	snprintf(E->err->msg, sizeof(E->err->msg),
+	         "eval_cancel_error: policy evaluation exceeded its memory budget of %zu MiB",
+	         E->A->limit >> 20);
+}
+
 int ev_fail(struct ev *E, int code, const char *fmt, ...)
 {
 	va_list ap;
 	if (E->failed)
 		return -1;
 	E->failed = 1;
+	if (E->A && E->A->over) {
+		mem_msg(E);
+		return -1;
+	}
 	E->err->code = code;
 	va_start(ap, fmt);
 	vsnprintf(E->err->msg, sizeof(E->err->msg), fmt, ap);
@@ -77,20 +91,107 @@ static int oom(struct ev *E)
 	return ev_fail(E, REGO_ERR_INTERNAL, "eval_internal_error: out of memory");
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Steps to date are checked against the step budget on every call, the clock once per 1024
+ * steps (a step costs tens of nanoseconds; a clock read about as much), the memory flag always. */
+static int budget_check(struct ev *E, uint64_t before)
+{
+	if (E->A->over)
+		return ev_fail(E, REGO_ERR_BUDGET, "memory");
+	if (E->steps > E->max_steps)
+		return ev_fail(E, REGO_ERR_BUDGET,
+		               "eval_cancel_error: policy evaluation exceeded its budget of %llu "
+		               "steps",
+		               (unsigned long long)E->max_steps);
+	if ((E->steps >> 10) != (before >> 10) && mono_ns() > E->deadline_ns)
+		return ev_fail(E, REGO_ERR_BUDGET,
+		               "eval_cancel_error: policy evaluation exceeded its time budget of "
+		               "%llu ms",
+		               (unsigned long long)(E->o->timeout_us ? E->o->timeout_us
+		                                                     : REGO_DEFAULT_TIMEOUT_US) /
+		                   1000);
+	return 0;
+}
+
 static int step(struct ev *E)
 {
-	if (++E->steps > E->max_steps)
-		return ev_fail(E, REGO_ERR_BUDGET,
-		               "eval_cancel_error: evaluation budget of %llu steps exceeded",
-		               (unsigned long long)E->max_steps);
-	if (E->deadline_ns && (E->steps & 1023) == 0) {
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec > E->deadline_ns)
-			return ev_fail(E, REGO_ERR_BUDGET,
-			               "eval_cancel_error: evaluation timed out");
+	return budget_check(E, E->steps++);
+}
+
+int ev_charge(struct ev *E, uint64_t n)
+{
+	uint64_t before = E->steps;
+	E->steps = n > UINT64_MAX - before ? UINT64_MAX : before + n;
+	return budget_check(E, before);
+}
+
+/* jansson's cost of a document: a value is ~48 bytes with its allocation and slot, plus its
+ * string bytes (measured on arrays of small integers and objects of short strings). */
+static size_t json_weight(const json_t *j, int depth)
+{
+	size_t w = 48;
+	const char *k;
+	json_t *v;
+	size_t i;
+	if (depth > 4096)
+		return w;
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		return w + json_string_length(j);
+	case JSON_ARRAY:
+		json_array_foreach(j, i, v) w += json_weight(v, depth + 1);
+		return w;
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)j, k, v) w +=
+		    48 + strlen(k) + json_weight(v, depth + 1);
+		return w;
+	default:
+		return w;
+	}
+}
+
+int ev_json_room(struct ev *E, size_t n)
+{
+	struct arena *a = E->A;
+	if (a->limit && (a->total > a->limit || n > (a->limit - a->total) / 16)) {
+		a->over = 1;
+		return ev_fail(E, REGO_ERR_BUDGET, "memory");
 	}
 	return 0;
+}
+
+int ev_account_json(struct ev *E, const json_t *j)
+{
+	if (ar_account(E->A, json_weight(j, 0)) < 0)
+		return ev_fail(E, REGO_ERR_BUDGET, "memory");
+	return 0;
+}
+
+/* The work a builtin did, known from what it built: items of a new container, string bytes
+ * by 64. A result that is one of its arguments, or a lazily wrapped document, cost nothing. */
+static uint64_t result_work(struct val *r, struct val **args, uint32_t nargs)
+{
+	if (r == NULL)
+		return 0;
+	for (uint32_t i = 0; i < nargs; i++)
+		if (r == args[i])
+			return 0;
+	switch (r->k) {
+	case V_STR:
+		return r->n / 64;
+	case V_ARR:
+	case V_OBJ:
+	case V_SET:
+		return r->lazy ? 0 : r->n;
+	default:
+		return 0;
+	}
 }
 
 /* a growable list of values in the arena */
@@ -418,6 +519,8 @@ static int call_host(struct ev *E, struct call_st *s)
 			E->capkeep = nc;
 		}
 		E->keep[E->nkeep++] = r;
+		if (ev_account_json(E, r) < 0)
+			return -1;
 		return call_result(E, s, v_from_json(E->A, r));
 	}
 	return ev_fail(E, REGO_ERR_TYPE, "rego_type_error: undefined function %s", name);
@@ -437,6 +540,7 @@ static int call_builtin(struct ev *E, struct call_st *s, int bi)
 		snprintf(E->best_detail, sizeof(E->best_detail), "%s", j ? j : "?");
 		free(j);
 	}
+	E->precharged = 0;
 	if (b->fn(E, s->args, &r) < 0) {
 		if ((E->err->code == REGO_ERR_EVAL_TYPE || E->err->code == REGO_ERR_BUILTIN) &&
 		    !E->strict) {
@@ -446,6 +550,8 @@ static int call_builtin(struct ev *E, struct call_st *s, int bi)
 		}
 		return -1;
 	}
+	if (!E->precharged && ev_charge(E, result_work(r, s->args, s->nin)) < 0)
+		return -1;
 	return call_result(E, s, r);
 }
 
@@ -1776,13 +1882,10 @@ int ev_init(struct ev *E, const struct rego_policy *P, const struct rego_eval_op
 	E->o = o ? o : &none;
 	E->err = err;
 	E->strict = E->o->strict_builtin_errors;
-	E->max_steps = E->o->max_steps ? E->o->max_steps : REGO_DEFAULT_STEPS;
-	if (E->o->timeout_us) {
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		E->deadline_ns = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec +
-		                 E->o->timeout_us * 1000u;
-	}
+	E->max_steps = E->o->max_steps ? E->o->max_steps : REGO_DEFAULT_MAX_STEPS;
+	uint64_t tmo = E->o->timeout_us ? E->o->timeout_us : REGO_DEFAULT_TIMEOUT_US;
+	E->deadline_ns = mono_ns() + (tmo > UINT64_MAX / 4000 ? UINT64_MAX / 4 : tmo * 1000u);
+	A->limit = E->o->max_memory ? E->o->max_memory : REGO_DEFAULT_MAX_MEMORY;
 	size_t nn = P ? (size_t)P->nnodes + 1 : 1;
 	E->memo = ar_alloc(A, nn * sizeof(*E->memo));
 	E->memo_st = ar_alloc(A, nn);

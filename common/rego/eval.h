@@ -6,8 +6,6 @@
 
 #include "rego/rego_int.h"
 
-#define REGO_DEFAULT_STEPS 1000000
-
 /* a function replaced by `with`: by another function, or by a value */
 struct mock {
 	struct node *fn;
@@ -30,6 +28,7 @@ struct ev {
 	int failed;
 	int strict;
 	uint64_t steps, max_steps, deadline_ns, now_ns;
+	int precharged; /* the running builtin charged its work up front (ev_charge) */
 	int depth;
 
 	struct val *input;            /* NULL: undefined */

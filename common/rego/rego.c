@@ -6,6 +6,7 @@
  * own arena for the values it creates, freed when it returns; results leave as jansson
  * values (or exact JSON text) built before that.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,68 @@
 #include "rego/eval.h"
 
 #define MAX_SRC (1u << 20)
+
+/* After an evaluation that held this much, hand free memory back to the system: glibc keeps
+ * freed heap pages, and one hostile policy would otherwise leave the daemon at its peak
+ * (1.4 GB in issue 14's reproduction). Below it, the trim is not worth its walk of the heap. */
+#define TRIM_AFTER (8u << 20)
+
+int rego_limits_from_config(const json_t *obj, const char *what, struct rego_limits *out,
+                            struct err *err)
+{
+	static const struct {
+		const char *key;
+		uint64_t max, unit;
+	} keys[] = {
+	    {"max_steps", 1000000000000ull, 1},
+	    {"max_memory_mib", 1u << 20, 1u << 20},
+	    {"timeout_ms", 3600000, 1000},
+	};
+	uint64_t v[3] = {0};
+	memset(out, 0, sizeof(*out));
+	if (obj != NULL && !json_is_object(obj))
+		return err_set(err, "%s: expected a table of limits", what);
+	for (size_t i = 0; obj && i < 3; i++) {
+		json_t *j = json_object_get(obj, keys[i].key);
+		if (j == NULL)
+			continue;
+		if (!json_is_integer(j) || json_integer_value(j) < 1 ||
+		    (uint64_t)json_integer_value(j) > keys[i].max)
+			return err_set(err, "%s: %s must be an integer from 1 to %llu", what,
+			               keys[i].key, (unsigned long long)keys[i].max);
+		v[i] = (uint64_t)json_integer_value(j) * keys[i].unit;
+	}
+	out->max_steps = v[0];
+	out->max_memory = v[1];
+	out->timeout_us = v[2];
+	return 0;
+}
+
+void rego_limits_apply(const struct rego_limits *l, struct rego_eval_opts *o)
+{
+	o->max_steps = l->max_steps;
+	o->max_memory = l->max_memory;
+	o->timeout_us = l->timeout_us;
+}
+
+/* Ends an evaluation's arena: a hit limit fails the evaluation whatever its code made of the
+ * failed allocation, and a large arena's memory goes back to the system. */
+static int arena_end(struct arena *A, int rc, struct err *err)
+{
+	if (A->over) {
+		err->code = REGO_ERR_BUDGET;
+		snprintf(
+		    err->msg, sizeof(err->msg),
+		    "eval_cancel_error: policy evaluation exceeded its memory budget of %zu MiB",
+		    A->limit >> 20);
+		rc = -1;
+	}
+	size_t peak = A->total;
+	ar_free(A);
+	if (peak >= TRIM_AFTER)
+		malloc_trim(0);
+	return rc;
+}
 
 const char *rego_err_code_name(int code)
 {
@@ -177,8 +240,16 @@ int rego_eval_rule(const struct rego_policy *P, const char *path, const struct r
 	}
 	ev_done(&E);
 out:
-	ar_free(&A);
+	rc = arena_end(&A, rc, err);
 	rego_cur_arena = save;
+	if (rc < 0 && *result) {
+		json_decref(*result);
+		*result = NULL;
+	}
+	if (rc < 0 && explain && *explain) {
+		free(*explain);
+		*explain = NULL;
+	}
 	return rc < 0 ? -1 : 0;
 }
 
@@ -261,7 +332,7 @@ static int run_query(const struct rego_policy *P, const char *query,
 out:
 	c->q = NULL;
 	c->vals = NULL;
-	ar_free(&A);
+	rc = arena_end(&A, rc, err);
 	rego_cur_arena = save;
 	rego_policy_free(empty);
 	return rc;

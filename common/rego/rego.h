@@ -39,8 +39,10 @@ struct rego_eval_opts {
 	const json_t *data;  /* NULL = {} */
 	const struct rego_host_function *host_fns;
 	size_t n_host_fns;
-	uint64_t max_steps;  /* 0 = default budget */
-	uint64_t timeout_us; /* 0 = default */
+	uint64_t max_steps;  /* 0 = REGO_DEFAULT_MAX_STEPS; builtin work counts too */
+	uint64_t timeout_us; /* 0 = REGO_DEFAULT_TIMEOUT_US of wall-clock time */
+	uint64_t
+	    max_memory; /* bytes of values the evaluation may hold; 0 = REGO_DEFAULT_MAX_MEMORY */
 	int strict_builtin_errors;
 	int explain; /* fill *explain on rego_eval_rule */
 	/* Rego term text (e.g. `{"a": {1, 2}}`: sets and exact numbers, which JSON cannot
@@ -48,6 +50,35 @@ struct rego_eval_opts {
 	const char *input_term;
 	const char *data_term;
 };
+
+/*
+ * The budgets of one evaluation. A policy is code from whoever may set it, so steps, memory
+ * and time are all bounded: a step is one expression tried, and a builtin's work (the items
+ * of a range, a set or an array it builds, every 64 bytes of a string) counts as steps; memory
+ * is every byte of the evaluation's arena and of the JSON it decodes, returned to the system
+ * afterwards. Exhausting one refuses with REGO_ERR_BUDGET and a sentence naming it, e.g.
+ * "eval_cancel_error: policy evaluation exceeded its memory budget of 64 MiB".
+ * Trustee's default policies evaluate in under a millisecond, a few thousand steps and less
+ * than a MiB; these defaults leave them room a thousand times over.
+ */
+#define REGO_DEFAULT_MAX_STEPS 1000000
+#define REGO_DEFAULT_MAX_MEMORY (64u << 20)
+#define REGO_DEFAULT_TIMEOUT_US 2000000
+
+struct rego_limits {
+	uint64_t max_steps, max_memory, timeout_us; /* 0 = the default */
+};
+
+/* An operator's limits from a config object (NULL, or keys absent = the defaults):
+ *   max_steps       evaluation steps, builtin work included   (default 1000000)
+ *   max_memory_mib  MiB of values one evaluation may hold      (default 64)
+ *   timeout_ms      wall-clock milliseconds per evaluation     (default 2000)
+ * A key of the wrong type or out of range is an error naming it. `what` names the section in
+ * that error ("attestation_policy_limits"). */
+int rego_limits_from_config(const json_t *obj, const char *what, struct rego_limits *out,
+                            struct err *err);
+/* Sets the budgets of o from l. */
+void rego_limits_apply(const struct rego_limits *l, struct rego_eval_opts *o);
 
 /* err->code after a failure: the kind of error, named as OPA names it. */
 enum rego_err_code {
@@ -60,7 +91,7 @@ enum rego_err_code {
 	REGO_ERR_CONFLICT,  /* eval_conflict_error */
 	REGO_ERR_EVAL_TYPE, /* eval_type_error */
 	REGO_ERR_BUILTIN,   /* eval_builtin_error */
-	REGO_ERR_BUDGET,    /* eval_cancel_error: the step or time budget ran out */
+	REGO_ERR_BUDGET,    /* eval_cancel_error: the step, memory or time budget ran out */
 	REGO_ERR_INTERNAL,  /* eval_internal_error: out of memory and the like */
 };
 const char *rego_err_code_name(int code);

@@ -29,10 +29,14 @@
 struct ablock;
 struct arena {
 	struct ablock *head;
-	size_t total;
+	size_t total; /* bytes of blocks, plus what ar_account counted */
+	size_t limit; /* 0 = none; past it ar_alloc fails and sets over */
+	int over;     /* the limit was hit: the evaluation must fail, whatever a caller did */
 };
 
-void *ar_alloc(struct arena *a, size_t n); /* zeroed; NULL only on OOM */
+void *ar_alloc(struct arena *a, size_t n); /* zeroed; NULL on OOM or past the limit */
+/* Counts n bytes held elsewhere on the arena's behalf (decoded JSON); -1 past the limit. */
+int ar_account(struct arena *a, size_t n);
 char *ar_strndup(struct arena *a, const char *s, size_t n);
 void ar_free(struct arena *a);
 
@@ -357,5 +361,12 @@ int ev_fail(struct ev *E, int code, const char *fmt, ...) __attribute__((format(
 int ev_type_err(struct ev *E, const char *fn, int argi, const char *want, struct val *got);
 struct arena *ev_arena(struct ev *E);
 uint64_t ev_now_ns(struct ev *E);
+/* Charges n steps of builtin work; -1 with the budget error when it runs out (or time does). */
+int ev_charge(struct ev *E, uint64_t n);
+/* Before decoding n bytes of JSON: -1 with the error when what is left of the memory budget
+ * could not hold it (jansson takes up to ~16 bytes per input byte of small values). */
+int ev_json_room(struct ev *E, size_t n);
+/* Counts a decoded JSON document against the memory budget; -1 with the error when over. */
+int ev_account_json(struct ev *E, const json_t *j);
 
 #endif

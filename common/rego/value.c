@@ -38,6 +38,14 @@ void *ar_alloc(struct arena *a, size_t n)
 			cap = 1u << 20;
 		if (cap < n)
 			cap = n;
+		if (a->limit && (a->total > a->limit || cap > a->limit - a->total)) {
+			/* the last block may be smaller than the doubling asks */
+			if (a->total > a->limit || n > a->limit - a->total) {
+				a->over = 1;
+				return NULL;
+			}
+			cap = a->limit - a->total;
+		}
 		struct ablock *nb = malloc(sizeof(*nb) + cap);
 		if (nb == NULL)
 			return NULL;
@@ -58,6 +66,16 @@ void *ar_alloc(struct arena *a, size_t n)
 	b->used += n;
 	memset(p, 0, n);
 	return p;
+}
+
+int ar_account(struct arena *a, size_t n)
+{
+	a->total += n;
+	if (a->limit && a->total > a->limit) {
+		a->over = 1;
+		return -1;
+	}
+	return 0;
 }
 
 char *ar_strndup(struct arena *a, const char *s, size_t n)
@@ -875,6 +893,14 @@ void sb_add(struct sbuf *b, const char *s, size_t n)
 		size_t nc = b->cap ? b->cap : 64;
 		while (nc < b->n + n + 1)
 			nc *= 2;
+		/* text built during an evaluation (concat, sprintf, json.marshal) is held to what
+		 * is left of its memory budget: it becomes a value there next */
+		struct arena *a = rego_cur_arena;
+		if (a && a->limit && (a->total > a->limit || b->n + n + 1 > a->limit - a->total)) {
+			a->over = 1;
+			b->oom = 1;
+			return;
+		}
 		char *ns = realloc(b->s, nc);
 		if (ns == NULL) {
 			b->oom = 1;
