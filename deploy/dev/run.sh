@@ -229,10 +229,12 @@ admin_post "/kbs/v0/resource/$demo_path" "$keys/demo-secret"
 
 # ---------------------------------------------------------------- attester
 say "attester: kbs-client runs RCAR as the sample TEE and fetches $demo_path"
+# kbs-client prints the resource in base64, as Trustee's does
 if ! got=$("$bin/kbs-client" --url "$url" get-resource --path "$demo_path" 2>"$logs/kbs-client.log"); then
   tail -5 "$logs/kbs-client.log" >&2
   die "kbs-client failed; see $logs/kbs-client.log and $logs/kbs.log"
 fi
+got=$(printf '%s' "$got" | base64 -d)
 want=$(cat "$keys/demo-secret")
 if [ "$got" = "$want" ]; then
   say "success: the attester decrypted the secret: \"$got\""
@@ -257,7 +259,7 @@ else
   echo "     values are in Redis (127.0.0.1:$REDIS_PORT, AOF in $state/redis)."
 fi)
 
-Try:   $bin/kbs-client --url $url get-resource --path $demo_path
+Try:   $bin/kbs-client --url $url get-resource --path $demo_path | base64 -d
        curl -s $url/metrics | grep kbs_resource_reads_total
 Stop:  deploy/dev/stop.sh        (keys and Redis data stay in $state; rm -rf it to start over)
 EOF
