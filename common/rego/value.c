@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "rego/rego_int.h"
 
@@ -23,8 +24,38 @@
 struct ablock {
 	struct ablock *next;
 	size_t used, cap;
+	size_t mapped; /* from mmap (its length), else from malloc */
 	max_align_t data[];
 };
+
+/* Blocks this large are mapped directly, so a big evaluation's memory leaves the process when
+ * its arena is freed: from malloc it would stay in a worker thread's heap, which glibc's
+ * malloc_trim does not shrink (measured: grpc-as kept ~18 MB per refused 32 MiB evaluation). */
+#define MAP_BLOCK (128u << 10)
+
+static struct ablock *block_new(size_t cap)
+{
+	size_t len = sizeof(struct ablock) + cap;
+	struct ablock *b;
+	if (len < MAP_BLOCK) {
+		if ((b = malloc(len)) != NULL)
+			b->mapped = 0;
+		return b;
+	}
+	b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED)
+		return NULL;
+	b->mapped = len;
+	return b;
+}
+
+static void block_free(struct ablock *b)
+{
+	if (b->mapped)
+		munmap(b, b->mapped);
+	else
+		free(b);
+}
 
 __thread struct arena *rego_cur_arena;
 
@@ -46,7 +77,7 @@ void *ar_alloc(struct arena *a, size_t n)
 			}
 			cap = a->limit - a->total;
 		}
-		struct ablock *nb = malloc(sizeof(*nb) + cap);
+		struct ablock *nb = block_new(cap);
 		if (nb == NULL)
 			return NULL;
 		nb->used = 0;
@@ -91,7 +122,7 @@ void ar_free(struct arena *a)
 	struct ablock *b = a->head;
 	while (b) {
 		struct ablock *n = b->next;
-		free(b);
+		block_free(b);
 		b = n;
 	}
 	a->head = NULL;
