@@ -80,6 +80,10 @@ int as_init(struct as *a, const json_t *cfg, struct err *err)
 	snprintf(a->profile, sizeof(a->profile), "%s",
 	         s ? s : "tag:github.com,2024:confidential-containers/Trustee");
 	a->verbose = !json_is_false(json_object_get(broker, "verbose_token"));
+	/* our extension: {max_steps, max_memory_mib, timeout_ms} of one policy evaluation */
+	if (rego_limits_from_config(json_object_get(cfg, "attestation_policy_limits"),
+	                            "attestation_policy_limits", &a->policy_limits, err) < 0)
+		return -1;
 
 	if ((a->kv = kv_open(json_object_get(cfg, "storage_backend"), err)) == NULL)
 		return err_prefix(err, "storage_backend");
@@ -236,6 +240,7 @@ static json_t *appraise(struct as *a, const char *policy_id, const char *cls, js
 		return NULL;
 	const struct rego_policy *p = as_policy_ref_policy(pr);
 	struct rego_eval_opts o = {.input = input, .host_fns = &h, .n_host_fns = 1, .explain = 1};
+	rego_limits_apply(&a->policy_limits, &o);
 	json_t *tc = NULL, *ext = NULL, *out = NULL;
 	char *why = NULL;
 	if (rego_eval_rule(p, "data.policy.trust_claims", &o, &tc, &why, err) < 0)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "rego/rego.h"
 
 struct kv;
 struct rvps;
@@ -29,6 +30,7 @@ struct as {
 	int verbose;
 	pthread_mutex_t mu;
 	struct as_policy_cache *policies; /* compiled policies by key and text hash */
+	struct rego_limits policy_limits; /* attestation_policy_limits (rego.h), 0 = default */
 };
 
 /* cfg: the AS JSON config (as-rvps.md §3); installs the default policies. */

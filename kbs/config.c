@@ -446,6 +446,9 @@ int kbs_config_from_json(json_t *root, struct kbs_config *c, struct err *err)
 	    parse_as(json_object_get(root, "attestation_service"), c, err) ||
 	    parse_plugins(json_object_get(root, "plugins"), c, err))
 		goto fail;
+	if (rego_limits_from_config(json_object_get(root, "policy_engine"), "[policy_engine]",
+	                            &c->policy_limits, err) < 0)
+		goto fail;
 	c->storage_backend = json_object_get(root, "storage_backend");
 	if (c->storage_backend && !json_is_object(c->storage_backend)) {
 		err_set(err, "[storage_backend] must be a table");

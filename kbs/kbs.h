@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "rego/rego.h"
 
 struct kv;
 
@@ -86,6 +87,9 @@ struct kbs_config {
 	long long session_timeout_min;
 	long long as_timeout_s; /* each call to the AS (default 60; Trustee waits 300) */
 	long long max_sessions; /* in-memory session table bound (default 100000) */
+	/* [policy_engine] (Trustee's table; max_steps, max_memory_mib, timeout_ms are ours): the
+	 * budgets of one resource-policy evaluation, rego.h defaults when absent */
+	struct rego_limits policy_limits;
 	/* storage */
 	json_t *storage_backend; /* borrowed from root, may be NULL */
 	char *session_storage_type;
@@ -336,6 +340,8 @@ int kbs_policy_eval(struct kbs_policy *p, const json_t *claims, const json_t *da
                     struct err *err);
 /* Validates (compiles) and stores. 0 / -1. */
 int kbs_policy_set(struct kbs_policy *p, const char *rego, size_t len, struct err *err);
+/* The budgets of every later evaluation ([policy_engine] of the config). */
+void kbs_policy_set_limits(struct kbs_policy *p, const struct rego_limits *l);
 extern const char kbs_default_policy[];
 
 /* ---------------- metrics (kbs/kbs_metrics.c) ---------------- */

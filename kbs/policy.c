@@ -43,6 +43,7 @@ struct kbs_policy {
 	struct kv *kv; /* borrowed */
 	pthread_mutex_t mu;
 	struct compiled *cur;
+	struct rego_limits limits; /* set once before serving; read-only after */
 };
 
 static void compiled_put(struct kbs_policy *kp, struct compiled *c)
@@ -68,6 +69,11 @@ struct kbs_policy *kbs_policy_new(struct kv *kv, struct err *err)
 	p->kv = kv;
 	pthread_mutex_init(&p->mu, NULL);
 	return p;
+}
+
+void kbs_policy_set_limits(struct kbs_policy *p, const struct rego_limits *l)
+{
+	p->limits = *l;
 }
 
 void kbs_policy_free(struct kbs_policy *p)
@@ -159,6 +165,7 @@ int kbs_policy_eval(struct kbs_policy *p, const json_t *claims, const json_t *da
 	if (!c)
 		return -1;
 	struct rego_eval_opts o = {.input = claims, .data = data, .explain = 1};
+	rego_limits_apply(&p->limits, &o);
 	json_t *res = NULL;
 	int rc = rego_eval_rule(c->p, "data.policy.allow", &o, &res, explain, err);
 	compiled_put(p, c);

@@ -1124,6 +1124,7 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		err_prefix(err, "resource policy");
 		goto fail;
 	}
+	kbs_policy_set_limits(k->policy, &k->cfg.policy_limits);
 	if (k->cfg.as_type == KBS_AS_GRPC) {
 		k->as = kbs_as_new_tls(&k->cfg, (int)(k->cfg.as_timeout_s * 1000), err);
 		if (!k->as) {
