@@ -1,4 +1,10 @@
-/* log: leveled stderr logging (see log.h). Thread-safe: one fprintf per line. */
+/* log: leveled stderr logging (see log.h). Thread-safe: one fprintf per line.
+ *
+ * One event is one line, whatever the values in it: a client's tee name, session id or
+ * claim may carry a newline and a fake "[<time> info kbs] ... attested" after it. So the
+ * text format escapes every control byte of the formatted message (\n, \r, \t, \xHH), the
+ * Unicode line breaks a viewer may honour (C1 controls, U+2028/9: \u....) and the
+ * backslash itself, which keeps the escaping unambiguous. The JSON format escapes as JSON. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -77,6 +83,32 @@ static void json_escape(char *dst, size_t cap, const char *src)
 	dst[o] = '\0';
 }
 
+static void text_escape(char *dst, size_t cap, const char *src)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p && o + 7 < cap; p++) {
+		unsigned char c = *p;
+		if (c == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			dst[o++] = '\\';
+			dst[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
+		} else if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", p[1]);
+			p++;
+		} else if (c == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", 0x2000 + p[2] - 0x80);
+			p += 2;
+		} else {
+			dst[o++] = (char)c;
+		}
+	}
+	dst[o] = '\0';
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	char msg[4096], ts[80];
@@ -101,6 +133,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		        "{\"ts\":\"%s\",\"level\":\"%s\",\"target\":\"%s\",\"msg\":\"%s\"}\n", ts,
 		        level_names[lvl], prog, esc);
 	} else {
-		fprintf(stderr, "[%s %-5s %s] %s\n", ts, level_names[lvl], prog, msg);
+		char esc[8192];
+		text_escape(esc, sizeof(esc), msg);
+		fprintf(stderr, "[%s %-5s %s] %s\n", ts, level_names[lvl], prog, esc);
 	}
 }
