@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fetch.h"
 #include "kbs.h"
 #include "log.h"
 
@@ -32,7 +33,7 @@
 
 struct source {
 	char *uri;
-	char *path; /* file source, else NULL */
+	char *path;   /* file source, else NULL */
 	json_t *keys; /* array, owned; NULL until the first successful load */
 	double loaded_at, tried_at;
 	long long mtime;
@@ -101,20 +102,22 @@ static json_t *load_file(const char *path, long long *mtime, struct err *err)
 
 static int get_json(const char *url, json_t **out, struct err *err)
 {
-	struct kbs_fetch f = {.timeout_ms = FETCH_TIMEOUT_MS, .max_bytes = MAX_JWKS_BYTES};
-	long status;
-	char *body = NULL;
-	size_t len;
 	static const char *const hdrs[] = {"Accept: application/json", NULL};
-	if (kbs_fetch(&f, "GET", url, hdrs, NULL, 0, &status, &body, &len, err) != 0)
-		return -1;
-	if (status != 200) {
-		free(body);
-		return err_set(err, "%s answered HTTP %ld", url, status);
+	struct fetch_opts o = {.timeout_ms = FETCH_TIMEOUT_MS,
+	                       .max_bytes = MAX_JWKS_BYTES,
+	                       .headers = hdrs,
+	                       .user_agent = "ctrustee-kbs"};
+	struct fetch_result r;
+	if (fetch_get(url, &o, &r, err) != 0 || r.status != 200) {
+		long status = r.status;
+		fetch_result_free(&r);
+		if (status == 0)
+			return -1;
+		return err_setc(err, 0, "%s answered HTTP %ld", url, status);
 	}
 	json_error_t je;
-	*out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-	free(body);
+	*out = json_loadb(r.body ? r.body : "", r.len, JSON_REJECT_DUPLICATES, &je);
+	fetch_result_free(&r);
 	if (!*out)
 		return err_set(err, "%s: not JSON (%s)", url, je.text);
 	return 0;
@@ -270,7 +273,8 @@ struct kbs_jwks *kbs_jwks_new(const struct kbs_strv *uris, struct err *err)
 			continue;
 		const char *path = strncmp(u, "file://", 7) == 0 ? u + 7 : u;
 		if (strstr(path, "://")) {
-			err_set(err, "trusted_jwk_sets: %s: expected file://, https:// or a path", u);
+			err_set(err, "trusted_jwk_sets: %s: expected file://, https:// or a path",
+			        u);
 			kbs_jwks_free(j);
 			return NULL;
 		}

@@ -283,20 +283,6 @@ size_t kbs_cidrs_count(const struct kbs_cidrs *c);
 void kbs_client_addr(const struct kbs_cidrs *trusted, int forwarded, const char *peer,
                      const char *hdr, size_t hlen, char *out, size_t n);
 
-/* ---------------- outbound HTTP (kbs/fetch.c) ---------------- */
-
-struct kbs_fetch {
-	const char *ca_pem; /* PEM text to trust, or NULL: SSL_CERT_FILE/SSL_CERT_DIR, else system */
-	int insecure;       /* no certificate verification */
-	long timeout_ms;    /* whole call; default 10 s */
-	size_t max_bytes;   /* response cap; default 4 MiB */
-};
-/* One request (headers: NULL-terminated "Name: value" list; body may be NULL). 0 with *status
- * and *out (malloc'd, NUL-terminated) when an HTTP answer came, -1 with err otherwise. */
-int kbs_fetch(const struct kbs_fetch *f, const char *method, const char *url,
-              const char *const *headers, const void *body, size_t blen, long *status, char **out,
-              size_t *olen, struct err *err);
-
 /* ---------------- trusted JWK sets (kbs/jwks.c) ---------------- */
 
 struct kbs_jwks;

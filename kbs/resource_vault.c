@@ -1,6 +1,6 @@
 /*
  * resource_vault: the `resource` plugin's HashiCorp Vault / OpenBao KV version 1 backend
- * (kbs-protocol.md §7.2), over libcurl (fetch.c).
+ * (kbs-protocol.md §7.2), over the one HTTP client (common/fetch.c).
  *
  *   [[plugins]]
  *   name = "resource"
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fetch.h"
 #include "kbs.h"
 #include "log.h"
 
@@ -87,8 +88,8 @@ static int mount_valid(const char *m)
 	if (!*m || strstr(m, "..") || strstr(m, "//"))
 		return 0;
 	for (const char *p = m; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_' || *p == '-' || *p == '.' || *p == '/'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.' || *p == '/'))
 			return 0;
 	return 1;
 }
@@ -101,8 +102,9 @@ void *kbs_vault_new(const json_t *pc, struct err *err)
 	json_t *vs = json_object_get(pc, "verify_ssl");
 	json_t *cas = json_object_get(pc, "ca_certs");
 	if (!url || (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))) {
-		err_set(err, "[[plugins]] resource (Vault): vault_url must be an http:// or https:// "
-		             "URL");
+		err_set(err,
+		        "[[plugins]] resource (Vault): vault_url must be an http:// or https:// "
+		        "URL");
 		return NULL;
 	}
 	if (!token || !*token) {
@@ -111,8 +113,9 @@ void *kbs_vault_new(const json_t *pc, struct err *err)
 	}
 	if ((mp && !json_is_string(mp)) || (vs && !json_is_boolean(vs)) ||
 	    (cas && !json_is_array(cas))) {
-		err_set(err, "[[plugins]] resource (Vault): mount_path must be a string, verify_ssl "
-		             "true or false, ca_certs an array of paths");
+		err_set(err,
+		        "[[plugins]] resource (Vault): mount_path must be a string, verify_ssl "
+		        "true or false, ca_certs an array of paths");
 		return NULL;
 	}
 	struct vault *v = calloc(1, sizeof(*v));
@@ -141,7 +144,8 @@ void *kbs_vault_new(const json_t *pc, struct err *err)
 	snprintf(v->header, hl, "X-Vault-Token: %s", token);
 	if (!mount_valid(v->mount)) {
 		vault_free(v);
-		err_set(err, "[[plugins]] resource (Vault): mount_path \"%.64s\" is not a Vault path",
+		err_set(err,
+		        "[[plugins]] resource (Vault): mount_path \"%.64s\" is not a Vault path",
 		        m);
 		return NULL;
 	}
@@ -151,7 +155,8 @@ void *kbs_vault_new(const json_t *pc, struct err *err)
 		char *pem = path ? read_text(path, err) : NULL;
 		if (!pem || !strstr(pem, "-----BEGIN CERTIFICATE-----")) {
 			if (pem || !path)
-				err_set(err, "%s holds no PEM certificate", path ? path : "(not a string)");
+				err_set(err, "%s holds no PEM certificate",
+				        path ? path : "(not a string)");
 			free(pem);
 			vault_free(v);
 			err_prefix(err, "[[plugins]] resource (Vault): ca_certs");
@@ -180,24 +185,43 @@ void *kbs_vault_new(const json_t *pc, struct err *err)
 	return v;
 }
 
-/* One call to {base}/v1/{mount}/{path}. */
+/* One call to {base}/v1/{mount}/{path}: 0 with *status and *out (owned, NUL-terminated)
+ * whenever Vault answered, whatever the status; -1 when it did not. */
 static int call(struct vault *v, const char *method, const char *path, const char *body,
                 long *status, char **out, size_t *olen, struct err *err)
 {
 	char url[2048];
 	snprintf(url, sizeof(url), "%s/v1/%s/%s", v->base, v->mount, path);
-	struct kbs_fetch f = {.ca_pem = v->ca_pem,
-	                      .insecure = v->insecure,
-	                      .timeout_ms = VAULT_TIMEOUT_MS,
-	                      .max_bytes = MAX_SECRET_ANSWER};
 	const char *hdrs[] = {v->header, "Content-Type: application/json", NULL};
-	if (kbs_fetch(&f, method, url, hdrs, body, body ? strlen(body) : 0, status, out, olen,
-	              err) != 0) {
+	struct fetch_opts o = {.ca_pem = v->ca_pem,
+	                       .insecure = v->insecure,
+	                       .timeout_ms = VAULT_TIMEOUT_MS,
+	                       .max_bytes = MAX_SECRET_ANSWER,
+	                       .headers = hdrs,
+	                       .user_agent = "ctrustee-kbs"};
+	struct fetch_result r;
+	*out = NULL;
+	if (olen)
+		*olen = 0;
+	if (fetch_request(method, url, body, body ? strlen(body) : 0, &o, &r, err) != 0 &&
+	    r.status == 0) {
+		fetch_result_free(&r);
 		/* the sentence names Vault's address: for the log, not for the client */
 		log_warn("kbs: Vault %s %s: %s", method, path, err->msg);
 		return err_set(err, "Vault did not answer (unreachable, or its TLS certificate was "
 		                    "refused), try again");
 	}
+	/* Vault answered: the caller words the refusal from the status and body */
+	err_clear(err);
+	/* the body moves to the caller, who wipes it */
+	*status = r.status;
+	*out = r.body ? r.body : strdup("");
+	if (olen)
+		*olen = r.len;
+	r.body = NULL;
+	fetch_result_free(&r);
+	if (!*out)
+		return err_set(err, "out of memory");
 	return 0;
 }
 
@@ -206,7 +230,8 @@ static int vault_error(long status, const char *body, struct err *err)
 {
 	json_t *j = json_loads(body ? body : "", 0, NULL);
 	const char *first = json_string_value(json_array_get(json_object_get(j, "errors"), 0));
-	err_set(err, "Vault answered HTTP %ld%s%.200s", status, first ? ": " : "", first ? first : "");
+	err_set(err, "Vault answered HTTP %ld%s%.200s", status, first ? ": " : "",
+	        first ? first : "");
 	json_decref(j);
 	return -1;
 }
@@ -246,7 +271,8 @@ static int take_bytes(json_t *d, uint8_t **val, size_t *len, struct err *err)
 			OPENSSL_cleanse(*val, i);
 			free(*val);
 			*val = NULL;
-			return err_set(err, "Vault secret: 'data' holds something other than bytes");
+			return err_set(err,
+			               "Vault secret: 'data' holds something other than bytes");
 		}
 		(*val)[i] = (uint8_t)x;
 		json_integer_set(b, 0);

@@ -6,7 +6,6 @@
  * are serialised by the same rate limiter, so a burst of attesters from one new chip costs
  * one KDS request, not one per attester.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,10 +17,12 @@
 
 #include "as/collateral/amd_kds.h"
 #include "as/verifiers/verifier.h"
+#include "fetch.h"
 #include "log.h"
 
 #define MAX_SOURCES 8
 #define CACHE_MAX 256
+#define MAX_VCEK_BYTES 65536 /* a VCEK is ~1.3 KB; anything this large is not one */
 
 struct source {
 	int is_kds;
@@ -234,26 +235,6 @@ static void disk_store(const char *hwid, const char *prefix, const uint8_t *der,
 		unlink(tmp);
 }
 
-struct body {
-	uint8_t *buf;
-	size_t len;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-	struct body *b = ud;
-	size_t add = sz * n;
-	if (b->len + add > 65536)
-		return 0; /* a VCEK is ~1.3 KB; anything this large is not one */
-	uint8_t *nb = realloc(b->buf, b->len + add);
-	if (nb == NULL)
-		return 0;
-	memcpy(nb + b->len, p, add);
-	b->buf = nb;
-	b->len += add;
-	return add;
-}
-
 static long ms_since(const struct timespec *t)
 {
 	struct timespec now;
@@ -268,44 +249,17 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* One GET; returns the HTTP status (0 on transport failure) and Retry-After seconds. */
-static long http_get(const char *url, struct body *b, long *retry_after, char *cerr, size_t cap)
+/* fetch's sentence without the URL it starts with (ours names the KDS already). */
+static const char *fetch_cause(const char *msg, const char *url)
 {
-	CURL *c = curl_easy_init();
-	long code = 0;
-	curl_off_t ra = -1;
-	char ebuf[CURL_ERROR_SIZE] = "";
-
-	if (c == NULL) {
-		snprintf(cerr, cap, "cannot create an HTTP client");
-		return 0;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, kds.timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, kds.timeout_ms);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-	if (kds.ca_file[0] != '\0')
-		curl_easy_setopt(c, CURLOPT_CAINFO, kds.ca_file);
-	CURLcode rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-		curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra);
-	} else {
-		snprintf(cerr, cap, "%s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
-	}
-	*retry_after = ra;
-	curl_easy_cleanup(c);
-	return code;
+	size_t n = strlen(url);
+	return strncmp(msg, url, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
 }
 
 static int kds_fetch(const char *base, const struct snp_report *r, const char *hwid,
                      const char *key, uint8_t **der, size_t *len, struct err *err)
 {
-	char url[1400], q[160], cerr[CURL_ERROR_SIZE + 64] = "";
+	char url[1400], q[160];
 	struct timespec start;
 	long waited;
 
@@ -325,18 +279,24 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 			if (since < kds.min_interval_ms)
 				sleep_ms(kds.min_interval_ms - since);
 		}
-		struct body b = {0};
-		long retry_after = -1;
-		long code = http_get(url, &b, &retry_after, cerr, sizeof(cerr));
+		struct fetch_opts o = {.timeout_ms = kds.timeout_ms,
+		                       .max_bytes = MAX_VCEK_BYTES,
+		                       .ca_file = kds.ca_file};
+		struct fetch_result res;
+		struct err fe = {0};
+		fetch_get(url, &o, &res, &fe);
+		long code = res.status, retry_after = res.retry_after;
 		clock_gettime(CLOCK_MONOTONIC, &kds.last_fetch);
-		if (code == 200 && b.len > 0) {
+		if (code == 200 && res.len > 0) {
 			kds.stats.kds_fetches++;
 			pthread_mutex_unlock(&kds.fetch_mu);
-			*der = b.buf;
-			*len = b.len;
+			*der = (uint8_t *)res.body;
+			*len = res.len;
+			res.body = NULL;
+			fetch_result_free(&res);
 			return 0;
 		}
-		free(b.buf);
+		fetch_result_free(&res);
 		kds.stats.kds_errors++;
 		waited = ms_since(&start);
 		if (code == 429 || code == 503) {
@@ -349,16 +309,16 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 				continue;
 			}
 			pthread_mutex_unlock(&kds.fetch_mu);
-			return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
+			return err_setc(err, ERR_UNAVAILABLE,
 			                "AMD KDS at %s is rate-limiting (HTTP %ld) and no "
 			                "cached VCEK exists for chip %.16s…",
 			                base, code, hwid);
 		}
 		pthread_mutex_unlock(&kds.fetch_mu);
 		if (code == 0)
-			return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
-			                "AMD KDS at %s unreachable: %s", base, cerr);
-		return err_setc(err, code >= 500 ? VERIFIER_ERR_UNAVAILABLE : 0,
+			return err_setc(err, ERR_UNAVAILABLE, "AMD KDS at %s unreachable: %s", base,
+			                fetch_cause(fe.msg, url));
+		return err_setc(err, code >= 500 ? ERR_UNAVAILABLE : 0,
 		                "AMD KDS at %s answered HTTP %ld for chip %.16s…", base, code,
 		                hwid);
 	}

@@ -3,7 +3,6 @@
  * (see intel_pcs.h). Entries are reference counted so a refresh can replace one while
  * verifications still use the old one.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -18,6 +17,7 @@
 #include "as/verifiers/verifier.h"
 #include "b64.h"
 #include "config.h"
+#include "fetch.h"
 #include "log.h"
 
 #define MAX_BODY (4u << 20)
@@ -433,29 +433,9 @@ static struct entry *get_file(const char *path, int tdx, const uint8_t fmspc[6],
 /* ---- PCS / PCCS ---- */
 
 struct resp {
-	long status;
-	char *body;
-	size_t len;
+	struct fetch_result f;
 	char *chain; /* the issuer chain header, URL-decoded */
-	const char *chain_header;
-	long retry_after;
 };
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct resp *r = ud;
-	size_t k = sz * n;
-	if (r->len + k > MAX_BODY)
-		return 0;
-	char *nb = realloc(r->body, r->len + k + 1);
-	if (nb == NULL)
-		return 0;
-	r->body = nb;
-	memcpy(r->body + r->len, p, k);
-	r->len += k;
-	r->body[r->len] = '\0';
-	return k;
-}
 
 static char *url_decode(const char *s, size_t n)
 {
@@ -475,73 +455,42 @@ static char *url_decode(const char *s, size_t n)
 	return out;
 }
 
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	struct resp *r = ud;
-	size_t k = sz * n, hl = r->chain_header ? strlen(r->chain_header) : 0;
-	if (hl > 0 && k > hl + 1 && strncasecmp(p, r->chain_header, hl) == 0 && p[hl] == ':') {
-		const char *v = p + hl + 1;
-		size_t vl = k - hl - 1;
-		while (vl > 0 && (*v == ' ' || *v == '\t'))
-			v++, vl--;
-		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-			vl--;
-		free(r->chain);
-		r->chain = url_decode(v, vl);
-	} else if (k > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-		r->retry_after = strtol(p + 12, NULL, 10);
-	}
-	return k;
-}
-
 static int http_get(const char *url, const char *chain_header, struct resp *r, struct err *err)
 {
 	memset(r, 0, sizeof(*r));
-	r->chain_header = chain_header;
 	pthread_mutex_lock(&lock);
 	time_t wait = quiet_until - time(NULL);
 	pthread_mutex_unlock(&lock);
 	if (wait > 0)
-		return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
+		return err_setc(err, ERR_UNAVAILABLE,
 		                "collateral service rate-limited us; not asking again for %ld s "
 		                "(its Retry-After)",
 		                (long)wait);
-	CURL *c = curl_easy_init();
-	if (c == NULL)
-		return err_set(err, "cannot start an HTTP client");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg.timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cfg.timeout_ms);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (cfg.ca_file[0])
-		curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_file);
-	CURLcode rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_cleanup(c);
-	if (rc != CURLE_OK)
-		return err_setc(err, VERIFIER_ERR_UNAVAILABLE, "collateral service %s: %s", url,
-		                curl_easy_strerror(rc));
-	if (r->status == 404 || r->status == 410)
-		return err_set(err, "collateral not available from %s (HTTP %ld)", url, r->status);
-	if (r->status == 429) {
-		long ra = r->retry_after > 0 && r->retry_after < 3600 ? r->retry_after : 60;
+	struct fetch_opts o = {
+	    .timeout_ms = cfg.timeout_ms, .max_bytes = MAX_BODY, .ca_file = cfg.ca_file};
+	o.keep[0] = chain_header;
+	struct err fe = {0};
+	if (fetch_get(url, &o, &r->f, &fe) == 0 && r->f.kept[0] != NULL)
+		r->chain = url_decode(r->f.kept[0], strlen(r->f.kept[0]));
+	long st = r->f.status;
+	if (st == 0)
+		return err_setc(err, ERR_UNAVAILABLE, "collateral service %s", fe.msg);
+	if (st == 404 || st == 410)
+		return err_set(err, "collateral not available from %s (HTTP %ld)", url, st);
+	if (st == 429) {
+		long ra = r->f.retry_after > 0 && r->f.retry_after < 3600 ? r->f.retry_after : 60;
 		pthread_mutex_lock(&lock);
 		quiet_until = time(NULL) + ra;
 		pthread_mutex_unlock(&lock);
-		return err_setc(err, VERIFIER_ERR_UNAVAILABLE,
+		return err_setc(err, ERR_UNAVAILABLE,
 		                "collateral service rate-limited the request to %s (HTTP 429, "
 		                "retry after %ld s)",
 		                url, ra);
 	}
-	if (r->status != 200)
-		return err_setc(err, r->status >= 500 ? VERIFIER_ERR_UNAVAILABLE : 0,
-		                "collateral service answered HTTP %ld for %s", r->status, url);
-	if (r->body == NULL)
+	if (st != 200)
+		return err_setc(err, st >= 500 ? ERR_UNAVAILABLE : 0,
+		                "collateral service answered HTTP %ld for %s", st, url);
+	if (r->f.body == NULL)
 		return err_set(err, "collateral service sent an empty body for %s", url);
 	if (chain_header != NULL && r->chain == NULL)
 		return err_set(err, "collateral service sent no %s header for %s", chain_header,
@@ -551,7 +500,7 @@ static int http_get(const char *url, const char *chain_header, struct resp *r, s
 
 static void resp_free(struct resp *r)
 {
-	free(r->body);
+	fetch_result_free(&r->f);
 	free(r->chain);
 	memset(r, 0, sizeof(*r));
 }
@@ -559,17 +508,18 @@ static void resp_free(struct resp *r)
 /* A CRL body as hex of DER: PCCS may answer with hex text, PCS with DER. */
 static char *crl_hex(const struct resp *r)
 {
-	size_t i = 0;
-	int is_hex = r->len > 0;
-	for (i = 0; i < r->len && is_hex; i++)
-		is_hex = strchr("0123456789abcdefABCDEF\r\n", r->body[i]) != NULL;
+	const char *body = r->f.body;
+	size_t i = 0, len = r->f.len;
+	int is_hex = len > 0;
+	for (i = 0; i < len && is_hex; i++)
+		is_hex = body[i] != '\0' && strchr("0123456789abcdefABCDEF\r\n", body[i]) != NULL;
 	if (is_hex) {
-		char *s = strndup(r->body, r->len);
+		char *s = strndup(body, len);
 		if (s)
 			s[strcspn(s, "\r\n")] = '\0';
 		return s;
 	}
-	return hex_encode((const uint8_t *)r->body, r->len);
+	return hex_encode((const uint8_t *)body, len);
 }
 
 static char *root_crl_url(const char *qe_chain)
@@ -629,7 +579,7 @@ static json_t *fetch_bundle(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca
 		snprintf(url, sizeof(url), "%s/sgx/certification/v4/rootcacrl", cfg.base);
 	if (http_get(url, NULL, &root, err) < 0)
 		goto out;
-	json_t *tj = json_string(ti.body), *qj = json_string(qe.body);
+	json_t *tj = json_string(ti.f.body), *qj = json_string(qe.f.body);
 	tt = tj ? signed_text(tj, "tcbInfo", tsig) : NULL;
 	qt = qj ? signed_text(qj, "enclaveIdentity", qsig) : NULL;
 	json_decref(tj);
