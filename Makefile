@@ -77,6 +77,16 @@ $(B)/lib/%.a: $(B)/obj/empty.o
 $(B)/obj/gen/%.o: $(B)/gen/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-error -c -o $@ $<
+# One version for every binary's -V/--version (common/version.c): the nearest git tag, else
+# 0.1.0 and the commit. The header is rewritten only when the string changes.
+VERSION ?= $(shell v=$$(git describe --tags --dirty 2>/dev/null) || v=0.1.0$$(git rev-parse --short HEAD 2>/dev/null | sed 's/^/+g/'); echo "$$v" | sed 's/^v//')
+$(B)/gen/ctrustee_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@v='#define CTRUSTEE_VERSION "$(VERSION)"'; [ "$$(cat $@ 2>/dev/null)" = "$$v" ] || echo "$$v" >$@
+$(B)/obj/common/version.o: $(B)/gen/ctrustee_version.h
+.PHONY: FORCE
+FORCE:
+
 $(B)/obj/empty.o:
 	@mkdir -p $(dir $@)
 	echo 'int ctrustee_empty_lib __attribute__((weak));' | $(CC) -x c -c -o $@ -

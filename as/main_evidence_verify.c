@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "version.h"
 #include "as/claims.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
 	                                     {"config", required_argument, NULL, 'C'},
 	                                     {"parse-only", no_argument, NULL, 'P'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *tee = NULL, *evpath = NULL, *rd_hex = NULL, *id_hex = NULL, *cfgpath = NULL;
 	json_t *options = json_object(), *cfg = NULL;
@@ -96,8 +98,12 @@ int main(int argc, char **argv)
 	log_init("evidence-verify");
 	if (getenv("LOG_LEVEL") == NULL && getenv("RUST_LOG") == NULL)
 		log_set_level(LOG_ERROR);
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "V", opts, NULL)) != -1) {
 		switch (c) {
+		case 'V':
+			version_print("evidence-verify");
+			rc = 0;
+			goto out;
 		case 't':
 			tee = optarg;
 			break;

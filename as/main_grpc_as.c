@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "version.h"
 #include "as/as.h"
 #include "as/metrics.h"
 #include "attestation.pb-c.h"
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
 	                                     {"https-prikey", required_argument, NULL, 'k'},
 	                                     {"https-client-ca", required_argument, NULL, 'C'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *addr = "127.0.0.1:50004", *cfgpath = NULL;
 	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
@@ -172,7 +174,7 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("grpc-as");
-	while ((c = getopt_long(argc, argv, "s:c:t:k:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:t:k:hV", opts, NULL)) != -1) {
 		if (c == 's')
 			addr = optarg;
 		else if (c == 'c')
@@ -185,6 +187,9 @@ int main(int argc, char **argv)
 			client_ca = optarg;
 		else if (c == 'h') {
 			usage(stdout);
+			return 0;
+		} else if (c == 'V') {
+			version_print("grpc-as");
 			return 0;
 		} else {
 			usage(stderr);

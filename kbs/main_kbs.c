@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "version.h"
 #include "kbs.h"
 #include "log.h"
 
@@ -39,7 +40,7 @@ static void tune_malloc(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kbs [-c|--config-file FILE]\n"
+	fprintf(f, "usage: kbs [-c|--config-file FILE] [-V|--version]\n"
 	           "  FILE is TOML (.toml) or JSON; default from KBS_CONFIG_FILE.\n");
 }
 
@@ -47,18 +48,22 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config-file", required_argument, NULL, 'c'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("KBS_CONFIG_FILE");
 	int o;
 	tune_malloc();
 	log_init("kbs");
-	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			version_print("kbs");
 			return 0;
 		default:
 			usage(stderr);

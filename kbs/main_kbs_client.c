@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "version.h"
 #include "b64.h"
 #include "hash.h"
 #include "jcs.h"
@@ -874,7 +875,8 @@ static void usage(FILE *f)
 	       "  --url URL        the KBS root URL (default " DEFAULT_URL ")\n"
 	       "  --cert-file PEM  a root certificate to trust for HTTPS\n"
 	       "  --init-data FILE (attest, get-resource) init-data read from a file\n"
-	       "  -h, --help       this text\n");
+	       "  -h, --help       this text\n"
+	       "  -V, --version    the version\n");
 }
 
 int main(int argc, char **argv)
@@ -887,6 +889,10 @@ int main(int argc, char **argv)
 		const char **slot = NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			version_print("kbs-client");
 			return 0;
 		}
 		if (nl == 5 && !strncmp(a, "--url", nl))

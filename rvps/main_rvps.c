@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "version.h"
 #include "config.h"
 #include "grpcfront.h"
 #include "grpcx.h"
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
 	    {"https-prikey", required_argument, NULL, 'k'},
 	    {"https-client-ca", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = DEFAULT_CONFIG, *address = DEFAULT_ADDRESS;
@@ -71,7 +73,7 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("rvps");
-	while ((c = getopt_long(argc, argv, "c:a:t:k:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:a:t:k:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config_path = optarg;
@@ -90,6 +92,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			version_print("rvps");
 			return 0;
 		default:
 			usage(stderr);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "version.h"
 #include "config.h"
 #include "grpcx.h"
 #include "log.h"
@@ -48,6 +49,10 @@ int main(int argc, char **argv)
 	int opt, rc = 1;
 
 	log_init("rvps-tool");
+	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
+		version_print("rvps-tool");
+		return 0;
+	}
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "version.h"
 #include "config.h"
 #include "rego/rego.h"
 
@@ -116,6 +117,10 @@ int main(int argc, char **argv)
 	int explain = 0, c, check, rc = 1;
 	struct err err = {0};
 
+	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
+		version_print("rego");
+		return 0;
+	}
 	if (argc < 2)
 		return usage();
 	if (strcmp(argv[1], "batch") == 0)
