@@ -329,6 +329,9 @@ static int parse_token(const json_t *t, struct kbs_config *c, struct err *err)
 	if (get_strv(t, "attestation_token", "trusted_certs_paths", &c->trusted_certs_paths, err) ||
 	    get_strv(t, "attestation_token", "trusted_jwk_sets", &c->trusted_jwk_sets, err) ||
 	    get_strv(t, "attestation_token", "extra_teekey_paths", &c->extra_teekey_paths, err) ||
+	    get_strv(t, "attestation_token", "trusted_signer_ekus", &c->trusted_signer_ekus, err) ||
+	    get_strv(t, "attestation_token", "trusted_signer_subjects", &c->trusted_signer_subjects,
+	             err) ||
 	    get_bool(t, "attestation_token", "insecure_header_jwk", false, &c->insecure_header_jwk,
 	             err))
 		return -1;
@@ -507,6 +510,8 @@ void kbs_config_free(struct kbs_config *c)
 {
 	strv_free(&c->sockets);
 	strv_free(&c->trusted_proxies);
+	strv_free(&c->trusted_signer_ekus);
+	strv_free(&c->trusted_signer_subjects);
 	free(c->private_key);
 	free(c->certificate);
 	free(c->tls_profile);

@@ -77,6 +77,11 @@ struct kbs_config {
 	struct kbs_strv trusted_jwk_sets;
 	struct kbs_strv extra_teekey_paths;
 	bool insecure_header_jwk;
+	/* ours: an x5c leaf must list one of these extendedKeyUsage purposes (OIDs or OpenSSL
+	 * short names) when it has any; none = any purpose but TLS-only (serverAuth/clientAuth) */
+	struct kbs_strv trusted_signer_ekus;
+	/* ours: when set, an x5c leaf's subject (RFC 2253, "CN=AS,O=Example") must be one of these */
+	struct kbs_strv trusted_signer_subjects;
 	/* [attestation_service] */
 	enum kbs_as_type as_type;
 	char *as_addr;

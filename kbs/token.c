@@ -8,9 +8,15 @@
  * insecure_header_jwk; a header `kid` only selects a key from the configured JWK sets (files,
  * https:// JWKS or OIDC discovery; see jwks.c). The algorithm is the JWK's own `alg`, never
  * the header's; `none` and HMAC algorithms are refused outright.
+ *
+ * A chain that verifies is not enough: the leaf must be meant for signing. A keyUsage without
+ * digitalSignature (a TLS key-encipherment certificate under the same CA) is refused, and so
+ * is an extendedKeyUsage naming only TLS purposes, unless the operator lists the purposes a
+ * token signer carries (trusted_signer_ekus); trusted_signer_subjects pins the leaf subjects.
  */
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <openssl/x509_vfy.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +31,13 @@
 #define EXP_LEEWAY 60
 
 struct kbs_token_verifier {
-	X509_STORE *store; /* NULL when no trusted_certs_paths */
+	X509_STORE *store;     /* NULL when no trusted_certs_paths */
 	struct kbs_jwks *jwks; /* NULL when no trusted_jwk_sets */
 	bool insecure_header_jwk;
 	struct kbs_strv extra_paths; /* borrowed from the config */
+	ASN1_OBJECT **ekus;          /* trusted_signer_ekus, parsed */
+	size_t n_ekus;
+	struct kbs_strv subjects; /* trusted_signer_subjects, borrowed from the config */
 };
 
 static int load_certs(X509_STORE *st, const char *path, struct err *err)
@@ -58,6 +67,21 @@ struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, 
 	}
 	v->insecure_header_jwk = cfg->insecure_header_jwk;
 	v->extra_paths = cfg->extra_teekey_paths;
+	v->subjects = cfg->trusted_signer_subjects;
+	if (cfg->trusted_signer_ekus.n) {
+		v->ekus = calloc(cfg->trusted_signer_ekus.n, sizeof(*v->ekus));
+		if (!v->ekus) {
+			err_set(err, "out of memory");
+			goto fail;
+		}
+		for (size_t i = 0; i < cfg->trusted_signer_ekus.n; i++, v->n_ekus++)
+			if ((v->ekus[i] = OBJ_txt2obj(cfg->trusted_signer_ekus.v[i], 0)) == NULL) {
+				err_set(err,
+				        "trusted_signer_ekus: \"%s\" is not an OID or a known name",
+				        cfg->trusted_signer_ekus.v[i]);
+				goto fail;
+			}
+	}
 	if (cfg->trusted_certs_paths.n) {
 		v->store = X509_STORE_new();
 		for (size_t i = 0; i < cfg->trusted_certs_paths.n; i++)
@@ -81,6 +105,9 @@ void kbs_token_verifier_free(struct kbs_token_verifier *v)
 		return;
 	X509_STORE_free(v->store);
 	kbs_jwks_free(v->jwks);
+	for (size_t i = 0; i < v->n_ekus; i++)
+		ASN1_OBJECT_free(v->ekus[i]);
+	free(v->ekus);
 	free(v);
 }
 
@@ -98,6 +125,58 @@ static X509 *der_cert(const char *b64, struct err *err)
 	if (!x)
 		err_set(err, "x5c entry is not a DER certificate");
 	return x;
+}
+
+/* An extendedKeyUsage the operator listed, or, with no list, one purpose beyond TLS. */
+static int eku_allowed(const struct kbs_token_verifier *v, EXTENDED_KEY_USAGE *eku)
+{
+	for (int i = 0; i < sk_ASN1_OBJECT_num(eku); i++) {
+		ASN1_OBJECT *o = sk_ASN1_OBJECT_value(eku, i);
+		int nid = OBJ_obj2nid(o);
+		if (v->n_ekus == 0 && nid != NID_server_auth && nid != NID_client_auth)
+			return 1;
+		for (size_t j = 0; j < v->n_ekus; j++)
+			if (OBJ_cmp(o, v->ekus[j]) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+/* The verified leaf is meant to sign tokens: keyUsage, extendedKeyUsage, pinned subjects. */
+static int signer_allowed(const struct kbs_token_verifier *v, X509 *leaf, struct err *err)
+{
+	uint32_t flags = X509_get_extension_flags(leaf);
+	if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE))
+		return err_set(err, "the x5c leaf certificate's keyUsage does not allow "
+		                    "digitalSignature: it is not a token signer");
+	if (flags & EXFLAG_XKUSAGE) {
+		EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(leaf, NID_ext_key_usage, NULL, NULL);
+		int ok = eku && eku_allowed(v, eku);
+		sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+		if (!ok)
+			return err_set(err, v->n_ekus
+			                        ? "the x5c leaf certificate's extendedKeyUsage has "
+			                          "none of trusted_signer_ekus"
+			                        : "the x5c leaf certificate's extendedKeyUsage is "
+			                          "for TLS only: it is not a token signer");
+	}
+	if (v->subjects.n == 0)
+		return 0;
+	char subj[1024] = "";
+	BIO *b = BIO_new(BIO_s_mem());
+	if (b) {
+		X509_NAME_print_ex(b, X509_get_subject_name(leaf), 0, XN_FLAG_RFC2253);
+		int n = BIO_read(b, subj, sizeof(subj) - 1);
+		subj[n > 0 ? n : 0] = '\0';
+		BIO_free(b);
+	}
+	for (size_t i = 0; i < v->subjects.n; i++)
+		if (strcmp(subj, v->subjects.v[i]) == 0)
+			return 0;
+	return err_set(err,
+	               "the x5c leaf certificate's subject \"%s\" is not one of "
+	               "trusted_signer_subjects",
+	               subj);
 }
 
 /* The header jwk is endorsed by its x5c chain ending in a trusted certificate. */
@@ -158,6 +237,8 @@ static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk, c
 		        X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		goto out;
 	}
+	if (signer_allowed(v, leaf, err) < 0)
+		goto out;
 	ok = 1;
 out:
 	X509_STORE_CTX_free(ctx);
@@ -207,7 +288,8 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		}
 	} else if (kid) {
 		if (!v->jwks)
-			err_set(err, "token names kid \"%.64s\" but no trusted_jwk_sets are configured",
+			err_set(err,
+			        "token names kid \"%.64s\" but no trusted_jwk_sets are configured",
 			        kid);
 		else if ((owned_jwk = kbs_jwks_find(v->jwks, kid, err)) != NULL)
 			key = jwk_to_pkey(jwk = owned_jwk, err);
