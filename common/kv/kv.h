@@ -46,7 +46,8 @@ const char *kv_type_name(const struct kv *kv);
 /* overwrite=0: set only if absent. Returns 0 stored, 1 not stored (exists), -1 error. */
 int kv_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
            int overwrite, struct err *err);
-/* Like kv_set with an expiry in seconds (redis: SET EX; others: checked on read). */
+/* Like kv_set with an expiry in seconds (redis: SET EX; memory: checked on read; local_fs and
+ * local_json keep no expiry). */
 int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
                int overwrite, unsigned ttl_seconds, struct err *err);
 /* Returns 0 found (*val malloc'd, NUL-terminated, not counted in *len), 1 not found, -1 error. */

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "kv/kv.h"
+#include "kv/kv_backend.h"
 #include "testlib.h"
 
 /* the same behaviour on every backend */
@@ -233,6 +234,92 @@ static void test_kv_refuses_unknown_backend(void **state)
 	assert_false(kv_key_valid(""));
 }
 
+/* The table is the registry: every row names each slot kv.c calls without a NULL check, and
+ * its storage_type and alias open that very row. */
+static void test_kv_backend_rows_name_every_mandatory_slot(void **state)
+{
+	size_t rows = 0;
+	for (const struct kv_backend *const *r = kv_backends; *r != NULL; r++, rows++) {
+		const struct kv_backend *be = *r;
+		assert_non_null(be->name);
+		assert_non_null(be->alias);
+		assert_non_null(be->open);
+		assert_non_null(be->close);
+		assert_non_null(be->set);
+		assert_non_null(be->get);
+		assert_non_null(be->take);
+		assert_non_null(be->del);
+		assert_non_null(be->list);
+		for (const struct kv_backend *const *o = kv_backends; *o != *r; o++) {
+			assert_string_not_equal((*o)->name, be->name);
+			assert_string_not_equal((*o)->alias, be->alias);
+		}
+	}
+	assert_int_equal(rows, 4); /* Memory, LocalFs, LocalJson, Redis */
+	/* by name and by alias, each row opens as itself (Redis connects lazily, so no server
+	 * is needed: a refused first connection only logs) */
+	char dir[] = "/tmp/ctrustee-kvrows-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	unsetenv("REDIS_URL");
+	json_t *backends =
+	    json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "local_fs", "dir_path", dir, "local_json",
+	              "file_dir_path", dir, "redis", "url", "redis://127.0.0.1:1");
+	for (const struct kv_backend *const *r = kv_backends; *r != NULL; r++) {
+		const char *names[2] = {(*r)->name, (*r)->alias};
+		for (int i = 0; i < 2; i++) {
+			struct err err = {0};
+			struct kv *kv = kv_open_type(names[i], backends, &err);
+			assert_non_null(kv);
+			assert_string_equal(kv_type_name(kv), (*r)->name);
+			kv_close(kv);
+		}
+	}
+	json_decref(backends);
+	tl_rm_rf(dir);
+}
+
+/* An unknown storage_type opens nothing and says, in a sentence, which ones exist. */
+static void test_kv_unknown_storage_type_is_refused_with_a_sentence(void **state)
+{
+	struct err err = {0};
+	json_t *cfg = json_pack("{s:s}", "storage_type", "Cassandra");
+	assert_null(kv_open(cfg, &err));
+	assert_string_equal(
+	    err.msg, "storage_type \"Cassandra\" is not one of Memory, LocalFs, LocalJson, Redis");
+	json_decref(cfg);
+	memset(&err, 0, sizeof(err));
+	assert_null(kv_open_type("REDIS", NULL, &err)); /* names are exact, not case-folded */
+	assert_non_null(strstr(err.msg, "\"REDIS\" is not one of"));
+	memset(&err, 0, sizeof(err));
+	cfg = json_pack("{s:i}", "storage_type", 3);
+	assert_null(kv_open(cfg, &err));
+	assert_string_equal(err.msg, "storage_type must be a string");
+	json_decref(cfg);
+}
+
+/* A store that cannot be reached fails with ERR_UNAVAILABLE, so callers answer "retry";
+ * a refusal of the input (a bad key) leaves the code 0. */
+static void test_kv_unreachable_store_is_err_unavailable(void **state)
+{
+	struct err err = {0};
+	uint8_t *v = NULL;
+	size_t n;
+	unsetenv("REDIS_URL");
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
+	                        "url", "redis://127.0.0.1:1");
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), -1);
+	assert_int_equal(err.code, ERR_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "redis at 127.0.0.1:1 unavailable: "));
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(kv_set(kv, "repository", "a:b", "v", 1, 1, &err), -1);
+	assert_int_equal(err.code, 0);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -242,6 +329,9 @@ int main(void)
 	    cmocka_unit_test(test_kv_redis_with_restart),
 	    cmocka_unit_test(test_kv_redis_pool_bounds_concurrent_connections),
 	    cmocka_unit_test(test_kv_refuses_unknown_backend),
+	    cmocka_unit_test(test_kv_backend_rows_name_every_mandatory_slot),
+	    cmocka_unit_test(test_kv_unknown_storage_type_is_refused_with_a_sentence),
+	    cmocka_unit_test(test_kv_unreachable_store_is_err_unavailable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

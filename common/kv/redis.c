@@ -1,0 +1,440 @@
+/*
+ * kv redis backend ("Redis"): key "<namespace>:<key>", the value's raw bytes, Trustee's
+ * layout. The URL comes from REDIS_URL or backends.redis.url (redis://[user[:pass]@]host
+ * [:port][/db]); every call has a REDIS_TIMEOUT_S timeout.
+ *
+ * A bounded pool of connections (backends.redis.pool_size, default 8): a caller takes an
+ * idle one (or opens a new one while fewer than pool_size exist, or waits up to REDIS_WAIT_S
+ * for one to come back), runs its command without any lock held, and returns it, so
+ * concurrent callers do not wait on each other's round trips (serialized = 0). A connection
+ * that failed is closed, not returned, so the next caller reconnects: after a Redis restart
+ * the daemon recovers by itself, at the cost of one retry. An outage sets ERR_UNAVAILABLE.
+ */
+#include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "kv/kv_backend.h"
+
+#define REDIS_TIMEOUT_S 2
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define REDIS_WAIT_S 5
+#define REDIS_POOL_DEFAULT 8
+#define REDIS_POOL_MAX 256
+
+struct redis {
+	pthread_mutex_t mu;     /* guards the pool fields below, never held across a command */
+	pthread_cond_t pool_cv; /* signalled when a connection comes back or a slot frees */
+	/* pool[0..pool_idle) idle connections; pool_idle <= pool_open <= pool_size */
+	redisContext **pool;
+	size_t pool_size, pool_idle, pool_open;
+	char host[400], user[400], pass[400];
+	int port, db;
+};
+
+/* "redis at HOST:PORT unavailable: <cause>" from a failed context (or errno-less cause). */
+static int redis_unavailable(struct redis *rd, const redisContext *c, const char *cause,
+                             struct err *err)
+{
+	if (cause == NULL && c != NULL) {
+		cause = c->errstr[0] ? c->errstr : "connection lost";
+		if (c->err == REDIS_ERR_IO && (strstr(cause, "temporarily unavailable") != NULL ||
+		                               strstr(cause, "timed out") != NULL))
+			cause = "no answer within " STR(REDIS_TIMEOUT_S) " s";
+		else if (c->err == REDIS_ERR_EOF)
+			cause = "it closed the connection";
+	}
+	return err_setc(err, ERR_UNAVAILABLE, "redis at %s:%d unavailable: %s", rd->host, rd->port,
+	                cause ? cause : "out of memory");
+}
+
+static redisContext *redis_connect(struct redis *rd, struct err *err)
+{
+	struct timeval tv = {REDIS_TIMEOUT_S, 0};
+	redisReply *r;
+	redisContext *c = redisConnectWithTimeout(rd->host, rd->port, tv);
+
+	if (c == NULL || c->err) {
+		redis_unavailable(rd, c, NULL, err);
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	if (rd->pass[0] != '\0') {
+		r = rd->user[0] ? redisCommand(c, "AUTH %s %s", rd->user, rd->pass)
+		                : redisCommand(c, "AUTH %s", rd->pass);
+		int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
+		if (r == NULL)
+			redis_unavailable(rd, c, NULL, err);
+		else if (bad)
+			redis_unavailable(rd, c, "it refused the credentials", err);
+		freeReplyObject(r);
+		if (bad) {
+			redisFree(c);
+			return NULL;
+		}
+	}
+	if (rd->db != 0) {
+		r = redisCommand(c, "SELECT %d", rd->db);
+		int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
+		if (bad)
+			redis_unavailable(rd, c, r ? "it refused to select the database" : NULL,
+			                  err);
+		freeReplyObject(r);
+		if (bad) {
+			redisFree(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+/* Take a connection: an idle one, a new one, or the first one returned within REDIS_WAIT_S. */
+static redisContext *redis_acquire(struct redis *rd, struct err *err)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += REDIS_WAIT_S;
+	pthread_mutex_lock(&rd->mu);
+	while (rd->pool_idle == 0 && rd->pool_open >= rd->pool_size) {
+		if (pthread_cond_timedwait(&rd->pool_cv, &rd->mu, &until) != 0 &&
+		    rd->pool_idle == 0 && rd->pool_open >= rd->pool_size) {
+			pthread_mutex_unlock(&rd->mu);
+			err_setc(err, ERR_UNAVAILABLE,
+			         "redis at %s:%d unavailable: all %zu connections stayed busy for "
+			         "%d s",
+			         rd->host, rd->port, rd->pool_size, REDIS_WAIT_S);
+			return NULL;
+		}
+	}
+	if (rd->pool_idle > 0) {
+		redisContext *c = rd->pool[--rd->pool_idle];
+		pthread_mutex_unlock(&rd->mu);
+		return c;
+	}
+	rd->pool_open++; /* a slot reserved for the connection opened below */
+	pthread_mutex_unlock(&rd->mu);
+	redisContext *c = redis_connect(rd, err);
+	if (c == NULL) {
+		pthread_mutex_lock(&rd->mu);
+		rd->pool_open--;
+		pthread_cond_signal(&rd->pool_cv);
+		pthread_mutex_unlock(&rd->mu);
+	}
+	return c;
+}
+
+/* Give a connection back. A broken one (c->err set) is closed, and so is every idle one:
+ * when one connection fails (Redis restarted, a proxy dropped us) the others opened before
+ * it are most likely dead too, and a retry must not pick one of them. */
+static void redis_release(struct redis *rd, redisContext *c)
+{
+	redisContext **stale = NULL;
+	size_t n_stale = 0;
+	pthread_mutex_lock(&rd->mu);
+	if (c->err != 0) {
+		stale = malloc((rd->pool_idle + 1) * sizeof(*stale));
+		if (stale != NULL) {
+			memcpy(stale, rd->pool, rd->pool_idle * sizeof(*stale));
+			n_stale = rd->pool_idle;
+			rd->pool_open -= rd->pool_idle;
+			rd->pool_idle = 0;
+		}
+		rd->pool_open--;
+		pthread_cond_broadcast(&rd->pool_cv);
+	} else {
+		rd->pool[rd->pool_idle++] = c;
+		pthread_cond_signal(&rd->pool_cv);
+		c = NULL;
+	}
+	pthread_mutex_unlock(&rd->mu);
+	redisFree(c);
+	for (size_t i = 0; i < n_stale; i++)
+		redisFree(stale[i]);
+	free(stale);
+}
+
+/* Run a command on `c`; on a connection error, reconnect once and retry (a pooled connection
+ * may be stale after a Redis restart). *cp may be replaced; it is never NULL on return unless
+ * no connection could be made. */
+static redisReply *redis_cmd_on(struct redis *rd, redisContext **cp, struct err *err, int argc,
+                                const char **argv, const size_t *argvlen)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (*cp == NULL && (*cp = redis_acquire(rd, err)) == NULL)
+			return NULL;
+		redisReply *r = redisCommandArgv(*cp, argc, argv, argvlen);
+		if (r != NULL) {
+			if (r->type == REDIS_REPLY_ERROR) {
+				err_set(err, "redis at %s:%d refused %s: %s", rd->host, rd->port,
+				        argv[0], r->str);
+				freeReplyObject(r);
+				return NULL;
+			}
+			return r;
+		}
+		redis_unavailable(rd, *cp, NULL, err);
+		redis_release(rd, *cp); /* closes it: err is set */
+		*cp = NULL;
+	}
+	return NULL;
+}
+
+/* One command on a pooled connection. */
+static redisReply *redis_cmd(struct redis *rd, struct err *err, int argc, const char **argv,
+                             const size_t *argvlen)
+{
+	redisContext *c = NULL;
+	redisReply *r = redis_cmd_on(rd, &c, err, argc, argv, argvlen);
+	if (c != NULL)
+		redis_release(rd, c);
+	return r;
+}
+
+static void redis_key(char *out, size_t cap, const char *ns, const char *key)
+{
+	snprintf(out, cap, "%s:%s", ns, key);
+}
+
+static int redis_set(void *state, const char *ns, const char *key, const void *val, size_t len,
+                     int overwrite, unsigned ttl, struct err *err)
+{
+	struct redis *rd = state;
+	char k[1024], ttls[16];
+	const char *argv[6] = {"SET", k, val};
+	size_t argvlen[6] = {3, 0, len};
+	int argc = 3;
+
+	redis_key(k, sizeof(k), ns, key);
+	argvlen[1] = strlen(k);
+	if (ttl) {
+		snprintf(ttls, sizeof(ttls), "%u", ttl);
+		argv[argc] = "EX";
+		argvlen[argc++] = 2;
+		argv[argc] = ttls;
+		argvlen[argc++] = strlen(ttls);
+	}
+	if (!overwrite) {
+		argv[argc] = "NX";
+		argvlen[argc++] = 2;
+	}
+	redisReply *r = redis_cmd(rd, err, argc, argv, argvlen);
+	if (r == NULL)
+		return -1;
+	int rc = r->type == REDIS_REPLY_NIL ? 1 : 0;
+	freeReplyObject(r);
+	return rc;
+}
+
+static int redis_read(struct redis *rd, const char *ns, const char *key, uint8_t **val, size_t *len,
+                      int take, struct err *err)
+{
+	char k[1024];
+	redis_key(k, sizeof(k), ns, key);
+	const char *argv[2] = {take ? "GETDEL" : "GET", k};
+	size_t argvlen[2] = {strlen(argv[0]), strlen(k)};
+	redisReply *r = redis_cmd(rd, err, 2, argv, argvlen);
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_NIL) {
+		freeReplyObject(r);
+		return 1;
+	}
+	if (r->type != REDIS_REPLY_STRING) {
+		freeReplyObject(r);
+		return err_set(err, "redis: %s holds a non-string value", k);
+	}
+	*val = malloc(r->len + 1);
+	if (*val == NULL) {
+		freeReplyObject(r);
+		return err_set(err, "out of memory");
+	}
+	memcpy(*val, r->str, r->len);
+	(*val)[r->len] = 0;
+	*len = r->len;
+	OPENSSL_cleanse(r->str, r->len); /* resources and sessions are secrets */
+	freeReplyObject(r);
+	return 0;
+}
+
+static int redis_get(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
+                     struct err *err)
+{
+	return redis_read(state, ns, key, val, len, 0, err);
+}
+
+static int redis_take(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
+                      struct err *err)
+{
+	return redis_read(state, ns, key, val, len, 1, err);
+}
+
+static int redis_del(void *state, const char *ns, const char *key, struct err *err)
+{
+	struct redis *rd = state;
+	char k[1024];
+	redis_key(k, sizeof(k), ns, key);
+	const char *argv[2] = {"DEL", k};
+	size_t argvlen[2] = {3, strlen(k)};
+	redisReply *r = redis_cmd(rd, err, 2, argv, argvlen);
+	if (r == NULL)
+		return -1;
+	int rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? 0 : 1;
+	freeReplyObject(r);
+	return rc;
+}
+
+static int redis_list(void *state, const char *ns, char ***keys, size_t *n, struct err *err)
+{
+	struct redis *rd = state;
+	char pattern[600], cursor[32] = "0";
+	size_t cap = 0, plen = strlen(ns) + 1;
+	snprintf(pattern, sizeof(pattern), "%s:*", ns);
+	redisContext *c = NULL; /* one connection for the whole walk */
+	int rc = 0;
+	do {
+		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
+		size_t argvlen[6] = {4, strlen(cursor), 5, strlen(pattern), 5, 3};
+		redisReply *r = redis_cmd_on(rd, &c, err, 6, argv, argvlen);
+		if (r == NULL) {
+			rc = -1;
+			break;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			rc = err_set(err, "redis at %s:%d sent an unexpected SCAN reply", rd->host,
+			             rd->port);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 0; i < r->element[1]->elements; i++) {
+			const redisReply *e = r->element[1]->element[i];
+			if (e->type == REDIS_REPLY_STRING && e->len >= plen &&
+			    kv_keys_push(keys, n, &cap, e->str + plen) < 0) {
+				rc = err_set(err, "out of memory");
+				break;
+			}
+		}
+		freeReplyObject(r);
+	} while (rc == 0 && strcmp(cursor, "0") != 0);
+	if (c != NULL)
+		redis_release(rd, c);
+	return rc;
+}
+
+static void redis_close(void *state)
+{
+	struct redis *rd = state;
+	for (size_t i = 0; i < rd->pool_idle; i++)
+		redisFree(rd->pool[i]);
+	free(rd->pool);
+	pthread_cond_destroy(&rd->pool_cv);
+	pthread_mutex_destroy(&rd->mu);
+	OPENSSL_cleanse(rd->pass, sizeof(rd->pass));
+	free(rd);
+}
+
+/* redis://[user[:pass]@]host[:port][/db] */
+static int parse_redis_url(struct redis *rd, const char *url, struct err *err)
+{
+	const char *p = url;
+	char hostport[300];
+
+	rd->port = 6379;
+	rd->db = 0;
+	if (strncmp(p, "redis://", 8) != 0)
+		return err_set(err, "redis url \"%s\" must start with redis://", url);
+	p += 8;
+	const char *at = strrchr(p, '@');
+	if (at != NULL) {
+		char cred[400];
+		snprintf(cred, sizeof(cred), "%.*s", (int)(at - p), p);
+		char *colon = strchr(cred, ':');
+		if (colon) {
+			*colon = '\0';
+			snprintf(rd->user, sizeof(rd->user), "%s", cred);
+			snprintf(rd->pass, sizeof(rd->pass), "%s", colon + 1);
+		} else {
+			snprintf(rd->pass, sizeof(rd->pass), "%s", cred);
+		}
+		p = at + 1;
+	}
+	snprintf(hostport, sizeof(hostport), "%.*s", (int)strcspn(p, "/"), p);
+	const char *slash = strchr(p, '/');
+	if (slash && slash[1])
+		rd->db = atoi(slash + 1);
+	char *colon = strrchr(hostport, ':');
+	if (colon && strchr(hostport, ']') < colon) {
+		*colon = '\0';
+		rd->port = atoi(colon + 1);
+	}
+	char *h = hostport;
+	if (h[0] == '[') {
+		h++;
+		h[strcspn(h, "]")] = '\0';
+	}
+	snprintf(rd->host, sizeof(rd->host), "%s", h[0] ? h : "127.0.0.1");
+	if (rd->port <= 0 || rd->port > 65535)
+		return err_set(err, "redis url \"%s\" has an invalid port", url);
+	return 0;
+}
+
+static void *redis_open(const json_t *backends, struct err *err)
+{
+	const json_t *o = json_object_get(backends, "redis");
+	const char *url = getenv("REDIS_URL");
+	if (url == NULL || *url == '\0')
+		url = json_string_value(json_object_get(o, "url"));
+	json_t *ps = json_object_get(o, "pool_size");
+	json_int_t size = ps ? json_integer_value(ps) : REDIS_POOL_DEFAULT;
+	if (ps && (!json_is_integer(ps) || size < 1 || size > REDIS_POOL_MAX)) {
+		err_set(err,
+		        "storage_backend.backends.redis.pool_size must be an integer from 1 to %d",
+		        REDIS_POOL_MAX);
+		return NULL;
+	}
+	struct redis *rd = calloc(1, sizeof(*rd));
+	if (rd == NULL || (rd->pool = calloc((size_t)size, sizeof(*rd->pool))) == NULL) {
+		free(rd);
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&rd->mu, NULL);
+	pthread_cond_init(&rd->pool_cv, NULL);
+	rd->pool_size = (size_t)size;
+	if (parse_redis_url(rd, url ? url : "redis://127.0.0.1:6379", err) < 0) {
+		redis_close(rd);
+		return NULL;
+	}
+	struct err cerr = {0};
+	redisContext *c = redis_connect(rd, &cerr);
+	if (c == NULL) { /* not fatal: each call connects again */
+		log_warn("%s (will retry on use)", cerr.msg);
+	} else {
+		rd->pool[rd->pool_idle++] = c;
+		rd->pool_open = 1;
+	}
+	return rd;
+}
+
+const struct kv_backend kv_backend_redis = {
+    .name = "Redis",
+    .alias = "redis",
+    .validates_keys = 1,
+    .serialized = 0,
+    .open = redis_open,
+    .close = redis_close,
+    .set = redis_set,
+    .get = redis_get,
+    .take = redis_take,
+    .del = redis_del,
+    .list = redis_list,
+};
