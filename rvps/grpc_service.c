@@ -94,7 +94,7 @@ static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **res
 		count(M_QUERY_ERROR);
 		reference__reference_value_query_request__free_unpacked(in, NULL);
 		err_prefix(err, "Query reference value");
-		return err->code == KV_ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
+		return err->code == ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
 	}
 	reference__reference_value_query_request__free_unpacked(in, NULL);
 	count(value != NULL ? M_QUERY_FOUND : M_QUERY_MISSING);
@@ -121,7 +121,7 @@ static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **
 	count(rc < 0 ? M_REGISTER_ERROR : M_REGISTER_OK);
 	if (rc < 0) {
 		err_prefix(err, "Register reference value");
-		return err->code == KV_ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
+		return err->code == ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
 	}
 	*resp = NULL; /* ReferenceValueRegisterResponse is empty: zero bytes */
 	*resp_len = 0;
