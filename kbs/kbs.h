@@ -38,6 +38,7 @@ struct kbs_acl {
 	char *role;
 	char *pattern;
 	regex_t re;
+	unsigned methods; /* ours, allowed_methods: kbs_acl_method() bits; 0 = any (Trustee) */
 };
 
 struct kbs_strv {
@@ -318,6 +319,13 @@ json_t *kbs_token_teepubkey(struct kbs_token_verifier *v, const json_t *claims, 
  * text of §1.4 ("Admin access denied: ..."). */
 int kbs_admin_check(const struct kbs_config *cfg, const char *authorization, const char *uri,
                     struct err *err);
+/* The same for a request with `method` ("GET", "POST", ...): an ACL entry that lists
+ * allowed_methods grants only those. kbs_admin_check is this with any method. */
+int kbs_admin_check_method(const struct kbs_config *cfg, const char *authorization,
+                           const char *method, const char *uri, struct err *err);
+/* The bit of an HTTP method name in kbs_acl.methods (case-insensitive); 0 if not one the
+ * KBS routes (GET, POST, PUT, DELETE). */
+unsigned kbs_acl_method(const char *name);
 
 /* ---------------- resource policy (kbs/policy.c) ---------------- */
 

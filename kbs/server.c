@@ -406,7 +406,8 @@ out:
 static int admin_ok(struct kbs_server *k, struct http_req *r, const char *endpoint)
 {
 	struct err e = {0};
-	if (kbs_admin_check(&k->cfg, http_req_header(r, "Authorization"), http_req_uri(r), &e) == 0)
+	if (kbs_admin_check_method(&k->cfg, http_req_header(r, "Authorization"),
+	                           http_req_method_name(r), http_req_uri(r), &e) == 0)
 		return 1;
 	char d[ERR_MSG_MAX + 128];
 	snprintf(d, sizeof(d), "admin access denied for endpoint %s: %s", endpoint, e.msg);
@@ -743,8 +744,8 @@ static void handle_plugin(struct call *c, struct http_req *r)
 	int needs_admin = is_sample || m == HTTP_M_POST || m == HTTP_M_DELETE;
 	if (needs_admin) {
 		struct err e = {0};
-		if (kbs_admin_check(&k->cfg, http_req_header(r, "Authorization"), http_req_uri(r),
-		                    &e) != 0) {
+		if (kbs_admin_check_method(&k->cfg, http_req_header(r, "Authorization"),
+		                           http_req_method_name(r), http_req_uri(r), &e) != 0) {
 			char d[ERR_MSG_MAX + 64];
 			snprintf(d, sizeof(d), "failed to initialize [admin] configuration: %s",
 			         e.msg);
