@@ -1,20 +1,21 @@
 /*
- * extractors: which payload types the RVPS understands. Trustee also has swid and corim;
- * only the sample extractor exists here so far, so those types are refused like any
- * unknown one.
+ * extractors: which payload types the RVPS understands, one row per file under
+ * rvps/extractors/. Trustee also has swid and corim; until their files land those types are
+ * refused like any unknown one.
  */
-#include "extractors.h"
+#include "rvps/extractors.h"
 
 #include <string.h>
 
-static const struct rvps_extractor extractors[] = {
-    {"sample", rvps_extract_sample},
+const struct rvps_extractor *const rvps_extractors[] = {
+    &rvps_extractor_sample,
+    NULL,
 };
 
 const struct rvps_extractor *rvps_extractor_find(const char *type)
 {
-	for (size_t i = 0; i < sizeof(extractors) / sizeof(extractors[0]); i++)
-		if (strcmp(extractors[i].type, type) == 0)
-			return &extractors[i];
+	for (size_t i = 0; type != NULL && rvps_extractors[i] != NULL; i++)
+		if (strcmp(rvps_extractors[i]->type, type) == 0)
+			return rvps_extractors[i];
 	return NULL;
 }

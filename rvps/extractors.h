@@ -1,7 +1,9 @@
 /*
  * extractors: the table of register-message payload extractors (as-rvps.md §7.2). An
- * extractor turns a message's payload string into reference values; one file per type
- * under rvps/extractors/, listed in extractors.c.
+ * extractor turns a message's payload string into reference values. Each input format is one
+ * file under rvps/extractors/ defining one row, `rvps_extractor_<name>`, with every slot
+ * named; extractors.c lists the rows by strong reference, so a new format (swid, corim,
+ * in-toto) is one file plus one line there.
  */
 #ifndef CTRUSTEE_RVPS_EXTRACTORS_H
 #define CTRUSTEE_RVPS_EXTRACTORS_H
@@ -12,15 +14,19 @@
 #include "err.h"
 
 struct rvps_extractor {
-	const char *type; /* the message's "type" */
+	const char *type; /* the message's "type", matched exactly */
 	/* payload: the message's payload string (len bytes, untrusted). On success *out is a
 	 * new JSON object mapping reference value name -> value. */
 	int (*extract)(const char *payload, size_t len, json_t **out, struct err *err);
 };
 
+/* Every extractor, NULL-terminated. */
+extern const struct rvps_extractor *const rvps_extractors[];
+
+/* The rows, one per file under rvps/extractors/. */
+extern const struct rvps_extractor rvps_extractor_sample;
+
 /* NULL when no extractor handles `type`. */
 const struct rvps_extractor *rvps_extractor_find(const char *type);
-
-int rvps_extract_sample(const char *payload, size_t len, json_t **out, struct err *err);
 
 #endif

@@ -9,7 +9,7 @@
 #include "b64.h"
 #include "rvps/extractors.h"
 
-int rvps_extract_sample(const char *payload, size_t len, json_t **out, struct err *err)
+static int sample_extract(const char *payload, size_t len, json_t **out, struct err *err)
 {
 	uint8_t *raw = NULL;
 	size_t raw_len = 0;
@@ -32,3 +32,8 @@ int rvps_extract_sample(const char *payload, size_t len, json_t **out, struct er
 	*out = obj;
 	return 0;
 }
+
+const struct rvps_extractor rvps_extractor_sample = {
+    .type = "sample",
+    .extract = sample_extract,
+};

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = '\0';
 	{
 		json_t *values = NULL;
-		if (rvps_extract_sample(text, size, &values, &err) == 0)
+		if (rvps_extractor_sample.extract(text, size, &values, &err) == 0)
 			json_decref(values);
 	}
 	/* The whole register path on an in-memory store. */

@@ -105,22 +105,37 @@ static void test_extractor_table(void **state)
 	assert_null(rvps_extractor_find("nosuch"));
 }
 
+/* Each row names both slots, its type once in the table, and find returns that very row. */
+static void test_extractor_rows_name_every_slot(void **state)
+{
+	size_t rows = 0;
+	for (const struct rvps_extractor *const *r = rvps_extractors; *r != NULL; r++, rows++) {
+		assert_non_null((*r)->type);
+		assert_non_null((*r)->extract);
+		assert_ptr_equal(rvps_extractor_find((*r)->type), *r);
+	}
+	assert_true(rows >= 1);
+	assert_ptr_equal(rvps_extractor_find("sample"), &rvps_extractor_sample);
+	assert_null(rvps_extractor_find(NULL));
+}
+
 static void test_sample_extractor(void **state)
 {
 	json_t *v = NULL;
 	struct err e;
 
-	assert_int_equal(rvps_extract_sample(SAMPLE_PAYLOAD, strlen(SAMPLE_PAYLOAD), &v, &e), 0);
+	assert_int_equal(
+	    rvps_extractor_sample.extract(SAMPLE_PAYLOAD, strlen(SAMPLE_PAYLOAD), &v, &e), 0);
 	assert_int_equal(json_object_size(v), 2);
 	assert_true(json_is_array(json_object_get(v, "rv-a")));
 	json_decref(v);
 	/* unpadded, url alphabet, garbage: all refused (standard base64 only) */
-	assert_int_equal(rvps_extract_sample("e30", 3, &v, &e), -1);
-	assert_int_equal(rvps_extract_sample("e3-_", 4, &v, &e), -1);
-	assert_int_equal(rvps_extract_sample("%%%%", 4, &v, &e), -1);
+	assert_int_equal(rvps_extractor_sample.extract("e30", 3, &v, &e), -1);
+	assert_int_equal(rvps_extractor_sample.extract("e3-_", 4, &v, &e), -1);
+	assert_int_equal(rvps_extractor_sample.extract("%%%%", 4, &v, &e), -1);
 	/* "[1]" and "nope" decode but are not a JSON object */
-	assert_int_equal(rvps_extract_sample("WzFd", 4, &v, &e), -1);
-	assert_int_equal(rvps_extract_sample("bm9wZQ==", 8, &v, &e), -1);
+	assert_int_equal(rvps_extractor_sample.extract("WzFd", 4, &v, &e), -1);
+	assert_int_equal(rvps_extractor_sample.extract("bm9wZQ==", 8, &v, &e), -1);
 }
 
 static void test_register_then_query_returns_compact_sorted_value(void **state)
@@ -282,6 +297,7 @@ int main(void)
 	    cmocka_unit_test(test_message_shape_errors),
 	    cmocka_unit_test(test_message_parse_respects_the_length),
 	    cmocka_unit_test(test_extractor_table),
+	    cmocka_unit_test(test_extractor_rows_name_every_slot),
 	    cmocka_unit_test(test_sample_extractor),
 	    cmocka_unit_test(test_register_then_query_returns_compact_sorted_value),
 	    cmocka_unit_test(test_register_errors),
