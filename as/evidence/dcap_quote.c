@@ -78,12 +78,15 @@ static int parse_qe_part(struct rd *r, struct dcap_quote *q, struct err *err)
 
 int dcap_quote_parse(const uint8_t *buf, size_t len, struct dcap_quote *q, struct err *err)
 {
+	memset(q, 0, sizeof(*q));
+	if (buf == NULL)
+		return err_set(err, "quote is empty");
+
 	struct rd r = {.p = buf, .end = buf + len, .base = buf};
 	const uint8_t *p;
 
-	memset(q, 0, sizeof(*q));
-	if (buf == NULL || (q->header = take(&r, DCAP_HEADER_SIZE, "the header", err)) == NULL)
-		return buf == NULL ? err_set(err, "quote is empty") : -1;
+	if ((q->header = take(&r, DCAP_HEADER_SIZE, "the header", err)) == NULL)
+		return -1;
 	q->version = le16(q->header);
 	q->att_key_type = le16(q->header + 2);
 	q->tee_type = le32(q->header + 4);
