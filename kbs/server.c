@@ -362,6 +362,15 @@ static void handle_attest(struct call *c, struct http_req *r)
 		attest_fail(r, sid, NONCE_USED);
 		goto out;
 	}
+	if (s.nonce[0] == '\0') {
+		/* a TEE whose verifier defines the challenge (se) gets "" from an AS without one:
+		 * an empty nonce binds the evidence to nothing, so it is never taken */
+		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
+		attest_fail(r, sid,
+		            "the challenge nonce is empty: no verifier defined one for "
+		            "this TEE, so evidence cannot be bound to the session");
+		goto out;
+	}
 	if (strlen(a.nonce) != strlen(s.nonce) ||
 	    CRYPTO_memcmp(a.nonce, s.nonce, strlen(s.nonce)) != 0) {
 		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
