@@ -320,18 +320,20 @@ static int parse_admin(const json_t *a, struct kbs_config *c, struct err *err)
 		c->n_acls++;
 		json_t *ms = json_object_get(e, "allowed_methods");
 		if (ms && (!json_is_array(ms) || json_array_size(ms) == 0))
-			return err_set(err,
-			               "[admin] acls[%zu]: allowed_methods must be a non-empty array "
-			               "of GET, POST, PUT, DELETE",
-			               i);
+			return err_set(
+			    err,
+			    "[admin] acls[%zu]: allowed_methods must be a non-empty array "
+			    "of GET, POST, PUT, DELETE",
+			    i);
 		for (size_t j = 0; j < json_array_size(ms); j++) {
 			const char *m = json_string_value(json_array_get(ms, j));
 			unsigned bit = m ? kbs_acl_method(m) : 0;
 			if (!bit)
-				return err_set(err,
-				               "[admin] acls[%zu]: allowed_methods: \"%s\" is not one of "
-				               "GET, POST, PUT, DELETE",
-				               i, m ? m : "(not a string)");
+				return err_set(
+				    err,
+				    "[admin] acls[%zu]: allowed_methods: \"%s\" is not one of "
+				    "GET, POST, PUT, DELETE",
+				    i, m ? m : "(not a string)");
 			acl->methods |= bit;
 		}
 	}

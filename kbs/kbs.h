@@ -81,7 +81,7 @@ struct kbs_config {
 	/* ours: an x5c leaf must list one of these extendedKeyUsage purposes (OIDs or OpenSSL
 	 * short names) when it has any; none = any purpose but TLS-only (serverAuth/clientAuth) */
 	struct kbs_strv trusted_signer_ekus;
-	/* ours: when set, an x5c leaf's subject (RFC 2253, "CN=AS,O=Example") must be one of these */
+	/* ours: when set, an x5c leaf's subject (RFC 2253: "CN=AS,O=Example") must be listed */
 	struct kbs_strv trusted_signer_subjects;
 	/* [attestation_service] */
 	enum kbs_as_type as_type;
