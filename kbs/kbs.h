@@ -235,14 +235,19 @@ int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err);
 /* For `se`: returns the challenge string or NULL. */
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
 
-/* ---------------- resource backends (kbs/resource.c, kbs/resource_vault.c) ----------------
- * The `resource` plugin's storage: kvstorage (namespace `repository` of [storage_backend]) or
- * HashiCorp Vault / OpenBao KV v1 (kbs-protocol.md §7.2). Paths are repo/type/tag, already
- * checked by kbs_resource_path_valid. */
+/* ---------------- resource backends (kbs/resource.c, kbs/resource_*.c) ----------------
+ * The `resource` plugin's storage: kvstorage (namespace `repository` of [storage_backend],
+ * resource_kv.c) or HashiCorp Vault / OpenBao KV v1 (kbs-protocol.md §7.2, resource_vault.c).
+ * Each backend file defines one row `kbs_resource_<name>`, every slot named; resource.c lists
+ * the rows and picks one by the plugin's storage_backend_type once, at start-up. Paths are
+ * repo/type/tag, already checked by kbs_resource_path_valid. */
 
 struct kbs_resources;
 struct kbs_resource_backend {
-	const char *name;
+	const char *name; /* storage_backend_type, matched without case: "kvstorage", "Vault" */
+	/* plugin: the [[plugins]] resource table (may be NULL); kv: the daemon's store,
+	 * borrowed. Returns the backend's state, NULL with a sentence naming the bad key. */
+	void *(*open)(const json_t *plugin, struct kv *kv, struct err *err);
 	/* 0 found (*val malloc'd), 1 not found, -1 error */
 	int (*get)(void *be, const char *path, uint8_t **val, size_t *len, struct err *err);
 	int (*set)(void *be, const char *path, const uint8_t *val, size_t len, struct err *err);
@@ -250,6 +255,9 @@ struct kbs_resource_backend {
 	int (*del)(void *be, const char *path, struct err *err);
 	void (*free)(void *be);
 };
+extern const struct kbs_resource_backend kbs_resource_kvstorage, kbs_resource_vault;
+/* Every resource backend, NULL-terminated; the first is the default. */
+extern const struct kbs_resource_backend *const kbs_resource_backends[];
 /* Opens the backend the config names (kv is the daemon's store, borrowed). */
 struct kbs_resources *kbs_resources_new(const struct kbs_config *cfg, struct kv *kv,
                                         struct err *err);
@@ -260,9 +268,6 @@ int kbs_resources_get(struct kbs_resources *r, const char *path, uint8_t **val, 
 int kbs_resources_set(struct kbs_resources *r, const char *path, const uint8_t *val, size_t len,
                       struct err *err);
 int kbs_resources_delete(struct kbs_resources *r, const char *path, struct err *err);
-/* The Vault backend from its [[plugins]] table; NULL with a sentence naming the key. */
-void *kbs_vault_new(const json_t *plugin, struct err *err);
-extern const struct kbs_resource_backend kbs_vault_backend;
 
 /* ---------------- concurrency limits (kbs/limits.c) ---------------- */
 

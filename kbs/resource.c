@@ -1,74 +1,58 @@
 /*
- * resource: the `resource` plugin's storage behind one table of functions, curl-vtls style:
- * kvstorage (the daemon's key-value store, namespace `repository`, Trustee's layout) or Vault
- * KV v1 (resource_vault.c). The server calls kbs_resources_*; which store answers is decided
- * once, at start-up.
+ * resource: the `resource` plugin's storage behind one table of backends, curl-vtls style:
+ * each backend is a file defining one row (resource_kv.c: the daemon's key-value store,
+ * resource_vault.c: Vault KV v1), every slot named. The server calls kbs_resources_*; which
+ * row answers is decided once, at start-up, by the plugin's storage_backend_type, so a new
+ * backend is one file and one line in the table below.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kbs.h"
-#include "kv/kv.h"
-#include "log.h"
 
-struct kbs_resources {
-	const struct kbs_resource_backend *be;
-	void *state;
+const struct kbs_resource_backend *const kbs_resource_backends[] = {
+    &kbs_resource_kvstorage, /* the default */
+    &kbs_resource_vault,
+    NULL,
 };
 
-/* Storage errors name hosts: the log gets the sentence, the client the same without them. */
-static int storage_failed(const char *path, struct err *err)
-{
-	char cause[ERR_MSG_MAX];
-	log_warn("kbs: resource %s: storage: %s", path, err->msg);
-	kbs_scrub_hosts(err->msg, cause, sizeof(cause));
-	return err_set(err, "resource storage unavailable: %.900s; try again", cause);
-}
+struct kbs_resources {
+	const struct kbs_resource_backend *be; /* a row of kbs_resource_backends */
+	void *state;                           /* from be->open, released by be->free */
+};
 
-static int kvs_get(void *be, const char *path, uint8_t **val, size_t *len, struct err *err)
+/* NULL (no storage_backend_type) names the default, the first row. */
+static const struct kbs_resource_backend *backend_by_name(const char *name, struct err *err)
 {
-	int rc = kv_get(be, KV_NS_REPOSITORY, path, val, len, err);
-	return rc < 0 ? storage_failed(path, err) : rc;
+	if (name == NULL)
+		return kbs_resource_backends[0];
+	for (size_t i = 0; kbs_resource_backends[i] != NULL; i++)
+		if (strcasecmp(name, kbs_resource_backends[i]->name) == 0)
+			return kbs_resource_backends[i];
+	err_set(err,
+	        "[[plugins]] resource: storage_backend_type \"%s\" is not one of kvstorage, "
+	        "Vault",
+	        name);
+	return NULL;
 }
-
-static int kvs_set(void *be, const char *path, const uint8_t *val, size_t len, struct err *err)
-{
-	return kv_set(be, KV_NS_REPOSITORY, path, val, len, 1, err) < 0 ? storage_failed(path, err)
-	                                                                : 0;
-}
-
-static int kvs_del(void *be, const char *path, struct err *err)
-{
-	int rc = kv_delete(be, KV_NS_REPOSITORY, path, err);
-	return rc < 0 ? storage_failed(path, err) : rc;
-}
-
-static void kvs_free(void *be)
-{
-	(void)be; /* the store belongs to the daemon */
-}
-
-static const struct kbs_resource_backend kvstorage_backend = {"kvstorage", kvs_get, kvs_set,
-                                                              kvs_del, kvs_free};
 
 struct kbs_resources *kbs_resources_new(const struct kbs_config *cfg, struct kv *kv,
                                         struct err *err)
 {
+	const struct kbs_resource_backend *be = backend_by_name(cfg->resource_backend, err);
+	if (be == NULL)
+		return NULL;
 	struct kbs_resources *r = calloc(1, sizeof(*r));
 	if (!r) {
 		err_set(err, "out of memory");
 		return NULL;
 	}
-	if (cfg->resource_backend && strcmp(cfg->resource_backend, "vault") == 0) {
-		r->be = &kbs_vault_backend;
-		r->state = kbs_vault_new(cfg->resource_plugin_cfg, err);
-		if (!r->state) {
-			free(r);
-			return NULL;
-		}
-	} else {
-		r->be = &kvstorage_backend;
-		r->state = kv;
+	r->be = be;
+	r->state = be->open(cfg->resource_plugin_cfg, kv, err);
+	if (!r->state) {
+		free(r);
+		return NULL;
 	}
 	return r;
 }

@@ -94,7 +94,7 @@ static int mount_valid(const char *m)
 	return 1;
 }
 
-void *kbs_vault_new(const json_t *pc, struct err *err)
+static void *vault_open(const json_t *pc, struct kv *kv, struct err *err)
 {
 	const char *url = json_string_value(json_object_get(pc, "vault_url"));
 	const char *token = json_string_value(json_object_get(pc, "token"));
@@ -359,5 +359,11 @@ static int vault_del(void *p, const char *path, struct err *err)
 	return rc;
 }
 
-const struct kbs_resource_backend kbs_vault_backend = {"Vault", vault_get, vault_set, vault_del,
-                                                       vault_free};
+const struct kbs_resource_backend kbs_resource_vault = {
+    .name = "Vault",
+    .open = vault_open,
+    .get = vault_get,
+    .set = vault_set,
+    .del = vault_del,
+    .free = vault_free,
+};

@@ -1,0 +1,57 @@
+/*
+ * resource_kv: the `resource` plugin's default backend, "kvstorage": resources live in the
+ * daemon's own key-value store ([storage_backend]) under namespace `repository`, key
+ * repo/type/tag, the bytes as they are (Trustee's layout), so replicas sharing a Redis share
+ * their resources. The store belongs to the daemon: this backend borrows it.
+ */
+#include "kbs.h"
+#include "kv/kv.h"
+#include "log.h"
+
+/* Storage errors name hosts: the log gets the sentence, the client the same without them. */
+static int storage_failed(const char *path, struct err *err)
+{
+	char cause[ERR_MSG_MAX];
+	log_warn("kbs: resource %s: storage: %s", path, err->msg);
+	kbs_scrub_hosts(err->msg, cause, sizeof(cause));
+	return err_set(err, "resource storage unavailable: %.900s; try again", cause);
+}
+
+static void *kvs_open(const json_t *plugin, struct kv *kv, struct err *err)
+{
+	if (kv == NULL)
+		err_set(err, "[[plugins]] resource (kvstorage): the daemon has no storage backend");
+	return kv;
+}
+
+static int kvs_get(void *be, const char *path, uint8_t **val, size_t *len, struct err *err)
+{
+	int rc = kv_get(be, KV_NS_REPOSITORY, path, val, len, err);
+	return rc < 0 ? storage_failed(path, err) : rc;
+}
+
+static int kvs_set(void *be, const char *path, const uint8_t *val, size_t len, struct err *err)
+{
+	return kv_set(be, KV_NS_REPOSITORY, path, val, len, 1, err) < 0 ? storage_failed(path, err)
+	                                                                : 0;
+}
+
+static int kvs_del(void *be, const char *path, struct err *err)
+{
+	int rc = kv_delete(be, KV_NS_REPOSITORY, path, err);
+	return rc < 0 ? storage_failed(path, err) : rc;
+}
+
+static void kvs_free(void *be)
+{
+	(void)be; /* the store belongs to the daemon */
+}
+
+const struct kbs_resource_backend kbs_resource_kvstorage = {
+    .name = "kvstorage",
+    .open = kvs_open,
+    .get = kvs_get,
+    .set = kvs_set,
+    .del = kvs_del,
+    .free = kvs_free,
+};
