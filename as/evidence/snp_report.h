@@ -1,5 +1,5 @@
 /*
- * snp: AMD SEV-SNP attestation reports and their certificate chains.
+ * snp_report: AMD SEV-SNP attestation reports (their certificate chains: snp_vek.h).
  *
  * A report is parsed from its 1184-byte ABI form (SEV-SNP Firmware ABI #56860,
  * ATTESTATION_REPORT) or rebuilt into that form from the sev-crate JSON that Trustee's
@@ -7,8 +7,8 @@
  * VLEK) is checked against AMD's ARK/ASK/ASVK of the report's processor generation, which
  * are built in. The same code serves the `snp` and `az-snp-vtpm` verifiers.
  */
-#ifndef CTRUSTEE_SNP_H
-#define CTRUSTEE_SNP_H
+#ifndef CTRUSTEE_SNP_REPORT_H
+#define CTRUSTEE_SNP_REPORT_H
 
 #include <jansson.h>
 #include <openssl/x509.h>
@@ -53,26 +53,8 @@ void snp_report_set_gen(struct snp_report *r, enum snp_gen gen);
 const char *snp_gen_name(enum snp_gen g); /* "Milan", "Genoa", "Turin" */
 enum snp_gen snp_gen_from_cpuid(uint8_t fam, uint8_t mod);
 
-/* The VEK: a VCEK or VLEK certificate, with the values of its AMD extensions. */
-struct snp_vek {
-	X509 *cert; /* owned */
-	int is_vlek;
-	enum snp_gen gen; /* from productName, SNP_GEN_UNKNOWN if absent */
-	struct snp_tcb tcb;
-	int has_hwid;
-	uint8_t hwid[64];
-	size_t hwid_len;
-};
+struct snp_vek; /* snp_vek.h */
 
-/* Parse a DER or PEM VCEK/VLEK. */
-int snp_vek_load(const uint8_t *buf, size_t len, struct snp_vek *out, struct err *err);
-void snp_vek_free(struct snp_vek *v);
-
-/* Verify VEK -> ASK (or ASVK for a VLEK) -> ARK against the built-in roots of `gen`, each
- * certificate valid at `now` (0 = skip the time check). `ark_in`/`ask_in` (may be NULL)
- * are certificates the evidence supplied; a supplied ARK must equal the built-in one. */
-int snp_vek_verify_chain(const struct snp_vek *vek, enum snp_gen gen, X509 *ark_in, X509 *ask_in,
-                         time_t now, struct err *err);
 /* Report signature by the VEK, chip id and TCB bound to the VEK, VMPL 0. */
 int snp_report_verify(const struct snp_report *r, const struct snp_vek *vek, struct err *err);
 
@@ -80,5 +62,8 @@ int snp_report_verify(const struct snp_report *r, const struct snp_vek *vek, str
 void snp_hwid_hex(const struct snp_report *r, char out[129]);
 void snp_tcb_prefix(const struct snp_report *r, char *out, size_t cap);
 void snp_kds_query(const struct snp_report *r, char *out, size_t cap);
+
+/* Every user of a report verifies it against a VEK: one include serves both halves. */
+#include "as/evidence/snp_vek.h"
 
 #endif
