@@ -1,9 +1,11 @@
 /*
- * config: configuration files into jansson (see config.h). TOML goes through toml.c when
- * the file name ends in .toml; everything else must be JSON. Getters take dotted paths and
- * say exactly which key had the wrong type.
+ * config: configuration files into jansson (see config.h). A name is resolved as Trustee's
+ * `config` crate resolves it (NAME, else NAME.toml/.json/.yaml/.yml); TOML goes through
+ * toml.c, .yaml/.yml through yaml_json.c (libyaml), everything else must be JSON. Getters take
+ * dotted paths and say exactly which key had the wrong type.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +13,9 @@
 
 #include "config.h"
 #include "toml.h"
+#include "yaml_json.h"
 
 #define CONFIG_MAX_BYTES (16u << 20)
-
 
 char *file_read_all(const char *path, size_t *len, struct err *err)
 {
@@ -46,17 +48,50 @@ char *file_read_all(const char *path, size_t *len, struct err *err)
 	return buf;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* A name as Trustee's `config` crate finds it: the file itself, else the first of
+ * NAME.toml, NAME.json, NAME.yaml, NAME.yml that exists. malloc'd, NULL when none does. */
+static char *config_resolve(const char *path)
+{
+	static const char *const exts[] = {"", ".toml", ".json", ".yaml", ".yml"};
+	struct stat st;
+	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		char *p = NULL;
+		if (asprintf(&p, "%s%s", path, exts[i]) < 0)
+			return NULL;
+		if (stat(p, &st) == 0 && (i == 0 || S_ISREG(st.st_mode)))
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
 json_t *config_load(const char *path, struct err *err)
 {
-	size_t len, plen = strlen(path);
-	char *text = file_read_all(path, &len, err);
-	json_t *root;
+	size_t len;
+	char *found = config_resolve(path);
+	char *text = file_read_all(found ? found : path, &len, err);
+	json_t *root = NULL;
 
-	if (text == NULL)
+	if (text == NULL) {
+		if (found == NULL)
+			err_set(err, "cannot open %s: %s (nor %s.toml, .json, .yaml or .yml)", path,
+			        strerror(ENOENT), path);
+		free(found);
 		return NULL;
-	if (plen > 5 && strcmp(path + plen - 5, ".toml") == 0) {
+	}
+	path = found ? found : path;
+	if (ends_with(path, ".toml")) {
 		root = toml_parse(text, len, err);
 		if (root == NULL)
+			err_prefix(err, "%s", path);
+	} else if (ends_with(path, ".yaml") || ends_with(path, ".yml")) {
+		if (yaml_json_parse((const uint8_t *)text, len, &root, err) < 0)
 			err_prefix(err, "%s", path);
 	} else {
 		json_error_t je;
@@ -69,8 +104,9 @@ json_t *config_load(const char *path, struct err *err)
 	if (root != NULL && !json_is_object(root)) {
 		json_decref(root);
 		err_set(err, "%s: the configuration must be an object", path);
-		return NULL;
+		root = NULL;
 	}
+	free(found);
 	return root;
 }
 
