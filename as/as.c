@@ -25,7 +25,7 @@
 #include "grpcx.h"
 #include "hash.h"
 #include "jcs.h"
-#include "jose.h"
+#include "jose/jose.h"
 #include "keyfile.h"
 #include "kv/kv.h"
 #include "log.h"

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "jose.h"
+#include "jose/jose.h"
 #include "kbs.h"
 #include "log.h"
 

@@ -40,7 +40,7 @@
 #include "b64.h"
 #include "hash.h"
 #include "jcs.h"
-#include "jose.h"
+#include "jose/jose.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define COMPOSE_ADMIN_TOKEN "kbs/config/docker-compose/admin-token"

@@ -27,7 +27,7 @@
 #include "b64.h"
 #include "grpcx.h"
 #include "http.h"
-#include "jose.h"
+#include "jose/jose.h"
 #include "kbs.h"
 #include "kv/kv.h"
 #include "log.h"

@@ -24,7 +24,7 @@
 #include <time.h>
 
 #include "b64.h"
-#include "jose.h"
+#include "jose/jose.h"
 #include "kbs.h"
 #include "log.h"
 

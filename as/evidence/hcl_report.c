@@ -6,7 +6,7 @@
 
 #include "as/evidence/hcl_report.h"
 #include "b64.h"
-#include "jose.h"
+#include "jose/jose.h"
 
 #define HCL_HW_OFF 32
 #define HCL_HW_AREA 1184

@@ -31,9 +31,7 @@
 
 #include "b64.h"
 #include "hash.h"
-#include "jose.h"
-
-/* Weak until common/jose.c provides it (linked in through jwk_to_pkey's object). */
+#include "jose/jose.h"
 
 static char host[256] = "127.0.0.1";
 static int port = 8080;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jose.h"
+#include "jose/jose.h"
 
 static char *slurp_stdin(size_t *len)
 {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "jcs.h"
-#include "jose.h"
+#include "jose/jose.h"
 
 static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
                               "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgQv6XQNrx5JuhsvpR\n"

@@ -18,7 +18,7 @@
 #include <openssl/rsa.h>
 
 #include "b64.h"
-#include "jose.h"
+#include "jose/jose.h"
 
 static void test_jwk_import_checks_curves_and_sizes(void **state)
 {

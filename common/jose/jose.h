@@ -1,5 +1,7 @@
 /*
- * jose: JWK, JWS (compact) and JWE (flattened JSON) on OpenSSL 3.
+ * jose: JWK, JWS (compact) and JWE (flattened JSON) on OpenSSL 3, in three files: jwk.c (keys
+ * into and out of JSON, PEM files, comparison), jws.c (the algorithm table, sign, verify,
+ * decode), jwe.c (content encryption and key wrapping for a TEE's key).
  *
  * The key pins the algorithm: a JWS is verified only with the algorithm the caller names
  * for the key (or the key's own JWK `alg`), never with the header's; `none` and HS* are
@@ -19,17 +21,19 @@
 #include "err.h"
 
 /* --- JWK --- */
-/* Import a JWK (EC P-256/P-384/P-521, RSA, OKP Ed25519; public, or private with d/p/q...). */
+/* Import the public key a JWK describes (EC P-256/P-384/P-521, RSA, OKP Ed25519); private
+ * members (d, p, q...) are ignored, so the result can only verify or encrypt. */
 EVP_PKEY *jwk_to_pkey(const json_t *jwk, struct err *err);
-/* Export public (include_private=0) members: kty, crv, x, y / n, e / x; no alg, no kid.
- * EC coordinates are left-padded to the curve size. Returns a new reference. */
+/* Export the public members: kty, crv, x, y / n, e / x; no alg, no kid. include_private adds
+ * an EC key's `d` (RSA and Ed25519 keys are exported public only). EC coordinates and `d` are
+ * left-padded to the curve size. Returns a new reference. */
 json_t *jwk_from_pkey(const EVP_PKEY *pkey, int include_private, struct err *err);
 /* The JWS algorithm a key implies: ES256/ES384/ES512 by curve, EdDSA, RS256 for RSA. */
 const char *jwk_default_alg(const EVP_PKEY *pkey);
 /* 1 if both keys are the same public key. */
 int pkey_public_equal(const EVP_PKEY *a, const EVP_PKEY *b);
 
-/* PEM helpers (private key files; public key files; X.509 PEM bundles). */
+/* PEM files: a private key; a public key, as SPKI or as the first certificate in the file. */
 EVP_PKEY *pem_read_private_key(const char *path, struct err *err);
 EVP_PKEY *pem_read_public_key(const char *path, struct err *err); /* SPKI or certificate */
 
@@ -38,11 +42,11 @@ EVP_PKEY *pem_read_public_key(const char *path, struct err *err); /* SPKI or cer
  * compactly in their insertion order (jansson preserves it). `alg` must fit `key`.
  * Returns a malloc'd token. */
 char *jws_sign(const json_t *header, const json_t *payload, EVP_PKEY *key, const char *alg,
-	       struct err *err);
+               struct err *err);
 /* Verifies with `key` and exactly `alg` (the header's alg must equal it). On success returns 0
  * and, if non-NULL, new references to the decoded header and payload. */
-int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **header,
-	       json_t **payload, struct err *err);
+int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **header, json_t **payload,
+               struct err *err);
 /* Decodes without verifying (to pick a key). */
 int jws_decode_unverified(const char *token, json_t **header, json_t **payload, struct err *err);
 
@@ -52,7 +56,6 @@ int jws_decode_unverified(const char *token, json_t **header, json_t **payload, 
  * protected, encrypted_key, iv, ciphertext, tag (new reference). */
 json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, struct err *err);
 /* Decrypts with a private key (tests and kbs-client). *plain is malloc'd. */
-int jwe_decrypt(const json_t *jwe, EVP_PKEY *priv, uint8_t **plain, size_t *len,
-		struct err *err);
+int jwe_decrypt(const json_t *jwe, EVP_PKEY *priv, uint8_t **plain, size_t *len, struct err *err);
 
 #endif
