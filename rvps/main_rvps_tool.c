@@ -1,7 +1,9 @@
 /*
  * rvps-tool: register and query reference values on a running RVPS, Trustee's CLI:
- *   rvps-tool register --path FILE [--addr http://127.0.0.1:50003]
- *   rvps-tool query --reference-value-id ID [--addr http://127.0.0.1:50003]
+ *   rvps-tool register -p|--path FILE [-a|--addr http://127.0.0.1:50003]
+ *   rvps-tool query -r|--reference-value-id ID [-a|--addr http://127.0.0.1:50003]
+ *   rvps-tool [register|query] -V|--version
+ * (`-i ID` is our older spelling of -r, kept).
  * and, for an https:// address, our TLS options (Trustee's tool is plaintext only):
  *   [--ca-cert CA.pem] [--client-cert CERT.pem --client-key KEY.pem]
  * FILE holds a register message ({"version":"0.1.0","type":"sample","payload":...}).
@@ -24,8 +26,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage:\n"
-	           "  rvps-tool register --path FILE [--addr " DEFAULT_ADDR "]\n"
-	           "  rvps-tool query --reference-value-id ID [--addr " DEFAULT_ADDR "]\n"
+	           "  rvps-tool register -p|--path FILE [-a|--addr " DEFAULT_ADDR "]\n"
+	           "  rvps-tool query -r|--reference-value-id ID [-a|--addr " DEFAULT_ADDR "]\n"
+	           "  rvps-tool -V|--version\n"
 	           "TLS (with an https:// address): [--ca-cert CA.pem] [--client-cert CERT.pem "
 	           "--client-key KEY.pem]\n");
 }
@@ -40,6 +43,7 @@ int main(int argc, char **argv)
 	    {"client-cert", required_argument, NULL, 'E'},
 	    {"client-key", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *cmd, *path = NULL, *id = NULL, *addr = DEFAULT_ADDR;
@@ -59,12 +63,13 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	optind = 2;
-	while ((opt = getopt_long(argc, argv, "p:i:a:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "p:i:r:a:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
 			path = optarg;
 			break;
 		case 'i':
+		case 'r':
 			id = optarg;
 			break;
 		case 'a':
@@ -81,6 +86,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			version_print("rvps-tool");
 			return 0;
 		default:
 			usage(stderr);
