@@ -1,11 +1,16 @@
 /*
- * builtins: the table of built-in functions, and the ones on numbers, comparisons,
- * aggregates, types, sets, objects and arrays. Strings, encodings and regular expressions
- * are in builtins_str.c; time, units, versions and digests in builtins_misc.c.
+ * builtins: the lookup of built-in functions by name over the four files' tables (this
+ * file's, then builtins_str.c's, builtins_misc.c's and builtins_time.c's; a builtin's number
+ * is its place in that order), and the built-ins on comparisons, arithmetic, membership,
+ * numbers, aggregates, types, sets, objects, arrays and bits. Strings, sprintf, encodings,
+ * regular expressions and globs are in builtins_str.c; digests and HMACs, print and trace,
+ * randomness, URL queries, CIDRs, graphs, UUIDs, io.jwt.decode and OPA's deprecated casts in
+ * builtins_misc.c; time, units and semantic versions in builtins_time.c.
  *
- * A builtin returns 0 with *out set (NULL: undefined) or -1 after ev_fail(); type errors are
- * eval_type_error and other failures eval_builtin_error, which the evaluator turns into
- * "undefined" unless strict builtin errors were asked for, as OPA does.
+ * A builtin returns 0 with *out set (NULL: undefined) or -1 after ev_fail(); type errors carry
+ * REGO_ERR_EVAL_TYPE (eval_type_error) and other failures REGO_ERR_BUILTIN
+ * (eval_builtin_error), which call_builtin() in eval.c turns into "undefined" unless the
+ * caller set strict_builtin_errors, as OPA does.
  */
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,8 @@
 /*
- * builtins_misc: digests, tracing and randomness. Time, units and semantic versions are in
- * builtins_time.c.
+ * builtins_misc: the built-ins that fit no other file: digests and HMACs (crypto.*), print and
+ * trace, walk, opa.runtime, rand.intn, urlquery.*, net.cidr_*, graph.reachable*, uuid.rfc4122,
+ * io.jwt.decode (decoding only, no verification), and OPA's deprecated all, any, set_diff and
+ * cast_*. Time, units and semantic versions are in builtins_time.c.
  */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -1,8 +1,8 @@
 /*
  * builtins_str: strings (with Go's rune semantics, as OPA has them), sprintf (Go's fmt for
  * the argument types OPA hands it: int, big integer, float64 and string), encodings
- * (base64, hex, JSON) and regular expressions. Patterns are RE2 syntax in OPA; PCRE2 in UTF
- * mode accepts that syntax (RE2 is nearly a subset), so it runs them.
+ * (base64, hex, JSON), regular expressions and glob.match / glob.quote_meta. Patterns are RE2
+ * syntax in OPA; PCRE2 in UTF mode accepts that syntax (RE2 is nearly a subset), so it runs them.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
