@@ -11,11 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "as/collateral/amd_kds.h"
+#include "as/collateral/cache.h"
 #include "as/verifiers/verifier.h"
 #include "fetch.h"
 #include "log.h"
@@ -164,75 +163,27 @@ static void cache_store(const char *key, const uint8_t *der, size_t len)
 	pthread_mutex_unlock(&kds.mu);
 }
 
-static int read_file(const char *path, uint8_t **buf, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	long n;
-
-	if (f == NULL)
-		return -1;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || n > 65536 ||
-	    fseek(f, 0, SEEK_SET) != 0) {
-		fclose(f);
-		return -1;
-	}
-	*buf = malloc((size_t)n);
-	if (*buf == NULL || fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-		free(*buf);
-		*buf = NULL;
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return 0;
-}
-
 static int offline_lookup(const char *dir, const char *hwid, const char *prefix, uint8_t **der,
                           size_t *len)
 {
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/vcek/%s/%s_vcek.der", dir, hwid, prefix);
-	if (read_file(path, der, len) == 0)
+	char name[512];
+	snprintf(name, sizeof(name), "vcek/%s/%s_vcek.der", hwid, prefix);
+	if (collateral_cache_read(dir, name, MAX_VCEK_BYTES, der, len) == 0)
 		return 0;
-	snprintf(path, sizeof(path), "%s/vcek/%s/vcek.der", dir, hwid);
-	return read_file(path, der, len);
+	snprintf(name, sizeof(name), "vcek/%s/vcek.der", hwid);
+	return collateral_cache_read(dir, name, MAX_VCEK_BYTES, der, len);
 }
 
-static void mkdirs(const char *path)
-{
-	char tmp[1024];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(tmp, 0755);
-			*p = '/';
-		}
-	}
-	mkdir(tmp, 0755);
-}
-
+/* A fetched VCEK, kept in the OfflineStore layout so the directory can also serve as one. */
 static void disk_store(const char *hwid, const char *prefix, const uint8_t *der, size_t len)
 {
-	char dir[1024], path[1200], tmp[1300];
-	FILE *f;
-
+	char name[512];
+	struct err e = {0};
 	if (kds.cache_dir[0] == '\0')
 		return;
-	snprintf(dir, sizeof(dir), "%s/vcek/%s", kds.cache_dir, hwid);
-	mkdirs(dir);
-	snprintf(path, sizeof(path), "%s/%s_vcek.der", dir, prefix);
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
-	f = fopen(tmp, "wb");
-	if (f == NULL)
-		return;
-	if (fwrite(der, 1, len, f) != len || fclose(f) != 0) {
-		unlink(tmp);
-		return;
-	}
-	if (rename(tmp, path) != 0)
-		unlink(tmp);
+	snprintf(name, sizeof(name), "vcek/%s/%s_vcek.der", hwid, prefix);
+	if (collateral_cache_write(kds.cache_dir, name, der, len, &e) < 0)
+		log_warn("snp: %s", e.msg);
 }
 
 static long ms_since(const struct timespec *t)

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "as/collateral/cache.h"
 #include "as/collateral/intel_pcs.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
@@ -21,6 +21,7 @@
 #include "log.h"
 
 #define MAX_BODY (4u << 20)
+#define MAX_CACHED_BUNDLE (16u << 20) /* four parts of at most MAX_BODY each */
 
 enum mode { MODE_NONE, MODE_FILE, MODE_PCS };
 
@@ -609,25 +610,41 @@ out:
 	return b;
 }
 
-static void disk_path(const struct entry *e, char *out, size_t cap)
+static void disk_name(const struct entry *e, char *out, size_t cap)
 {
 	char fhex[13];
 	fmspc_hex(e->fmspc, fhex, 1);
-	snprintf(out, cap, "%s/%s-%s-%s-%s.json", cfg.cache_dir, e->tdx ? "tdx" : "sgx", fhex,
-	         ca_name(e->ca), cfg.early ? "early" : "standard");
+	snprintf(out, cap, "%s-%s-%s-%s.json", e->tdx ? "tdx" : "sgx", fhex, ca_name(e->ca),
+	         cfg.early ? "early" : "standard");
 }
 
 static void disk_store(const struct entry *e, const json_t *bundle)
 {
-	char path[1200], tmp[1300];
+	char name[128];
+	struct err derr = {0};
 	if (cfg.cache_dir[0] == '\0')
 		return;
-	disk_path(e, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	if (json_dump_file(bundle, tmp, JSON_COMPACT) == 0 && rename(tmp, path) == 0)
-		return;
-	unlink(tmp);
-	log_warn("dcap: cannot write the collateral cache %s: %s", path, strerror(errno));
+	disk_name(e, name, sizeof(name));
+	char *text = json_dumps(bundle, JSON_COMPACT);
+	if (text == NULL ||
+	    collateral_cache_write(cfg.cache_dir, name, text, strlen(text), &derr) < 0)
+		log_warn("dcap: cannot write the collateral cache: %s",
+		         text ? derr.msg : "out of memory");
+	free(text);
+}
+
+/* The bundle cached on disk for this entry's key, or NULL. */
+static json_t *disk_load(const struct entry *e)
+{
+	char name[128];
+	uint8_t *buf;
+	size_t len;
+	disk_name(e, name, sizeof(name));
+	if (collateral_cache_read(cfg.cache_dir, name, MAX_CACHED_BUNDLE, &buf, &len) < 0)
+		return NULL;
+	json_t *b = json_loadb((const char *)buf, len, 0, NULL);
+	free(buf);
+	return b;
 }
 
 static void pcs_key(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca ca, char *key, size_t cap)
@@ -718,10 +735,8 @@ static struct entry *get_pcs(int tdx, const uint8_t fmspc[6], enum dcap_pck_ca c
 	pthread_mutex_unlock(&lock);
 	if (cfg.cache_dir[0]) {
 		struct entry probe = {.tdx = tdx, .ca = ca};
-		char path[1200];
 		memcpy(probe.fmspc, fmspc, 6);
-		disk_path(&probe, path, sizeof(path));
-		json_t *b = json_load_file(path, 0, NULL);
+		json_t *b = disk_load(&probe);
 		struct err derr = {0};
 		struct entry *d = b ? entry_from_bundle(b, key, &derr) : NULL;
 		json_decref(b);

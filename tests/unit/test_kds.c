@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "as/collateral/amd_kds.h"
+#include "as/collateral/cache.h"
 #include "as/evidence/snp_report.h"
 #include "as/verifiers/verifier.h"
 #include "testlib.h"
@@ -208,6 +209,39 @@ static void test_kds_404_and_unreachable_are_explained(void **state)
 	assert_int_equal(err.code, VERIFIER_ERR_UNAVAILABLE);
 }
 
+/* The disk cache both collateral sources share: whole files, directories made as needed,
+ * nothing left behind but the file, and a cap that treats a larger file as absent. */
+static void test_collateral_cache_writes_whole_files_and_caps_reads(void **state)
+{
+	char dir[512], listing[512], cmd[1200];
+	uint8_t *buf;
+	size_t len;
+	struct err err = {0};
+	snprintf(dir, sizeof(dir), "%s/cc/deep", tmp);
+	assert_int_equal(collateral_cache_write(dir, "vcek/ab/x.der", "0123456789", 10, &err), 0);
+	assert_int_equal(collateral_cache_read(dir, "vcek/ab/x.der", 10, &buf, &len), 0);
+	assert_int_equal(len, 10);
+	assert_memory_equal(buf, "0123456789", 10);
+	assert_int_equal(buf[10], 0);
+	free(buf);
+	assert_int_equal(collateral_cache_read(dir, "vcek/ab/x.der", 9, &buf, &len), -1);
+	assert_null(buf);
+	assert_int_equal(collateral_cache_write(dir, "vcek/ab/x.der", "new", 3, &err), 0);
+	assert_int_equal(collateral_cache_read(dir, "vcek/ab/x.der", 10, &buf, &len), 0);
+	assert_int_equal(len, 3);
+	free(buf);
+	assert_int_equal(collateral_cache_read(dir, "vcek/ab/none.der", 10, &buf, &len), -1);
+	snprintf(listing, sizeof(listing), "%s/list", tmp);
+	snprintf(cmd, sizeof(cmd), "ls -A %s/vcek/ab > %s", dir, listing);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(collateral_cache_read(tmp, "list", 100, &buf, &len), 0);
+	assert_string_equal((char *)buf, "x.der\n"); /* no temporary file left */
+	free(buf);
+	/* a file where a directory must go: refused with a sentence */
+	assert_int_equal(collateral_cache_write(dir, "vcek/ab/x.der/y", "z", 1, &err), -1);
+	assert_non_null(strstr(err.msg, "cannot write the cache file"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +251,7 @@ int main(void)
 	    cmocka_unit_test(test_kds_gives_up_when_rate_limited_past_budget),
 	    cmocka_unit_test(test_kds_outage_served_from_disk_cache),
 	    cmocka_unit_test(test_kds_404_and_unreachable_are_explained),
+	    cmocka_unit_test(test_collateral_cache_writes_whole_files_and_caps_reads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
