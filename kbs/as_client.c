@@ -1,8 +1,9 @@
 /*
- * as_client: the KBS side of the coco_as_grpc backend (kbs-protocol.md §2.8). One gRPC
- * channel to the AS; AttestationEvaluate, SetAttestationPolicy, GetAttestationChallenge, and
- * the RVPS API that the AS proxies on the same address. Calls block; the HTTP layer runs
- * them on its worker pool.
+ * as_client: the KBS side of the coco_as_grpc attestation backend (kbs-protocol.md §2.8), the
+ * row kbs_as_coco_grpc of as_backends.c's table. One gRPC channel to the AS;
+ * AttestationEvaluate, SetAttestationPolicy, GetAttestationChallenge, and the RVPS API that
+ * the AS proxies on the same address. Calls block; the HTTP layer runs them on its worker
+ * pool.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,32 +16,16 @@
 #include "log.h"
 #include "reference.pb-c.h"
 
-struct kbs_as {
+struct as_grpc {
 	struct grpcx_client *c;
 	int timeout_ms;
 	char addr[256];
 };
 
-struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err)
-{
-	struct kbs_as *a = calloc(1, sizeof(*a));
-	if (!a) {
-		err_set(err, "out of memory");
-		return NULL;
-	}
-	a->c = grpcx_client_new(addr, err);
-	if (!a->c) {
-		free(a);
-		return NULL;
-	}
-	a->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000;
-	return a;
-}
-
-struct kbs_as *kbs_as_new_tls(const struct kbs_config *cfg, int timeout_ms, struct err *err)
+static void *grpc_open(const struct kbs_config *cfg, int timeout_ms, struct err *err)
 {
 	struct grpcx_tls_files f = {cfg->as_ca_cert, cfg->as_client_cert, cfg->as_client_key};
-	struct kbs_as *a = calloc(1, sizeof(*a));
+	struct as_grpc *a = calloc(1, sizeof(*a));
 
 	if (!a) {
 		err_set(err, "out of memory");
@@ -56,8 +41,9 @@ struct kbs_as *kbs_as_new_tls(const struct kbs_config *cfg, int timeout_ms, stru
 	return a;
 }
 
-void kbs_as_free(struct kbs_as *a)
+static void grpc_free(void *be)
 {
+	struct as_grpc *a = be;
 	if (!a)
 		return;
 	grpcx_client_free(a->c);
@@ -65,7 +51,7 @@ void kbs_as_free(struct kbs_as *a)
 }
 
 /* Packs `msg`, calls `method`, returns the response bytes. */
-static int call(struct kbs_as *a, const char *method, const ProtobufCMessage *msg, uint8_t **resp,
+static int call(struct as_grpc *a, const char *method, const ProtobufCMessage *msg, uint8_t **resp,
                 size_t *resp_len, struct err *err)
 {
 	size_t n = protobuf_c_message_get_packed_size(msg);
@@ -88,8 +74,9 @@ static int call(struct kbs_as *a, const char *method, const ProtobufCMessage *ms
 	return 0;
 }
 
-char *kbs_as_evaluate(struct kbs_as *a, const json_t *requests, struct err *err)
+static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
 {
+	struct as_grpc *a = be;
 	size_t n = json_array_size(requests);
 	Attestation__AttestationRequest req = ATTESTATION__ATTESTATION_REQUEST__INIT;
 	Attestation__IndividualAttestationRequest *items = calloc(n ? n : 1, sizeof(*items));
@@ -154,8 +141,9 @@ out:
 	return token;
 }
 
-int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, struct err *err)
+static int grpc_set_policy(void *be, const char *id, const char *policy_b64, struct err *err)
 {
+	struct as_grpc *a = be;
 	Attestation__SetPolicyRequest req = ATTESTATION__SET_POLICY_REQUEST__INIT;
 	req.policy_id = (char *)id;
 	req.policy = (char *)policy_b64;
@@ -168,8 +156,9 @@ int kbs_as_set_policy(struct kbs_as *a, const char *id, const char *policy_b64, 
 	return 0;
 }
 
-int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err)
+static int grpc_rv_register(void *be, const char *message, struct err *err)
 {
+	struct as_grpc *a = be;
 	Reference__ReferenceValueRegisterRequest req =
 	    REFERENCE__REFERENCE_VALUE_REGISTER_REQUEST__INIT;
 	req.message = (char *)message;
@@ -182,8 +171,9 @@ int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err)
 	return 0;
 }
 
-int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *err)
+static int grpc_rv_query(void *be, const char *id, char **out, struct err *err)
 {
+	struct as_grpc *a = be;
 	*out = NULL;
 	Reference__ReferenceValueQueryRequest req = REFERENCE__REFERENCE_VALUE_QUERY_REQUEST__INIT;
 	req.reference_value_id = (char *)id;
@@ -207,8 +197,9 @@ int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *er
 	return rc;
 }
 
-char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err)
+static char *grpc_challenge(void *be, const char *tee, const char *tee_params, struct err *err)
 {
+	struct as_grpc *a = be;
 	Attestation__ChallengeRequest req = ATTESTATION__CHALLENGE_REQUEST__INIT;
 	Attestation__ChallengeRequest__InnerEntry e1 =
 	    ATTESTATION__CHALLENGE_REQUEST__INNER_ENTRY__INIT;
@@ -237,8 +228,9 @@ char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params
 	return c;
 }
 
-int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err)
+static int grpc_ready(void *be, int timeout_ms, struct err *err)
 {
+	struct as_grpc *a = be;
 	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
 	req.service = "attestation.AttestationService";
 	uint8_t *buf = NULL, *resp = NULL;
@@ -247,8 +239,8 @@ int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err)
 	if (!buf)
 		return err_set(err, "out of memory");
 	protobuf_c_message_pack((ProtobufCMessage *)&req, buf);
-	int st = grpcx_call(a->c, "/grpc.health.v1.Health/Check", buf, n, &resp, &rl, timeout_ms,
-	                    err);
+	int st =
+	    grpcx_call(a->c, "/grpc.health.v1.Health/Check", buf, n, &resp, &rl, timeout_ms, err);
 	free(buf);
 	if (st != GRPCX_OK) {
 		if (st > 0)
@@ -264,3 +256,16 @@ int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err)
 	grpc__health__v1__health_check_response__free_unpacked(r, NULL);
 	return serving ? 0 : err_set(err, "the AS reports it is not serving");
 }
+
+const struct kbs_as_backend kbs_as_coco_grpc = {
+    .name = "coco_as_grpc",
+    .type = KBS_AS_GRPC,
+    .open = grpc_open,
+    .free = grpc_free,
+    .evaluate = grpc_evaluate,
+    .set_policy = grpc_set_policy,
+    .rv_register = grpc_rv_register,
+    .rv_query = grpc_rv_query,
+    .challenge = grpc_challenge,
+    .ready = grpc_ready,
+};

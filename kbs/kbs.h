@@ -213,14 +213,37 @@ size_t kbs_sessions_sweep(struct kbs_sessions *s);
 size_t kbs_sessions_count(struct kbs_sessions *s);
 void kbs_session_clear(struct kbs_session *ss);
 
-/* ---------------- AS client (kbs/as_client.c) ---------------- */
+/* ---------------- attestation backends (kbs/as_backends.c, kbs/as_client.c) ----------------
+ * What answers /auth, /attest and the AS-side admin calls: one row per [attestation_service]
+ * type, every slot named, NULL where the backend has no such call; as_backends.c lists the
+ * rows and dispatches. Today one row: coco_as_grpc (as_client.c, a gRPC AS); builtin and
+ * intel_ta will each be one file and one line. */
+
+struct kbs_as_backend {
+	const char *name;      /* Trustee's [attestation_service] type, e.g. "coco_as_grpc" */
+	enum kbs_as_type type; /* what config.c parsed that name into */
+	/* cfg: [attestation_service] (as_addr, TLS files); returns state, NULL with err */
+	void *(*open)(const struct kbs_config *cfg, int timeout_ms, struct err *err);
+	void (*free)(void *be);
+	char *(*evaluate)(void *be, const json_t *requests, struct err *err);
+	int (*set_policy)(void *be, const char *id, const char *policy_b64, struct err *err);
+	int (*rv_register)(void *be, const char *message, struct err *err);
+	int (*rv_query)(void *be, const char *id, char **out, struct err *err);
+	char *(*challenge)(void *be, const char *tee, const char *tee_params, struct err *err);
+	/* NULL: nothing to probe (the backend runs in-process), always ready */
+	int (*ready)(void *be, int timeout_ms, struct err *err);
+};
+extern const struct kbs_as_backend kbs_as_coco_grpc;
+/* Every attestation backend, NULL-terminated. */
+extern const struct kbs_as_backend *const kbs_as_backends[];
 
 struct kbs_as;
-struct kbs_as *kbs_as_new(const char *addr, int timeout_ms, struct err *err);
-/* The same with the [attestation_service] TLS files (as_ca_cert, as_client_cert,
- * as_client_key; each may be NULL) for an https:// as_addr. */
+/* Opens the backend cfg->as_type names, with the [attestation_service] TLS files (as_ca_cert,
+ * as_client_cert, as_client_key; each may be NULL) for an https:// as_addr. NULL with err
+ * when the type has no backend in this build or it cannot be opened. */
 struct kbs_as *kbs_as_new_tls(const struct kbs_config *cfg, int timeout_ms, struct err *err);
 void kbs_as_free(struct kbs_as *a);
+const char *kbs_as_name(const struct kbs_as *a);
 /* verification_requests: array of
  * {"tee","evidence_text","runtime_data_text","hash","init_data_toml"?}. Returns a malloc'd token or
  * NULL with err. */

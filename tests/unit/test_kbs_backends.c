@@ -1,8 +1,10 @@
 /*
- * kbs/resource.c: the resource plugin's backend table. Every row names all its slots, the
+ * The kbs's backend tables. Resources (kbs/resource.c): every row names all its slots, the
  * plugin's storage_backend_type picks a row (without case, kvstorage by default), an unknown
  * type is refused with a sentence, and the kvstorage row keeps resources in the daemon's store
- * under namespace `repository` (Trustee's layout).
+ * under namespace `repository` (Trustee's layout). Attestation (kbs/as_backends.c): every row
+ * names its mandatory slots, [attestation_service] type picks the row, and a type without a
+ * row in this build is refused with a sentence.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,12 +106,50 @@ static void test_kvstorage_keeps_resources_in_the_repository_namespace(void **st
 	kv_close(kv);
 }
 
+/* name, open, free and evaluate are mandatory; the other calls may be NULL (unsupported) */
+static void test_as_rows_name_their_mandatory_slots(void **state)
+{
+	size_t rows = 0;
+	for (const struct kbs_as_backend *const *r = kbs_as_backends; *r != NULL; r++, rows++) {
+		assert_non_null((*r)->name);
+		assert_non_null((*r)->open);
+		assert_non_null((*r)->free);
+		assert_non_null((*r)->evaluate);
+		assert_int_not_equal((*r)->type, KBS_AS_NONE);
+		for (const struct kbs_as_backend *const *o = kbs_as_backends; *o != *r; o++)
+			assert_int_not_equal((*o)->type, (*r)->type);
+	}
+	assert_int_equal(rows, 1);
+	/* coco_as_grpc speaks every call */
+	const struct kbs_as_backend *g = &kbs_as_coco_grpc;
+	assert_true(g->set_policy && g->rv_register && g->rv_query && g->challenge && g->ready);
+}
+
+static void test_as_backend_chosen_by_type(void **state)
+{
+	struct err err = {0};
+	struct kbs_config cfg = {0};
+	cfg.as_type = KBS_AS_GRPC;
+	cfg.as_addr = "http://127.0.0.1:1";
+	struct kbs_as *a = kbs_as_new_tls(&cfg, 1000, &err);
+	assert_non_null(a);
+	assert_string_equal(kbs_as_name(a), "coco_as_grpc");
+	kbs_as_free(a);
+
+	cfg.as_type = KBS_AS_INTEL_TA;
+	assert_null(kbs_as_new_tls(&cfg, 1000, &err));
+	assert_string_equal(err.msg, "[attestation_service] this build has no backend for the "
+	                             "configured type (coco_as_grpc only)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_resource_rows_name_every_slot),
 	    cmocka_unit_test(test_resource_backend_chosen_by_storage_backend_type),
 	    cmocka_unit_test(test_kvstorage_keeps_resources_in_the_repository_namespace),
+	    cmocka_unit_test(test_as_rows_name_their_mandatory_slots),
+	    cmocka_unit_test(test_as_backend_chosen_by_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
