@@ -6,7 +6,7 @@
  *   local_json  <file_dir_path>/<namespace> = {"key": "<b64url padded value>"}
  *   redis       key "<namespace>:<key>", raw bytes (hiredis; URL from config or REDIS_URL;
  *               "pool_size" connections at most, default 8, each opened when first needed)
- * Backends sit behind a table of function pointers (see kv_backend in kv/kv.c).
+ * Backends sit behind one table of rows, one file each (see kv/kv_backend.h).
  * All functions are thread-safe. Valid keys (validated backends): [A-Za-z0-9._/-].
  */
 #ifndef CTRUSTEE_KV_H
