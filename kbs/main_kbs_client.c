@@ -28,6 +28,10 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -850,6 +854,59 @@ done:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ TLS trust */
+
+/* --cert-file adds roots to the ones trusted already, as Trustee's client does (reqwest's
+ * add_root_certificate), instead of replacing them: the certificates are read once here and
+ * put into each TLS context libcurl makes. The default roots are libcurl's, or the bundle
+ * SSL_CERT_FILE names (the OpenSSL convention the kbs itself follows). */
+static STACK_OF(X509) * extra_roots;
+
+static int load_roots(const char *path)
+{
+	BIO *b = BIO_new_file(path, "r");
+	X509 *x;
+	if (b == NULL || (extra_roots = sk_X509_new_null()) == NULL) {
+		fprintf(stderr, "kbs-client: Failed to read: %s\n", path);
+		BIO_free(b);
+		return -1;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(extra_roots, x))
+			X509_free(x);
+	ERR_clear_error();
+	BIO_free(b);
+	if (sk_X509_num(extra_roots) == 0) {
+		fprintf(stderr, "kbs-client: %s holds no PEM certificate\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+static CURLcode add_roots(CURL *c, void *sslctx, void *user)
+{
+	X509_STORE *st = SSL_CTX_get_cert_store((SSL_CTX *)sslctx);
+	for (int i = 0; i < sk_X509_num(extra_roots); i++)
+		X509_STORE_add_cert(st, sk_X509_value(extra_roots, i)); /* a duplicate is fine */
+	ERR_clear_error();
+	return CURLE_OK;
+}
+
+/* 0, or -1 after saying why (an unreadable --cert-file stops the client, as Trustee's). */
+static int setup_trust(struct client *cl)
+{
+	const char *bundle = getenv("SSL_CERT_FILE");
+	if (bundle && *bundle)
+		curl_easy_setopt(cl->c, CURLOPT_CAINFO, bundle);
+	if (cl->ca == NULL)
+		return 0;
+	if (load_roots(cl->ca) < 0)
+		return -1;
+	if (curl_easy_setopt(cl->c, CURLOPT_SSL_CTX_FUNCTION, add_roots) != CURLE_OK)
+		curl_easy_setopt(cl->c, CURLOPT_CAINFO, cl->ca); /* a TLS backend without it */
+	return 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f)
@@ -873,7 +930,8 @@ static void usage(FILE *f)
 	       "[--as-single-value]\n\n"
 	       "Options:\n"
 	       "  --url URL        the KBS root URL (default " DEFAULT_URL ")\n"
-	       "  --cert-file PEM  a root certificate to trust for HTTPS\n"
+	       "  --cert-file PEM  root certificates to trust for HTTPS, besides the default ones\n"
+	       "                   (SSL_CERT_FILE names another default bundle)\n"
 	       "  --init-data FILE (attest, get-resource) init-data read from a file\n"
 	       "  -h, --help       this text\n"
 	       "  -V, --version    the version\n");
@@ -923,10 +981,10 @@ int main(int argc, char **argv)
 	curl_easy_setopt(cl.c, CURLOPT_COOKIEFILE, ""); /* session cookie between calls */
 	curl_easy_setopt(cl.c, CURLOPT_ERRORBUFFER, curl_err);
 	curl_easy_setopt(cl.c, CURLOPT_USERAGENT, "kbs-client");
-	if (cl.ca)
-		curl_easy_setopt(cl.c, CURLOPT_CAINFO, cl.ca); /* trust a private CA for HTTPS */
 	const char *cmd = argv[i];
-	if (!strcmp(cmd, "config"))
+	if (setup_trust(&cl) < 0)
+		rc = 1;
+	else if (!strcmp(cmd, "config"))
 		rc = cmd_config(&cl, argc - i - 1, argv + i + 1);
 	else if (!strcmp(cmd, "attest"))
 		rc = cmd_attest(&cl, argc - i - 1, argv + i + 1);
@@ -935,6 +993,7 @@ int main(int argc, char **argv)
 	else
 		fprintf(stderr, "kbs-client: unknown command %s\n", cmd);
 	fflush(stdout);
+	sk_X509_pop_free(extra_roots, X509_free);
 	curl_easy_cleanup(cl.c);
 	curl_global_cleanup();
 	return rc;

@@ -9,7 +9,8 @@ and test-passport (a resource-only KBS on resource-kbs.toml, `--attestation-toke
 the README's examples and every other subcommand and flag of Trustee's client: delete-resource,
 the named resource policies, set-attestation-policy --type/--id, set-sample-reference-value
 --as-integer/--as-bool/--as-single-value with get-reference-value, init-data as a positional
-argument, the admin-token search path, and our --auth-private-key extension minting a token
+argument, the admin-token search path, --cert-file adding a root (not replacing the
+default ones), and our --auth-private-key extension minting a token
 an `audience = "kbs"` identity provider accepts.
 
 kbs/test's kbs.toml asks for the built-in AS; here its [attestation_service] table is
@@ -354,6 +355,28 @@ def check_admin_token_sources(t, env, url):
     t.ok(p.returncode != 0, "... and one for another audience is refused", p.stderr)
 
 
+def check_trust(t, env, url):
+    """--cert-file adds to the trusted roots (reqwest's add_root_certificate in Trustee's
+    client) rather than replacing them; SSL_CERT_FILE names the default bundle.
+    work/ca-cert.pem is a CA that did not issue the KBS's self-signed work/https.crt."""
+    crt, other = env.path("work/https.crt"), env.path("work/ca-cert.pem")
+    p = env.client("--cert-file", other, "attest", url=url, env={"SSL_CERT_FILE": crt})
+    t.ok(p.returncode == 0, "--cert-file adds a root: the default bundle still verifies the "
+         "KBS", p.stderr[-300:])
+    p = env.client("--cert-file", crt, "attest", url=url, env={"SSL_CERT_FILE": other})
+    t.ok(p.returncode == 0, "... and the added root verifies it too", p.stderr[-300:])
+    p = env.client("--cert-file", other, "attest", url=url, env={"SSL_CERT_FILE": other})
+    t.ok(p.returncode != 0 and b"certificate" in p.stderr,
+         "neither the bundle nor the added root knows the KBS: refused, saying why",
+         p.stderr[-300:])
+    p = env.client("--cert-file", env.path("work/none.pem"), "attest", url=url)
+    t.ok(p.returncode == 1 and b"Failed to read" in p.stderr,
+         "an unreadable --cert-file stops the client", p.stderr[-300:])
+    p = env.client("--cert-file", env.path("work/kbs.pem"), "attest", url=url)
+    t.ok(p.returncode == 1 and b"no PEM certificate" in p.stderr,
+         "a --cert-file without a certificate stops the client", p.stderr[-300:])
+
+
 def check_cli(t, env):
     p = env.client("--help")
     t.ok(p.returncode == 0 and b"http://127.0.0.1:8080" in p.stdout,
@@ -387,6 +410,7 @@ def main():
     t.run(check_reference_values, env, url_a)
     t.run(check_init_data, env, url_a)
     t.run(check_admin_token_sources, env, url_a)
+    t.run(check_trust, env, url_a)
     t.run(check_cli, env)
     rkbs.stop()
     kbs.stop()
