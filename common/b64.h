@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 enum b64_variant {
-	B64_STD = 1,	 /* + / with = padding (required on decode) */
-	B64_URL = 2,	 /* - _ without padding (padding refused on decode) */
+	B64_STD = 1,     /* + / with = padding (required on decode) */
+	B64_URL = 2,     /* - _ without padding (padding refused on decode) */
 	B64_URL_PAD = 3, /* - _ with = padding */
 };
 /* Decode flags, or-ed into the variant argument of b64_decode. */

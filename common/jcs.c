@@ -172,7 +172,10 @@ static int emit(struct buf *b, const json_t *v, int depth)
 		json_t *val;
 		if (keys == NULL)
 			return -1;
-		json_object_foreach((json_t *)v, k, val) keys[i++] = k;
+		json_object_foreach((json_t *)v, k, val)
+		{
+			keys[i++] = k;
+		}
 		qsort(keys, n, sizeof(char *), cmp_keys);
 		put(b, "{", 1);
 		for (i = 0; i < n; i++) {

@@ -653,7 +653,10 @@ static void seal(struct p *p, json_t *v)
 		const char *k;
 		json_t *c;
 		set_how(p, v, T_SEALED);
-		json_object_foreach(v, k, c) seal(p, c);
+		json_object_foreach(v, k, c)
+		{
+			seal(p, c);
+		}
 	} else if (json_is_array(v)) {
 		for (size_t i = 0; i < json_array_size(v); i++)
 			seal(p, json_array_get(v, i));

@@ -93,7 +93,8 @@ int main(int argc, char **argv)
 		iters = 10;
 	snprintf(qpath, sizeof(qpath), "%s/testdata/evidence/tdx/dcap-qvl/tdx_quote",
 	         shared ? shared : "../shared");
-	snprintf(cpath, sizeof(cpath), "%s/testdata/evidence/tdx/dcap-qvl/tdx_quote_collateral.json",
+	snprintf(cpath, sizeof(cpath),
+	         "%s/testdata/evidence/tdx/dcap-qvl/tdx_quote_collateral.json",
 	         shared ? shared : "../shared");
 	uint8_t *quote = (uint8_t *)file_read_all(qpath, &qlen, &err);
 	if (quote == NULL)
@@ -194,7 +195,8 @@ int main(int argc, char **argv)
 	printf("  baseline: the 2 per-quote signatures only   %8.1f us  (quote + QE report; the\n"
 	       "            PCK chain is verified once per chain and cached by its bytes)\n",
 	       base2);
-	printf("  tdx verifier, warm collateral cache         %8.1f us  (%.2fx baseline, %.2fx the 2)\n",
+	printf("  tdx verifier, warm collateral cache         %8.1f us  "
+	       "(%.2fx baseline, %.2fx the 2)\n",
 	       warm, warm / base, warm / base2);
 	printf("  dcap_verify alone, warm                     %8.1f us  (%.2fx baseline)\n", core,
 	       core / base);

@@ -188,14 +188,16 @@ int main(int argc, char **argv)
 		else if (use_front)
 			srv = grpcx_server_new_unbound(8, &e);
 		else if (use_tls)
-			srv = grpcx_server_new_tls("127.0.0.1:0", 8, tls.cert_pem, tls.key_pem, NULL,
-			                           &e);
+			srv = grpcx_server_new_tls("127.0.0.1:0", 8, tls.cert_pem, tls.key_pem,
+			                           NULL, &e);
 		else
 			srv = grpcx_server_new("127.0.0.1:0", 8, &e);
 		if (srv != NULL && use_front)
-			front = gfront_new("127.0.0.1:0", srv, use_tls ? &tls : NULL, NULL, NULL, &e);
-		if (srv == NULL || (use_front && front == NULL) || rvps_grpc_serve(srv, store) < 0 ||
-		    grpcx_server_start(srv, &e) < 0 || (front && gfront_start(front, &e) < 0)) {
+			front =
+			    gfront_new("127.0.0.1:0", srv, use_tls ? &tls : NULL, NULL, NULL, &e);
+		if (srv == NULL || (use_front && front == NULL) ||
+		    rvps_grpc_serve(srv, store) < 0 || grpcx_server_start(srv, &e) < 0 ||
+		    (front && gfront_start(front, &e) < 0)) {
 			fprintf(stderr, "bench-grpc: cannot start an in-process RVPS: %s\n", e.msg);
 			return 1;
 		}

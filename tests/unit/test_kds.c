@@ -98,7 +98,10 @@ static int setup(void **state)
 	FILE *f = fopen(path, "wb");
 	size_t i;
 	json_t *b;
-	json_array_foreach(data, i, b) fputc((int)json_integer_value(b), f);
+	json_array_foreach(data, i, b)
+	{
+		fputc((int)json_integer_value(b), f);
+	}
 	fclose(f);
 	json_object_set_new(evidence, "cert_chain", json_null());
 	return 0;
