@@ -980,7 +980,9 @@ int main(int argc, char **argv)
 	cl.c = curl_easy_init();
 	curl_easy_setopt(cl.c, CURLOPT_COOKIEFILE, ""); /* session cookie between calls */
 	curl_easy_setopt(cl.c, CURLOPT_ERRORBUFFER, curl_err);
-	curl_easy_setopt(cl.c, CURLOPT_USERAGENT, "kbs-client");
+	char ua[128]; /* "kbs-client/<version>", as Trustee's client names itself */
+	snprintf(ua, sizeof(ua), "kbs-client/%s", version_string());
+	curl_easy_setopt(cl.c, CURLOPT_USERAGENT, ua);
 	const char *cmd = argv[i];
 	if (setup_trust(&cl) < 0)
 		rc = 1;
