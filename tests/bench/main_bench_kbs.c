@@ -5,6 +5,10 @@
  *   bench-kbs --url http://127.0.0.1:8080 --path default/bench/key [--seconds 5]
  *             [--concurrency 1,16,64] [--expect SECRET]
  * Prints one line per concurrency: handshakes/s, p50, p99 and p99.9 latency, failures.
+ * --cpu name=pid,... reads each daemon's utime+stime from /proc/<pid>/stat around every run
+ * and prints the server CPU per handshake, per daemon and in total, beside the crypto floor
+ * (one ES256 signature, one P-256 key generation, one P-256 ECDH derivation, timed with
+ * OpenSSL in this process in the same run) and their ratio. --json FILE writes every figure.
  * --rate R paces the attesters together at R handshakes/s, a constant arrival rate as a soak
  * wants (the KBS holds rate x session lifetime sessions, so unpaced, its RSS would follow the
  * machine's speed). Soak mode (make soak) adds [--report-every 30] [--warmup 120] [--rss
@@ -21,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,7 @@
 #include <unistd.h>
 
 #include "b64.h"
+#include "bench_time.h"
 #include "hash.h"
 #include "jose/jose.h"
 
@@ -399,6 +405,75 @@ static long rss_kb(int pid)
 	return kb;
 }
 
+/* --cpu name=pid,...: daemons whose CPU time is read around each run. */
+static struct {
+	char name[32];
+	int pid;
+} cpu[MAX_RSS];
+static int ncpu;
+static double floor_ms; /* the crypto floor, measured at start */
+static json_t *jout;    /* --json: the figures, written at exit */
+
+/* utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat, after the
+ * command name, which may hold spaces and parentheses: read from the last ')'). */
+static double cpu_s(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	unsigned long long ut = 0, st = 0;
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The unavoidable crypto of one handshake on the server side: the AS signs one ES256 token,
+ * the KBS makes one ephemeral P-256 key and derives one ECDH secret for the JWE. CPU time of
+ * this thread, median of rounds of 50, so other processes on the machine move it little. */
+static double crypto_floor_ms(void)
+{
+	EVP_PKEY *signer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	uint8_t msg[600], sig[80], z[32];
+	RAND_bytes(msg, sizeof(msg));
+	double r[15];
+	for (int round = 0; round < 15; round++) {
+		double t0 = thread_cpu_ms();
+		for (int i = 0; i < 50; i++) {
+			EVP_MD_CTX *md = EVP_MD_CTX_new();
+			size_t sl = sizeof(sig), zl = sizeof(z);
+			EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, signer);
+			EVP_DigestSign(md, sig, &sl, msg, sizeof(msg));
+			EVP_MD_CTX_free(md);
+			EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+			EVP_PKEY_CTX *dc = EVP_PKEY_CTX_new(eph, NULL);
+			EVP_PKEY_derive_init(dc);
+			EVP_PKEY_derive_set_peer(dc, peer);
+			EVP_PKEY_derive(dc, z, &zl);
+			EVP_PKEY_CTX_free(dc);
+			EVP_PKEY_free(eph);
+		}
+		r[round] = (thread_cpu_ms() - t0) / 50;
+	}
+	EVP_PKEY_free(signer);
+	EVP_PKEY_free(peer);
+	return median(r, 15);
+}
+
 static void print_line(const char *what, int n, double secs, const struct histo *h, long ok,
                        long fail)
 {
@@ -406,6 +481,37 @@ static void print_line(const char *what, int n, double secs, const struct histo 
 	       "%ld failed)\n",
 	       what, n, secs > 0 ? ok / secs : 0.0, histo_pct(h, 0.50), histo_pct(h, 0.99),
 	       histo_pct(h, 0.999), ok, fail);
+}
+
+/* Prints (and adds to --json) the server CPU per handshake of one run beside the floor. */
+static void report_cpu(int n, double secs, const struct histo *h, long ok, long fail,
+                       const double *cpu0)
+{
+	json_t *r = json_pack("{s:i,s:f,s:f,s:f,s:f,s:I,s:I}", "attesters", n, "per_s",
+	                      secs > 0 ? ok / secs : 0.0, "p50_ms", histo_pct(h, 0.50), "p99_ms",
+	                      histo_pct(h, 0.99), "p999_ms", histo_pct(h, 0.999), "ok",
+	                      (json_int_t)ok, "failed", (json_int_t)fail);
+	if (ncpu && ok) {
+		json_t *c = json_object();
+		double total = 0;
+		printf("  server CPU per handshake:");
+		for (int i = 0; i < ncpu; i++) {
+			double ms = (cpu_s(cpu[i].pid) - cpu0[i]) * 1e3 / (double)ok;
+			total += ms;
+			printf(" %s %.3f ms,", cpu[i].name, ms);
+			json_object_set_new(c, cpu[i].name, json_real(ms));
+		}
+		json_object_set_new(c, "total", json_real(total));
+		json_object_set_new(r, "cpu_ms_per_handshake", c);
+		printf(" total %.3f ms = %.1fx the crypto floor (%.3f ms)\n", total,
+		       floor_ms > 0 ? total / floor_ms : 0.0, floor_ms);
+		if (floor_ms > 0)
+			json_object_set_new(r, "cpu_floor_ratio", json_real(total / floor_ms));
+	}
+	if (jout)
+		json_array_append_new(json_object_get(jout, "runs"), r);
+	else
+		json_decref(r);
 }
 
 /* Runs n attesters for secs. With report_every > 0 (the soak), prints one line per interval
@@ -420,6 +526,9 @@ static long run(int n, double secs, double rate, double report_every, double war
 	struct histo *total = calloc(1, sizeof(*total)), *iv = calloc(1, sizeof(*iv)),
 	             *steady = calloc(1, sizeof(*steady));
 	long ok = 0, fail = 0, steady_ok = 0, steady_fail = 0, bad = 0;
+	double cpu0[MAX_RSS];
+	for (int i = 0; i < ncpu; i++)
+		cpu0[i] = cpu_s(cpu[i].pid);
 	double t0 = now_s(), steady_secs = 0;
 	for (int i = 0; i < n; i++) {
 		w[i].stop_at = t0 + secs;
@@ -506,6 +615,7 @@ static long run(int n, double secs, double rate, double report_every, double war
 		print_line("kbs handshakes (auth+attest+resource+JWE)", n, el, total, ok, fail);
 		if (fail && lastmsg)
 			printf("  last failure: %s\n", lastmsg);
+		report_cpu(n, el, total, ok, fail, cpu0);
 	}
 	print_causes();
 	fflush(stdout);
@@ -531,11 +641,14 @@ int main(int argc, char **argv)
 	                                     {"rss", required_argument, NULL, 'm'},
 	                                     {"max-rss-growth", required_argument, NULL, 'g'},
 	                                     {"rate", required_argument, NULL, 'R'},
+	                                     {"cpu", required_argument, NULL, 'C'},
+	                                     {"json", required_argument, NULL, 'j'},
 	                                     {NULL, 0, NULL, 0}};
+	const char *json_path = NULL;
 	double secs = 5, report_every = 0, warmup = 120, max_growth = 5, rate = 0;
 	char conc[128] = "1,16,64";
 	int o;
-	while ((o = getopt_long(argc, argv, "u:p:s:c:e:r:w:m:g:R:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "u:p:s:c:e:r:w:m:g:R:C:j:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			if (sscanf(optarg, "http://%255[^:/]:%d", host, &port) < 1) {
@@ -567,6 +680,23 @@ int main(int argc, char **argv)
 		case 'R':
 			rate = atof(optarg);
 			break;
+		case 'j':
+			json_path = optarg;
+			break;
+		case 'C':
+			for (char *e = strtok(optarg, ","); e && ncpu < MAX_RSS;
+			     e = strtok(NULL, ",")) {
+				char *eq = strchr(e, '=');
+				if (!eq || atoi(eq + 1) <= 0) {
+					fprintf(stderr,
+					        "bench-kbs: --cpu name=pid[,name=pid...]\n");
+					return 2;
+				}
+				snprintf(cpu[ncpu].name, sizeof(cpu[ncpu].name), "%.*s",
+				         (int)(eq - e), e);
+				cpu[ncpu++].pid = atoi(eq + 1);
+			}
+			break;
 		case 'm':
 			for (char *e = strtok(optarg, ","); e && nrss < MAX_RSS;
 			     e = strtok(NULL, ",")) {
@@ -590,8 +720,23 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (json_path)
+		jout = json_pack("{s:[]}", "runs");
+	if (ncpu) {
+		floor_ms = crypto_floor_ms();
+		printf("crypto floor (ES256 sign + P-256 keygen + P-256 ECDH, OpenSSL, CPU time): "
+		       "%.3f ms\n",
+		       floor_ms);
+		if (jout)
+			json_object_set_new(jout, "crypto_floor_ms", json_real(floor_ms));
+	}
 	long bad = 0;
 	for (char *s = strtok(conc, ","); s; s = strtok(NULL, ","))
 		bad += run(atoi(s), secs, rate, report_every, warmup, max_growth);
+	if (jout) {
+		if (json_dump_file(jout, json_path, JSON_INDENT(1)) != 0)
+			fprintf(stderr, "bench-kbs: cannot write %s\n", json_path);
+		json_decref(jout);
+	}
 	return report_every > 0 && bad ? 1 : 0;
 }

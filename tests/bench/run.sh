@@ -2,9 +2,14 @@
 # make bench: every build/bin/bench-* (through tests/bench/run_<name>.sh when that wrapper
 # exists), then the KBS handshake bench: redis + rvps + grpc-as + kbs started on free loopback
 # ports, full handshakes (auth + attest + resource + JWE) at 1, 16 and 64 concurrent attesters
-# with handshakes/s and p50/p99 latency, and each daemon's peak RSS (VmHWM); then the same
-# handshake with sessions in Redis on 1 and 3 kbs replicas behind HAProxy.
-# env BUILD (default build), BENCH_SECONDS (default 5), BENCH_CONCURRENCY (default 1,16,64)
+# with handshakes/s, p50/p99 latency and the server CPU per handshake (kbs, grpc-as, rvps,
+# redis from /proc) beside the crypto floor timed in the same run, each daemon's idle RSS
+# before the load and peak RSS (VmHWM) after it; then the same handshake with sessions in Redis
+# on 1 and 3 kbs replicas behind HAProxy. Every figure also goes to $BUILD/bench.json.
+# env BUILD (default build), BENCH_SECONDS (default 5), BENCH_CONCURRENCY (default 1,16,64),
+# BENCH_ONLY_KBS=1 (the handshake bench alone, no micro-benchmarks and no replicas),
+# BENCH_CLIENT (the bench-kbs to drive the daemons with, default $BUILD/bin/bench-kbs: a newer
+# client against an older build's daemons), BENCH_JSON (default $BUILD/bench.json)
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -13,38 +18,84 @@ bin=$BUILD/bin
 secs=${BENCH_SECONDS:-5}
 conc=${BENCH_CONCURRENCY:-1,16,64}
 status=0
+client=${BENCH_CLIENT:-$bin/bench-kbs}
+json=${BENCH_JSON:-$BUILD/bench.json}
+jdir=$(mktemp -d)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load average at start: $load"
+# bench.json: {loadavg, benches: {name: [output lines]}, handshake: bench-kbs --json,
+# rss_idle_kb, rss_peak_kb, replicas: [lines]}, assembled from the pieces in $jdir at exit
+write_json() {
+  /usr/bin/python3 - "$jdir" "$json" "$load" <<'PY'
+import json, os, sys
+d, out, load = sys.argv[1], sys.argv[2], sys.argv[3]
+def read(name, parse):
+    p = os.path.join(d, name)
+    return parse(open(p).read()) if os.path.exists(p) else None
+benches = {}
+for f in sorted(os.listdir(d)):
+    if f.startswith("bench-") and f.endswith(".txt"):
+        benches[f[6:-4]] = open(os.path.join(d, f)).read().splitlines()
+kv = lambda t: {l.split()[0]: int(l.split()[1]) for l in t.splitlines() if l.strip()}
+doc = {"loadavg_start": load, "loadavg_end": open("/proc/loadavg").read().split()[:3],
+       "benches": benches, "handshake": read("handshake.json", json.loads),
+       "rss_idle_kb": read("rss_idle.txt", kv), "rss_peak_kb": read("rss_peak.txt", kv),
+       "replicas": read("replicas.txt", str.splitlines)}
+json.dump(doc, open(out, "w"), indent=1)
+print("figures written to", out)
+PY
+  rm -rf "$jdir"
+}
 
 for b in "$bin"/bench-*; do
+  [ -n "${BENCH_ONLY_KBS:-}" ] && break
   [ -x "$b" ] || continue
   name=${b##*/bench-}
   [ "$name" = kbs ] && continue
   echo "=== bench-$name"
   if [ -f "tests/bench/run_$name.sh" ]; then
-    bash "tests/bench/run_$name.sh" || status=1
+    bash "tests/bench/run_$name.sh"
   else
-    "$b" || status=1
-  fi
+    "$b"
+  fi | tee "$jdir/bench-$name.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
 done
 
 echo "=== bench-kbs (full KBS handshakes against redis + rvps + grpc-as + kbs)"
-for b in kbs grpc-as rvps bench-kbs; do
-  if [ ! -x "$bin/$b" ]; then
-    echo "bench-kbs: $bin/$b is not built; skipped"
+for b in "$bin/kbs" "$bin/grpc-as" "$bin/rvps" "$client"; do
+  if [ ! -x "$b" ]; then
+    echo "bench-kbs: $b is not built; skipped"
+    write_json
     exit $status
   fi
 done
 if nm "$bin/kbs" 2>/dev/null | grep -qE ' w (jws_verify|jwe_encrypt|rego_compile)$'; then
   echo "bench-kbs: $bin/kbs was linked without JOSE or Rego (common/jose.c, common/rego/); skipped"
+  write_json
   exit $status
 fi
 . tests/bench/stack.sh
 stack_up || exit 1
-"$bin/bench-kbs" --url "$url" --path "$STACK_RESOURCE_PATH" --seconds "$secs" --concurrency "$conc" \
-  --expect "$STACK_SECRET" || status=1
+sleep 1 # let the setup requests' garbage settle before the idle figure
 for d in redis rvps grpc-as kbs; do
   v=pid_${d//-/_}
-  printf 'peak RSS %-8s %s\n' "$d" "$(awk '/VmHWM/ {print $2, $3}' "/proc/${!v}/status")"
+  kb=$(awk '/VmRSS/ {print $2}' "/proc/${!v}/status")
+  echo "$d $kb" >>"$jdir/rss_idle.txt"
+  printf 'idle RSS %-8s %s kB, %s threads\n' "$d" "$kb" "$(awk '/Threads/ {print $2}' "/proc/${!v}/status")"
 done
+"$client" --url "$url" --path "$STACK_RESOURCE_PATH" --seconds "$secs" --concurrency "$conc" \
+  --expect "$STACK_SECRET" --cpu "$(stack_pids)" --json "$jdir/handshake.json" || status=1
+for d in redis rvps grpc-as kbs; do
+  v=pid_${d//-/_}
+  kb=$(awk '/VmHWM/ {print $2}' "/proc/${!v}/status")
+  echo "$d $kb" >>"$jdir/rss_peak.txt"
+  printf 'peak RSS %-8s %s kB\n' "$d" "$kb"
+done
+echo "load average after the handshakes: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${BENCH_ONLY_KBS:-}" ]; then
+  write_json
+  exit $status
+fi
 
 # ---- replicas: the same handshake with sessions in the shared Redis, 1 and 3 kbs processes
 # behind HAProxy (deploy/dev/haproxy-kbs.cfg.in, round robin), beside the single process with
@@ -54,6 +105,7 @@ haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
 echo "=== bench-kbs replicas (sessions in Redis, HAProxy round robin; $rconc attesters)"
 if [ ! -x "$haproxy_bin" ]; then
   echo "bench-kbs replicas: haproxy is not installed (make deps); skipped"
+  write_json
   exit $status
 fi
 servers3=""
@@ -79,13 +131,14 @@ start haproxy-3 "$lb3" "$haproxy_bin" -db -f "$tmp/haproxy-$lb3.cfg"
 sleep 1 # first health checks
 rate() { # label url
   local out
-  out=$("$bin/bench-kbs" --url "$2" --path "$STACK_RESOURCE_PATH" --seconds "$secs" \
+  out=$("$client" --url "$2" --path "$STACK_RESOURCE_PATH" --seconds "$secs" \
     --concurrency "$rconc" --expect "$STACK_SECRET") || status=1
-  printf '%-46s %s\n' "$1" "$(echo "$out" | sed -n 's/.*attesters: *//p')"
+  printf '%-46s %s\n' "$1" "$(echo "$out" | sed -n 's/.*attesters: *//p')" | tee -a "$jdir/replicas.txt"
   echo "$out" | grep 'last failure' || true
 }
 rate "1 kbs, in-memory sessions (direct)" "$url"
 rate "1 kbs, Redis sessions (direct)" "http://127.0.0.1:$port_r1"
 rate "1 kbs replica, Redis sessions, via HAProxy" "http://127.0.0.1:$lb1"
 rate "3 kbs replicas, Redis sessions, via HAProxy" "http://127.0.0.1:$lb3"
+write_json
 exit $status
