@@ -320,6 +320,36 @@ static void test_kv_unreachable_store_is_err_unavailable(void **state)
 	json_decref(cfg);
 }
 
+/* local_json: a take whose rewrite of the namespace document fails returns -1, hands out no
+ * value and leaves the value stored (it was not taken). The rewrite is made to fail by a
+ * directory where its temporary file would go, which stops root as well. */
+static void test_kv_local_json_failed_take_keeps_the_value(void **state)
+{
+	char dir[] = "/tmp/ctrustee-kvtake-XXXXXX", block[256];
+	struct err err = {0};
+	uint8_t *v = (uint8_t *)"unset";
+	size_t n = 7;
+	assert_non_null(mkdtemp(dir));
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "LocalJson", "backends",
+	                        "local_json", "file_dir_path", dir);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	assert_int_equal(kv_set(kv, "kbs", "once", "secret", 6, 1, &err), 0);
+	snprintf(block, sizeof(block), "%s/kbs.tmp.%d", dir, (int)getpid());
+	assert_int_equal(mkdir(block, 0700), 0);
+	assert_int_equal(kv_take(kv, "kbs", "once", &v, &n, &err), -1);
+	assert_null(v);
+	assert_non_null(strstr(err.msg, "cannot write"));
+	assert_int_equal(rmdir(block), 0);
+	assert_int_equal(kv_take(kv, "kbs", "once", &v, &n, &err), 0);
+	assert_memory_equal(v, "secret", 6);
+	free(v);
+	assert_int_equal(kv_get(kv, "kbs", "once", &v, &n, &err), 1);
+	kv_close(kv);
+	json_decref(cfg);
+	tl_rm_rf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +362,7 @@ int main(void)
 	    cmocka_unit_test(test_kv_backend_rows_name_every_mandatory_slot),
 	    cmocka_unit_test(test_kv_unknown_storage_type_is_refused_with_a_sentence),
 	    cmocka_unit_test(test_kv_unreachable_store_is_err_unavailable),
+	    cmocka_unit_test(test_kv_local_json_failed_take_keeps_the_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
