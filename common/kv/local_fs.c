@@ -86,9 +86,15 @@ static int fs_take(void *state, const char *ns, const char *key, uint8_t **val, 
 	char path[1024];
 	fs_path(state, ns, key, path, sizeof(path));
 	int rc = kv_file_read(path, val, len, err);
-	if (rc == 0)
-		unlink(path);
-	return rc;
+	if (rc != 0 || unlink(path) == 0)
+		return rc;
+	/* not taken by us: another process sharing the directory unlinked it first (then it
+	 * was theirs, single use), or it cannot be removed (then it must not be handed out) */
+	int e = errno;
+	kv_wipe_free(*val, *len);
+	*val = NULL;
+	*len = 0;
+	return e == ENOENT ? 1 : err_set(err, "cannot delete %s: %s", path, strerror(e));
 }
 
 static int fs_del(void *state, const char *ns, const char *key, struct err *err)
