@@ -9,11 +9,11 @@
 #include "as/verifiers/verifier.h"
 
 extern const struct verifier verifier_sample, verifier_sampledevice, verifier_tdx, verifier_sgx,
-    verifier_snp, verifier_az_snp_vtpm, verifier_az_tdx_vtpm, verifier_tpm;
+    verifier_snp, verifier_az_snp_vtpm, verifier_az_tdx_vtpm, verifier_tpm, verifier_nvidia;
 
 static const struct verifier *const table[] = {
-    &verifier_sample,      &verifier_sampledevice, &verifier_tdx, &verifier_sgx, &verifier_snp,
-    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm,
+    &verifier_sample,      &verifier_sampledevice, &verifier_tdx, &verifier_sgx,    &verifier_snp,
+    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm, &verifier_nvidia,
 };
 
 const struct verifier *verifier_find(const char *tee)

@@ -1,0 +1,223 @@
+/*
+ * nvidia verifier (as-rvps.md §5.13), local mode: each device of an NVIDIA evidence list is an
+ * SPDM GET_MEASUREMENTS transcript signed by the device's attestation key, whose certificate
+ * chains to the NVIDIA Device Identity CA and certifies the firmware (FWID) the transcript
+ * reports. A device is accepted when, in this order, its chain reaches the root, the leaf's
+ * FWID equals the opaque `fwid`, the P-384 signature over request || response verifies with the
+ * leaf, and the request's nonce equals the expected report data regularized to 32 bytes (the
+ * nonce is required). Each device becomes one `gpu` claims object: arch, uuid, measurements
+ * by index, and the opaque data as `config`.
+ *
+ * Evidence: {"device_evidence_list": [{"arch": "Hopper", "uuid": "...", "evidence": hex or
+ * base64 transcript, "certificate": base64 of the PEM chain}, ...]}.
+ *
+ * Only Hopper GPUs can be verified locally; switches (LS10), Blackwell and the remote (NRAS)
+ * mode are refused with a sentence rather than passed unchecked. The root can be replaced by
+ * `verifier_config.nvidia_verifier.root_ca_file` (forged chains in tests) or, for one request,
+ * the option "nvidia_root_ca" (a PEM file).
+ */
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "as/evidence/nvidia_chain.h"
+#include "as/evidence/spdm.h"
+#include "as/verifiers/verifier.h"
+#include "b64.h"
+
+/* Set by init before any verify runs, then only read. NULL = the built-in root. */
+static X509 *configured_root;
+
+static X509 *read_root(const char *path, struct err *err)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		err_set(err, "cannot open the NVIDIA root CA file %s", path);
+		return NULL;
+	}
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL)
+		err_set(err, "%s is not a PEM certificate", path);
+	return x;
+}
+
+static int nvidia_init(const json_t *verifier_config, struct err *err)
+{
+	const json_t *c = json_object_get(verifier_config, "nvidia_verifier");
+	const char *type = json_string_value(json_object_get(c, "type"));
+	const char *root = json_string_value(json_object_get(c, "root_ca_file"));
+
+	if (type != NULL && strcasecmp(type, "local") != 0)
+		return err_set(err,
+		               "nvidia_verifier type %.32s is not supported: only local "
+		               "verification is built",
+		               type);
+	X509 *x = root ? read_root(root, err) : NULL;
+	if (root != NULL && x == NULL)
+		return err_prefix(err, "nvidia_verifier.root_ca_file");
+	X509_free(configured_root);
+	configured_root = x;
+	return 0;
+}
+
+/* "evidence": hex, else standard base64 (both are in use by collectors). */
+static int decode_transcript(const char *s, uint8_t **out, size_t *len, struct err *err)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+		n--;
+	if (hex_decode(s, n, out, len) == 0)
+		return 0;
+	if (b64_decode(s, n, B64_STD | B64_LENIENT, out, len) == 0)
+		return 0;
+	return err_set(err, "`evidence` is neither hex nor base64");
+}
+
+struct device {
+	const char *arch, *uuid;
+	uint8_t *report; /* owned */
+	size_t report_len;
+	uint8_t *pem; /* owned */
+	size_t pem_len;
+	struct spdm_measurements m;
+	struct nvidia_chain chain;
+};
+
+static void device_free(struct device *d)
+{
+	free(d->report);
+	free(d->pem);
+	nvidia_chain_free(&d->chain);
+}
+
+static int load_device(const json_t *e, struct device *d, struct err *err)
+{
+	const char *ev = json_string_value(json_object_get(e, "evidence"));
+	const char *cert = json_string_value(json_object_get(e, "certificate"));
+	json_t *uuid = json_object_get(e, "uuid");
+
+	d->arch = json_string_value(json_object_get(e, "arch"));
+	if (!json_is_object(e) || d->arch == NULL || ev == NULL || cert == NULL)
+		return err_set(err, "a device needs string `arch`, `evidence` and `certificate`");
+	if (uuid != NULL && !json_is_string(uuid))
+		return err_set(err, "device `uuid` must be a string");
+	d->uuid = uuid ? json_string_value(uuid) : "unknown";
+	if (strcasecmp(d->arch, "hopper") != 0) {
+		if (strcasecmp(d->arch, "blackwell") == 0 || strcmp(d->arch, "LS10") == 0)
+			return err_set(err,
+			               "Device architecture not supported: %s cannot be verified "
+			               "locally",
+			               d->arch);
+		return err_set(err, "unknown device architecture %.32s", d->arch);
+	}
+	if (decode_transcript(ev, &d->report, &d->report_len, err) < 0)
+		return -1;
+	if (b64_decode(cert, strlen(cert), B64_STD | B64_LENIENT, &d->pem, &d->pem_len) < 0)
+		return err_set(err, "`certificate` is not base64");
+	if (spdm_measurements_parse(d->report, d->report_len, SPDM_P384_SIG_LEN, &d->m, err) < 0)
+		return -1;
+	return nvidia_chain_parse(d->pem, d->pem_len, &d->chain, err);
+}
+
+static int check_device(const struct verify_request *req, struct device *d, X509 *root,
+                        const uint8_t nonce[SPDM_NONCE_LEN], struct err *err)
+{
+	const struct spdm_opaque_item *fwid = spdm_opaque_find(&d->m, SPDM_OD_FWID);
+	if (fwid == NULL)
+		return err_set(err, "Nvidia report fwid not found");
+	if (nvidia_chain_verify(&d->chain, root, fwid->data, fwid->len, req->now, err) < 0)
+		return -1;
+	if (spdm_verify_p384(&d->m, d->report, X509_get0_pubkey(nvidia_chain_leaf(&d->chain)),
+	                     err) < 0)
+		return -1;
+	if (CRYPTO_memcmp(d->m.req_nonce, nonce, SPDM_NONCE_LEN) != 0)
+		return err_set(err, "Nvidia report nonce mismatch");
+	return 0;
+}
+
+static json_t *device_claims(const struct device *d)
+{
+	json_t *meas = json_object();
+	for (size_t i = 0; meas != NULL && i < d->m.n_blocks; i++) {
+		char k[8], *h = hex_encode(d->m.blocks[i].value, d->m.blocks[i].value_len);
+		snprintf(k, sizeof(k), "%u", d->m.blocks[i].index);
+		json_object_set_new(meas, k, json_string(h ? h : ""));
+		free(h);
+	}
+	json_t *config = spdm_opaque_claims(&d->m);
+	if (meas == NULL || config == NULL) {
+		json_decref(meas);
+		json_decref(config);
+		return NULL;
+	}
+	return json_pack("{s:s,s:s,s:o,s:o}", "arch", "Hopper", "uuid", d->uuid, "measurements",
+	                 meas, "config", config);
+}
+
+static int request_root(const struct verify_request *req, X509 **owned, struct err *err)
+{
+	const char *path = json_string_value(json_object_get(req->options, "nvidia_root_ca"));
+	*owned = NULL;
+	if (path == NULL)
+		return 0;
+	*owned = read_root(path, err);
+	return *owned ? 0 : -1;
+}
+
+static int verify_one(const struct verify_request *req, const json_t *e, X509 *root,
+                      const uint8_t nonce[SPDM_NONCE_LEN], json_t **claims, struct err *err)
+{
+	struct device d = {0};
+	int rc = -1;
+	if (load_device(e, &d, err) == 0 && check_device(req, &d, root, nonce, err) == 0) {
+		*claims = device_claims(&d);
+		rc = *claims ? 0 : err_set(err, "out of memory");
+	}
+	device_free(&d);
+	return rc;
+}
+
+static int nvidia_verify(const struct verify_request *req, struct verify_result *out,
+                         struct err *err)
+{
+	const json_t *list = json_object_get(req->evidence, "device_evidence_list");
+	uint8_t nonce[SPDM_NONCE_LEN];
+	X509 *req_root = NULL;
+	size_t n = json_array_size(list);
+
+	if (!json_is_array(list))
+		return err_set(err, "NVIDIA evidence lacks the array `device_evidence_list`");
+	if (n == 0)
+		return err_set(err, "NVIDIA evidence lists no device");
+	if (n > VERIFIER_MAX_CLAIMS)
+		return err_set(err, "NVIDIA evidence lists %zu devices, more than %d", n,
+		               VERIFIER_MAX_CLAIMS);
+	if (req->report_data == NULL)
+		return err_set(err, "Nvidia report data not provided");
+	verifier_regularize(req->report_data, req->report_data_len, nonce, sizeof(nonce));
+	if (request_root(req, &req_root, err) < 0)
+		return -1;
+	X509 *root = req_root ? req_root : configured_root;
+	for (size_t i = 0; i < n; i++) {
+		json_t *claims = NULL;
+		if (verify_one(req, json_array_get(list, i), root, nonce, &claims, err) < 0) {
+			verify_result_clear(out);
+			X509_free(req_root);
+			return err_prefix(err, "NVIDIA device %zu", i);
+		}
+		snprintf(out->items[out->n].tee_class, sizeof(out->items[0].tee_class), "gpu");
+		out->items[out->n++].claims = claims;
+	}
+	X509_free(req_root);
+	return 0;
+}
+
+const struct verifier verifier_nvidia = {
+    .tee = "nvidia",
+    .init = nvidia_init,
+    .verify = nvidia_verify,
+};

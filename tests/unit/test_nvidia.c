@@ -1,0 +1,339 @@
+/*
+ * NVIDIA verifier over the real H100 evidence in shared/testdata/evidence/nvidia (MANIFEST.md
+ * rows "NVIDIA H100" and its chain cases 1-4): the claims equal Trustee's golden file byte for
+ * byte, and each broken part of the evidence is refused with its own reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "as/evidence/nvidia_chain.h"
+#include "as/evidence/spdm.h"
+#include "as/verifiers/verifier.h"
+#include "b64.h"
+#include "testlib.h"
+
+static char dir[1024];
+static const char *NONCE = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
+static const char *FWID = "f5c384aebb579217a2c66b17ed0f28e6a9b8d639041acd7b4721cec004f7275494ba94"
+                          "bb5cdfdb3055ee051762b1f75d";
+
+static uint8_t *unhex(const char *s, size_t *n)
+{
+	uint8_t *out;
+	size_t len = strlen(s);
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	assert_int_equal(hex_decode(s, len, &out, n), 0);
+	return out;
+}
+
+static uint8_t *report_bytes(const char *rel, size_t *n)
+{
+	size_t tl;
+	char *txt = (char *)tl_slurp(dir, rel, &tl);
+	uint8_t *r = unhex(txt, n);
+	free(txt);
+	return r;
+}
+
+/* Evidence with one Hopper device: the transcript (hex) and the chain file (base64). */
+static json_t *evidence(const uint8_t *rep, size_t rlen, const char *chain_rel)
+{
+	size_t cl;
+	uint8_t *chain = tl_slurp(dir, chain_rel, &cl);
+	char *h = hex_encode(rep, rlen), *c64 = b64_encode(chain, cl, B64_STD);
+	json_t *ev =
+	    json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "device_evidence_list", "arch", "Hopper", "uuid",
+	              "1111-2222-33333-444444-555555", "evidence", h, "certificate", c64);
+	free(h);
+	free(c64);
+	free(chain);
+	return ev;
+}
+
+static int run(const json_t *ev, const char *nonce_hex, const json_t *opts, json_t **claims,
+               struct err *err)
+{
+	const struct verifier *v = verifier_find("nvidia");
+	struct verify_result res = {0};
+	size_t nl = 0;
+	uint8_t *nonce = nonce_hex ? unhex(nonce_hex, &nl) : NULL;
+	struct verify_request req = {
+	    .evidence = ev, .report_data = nonce, .report_data_len = nl, .options = opts};
+	assert_non_null(v);
+	int rc = v->verify(&req, &res, err);
+	if (rc == 0) {
+		assert_int_equal(res.n, 1);
+		assert_string_equal(res.items[0].tee_class, "gpu");
+		if (claims)
+			*claims = json_incref(res.items[0].claims);
+	}
+	verify_result_clear(&res);
+	free(nonce);
+	return rc;
+}
+
+/* Verify the sample report after `mutate` changed it; expect a refusal containing `want`. */
+static void refuse(void (*mutate)(uint8_t *, size_t *), const char *chain, const char *nonce,
+                   const json_t *opts, const char *want)
+{
+	size_t n;
+	uint8_t *rep = report_bytes("evidence/nvidia/trustee/hopperAttestationReport.txt", &n);
+	rep = realloc(rep, n + 16); /* room for a mutation that appends */
+	assert_non_null(rep);
+	if (mutate)
+		mutate(rep, &n);
+	json_t *ev = evidence(rep, n, chain);
+	struct err err = {0};
+	assert_int_equal(run(ev, nonce, opts, NULL, &err), -1);
+	if (strstr(err.msg, want) == NULL)
+		fail_msg("refusal \"%s\" does not say \"%s\"", err.msg, want);
+	json_decref(ev);
+	free(rep);
+}
+
+static void test_claims_equal_trustee_golden(void **state)
+{
+	size_t n, gl;
+	uint8_t *rep = report_bytes("evidence/nvidia/trustee/hopperAttestationReport.txt", &n);
+	char *golden = (char *)tl_slurp(
+	    dir, "evidence/nvidia/trustee/hopperAttestationReport-claims.txt", &gl);
+	json_t *ev = evidence(rep, n, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt");
+	json_t *claims = NULL;
+	struct err err = {0};
+	if (run(ev, NONCE, NULL, &claims, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	char *got = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);
+	/* Trustee sorts measurement indices as strings, as JSON_SORT_KEYS does */
+	assert_string_equal(got, golden);
+	free(got);
+	json_decref(claims);
+	json_decref(ev);
+	free(golden);
+	free(rep);
+}
+
+static void test_nvtrust_copy_verifies_too(void **state)
+{
+	size_t n;
+	uint8_t *rep = report_bytes("evidence/nvidia/nvtrust/hopperAttestationReport.txt", &n);
+	json_t *ev = evidence(rep, n, "evidence/nvidia/nvtrust/hopperCertChain.txt");
+	struct err err = {0};
+	if (run(ev, NONCE, NULL, NULL, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	json_decref(ev);
+	free(rep);
+}
+
+static void test_coco_report_with_48_byte_report_data(void **state)
+{
+	size_t n;
+	uint8_t *rep = report_bytes("evidence/nvidia/trustee/hopper_coco_report1.txt", &n);
+	json_t *ev = evidence(rep, n, "evidence/nvidia/trustee/hopper_coco_certs1.txt");
+	struct err err = {0};
+	const char *rd =
+	    "87d8e24ab336adafe228d49e83d745f6dba4ae505372b6a5704820856b343fece279b616efef"
+	    "c2aae21da80cf5581250";
+	if (run(ev, rd, NULL, NULL, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	json_decref(ev);
+	free(rep);
+}
+
+static void test_chain_case2_root_only(void **state)
+{
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case2.txt", NONCE, NULL,
+	       "Certificate chain must have at least the root CA and signing certificates");
+}
+
+static void test_chain_case3_missing_intermediate(void **state)
+{
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case3.txt", NONCE, NULL,
+	       "Report certificate chain failed to verify");
+}
+
+static void test_chain_case4_missing_leaf(void **state)
+{
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case4.txt", NONCE, NULL,
+	       "FwId oid not found in the NVIDIA signing certificate");
+}
+
+static void test_fwid_of_signing_cert(void **state)
+{
+	size_t n;
+	uint8_t *pem = tl_slurp(dir, "evidence/nvidia/trustee/hopper_signing_cert.pem", &n);
+	struct nvidia_chain c = {0};
+	struct err err = {0};
+	uint8_t fwid[NVIDIA_FWID_LEN];
+	assert_int_equal(nvidia_chain_parse(pem, n, &c, &err), 0);
+	assert_int_equal(nvidia_cert_fwid(nvidia_chain_leaf(&c), fwid, &err), 0);
+	char *h = hex_encode(fwid, sizeof(fwid));
+	assert_string_equal(h, FWID);
+	free(h);
+	nvidia_chain_free(&c);
+	free(pem);
+}
+
+static void flip_measurement(uint8_t *r, size_t *n)
+{
+	r[37 + 8 + 4 + 3 + 48 + 7 + 5] ^= 1; /* a byte of measurement index 2 */
+}
+
+static void truncate_response(uint8_t *r, size_t *n)
+{
+	*n -= 10;
+}
+
+/* The opaque fwid item is the 48 bytes after its {20, 48} header, before {21, 1, 'U'} and the
+ * signature. */
+static size_t fwid_at(const uint8_t *r, size_t n)
+{
+	size_t at = n - 96 - 5 - 48;
+	assert_int_equal(r[at - 4], 20);
+	assert_int_equal(r[at - 2], 48);
+	return at;
+}
+
+static void break_fwid(uint8_t *r, size_t *n)
+{
+	r[fwid_at(r, *n)] ^= 0xff;
+}
+
+static void fwid_type_to_vbios(uint8_t *r, size_t *n)
+{
+	r[fwid_at(r, *n) - 4] = 6;
+}
+
+static void unknown_opaque_type(uint8_t *r, size_t *n)
+{
+	r[fwid_at(r, *n) - 4] = 37;
+}
+
+static void trailing_garbage(uint8_t *r, size_t *n)
+{
+	r[*n] = 0x01; /* refuse() left room */
+	(*n)++;
+}
+
+static void test_refuses_flipped_measurement_byte(void **state)
+{
+	refuse(flip_measurement, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE, NULL,
+	       "NVIDIA report signature verification failed");
+}
+
+static void test_refuses_truncated_response(void **state)
+{
+	refuse(truncate_response, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE,
+	       NULL, "SPDM response truncated: signature needs 96 bytes, 86 left");
+}
+
+static void test_refuses_wrong_nonce(void **state)
+{
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt",
+	       "031d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb", NULL,
+	       "Nvidia report nonce mismatch");
+}
+
+static void test_refuses_missing_report_data(void **state)
+{
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NULL, NULL,
+	       "Nvidia report data not provided");
+}
+
+static void test_refuses_wrong_root(void **state)
+{
+	char path[1400];
+	snprintf(path, sizeof(path), "%s/evidence/nvidia/nvtrust/verifier_RIM_root.pem", dir);
+	json_t *opts = json_pack("{s:s}", "nvidia_root_ca", path);
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE, opts,
+	       "Root CA in the certificate chain is not trusted");
+	json_decref(opts);
+}
+
+static void test_refuses_mismatched_fwid(void **state)
+{
+	refuse(break_fwid, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE, NULL,
+	       "Fwid mismatch: certificate f5c384ae");
+}
+
+static void test_refuses_duplicate_opaque_item(void **state)
+{
+	refuse(fwid_type_to_vbios, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE,
+	       NULL, "opaque vbios_version appears twice");
+}
+
+static void test_refuses_unknown_opaque_type(void **state)
+{
+	refuse(unknown_opaque_type, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE,
+	       NULL, "unknown opaque data type 37");
+}
+
+static void test_refuses_bytes_after_signature(void **state)
+{
+	refuse(trailing_garbage, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE, NULL,
+	       "1 unexplained bytes after the signature");
+}
+
+static void test_refuses_switch_locally(void **state)
+{
+	json_t *ev = json_pack("{s:[{s:s,s:s,s:s}]}", "device_evidence_list", "arch", "LS10",
+	                       "evidence", "11", "certificate", "");
+	struct err err = {0};
+	assert_int_equal(run(ev, NONCE, NULL, NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "Device architecture not supported"));
+	json_decref(ev);
+}
+
+static void test_parser_refuses_every_truncation(void **state)
+{
+	size_t n;
+	uint8_t *rep = report_bytes("evidence/nvidia/trustee/hopperAttestationReport.txt", &n);
+	struct spdm_measurements *m = malloc(sizeof(*m));
+	struct err err = {0};
+	assert_int_equal(spdm_measurements_parse(rep, n, SPDM_P384_SIG_LEN, m, &err), 0);
+	assert_int_equal(m->n_blocks, 64);
+	assert_int_equal(m->signed_len, n - 96);
+	for (size_t k = 0; k < n; k++) {
+		uint8_t *cut = malloc(k ? k : 1);
+		memcpy(cut, rep, k);
+		if (spdm_measurements_parse(cut, k, SPDM_P384_SIG_LEN, m, &err) == 0)
+			fail_msg("a transcript cut to %zu bytes parsed", k);
+		free(cut);
+	}
+	free(m);
+	free(rep);
+}
+
+int main(void)
+{
+	tl_testdata_dir(dir, sizeof(dir), "");
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_claims_equal_trustee_golden),
+	    cmocka_unit_test(test_nvtrust_copy_verifies_too),
+	    cmocka_unit_test(test_coco_report_with_48_byte_report_data),
+	    cmocka_unit_test(test_chain_case2_root_only),
+	    cmocka_unit_test(test_chain_case3_missing_intermediate),
+	    cmocka_unit_test(test_chain_case4_missing_leaf),
+	    cmocka_unit_test(test_fwid_of_signing_cert),
+	    cmocka_unit_test(test_refuses_flipped_measurement_byte),
+	    cmocka_unit_test(test_refuses_truncated_response),
+	    cmocka_unit_test(test_refuses_wrong_nonce),
+	    cmocka_unit_test(test_refuses_missing_report_data),
+	    cmocka_unit_test(test_refuses_wrong_root),
+	    cmocka_unit_test(test_refuses_mismatched_fwid),
+	    cmocka_unit_test(test_refuses_duplicate_opaque_item),
+	    cmocka_unit_test(test_refuses_unknown_opaque_type),
+	    cmocka_unit_test(test_refuses_bytes_after_signature),
+	    cmocka_unit_test(test_refuses_switch_locally),
+	    cmocka_unit_test(test_parser_refuses_every_truncation),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
