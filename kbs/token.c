@@ -13,6 +13,13 @@
  * digitalSignature (a TLS key-encipherment certificate under the same CA) is refused, and so
  * is an extendedKeyUsage naming only TLS purposes, unless the operator lists the purposes a
  * token signer carries (trusted_signer_ekus); trusted_signer_subjects pins the leaf subjects.
+ *
+ * Verified once: a token whose key came from an x5c chain (or a header jwk the operator
+ * trusts outright) is remembered by the SHA-256 of its exact bytes until its exp plus the
+ * leeway, or the chain's earliest notAfter if sooner, and an endorsed chain by the SHA-256 of
+ * its certificates until its earliest notAfter (vcache.c states the rules). A token verified
+ * through the JWK sets is not remembered: those sets are refreshed, and a key dropped from
+ * them must stop verifying at once.
  */
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -21,14 +28,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
 
 #include "b64.h"
+#include "hash.h"
 #include "jose/jose.h"
 #include "kbs.h"
 #include "log.h"
+#include "vcache.h"
 
 #define EXP_LEEWAY 60
+/* Bounds of the two memos: a verified token's claims are a few kB of JSON, so 256 tokens stay
+ * near a megabyte; a deployment has a handful of AS signing chains. */
+#define TOKEN_CACHE_ENTRIES 256
+#define CHAIN_CACHE_ENTRIES 64
 
 struct kbs_token_verifier {
 	X509_STORE *store;     /* NULL when no trusted_certs_paths */
@@ -38,7 +52,29 @@ struct kbs_token_verifier {
 	ASN1_OBJECT **ekus;          /* trusted_signer_ekus, parsed */
 	size_t n_ekus;
 	struct kbs_strv subjects; /* trusted_signer_subjects, borrowed from the config */
+	struct vcache *tokens;    /* SHA-256(token) -> json_t claims, owned */
+	struct vcache *chains;    /* SHA-256(x5c chain) -> EVP_PKEY leaf key, owned */
 };
+
+static void *claims_copy(void *v)
+{
+	return json_deep_copy(v);
+}
+
+static void claims_drop(void *v)
+{
+	json_decref(v);
+}
+
+static void *pkey_copy(void *v)
+{
+	return EVP_PKEY_up_ref(v) == 1 ? v : NULL;
+}
+
+static void pkey_drop(void *v)
+{
+	EVP_PKEY_free(v);
+}
 
 static int load_certs(X509_STORE *st, const char *path, struct err *err)
 {
@@ -68,6 +104,12 @@ struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, 
 	v->insecure_header_jwk = cfg->insecure_header_jwk;
 	v->extra_paths = cfg->extra_teekey_paths;
 	v->subjects = cfg->trusted_signer_subjects;
+	v->tokens = vcache_new(TOKEN_CACHE_ENTRIES, claims_copy, claims_drop);
+	v->chains = vcache_new(CHAIN_CACHE_ENTRIES, pkey_copy, pkey_drop);
+	if (!v->tokens || !v->chains) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
 	if (cfg->trusted_signer_ekus.n) {
 		v->ekus = calloc(cfg->trusted_signer_ekus.n, sizeof(*v->ekus));
 		if (!v->ekus) {
@@ -105,6 +147,8 @@ void kbs_token_verifier_free(struct kbs_token_verifier *v)
 		return;
 	X509_STORE_free(v->store);
 	kbs_jwks_free(v->jwks);
+	vcache_free(v->tokens);
+	vcache_free(v->chains);
 	for (size_t i = 0; i < v->n_ekus; i++)
 		ASN1_OBJECT_free(v->ekus[i]);
 	free(v->ekus);
@@ -179,9 +223,93 @@ static int signer_allowed(const struct kbs_token_verifier *v, X509 *leaf, struct
 	               subj);
 }
 
-/* The header jwk is endorsed by its x5c chain ending in a trusted certificate. */
-static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk, const json_t *header,
+/* The earliest notAfter of a verified chain, in seconds since the epoch (0 if unreadable,
+ * which keeps it out of the memo). */
+static double chain_not_after(X509_STORE_CTX *ctx)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	double min = 0;
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		struct tm tm;
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)), &tm) != 1)
+			return 0;
+		double t = (double)timegm(&tm);
+		if (min == 0 || t < min)
+			min = t;
+	}
+	return min;
+}
+
+/* The SHA-256 over the x5c entries, each preceded by its length; -1 if one is not a string. */
+static int chain_digest(const json_t *x5c, uint8_t out[32], struct err *err)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < json_array_size(x5c); i++) {
+		const json_t *e = json_array_get(x5c, i);
+		uint64_t n = json_string_length(e);
+		if (!json_is_string(e))
+			rc = err_set(err, "x5c entries must be strings");
+		else if (EVP_DigestUpdate(md, &n, sizeof(n)) != 1 ||
+		         EVP_DigestUpdate(md, json_string_value(e), n) != 1)
+			rc = -1;
+	}
+	if (rc == 0 && EVP_DigestFinal_ex(md, out, NULL) != 1)
+		rc = -1;
+	EVP_MD_CTX_free(md);
+	if (rc < 0 && err && !err->msg[0])
+		err_set(err, "cannot hash the x5c chain");
+	return rc;
+}
+
+/* Decodes and verifies the x5c chain against the trust store and the signer rules; returns a
+ * new reference to the leaf's key and sets *until to the chain's earliest notAfter. */
+static EVP_PKEY *verify_chain(struct kbs_token_verifier *v, const json_t *x5c, double *until,
                               struct err *err)
+{
+	X509 *leaf = NULL;
+	STACK_OF(X509) *inter = sk_X509_new_null();
+	X509_STORE_CTX *ctx = NULL;
+	EVP_PKEY *lk = NULL;
+	for (size_t i = 0; i < json_array_size(x5c); i++) {
+		X509 *x = der_cert(json_string_value(json_array_get(x5c, i)), err);
+		if (!x)
+			goto out;
+		if (i == 0)
+			leaf = x;
+		else
+			sk_X509_push(inter, x);
+	}
+	ctx = X509_STORE_CTX_new();
+	if (!ctx || X509_STORE_CTX_init(ctx, v->store, leaf, inter) != 1) {
+		err_set(err, "cannot set up certificate verification");
+		goto out;
+	}
+	if (X509_verify_cert(ctx) != 1) {
+		err_set(err, "x5c chain does not verify against trusted_certs_paths: %s",
+		        X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	if (signer_allowed(v, leaf, err) < 0)
+		goto out;
+	if ((lk = X509_get0_pubkey(leaf)) == NULL || EVP_PKEY_up_ref(lk) != 1) {
+		lk = NULL;
+		err_set(err, "the x5c leaf certificate has no usable key");
+		goto out;
+	}
+	*until = chain_not_after(ctx);
+out:
+	X509_STORE_CTX_free(ctx);
+	X509_free(leaf);
+	sk_X509_pop_free(inter, X509_free);
+	return lk;
+}
+
+/* The header jwk is endorsed by its x5c chain ending in a trusted certificate. A chain
+ * verified before (same bytes, before its earliest notAfter) is taken from the memo; the jwk
+ * is compared with the chain's leaf key either way. *until gets the chain's deadline. */
+static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk, const json_t *header,
+                              double *until, struct err *err)
 {
 	const char *kty = json_string_value(json_object_get(jwk, "kty"));
 	const char *crv = json_string_value(json_object_get(jwk, "crv"));
@@ -201,54 +329,28 @@ static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk, c
 		err_set(err, "header jwk has no x5c certificate chain");
 		return NULL;
 	}
-	EVP_PKEY *key = jwk_to_pkey(jwk, err);
+	uint8_t d[32];
+	if (chain_digest(x5c, d, err) != 0)
+		return NULL;
+	EVP_PKEY *key = jwk_to_pkey(jwk, err), *lk = NULL;
 	if (!key)
 		return NULL;
-	X509 *leaf = NULL;
-	STACK_OF(X509) *inter = sk_X509_new_null();
-	X509_STORE_CTX *ctx = NULL;
-	int ok = 0;
-	for (size_t i = 0; i < json_array_size(x5c); i++) {
-		const char *s = json_string_value(json_array_get(x5c, i));
-		if (!s) {
-			err_set(err, "x5c entries must be strings");
-			goto out;
-		}
-		X509 *x = der_cert(s, err);
-		if (!x)
-			goto out;
-		if (i == 0)
-			leaf = x;
-		else
-			sk_X509_push(inter, x);
+	if (!vcache_get(v->chains, d, (double)time(NULL), (void **)&lk, until)) {
+		if ((lk = verify_chain(v, x5c, until, err)) == NULL)
+			goto fail;
+		if (*until > 0 && EVP_PKEY_up_ref(lk) == 1)
+			vcache_put(v->chains, d, *until, lk);
 	}
-	EVP_PKEY *lk = X509_get0_pubkey(leaf);
-	if (!lk || pkey_public_equal(lk, key) != 1) {
+	if (pkey_public_equal(lk, key) != 1) {
 		err_set(err, "x5c leaf certificate key differs from the header jwk");
-		goto out;
+		goto fail;
 	}
-	ctx = X509_STORE_CTX_new();
-	if (!ctx || X509_STORE_CTX_init(ctx, v->store, leaf, inter) != 1) {
-		err_set(err, "cannot set up certificate verification");
-		goto out;
-	}
-	if (X509_verify_cert(ctx) != 1) {
-		err_set(err, "x5c chain does not verify against trusted_certs_paths: %s",
-		        X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
-		goto out;
-	}
-	if (signer_allowed(v, leaf, err) < 0)
-		goto out;
-	ok = 1;
-out:
-	X509_STORE_CTX_free(ctx);
-	X509_free(leaf);
-	sk_X509_pop_free(inter, X509_free);
-	if (!ok) {
-		EVP_PKEY_free(key);
-		return NULL;
-	}
+	EVP_PKEY_free(lk);
 	return key;
+fail:
+	EVP_PKEY_free(lk);
+	EVP_PKEY_free(key);
+	return NULL;
 }
 
 static int alg_acceptable(const char *alg)
@@ -266,15 +368,21 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 	json_t *hdr = NULL, *payload = NULL, *owned_jwk = NULL;
 	EVP_PKEY *key = NULL;
 	const json_t *jwk = NULL;
+	double now = (double)time(NULL), until = 0; /* until: 0 = not to be remembered */
+	uint8_t d[HASH_MAX];
+	int memo = hash_digest(HASH_SHA256, token, strlen(token), d) == 32;
+	if (memo && vcache_get(v->tokens, d, now, (void **)&payload, NULL))
+		return payload;
 	if (jws_decode_unverified(token, &hdr, NULL, err) != 0)
 		return NULL;
 	json_t *hjwk = json_object_get(hdr, "jwk");
 	const char *kid = json_string_value(json_object_get(hdr, "kid"));
 	if (json_is_object(hjwk)) {
 		jwk = hjwk;
-		if (v->insecure_header_jwk)
+		if (v->insecure_header_jwk) {
 			key = jwk_to_pkey(jwk, err);
-		else if ((key = endorsed_key(v, jwk, hdr, err)) == NULL && v->jwks) {
+			until = INFINITY;
+		} else if ((key = endorsed_key(v, jwk, hdr, &until, err)) == NULL && v->jwks) {
 			/* not endorsed by a chain, but perhaps one of the trusted sets' keys (an
 			 * AS's JWKS fetched from its port): trusted as a kid lookup would be */
 			if ((owned_jwk = kbs_jwks_find_key(v->jwks, hjwk, NULL)) != NULL)
@@ -318,9 +426,16 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		err_set(err, "token has no exp claim");
 		goto fail;
 	}
-	if ((double)time(NULL) > json_number_value(exp) + EXP_LEEWAY) {
+	if (now > json_number_value(exp) + EXP_LEEWAY) {
 		err_set(err, "token expired");
 		goto fail;
+	}
+	if (memo && until > 0 && !owned_jwk) { /* endorsed by a chain, or trusted outright */
+		if (json_number_value(exp) + EXP_LEEWAY < until)
+			until = json_number_value(exp) + EXP_LEEWAY;
+		json_t *copy = json_deep_copy(payload);
+		if (copy)
+			vcache_put(v->tokens, d, until, copy);
 	}
 	EVP_PKEY_free(key);
 	json_decref(owned_jwk);
