@@ -16,6 +16,11 @@
  * name in *crv (borrowed, static); 0 for any other key or curve. */
 size_t jose_ec_size(const EVP_PKEY *pk, const char **crv);
 
+/* The domain parameters of P-256, P-384 or P-521 as a parameters-only key, built once per
+ * process (borrowed; NULL for another curve): the template every EC import and ephemeral key
+ * starts from, so no call builds a curve group from its name again. */
+EVP_PKEY *jose_ec_params(const char *crv);
+
 /* base64url of the compact JSON text, members in insertion order; malloc'd, NULL on failure. */
 char *jose_b64url_json(const json_t *j);
 

@@ -9,11 +9,20 @@
  * Decryption (kbs-client, tests) takes the algorithm that fits the private key, checks every
  * length before OpenSSL sees a buffer, and refuses any content key that is not 32 bytes.
  * Content keys, shared secrets and key-encryption keys are wiped after use.
+ *
+ * Built once, not per call: the ephemeral key starts from the curve's parameters-only key
+ * (jose_ec_params), and AES-256-GCM, AES-256 key wrap and SHA-256 are fetched from the
+ * provider once per process. The ECDH peer is not validated again at derivation: every peer
+ * comes from jwk_to_pkey, which decoded its point onto the curve, and P-256 and P-521 have
+ * cofactor 1 (as P-384, which decryption also meets), so the further check OpenSSL would run (the
+ * point times the group order, a second scalar multiplication as dear as the derivation) cannot
+ * fail.
  */
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +34,24 @@
 #define CEK_LEN 32
 #define IV_LEN 12
 #define TAG_LEN 16
+
+static EVP_CIPHER *aes_gcm, *aes_wrap;
+static EVP_MD *sha256;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_init(void)
+{
+	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	aes_wrap = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", NULL);
+	sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
+/* 0 when the algorithms were fetched (kept for the life of the process). */
+static int fetched(void)
+{
+	pthread_once(&fetch_once, fetch_init);
+	return aes_gcm && aes_wrap && sha256 ? 0 : -1;
+}
 
 /* Concat KDF (RFC 7518 §4.6.2) for ECDH-ES+A256KW: one SHA-256 round, empty apu/apv. */
 static int concat_kdf(const uint8_t *z, size_t zlen, const char *alg, uint8_t kek[32])
@@ -39,7 +66,7 @@ static int concat_kdf(const uint8_t *z, size_t zlen, const char *alg, uint8_t ke
 	memcpy(buf + o, alg, al), o += al;
 	memset(buf + o, 0, 8), o += 8;          /* apu, apv lengths */
 	memcpy(buf + o, "\0\0\1\0", 4), o += 4; /* keydatalen = 256 bits */
-	int ok = EVP_Digest(buf, o, kek, NULL, EVP_sha256(), NULL) == 1;
+	int ok = fetched() == 0 && EVP_Digest(buf, o, kek, NULL, sha256, NULL) == 1;
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return ok ? 0 : -1;
 }
@@ -54,12 +81,14 @@ static int aes_kw(int wrap, const uint8_t kek[32], const uint8_t *in, size_t inl
 	if (inlen % 8 != 0 || inlen > INT_MAX - 8 ||
 	    (wrap ? inlen < 16 || inlen + 8 > outcap : inlen < 24 || inlen - 8 > outcap))
 		return -1;
+	if (fetched() < 0)
+		return -1;
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int l1 = 0, l2 = 0, ok = 0;
 	if (c == NULL)
 		return -1;
 	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-	if (EVP_CipherInit_ex(c, EVP_aes_256_wrap(), NULL, kek, NULL, wrap) == 1 &&
+	if (EVP_CipherInit_ex(c, aes_wrap, NULL, kek, NULL, wrap) == 1 &&
 	    EVP_CipherUpdate(c, out, &l1, in, (int)inlen) == 1 &&
 	    EVP_CipherFinal_ex(c, out + l1, &l2) == 1)
 		ok = 1;
@@ -71,8 +100,8 @@ static int aes_kw(int wrap, const uint8_t kek[32], const uint8_t *in, size_t inl
 static int ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t *z, size_t *zlen)
 {
 	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(priv, NULL);
-	int ok = c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_derive_set_peer(c, peer) == 1 &&
-	         EVP_PKEY_derive(c, z, zlen) == 1;
+	int ok = c && EVP_PKEY_derive_init(c) == 1 &&
+	         EVP_PKEY_derive_set_peer_ex(c, peer, 0) == 1 && EVP_PKEY_derive(c, z, zlen) == 1;
 	EVP_PKEY_CTX_free(c);
 	return ok ? 0 : -1;
 }
@@ -82,9 +111,9 @@ static int gcm(int enc, const uint8_t *key, const uint8_t *iv, const char *aad, 
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int l = 0, ok = 0;
-	if (c == NULL || inlen > INT32_MAX)
+	if (c == NULL || inlen > INT32_MAX || fetched() < 0)
 		goto out;
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+	if (EVP_CipherInit_ex(c, aes_gcm, NULL, NULL, NULL, enc) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, IV_LEN, NULL) != 1 ||
 	    EVP_CipherInit_ex(c, NULL, NULL, key, iv, enc) != 1 ||
 	    EVP_CipherUpdate(c, NULL, &l, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
@@ -104,8 +133,14 @@ out:
 
 static EVP_PKEY *ec_generate(const char *crv)
 {
-	return EVP_PKEY_Q_keygen(NULL, NULL, "EC",
-	                         strcmp(crv, "P-256") == 0 ? "prime256v1" : "secp521r1");
+	EVP_PKEY *params = jose_ec_params(crv), *k = NULL;
+	EVP_PKEY_CTX *c = params ? EVP_PKEY_CTX_new_from_pkey(NULL, params, NULL) : NULL;
+	if (c == NULL || EVP_PKEY_keygen_init(c) != 1 || EVP_PKEY_keygen(c, &k) != 1) {
+		EVP_PKEY_free(k);
+		k = NULL;
+	}
+	EVP_PKEY_CTX_free(c);
+	return k;
 }
 
 static int rsa_crypt(int enc, EVP_PKEY *k, int oaep, const uint8_t *in, size_t inlen, uint8_t *out,
