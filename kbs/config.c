@@ -111,6 +111,7 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	    get_str(h, "http_server", "certificate", &c->certificate, err) ||
 	    get_int(h, "http_server", "payload_request_size", 2, &c->payload_request_size, err) ||
 	    get_int(h, "http_server", "worker_count", 0, &c->worker_count, err) ||
+	    get_int(h, "http_server", "worker_threads", 0, &c->worker_threads, err) ||
 	    get_str(h, "http_server", "tls_profile", &c->tls_profile, err) ||
 	    get_str(h, "http_server", "tls_min_version", &c->tls_min_version, err) ||
 	    get_str(h, "http_server", "tls_max_version", &c->tls_max_version, err) ||
@@ -149,6 +150,9 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	}
 	if (c->payload_request_size <= 0 || c->payload_request_size > 1024)
 		return err_set(err, "[http_server] payload_request_size must be 1..1024 (MiB)");
+	if (c->worker_threads < 0 || c->worker_threads > 1024)
+		return err_set(err,
+		               "[http_server] worker_threads must be 0 (from the CPUs) to 1024");
 	if (c->worker_count <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->worker_count = n > 0 ? n : 2;

@@ -56,6 +56,8 @@ struct kbs_config {
 	char *certificate;
 	long long payload_request_size; /* MiB */
 	long long worker_count;
+	/* request handler threads; 0 = from the CPUs (server.c) */
+	long long worker_threads;
 	char *tls_profile;     /* old | intermediate (default) | modern | custom */
 	char *tls_min_version; /* "1.2" | "1.3" | NULL */
 	char *tls_max_version;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <time.h>
 
@@ -1067,6 +1068,20 @@ static void *sweeper_main(void *arg)
 	return NULL;
 }
 
+/* Request handler threads: each runs a request to its end, the AS call included, so the count
+ * bounds the requests in progress; more queue in common/http.c. Sized from the CPUs, 8 per
+ * online CPU (16..256), since the AS shares the machine in the usual deployment and threads
+ * beyond what the CPUs can run only add switches and malloc contention: the kbs ran 100
+ * ([attestation_service] pool_size) on 2 CPUs. An AS far away on the network may want more
+ * in flight: [http_server] worker_threads sets the count. */
+static long long handler_threads(const struct kbs_config *c)
+{
+	if (c->worker_threads > 0)
+		return c->worker_threads;
+	long n = sysconf(_SC_NPROCESSORS_ONLN) * 8;
+	return n < 16 ? 16 : n > 256 ? 256 : n;
+}
+
 struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 {
 	struct kbs_server *k = calloc(1, sizeof(*k));
@@ -1142,11 +1157,7 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 			goto fail;
 		}
 	}
-	long long pool = k->cfg.as_type == KBS_AS_GRPC ? k->cfg.as_pool_size : 32;
-	if (pool < 16)
-		pool = 16;
-	if (pool > 256)
-		pool = 256;
+	long long pool = handler_threads(&k->cfg);
 	void *tls = NULL;
 	if (!k->cfg.insecure_http) {
 		tls = kbs_tls_server_ctx(&k->cfg, err);

@@ -256,6 +256,29 @@ static void test_wrong_types(void **state)
 	assert_non_null(strstr(e.msg, "JSON pointer"));
 }
 
+/* [http_server] worker_threads: 0 (from the CPUs) by default, an operator's count, 0..1024 */
+static void test_worker_threads(void **state)
+{
+	struct kbs_config c;
+	struct err e = {0};
+	const char *admin = ",\"admin\":{\"authorization_mode\":\"DenyAll\"}}";
+	char doc[256];
+	snprintf(doc, sizeof(doc), "{\"http_server\":{}%s", admin);
+	assert_int_equal(parse(doc, &c, &e), 0);
+	assert_int_equal(c.worker_threads, 0);
+	kbs_config_free(&c);
+	snprintf(doc, sizeof(doc), "{\"http_server\":{\"worker_threads\":48}%s", admin);
+	assert_int_equal(parse(doc, &c, &e), 0);
+	assert_int_equal(c.worker_threads, 48);
+	kbs_config_free(&c);
+	for (int i = 0; i < 2; i++) {
+		snprintf(doc, sizeof(doc), "{\"http_server\":{\"worker_threads\":%d}%s",
+		         i ? 1025 : -1, admin);
+		assert_int_equal(parse(doc, &c, &e), -1);
+		assert_non_null(strstr(e.msg, "worker_threads"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +289,7 @@ int main(void)
 	    cmocka_unit_test(test_acl_anchoring),
 	    cmocka_unit_test(test_startup_refusals),
 	    cmocka_unit_test(test_wrong_types),
+	    cmocka_unit_test(test_worker_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
