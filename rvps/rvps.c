@@ -24,6 +24,7 @@
 struct rvps {
 	struct kv *kv;
 	int owns_kv;
+	struct rvps_extractor_set *ex; /* owned: each extractor's config and the pinned time */
 };
 
 struct rvps *rvps_new(const json_t *config, struct err *err)
@@ -49,9 +50,16 @@ struct rvps *rvps_new(const json_t *config, struct err *err)
 		err_set(err, "out of memory");
 		return NULL;
 	}
+	r->ex = rvps_extractor_set_new(config, err);
+	if (r->ex == NULL) {
+		err_prefix(err, "RVPS configuration");
+		free(r);
+		return NULL;
+	}
 	r->kv = kv_open(storage, err);
 	if (r->kv == NULL) {
 		err_prefix(err, "RVPS storage");
+		rvps_extractor_set_free(r->ex);
 		free(r);
 		return NULL;
 	}
@@ -73,6 +81,11 @@ struct rvps *rvps_new_with_kv(struct kv *kv, struct err *err)
 		err_set(err, "out of memory");
 		return NULL;
 	}
+	r->ex = rvps_extractor_set_new(NULL, err);
+	if (r->ex == NULL) {
+		free(r);
+		return NULL;
+	}
 	r->kv = kv;
 	return r;
 }
@@ -83,6 +96,7 @@ void rvps_free(struct rvps *r)
 		return;
 	if (r->owns_kv)
 		kv_close(r->kv);
+	rvps_extractor_set_free(r->ex);
 	free(r);
 }
 
@@ -125,7 +139,6 @@ static char *rv_document(const char *name, const json_t *value)
 int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 {
 	struct rvps_message m;
-	const struct rvps_extractor *ex;
 	json_t *values = NULL, *value;
 	const char *name;
 	int rc = -1;
@@ -134,12 +147,8 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 		return err_set(err, "parse message: no message given");
 	if (rvps_message_parse((const uint8_t *)message_json, strlen(message_json), &m, err) < 0)
 		return -1;
-	ex = rvps_extractor_find(m.type);
-	if (ex == NULL) {
-		err_set(err, "Could not find extractor for %s", m.type);
-		goto out;
-	}
-	if (ex->extract(m.payload, m.payload_len, &values, err) < 0)
+	if (rvps_extractor_set_extract(r->ex, m.type, m.payload, m.payload_len, &values, NULL,
+	                               err) < 0)
 		goto out;
 	json_object_foreach(values, name, value)
 	{
