@@ -6,12 +6,15 @@
  *   evidence-verify --tee TEE --evidence FILE [--report-data HEX] [--init-data HEX]
  *                   [--time RFC3339] [--vcek FILE] [--collateral FILE] [--event-log FILE]
  *                   [--config AS-CONFIG.json] [--parse-only]
+ *                   [--cert-chain PEM-FILE] [--root-ca PEM-FILE]
  *
  * FILE is the AS JSON evidence document, or for `snp` the raw 1184-byte report, or for
- * `tdx`/`sgx` the raw quote. --vcek, --collateral and --event-log are handed to the verifier
- * as options; --config supplies the AS config's `verifier_config` (VCEK sources, DCAP
- * collateral service). --parse-only (tdx, sgx) prints the claims of a quote without
- * verifying anything, to inspect a quote whose collateral is not at hand; it says so on stderr.
+ * `tdx`/`sgx` the raw quote, or for `nvidia` one Hopper GPU's SPDM transcript (raw or hex)
+ * with its PEM chain in --cert-chain; --root-ca replaces the built-in NVIDIA root. --vcek,
+ * --collateral and --event-log are handed to the verifier as options; --config supplies the AS
+ * config's `verifier_config` (VCEK sources, DCAP collateral service). --parse-only (tdx, sgx)
+ * prints the claims of a quote without verifying anything, to inspect a quote whose collateral is
+ * not at hand; it says so on stderr.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +35,7 @@ static void usage(void)
 	        "usage: evidence-verify --tee TEE --evidence FILE [--report-data HEX]\n"
 	        "                       [--init-data HEX] [--time RFC3339] [--vcek FILE]\n"
 	        "                       [--collateral FILE] [--event-log FILE] [--config FILE]\n"
-	        "                       [--parse-only]\n");
+	        "                       [--parse-only] [--cert-chain FILE] [--root-ca FILE]\n");
 	exit(2);
 }
 
@@ -51,8 +54,36 @@ static int parse_time(const char *s, time_t *out)
 	return 0;
 }
 
+/* One NVIDIA device from a transcript file (raw, or hex as collectors write it) and its
+ * PEM chain file. */
+static json_t *nvidia_device(const char *buf, size_t len, const char *chain_path, struct err *err)
+{
+	size_t clen, n = len, rlen;
+	uint8_t *raw = NULL;
+	char *chain = chain_path ? file_read_all(chain_path, &clen, err) : NULL;
+	if (chain == NULL) {
+		if (chain_path == NULL)
+			err_set(err, "nvidia evidence needs --cert-chain");
+		return NULL;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	int is_hex = hex_decode(buf, n, &raw, &rlen) == 0;
+	free(raw);
+	char *hex = is_hex ? strndup(buf, n) : hex_encode((const uint8_t *)buf, len);
+	char *c64 = b64_encode((const uint8_t *)chain, clen, B64_STD);
+	json_t *ev = hex && c64 ? json_pack("{s:[{s:s,s:s,s:s}]}", "device_evidence_list", "arch",
+	                                    "Hopper", "evidence", hex, "certificate", c64)
+	                        : NULL;
+	free(hex);
+	free(c64);
+	free(chain);
+	return ev;
+}
+
 /* JSON evidence as is; raw bytes wrapped in the field the verifier reads them from. */
-static json_t *load_evidence(const char *tee, const char *path, struct err *err)
+static json_t *load_evidence(const char *tee, const char *path, const char *chain_path,
+                             struct err *err)
 {
 	size_t len;
 	char *buf = file_read_all(path, &len, err);
@@ -61,7 +92,9 @@ static json_t *load_evidence(const char *tee, const char *path, struct err *err)
 	if (buf == NULL)
 		return NULL;
 	ev = json_loadb(buf, len, 0, NULL);
-	if (ev == NULL) {
+	if (ev == NULL && strcmp(tee, "nvidia") == 0) {
+		ev = nvidia_device(buf, len, chain_path, err);
+	} else if (ev == NULL) {
 		const char *field = strcmp(tee, "snp") == 0 ? "attestation_report" : "quote";
 		char *b64 = b64_encode((const uint8_t *)buf, len, B64_STD);
 		ev = json_pack("{s:s}", field, b64 ? b64 : "");
@@ -83,10 +116,13 @@ int main(int argc, char **argv)
 	                                     {"event-log", required_argument, NULL, 'l'},
 	                                     {"config", required_argument, NULL, 'C'},
 	                                     {"parse-only", no_argument, NULL, 'P'},
+	                                     {"cert-chain", required_argument, NULL, 'n'},
+	                                     {"root-ca", required_argument, NULL, 'R'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *tee = NULL, *evpath = NULL, *rd_hex = NULL, *id_hex = NULL, *cfgpath = NULL;
+	const char *chain_path = NULL, *tee = NULL, *evpath = NULL, *rd_hex = NULL, *id_hex = NULL,
+	           *cfgpath = NULL;
 	json_t *options = json_object(), *cfg = NULL;
 	struct verify_request req = {0};
 	struct verify_result res = {0};
@@ -137,6 +173,12 @@ int main(int argc, char **argv)
 		case 'C':
 			cfgpath = optarg;
 			break;
+		case 'n':
+			chain_path = optarg;
+			break;
+		case 'R':
+			json_object_set_new(options, "nvidia_root_ca", json_string(optarg));
+			break;
 		case 'P':
 			json_object_set_new(options, "parse_only", json_true());
 			fprintf(stderr, "evidence-verify: --parse-only: the quote is parsed, NOT "
@@ -168,7 +210,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
-	req.evidence = load_evidence(tee, evpath, &err);
+	req.evidence = load_evidence(tee, evpath, chain_path, &err);
 	if (req.evidence == NULL) {
 		printf("refused: %s\n", err.msg);
 		goto out;
