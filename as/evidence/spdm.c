@@ -259,36 +259,22 @@ const struct spdm_opaque_item *spdm_opaque_find(const struct spdm_measurements *
 	return NULL;
 }
 
-/* Text with its trailing NULs dropped; bytes that are not UTF-8 become U+FFFD. */
-static json_t *text_json(const uint8_t *p, size_t n)
-{
-	while (n > 0 && p[n - 1] == 0)
-		n--;
-	json_t *s = json_stringn((const char *)p, n);
-	if (s != NULL)
-		return s;
-	char *t = malloc(n * 3 + 1), *q = t;
-	if (t == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < 0x80) {
-			*q++ = (char)p[i];
-		} else {
-			memcpy(q, "\xef\xbf\xbd", 3);
-			q += 3;
-		}
-	}
-	s = json_stringn(t, (size_t)(q - t));
-	free(t);
-	return s;
-}
-
 static json_t *hex_json(const uint8_t *p, size_t n)
 {
 	char *h = hex_encode(p, n);
 	json_t *s = h ? json_string(h) : NULL;
 	free(h);
 	return s;
+}
+
+/* Text with its trailing NULs dropped. A value that is not UTF-8 is given in hex instead: a
+ * replacement character would make different device values compare equal in a policy. */
+static json_t *text_json(const uint8_t *p, size_t n)
+{
+	while (n > 0 && p[n - 1] == 0)
+		n--;
+	json_t *s = json_stringn((const char *)p, n);
+	return s != NULL ? s : hex_json(p, n);
 }
 
 static uint64_t le_uint(const uint8_t *p, size_t n)

@@ -5,7 +5,8 @@
  * reports. A device is accepted when, in this order, its chain reaches the root, the leaf's
  * FWID equals the opaque `fwid`, the P-384 signature over request || response verifies with the
  * leaf, and the request's nonce equals the expected report data regularized to 32 bytes (the
- * nonce is required). Each device becomes one `gpu` claims object: arch, uuid, measurements
+ * nonce is required). A device listed twice (same leaf certificate) is refused, so one GPU
+ * cannot count as two. Each device becomes one `gpu` claims object: arch, uuid, measurements
  * by index, and the opaque data as `config`.
  *
  * Evidence: {"device_evidence_list": [{"arch": "Hopper", "uuid": "...", "evidence": hex or
@@ -168,12 +169,21 @@ static int request_root(const struct verify_request *req, X509 **owned, struct e
 	return *owned ? 0 : -1;
 }
 
+/* One device: its claims and `id`, the SHA-256 of its leaf certificate (the device's
+ * identity). */
 static int verify_one(const struct verify_request *req, const json_t *e, X509 *root,
-                      const uint8_t nonce[SPDM_NONCE_LEN], json_t **claims, struct err *err)
+                      const uint8_t nonce[SPDM_NONCE_LEN], json_t **claims, uint8_t id[32],
+                      struct err *err)
 {
 	struct device d = {0};
+	unsigned int idlen = 0;
 	int rc = -1;
 	if (load_device(e, &d, err) == 0 && check_device(req, &d, root, nonce, err) == 0) {
+		if (X509_digest(nvidia_chain_leaf(&d.chain), EVP_sha256(), id, &idlen) != 1 ||
+		    idlen != 32) {
+			device_free(&d);
+			return err_set(err, "cannot fingerprint the device certificate");
+		}
 		*claims = device_claims(&d);
 		rc = *claims ? 0 : err_set(err, "out of memory");
 	}
@@ -187,6 +197,7 @@ static int nvidia_verify(const struct verify_request *req, struct verify_result 
 	const json_t *list = json_object_get(req->evidence, "device_evidence_list");
 	uint8_t nonce[SPDM_NONCE_LEN];
 	X509 *req_root = NULL;
+	uint8_t ids[VERIFIER_MAX_CLAIMS][32];
 	size_t n = json_array_size(list);
 
 	if (!json_is_array(list))
@@ -204,7 +215,16 @@ static int nvidia_verify(const struct verify_request *req, struct verify_result 
 	X509 *root = req_root ? req_root : configured_root;
 	for (size_t i = 0; i < n; i++) {
 		json_t *claims = NULL;
-		if (verify_one(req, json_array_get(list, i), root, nonce, &claims, err) < 0) {
+		int rc =
+		    verify_one(req, json_array_get(list, i), root, nonce, &claims, ids[i], err);
+		for (size_t j = 0; rc == 0 && j < i; j++)
+			if (memcmp(ids[i], ids[j], 32) == 0) {
+				json_decref(claims);
+				rc = err_set(
+				    err, "the same device as device %zu (same device certificate)",
+				    j);
+			}
+		if (rc < 0) {
 			verify_result_clear(out);
 			X509_free(req_root);
 			return err_prefix(err, "NVIDIA device %zu", i);

@@ -87,8 +87,9 @@ static void refuse(void (*mutate)(uint8_t *, size_t *), const char *chain, const
 {
 	size_t n;
 	uint8_t *rep = report_bytes("evidence/nvidia/trustee/hopperAttestationReport.txt", &n);
-	rep = realloc(rep, n + 16); /* room for a mutation that appends */
-	assert_non_null(rep);
+	uint8_t *roomy = realloc(rep, n + 16); /* room for a mutation that appends */
+	assert_non_null(roomy);
+	rep = roomy;
 	if (mutate)
 		mutate(rep, &n);
 	json_t *ev = evidence(rep, n, chain);
@@ -292,6 +293,87 @@ static void test_refuses_switch_locally(void **state)
 	json_decref(ev);
 }
 
+/* The 8 H100s of nvtrust's PPCIe sample (MANIFEST: all verify and chain, nonce 4760e305...). */
+static json_t *ppcie_gpus(void)
+{
+	char path[1400];
+	snprintf(path, sizeof(path), "%s/evidence/nvidia/nvtrust/ppcie/gpu_evidence.json", dir);
+	json_t *arr = json_load_file(path, 0, NULL), *e;
+	size_t i;
+	assert_true(json_array_size(arr) == 8);
+	json_array_foreach(arr, i, e)
+	{
+		json_object_del(
+		    e, "nonce"); /* the collector's copy; the verifier reads the transcript */
+	}
+	json_t *ev = json_pack("{s:o}", "device_evidence_list", arr);
+	return ev;
+}
+
+static const char *PPCIE_NONCE = "4760e30534a0621357d458b1a7936551b5dc4cd1e69718adf7ed9fb0252a537e";
+
+static void test_ppcie_eight_gpus_verify(void **state)
+{
+	json_t *ev = ppcie_gpus();
+	const struct verifier *v = verifier_find("nvidia");
+	struct verify_result res = {0};
+	size_t nl;
+	uint8_t *nonce = unhex(PPCIE_NONCE, &nl);
+	struct verify_request req = {.evidence = ev, .report_data = nonce, .report_data_len = nl};
+	struct err err = {0};
+	if (v->verify(&req, &res, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	assert_int_equal(res.n, 8);
+	for (size_t i = 0; i < res.n; i++) {
+		json_t *cfg = json_object_get(res.items[i].claims, "config");
+		assert_string_equal(res.items[i].tee_class, "gpu");
+		assert_string_equal(json_string_value(json_object_get(cfg, "driver_version")),
+		                    "590.12");
+		assert_string_equal(json_string_value(json_object_get(cfg, "vbios_version")),
+		                    "96.00.a5.00.01");
+		assert_string_equal(json_string_value(json_object_get(cfg, "feature_flag")),
+		                    "PPCIE");
+		/* a status byte that is not text (0xaa) is given in hex, not as U+FFFD */
+		const char *pcie = json_string_value(json_object_get(cfg, "protected_pcie_status"));
+		assert_non_null(pcie);
+		assert_string_equal(pcie, "aa");
+	}
+	verify_result_clear(&res);
+	free(nonce);
+	json_decref(ev);
+}
+
+static void test_refuses_same_gpu_twice(void **state)
+{
+	json_t *ev = ppcie_gpus();
+	json_t *list = json_object_get(ev, "device_evidence_list");
+	json_array_set(list, 5, json_array_get(list, 2));
+	size_t nl;
+	uint8_t *nonce = unhex(PPCIE_NONCE, &nl);
+	struct verify_request req = {.evidence = ev, .report_data = nonce, .report_data_len = nl};
+	struct verify_result res = {0};
+	struct err err = {0};
+	assert_int_equal(verifier_find("nvidia")->verify(&req, &res, &err), -1);
+	assert_int_equal(res.n, 0);
+	assert_string_equal(err.msg, "NVIDIA device 5: the same device as device 2 (same device "
+	                             "certificate)");
+	free(nonce);
+	json_decref(ev);
+}
+
+static void test_refuses_too_many_devices(void **state)
+{
+	json_t *ev = ppcie_gpus();
+	json_t *list = json_object_get(ev, "device_evidence_list");
+	json_t *one = json_array_get(list, 0);
+	while (json_array_size(list) < 10000)
+		json_array_append(list, one);
+	struct err err = {0};
+	assert_int_equal(run(ev, PPCIE_NONCE, NULL, NULL, &err), -1);
+	assert_string_equal(err.msg, "NVIDIA evidence lists 10000 devices, more than 32");
+	json_decref(ev);
+}
+
 static void test_parser_refuses_every_truncation(void **state)
 {
 	size_t n;
@@ -334,6 +416,9 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bytes_after_signature),
 	    cmocka_unit_test(test_refuses_switch_locally),
 	    cmocka_unit_test(test_parser_refuses_every_truncation),
+	    cmocka_unit_test(test_ppcie_eight_gpus_verify),
+	    cmocka_unit_test(test_refuses_same_gpu_twice),
+	    cmocka_unit_test(test_refuses_too_many_devices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
