@@ -19,10 +19,11 @@
 /* The backends, each defined by its own file. A new backend adds its row's name here and
  * one line to the table. */
 extern const struct kv_backend kv_backend_memory, kv_backend_local_fs, kv_backend_local_json,
-    kv_backend_redis;
+    kv_backend_redis, kv_backend_postgres;
 
 const struct kv_backend *const kv_backends[] = {
-    &kv_backend_memory, &kv_backend_local_fs, &kv_backend_local_json, &kv_backend_redis, NULL,
+    &kv_backend_memory, &kv_backend_local_fs, &kv_backend_local_json,
+    &kv_backend_redis,  &kv_backend_postgres, NULL,
 };
 
 struct kv {

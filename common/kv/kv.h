@@ -6,6 +6,9 @@
  *   local_json  <file_dir_path>/<namespace> = {"key": "<b64url padded value>"}
  *   redis       key "<namespace>:<key>", raw bytes (hiredis; URL from config or REDIS_URL;
  *               "pool_size" connections at most, default 8, each opened when first needed)
+ *   postgres    table "<namespace>" (value BYTEA, key TEXT PRIMARY KEY), made if missing (libpq;
+ *               backends.postgres {db, username, password, port, host} or POSTGRES_URL;
+ *               "pool_size" connections at most, default 5)
  * Backends sit behind one table of rows, one file each (see kv/kv_backend.h).
  * All functions are thread-safe. Valid keys (validated backends): [A-Za-z0-9._/-].
  */
@@ -33,9 +36,10 @@ struct kv;
 #define KV_NS_REFERENCE_VALUE "reference_value"
 
 /* `cfg` is Trustee's StorageBackendConfig object:
- *   {"storage_type": "Memory"|"LocalFs"|"LocalJson"|"Redis" (snake_case aliases too),
- *    "backends": {"local_fs": {"dir_path"}, "local_json": {"file_dir_path"},
- *                 "redis": {"url", "pool_size"}}}
+ *   {"storage_type": "Memory"|"LocalFs"|"LocalJson"|"Redis"|"Postgres" (snake_case aliases
+ *    too), "backends": {"local_fs": {"dir_path"}, "local_json": {"file_dir_path"},
+ *                 "redis": {"url", "pool_size"},
+ *                 "postgres": {"db", "username", "password", "port", "host", "pool_size"}}}
  * NULL cfg = Memory. */
 struct kv *kv_open(const json_t *cfg, struct err *err);
 /* Open one backend by type name with its sub-object (used for storage_type overrides). */
@@ -47,7 +51,7 @@ const char *kv_type_name(const struct kv *kv);
 int kv_set(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
            int overwrite, struct err *err);
 /* Like kv_set with an expiry in seconds (redis: SET EX; memory: checked on read; local_fs and
- * local_json keep no expiry). */
+ * local_json keep no expiry, nor does postgres: Trustee's tables have no column for it). */
 int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, size_t len,
                int overwrite, unsigned ttl_seconds, struct err *err);
 /* Returns 0 found (*val malloc'd, NUL-terminated, not counted in *len), 1 not found, -1 error. */

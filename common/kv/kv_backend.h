@@ -4,7 +4,7 @@
  * Each backend is one file under common/kv/ defining one row, every slot named in one
  * initializer; it owns its state (the pointer its open returns) and nothing else does. kv.c
  * keeps no backend state: it finds the row by storage_type, checks namespaces and keys, and
- * calls through. A new backend (Postgres next) is one file plus its row named in kv.c (the
+ * calls through. A new backend is one file plus its row named in kv.c (the
  * declaration and one line of kv_backends[]).
  * Internal to common/kv/ and its unit test; callers use kv.h.
  */

@@ -1,7 +1,8 @@
 /*
  * common/kv: the key-value store's contract on every backend (memory, local_fs, local_json,
- * Redis), each backend's on-disk layout, and Redis against a real redis-server on a free port,
- * including a restart in the middle and the connection pool's bound.
+ * Redis, Postgres), each backend's on-disk layout, and Redis and Postgres against a real
+ * redis-server / postgres (initdb'd into a temporary directory) on a free port, each including
+ * a restart in the middle and the connection pool's bound.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,8 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <libpq-fe.h>
+#include <pwd.h>
 
 #include "kv/kv.h"
 #include "kv/kv_backend.h"
@@ -222,6 +225,307 @@ static void test_kv_redis_pool_bounds_concurrent_connections(void **state)
 	tl_stop(pid);
 }
 
+/* A throwaway postgres: initdb into a temporary directory (as the "postgres" user when the
+ * tests run as root, which initdb refuses), started on 127.0.0.1:port with its socket in that
+ * directory. The cmocka teardown stops it and removes the directory, also after a failure. */
+struct pgsrv {
+	char dir[64];
+	char bindir[256];
+	int port;
+	pid_t pid;
+};
+
+static void pg_drop_root(void)
+{
+	if (geteuid() != 0)
+		return;
+	struct passwd *pw = getpwnam("postgres");
+	if (pw == NULL || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		_exit(125);
+}
+
+static pid_t pg_spawn(struct pgsrv *pg, const char *prog, char *const args[])
+{
+	char path[400], log[128];
+	snprintf(path, sizeof(path), "%s/%s", pg->bindir, prog);
+	snprintf(log, sizeof(log), "%s/log", pg->dir);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		pg_drop_root();
+		if (freopen("/dev/null", "w", stdout) == NULL || freopen(log, "a", stderr) == NULL)
+			_exit(126);
+		execv(path, args);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void pg_start(struct pgsrv *pg)
+{
+	char data[128], port[16], conn[128];
+	snprintf(data, sizeof(data), "%s/data", pg->dir);
+	snprintf(port, sizeof(port), "%d", pg->port);
+	char *argv[] = {"postgres", "-D",        data,
+	                "-p",       port,        "-k",
+	                pg->dir,    "-c",        "listen_addresses=127.0.0.1",
+	                "-c",       "fsync=off", NULL};
+	pg->pid = pg_spawn(pg, "postgres", argv);
+	snprintf(conn, sizeof(conn), "host=127.0.0.1 port=%d dbname=postgres user=postgres",
+	         pg->port);
+	for (int i = 0; i < 200; i++) {
+		if (PQping(conn) == PQPING_OK)
+			return;
+		usleep(50000);
+	}
+	fail_msg("postgres did not start (see %s/log)", pg->dir);
+}
+
+/* Fast shutdown (SIGINT): clients are disconnected, the data stays. */
+static void pg_stop(struct pgsrv *pg)
+{
+	if (pg->pid > 0) {
+		kill(pg->pid, SIGCONT);
+		kill(pg->pid, SIGINT);
+		waitpid(pg->pid, NULL, 0);
+		pg->pid = 0;
+	}
+}
+
+static int pg_setup(void **state)
+{
+	struct pgsrv *pg = calloc(1, sizeof(*pg));
+	assert_non_null(pg);
+	snprintf(pg->dir, sizeof(pg->dir), "/tmp/ctrustee-kvpg-XXXXXX");
+	assert_non_null(mkdtemp(pg->dir));
+	FILE *f = popen("pg_config --bindir", "r");
+	assert_non_null(f);
+	assert_non_null(fgets(pg->bindir, sizeof(pg->bindir), f));
+	pclose(f);
+	pg->bindir[strcspn(pg->bindir, "\n")] = '\0';
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam("postgres");
+		assert_non_null(pw);
+		assert_int_equal(chown(pg->dir, pw->pw_uid, pw->pw_gid), 0);
+	}
+	*state = pg;
+	char data[128];
+	snprintf(data, sizeof(data), "%s/data", pg->dir);
+	char *argv[] = {"initdb", "-D",        data, "-U",   "postgres", "-A",
+	                "trust",  "--no-sync", "-E", "UTF8", NULL};
+	int st = 0;
+	waitpid(pg_spawn(pg, "initdb", argv), &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("initdb failed (see %s/log)", pg->dir);
+	pg->port = tl_free_port();
+	pg_start(pg);
+	return 0;
+}
+
+static int pg_teardown(void **state)
+{
+	struct pgsrv *pg = *state;
+	if (pg != NULL) {
+		pg_stop(pg);
+		tl_rm_rf(pg->dir);
+		free(pg);
+	}
+	return 0;
+}
+
+static json_t *pg_cfg(const struct pgsrv *pg, int pool_size)
+{
+	unsetenv("POSTGRES_URL");
+	return pool_size
+	           ? json_pack("{s:s,s:{s:{s:s,s:i,s:s,s:s,s:i}}}", "storage_type", "Postgres",
+	                       "backends", "postgres", "host", "127.0.0.1", "port", pg->port, "db",
+	                       "postgres", "username", "postgres", "pool_size", pool_size)
+	           : json_pack("{s:s,s:{s:{s:s,s:i,s:s,s:s}}}", "storage_type", "Postgres",
+	                       "backends", "postgres", "host", "127.0.0.1", "port", pg->port, "db",
+	                       "postgres", "username", "postgres");
+}
+
+/* A connection of our own, to look at the tables as Trustee (or an operator) would. */
+static PGconn *pg_probe(const struct pgsrv *pg)
+{
+	char conn[128];
+	snprintf(conn, sizeof(conn), "host=127.0.0.1 port=%d dbname=postgres user=postgres",
+	         pg->port);
+	PGconn *c = PQconnectdb(conn);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	return c;
+}
+
+static void test_kv_postgres_with_restart(void **state)
+{
+	struct pgsrv *pg = *state;
+	struct err err = {0};
+	uint8_t *v;
+	size_t n;
+	json_t *cfg = pg_cfg(pg, 0);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	assert_string_equal(kv_type_name(kv), "Postgres");
+	kv_contract(kv);
+	/* no expiry is stored (Trustee's tables have no column for it): the value stays */
+	assert_int_equal(kv_set_ttl(kv, "kbs_protocol_session", "s1", "x", 1, 1, 1, &err), 0);
+	assert_int_equal(kv_get(kv, "kbs_protocol_session", "s1", &v, &n, &err), 0);
+	free(v);
+	/* outage: a clear error, then recovery on its own once the server is back */
+	pg_stop(pg);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), -1);
+	assert_int_equal(err.code, ERR_UNAVAILABLE);
+	char want[96];
+	snprintf(want, sizeof(want), "postgres at 127.0.0.1:%d unavailable: ", pg->port);
+	assert_non_null(strstr(err.msg, want));
+	pg_start(pg);
+	assert_int_equal(kv_set(kv, "repository", "k", "v", 1, 1, &err), 0);
+	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), 0);
+	assert_memory_equal(v, "v", 1);
+	free(v);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
+/* Trustee's layout: a table per namespace, (value BYTEA, key TEXT PRIMARY KEY); a table its
+ * Helm chart's init script made is read and written as it is, and ours reads the same to
+ * Trustee's statements. */
+static void test_kv_postgres_trustee_table_layout(void **state)
+{
+	struct pgsrv *pg = *state;
+	struct err err = {0};
+	uint8_t *v;
+	size_t n;
+	PGconn *c = pg_probe(pg);
+	PGresult *r = PQexec(c, "CREATE TABLE IF NOT EXISTS kbs (value BYTEA, key TEXT PRIMARY "
+	                        "KEY); INSERT INTO kbs (key, value) VALUES "
+	                        "('resource-policy.rego', '\\xfbff00')");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	json_t *cfg = pg_cfg(pg, 0);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	assert_int_equal(kv_get(kv, "kbs", "resource-policy.rego", &v, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(v, "\xfb\xff\x00", 3);
+	free(v);
+	assert_int_equal(kv_set(kv, "repository", "r/t/g", "\x01q", 2, 1, &err), 0);
+	r = PQexec(c, "SELECT encode(value, 'hex'), pg_typeof(value)::text, pg_typeof(key)::text "
+	              "FROM repository WHERE key = 'r/t/g'");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(r), 1);
+	assert_string_equal(PQgetvalue(r, 0, 0), "0171");
+	assert_string_equal(PQgetvalue(r, 0, 1), "bytea");
+	assert_string_equal(PQgetvalue(r, 0, 2), "text");
+	PQclear(r);
+	/* a key that would be SQL travels as a parameter; kv.c refuses it before that anyway */
+	assert_int_equal(kv_set(kv, "repository", "x'; DROP TABLE repository; --", "v", 1, 1, &err),
+	                 -1);
+	assert_int_equal(kv_get(kv, "repository", "r/t/g", &v, &n, &err), 0);
+	free(v);
+	/* the table dropped under us (a recreated database) is made again */
+	r = PQexec(c, "DROP TABLE repository");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	assert_int_equal(kv_get(kv, "repository", "r/t/g", &v, &n, &err), 1);
+	assert_int_equal(kv_set(kv, "repository", "r/t/g", "w", 1, 0, &err), 0);
+	PQfinish(c);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
+/* POSTGRES_URL wins over backends.postgres, as in Trustee. */
+static void test_kv_postgres_url_from_environment_wins(void **state)
+{
+	struct pgsrv *pg = *state;
+	struct err err = {0};
+	char url[128];
+	uint8_t *v;
+	size_t n;
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s,s:i}}}", "storage_type", "postgres", "backends",
+	                        "postgres", "host", "127.0.0.1", "port", 1);
+	snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/postgres", pg->port);
+	setenv("POSTGRES_URL", url, 1);
+	struct kv *kv = kv_open(cfg, &err);
+	unsetenv("POSTGRES_URL");
+	assert_non_null(kv);
+	assert_int_equal(kv_set(kv, "reference_value", "rv", "1", 1, 1, &err), 0);
+	assert_int_equal(kv_get(kv, "reference_value", "rv", &v, &n, &err), 0);
+	free(v);
+	kv_close(kv);
+	json_decref(cfg);
+	cfg = json_pack("{s:s}", "storage_type", "Postgres");
+	assert_null(kv_open(cfg, &err)); /* no backends.postgres and no POSTGRES_URL */
+	assert_non_null(strstr(err.msg, "backends.postgres is required"));
+	json_decref(cfg);
+}
+
+/* Our connections to the server, the probe's excluded. */
+static long long pg_clients(const struct pgsrv *pg)
+{
+	PGconn *c = pg_probe(pg);
+	PGresult *r =
+	    PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ctrustee'");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	long long n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+/* As for Redis: callers run on their own connections, at most pool_size of them; with the
+ * server stopped (SIGSTOP) every reader holds its connection until it answers again, within
+ * the statement deadline. A failed connection takes the idle ones with it, so a restart
+ * costs one retry, not one per connection. */
+static void test_kv_postgres_pool_bounds_concurrent_connections(void **state)
+{
+	struct pgsrv *pg = *state;
+	struct err err = {0};
+	json_t *bad = json_pack("{s:s,s:{s:{s:s,s:i,s:i}}}", "storage_type", "Postgres", "backends",
+	                        "postgres", "host", "127.0.0.1", "port", pg->port, "pool_size", 0);
+	assert_null(kv_open(bad, &err));
+	assert_non_null(strstr(err.msg, "pool_size"));
+	json_decref(bad);
+	json_t *cfg = pg_cfg(pg, 4);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	assert_int_equal(kv_set(kv, "repository", "shared", "v", 1, 1, &err), 0);
+	assert_int_equal(pg_clients(pg), 1); /* one opened at start, reused */
+	struct reader rd[6];
+	pthread_t t[6];
+	/* SIGSTOP the postmaster and every backend: the whole server stops answering */
+	PGconn *c = pg_probe(pg);
+	PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+	                        "'ctrustee'");
+	assert_int_equal(PQntuples(r), 1);
+	pid_t backend = (pid_t)atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	kill(pg->pid, SIGSTOP);
+	kill(backend, SIGSTOP);
+	for (int i = 0; i < 6; i++) {
+		rd[i] = (struct reader){kv, -2};
+		assert_int_equal(pthread_create(&t[i], NULL, read_once, &rd[i]), 0);
+	}
+	usleep(500 *
+	       1000); /* all six wait: one on its statement, three connecting, two for a slot */
+	kill(backend, SIGCONT);
+	kill(pg->pid, SIGCONT);
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(rd[i].rc, 0);
+	}
+	assert_int_equal(pg_clients(pg), 4);
+	/* after a restart all four are dead: the first call still succeeds, on a new one */
+	pg_stop(pg);
+	pg_start(pg);
+	assert_int_equal(kv_set(kv, "repository", "shared", "w", 1, 1, &err), 0);
+	assert_int_equal(pg_clients(pg), 1);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
 static void test_kv_refuses_unknown_backend(void **state)
 {
 	struct err err = {0};
@@ -255,15 +559,17 @@ static void test_kv_backend_rows_name_every_mandatory_slot(void **state)
 			assert_string_not_equal((*o)->alias, be->alias);
 		}
 	}
-	assert_int_equal(rows, 4); /* Memory, LocalFs, LocalJson, Redis */
+	assert_int_equal(rows, 5); /* Memory, LocalFs, LocalJson, Redis, Postgres */
 	/* by name and by alias, each row opens as itself (Redis connects lazily, so no server
 	 * is needed: a refused first connection only logs) */
 	char dir[] = "/tmp/ctrustee-kvrows-XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	unsetenv("REDIS_URL");
+	unsetenv("POSTGRES_URL");
 	json_t *backends =
-	    json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "local_fs", "dir_path", dir, "local_json",
-	              "file_dir_path", dir, "redis", "url", "redis://127.0.0.1:1");
+	    json_pack("{s:{s:s},s:{s:s},s:{s:s},s:{s:s,s:i}}", "local_fs", "dir_path", dir,
+	              "local_json", "file_dir_path", dir, "redis", "url", "redis://127.0.0.1:1",
+	              "postgres", "host", "127.0.0.1", "port", 1);
 	for (const struct kv_backend *const *r = kv_backends; *r != NULL; r++) {
 		const char *names[2] = {(*r)->name, (*r)->alias};
 		for (int i = 0; i < 2; i++) {
@@ -285,7 +591,8 @@ static void test_kv_unknown_storage_type_is_refused_with_a_sentence(void **state
 	json_t *cfg = json_pack("{s:s}", "storage_type", "Cassandra");
 	assert_null(kv_open(cfg, &err));
 	assert_string_equal(
-	    err.msg, "storage_type \"Cassandra\" is not one of Memory, LocalFs, LocalJson, Redis");
+	    err.msg,
+	    "storage_type \"Cassandra\" is not one of Memory, LocalFs, LocalJson, Redis, Postgres");
 	json_decref(cfg);
 	memset(&err, 0, sizeof(err));
 	assert_null(kv_open_type("REDIS", NULL, &err)); /* names are exact, not case-folded */
@@ -313,6 +620,21 @@ static void test_kv_unreachable_store_is_err_unavailable(void **state)
 	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), -1);
 	assert_int_equal(err.code, ERR_UNAVAILABLE);
 	assert_non_null(strstr(err.msg, "redis at 127.0.0.1:1 unavailable: "));
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(kv_set(kv, "repository", "a:b", "v", 1, 1, &err), -1);
+	assert_int_equal(err.code, 0);
+	kv_close(kv);
+	json_decref(cfg);
+	/* the same for Postgres */
+	unsetenv("POSTGRES_URL");
+	cfg = json_pack("{s:s,s:{s:{s:s,s:i}}}", "storage_type", "Postgres", "backends", "postgres",
+	                "host", "127.0.0.1", "port", 1);
+	kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(kv_get(kv, "repository", "k", &v, &n, &err), -1);
+	assert_int_equal(err.code, ERR_UNAVAILABLE);
+	assert_non_null(strstr(err.msg, "postgres at 127.0.0.1:1 unavailable: "));
 	memset(&err, 0, sizeof(err));
 	assert_int_equal(kv_set(kv, "repository", "a:b", "v", 1, 1, &err), -1);
 	assert_int_equal(err.code, 0);
@@ -358,6 +680,13 @@ int main(void)
 	    cmocka_unit_test(test_kv_local_json_layout),
 	    cmocka_unit_test(test_kv_redis_with_restart),
 	    cmocka_unit_test(test_kv_redis_pool_bounds_concurrent_connections),
+	    cmocka_unit_test_setup_teardown(test_kv_postgres_with_restart, pg_setup, pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_kv_postgres_trustee_table_layout, pg_setup,
+	                                    pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_kv_postgres_url_from_environment_wins, pg_setup,
+	                                    pg_teardown),
+	    cmocka_unit_test_setup_teardown(test_kv_postgres_pool_bounds_concurrent_connections,
+	                                    pg_setup, pg_teardown),
 	    cmocka_unit_test(test_kv_refuses_unknown_backend),
 	    cmocka_unit_test(test_kv_backend_rows_name_every_mandatory_slot),
 	    cmocka_unit_test(test_kv_unknown_storage_type_is_refused_with_a_sentence),
