@@ -50,6 +50,7 @@ extern const struct rvps_extractor *const rvps_extractors[];
 /* The rows, one per file under rvps/extractors/. */
 extern const struct rvps_extractor rvps_extractor_sample;
 extern const struct rvps_extractor rvps_extractor_corim;
+extern const struct rvps_extractor rvps_extractor_swid;
 
 /* NULL when no extractor handles `type`. */
 const struct rvps_extractor *rvps_extractor_find(const char *type);

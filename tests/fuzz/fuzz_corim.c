@@ -2,6 +2,7 @@
  * (common/cborx.c), COSE_Sign1 parsing and verification with a fixed P-256 key
  * (common/cose.c), and the CoRIM/CoMID walk, unsigned and signed, with and without the
  * 500/502 wrapper tags. */
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>

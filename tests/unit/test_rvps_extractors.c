@@ -453,6 +453,227 @@ static void test_rvps_register_signed_corim_and_refusals_store_nothing(void **st
 	free(p);
 }
 
+/* ---- swid ---- */
+
+#define M12 "NVIDIA_Corporation.GPU.measurement_12"
+#define M12_0                                                                                      \
+	"758af96044c700f98a85347be27124d51c05b8784ba216b629b9aaab6d538c759aed9922a133e4ac473564d3" \
+	"59b271d5"
+
+static char swid_dir[1024], nvtrust[1024], rim_root[1200], other_root[1200];
+
+/* The Trustee test RIM's XML text (decoded), NUL-terminated. */
+static char *trustee_rim(void)
+{
+	size_t len = 0, xlen = 0;
+	uint8_t *b64 = tl_slurp(swid_dir, "test-rim.b64", &len), *xml = NULL;
+
+	assert_int_equal(b64_decode((const char *)b64, len, B64_STD, &xml, &xlen), 0);
+	free(b64);
+	xml = realloc(xml, xlen + 1);
+	xml[xlen] = '\0';
+	return (char *)xml;
+}
+
+/* text with del bytes at `at` replaced by ins, malloc'd */
+static char *splice(const char *text, const char *at, size_t del, const char *ins)
+{
+	size_t pre = (size_t)(at - text), n = strlen(text) - del + strlen(ins);
+	char *o = malloc(n + 1);
+
+	assert_non_null(o);
+	memcpy(o, text, pre);
+	strcpy(o + pre, ins);
+	strcat(o, at + del);
+	return o;
+}
+
+static char *b64_text(const char *t)
+{
+	char *s = b64_encode((const uint8_t *)t, strlen(t), B64_STD);
+	assert_non_null(s);
+	return s;
+}
+
+static char *swid_config(const char *extra, const char *root, int require)
+{
+	static char buf[3000];
+	snprintf(buf, sizeof(buf),
+	         "{%s\"extractors\":{\"swid_extractor\":{\"trust_anchors\":[\"%s\"],"
+	         "\"require_signature\":%s}}}",
+	         extra, root, require ? "true" : "false");
+	return buf;
+}
+
+static void test_swid_trustee_input_gives_trustees_name_and_value(void **state)
+{
+	size_t len = 0;
+	char *p = (char *)tl_slurp(swid_dir, "test-rim.b64", &len);
+	struct err e;
+	json_t *v = run("{\"extractors\":{\"swid_extractor\":{}}}", "swid", p, NULL, &e);
+
+	if (v == NULL)
+		fail_msg("%s", e.msg);
+	assert_int_equal(json_object_size(v), 9);
+	json_t *m = json_object_get(v, M12);
+	assert_int_equal(json_array_size(m), 3);
+	assert_string_equal(json_string_value(json_array_get(m, 0)), M12_0);
+	json_decref(v);
+	free(p);
+}
+
+static void test_swid_signed_rims_verify_at_pinned_time(void **state)
+{
+	static const struct {
+		const char *file;
+		size_t names;
+	} rims[] = {{"1010_0200_882_96005E0001_test_no_gpu.swidtag", 9},
+	            {"Driver_RIM_test_no_gpu.swidtag", 20}};
+	struct err e;
+
+	for (size_t i = 0; i < 2; i++) {
+		char *p = b64_file(nvtrust, rims[i].file, NULL, 0);
+		json_t *prov = json_object();
+		json_t *v = run(swid_config(PINNED ",", rim_root, 1), "swid", p, prov, &e);
+
+		if (v == NULL)
+			fail_msg("%s: %s", rims[i].file, e.msg);
+		assert_int_equal(json_object_size(v), rims[i].names);
+		assert_non_null(strstr(json_string_value(json_object_get(prov, "signer")), "CN="));
+		json_decref(v);
+		json_decref(prov);
+		free(p);
+	}
+	char *x = trustee_rim(), *p = b64_text(x);
+	json_t *prov = json_object();
+	json_t *v = run(swid_config(PINNED ",", rim_root, 1), "swid", p, prov, &e);
+	if (v == NULL)
+		fail_msg("test-rim: %s", e.msg);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(v, M12), 0)), M12_0);
+	assert_non_null(json_object_get(prov, "signer_issuer"));
+	json_decref(v);
+	json_decref(prov);
+	/* today's clock: the signer certificate expired on 2025-12-04 */
+	assert_null(run(swid_config("", rim_root, 1), "swid", p, NULL, &e));
+	assert_non_null(strstr(e.msg, "cannot be verified"));
+	assert_non_null(strstr(e.msg, "certificate has expired"));
+	/* another root */
+	assert_null(run(swid_config(PINNED ",", other_root, 1), "swid", p, NULL, &e));
+	assert_non_null(strstr(e.msg, "cannot be verified"));
+	free(p);
+	free(x);
+}
+
+static void test_swid_flipped_hash_refused(void **state)
+{
+	char *x = trustee_rim(), *at = strstr(x, M12_0), *y, *p;
+	struct err e;
+
+	assert_non_null(at);
+	y = splice(x, at, 1, "8");
+	p = b64_text(y);
+	assert_null(run(swid_config(PINNED ",", rim_root, 1), "swid", p, NULL, &e));
+	assert_non_null(strstr(e.msg, "does not verify"));
+	free(p);
+	free(y);
+	free(x);
+}
+
+static void test_swid_signature_wrapping_refused(void **state)
+{
+	char *x = trustee_rim(), *sig = strstr(x, "<ds:Signature"), *end, *sig_text, *y, *z, *p;
+	const char *open_end;
+	struct err e;
+
+	assert_non_null(sig);
+	end = strstr(sig, "</ds:Signature>") + strlen("</ds:Signature>");
+	sig_text = strndup(sig, (size_t)(end - sig));
+	/* 1. a second Payload hidden inside the (unsigned) Signature element */
+	open_end = strchr(sig, '>') + 1;
+	y = splice(
+	    x, open_end, 0,
+	    "<ns0:Payload><ns0:Resource type=\"Measurement\" index=\"12\" "
+	    "xmlns:h=\"http://www.w3.org/2001/04/xmlenc#sha384\" h:Hash0=\"ff\"/></ns0:Payload>");
+	p = b64_text(y);
+	assert_null(run(swid_config(PINNED ",", rim_root, 0), "swid", p, NULL, &e));
+	assert_non_null(strstr(e.msg, "exactly one Meta and one Payload"));
+	free(p);
+	free(y);
+	/* 2. the Signature moved into the Payload */
+	y = splice(x, sig, strlen(sig_text), "");
+	z = splice(y, strstr(y, "</ns0:Payload>"), 0, sig_text);
+	p = b64_text(z);
+	assert_null(run(swid_config(PINNED ",", rim_root, 0), "swid", p, NULL, &e));
+	assert_non_null(strstr(e.msg, "at most one ds:Signature"));
+	free(p);
+	free(z);
+	/* 3. no signature at all, with require_signature */
+	p = b64_text(y);
+	assert_null(run(swid_config(PINNED ",", rim_root, 1), "swid", p, NULL, &e));
+	assert_non_null(strstr(e.msg, "an unsigned RIM is refused"));
+	free(p);
+	/* 4. a second SoftwareIdentity wrapping the signed one */
+	z = splice(x, x, 0,
+	           "<SoftwareIdentity xmlns=\""
+	           "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
+	           "\">");
+	free(y);
+	y = splice(z, z + strlen(z), 0, "</SoftwareIdentity>");
+	p = b64_text(y);
+	assert_null(run(swid_config(PINNED ",", rim_root, 0), "swid", p, NULL, &e));
+	assert_non_null(strstr(e.msg, "SoftwareIdentity"));
+	free(p);
+	free(y);
+	free(z);
+	free(sig_text);
+	free(x);
+}
+
+static void test_swid_dtd_and_bad_xml_refused(void **state)
+{
+	static const struct {
+		const char *xml, *why;
+	} cases[] = {
+	    {"<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;\">]>"
+	     "<l>&b;</l>",
+	     "DTD"},
+	    {"<!DOCTYPE x SYSTEM \"file:///etc/passwd\"><x/>", "DTD"},
+	    {"<SoftwareIdentity", "not well-formed XML"},
+	    {"<x/>", "not a SWID SoftwareIdentity"},
+	    {"<SoftwareIdentity xmlns=\"http://standards.iso.org/iso/19770/-2/2015/schema.xsd\"/>",
+	     "exactly one Meta and one Payload"},
+	};
+	struct err e;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *p = b64_text(cases[i].xml);
+		assert_null(run(NULL, "swid", p, NULL, &e));
+		if (strstr(e.msg, cases[i].why) == NULL)
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, e.msg, cases[i].why);
+		free(p);
+	}
+	assert_null(run(NULL, "swid", "***", NULL, &e));
+	assert_non_null(strstr(e.msg, "not valid standard base64"));
+}
+
+static void test_swid_config_keys(void **state)
+{
+	json_error_t jerr;
+	struct err e;
+	json_t *cfg = json_loads(
+	    "{\"extractors\":{\"swid_extractor\":{\"require_signature\":true}}}", 0, &jerr);
+
+	assert_null(rvps_extractor_set_new(cfg, &e));
+	assert_non_null(strstr(e.msg, "require_signature needs at least one of trust_anchors"));
+	json_decref(cfg);
+	cfg = json_loads(
+	    "{\"extractors\":{\"swid_extractor\":{\"trust_anchors\":[\"/nonexistent\"]}}}", 0,
+	    &jerr);
+	assert_null(rvps_extractor_set_new(cfg, &e));
+	assert_non_null(strstr(e.msg, "/nonexistent"));
+	json_decref(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,10 +692,20 @@ int main(void)
 	    cmocka_unit_test(test_rfc3339),
 	    cmocka_unit_test(test_sample_extractor_can_be_disabled),
 	    cmocka_unit_test(test_rvps_register_signed_corim_and_refusals_store_nothing),
+	    cmocka_unit_test(test_swid_trustee_input_gives_trustees_name_and_value),
+	    cmocka_unit_test(test_swid_signed_rims_verify_at_pinned_time),
+	    cmocka_unit_test(test_swid_flipped_hash_refused),
+	    cmocka_unit_test(test_swid_signature_wrapping_refused),
+	    cmocka_unit_test(test_swid_dtd_and_bad_xml_refused),
+	    cmocka_unit_test(test_swid_config_keys),
 	};
 
 	tl_testdata_dir(veraison, sizeof(veraison), "rvps/corim/veraison");
 	tl_testdata_dir(trustee_corim, sizeof(trustee_corim), "rvps/corim/trustee");
 	snprintf(key_jwk, sizeof(key_jwk), "%s/src/ec-p256.jwk", veraison);
+	tl_testdata_dir(swid_dir, sizeof(swid_dir), "rvps/swid/trustee");
+	tl_testdata_dir(nvtrust, sizeof(nvtrust), "evidence/nvidia/nvtrust");
+	snprintf(rim_root, sizeof(rim_root), "%s/verifier_RIM_root.pem", nvtrust);
+	snprintf(other_root, sizeof(other_root), "%s/verifier_device_root.pem", nvtrust);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
