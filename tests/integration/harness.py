@@ -1,4 +1,5 @@
-"""Shared test harness: free loopback ports, real daemons, real redis-server, TAP output.
+"""Shared test harness: free loopback ports, real daemons, real redis-server and postgres,
+TAP output.
 
 Every integration test starts what it needs on ports it picks, and stops it at exit (also
 when the test fails). Daemons' logs go to build/test-logs/<test>/<name>.log so a failure
@@ -154,6 +155,75 @@ class Redis(Daemon):
                       b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
             f = s.makefile("rb")
             return _resp_read(f)
+
+
+class Postgres(Daemon):
+    """A throwaway postgres from Debian's package: initdb into a temporary directory (as the
+    "postgres" user when the tests run as root, which initdb refuses), listening on
+    127.0.0.1:port, trust authentication, no fsync. stop() is a fast shutdown (SIGINT to the
+    postmaster: clients are cut off, data kept); SIGKILL kills the whole process group."""
+
+    def __init__(self, port=None):
+        port = port or free_port()
+        self.datadir = tmpdir("postgres-")
+        bindir = subprocess.check_output(["pg_config", "--bindir"]).decode().strip()
+        self.bindir = bindir
+        self.prefix = []
+        if os.geteuid() == 0:
+            import pwd
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.datadir, pw.pw_uid, pw.pw_gid)
+            self.prefix = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+                           "--clear-groups"]
+        data = os.path.join(self.datadir, "data")
+        subprocess.run(self.prefix + [os.path.join(bindir, "initdb"), "-D", data, "-U",
+                                      "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        args = self.prefix + [os.path.join(bindir, "postgres"), "-D", data, "-p", str(port),
+                              "-k", self.datadir, "-c", "listen_addresses=127.0.0.1",
+                              "-c", "fsync=off"]
+        super().__init__("postgres-%d" % port, args, port)
+
+    def start(self, timeout=30.0):
+        super().start(timeout)
+        deadline = time.time() + timeout
+        while self.psql("SELECT 1", check=False) != "1":  # listening is not yet accepting
+            if time.time() > deadline:
+                raise RuntimeError("postgres did not accept queries:\n" + self.log_tail())
+            time.sleep(0.1)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        if sig == signal.SIGTERM:  # postgres' SIGTERM waits for clients to leave: fast instead
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+                return self.proc.returncode
+            except subprocess.TimeoutExpired:
+                sig = signal.SIGKILL
+        return super().stop(sig, timeout)
+
+    @property
+    def storage(self):
+        """The storage_backend table of a daemon config that uses this server."""
+        return {"storage_type": "Postgres",
+                "backends": {"postgres": {"host": "127.0.0.1", "port": self.port,
+                                          "db": "postgres", "username": "postgres"}}}
+
+    @property
+    def url(self):
+        return "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
+
+    def psql(self, sql, check=True):
+        """One statement through psql; its unaligned output, stripped."""
+        r = subprocess.run([os.path.join(self.bindir, "psql"), "-h", "127.0.0.1", "-p",
+                            str(self.port), "-U", "postgres", "-d", "postgres", "-AtX", "-c",
+                            sql], capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError("psql: %s" % r.stderr.strip())
+        return r.stdout.strip()
 
 
 def _resp_read(f):

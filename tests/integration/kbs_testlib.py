@@ -323,13 +323,16 @@ def real_as_available():
 
 
 class RealAs:
-    """redis-server + rvps + grpc-as with the Pki's signer (tokens chain to its CA)."""
+    """redis-server (or the given store) + rvps + grpc-as with the Pki's signer (tokens chain
+    to its CA)."""
 
-    def __init__(self, pki, redis=None, env=None, redis_url=None):
-        self.redis = redis or Redis().start()
+    def __init__(self, pki, redis=None, env=None, redis_url=None, storage=None):
+        """storage: the storage_backend table for both (default: a Redis, started if none)."""
+        if storage is None:
+            self.redis = redis or Redis().start()
+            storage = {"storage_type": "Redis",
+                       "backends": {"redis": {"url": redis_url or self.redis.url}}}
         d = tmpdir("as-conf-")
-        storage = {"storage_type": "Redis",
-                   "backends": {"redis": {"url": redis_url or self.redis.url}}}
         rport = free_port()
         with open(os.path.join(d, "rvps.json"), "w") as f:
             json.dump({"storage": storage}, f)
