@@ -16,6 +16,10 @@
  * mode are refused with a sentence rather than passed unchecked. The root can be replaced by
  * `verifier_config.nvidia_verifier.root_ca_file` (forged chains in tests) or, for one request,
  * the option "nvidia_root_ca" (a PEM file).
+ *
+ * With `nvidia_verifier.ocsp_url` set, each device's certificates below the root must also be
+ * "good" at that OCSP responder (nvidia_ocsp.h: fail closed unless `ocsp_fail_open`), checked
+ * last, after everything the evidence proves by itself; the claims then say `ocsp_status`.
  */
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "as/collateral/nvidia_ocsp.h"
 #include "as/evidence/nvidia_chain.h"
 #include "as/evidence/spdm.h"
 #include "as/verifiers/verifier.h"
@@ -57,6 +62,8 @@ static int nvidia_init(const json_t *verifier_config, struct err *err)
 		               "nvidia_verifier type %.32s is not supported: only local "
 		               "verification is built",
 		               type);
+	if (nvidia_ocsp_configure(c, err) < 0)
+		return -1;
 	X509 *x = root ? read_root(root, err) : NULL;
 	if (root != NULL && x == NULL)
 		return err_prefix(err, "nvidia_verifier.root_ca_file");
@@ -86,6 +93,7 @@ struct device {
 	size_t pem_len;
 	struct spdm_measurements m;
 	struct nvidia_chain chain;
+	const char *ocsp_status; /* static string; NULL when OCSP is not configured */
 };
 
 static void device_free(struct device *d)
@@ -137,6 +145,10 @@ static int check_device(const struct verify_request *req, struct device *d, X509
 		return -1;
 	if (CRYPTO_memcmp(d->m.req_nonce, nonce, SPDM_NONCE_LEN) != 0)
 		return err_set(err, "Nvidia report nonce mismatch");
+	if (nvidia_ocsp_enabled() &&
+	    nvidia_ocsp_check(&d->chain, root ? root : nvidia_device_root(), &d->ocsp_status, err) <
+	        0)
+		return -1;
 	return 0;
 }
 
@@ -155,8 +167,14 @@ static json_t *device_claims(const struct device *d)
 		json_decref(config);
 		return NULL;
 	}
-	return json_pack("{s:s,s:s,s:o,s:o}", "arch", "Hopper", "uuid", d->uuid, "measurements",
-	                 meas, "config", config);
+	json_t *c = json_pack("{s:s,s:s,s:o,s:o}", "arch", "Hopper", "uuid", d->uuid,
+	                      "measurements", meas, "config", config);
+	if (c != NULL && d->ocsp_status != NULL &&
+	    json_object_set_new(c, "ocsp_status", json_string(d->ocsp_status)) < 0) {
+		json_decref(c);
+		return NULL;
+	}
+	return c;
 }
 
 static int request_root(const struct verify_request *req, X509 **owned, struct err *err)
