@@ -588,12 +588,12 @@ static void test_swid_signature_wrapping_refused(void **state)
 	assert_non_null(sig);
 	end = strstr(sig, "</ds:Signature>") + strlen("</ds:Signature>");
 	sig_text = strndup(sig, (size_t)(end - sig));
-	/* 1. a second Payload hidden inside the (unsigned) Signature element */
-	open_end = strchr(sig, '>') + 1;
-	y = splice(
-	    x, open_end, 0,
-	    "<ns0:Payload><ns0:Resource type=\"Measurement\" index=\"12\" "
-	    "xmlns:h=\"http://www.w3.org/2001/04/xmlenc#sha384\" h:Hash0=\"ff\"/></ns0:Payload>");
+	/* 1. a second Payload in a ds:Object of the Signature, which the digest leaves out */
+	open_end = strstr(sig, "</ds:Signature>");
+	y = splice(x, open_end, 0,
+	           "<ds:Object><ns0:Payload><ns0:Resource type=\"Measurement\" index=\"12\" "
+	           "xmlns:h=\"http://www.w3.org/2001/04/xmlenc#sha384\" h:Hash0=\"ff\"/>"
+	           "</ns0:Payload></ds:Object>");
 	p = b64_text(y);
 	assert_null(run(swid_config(PINNED ",", rim_root, 0), "swid", p, NULL, &e));
 	assert_non_null(strstr(e.msg, "exactly one Meta and one Payload"));
