@@ -171,7 +171,7 @@ static void test_kds_gives_up_when_rate_limited_past_budget(void **state)
 	configure(1500, 0);
 	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "rate-limiting"));
-	assert_int_equal(err.code, VERIFIER_ERR_UNAVAILABLE); /* an outage: retry later */
+	assert_int_equal(err.code, ERR_UNAVAILABLE); /* an outage: retry later */
 }
 
 static void test_kds_outage_served_from_disk_cache(void **state)
@@ -209,7 +209,7 @@ static void test_kds_404_and_unreachable_are_explained(void **state)
 	amd_kds_reset();
 	assert_int_equal(amd_kds_get_vcek(&report, &der, &len, &err), -1);
 	assert_non_null(strstr(err.msg, "unreachable"));
-	assert_int_equal(err.code, VERIFIER_ERR_UNAVAILABLE);
+	assert_int_equal(err.code, ERR_UNAVAILABLE);
 }
 
 /* The disk cache both collateral sources share: whole files, directories made as needed,
