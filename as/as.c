@@ -459,7 +459,7 @@ char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err)
 		if (err != NULL)
 			err->code = 0;
 		if (v->verify(&vr, &res, err) < 0) {
-			if (err != NULL && err->code == VERIFIER_ERR_UNAVAILABLE)
+			if (err != NULL && err->code == ERR_UNAVAILABLE)
 				dependency_down = 1;
 			goto fail;
 		}

@@ -35,16 +35,6 @@ static void az_evidence_free(struct az_evidence *e)
 	free(e->vcek);
 }
 
-static int b64url_field(const json_t *ev, const char *k, uint8_t **out, size_t *len,
-                        struct err *err)
-{
-	json_t *v = json_object_get(ev, k);
-	if (!json_is_string(v) || b64_decode(json_string_value(v), json_string_length(v),
-	                                     B64_URL | B64_LENIENT, out, len) < 0)
-		return err_set(err, "az-snp-vtpm evidence `%s` must be base64url", k);
-	return 0;
-}
-
 static int parse_evidence(const json_t *ev, struct az_evidence *e, struct err *err)
 {
 	json_t *ver = json_object_get(ev, "version");
@@ -60,8 +50,10 @@ static int parse_evidence(const json_t *ev, struct az_evidence *e, struct err *e
 		if (tpm_quote_from_json(json_object_get(ev, "tpm_quote"), TPM_JSON_HEX_RAW,
 		                        &e->quote, err) < 0)
 			return -1;
-		if (b64url_field(ev, "hcl_report", &e->hcl, &e->hcl_len, err) < 0 ||
-		    b64url_field(ev, "vcek", &e->vcek, &e->vcek_len, err) < 0)
+		if (verifier_evidence_bytes(ev, "az-snp-vtpm", "hcl_report", VERIFIER_B64URL,
+		                            &e->hcl, &e->hcl_len, err) < 0 ||
+		    verifier_evidence_bytes(ev, "az-snp-vtpm", "vcek", VERIFIER_B64URL, &e->vcek,
+		                            &e->vcek_len, err) < 0)
 			return -1;
 		return 0;
 	}
@@ -118,16 +110,12 @@ static json_t *az_claims(const struct snp_report *r, const struct tpm_quote *q)
 	free(s);
 	tpm_pcr_claims(q, tpm);
 	json_object_set_new(c, "tpm", tpm);
-	s = hex_encode(q->attest.extra_data, q->attest.extra_data_len);
-	json_object_set_new(c, "report_data", json_string(s ? s : ""));
-	free(s);
-	const uint8_t *pcr8 = tpm_pcr(q, 8);
-	if (q->n_pcrs > 8 && pcr8 != NULL)
-		s = hex_encode(pcr8, 32);
-	else
+	if (!verifier_tpm_binding_claims(c, q) || q->n_pcrs <= 8) {
+		/* no PCR8 quoted: the SNP HOST_DATA stands for the init data */
 		s = b64_encode(r->host_data, 32, B64_STD);
-	json_object_set_new(c, "init_data", json_string(s ? s : ""));
-	free(s);
+		json_object_set_new(c, "init_data", json_string(s ? s : ""));
+		free(s);
+	}
 	return c;
 }
 
@@ -177,10 +165,7 @@ static int az_snp_verify(const struct verify_request *req, struct verify_result 
 	if (req->init_data_hash != NULL &&
 	    tpm_check_pcr8(&e.quote, req->init_data_hash, req->init_data_hash_len, err) < 0)
 		goto out;
-	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
-	out->items[0].claims = az_claims(&r, &e.quote);
-	out->n = 1;
-	rc = 0;
+	rc = verify_result_add(out, "cpu", az_claims(&r, &e.quote), err);
 out:
 	EVP_PKEY_free(ak);
 	snp_vek_free(&vek);

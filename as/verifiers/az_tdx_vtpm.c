@@ -26,10 +26,7 @@ static int bytes_field(const json_t *ev, const char *k, int v0, uint8_t **out, s
 		return tpm_json_bytes(v, TPM_JSON_BYTES_RAW, out, len, err) < 0
 		           ? err_prefix(err, "az-tdx-vtpm evidence `%s`", k)
 		           : 0;
-	if (!json_is_string(v) || b64_decode(json_string_value(v), json_string_length(v),
-	                                     B64_URL | B64_LENIENT, out, len) < 0)
-		return err_set(err, "az-tdx-vtpm evidence `%s` must be base64url", k);
-	return 0;
+	return verifier_evidence_bytes(ev, "az-tdx-vtpm", k, VERIFIER_B64URL, out, len, err);
 }
 
 /* Verify the TD quote through the tdx verifier; returns its claims (new reference). */
@@ -119,22 +116,10 @@ static int az_tdx_verify(const struct verify_request *req, struct verify_result 
 	json_t *tpm = json_object();
 	tpm_pcr_claims(&q, tpm);
 	json_object_set_new(claims, "tpm", tpm);
-	char *s = hex_encode(q.attest.extra_data, q.attest.extra_data_len);
-	json_object_set_new(claims, "report_data", json_string(s ? s : ""));
-	free(s);
-	const uint8_t *pcr8 = tpm_pcr(&q, 8);
-	if (pcr8 != NULL) {
-		s = hex_encode(pcr8, 32);
-		json_object_set_new(claims, "init_data", json_string(s ? s : ""));
-		free(s);
-	} else {
-		json_object_del(claims, "init_data");
-	}
-	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
-	out->items[0].claims = claims;
+	if (!verifier_tpm_binding_claims(claims, &q))
+		json_object_del(claims, "init_data"); /* the TD's MRCONFIGID is not what binds */
+	rc = verify_result_add(out, "cpu", claims, err);
 	claims = NULL;
-	out->n = 1;
-	rc = 0;
 out:
 	json_decref(claims);
 	EVP_PKEY_free(ak);

@@ -209,22 +209,26 @@ static int verify_one(const struct verify_request *req, const json_t *e, X509 *r
 	return rc;
 }
 
+/* The most devices one evidence may list: each costs a chain validation and a P-384
+ * signature check, and a real host has at most 8 GPUs and 4 NVSwitches. More is refused. */
+#define NVIDIA_MAX_DEVICES 32
+
 static int nvidia_verify(const struct verify_request *req, struct verify_result *out,
                          struct err *err)
 {
 	const json_t *list = json_object_get(req->evidence, "device_evidence_list");
 	uint8_t nonce[SPDM_NONCE_LEN];
 	X509 *req_root = NULL;
-	uint8_t ids[VERIFIER_MAX_CLAIMS][32];
+	uint8_t ids[NVIDIA_MAX_DEVICES][32]; /* device certificate fingerprints */
 	size_t n = json_array_size(list);
 
 	if (!json_is_array(list))
 		return err_set(err, "NVIDIA evidence lacks the array `device_evidence_list`");
 	if (n == 0)
 		return err_set(err, "NVIDIA evidence lists no device");
-	if (n > VERIFIER_MAX_CLAIMS)
+	if (n > NVIDIA_MAX_DEVICES)
 		return err_set(err, "NVIDIA evidence lists %zu devices, more than %d", n,
-		               VERIFIER_MAX_CLAIMS);
+		               NVIDIA_MAX_DEVICES);
 	if (req->report_data == NULL)
 		return err_set(err, "Nvidia report data not provided");
 	verifier_regularize(req->report_data, req->report_data_len, nonce, sizeof(nonce));
@@ -247,8 +251,11 @@ static int nvidia_verify(const struct verify_request *req, struct verify_result 
 			X509_free(req_root);
 			return err_prefix(err, "NVIDIA device %zu", i);
 		}
-		snprintf(out->items[out->n].tee_class, sizeof(out->items[0].tee_class), "gpu");
-		out->items[out->n++].claims = claims;
+		if (verify_result_add(out, "gpu", claims, err) < 0) {
+			verify_result_clear(out);
+			X509_free(req_root);
+			return -1;
+		}
 	}
 	X509_free(req_root);
 	return 0;

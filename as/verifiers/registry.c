@@ -1,9 +1,11 @@
 /*
  * registry: TEE name -> verifier. One row per verifier file (as/verifiers/<tee>.c defines
  * `verifier_<tee>`); the references are strong, so a program that looks verifiers up links
- * exactly these and nothing else of the AS. A TEE without a row (cca, csv, se, nvidia, ...)
+ * exactly these and nothing else of the AS. A TEE without a row (cca, csv, se, ...)
  * gets "no verifier" from the AS. A new verifier is one file and one line below.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "as/verifiers/verifier.h"
@@ -29,19 +31,39 @@ const struct verifier *verifier_find(const char *tee)
 int verifiers_init(const json_t *verifier_config, struct err *err)
 {
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (table[i]->init != NULL &&
-		    table[i]->init(verifier_config, err) < 0)
+		if (table[i]->init != NULL && table[i]->init(verifier_config, err) < 0)
 			return err_prefix(err, "%s verifier", table[i]->tee);
+	return 0;
+}
+
+int verify_result_add(struct verify_result *r, const char *tee_class, json_t *claims,
+                      struct err *err)
+{
+	if (claims == NULL)
+		return err_set(err, "out of memory building the %s claims", tee_class);
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 4;
+		struct verifier_claims *items =
+		    cap > r->cap ? realloc(r->items, cap * sizeof(*items)) : NULL;
+		if (items == NULL) {
+			json_decref(claims);
+			return err_set(err, "out of memory holding %zu device claims", r->n + 1);
+		}
+		r->items = items;
+		r->cap = cap;
+	}
+	snprintf(r->items[r->n].tee_class, sizeof(r->items[r->n].tee_class), "%s", tee_class);
+	r->items[r->n++].claims = claims;
 	return 0;
 }
 
 void verify_result_clear(struct verify_result *r)
 {
-	for (size_t i = 0; i < r->n; i++) {
+	for (size_t i = 0; i < r->n; i++)
 		json_decref(r->items[i].claims);
-		r->items[i].claims = NULL;
-	}
-	r->n = 0;
+	free(r->items);
+	r->items = NULL;
+	r->n = r->cap = 0;
 }
 
 void verifier_regularize(const uint8_t *x, size_t xlen, uint8_t *out, size_t n)

@@ -7,7 +7,6 @@
  * 1184-byte report. The VEK comes from cert_chain, else from the test/CLI option "vcek"
  * (a file), else from the configured VCEK sources (kds.h).
  */
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,14 +20,6 @@
 static int snp_init(const json_t *verifier_config, struct err *err)
 {
 	return amd_kds_configure(json_object_get(verifier_config, "snp_verifier"), err);
-}
-
-static json_t *hex_json(const uint8_t *p, size_t n)
-{
-	char *h = hex_encode(p, n);
-	json_t *s = h ? json_string(h) : NULL;
-	free(h);
-	return s;
 }
 
 /* cert_chain entry data: a JSON array of byte values. */
@@ -126,9 +117,9 @@ static int load_report(const json_t *ev, struct snp_report *r, struct err *err)
 	if (json_is_string(rep)) {
 		uint8_t *raw;
 		size_t len;
-		if (b64_decode(json_string_value(rep), json_string_length(rep),
-		               B64_STD | B64_LENIENT, &raw, &len) < 0)
-			return err_set(err, "`attestation_report` is not base64");
+		if (verifier_evidence_bytes(ev, "SNP", "attestation_report", 0, &raw, &len, err) <
+		    0)
+			return -1;
 		int rc = snp_report_parse(raw, len, SNP_GEN_UNKNOWN, r, err);
 		free(raw);
 		return rc;
@@ -185,10 +176,10 @@ static json_t *snp_claims(const struct snp_report *r)
 	json_object_set_new(c, "reported_tcb_microcode", json_integer(r->reported_tcb.microcode));
 	json_object_set_new(c, "platform_tsme_enabled", json_boolean((r->plat_info >> 1) & 1));
 	json_object_set_new(c, "platform_smt_enabled", json_boolean(r->plat_info & 1));
-	json_object_set_new(c, "measurement", hex_json(r->measurement, 48));
-	json_object_set_new(c, "chip_id", hex_json(r->chip_id, 64));
-	json_object_set_new(c, "report_data", hex_json(r->report_data, 64));
-	json_object_set_new(c, "init_data", hex_json(r->host_data, 32));
+	verifier_claim_hex(c, "measurement", r->measurement, 48);
+	verifier_claim_hex(c, "chip_id", r->chip_id, 64);
+	verifier_claim_hex(c, "report_data", r->report_data, 64);
+	verifier_claim_hex(c, "init_data", r->host_data, 32);
 	return c;
 }
 
@@ -222,28 +213,12 @@ static int snp_verify(const struct verify_request *req, struct verify_result *ou
 	        0 ||
 	    snp_report_verify(&r, &vek, err) < 0)
 		goto out;
-	if (req->report_data != NULL) {
-		uint8_t want[64];
-		verifier_regularize(req->report_data, req->report_data_len, want, sizeof(want));
-		if (CRYPTO_memcmp(want, r.report_data, 64) != 0) {
-			err_set(err,
-			        "SNP report_data does not match the expected runtime data hash");
-			goto out;
-		}
-	}
-	if (req->init_data_hash != NULL) {
-		uint8_t want[32];
-		verifier_regularize(req->init_data_hash, req->init_data_hash_len, want,
-		                    sizeof(want));
-		if (memcmp(want, r.host_data, 32) != 0) {
-			err_set(err, "SNP HOST_DATA does not match the expected init-data hash");
-			goto out;
-		}
-	}
-	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
-	out->items[0].claims = snp_claims(&r);
-	out->n = 1;
-	rc = 0;
+	if (verifier_bind(r.report_data, 64, req->report_data, req->report_data_len,
+	                  "SNP report_data", "the expected runtime data hash", err) < 0 ||
+	    verifier_bind(r.host_data, 32, req->init_data_hash, req->init_data_hash_len,
+	                  "SNP HOST_DATA", "the expected init-data hash", err) < 0)
+		goto out;
+	rc = verify_result_add(out, "cpu", snp_claims(&r), err);
 out:
 	snp_vek_free(&vek);
 	chain_free(&c);

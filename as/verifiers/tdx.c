@@ -11,54 +11,34 @@
 #include <string.h>
 
 #include "as/verifiers/dcap_common.h"
-#include "as/collateral/intel_pcs.h"
 #include "as/evidence/eventlog.h"
-#include "b64.h"
 #include "config.h"
 
-static int tdx_init(const json_t *verifier_config, struct err *err)
-{
-	return intel_pcs_configure(json_object_get(verifier_config, "dcap_verifier"), err);
-}
-
-struct field {
-	const char *name;
-	size_t off, len;
+static const struct verifier_field body_fields[] = {
+    {"tcb_svn", 0, 16},           {"mr_seam", 16, 48},       {"mrsigner_seam", 64, 48},
+    {"seam_attributes", 112, 8},  {"td_attributes", 120, 8}, {"xfam", 128, 8},
+    {"mr_td", 136, 48},           {"mr_config_id", 184, 48}, {"mr_owner", 232, 48},
+    {"mr_owner_config", 280, 48}, {"rtmr_0", 328, 48},       {"rtmr_1", 376, 48},
+    {"rtmr_2", 424, 48},          {"rtmr_3", 472, 48},       {"report_data", 520, 64},
+    {"tee_tcb_svn2", 584, 16},    {"mr_servicetd", 600, 48},
 };
 
-static const struct field body_fields[] = {
-    {"tcb_svn", 0, 16},          {"mr_seam", 16, 48},         {"mrsigner_seam", 64, 48},
-    {"seam_attributes", 112, 8}, {"td_attributes", 120, 8},   {"xfam", 128, 8},
-    {"mr_td", 136, 48},          {"mr_config_id", 184, 48},   {"mr_owner", 232, 48},
-    {"mr_owner_config", 280, 48}, {"rtmr_0", 328, 48},        {"rtmr_1", 376, 48},
-    {"rtmr_2", 424, 48},         {"rtmr_3", 472, 48},         {"report_data", 520, 64},
-    {"tee_tcb_svn2", 584, 16},   {"mr_servicetd", 600, 48},
+static const struct verifier_field header_fields[] = {
+    {"version", 0, 2},  {"att_key_type", 2, 2}, {"tee_type", 4, 4},
+    {"reserved", 8, 4}, {"vendor_id", 12, 16},  {"user_data", 28, 20},
 };
-
-static const struct field header_fields[] = {
-    {"version", 0, 2},   {"att_key_type", 2, 2}, {"tee_type", 4, 4},
-    {"reserved", 8, 4},  {"vendor_id", 12, 16},  {"user_data", 28, 20},
-};
-
-static json_t *fields(const uint8_t *base, size_t avail, const struct field *f, size_t n)
-{
-	json_t *o = json_object();
-	for (size_t i = 0; i < n; i++)
-		if (f[i].off + f[i].len <= avail)
-			json_object_set_new(o, f[i].name, dcap_hex(base + f[i].off, f[i].len));
-	return o;
-}
 
 static json_t *tdx_claims(const struct dcap_quote *q)
 {
 	json_t *c = json_object(), *quote = json_object();
-	json_object_set_new(quote, "header", fields(q->header, DCAP_HEADER_SIZE, header_fields, 6));
+	json_object_set_new(quote, "header",
+	                    verifier_fields(q->header, DCAP_HEADER_SIZE, header_fields, 6));
 	json_object_set_new(quote, "body",
-	                    fields(q->body, q->body_len, body_fields,
-	                           sizeof(body_fields) / sizeof(body_fields[0])));
+	                    verifier_fields(q->body, q->body_len, body_fields,
+	                                    sizeof(body_fields) / sizeof(body_fields[0])));
 	if (q->v5_type_size != NULL) {
-		json_object_set_new(quote, "type", dcap_hex(q->v5_type_size, 2));
-		json_object_set_new(quote, "size", dcap_hex(q->v5_type_size + 2, 4));
+		verifier_claim_hex(quote, "type", q->v5_type_size, 2);
+		verifier_claim_hex(quote, "size", q->v5_type_size + 2, 4);
 	}
 	json_object_set_new(c, "quote", quote);
 	const uint8_t *a = q->body + DCAP_TD_TD_ATTRIBUTES;
@@ -70,25 +50,21 @@ static json_t *tdx_claims(const struct dcap_quote *q)
 	                              "septve_disable", (int)(attr >> 28 & 1), "protection_keys",
 	                              (int)(attr >> 30 & 1), "key_locker", (int)(attr >> 31 & 1),
 	                              "perfmon", (int)(attr >> 63 & 1)));
-	json_object_set_new(c, "report_data", dcap_hex(q->body + DCAP_TD_REPORT_DATA, 64));
-	json_object_set_new(c, "init_data", dcap_hex(q->body + DCAP_TD_MR_CONFIG_ID, 48));
+	verifier_claim_hex(c, "report_data", q->body + DCAP_TD_REPORT_DATA, 64);
+	verifier_claim_hex(c, "init_data", q->body + DCAP_TD_MR_CONFIG_ID, 48);
 	return c;
 }
 
 /* The CC event log from the evidence, else from the tool option; NULL/0 when none. */
-static int event_log(const struct verify_request *req, uint8_t **buf, size_t *len,
-                     struct err *err)
+static int event_log(const struct verify_request *req, uint8_t **buf, size_t *len, struct err *err)
 {
 	json_t *v = json_object_get(req->evidence, "cc_eventlog");
 	const char *path = json_string_value(json_object_get(req->options, "event_log"));
 	*buf = NULL;
 	*len = 0;
-	if (json_is_string(v) && json_string_length(v) > 0) {
-		if (b64_decode(json_string_value(v), json_string_length(v), B64_STD | B64_LENIENT, buf,
-		               len) < 0)
-			return err_set(err, "tdx evidence `cc_eventlog` is not base64");
-		return 0;
-	}
+	if (json_is_string(v) && json_string_length(v) > 0)
+		return verifier_evidence_bytes(req->evidence, "tdx", "cc_eventlog", 0, buf, len,
+		                               err);
 	if (v != NULL && !json_is_null(v) && !json_is_string(v))
 		return err_set(err, "tdx evidence `cc_eventlog` must be base64, null or \"\"");
 	if (path != NULL && (*buf = (uint8_t *)file_read_all(path, len, err)) == NULL)
@@ -114,8 +90,7 @@ static int check_event_log(const struct dcap_quote *q, const uint8_t *log, size_
 	return 0;
 }
 
-static int tdx_verify(const struct verify_request *req, struct verify_result *out,
-                      struct err *err)
+static int tdx_verify(const struct verify_request *req, struct verify_result *out, struct err *err)
 {
 	uint8_t *buf = NULL, *log = NULL;
 	size_t len, loglen;
@@ -140,11 +115,8 @@ static int tdx_verify(const struct verify_request *req, struct verify_result *ou
 	if (log != NULL && check_event_log(&q, log, loglen, parse_only, claims, err) < 0)
 		goto out;
 	dcap_common_claims(&q, &res, claims, !parse_only);
-	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
-	out->items[0].claims = claims;
+	rc = verify_result_add(out, "cpu", claims, err);
 	claims = NULL;
-	out->n = 1;
-	rc = 0;
 out:
 	json_decref(claims);
 	dcap_result_free(&res);
@@ -155,6 +127,6 @@ out:
 
 const struct verifier verifier_tdx = {
     .tee = "tdx",
-    .init = tdx_init,
+    .init = dcap_verifier_init,
     .verify = tdx_verify,
 };

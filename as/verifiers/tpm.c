@@ -52,7 +52,7 @@ static void ak_remember(const uint8_t d[32], EVP_PKEY *k)
 	pthread_mutex_unlock(&ak_cache.mu);
 }
 
-static EVP_PKEY *load_ak(const json_t *v, struct err *err)
+static EVP_PKEY *load_ak(const json_t *ev, struct err *err)
 {
 	uint8_t d[32];
 	uint8_t *der;
@@ -60,11 +60,10 @@ static EVP_PKEY *load_ak(const json_t *v, struct err *err)
 	const unsigned char *p;
 	EVP_PKEY *k;
 
-	if (!json_is_string(v))
+	if (!json_is_string(json_object_get(ev, "ak_public")))
 		return err_set(err, "TPM evidence lacks `ak_public`"), NULL;
-	if (b64_decode(json_string_value(v), json_string_length(v), B64_STD | B64_LENIENT, &der,
-	               &len) < 0)
-		return err_set(err, "`ak_public` is not base64"), NULL;
+	if (verifier_evidence_bytes(ev, "TPM", "ak_public", 0, &der, &len, err) < 0)
+		return NULL;
 	if (EVP_Digest(der, len, d, NULL, EVP_sha256(), NULL) == 1 && (k = ak_cached(d)) != NULL) {
 		free(der);
 		return k;
@@ -90,7 +89,7 @@ static int tpm_verify(const struct verify_request *req, struct verify_result *ou
 
 	if (!json_is_object(req->evidence))
 		return err_set(err, "TPM evidence must be a JSON object");
-	ak = load_ak(json_object_get(req->evidence, "ak_public"), err);
+	ak = load_ak(req->evidence, err);
 	if (ak == NULL)
 		return -1;
 	if (tpm_quote_from_json(json_object_get(req->evidence, "tpm_quote"), TPM_JSON_B64_TPMT, &q,
@@ -109,19 +108,8 @@ static int tpm_verify(const struct verify_request *req, struct verify_result *ou
 	json_t *c = json_object();
 	json_object_set(c, "ak_public", json_object_get(req->evidence, "ak_public"));
 	tpm_pcr_claims(&q, c);
-	char *nonce = hex_encode(q.attest.extra_data, q.attest.extra_data_len);
-	json_object_set_new(c, "report_data", json_string(nonce ? nonce : ""));
-	free(nonce);
-	const uint8_t *pcr8 = tpm_pcr(&q, 8);
-	if (pcr8 != NULL) {
-		char *h = hex_encode(pcr8, 32);
-		json_object_set_new(c, "init_data", json_string(h ? h : ""));
-		free(h);
-	}
-	snprintf(out->items[0].tee_class, sizeof(out->items[0].tee_class), "cpu");
-	out->items[0].claims = c;
-	out->n = 1;
-	rc = 0;
+	verifier_tpm_binding_claims(c, &q);
+	rc = verify_result_add(out, "cpu", c, err);
 out:
 	tpm_quote_free(&q);
 	EVP_PKEY_free(ak);

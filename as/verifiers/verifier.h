@@ -16,11 +16,9 @@
 
 #include "err.h"
 
-#define VERIFIER_MAX_CLAIMS 32
-/* err.code of a failed verify when a collateral service (Intel PCS/PCCS, AMD KDS) could not be
- * reached, failed (5xx) or asked us to wait, and nothing usable was cached: ERR_UNAVAILABLE
- * (err.h). (Alias kept until every caller says ERR_UNAVAILABLE.) */
-#define VERIFIER_ERR_UNAVAILABLE ERR_UNAVAILABLE
+/* A verify that fails because a collateral service (Intel PCS/PCCS, AMD KDS) could not be
+ * reached, failed (5xx) or asked us to wait, with nothing usable cached, sets err.code to
+ * ERR_UNAVAILABLE (err.h): the AS answers "retry", not "refused". */
 
 struct verify_request {
 	const json_t *evidence;     /* the evidence JSON document (already b64url-decoded) */
@@ -38,9 +36,12 @@ struct verifier_claims {
 	json_t *claims;     /* owned; includes "report_data"/"init_data" strings when bound */
 };
 
+/* What a verifier found: one claims object per device, as many as the evidence holds (an
+ * NVIDIA host reports up to 8 GPUs and 4 switches, a request may add more devices). Grown by
+ * verify_result_add; `{0}` is an empty result; verify_result_clear frees it. */
 struct verify_result {
-	struct verifier_claims items[VERIFIER_MAX_CLAIMS];
-	size_t n;
+	struct verifier_claims *items; /* owned, items[0..n) in the order the devices came */
+	size_t n, cap;
 };
 
 struct verifier {
@@ -56,9 +57,50 @@ struct verifier {
 const struct verifier *verifier_find(const char *tee);
 /* Calls every verifier's init. */
 int verifiers_init(const json_t *verifier_config, struct err *err);
+/* Append one device's claims with its TEE class. Takes the reference to `claims` on every
+ * path (a NULL claims is a failed json_pack: out of memory). -1 with err set on failure. */
+int verify_result_add(struct verify_result *r, const char *tee_class, json_t *claims,
+                      struct err *err);
+/* Release every claims object and the array; r is empty afterwards. */
 void verify_result_clear(struct verify_result *r);
 
 /* regularize(x, n) of §2.4: copy x into out[n], zero-padded or truncated. */
 void verifier_regularize(const uint8_t *x, size_t xlen, uint8_t *out, size_t n);
+
+/*
+ * What the verifier files share (as/verifiers/common.c), so each one reads as its TEE's
+ * checklist: decode a base64 field of the evidence, bind a report field to the expected
+ * report data or init-data hash, and write the hex and per-offset claims.
+ */
+
+/* The bytes of evidence[key], a string in standard base64 (VERIFIER_B64URL: base64url);
+ * padding is optional. "<tee> evidence `<key>` must be a base64 string" when absent or not. */
+#define VERIFIER_B64URL 1
+int verifier_evidence_bytes(const json_t *evidence, const char *tee, const char *key, int flags,
+                            uint8_t **out, size_t *len, struct err *err);
+
+/* §2.4 binding: when `want` is provided (non-NULL), regularize it to n (<= 64) bytes and
+ * compare with the report's n-byte `field` in constant time; a mismatch says "<field_name>
+ * does not match <want_name>". No expectation passes (the caller decides whether one is
+ * required). */
+int verifier_bind(const uint8_t *field, size_t n, const uint8_t *want, size_t wlen,
+                  const char *field_name, const char *want_name, struct err *err);
+
+/* claims[key] = lowercase hex of p[0..n). */
+void verifier_claim_hex(json_t *claims, const char *key, const uint8_t *p, size_t n);
+
+/* A named byte range of a fixed report layout (a quote header or body). */
+struct verifier_field {
+	const char *name;
+	size_t off, len;
+};
+/* A new object with one hex claim per field that lies within base[0..avail). */
+json_t *verifier_fields(const uint8_t *base, size_t avail, const struct verifier_field *f,
+                        size_t n);
+
+struct tpm_quote;
+/* The claims a (v)TPM quote binds (§2.4): report_data = its nonce, init_data = PCR8, both
+ * hex; init_data only when PCR8 was quoted. Returns 1 when it was, else 0. */
+int verifier_tpm_binding_claims(json_t *claims, const struct tpm_quote *q);
 
 #endif
