@@ -1,5 +1,6 @@
 /*
- * as: the Attestation Service's evaluation pipeline and token broker (see as.c).
+ * as: the Attestation Service's pipeline — AttestationRequest -> EAR token as named stages
+ * (parse, bind, verify, appraise, sign; see as.c) — and the state it runs on.
  */
 #ifndef CTRUSTEE_AS_H
 #define CTRUSTEE_AS_H
@@ -10,8 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "as/binding.h"
+#include "as/ear.h"
+#include "as/verifiers/verifier.h"
+#include "attestation.pb-c.h"
 #include "err.h"
 #include "rego/rego.h"
+
+/* The most devices one request may have appraised: each costs a verification and a policy
+ * evaluation, so this bounds what one request can make the AS spend (the gRPC message cap
+ * bounds its bytes). A request over it is refused with a sentence, never cut short. */
+#define AS_MAX_DEVICES 1024
 
 struct kv;
 struct rvps;
@@ -36,10 +46,34 @@ struct as {
 /* cfg: the AS JSON config (as-rvps.md §3); installs the default policies. */
 int as_init(struct as *a, const json_t *cfg, struct err *err);
 /* AttestationRequest bytes -> EAR token (malloc'd) or NULL with a numbered cause in err and
- * err->code the gRPC status to answer: GRPCX_UNAVAILABLE when storage or the RVPS could not be
+ * err->code the gRPC status to answer: ERR_UNAVAILABLE when storage or the RVPS could not be
  * reached, or a collateral service (PCS, KDS) could not be and nothing was cached (the same
  * request may succeed later), else GRPCX_ABORTED (a refusal). */
 char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err);
+
+/*
+ * The stages as_evaluate runs, in order, each usable alone (the unit tests call them). A stage
+ * failing for an outage sets err->code = ERR_UNAVAILABLE; a refusal leaves it 0.
+ */
+struct as_request {
+	Attestation__AttestationRequest *pb; /* owned */
+	const char *policy_id;               /* policy_ids[0], or "default"; into pb */
+};
+/* parse: decode, and refuse no evidence or more than AS_MAX_DEVICES. */
+int as_parse_request(struct as_request *rq, const uint8_t *buf, size_t len, struct err *err);
+void as_request_free(struct as_request *rq);
+/* verify: the TEE's verifier on the b64url JSON evidence, bound as `b` says. */
+int as_verify_evidence(const Attestation__IndividualAttestationRequest *ir, const struct binding *b,
+                       struct verify_result *res, struct err *err);
+/* appraise: one device's claims with `<policy_id>_<class>` -> its appraisal (new reference). */
+json_t *as_appraise(struct as *a, const char *policy_id, const char *tee,
+                    const struct verifier_claims *item, const struct binding *b, struct err *err);
+/* bind + verify + appraise one evidence, appending one submod per device it holds. */
+int as_attest_one(struct as *a, const char *policy_id,
+                  const Attestation__IndividualAttestationRequest *ir, struct ear_submods *out,
+                  struct err *err);
+/* sign: the token over the submods, with the AS's key and broker settings. */
+char *as_sign(struct as *a, const struct ear_submods *s, struct err *err);
 int as_set_policy(struct as *a, const char *id, const char *policy_b64, struct err *err);
 
 #endif

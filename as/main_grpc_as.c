@@ -67,7 +67,7 @@ static int h_evaluate(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
 	if (token == NULL) {
 		log_warn("%s", err->msg);
 		/* an outage of storage or the RVPS is UNAVAILABLE, so the KBS says "retry" */
-		return err->code == GRPCX_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
+		return err->code == ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
 	}
 	Attestation__AttestationResponse r = ATTESTATION__ATTESTATION_RESPONSE__INIT;
 	r.attestation_token = token;
