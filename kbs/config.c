@@ -141,8 +141,9 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 		return -1;
 	kbs_cidrs_free(cidrs);
 	if (c->attestation_concurrency_limit < 0 || c->attestation_concurrency_limit_per_ip < 0)
-		return err_set(err, "[http_server] attestation_concurrency_limit and "
-		                    "attestation_concurrency_limit_per_ip must be 0 (no limit) or more");
+		return err_set(err,
+		               "[http_server] attestation_concurrency_limit and "
+		               "attestation_concurrency_limit_per_ip must be 0 (no limit) or more");
 	if (c->sockets.n == 0) {
 		c->sockets.v = calloc(2, sizeof(char *));
 		c->sockets.v[0] = strdup("127.0.0.1:8080");
@@ -481,6 +482,14 @@ int kbs_config_from_json(json_t *root, struct kbs_config *c, struct err *err)
 	}
 	if (get_str(root, "top level", "session_storage_type", &c->session_storage_type, err))
 		goto fail;
+	/* As Trustee: sessions follow [storage_backend] unless session_storage_type says
+	 * otherwise, so replicas sharing a store share sessions; "Memory" keeps them in process. */
+	const char *st = json_string_value(json_object_get(c->storage_backend, "storage_type"));
+	if (c->session_storage_type == NULL && st != NULL &&
+	    (c->session_storage_type = strdup(st)) == NULL) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
 	return 0;
 fail:
 	kbs_config_free(c);

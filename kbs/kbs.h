@@ -99,8 +99,8 @@ struct kbs_config {
 	 * budgets of one resource-policy evaluation, rego.h defaults when absent */
 	struct rego_limits policy_limits;
 	/* storage */
-	json_t *storage_backend; /* borrowed from root, may be NULL */
-	char *session_storage_type;
+	json_t *storage_backend;    /* borrowed from root, may be NULL */
+	char *session_storage_type; /* else [storage_backend] storage_type, else NULL = Memory */
 	/* [[plugins]] */
 	bool plugin_resource;
 	char *resource_backend;            /* "kvstorage" | "vault" */

@@ -1115,9 +1115,8 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		err_prefix(err, "[storage_backend]");
 		goto fail;
 	}
-	/* Sessions stay in process memory unless session_storage_type names a shared store
-	 * (Trustee would also follow storage_backend; we keep the hot path off the network unless
-	 * asked, and say so in the README). */
+	/* Sessions stay in process memory only when session_storage_type (which falls back to
+	 * [storage_backend] storage_type, as in Trustee: kbs_config_load) resolves to Memory. */
 	if (k->cfg.session_storage_type && strcasecmp(k->cfg.session_storage_type, "memory")) {
 		k->session_kv =
 		    kv_open_type(k->cfg.session_storage_type,

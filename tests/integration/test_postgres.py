@@ -11,13 +11,16 @@ initdb'd into a temporary directory, on a free loopback port) with the same asse
   failure is a 401 or 503 + Retry-After problem body (or a transport error) naming the store
   and its cause without an address, nothing fails once the server is back, sessions and
   resources survive, every replica recovers without a restart.
+- sessions follow [storage_backend] when session_storage_type is absent, as in Trustee: two
+  replicas whose config names only `storage_type = "Redis"` (or "Postgres") share sessions,
+  replica B accepts A's cookie; `session_storage_type = "Memory"` keeps them in process.
 """
 
 import grpc
 
 import test_kbs_replicas as rep
 import test_rvps as rv
-from harness import Postgres, Tap
+from harness import Postgres, Redis, Tap
 from kbs_testlib import (ALLOW_ALL, Attester, Haproxy, Kbs, Pki, RealAs, haproxy_available,
                          kbs_config, real_as_available, require_kbs)
 
@@ -136,6 +139,39 @@ def replicas_suite(t, pki, pg):
     asvc.stop()
 
 
+def check_sessions_follow_storage_backend(t, pki, asvc, storage, name):
+    cfg = kbs_config(pki, as_addr=asvc.addr, storage=storage)
+    cfg.pop("session_storage_type", None)
+    ka = Kbs(cfg, name="kbs-%s-a" % name).start()
+    kb = Kbs(cfg, name="kbs-%s-b" % name).start()
+    ka.set_policy(pki, ALLOW_ALL)
+    ka.set_resource(pki, "default/follow/key", b"followed")
+    a = Attester(ka)
+    st, _, _ = a.auth()
+    t.eq(st, 200, "%s storage_backend only: /auth on replica A" % name)
+    a.kbs = kb
+    st, _, data = a.attest()
+    t.eq(st, 200, "%s storage_backend only: replica B accepts A's cookie for /attest" % name)
+    a.kbs = ka
+    st, _, data = a.get("default/follow/key")
+    t.ok(st == 200 and a.decrypt(data) == b"followed",
+         "%s storage_backend only: the attested session reads on replica A" % name, data[:200])
+    ka.stop()
+    kb.stop()
+    cfg["session_storage_type"] = "Memory"
+    ka = Kbs(cfg, name="kbs-%s-mem-a" % name).start()
+    kb = Kbs(cfg, name="kbs-%s-mem-b" % name).start()
+    a = Attester(ka)
+    st, _, _ = a.auth()
+    a.kbs = kb
+    st, _, data = a.attest()
+    t.ok(st == 401 and b"not found" in data,
+         "%s with session_storage_type = \"Memory\": replica B does not know A's session"
+         % name, (st, data[:200]))
+    ka.stop()
+    kb.stop()
+
+
 def main():
     t = Tap()
     pg = Postgres().start()
@@ -144,7 +180,16 @@ def main():
         t.skip("replicas on postgres", "grpc-as or rvps not built")
     else:
         require_kbs()
-        replicas_suite(t, Pki(), pg)
+        pki = Pki()
+        replicas_suite(t, pki, pg)
+        redis = Redis().start()
+        for name, storage in (("Postgres", pg.storage),
+                              ("Redis", {"storage_type": "Redis",
+                                         "backends": {"redis": {"url": redis.url}}})):
+            asvc = RealAs(pki, storage=storage)
+            t.run(check_sessions_follow_storage_backend, pki, asvc, storage, name)
+            asvc.stop()
+        redis.stop()
     pg.stop()
     t.done()
 
