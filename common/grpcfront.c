@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,9 +96,36 @@ static int is_tchar(uint8_t c)
 	       (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* Transfer-Encoding at all, or a second Content-Length: -1. Counts Content-Length in *n_cl. */
+static int framing_header(const uint8_t *name, size_t len, int *n_cl)
+{
+	if (len == 17 && strncasecmp((const char *)name, "Transfer-Encoding", 17) == 0)
+		return -1;
+	if (len == 14 && strncasecmp((const char *)name, "Content-Length", 14) == 0)
+		return ++*n_cl > 1 ? -1 : 0;
+	return 0;
+}
+
+/* OWS 1*DIGIT OWS */
+static int decimal(const uint8_t *s, size_t len)
+{
+	size_t a = 0, b = len;
+	while (a < b && (s[a] == ' ' || s[a] == '\t'))
+		a++;
+	while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t'))
+		b--;
+	if (a == b)
+		return 0;
+	for (size_t k = a; k < b; k++)
+		if (s[k] < '0' || s[k] > '9')
+			return 0;
+	return 1;
+}
+
 int gfront_http_parse(const uint8_t *buf, size_t len, struct gfront_http_req *out, struct err *err)
 {
-	size_t i = 0, m = 0, p = 0, end = 0, line;
+	size_t i = 0, m = 0, p = 0, end = 0, line, v;
+	int n_cl = 0, cl_seen = 0;
 
 	memset(out, 0, sizeof(*out));
 	/* the head ends at the first empty line; nothing past it is read */
@@ -154,18 +182,25 @@ int gfront_http_parse(const uint8_t *buf, size_t len, struct gfront_http_req *ou
 		return err_set(err, "the request line does not end with HTTP/1.0 or HTTP/1.1");
 	out->minor = buf[i + 7] - '0';
 	i += 10;
-	/* header lines: name ":" value, no control characters but HT */
+	/* header lines: name ":" value, no control characters but HT; the responder reads no
+	 * body, so framing headers must be absent or plainly harmless (strict as common/http.c) */
 	while (i + 2 <= end && !(buf[i] == '\r' && buf[i + 1] == '\n')) {
 		line = i;
 		while (i < end && is_tchar(buf[i]))
 			i++;
 		if (i == line || i >= end || buf[i] != ':')
-			return err_set(err, "a header line has no name");
+			return err_set(err,
+			               "a header line has no name or whitespace before its colon");
+		if (framing_header(buf + line, i - line, &n_cl) != 0)
+			return err_set(err, "Transfer-Encoding, or Content-Length more than once");
+		v = ++i;
 		while (i < end && buf[i] != '\r') {
 			if ((buf[i] < ' ' && buf[i] != '\t') || buf[i] == 0x7f)
 				return err_set(err, "a header value has a control character");
 			i++;
 		}
+		if (n_cl && !cl_seen && (cl_seen = 1) && !decimal(buf + v, i - v))
+			return err_set(err, "Content-Length is not a decimal number");
 		if (i + 1 >= end || buf[i + 1] != '\n')
 			return err_set(err, "a header line does not end with CRLF");
 		i += 2;

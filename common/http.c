@@ -1,13 +1,26 @@
 /*
- * http: evhttp server with several event loops on shared listening sockets, a worker pool
- * for blocking handlers, and cross-thread replies (see http.h for the model).
+ * http: an HTTP/1.1 server on libevent bufferevents: several event loops on shared listening
+ * sockets, a worker pool for blocking handlers, and cross-thread replies (see http.h for the
+ * model and the budgets).
  *
- * Ownership: a `struct http_req` is created by the loop that read the request and freed by
- * the same loop right after the reply was given to evhttp. The evhttp_request inside is
- * touched only on that loop's thread. A reply made elsewhere is parked on the loop's
- * `done` list and an event is activated (event_active is thread-safe once
- * evthread_use_pthreads ran); the loop then sends it. If the client went away meanwhile,
- * evhttp has detached the request from its connection and frees it when we "send".
+ * Why not evhttp: its timeout restarts on every byte (a client dribbling a byte a second
+ * holds a connection for ever), it believes the first of two Content-Length headers, keeps
+ * "Host " with its space as a header name, and has no hook between accept and its parser,
+ * so neither strict framing nor connection budgets could be put in front of it.
+ *
+ * A connection is one `struct conn`, owned by its loop thread, and carries one request at a
+ * time: C_HEAD (until the head deadline), C_BODY (until the body deadline, at a minimum
+ * rate), C_BUSY (reading paused while the handler runs), C_FLUSH (the reply is being
+ * written), then C_IDLE (keep-alive wait) or C_CLOSING and C_LINGER (write the last reply,
+ * half-close, drain what the client still sends for a moment so that the kernel does not
+ * reset the connection over an unread 400). Pipelined bytes wait in the input buffer until
+ * the previous reply has left, so a connection never holds more than one request and one
+ * reply however its client behaves.
+ *
+ * Ownership: a `struct http_req` is created by the loop that read it and freed by the same
+ * loop right after its reply was queued. A reply made elsewhere is parked on the loop's
+ * `done` list and an event is activated; the loop then sends it. A connection whose client
+ * left while its request was with a handler is only marked `dead`; the reply frees it.
  */
 #include "http.h"
 
@@ -17,25 +30,33 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+
+#define LINGER_S 1.0              /* drain after the last reply before closing */
+#define LINGER_MAX (64u << 10)    /* ... at most this many bytes */
+#define RATE_GRACE_S 2.0          /* min_body_rate applies after this much of a body */
+#define TIMER_SLACK_S 0.02        /* a timer may fire this much before its second is up */
+#define CHUNK_LINE_MAX 1024       /* chunk-size line with extensions */
+#define RATELOG_INTERVAL_MS 10000 /* one line per kind of refusal per interval */
 
 struct hdr {
 	char *name;
@@ -43,10 +64,11 @@ struct hdr {
 };
 
 struct http_loop;
+struct conn;
 
 struct http_req {
 	struct http_loop *loop;
-	struct evhttp_request *ev; /* loop thread only */
+	struct conn *conn; /* loop thread only */
 	enum http_method method;
 	char *method_name;
 	char *uri;
@@ -59,6 +81,7 @@ struct http_req {
 	size_t body_len;
 	double started;
 	void *data;
+	int head_only, keep_alive, minor;
 	/* reply */
 	struct hdr *rhdrs;
 	size_t n_rhdrs;
@@ -72,15 +95,53 @@ struct http_req {
 	void *aarg;
 };
 
+enum conn_state { C_IDLE, C_HEAD, C_BODY, C_BUSY, C_FLUSH, C_CLOSING, C_LINGER };
+enum chunk_state { CK_SIZE, CK_DATA, CK_DATA_END, CK_TRAILER };
+
+struct conn {
+	struct http_loop *l;
+	struct bufferevent *bev; /* owns the socket (and the SSL) */
+	struct event *timer;     /* the current state's deadline */
+	enum conn_state st;
+	char peer[64];
+	int admitted; /* opts.admit accepted it: one release owed */
+	int dead;     /* client gone while C_BUSY: the reply frees the connection */
+	int in_pump;  /* conn_pump is on the stack: defer frees */
+	int free_pending;
+	int got_bytes;        /* something arrived in this C_HEAD */
+	struct http_req *req; /* being read (C_BODY) or with the handler (C_BUSY) */
+	struct evbuffer *body;
+	size_t need; /* Content-Length bytes still to come */
+	int chunked;
+	enum chunk_state ck;
+	size_t ck_left, trailer_bytes, body_got, lingered;
+	double phase_start, deadline;
+	struct conn *prev, *next;
+};
+
+struct listener {
+	struct http_loop *l;
+	struct evconnlistener *lis;
+	struct event *resume; /* re-enables accept after EMFILE */
+};
+
 struct http_loop {
 	struct http_server *srv;
 	struct event_base *base;
-	struct evhttp *http;
 	struct event *wake;
 	pthread_t tid;
 	int started;
 	pthread_mutex_t mu;
 	struct http_req *done_head, *done_tail;
+	struct listener *lis;
+	size_t n_lis;
+	struct conn *conns; /* loop thread only */
+};
+
+/* A log line that may repeat at attack rates: at most one per interval, with a count. */
+struct ratelog {
+	atomic_llong next_ms;
+	atomic_long suppressed;
 };
 
 struct http_server {
@@ -97,7 +158,39 @@ struct http_server {
 	pthread_cond_t qcv;
 	struct http_req *qhead, *qtail;
 	int stopping;
+	/* budgets */
+	long max_conns;
+	atomic_long nconns; /* open connections, all loops */
+	struct ratelog rl_cap, rl_admit, rl_accept, rl_cut, rl_frame;
 };
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void ratelog(struct ratelog *rl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ratelog(struct ratelog *rl, const char *fmt, ...)
+{
+	long long now = now_ms(), next = atomic_load(&rl->next_ms);
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&rl->next_ms, &next, now + RATELOG_INTERVAL_MS)) {
+		atomic_fetch_add(&rl->suppressed, 1);
+		return;
+	}
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	long n = atomic_exchange(&rl->suppressed, 0);
+	if (n > 0)
+		log_warn("http: %s (and %ld more like it since the last such line)", msg, n);
+	else
+		log_warn("http: %s", msg);
+}
 
 static double now_mono(void)
 {
@@ -283,21 +376,49 @@ static void req_free(struct http_req *r)
 
 /* --- replies --- */
 
+static void conn_after_reply(struct conn *c, int keep);
+static void conn_free(struct conn *c);
+
+static int hdr_ok(const char *s)
+{
+	return strpbrk(s, "\r\n") == NULL;
+}
+
+/* On the loop thread: write r's reply to its connection (if any is left), then free r. */
 static void send_now(struct http_req *r)
 {
-	struct evhttp_request *ev = r->ev;
-	struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
-	if (r->ctype)
-		evhttp_add_header(oh, "Content-Type", r->ctype);
-	for (size_t i = 0; i < r->n_rhdrs; i++)
-		evhttp_add_header(oh, r->rhdrs[i].name, r->rhdrs[i].value);
-	struct evbuffer *b = evbuffer_new();
-	if (b && r->rbody_len)
-		evbuffer_add(b, r->rbody, r->rbody_len);
-	evhttp_send_reply(ev, r->status, http_reason(r->status), b);
-	if (b)
-		evbuffer_free(b);
+	struct conn *c = r->conn;
 	struct http_server *s = r->loop->srv;
+	if (c && c->dead) {
+		c->req = NULL;
+		conn_free(c);
+		c = NULL;
+	}
+	if (c) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		char date[40];
+		int keep = r->keep_alive;
+		http_date((long long)time(NULL), date, sizeof(date));
+		evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", r->status,
+		                    http_reason(r->status), date);
+		if (r->ctype && hdr_ok(r->ctype))
+			evbuffer_add_printf(out, "Content-Type: %s\r\n", r->ctype);
+		for (size_t i = 0; i < r->n_rhdrs; i++)
+			if (hdr_ok(r->rhdrs[i].name) && hdr_ok(r->rhdrs[i].value))
+				evbuffer_add_printf(out, "%s: %s\r\n", r->rhdrs[i].name,
+				                    r->rhdrs[i].value);
+		if (r->status >= 200 && r->status != 204 && r->status != 304)
+			evbuffer_add_printf(out, "Content-Length: %zu\r\n", r->rbody_len);
+		if (!keep)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+		else if (r->minor == 0)
+			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+		evbuffer_add(out, "\r\n", 2);
+		if (!r->head_only && r->rbody_len)
+			evbuffer_add(out, r->rbody, r->rbody_len);
+		c->req = NULL;
+		conn_after_reply(c, keep);
+	}
 	if (s->o.done)
 		s->o.done(s->o.ctx, r, r->status, r->rbody_len, now_mono() - r->started);
 	req_free(r);
@@ -447,104 +568,563 @@ static void *worker_main(void *arg)
 	}
 }
 
-/* --- request intake --- */
+/* --- connections --- */
 
-static enum http_method map_method(enum evhttp_cmd_type c, const char **name)
+static void conn_pump(struct conn *c);
+static void on_written(struct bufferevent *bev, void *arg);
+
+static void arm(struct conn *c, double seconds)
 {
-	switch (c) {
-	case EVHTTP_REQ_GET:
-		*name = "GET";
-		return HTTP_M_GET;
-	case EVHTTP_REQ_POST:
-		*name = "POST";
-		return HTTP_M_POST;
-	case EVHTTP_REQ_PUT:
-		*name = "PUT";
-		return HTTP_M_PUT;
-	case EVHTTP_REQ_DELETE:
-		*name = "DELETE";
-		return HTTP_M_DELETE;
-	case EVHTTP_REQ_HEAD:
-		*name = "HEAD";
-		return HTTP_M_HEAD;
-	case EVHTTP_REQ_OPTIONS:
-		*name = "OPTIONS";
-		return HTTP_M_OTHER;
-	case EVHTTP_REQ_TRACE:
-		*name = "TRACE";
-		return HTTP_M_OTHER;
-	case EVHTTP_REQ_CONNECT:
-		*name = "CONNECT";
-		return HTTP_M_OTHER;
-	case EVHTTP_REQ_PATCH:
-		*name = "PATCH";
-		return HTTP_M_OTHER;
-	default:
-		*name = "UNKNOWN";
-		return HTTP_M_OTHER;
+	if (seconds < 0.001)
+		seconds = 0.001;
+	struct timeval tv = {.tv_sec = (time_t)seconds,
+	                     .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+	evtimer_add(c->timer, &tv);
+}
+
+static void conn_free(struct conn *c)
+{
+	struct http_loop *l = c->l;
+	struct http_server *s = l->srv;
+	if (c->in_pump) {
+		c->free_pending = 1;
+		return;
+	}
+	if (c->req)
+		req_free(c->req);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->body)
+		evbuffer_free(c->body);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->admitted && s->o.release)
+		s->o.release(s->o.ctx, c->peer);
+	atomic_fetch_sub(&s->nconns, 1);
+	free(c);
+}
+
+/* The client is gone or out of time: free now, or when the handler's reply comes. */
+static void conn_drop(struct conn *c)
+{
+	if (c->st == C_BUSY) {
+		c->dead = 1;
+		event_del(c->timer);
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	conn_free(c);
+}
+
+/* Stop reading; once the output is written, half-close and linger (see the top). */
+static void conn_close(struct conn *c)
+{
+	c->st = C_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	arm(c, (double)c->l->srv->o.timeout_s);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		on_written(c->bev, c); /* nothing to wait for */
+}
+
+/* A refusal before (or instead of) a handler: status, a one-line reason, close. */
+static void conn_fail(struct conn *c, int status, const char *why)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->req) {
+		req_free(c->req);
+		c->req = NULL;
+	}
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	                    "Connection: close\r\n\r\n%s\n",
+	                    status, http_reason(status), strlen(why) + 1, why);
+	conn_close(c);
+}
+
+static void start_idle(struct conn *c)
+{
+	c->st = C_IDLE;
+	arm(c, (double)c->l->srv->o.timeout_s);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+static void start_head(struct conn *c)
+{
+	c->st = C_HEAD;
+	c->got_bytes = 0;
+	c->phase_start = now_mono();
+	c->deadline = c->phase_start + c->l->srv->o.head_timeout_s;
+	arm(c, c->l->srv->o.head_timeout_s);
+}
+
+static void conn_after_reply(struct conn *c, int keep)
+{
+	if (!keep) {
+		conn_close(c);
+		return;
+	}
+	c->st = C_FLUSH;
+	arm(c, (double)c->l->srv->o.timeout_s);
+}
+
+static void dispatch(struct conn *c)
+{
+	struct http_req *r = c->req;
+	struct http_server *s = c->l->srv;
+	c->st = C_BUSY;
+	event_del(c->timer);
+	bufferevent_disable(c->bev, EV_READ);
+	r->started = now_mono();
+	s->o.handler(s->o.ctx, r);
+}
+
+static enum http_method map_method(const char *m)
+{
+	static const struct {
+		const char *name;
+		enum http_method m;
+	} t[] = {{"GET", HTTP_M_GET},
+	         {"POST", HTTP_M_POST},
+	         {"PUT", HTTP_M_PUT},
+	         {"DELETE", HTTP_M_DELETE},
+	         {"HEAD", HTTP_M_HEAD}};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(m, t[i].name) == 0)
+			return t[i].m;
+	return HTTP_M_OTHER;
+}
+
+static struct http_req *req_from_head(struct conn *c, const uint8_t *p, const struct http_head *h)
+{
+	struct http_req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->loop = c->l;
+	r->conn = c;
+	r->started = now_mono();
+	r->method_name = strndup((const char *)p + h->method.off, h->method.len);
+	r->uri = strndup((const char *)p + h->target.off, h->target.len);
+	r->peer = strdup(c->peer);
+	r->hdrs = calloc(h->n_hdrs ? h->n_hdrs : 1, sizeof(*r->hdrs));
+	r->keep_alive = h->keep_alive;
+	r->minor = h->minor;
+	if (!r->method_name || !r->uri || !r->peer || !r->hdrs) {
+		req_free(r);
+		return NULL;
+	}
+	r->method = map_method(r->method_name);
+	r->head_only = r->method == HTTP_M_HEAD;
+	const char *q = strchr(r->uri, '?');
+	r->path = q ? strndup(r->uri, (size_t)(q - r->uri)) : strdup(r->uri);
+	r->query = q ? strdup(q + 1) : NULL;
+	if (!r->path || (q && !r->query)) {
+		req_free(r);
+		return NULL;
+	}
+	for (size_t i = 0; i < h->n_hdrs; i++) {
+		struct hdr *d = &r->hdrs[r->n_hdrs];
+		d->name = strndup((const char *)p + h->name[i].off, h->name[i].len);
+		d->value = strndup((const char *)p + h->value[i].off, h->value[i].len);
+		if (!d->name || !d->value) {
+			r->n_hdrs++;
+			req_free(r);
+			return NULL;
+		}
+		r->n_hdrs++;
+	}
+	return r;
+}
+
+/* 1: the head was read (now C_BODY or C_BUSY); 0: wait for bytes; -1: refused. */
+static int read_head(struct conn *c)
+{
+	struct http_server *s = c->l->srv;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t n = evbuffer_get_length(in), look = n < s->o.max_headers ? n : s->o.max_headers;
+	struct http_head h;
+	struct err e;
+	if (n == 0)
+		return 0;
+	c->got_bytes = 1;
+	err_clear(&e);
+	const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)look);
+	int rc = http_head_parse(p, look, s->o.max_headers, &h, &e);
+	if (rc == 0)
+		return 0;
+	if (rc < 0) {
+		ratelog(&s->rl_frame, "refused a request head from %s: %s", c->peer, e.msg);
+		conn_fail(c, 400, e.msg);
+		return -1;
+	}
+	c->req = req_from_head(c, p, &h);
+	evbuffer_drain(in, h.head_len);
+	if (!c->req) {
+		conn_fail(c, 500, "out of memory");
+		return -1;
+	}
+	if (h.content_length > 0 && (size_t)h.content_length > s->o.max_body) {
+		conn_fail(c, 413, "the request body is larger than this server accepts");
+		return -1;
+	}
+	if (!h.chunked && h.content_length <= 0) {
+		dispatch(c);
+		return 1;
+	}
+	if (h.expect_continue && h.minor == 1)
+		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->st = C_BODY;
+	c->chunked = h.chunked;
+	c->need = h.chunked ? 0 : (size_t)h.content_length;
+	c->ck = CK_SIZE;
+	c->ck_left = c->trailer_bytes = c->body_got = 0;
+	c->phase_start = now_mono();
+	c->deadline = c->phase_start + s->o.body_timeout_s;
+	arm(c, s->o.body_timeout_s < 1.0 ? s->o.body_timeout_s : 1.0);
+	return 1;
+}
+
+static void take_body(struct conn *c, struct evbuffer *in, size_t n)
+{
+	evbuffer_remove_buffer(in, c->body, n);
+	c->body_got += n;
+}
+
+/* One CRLF-terminated line of at most max bytes into line (NUL-terminated): 1 read, 0 wait,
+ * -1 too long. */
+static int take_line(struct evbuffer *in, char *line, size_t max)
+{
+	size_t eol = 0;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF_STRICT);
+	if (p.pos < 0)
+		return evbuffer_get_length(in) > max ? -1 : 0;
+	if ((size_t)p.pos > max)
+		return -1;
+	evbuffer_remove(in, line, (size_t)p.pos);
+	line[p.pos] = 0;
+	evbuffer_drain(in, eol);
+	return 1;
+}
+
+/* chunk-size [ ";" chunk-ext ]: at most 8 hex digits. */
+static int chunk_size(const char *line, size_t *out)
+{
+	size_t v = 0, i = 0;
+	for (; line[i] && line[i] != ';'; i++) {
+		char ch = line[i];
+		int d = ch >= '0' && ch <= '9'   ? ch - '0'
+		        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		        : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+		                                 : -1;
+		if (d < 0 || i >= 8)
+			return -1;
+		v = v * 16 + (size_t)d;
+	}
+	if (i == 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The chunked decoder: 1 body complete, 0 wait, -1 refused. */
+static int read_chunked(struct conn *c, struct evbuffer *in)
+{
+	struct http_server *s = c->l->srv;
+	char line[CHUNK_LINE_MAX + 1];
+	for (;;) {
+		size_t avail = evbuffer_get_length(in), n;
+		int rc;
+		switch (c->ck) {
+		case CK_SIZE:
+			rc = take_line(in, line, CHUNK_LINE_MAX);
+			if (rc <= 0 || chunk_size(line, &n) != 0) {
+				if (rc == 0)
+					return 0;
+				conn_fail(c, 400, "a malformed chunk-size line");
+				return -1;
+			}
+			if (c->body_got + n > s->o.max_body) {
+				conn_fail(c, 413,
+				          "the request body is larger than this server accepts");
+				return -1;
+			}
+			c->ck_left = n;
+			c->ck = n ? CK_DATA : CK_TRAILER;
+			break;
+		case CK_DATA:
+			n = avail < c->ck_left ? avail : c->ck_left;
+			take_body(c, in, n);
+			c->ck_left -= n;
+			if (c->ck_left)
+				return 0;
+			c->ck = CK_DATA_END;
+			break;
+		case CK_DATA_END:
+			if (avail < 2)
+				return 0;
+			if (memcmp(evbuffer_pullup(in, 2), "\r\n", 2) != 0) {
+				conn_fail(c, 400, "a chunk does not end with CRLF");
+				return -1;
+			}
+			evbuffer_drain(in, 2);
+			c->ck = CK_SIZE;
+			break;
+		case CK_TRAILER:
+			rc = take_line(in, line, CHUNK_LINE_MAX);
+			if (rc == 0)
+				return 0;
+			if (rc < 0 || (c->trailer_bytes += strlen(line) + 2) > s->o.max_headers) {
+				conn_fail(c, 400, "the chunked trailer is too long");
+				return -1;
+			}
+			if (line[0] == 0)
+				return 1;
+			break;
+		}
 	}
 }
 
-static void request_cb(struct evhttp_request *ev, void *arg)
+/* 1: body complete and dispatched; 0: wait; -1: refused. */
+static int read_body(struct conn *c)
 {
-	struct http_loop *l = arg;
-	struct http_req *r = calloc(1, sizeof(*r));
-	if (!r) {
-		evhttp_send_error(ev, 500, NULL);
-		return;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	if (c->chunked) {
+		int rc = read_chunked(c, in);
+		if (rc <= 0)
+			return rc;
+	} else {
+		size_t avail = evbuffer_get_length(in), n = avail < c->need ? avail : c->need;
+		take_body(c, in, n);
+		c->need -= n;
+		if (c->need)
+			return 0;
 	}
-	r->loop = l;
-	r->ev = ev;
-	r->started = now_mono();
-	const char *mname;
-	r->method = map_method(evhttp_request_get_command(ev), &mname);
-	r->method_name = strdup(mname);
-	const char *uri = evhttp_request_get_uri(ev);
-	r->uri = strdup(uri ? uri : "/");
-	const char *q = r->uri ? strchr(r->uri, '?') : NULL;
-	if (r->uri) {
-		r->path = q ? strndup(r->uri, (size_t)(q - r->uri)) : strdup(r->uri);
-		r->query = q ? strdup(q + 1) : NULL;
+	struct http_req *r = c->req;
+	size_t len = evbuffer_get_length(c->body);
+	r->body = malloc(len + 1);
+	if (!r->body) {
+		conn_fail(c, 500, "out of memory");
+		return -1;
 	}
-	struct evhttp_connection *conn = evhttp_request_get_connection(ev);
-	if (conn) {
-		char *addr = NULL;
-		ev_uint16_t port = 0;
-		evhttp_connection_get_peer(conn, &addr, &port);
-		r->peer = strdup(addr ? addr : "");
-	}
-	struct evkeyvalq *ih = evhttp_request_get_input_headers(ev);
-	size_t n = 0;
-	for (struct evkeyval *kv = ih->tqh_first; kv; kv = kv->next.tqe_next)
-		n++;
-	r->hdrs = calloc(n ? n : 1, sizeof(*r->hdrs));
-	if (r->hdrs) {
-		for (struct evkeyval *kv = ih->tqh_first; kv; kv = kv->next.tqe_next) {
-			r->hdrs[r->n_hdrs].name = strdup(kv->key);
-			r->hdrs[r->n_hdrs].value = strdup(kv->value);
-			if (!r->hdrs[r->n_hdrs].name || !r->hdrs[r->n_hdrs].value) {
-				free(r->hdrs[r->n_hdrs].name);
-				free(r->hdrs[r->n_hdrs].value);
-				continue;
-			}
-			r->n_hdrs++;
+	evbuffer_remove(c->body, r->body, len);
+	r->body[len] = 0;
+	r->body_len = len;
+	dispatch(c);
+	return 1;
+}
+
+static void pump_once(struct conn *c)
+{
+	for (;;) {
+		if (c->st == C_IDLE) {
+			if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+				return;
+			start_head(c);
 		}
+		if (c->st == C_HEAD && read_head(c) <= 0)
+			return;
+		if (c->st == C_BODY && read_body(c) <= 0)
+			return;
+		if (c->st != C_IDLE)
+			return;
 	}
-	struct evbuffer *in = evhttp_request_get_input_buffer(ev);
-	size_t bl = evbuffer_get_length(in);
-	r->body = malloc(bl + 1);
-	if (r->body) {
-		evbuffer_remove(in, r->body, bl);
-		r->body[bl] = 0;
-		r->body_len = bl;
-	}
-	if (!r->method_name || !r->uri || !r->path || !r->hdrs || !r->body) {
-		r->replied = 1;
-		r->status = 500;
-		send_now(r);
+}
+
+/* Read as many requests as the input holds, one at a time. */
+static void conn_pump(struct conn *c)
+{
+	c->in_pump = 1;
+	pump_once(c);
+	c->in_pump = 0;
+	if (c->free_pending)
+		conn_free(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->st == C_LINGER) {
+		struct evbuffer *in = bufferevent_get_input(bev);
+		c->lingered += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->lingered > LINGER_MAX)
+			conn_free(c);
 		return;
 	}
-	l->srv->o.handler(l->srv->o.ctx, r);
+	if (c->st == C_IDLE || c->st == C_HEAD || c->st == C_BODY)
+		conn_pump(c);
+}
+
+static void on_written(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->st == C_FLUSH) {
+		start_idle(c);
+		conn_pump(c);
+	} else if (c->st == C_CLOSING) {
+		int fd = (int)bufferevent_getfd(bev);
+		if (fd >= 0)
+			shutdown(fd, SHUT_WR);
+		c->st = C_LINGER;
+		c->lingered = 0;
+		arm(c, LINGER_S);
+		bufferevent_enable(bev, EV_READ);
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	conn_drop(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct http_server *s = c->l->srv;
+	double now = now_mono(), spent = now - c->phase_start;
+	char why[160];
+	(void)fd;
+	(void)what;
+	switch (c->st) {
+	case C_HEAD:
+		if (!c->got_bytes) { /* nothing (or only a TLS handshake) came: just close */
+			conn_free(c);
+			return;
+		}
+		snprintf(why, sizeof(why), "the request head did not arrive within %.3g s",
+		         s->o.head_timeout_s);
+		break;
+	case C_BODY:
+		if (now < c->deadline &&
+		    !(s->o.min_body_rate && spent + TIMER_SLACK_S >= RATE_GRACE_S &&
+		      (double)c->body_got < (double)s->o.min_body_rate * spent)) {
+			arm(c, c->deadline - now < 1.0 ? c->deadline - now : 1.0);
+			return;
+		}
+		if (now < c->deadline)
+			snprintf(why, sizeof(why), "the request body came slower than %zu bytes/s",
+			         s->o.min_body_rate);
+		else
+			snprintf(why, sizeof(why), "the request body did not arrive within %.3g s",
+			         s->o.body_timeout_s);
+		break;
+	case C_BUSY:
+		return;
+	default: /* idle keep-alive, a reply nobody reads, the end of a linger */
+		conn_free(c);
+		return;
+	}
+	ratelog(&s->rl_cut, "closed a connection from %s: %s", c->peer, why);
+	conn_fail(c, 408, why);
+}
+
+static void conn_new(struct http_loop *l, evutil_socket_t fd, const char *peer, int admitted)
+{
+	struct http_server *s = l->srv;
+	struct conn *c = calloc(1, sizeof(*c));
+	SSL *ssl = NULL;
+	if (c && s->o.tls_ctx)
+		ssl = SSL_new(s->o.tls_ctx);
+	if (c && (!s->o.tls_ctx || ssl)) {
+		c->bev = ssl ? bufferevent_openssl_socket_new(
+		                   l->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
+		             : bufferevent_socket_new(l->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->body = evbuffer_new();
+		c->timer = evtimer_new(l->base, on_timer, c);
+	}
+	if (!c || !c->bev || !c->body || !c->timer) {
+		if (c && c->bev)
+			bufferevent_free(c->bev);
+		else {
+			if (ssl)
+				SSL_free(ssl);
+			evutil_closesocket(fd);
+		}
+		if (c && c->body)
+			evbuffer_free(c->body);
+		if (c && c->timer)
+			event_free(c->timer);
+		free(c);
+		if (admitted && s->o.release)
+			s->o.release(s->o.ctx, peer);
+		atomic_fetch_sub(&s->nconns, 1);
+		return;
+	}
+	if (ssl) /* clients that close without close_notify are normal */
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	c->l = l;
+	c->admitted = admitted;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->next = l->conns;
+	if (l->conns)
+		l->conns->prev = c;
+	l->conns = c;
+	struct timeval wt = {.tv_sec = s->o.timeout_s};
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	bufferevent_setcb(c->bev, on_read, on_written, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	start_head(c); /* a new connection owes its first head (and handshake) at once */
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+	struct listener *li = arg;
+	struct http_server *s = li->l->srv;
+	char peer[64] = "";
+	(void)lis;
+	if (getnameinfo(sa, (socklen_t)salen, peer, sizeof(peer), NULL, 0, NI_NUMERICHOST) != 0)
+		peer[0] = 0;
+	long n = atomic_fetch_add(&s->nconns, 1) + 1;
+	if (n > s->max_conns) {
+		atomic_fetch_sub(&s->nconns, 1);
+		evutil_closesocket(fd);
+		ratelog(&s->rl_cap, "%ld connections open (the cap): refused one from %s",
+		        s->max_conns, peer);
+		return;
+	}
+	if (s->o.admit && !s->o.admit(s->o.ctx, peer)) {
+		atomic_fetch_sub(&s->nconns, 1);
+		evutil_closesocket(fd);
+		ratelog(&s->rl_admit, "refused a connection from %s: its address has too many open",
+		        peer);
+		return;
+	}
+	conn_new(li->l, fd, peer, s->o.admit != NULL);
+}
+
+/* Out of fds (or buffers): pause this listener for a moment instead of spinning on accept. */
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+	struct listener *li = arg;
+	struct http_server *s = li->l->srv;
+	int e = EVUTIL_SOCKET_ERROR();
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+		struct timeval tv = {.tv_usec = 250000};
+		evconnlistener_disable(lis);
+		evtimer_add(li->resume, &tv);
+		ratelog(&s->rl_accept, "accept: %s; new connections wait 250 ms", strerror(e));
+		return;
+	}
+	ratelog(&s->rl_accept, "accept: %s", strerror(e));
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *li = arg;
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(li->lis);
 }
 
 /* --- listening sockets --- */
@@ -606,29 +1186,62 @@ static int listen_on(const char *spec, int *port_out, struct err *err)
 	return fd;
 }
 
-/* evhttp asks for each accepted connection's bufferevent: an OpenSSL one, server side. */
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
-{
-	struct http_server *s = arg;
-	SSL *ssl = SSL_new(s->o.tls_ctx);
-	if (!ssl)
-		return NULL;
-	struct bufferevent *bev =
-	    bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (!bev) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	/* clients that close without close_notify are normal; do not treat them as errors */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static void evthread_init(void)
 {
 	evthread_use_pthreads();
+}
+
+/* RLIMIT_NOFILE less what the daemon needs besides client connections. */
+static long conns_from_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 1L << 20;
+	long n = (long)rl.rlim_cur - HTTP_FD_RESERVE;
+	return n < 16 ? 16 : n;
+}
+
+static void set_defaults(struct http_server_opts *o)
+{
+	if (o->threads <= 0)
+		o->threads = 2;
+	if (o->pool_threads <= 0)
+		o->pool_threads = 16;
+	if (o->max_body == 0)
+		o->max_body = 2u << 20;
+	if (o->max_headers == 0)
+		o->max_headers = 64u << 10;
+	if (o->timeout_s <= 0)
+		o->timeout_s = 30;
+	if (o->head_timeout_s <= 0)
+		o->head_timeout_s = o->timeout_s;
+	if (o->body_timeout_s <= 0)
+		o->body_timeout_s = o->timeout_s;
+}
+
+static int loop_init(struct http_server *s, struct http_loop *l, struct err *err)
+{
+	l->srv = s;
+	pthread_mutex_init(&l->mu, NULL);
+	l->base = event_base_new();
+	l->wake = l->base ? event_new(l->base, -1, EV_PERSIST, wake_cb, l) : NULL;
+	l->lis = calloc(s->n_fds, sizeof(*l->lis));
+	if (!l->wake || !l->lis)
+		return err_set(err, "cannot create an event loop");
+	for (size_t k = 0; k < s->n_fds; k++) {
+		struct listener *li = &l->lis[k];
+		li->l = l;
+		/* no LEV_OPT_CLOSE_ON_FREE: the fd is shared by every loop */
+		li->lis =
+		    evconnlistener_new(l->base, on_accept, li, LEV_OPT_REUSEABLE, 0, s->fds[k]);
+		li->resume = evtimer_new(l->base, on_resume, li);
+		l->n_lis++;
+		if (!li->lis || !li->resume)
+			return err_set(err, "cannot attach the listening socket to a loop");
+		evconnlistener_set_error_cb(li->lis, on_accept_error);
+	}
+	return 0;
 }
 
 struct http_server *http_server_new(const struct http_server_opts *opts, struct err *err)
@@ -644,16 +1257,8 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 		return NULL;
 	}
 	s->o = *opts;
-	if (s->o.threads <= 0)
-		s->o.threads = 2;
-	if (s->o.pool_threads <= 0)
-		s->o.pool_threads = 16;
-	if (s->o.max_body == 0)
-		s->o.max_body = 2u << 20;
-	if (s->o.max_headers == 0)
-		s->o.max_headers = 64u << 10;
-	if (s->o.timeout_s <= 0)
-		s->o.timeout_s = 30;
+	set_defaults(&s->o);
+	s->max_conns = s->o.max_conns > 0 ? s->o.max_conns : conns_from_fd_limit();
 	if (s->o.tls_ctx)
 		SSL_CTX_up_ref(s->o.tls_ctx);
 	pthread_mutex_init(&s->qmu, NULL);
@@ -673,39 +1278,9 @@ struct http_server *http_server_new(const struct http_server_opts *opts, struct 
 		s->n_fds++;
 	}
 	for (int i = 0; i < s->o.threads; i++) {
-		struct http_loop *l = &s->loops[i];
-		l->srv = s;
-		pthread_mutex_init(&l->mu, NULL);
-		l->base = event_base_new();
-		l->http = l->base ? evhttp_new(l->base) : NULL;
-		l->wake = l->base ? event_new(l->base, -1, EV_PERSIST, wake_cb, l) : NULL;
 		s->n_loops++;
-		if (!l->http || !l->wake) {
-			err_set(err, "cannot create an event loop");
+		if (loop_init(s, &s->loops[i], err) != 0)
 			goto fail;
-		}
-		evhttp_set_max_body_size(l->http, (ev_ssize_t)s->o.max_body);
-		evhttp_set_max_headers_size(l->http, (ev_ssize_t)s->o.max_headers);
-		evhttp_set_timeout(l->http, s->o.timeout_s);
-		evhttp_set_allowed_methods(
-		    l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-		                 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
-		                 EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
-		evhttp_set_default_content_type(l->http, NULL);
-		evhttp_set_gencb(l->http, request_cb, l);
-		if (s->o.tls_ctx)
-			evhttp_set_bevcb(l->http, tls_bev, s);
-		for (size_t k = 0; k < s->n_fds; k++) {
-			/* no LEV_OPT_CLOSE_ON_FREE: the fd is shared by every loop */
-			struct evconnlistener *lis = evconnlistener_new(
-			    l->base, NULL, NULL, LEV_OPT_REUSEABLE, 0, s->fds[k]);
-			if (!lis || !evhttp_bind_listener(l->http, lis)) {
-				if (lis)
-					evconnlistener_free(lis);
-				err_set(err, "cannot attach the listening socket to a loop");
-				goto fail;
-			}
-		}
 	}
 	return s;
 fail:
@@ -716,6 +1291,16 @@ fail:
 int http_server_port(const struct http_server *s, size_t i)
 {
 	return i < s->n_fds ? s->ports[i] : -1;
+}
+
+long http_server_max_conns(const struct http_server *s)
+{
+	return s->max_conns;
+}
+
+long http_server_conns(const struct http_server *s)
+{
+	return atomic_load(&((struct http_server *)s)->nconns);
 }
 
 static void *loop_main(void *arg)
@@ -772,8 +1357,21 @@ void http_server_free(struct http_server *s)
 		return;
 	for (int i = 0; i < s->n_loops; i++) {
 		struct http_loop *l = &s->loops[i];
-		if (l->http)
-			evhttp_free(l->http);
+		if (l->wake)
+			wake_cb(-1, 0, l); /* replies that came after the loop stopped */
+		while (l->conns) {
+			l->conns->in_pump = 0;
+			if (l->conns->dead)
+				l->conns->req = NULL; /* its reply never came; nobody holds it */
+			conn_free(l->conns);
+		}
+		for (size_t k = 0; k < l->n_lis; k++) {
+			if (l->lis[k].lis)
+				evconnlistener_free(l->lis[k].lis);
+			if (l->lis[k].resume)
+				event_free(l->lis[k].resume);
+		}
+		free(l->lis);
 		if (l->wake)
 			event_free(l->wake);
 		if (l->base)

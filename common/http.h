@@ -13,9 +13,22 @@
  * TLS: with `tls_ctx` (an OpenSSL SSL_CTX) every connection is an OpenSSL bufferevent that
  * does the handshake before evhttp reads a byte; the context decides versions and ciphers.
  *
- * Limits: bodies above `max_body` bytes are answered 413 by evhttp itself (no problem body),
- * headers above `max_headers` bytes 400, and a connection idle or trickling for more than
- * `timeout_s` seconds is closed (slowloris). Keep-alive is on.
+ * Framing (RFC 9112, strictly, because a proxy in front may read the bytes differently and
+ * let a second request ride in the body of the first): the request head is parsed by
+ * http_head_parse(); a duplicate or non-decimal Content-Length, a Transfer-Encoding other
+ * than one `chunked` (any case), Transfer-Encoding beside Content-Length, a header name with
+ * whitespace before its colon, obs-fold, or a bare CR/LF is answered 400 and the connection
+ * is closed, so nothing after the bad head is ever read as a request.
+ *
+ * Budgets (a connection is something a stranger makes us hold): at most `max_conns` open
+ * connections (0 = derived from RLIMIT_NOFILE less a reserve), `admit` may refuse one per
+ * address; a request head must arrive within `head_timeout_s` of its start and a body within
+ * `body_timeout_s` of the head, however the bytes trickle (deadlines, not idle timers), and a
+ * body slower than `min_body_rate` bytes/s after its first two seconds is cut (408). Bodies
+ * above `max_body` bytes are answered 413, heads above `max_headers` bytes 400. At EMFILE the
+ * listener pauses briefly instead of spinning, and such events are logged at most once per
+ * interval with a count. Keep-alive is on; an idle kept-alive connection is closed after
+ * `timeout_s`.
  */
 #ifndef CTRUSTEE_HTTP_H
 #define CTRUSTEE_HTTP_H
@@ -51,18 +64,32 @@ typedef void (*http_async_fn)(void *arg, struct http_req *req);
 struct http_server_opts {
 	const char *const *sockets; /* "127.0.0.1:8080", "0.0.0.0:0", "[::1]:8080" */
 	size_t n_sockets;
-	int threads;        /* event loops, default 2 */
-	int pool_threads;   /* workers for http_req_run_async, default 16 */
-	size_t max_body;    /* bytes, default 2 MiB */
-	size_t max_headers; /* bytes, default 64 KiB */
-	int timeout_s;      /* read/write/idle timeout, default 30 */
-	void *tls_ctx;      /* an SSL_CTX *: serve HTTPS with it (the server takes a reference) */
+	int threads;           /* event loops, default 2 */
+	int pool_threads;      /* workers for http_req_run_async, default 16 */
+	size_t max_body;       /* bytes, default 2 MiB */
+	size_t max_headers;    /* bytes, default 64 KiB */
+	int timeout_s;         /* keep-alive idle and write timeout, default 30 */
+	double head_timeout_s; /* whole request head (and TLS handshake), default timeout_s */
+	double body_timeout_s; /* whole body after its head, default timeout_s */
+	size_t min_body_rate;  /* bytes/s a body must average after 2 s; 0 = none */
+	long max_conns;        /* open connections; 0 = RLIMIT_NOFILE - HTTP_FD_RESERVE */
+	/* Per-connection admission (e.g. a per-address cap): return 0 to refuse `peer`; every
+	 * admitted connection gets exactly one release(peer) when it closes. Any thread. */
+	int (*admit)(void *ctx, const char *peer);
+	void (*release)(void *ctx, const char *peer);
+	void *tls_ctx; /* an SSL_CTX *: serve HTTPS with it (the server takes a reference) */
 	http_handler handler;
 	http_done_cb done;
 	void *ctx;
 };
 
 struct http_server *http_server_new(const struct http_server_opts *opts, struct err *err);
+/* fds kept back from the connection cap for files, upstream sockets and logs */
+#define HTTP_FD_RESERVE 128
+/* The connection cap in force (after defaults). */
+long http_server_max_conns(const struct http_server *s);
+/* Connections open now. */
+long http_server_conns(const struct http_server *s);
 /* The port socket i is bound to (useful with port 0). */
 int http_server_port(const struct http_server *s, size_t i);
 /* Starts the loop threads and the worker pool; returns at once. */
@@ -116,5 +143,26 @@ char *http_problem_body(const char *type_prefix, const char *variant, const char
 void http_date(long long unix_seconds, char *buf, size_t len);
 /* Reason phrase for a status code ("Unauthorized"). */
 const char *http_reason(int status);
+
+/* --- request head parser (fuzzed: tests/fuzz/fuzz_http_head.c) --- */
+#define HTTP_HDRS_MAX 100
+struct http_span {
+	size_t off, len; /* into the parsed buffer */
+};
+struct http_head {
+	size_t head_len; /* bytes up to and including the empty line */
+	struct http_span method, target;
+	int minor; /* HTTP/1.<minor> */
+	size_t n_hdrs;
+	struct http_span name[HTTP_HDRS_MAX], value[HTTP_HDRS_MAX]; /* value without OWS */
+	long long content_length;                                   /* -1: none */
+	int chunked;
+	int keep_alive;
+	int expect_continue;
+};
+/* 1: a complete, well-framed head in buf[0..head_len); 0: need more bytes (fewer than max
+ * so far); -1: malformed, badly framed or longer than max, err says why (answer 400). */
+int http_head_parse(const uint8_t *buf, size_t len, size_t max, struct http_head *out,
+                    struct err *err);
 
 #endif

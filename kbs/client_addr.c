@@ -65,8 +65,9 @@ static int cidr_parse(const char *s, struct cidr *c, struct err *err)
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
 	if (!parse_ip(s, alen, &c->v6, c->a))
-		return err_set(err, "[http_server] trusted_proxies: \"%.64s\" is not an IP address or "
-		                    "CIDR",
+		return err_set(err,
+		               "[http_server] trusted_proxies: \"%.64s\" is not an IP address or "
+		               "CIDR",
 		               s);
 	int max = c->v6 ? 128 : 32;
 	c->bits = max;
@@ -74,10 +75,11 @@ static int cidr_parse(const char *s, struct cidr *c, struct err *err)
 		char *end = NULL;
 		long b = strtol(slash + 1, &end, 10);
 		if (!slash[1] || *end || b < 0 || b > max)
-			return err_set(err,
-			               "[http_server] trusted_proxies: \"%.64s\": the prefix length "
-			               "must be 0..%d",
-			               s, max);
+			return err_set(
+			    err,
+			    "[http_server] trusted_proxies: \"%.64s\": the prefix length "
+			    "must be 0..%d",
+			    s, max);
 		/* an IPv4 prefix written in mapped form ("::ffff:10.0.0.0/104") */
 		if (!c->v6 && alen && strchr(s, ':') && b >= 96)
 			b -= 96;
@@ -138,6 +140,15 @@ static int cidr_has(const struct kbs_cidrs *c, int v6, const unsigned char a[16]
 		return 1;
 	}
 	return 0;
+}
+
+int kbs_cidrs_contains(const struct kbs_cidrs *c, const char *addr)
+{
+	int v6;
+	unsigned char a[16];
+	if (!c || !addr || parse_ip(addr, strlen(addr), &v6, a) != 0)
+		return 0;
+	return cidr_has(c, v6, a);
 }
 
 static void ip_text(int v6, const unsigned char a[16], char *out, size_t n)

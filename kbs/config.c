@@ -121,8 +121,24 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	            &c->attestation_concurrency_limit, err) ||
 	    get_int(h, "http_server", "attestation_concurrency_limit_per_ip", 0,
 	            &c->attestation_concurrency_limit_per_ip, err) ||
+	    get_int(h, "http_server", "max_connections", 0, &c->max_connections, err) ||
+	    get_int(h, "http_server", "max_connections_per_ip", 256, &c->max_connections_per_ip,
+	            err) ||
+	    get_int(h, "http_server", "request_head_timeout", 10, &c->request_head_timeout, err) ||
+	    get_int(h, "http_server", "request_body_timeout", 30, &c->request_body_timeout, err) ||
+	    get_int(h, "http_server", "min_request_body_rate", 1024, &c->min_request_body_rate,
+	            err) ||
+	    get_int(h, "http_server", "keep_alive_timeout", 30, &c->keep_alive_timeout, err) ||
 	    get_strv(h, "http_server", "trusted_proxies", &c->trusted_proxies, err))
 		return -1;
+	if (c->max_connections < 0 || c->max_connections_per_ip < 0 || c->min_request_body_rate < 0)
+		return err_set(err, "[http_server] max_connections, max_connections_per_ip and "
+		                    "min_request_body_rate must be 0 (derived or none) or more");
+	if (c->request_head_timeout <= 0 || c->request_head_timeout > 3600 ||
+	    c->request_body_timeout <= 0 || c->request_body_timeout > 3600 ||
+	    c->keep_alive_timeout <= 0 || c->keep_alive_timeout > 3600)
+		return err_set(err, "[http_server] request_head_timeout, request_body_timeout and "
+		                    "keep_alive_timeout must be 1..3600 (seconds)");
 	char *hdr = NULL;
 	if (get_str(h, "http_server", "client_address_header", &hdr, err))
 		return -1;

@@ -66,6 +66,15 @@ struct kbs_config {
 	/* /auth + /attest calls in progress: in all, and per client address (0 = no limit) */
 	long long attestation_concurrency_limit;
 	long long attestation_concurrency_limit_per_ip;
+	/* connection budget (common/http.h): open connections (0 = RLIMIT_NOFILE less a
+	 * reserve), per TCP peer (0 = none; trusted_proxies are exempt), deadlines in seconds for
+	 * a request head and for its body, the least body rate (bytes/s, 0 = none), keep-alive */
+	long long max_connections;
+	long long max_connections_per_ip;
+	long long request_head_timeout;
+	long long request_body_timeout;
+	long long min_request_body_rate;
+	long long keep_alive_timeout;
 	/* proxies whose forwarding header names the client (CIDRs), and which header */
 	struct kbs_strv trusted_proxies;
 	bool client_address_forwarded; /* "Forwarded" (RFC 7239) instead of X-Forwarded-For */
@@ -205,8 +214,7 @@ int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_sessi
  * attested before, or a concurrent /attest won), -1 storage error. */
 int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token);
 /* kbs_sessions_set_attested with the reason of a -1 in err. */
-int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token,
-                        struct err *err);
+int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token, struct err *err);
 /* Sessions the in-memory table evicted to make room, by reason. */
 void kbs_sessions_evictions(struct kbs_sessions *s, unsigned long long *expired,
                             unsigned long long *unattested);
@@ -312,6 +320,8 @@ struct kbs_cidrs;
 int kbs_cidrs_parse(const struct kbs_strv *list, struct kbs_cidrs **out, struct err *err);
 void kbs_cidrs_free(struct kbs_cidrs *c);
 size_t kbs_cidrs_count(const struct kbs_cidrs *c);
+/* Is the address text (an IP literal) inside one of the ranges? */
+int kbs_cidrs_contains(const struct kbs_cidrs *c, const char *addr);
 /* The client's address in canonical text: the TCP peer, or, when the peer is a trusted proxy,
  * the right-most hop of the forwarding header (`hdr`, every such header joined with ",";
  * NULL when absent) that is not a trusted proxy. forwarded: hdr is RFC 7239 Forwarded rather

@@ -44,6 +44,7 @@ struct kbs_server {
 	struct kbs_resources *resources; /* the resource plugin's store */
 	struct http_server *http;
 	struct kbs_limiter *limiter; /* /auth and /attest in progress */
+	struct kbs_limiter *conns;   /* open connections per TCP peer (max_connections_per_ip) */
 	struct kbs_cidrs *proxies;   /* trusted_proxies */
 	pthread_t sweeper;
 	int sweeper_running;
@@ -206,13 +207,13 @@ out:
 	"the challenge nonce of this session was already used by a successful /attest; start a "   \
 	"new handshake with /auth"
 
-static void attest_fail_status(struct http_req *r, int status, const char *sid,
-                               const char *cause)
+static void attest_fail_status(struct http_req *r, int status, const char *sid, const char *cause)
 {
 	char detail[ERR_MSG_MAX + 64];
 	log_info("kbs: session %s: /attest refused: %s", sid ? sid : "-", cause);
 	/* Trustee's text, then the cause it leaves out (field-notes: unexplained refusals) */
-	snprintf(detail, sizeof(detail), "Attestation error: RCAR handshake Attest failed: %s", cause);
+	snprintf(detail, sizeof(detail), "Attestation error: RCAR handshake Attest failed: %s",
+	         cause);
 	if (status == 503)
 		problem503(r, "AttestationError", detail);
 	else
@@ -237,8 +238,10 @@ static int as_failure(const struct kbs_server *k, struct err *e)
 	}
 	if (e->code == GRPCX_UNAVAILABLE) {
 		kbs_scrub_hosts(e->msg, cause, sizeof(cause));
-		snprintf(e->msg, sizeof(e->msg), "the attestation service is unavailable (%.900s); "
-		         "try again", cause);
+		snprintf(e->msg, sizeof(e->msg),
+		         "the attestation service is unavailable (%.900s); "
+		         "try again",
+		         cause);
 		return 503;
 	}
 	/* the AS's own sentence may name its storage hosts */
@@ -958,7 +961,8 @@ static void on_request(void *ctx, struct http_req *r)
 		call_free(c);
 		return;
 	}
-	if (k->as && m == HTTP_M_POST && (!strcmp(c->plugin, "auth") || !strcmp(c->plugin, "attest"))) {
+	if (k->as && m == HTTP_M_POST &&
+	    (!strcmp(c->plugin, "auth") || !strcmp(c->plugin, "attest"))) {
 		char addr[INET6_ADDRSTRLEN_MAX];
 		client_addr(k, r, addr, sizeof(addr));
 		int lr = kbs_limiter_enter(k->limiter, addr);
@@ -1082,6 +1086,22 @@ static long long handler_threads(const struct kbs_config *c)
 	return n < 16 ? 16 : n > 256 ? 256 : n;
 }
 
+/* Connections per TCP peer; a trusted proxy carries many clients and is not counted. */
+static int conn_admit(void *ctx, const char *peer)
+{
+	struct kbs_server *k = ctx;
+	if (kbs_cidrs_contains(k->proxies, peer))
+		return 1;
+	return kbs_limiter_enter(k->conns, peer) == 0;
+}
+
+static void conn_release(void *ctx, const char *peer)
+{
+	struct kbs_server *k = ctx;
+	if (!kbs_cidrs_contains(k->proxies, peer))
+		kbs_limiter_leave(k->conns, peer);
+}
+
 struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 {
 	struct kbs_server *k = calloc(1, sizeof(*k));
@@ -1100,6 +1120,11 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	k->limiter = kbs_limiter_new(k->cfg.attestation_concurrency_limit,
 	                             k->cfg.attestation_concurrency_limit_per_ip);
 	if (!k->limiter) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
+	k->conns = kbs_limiter_new(0, k->cfg.max_connections_per_ip);
+	if (!k->conns) {
 		err_set(err, "out of memory");
 		goto fail;
 	}
@@ -1165,7 +1190,8 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		char d[128];
 		kbs_tls_describe(tls, d, sizeof(d));
 		log_info("kbs: HTTPS with %s (tls_profile %s), certificate %s", d,
-		         k->cfg.tls_profile ? k->cfg.tls_profile : "intermediate", k->cfg.certificate);
+		         k->cfg.tls_profile ? k->cfg.tls_profile : "intermediate",
+		         k->cfg.certificate);
 	}
 	struct http_server_opts o = {
 	    .sockets = (const char *const *)k->cfg.sockets.v,
@@ -1173,7 +1199,13 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	    .threads = (int)(k->cfg.worker_count > 16 ? 16 : k->cfg.worker_count),
 	    .pool_threads = (int)pool,
 	    .max_body = (size_t)k->cfg.payload_request_size << 20,
-	    .timeout_s = 30,
+	    .timeout_s = (int)k->cfg.keep_alive_timeout,
+	    .head_timeout_s = (double)k->cfg.request_head_timeout,
+	    .body_timeout_s = (double)k->cfg.request_body_timeout,
+	    .min_body_rate = (size_t)k->cfg.min_request_body_rate,
+	    .max_conns = (long)k->cfg.max_connections,
+	    .admit = k->cfg.max_connections_per_ip > 0 ? conn_admit : NULL,
+	    .release = k->cfg.max_connections_per_ip > 0 ? conn_release : NULL,
 	    .tls_ctx = tls,
 	    .handler = on_request,
 	    .done = on_done,
@@ -1183,6 +1215,11 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	kbs_tls_ctx_free(tls); /* the server holds its own reference */
 	if (!k->http)
 		goto fail;
+	log_info("kbs: at most %ld connections, %lld per address; request head within %lld s, "
+	         "body within %lld s at %lld bytes/s or more",
+	         http_server_max_conns(k->http), k->cfg.max_connections_per_ip,
+	         k->cfg.request_head_timeout, k->cfg.request_body_timeout,
+	         k->cfg.min_request_body_rate);
 	return k;
 fail:
 	kbs_server_free(k);
@@ -1221,6 +1258,7 @@ void kbs_server_free(struct kbs_server *k)
 		return;
 	http_server_free(k->http);
 	kbs_limiter_free(k->limiter);
+	kbs_limiter_free(k->conns);
 	kbs_cidrs_free(k->proxies);
 	kbs_as_free(k->as);
 	kbs_policy_free(k->policy);
