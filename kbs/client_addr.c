@@ -146,7 +146,7 @@ int kbs_cidrs_contains(const struct kbs_cidrs *c, const char *addr)
 {
 	int v6;
 	unsigned char a[16];
-	if (!c || !addr || parse_ip(addr, strlen(addr), &v6, a) != 0)
+	if (!c || !addr || !parse_ip(addr, strlen(addr), &v6, a))
 		return 0;
 	return cidr_has(c, v6, a);
 }

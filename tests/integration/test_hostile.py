@@ -284,6 +284,23 @@ def check_per_address_cap(t, kbs):
     t.ok(lines == 1, "per address: 15 refusals, %d log line" % lines)
 
 
+def check_proxy_exempt(t, cfg):
+    """A trusted proxy carries many clients: its connections are not held to the per-address
+    cap; everyone else's are."""
+    k = fresh(Kbs(budget_config(cfg, max_connections_per_ip=5, trusted_proxies=["127.0.0.1"]),
+                  name="kbs-proxied")).start()
+    proxy = open_idle("127.0.0.1", k.port, 10)
+    other = open_idle("127.0.0.5", k.port, 10)
+    time.sleep(0.3)
+    t.eq(sum(1 for s in proxy if closed_now(s)), 0,
+         "trusted proxy 127.0.0.1: 10 connections kept beside max_connections_per_ip=5")
+    t.eq(sum(1 for s in other if closed_now(s)), 5,
+         "another address: the 5 beyond max_connections_per_ip=5 are closed")
+    for s in proxy + other:
+        s.close()
+    k.stop()
+
+
 def check_connection_cap(t, kbs):
     time.sleep(HEAD_S + 0.5)  # what earlier checks left open has been cut
     socks = []
@@ -378,6 +395,7 @@ def main():
     t.run(check_per_address_cap, kbs)
     t.run(check_connection_cap, kbs)
     kbs.stop()
+    t.run(check_proxy_exempt, cfg)
     t.run(check_fd_limit, cfg)
     t.done()
 
