@@ -18,8 +18,8 @@
 #include "kbs.h"
 #include "log.h"
 
-/* glibc gives a process up to 8 malloc arenas per CPU, and the kbs's HTTP workers (one per
- * [attestation_service] pool_size, 100 by default) spread over all of them. Sessions live a
+/* glibc gives a process up to 8 malloc arenas per CPU, and the kbs's HTTP workers (8 per
+ * CPU unless [http_server] worker_threads says otherwise) spread over all of them. Sessions live a
  * few minutes among short-lived request garbage, so every arena fragments on its own and the
  * resident set kept creeping for many minutes of a steady load. One arena per two CPUs (1..4)
  * holds the same data in fewer, fuller heaps; small blocks come from the per-thread caches

@@ -69,11 +69,6 @@ for b in "$bin/kbs" "$bin/grpc-as" "$bin/rvps" "$client"; do
     exit $status
   fi
 done
-if nm "$bin/kbs" 2>/dev/null | grep -qE ' w (jws_verify|jwe_encrypt|rego_compile)$'; then
-  echo "bench-kbs: $bin/kbs was linked without JOSE or Rego (common/jose.c, common/rego/); skipped"
-  write_json
-  exit $status
-fi
 . tests/bench/stack.sh
 stack_up || exit 1
 sleep 1 # let the setup requests' garbage settle before the idle figure
