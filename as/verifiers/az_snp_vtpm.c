@@ -75,36 +75,11 @@ static int parse_evidence(const json_t *ev, struct az_evidence *e, struct err *e
 	return 0;
 }
 
-static json_t *str_u(unsigned long long v)
-{
-	char b[32];
-	snprintf(b, sizeof(b), "%llu", v);
-	return json_string(b);
-}
-
-static json_t *str_b(int v)
-{
-	return json_string(v ? "true" : "false");
-}
-
 static json_t *az_claims(const struct snp_report *r, const struct tpm_quote *q)
 {
-	json_t *c = json_object(), *tpm = json_object();
-	uint64_t p = r->policy;
+	json_t *c = verifier_snp_claims(r, 1), *tpm = json_object();
 	char *s;
 
-	json_object_set_new(c, "policy_abi_major", str_u((p >> 8) & 0xff));
-	json_object_set_new(c, "policy_abi_minor", str_u(p & 0xff));
-	json_object_set_new(c, "policy_smt_allowed", str_b((p >> 16) & 1));
-	json_object_set_new(c, "policy_migrate_ma", str_b((p >> 18) & 1));
-	json_object_set_new(c, "policy_debug_allowed", str_b((p >> 19) & 1));
-	json_object_set_new(c, "policy_single_socket", str_b((p >> 20) & 1));
-	json_object_set_new(c, "reported_tcb_bootloader", str_u(r->reported_tcb.bootloader));
-	json_object_set_new(c, "reported_tcb_tee", str_u(r->reported_tcb.tee));
-	json_object_set_new(c, "reported_tcb_snp", str_u(r->reported_tcb.snp));
-	json_object_set_new(c, "reported_tcb_microcode", str_u(r->reported_tcb.microcode));
-	json_object_set_new(c, "platform_tsme_enabled", str_b((r->plat_info >> 1) & 1));
-	json_object_set_new(c, "platform_smt_enabled", str_b(r->plat_info & 1));
 	s = b64_encode(r->measurement, 48, B64_STD);
 	json_object_set_new(c, "measurement", json_string(s ? s : ""));
 	free(s);

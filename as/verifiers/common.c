@@ -5,9 +5,11 @@
  * a verifier file holds only what is particular to its TEE.
  */
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "as/evidence/snp_report.h"
 #include "as/evidence/tpm_quote.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
@@ -67,4 +69,41 @@ int verifier_tpm_binding_claims(json_t *claims, const struct tpm_quote *q)
 		return 0;
 	verifier_claim_hex(claims, "init_data", pcr8, 32);
 	return 1;
+}
+
+json_t *verifier_snp_claims(const struct snp_report *r, int as_strings)
+{
+	const uint64_t p = r->policy;
+	const struct {
+		const char *name;
+		unsigned long long v;
+		int is_bool;
+	} f[] = {
+	    {"policy_abi_major", (p >> 8) & 0xff, 0},
+	    {"policy_abi_minor", p & 0xff, 0},
+	    {"policy_smt_allowed", (p >> 16) & 1, 1},
+	    {"policy_migrate_ma", (p >> 18) & 1, 1},
+	    {"policy_debug_allowed", (p >> 19) & 1, 1},
+	    {"policy_single_socket", (p >> 20) & 1, 1},
+	    {"reported_tcb_bootloader", r->reported_tcb.bootloader, 0},
+	    {"reported_tcb_tee", r->reported_tcb.tee, 0},
+	    {"reported_tcb_snp", r->reported_tcb.snp, 0},
+	    {"reported_tcb_microcode", r->reported_tcb.microcode, 0},
+	    {"platform_tsme_enabled", (r->plat_info >> 1) & 1, 1},
+	    {"platform_smt_enabled", r->plat_info & 1, 1},
+	};
+	json_t *c = json_object();
+	char num[32];
+
+	for (size_t i = 0; c != NULL && i < sizeof(f) / sizeof(f[0]); i++) {
+		json_t *v;
+		if (!as_strings)
+			v = f[i].is_bool ? json_boolean(f[i].v) : json_integer((json_int_t)f[i].v);
+		else if (f[i].is_bool)
+			v = json_string(f[i].v ? "true" : "false");
+		else
+			v = (snprintf(num, sizeof(num), "%llu", f[i].v), json_string(num));
+		json_object_set_new(c, f[i].name, v);
+	}
+	return c;
 }

@@ -161,21 +161,8 @@ static int find_vek(const struct verify_request *req, const struct snp_report *r
 
 static json_t *snp_claims(const struct snp_report *r)
 {
-	json_t *c = json_object();
-	uint64_t p = r->policy;
+	json_t *c = verifier_snp_claims(r, 0);
 
-	json_object_set_new(c, "policy_abi_major", json_integer((p >> 8) & 0xff));
-	json_object_set_new(c, "policy_abi_minor", json_integer(p & 0xff));
-	json_object_set_new(c, "policy_smt_allowed", json_boolean((p >> 16) & 1));
-	json_object_set_new(c, "policy_migrate_ma", json_boolean((p >> 18) & 1));
-	json_object_set_new(c, "policy_debug_allowed", json_boolean((p >> 19) & 1));
-	json_object_set_new(c, "policy_single_socket", json_boolean((p >> 20) & 1));
-	json_object_set_new(c, "reported_tcb_bootloader", json_integer(r->reported_tcb.bootloader));
-	json_object_set_new(c, "reported_tcb_tee", json_integer(r->reported_tcb.tee));
-	json_object_set_new(c, "reported_tcb_snp", json_integer(r->reported_tcb.snp));
-	json_object_set_new(c, "reported_tcb_microcode", json_integer(r->reported_tcb.microcode));
-	json_object_set_new(c, "platform_tsme_enabled", json_boolean((r->plat_info >> 1) & 1));
-	json_object_set_new(c, "platform_smt_enabled", json_boolean(r->plat_info & 1));
 	verifier_claim_hex(c, "measurement", r->measurement, 48);
 	verifier_claim_hex(c, "chip_id", r->chip_id, 64);
 	verifier_claim_hex(c, "report_data", r->report_data, 64);

@@ -103,4 +103,10 @@ struct tpm_quote;
  * hex; init_data only when PCR8 was quoted. Returns 1 when it was, else 0. */
 int verifier_tpm_binding_claims(json_t *claims, const struct tpm_quote *q);
 
+struct snp_report;
+/* The SNP guest-policy, reported-TCB and platform-info claims both SNP verifiers give
+ * (§5.5, §5.6): integers and booleans, or with as_strings (az-snp-vtpm) their decimal and
+ * "true"/"false" strings. A new object. */
+json_t *verifier_snp_claims(const struct snp_report *r, int as_strings);
+
 #endif
