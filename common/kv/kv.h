@@ -23,11 +23,11 @@
 
 struct kv;
 
+/* A failed call sets err.code = ERR_UNAVAILABLE (err.h) when the store could not be reached
+ * (down, timed out, every pooled connection busy): the caller may retry later. Other failures
+ * leave code 0. */
+
 /* Namespaces in use. */
-/* err.code after a failed call when the store could not be reached (down, timed out, every
- * pooled connection busy): ERR_UNAVAILABLE (err.h), the caller may retry later. Other
- * failures leave code 0. (Alias kept until every caller says ERR_UNAVAILABLE.) */
-#define KV_ERR_UNAVAILABLE ERR_UNAVAILABLE
 
 #define KV_NS_KBS "kbs"
 #define KV_NS_REPOSITORY "repository"
