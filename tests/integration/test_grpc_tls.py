@@ -286,14 +286,29 @@ def test_flags_go_together(t, tp):
             t.ok(p.returncode != 0 and ("go together" in out or "needs TLS" in out),
                  "%s refuses to start with %s, saying why" % (daemon, name),
                  "rc=%s out=%s" % (p.returncode, out[-400:]))
-    # a TLS key other users can read is refused like the token signing key
-    os.chmod(tp.path("server.key"), 0o644)
+    # a TLS key other users can write is refused like the token signing key
+    os.chmod(tp.path("server.key"), 0o646)
     try:
         p = subprocess.run([os.path.join(BIN, "rvps"), "--address",
                             "127.0.0.1:%d" % free_port()] + tp.tls_args(mtls=False),
                            capture_output=True, text=True, timeout=10)
         t.ok(p.returncode != 0 and "TLS private key" in p.stdout + p.stderr,
-             "rvps refuses a TLS key file other users can read", p.stdout + p.stderr)
+             "rvps refuses a TLS key file other users can write", p.stdout + p.stderr)
+        # one they can only read (a Kubernetes Secret's 0644) starts, with a warning
+        os.chmod(tp.path("server.key"), 0o644)
+        p = subprocess.Popen([os.path.join(BIN, "rvps"), "--address",
+                              "127.0.0.1:%d" % free_port()] + tp.tls_args(mtls=False),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = p.communicate(timeout=3)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            rc = None
+        out = out.decode(errors="replace")
+        t.ok(rc is None and "readable by every user" in out,
+             "rvps starts with a TLS key file other users can read, and warns", out[-400:])
     finally:
         os.chmod(tp.path("server.key"), 0o600)
 

@@ -143,7 +143,8 @@ def drive(t, kbs, pki, secret, text_secret):
 
 
 def check_key_file_modes(t, pki):
-    """grpc-as refuses a signing key that other users can read, with a sentence naming it."""
+    """grpc-as refuses a signing key that other users can write, with a sentence naming it, and
+    starts with one they can read (a Kubernetes Secret's 0644), warning about it."""
     d = tmpdir("as-keymode-")
     key = os.path.join(d, "token.key")
     shutil.copy(pki.path("token.key"), key)
@@ -164,34 +165,48 @@ def check_key_file_modes(t, pki):
         try:
             out, _ = p.communicate(timeout=3)
             return p.returncode, out.decode(errors="replace")
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # still running: what it logged so far
             p.kill()
-            p.communicate()
-            return None, "(running)"
+            out, _ = p.communicate()
+            return None, "(running) " + out.decode(errors="replace")
 
-    for mode in (0o644, 0o604, 0o666):
+    for mode in (0o666, 0o602, 0o646):
         rc, out = start(mode)
-        t.ok(rc not in (0, None) and key in out and "every user" in out and "chmod 600" in out,
+        t.ok(rc not in (0, None) and key in out and "written by every user" in out and
+             "chmod 600" in out,
              "grpc-as refuses a signing key with mode %04o, naming the file and the fix" % mode,
              out[-400:])
+    for mode in (0o644, 0o604):  # a Kubernetes Secret mounted without defaultMode
+        rc, out = start(mode)
+        t.ok(rc is None and key in out and "readable by every user" in out,
+             "grpc-as starts with a signing key at mode %04o and warns, naming the file" % mode,
+             out[-400:])
     rc, out = start(0o600)
-    t.ok(rc is None, "grpc-as starts with the signing key at mode 0600", out[-400:])
+    t.ok(rc is None and "readable by" not in out,
+         "grpc-as starts with the signing key at mode 0600, no warning", out[-400:])
     if os.geteuid() == 0:
         rc, out = start(0o440)
         t.ok(rc is None, "grpc-as starts with a root-owned key its group may read (0440)",
              out[-400:])
         rc, out = start(0o640, owner=65534)
-        t.ok(rc not in (0, None) and "group" in out,
-             "grpc-as refuses a group-readable key that root does not own", out[-400:])
+        t.ok(rc is None and "readable by its group" in out,
+             "grpc-as starts with a group-readable key that root does not own, and warns",
+             out[-400:])
+        rc, out = start(0o660, owner=65534)
+        t.ok(rc not in (0, None) and "written by its group" in out,
+             "grpc-as refuses a key its group may write", out[-400:])
     else:
         t.skip("root-owned 0440 key accepted", "needs root to chown")
-        t.skip("group-readable key of another owner refused", "needs root to chown")
+        t.skip("group-readable key of another owner accepted with a warning",
+               "needs root to chown")
+        t.skip("group-writable key refused", "needs root to chown")
 
 
 def check_kbs_tls_key_modes(t, pki):
-    """kbs refuses an HTTPS private key that other users can read, and starts with it at 0600."""
+    """kbs refuses an HTTPS private key that other users can write, starts with one they can
+    read (with a warning) and with one at 0600."""
     key, chain = pki.server_cert("hygiene-tls", "EC")
-    for mode, refused in ((0o644, True), (0o600, False)):
+    for mode, refused in ((0o646, True), (0o644, False), (0o600, False)):
         os.chmod(key, mode)
         cfg = kbs_config(pki)
         cfg["http_server"].update(insecure_http=False, private_key=key, certificate=chain)
@@ -200,13 +215,17 @@ def check_kbs_tls_key_modes(t, pki):
         try:
             out, _ = p.communicate(timeout=3)
             rc, out = p.returncode, out.decode(errors="replace")
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # still running: what it logged so far
             p.kill()
-            p.communicate()
-            rc, out = None, "(running)"
+            out, _ = p.communicate()
+            rc, out = None, "(running) " + out.decode(errors="replace")
         if refused:
             t.ok(rc not in (0, None) and "[http_server] private_key" in out and key in out and
-                 "every user" in out, "kbs refuses an HTTPS key with mode 0644, naming it",
+                 "written by every user" in out,
+                 "kbs refuses an HTTPS key with mode %04o, naming it" % mode, out[-400:])
+        elif mode & 0o004:
+            t.ok(rc is None and key in out and "readable by every user" in out,
+                 "kbs starts with its HTTPS key at mode %04o and warns, naming it" % mode,
                  out[-400:])
         else:
             t.ok(rc is None, "kbs starts with its HTTPS key at mode 0600", out[-400:])

@@ -1,7 +1,9 @@
 /*
- * keyfile: a private key file that other users can read is refused with a sentence naming
- * the path, the mode and the fix; an owner-only file, or a root-owned one its group may only
- * read (a Kubernetes secret mounted with defaultMode 0440 and an fsGroup), is read.
+ * keyfile: a private key file that its group or other users can write is refused with a
+ * sentence naming the path, the mode and the fix; one they can read (a Kubernetes Secret
+ * mounted without defaultMode, 0644) is read with a warning naming the same; an owner-only
+ * file, or a root-owned one its group may only read (defaultMode 0440 and an fsGroup), is read
+ * without one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,11 +35,14 @@ static void test_root_owned_group_read_is_accepted(void **state)
 	struct err e = {0};
 	assert_int_equal(keyfile_mode_ok("k", 0, 0440, &e), 0);
 	assert_int_equal(keyfile_mode_ok("k", 0, 0640, &e), 0);
+	assert_int_equal(keyfile_mode_readable("k", 0, 0440, &e), 0); /* no warning either */
+	assert_int_equal(keyfile_mode_readable("k", 0, 0640, &e), 0);
+	assert_int_equal(keyfile_mode_readable("k", 1000, 0600, &e), 0);
 }
 
-static void test_world_access_is_refused(void **state)
+static void test_world_write_is_refused(void **state)
 {
-	static const mode_t modes[] = {0644, 0604, 0444, 0602, 0601, 0666};
+	static const mode_t modes[] = {0602, 0666, 0646, 0622};
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		struct err e = {0};
 		assert_int_equal(keyfile_mode_ok("/keys/token.key", 0, modes[i], &e), -1);
@@ -46,19 +51,44 @@ static void test_world_access_is_refused(void **state)
 		assert_non_null(strstr(e.msg, "chmod 600"));
 	}
 	struct err e = {0};
-	keyfile_mode_ok("/keys/token.key", 0, 0644, &e);
+	keyfile_mode_ok("/keys/token.key", 0, 0666, &e);
+	assert_non_null(strstr(e.msg, "mode 0666"));
+}
+
+/* A Kubernetes Secret mounted without defaultMode is 0644: read, with a warning. */
+static void test_world_read_is_accepted_with_a_warning(void **state)
+{
+	static const mode_t modes[] = {0644, 0604, 0444, 0601};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct err e = {0};
+		assert_int_equal(keyfile_mode_ok("/keys/token.key", 0, modes[i], &e), 0);
+		if (modes[i] & 0004) {
+			assert_int_equal(keyfile_mode_readable("/keys/token.key", 0, modes[i], &e),
+			                 1);
+			assert_non_null(strstr(e.msg, "/keys/token.key"));
+			assert_non_null(strstr(e.msg, "every user"));
+			assert_non_null(strstr(e.msg, "chmod 600"));
+		}
+	}
+	struct err e = {0};
+	keyfile_mode_readable("/keys/token.key", 0, 0644, &e);
 	assert_non_null(strstr(e.msg, "mode 0644"));
 }
 
-static void test_group_access_is_refused_unless_root_owned_read_only(void **state)
+static void test_group_write_is_refused_group_read_warns_unless_root_owned(void **state)
 {
 	struct err e = {0};
-	assert_int_equal(keyfile_mode_ok("k", 1000, 0640, &e), -1);
+	assert_int_equal(keyfile_mode_ok("k", 1000, 0640, &e), 0);
+	assert_int_equal(keyfile_mode_readable("k", 1000, 0640, &e), 1);
 	assert_non_null(strstr(e.msg, "group"));
 	assert_non_null(strstr(e.msg, "uid 1000"));
-	assert_int_equal(keyfile_mode_ok("k", 1000, 0440, &e), -1);
+	assert_int_equal(keyfile_mode_ok("k", 1000, 0440, &e), 0);
+	assert_int_equal(keyfile_mode_readable("k", 1000, 0440, &e), 1);
 	assert_int_equal(keyfile_mode_ok("k", 0, 0660, &e), -1); /* group may write */
-	assert_int_equal(keyfile_mode_ok("k", 0, 0610, &e), -1); /* group may execute */
+	assert_non_null(strstr(e.msg, "its group"));
+	assert_int_equal(keyfile_mode_ok("k", 1000, 0620, &e), -1);
+	assert_int_equal(keyfile_mode_ok("k", 0, 0610, &e), 0); /* execute is no access to it */
+	assert_int_equal(keyfile_mode_readable("k", 0, 0610, &e), 0);
 }
 
 static char dir[64];
@@ -87,20 +117,31 @@ static void test_read_private_applies_the_rule_to_the_file(void **state)
 	EVP_PKEY_free(k);
 	assert_int_equal(keyfile_check(p, &e), 0);
 
-	p = write_key("open.key", 0644);
+	p = write_key("open.key", 0644); /* a Secret without defaultMode: read (and warned) */
+	k = keyfile_read_private(p, &e);
+	assert_non_null(k);
+	EVP_PKEY_free(k);
+	assert_int_equal(keyfile_check(p, &e), 0);
+	unlink(p);
+
+	p = write_key("writable.key", 0666);
 	assert_null(keyfile_read_private(p, &e));
-	assert_non_null(strstr(e.msg, "every user"));
+	assert_non_null(strstr(e.msg, "written by every user"));
 	assert_int_equal(keyfile_check(p, &e), -1);
 	unlink(p);
 
-	if (geteuid() == 0) { /* a group-readable key is fine only while root owns it */
+	if (geteuid() == 0) { /* group read: fine whoever owns it; group write: never */
 		p = write_key("group.key", 0640);
 		k = keyfile_read_private(p, &e);
 		assert_non_null(k);
 		EVP_PKEY_free(k);
 		assert_int_equal(chown(p, 65534, 65534), 0);
+		k = keyfile_read_private(p, &e);
+		assert_non_null(k);
+		EVP_PKEY_free(k);
+		assert_int_equal(chmod(p, 0660), 0);
 		assert_null(keyfile_read_private(p, &e));
-		assert_non_null(strstr(e.msg, "group"));
+		assert_non_null(strstr(e.msg, "its group"));
 		unlink(p);
 	}
 	char ok[128];
@@ -134,8 +175,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_owner_only_modes_are_accepted),
 	    cmocka_unit_test(test_root_owned_group_read_is_accepted),
-	    cmocka_unit_test(test_world_access_is_refused),
-	    cmocka_unit_test(test_group_access_is_refused_unless_root_owned_read_only),
+	    cmocka_unit_test(test_world_write_is_refused),
+	    cmocka_unit_test(test_world_read_is_accepted_with_a_warning),
+	    cmocka_unit_test(test_group_write_is_refused_group_read_warns_unless_root_owned),
 	    cmocka_unit_test(test_read_private_applies_the_rule_to_the_file),
 	    cmocka_unit_test(test_read_private_says_what_is_wrong),
 	};
