@@ -1,9 +1,9 @@
 /*
  * as_backends: the KBS's attestation backends behind one table, curl-vtls style. Each
- * backend is a file defining one row (as_client.c: coco_as_grpc), every slot named; the row
- * is chosen once, at start-up, by [attestation_service] type, and kbs_as_* dispatch to it. A
- * slot a backend leaves NULL answers with a sentence saying that this backend has no such
- * call, so a route never reaches a missing function.
+ * backend is a file defining one row (as_client.c: coco_as_grpc, as_intel_ta.c: intel_ta),
+ * every slot named; the row is chosen once, at start-up, by [attestation_service] type, and
+ * kbs_as_* dispatch to it. A slot a backend leaves NULL answers with a sentence saying that this
+ * backend has no such call, so a route never reaches a missing function.
  */
 #include <stdlib.h>
 
@@ -11,6 +11,7 @@
 
 const struct kbs_as_backend *const kbs_as_backends[] = {
     &kbs_as_coco_grpc,
+    &kbs_as_intel_ta,
     NULL,
 };
 
@@ -27,7 +28,7 @@ struct kbs_as *kbs_as_new_tls(const struct kbs_config *cfg, int timeout_ms, stru
 			be = kbs_as_backends[i];
 	if (be == NULL) {
 		err_set(err, "[attestation_service] this build has no backend for the configured "
-		             "type (coco_as_grpc only)");
+		             "type (coco_as_grpc, intel_ta)");
 		return NULL;
 	}
 	struct kbs_as *a = calloc(1, sizeof(*a));
@@ -104,4 +105,11 @@ char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params
 		return NULL;
 	}
 	return a->be->challenge(a->state, tee, tee_params, err);
+}
+
+json_t *kbs_as_auth_params(struct kbs_as *a, const char *tee, const json_t *extra, struct err *err)
+{
+	if (a == NULL || a->be->auth_params == NULL)
+		return json_string("");
+	return a->be->auth_params(a->state, tee, extra, err);
 }

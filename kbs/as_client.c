@@ -267,5 +267,6 @@ const struct kbs_as_backend kbs_as_coco_grpc = {
     .rv_register = grpc_rv_register,
     .rv_query = grpc_rv_query,
     .challenge = grpc_challenge,
+    .auth_params = NULL,
     .ready = grpc_ready,
 };

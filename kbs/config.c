@@ -527,9 +527,18 @@ int kbs_config_check_startup(struct kbs_config *c, struct err *err)
 		return err_set(err,
 		               "[attestation_service] type coco_as_builtin is not available in "
 		               "this build: run grpc-as and set type = \"coco_as_grpc\"");
-	if (c->as_type == KBS_AS_INTEL_TA)
-		return err_set(err, "[attestation_service] type intel_ta is not available in this "
-		                    "build");
+	if (c->as_type == KBS_AS_INTEL_TA) {
+		/* Intel Trust Authority: the keys its backend cannot run without */
+		static const char *const need[] = {"base_url", "api_key", "certs_file"};
+		const json_t *a = json_object_get(c->root, "attestation_service");
+		for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+			const char *v = json_string_value(json_object_get(a, need[i]));
+			if (!v || !*v)
+				return err_set(
+				    err, "[attestation_service] type intel_ta needs a string `%s`",
+				    need[i]);
+		}
+	}
 	if (c->unsupported_plugin)
 		return err_set(err,
 		               "[[plugins]] \"%s\" is not available in this build (resource "

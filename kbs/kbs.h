@@ -226,8 +226,8 @@ void kbs_session_clear(struct kbs_session *ss);
 /* ---------------- attestation backends (kbs/as_backends.c, kbs/as_client.c) ----------------
  * What answers /auth, /attest and the AS-side admin calls: one row per [attestation_service]
  * type, every slot named, NULL where the backend has no such call; as_backends.c lists the
- * rows and dispatches. Today one row: coco_as_grpc (as_client.c, a gRPC AS); builtin and
- * intel_ta will each be one file and one line. */
+ * rows and dispatches. Rows: coco_as_grpc (as_client.c, a gRPC AS), intel_ta
+ * (as_intel_ta.c, Intel Trust Authority); builtin will be one file and one line. */
 
 struct kbs_as_backend {
 	const char *name;      /* Trustee's [attestation_service] type, e.g. "coco_as_grpc" */
@@ -240,10 +240,13 @@ struct kbs_as_backend {
 	int (*rv_register)(void *be, const char *message, struct err *err);
 	int (*rv_query)(void *be, const char *id, char **out, struct err *err);
 	char *(*challenge)(void *be, const char *tee, const char *tee_params, struct err *err);
+	/* the /auth answer's extra-params for a non-se TEE, given the request's (new reference);
+	 * NULL with err refuses the /auth. NULL slot: "" */
+	json_t *(*auth_params)(void *be, const char *tee, const json_t *extra, struct err *err);
 	/* NULL: nothing to probe (the backend runs in-process), always ready */
 	int (*ready)(void *be, int timeout_ms, struct err *err);
 };
-extern const struct kbs_as_backend kbs_as_coco_grpc;
+extern const struct kbs_as_backend kbs_as_coco_grpc, kbs_as_intel_ta;
 /* Every attestation backend, NULL-terminated. */
 extern const struct kbs_as_backend *const kbs_as_backends[];
 
@@ -267,6 +270,9 @@ int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *er
 int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err);
 /* For `se`: returns the challenge string or NULL. */
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
+/* The /auth extra-params for any other TEE (new reference; "" when a is NULL or the backend
+ * has no say), NULL with err when the backend refuses the request's extra-params. */
+json_t *kbs_as_auth_params(struct kbs_as *a, const char *tee, const json_t *extra, struct err *err);
 
 /* ---------------- resource backends (kbs/resource.c, kbs/resource_*.c) ----------------
  * The `resource` plugin's storage: kvstorage (namespace `repository` of [storage_backend],

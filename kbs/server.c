@@ -174,7 +174,11 @@ static void handle_auth(struct call *c, struct http_req *r)
 			goto out;
 		}
 		nonce = b64_encode(raw, sizeof(raw), B64_STD);
-		extra = json_string("");
+		extra = kbs_as_auth_params(k->as, ar.tee, ar.extra_params, &e);
+		if (!extra) {
+			auth_fail(r, e.msg);
+			goto out;
+		}
 	}
 	long long expires = (long long)time(NULL) + k->cfg.session_timeout_min * 60;
 	char id[33];
@@ -1174,10 +1178,11 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		goto fail;
 	}
 	kbs_policy_set_limits(k->policy, &k->cfg.policy_limits);
-	if (k->cfg.as_type == KBS_AS_GRPC) {
+	if (k->cfg.as_type != KBS_AS_NONE) {
 		k->as = kbs_as_new_tls(&k->cfg, (int)(k->cfg.as_timeout_s * 1000), err);
 		if (!k->as) {
-			err_prefix(err, "[attestation_service] as_addr %s", k->cfg.as_addr);
+			if (k->cfg.as_type == KBS_AS_GRPC)
+				err_prefix(err, "[attestation_service] as_addr %s", k->cfg.as_addr);
 			goto fail;
 		}
 	}

@@ -119,7 +119,7 @@ static void test_as_rows_name_their_mandatory_slots(void **state)
 		for (const struct kbs_as_backend *const *o = kbs_as_backends; *o != *r; o++)
 			assert_int_not_equal((*o)->type, (*r)->type);
 	}
-	assert_int_equal(rows, 1);
+	assert_int_equal(rows, 2);
 	/* coco_as_grpc speaks every call */
 	const struct kbs_as_backend *g = &kbs_as_coco_grpc;
 	assert_true(g->set_policy && g->rv_register && g->rv_query && g->challenge && g->ready);
@@ -136,10 +136,16 @@ static void test_as_backend_chosen_by_type(void **state)
 	assert_string_equal(kbs_as_name(a), "coco_as_grpc");
 	kbs_as_free(a);
 
+	/* intel_ta's row is the one chosen: its open asks for its own keys */
 	cfg.as_type = KBS_AS_INTEL_TA;
 	assert_null(kbs_as_new_tls(&cfg, 1000, &err));
+	assert_string_equal(err.msg,
+	                    "[attestation_service] type intel_ta needs a string `base_url`");
+
+	cfg.as_type = KBS_AS_BUILTIN;
+	assert_null(kbs_as_new_tls(&cfg, 1000, &err));
 	assert_string_equal(err.msg, "[attestation_service] this build has no backend for the "
-	                             "configured type (coco_as_grpc only)");
+	                             "configured type (coco_as_grpc, intel_ta)");
 }
 
 int main(void)
