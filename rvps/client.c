@@ -93,8 +93,8 @@ int rvps_client_register(struct rvps_client *c, const char *message_json, int ti
 	return rc;
 }
 
-int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, int timeout_ms,
-                      struct err *err)
+static int query_method(struct rvps_client *c, const char *method, const char *id,
+                        char **value_json, int timeout_ms, struct err *err)
 {
 	Reference__ReferenceValueQueryRequest req = REFERENCE__REFERENCE_VALUE_QUERY_REQUEST__INIT;
 	Reference__ReferenceValueQueryResponse *out;
@@ -109,7 +109,7 @@ int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, 
 	if (buf == NULL)
 		return err_set(err, "out of memory");
 	reference__reference_value_query_request__pack(&req, buf);
-	rc = call(c, RVPS_METHOD_QUERY, buf, len, &resp, &resp_len, timeout_ms, err);
+	rc = call(c, method, buf, len, &resp, &resp_len, timeout_ms, err);
 	free(buf);
 	if (rc < 0)
 		return -1;
@@ -127,4 +127,16 @@ int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, 
 	}
 	reference__reference_value_query_response__free_unpacked(out, NULL);
 	return rc;
+}
+
+int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, int timeout_ms,
+                      struct err *err)
+{
+	return query_method(c, RVPS_METHOD_QUERY, id, value_json, timeout_ms, err);
+}
+
+int rvps_client_query_provenance(struct rvps_client *c, const char *id, char **prov_json,
+                                 int timeout_ms, struct err *err)
+{
+	return query_method(c, RVPS_METHOD_PROVENANCE, id, prov_json, timeout_ms, err);
 }

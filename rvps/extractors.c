@@ -216,6 +216,11 @@ void rvps_extractor_set_free(struct rvps_extractor_set *s)
 	free(s);
 }
 
+time_t rvps_extractor_set_time(const struct rvps_extractor_set *s)
+{
+	return s != NULL && s->pinned != 0 ? s->pinned : time(NULL);
+}
+
 int rvps_extractor_set_extract(const struct rvps_extractor_set *s, const char *type,
                                const char *payload, size_t len, json_t **out, json_t *provenance,
                                struct err *err)
@@ -232,7 +237,7 @@ int rvps_extractor_set_extract(const struct rvps_extractor_set *s, const char *t
 	if (rvps_extractors[i]->extract_ctx == NULL)
 		return rvps_extractors[i]->extract(payload, len, out, err);
 	ctx.state = s != NULL ? s->state[i] : NULL;
-	ctx.now = s != NULL && s->pinned != 0 ? s->pinned : time(NULL);
+	ctx.now = rvps_extractor_set_time(s);
 	ctx.provenance = provenance;
 	return rvps_extractors[i]->extract_ctx(&ctx, payload, len, out, err);
 }

@@ -68,6 +68,10 @@ int rvps_extractor_set_extract(const struct rvps_extractor_set *s, const char *t
                                const char *payload, size_t len, json_t **out, json_t *provenance,
                                struct err *err);
 
+/* The time extract calls judge at: the pinned verification_time, else the clock (s may be
+ * NULL). */
+time_t rvps_extractor_set_time(const struct rvps_extractor_set *s);
+
 /* Parses "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" into seconds since the epoch. */
 int rvps_parse_rfc3339(const char *s, time_t *out);
 

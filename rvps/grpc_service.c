@@ -76,10 +76,11 @@ static int pack_query_response(const char *value, uint8_t **resp, size_t *resp_l
 	return GRPCX_OK;
 }
 
-static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
-                    struct err *err)
+static int on_query_with(struct rvps *r,
+                         int (*get)(struct rvps *, const char *, char **, struct err *),
+                         const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                         struct err *err)
 {
-	struct rvps *r = ctx;
 	Reference__ReferenceValueQueryRequest *in;
 	char *value = NULL;
 	int st;
@@ -90,7 +91,7 @@ static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **res
 		err_set(err, "The request is not a valid ReferenceValueQueryRequest message");
 		return GRPCX_INVALID_ARGUMENT;
 	}
-	if (rvps_query(r, in->reference_value_id, &value, err) < 0) {
+	if (get(r, in->reference_value_id, &value, err) < 0) {
 		count(M_QUERY_ERROR);
 		reference__reference_value_query_request__free_unpacked(in, NULL);
 		err_prefix(err, "Query reference value");
@@ -101,6 +102,18 @@ static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **res
 	st = pack_query_response(value, resp, resp_len, err);
 	free(value);
 	return st;
+}
+
+static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                    struct err *err)
+{
+	return on_query_with(ctx, rvps_query, req, req_len, resp, resp_len, err);
+}
+
+static int on_provenance(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                         size_t *resp_len, struct err *err)
+{
+	return on_query_with(ctx, rvps_query_provenance, req, req_len, resp, resp_len, err);
 }
 
 static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
@@ -131,6 +144,7 @@ static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **
 int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r)
 {
 	if (grpcx_server_add(s, RVPS_METHOD_QUERY, on_query, r) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_PROVENANCE, on_provenance, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register, r) < 0)
 		return -1;
 	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
@@ -158,6 +172,12 @@ static int on_query_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t
 	return forward(ctx, RVPS_METHOD_QUERY, req, req_len, resp, resp_len, err);
 }
 
+static int on_provenance_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                               size_t *resp_len, struct err *err)
+{
+	return forward(ctx, RVPS_METHOD_PROVENANCE, req, req_len, resp, resp_len, err);
+}
+
 static int on_register_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
                              size_t *resp_len, struct err *err)
 {
@@ -167,6 +187,7 @@ static int on_register_proxy(void *ctx, const uint8_t *req, size_t req_len, uint
 int rvps_grpc_serve_proxy(struct grpcx_server *s, struct grpcx_client *c)
 {
 	if (grpcx_server_add(s, RVPS_METHOD_QUERY, on_query_proxy, c) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_PROVENANCE, on_provenance_proxy, c) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register_proxy, c) < 0)
 		return -1;
 	grpcx_server_set_serving(s, RVPS_SERVICE, 1);

@@ -2,12 +2,15 @@
  * rvps-tool: register and query reference values on a running RVPS, Trustee's CLI:
  *   rvps-tool register -p|--path FILE [-a|--addr http://127.0.0.1:50003]
  *   rvps-tool query -r|--reference-value-id ID [-a|--addr http://127.0.0.1:50003]
+ *             [--provenance]
  *   rvps-tool [register|query] -V|--version
  * (`-i ID` is our older spelling of -r, kept).
  * and, for an https:// address, our TLS options (Trustee's tool is plaintext only):
  *   [--ca-cert CA.pem] [--client-cert CERT.pem --client-key KEY.pem]
  * FILE holds a register message ({"version":"0.1.0","type":"sample","payload":...}).
- * query prints the value's JSON, or "No reference values found".
+ * query prints the value's JSON, or "No reference values found"; with --provenance (ours) a
+ * second line "provenance: <JSON>" says how the value arrived (extractor, signer, message
+ * digest, times; see rvps/rvps.c), or "provenance: none".
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ static void usage(FILE *f)
 	fprintf(f, "Usage:\n"
 	           "  rvps-tool register -p|--path FILE [-a|--addr " DEFAULT_ADDR "]\n"
 	           "  rvps-tool query -r|--reference-value-id ID [-a|--addr " DEFAULT_ADDR "]\n"
+	           "                  [--provenance]\n"
 	           "  rvps-tool -V|--version\n"
 	           "TLS (with an https:// address): [--ca-cert CA.pem] [--client-cert CERT.pem "
 	           "--client-key KEY.pem]\n");
@@ -42,6 +46,7 @@ int main(int argc, char **argv)
 	    {"ca-cert", required_argument, NULL, 'C'},
 	    {"client-cert", required_argument, NULL, 'E'},
 	    {"client-key", required_argument, NULL, 'K'},
+	    {"provenance", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -50,7 +55,7 @@ int main(int argc, char **argv)
 	struct grpcx_tls_files tf = {NULL, NULL, NULL};
 	struct rvps_client *c;
 	struct err e;
-	int opt, rc = 1;
+	int opt, rc = 1, want_prov = 0;
 
 	log_init("rvps-tool");
 	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
@@ -83,6 +88,9 @@ int main(int argc, char **argv)
 			break;
 		case 'K':
 			tf.key = optarg;
+			break;
+		case 'P':
+			want_prov = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -131,6 +139,16 @@ int main(int argc, char **argv)
 			rc = 0;
 		}
 		free(value);
+		value = NULL;
+		if (rc == 0 && want_prov) {
+			if (rvps_client_query_provenance(c, id, &value, TIMEOUT_MS, &e) < 0) {
+				fprintf(stderr, "rvps-tool: provenance query failed: %s\n", e.msg);
+				rc = 1;
+			} else {
+				printf("provenance: %s\n", value ? value : "none");
+			}
+			free(value);
+		}
 	}
 	rvps_client_free(c);
 	return rc;

@@ -6,6 +6,13 @@
  * order is fixed by hand; the value is written compact with sorted keys, which is what
  * serde_json produces with or without preserve_order for values it parsed itself.
  * Expiration is creation time + 12 months and, as in Trustee, never enforced.
+ *
+ * Beside each value, under the same name in namespace rvps_provenance (so the value document
+ * stays byte-for-byte Trustee's), a provenance document says how it arrived:
+ *   {"extractor":"corim","message_sha256":<hex of the register message text>,
+ *    "registered_at":<RFC 3339, the clock>, "verified_at":<the verification time>,
+ *    "signed":true|false, plus what the extractor vouched: "signer", "signer_key",
+ *    "signer_issuer", "signature_alg", "not_after"}.
  */
 #include "rvps.h"
 
@@ -13,12 +20,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "b64.h"
+#include "hash.h"
 #include "kv/kv.h"
 #include "log.h"
 #include "rvps/extractors.h"
 #include "rvps/message.h"
 
 #define RV_VERSION "0.1.0"
+#define RVPS_NS_PROVENANCE "rvps_provenance"
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
 
 struct rvps {
@@ -136,20 +146,63 @@ static char *rv_document(const char *name, const json_t *value)
 	return doc;
 }
 
+static void rfc3339(time_t t, char out[32])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The provenance document of one message (compact JSON, malloc'd); prov: what the extractor
+ * added. */
+static char *provenance_document(const char *type, const char *message_json, json_t *prov)
+{
+	uint8_t md[HASH_MAX];
+	size_t n = hash_digest(HASH_SHA256, message_json, strlen(message_json), md);
+	char *hex = n ? hex_encode(md, n) : NULL, when[32], *doc = NULL;
+	json_t *d = json_object();
+
+	if (hex != NULL && d != NULL) {
+		rfc3339(time(NULL), when);
+		json_object_set_new(d, "extractor", json_string(type));
+		json_object_set_new(d, "message_sha256", json_string(hex));
+		json_object_set_new(d, "registered_at", json_string(when));
+		json_object_set_new(d, "signed",
+		                    json_boolean(json_object_get(prov, "signature_alg") != NULL));
+		json_object_update(d, prov);
+		doc = json_dumps(d, JSON_COMPACT);
+	}
+	json_decref(d);
+	free(hex);
+	return doc;
+}
+
 int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 {
 	struct rvps_message m;
-	json_t *values = NULL, *value;
+	json_t *values = NULL, *value, *prov = NULL;
 	const char *name;
+	char *pdoc = NULL, when[32];
 	int rc = -1;
 
 	if (message_json == NULL)
 		return err_set(err, "parse message: no message given");
 	if (rvps_message_parse((const uint8_t *)message_json, strlen(message_json), &m, err) < 0)
 		return -1;
-	if (rvps_extractor_set_extract(r->ex, m.type, m.payload, m.payload_len, &values, NULL,
+	if ((prov = json_object()) == NULL) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	if (rvps_extractor_set_extract(r->ex, m.type, m.payload, m.payload_len, &values, prov,
 	                               err) < 0)
 		goto out;
+	rfc3339(rvps_extractor_set_time(r->ex), when);
+	json_object_set_new(prov, "verified_at", json_string(when));
+	if ((pdoc = provenance_document(m.type, message_json, prov)) == NULL) {
+		err_set(err, "out of memory");
+		goto out;
+	}
 	json_object_foreach(values, name, value)
 	{
 		char *doc = rv_document(name, value);
@@ -158,7 +211,8 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 			err_set(err, "out of memory");
 			goto out;
 		}
-		if (kv_set(r->kv, KV_NS_REFERENCE_VALUE, name, doc, strlen(doc), 1, err) < 0) {
+		if (kv_set(r->kv, KV_NS_REFERENCE_VALUE, name, doc, strlen(doc), 1, err) < 0 ||
+		    kv_set(r->kv, RVPS_NS_PROVENANCE, name, pdoc, strlen(pdoc), 1, err) < 0) {
 			free(doc);
 			err_prefix(err, "store reference value %s", name);
 			goto out;
@@ -168,9 +222,36 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 	}
 	rc = 0;
 out:
+	free(pdoc);
+	json_decref(prov);
 	json_decref(values);
 	rvps_message_clear(&m);
 	return rc;
+}
+
+int rvps_query_provenance(struct rvps *r, const char *id, char **prov_json, struct err *err)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	int rc;
+
+	*prov_json = NULL;
+	if (id == NULL || id[0] == '\0')
+		return 0;
+	rc = kv_get(r->kv, RVPS_NS_PROVENANCE, id, &raw, &len, err);
+	if (rc < 0)
+		return err_prefix(err, "read the provenance of %s", id);
+	if (rc == 1)
+		return 0;
+	*prov_json = malloc(len + 1);
+	if (*prov_json == NULL) {
+		free(raw);
+		return err_set(err, "out of memory");
+	}
+	memcpy(*prov_json, raw, len);
+	(*prov_json)[len] = '\0';
+	free(raw);
+	return 0;
 }
 
 int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err)

@@ -28,6 +28,10 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err);
  * Returns 0 (found or not) or -1 on a storage error. */
 int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err);
 
+/* *prov_json = the provenance document stored with the value (see rvps.c; malloc'd), NULL
+ * when there is none. Returns 0 or -1 on a storage error. */
+int rvps_query_provenance(struct rvps *r, const char *id, char **prov_json, struct err *err);
+
 /* ---- gRPC side (rvps/grpc_service.c, rvps/client.c) ---- */
 
 struct grpcx_server;
@@ -36,6 +40,9 @@ struct grpcx_client;
 #define RVPS_SERVICE "reference.ReferenceValueProviderService"
 #define RVPS_METHOD_QUERY "/reference.ReferenceValueProviderService/QueryReferenceValue"
 #define RVPS_METHOD_REGISTER "/reference.ReferenceValueProviderService/RegisterReferenceValue"
+/* Our extension: the provenance document of a value, in a QueryResponse. */
+#define RVPS_METHOD_PROVENANCE                                                                     \
+	"/reference.ReferenceValueProviderService/QueryReferenceValueProvenance"
 
 /* Serve reference.ReferenceValueProviderService from the local store r (borrowed, must
  * outlive the server) and mark it SERVING in the health service. Call before start. */
@@ -64,5 +71,8 @@ int rvps_client_register(struct rvps_client *c, const char *message_json, int ti
                          struct err *err);
 int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, int timeout_ms,
                       struct err *err);
+/* The same for the value's provenance document. */
+int rvps_client_query_provenance(struct rvps_client *c, const char *id, char **prov_json,
+                                 int timeout_ms, struct err *err);
 
 #endif

@@ -7,12 +7,13 @@ RIM signatures, including that the wrapped RIM we refuse still verifies there (t
 is real). Refused messages store nothing and the daemon keeps serving."""
 import base64
 import datetime
+import hashlib
 import json
 import os
 import subprocess
 
 import grpc
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
                                                               encode_dss_signature)
@@ -228,7 +229,7 @@ def main():
     for what, msg, want in cases:
         ok, details = refused(a, msg, want)
         t.ok(ok, "pinned rvps refuses %s, saying why" % what, details)
-    t.eq(redis.command("KEYS", "reference_value:*"), [], "refused messages stored nothing")
+    t.eq(redis.command("KEYS", "*"), [], "refused messages stored nothing (no value, no provenance)")
     t.ok(a.daemon.alive(), "rvps serving after the refusals")
 
     a.register(message("corim", signed))
@@ -251,6 +252,30 @@ def main():
     p = subprocess.run([os.path.join(BIN, "rvps-tool"), "query", "--reference-value-id", RV,
                         "--addr", a.addr()], capture_output=True, text=True)
     t.eq(p.stdout.strip(), RV_VALUE, "rvps-tool query prints it")
+    p = subprocess.run([os.path.join(BIN, "rvps-tool"), "query", "--reference-value-id", RV,
+                        "--provenance", "--addr", a.addr()], capture_output=True, text=True)
+    lines = p.stdout.splitlines()
+    prov = json.loads(lines[1][len("provenance: "):]) if len(lines) == 2 and \
+        lines[1].startswith("provenance: ") else {}
+    t.eq(lines[:1], [RV_VALUE], "rvps-tool query --provenance still prints the value first")
+    want_key = "sha256:" + hashlib.sha256(priv.public_key().public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+    t.eq({k: prov.get(k) for k in ("extractor", "signed", "signer", "signer_key",
+                                   "signature_alg", "not_after", "verified_at",
+                                   "message_sha256")},
+         {"extractor": "corim", "signed": True, "signer": "ACME Ltd signing key",
+          "signer_key": want_key, "signature_alg": "ES256",
+          "not_after": "2025-12-31T00:00:00Z", "verified_at": PINNED,
+          "message_sha256": hashlib.sha256(message("corim", signed).encode()).hexdigest()},
+         "provenance: extractor, signer, key fingerprint, validity, time, message digest")
+    p = subprocess.run([os.path.join(BIN, "rvps-tool"), "query", "--reference-value-id", M12,
+                        "--provenance", "--addr", a.addr()], capture_output=True, text=True)
+    prov = json.loads(p.stdout.splitlines()[1][len("provenance: "):])
+    t.ok(prov.get("extractor") == "swid" and prov.get("signed") is True and
+         "HCC RIM L4 Signer" in prov.get("signer", "") and
+         "NVIDIA Reference Value L3 GH100 002" in prov.get("signer_issuer", ""),
+         "provenance of a RIM value names the signer certificate and its issuer", prov)
 
     # rvps B: today's clock, Trustee's defaults plus the CoRIM key
     b = Rvps({"extractors": {"corim_extractor": {"trusted_keys": [pub_path]},
@@ -281,6 +306,15 @@ def main():
          "Trustee's RIM registers with Trustee's swid config ({}), three hashes", got)
     b.register(message("sample", b'{"s":["1"]}'))
     t.eq(b.query("s"), '["1"]', "the sample extractor is on by default")
+    p = subprocess.run([os.path.join(BIN, "rvps-tool"), "query", "--reference-value-id", "s",
+                        "--provenance", "--addr", b.addr()], capture_output=True, text=True)
+    prov = json.loads(p.stdout.splitlines()[1][len("provenance: "):])
+    t.ok(prov.get("extractor") == "sample" and prov.get("signed") is False and
+         "signer" not in prov, "a sample value's provenance says unsigned", prov)
+    p = subprocess.run([os.path.join(BIN, "rvps-tool"), "query", "--reference-value-id", "nosuch",
+                        "--provenance", "--addr", b.addr()], capture_output=True, text=True)
+    t.eq(p.stdout.splitlines(), ["No reference values found", "provenance: none"],
+         "an unknown id has no provenance")
     t.ok(a.daemon.alive() and b.daemon.alive(), "both daemons still serving")
     t.done()
 

@@ -437,6 +437,8 @@ static void test_rvps_register_signed_corim_and_refusals_store_nothing(void **st
 	assert_int_equal(rvps_register(r, msg, &e), -1);
 	assert_int_equal(rvps_query(r, RV_NAME, &val, &e), 0);
 	assert_null(val);
+	assert_int_equal(rvps_query_provenance(r, RV_NAME, &val, &e), 0);
+	assert_null(val);
 	rvps_free(r);
 
 	cfg = json_loads(signed_config(PINNED ","), 0, &jerr);
@@ -447,6 +449,18 @@ static void test_rvps_register_signed_corim_and_refusals_store_nothing(void **st
 		fail_msg("%s", e.msg);
 	assert_int_equal(rvps_query(r, RV_NAME, &val, &e), 0);
 	assert_string_equal(val, RV_LAST);
+	free(val);
+	assert_int_equal(rvps_query_provenance(r, RV_NAME, &val, &e), 0);
+	assert_non_null(val);
+	json_t *prov = json_loads(val, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(prov, "extractor")), "corim");
+	assert_true(json_is_true(json_object_get(prov, "signed")));
+	assert_string_equal(json_string_value(json_object_get(prov, "signer")),
+	                    "ACME Ltd signing key");
+	assert_string_equal(json_string_value(json_object_get(prov, "verified_at")),
+	                    "2025-06-01T00:00:00Z");
+	assert_int_equal(strlen(json_string_value(json_object_get(prov, "message_sha256"))), 64);
+	json_decref(prov);
 	free(val);
 	rvps_free(r);
 	free(msg);
