@@ -407,8 +407,13 @@ static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 	    get_int(a, "attestation_service", "pool_size", 100, &c->as_pool_size, err) ||
 	    get_int(a, "attestation_service", "timeout", 5, &c->session_timeout_min, err) ||
 	    get_int(a, "attestation_service", "as_timeout", 60, &c->as_timeout_s, err) ||
-	    get_int(a, "attestation_service", "max_sessions", 100000, &c->max_sessions, err))
+	    get_int(a, "attestation_service", "max_sessions", 100000, &c->max_sessions, err) ||
+	    get_int(a, "attestation_service", "max_extra_params_size", 65536,
+	            &c->max_extra_params_size, err))
 		return -1;
+	if (c->max_extra_params_size <= 0 || c->max_extra_params_size > (64 << 20))
+		return err_set(err, "[attestation_service] max_extra_params_size must be "
+		                    "1..67108864 (bytes)");
 	if (c->as_timeout_s <= 0 || c->as_timeout_s > 3600)
 		return err_set(err, "[attestation_service] as_timeout must be 1..3600 (seconds)");
 	if (c->max_sessions <= 0 || c->max_sessions > 100000000)
@@ -479,6 +484,7 @@ int kbs_config_from_json(json_t *root, struct kbs_config *c, struct err *err)
 	c->session_timeout_min = 5;
 	c->as_timeout_s = 60;
 	c->max_sessions = 100000;
+	c->max_extra_params_size = 65536;
 	if (!json_is_object(root))
 		return err_set(err, "the configuration is not a table");
 	c->root = json_incref(root);

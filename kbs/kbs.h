@@ -104,6 +104,8 @@ struct kbs_config {
 	long long session_timeout_min;
 	long long as_timeout_s; /* each call to the AS (default 60; Trustee waits 300) */
 	long long max_sessions; /* in-memory session table bound (default 100000) */
+	/* /auth extra-params kept with a session, compact JSON bytes (default 64 KiB) */
+	long long max_extra_params_size;
 	/* [policy_engine] (Trustee's table; max_steps, max_memory_mib, timeout_ms are ours): the
 	 * budgets of one resource-policy evaluation, rego.h defaults when absent */
 	struct rego_limits policy_limits;

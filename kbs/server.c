@@ -146,6 +146,17 @@ static void handle_auth(struct call *c, struct http_req *r)
 	}
 	json_t *extra = NULL;
 	char *nonce = NULL;
+	/* extra-params live with the session (in Redis too): a stranger may not make them big */
+	size_t xl = ar.extra_params
+	                ? json_dumpb(ar.extra_params, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY)
+	                : 0;
+	if (xl > (size_t)k->cfg.max_extra_params_size) {
+		snprintf(e.msg, sizeof(e.msg),
+		         "extra-params is %zu bytes, more than max_extra_params_size (%lld)", xl,
+		         k->cfg.max_extra_params_size);
+		auth_fail(r, e.msg);
+		goto out;
+	}
 	if (kbs_version_check(ar.version) != 0) {
 		snprintf(
 		    e.msg, sizeof(e.msg),

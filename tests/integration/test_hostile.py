@@ -6,6 +6,7 @@ W4  strict framing: a duplicate or non-decimal Content-Length, a Transfer-Encodi
     `chunked`, Transfer-Encoding beside Content-Length, whitespace before a header's colon are
     answered 400 and the connection is closed; the request smuggled behind them never runs,
     neither sent directly nor through HAProxy.
+V3  extra-params kept with a session are capped (max_extra_params_size), also in Redis.
 V4/V5 connections are a budget: with small limits in the config, slow-header and slow-body
     connections are cut at their deadlines (bytes do not extend them), a per-address cap and
     an open-connection cap refuse the excess with one log line per interval, the kbs's RSS
@@ -360,6 +361,40 @@ def check_fd_limit(t, cfg):
         k.stop()
 
 
+# ------------------------------------------------------------------ V3 extra-params
+
+def redis_used(redis):
+    info = redis.command("INFO", "memory")
+    info = info.decode() if isinstance(info, bytes) else str(info)
+    for line in info.splitlines():
+        if line.startswith("used_memory:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def check_extra_params_cap(t, cfg, redis):
+    """V3: 50 /auth with 1.9 MB extra-params, sessions in Redis: refused at the default 64 KiB
+    cap, and Redis does not grow; a small extra-params is kept as before."""
+    c = dict(cfg, session_storage_type="Redis")
+    k = fresh(Kbs(c, name="kbs-extra")).start()
+    used0 = redis_used(redis)
+    big = "x" * (1900 * 1000)
+    refused = 0
+    for _ in range(50):
+        st, _, data = Attester(k).auth(extra=big)
+        refused += st == 401 and b"max_extra_params_size" in data
+    grew = redis_used(redis) - used0
+    t.eq(refused, 50, "50 /auth with 1.9 MB extra-params: each refused with 401 naming "
+         "max_extra_params_size")
+    t.ok(grew < 4 << 20, "Redis grew %d KiB (was +107 MB before the cap)" % (grew >> 10))
+    a = Attester(k)
+    st, _, _ = a.auth(extra="y" * 1000)
+    t.eq(st, 200, "a 1 KB extra-params is accepted")
+    st, _, _ = a.attest()
+    t.eq(st, 200, "... and that session attests (the session in Redis)")
+    k.stop()
+
+
 def fresh(daemon):
     """The checks read the daemon's log: start it from an empty one (logs append by default)."""
     if os.path.exists(daemon.logpath):
@@ -396,6 +431,7 @@ def main():
     t.run(check_connection_cap, kbs)
     kbs.stop()
     t.run(check_proxy_exempt, cfg)
+    t.run(check_extra_params_cap, cfg, redis)
     t.run(check_fd_limit, cfg)
     t.done()
 
