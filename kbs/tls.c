@@ -10,6 +10,7 @@
  * profile whose range leaves nothing to negotiate, or a key that does not match the
  * certificate refuses to start with a sentence naming the key.
  */
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -77,12 +78,42 @@ static void split_ciphers(const char *list, char *v12, char *v13, size_t cap)
 	}
 }
 
+/* tls_groups was refused: name the groups this OpenSSL does not know, each tried alone
+ * (OpenSSL 3.0 refuses an unknown name without queueing an error, so the queue says nothing
+ * about it). */
+static int refuse_groups(SSL_CTX *ctx, const char *groups, struct err *err)
+{
+	char bad[512] = "", one[128];
+	size_t o = 0, nbad = 0;
+	for (const char *p = groups; *p;) {
+		size_t n = strcspn(p, ":");
+		snprintf(one, sizeof(one), "%.*s", (int)n, p);
+		if (n > 0 && (n >= sizeof(one) || SSL_CTX_set1_groups_list(ctx, one) != 1) &&
+		    o < sizeof(bad)) {
+			o += (size_t)snprintf(bad + o, sizeof(bad) - o, "%s%s", nbad ? ", " : "",
+			                      one);
+			nbad++;
+		}
+		p += n;
+		p += *p == ':';
+	}
+	ERR_clear_error();
+	if (nbad == 0)
+		return err_set(err,
+		               "[http_server] tls_groups \"%s\" is not a list of groups %s "
+		               "accepts",
+		               groups, OpenSSL_version(OPENSSL_VERSION));
+	return err_set(err, "[http_server] tls_groups names %s, which %s does not support%s", bad,
+	               OpenSSL_version(OPENSSL_VERSION),
+	               strstr(bad, "MLKEM") ? " (ML-KEM hybrids need OpenSSL 3.5 or later)" : "");
+}
+
 static int set_groups(SSL_CTX *ctx, const char *groups, struct err *err)
 {
+	ERR_clear_error(); /* an earlier failure must not be reported as this one's cause */
 	if (groups) {
 		if (SSL_CTX_set1_groups_list(ctx, groups) != 1)
-			return ossl_err(err, "[http_server] tls_groups is not a list of groups this "
-			                     "OpenSSL supports");
+			return refuse_groups(ctx, groups, err);
 		return 0;
 	}
 	char list[128];
@@ -115,11 +146,13 @@ void *kbs_tls_server_ctx(const struct kbs_config *c, struct err *err)
 	if (c->tls_max_version)
 		maxv = version_of(c->tls_max_version);
 	if (minv > maxv) {
-		err_set(err, "[http_server] tls_profile %s with tls_max_version %s leaves no TLS "
-		             "version to negotiate",
+		err_set(err,
+		        "[http_server] tls_profile %s with tls_max_version %s leaves no TLS "
+		        "version to negotiate",
 		        prof, c->tls_max_version ? c->tls_max_version : "1.3");
 		return NULL;
 	}
+	ERR_clear_error(); /* every cause reported below is this context's own */
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx) {
 		ossl_err(err, "cannot create a TLS context");
@@ -138,13 +171,15 @@ void *kbs_tls_server_ctx(const struct kbs_config *c, struct err *err)
 			goto fail;
 		}
 		if (maxv == TLS1_2_VERSION && !v12[0]) {
-			err_set(err, "[http_server] tls_ciphers names only TLS 1.3 suites (TLS_...) "
-			             "but the version range is TLS 1.2 only");
+			err_set(err,
+			        "[http_server] tls_ciphers names only TLS 1.3 suites (TLS_...) "
+			        "but the version range is TLS 1.2 only");
 			goto fail;
 		}
 		if (minv == TLS1_3_VERSION && !v13[0]) {
-			err_set(err, "[http_server] tls_ciphers names no TLS 1.3 suite (TLS_...) but "
-			             "the version range is TLS 1.3 only");
+			err_set(err,
+			        "[http_server] tls_ciphers names no TLS 1.3 suite (TLS_...) but "
+			        "the version range is TLS 1.3 only");
 			goto fail;
 		}
 	}
