@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static EVP_PKEY *key;
 	struct cose_sign1 s;
-	struct err err;
+	struct err err = {0};
 	cbor_item_t *it;
 	json_t *values = NULL;
 	char *b64;

@@ -17,7 +17,7 @@ static struct rvps_extractor_set *with_root(void)
 	char cfg[1400];
 	json_t *j;
 	struct rvps_extractor_set *s;
-	struct err err;
+	struct err err = {0};
 
 	snprintf(cfg, sizeof(cfg),
 	         "{\"verification_time\":\"2025-06-01T00:00:00Z\",\"extractors\":{"
@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct rvps_extractor_set *set;
 	static int tried;
-	struct err err;
+	struct err err = {0};
 	json_t *values = NULL;
 	char *b64;
 

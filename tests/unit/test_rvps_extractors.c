@@ -322,7 +322,7 @@ static void test_corim_malformed_cbor_refused_with_reason(void **state)
 
 static void test_cborx_check_limits(void **state)
 {
-	struct err e;
+	struct err e = {0};
 	uint8_t deep[40];
 
 	memset(deep, 0x81, sizeof(deep));
@@ -484,9 +484,12 @@ static char *trustee_rim(void)
 
 	assert_int_equal(b64_decode((const char *)b64, len, B64_STD, &xml, &xlen), 0);
 	free(b64);
-	xml = realloc(xml, xlen + 1);
-	xml[xlen] = '\0';
-	return (char *)xml;
+	uint8_t *z = realloc(xml, xlen + 1);
+	if (z == NULL)
+		free(xml);
+	assert_non_null(z);
+	z[xlen] = '\0';
+	return (char *)z;
 }
 
 /* text with del bytes at `at` replaced by ins, malloc'd */
