@@ -4,6 +4,7 @@
  *   rvps-tool query -r|--reference-value-id ID [-a|--addr http://127.0.0.1:50003]
  *             [--provenance]
  *   rvps-tool [register|query] -V|--version
+ *   rvps-tool verify-bundle ... (a Sigstore bundle, offline; see extractors/sigstore_cli.c)
  * (`-i ID` is our older spelling of -r, kept).
  * and, for an https:// address, our TLS options (Trustee's tool is plaintext only):
  *   [--ca-cert CA.pem] [--client-cert CERT.pem --client-key KEY.pem]
@@ -23,6 +24,8 @@
 #include "log.h"
 #include "rvps/rvps.h"
 
+int sigstore_cli_verify_bundle(int argc, char **argv);
+
 #define DEFAULT_ADDR "http://127.0.0.1:50003"
 #define TIMEOUT_MS 30000
 
@@ -32,6 +35,8 @@ static void usage(FILE *f)
 	           "  rvps-tool register -p|--path FILE [-a|--addr " DEFAULT_ADDR "]\n"
 	           "  rvps-tool query -r|--reference-value-id ID [-a|--addr " DEFAULT_ADDR "]\n"
 	           "                  [--provenance]\n"
+	           "  rvps-tool verify-bundle --bundle F (--certificate-identity I "
+	           "--certificate-oidc-issuer U | --key K) [--trusted-root T] FILE_OR_DIGEST\n"
 	           "  rvps-tool -V|--version\n"
 	           "TLS (with an https:// address): [--ca-cert CA.pem] [--client-cert CERT.pem "
 	           "--client-key KEY.pem]\n");
@@ -67,6 +72,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	cmd = argv[1];
+	if (strcmp(cmd, "verify-bundle") == 0)
+		return sigstore_cli_verify_bundle(argc, argv);
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "p:i:r:a:hV", opts, NULL)) != -1) {
 		switch (opt) {
