@@ -5,7 +5,8 @@
  * in namespace reference_value of the configured key-value store. The wrapper's field
  * order is fixed by hand; the value is written compact with sorted keys, which is what
  * serde_json produces with or without preserve_order for values it parsed itself.
- * Expiration is creation time + 12 months and, as in Trustee, never enforced.
+ * Expiration is creation time + 12 months, or the end of the validity a signed CoRIM (or a
+ * CoRIM's rim-validity) gives when that is earlier; as in Trustee, never enforced.
  *
  * Beside each value, under the same name in namespace rvps_provenance (so the value document
  * stays byte-for-byte Trustee's), a provenance document says how it arrived:
@@ -111,21 +112,24 @@ void rvps_free(struct rvps *r)
 }
 
 /* now + 12 months, seconds precision, UTC. Feb 29 becomes Feb 28 of the next year (chrono's
- * checked_add_months clamps to the last day of the month). */
-static void expiration_string(char out[32])
+ * checked_add_months clamps to the last day of the month). not_after (RFC 3339, may be NULL):
+ * the end of the validity the extractor verified (a signed CoRIM's), used when earlier. */
+static void expiration_string(const char *not_after, char out[32])
 {
-	time_t now = time(NULL);
+	time_t now = time(NULL), cap;
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
 	tm.tm_year += 1;
 	if (tm.tm_mon == 1 && tm.tm_mday == 29)
 		tm.tm_mday = 28;
+	if (not_after != NULL && rvps_parse_rfc3339(not_after, &cap) == 0 && cap < timegm(&tm))
+		gmtime_r(&cap, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* The stored document for one value; malloc'd text. */
-static char *rv_document(const char *name, const json_t *value)
+static char *rv_document(const char *name, const json_t *value, const char *not_after)
 {
 	json_t *jname = json_string(name);
 	char *name_s = NULL, *value_s = NULL, *doc = NULL;
@@ -136,7 +140,7 @@ static char *rv_document(const char *name, const json_t *value)
 	name_s = json_dumps(jname, JSON_ENCODE_ANY | JSON_COMPACT);
 	value_s = json_dumps(value, DUMP_FLAGS);
 	json_decref(jname);
-	expiration_string(exp);
+	expiration_string(not_after, exp);
 	if (name_s != NULL && value_s != NULL &&
 	    asprintf(&doc, "{\"version\":\"%s\",\"name\":%s,\"expiration\":\"%s\",\"value\":%s}",
 	             RV_VERSION, name_s, exp, value_s) < 0)
@@ -205,7 +209,8 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 	}
 	json_object_foreach(values, name, value)
 	{
-		char *doc = rv_document(name, value);
+		char *doc =
+		    rv_document(name, value, json_string_value(json_object_get(prov, "not_after")));
 
 		if (doc == NULL) {
 			err_set(err, "out of memory");

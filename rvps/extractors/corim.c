@@ -12,7 +12,9 @@
  * when one of extractors.corim_extractor.trusted_keys (PEM public keys or certificates, JWK
  * or JWK Set files; each key pins its algorithm, see common/cose.h) verifies it, its
  * protected header says content type application/rim+cbor and carries a corim-meta (label
- * 8) naming the signer, and the verification time lies inside the meta's validity. With
+ * 8) naming the signer, and the verification time lies inside the meta's validity. A
+ * CoRIM's rim-validity (map key 4) must hold too, signed or not; the earlier not-after
+ * becomes the values' expiration (through the provenance's "not_after"). With
  * require_signature an unsigned CoRIM is refused. The CoRIM's bytes only reach libcbor
  * through common/cborx.h, which bounds nesting and lengths first.
  */
@@ -426,10 +428,61 @@ out:
 	return rc;
 }
 
-/* An unsigned CoRIM (tag 501 around a corim-map): every CoMID's values into out. */
-static int unsigned_corim(const uint8_t *buf, size_t len, json_t *out, struct err *err)
+/* ---- validity periods ---- */
+
+static int meta_time(const cbor_item_t *it, int64_t *t)
 {
-	cbor_item_t *root = cborx_load(buf, len, err), *map, *tags;
+	const cbor_item_t *in = cborx_untag(it, 1);
+	return cborx_int(in != NULL ? in : it, t);
+}
+
+static void fmt_time(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "%lld", (long long)t);
+}
+
+/* validity = {? 0: not-before, 1: not-after} (corim-meta's and rim-validity's shape) must
+ * hold at now; its not-after, when earlier than one already there, becomes prov's
+ * "not_after", which the RVPS takes as the values' expiration. `what` names it in errors. */
+static int check_validity(const cbor_item_t *validity, time_t now, const char *what, json_t *prov,
+                          struct err *err)
+{
+	cbor_item_t *nb = NULL, *na = NULL;
+	int64_t t_nb = INT64_MIN, t_na = INT64_MAX;
+	time_t old;
+	char tb[32];
+
+	if (cborx_map_int(validity, 0, &nb, err) < 0 || cborx_map_int(validity, 1, &na, err) < 0 ||
+	    na == NULL || meta_time(na, &t_na) < 0 || (nb != NULL && meta_time(nb, &t_nb) < 0))
+		return err_set(err, "%s is not {? 0: not-before, 1: not-after} times", what);
+	if ((int64_t)now < t_nb) {
+		fmt_time(t_nb, tb);
+		return err_set(err, "the CoRIM is not valid before %s (%s)", tb, what);
+	}
+	if ((int64_t)now > t_na) {
+		fmt_time(t_na, tb);
+		return err_set(err, "the CoRIM expired at %s (%s)", tb, what);
+	}
+	if (prov != NULL) {
+		const char *cur = json_string_value(json_object_get(prov, "not_after"));
+		if (cur == NULL || rvps_parse_rfc3339(cur, &old) < 0 || (int64_t)old > t_na) {
+			fmt_time(t_na, tb);
+			json_object_set_new(prov, "not_after", json_string(tb));
+		}
+	}
+	return 0;
+}
+
+/* An unsigned CoRIM (tag 501 around a corim-map): every CoMID's values into out, when its
+ * rim-validity (key 4), if any, holds at ctx->now. */
+static int unsigned_corim(const struct rvps_extract_ctx *ctx, const uint8_t *buf, size_t len,
+                          json_t *out, struct err *err)
+{
+	cbor_item_t *root = cborx_load(buf, len, err), *map, *tags, *validity;
 	int rc = -1;
 
 	if (root == NULL)
@@ -439,7 +492,10 @@ static int unsigned_corim(const uint8_t *buf, size_t len, json_t *out, struct er
 		err_set(err, "not an unsigned CoRIM (CBOR tag 501 around a map)");
 		goto out;
 	}
-	if (cborx_map_int(map, 1, &tags, err) < 0)
+	if (cborx_map_int(map, 1, &tags, err) < 0 || cborx_map_int(map, 4, &validity, err) < 0)
+		goto out;
+	if (validity != NULL &&
+	    check_validity(validity, ctx->now, "rim-validity", ctx->provenance, err) < 0)
 		goto out;
 	if (tags == NULL || !cbor_isa_array(tags)) {
 		err_set(err, "the CoRIM has no tags array");
@@ -477,29 +533,13 @@ out:
 
 /* ---- signed CoRIM ---- */
 
-static int meta_time(const cbor_item_t *it, int64_t *t)
-{
-	const cbor_item_t *in = cborx_untag(it, 1);
-	return cborx_int(in != NULL ? in : it, t);
-}
-
-static void fmt_time(int64_t t, char out[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, 32, "%lld", (long long)t);
-}
-
 /* The protected header's corim-meta: the signer's name and the validity at `now`. */
 static int check_meta(const struct cose_sign1 *s, time_t now, json_t *prov, struct err *err)
 {
-	cbor_item_t *m, *meta = NULL, *signer, *name, *validity, *nb = NULL, *na = NULL;
+	cbor_item_t *m, *meta = NULL, *signer, *name, *validity;
 	const uint8_t *b;
 	size_t blen;
-	int64_t t_nb = INT64_MIN, t_na = INT64_MAX;
-	char *signer_name = NULL, tb[32];
+	char *signer_name = NULL;
 	int rc = -1;
 
 	if (cborx_map_int(s->protected, 8, &m, err) < 0)
@@ -514,30 +554,11 @@ static int check_meta(const struct cose_sign1 *s, time_t now, json_t *prov, stru
 		goto out;
 	}
 	if (cborx_map_int(meta, 1, &validity, err) < 0 ||
-	    (validity != NULL && (cborx_map_int(validity, 0, &nb, err) < 0 ||
-	                          cborx_map_int(validity, 1, &na, err) < 0)) ||
-	    (validity != NULL && na == NULL) || (nb != NULL && meta_time(nb, &t_nb) < 0) ||
-	    (na != NULL && meta_time(na, &t_na) < 0)) {
-		err_set(err, "corim-meta validity is not {? 0: not-before, 1: not-after} times");
+	    (validity != NULL &&
+	     check_validity(validity, now, "corim-meta validity", prov, err) < 0))
 		goto out;
-	}
-	if ((int64_t)now < t_nb) {
-		fmt_time(t_nb, tb);
-		err_set(err, "the signed CoRIM is not valid before %s", tb);
-		goto out;
-	}
-	if ((int64_t)now > t_na) {
-		fmt_time(t_na, tb);
-		err_set(err, "the signed CoRIM expired at %s (corim-meta validity)", tb);
-		goto out;
-	}
-	if (prov != NULL) {
+	if (prov != NULL)
 		json_object_set_new(prov, "signer", json_string(signer_name));
-		if (na != NULL) {
-			fmt_time(t_na, tb);
-			json_object_set_new(prov, "not_after", json_string(tb));
-		}
-	}
 	rc = 0;
 out:
 	free(signer_name);
@@ -593,7 +614,7 @@ static int signed_corim(const struct corim_cfg *c, const struct rvps_extract_ctx
 		json_object_set_new(ctx->provenance, "signature_alg",
 		                    json_string(cose_alg_name(s.alg)));
 	}
-	rc = unsigned_corim(s.payload, s.payload_len, out, err);
+	rc = unsigned_corim(ctx, s.payload, s.payload_len, out, err);
 	if (rc < 0)
 		err_prefix(err, "signed CoRIM payload");
 out:
@@ -642,7 +663,7 @@ static int corim_extract_ctx(const struct rvps_extract_ctx *ctx, const char *pay
 		rc = err_set(err, "an unsigned CoRIM is refused: "
 		                  "extractors.corim_extractor.require_signature is true");
 	else
-		rc = unsigned_corim(p, n, values, err);
+		rc = unsigned_corim(ctx, p, n, values, err);
 	free(raw);
 	free(fixed);
 	if (rc < 0) {

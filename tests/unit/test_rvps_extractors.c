@@ -19,6 +19,7 @@
 
 #include "b64.h"
 #include "cborx.h"
+#include "kv/kv.h"
 #include "rvps/extractors.h"
 #include "rvps/rvps.h"
 #include "testlib.h"
@@ -467,6 +468,112 @@ static void test_rvps_register_signed_corim_and_refusals_store_nothing(void **st
 	free(p);
 }
 
+/* Trustee's unsigned CoRIM with a rim-validity (key 4) {1: 1(not_after)} added. */
+static char *with_rim_validity(uint32_t not_after)
+{
+	size_t len = 0;
+	uint8_t *raw = tl_slurp(trustee_corim, "unsigned-example-corim.cbor", &len);
+	uint8_t *w = malloc(len + 9);
+	char *p;
+
+	assert_non_null(w);
+	assert_int_equal(raw[3], 0xa4); /* a map of four entries */
+	memcpy(w, raw, len);
+	w[3] = 0xa5;
+	memcpy(w + len, "\x04\xa1\x01\xc1\x1a", 5);
+	for (int i = 0; i < 4; i++)
+		w[len + 5 + i] = (uint8_t)(not_after >> (24 - 8 * i));
+	p = b64_encode(w, len + 9, B64_STD);
+	free(w);
+	free(raw);
+	return p;
+}
+
+static void test_corim_rim_validity_checked_and_caps_expiration(void **state)
+{
+	char *p = with_rim_validity(1767139200), *msg = NULL; /* 2025-12-31T00:00:00Z */
+	json_error_t jerr;
+	struct err e;
+	struct kv *kv;
+	struct rvps *r;
+	uint8_t *doc = NULL;
+	size_t len = 0;
+	json_t *cfg, *v;
+
+	v = run(NULL, "corim", p, NULL, &e); /* today's clock: past the rim-validity */
+	assert_null(v);
+	assert_non_null(strstr(e.msg, "expired at 2025-12-31T00:00:00Z (rim-validity)"));
+	kv = kv_open(NULL, &e);
+	assert_non_null(kv);
+	assert_true(asprintf(&msg, "{\"type\":\"corim\",\"payload\":\"%s\"}", p) > 0);
+	/* at the pinned time it holds, and its end is what the RVPS takes as the expiration
+	 * (test_signed_corim_expiration_is_its_not_after checks the stored document) */
+	cfg = json_loads("{" PINNED "}", 0, &jerr);
+	struct rvps_extractor_set *s = rvps_extractor_set_new(cfg, &e);
+	json_t *prov = json_object();
+	assert_int_equal(rvps_extractor_set_extract(s, "corim", p, strlen(p), &v, prov, &e), 0);
+	assert_string_equal(json_string_value(json_object_get(prov, "not_after")),
+	                    "2025-12-31T00:00:00Z");
+	json_decref(v);
+	json_decref(prov);
+	rvps_extractor_set_free(s);
+	json_decref(cfg);
+	r = rvps_new_with_kv(kv, &e);
+	assert_non_null(r);
+	/* rvps_new_with_kv judges at the clock: the CoRIM is refused there */
+	assert_int_equal(rvps_register(r, msg, &e), -1);
+	rvps_free(r);
+	free(msg);
+	free(p);
+	/* a validity ending in 2100 registers today, its expiration now + 12 months */
+	p = with_rim_validity(4102444800u);
+	assert_true(asprintf(&msg, "{\"type\":\"corim\",\"payload\":\"%s\"}", p) > 0);
+	r = rvps_new_with_kv(kv, &e);
+	if (rvps_register(r, msg, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(kv_get(kv, "reference_value", RV_NAME, &doc, &len, &e), 0);
+	assert_null(strstr((const char *)doc, "2100-"));
+	free(doc);
+	rvps_free(r);
+	kv_close(kv);
+	free(msg);
+	free(p);
+}
+
+static void test_signed_corim_expiration_is_its_not_after(void **state)
+{
+	char *p = b64_file(veraison, "signed-good-corim.cbor", NULL, 0), *msg = NULL;
+	char dir[] = "/tmp/test_rvps_expXXXXXX", cfgtext[4000], path[1200];
+	json_error_t jerr;
+	struct err e;
+	size_t len = 0;
+	uint8_t *doc;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfgtext, sizeof(cfgtext),
+	         "{" PINNED ",\"storage\":{\"storage_type\":\"LocalFs\",\"backends\":{\"local_fs\":"
+	         "{\"dir_path\":\"%s\"}}},\"extractors\":{\"corim_extractor\":{\"trusted_keys\":"
+	         "[\"%s\"]}}}",
+	         dir, key_jwk);
+	json_t *cfg = json_loads(cfgtext, 0, &jerr);
+	assert_non_null(cfg);
+	struct rvps *r = rvps_new(cfg, &e);
+	json_decref(cfg);
+	assert_non_null(r);
+	assert_true(asprintf(&msg, "{\"type\":\"corim\",\"payload\":\"%s\"}", p) > 0);
+	if (rvps_register(r, msg, &e) < 0)
+		fail_msg("%s", e.msg);
+	rvps_free(r);
+	snprintf(path, sizeof(path), "%s/reference_value", dir);
+	doc = tl_slurp(
+	    path, "ACME\\x2FRoadRunner\\x2F31fb5abf-023e-4992-aa4e-95f9c1503bfa\\x2Fdigests", &len);
+	assert_non_null(strstr((const char *)doc, "\"expiration\":\"2025-12-31T00:00:00Z\""));
+	free(doc);
+	tl_rm_rf(dir);
+	free(msg);
+	free(p);
+}
+
 /* ---- swid ---- */
 
 #define M12 "NVIDIA_Corporation.GPU.measurement_12"
@@ -709,6 +816,8 @@ int main(void)
 	    cmocka_unit_test(test_rfc3339),
 	    cmocka_unit_test(test_sample_extractor_can_be_disabled),
 	    cmocka_unit_test(test_rvps_register_signed_corim_and_refusals_store_nothing),
+	    cmocka_unit_test(test_corim_rim_validity_checked_and_caps_expiration),
+	    cmocka_unit_test(test_signed_corim_expiration_is_its_not_after),
 	    cmocka_unit_test(test_swid_trustee_input_gives_trustees_name_and_value),
 	    cmocka_unit_test(test_swid_signed_rims_verify_at_pinned_time),
 	    cmocka_unit_test(test_swid_flipped_hash_refused),
