@@ -10,7 +10,9 @@
  *
  * FILE is the AS JSON evidence document, or for `snp` the raw 1184-byte report, or for
  * `tdx`/`sgx` the raw quote, or for `nvidia` one Hopper GPU's SPDM transcript (raw or hex)
- * with its PEM chain in --cert-chain; --root-ca replaces the built-in NVIDIA root. --vcek,
+ * with its PEM chain in --cert-chain; --root-ca replaces the built-in NVIDIA root; for `cca`
+ * the raw CBOR token (stores from --config's verifier_config.cca_verifier or CCA_CONFIG_FILE).
+ * --vcek,
  * --collateral and --event-log are handed to the verifier as options; --config supplies the AS
  * config's `verifier_config` (VCEK sources, DCAP collateral service). --parse-only (tdx, sgx)
  * prints the claims of a quote without verifying anything, to inspect a quote whose collateral is
@@ -81,6 +83,15 @@ static json_t *nvidia_device(const char *buf, size_t len, const char *chain_path
 	return ev;
 }
 
+/* A raw CCA token as the AS evidence {"token": [byte values]}. */
+static json_t *cca_token_evidence(const uint8_t *buf, size_t len)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr != NULL && i < len; i++)
+		json_array_append_new(arr, json_integer(buf[i]));
+	return arr ? json_pack("{s:o}", "token", arr) : NULL;
+}
+
 /* JSON evidence as is; raw bytes wrapped in the field the verifier reads them from. */
 static json_t *load_evidence(const char *tee, const char *path, const char *chain_path,
                              struct err *err)
@@ -94,6 +105,8 @@ static json_t *load_evidence(const char *tee, const char *path, const char *chai
 	ev = json_loadb(buf, len, 0, NULL);
 	if (ev == NULL && strcmp(tee, "nvidia") == 0) {
 		ev = nvidia_device(buf, len, chain_path, err);
+	} else if (ev == NULL && strcmp(tee, "cca") == 0) {
+		ev = cca_token_evidence((const uint8_t *)buf, len);
 	} else if (ev == NULL) {
 		const char *field = strcmp(tee, "snp") == 0 ? "attestation_report" : "quote";
 		char *b64 = b64_encode((const uint8_t *)buf, len, B64_STD);

@@ -12,10 +12,11 @@
 
 extern const struct verifier verifier_sample, verifier_sampledevice, verifier_tdx, verifier_sgx,
     verifier_snp, verifier_az_snp_vtpm, verifier_az_tdx_vtpm, verifier_tpm, verifier_nvidia;
+extern const struct verifier verifier_cca;
 
 static const struct verifier *const table[] = {
     &verifier_sample,      &verifier_sampledevice, &verifier_tdx, &verifier_sgx,    &verifier_snp,
-    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm, &verifier_nvidia,
+    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm, &verifier_nvidia, &verifier_cca,
 };
 
 const struct verifier *verifier_find(const char *tee)
