@@ -471,6 +471,8 @@ static int parse_plugins(const json_t *p, struct kbs_config *c, struct err *err)
 			c->plugin_sample = true;
 			free(c->sample_item);
 			c->sample_item = strdup(item);
+		} else if (kbs_plugin_find(name) != NULL) {
+			/* a tabled plugin: its own open checks its table at start-up */
 		} else if (!c->unsupported_plugin) {
 			c->unsupported_plugin = strdup(name);
 		}

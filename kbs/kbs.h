@@ -310,6 +310,40 @@ int kbs_resources_set(struct kbs_resources *r, const char *path, const uint8_t *
                       struct err *err);
 int kbs_resources_delete(struct kbs_resources *r, const char *path, struct err *err);
 
+/* ---------------- plugins (kbs/plugins.c, kbs/plugins/<name>.c) ----------------
+ * The §7.1 contract for plugins other than resource and sample: each file defines one row
+ * `kbs_plugin_<name>`, every slot named; plugins.c lists the rows. A [[plugins]] entry whose
+ * name has a row is opened at start-up with its table; a request to /kbs/v0/<name>/... asks
+ * validate_auth, then runs the admin check or the token + resource-policy gate, then handle,
+ * then (attestation path only) needs_encryption. */
+
+struct kbs_plugin_req {
+	const uint8_t *body;
+	size_t body_len;
+	const json_t *query; /* object of strings */
+	const json_t *path;  /* array of the segments after the plugin name */
+	const char *method;  /* "GET", "POST", ... */
+};
+
+struct kbs_plugin {
+	const char *name; /* the [[plugins]] name and the URL segment */
+	/* cfg: the [[plugins]] table (borrowed). Returns state, NULL with a sentence. */
+	void *(*open)(const json_t *cfg, struct err *err);
+	void (*free)(void *st);
+	/* 1 admin authentication required, 0 not, -1 err */
+	int (*validate_auth)(void *st, const struct kbs_plugin_req *q, struct err *err);
+	/* 0 with *out malloc'd (may be empty), -1 err */
+	int (*handle)(void *st, const struct kbs_plugin_req *q, uint8_t **out, size_t *len,
+	              struct err *err);
+	/* 1 encrypt the answer to the tee-pubkey, 0 return it as is, -1 err */
+	int (*needs_encryption)(void *st, const struct kbs_plugin_req *q, struct err *err);
+};
+extern const struct kbs_plugin kbs_plugin_external;
+/* Every tabled plugin, NULL-terminated. */
+extern const struct kbs_plugin *const kbs_plugins[];
+/* The row named `name`, or NULL. */
+const struct kbs_plugin *kbs_plugin_find(const char *name);
+
 /* ---------------- concurrency limits (kbs/limits.c) ---------------- */
 
 struct kbs_limiter;
@@ -414,6 +448,8 @@ enum kbs_labelled {
 	KML_ATT_FAIL,
 	KML_SESSION_EVICTIONS, /* reason: expired | unattested */
 	KML_LIMIT_REFUSALS,    /* limit: attestation_concurrency_limit[_per_ip] | max_sessions */
+	KML_PLUGIN_REQUESTS,   /* plugin_name: the external backend */
+	KML_PLUGIN_ERRORS,
 	KML__N
 };
 void kbs_metrics_init(void);

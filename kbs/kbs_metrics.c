@@ -69,12 +69,14 @@ static const struct {
     [KML_ATT_OK] = {"kbs_attestation_successes_total", "Successful attestations", "tee_type"},
     [KML_ATT_FAIL] = {"kbs_attestation_failures_total", "Failed attestations", "tee_type"},
     [KML_SESSION_EVICTIONS] = {"kbs_session_evictions_total",
-                               "Sessions removed from a full in-memory session table",
-                               "reason"},
+                               "Sessions removed from a full in-memory session table", "reason"},
     [KML_LIMIT_REFUSALS] = {"kbs_limit_refusals_total",
                             "Requests refused by a limit (429, or 503 when the session table "
                             "is full)",
                             "limit"},
+    [KML_PLUGIN_REQUESTS] = {"kbs_plugin_requests_total", "External plugin requests",
+                             "plugin_name"},
+    [KML_PLUGIN_ERRORS] = {"kbs_plugin_errors_total", "External plugin errors", "plugin_name"},
 };
 
 void kbs_metrics_init(void)

@@ -42,6 +42,11 @@ struct kbs_server {
 	struct kbs_token_verifier *tv;
 	struct kbs_policy *policy;
 	struct kbs_resources *resources; /* the resource plugin's store */
+	struct {
+		const struct kbs_plugin *p; /* a row of kbs_plugins */
+		void *st;                   /* from p->open, released by p->free */
+	} plugins[8];
+	size_t n_plugins;
 	struct http_server *http;
 	struct kbs_limiter *limiter; /* /auth and /attest in progress */
 	struct kbs_limiter *conns;   /* open connections per TCP peer (max_connections_per_ip) */
@@ -658,17 +663,15 @@ static int teepubkey_supported(const json_t *pk)
 	return 0;
 }
 
-/* Token, policy, plugin, JWE: the attestation-gated path of a plugin call. */
-static void plugin_attested(struct call *c, struct http_req *r)
+/* Token and resource policy, the gate of every attestation-path plugin call: the verified
+ * claims (new reference), or NULL when the refusal has been sent. */
+static json_t *plugin_gate(struct call *c, struct http_req *r, char *who, size_t wlen)
 {
 	struct kbs_server *k = c->k;
 	struct err e = {0};
-	json_t *claims = NULL, *data = NULL, *pk = NULL, *jwe = NULL;
-	uint8_t *val = NULL;
-	size_t vlen = 0;
+	json_t *claims = NULL, *data = NULL;
 	char *explain = NULL;
-	char who[64];
-	char *token = find_token(k, r, who, sizeof(who), &e);
+	char *token = find_token(k, r, who, wlen, &e);
 	if (!token) {
 		/* 401 even when the session store is down: guest-components answers a 401 on a
 		 * resource read with a new handshake (retried), anything else ends the read */
@@ -676,13 +679,14 @@ static void plugin_attested(struct call *c, struct http_req *r)
 			problem401_cause(r, "TokenNotFound", "Attestation Token not found", e.msg);
 		else
 			problem401(r, "TokenNotFound", "Attestation Token not found");
-		return;
+		return NULL;
 	}
 	claims = kbs_token_verify(k->tv, token, &e);
+	free(token);
 	if (!claims) {
 		log_info("kbs: %s: token refused: %s", http_req_uri(r), e.msg);
 		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
-		goto out;
+		return NULL;
 	}
 	data = json_pack("{s:s,s:O,s:O}", "plugin", c->plugin, "resource-path", c->segs, "query",
 	                 c->query);
@@ -694,7 +698,7 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		snprintf(d, sizeof(d), "Policy engine error: %s", e.msg);
 		log_info("kbs: %s: %s", http_req_uri(r), d);
 		problem401(r, "PolicyEngineError", d);
-		goto out;
+		goto deny;
 	}
 	if (pr == 1) {
 		kbs_metrics_inc(KM_POLICY_VIOLATIONS);
@@ -703,9 +707,61 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		         explain ? explain : "");
 		log_info("kbs: %s: %s", http_req_uri(r), d);
 		problem401(r, "PolicyDeny", d);
-		goto out;
+		goto deny;
 	}
 	kbs_metrics_inc(KM_POLICY_APPROVALS);
+	free(explain);
+	json_decref(data);
+	return claims;
+deny:
+	free(explain);
+	json_decref(data);
+	json_decref(claims);
+	return NULL;
+}
+
+/* The secret as a JWE to the tee-pubkey of the verified claims, sent with 200; 0, or -1 when
+ * the refusal has been sent. */
+static int seal_reply(struct kbs_server *k, struct http_req *r, const json_t *claims,
+                      const uint8_t *val, size_t vlen)
+{
+	struct err e = {0};
+	json_t *pk = kbs_token_teepubkey(k->tv, claims, &e), *jwe = NULL;
+	if (!pk) {
+		log_info("kbs: %s: %s", http_req_uri(r), e.msg);
+		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
+		return -1;
+	}
+	if (!teepubkey_supported(pk)) {
+		log_info("kbs: %s: tee-pubkey algorithm/curve not supported", http_req_uri(r));
+		problem401_cause(r, "JweError", "JWE failed",
+		                 "the tee-pubkey algorithm or curve is not supported");
+		json_decref(pk);
+		return -1;
+	}
+	jwe = jwe_encrypt(pk, val, vlen, &e);
+	json_decref(pk);
+	if (!jwe) {
+		log_info("kbs: %s: JWE: %s", http_req_uri(r), e.msg);
+		problem401_cause(r, "JweError", "JWE failed", e.msg);
+		return -1;
+	}
+	http_reply_json(r, 200, jwe);
+	json_decref(jwe);
+	return 0;
+}
+
+/* Token, policy, plugin, JWE: the attestation-gated path of a resource call. */
+static void plugin_attested(struct call *c, struct http_req *r)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	uint8_t *val = NULL;
+	size_t vlen = 0;
+	char who[64];
+	json_t *claims = plugin_gate(c, r, who, sizeof(who));
+	if (!claims)
+		return;
 	if (strcmp(c->plugin, "sample") == 0) { /* never reached: sample is admin-only */
 		plugin_error(r, "sample plugin needs admin");
 		goto out;
@@ -724,43 +780,77 @@ static void plugin_attested(struct call *c, struct http_req *r)
 		goto out;
 	}
 	kbs_metrics_inc_label(KML_RES_READS, c->rpath);
-	pk = kbs_token_teepubkey(k->tv, claims, &e);
-	if (!pk) {
-		log_info("kbs: %s: %s", http_req_uri(r), e.msg);
-		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
-		goto out;
-	}
-	if (!teepubkey_supported(pk)) {
-		log_info("kbs: %s: tee-pubkey algorithm/curve not supported", http_req_uri(r));
-		problem401_cause(r, "JweError", "JWE failed",
-		                 "the tee-pubkey algorithm or curve is not supported");
-		goto out;
-	}
-	jwe = jwe_encrypt(pk, val, vlen, &e);
-	if (!jwe) {
-		log_info("kbs: %s: JWE: %s", http_req_uri(r), e.msg);
-		problem401_cause(r, "JweError", "JWE failed", e.msg);
-		goto out;
-	}
-	http_reply_json(r, 200, jwe);
-	log_info("kbs: %s: resource %s released", who, c->rpath);
+	if (seal_reply(c->k, r, claims, val, vlen) == 0)
+		log_info("kbs: %s: resource %s released", who, c->rpath);
 out:
 	if (val) {
 		OPENSSL_cleanse(val, vlen);
 		free(val);
 	}
-	free(explain);
-	json_decref(jwe);
-	json_decref(pk);
-	json_decref(data);
 	json_decref(claims);
-	free(token);
+}
+
+/* A plugin of the kbs_plugins table: the backend says whether admin authentication is needed;
+ * then the admin check or the token + policy gate, handle, and (attestation path) a JWE when
+ * the plugin asks for one, else the raw answer as text/xml (§7.1). */
+static void plugin_tabled(struct call *c, struct http_req *r, const struct kbs_plugin *p, void *st)
+{
+	struct err e = {0};
+	size_t bl = 0;
+	const uint8_t *body = http_req_body(r, &bl);
+	struct kbs_plugin_req q = {body, bl, c->query, c->segs, http_req_method_name(r)};
+	json_t *claims = NULL;
+	uint8_t *out = NULL;
+	size_t olen = 0;
+	char who[64] = "admin";
+	int admin = p->validate_auth(st, &q, &e);
+	if (admin < 0) {
+		plugin_error(r, e.msg);
+		return;
+	}
+	if (admin) {
+		if (kbs_admin_check_method(&c->k->cfg, http_req_header(r, "Authorization"),
+		                           http_req_method_name(r), http_req_uri(r), &e) != 0) {
+			char d[ERR_MSG_MAX + 64];
+			snprintf(d, sizeof(d), "admin access denied: %s", e.msg);
+			log_info("kbs: %s %s: %s", http_req_method_name(r), http_req_uri(r), d);
+			problem401(r, "AdminAuthAccess", d);
+			return;
+		}
+	} else if ((claims = plugin_gate(c, r, who, sizeof(who))) == NULL) {
+		return;
+	}
+	if (p->handle(st, &q, &out, &olen, &e) != 0) {
+		plugin_error(r, e.msg);
+		goto out;
+	}
+	int enc = admin ? 0 : p->needs_encryption(st, &q, &e);
+	if (enc < 0)
+		plugin_error(r, e.msg);
+	else if (enc == 0)
+		http_reply(r, 200, "text/xml", out, olen);
+	else if (seal_reply(c->k, r, claims, out, olen) != 0)
+		goto out;
+	if (enc >= 0)
+		log_info("kbs: %s: %s %s answered (%zu bytes%s)", who, http_req_method_name(r),
+		         http_req_uri(r), olen, enc ? ", encrypted" : "");
+out:
+	if (out) {
+		OPENSSL_cleanse(out, olen);
+		free(out);
+	}
+	json_decref(claims);
 }
 
 static void handle_plugin(struct call *c, struct http_req *r)
 {
 	struct kbs_server *k = c->k;
 	enum http_method m = http_req_method(r);
+	for (size_t i = 0; i < k->n_plugins; i++)
+		if (strcmp(c->plugin, k->plugins[i].p->name) == 0) {
+			plugin_tabled(c, r, k->plugins[i].p, k->plugins[i].st);
+			return;
+		}
 	int is_resource = strcmp(c->plugin, "resource") == 0 && k->cfg.plugin_resource;
 	int is_sample = strcmp(c->plugin, "sample") == 0 && k->cfg.plugin_sample;
 	if (!is_resource && !is_sample) {
@@ -1178,6 +1268,21 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 		if (!k->resources)
 			goto fail;
 	}
+	const json_t *pl = json_object_get(k->cfg.root, "plugins");
+	for (size_t i = 0; i < json_array_size(pl); i++) {
+		const json_t *pe = json_array_get(pl, i);
+		const struct kbs_plugin *p =
+		    kbs_plugin_find(json_string_value(json_object_get(pe, "name")));
+		if (!p)
+			continue; /* resource and sample: served above */
+		if (k->n_plugins == sizeof(k->plugins) / sizeof(k->plugins[0])) {
+			err_set(err, "[[plugins]] too many plugin tables");
+			goto fail;
+		}
+		if ((k->plugins[k->n_plugins].st = p->open(pe, err)) == NULL)
+			goto fail;
+		k->plugins[k->n_plugins++].p = p;
+	}
 	k->tv = kbs_token_verifier_new(&k->cfg, err);
 	if (!k->tv) {
 		err_prefix(err, "[attestation_token]");
@@ -1279,6 +1384,8 @@ void kbs_server_free(struct kbs_server *k)
 	kbs_as_free(k->as);
 	kbs_policy_free(k->policy);
 	kbs_resources_free(k->resources);
+	for (size_t i = 0; i < k->n_plugins; i++)
+		k->plugins[i].p->free(k->plugins[i].st);
 	kbs_token_verifier_free(k->tv);
 	kbs_sessions_free(k->sessions);
 	kv_close(k->session_kv);
