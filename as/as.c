@@ -463,3 +463,18 @@ out:
 	as_request_free(&rq);
 	return token;
 }
+
+void as_free(struct as *a)
+{
+	if (a->rvps_local != NULL)
+		rvps_free(a->rvps_local);
+	if (a->rvps_remote != NULL)
+		rvps_client_free(a->rvps_remote);
+	if (a->policies != NULL)
+		as_policy_cache_free(a->policies);
+	if (a->kv != NULL)
+		kv_close(a->kv);
+	EVP_PKEY_free(a->signer);
+	json_decref(a->jwk);
+	memset(a, 0, sizeof(*a));
+}

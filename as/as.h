@@ -75,5 +75,7 @@ int as_attest_one(struct as *a, const char *policy_id,
 /* sign: the token over the submods, with the AS's key and broker settings. */
 char *as_sign(struct as *a, const struct ear_submods *s, struct err *err);
 int as_set_policy(struct as *a, const char *id, const char *policy_b64, struct err *err);
+/* Releases what as_init made (also after a failed as_init); `a` itself is the caller's. */
+void as_free(struct as *a);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * as_backends: the KBS's attestation backends behind one table, curl-vtls style. Each
- * backend is a file defining one row (as_client.c: coco_as_grpc, as_intel_ta.c: intel_ta),
- * every slot named; the row is chosen once, at start-up, by [attestation_service] type, and
- * kbs_as_* dispatch to it. A slot a backend leaves NULL answers with a sentence saying that this
- * backend has no such call, so a route never reaches a missing function.
+ * backend is a file defining one row (as_client.c: coco_as_grpc, as_intel_ta.c: intel_ta,
+ * as_builtin.c: coco_as_builtin), every slot named; the row is chosen once, at start-up, by
+ * [attestation_service] type, and kbs_as_* dispatch to it. A slot a backend leaves NULL answers
+ * with a sentence saying that this backend has no such call, so a route never reaches a
+ * missing function.
  */
 #include <stdlib.h>
 
@@ -12,6 +13,7 @@
 const struct kbs_as_backend *const kbs_as_backends[] = {
     &kbs_as_coco_grpc,
     &kbs_as_intel_ta,
+    &kbs_as_coco_builtin,
     NULL,
 };
 
@@ -28,7 +30,7 @@ struct kbs_as *kbs_as_new_tls(const struct kbs_config *cfg, int timeout_ms, stru
 			be = kbs_as_backends[i];
 	if (be == NULL) {
 		err_set(err, "[attestation_service] this build has no backend for the configured "
-		             "type (coco_as_grpc, intel_ta)");
+		             "type (coco_as_grpc, intel_ta, coco_as_builtin)");
 		return NULL;
 	}
 	struct kbs_as *a = calloc(1, sizeof(*a));

@@ -50,6 +50,22 @@ static void grpc_free(void *be)
 	free(a);
 }
 
+/* A call's gRPC status: 0 when OK, else -1 with err->code the status, so the caller tells a
+ * refusal from an outage. */
+static int link_status(struct as_grpc *a, int st, struct err *err)
+{
+	if (st == GRPCX_OK)
+		return 0;
+	/* the link itself failed (TLS refused, AS down): one line naming it */
+	if (st == GRPCX_UNAVAILABLE)
+		log_warn("kbs: AS link %s: %s", a->addr[0] ? a->addr : "-", err->msg);
+	if (st > 0)
+		err_prefix(err, "AS returned gRPC status %d", st);
+	if (err)
+		err->code = st;
+	return -1;
+}
+
 /* Packs `msg`, calls `method`, returns the response bytes. */
 static int call(struct as_grpc *a, const char *method, const ProtobufCMessage *msg, uint8_t **resp,
                 size_t *resp_len, struct err *err)
@@ -61,28 +77,19 @@ static int call(struct as_grpc *a, const char *method, const ProtobufCMessage *m
 	protobuf_c_message_pack(msg, buf);
 	int st = grpcx_call(a->c, method, buf, n, resp, resp_len, a->timeout_ms, err);
 	free(buf);
-	if (st != GRPCX_OK) {
-		/* the link itself failed (TLS refused, AS down): one line naming it */
-		if (st == GRPCX_UNAVAILABLE)
-			log_warn("kbs: AS link %s: %s", a->addr[0] ? a->addr : "-", err->msg);
-		if (st > 0)
-			err_prefix(err, "AS returned gRPC status %d", st);
-		if (err)
-			err->code = st; /* the caller tells a refusal from an outage */
-		return -1;
-	}
-	return 0;
+	return link_status(a, st, err);
 }
 
-static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
+int kbs_as_request_pack(const json_t *requests, uint8_t **buf, size_t *len, struct err *err)
 {
-	struct as_grpc *a = be;
 	size_t n = json_array_size(requests);
 	Attestation__AttestationRequest req = ATTESTATION__ATTESTATION_REQUEST__INIT;
 	Attestation__IndividualAttestationRequest *items = calloc(n ? n : 1, sizeof(*items));
 	Attestation__IndividualAttestationRequest **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
 	char *policy = "default";
-	char *token = NULL;
+	int rc = -1;
+
+	*buf = NULL;
 	if (!items || !ptrs) {
 		err_set(err, "out of memory");
 		goto out;
@@ -105,8 +112,10 @@ static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
 			    ATTESTATION__INDIVIDUAL_ATTESTATION_REQUEST__INIT_DATA_INIT_DATA_TOML;
 			it->init_data_toml = (char *)idt;
 		}
-		if (!it->tee || !it->evidence || !it->structured_runtime_data)
-			goto bad;
+		if (!it->tee || !it->evidence || !it->structured_runtime_data) {
+			err_set(err, "internal: incomplete verification request");
+			goto out;
+		}
 		if (!it->runtime_data_hash_algorithm)
 			it->runtime_data_hash_algorithm = "sha384";
 		ptrs[i] = it;
@@ -115,29 +124,45 @@ static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
 	req.verification_requests = ptrs;
 	req.n_policy_ids = 1;
 	req.policy_ids = &policy;
-	uint8_t *resp = NULL;
-	size_t rl = 0;
-	if (call(a, "/attestation.AttestationService/AttestationEvaluate", (ProtobufCMessage *)&req,
-	         &resp, &rl, err) != 0)
+	*len = protobuf_c_message_get_packed_size(&req.base);
+	if ((*buf = malloc(*len ? *len : 1)) == NULL) {
+		err_set(err, "out of memory");
 		goto out;
+	}
+	protobuf_c_message_pack(&req.base, *buf);
+	rc = 0;
+out:
+	free(items);
+	free(ptrs);
+	return rc;
+}
+
+static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
+{
+	struct as_grpc *a = be;
+	uint8_t *req = NULL, *resp = NULL;
+	size_t n = 0, rl = 0;
+	char *token = NULL;
+
+	if (kbs_as_request_pack(requests, &req, &n, err) < 0)
+		return NULL;
+	int st = grpcx_call(a->c, "/attestation.AttestationService/AttestationEvaluate", req, n,
+	                    &resp, &rl, a->timeout_ms, err);
+	free(req);
+	if (link_status(a, st, err) < 0)
+		return NULL;
 	Attestation__AttestationResponse *r =
 	    attestation__attestation_response__unpack(NULL, rl, resp);
 	free(resp);
 	if (!r) {
 		err_set(err, "AS sent an unparsable AttestationResponse");
-		goto out;
+		return NULL;
 	}
 	if (!r->attestation_token || !*r->attestation_token)
 		err_set(err, "AS returned an empty attestation token");
 	else
 		token = strdup(r->attestation_token);
 	attestation__attestation_response__free_unpacked(r, NULL);
-	goto out;
-bad:
-	err_set(err, "internal: incomplete verification request");
-out:
-	free(items);
-	free(ptrs);
 	return token;
 }
 

@@ -531,10 +531,6 @@ int kbs_config_check_startup(struct kbs_config *c, struct err *err)
 		return err_set(err,
 		               "[attestation_token] no trust material: set trusted_certs_paths "
 		               "or trusted_jwk_sets (or insecure_header_jwk = true for tests)");
-	if (c->as_type == KBS_AS_BUILTIN)
-		return err_set(err,
-		               "[attestation_service] type coco_as_builtin is not available in "
-		               "this build: run grpc-as and set type = \"coco_as_grpc\"");
 	if (c->as_type == KBS_AS_INTEL_TA) {
 		/* Intel Trust Authority: the keys its backend cannot run without */
 		static const char *const need[] = {"base_url", "api_key", "certs_file"};

@@ -229,7 +229,7 @@ void kbs_session_clear(struct kbs_session *ss);
  * What answers /auth, /attest and the AS-side admin calls: one row per [attestation_service]
  * type, every slot named, NULL where the backend has no such call; as_backends.c lists the
  * rows and dispatches. Rows: coco_as_grpc (as_client.c, a gRPC AS), intel_ta
- * (as_intel_ta.c, Intel Trust Authority); builtin will be one file and one line. */
+ * (as_intel_ta.c, Intel Trust Authority), coco_as_builtin (as_builtin.c, the AS in process). */
 
 struct kbs_as_backend {
 	const char *name;      /* Trustee's [attestation_service] type, e.g. "coco_as_grpc" */
@@ -249,6 +249,11 @@ struct kbs_as_backend {
 	int (*ready)(void *be, int timeout_ms, struct err *err);
 };
 extern const struct kbs_as_backend kbs_as_coco_grpc, kbs_as_intel_ta;
+/* coco_as_builtin (as_builtin.c): the AS library (as/as.h) in process. */
+extern const struct kbs_as_backend kbs_as_coco_builtin;
+/* The verification requests (as kbs_as_evaluate takes them) as an AttestationRequest with
+ * policy_ids ["default"], packed into *buf (malloc'd); 0 / -1 with err (as_client.c). */
+int kbs_as_request_pack(const json_t *requests, uint8_t **buf, size_t *len, struct err *err);
 /* Every attestation backend, NULL-terminated. */
 extern const struct kbs_as_backend *const kbs_as_backends[];
 

@@ -185,8 +185,8 @@ def check_start_refusals(t, pki):
                 "exceeds", "tls_min_version 1.3 with tls_max_version 1.2")
     start_fails(t, mod(lambda c: c["http_server"].update(insecure_http=False)),
                 "private_key and certificate", "HTTPS without key and certificate")
-    start_fails(t, mod(lambda c: c["attestation_service"].update(type="coco_as_builtin")),
-                "coco_as_grpc", "coco_as_builtin (not built in)")
+    start_fails(t, mod(lambda c: c["attestation_service"].update(type="coco_as_nonesuch")),
+                "unknown type", "an unknown [attestation_service] type")
     start_fails(t, mod(lambda c: c.pop("http_server")), "[http_server]", "no [http_server]")
     start_fails(t, mod(lambda c: c["plugins"].append({"name": "nebula-ca"})), "nebula-ca",
                 "unknown plugin")

@@ -2,7 +2,7 @@
 """kbs-client driven by Trustee's own command lines: the shell recipes of Trustee's
 kbs/test/Makefile (confidential-containers/trustee at 78962cd4, the revision kbs-protocol.md
 §0 names) copied below with only URLs, ports and the client's path rewritten, run by bash in
-a directory laid out like kbs/test (work/, config/) against a real kbs + grpc-as + rvps:
+a directory laid out like kbs/test (work/, config/) against a real kbs:
 the key and certificate recipes, the EdDSA admin token minted by openssl, test-bgcheck
 (HTTPS, `config --admin-token-file`, `get-resource | base64 -d | diff`), the attestation token
 and test-passport (a resource-only KBS on resource-kbs.toml, `--attestation-token`). Then
@@ -13,8 +13,7 @@ argument, the admin-token search path, --cert-file adding a root (not replacing 
 default ones), and our --auth-private-key extension minting a token
 an `audience = "kbs"` identity provider accepts.
 
-kbs/test's kbs.toml asks for the built-in AS; here its [attestation_service] table is
-swapped for the gRPC one pointing at grpc-as, everything else of the file is kept."""
+kbs/test's kbs.toml runs as written, with its built-in AS (coco_as_builtin) and no grpc-as."""
 import base64
 import hashlib
 import json
@@ -22,7 +21,7 @@ import os
 import subprocess
 
 from harness import BIN, Daemon, Tap, free_port, tmpdir
-from kbs_testlib import RealAs, b64u_dec, require_kbs
+from kbs_testlib import b64u_dec, require_kbs
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 CLIENT = os.path.join(BIN, "kbs-client")
@@ -149,16 +148,6 @@ class Env:
                               timeout=60, input=stdin)
 
 
-class Signer:
-    """What RealAs wants of a Pki: the token signer's files (kbs/test's work/)."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def path(self, f):
-        return self.env.path(os.path.join("work", f))
-
-
 def read_config(name, subs):
     with open(os.path.join(HERE, name)) as f:
         text = f.read()
@@ -166,14 +155,6 @@ def read_config(name, subs):
         assert a in text, (name, a)
         text = text.replace(a, b)
     return text
-
-
-def builtin_as_to_grpc(text, as_addr):
-    """kbs/test kbs.toml's [attestation_service] tables (built-in AS) -> the gRPC AS."""
-    start = text.index("[attestation_service]")
-    end = text.index("[storage_backend]")
-    return (text[:start] + '[attestation_service]\ntype = "coco_as_grpc"\nas_addr = "%s"\n\n'
-            % as_addr + text[end:])
 
 
 def start_kbs(env, name, text):
@@ -393,10 +374,9 @@ def main():
     t = Tap()
     env = Env()
     check_recipes(t, env)
-    asvc = RealAs(Signer(env))
     port_a, port_b = free_port(), free_port()
     text = read_config("test-kbs.toml", [('"127.0.0.1:8080"', '"127.0.0.1:%d"' % port_a)])
-    kbs = start_kbs(env, "kbs", builtin_as_to_grpc(text, asvc.addr))
+    kbs = start_kbs(env, "kbs", text)  # coco_as_builtin, as kbs/test runs it
     url_a = "https://127.0.0.1:%d" % port_a
     rtext = read_config("test-resource-kbs.toml",
                         [('"127.0.0.1:50002"', '"127.0.0.1:%d"' % port_b)])
@@ -414,7 +394,6 @@ def main():
     t.run(check_cli, env)
     rkbs.stop()
     kbs.stop()
-    asvc.stop()
     t.done()
 
 
