@@ -195,8 +195,6 @@ static void test_startup_refusals(void **state)
 	                  "\"authorization_mode\":\"DenyAll\"},\"attestation_token\":"
 	                  "{\"trusted_certs_paths\":[\"/x\"]},%s}";
 	const char *cases[][2] = {
-	    {"\"attestation_service\":{\"type\":\"coco_as_builtin\"}", "coco_as_builtin"},
-	    {"\"attestation_service\":{}", "coco_as_builtin"},
 	    {"\"attestation_service\":{\"type\":\"intel_ta\"}", "intel_ta"},
 	    {"\"plugins\":[{\"name\":\"nebula-ca\"}]", "nebula-ca"},
 	    {"\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":\"Aws\"}]", "Aws"},
@@ -207,6 +205,16 @@ static void test_startup_refusals(void **state)
 		assert_int_equal(parse(buf, &c, &e), 0);
 		assert_int_equal(kbs_config_check_startup(&c, &e), -1);
 		assert_non_null(strstr(e.msg, cases[i][1]));
+		kbs_config_free(&c);
+	}
+	/* the built-in AS is the default type, and this build has it */
+	const char *builtin[] = {"\"attestation_service\":{\"type\":\"coco_as_builtin\"}",
+	                         "\"attestation_service\":{}"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(buf, sizeof(buf), fmt, builtin[i]);
+		assert_int_equal(parse(buf, &c, &e), 0);
+		assert_int_equal(c.as_type, KBS_AS_BUILTIN);
+		assert_int_equal(kbs_config_check_startup(&c, &e), 0);
 		kbs_config_free(&c);
 	}
 	snprintf(buf, sizeof(buf), fmt, "\"attestation_service\":{\"type\":\"nope\"}");
