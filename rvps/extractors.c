@@ -17,6 +17,7 @@ const struct rvps_extractor *const rvps_extractors[] = {
     &rvps_extractor_sample,
     &rvps_extractor_corim,
     &rvps_extractor_swid,
+    &rvps_extractor_in_toto,
     NULL,
 };
 

@@ -51,6 +51,7 @@ extern const struct rvps_extractor *const rvps_extractors[];
 extern const struct rvps_extractor rvps_extractor_sample;
 extern const struct rvps_extractor rvps_extractor_corim;
 extern const struct rvps_extractor rvps_extractor_swid;
+extern const struct rvps_extractor rvps_extractor_in_toto;
 
 /* NULL when no extractor handles `type`. */
 const struct rvps_extractor *rvps_extractor_find(const char *type);
