@@ -3,7 +3,10 @@
  * reference.ReferenceValueProviderService of its RVPS (built in, or proxied to a remote
  * rvps) and grpc.health.v1 on one gRPC port, and on the same port plain HTTP/1.1
  * GET /.well-known/jwks.json (the token signing key), /healthz and /metrics
- * (common/grpcfront.h).
+ * (common/grpcfront.h). Writes (SetAttestationPolicy, RegisterReferenceValue) pass the
+ * config's "admin" check first (common/grpcauth.h); rvps_config.bearer_token_file is the
+ * credential sent to a remote RVPS, rvps_config.max_reference_values_per_message the cap of
+ * the built-in one.
  *   grpc-as [-s|--socket ADDR] [-c|--config-file F.json]      (default 127.0.0.1:50004)
  *           [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem
  *            [--https-client-ca CA.pem]]                       (TLS; with a CA, mutual TLS)
@@ -20,6 +23,7 @@
 #include "as/metrics.h"
 #include "attestation.pb-c.h"
 #include "config.h"
+#include "grpcauth.h"
 #include "grpcfront.h"
 #include "grpcx.h"
 #include "log.h"
@@ -76,9 +80,14 @@ static int h_evaluate(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
 	return rc;
 }
 
+static const struct grpcauth *write_auth; /* set once before the server starts */
+
 static int h_set_policy(void *ctx, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len,
                         struct err *err)
 {
+	int st = grpcauth_check_write(write_auth, "SetAttestationPolicy", err);
+	if (st != 0)
+		return st;
 	Attestation__SetPolicyRequest *r = attestation__set_policy_request__unpack(NULL, len, req);
 	if (r == NULL) {
 		err_set(err, "request is not a SetPolicyRequest");
@@ -147,6 +156,32 @@ static void page(void *ctx, const char *path, struct gfront_reply *out)
 	}
 }
 
+/* admin (who may write), the remote RVPS's credential, the built-in RVPS's cap. */
+static int setup_writes(struct as *a, const json_t *cfg, const char *addr, int mtls,
+                        struct err *err)
+{
+	const json_t *rv = json_object_get(cfg, "rvps_config");
+	const char *tok = json_string_value(json_object_get(rv, "bearer_token_file"));
+	const json_t *max = json_object_get(rv, "max_reference_values_per_message");
+	struct grpcauth *auth =
+	    grpcauth_new(json_object_get(cfg, "admin"), "grpc-as config admin", err);
+
+	if (auth == NULL)
+		return -1;
+	write_auth = auth; /* lives as long as the process */
+	rvps_grpc_set_write_auth(auth);
+	grpcauth_warn_open(auth, "grpc-as", addr, mtls);
+	if (max != NULL && (!json_is_integer(max) || json_integer_value(max) < 1))
+		return err_set(err, "rvps_config.max_reference_values_per_message must be a "
+		                    "positive integer");
+	if (a->rvps_local != NULL && max != NULL)
+		rvps_set_max_values(a->rvps_local, json_integer_value(max));
+	if (a->rvps_remote != NULL && tok != NULL &&
+	    rvps_client_set_bearer_file(a->rvps_remote, tok, err) < 0)
+		return err_prefix(err, "rvps_config.bearer_token_file");
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: grpc-as [-s|--socket ADDR] [-c|--config-file F.json]\n"
@@ -202,6 +237,11 @@ int main(int argc, char **argv)
 	}
 	cfg = cfgpath ? config_load(cfgpath, &err) : json_object();
 	if (cfg == NULL || as_init(&a, cfg, &err) < 0) {
+		log_error("cannot start: %s", err.msg);
+		json_decref(cfg);
+		return 1;
+	}
+	if (setup_writes(&a, cfg, addr, client_ca != NULL, &err) < 0) {
 		log_error("cannot start: %s", err.msg);
 		json_decref(cfg);
 		return 1;

@@ -417,7 +417,8 @@ static void start_relay(struct conn *c)
 		conn_free(c);
 		return;
 	}
-	if (grpcx_server_adopt_fd(f->g, sv[1]) < 0) {
+	if (grpcx_server_adopt_fd_peer(f->g, sv[1],
+	                               f->mtls ? SSL_get0_peer_certificate(ssl) : NULL) < 0) {
 		close(sv[0]);
 		close(sv[1]);
 		conn_free(c);

@@ -46,6 +46,8 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "health.pb-c.h"
 #include "log.h"
@@ -199,7 +201,17 @@ struct grpcx_server {
 
 	void (*on_stop)(void *ctx); /* run once, before gRPC core starts shutting down */
 	void *on_stop_ctx;
+
+	/* peers[fd]: the verified client certificate of the connection the front handed core
+	 * on fd (owned; NULL for plaintext). Set at every adoption, before core reads a byte,
+	 * so a reused descriptor number never carries an old connection's identity. */
+	pthread_mutex_t peers_mu;
+	X509 **peers;
+	int npeers;
 };
+
+/* The call the current handler thread is running (run_call), for grpcx_request_*. */
+static __thread struct slot *cur_call;
 
 static char shutdown_tag;
 
@@ -392,7 +404,9 @@ static void run_call(struct grpcx_server *s, struct slot *sl)
 		finish_call(sl, GRPCX_INTERNAL, "Cannot read the request message", NULL, 0);
 		return;
 	}
+	cur_call = sl;
 	st = sl->m->h(sl->m->ctx, req, req_len, &resp, &resp_len, &e);
+	cur_call = NULL;
 	free(req);
 	if (st < 0)
 		st = GRPCX_INTERNAL;
@@ -526,6 +540,7 @@ static struct grpcx_server *server_new_creds(const char *addr, int workers,
 	pthread_cond_init(&s->done_cond, NULL);
 	pthread_mutex_init(&s->health_mu, NULL);
 	pthread_mutex_init(&s->teardown_mu, NULL);
+	pthread_mutex_init(&s->peers_mu, NULL);
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
 		err_set(err, "Cannot create a pipe: %s", strerror(errno));
@@ -569,17 +584,128 @@ struct grpcx_server *grpcx_server_new_unbound(int workers, struct err *err)
 	return server_new_creds(NULL, workers, grpc_insecure_server_credentials_create(), err);
 }
 
-int grpcx_server_adopt_fd(struct grpcx_server *s, int fd)
+static int adopt(struct grpcx_server *s, int fd);
+
+/* Record (or clear) the client certificate of the connection on fd. */
+static int peer_set(struct grpcx_server *s, int fd, X509 *cert)
+{
+	int rc = 0;
+
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&s->peers_mu);
+	if (fd >= s->npeers && cert != NULL) {
+		int n = fd + 64;
+		X509 **p = realloc(s->peers, (size_t)n * sizeof(*p));
+		if (p == NULL) {
+			rc = -1;
+		} else {
+			memset(p + s->npeers, 0, (size_t)(n - s->npeers) * sizeof(*p));
+			s->peers = p;
+			s->npeers = n;
+		}
+	}
+	if (rc == 0 && fd < s->npeers) {
+		X509_free(s->peers[fd]);
+		s->peers[fd] = cert;
+		if (cert != NULL)
+			X509_up_ref(cert);
+	}
+	pthread_mutex_unlock(&s->peers_mu);
+	return rc;
+}
+
+int grpcx_server_adopt_fd_peer(struct grpcx_server *s, int fd, struct x509_st *peer_cert)
+{
+	if (!s->started || s->stopping || peer_set(s, fd, peer_cert) < 0)
+		return -1;
+	return adopt(s, fd);
+}
+
+int grpcx_request_metadata(const char *key, char *out, size_t outlen)
+{
+	struct slot *sl = cur_call;
+
+	if (sl == NULL || outlen == 0)
+		return -1;
+	for (size_t i = 0; i < sl->md.count; i++) {
+		const grpc_metadata *m = &sl->md.metadata[i];
+		size_t kl = GRPC_SLICE_LENGTH(m->key), vl = GRPC_SLICE_LENGTH(m->value);
+
+		if (kl != strlen(key) || memcmp(GRPC_SLICE_START_PTR(m->key), key, kl) != 0)
+			continue;
+		if (vl >= outlen)
+			return -1;
+		memcpy(out, GRPC_SLICE_START_PTR(m->value), vl);
+		out[vl] = '\0';
+		return (int)vl;
+	}
+	return -1;
+}
+
+/* A call on a connection core's own TLS terminated: the certificate from its auth context. */
+static X509 *core_peer_cert(grpc_call *call)
+{
+	grpc_auth_context *ctx = grpc_call_auth_context(call);
+	grpc_auth_property_iterator it;
+	const grpc_auth_property *p;
+	X509 *x = NULL;
+
+	if (ctx == NULL)
+		return NULL;
+	it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+	if ((p = grpc_auth_property_iterator_next(&it)) != NULL && p->value_length > 0) {
+		BIO *b = BIO_new_mem_buf(p->value, (int)p->value_length);
+		x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+		BIO_free(b);
+	}
+	grpc_auth_context_release(ctx);
+	return x;
+}
+
+struct x509_st *grpcx_request_peer_cert(void)
+{
+	struct slot *sl = cur_call;
+	struct grpcx_server *s;
+	char *peer;
+	X509 *x = NULL;
+	int fd = -1;
+
+	if (sl == NULL)
+		return NULL;
+	s = sl->p->s;
+	/* an adopted connection's peer is "fd:N"; core keeps N open while this call lives */
+	peer = grpc_call_get_peer(sl->call);
+	if (peer != NULL && sscanf(peer, "fd:%d", &fd) == 1 && fd >= 0) {
+		pthread_mutex_lock(&s->peers_mu);
+		if (fd < s->npeers && s->peers[fd] != NULL) {
+			x = s->peers[fd];
+			X509_up_ref(x);
+		}
+		pthread_mutex_unlock(&s->peers_mu);
+	} else {
+		x = core_peer_cert(sl->call);
+	}
+	gpr_free(peer);
+	return x;
+}
+
+static int adopt(struct grpcx_server *s, int fd)
 {
 	grpc_server_credentials *creds;
 
-	if (!s->started || s->stopping)
-		return -1;
 	/* gRPC core 1.51 takes only insecure credentials here: TLS, if any, ended before. */
 	creds = grpc_insecure_server_credentials_create();
 	grpc_server_add_channel_from_fd(s->srv, fd, creds);
 	grpc_server_credentials_release(creds);
 	return 0;
+}
+
+int grpcx_server_adopt_fd(struct grpcx_server *s, int fd)
+{
+	if (!s->started || s->stopping || peer_set(s, fd, NULL) < 0)
+		return -1;
+	return adopt(s, fd);
 }
 
 void grpcx_server_on_stop(struct grpcx_server *s, void (*fn)(void *ctx), void *ctx)
@@ -846,6 +972,10 @@ void grpcx_server_free(struct grpcx_server *s)
 	pthread_cond_destroy(&s->done_cond);
 	pthread_mutex_destroy(&s->health_mu);
 	pthread_mutex_destroy(&s->teardown_mu);
+	for (int i = 0; i < s->npeers; i++)
+		X509_free(s->peers[i]);
+	free(s->peers);
+	pthread_mutex_destroy(&s->peers_mu);
 	free(s);
 	grpc_shutdown();
 }
@@ -885,6 +1015,7 @@ struct grpcx_client {
 	char *target, *ca_pem, *cert_pem, *key_pem;
 	gpr_timespec last_probe;
 	char probe_why[512];
+	char *bearer; /* "Bearer <token>" sent as authorization metadata, or NULL (wiped) */
 };
 
 static const char *strip_scheme(const char *target, int *tls)
@@ -1058,6 +1189,7 @@ int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, s
 	grpc_call *call;
 	grpc_op ops[6];
 	grpc_metadata_array init_md, trail_md;
+	grpc_metadata auth;
 	grpc_byte_buffer *send_bb, *recv_bb = NULL;
 	grpc_status_code status = GRPC_STATUS_UNKNOWN;
 	grpc_slice details = grpc_empty_slice();
@@ -1089,6 +1221,12 @@ int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, s
 
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (c->bearer != NULL) {
+		auth.key = grpc_slice_from_static_string("authorization");
+		auth.value = grpc_slice_from_static_string(c->bearer);
+		ops[0].data.send_initial_metadata.count = 1;
+		ops[0].data.send_initial_metadata.metadata = &auth;
+	}
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
 	ops[1].data.send_message.send_message = send_bb;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -1147,6 +1285,20 @@ out:
 	return ret;
 }
 
+int grpcx_client_set_bearer(struct grpcx_client *c, const char *token, struct err *err)
+{
+	char *b = NULL;
+
+	if (token != NULL && asprintf(&b, "Bearer %s", token) < 0)
+		return err_set(err, "out of memory");
+	if (c->bearer) {
+		OPENSSL_cleanse(c->bearer, strlen(c->bearer));
+		free(c->bearer);
+	}
+	c->bearer = b;
+	return 0;
+}
+
 void grpcx_client_free(struct grpcx_client *c)
 {
 	if (c == NULL)
@@ -1156,6 +1308,10 @@ void grpcx_client_free(struct grpcx_client *c)
 	free(c->target);
 	free(c->ca_pem);
 	free(c->cert_pem);
+	if (c->bearer) {
+		OPENSSL_cleanse(c->bearer, strlen(c->bearer));
+		free(c->bearer);
+	}
 	if (c->key_pem) {
 		OPENSSL_cleanse(c->key_pem, strlen(c->key_pem));
 		free(c->key_pem);

@@ -22,9 +22,11 @@
 #define GRPCX_DEADLINE_EXCEEDED 4
 #define GRPCX_NOT_FOUND 5
 #define GRPCX_ABORTED 10
+#define GRPCX_PERMISSION_DENIED 7
 #define GRPCX_UNIMPLEMENTED 12
 #define GRPCX_INTERNAL 13
 #define GRPCX_UNAVAILABLE ERR_UNAVAILABLE /* 14, the same code as a local outage */
+#define GRPCX_UNAUTHENTICATED 16
 
 /* A handler gets the request message bytes and returns a gRPC status code. On GRPCX_OK it
  * sets *resp (malloc'd, may be NULL with *resp_len 0 for an empty message); otherwise it
@@ -67,6 +69,21 @@ int grpcx_server_adopt_fd(struct grpcx_server *s, int fd);
  * front stops accepting there, so nothing is adopted into a server shutting down). */
 void grpcx_server_on_stop(struct grpcx_server *s, void (*fn)(void *ctx), void *ctx);
 
+/* Who is calling, asked from inside a handler on its own thread (outside one: -1 / NULL).
+ * grpcx_request_metadata copies the value of request metadata `key` (lowercase) into out,
+ * NUL-terminated: its length, or -1 when absent or longer than outlen - 1.
+ * grpcx_request_peer_cert: the verified client certificate of the call's connection (mutual
+ * TLS terminated by the front, or by core), a new reference the caller X509_free()s; NULL
+ * for plaintext and TLS without client certificates. */
+struct x509_st;
+int grpcx_request_metadata(const char *key, char *out, size_t outlen);
+struct x509_st *grpcx_request_peer_cert(void);
+/* grpcx_server_adopt_fd for a connection whose TLS the front terminated: peer_cert (borrowed,
+ * NULL when none was verified) is what grpcx_request_peer_cert reports for its calls. The
+ * binding is by descriptor: core keeps fd open while any call on it lives, so a later
+ * connection reusing the number cannot be mistaken for it. */
+int grpcx_server_adopt_fd_peer(struct grpcx_server *s, int fd, struct x509_st *peer_cert);
+
 struct grpcx_client;
 
 /* target "http://127.0.0.1:50004", "127.0.0.1:50004" or "dns:///host:port"; "https://host:port"
@@ -77,6 +94,9 @@ struct grpcx_client *grpcx_client_new(const char *target, struct err *err);
 int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, size_t req_len,
                uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err);
 void grpcx_client_free(struct grpcx_client *c);
+/* Every later call of c carries `authorization: Bearer <token>` (copied; NULL stops it). Set
+ * it before calls start (not synchronised with them). */
+int grpcx_client_set_bearer(struct grpcx_client *c, const char *token, struct err *err);
 /* TLS client: ca_pem (NULL = system roots), optional client cert/key PEM texts. */
 struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem,
                                           const char *cert_pem, const char *key_pem,

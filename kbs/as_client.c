@@ -3,13 +3,18 @@
  * row kbs_as_coco_grpc of as_backends.c's table. One gRPC channel to the AS;
  * AttestationEvaluate, SetAttestationPolicy, GetAttestationChallenge, and the RVPS API that
  * the AS proxies on the same address. Calls block; the HTTP layer runs them on its worker
- * pool.
+ * pool. With [attestation_service] as_bearer_token_file every call carries that token as
+ * `authorization: Bearer`, the credential an AS whose writes are restricted asks of the KBS
+ * (common/grpcauth.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "attestation.pb-c.h"
+#include "grpcauth.h"
 #include "grpcx.h"
 #include "health.pb-c.h"
 #include "kbs.h"
@@ -35,6 +40,23 @@ static void *grpc_open(const struct kbs_config *cfg, int timeout_ms, struct err 
 	if (!a->c) {
 		free(a);
 		return NULL;
+	}
+	const char *tok = json_string_value(json_object_get(
+	    json_object_get(cfg->root, "attestation_service"), "as_bearer_token_file"));
+	char *t = tok ? grpcauth_read_token(tok, err) : NULL;
+	if (tok != NULL && (t == NULL || grpcx_client_set_bearer(a->c, t, err) < 0)) {
+		if (t != NULL) {
+			OPENSSL_cleanse(t, strlen(t));
+			free(t);
+		}
+		err_prefix(err, "[attestation_service] as_bearer_token_file");
+		grpcx_client_free(a->c);
+		free(a);
+		return NULL;
+	}
+	if (t != NULL) {
+		OPENSSL_cleanse(t, strlen(t));
+		free(t);
 	}
 	snprintf(a->addr, sizeof(a->addr), "%s", cfg->as_addr);
 	a->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000;

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "grpcauth.h"
 #include "grpcx.h"
 #include "reference.pb-c.h"
 #include "rvps/rvps.h"
@@ -50,6 +53,19 @@ struct rvps_client *rvps_client_new_files(const char *addr, const struct grpcx_t
 struct grpcx_client *rvps_client_channel(struct rvps_client *c)
 {
 	return c->g;
+}
+
+int rvps_client_set_bearer_file(struct rvps_client *c, const char *path, struct err *err)
+{
+	char *t = grpcauth_read_token(path, err);
+	int rc;
+
+	if (t == NULL)
+		return -1;
+	rc = grpcx_client_set_bearer(c->g, t, err);
+	OPENSSL_cleanse(t, strlen(t));
+	free(t);
+	return rc;
 }
 
 void rvps_client_free(struct rvps_client *c)

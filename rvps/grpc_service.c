@@ -5,11 +5,14 @@
  * "__healthcheck__" and needs that to be fast); store errors are ABORTED with
  * "Query reference value: ..." / "Register reference value: ...". Bytes that are not the
  * request message are refused with INVALID_ARGUMENT and the server keeps serving.
+ * RegisterReferenceValue, local or forwarded, first passes the process's write check
+ * (rvps_grpc_set_write_auth): a forwarded one would otherwise ride on the AS's own credential.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "grpcauth.h"
 #include "grpcx.h"
 #include "kv/kv.h"
 #include "log.h"
@@ -21,6 +24,13 @@
 /* counters for GET /metrics (rvps_metrics_render) */
 enum { M_QUERY_FOUND, M_QUERY_MISSING, M_QUERY_ERROR, M_REGISTER_OK, M_REGISTER_ERROR, M_N };
 static unsigned long long metrics[M_N];
+
+static const struct grpcauth *write_auth; /* set once before the server starts */
+
+void rvps_grpc_set_write_auth(const struct grpcauth *auth)
+{
+	write_auth = auth;
+}
 
 static void count(int m)
 {
@@ -123,6 +133,10 @@ static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **
 	Reference__ReferenceValueRegisterRequest *in;
 	int rc;
 
+	if ((rc = grpcauth_check_write(write_auth, "RegisterReferenceValue", err)) != 0) {
+		count(M_REGISTER_ERROR);
+		return rc;
+	}
 	in = reference__reference_value_register_request__unpack(NULL, req_len, req);
 	if (in == NULL) {
 		count(M_REGISTER_ERROR);
@@ -181,6 +195,10 @@ static int on_provenance_proxy(void *ctx, const uint8_t *req, size_t req_len, ui
 static int on_register_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
                              size_t *resp_len, struct err *err)
 {
+	int rc = grpcauth_check_write(write_auth, "RegisterReferenceValue", err);
+
+	if (rc != 0)
+		return rc;
 	return forward(ctx, RVPS_METHOD_REGISTER, req, req_len, resp, resp_len, err);
 }
 

@@ -3,7 +3,8 @@
  *   rvps [-c|--config FILE] [-a|--address ADDR]
  * plus our extension, TLS on the port (Trustee's rvps is plaintext only):
  *   [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem [--https-client-ca CA.pem]]
- * The config is {"storage": StorageBackendConfig, "extractors": {...}}; an unreadable or
+ * The config is {"storage": StorageBackendConfig, "extractors": {...}}, plus our "admin"
+ * (who may register: common/grpcauth.h) and "max_reference_values_per_message"; an unreadable or
  * invalid file is a warning and the defaults (Memory storage), as Trustee does. Serves
  * reference.ReferenceValueProviderService and grpc.health.v1 until SIGTERM/SIGINT, and on
  * the same port HTTP/1.1 GET /healthz and /metrics (common/grpcfront.h).
@@ -16,6 +17,7 @@
 
 #include "version.h"
 #include "config.h"
+#include "grpcauth.h"
 #include "grpcfront.h"
 #include "grpcx.h"
 #include "log.h"
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
 	struct gfront *front = NULL;
 	struct grpcx_server *srv;
 	struct rvps *r;
+	struct grpcauth *auth;
 	struct err e;
 	int c;
 
@@ -121,12 +124,17 @@ int main(int argc, char **argv)
 		json_decref(config);
 		config = NULL;
 	}
-	r = rvps_new(config, &e);
+	auth =
+	    grpcauth_new(config ? json_object_get(config, "admin") : NULL, "rvps config admin", &e);
+	r = auth ? rvps_new(config, &e) : NULL;
 	json_decref(config);
 	if (r == NULL) {
 		log_error("rvps: %s", e.msg);
+		grpcauth_free(auth);
 		return 1;
 	}
+	rvps_grpc_set_write_auth(auth);
+	grpcauth_warn_open(auth, "rvps", address, client_ca != NULL);
 	srv = grpcx_server_new_unbound(8, &e);
 	if (srv != NULL)
 		front = gfront_new(address, srv, tls_cert ? &tls : NULL, page, NULL, &e);
@@ -135,6 +143,7 @@ int main(int argc, char **argv)
 		log_error("rvps: cannot start: %s", e.msg);
 		grpcx_server_free(srv);
 		rvps_free(r);
+		grpcauth_free(auth);
 		return 1;
 	}
 	if (rvps_grpc_serve(srv, r) < 0 || grpcx_server_handle_signals(srv) < 0 ||
@@ -143,6 +152,7 @@ int main(int argc, char **argv)
 		grpcx_server_free(srv);
 		gfront_free(front);
 		rvps_free(r);
+		grpcauth_free(auth);
 		return 1;
 	}
 	log_info("rvps: listening on %s (port %d, %s)", address, gfront_port(front),
@@ -154,5 +164,6 @@ int main(int argc, char **argv)
 	grpcx_server_free(srv);
 	gfront_free(front);
 	rvps_free(r);
+	grpcauth_free(auth);
 	return 0;
 }

@@ -36,7 +36,13 @@ struct rvps {
 	struct kv *kv;
 	int owns_kv;
 	struct rvps_extractor_set *ex; /* owned: each extractor's config and the pinned time */
+	long long max_values;          /* per register message, > 0 */
 };
+
+void rvps_set_max_values(struct rvps *r, long long n)
+{
+	r->max_values = n > 0 ? n : RVPS_MAX_VALUES_DEFAULT;
+}
 
 struct rvps *rvps_new(const json_t *config, struct err *err)
 {
@@ -60,6 +66,18 @@ struct rvps *rvps_new(const json_t *config, struct err *err)
 	if (r == NULL) {
 		err_set(err, "out of memory");
 		return NULL;
+	}
+	r->max_values = RVPS_MAX_VALUES_DEFAULT;
+	if (config != NULL && json_object_get(config, "max_reference_values_per_message")) {
+		json_t *m = json_object_get(config, "max_reference_values_per_message");
+		if (!json_is_integer(m) || json_integer_value(m) < 1) {
+			err_set(err,
+			        "RVPS configuration: \"max_reference_values_per_message\" must "
+			        "be a positive integer");
+			free(r);
+			return NULL;
+		}
+		r->max_values = json_integer_value(m);
 	}
 	r->ex = rvps_extractor_set_new(config, err);
 	if (r->ex == NULL) {
@@ -92,6 +110,7 @@ struct rvps *rvps_new_with_kv(struct kv *kv, struct err *err)
 		err_set(err, "out of memory");
 		return NULL;
 	}
+	r->max_values = RVPS_MAX_VALUES_DEFAULT;
 	r->ex = rvps_extractor_set_new(NULL, err);
 	if (r->ex == NULL) {
 		free(r);
@@ -201,6 +220,14 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err)
 	if (rvps_extractor_set_extract(r->ex, m.type, m.payload, m.payload_len, &values, prov,
 	                               err) < 0)
 		goto out;
+	if ((long long)json_object_size(values) > r->max_values) {
+		err_set(err,
+		        "the message carries %zu reference values, over the limit of %lld per "
+		        "message (max_reference_values_per_message): register them in smaller "
+		        "messages",
+		        json_object_size(values), r->max_values);
+		goto out;
+	}
 	rfc3339(rvps_extractor_set_time(r->ex), when);
 	json_object_set_new(prov, "verified_at", json_string(when));
 	if ((pdoc = provenance_document(m.type, message_json, prov)) == NULL) {

@@ -22,6 +22,11 @@ struct rvps *rvps_new(const json_t *config, struct err *err);
  * closed by rvps_free) — the AS's BuiltIn RVPS on the AS storage backend. */
 struct rvps *rvps_new_with_kv(struct kv *kv, struct err *err);
 void rvps_free(struct rvps *r);
+/* How many reference values one register message may carry: the config's
+ * "max_reference_values_per_message", default RVPS_MAX_VALUES_DEFAULT; a message with more is
+ * refused whole, before anything is stored. rvps_set_max_values(r, 0) restores the default. */
+#define RVPS_MAX_VALUES_DEFAULT 4096
+void rvps_set_max_values(struct rvps *r, long long n);
 /* message_json: the register message text. Returns 0 or -1 with a sentence in err. */
 int rvps_register(struct rvps *r, const char *message_json, struct err *err);
 /* *value_json = compact JSON text of the stored value (malloc'd), NULL when the id is unknown.
@@ -50,6 +55,14 @@ int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r);
 /* Serve the same service by forwarding each call's bytes unchanged to a remote RVPS
  * (grpc-as with a GrpcRemote RVPS). c is borrowed. */
 int rvps_grpc_serve_proxy(struct grpcx_server *s, struct grpcx_client *c);
+/* Who may call RegisterReferenceValue on the service of this process (borrowed, NULL = open):
+ * checked before the local store or the remote RVPS sees the message (common/grpcauth.h). */
+struct grpcauth;
+void rvps_grpc_set_write_auth(const struct grpcauth *auth);
+/* A remote RVPS client sends the token on the first line of `path` as `authorization: Bearer`
+ * with every call (the rvps's admin.bearer_token_file holds the same). */
+struct rvps_client;
+int rvps_client_set_bearer_file(struct rvps_client *c, const char *path, struct err *err);
 
 /* Prometheus text of the service's query and registration counters (malloc'd), or NULL. */
 char *rvps_metrics_render(size_t *len);
