@@ -37,7 +37,7 @@ KBS_KEYS = {
     "attestation_service", "attestation_service.type", "attestation_service.as_addr",
     "attestation_service.pool_size", "attestation_service.timeout",
     "attestation_service.as_ca_cert", "attestation_service.as_client_cert",
-    "attestation_service.as_client_key",
+    "attestation_service.as_client_key", "attestation_service.as_bearer_token_file",
     "storage_backend", "storage_backend.storage_type", "storage_backend.backends",
     "storage_backend.backends.local_fs", "storage_backend.backends.local_fs.dir_path",
     "storage_backend.backends.local_json", "storage_backend.backends.local_json.file_dir_path",
@@ -47,7 +47,9 @@ KBS_KEYS = {
 AS_KEYS = {
     "rvps_config", "rvps_config.type", "rvps_config.address", "rvps_config.extractors",
     "rvps_config.ca_cert", "rvps_config.client_cert", "rvps_config.client_key",
-    "rvps_config.storage_type", "attestation_token_broker",
+    "rvps_config.storage_type", "rvps_config.bearer_token_file",
+    "rvps_config.max_reference_values_per_message", "admin", "admin.allowed_identities",
+    "admin.bearer_token_file", "attestation_token_broker",
     "attestation_token_broker.duration_min", "attestation_token_broker.issuer_name",
     "attestation_token_broker.developer_name", "attestation_token_broker.build_name",
     "attestation_token_broker.profile_name", "attestation_token_broker.verbose_token",
@@ -64,7 +66,10 @@ RVPS_KEYS = {
     "storage.backends.local_fs.dir_path", "storage.backends.local_json",
     "storage.backends.local_json.file_dir_path", "storage.backends.redis",
     "storage.backends.redis.url", "extractors", "extractors.swid_extractor",
+    "admin", "admin.allowed_identities", "admin.bearer_token_file",
+    "max_reference_values_per_message",
 }
+IDENTITY = re.compile(r"^(dns|uri|email|subject):.+$|^sha256:[0-9a-fA-F]{64}$")
 BINARIES = {
     "/usr/local/bin/kbs": ("kbs", {"--config-file"}),
     "/usr/local/bin/grpc-as": ("grpc-as", {"--socket", "--config-file", "--https-pubkey-cert",
@@ -226,6 +231,22 @@ def test_containers_mount_what_configs_name(t):
                      (what, os.path.relpath(src, ROOT)), unmounted)
 
 
+def test_tls_overlay_authorizes_writes(t):
+    """The mutual-TLS overlay lists who may write to the AS and the RVPS (issue 14 V7)."""
+    kdir = os.path.join(DEPLOY, "kubernetes", "overlays", "tls")
+    for cm, key, what in (("as-config", "config.json", "grpc-as"),
+                          ("rvps-config", "rvps.json", "rvps")):
+        src = config_for(kdir, cm, key)
+        ids = (load_config(src).get("admin") or {}).get("allowed_identities") if src else None
+        t.ok(isinstance(ids, list) and ids and all(IDENTITY.match(i) for i in ids),
+             "tls overlay: %s writes are limited to listed client identities" % what, ids)
+    kbs = load_config(os.path.join(kdir, "kbs-config.toml"))["attestation_service"]
+    asc = load_config(config_for(kdir, "as-config", "config.json"))
+    t.ok(kbs.get("as_client_cert") and asc["admin"]["allowed_identities"] == ["dns:kbs-client"] and
+         asc["rvps_config"].get("client_cert"),
+         "tls overlay: the KBS and the AS present the client certificates those lists name")
+
+
 def test_systemd_and_container_files(t):
     for unit in sorted(glob.glob(os.path.join(DEPLOY, "systemd", "*.service"))):
         text = open(unit).read()
@@ -245,6 +266,7 @@ def test_systemd_and_container_files(t):
 if __name__ == "__main__":
     t = harness.Tap()
     for fn in (test_manifests, test_kustomizations_and_configs,
-               test_containers_mount_what_configs_name, test_systemd_and_container_files):
+               test_containers_mount_what_configs_name, test_tls_overlay_authorizes_writes,
+               test_systemd_and_container_files):
         t.run(fn)
     t.done()
