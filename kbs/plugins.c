@@ -9,6 +9,7 @@
 
 const struct kbs_plugin *const kbs_plugins[] = {
     &kbs_plugin_external,
+    &kbs_plugin_pkcs11,
     NULL,
 };
 
