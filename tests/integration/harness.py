@@ -161,7 +161,8 @@ class Postgres(Daemon):
     """A throwaway postgres from Debian's package: initdb into a temporary directory (as the
     "postgres" user when the tests run as root, which initdb refuses), listening on
     127.0.0.1:port, trust authentication, no fsync. stop() is a fast shutdown (SIGINT to the
-    postmaster: clients are cut off, data kept); SIGKILL kills the whole process group."""
+    postmaster: clients are cut off, data kept); stop(SIGKILL) and signal_all() reach the
+    postmaster and every backend."""
 
     def __init__(self, port=None):
         port = port or free_port()
@@ -193,9 +194,32 @@ class Postgres(Daemon):
             time.sleep(0.1)
         return self
 
+    def pids(self):
+        """The postmaster and its children (each child calls setsid(), so the postmaster's
+        process group is the postmaster alone)."""
+        out = [self.proc.pid]
+        for d in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
+
+    def signal_all(self, sig):
+        """`sig` to the whole server: SIGSTOP stalls it, SIGKILL kills it."""
+        for p in self.pids():
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+
     def stop(self, sig=signal.SIGTERM, timeout=20.0):
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
+        if sig == signal.SIGKILL:
+            self.signal_all(signal.SIGKILL)
         if sig == signal.SIGTERM:  # postgres' SIGTERM waits for clients to leave: fast instead
             os.kill(self.proc.pid, signal.SIGINT)
             try:

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Faults under load: redis-server (AOF on), rvps, grpc-as and kbs, with attester threads doing
+"""Faults under load: redis-server (AOF on; test_postgres runs the same on postgres), rvps,
+grpc-as and kbs, with attester threads doing
 full RCAR handshakes and resource reads while the test stops and restarts Redis, then the RVPS,
 then the AS (first with SIGTERM, then again with SIGKILL), and then stalls Redis and the AS
 (SIGSTOP, SIGCONT: a dependency that accepts connections and answers nothing).
@@ -193,12 +194,19 @@ def main():
     if not real_as_available():
         t.skip("faults", "grpc-as or rvps not built")
         t.done()
-    pki = Pki()
     redis = Redis(aof=True).start()
-    asvc = RealAs(pki, redis)
-    storage = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
+    run(t, "redis", redis, {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}})
+    t.done()
+
+
+def run(t, store_name, store, storage):
+    """The whole fault run on one store: `store` is its daemon (faults and checks name it
+    `store_name`), `storage` the storage_backend table every daemon (and the kbs's sessions)
+    uses. test_postgres runs it on Postgres."""
+    pki = Pki()
+    asvc = RealAs(pki, storage=storage)
     cfg = kbs_config(pki, as_addr=asvc.addr, storage=storage)
-    cfg["session_storage_type"] = "Redis"
+    cfg["session_storage_type"] = storage["storage_type"]
     kbs = Kbs(cfg).start()
     kbs.set_policy(pki, ALLOW_ALL)
     st, _, data = kbs.admin("POST", "/kbs/v0/reference-value", rv_message(SAMPLE_RV), pki)
@@ -209,7 +217,7 @@ def main():
         v = os.urandom(64 + 97 * i)
         kbs.set_resource(pki, p, v)
         resources.append((p, v))
-    daemons = {"redis": redis, "rvps": asvc.rvps, "grpc-as": asvc.grpc_as, "kbs": kbs}
+    daemons = {store_name: store, "rvps": asvc.rvps, "grpc-as": asvc.grpc_as, "kbs": kbs}
     sampler = RssSampler(daemons)
     sampler.start()
 
@@ -220,12 +228,12 @@ def main():
     t.ok(all(v is not None for v in rec.values()), "warm-up: full handshakes succeed", rec)
 
     # which requests need which dependency (directly or through another daemon)
-    needs = {"redis": ("auth", "attest", "resource"),   # sessions, AS policy + RVs, resources
+    needs = {store_name: ("auth", "attest", "resource"),  # sessions, AS policy + RVs, resources
              "rvps": ("attest",), "grpc-as": ("attest",)}
     registered = []  # (rv name, value) and resources written along the way
-    faults = [("redis", signal.SIGTERM), ("rvps", signal.SIGTERM), ("grpc-as", signal.SIGTERM),
-              ("redis", signal.SIGKILL), ("rvps", signal.SIGKILL), ("grpc-as", signal.SIGKILL),
-              ("redis", signal.SIGSTOP), ("grpc-as", signal.SIGSTOP)]
+    faults = [(store_name, signal.SIGTERM), ("rvps", signal.SIGTERM), ("grpc-as", signal.SIGTERM),
+              (store_name, signal.SIGKILL), ("rvps", signal.SIGKILL), ("grpc-as", signal.SIGKILL),
+              (store_name, signal.SIGSTOP), ("grpc-as", signal.SIGSTOP)]
     windows = []  # (name, t_down, t_up)
     for n, (name, sig) in enumerate(faults):
         signame = {signal.SIGTERM: "SIGTERM", signal.SIGKILL: "SIGKILL",
@@ -243,9 +251,11 @@ def main():
         d = daemons[name]
         t_down = time.time()
         if sig == signal.SIGSTOP:  # alive and listening, answering nothing
-            os.killpg(d.proc.pid, signal.SIGSTOP)
+            # the whole process group, or the daemon's own notion of "all of it" (postgres)
+            pause = getattr(d, "signal_all", lambda sg: os.killpg(d.proc.pid, sg))
+            pause(signal.SIGSTOP)
             time.sleep(OUTAGE_S)
-            os.killpg(d.proc.pid, signal.SIGCONT)
+            pause(signal.SIGCONT)
         else:
             d.stop(sig)
             time.sleep(OUTAGE_S)
@@ -319,9 +329,9 @@ def main():
     for name, d in daemons.items():
         t.ok(d.alive(), "%s is still running (exit status %r)" %
              (name, d.proc.poll()), d.log_tail())
-    # RSS per process instance that served load for long enough (Redis is not ours and
+    # RSS per process instance that served load for long enough (the store is not ours and
     # holds the sessions it is given, so it is only reported)
-    for name in ("kbs", "grpc-as", "rvps", "redis"):
+    for name in ("kbs", "grpc-as", "rvps", store_name):
         pids = []
         for ts, p, kb in sampler.samples[name]:
             if p not in pids:
@@ -335,7 +345,7 @@ def main():
             limit = max(base * RSS_PCT, RSS_SLACK_KB)
             msg = "%s (pid %d, %.0f s of load) RSS after warm-up %d kB, peak later %d kB" % (
                 name, p, s[-1][0] - s[0][0], base, peak)
-            if name == "redis":
+            if name == store_name:
                 print("# " + msg)
             elif os.environ.get("SANITIZER_REPORTS"):
                 # make test-asan: ASan's quarantine holds freed memory, so RSS says nothing
@@ -343,7 +353,6 @@ def main():
                 t.skip(msg, "RSS under ASan")
             else:
                 t.ok(peak - base <= limit, msg + " (limit +%d kB)" % limit)
-    t.done()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ initdb'd into a temporary directory, on a free loopback port) with the same asse
   failure is a 401 or 503 + Retry-After problem body (or a transport error) naming the store
   and its cause without an address, nothing fails once the server is back, sessions and
   resources survive, every replica recovers without a restart.
+- the admin API (test_kbs_admin.py's authenticated and refused calls) on a kbs and AS whose
+  resources, resource policy, attestation policies and reference values are in postgres.
+- faults under load (test_faults.py's run): postgres stopped (fast shutdown), killed
+  (SIGKILL) and stalled (SIGSTOP), as well as the rvps and the AS, with the same checks.
 - sessions follow [storage_backend] when session_storage_type is absent, as in Trustee: two
   replicas whose config names only `storage_type = "Redis"` (or "Postgres") share sessions,
   replica B accepts A's cookie; `session_storage_type = "Memory"` keeps them in process.
@@ -18,6 +22,8 @@ initdb'd into a temporary directory, on a free loopback port) with the same asse
 
 import grpc
 
+import test_faults as tf
+import test_kbs_admin as adm
 import test_kbs_replicas as rep
 import test_rvps as rv
 from harness import Postgres, Redis, Tap
@@ -172,6 +178,22 @@ def check_sessions_follow_storage_backend(t, pki, asvc, storage, name):
     kb.stop()
 
 
+def admin_suite(t, pki, pg):
+    asvc = RealAs(pki, storage=pg.storage)
+    kbs = Kbs(kbs_config(pki, as_addr=asvc.addr, storage=pg.storage,
+                         plugins=("resource", "sample")), name="kbs-admin-pg").start()
+    t.run(adm.check_authenticated, kbs, pki, asvc)
+    t.run(adm.check_refusals, kbs, pki)
+    t.eq(pg.psql("SELECT encode(value, 'escape') FROM repository WHERE key = "
+                 "'default/admin/one'"), "v1", "admin: the resource is a row of repository")
+    t.eq(pg.psql("SELECT count(*) FROM attestation_service_policy WHERE key LIKE "
+                 "'default_cpu%'"), "1", "admin: the attestation policy is a row of "
+         "attestation_service_policy")
+    t.ok(kbs.alive(), "kbs survived")
+    kbs.stop()
+    asvc.stop()
+
+
 def main():
     t = Tap()
     pg = Postgres().start()
@@ -190,6 +212,8 @@ def main():
             t.run(check_sessions_follow_storage_backend, pki, asvc, storage, name)
             asvc.stop()
         redis.stop()
+        tf.run(t, "postgres", pg, pg.storage)
+        admin_suite(t, pki, pg)  # last: it replaces the attestation policy the others use
     pg.stop()
     t.done()
 
