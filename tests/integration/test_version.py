@@ -9,7 +9,7 @@ import subprocess
 
 from harness import BIN, BUILD, Tap
 
-BINARIES = ["kbs", "grpc-as", "rvps", "rvps-tool", "kbs-client", "evidence-verify", "rego"]
+BINARIES = ["kbs", "grpc-as", "restful-as", "rvps", "rvps-tool", "kbs-client", "evidence-verify", "rego"]
 
 
 def generated_version():
