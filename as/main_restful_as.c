@@ -582,6 +582,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cfg = cfgpath ? config_load(cfgpath, &err) : json_object();
+	/* fail closed: grpc-as's `admin` write guard (common/grpcauth.h) is not served here, so a
+	 * config that asks for it must not start with POST /policy open */
+	if (cfg != NULL && json_object_get(cfg, "admin") != NULL) {
+		log_error(
+		    "cannot start: the config's `admin` (who may set policies) is enforced by "
+		    "grpc-as only; restful-as serves POST /policy to every client, as Trustee's");
+		json_decref(cfg);
+		return 1;
+	}
 	if (cfg == NULL || as_init(&s.as, cfg, &err) < 0) {
 		log_error("cannot start: %s", err.msg);
 		json_decref(cfg);

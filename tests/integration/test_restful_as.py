@@ -243,6 +243,14 @@ def check_cli(t):
     p = subprocess.run([os.path.join(BIN, "restful-as")], capture_output=True, text=True,
                        timeout=20)
     t.ok(p.returncode == 2 and "--socket" in p.stderr, "no --socket: usage and exit 2", p.stderr)
+    cfg = os.path.join(tmpdir("restful-admin-"), "as.json")
+    with open(cfg, "w") as f:
+        json.dump({"admin": {"bearer_token_file": "/nonexistent"}}, f)
+    p = subprocess.run([os.path.join(BIN, "restful-as"), "-s", "127.0.0.1:%d" % free_port(),
+                        "-c", cfg], capture_output=True, text=True, timeout=20)
+    t.ok(p.returncode == 1 and "`admin`" in p.stderr,
+         "a config asking for grpc-as's admin write guard is refused, not served open",
+         p.stderr[-300:])
 
 
 def main():
