@@ -2,8 +2,8 @@
  * kbs configuration (kbs-protocol.md §8, §11.29): Trustee's test configurations parse with
  * their defaults; the refusals at parse time (admin mode and keys, unanchored ACL regexes,
  * identity providers, TLS version range) and at start-up (HTTPS material, no token trust
- * material, built-in AS, unknown plugins) name what is wrong. Documents are given as JSON, the
- * form config_load produces from TOML.
+ * material, built-in AS, unknown plugins) name what is wrong; sessions follow storage_backend.
+ * Documents are given as JSON, the form config_load produces from TOML.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,6 +93,38 @@ static void test_defaults_and_resource_only(void **state)
 	assert_string_equal(c.sample_item, "v");
 	assert_true(c.worker_count > 0);
 	assert_int_equal(kbs_config_check_startup(&c, &e), 0);
+	kbs_config_free(&c);
+}
+
+/* A plain-HTTP, DenyAll config with `tail` added to its top level. */
+static int parse_with(const char *tail, struct kbs_config *c, struct err *e)
+{
+	char doc[512];
+	snprintf(doc, sizeof(doc),
+	         "{\"http_server\":{\"insecure_http\":true},"
+	         "\"admin\":{\"authorization_mode\":\"DenyAll\"}%s}",
+	         tail);
+	return parse(doc, c, e);
+}
+
+/* As Trustee: session_storage_type falls back to [storage_backend] storage_type; absent both,
+ * sessions are in memory (NULL); an explicit Memory wins over a shared store. */
+static void test_session_storage_follows_storage_backend(void **state)
+{
+	struct kbs_config c;
+	struct err e = {0};
+	assert_int_equal(parse_with(",\"storage_backend\":{\"storage_type\":\"Redis\"}", &c, &e),
+	                 0);
+	assert_string_equal(c.session_storage_type, "Redis");
+	kbs_config_free(&c);
+	assert_int_equal(parse_with(",\"storage_backend\":{\"storage_type\":\"Postgres\"},"
+	                            "\"session_storage_type\":\"Memory\"",
+	                            &c, &e),
+	                 0);
+	assert_string_equal(c.session_storage_type, "Memory");
+	kbs_config_free(&c);
+	assert_int_equal(parse_with("", &c, &e), 0);
+	assert_null(c.session_storage_type);
 	kbs_config_free(&c);
 }
 
@@ -292,6 +324,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_trustee_grpc_config_parses),
 	    cmocka_unit_test(test_defaults_and_resource_only),
+	    cmocka_unit_test(test_session_storage_follows_storage_backend),
 	    cmocka_unit_test(test_tls_profiles),
 	    cmocka_unit_test(test_admin_refusals),
 	    cmocka_unit_test(test_acl_anchoring),
