@@ -27,7 +27,13 @@
  * Trustee computes step 7 into trust vectors it then drops; here an unmatched appraisal
  * refuses the token with the reason, since an RV store nobody enforces protects nothing.
  * The claims are §5.9's kebab-case objects `realm` and `platform`, standard base64 values.
- * The remote (Veraison) mode is refused at init with a sentence: it is not built.
+ *
+ * Remote mode ({"type": "remote", "address": url, "ca-cert"?: path}): steps 1, 5 and 6 are
+ * done here, then the token goes to a Veraison verifier (as/collateral/veraison.c) with the
+ * realm challenge as the nonce; its EAR must verify under the verifier's published key with
+ * that nonce, affirm the realm's instance identity (RAK signature and binding), not call the
+ * platform contraindicated, and carry for both submods exactly the claims we parsed. The
+ * signatures and the appraisal are then the remote verifier's word, not checked here.
  */
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -35,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "as/collateral/veraison.h"
 #include "as/evidence/cca_token.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
@@ -44,6 +51,7 @@
 #define CCA_DEFAULT_CONFIG "/opt/confidential-containers/attestation-service/cca/config.json"
 #define CCA_MAX_TOKEN (64 * 1024)
 #define CCA_MAX_TA 1024
+#define CCA_MEDIA_TYPE "application/eat-collection; profile=\"http://arm.com/CCA-SSD/1.0.0\""
 
 struct ta {
 	uint8_t inst_id[CCA_INST_ID_LEN], impl_id[CCA_IMPL_ID_LEN];
@@ -56,6 +64,8 @@ static struct {
 	struct ta *tas; /* owned, n_tas entries */
 	size_t n_tas;
 	json_t *rv; /* owned: the RV store document */
+	int remote;
+	char *address, *ca_file; /* owned; remote mode only */
 } cfg;
 
 static void cfg_clear(void)
@@ -64,6 +74,8 @@ static void cfg_clear(void)
 		EVP_PKEY_free(cfg.tas[i].cpak);
 	free(cfg.tas);
 	json_decref(cfg.rv);
+	free(cfg.address);
+	free(cfg.ca_file);
 	memset(&cfg, 0, sizeof(cfg));
 }
 
@@ -154,6 +166,25 @@ static int load_rv(const char *path, struct err *err)
 	return 0;
 }
 
+static int configure_remote(const json_t *c, struct err *err)
+{
+	const char *addr = json_string_value(json_object_get(c, "address"));
+	const char *ca = json_string_value(json_object_get(c, "ca-cert"));
+	size_t n = addr ? strlen(addr) : 0;
+
+	if (addr == NULL || (strncmp(addr, "https://", 8) != 0 && strncmp(addr, "http://", 7) != 0))
+		return err_set(err, "a remote cca-verifier needs an http(s) `address`");
+	while (n > 0 && addr[n - 1] == '/')
+		n--;
+	cfg.address = strndup(addr, n);
+	cfg.ca_file = ca ? strdup(ca) : NULL;
+	if (cfg.address == NULL || (ca != NULL && cfg.ca_file == NULL))
+		return err_set(err, "out of memory");
+	cfg.remote = 1;
+	cfg.configured = 1;
+	return 0;
+}
+
 static int configure(const json_t *c, struct err *err)
 {
 	const char *type = json_string_value(json_object_get(c, "type"));
@@ -161,10 +192,9 @@ static int configure(const json_t *c, struct err *err)
 	const char *rv = json_string_value(json_object_get(c, "rv-store"));
 
 	if (type == NULL)
-		return err_set(err, "cca-verifier needs a `type` (local)");
+		return err_set(err, "cca-verifier needs a `type` (local or remote)");
 	if (strcmp(type, "remote") == 0)
-		return err_set(err, "cca-verifier type remote (Veraison) is not supported: only "
-		                    "local verification is built");
+		return configure_remote(c, err);
 	if (strcmp(type, "local") != 0)
 		return err_set(err, "cca-verifier type %.32s is not local or remote", type);
 	if (ta == NULL || rv == NULL)
@@ -394,6 +424,67 @@ static json_t *claims_of(const struct cca_token *t)
 	return c;
 }
 
+/* Every claim we give for the token must be what the verifier's EAR says of it. */
+static int ear_agrees(const json_t *ours, const json_t *ear, const char *submod, struct err *err)
+{
+	const char *k;
+	json_t *v, *ae = json_object_get(ear, "ear.veraison.annotated-evidence");
+
+	json_object_foreach((json_t *)ours, k, v)
+	{
+		if (!json_equal(v, json_object_get(ae, k)))
+			return err_set(err, "Veraison EAR: %s %s is not the token's", submod, k);
+	}
+	return 0;
+}
+
+/* Remote mode (§5.9): the token to a Veraison verifier, its EAR checked and compared. */
+static int verify_remote(const struct cca_token *t, const uint8_t *buf, size_t len, struct err *err)
+{
+	struct veraison_cfg vc = {.address = cfg.address,
+	                          .ca_file = cfg.ca_file,
+	                          .media_type = CCA_MEDIA_TYPE,
+	                          .timeout_ms = 30000};
+	json_t *ear = NULL, *ours = claims_of(t), *sub, *realm, *platform;
+	json_int_t ii;
+	int rc = -1;
+
+	if (ours == NULL)
+		return err_set(err, "out of memory");
+	if (veraison_verify(&vc, buf, len, t->r.challenge.p, t->r.challenge.len, &ear, err) < 0)
+		goto out;
+	sub = json_object_get(ear, "submods");
+	realm = json_object_get(sub, "CCA_REALM");
+	platform = json_object_get(sub, "CCA_SSD_PLATFORM");
+	if (!json_is_object(realm) || !json_is_object(platform)) {
+		err_set(err, "Veraison EAR lacks the CCA_REALM or CCA_SSD_PLATFORM submod");
+		goto out;
+	}
+	ii = json_integer_value(json_object_get(
+	    json_object_get(realm, "ear.trustworthiness-vector"), "instance-identity"));
+	if (ii < 2 || ii > 31) {
+		err_set(err,
+		        "Veraison EAR: the realm's instance identity is not affirmed (%lld): "
+		        "RAK signature or RAK attestation not verified",
+		        (long long)ii);
+		goto out;
+	}
+	if (json_is_string(json_object_get(platform, "ear.status")) &&
+	    strcmp(json_string_value(json_object_get(platform, "ear.status")), "contraindicated") ==
+	        0) {
+		err_set(err, "Veraison EAR: the platform is contraindicated");
+		goto out;
+	}
+	if (ear_agrees(json_object_get(ours, "realm"), realm, "CCA_REALM", err) < 0 ||
+	    ear_agrees(json_object_get(ours, "platform"), platform, "CCA_SSD_PLATFORM", err) < 0)
+		goto out;
+	rc = 0;
+out:
+	json_decref(ear);
+	json_decref(ours);
+	return rc;
+}
+
 static int cca_verify(const struct verify_request *req, struct verify_result *out, struct err *err)
 {
 	struct cca_token t;
@@ -407,10 +498,11 @@ static int cca_verify(const struct verify_request *req, struct verify_result *ou
 		               "CCA_CONFIG_FILE)");
 	if (token_bytes(req->evidence, &buf, &len, err) < 0)
 		return -1;
-	if (cca_token_parse(buf, len, &t, err) == 0 && verify_crypto(&t, err) == 0 &&
-	    verify_binding(req, &t, err) == 0 && appraise(&t, err) == 0) {
+	if (cca_token_parse(buf, len, &t, err) == 0 && verify_binding(req, &t, err) == 0 &&
+	    (cfg.remote                    ? verify_remote(&t, buf, len, err)
+	     : verify_crypto(&t, err) == 0 ? appraise(&t, err)
+	                                   : -1) == 0)
 		rc = verify_result_add(out, "cpu", claims_of(&t), err);
-	}
 	cca_token_clear(&t);
 	free(buf);
 	return rc;

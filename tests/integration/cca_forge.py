@@ -124,3 +124,50 @@ def write_config(d, cpak):
     json.dump(rv_store(), open(rv, "w"))
     json.dump({"cca-verifier": {"type": "local", "ta-store": ta, "rv-store": rv}}, open(cfg, "w"))
     return cfg
+
+
+def decode(b, i=0):
+    """(item, next offset) of the CBOR item at b[i]: the subset the tokens use (definite
+    lengths; tags become Tag)."""
+    ib = b[i]
+    mt, ai, i = ib >> 5, ib & 31, i + 1
+    if ai < 24:
+        n = ai
+    elif ai < 28:
+        k = 1 << (ai - 24)
+        n, i = int.from_bytes(b[i:i + k], "big"), i + k
+    else:
+        raise ValueError("indefinite or reserved")
+    if mt == 0:
+        return n, i
+    if mt == 1:
+        return -1 - n, i
+    if mt in (2, 3):
+        v = bytes(b[i:i + n])
+        return (v if mt == 2 else v.decode()), i + n
+    if mt == 4:
+        out = []
+        for _ in range(n):
+            v, i = decode(b, i)
+            out.append(v)
+        return out, i
+    if mt == 5:
+        out = {}
+        for _ in range(n):
+            k, i = decode(b, i)
+            out[k], i = decode(b, i)
+        return out, i
+    if mt == 6:
+        v, i = decode(b, i)
+        return Tag(n, v), i
+    return {20: False, 21: True, 22: None}[n], i
+
+
+def claims(tok):
+    """(platform claims, realm claims) of a token, signatures NOT checked."""
+    coll = decode(tok)[0].value
+    out = []
+    for k in (44234, 44241):
+        sign1 = decode(coll[k])[0].value
+        out.append(decode(sign1[2])[0])
+    return out

@@ -403,9 +403,13 @@ static void test_refuses_bad_evidence_and_config(void **state)
 	assert_non_null(strstr(err.msg, "`token`[1] is not a byte"));
 	json_decref(ev);
 	json_t *vc = json_pack("{s:{s:s,s:s}}", "cca_verifier", "type", "remote", "address",
-	                       "https://veraison.example");
+	                       "veraison.example");
 	assert_int_equal(verifier_find("cca")->init(vc, &err), -1);
-	assert_non_null(strstr(err.msg, "remote (Veraison) is not supported"));
+	assert_non_null(strstr(err.msg, "a remote cca-verifier needs an http(s) `address`"));
+	json_decref(vc);
+	vc = json_pack("{s:{s:s}}", "cca_verifier", "type", "nitro");
+	assert_int_equal(verifier_find("cca")->init(vc, &err), -1);
+	assert_non_null(strstr(err.msg, "cca-verifier type nitro is not local or remote"));
 	json_decref(vc);
 	/* a failed init leaves no half configuration: verify refuses */
 	ev = json_pack("{s:[i]}", "token", 0);
