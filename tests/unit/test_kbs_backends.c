@@ -119,7 +119,7 @@ static void test_as_rows_name_their_mandatory_slots(void **state)
 		for (const struct kbs_as_backend *const *o = kbs_as_backends; *o != *r; o++)
 			assert_int_not_equal((*o)->type, (*r)->type);
 	}
-	assert_int_equal(rows, 2);
+	assert_int_equal(rows, 3);
 	/* coco_as_grpc speaks every call */
 	const struct kbs_as_backend *g = &kbs_as_coco_grpc;
 	assert_true(g->set_policy && g->rv_register && g->rv_query && g->challenge && g->ready);
@@ -142,10 +142,18 @@ static void test_as_backend_chosen_by_type(void **state)
 	assert_string_equal(err.msg,
 	                    "[attestation_service] type intel_ta needs a string `base_url`");
 
+	/* the built-in AS opens in process (Memory store, fresh signing key) */
 	cfg.as_type = KBS_AS_BUILTIN;
+	a = kbs_as_new_tls(&cfg, 1000, &err);
+	assert_non_null(a);
+	assert_string_equal(kbs_as_name(a), "coco_as_builtin");
+	assert_int_equal(kbs_as_ready(a, 1000, &err), 0);
+	kbs_as_free(a);
+
+	cfg.as_type = KBS_AS_NONE;
 	assert_null(kbs_as_new_tls(&cfg, 1000, &err));
 	assert_string_equal(err.msg, "[attestation_service] this build has no backend for the "
-	                             "configured type (coco_as_grpc, intel_ta)");
+	                             "configured type (coco_as_grpc, intel_ta, coco_as_builtin)");
 }
 
 int main(void)
