@@ -546,7 +546,7 @@ int kbs_config_check_startup(struct kbs_config *c, struct err *err)
 	if (c->unsupported_plugin)
 		return err_set(err,
 		               "[[plugins]] \"%s\" is not available in this build (resource "
-		               "with kvstorage or Vault, sample)",
+		               "with kvstorage or Vault, sample, external, pkcs11, nebula-ca)",
 		               c->unsupported_plugin);
 	for (size_t i = 0; i < c->n_idps; i++)
 		if (load_idp_keys(&c->idps[i], i, err))

@@ -343,7 +343,7 @@ struct kbs_plugin {
 	/* 1 encrypt the answer to the tee-pubkey, 0 return it as is, -1 err */
 	int (*needs_encryption)(void *st, const struct kbs_plugin_req *q, struct err *err);
 };
-extern const struct kbs_plugin kbs_plugin_external, kbs_plugin_pkcs11;
+extern const struct kbs_plugin kbs_plugin_external, kbs_plugin_pkcs11, kbs_plugin_nebula_ca;
 /* Every tabled plugin, NULL-terminated. */
 extern const struct kbs_plugin *const kbs_plugins[];
 /* The row named `name`, or NULL. */

@@ -1,7 +1,8 @@
 /*
  * plugins: the table of KBS plugins that follow the §7.1 contract through struct kbs_plugin
- * (kbs.h), one file per plugin under kbs/plugins/. resource and sample are served by server.c
- * itself; every other plugin name is a row here or refused at start-up.
+ * (kbs.h), one file per plugin under kbs/plugins/ (external.c, pkcs11.c, nebula_ca.c).
+ * resource and sample are served by server.c itself; every other plugin name is a row here
+ * or refused at start-up.
  */
 #include <string.h>
 
@@ -10,6 +11,7 @@
 const struct kbs_plugin *const kbs_plugins[] = {
     &kbs_plugin_external,
     &kbs_plugin_pkcs11,
+    &kbs_plugin_nebula_ca,
     NULL,
 };
 

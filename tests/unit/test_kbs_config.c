@@ -228,7 +228,7 @@ static void test_startup_refusals(void **state)
 	                  "{\"trusted_certs_paths\":[\"/x\"]},%s}";
 	const char *cases[][2] = {
 	    {"\"attestation_service\":{\"type\":\"intel_ta\"}", "intel_ta"},
-	    {"\"plugins\":[{\"name\":\"nebula-ca\"}]", "nebula-ca"},
+	    {"\"plugins\":[{\"name\":\"provisioner\"}]", "provisioner"},
 	    {"\"plugins\":[{\"name\":\"resource\",\"storage_backend_type\":\"Aws\"}]", "Aws"},
 	};
 	char buf[512];
