@@ -4,17 +4,37 @@
  * repo/type/tag, the bytes as they are (Trustee's layout), so replicas sharing a Redis share
  * their resources. The store belongs to the daemon: this backend borrows it.
  */
+#include <string.h>
+
 #include "kbs.h"
 #include "kv/kv.h"
 #include "log.h"
 
-/* Storage errors name hosts: the log gets the sentence, the client the same without them. */
+/* Storage errors name hosts and files: the log gets the sentence, the client the same without
+ * them (a word starting with '/' becomes "<path>"). Only an outage (ERR_UNAVAILABLE) is called
+ * one; anything else, such as a key the store cannot hold, is a refusal of this request. */
 static int storage_failed(const char *path, struct err *err)
 {
-	char cause[ERR_MSG_MAX];
+	char cause[ERR_MSG_MAX], clean[ERR_MSG_MAX];
+	size_t o = 0;
+
 	log_warn("kbs: resource %s: storage: %s", path, err->msg);
 	kbs_scrub_hosts(err->msg, cause, sizeof(cause));
-	return err_set(err, "resource storage unavailable: %.900s; try again", cause);
+	for (const char *p = cause; *p && o + 8 < sizeof(clean);) {
+		if (*p == '/' && (p == cause || p[-1] == ' ')) {
+			memcpy(clean + o, "<path>", 6);
+			o += 6;
+			while (*p && *p != ' ' && !(*p == ':' && (p[1] == ' ' || !p[1])))
+				p++;
+		} else {
+			clean[o++] = *p++;
+		}
+	}
+	clean[o] = '\0';
+	if (err->code == ERR_UNAVAILABLE)
+		return err_setc(err, ERR_UNAVAILABLE,
+		                "resource storage unavailable: %.900s; try again", clean);
+	return err_set(err, "resource storage refused the request: %.900s", clean);
 }
 
 static void *kvs_open(const json_t *plugin, struct kv *kv, struct err *err)

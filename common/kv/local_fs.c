@@ -1,11 +1,14 @@
 /*
  * kv local_fs backend ("LocalFs"): one file per key, Trustee's layout
  * <dir_path>/<namespace>/<key with each '/' written as the 4 characters \x2F>, so a
- * directory Trustee wrote reads the same here. Keys are validated (they become file names);
- * kv.c serialises calls. No expiry: a TTL is not kept on disk.
+ * directory Trustee wrote reads the same here. Keys are validated (they become file names):
+ * their characters by kv.c, their length here, since a file name holds at most NAME_MAX (255)
+ * bytes, the temporary name of a write included; an over-long key is refused with a sentence that
+ * names no server path. kv.c serialises calls. No expiry: a TTL is not kept on disk.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,8 @@
 #include "kv/kv_backend.h"
 
 #define LOCAL_FS_DEFAULT_DIR "/opt/confidential-containers/storage/local_fs"
+/* the longest encoded key: a file name, with room for kv_file_write_atomic's ".tmp.<pid>" */
+#define KEY_NAME_MAX (NAME_MAX - 12)
 
 struct local_fs {
 	char dir[512]; /* dir_path */
@@ -42,9 +47,20 @@ static void fs_close(void *state)
 	free(state);
 }
 
-static void fs_path(const struct local_fs *fs, const char *ns, const char *key, char *out,
-                    size_t cap)
+/* The file of key in namespace ns; -1 with a sentence when the key cannot be a file name. */
+static int fs_path(const struct local_fs *fs, const char *ns, const char *key, char *out,
+                   size_t cap, struct err *err)
 {
+	size_t name = 0;
+
+	for (const char *p = key; *p; p++)
+		name += *p == '/' ? 4 : 1;
+	if (name > KEY_NAME_MAX)
+		return err_set(
+		    err,
+		    "storage key of %zu bytes is too long for the LocalFs store (at most "
+		    "%d bytes, each '/' taking 4)",
+		    strlen(key), KEY_NAME_MAX);
 	size_t o = (size_t)snprintf(out, cap, "%s/%s/", fs->dir, ns);
 	for (const char *p = key; *p && o + 5 < cap; p++) {
 		if (*p == '/') {
@@ -55,6 +71,7 @@ static void fs_path(const struct local_fs *fs, const char *ns, const char *key, 
 		}
 	}
 	out[o < cap ? o : cap - 1] = '\0';
+	return 0;
 }
 
 static int fs_set(void *state, const char *ns, const char *key, const void *val, size_t len,
@@ -65,8 +82,9 @@ static int fs_set(void *state, const char *ns, const char *key, const void *val,
 	struct stat st;
 
 	snprintf(dir, sizeof(dir), "%s/%s", fs->dir, ns);
+	if (fs_path(fs, ns, key, path, sizeof(path), err) < 0)
+		return -1;
 	kv_mkdirs(dir);
-	fs_path(fs, ns, key, path, sizeof(path));
 	if (!overwrite && stat(path, &st) == 0)
 		return 1;
 	return kv_file_write_atomic(path, val, len, err);
@@ -76,7 +94,8 @@ static int fs_get(void *state, const char *ns, const char *key, uint8_t **val, s
                   struct err *err)
 {
 	char path[1024];
-	fs_path(state, ns, key, path, sizeof(path));
+	if (fs_path(state, ns, key, path, sizeof(path), err) < 0)
+		return -1;
 	return kv_file_read(path, val, len, err);
 }
 
@@ -84,7 +103,8 @@ static int fs_take(void *state, const char *ns, const char *key, uint8_t **val, 
                    struct err *err)
 {
 	char path[1024];
-	fs_path(state, ns, key, path, sizeof(path));
+	if (fs_path(state, ns, key, path, sizeof(path), err) < 0)
+		return -1;
 	int rc = kv_file_read(path, val, len, err);
 	if (rc != 0 || unlink(path) == 0)
 		return rc;
@@ -100,7 +120,8 @@ static int fs_take(void *state, const char *ns, const char *key, uint8_t **val, 
 static int fs_del(void *state, const char *ns, const char *key, struct err *err)
 {
 	char path[1024];
-	fs_path(state, ns, key, path, sizeof(path));
+	if (fs_path(state, ns, key, path, sizeof(path), err) < 0)
+		return -1;
 	if (unlink(path) == 0)
 		return 0;
 	return errno == ENOENT ? 1 : err_set(err, "cannot delete %s: %s", path, strerror(errno));
