@@ -13,12 +13,17 @@ initdb'd into a temporary directory, on a free loopback port) with the same asse
   resources survive, every replica recovers without a restart.
 - the admin API (test_kbs_admin.py's authenticated and refused calls) on a kbs and AS whose
   resources, resource policy, attestation policies and reference values are in postgres.
+- grpc-as with its policies and the rvps with its values in postgres answer UNAVAILABLE
+  while postgres is down, so a kbs keeping sessions in memory answers /attest with 503 +
+  Retry-After naming the AS as unavailable (no address), and succeeds once postgres is back.
 - faults under load (test_faults.py's run): postgres stopped (fast shutdown), killed
   (SIGKILL) and stalled (SIGSTOP), as well as the rvps and the AS, with the same checks.
 - sessions follow [storage_backend] when session_storage_type is absent, as in Trustee: two
   replicas whose config names only `storage_type = "Redis"` (or "Postgres") share sessions,
   replica B accepts A's cookie; `session_storage_type = "Memory"` keeps them in process.
 """
+
+import json
 
 import grpc
 
@@ -178,6 +183,36 @@ def check_sessions_follow_storage_backend(t, pki, asvc, storage, name):
     kb.stop()
 
 
+def check_as_store_down(t, pki, pg):
+    asvc = RealAs(pki, storage=pg.storage)
+    cfg = kbs_config(pki, as_addr=asvc.addr, storage={"storage_type": "Memory"})
+    kbs = Kbs(cfg, name="kbs-as-pg").start()
+    kbs.set_policy(pki, ALLOW_ALL)
+    kbs.set_resource(pki, "default/as/key", b"as secret")
+    a = Attester(kbs)
+    a.rcar()  # the AS's default policies are in postgres now
+    pg.stop()
+    try:
+        b = Attester(kbs)
+        st, _, _ = b.auth()
+        t.eq(st, 200, "postgres under the AS down: /auth on a memory-session kbs still answers")
+        st, h, data = b.attest()
+        detail = json.loads(data).get("detail", "") if st == 503 else ""
+        t.ok(st == 503 and h.get("retry-after") == "1" and "unavailable" in detail and
+             "postgres" in detail and "127.0.0.1" not in detail and str(pg.port) not in detail,
+             "postgres under the AS down: /attest -> 503 + Retry-After, the AS's store named "
+             "(no address)", (st, data[:300]))
+    finally:
+        pg.start()
+    b = Attester(kbs)
+    b.rcar()
+    st, _, data = b.get("default/as/key")
+    t.ok(st == 200 and b.decrypt(data) == b"as secret",
+         "postgres back: the next handshake and read succeed, no daemon restarted", data[:200])
+    kbs.stop()
+    asvc.stop()
+
+
 def admin_suite(t, pki, pg):
     asvc = RealAs(pki, storage=pg.storage)
     kbs = Kbs(kbs_config(pki, as_addr=asvc.addr, storage=pg.storage,
@@ -204,6 +239,7 @@ def main():
         require_kbs()
         pki = Pki()
         replicas_suite(t, pki, pg)
+        t.run(check_as_store_down, pki, pg)
         redis = Redis().start()
         for name, storage in (("Postgres", pg.storage),
                               ("Redis", {"storage_type": "Redis",
