@@ -31,6 +31,7 @@ struct vstate {
 	uint8_t art[32]; /* the artifact's SHA-256 */
 	time_t times[MAX_TIMES];
 	size_t n_times;
+	size_t n_tsa_times; /* times[0 .. n_tsa_times) came from RFC 3161 timestamps */
 	struct sigstore_result *res;
 };
 
@@ -139,6 +140,23 @@ static int stage_signature(struct vstate *v, const struct sigstore_artifact *a, 
 
 /* ---- stage: transparency log entries ---- */
 
+/* An entry with no integrated time (Rekor v2) is dated by the RFC 3161 timestamps alone, so
+ * its log key must be valid at each of them (stage_timestamps ran first; times[0..n_tsa)). */
+static int tlog_key_at_tsa_times(const struct vstate *v, size_t i, struct err *err)
+{
+	const struct sigstore_tlog_entry *e = &v->b->tlog[i];
+	const struct sigstore_key *log =
+	    sigstore_find_key(v->root->tlogs, v->root->n_tlogs, e->log_id, e->log_id_len);
+
+	for (size_t k = 0; log != NULL && k < v->n_tsa_times; k++)
+		if (!sigstore_time_in(v->times[k], log->start, log->end))
+			return err_set(err,
+			               "transparency log entry %zu: its log key is not valid at "
+			               "the timestamp's time",
+			               i);
+	return log != NULL ? 0 : err_set(err, "transparency log entry %zu: unknown log", i);
+}
+
 static int stage_tlog(struct vstate *v, struct err *err)
 {
 	if (v->b->n_tlog == 0)
@@ -150,6 +168,8 @@ static int stage_tlog(struct vstate *v, struct err *err)
 		                         v->has_art ? v->art : NULL, &t, err) < 0)
 			return err_prefix(err, "transparency log entry %zu", i);
 		if (t != 0 && add_time(v, t, err) < 0)
+			return -1;
+		if (v->b->tlog[i].integrated_time == 0 && tlog_key_at_tsa_times(v, i, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -285,6 +305,9 @@ static int stage_chain(struct vstate *v, X509 **issuer, struct err *err)
 	if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) ||
 	    !(X509_get_extended_key_usage(leaf) & XKU_CODE_SIGN))
 		return err_set(err, "the signing certificate is not for code signing");
+	if (X509_check_ca(leaf) != 0 || !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE))
+		return err_set(err, "the signing certificate is a CA certificate or not for "
+		                    "digital signatures");
 	for (size_t i = 0; i < v->n_times; i++) {
 		int ok = 0;
 
@@ -476,7 +499,10 @@ int sigstore_verify(const struct sigstore_root *root, const struct sigstore_bund
 		v.has_art = 1;
 	}
 	if (stage_signer(&v, err) < 0 || stage_signature(&v, art, err) < 0 ||
-	    stage_tlog(&v, err) < 0 || stage_timestamps(&v, err) < 0)
+	    stage_timestamps(&v, err) < 0)
+		goto out;
+	v.n_tsa_times = v.n_times;
+	if (stage_tlog(&v, err) < 0)
 		goto out;
 	if (b->leaf != NULL && (stage_chain(&v, &issuer, err) < 0 ||
 	                        stage_sct(&v, issuer, err) < 0 || stage_identity(&v, err) < 0))

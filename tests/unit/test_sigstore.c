@@ -395,6 +395,65 @@ static void test_identity_and_issuer_matched(void **st)
 	free(a);
 }
 
+static void test_statement_example_gives_its_subject(void **st)
+{
+	size_t len;
+	uint8_t *buf = tl_slurp(sigdir, "statement.json", &len);
+	json_t *v = NULL;
+	struct err err;
+	char *txt;
+
+	(void)st;
+	assert_int_equal(intoto_statement_parse(buf, len, &v, &err), 0);
+	txt = json_dumps(v, JSON_COMPACT);
+	assert_string_equal(txt, "{\"a.txt\":[\"" H64 "\"]}");
+	free(txt);
+	json_decref(v);
+	free(buf);
+}
+
+/* A Rekor v2 entry has no integrated time: its log key must be valid at the TSA's time. */
+static void test_rekor2_log_key_judged_at_timestamp_time(void **st)
+{
+	const char *dir = "bundle-verify/rekor2-happy-path/";
+	char rel[256];
+	size_t len, alen;
+	uint8_t *buf, *a = tl_slurp(sigdir, "a.txt", &alen);
+	char *start;
+	struct sigstore_root *root = NULL;
+	struct sigstore_bundle *b = NULL;
+	struct sigstore_identity id = {.issuer = "https://token.actions.githubusercontent.com",
+	                               .san = "https://github.com/sigstore-conformance/"
+	                                      "extremely-dangerous-public-oidc-beacon/.github/"
+	                                      "workflows/extremely-dangerous-oidc-beacon.yml@refs/"
+	                                      "heads/main"};
+	struct sigstore_policy pol = {.ids = &id, .n_ids = 1};
+	struct sigstore_artifact art = {.data = a, .len = alen};
+	struct sigstore_result res;
+	struct err err;
+
+	(void)st;
+	snprintf(rel, sizeof(rel), "%strusted_root.json", dir);
+	buf = tl_slurp(sigdir, rel, &len);
+	snprintf(rel, sizeof(rel), "%sbundle.sigstore.json", dir);
+	assert_int_equal(bundle_of(rel, &b, &err), 0);
+	assert_int_equal(sigstore_root_parse(buf, len, &root, &err), 0);
+	if (sigstore_verify(root, b, &pol, &art, time(NULL), &res, &err) != 0)
+		fail_msg("%s", err.msg);
+	sigstore_root_free(root);
+	/* the v2 log's key (Ed25519) now starts in 2030 */
+	start = strstr((char *)buf, "\"2025-04-16T00:00:00Z\"");
+	assert_non_null(start);
+	memcpy(start + 1, "2030", 4);
+	assert_int_equal(sigstore_root_parse(buf, len, &root, &err), 0);
+	ASSERT_REFUSED(sigstore_verify(root, b, &pol, &art, time(NULL), &res, E),
+	               "its log key is not valid at the timestamp's time");
+	sigstore_root_free(root);
+	sigstore_bundle_free(b);
+	free(buf);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +468,8 @@ int main(void)
 	    cmocka_unit_test(test_bundles_refused_by_the_parser),
 	    cmocka_unit_test(test_root_without_log_start_refused),
 	    cmocka_unit_test(test_identity_and_issuer_matched),
+	    cmocka_unit_test(test_statement_example_gives_its_subject),
+	    cmocka_unit_test(test_rekor2_log_key_judged_at_timestamp_time),
 	};
 
 	tl_testdata_dir(sigdir, sizeof(sigdir), "rvps/sigstore");
