@@ -383,6 +383,25 @@ static int parse_token(const json_t *t, struct kbs_config *c, struct err *err)
 	return 0;
 }
 
+/* Ours, beside max_sessions: the session table's bytes, the token one session keeps, and the
+ * switch for the test TEEs (kbs/session.c says why). */
+static int parse_session_budget(const json_t *a, struct kbs_config *c, struct err *err)
+{
+	if (get_int(a, "attestation_service", "max_sessions_bytes", 256LL << 20,
+	            &c->max_sessions_bytes, err) ||
+	    get_int(a, "attestation_service", "max_session_token_size", 256 << 10,
+	            &c->max_session_token_size, err) ||
+	    get_bool(a, "attestation_service", "allow_sample_tee", true, &c->allow_sample_tee, err))
+		return -1;
+	if (c->max_sessions_bytes < (64 << 10) || c->max_sessions_bytes > (1LL << 40))
+		return err_set(err, "[attestation_service] max_sessions_bytes must be "
+		                    "65536..1099511627776 (bytes)");
+	if (c->max_session_token_size < 1024 || c->max_session_token_size > c->max_sessions_bytes)
+		return err_set(err, "[attestation_service] max_session_token_size must be 1024 "
+		                    "bytes or more and at most max_sessions_bytes");
+	return 0;
+}
+
 static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 {
 	if (!a) {
@@ -418,6 +437,8 @@ static int parse_as(const json_t *a, struct kbs_config *c, struct err *err)
 		return err_set(err, "[attestation_service] as_timeout must be 1..3600 (seconds)");
 	if (c->max_sessions <= 0 || c->max_sessions > 100000000)
 		return err_set(err, "[attestation_service] max_sessions must be 1..100000000");
+	if (parse_session_budget(a, c, err))
+		return -1;
 	if (!c->as_addr)
 		c->as_addr = strdup("http://127.0.0.1:50004");
 	if ((c->as_client_cert == NULL) != (c->as_client_key == NULL))
@@ -487,6 +508,9 @@ int kbs_config_from_json(json_t *root, struct kbs_config *c, struct err *err)
 	c->as_timeout_s = 60;
 	c->max_sessions = 100000;
 	c->max_extra_params_size = 65536;
+	c->max_sessions_bytes = 256LL << 20;
+	c->max_session_token_size = 256 << 10;
+	c->allow_sample_tee = true;
 	if (!json_is_object(root))
 		return err_set(err, "the configuration is not a table");
 	c->root = json_incref(root);

@@ -106,6 +106,12 @@ struct kbs_config {
 	long long max_sessions; /* in-memory session table bound (default 100000) */
 	/* /auth extra-params kept with a session, compact JSON bytes (default 64 KiB) */
 	long long max_extra_params_size;
+	/* ours: the in-memory session table's bytes (entries, nonces, tokens; default 256 MiB),
+	 * the EAR token one session may keep, in memory or a store (default 256 KiB), and
+	 * whether the test TEEs (sample, sampledevice) may open sessions (default true) */
+	long long max_sessions_bytes;
+	long long max_session_token_size;
+	bool allow_sample_tee;
 	/* [policy_engine] (Trustee's table; max_steps, max_memory_mib, timeout_ms are ours): the
 	 * budgets of one resource-policy evaluation, rego.h defaults when absent */
 	struct rego_limits policy_limits;
@@ -198,6 +204,19 @@ struct kbs_sessions;
 struct kbs_sessions *kbs_sessions_new(size_t max, struct err *err);
 /* Sessions in a key-value store (namespace kbs_protocol_session), shared by replicas. */
 struct kbs_sessions *kbs_sessions_new_kv(struct kv *kv, struct err *err);
+/* The budgets beyond the count; without this call a table has no byte bound, no token cap
+ * and treats every TEE alike. */
+struct kbs_session_limits {
+	size_t max_bytes;      /* in-memory table: entries + nonces + tokens; 0 = none */
+	size_t max_token_size; /* a token kept in a session, memory or store; 0 = none */
+	/* test TEEs' sessions (kbs_tee_is_test) make room for the others: when the table is
+	 * full, a real TEE's /auth or /attest evicts them, attested or not, before any real
+	 * TEE's session; a test TEE's /auth still never evicts an attested session */
+	bool test_tees_yield;
+};
+void kbs_sessions_set_limits(struct kbs_sessions *s, const struct kbs_session_limits *l);
+/* sample and sampledevice: evidence anyone can write, for tests. */
+bool kbs_tee_is_test(const char *tee);
 void kbs_sessions_free(struct kbs_sessions *s);
 /* Creates an Authed session; fills id. 0, -1 the store failed or no memory (err says which),
  * -2 the in-memory table is full of attested valid sessions. */
@@ -213,7 +232,8 @@ int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_sessi
                         struct err *err);
 /* Authed -> Attested with token: consumes the session's nonce, once across every replica
  * sharing the store. 0 done, 1 session gone, 2 nonce already consumed (the session was
- * attested before, or a concurrent /attest won), -1 storage error. */
+ * attested before, or a concurrent /attest won), 3 the token is over max_token_size, -1
+ * storage error, -2 the in-memory table has no room for the token (err says which). */
 int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token);
 /* kbs_sessions_set_attested with the reason of a -1 in err. */
 int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token, struct err *err);
@@ -451,9 +471,11 @@ enum kbs_labelled {
 	KML_RES_DELETES,
 	KML_ATT_OK,
 	KML_ATT_FAIL,
-	KML_SESSION_EVICTIONS, /* reason: expired | unattested */
-	KML_LIMIT_REFUSALS,    /* limit: attestation_concurrency_limit[_per_ip] | max_sessions */
-	KML_PLUGIN_REQUESTS,   /* plugin_name: the external backend */
+	KML_SESSION_EVICTIONS, /* reason: expired | unattested | test_tee */
+	/* limit: attestation_concurrency_limit[_per_ip] | max_sessions | max_sessions_bytes |
+	 * max_session_token_size */
+	KML_LIMIT_REFUSALS,
+	KML_PLUGIN_REQUESTS, /* plugin_name: the external backend */
 	KML_PLUGIN_ERRORS,
 	KML__N
 };

@@ -137,6 +137,10 @@ static json_t *se_extra_params(const json_t *req_extra, struct err *err)
 	return NULL;
 }
 
+#define SAMPLE_OFF                                                                                 \
+	"the sample TEEs (sample, sampledevice) are turned off on this KBS "                       \
+	"([attestation_service] allow_sample_tee = false): their evidence proves nothing"
+
 static void handle_auth(struct call *c, struct http_req *r)
 {
 	struct kbs_server *k = c->k;
@@ -167,6 +171,11 @@ static void handle_auth(struct call *c, struct http_req *r)
 		    e.msg, sizeof(e.msg),
 		    "KBS Client Protocol Version Mismatch: expect =%s while the request is %.64s",
 		    KBS_PROTOCOL_VERSION, ar.version);
+		auth_fail(r, e.msg);
+		goto out;
+	}
+	if (!k->cfg.allow_sample_tee && kbs_tee_is_test(ar.tee)) {
+		snprintf(e.msg, sizeof(e.msg), "%s", SAMPLE_OFF);
 		auth_fail(r, e.msg);
 		goto out;
 	}
@@ -299,9 +308,13 @@ static json_t *ver_req(const char *tee, const json_t *evidence, const json_t *ru
 	return o;
 }
 
-static json_t *build_requests(const struct kbs_session *s, const struct kbs_attest_req *a,
-                              struct err *err)
+static json_t *build_requests(const struct kbs_server *k, const struct kbs_session *s,
+                              const struct kbs_attest_req *a, struct err *err)
 {
+	if (!k->cfg.allow_sample_tee && kbs_tee_is_test(s->tee)) {
+		err_set(err, "%s", SAMPLE_OFF); /* a session a replica with them on opened */
+		return NULL;
+	}
 	if (a->init_data_format && strcmp(a->init_data_format, "toml") != 0) {
 		err_set(err, "Unsupported initdata format %.32s", a->init_data_format);
 		return NULL;
@@ -333,6 +346,12 @@ static json_t *build_requests(const struct kbs_session *s, const struct kbs_atte
 			json_t *ev = json_object_iter_value(it);
 			if (!kbs_tee_known(tee)) {
 				err_set(err, "additional_evidence names unknown TEE %.32s", tee);
+				json_decref(list);
+				list = NULL;
+				break;
+			}
+			if (!k->cfg.allow_sample_tee && kbs_tee_is_test(tee)) {
+				err_set(err, "additional_evidence: %s", SAMPLE_OFF);
 				json_decref(list);
 				list = NULL;
 				break;
@@ -401,7 +420,7 @@ static void handle_attest(struct call *c, struct http_req *r)
 		attest_fail(r, sid, "runtime-data nonce does not match the challenge");
 		goto out;
 	}
-	reqs = build_requests(&s, &a, &e);
+	reqs = build_requests(k, &s, &a, &e);
 	if (!reqs) {
 		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
 		attest_fail(r, sid, e.msg);
@@ -1263,6 +1282,12 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	}
 	if (!k->sessions)
 		goto fail;
+	kbs_sessions_set_limits(k->sessions,
+	                        &(struct kbs_session_limits){
+	                            .max_bytes = (size_t)k->cfg.max_sessions_bytes,
+	                            .max_token_size = (size_t)k->cfg.max_session_token_size,
+	                            .test_tees_yield = true,
+	                        });
 	if (k->cfg.plugin_resource) {
 		k->resources = kbs_resources_new(&k->cfg, k->kv, err);
 		if (!k->resources)

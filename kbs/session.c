@@ -9,9 +9,23 @@
  * a flood of /auth cannot log real attesters out: when only such sessions are left, /auth is
  * refused (the caller answers 503 + Retry-After) until one expires. To find the victims in
  * O(1), every entry is on a list ordered by deadline (= creation order, since every session
- * gets the same timeout), and Authed entries also on a second list in the same order.
+ * gets the same timeout), and each entry that may be evicted early also on the list of its
+ * class, in the same order: real Authed, test Authed, test Attested (a real Attested entry is
+ * on none).
  * Request extra-params are not kept in memory (nothing reads them after /auth), so an entry
  * is a few hundred bytes until it holds its token.
+ *
+ * Test TEEs cannot crowd out real ones. Anyone can write sample evidence, so an attested
+ * sample session proves nothing about its holder: 200 sample handshakes took 0.6 s and filled
+ * a table of 200, and then every real /auth got 503 for the session lifetime. With
+ * test_tees_yield, a real TEE's /auth or /attest evicts test-TEE sessions (unattested first,
+ * then attested, oldest first) before any real session, and a test TEE's /auth evicts only
+ * test sessions that have not attested: a sample flood can neither fill the table against
+ * real TEEs nor push a real attester out between its /auth and its /attest.
+ *
+ * The table is bounded in bytes as well as in count (max_bytes: entry, nonce and token), and
+ * one token in at most max_token_size, also in a store: a 1.4 MB `svn` in sample evidence
+ * made 1.87 MB tokens, and 40 of them took the kbs from 26 to 113 MB.
  *
  * A nonce is good for one successful /attest, across every replica sharing the store: the
  * Authed -> Attested step is a claim on `kbs_protocol_nonce:<id>` made with set-if-absent, so
@@ -44,8 +58,8 @@ struct ent {
 	struct kbs_session s;
 	struct ent *next;  /* hash chain */
 	struct link byage; /* every entry, earliest deadline first */
-	struct link authed; /* Authed entries only, earliest deadline first */
-	int on_authed;
+	struct link cls;   /* on `on`, earliest deadline first */
+	struct list *on;   /* the class list holding the entry, NULL for a real Attested one */
 };
 
 struct list {
@@ -56,10 +70,14 @@ struct kbs_sessions {
 	struct kv *kv; /* borrowed; NULL = the in-memory table */
 	pthread_mutex_t mu;
 	struct ent *b[NBUCKETS];
-	struct list byage, authed;
+	struct list byage;
+	/* the class lists: real Authed, test Authed, test Attested (test_tees_yield only) */
+	struct list authed, test_authed, test_attested;
 	size_t count;
 	size_t max;
-	unsigned long long evicted[2]; /* expired, unattested */
+	size_t bytes; /* sum of ent_bytes() over the table; <= lim.max_bytes when that is set */
+	struct kbs_session_limits lim;
+	unsigned long long evicted[3]; /* expired, unattested, test_tee */
 };
 
 #define LINK(e, off) ((struct link *)((char *)(e) + (off)))
@@ -98,7 +116,18 @@ static void list_remove(struct list *l, struct ent *e, size_t off)
 }
 
 #define OFF_AGE offsetof(struct ent, byage)
-#define OFF_AUTHED offsetof(struct ent, authed)
+#define OFF_CLS offsetof(struct ent, cls)
+
+bool kbs_tee_is_test(const char *tee)
+{
+	return strcmp(tee, "sample") == 0 || strcmp(tee, "sampledevice") == 0;
+}
+
+/* What an entry costs the table: itself, its nonce and its token. */
+static size_t ent_bytes(const struct ent *e)
+{
+	return sizeof(*e) + strlen(e->s.nonce) + 1 + (e->s.token ? strlen(e->s.token) + 1 : 0);
+}
 
 static unsigned bucket_of(const char *id)
 {
@@ -130,6 +159,13 @@ struct kbs_sessions *kbs_sessions_new(size_t max, struct err *err)
 	pthread_mutex_init(&s->mu, NULL);
 	s->max = max ? max : 100000;
 	return s;
+}
+
+void kbs_sessions_set_limits(struct kbs_sessions *s, const struct kbs_session_limits *l)
+{
+	pthread_mutex_lock(&s->mu);
+	s->lim = *l;
+	pthread_mutex_unlock(&s->mu);
 }
 
 void kbs_sessions_free(struct kbs_sessions *s)
@@ -210,8 +246,7 @@ static int store_failed(const char *id, struct err *e, struct err *err)
 	return -1;
 }
 
-static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *out,
-                   struct err *err)
+static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *out, struct err *err)
 {
 	uint8_t *val = NULL;
 	size_t len = 0;
@@ -247,7 +282,9 @@ static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *o
 	return out->nonce ? 0 : 1;
 }
 
-static int make_room(struct kbs_sessions *s, long long now);
+static int make_room(struct kbs_sessions *s, long long now, int add, size_t need,
+                     const struct ent *keep, int real);
+static void refused(struct kbs_sessions *s, int rc, size_t need, struct err *err);
 
 int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *nonce,
                         const json_t *extra_params, long long expires, char id_out[33],
@@ -285,29 +322,25 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 		free(e);
 		return err_set(err, "out of memory");
 	}
+	size_t need = ent_bytes(e);
 	pthread_mutex_lock(&s->mu);
-	if (make_room(s, (long long)time(NULL)) != 0) {
-		size_t n = s->count;
+	int test = s->lim.test_tees_yield && kbs_tee_is_test(tee);
+	int rc = make_room(s, (long long)time(NULL), 1, need, NULL, !test);
+	if (rc != 0) {
+		refused(s, rc, need, err);
 		pthread_mutex_unlock(&s->mu);
 		kbs_session_clear(&e->s);
 		free(e);
-		kbs_metrics_inc_label(KML_LIMIT_REFUSALS, "max_sessions");
-		log_warn("kbs: session table full: all %zu sessions are attested and valid "
-		         "([attestation_service] max_sessions); /auth refused until one expires",
-		         n);
-		err_set(err,
-		        "session table full: all %zu sessions are attested and still valid; "
-		        "retry when one expires",
-		        n);
 		return -2;
 	}
 	unsigned b = bucket_of(e->s.id);
 	e->next = s->b[b];
 	s->b[b] = e;
 	list_insert(&s->byage, e, OFF_AGE);
-	list_insert(&s->authed, e, OFF_AUTHED);
-	e->on_authed = 1;
+	e->on = test ? &s->test_authed : &s->authed;
+	list_insert(e->on, e, OFF_CLS);
 	s->count++;
+	s->bytes += need;
 	memcpy(id_out, e->s.id, 33);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -332,8 +365,9 @@ static void drop(struct kbs_sessions *s, struct ent **pp)
 	struct ent *e = *pp;
 	*pp = e->next;
 	list_remove(&s->byage, e, OFF_AGE);
-	if (e->on_authed)
-		list_remove(&s->authed, e, OFF_AUTHED);
+	if (e->on)
+		list_remove(e->on, e, OFF_CLS);
+	s->bytes -= ent_bytes(e);
 	kbs_session_clear(&e->s);
 	free(e);
 	s->count--;
@@ -349,28 +383,76 @@ static void drop_ent(struct kbs_sessions *s, struct ent *e)
 		drop(s, pp);
 }
 
-/* Makes room for one more entry (lock held): expired sessions first, then the oldest
- * session that has not attested. 0 when there is room, -1 when every entry is an attested,
- * valid session. */
-static int make_room(struct kbs_sessions *s, long long now)
+/* The first entry of list l other than keep. */
+static struct ent *first_but(const struct list *l, size_t off, const struct ent *keep)
 {
-	while (s->count >= s->max) {
-		struct ent *old = s->byage.head;
-		if (old && old->s.expires < now) {
-			drop_ent(s, old);
-			s->evicted[0]++;
-			kbs_metrics_inc_label(KML_SESSION_EVICTIONS, "expired");
-		} else if (s->authed.head) {
-			log_debug("kbs: session %s evicted (table full, not attested)",
-			          s->authed.head->s.id);
-			drop_ent(s, s->authed.head);
-			s->evicted[1]++;
-			kbs_metrics_inc_label(KML_SESSION_EVICTIONS, "unattested");
-		} else {
-			return -1;
-		}
+	struct ent *e = l->head;
+	return e && e == keep ? LINK(e, off)->next : e;
+}
+
+/* The next victim (lock held), never keep: an expired session, then a test-TEE session that
+ * has not attested; for a real TEE then an attested test-TEE session, then a real one that
+ * has not attested. *why is the eviction counter's index. */
+static struct ent *victim(struct kbs_sessions *s, long long now, const struct ent *keep, int real,
+                          int *why)
+{
+	struct ent *e = first_but(&s->byage, OFF_AGE, keep);
+	if (e && e->s.expires < now)
+		return *why = 0, e;
+	*why = 1;
+	if ((e = first_but(&s->test_authed, OFF_CLS, keep)) || !real)
+		return e;
+	*why = 2;
+	if ((e = first_but(&s->test_attested, OFF_CLS, keep)))
+		return e;
+	*why = 1;
+	return first_but(&s->authed, OFF_CLS, keep);
+}
+
+/* Makes room for `add` more entries and `need` more bytes (lock held), never evicting keep;
+ * real: the request is for a real TEE (test-TEE sessions yield to it). 0 when there is room,
+ * 1 when the count is the bound, 2 the bytes. */
+static int make_room(struct kbs_sessions *s, long long now, int add, size_t need,
+                     const struct ent *keep, int real)
+{
+	static const char *const reason[3] = {"expired", "unattested", "test_tee"};
+	size_t max_bytes = s->lim.max_bytes;
+	while (s->count + add > s->max || (max_bytes && s->bytes + need > max_bytes)) {
+		int why = 0;
+		struct ent *old = victim(s, now, keep, real, &why);
+		if (!old)
+			return s->count + add > s->max ? 1 : 2;
+		log_debug("kbs: session %s evicted (table full, %s)", old->s.id, reason[why]);
+		drop_ent(s, old);
+		s->evicted[why]++;
+		kbs_metrics_inc_label(KML_SESSION_EVICTIONS, reason[why]);
 	}
 	return 0;
+}
+
+/* The sentence and counters of a make_room refusal (lock held). */
+static void refused(struct kbs_sessions *s, int rc, size_t need, struct err *err)
+{
+	static unsigned long long last;
+	unsigned long long now = (unsigned long long)time(NULL);
+	const char *key = rc == 1 ? "max_sessions" : "max_sessions_bytes";
+	kbs_metrics_inc_label(KML_LIMIT_REFUSALS, key);
+	if (now != last) { /* one line a second at most: a flood would repeat it */
+		last = now;
+		log_warn("kbs: session table full: %zu sessions, %zu bytes, every one attested "
+		         "and valid ([attestation_service] %s); refused until one expires",
+		         s->count, s->bytes, key);
+	}
+	if (rc == 1)
+		err_set(err,
+		        "session table full: all %zu sessions are attested and still valid; "
+		        "retry when one expires",
+		        s->count);
+	else
+		err_set(err,
+		        "session table full: %zu more bytes do not fit in max_sessions_bytes "
+		        "(%zu) beside the attested sessions; retry when one expires",
+		        need, s->lim.max_bytes);
 }
 
 int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out)
@@ -415,9 +497,18 @@ int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char
 	return kbs_sessions_attest(s, id, token, &e);
 }
 
-int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token,
-                        struct err *err)
+int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token, struct err *err)
 {
+	size_t tlen = strlen(token);
+	if (s->lim.max_token_size && tlen > s->lim.max_token_size) {
+		kbs_metrics_inc_label(KML_LIMIT_REFUSALS, "max_session_token_size");
+		err_set(
+		    err,
+		    "the attestation token is %zu bytes, more than max_session_token_size (%zu) "
+		    "a session may keep; the evidence made too many or too large claims",
+		    tlen, s->lim.max_token_size);
+		return 3;
+	}
 	if (s->kv) {
 		struct kbs_session ss;
 		struct err e = {0};
@@ -449,21 +540,27 @@ int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *toke
 	char *t = strdup(token);
 	if (!t)
 		return err_set(err, "out of memory");
+	size_t need = strlen(t) + 1;
+	long long now = (long long)time(NULL);
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
+	struct ent *e = pp ? *pp : NULL; /* pp dies with the first eviction */
 	int rc = 0;
-	if (!pp || (*pp)->s.expires < (long long)time(NULL)) {
+	if (!e || e->s.expires < now) {
 		rc = 1;
-	} else if ((*pp)->s.state == KBS_SESSION_ATTESTED) {
+	} else if (e->s.state == KBS_SESSION_ATTESTED) {
 		rc = 2;
+	} else if ((rc = make_room(s, now, 0, need, e, e->on != &s->test_authed)) != 0) {
+		refused(s, rc, need, err);
+		rc = -2;
 	} else {
-		struct ent *e = *pp;
 		e->s.token = t;
 		e->s.state = KBS_SESSION_ATTESTED;
-		if (e->on_authed) {
-			list_remove(&s->authed, e, OFF_AUTHED);
-			e->on_authed = 0;
-		}
+		s->bytes += need;
+		list_remove(e->on, e, OFF_CLS);
+		e->on = e->on == &s->test_authed ? &s->test_attested : NULL;
+		if (e->on)
+			list_insert(e->on, e, OFF_CLS);
 		t = NULL;
 	}
 	pthread_mutex_unlock(&s->mu);
