@@ -844,15 +844,17 @@ static void plugin_tabled(struct call *c, struct http_req *r, const struct kbs_p
 		goto out;
 	}
 	int enc = admin ? 0 : p->needs_encryption(st, &q, &e);
-	if (enc < 0)
+	if (enc < 0) {
 		plugin_error(r, e.msg);
-	else if (enc == 0)
-		http_reply(r, 200, "text/xml", out, olen);
-	else if (seal_reply(c->k, r, claims, out, olen) != 0)
 		goto out;
-	if (enc >= 0)
-		log_info("kbs: %s: %s %s answered (%zu bytes%s)", who, http_req_method_name(r),
-		         http_req_uri(r), olen, enc ? ", encrypted" : "");
+	}
+	/* logged first: a reply hands r back to the HTTP layer */
+	log_info("kbs: %s: %s %s answered (%zu bytes%s)", who, http_req_method_name(r),
+	         http_req_uri(r), olen, enc ? ", encrypted" : "");
+	if (enc == 0)
+		http_reply(r, 200, "text/xml", out, olen);
+	else
+		seal_reply(c->k, r, claims, out, olen);
 out:
 	if (out) {
 		OPENSSL_cleanse(out, olen);
