@@ -156,3 +156,67 @@ int rvps_client_query_provenance(struct rvps_client *c, const char *id, char **p
 {
 	return query_method(c, RVPS_METHOD_PROVENANCE, id, prov_json, timeout_ms, err);
 }
+
+int rvps_client_delete(struct rvps_client *c, const char *id, int *deleted, int timeout_ms,
+                       struct err *err)
+{
+	Reference__ReferenceValueDeleteRequest req =
+	    REFERENCE__REFERENCE_VALUE_DELETE_REQUEST__INIT;
+	Reference__ReferenceValueDeleteResponse *out;
+	uint8_t *buf, *resp = NULL;
+	size_t len, resp_len = 0;
+
+	*deleted = 0;
+	req.reference_value_id = (char *)id;
+	len = reference__reference_value_delete_request__get_packed_size(&req);
+	buf = malloc(len + 1);
+	if (buf == NULL)
+		return err_set(err, "out of memory");
+	reference__reference_value_delete_request__pack(&req, buf);
+	if (call(c, RVPS_METHOD_DELETE, buf, len, &resp, &resp_len, timeout_ms, err) < 0) {
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	out = reference__reference_value_delete_response__unpack(NULL, resp_len, resp);
+	free(resp);
+	if (out == NULL)
+		return err_set(err,
+		               "The RVPS answered with an invalid ReferenceValueDeleteResponse");
+	*deleted = out->deleted != 0;
+	reference__reference_value_delete_response__free_unpacked(out, NULL);
+	return 0;
+}
+
+static int list_method(struct rvps_client *c, const char *method, char **json, int timeout_ms,
+                       struct err *err)
+{
+	Reference__ReferenceValueListResponse *out;
+	uint8_t *resp = NULL;
+	size_t resp_len = 0;
+	int rc = 0;
+
+	*json = NULL;
+	/* ReferenceValueListRequest is empty: zero bytes */
+	if (call(c, method, (const uint8_t *)"", 0, &resp, &resp_len, timeout_ms, err) < 0)
+		return -1;
+	out = reference__reference_value_list_response__unpack(NULL, resp_len, resp);
+	free(resp);
+	if (out == NULL)
+		return err_set(err, "The RVPS answered with an invalid ReferenceValueListResponse");
+	*json = strdup(out->reference_value_results ? out->reference_value_results : "");
+	if (*json == NULL)
+		rc = err_set(err, "out of memory");
+	reference__reference_value_list_response__free_unpacked(out, NULL);
+	return rc;
+}
+
+int rvps_client_list(struct rvps_client *c, char **list_json, int timeout_ms, struct err *err)
+{
+	return list_method(c, RVPS_METHOD_LIST, list_json, timeout_ms, err);
+}
+
+int rvps_client_audit(struct rvps_client *c, char **audit_json, int timeout_ms, struct err *err)
+{
+	return list_method(c, RVPS_METHOD_AUDIT, audit_json, timeout_ms, err);
+}

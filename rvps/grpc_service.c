@@ -3,7 +3,10 @@
  * local store or by forwarding to a remote RVPS. Wire behaviour is Trustee's (as-rvps.md
  * §7.1): an unknown id is an OK answer with the optional field unset (the AS probes with
  * "__healthcheck__" and needs that to be fast); store errors are ABORTED with
- * "Query reference value: ..." / "Register reference value: ...". Bytes that are not the
+ * "Query reference value: ..." / "Register reference value: ...". ListReferenceValues and
+ * DeleteReferenceValue (Trustee's later RPCs) and our ListReferenceValueAudit follow the
+ * same rules ("List reference values: ...", "Delete reference value: ..."); deleting an
+ * unknown id is OK with deleted=false. Bytes that are not the
  * request message are refused with INVALID_ARGUMENT and the server keeps serving.
  * RegisterReferenceValue, local or forwarded, first passes the process's write check
  * (rvps_grpc_set_write_auth): a forwarded one would otherwise ride on the AS's own credential.
@@ -155,11 +158,90 @@ static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **
 	return GRPCX_OK;
 }
 
+/* ListReferenceValues and ListReferenceValueAudit: an empty request, a JSON array back. */
+static int on_list_with(struct rvps *r, int (*get)(struct rvps *, char **, struct err *),
+                        const char *what, const uint8_t *req, size_t req_len, uint8_t **resp,
+                        size_t *resp_len, struct err *err)
+{
+	Reference__ReferenceValueListRequest *in;
+	Reference__ReferenceValueListResponse out = REFERENCE__REFERENCE_VALUE_LIST_RESPONSE__INIT;
+	char *json = NULL;
+
+	in = reference__reference_value_list_request__unpack(NULL, req_len, req);
+	if (in == NULL) {
+		err_set(err, "The request is not a valid ReferenceValueListRequest message");
+		return GRPCX_INVALID_ARGUMENT;
+	}
+	reference__reference_value_list_request__free_unpacked(in, NULL);
+	if (get(r, &json, err) < 0) {
+		err_prefix(err, "%s", what);
+		return err->code == ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
+	}
+	out.reference_value_results = json;
+	*resp_len = reference__reference_value_list_response__get_packed_size(&out);
+	*resp = malloc(*resp_len + 1);
+	if (*resp == NULL) {
+		free(json);
+		err_set(err, "out of memory");
+		return GRPCX_INTERNAL;
+	}
+	reference__reference_value_list_response__pack(&out, *resp);
+	free(json);
+	return GRPCX_OK;
+}
+
+static int on_list(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                   struct err *err)
+{
+	return on_list_with(ctx, rvps_list, "List reference values", req, req_len, resp, resp_len,
+	                    err);
+}
+
+static int on_audit(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                    struct err *err)
+{
+	return on_list_with(ctx, rvps_audit, "List the audit trail", req, req_len, resp, resp_len,
+	                    err);
+}
+
+static int on_delete(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                     size_t *resp_len, struct err *err)
+{
+	Reference__ReferenceValueDeleteRequest *in;
+	Reference__ReferenceValueDeleteResponse out =
+	    REFERENCE__REFERENCE_VALUE_DELETE_RESPONSE__INIT;
+	int deleted = 0, rc;
+
+	in = reference__reference_value_delete_request__unpack(NULL, req_len, req);
+	if (in == NULL) {
+		err_set(err, "The request is not a valid ReferenceValueDeleteRequest message");
+		return GRPCX_INVALID_ARGUMENT;
+	}
+	rc = rvps_delete(ctx, in->reference_value_id, &deleted, err);
+	reference__reference_value_delete_request__free_unpacked(in, NULL);
+	if (rc < 0) {
+		err_prefix(err, "Delete reference value");
+		return err->code == ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
+	}
+	out.deleted = deleted;
+	*resp_len = reference__reference_value_delete_response__get_packed_size(&out);
+	*resp = malloc(*resp_len + 1);
+	if (*resp == NULL) {
+		err_set(err, "out of memory");
+		return GRPCX_INTERNAL;
+	}
+	reference__reference_value_delete_response__pack(&out, *resp);
+	return GRPCX_OK;
+}
+
 int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r)
 {
 	if (grpcx_server_add(s, RVPS_METHOD_QUERY, on_query, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_PROVENANCE, on_provenance, r) < 0 ||
-	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register, r) < 0)
+	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register, r) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_LIST, on_list, r) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_DELETE, on_delete, r) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_AUDIT, on_audit, r) < 0)
 		return -1;
 	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
 	return 0;
@@ -202,11 +284,32 @@ static int on_register_proxy(void *ctx, const uint8_t *req, size_t req_len, uint
 	return forward(ctx, RVPS_METHOD_REGISTER, req, req_len, resp, resp_len, err);
 }
 
+static int on_list_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                         size_t *resp_len, struct err *err)
+{
+	return forward(ctx, RVPS_METHOD_LIST, req, req_len, resp, resp_len, err);
+}
+
+static int on_delete_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                           size_t *resp_len, struct err *err)
+{
+	return forward(ctx, RVPS_METHOD_DELETE, req, req_len, resp, resp_len, err);
+}
+
+static int on_audit_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                          size_t *resp_len, struct err *err)
+{
+	return forward(ctx, RVPS_METHOD_AUDIT, req, req_len, resp, resp_len, err);
+}
+
 int rvps_grpc_serve_proxy(struct grpcx_server *s, struct grpcx_client *c)
 {
 	if (grpcx_server_add(s, RVPS_METHOD_QUERY, on_query_proxy, c) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_PROVENANCE, on_provenance_proxy, c) < 0 ||
-	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register_proxy, c) < 0)
+	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register_proxy, c) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_LIST, on_list_proxy, c) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_DELETE, on_delete_proxy, c) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_AUDIT, on_audit_proxy, c) < 0)
 		return -1;
 	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
 	return 0;

@@ -3,6 +3,9 @@
  *   rvps-tool register -p|--path FILE [-a|--addr http://127.0.0.1:50003]
  *   rvps-tool query -r|--reference-value-id ID [-a|--addr http://127.0.0.1:50003]
  *             [--provenance]
+ *   rvps-tool list [-a ADDR]           every stored value, a JSON array (with "expired")
+ *   rvps-tool delete -r|--reference-value-id ID [-a ADDR]
+ *   rvps-tool audit [-a ADDR]          the audit trail of registrations and deletions (ours)
  *   rvps-tool [register|query] -V|--version
  *   rvps-tool verify-bundle ... (a Sigstore bundle, offline; see extractors/sigstore_cli.c)
  * (`-i ID` is our older spelling of -r, kept).
@@ -35,6 +38,9 @@ static void usage(FILE *f)
 	           "  rvps-tool register -p|--path FILE [-a|--addr " DEFAULT_ADDR "]\n"
 	           "  rvps-tool query -r|--reference-value-id ID [-a|--addr " DEFAULT_ADDR "]\n"
 	           "                  [--provenance]\n"
+	           "  rvps-tool list [-a|--addr " DEFAULT_ADDR "]\n"
+	           "  rvps-tool delete -r|--reference-value-id ID [-a|--addr " DEFAULT_ADDR "]\n"
+	           "  rvps-tool audit [-a|--addr " DEFAULT_ADDR "]\n"
 	           "  rvps-tool verify-bundle --bundle F (--certificate-identity I "
 	           "--certificate-oidc-issuer U | --key K) [--trusted-root T] FILE_OR_DIGEST\n"
 	           "  rvps-tool -V|--version\n"
@@ -111,8 +117,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if ((strcmp(cmd, "register") == 0 && path == NULL) ||
-	    (strcmp(cmd, "query") == 0 && id == NULL) ||
-	    (strcmp(cmd, "register") != 0 && strcmp(cmd, "query") != 0) || optind < argc) {
+	    ((strcmp(cmd, "query") == 0 || strcmp(cmd, "delete") == 0) && id == NULL) ||
+	    (strcmp(cmd, "register") != 0 && strcmp(cmd, "query") != 0 &&
+	     strcmp(cmd, "list") != 0 && strcmp(cmd, "delete") != 0 && strcmp(cmd, "audit") != 0) ||
+	    optind < argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -123,7 +131,30 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rvps-tool: %s\n", e.msg);
 		return 1;
 	}
-	if (strcmp(cmd, "register") == 0) {
+	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "audit") == 0) {
+		char *json = NULL;
+		int list = strcmp(cmd, "list") == 0;
+
+		if ((list ? rvps_client_list(c, &json, TIMEOUT_MS, &e)
+		          : rvps_client_audit(c, &json, TIMEOUT_MS, &e)) < 0) {
+			fprintf(stderr, "rvps-tool: %s failed: %s\n", cmd, e.msg);
+		} else {
+			printf("%s\n", json);
+			rc = 0;
+		}
+		free(json);
+	} else if (strcmp(cmd, "delete") == 0) {
+		int deleted = 0;
+
+		if (rvps_client_delete(c, id, &deleted, TIMEOUT_MS, &e) < 0) {
+			fprintf(stderr, "rvps-tool: delete failed: %s\n", e.msg);
+		} else {
+			printf(deleted ? "Reference value %s deleted\n"
+			               : "No reference value %s found, nothing deleted\n",
+			       id);
+			rc = 0;
+		}
+	} else if (strcmp(cmd, "register") == 0) {
 		size_t len;
 		char *msg = file_read_all(path, &len, &e);
 

@@ -21,6 +21,9 @@ struct rvps *rvps_new(const json_t *config, struct err *err);
 /* An RVPS on an existing key-value store (borrowed: it must outlive the RVPS and is not
  * closed by rvps_free) — the AS's BuiltIn RVPS on the AS storage backend. */
 struct rvps *rvps_new_with_kv(struct kv *kv, struct err *err);
+/* The same with the RVPS config's other members (borrowed, may be NULL): "extractors",
+ * "verification_time", "lifetime_seconds" ("storage" is not read) — the AS's rvps_config. */
+struct rvps *rvps_new_with_kv_config(struct kv *kv, const json_t *config, struct err *err);
 void rvps_free(struct rvps *r);
 /* How many reference values one register message may carry: the config's
  * "max_reference_values_per_message", default RVPS_MAX_VALUES_DEFAULT; a message with more is
@@ -37,6 +40,17 @@ int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *er
  * when there is none. Returns 0 or -1 on a storage error. */
 int rvps_query_provenance(struct rvps *r, const char *id, char **prov_json, struct err *err);
 
+/* *list_json = compact JSON array of every stored value sorted by name, each the stored
+ * document {"version","name","expiration","value"} plus "expired": true|false (malloc'd).
+ * Returns 0 or -1 on a storage error. */
+int rvps_list(struct rvps *r, char **list_json, struct err *err);
+/* Removes a value and its provenance; *deleted = 1 when it existed (then an audit entry is
+ * appended), 0 when there was nothing to delete. Returns 0 or -1 on a storage error. */
+int rvps_delete(struct rvps *r, const char *id, int *deleted, struct err *err);
+/* *audit_json = compact JSON array of the audit trail, oldest first, each entry
+ * {"id","time","action":"register"|"delete","names":[...],"provenance"?} (malloc'd). */
+int rvps_audit(struct rvps *r, char **audit_json, struct err *err);
+
 /* ---- gRPC side (rvps/grpc_service.c, rvps/client.c) ---- */
 
 struct grpcx_server;
@@ -45,6 +59,10 @@ struct grpcx_client;
 #define RVPS_SERVICE "reference.ReferenceValueProviderService"
 #define RVPS_METHOD_QUERY "/reference.ReferenceValueProviderService/QueryReferenceValue"
 #define RVPS_METHOD_REGISTER "/reference.ReferenceValueProviderService/RegisterReferenceValue"
+#define RVPS_METHOD_LIST "/reference.ReferenceValueProviderService/ListReferenceValues"
+#define RVPS_METHOD_DELETE "/reference.ReferenceValueProviderService/DeleteReferenceValue"
+/* Our extension: the audit trail, in a ListResponse. */
+#define RVPS_METHOD_AUDIT "/reference.ReferenceValueProviderService/ListReferenceValueAudit"
 /* Our extension: the provenance document of a value, in a QueryResponse. */
 #define RVPS_METHOD_PROVENANCE                                                                     \
 	"/reference.ReferenceValueProviderService/QueryReferenceValueProvenance"
@@ -87,5 +105,11 @@ int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, 
 /* The same for the value's provenance document. */
 int rvps_client_query_provenance(struct rvps_client *c, const char *id, char **prov_json,
                                  int timeout_ms, struct err *err);
+/* ListReferenceValues / ListReferenceValueAudit: *json malloc'd as rvps_list / rvps_audit. */
+int rvps_client_list(struct rvps_client *c, char **list_json, int timeout_ms, struct err *err);
+int rvps_client_audit(struct rvps_client *c, char **audit_json, int timeout_ms, struct err *err);
+/* DeleteReferenceValue: *deleted as rvps_delete. */
+int rvps_client_delete(struct rvps_client *c, const char *id, int *deleted, int timeout_ms,
+                       struct err *err);
 
 #endif

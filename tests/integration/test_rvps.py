@@ -194,7 +194,7 @@ def test_garbage_bytes(t, r):
         code, details = rpc_error(r.raw, "/%s/%s" % (SERVICE, method), b"\xff\xff\xff\xff\x0f")
         t.eq(code, grpc.StatusCode.INVALID_ARGUMENT, "garbage protobuf to %s: INVALID_ARGUMENT" % method)
         t.ok(details and "not a valid" in details, "garbage protobuf to %s: says why" % method, details)
-    code, _ = rpc_error(r.raw, "/%s/DeleteReferenceValue" % SERVICE, b"")
+    code, _ = rpc_error(r.raw, "/%s/NoSuchReferenceValueMethod" % SERVICE, b"")
     t.eq(code, grpc.StatusCode.UNIMPLEMENTED, "unknown method: UNIMPLEMENTED")
     t.eq(r.query("rv-a"), '["z"]', "still serving after bad requests")
     t.ok(r.daemon.alive(), "daemon alive after bad requests")
