@@ -8,7 +8,8 @@
  * same rules ("List reference values: ...", "Delete reference value: ..."); deleting an
  * unknown id is OK with deleted=false. Bytes that are not the
  * request message are refused with INVALID_ARGUMENT and the server keeps serving.
- * RegisterReferenceValue, local or forwarded, first passes the process's write check
+ * RegisterReferenceValue and DeleteReferenceValue, local or forwarded, first pass the
+ * process's write check
  * (rvps_grpc_set_write_auth): a forwarded one would otherwise ride on the AS's own credential.
  */
 #include <stdio.h>
@@ -212,6 +213,8 @@ static int on_delete(void *ctx, const uint8_t *req, size_t req_len, uint8_t **re
 	    REFERENCE__REFERENCE_VALUE_DELETE_RESPONSE__INIT;
 	int deleted = 0, rc;
 
+	if ((rc = grpcauth_check_write(write_auth, "DeleteReferenceValue", err)) != 0)
+		return rc;
 	in = reference__reference_value_delete_request__unpack(NULL, req_len, req);
 	if (in == NULL) {
 		err_set(err, "The request is not a valid ReferenceValueDeleteRequest message");
@@ -293,6 +296,10 @@ static int on_list_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t 
 static int on_delete_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
                            size_t *resp_len, struct err *err)
 {
+	int rc = grpcauth_check_write(write_auth, "DeleteReferenceValue", err);
+
+	if (rc != 0)
+		return rc;
 	return forward(ctx, RVPS_METHOD_DELETE, req, req_len, resp, resp_len, err);
 }
 

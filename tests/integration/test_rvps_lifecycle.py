@@ -156,6 +156,29 @@ def test_proxied_by_grpc_as(t, redis):
         redis.command("FLUSHALL")
 
 
+def test_delete_is_a_write(t):
+    d = tmpdir("rvps-admin-")
+    tok = os.path.join(d, "token")
+    with open(tok, "w") as f:
+        f.write("s3cret-delete-token\n")
+    r = Rvps({"admin": {"bearer_token_file": tok}})
+    lc = Lifecycle(r.port)
+    try:
+        r.register_rpc(reference_pb2.ReferenceValueRegisterRequest(
+            message=sample_message({"guarded": ["g"]})), timeout=10,
+            metadata=[("authorization", "Bearer s3cret-delete-token")])
+        code, _ = rpc_error(lc.delete, "guarded")
+        t.eq(code, grpc.StatusCode.UNAUTHENTICATED,
+             "with admin configured, DeleteReferenceValue without a credential is refused")
+        t.eq(r.query("guarded"), '["g"]', "and the value stays")
+        got = lc.delete_rpc(reference_pb2.ReferenceValueDeleteRequest(reference_value_id="guarded"),
+                            timeout=10, metadata=[("authorization", "Bearer s3cret-delete-token")])
+        t.eq(got.deleted, True, "with the bearer token it deletes")
+    finally:
+        lc.close()
+        r.stop()
+
+
 def pinned(redis, when, lifetimes=None):
     cfg = {"storage": redis_storage(redis), "verification_time": when}
     if lifetimes is not None:
@@ -302,6 +325,7 @@ def main():
     try:
         t.run(test_proto_declares_every_method)
         t.run(test_list_and_delete, redis)
+        t.run(test_delete_is_a_write)
         t.run(test_proxied_by_grpc_as, redis)
         t.run(test_expiration_enforced, redis)
         t.run(test_atomic_registration, redis, tmpdir("rvps-atomic-"))
