@@ -290,10 +290,11 @@ static EVP_PKEY *p384_from_point(const uint8_t *pt, size_t len, struct err *err)
 		key = NULL;
 		err_set(err, "the realm public key is not a point on P-384");
 	}
-	/* fromdata does not check the point is on the curve: do it here */
+	/* On the curve, checked here; the full check's n*Q = O adds a scalar multiplication a
+	 * cofactor-1 curve does not need (bench-cca: 2036 -> 1488 us per token). */
 	if (key != NULL) {
 		EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-		if (chk == NULL || EVP_PKEY_public_check(chk) != 1) {
+		if (chk == NULL || EVP_PKEY_public_check_quick(chk) != 1) {
 			EVP_PKEY_free(key);
 			key = NULL;
 			err_set(err, "the realm public key is not a point on P-384");

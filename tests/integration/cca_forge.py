@@ -86,10 +86,12 @@ CONFIG = b"\xcf\xcf\xcf\xcf"
 
 
 def token(cpak, rak, challenge, perso=bytes(64), rak_form="raw", rak_hash="sha-256",
-          binding=None, lifecycle=0x3003, realm_signer=None, platform_alg=None, rim=RIM):
+          binding=None, lifecycle=0x3003, realm_signer=None, platform_alg=None, rim=RIM,
+          rak_claim=None):
     """A CCA token. binding overrides the platform challenge (default: hash of the RAK claim);
-    realm_signer signs the realm token instead of the RAK."""
-    rak_claim = point(rak) if rak_form == "raw" else cose_key(rak)
+    realm_signer signs the realm token instead of the RAK; rak_claim replaces the RAK bytes."""
+    if rak_claim is None:
+        rak_claim = point(rak) if rak_form == "raw" else cose_key(rak)
     realm = {10: challenge, 44235: perso, 44236: "sha-256", 44237: rak_claim, 44238: rim,
              44239: [bytes(32)] * 4, 44240: rak_hash}
     if rak_form == "cose":
