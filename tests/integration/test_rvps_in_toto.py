@@ -14,7 +14,7 @@ import subprocess
 
 import grpc
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from harness import BIN, Redis, Tap, testdata, tmpdir
 from test_rvps import Rvps
@@ -34,9 +34,15 @@ def pae(ptype, payload):
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
-def envelope(statement, key, ptype=PT):
+def sign(key, data):
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def envelope(statement, key, ptype=PT, over_pae=True):
     payload = json.dumps(statement).encode()
-    sig = key.sign(pae(ptype, payload), ec.ECDSA(hashes.SHA256()))
+    sig = sign(key, pae(ptype, payload) if over_pae else payload)
     return {"payloadType": ptype, "payload": base64.b64encode(payload).decode(),
             "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}
 
@@ -74,6 +80,11 @@ def main():
     with open(pub_path, "wb") as f:
         f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
                                               serialization.PublicFormat.SubjectPublicKeyInfo))
+    edkey = ed25519.Ed25519PrivateKey.generate()
+    ed_path = os.path.join(d, "release.ed25519.pem")
+    with open(ed_path, "wb") as f:
+        f.write(edkey.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo))
     fw, kern = hashlib.sha256(b"firmware").hexdigest(), hashlib.sha384(b"kernel").hexdigest()
     kern256 = hashlib.sha256(b"kernel").hexdigest()
     stmt = {"_type": "https://in-toto.io/Statement/v1",
@@ -95,7 +106,7 @@ def main():
     storage = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
     a = Rvps({"storage": storage,
               "extractors": {"in_toto_extractor": {
-                  "trusted_keys": [pub_path],
+                  "trusted_keys": [pub_path, ed_path],
                   "sigstore": {"trusted_root": PROD_ROOT,
                                "identities": [{"issuer": ISSUER,
                                                "subject_regex": "^https://github.com/other-org/"}]}},
@@ -104,9 +115,12 @@ def main():
                                     "bundle.sigstore.json"), "rb").read()
     cases = [
         ("a statement signed by another key",
-         message(json.dumps(envelope(stmt, other)).encode()), "verify with none of the 1 trusted keys"),
+         message(json.dumps(envelope(stmt, other)).encode()), "verify with none of the 2 trusted keys"),
         ("a tampered statement", message(json.dumps(tampered).encode()),
-         "verify with none of the 1 trusted keys"),
+         "verify with none of the 2 trusted keys"),
+        ("an Ed25519 signature over the payload instead of the PAE",
+         message(json.dumps(envelope(stmt, edkey, over_pae=False)).encode()),
+         "verify with none of the 2 trusted keys"),
         ("a signed non-in-toto payload",
          message(json.dumps(envelope(stmt, key, "text/plain")).encode()),
          "payloadType is text/plain"),
@@ -135,6 +149,11 @@ def main():
          "its first subject, valued by its digest")
     t.eq(a.query("guest/vmlinuz"), json.dumps([kern256, kern], separators=(",", ":")),
          "every digest algorithm of a subject is kept (sha256, sha384)")
+    ed_stmt = {"_type": "https://in-toto.io/Statement/v1",
+               "subject": [{"name": "guest/initrd", "digest": {"sha256": fw}}]}
+    a.register(message(json.dumps(envelope(ed_stmt, edkey)).encode()))
+    t.eq(a.query("guest/initrd"), json.dumps([fw]), "an Ed25519-signed envelope registers "
+         "(the key pins its algorithm)")
     prov = provenance(a, "guest/vmlinuz")
     t.ok(prov.get("extractor") == "in-toto" and prov.get("signed") is True and
          prov.get("signer_key") == "sha256:" + hashlib.sha256(spki).hexdigest(),
