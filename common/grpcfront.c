@@ -404,8 +404,9 @@ static void start_relay(struct conn *c)
 		int ok = peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
 		X509_free(peer);
 		if (!ok) {
-			log_info("front: refused a gRPC connection without a client certificate "
-			         "(mutual TLS is required)");
+			log_info_ratelimited(
+			    "front: refused a gRPC connection without a client certificate "
+			    "(mutual TLS is required)");
 			conn_free(c);
 			return;
 		}
@@ -413,7 +414,7 @@ static void start_relay(struct conn *c)
 	/* both ends non-blocking: core reads its end until EAGAIN, and would hang on a
 	 * blocking socket until the peer closed */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
-		log_warn("front: socketpair: %s", strerror(errno));
+		log_warn_ratelimited("front: socketpair: %s", strerror(errno));
 		conn_free(c);
 		return;
 	}
@@ -584,9 +585,10 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	(void)sa;
 	(void)salen;
 	if (f->npending >= MAX_PENDING && (c = oldest_pending(f)) != NULL) {
-		log_warn("front: %d connections have not made their request yet; closing the "
-		         "oldest",
-		         f->npending);
+		log_warn_ratelimited(
+		    "front: %d connections have not made their request yet; closing the "
+		    "oldest",
+		    f->npending);
 		conn_free(c);
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {

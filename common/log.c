@@ -1,4 +1,5 @@
-/* log: leveled stderr logging (see log.h). Thread-safe: one fprintf per line.
+/* log: leveled stderr logging (see log.h). Thread-safe: one fprintf per line; repeatable
+ * events go through log_ratelimited, one line per interval per call site.
  *
  * One event is one line, whatever the values in it: a client's tee name, session id or
  * claim may carry a newline and a fake "[<time> info kbs] ... attested" after it. So the
@@ -7,6 +8,7 @@
  * backslash itself, which keeps the escaping unambiguous. The JSON format escapes as JSON. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,4 +139,38 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 		text_escape(esc, sizeof(esc), msg);
 		fprintf(stderr, "[%s %-5s %s] %s\n", ts, level_names[lvl], prog, esc);
 	}
+}
+
+/* One lock for every call site's state: these lines are rare by construction. */
+static pthread_mutex_t rl_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void log_ratelimited(struct log_ratelimit *rl, enum log_level lvl, const char *fmt, ...)
+{
+	char msg[4096];
+	struct timespec now;
+	unsigned long left_out;
+	long long ms;
+	va_list ap;
+
+	if (lvl > cur_level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	pthread_mutex_lock(&rl_mu);
+	if (ms < rl->next_ms) {
+		rl->suppressed++;
+		pthread_mutex_unlock(&rl_mu);
+		return;
+	}
+	rl->next_ms = ms + (rl->interval_ms > 0 ? rl->interval_ms : LOG_RATELIMIT_MS);
+	left_out = rl->suppressed;
+	rl->suppressed = 0;
+	pthread_mutex_unlock(&rl_mu);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (left_out > 0)
+		log_msg(lvl, "%s (and %lu more like it since the last such line)", msg, left_out);
+	else
+		log_msg(lvl, "%s", msg);
 }
