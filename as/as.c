@@ -77,14 +77,17 @@ static void broker_settings(struct as *a, const json_t *broker)
 	a->verbose = !json_is_false(json_object_get(broker, "verbose_token"));
 }
 
-/* rvps_config: a remote RVPS over gRPC, or the built-in one on the AS's own store. */
+/* rvps_config: a remote RVPS over gRPC, or the built-in one on the AS's own store, which
+ * takes the rvps's own keys from rvps_config ("extractors", "verification_time",
+ * "lifetime_seconds", "max_reference_values_per_message"). */
 static int open_rvps(struct as *a, const json_t *rv, struct err *err)
 {
 	const char *rtype = json_string_value(json_object_get(rv, "type"));
 	const char *addr = json_string_value(json_object_get(rv, "address"));
 
 	if (rtype == NULL || strcmp(rtype, "GrpcRemote") != 0)
-		return (a->rvps_local = rvps_new_with_kv(a->kv, err)) == NULL
+		return (a->rvps_local = rvps_new_with_kv_config(
+		            a->kv, json_is_object(rv) ? rv : NULL, err)) == NULL
 		           ? err_prefix(err, "built-in RVPS")
 		           : 0;
 	/* our extension: TLS files for an https:// address (Trustee's link is plaintext) */

@@ -319,6 +319,56 @@ def test_audit_trail(t, redis, fsdir):
         r.stop()
 
 
+def test_builtin_rvps_takes_extractors(t, redis):
+    """grpc-as with its built-in RVPS reads the rvps's keys from rvps_config."""
+    from test_rvps_supply_chain import PINNED, RV, RV_VALUE, VERAISON, message, veraison_key
+    from harness import testdata
+    d = tmpdir("as-builtin-")
+    jwk, _ = veraison_key()
+    pub = os.path.join(d, "signer.jwk")
+    with open(pub, "w") as f:
+        json.dump({k: jwk[k] for k in ("kty", "crv", "x", "y", "kid")}, f)
+    signed = open(os.path.join(VERAISON, "signed-good-corim.cbor"), "rb").read()
+    unsigned = open(testdata("rvps", "corim", "trustee", "unsigned-example-corim.cbor"), "rb").read()
+
+    def start(rvps_config):
+        port = free_port()
+        path = os.path.join(d, "as-%d.json" % port)
+        with open(path, "w") as f:
+            json.dump({"storage_backend": redis_storage(redis), "rvps_config": rvps_config}, f)
+        a = Daemon("grpc-as", [os.path.join(BIN, "grpc-as"), "--socket", "127.0.0.1:%d" % port,
+                               "--config-file", path], port).start()
+        return a, Lifecycle(port)
+
+    a, lc = start({"type": "BuiltIn", "verification_time": PINNED, "lifetime_seconds": {"corim": 3600},
+                   "extractors": {"corim_extractor": {"trusted_keys": [pub],
+                                                      "require_signature": True}}})
+    try:
+        code, detail = rpc_error(lc.register, message("corim", unsigned))
+        t.ok(code == grpc.StatusCode.ABORTED and "unsigned CoRIM is refused" in (detail or ""),
+             "built-in RVPS: require_signature from rvps_config refuses an unsigned CoRIM", detail)
+        lc.register(message("corim", signed))
+        t.eq(lc.query(RV), RV_VALUE, "built-in RVPS: the signed CoRIM registers with the trusted "
+             "key at the pinned verification_time")
+        got = [v for v in lc.list() if v["name"] == RV]
+        t.ok(len(got) == 1 and got[0]["expiration"] == "2025-06-01T01:00:00Z",
+             "built-in RVPS: lifetime_seconds from rvps_config sets the expiration", got)
+        t.eq([e["action"] for e in lc.audit()], ["register"], "built-in RVPS: audit trail kept")
+    finally:
+        lc.close()
+        a.stop()
+    a, lc = start({"type": "BuiltIn"})
+    try:
+        code, detail = rpc_error(lc.register, message("corim", signed))
+        t.ok(code == grpc.StatusCode.ABORTED,
+             "built-in RVPS without the key or the pinned time refuses the signed CoRIM "
+             "(today its signer has expired)", detail)
+    finally:
+        lc.close()
+        a.stop()
+        redis.command("FLUSHALL")
+
+
 def main():
     t = Tap()
     redis = Redis().start()
@@ -330,6 +380,7 @@ def main():
         t.run(test_expiration_enforced, redis)
         t.run(test_atomic_registration, redis, tmpdir("rvps-atomic-"))
         t.run(test_audit_trail, redis, tmpdir("rvps-audit-"))
+        t.run(test_builtin_rvps_takes_extractors, redis)
     finally:
         redis.stop()
     t.done()
