@@ -4,7 +4,8 @@ ca_cert_path: the backend name stripped from the path, query and body forwarded,
 decided by the backend (ValidateAuth), the attestation path (token, resource policy) and a JWE
 when the backend asks for one (NeedsEncryption), per-backend timeouts, errors as 401
 PluginInternalError, kbs_plugin_* metrics, start-up refusals (a backend down, https without
-ca_cert_path, a name used twice), and Trustee's external-plugin*.toml configs."""
+ca_cert_path, a name used twice), and Trustee's external-plugin*.toml configs (built-in AS, only addresses and the CA path
+rewritten)."""
 import json
 import os
 import subprocess
@@ -139,15 +140,35 @@ def main():
                 .replace("127.0.0.1:8086", "127.0.0.1:@PORT@")
                 .replace("http://127.0.0.1:50051", be.endpoint)
                 .replace("https://127.0.0.1:50052", be.endpoint)
-                .replace("./work/echo-plugin-ca.pem", ca)
-                # this build has no coco_as_builtin: the same section pointed at a gRPC AS
-                .replace('type = "coco_as_builtin"',
-                         'type = "coco_as_grpc"\nas_addr = "%s"' % asd.addr)
-                .replace('[attestation_service.rvps_config]\ntype = "BuiltIn"\n', ""))
+                .replace("./work/echo-plugin-ca.pem", ca))
         k = Kbs(text=text, name=name[:-5]).start()
         st, _, body = k.request("POST", "/kbs/v0/external/echo-test/secret/t", b"v")
         t.ok(st == 200 and body == b"stored",
              "Trustee's %s starts and its echo-test backend answers" % name, body)
+        k.stop()
+    # the resource variants: a backend named "resource", tokens from the built-in AS signed by
+    # the test PKI's token key, a sample guest through the whole flow
+    for name, be in (("trustee-external-plugin-resource.toml", plain),
+                     ("trustee-external-plugin-resource-tls.toml", tls)):
+        text = open(os.path.join(CONFIGS, name)).read()
+        text = (text.replace("127.0.0.1:8088", "127.0.0.1:@PORT@")
+                .replace("127.0.0.1:8089", "127.0.0.1:@PORT@")
+                .replace("http://127.0.0.1:50053", be.endpoint)
+                .replace("https://127.0.0.1:50054", be.endpoint)
+                .replace("./work/echo-plugin-ca.pem", ca)
+                .replace("./work/ca-cert.pem", ca)
+                .replace("./work/token.key", pki.path("token.key"))
+                .replace("./work/token-cert-chain.pem", pki.path("token-cert-chain.pem")))
+        k = Kbs(text=text, name=name[:-5]).start()
+        k.request("POST", "/kbs/v0/resource-policy", {"policy": b64u(POLICY)})
+        st, _, body = k.request("POST", "/kbs/v0/external/resource/secret/r1", b"ext resource")
+        g = Attester(k)
+        g.rcar()
+        st2, _, data = k.request("GET", "/kbs/v0/external/resource/secret/r1", None,
+                                 {"Cookie": g.cookie})
+        t.ok(st == 200 and st2 == 200 and g.decrypt(data) == b"ext resource",
+             "Trustee's %s starts with its built-in AS; a sample guest attests and gets the "
+             "backend's secret as a JWE" % name, (st, body, st2, data[:200]))
         k.stop()
     plain.stop()
     tls.stop()
