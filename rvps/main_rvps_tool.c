@@ -11,6 +11,8 @@
  * (`-i ID` is our older spelling of -r, kept).
  * and, for an https:// address, our TLS options (Trustee's tool is plaintext only):
  *   [--ca-cert CA.pem] [--client-cert CERT.pem --client-key KEY.pem]
+ * and [--bearer-token-file FILE]: the token on its first line goes with every call as
+ * `authorization: Bearer` (register and delete on an rvps whose config has "admin").
  * FILE holds a register message ({"version":"0.1.0","type":"sample","payload":...}).
  * query prints the value's JSON, or "No reference values found"; with --provenance (ours) a
  * second line "provenance: <JSON>" says how the value arrived (extractor, signer, message
@@ -45,7 +47,8 @@ static void usage(FILE *f)
 	           "--certificate-oidc-issuer U | --key K) [--trusted-root T] FILE_OR_DIGEST\n"
 	           "  rvps-tool -V|--version\n"
 	           "TLS (with an https:// address): [--ca-cert CA.pem] [--client-cert CERT.pem "
-	           "--client-key KEY.pem]\n");
+	           "--client-key KEY.pem]\n"
+	           "Writes to an rvps with an admin config: [--bearer-token-file FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -58,11 +61,12 @@ int main(int argc, char **argv)
 	    {"client-cert", required_argument, NULL, 'E'},
 	    {"client-key", required_argument, NULL, 'K'},
 	    {"provenance", no_argument, NULL, 'P'},
+	    {"bearer-token-file", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *cmd, *path = NULL, *id = NULL, *addr = DEFAULT_ADDR;
+	const char *cmd, *path = NULL, *id = NULL, *addr = DEFAULT_ADDR, *bearer = NULL;
 	struct grpcx_tls_files tf = {NULL, NULL, NULL};
 	struct rvps_client *c;
 	struct err e;
@@ -105,6 +109,9 @@ int main(int argc, char **argv)
 		case 'P':
 			want_prov = 1;
 			break;
+		case 'B':
+			bearer = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -129,6 +136,11 @@ int main(int argc, char **argv)
 	c = rvps_client_new_files(addr, &tf, "rvps-tool", &e);
 	if (c == NULL) {
 		fprintf(stderr, "rvps-tool: %s\n", e.msg);
+		return 1;
+	}
+	if (bearer != NULL && rvps_client_set_bearer_file(c, bearer, &e) < 0) {
+		fprintf(stderr, "rvps-tool: --bearer-token-file %s: %s\n", bearer, e.msg);
+		rvps_client_free(c);
 		return 1;
 	}
 	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "audit") == 0) {

@@ -174,6 +174,16 @@ def test_delete_is_a_write(t):
         got = lc.delete_rpc(reference_pb2.ReferenceValueDeleteRequest(reference_value_id="guarded"),
                             timeout=10, metadata=[("authorization", "Bearer s3cret-delete-token")])
         t.eq(got.deleted, True, "with the bearer token it deletes")
+        r.register_rpc(reference_pb2.ReferenceValueRegisterRequest(
+            message=sample_message({"guarded": ["g"]})), timeout=10,
+            metadata=[("authorization", "Bearer s3cret-delete-token")])
+        rc, out, err = tool("delete", "-r", "guarded", "-a", r.addr())
+        t.ok(rc == 1 and "delete failed" in err and "deleted" not in out,
+             "rvps-tool delete without a token is refused (exit 1)", out + err)
+        rc, out, err = tool("delete", "-r", "guarded", "-a", r.addr(), "--bearer-token-file", tok)
+        t.ok(rc == 0 and "deleted" in out, "rvps-tool delete --bearer-token-file deletes",
+             out + err)
+        t.eq(r.query("guarded"), None, "the value is gone")
     finally:
         lc.close()
         r.stop()
