@@ -75,7 +75,10 @@ class ItaStandIn:
                 for k, v in (extra or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (ssl.SSLError, OSError):
+                    pass  # the client hung up first (the huge answer's case)
 
             def do_GET(self):
                 if self.path == "/":

@@ -6,7 +6,9 @@ Trustee's kbs-config-intel-trust-authority.toml and kubernetes/ita config start 
 URLs pointed at the stand-in (and the listening socket and storage directory made local); a TDX
 guest whose quote (forged under a test root by dcap_forge.py) carries SHA-512 of its runtime data
 completes the background-check flow and gets its resource as a JWE to its key; an SGX guest
-does the same with SHA-256. A resource-only kbs that trusts only the stand-in's JWK set takes the
+does the same with SHA-256; Azure TDX vTPM evidence (the shared testdata, both evidence forms)
+goes to /attest/azure with the HCL variable data and our runtime data as user_data; NVIDIA
+evidence beside a TD becomes nvgpu with its gpu_nonce. A resource-only kbs that trusts only the stand-in's JWK set takes the
 ITA token as a Bearer passport and wraps the resource to the RSA key in it (RSA-OAEP-256, the
 key-release shape of Intel's own KBS), its resource policy reading ITA's claims. Hostile answers
 (slow, huge, non-JSON, unknown key, expired, another nonce, 429, 500, bad API key, an unmatched
@@ -33,13 +35,26 @@ default allow := false
 allow if {
 	data.plugin == "resource"
 	input.tdx.attester_tcb_status == "UpToDate"
-	input.tdx.tdx_mrtd == "%s"
+	input.tdx.tdx_mrtd in %s
 }
 allow if {
 	data.plugin == "resource"
 	input.sgx.attester_tcb_status == "UpToDate"
 }
 """
+
+
+def az_mrtd():
+    """The MRTD of the Azure TD quote in the shared testdata (its v4 body starts at byte 48)."""
+    ev = json.load(open(harness.testdata("evidence", "az-tdx-vtpm", "trustee", "evidence-v0.json")))
+    return bytes(ev["td_quote"])[48 + 136:48 + 184].hex()
+
+
+AZ_MRTD = az_mrtd()
+
+
+def policy_for(*mrtds):
+    return POLICY % ("{" + ", ".join('"%s"' % m for m in mrtds) + "}")
 
 
 def trustee_config(name, ita, port, store, extra_as="", extra_token=""):
@@ -67,9 +82,9 @@ class ItaGuest(Attester):
     def auth_ita(self, algs=("sha384", "sha512", "sha256")):
         return self.auth(extra={"supported-hash-algorithms": list(algs)})
 
-    def quote(self, scenario, nonce=None, hash_name=None):
+    def quote(self, scenario, nonce=None, hash_name=None, additional=""):
         rd = jcs({"tee-pubkey": self.pubkey, "nonce": nonce or self.nonce,
-                  "additional-evidence": ""})
+                  "additional-evidence": additional})
         s = F.copy_scenario(scenario)
         if self.tee == "tdx":
             s.body["report_data"] = hashlib.new(hash_name or "sha512", rd).digest().ljust(64, b"\0")
@@ -105,7 +120,7 @@ def main():
     kbs = Kbs(text=trustee_config("kbs-config-intel-trust-authority.toml", ita, 0, store),
               env=env, name="kbs-ita").start()
     t.ok(True, "Trustee's kbs-config-intel-trust-authority.toml starts (URLs at the stand-in)")
-    st, _, body = kbs.request("POST", "/kbs/v0/resource-policy", {"policy": b64u(POLICY % mrtd)})
+    st, _, body = kbs.request("POST", "/kbs/v0/resource-policy", {"policy": b64u(policy_for(mrtd, AZ_MRTD))})
     t.ok(st == 200, "resource policy on ITA's claims set (InsecureAllowAll admin)", body)
     st, _, body = kbs.request("POST", "/kbs/v0/resource/default/ita/key", SECRET)
     t.ok(st == 200, "resource stored", body)
@@ -160,6 +175,56 @@ def main():
          "Trustee's tee-pubkey paths name no sgx member, so without extra_teekey_paths the "
          "resource is refused", data)
 
+    # ---------------------------------------------------------------- az-tdx-vtpm, nvidia
+    azd = harness.testdata("evidence", "az-tdx-vtpm", "trustee")
+    for form in ("v0", "v1"):
+        ev = json.load(open(os.path.join(azd, "evidence-%s.json" % form)))
+        hcl = bytes(ev["hcl_report"]) if form == "v0" else b64u_dec(ev["hcl_report"])
+        tdq = bytes(ev["td_quote"]) if form == "v0" else b64u_dec(ev["td_quote"])
+        z = ItaGuest(kbs, "az-tdx-vtpm")
+        st, _, body = z.auth_ita()
+        sel = st == 200 and json.loads(body)["extra-params"] == {"selected-hash-algorithm": "sha256"}
+        zb = z.attest_body()
+        zb["tee-evidence"]["primary_evidence"] = ev
+        st, _, body = z.attest(body=zb)
+        ok = sel and st == 200
+        if ok:
+            path, h, sent = ita.requests[-1]
+            tdx_part = json.loads(sent)["tdx"]
+            var = base64.b64decode(tdx_part["runtime_data"])
+            rd = jcs({"tee-pubkey": z.pubkey, "nonce": z.nonce, "additional-evidence": ""})
+            st2, _, data = z.get("default/ita/key")
+            checks = (path == "/appraisal/v2/attest/azure",
+                      base64.b64decode(tdx_part["quote"]) == tdq, len(var) > 0 and var in hcl,
+                      base64.b64decode(tdx_part["user_data"]) == rd,
+                      claims_of(z.token)[1]["tdx"]["attester_user_data"]["nonce"] == z.nonce,
+                      st2 == 200 and z.decrypt(data) == SECRET)
+            ok = all(checks)
+            body = repr((checks, data[:300])).encode()
+        t.ok(ok, "az-tdx-vtpm (%s evidence): sha256 selected, sent to /attest/azure with the HCL "
+             "variable data as runtime_data and our runtime data as user_data; the resource is "
+             "wrapped to the key in attester_user_data" % form, body[:300])
+
+    n = ItaGuest(kbs, "tdx")
+    n.auth_ita()
+    gpu = {"device_evidence_list": [
+        {"evidence": "aG9wcGVy", "certificate": "Y2VydA==", "arch": "HOPPER"},
+        {"evidence": "c3dpdGNo", "certificate": "Y2VydA==", "arch": "LS10"}]}
+    add = json.dumps({"nvidia": gpu})
+    nb = n.attest_body(additional=add)
+    nb["tee-evidence"]["primary_evidence"] = {
+        "quote": base64.b64encode(n.quote(tdx, additional=add)).decode(), "cc_eventlog": None}
+    st, _, body = n.attest(body=nb)
+    ok = st == 200
+    if ok:
+        g = json.loads(ita.requests[-1][2])["nvgpu"]
+        want = hashlib.sha512(jcs({"nonce": n.nonce, "tee-pubkey": n.pubkey})).hexdigest()[:64]
+        ok = (g["gpu_nonce"] == want and g["arch"] == "HOPPER" and
+              g["evidence_list"] == [{"evidence": "aG9wcGVy", "certificate": "Y2VydA=="}] and
+              "tdx" in json.loads(ita.requests[-1][2]))
+    t.ok(ok, "NVIDIA evidence beside a TD: nvgpu with gpu_nonce = hex(SHA-512(runtime data)[:32]), "
+         "only the HOPPER device", body[:300])
+
     # ---------------------------------------------------------------- passport
     r = ItaGuest(kbs, "tdx", key_type="RSA")
     r.auth_ita()
@@ -168,7 +233,7 @@ def main():
     rcfg = kbs_config(pki, admin="InsecureAllowAll")
     rcfg["attestation_token"] = {"trusted_jwk_sets": [ita.url + "/certs"]}
     rkbs = Kbs(rcfg, name="kbs-resource-only", env=env).start()
-    rkbs.request("POST", "/kbs/v0/resource-policy", {"policy": b64u(POLICY % mrtd)})
+    rkbs.request("POST", "/kbs/v0/resource-policy", {"policy": b64u(policy_for(mrtd, AZ_MRTD))})
     rkbs.request("POST", "/kbs/v0/resource/default/ita/key", SECRET)
     st, _, data = r.get("default/ita/key", cookie=False, bearer=r.token)
     ok = st == 200
@@ -204,7 +269,7 @@ def main():
                           extra_as='as_timeout = 3\npolicy_ids = ["p-tdx"]\n',
                           extra_token='extra_teekey_paths = ["/sgx/attester_runtime_data/tee-pubkey"]\n')
     kbs = Kbs(text=text, env=env, name="kbs-ita-hostile").start()
-    kbs.request("POST", "/kbs/v0/resource-policy", {"policy": b64u(POLICY % mrtd)})
+    kbs.request("POST", "/kbs/v0/resource-policy", {"policy": b64u(policy_for(mrtd, AZ_MRTD))})
     kbs.request("POST", "/kbs/v0/resource/default/ita/key", SECRET)
 
     g = ItaGuest(kbs, "sgx")
