@@ -210,13 +210,21 @@ static int parse_realm(const cbor_item_t *m, struct cca_realm_claims *r, struct 
 	return parse_rem(m, r, err);
 }
 
-/* One COSE_Sign1 entry of the collection: parsed, its payload decoded as a claims map. */
-static int parse_signed(const cbor_item_t *v, const char *name, struct cose_sign1 *s,
+/* One COSE_Sign1 entry of the collection: parsed, its payload decoded as a claims map. In a
+ * CMW collection (tag 907) the entry is [263 (the EAT CWT CoAP content format), bytes]. */
+static int parse_signed(const cbor_item_t *v, int cmw, const char *name, struct cose_sign1 *s,
                         cbor_item_t **map, struct err *err)
 {
 	const uint8_t *p;
 	size_t n;
+	int64_t cf;
 
+	if (cmw) {
+		if (!cbor_isa_array(v) || cbor_array_size(v) != 2 ||
+		    cborx_int(cbor_array_handle(v)[0], &cf) < 0 || cf != CCA_CF_EAT_CWT)
+			return err_set(err, "the %s token is not a [263, token] pair", name);
+		v = cbor_array_handle(v)[1];
+	}
 	if (cborx_bytes(v, &p, &n) < 0)
 		return err_set(err, "the %s token is not a byte string", name);
 	if (cose_sign1_parse(p, n, s, err) < 0)
@@ -232,14 +240,18 @@ int cca_token_parse(const uint8_t *buf, size_t len, struct cca_token *out, struc
 	cbor_item_t *m;
 	struct cbor_pair *pairs;
 	int64_t k;
+	int cmw;
 
 	memset(out, 0, sizeof(*out));
 	out->collection = cborx_load(buf, len, err);
 	if (out->collection == NULL)
 		return err_prefix(err, "CCA token");
 	m = cborx_untag(out->collection, CCA_TAG_COLLECTION);
+	cmw = m == NULL;
+	if (cmw)
+		m = cborx_untag(out->collection, CCA_TAG_CMW_COLLECTION);
 	if (m == NULL)
-		return err_set(err, "CCA token: not a CCA token collection (CBOR tag 399)");
+		return err_set(err, "CCA token: not a CCA token collection (CBOR tag 399 or 907)");
 	if (!cbor_isa_map(m) || !cbor_map_is_definite(m) || cbor_map_size(m) != 2)
 		return err_set(err, "CCA token: the collection is not a map of two tokens");
 	pairs = cbor_map_handle(m);
@@ -253,7 +265,7 @@ int cca_token_parse(const uint8_t *buf, size_t len, struct cca_token *out, struc
 		if (is_platform ? out->platform_map != NULL : out->realm_map != NULL)
 			return err_set(err, "CCA token: the %s token appears twice",
 			               is_platform ? "platform" : "realm");
-		if (parse_signed(pairs[i].value, is_platform ? "platform" : "realm",
+		if (parse_signed(pairs[i].value, cmw, is_platform ? "platform" : "realm",
 		                 is_platform ? &out->platform : &out->realm,
 		                 is_platform ? &out->platform_map : &out->realm_map, err) < 0)
 			return err_prefix(err, "CCA token");

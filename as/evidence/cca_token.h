@@ -3,7 +3,8 @@
  * the two signature checks and the binding that make it evidence.
  *
  * A token is a collection, CBOR tag 399 around a map with exactly two entries: 44234, the
- * platform token, and 44241, the realm token, each a byte string holding a tagged COSE_Sign1.
+ * platform token, and 44241, the realm token, each a byte string holding a tagged COSE_Sign1
+ * (or, in the later CMW form, tag 907 around the same map with each entry [263, bytes]).
  * The realm token is signed by the realm attestation key (RAK) that it carries itself; the
  * platform token is signed by the platform's CPAK and its challenge is the hash of the RAK
  * (the hash named by the realm's cca-realm-public-key-hash-algo-id). So the platform vouches
@@ -23,7 +24,9 @@
 #include "cose.h"
 #include "err.h"
 
-#define CCA_TAG_COLLECTION 399
+#define CCA_TAG_COLLECTION 399     /* the collection of the RMM specification 1.0 */
+#define CCA_TAG_CMW_COLLECTION 907 /* a CMW collection; entries [263, token] */
+#define CCA_CF_EAT_CWT 263
 #define CCA_KEY_PLATFORM 44234
 #define CCA_KEY_REALM 44241
 #define CCA_REM_COUNT 4

@@ -87,7 +87,7 @@ CONFIG = b"\xcf\xcf\xcf\xcf"
 
 def token(cpak, rak, challenge, perso=bytes(64), rak_form="raw", rak_hash="sha-256",
           binding=None, lifecycle=0x3003, realm_signer=None, platform_alg=None, rim=RIM,
-          rak_claim=None):
+          rak_claim=None, cmw=False):
     """A CCA token. binding overrides the platform challenge (default: hash of the RAK claim);
     realm_signer signs the realm token instead of the RAK; rak_claim replaces the RAK bytes."""
     if rak_claim is None:
@@ -101,6 +101,10 @@ def token(cpak, rak, challenge, perso=bytes(64), rak_form="raw", rak_hash="sha-2
     platform = {265: "http://arm.com/CCA-SSD/1.0.0", 10: binding, 2396: IMPL_ID, 256: INST_ID,
                 2401: CONFIG, 2395: lifecycle, 2402: "sha-256",
                 2399: [{1: t, 2: m, 5: SIGNER, 6: "sha-256"} for t, m in SW]}
+    if cmw:  # the CMW collection form: tag 907, entries [263 (EAT CWT), token]
+        platform[265] = "tag:arm.com,2023:cca_platform#1.0.0"
+        return cbor(Tag(907, {44234: [263, sign1(cpak, cbor(platform), platform_alg)],
+                              44241: [263, sign1(realm_signer or rak, cbor(realm))]}))
     return cbor(Tag(399, {44234: sign1(cpak, cbor(platform), platform_alg),
                           44241: sign1(realm_signer or rak, cbor(realm))}))
 

@@ -61,6 +61,12 @@ def forged_cases(t, d):
 
     rc, out = evidence_verify(d, cfg, F.token(cpak, rak, nonce, rak_form="cose"), nonce)
     t.ok(rc == 0, "RAK as a COSE_Key (realm profile present) verifies", out)
+    rc, out = evidence_verify(d, cfg, F.token(cpak, rak, nonce, rak_form="cose", cmw=True), nonce)
+    t.ok(rc == 0, "the CMW collection form (tag 907, 2023 profiles) verifies", out)
+    rc, out = evidence_verify(d, cfg, F.token(cpak, rak, nonce, cmw=True, binding=bytes(32)),
+                              nonce)
+    t.ok(rc == 1 and "platform challenge is not the sha-256" in out,
+         "the CMW form is bound like the other", out)
 
     cases = [
         ("wrong RAK binding: the platform vouches for another key",

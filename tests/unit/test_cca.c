@@ -382,13 +382,17 @@ static void test_refuses_nesting_bomb_and_wrong_shapes(void **state)
 	assert_refused(b, n, CHALLENGE, "CBOR: items nest deeper than");
 	free(b);
 
-	const uint8_t untagged[] = {0xa0}, other_tag[] = {0xd9, 0x03, 0x8b, 0xa0},
+	const uint8_t untagged[] = {0xa0}, other_tag[] = {0xd9, 0x01, 0x90, 0xa0},
 	              one_entry[] = {0xd9, 0x01, 0x8f, 0xa1, 0x19, 0xac, 0xca, 0x40},
 	              stranger[] = {0xd9, 0x01, 0x8f, 0xa2, 0x01, 0x40, 0x02, 0x40};
 	assert_refused(untagged, sizeof(untagged), CHALLENGE, "not a CCA token collection");
 	assert_refused(other_tag, sizeof(other_tag), CHALLENGE, "not a CCA token collection");
 	assert_refused(one_entry, sizeof(one_entry), CHALLENGE, "not a map of two tokens");
 	assert_refused(stranger, sizeof(stranger), CHALLENGE, "an entry other than the platform");
+	/* the CMW form (tag 907) wants [263, bytes] entries */
+	const uint8_t cmw_bare[] = {0xd9, 0x03, 0x8b, 0xa2, 0x19, 0xac, 0xca,
+	                            0x41, 0x00, 0x19, 0xac, 0xd1, 0x41, 0x00};
+	assert_refused(cmw_bare, sizeof(cmw_bare), CHALLENGE, "is not a [263, token] pair");
 }
 
 static void test_refuses_bad_evidence_and_config(void **state)
