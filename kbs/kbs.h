@@ -484,6 +484,8 @@ void kbs_metrics_inc(enum kbs_counter c);
 void kbs_metrics_inc_label(enum kbs_labelled m, const char *label);
 void kbs_metrics_active(int delta);
 void kbs_metrics_http_observe(double seconds, size_t req_size, size_t resp_size);
+/* kbs_plugin_request_duration_seconds{plugin_name=backend} */
+void kbs_metrics_plugin_observe(const char *backend, double seconds);
 /* Prometheus text exposition, malloc'd. */
 char *kbs_metrics_render(void);
 

@@ -36,6 +36,16 @@ struct lab {
 static const double dur_b[] = {0.0005, 0.001, 0.005, 0.01, 0.05, 0.5, 1};
 static const double size_b[] = {32, 128, 512, 2048, 8192};
 
+static const double plugin_b[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1};
+
+/* kbs_plugin_request_duration_seconds, one histogram per external backend */
+struct lab_hist {
+	char *label;
+	struct hist h;
+	struct lab_hist *next;
+};
+static struct lab_hist *plugin_dur;
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long long counters[KM__N];
 static struct lab *labelled[KML__N];
@@ -137,6 +147,28 @@ void kbs_metrics_http_observe(double seconds, size_t req_size, size_t resp_size)
 	pthread_mutex_unlock(&mu);
 }
 
+void kbs_metrics_plugin_observe(const char *backend, double seconds)
+{
+	pthread_mutex_lock(&mu);
+	struct lab_hist *l = plugin_dur;
+	while (l && strcmp(l->label, backend))
+		l = l->next;
+	if (!l && (l = calloc(1, sizeof(*l))) != NULL) {
+		l->h.b = plugin_b;
+		l->h.nb = sizeof(plugin_b) / sizeof(plugin_b[0]);
+		if ((l->label = strdup(backend)) == NULL) {
+			free(l);
+			l = NULL;
+		} else {
+			l->next = plugin_dur;
+			plugin_dur = l;
+		}
+	}
+	if (l)
+		observe(&l->h, seconds);
+	pthread_mutex_unlock(&mu);
+}
+
 struct sb {
 	char *s;
 	size_t len, cap;
@@ -214,6 +246,23 @@ char *kbs_metrics_render(void)
 	render_hist(&b, "kbs_http_request_duration_seconds", "HTTP request handling time", &h_dur);
 	render_hist(&b, "kbs_http_request_size_bytes", "HTTP request body sizes", &h_req);
 	render_hist(&b, "kbs_http_response_size_bytes", "HTTP response body sizes", &h_resp);
+	const char *pn = "kbs_plugin_request_duration_seconds";
+	sb_printf(&b, "# HELP %s External plugin call time\n# TYPE %s histogram\n", pn, pn);
+	for (const struct lab_hist *l = plugin_dur; l; l = l->next) {
+		for (size_t i = 0; i <= l->h.nb; i++) {
+			sb_printf(&b, "%s_bucket{plugin_name=\"", pn);
+			render_label(&b, l->label);
+			if (i < l->h.nb)
+				sb_printf(&b, "\",le=\"%g\"} %llu\n", l->h.b[i], l->h.cnt[i]);
+			else
+				sb_printf(&b, "\",le=\"+Inf\"} %llu\n", l->h.count);
+		}
+		sb_printf(&b, "%s_sum{plugin_name=\"", pn);
+		render_label(&b, l->label);
+		sb_printf(&b, "\"} %.17g\n%s_count{plugin_name=\"", l->h.sum, pn);
+		render_label(&b, l->label);
+		sb_printf(&b, "\"} %llu\n", l->h.count);
+	}
 	pthread_mutex_unlock(&mu);
 	return b.s;
 }

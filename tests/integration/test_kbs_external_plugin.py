@@ -116,6 +116,14 @@ def main():
     t.ok(req >= 10 and err >= 3 and req_tls >= 2,
          "kbs_plugin_requests_total and kbs_plugin_errors_total count per backend",
          (req, err, req_tls))
+    cnt = m.get(("kbs_plugin_request_duration_seconds_count", (("plugin_name", "echo-tls"),)), 0)
+    slow = next((v for (n, lab), v in m.items()
+                 if n == "kbs_plugin_request_duration_seconds_bucket" and
+                 dict(lab).get("plugin_name") == "echo-tls" and
+                 dict(lab).get("le") not in (None, "+Inf") and float(dict(lab)["le"]) == 1.0), -1)
+    t.ok(cnt >= 2 and 0 <= slow < cnt,
+         "kbs_plugin_request_duration_seconds observes Handle per backend (the 3 s call is "
+         "above the 1 s bucket)", (cnt, slow))
     kbs.stop()
 
     # ------------------------------------------------------------- start-up refusals
