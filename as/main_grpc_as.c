@@ -253,11 +253,13 @@ int main(int argc, char **argv)
 	struct gfront *front =
 	    s ? gfront_new(addr, s, tls_cert ? &tls : NULL, page, &pages, &err) : NULL;
 	gfront_tls_clear(&tls);
-	if (front == NULL) {
+	struct gfront_limits gl;
+	if (front == NULL || gfront_limits_from_config(cfg, &gl, &err) < 0) {
 		log_error("cannot start: %s", err.msg);
 		json_decref(cfg);
 		return 1;
 	}
+	gfront_set_limits(front, &gl);
 	grpcx_server_add(s, "/attestation.AttestationService/AttestationEvaluate", h_evaluate, &a);
 	grpcx_server_add(s, "/attestation.AttestationService/SetAttestationPolicy", h_set_policy,
 	                 &a);

@@ -16,6 +16,16 @@
  * when a new one arrives beyond that the oldest is closed (so a flood of silent clients
  * cannot lock out new ones for more than moments). Silent or slow clients thus cost a bounded
  * number of sockets and never hold up anyone else.
+ *
+ * Past the sniffer, gRPC connections are a budget too (issue 14 V6: 19,985 connections that
+ * sent the HTTP/2 preface and SETTINGS went straight into core, new channels timed out and
+ * the rvps grew by 300 MB). Core 1.51 says nothing when it closes an adopted socket, so the
+ * front adopts into core only one end of a socketpair and relays the client's socket to the
+ * other end, plaintext as TLS: core closing its end is an EOF the loop sees, and the slot is
+ * released. At most max_relay such connections; one more closes the one whose client has been
+ * quiet longest (a live client talks: calls, or acks of core's keepalive pings), and a sweep
+ * closes those quiet for idle_ms. The copy costs the plaintext path a hop through this loop.
+ * Repeated log lines (the caps, accept failures) are rate-limited (log.h).
  */
 #include "grpcfront.h"
 
@@ -28,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +61,9 @@
 #define PEEK_RETRY_MS 5
 #define MAX_PENDING 512
 #define RELAY_HIGH (256 * 1024)
+#define IDLE_DEFAULT_S 300
+#define FD_RESERVE 128
+#define ACCEPT_PAUSE_MS 250
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
 
@@ -65,6 +79,8 @@ struct conn {
 	struct bufferevent *pair; /* relay: our end of the socketpair to core */
 	int pending;              /* counted in f->npending */
 	struct event *limit;      /* while pending: fires SNIFF_MS after accept */
+	int relayed;              /* counted in f->nrelay */
+	struct timespec active;   /* relay: when the client last sent bytes */
 	struct conn *prev, *next;
 };
 
@@ -81,6 +97,11 @@ struct gfront {
 	int started;
 	struct conn *conns;
 	int npending;
+	long nrelay;          /* connections relayed to core; <= max_relay */
+	long max_relay;       /* gfront_limits.max_connections */
+	long idle_ms;         /* gfront_limits.idle_timeout */
+	struct event *sweep;  /* closes relays quiet for idle_ms */
+	struct event *resume; /* re-enables accept after EMFILE */
 	/* gfront_stop_accepting's handshake with the loop */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -228,6 +249,8 @@ static void conn_free(struct conn *c)
 	struct gfront *f = c->f;
 
 	conn_unpend(c);
+	if (c->relayed)
+		f->nrelay--;
 	if (c->ev)
 		event_free(c->ev);
 	if (c->bev)
@@ -375,6 +398,8 @@ static void relay_read(struct bufferevent *from, void *arg)
 	struct bufferevent *to = from == c->bev ? c->pair : c->bev;
 	struct evbuffer *out = bufferevent_get_output(to);
 
+	if (from == c->bev && evbuffer_get_length(bufferevent_get_input(from)) > 0)
+		clock_gettime(CLOCK_MONOTONIC, &c->active);
 	evbuffer_add_buffer(out, bufferevent_get_input(from));
 	if (evbuffer_get_length(out) >= RELAY_HIGH) {
 		bufferevent_disable(from, EV_READ);
@@ -392,12 +417,27 @@ static void relay_write(struct bufferevent *to, void *arg)
 	bufferevent_enable(from, EV_READ);
 }
 
-/* Decrypted bytes say HTTP/2: join the TLS side to gRPC core through a socketpair. */
+/* The relayed connection whose client has been quiet longest, or NULL. */
+static struct conn *quietest_relay(struct gfront *f)
+{
+	struct conn *c, *found = NULL;
+
+	for (c = f->conns; c; c = c->next)
+		if (c->relayed && (found == NULL || c->active.tv_sec < found->active.tv_sec ||
+		                   (c->active.tv_sec == found->active.tv_sec &&
+		                    c->active.tv_nsec < found->active.tv_nsec)))
+			found = c;
+	return found;
+}
+
+/* The bytes say HTTP/2 (decrypted, or peeked on a plaintext socket): join the client's side
+ * to gRPC core through a socketpair, within the budget. */
 static void start_relay(struct conn *c)
 {
 	struct gfront *f = c->f;
 	int sv[2];
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	SSL *ssl = f->ssl ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	struct conn *q;
 
 	if (f->mtls) {
 		X509 *peer = SSL_get1_peer_certificate(ssl);
@@ -432,10 +472,20 @@ static void start_relay(struct conn *c)
 		return;
 	}
 	conn_unpend(c);
+	if (f->nrelay >= f->max_relay && (q = quietest_relay(f)) != NULL) {
+		log_warn_ratelimited(
+		    "front: %ld gRPC connections (max_connections); closed the one quiet longest",
+		    f->nrelay);
+		conn_free(q);
+	}
+	c->relayed = 1;
+	f->nrelay++;
+	clock_gettime(CLOCK_MONOTONIC, &c->active);
 	c->state = C_RELAY;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_setcb(c->bev, relay_read, relay_write, on_conn_event, c);
 	bufferevent_setcb(c->pair, relay_read, relay_write, on_conn_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_enable(c->pair, EV_READ | EV_WRITE);
 	relay_read(c->bev, c); /* what the sniffer already decrypted */
 }
@@ -535,21 +585,16 @@ static void on_plain_sniff(evutil_socket_t fd, short what, void *arg)
 	}
 	event_free(c->ev);
 	c->ev = NULL;
-	if (k > 0) {
-		/* core owns the socket from here on, bytes unread */
-		c->fd = -1;
-		if (grpcx_server_adopt_fd(f->g, fd) < 0)
-			close(fd);
-		conn_free(c);
-		return;
-	}
 	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		conn_free(c);
 		return;
 	}
 	c->fd = -1;
-	start_http(c);
+	if (k > 0)
+		start_relay(c); /* the preface is still in the socket: the relay reads it */
+	else
+		start_http(c);
 }
 
 static void on_limit(evutil_socket_t fd, short what, void *arg)
@@ -571,6 +616,53 @@ static struct conn *oldest_pending(struct gfront *f)
 		if (c->pending)
 			found = c;
 	return found;
+}
+
+/* Every tick: close the relays whose client has been quiet for idle_ms. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct gfront *f = arg;
+	struct conn *c, *next;
+	long n = 0;
+
+	(void)fd;
+	(void)what;
+	for (c = f->conns; c; c = next) {
+		next = c->next;
+		if (c->relayed && c->state == C_RELAY && -ms_left(&c->active) >= f->idle_ms) {
+			conn_free(c);
+			n++;
+		}
+	}
+	if (n > 0)
+		log_debug("front: closed %ld gRPC connections quiet for %ld ms", n, f->idle_ms);
+}
+
+/* Out of descriptors (or memory): pause accepting instead of spinning on the error. */
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+	struct gfront *f = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+		evconnlistener_disable(lis);
+		evtimer_add(f->resume, &tv);
+		log_warn_ratelimited("front: accept: %s; new connections wait %d ms", strerror(e),
+		                     ACCEPT_PAUSE_MS);
+		return;
+	}
+	log_warn_ratelimited("front: accept: %s", strerror(e));
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct gfront *f = arg;
+
+	(void)fd;
+	(void)what;
+	if (f->lis)
+		evconnlistener_enable(f->lis);
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
@@ -891,11 +983,55 @@ struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct
 		goto fail;
 	}
 	evconnlistener_disable(f->lis);
+	evconnlistener_set_error_cb(f->lis, on_accept_error);
+	if ((f->resume = evtimer_new(f->base, on_resume, f)) == NULL) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
+	gfront_set_limits(f, &(struct gfront_limits){0});
 	grpcx_server_on_stop(g, gfront_stop_accepting, f);
 	return f;
 fail:
 	gfront_free(f);
 	return NULL;
+}
+
+int gfront_limits_from_config(const json_t *config, struct gfront_limits *out, struct err *err)
+{
+	static const char *const keys[] = {"max_connections", "idle_timeout"};
+	long *vals[] = {&out->max_connections, &out->idle_timeout};
+	const json_t *t = config ? json_object_get(config, "grpc_front") : NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (t == NULL)
+		return 0;
+	if (!json_is_object(t))
+		return err_set(err, "grpc_front must be a table");
+	for (size_t i = 0; i < 2; i++) {
+		const json_t *v = json_object_get(t, keys[i]);
+		if (v == NULL)
+			continue;
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 10000000)
+			return err_set(err, "grpc_front.%s must be an integer 1..10000000",
+			               keys[i]);
+		*vals[i] = (long)json_integer_value(v);
+	}
+	return 0;
+}
+
+void gfront_set_limits(struct gfront *f, const struct gfront_limits *l)
+{
+	struct rlimit rl;
+
+	f->max_relay = l->max_connections;
+	if (f->max_relay <= 0) {
+		long n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+		             ? (long)rl.rlim_cur
+		             : 1024;
+		f->max_relay = (n - FD_RESERVE) / 3 > 16 ? (n - FD_RESERVE) / 3 : 16;
+	}
+	f->idle_ms = (l->idle_timeout > 0 ? l->idle_timeout : IDLE_DEFAULT_S) * 1000;
 }
 
 int gfront_port(const struct gfront *f)
@@ -913,6 +1049,12 @@ static void *loop_main(void *arg)
 
 int gfront_start(struct gfront *f, struct err *err)
 {
+	long tick = f->idle_ms / 4 < 100 ? 100 : f->idle_ms / 4 > 5000 ? 5000 : f->idle_ms / 4;
+	struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
+
+	f->sweep = event_new(f->base, -1, EV_PERSIST, on_sweep, f);
+	if (f->sweep == NULL || event_add(f->sweep, &tv) < 0)
+		return err_set(err, "cannot start the front's idle sweep");
 	evconnlistener_enable(f->lis);
 	if (pthread_create(&f->th, NULL, loop_main, f) != 0)
 		return err_set(err, "cannot start the front's thread");
@@ -931,6 +1073,8 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_free(f->lis);
 		f->lis = NULL;
 	}
+	if (f->resume)
+		evtimer_del(f->resume);
 	for (c = f->conns; c; c = next) {
 		next = c->next;
 		if (c->state == C_SNIFF)
@@ -974,6 +1118,10 @@ void gfront_free(struct gfront *f)
 		conn_free(f->conns);
 	if (f->lis)
 		evconnlistener_free(f->lis);
+	if (f->sweep)
+		event_free(f->sweep);
+	if (f->resume)
+		event_free(f->resume);
 	if (f->base)
 		event_base_free(f->base);
 	SSL_CTX_free(f->ssl);

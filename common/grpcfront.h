@@ -18,6 +18,7 @@
 #ifndef CTRUSTEE_GRPCFRONT_H
 #define CTRUSTEE_GRPCFRONT_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,22 @@ void gfront_tls_clear(struct gfront_tls *t);
 struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct gfront_tls *tls,
                           gfront_page_fn page, void *ctx, struct err *err);
 int gfront_port(const struct gfront *f);
+/* The budget of connections handed to gRPC core (ours; the daemon's config "grpc_front"
+ * table): every gRPC connection, plaintext or TLS, reaches core through a socketpair the front
+ * relays, so the front knows when core closes it. At most max_connections at once (0: from
+ * the fd limit, (RLIMIT_NOFILE - 128) / 3, each costing three descriptors); one more closes
+ * the one whose client sent nothing for longest. A connection whose client sends nothing for
+ * idle_timeout seconds (0: 300) is closed; live clients answer core's keepalive pings (every
+ * 60 s, grpcx.c), so only dead or hostile peers go quiet that long. */
+struct gfront_limits {
+	long max_connections;
+	long idle_timeout;
+};
+/* Reads the "grpc_front" table of a daemon's config (NULL or absent: defaults); -1 with a
+ * sentence naming the key. */
+int gfront_limits_from_config(const json_t *config, struct gfront_limits *out, struct err *err);
+/* Applies l before gfront_start. */
+void gfront_set_limits(struct gfront *f, const struct gfront_limits *l);
 /* Starts the event-loop thread; call after grpcx_server_start. */
 int gfront_start(struct gfront *f, struct err *err);
 /* Closes the listening socket and every connection not yet handed to gRPC (waits for the

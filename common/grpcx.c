@@ -53,6 +53,8 @@
 #include "log.h"
 
 #define GRPCX_MAX_MSG (64 * 1024 * 1024)
+/* HTTP/2 streams one client connection may have open at once (calls in flight) */
+#define GRPCX_MAX_STREAMS 100
 #define GRPCX_MAX_METHODS 64
 #define GRPCX_REQUESTS_PER_METHOD 4
 #define GRPCX_MAX_POLLERS 4
@@ -508,7 +510,23 @@ static void server_args(grpc_arg *a, grpc_channel_args *ca)
 	a[5].type = GRPC_ARG_INTEGER;
 	a[5].key = GRPC_ARG_HTTP2_MAX_PING_STRIKES;
 	a[5].value.integer = 0;
-	ca->num_args = 6;
+	/* Budgets of one connection (issue 14 V6, W1): streams at once, and core's own pings
+	 * every 60 s, closing a peer that does not answer within 20 s; the front closes clients
+	 * quiet for longer (grpcfront.c). Calls never last 10 minutes: a connection without
+	 * any for that long gets a GOAWAY. */
+	a[6].type = GRPC_ARG_INTEGER;
+	a[6].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+	a[6].value.integer = GRPCX_MAX_STREAMS;
+	a[7].type = GRPC_ARG_INTEGER;
+	a[7].key = GRPC_ARG_KEEPALIVE_TIME_MS;
+	a[7].value.integer = 60000;
+	a[8].type = GRPC_ARG_INTEGER;
+	a[8].key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
+	a[8].value.integer = 20000;
+	a[9].type = GRPC_ARG_INTEGER;
+	a[9].key = GRPC_ARG_MAX_CONNECTION_IDLE_MS;
+	a[9].value.integer = 600000;
+	ca->num_args = 10;
 	ca->args = a;
 }
 
@@ -516,7 +534,7 @@ static struct grpcx_server *server_new_creds(const char *addr, int workers,
                                              grpc_server_credentials *creds, struct err *err)
 {
 	struct grpcx_server *s;
-	grpc_arg a[6];
+	grpc_arg a[10];
 	grpc_channel_args ca;
 
 	if (creds == NULL) {

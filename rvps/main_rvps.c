@@ -69,6 +69,7 @@ int main(int argc, char **argv)
 	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
 	struct gfront_tls tls = {0};
 	struct gfront *front = NULL;
+	struct gfront_limits gl;
 	struct grpcx_server *srv;
 	struct rvps *r;
 	struct grpcauth *auth;
@@ -127,6 +128,10 @@ int main(int argc, char **argv)
 	auth =
 	    grpcauth_new(config ? json_object_get(config, "admin") : NULL, "rvps config admin", &e);
 	r = auth ? rvps_new(config, &e) : NULL;
+	if (r != NULL && gfront_limits_from_config(config, &gl, &e) < 0) {
+		rvps_free(r);
+		r = NULL;
+	}
 	json_decref(config);
 	if (r == NULL) {
 		log_error("rvps: %s", e.msg);
@@ -146,6 +151,7 @@ int main(int argc, char **argv)
 		grpcauth_free(auth);
 		return 1;
 	}
+	gfront_set_limits(front, &gl);
 	if (rvps_grpc_serve(srv, r) < 0 || grpcx_server_handle_signals(srv) < 0 ||
 	    grpcx_server_start(srv, &e) < 0 || gfront_start(front, &e) < 0) {
 		log_error("rvps: cannot start the gRPC service: %s", e.msg);
