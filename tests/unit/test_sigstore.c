@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rvps/extractors.h"
 #include "rvps/extractors/dsse.h"
 #include "rvps/extractors/sigstore.h"
 #include "testlib.h"
@@ -454,6 +455,70 @@ static void test_rekor2_log_key_judged_at_timestamp_time(void **st)
 	free(a);
 }
 
+static int set_from(const char *cfg, struct err *err)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(cfg, 0, &jerr);
+	struct rvps_extractor_set *s;
+
+	assert_non_null(j);
+	s = rvps_extractor_set_new(j, err);
+	json_decref(j);
+	rvps_extractor_set_free(s);
+	return s != NULL ? 0 : -1;
+}
+
+static void test_in_toto_config_refusals(void **st)
+{
+	char cfg[2048], root[1100];
+	struct err err_ok;
+
+	(void)st;
+	snprintf(root, sizeof(root), "%s/trusted_root.prod.json", sigdir);
+	ASSERT_REFUSED(set_from("{\"extractors\":{\"in_toto_extractor\":{\"keys\":[]}}}", E),
+	               "extractors.in_toto_extractor has no option \"keys\"");
+	ASSERT_REFUSED(set_from("{\"extractors\":{\"in_toto_extractor\":{\"trusted_keys\":"
+	                        "[\"/nonexistent.pem\"]}}}",
+	                        E),
+	               "trusted key /nonexistent.pem");
+	snprintf(cfg, sizeof(cfg),
+	         "{\"extractors\":{\"in_toto_extractor\":{\"sigstore\":{\"trusted_root\":\"%s\","
+	         "\"identities\":[{\"issuer\":\"https://i\",\"subject_regex\":\"(\"}]}}}}",
+	         root);
+	ASSERT_REFUSED(set_from(cfg, E), "is not a POSIX extended regular expression");
+	snprintf(cfg, sizeof(cfg),
+	         "{\"extractors\":{\"in_toto_extractor\":{\"sigstore\":{\"trusted_root\":\"%s\","
+	         "\"identities\":[{\"subject_regex\":\"^x\"}]}}}}",
+	         root);
+	ASSERT_REFUSED(set_from(cfg, E), "needs \"issuer\" and \"subject_regex\" strings");
+	snprintf(cfg, sizeof(cfg),
+	         "{\"extractors\":{\"in_toto_extractor\":{\"sigstore\":{\"trusted_root\":\"%s\","
+	         "\"identities\":[]}}}}",
+	         root);
+	ASSERT_REFUSED(set_from(cfg, E), "sigstore.identities must list");
+	snprintf(cfg, sizeof(cfg),
+	         "{\"extractors\":{\"in_toto_extractor\":{\"sigstore\":{\"trusted_root\":\"%s\","
+	         "\"identities\":[{\"issuer\":\"https://i\",\"subject_regex\":\"^x\"}]}}}}",
+	         root);
+	assert_int_equal(set_from(cfg, &err_ok), 0);
+}
+
+static void test_in_toto_without_trust_refuses(void **st)
+{
+	json_t *out = NULL;
+	struct err err;
+	/* base64 of {"payloadType":"t","payload":"","signatures":[{"sig":"AA=="}]} */
+	const char *p =
+	    "eyJwYXlsb2FkVHlwZSI6InQiLCJwYXlsb2FkIjoiIiwic2lnbmF0dXJlcyI6W3sic2lnIjoiQUE9"
+	    "PSJ9XX0=";
+
+	(void)st;
+	assert_int_equal(
+	    rvps_extractor_set_extract(NULL, "in-toto", p, strlen(p), &out, NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "needs extractors.in_toto_extractor.trusted_keys"));
+	assert_null(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -470,6 +535,8 @@ int main(void)
 	    cmocka_unit_test(test_identity_and_issuer_matched),
 	    cmocka_unit_test(test_statement_example_gives_its_subject),
 	    cmocka_unit_test(test_rekor2_log_key_judged_at_timestamp_time),
+	    cmocka_unit_test(test_in_toto_config_refusals),
+	    cmocka_unit_test(test_in_toto_without_trust_refuses),
 	};
 
 	tl_testdata_dir(sigdir, sizeof(sigdir), "rvps/sigstore");
