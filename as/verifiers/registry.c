@@ -13,10 +13,12 @@
 extern const struct verifier verifier_sample, verifier_sampledevice, verifier_tdx, verifier_sgx,
     verifier_snp, verifier_az_snp_vtpm, verifier_az_tdx_vtpm, verifier_tpm, verifier_nvidia;
 extern const struct verifier verifier_cca;
+extern const struct verifier verifier_csv;
 
 static const struct verifier *const table[] = {
-    &verifier_sample,      &verifier_sampledevice, &verifier_tdx, &verifier_sgx,    &verifier_snp,
-    &verifier_az_snp_vtpm, &verifier_az_tdx_vtpm,  &verifier_tpm, &verifier_nvidia, &verifier_cca,
+    &verifier_sample, &verifier_sampledevice, &verifier_tdx,         &verifier_sgx,
+    &verifier_snp,    &verifier_az_snp_vtpm,  &verifier_az_tdx_vtpm, &verifier_tpm,
+    &verifier_nvidia, &verifier_cca,          &verifier_csv,
 };
 
 const struct verifier *verifier_find(const char *tee)

@@ -1,0 +1,222 @@
+/*
+ * csv verifier (as-rvps.md §5.11): a Hygon CSV guest's attestation report, read from
+ * Trustee's evidence JSON (as/evidence/csv_report.c), checked as this list, in order:
+ *   1. the evidence parses: report wrapper (v1 or v2), PEK, serial number, optional HSK/CEK;
+ *   2. the HSK and CEK come from the evidence, else from `<hsk_cek_dir>/<serial>/hsk_cek.cert`
+ *      (default dir /opt/hygon/csv/hsk_cek, as Trustee); neither -> refused, naming the file
+ *      (Hygon KDS fetching is not built: a chip without a local HSK/CEK cannot be verified);
+ *   3. HRK self-signature -> HSK -> CEK -> PEK -> report signature, SM2 with SM3, each link
+ *      with its expected key usage; the HRK is the built-in Hygon root unless
+ *      `verifier_config.csv_verifier.hrk_file` (or the `csv_hrk` option) names another one;
+ *   4. report_data (v1: unmasked with anonce) equals the expected report data, regularized to
+ *      64 bytes, when one is given; an init-data hash is ignored with a warning (as Trustee);
+ *   5. a v2 report with `cc_eventlog` would need the log's CC-MR 1..4 replayed with SM3
+ *      against rtmr1..rtmr4: the event-log module replays SHA-384 only, so such evidence is
+ *      refused rather than passed unchecked.
+ * Claims: Trustee's names and encodings (policy bit fields as numbers, the rest hex).
+ */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "as/evidence/csv_report.h"
+#include "as/verifiers/verifier.h"
+#include "config.h"
+#include "embed.h"
+#include "log.h"
+
+EMBED_FILE(csv_hygon_hrk, "as/evidence/roots/hygon_hrk.cert");
+
+#define CSV_DEFAULT_HSK_CEK_DIR "/opt/hygon/csv/hsk_cek"
+
+/* Set by init, then only read. hrk_path NULL = the built-in HRK. */
+static struct {
+	char *hrk_path, *hsk_cek_dir; /* owned */
+} cfg;
+
+static int set_str(char **dst, const json_t *v, const char *name, struct err *err)
+{
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v))
+		return err_set(err, "csv_verifier.%s must be a string", name);
+	free(*dst);
+	*dst = strdup(json_string_value(v));
+	return *dst == NULL ? err_set(err, "out of memory") : 0;
+}
+
+/* verifier_config.csv_verifier: {"hrk_file"?: path, "hsk_cek_dir"?: dir}. */
+static int csv_init(const json_t *vc, struct err *err)
+{
+	const json_t *c = json_object_get(vc, "csv_verifier");
+
+	free(cfg.hrk_path);
+	free(cfg.hsk_cek_dir);
+	memset(&cfg, 0, sizeof(cfg));
+	if (c == NULL)
+		return 0;
+	if (!json_is_object(c))
+		return err_set(err, "csv_verifier must be an object");
+	if (set_str(&cfg.hrk_path, json_object_get(c, "hrk_file"), "hrk_file", err) < 0 ||
+	    set_str(&cfg.hsk_cek_dir, json_object_get(c, "hsk_cek_dir"), "hsk_cek_dir", err) < 0)
+		return -1;
+	if (cfg.hrk_path != NULL) { /* refuse a bad root at start, not at the first guest */
+		struct csv_ca_cert hrk;
+		size_t len;
+		char *buf = file_read_all(cfg.hrk_path, &len, err);
+		if (buf == NULL)
+			return err_prefix(err, "csv_verifier.hrk_file");
+		int rc = csv_ca_cert_parse((const uint8_t *)buf, len, &hrk, err);
+		free(buf);
+		if (rc < 0)
+			return err_prefix(err, "csv_verifier.hrk_file %s", cfg.hrk_path);
+	}
+	return 0;
+}
+
+static const char *opt(const struct verify_request *req, const char *key, const char *dflt)
+{
+	const char *v = json_string_value(json_object_get(req->options, key));
+	return v != NULL ? v : dflt;
+}
+
+static int load_hrk(const struct verify_request *req, struct csv_ca_cert *hrk, struct err *err)
+{
+	const char *path = opt(req, "csv_hrk", cfg.hrk_path);
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (path == NULL)
+		return csv_ca_cert_parse((const uint8_t *)csv_hygon_hrk, CSV_CA_CERT_LEN, hrk,
+		                         err) < 0
+		           ? err_prefix(err, "built-in HRK")
+		           : 0;
+	if ((buf = file_read_all(path, &len, err)) == NULL)
+		return err_prefix(err, "HRK");
+	rc = csv_ca_cert_parse((const uint8_t *)buf, len, hrk, err);
+	free(buf);
+	return rc < 0 ? err_prefix(err, "HRK %s", path) : 0;
+}
+
+/* The serial names a directory: letters, digits, '-' and '_' only. */
+static int serial_is_name(const char *s)
+{
+	for (; *s; s++)
+		if (!(('0' <= *s && *s <= '9') || ('A' <= *s && *s <= 'Z') ||
+		      ('a' <= *s && *s <= 'z') || *s == '-' || *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int load_hsk_cek(const struct verify_request *req, struct csv_evidence *ev, struct err *err)
+{
+	const char *dir = opt(req, "csv_hsk_cek_dir",
+	                      cfg.hsk_cek_dir ? cfg.hsk_cek_dir : CSV_DEFAULT_HSK_CEK_DIR);
+	char path[4096];
+	struct stat st;
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (ev->has_hsk_cek)
+		return 0;
+	if (!serial_is_name(ev->serial))
+		return err_set(err, "CSV serial number \"%s\" cannot name an HSK/CEK directory",
+		               ev->serial);
+	snprintf(path, sizeof(path), "%s/%s/hsk_cek.cert", dir, ev->serial);
+	if (stat(path, &st) != 0)
+		return err_set(err,
+		               "HSK/CEK not available for CSV chip %s: the evidence carries none "
+		               "and %s does not exist (Hygon KDS fetching is not built)",
+		               ev->serial, path);
+	if ((buf = file_read_all(path, &len, err)) == NULL)
+		return err_prefix(err, "HSK/CEK for CSV chip %s", ev->serial);
+	rc = csv_hsk_cek_parse((const uint8_t *)buf, len, &ev->hsk, &ev->cek, err);
+	free(buf);
+	return rc < 0 ? err_prefix(err, "%s", path) : 0;
+}
+
+static void claim_le32(json_t *c, const char *key, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+	verifier_claim_hex(c, key, b, 4);
+}
+
+static json_t *policy_claims(uint32_t p)
+{
+	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "nodbg", p & 1,
+	                 "noks", (p >> 1) & 1, "es", (p >> 2) & 1, "nosend", (p >> 3) & 1, "domain",
+	                 (p >> 4) & 1, "csv", (p >> 5) & 1, "csv3", (p >> 6) & 1, "asid_reuse",
+	                 (p >> 7) & 1, "hsk_version", (p >> 8) & 0xf, "cek_version",
+	                 (p >> 12) & 0xf, "api_major", (p >> 16) & 0xff, "api_minor",
+	                 (p >> 24) & 0xff);
+}
+
+static json_t *csv_claims(const struct csv_evidence *ev)
+{
+	const struct csv_report *r = &ev->report;
+	json_t *c = json_pack("{s:s,s:o,s:s}", "version", r->version == 1 ? "1" : "2", "policy",
+	                      policy_claims(r->policy), "serial_number", ev->serial);
+	static const char *rtmr[5] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3", "rtmr4"};
+
+	if (c == NULL)
+		return NULL;
+	verifier_claim_hex(c, "user_pubkey_digest", r->user_pubkey_digest, 32);
+	verifier_claim_hex(c, "vm_id", r->vm_id, 16);
+	verifier_claim_hex(c, "vm_version", r->vm_version, 16);
+	verifier_claim_hex(c, "report_data", r->report_data, 64);
+	verifier_claim_hex(c, "mnonce", r->mnonce, 16);
+	verifier_claim_hex(c, "measure", r->measure, 32);
+	claim_le32(c, "sig_usage", r->sig_usage);
+	claim_le32(c, "sig_algo", r->sig_algo);
+	if (r->version == 1) {
+		claim_le32(c, "anonce", r->anonce);
+		return c;
+	}
+	json_object_set_new(c, "build", json_integer(r->build));
+	json_object_set_new(c, "rtmr_version", json_integer(r->rtmr_version));
+	verifier_claim_hex(c, "reserved0", r->reserved0, sizeof(r->reserved0));
+	for (int i = 0; i < 5; i++)
+		verifier_claim_hex(c, rtmr[i], r->rtmr[i], CSV_RTMR_LEN);
+	verifier_claim_hex(c, "reserved1", r->reserved1, sizeof(r->reserved1));
+	return c;
+}
+
+static int csv_verify(const struct verify_request *req, struct verify_result *out, struct err *err)
+{
+	struct csv_evidence *ev = calloc(1, sizeof(*ev));
+	struct csv_ca_cert hrk;
+	int rc = -1;
+
+	if (ev == NULL)
+		return err_set(err, "out of memory");
+	if (csv_evidence_from_json(req->evidence, ev, err) < 0 || load_hsk_cek(req, ev, err) < 0 ||
+	    load_hrk(req, &hrk, err) < 0 ||
+	    csv_verify_chain(&hrk, &ev->hsk, &ev->cek, &ev->pek, &ev->report, err) < 0)
+		goto out;
+	if (verifier_bind(ev->report.report_data, 64, req->report_data, req->report_data_len,
+	                  "CSV report_data", "the expected report data", err) < 0)
+		goto out;
+	if (req->init_data_hash != NULL)
+		log_warn("csv: CSV has no init-data field; the expected init-data hash is ignored");
+	if (ev->report.version == 2 && ev->cc_eventlog != NULL) {
+		err_set(err, "CSV v2 evidence carries a cc_eventlog, whose RTMR replay with SM3 is "
+		             "not supported: refused rather than left unchecked");
+		goto out;
+	}
+	rc = verify_result_add(out, "cpu", csv_claims(ev), err);
+out:
+	csv_evidence_clear(ev);
+	OPENSSL_cleanse(ev, sizeof(*ev));
+	free(ev);
+	return rc;
+}
+
+const struct verifier verifier_csv = {
+    .tee = "csv",
+    .init = csv_init, /* verifier_config.csv_verifier: hrk_file, hsk_cek_dir */
+    .verify = csv_verify,
+};

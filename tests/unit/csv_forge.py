@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Forge a Hygon CSV chain and reports under a test HRK, for tests/unit/test_csv.c.
+
+The SM2/SM3 signatures are made by the `openssl` CLI (pkeyutl -rawin -digest sm3 with the
+signer's user id as distid), the byte layouts written here from the csv-rs structure sizes,
+so the C parser and verifier are checked against an independent signer. Writes into OUTDIR:
+  hrk.cert                               test HRK (832 bytes, self-signed)
+  hsk_cek/<SERIAL>/hsk_cek.cert          HSK (signed by the HRK) + CEK (signed by the HSK)
+  evidence_v1.json                       v1 report (masked with anonce), no hsk_cek inside
+  evidence_v2.json                       v2 report, hsk_cek inside the evidence
+usage: csv_forge.py OUTDIR REPORT_DATA_HEX SERIAL
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+HRK, HSK, OCA, PEK, CEK = 0x0000, 0x0013, 0x1001, 0x1002, 0x1004
+SM2_SA = 4
+TMP = tempfile.mkdtemp(prefix="csv-forge-")
+
+
+def run(*args, data=None):
+    return subprocess.run(args, input=data, check=True, capture_output=True).stdout
+
+
+class Key:
+    n = 0
+
+    def __init__(self, uid):
+        Key.n += 1
+        self.path = os.path.join(TMP, "k%d.pem" % Key.n)
+        run("openssl", "genpkey", "-algorithm", "SM2", "-out", self.path)
+        der = run("openssl", "pkey", "-in", self.path, "-pubout", "-outform", "DER")
+        pt = der[-65:]
+        assert pt[0] == 4
+        self.x, self.y = pt[1:33], pt[33:65]
+        self.uid = uid.encode()
+
+    def pub(self):  # group u32, x[72], y[72], little-endian
+        return struct.pack("<I", 3) + self.x[::-1] + bytes(40) + self.y[::-1] + bytes(40)
+
+    def uid_field(self):
+        return struct.pack("<H", len(self.uid)) + self.uid.ljust(254, b"\0")
+
+    def sign(self, msg):
+        m = os.path.join(TMP, "msg")
+        open(m, "wb").write(msg)
+        der = run("openssl", "pkeyutl", "-sign", "-rawin", "-digest", "sm3", "-inkey",
+                  self.path, "-pkeyopt", "distid:" + self.uid.decode(), "-in", m)
+        r, s = decode_dss_signature(der)
+        return r.to_bytes(32, "little") + bytes(40) + s.to_bytes(32, "little") + bytes(40)
+
+
+def ca_cert(key, usage, signer):
+    body = struct.pack("<I", 1) + os.urandom(16) + os.urandom(16) + struct.pack("<I", usage)
+    body += bytes(24) + key.pub() + key.uid_field() + bytes(108)
+    assert len(body) == 576
+    c = body + signer.sign(body) + bytes(112)
+    assert len(c) == 832
+    return c
+
+
+def csv_cert(key, usage, signers):
+    body = struct.pack("<IBBHII", 1, 1, 3, 0, usage, SM2_SA) + key.pub() + key.uid_field()
+    body += bytes(16) + bytes(608)
+    assert len(body) == 1044
+    sigs = b""
+    for s_usage, s_key in signers:
+        sigs += struct.pack("<II", s_usage, SM2_SA) + s_key.sign(body) + bytes(368)
+    while len(sigs) < 1040:
+        sigs += bytes(520)
+    return body + sigs
+
+
+def arr(b):
+    return list(b)
+
+
+def ca_json(c):
+    u = lambda o, f="<I": struct.unpack_from(f, c, o)[0]
+    return {"body": {"preamble": {"ver": u(0), "data": {"kid": arr(c[4:20]), "sid": arr(c[20:36]),
+                                                        "usage": u(36), "reserved": arr(c[40:64])}},
+                     "pubkey": {"g": u(64), "x": arr(c[68:140]), "y": arr(c[140:212])},
+                     "uid_size": u(212, "<H"), "user_id": arr(c[214:468]),
+                     "reserved": arr(c[468:576])},
+            "signature": {"r": arr(c[576:648]), "s": arr(c[648:720])},
+            "_reserved": arr(c[720:832])}
+
+
+def cert_json(c):
+    u = lambda o, f="<I": struct.unpack_from(f, c, o)[0]
+    sigs = []
+    for i in range(2):
+        o = 1044 + 520 * i
+        sigs.append({"usage": u(o), "algo": u(o + 4),
+                     "signature": {"r": arr(c[o + 8:o + 80]), "s": arr(c[o + 80:o + 152])},
+                     "_reserved": arr(c[o + 152:o + 520])})
+    return {"body": {"ver": u(0), "data": {
+        "firmware": {"major": c[4], "minor": c[5]}, "reserved1": u(6, "<H"),
+        "pubkey": {"usage": u(8), "algo": u(12),
+                   "key": {"g": u(16), "x": arr(c[20:92]), "y": arr(c[92:164])}},
+        "uid_size": u(164, "<H"), "user_id": arr(c[166:420]), "sid": arr(c[420:436]),
+        "reserved2": arr(c[436:1044])}}, "sigs": sigs}
+
+
+def mask(b, anonce):
+    a = struct.pack("<I", anonce)
+    return bytes(x ^ a[i % 4] for i, x in enumerate(b))
+
+
+def report_v1(pek_key, pek, rd, serial, anonce=0x5dc7d726):
+    policy = 0x01030001 | (1 << 5)  # nodbg, csv, hsk 0, cek 0, api 3.1
+    fields = os.urandom(32) + os.urandom(16) + os.urandom(16) + rd + os.urandom(16) + os.urandom(32)
+    fields += struct.pack("<III", policy, 0x1002, SM2_SA)
+    masked = mask(fields, anonce)
+    signed = masked[:180]
+    tee = masked + struct.pack("<I", anonce) + pek_key.sign(signed)
+    assert len(tee) == 336
+    signer = pek + serial.encode().ljust(64, b"\0") + bytes(64)  # as the attester restores it
+    return (tee + signer).ljust(4096, b"\0")
+
+
+def report_v2(pek_key, pek, rd, serial):
+    fields = os.urandom(32) + os.urandom(16) + os.urandom(16) + rd + os.urandom(16) + os.urandom(32)
+    fields += struct.pack("<IIIIH", 0x01040041, 0x1002, SM2_SA, 2097, 1) + bytes(14)
+    fields += b"".join(os.urandom(32) for _ in range(5)) + bytes(656)
+    assert len(fields) == 1024
+    tee = fields + pek_key.sign(fields)
+    return (tee + pek + serial.encode().ljust(64, b"\0") + bytes(64)).ljust(4096, b"\0")
+
+
+def main():
+    out, rd, serial = sys.argv[1], bytes.fromhex(sys.argv[2]).ljust(64, b"\0"), sys.argv[3]
+    hrk, hsk, cek, pek, oca = (Key("HYGON-SSD-HRK"), Key("HYGON-SSD-HSK"), Key("HYGON-SSD-CEK"),
+                               Key("HYGON-SSD-PEK"), Key("HYGON-SSD-OCA"))
+    hrk_c = ca_cert(hrk, HRK, hrk)
+    hsk_c = ca_cert(hsk, HSK, hrk)
+    cek_c = csv_cert(cek, CEK, [(HSK, hsk)])
+    pek_c = csv_cert(pek, PEK, [(CEK, cek), (OCA, oca)])
+    open(os.path.join(out, "hrk.cert"), "wb").write(hrk_c)
+    os.makedirs(os.path.join(out, "hsk_cek", serial), exist_ok=True)
+    open(os.path.join(out, "hsk_cek", serial, "hsk_cek.cert"), "wb").write(hsk_c + cek_c)
+    sn = arr(serial.encode().ljust(64, b"\0"))
+    ev1 = {"attestation_report": {"magic": [0] * 16, "flags": 0,
+                                  "data": arr(report_v1(pek, pek_c, rd, serial))},
+           "cert_chain": {"pek": cert_json(pek_c)}, "serial_number": sn}
+    ev2 = {"attestation_report": {"magic": arr(b"ATTESTATION_EXT\0"), "flags": 1,
+                                  "data": arr(report_v2(pek, pek_c, rd, serial))},
+           "cert_chain": {"hsk_cek": {"hsk": ca_json(hsk_c), "cek": cert_json(cek_c)},
+                          "pek": cert_json(pek_c)}, "serial_number": sn}
+    json.dump(ev1, open(os.path.join(out, "evidence_v1.json"), "w"))
+    json.dump(ev2, open(os.path.join(out, "evidence_v2.json"), "w"))
+    run("rm", "-rf", TMP)
+
+
+if __name__ == "__main__":
+    main()
