@@ -5,7 +5,8 @@
 # with handshakes/s, p50/p99 latency and the server CPU per handshake (kbs, grpc-as, rvps,
 # redis from /proc) beside the crypto floor timed in the same run, each daemon's idle RSS
 # before the load and peak RSS (VmHWM) after it; then the same handshake with sessions in Redis
-# on 1 and 3 kbs replicas behind HAProxy. Every figure also goes to $BUILD/bench.json.
+# on 1 and 3 kbs replicas behind HAProxy, and handshakes/s while under attack (slow heads,
+# slow bodies, idle HTTP/2) beside the quiet figure. Every figure also goes to $BUILD/bench.json.
 # env BUILD (default build), BENCH_SECONDS (default 5), BENCH_CONCURRENCY (default 1,16,64),
 # BENCH_ONLY_KBS=1 (the handshake bench alone, no micro-benchmarks and no replicas),
 # BENCH_CLIENT (the bench-kbs to drive the daemons with, default $BUILD/bin/bench-kbs: a newer
@@ -40,7 +41,8 @@ kv = lambda t: {l.split()[0]: int(l.split()[1]) for l in t.splitlines() if l.str
 doc = {"loadavg_start": load, "loadavg_end": open("/proc/loadavg").read().split()[:3],
        "benches": benches, "handshake": read("handshake.json", json.loads),
        "rss_idle_kb": read("rss_idle.txt", kv), "rss_peak_kb": read("rss_peak.txt", kv),
-       "replicas": read("replicas.txt", str.splitlines)}
+       "replicas": read("replicas.txt", str.splitlines),
+       "under_attack": read("attack.txt", str.splitlines)}
 json.dump(doc, open(out, "w"), indent=1)
 print("figures written to", out)
 PY
@@ -87,6 +89,39 @@ for d in redis rvps grpc-as kbs; do
   printf 'peak RSS %-8s %s kB\n' "$d" "$kb"
 done
 echo "load average after the handshakes: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- under attack (issue 14): the handshake at $aconc attesters, quiet and then with
+# tests/bench/attack.py running (slow request heads and slow bodies to the kbs, idle HTTP/2
+# connections to grpc-as, each kept at its count), in this run, and the ratio (goal >= 80%).
+# env BENCH_ATTACK_CONCURRENCY (default 16), BENCH_ATTACK (heads,bodies,h2; default 100,100,200)
+aconc=${BENCH_ATTACK_CONCURRENCY:-16}
+IFS=, read -r a_heads a_bodies a_h2 <<<"${BENCH_ATTACK:-100,100,200}"
+echo "=== bench-kbs under attack ($a_heads slow heads + $a_bodies slow bodies to the kbs, $a_h2 idle HTTP/2 to grpc-as; $aconc attesters)"
+hs_rate() { "$client" --url "$url" --path "$STACK_RESOURCE_PATH" --seconds "$secs" \
+  --concurrency "$aconc" --expect "$STACK_SECRET" | tee -a "$tmp/attack-runs.txt" |
+  sed -n 's/.*attesters: *\([0-9.]*\) \/s.*/\1/p'; }
+quiet=$(hs_rate)
+/usr/bin/python3 tests/bench/attack.py --kbs-port "$kbs_port" --as-port "$as_port" \
+  --slow-headers "$a_heads" --slow-bodies "$a_bodies" --idle-h2 "$a_h2" >"$tmp/attack.txt" 2>&1 &
+apid=$!
+sleep 3 # the attack at full strength before the clock starts
+attacked=$(hs_rate)
+kill -TERM "$apid" 2>/dev/null
+wait "$apid" 2>/dev/null
+cat "$tmp/attack-runs.txt"
+cat "$tmp/attack.txt"
+if [ -n "$quiet" ] && [ -n "$attacked" ]; then
+  /usr/bin/python3 - "$quiet" "$attacked" "$aconc" <<'PY' | tee "$jdir/attack.txt"
+import sys
+q, a, c = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+print("handshakes/s, %s attesters, quiet:             %8.1f" % (c, q))
+print("handshakes/s, %s attesters, while under attack: %8.1f  (%.0f%% of quiet; goal >= 80%%)"
+      % (c, a, 100 * a / q if q else 0))
+PY
+else
+  echo "bench-kbs under attack: no figure (see the runs above)"
+  status=1
+fi
 if [ -n "${BENCH_ONLY_KBS:-}" ]; then
   write_json
   exit $status
