@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -425,6 +426,40 @@ static void test_parsers_check_lengths(void **state)
 	free(txt);
 }
 
+/* evidence-verify --tee csv: the forged evidence with --root-ca and --hsk-cek-dir prints the
+ * claims; the real evidence is refused naming the missing HSK/CEK. */
+static void run_tool(const char *args, int want_rc, const char *want_out)
+{
+	const char *b = getenv("CTRUSTEE_BUILD");
+	char cmd[3000], out[8192];
+	snprintf(cmd, sizeof(cmd), "%s/bin/evidence-verify --tee csv %s 2>&1", b ? b : "build",
+	         args);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != want_rc || strstr(out, want_out) == NULL)
+		fail_msg("%s: exit %d, output: %s", cmd, WEXITSTATUS(st), out);
+}
+
+static void test_evidence_verify_tool(void **state)
+{
+	char args[2000];
+	snprintf(
+	    args, sizeof(args),
+	    "--evidence %s/evidence_v1.json --root-ca %s --hsk-cek-dir %s --report-data " RD_HEX,
+	    tmp, forged_hrk, forged_dir);
+	run_tool(args, 0, "\"serial_number\": \"" SERIAL "\"");
+	snprintf(args, sizeof(args),
+	         "--evidence %s/evidence_v1.json --hsk-cek-dir %s --report-data " RD_HEX, tmp,
+	         forged_dir);
+	run_tool(args, 1, "refused: HSK signature by the HRK failed");
+	snprintf(args, sizeof(args), "--evidence %s/csv_evidence.json --hsk-cek-dir %s", realdir,
+	         empty_dir);
+	run_tool(args, 1, "HSK/CEK not available for CSV chip KPA64911240507");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +475,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_flipped_local_hsk_cek_and_hrk),
 	    cmocka_unit_test(test_refuses_truncated_and_malformed_evidence),
 	    cmocka_unit_test(test_parsers_check_lengths),
+	    cmocka_unit_test(test_evidence_verify_tool),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
