@@ -31,9 +31,11 @@ EMBED_FILE(csv_hygon_hrk, "as/evidence/roots/hygon_hrk.cert");
 
 #define CSV_DEFAULT_HSK_CEK_DIR "/opt/hygon/csv/hsk_cek"
 
-/* Set by init, then only read. hrk_path NULL = the built-in HRK. */
+/* Set by init, then only read. hrk_path NULL = the built-in HRK; else hrk holds its parsed
+ * certificate, read once at init so a verify reads no root from disk. */
 static struct {
 	char *hrk_path, *hsk_cek_dir; /* owned */
+	struct csv_ca_cert hrk;
 } cfg;
 
 static int set_str(char **dst, const json_t *v, const char *name, struct err *err)
@@ -63,12 +65,11 @@ static int csv_init(const json_t *vc, struct err *err)
 	    set_str(&cfg.hsk_cek_dir, json_object_get(c, "hsk_cek_dir"), "hsk_cek_dir", err) < 0)
 		return -1;
 	if (cfg.hrk_path != NULL) { /* refuse a bad root at start, not at the first guest */
-		struct csv_ca_cert hrk;
 		size_t len;
 		char *buf = file_read_all(cfg.hrk_path, &len, err);
 		if (buf == NULL)
 			return err_prefix(err, "csv_verifier.hrk_file");
-		int rc = csv_ca_cert_parse((const uint8_t *)buf, len, &hrk, err);
+		int rc = csv_ca_cert_parse((const uint8_t *)buf, len, &cfg.hrk, err);
 		free(buf);
 		if (rc < 0)
 			return err_prefix(err, "csv_verifier.hrk_file %s", cfg.hrk_path);
@@ -84,11 +85,15 @@ static const char *opt(const struct verify_request *req, const char *key, const 
 
 static int load_hrk(const struct verify_request *req, struct csv_ca_cert *hrk, struct err *err)
 {
-	const char *path = opt(req, "csv_hrk", cfg.hrk_path);
+	const char *path = opt(req, "csv_hrk", NULL);
 	size_t len;
 	char *buf;
 	int rc;
 
+	if (path == NULL && cfg.hrk_path != NULL) {
+		*hrk = cfg.hrk;
+		return 0;
+	}
 	if (path == NULL)
 		return csv_ca_cert_parse((const uint8_t *)csv_hygon_hrk, CSV_CA_CERT_LEN, hrk,
 		                         err) < 0
