@@ -32,16 +32,16 @@
 struct dcap_quote {
 	uint16_t version, att_key_type;
 	uint32_t tee_type;
-	const uint8_t *header; /* 48 */
-	uint16_t body_type;    /* v5: 2 = TDX 1.0, 3 = TDX 1.5; v3: 1 (SGX); v4: 2 */
+	const uint8_t *header;       /* 48 */
+	uint16_t body_type;          /* v5: 2 = TDX 1.0, 3 = TDX 1.5; v3: 1 (SGX); v4: 2 */
 	const uint8_t *v5_type_size; /* v5: the 6 bytes of type and size, else NULL */
 	const uint8_t *body;         /* SGX report (384) or TD report body (584/648) */
 	size_t body_len;
 	const uint8_t *signed_data; /* header .. end of body: what the attestation key signed */
 	size_t signed_len;
-	const uint8_t *signature;  /* 64, r || s big-endian */
-	const uint8_t *att_key;    /* 64, X || Y */
-	const uint8_t *qe_report;  /* 384, an SGX report body */
+	const uint8_t *signature;     /* 64, r || s big-endian */
+	const uint8_t *att_key;       /* 64, X || Y */
+	const uint8_t *qe_report;     /* 384, an SGX report body */
 	const uint8_t *qe_report_sig; /* 64 */
 	const uint8_t *qe_auth;
 	size_t qe_auth_len;
@@ -110,7 +110,7 @@ struct dcap_collateral {
 	char *tcb_info_json, *qe_identity_json;
 	size_t tcb_info_len, qe_identity_len;
 	uint8_t tcb_info_sig[64], qe_identity_sig[64];
-	STACK_OF(X509) *tcb_info_chain, *qe_identity_chain, *pck_crl_chain;
+	STACK_OF(X509) * tcb_info_chain, *qe_identity_chain, *pck_crl_chain;
 	X509_CRL *pck_crl, *root_ca_crl;
 	/* derived at load */
 	json_t *tcb_info, *qe_identity; /* the parsed objects */
@@ -136,7 +136,7 @@ int dcap_set_root_ca_file(const char *path, struct err *err);
 
 /* Outcome of a verification. */
 struct dcap_result {
-	char tcb_status[48]; /* Trustee's spelling, e.g. "UpToDate" */
+	char tcb_status[48];  /* Trustee's spelling, e.g. "UpToDate" */
 	json_t *advisory_ids; /* array of strings */
 	char tcb_date[32];
 	time_t earliest_issue, latest_issue, earliest_expiration;

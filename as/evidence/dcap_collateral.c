@@ -50,7 +50,8 @@ int dcap_set_root_ca_file(const char *path, struct err *err)
 	BIO_free(b);
 	free(buf);
 	if (x == NULL)
-		return err_set(err, "Intel root CA %s is neither a PEM nor a DER certificate", path);
+		return err_set(err, "Intel root CA %s is neither a PEM nor a DER certificate",
+		               path);
 	dcap_root_ca();
 	pthread_mutex_lock(&root_lock);
 	X509_free(root_ca);
@@ -166,7 +167,7 @@ int dcap_p256_verify(EVP_PKEY *key, const uint8_t *data, size_t len, const uint8
 
 /* ---- bundle loading ---- */
 
-static STACK_OF(X509) *pem_chain(const char *pem, const char *what, struct err *err)
+static STACK_OF(X509) * pem_chain(const char *pem, const char *what, struct err *err)
 {
 	STACK_OF(X509) *sk = sk_X509_new_null();
 	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
@@ -207,8 +208,7 @@ static const char *str(const json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
-static int json_time(const json_t *o, const char *k, time_t *out, const char *what,
-                     struct err *err)
+static int json_time(const json_t *o, const char *k, time_t *out, const char *what, struct err *err)
 {
 	if (dcap_parse_time(str(o, k), out) < 0)
 		return err_set(err, "%s `%s` is not an RFC 3339 UTC time", what, k);
@@ -225,8 +225,9 @@ int dcap_collateral_from_json(const json_t *bundle, struct dcap_collateral *c, s
 		return err_set(err, "collateral bundle lacks `tcb_info` or `qe_identity` text");
 	if (dcap_hex_exact(str(bundle, "tcb_info_signature"), c->tcb_info_sig, 64) < 0 ||
 	    dcap_hex_exact(str(bundle, "qe_identity_signature"), c->qe_identity_sig, 64) < 0)
-		return err_set(err, "collateral `tcb_info_signature` and `qe_identity_signature` must "
-		                    "be 64 bytes of hex (r || s)");
+		return err_set(err,
+		               "collateral `tcb_info_signature` and `qe_identity_signature` must "
+		               "be 64 bytes of hex (r || s)");
 	c->tcb_info_len = strlen(ti);
 	c->qe_identity_len = strlen(qe);
 	c->tcb_info_json = strdup(ti);
@@ -276,7 +277,8 @@ int dcap_collateral_load_file(const char *path, struct dcap_collateral *c, struc
 	json_t *j = json_loadb(buf, len, 0, &je);
 	free(buf);
 	if (j == NULL)
-		return err_set(err, "collateral %s is not JSON: %s (line %d)", path, je.text, je.line);
+		return err_set(err, "collateral %s is not JSON: %s (line %d)", path, je.text,
+		               je.line);
 	int rc = dcap_collateral_from_json(j, c, err);
 	json_decref(j);
 	return rc;
@@ -338,13 +340,15 @@ static int components(const json_t *tcb, const char *key, const char *v2prefix, 
 	unsigned v;
 	if (arr != NULL) {
 		if (!json_is_array(arr) || json_array_size(arr) != 16)
-			return err_set(err, "%s component count mismatch: `%s` has %zu entries, expected "
-			                    "16",
-			               what, key, json_is_array(arr) ? json_array_size(arr) : 0);
+			return err_set(
+			    err,
+			    "%s component count mismatch: `%s` has %zu entries, expected "
+			    "16",
+			    what, key, json_is_array(arr) ? json_array_size(arr) : 0);
 		for (size_t i = 0; i < 16; i++) {
 			if (svn_of(json_object_get(json_array_get(arr, i), "svn"), 255, &v) < 0)
-				return err_set(err, "%s `%s[%zu].svn` must be an integer 0..255", what,
-				               key, i);
+				return err_set(err, "%s `%s[%zu].svn` must be an integer 0..255",
+				               what, key, i);
 			out[i] = (uint8_t)v;
 		}
 		return 0;
@@ -374,7 +378,8 @@ static struct dcap_level *levels_alloc(const json_t *arr, size_t *n, const char 
 {
 	if (!json_is_array(arr) || json_array_size(arr) == 0 ||
 	    json_array_size(arr) > DCAP_MAX_LEVELS) {
-		err_set(err, "%s `tcbLevels` must be an array of 1..%d levels", what, DCAP_MAX_LEVELS);
+		err_set(err, "%s `tcbLevels` must be an array of 1..%d levels", what,
+		        DCAP_MAX_LEVELS);
 		return NULL;
 	}
 	*n = json_array_size(arr);
@@ -429,30 +434,35 @@ int dcap_tcbinfo_decode(const json_t *j, struct dcap_tcbinfo *t, struct err *err
 	json_t *mod = json_object_get(j, "tdxModule");
 	if (mod != NULL) {
 		t->has_module = 1;
-		if (hex_field(mod, "mrsigner", t->mod_mrsigner, 48, "TCB Info tdxModule", err) < 0 ||
-		    hex_field(mod, "attributes", t->mod_attributes, 8, "TCB Info tdxModule", err) < 0 ||
-		    hex_field(mod, "attributesMask", t->mod_attributes_mask, 8, "TCB Info tdxModule",
-		              err) < 0)
+		if (hex_field(mod, "mrsigner", t->mod_mrsigner, 48, "TCB Info tdxModule", err) <
+		        0 ||
+		    hex_field(mod, "attributes", t->mod_attributes, 8, "TCB Info tdxModule", err) <
+		        0 ||
+		    hex_field(mod, "attributesMask", t->mod_attributes_mask, 8,
+		              "TCB Info tdxModule", err) < 0)
 			return -1;
 	}
 	json_t *mods = json_object_get(j, "tdxModuleIdentities");
 	if (mods != NULL) {
 		if (!json_is_array(mods) || json_array_size(mods) > DCAP_MAX_MODULES)
-			return err_set(err, "TCB Info `tdxModuleIdentities` must be an array of at most "
-			                    "%d entries",
+			return err_set(err,
+			               "TCB Info `tdxModuleIdentities` must be an array of at most "
+			               "%d entries",
 			               DCAP_MAX_MODULES);
 		for (size_t i = 0; i < json_array_size(mods); i++) {
 			json_t *m = json_array_get(mods, i);
 			struct dcap_module *dm = &t->modules[t->nmodules++];
 			const char *mid = str(m, "id");
 			if (mid == NULL || strlen(mid) >= sizeof(dm->id))
-				return dcap_tcbinfo_free(t), err_set(err, "TDX module identity lacks `id`");
+				return dcap_tcbinfo_free(t),
+				       err_set(err, "TDX module identity lacks `id`");
 			snprintf(dm->id, sizeof(dm->id), "%s", mid);
-			if (hex_field(m, "mrsigner", dm->mrsigner, 48, "TDX module identity", err) < 0 ||
-			    hex_field(m, "attributes", dm->attributes, 8, "TDX module identity", err) <
+			if (hex_field(m, "mrsigner", dm->mrsigner, 48, "TDX module identity", err) <
 			        0 ||
-			    hex_field(m, "attributesMask", dm->attributes_mask, 8, "TDX module identity",
+			    hex_field(m, "attributes", dm->attributes, 8, "TDX module identity",
 			              err) < 0 ||
+			    hex_field(m, "attributesMask", dm->attributes_mask, 8,
+			              "TDX module identity", err) < 0 ||
 			    isv_levels(json_object_get(m, "tcbLevels"), &dm->levels, &dm->nlevels,
 			               "TDX module identity", err) < 0) {
 				dcap_tcbinfo_free(t);
@@ -474,8 +484,8 @@ int dcap_tcbinfo_decode(const json_t *j, struct dcap_tcbinfo *t, struct err *err
 			dcap_tcbinfo_free(t);
 			return -1;
 		}
-		if (components(tcb, "sgxtcbcomponents", t->version == 2 ? "sgxtcbcomp" : NULL, l->sgx,
-		               "SGX TCB", err) < 0) {
+		if (components(tcb, "sgxtcbcomponents", t->version == 2 ? "sgxtcbcomp" : NULL,
+		               l->sgx, "SGX TCB", err) < 0) {
 			dcap_tcbinfo_free(t);
 			return -1;
 		}
@@ -548,7 +558,7 @@ static int same_cert(X509 *a, X509 *b)
 }
 
 /* chain[0] <- ... <- chain[n-1] == root; each signed by the next. */
-static int check_chain(STACK_OF(X509) *chain, X509 *root, const char *what, struct err *err)
+static int check_chain(STACK_OF(X509) * chain, X509 *root, const char *what, struct err *err)
 {
 	int n = sk_X509_num(chain);
 	if (!same_cert(sk_X509_value(chain, n - 1), root))
@@ -556,7 +566,8 @@ static int check_chain(STACK_OF(X509) *chain, X509 *root, const char *what, stru
 	for (int i = 0; i < n - 1; i++) {
 		EVP_PKEY *k = X509_get0_pubkey(sk_X509_value(chain, i + 1));
 		if (k == NULL || X509_verify(sk_X509_value(chain, i), k) != 1)
-			return err_set(err, "%s: certificate %d is not signed by the next one", what, i);
+			return err_set(err, "%s: certificate %d is not signed by the next one",
+			               what, i);
 	}
 	return 0;
 }
@@ -571,12 +582,14 @@ int dcap_collateral_check(struct dcap_collateral *c, X509 *root, struct err *err
 	    check_chain(c->pck_crl_chain, root, "PCK CRL issuer chain", err) < 0)
 		return -1;
 	if (dcap_p256_verify(X509_get0_pubkey(sk_X509_value(c->tcb_info_chain, 0)),
-	                     (const uint8_t *)c->tcb_info_json, c->tcb_info_len, c->tcb_info_sig) < 0)
+	                     (const uint8_t *)c->tcb_info_json, c->tcb_info_len,
+	                     c->tcb_info_sig) < 0)
 		return err_set(err, "TCB Info signature does not verify with the TCB signing key");
 	if (dcap_p256_verify(X509_get0_pubkey(sk_X509_value(c->qe_identity_chain, 0)),
 	                     (const uint8_t *)c->qe_identity_json, c->qe_identity_len,
 	                     c->qe_identity_sig) < 0)
-		return err_set(err, "QE Identity signature does not verify with the TCB signing key");
+		return err_set(err,
+		               "QE Identity signature does not verify with the TCB signing key");
 	if (X509_CRL_verify(c->root_ca_crl, rk) != 1)
 		return err_set(err, "Root CA CRL is not signed by the Intel SGX Root CA");
 	if (X509_CRL_verify(c->pck_crl, X509_get0_pubkey(sk_X509_value(c->pck_crl_chain, 0))) != 1)
@@ -585,11 +598,14 @@ int dcap_collateral_check(struct dcap_collateral *c, X509 *root, struct err *err
 	X509_REVOKED *rev;
 	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->tcb_info_chain, 0)) == 1)
 		return err_set(err, "TCB Info signing certificate is revoked by the Root CA CRL");
-	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->qe_identity_chain, 0)) == 1)
-		return err_set(err, "QE Identity signing certificate is revoked by the Root CA CRL");
+	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->qe_identity_chain, 0)) ==
+	    1)
+		return err_set(err,
+		               "QE Identity signing certificate is revoked by the Root CA CRL");
 	if (X509_CRL_get0_by_cert(c->root_ca_crl, &rev, sk_X509_value(c->pck_crl_chain, 0)) == 1)
-		return err_set(err, "PCK CA certificate (the PCK CRL's issuer) is revoked by the Root CA "
-		                    "CRL");
+		return err_set(
+		    err, "PCK CA certificate (the PCK CRL's issuer) is revoked by the Root CA "
+		         "CRL");
 	if (c->tcb->is_tdx != c->qe->is_td_qe)
 		return err_set(err, "collateral mixes %s TCB Info with a %s identity",
 		               c->tcb->is_tdx ? "TDX" : "SGX", c->qe->is_td_qe ? "TD_QE" : "QE");

@@ -40,7 +40,8 @@ struct rd {
 static const uint8_t *take(struct rd *r, size_t n, const char *what, struct err *err)
 {
 	if ((size_t)(r->end - r->p) < n) {
-		err_set(err, "quote is truncated: %s needs %zu bytes at offset %zu but only %zu remain",
+		err_set(err,
+		        "quote is truncated: %s needs %zu bytes at offset %zu but only %zu remain",
 		        what, n, (size_t)(r->p - r->base), (size_t)(r->end - r->p));
 		return NULL;
 	}
@@ -65,8 +66,9 @@ static int parse_qe_part(struct rd *r, struct dcap_quote *q, struct err *err)
 	uint16_t type = le16(p);
 	uint32_t size = le32(p + 2);
 	if (type != 5)
-		return err_set(err, "quote certification data type is %u; only type 5 (PCK certificate "
-		                    "chain) is supported",
+		return err_set(err,
+		               "quote certification data type is %u; only type 5 (PCK certificate "
+		               "chain) is supported",
 		               type);
 	if (size == 0)
 		return err_set(err, "quote PCK certificate chain is empty");
@@ -94,22 +96,25 @@ int dcap_quote_parse(const uint8_t *buf, size_t len, struct dcap_quote *q, struc
 		return err_set(err, "quote format not supported: version %u (expected 3, 4 or 5)",
 		               q->version);
 	if (q->att_key_type != 2)
-		return err_set(err, "quote attestation key type is %u; only 2 (ECDSA P-256) is "
-		                    "supported",
+		return err_set(err,
+		               "quote attestation key type is %u; only 2 (ECDSA P-256) is "
+		               "supported",
 		               q->att_key_type);
 	if (memcmp(q->header + 12, intel_qe_vendor, 16) != 0)
 		return err_set(err, "quote QE vendor id is not Intel's");
 	if (q->version == 3) {
 		if (q->tee_type != DCAP_TEE_SGX)
-			return err_set(err, "quote format not supported: version 3 must be an SGX "
-			                    "quote, not TEE type 0x%x",
+			return err_set(err,
+			               "quote format not supported: version 3 must be an SGX "
+			               "quote, not TEE type 0x%x",
 			               q->tee_type);
 		q->body_type = 1;
 		q->body_len = DCAP_SGX_REPORT_SIZE;
 	} else {
 		if (q->tee_type != DCAP_TEE_TDX)
-			return err_set(err, "quote format not supported: version %u must be a TDX "
-			                    "quote, not TEE type 0x%x",
+			return err_set(err,
+			               "quote format not supported: version %u must be a TDX "
+			               "quote, not TEE type 0x%x",
 			               q->version, q->tee_type);
 		q->body_type = 2;
 		q->body_len = DCAP_TD10_BODY_SIZE;
@@ -123,11 +128,13 @@ int dcap_quote_parse(const uint8_t *buf, size_t len, struct dcap_quote *q, struc
 			else if (q->body_type == 3)
 				q->body_len = DCAP_TD15_BODY_SIZE;
 			else
-				return err_set(err, "quote v5 body type %u is not 2 (TDX 1.0) or 3 (TDX "
-				                    "1.5)",
+				return err_set(err,
+				               "quote v5 body type %u is not 2 (TDX 1.0) or 3 (TDX "
+				               "1.5)",
 				               q->body_type);
 			if (size != q->body_len)
-				return err_set(err, "quote v5 body size is %u; body type %u needs %zu",
+				return err_set(err,
+				               "quote v5 body size is %u; body type %u needs %zu",
 				               size, q->body_type, q->body_len);
 		}
 	}
@@ -154,12 +161,14 @@ int dcap_quote_parse(const uint8_t *buf, size_t len, struct dcap_quote *q, struc
 		uint16_t type = le16(p);
 		uint32_t size = le32(p + 2);
 		if (type != 6)
-			return err_set(err, "quote certification data type is %u; a TDX quote needs "
-			                    "type 6 (QE report certification data)",
+			return err_set(err,
+			               "quote certification data type is %u; a TDX quote needs "
+			               "type 6 (QE report certification data)",
 			               type);
 		if (size > (size_t)(s.end - s.p))
-			return err_set(err, "size of certificate data is 0x%x but the signature data "
-			                    "holds only 0x%zx more bytes",
+			return err_set(err,
+			               "size of certificate data is 0x%x but the signature data "
+			               "holds only 0x%zx more bytes",
 			               size, (size_t)(s.end - s.p));
 		struct rd c = {.p = s.p, .end = s.p + size, .base = buf};
 		if (parse_qe_part(&c, q, err) < 0)
@@ -362,7 +371,8 @@ int dcap_pck_ext_parse(const uint8_t *der, size_t len, struct dcap_pck_ext *out,
 	static const uint8_t zero6[6];
 	if (memcmp(out->fmspc, zero6, 6) == 0 && out->pceid[0] == 0 && out->pceid[1] == 0 &&
 	    out->pcesvn == 0)
-		return err_set(err, "PCK certificate SGX extension lacks the FMSPC, PCE-ID and TCB");
+		return err_set(err,
+		               "PCK certificate SGX extension lacks the FMSPC, PCE-ID and TCB");
 	return 0;
 }
 
@@ -397,8 +407,9 @@ int dcap_pck_parse(const uint8_t *pem, size_t len, struct dcap_pck *out, struct 
 	if (n != 3) {
 		for (int i = 0; i < n; i++)
 			X509_free(certs[i]);
-		return err_set(err, "PCK certificate chain holds %s%d certificates; expected 3 (PCK, "
-		                    "PCK CA, Root CA)",
+		return err_set(err,
+		               "PCK certificate chain holds %s%d certificates; expected 3 (PCK, "
+		               "PCK CA, Root CA)",
 		               n == 4 ? "more than " : "", n == 4 ? 3 : n);
 	}
 	out->leaf = certs[0];
@@ -411,8 +422,9 @@ int dcap_pck_parse(const uint8_t *pem, size_t len, struct dcap_pck *out, struct 
 		out->ca_kind = DCAP_PCK_CA_PROCESSOR;
 	else {
 		dcap_pck_free(out);
-		return err_set(err, "PCK chain intermediate \"%s\" is neither the Intel SGX PCK "
-		                    "Platform CA nor the Processor CA",
+		return err_set(err,
+		               "PCK chain intermediate \"%s\" is neither the Intel SGX PCK "
+		               "Platform CA nor the Processor CA",
 		               cn);
 	}
 	ASN1_OBJECT *oid = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
@@ -424,8 +436,8 @@ int dcap_pck_parse(const uint8_t *pem, size_t len, struct dcap_pck *out, struct 
 		dcap_pck_free(out);
 		return err_set(err, "PCK certificate has no SGX extension");
 	}
-	if (dcap_pck_ext_parse(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os),
-	                       &out->ext, err) < 0) {
+	if (dcap_pck_ext_parse(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os), &out->ext,
+	                       err) < 0) {
 		dcap_pck_free(out);
 		return -1;
 	}

@@ -63,11 +63,13 @@ static pthread_mutex_t pck_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pck_verify_chain(struct dcap_pck *p, X509 *root, struct err *err)
 {
 	if (X509_cmp(p->root, root) != 0)
-		return err_set(err, "PCK certificate chain does not end at the trusted Intel SGX Root "
-		                    "CA");
+		return err_set(err,
+		               "PCK certificate chain does not end at the trusted Intel SGX Root "
+		               "CA");
 	if (X509_verify(p->ca, X509_get0_pubkey(root)) != 1)
-		return err_set(err, "PCK CA certificate signature does not verify with the Intel SGX "
-		                    "Root CA");
+		return err_set(err,
+		               "PCK CA certificate signature does not verify with the Intel SGX "
+		               "Root CA");
 	if (X509_verify(p->leaf, X509_get0_pubkey(p->ca)) != 1)
 		return err_set(err, "PCK certificate signature does not verify with the PCK CA");
 	return 0;
@@ -110,7 +112,8 @@ static int pck_get(const uint8_t *pem, size_t len, struct dcap_pck *out, time_t 
 	win[0] = 0;
 	win[1] = win[2] = (time_t)1 << 62;
 	for (int i = 0; i < 3; i++) {
-		time_t nb = asn1_time(X509_get0_notBefore(c[i])), na = asn1_time(X509_get0_notAfter(c[i]));
+		time_t nb = asn1_time(X509_get0_notBefore(c[i])),
+		       na = asn1_time(X509_get0_notAfter(c[i]));
 		if (nb > win[0])
 			win[0] = nb;
 		if (na < win[1])
@@ -190,12 +193,13 @@ static void span_add(struct span *s, time_t issue, time_t expire)
 		s->earliest_expiration = expire;
 }
 
-static int chain_window(STACK_OF(X509) *sk, time_t now, const char *what, struct span *s,
+static int chain_window(STACK_OF(X509) * sk, time_t now, const char *what, struct span *s,
                         struct err *err)
 {
 	for (int i = 0; i < sk_X509_num(sk); i++) {
 		X509 *x = sk_X509_value(sk, i);
-		time_t nb = asn1_time(X509_get0_notBefore(x)), na = asn1_time(X509_get0_notAfter(x));
+		time_t nb = asn1_time(X509_get0_notBefore(x)),
+		       na = asn1_time(X509_get0_notAfter(x));
 		if (window(now, nb, na, what, err) < 0)
 			return -1;
 		span_add(s, nb, na);
@@ -212,8 +216,10 @@ static int collateral_windows(const struct dcap_collateral *c, time_t now, struc
 	time_t rn = asn1_time(X509_CRL_get0_nextUpdate(c->root_ca_crl));
 	if (window(now, c->tcb_issue, c->tcb_next, "TCB Info", err) < 0 ||
 	    window(now, c->qe_issue, c->qe_next, "QE Identity", err) < 0 ||
-	    window(now, pt, pn, "PCK CRL", err) < 0 || window(now, rt, rn, "Root CA CRL", err) < 0 ||
-	    chain_window(c->tcb_info_chain, now, "TCB Info signing certificate chain", s, err) < 0 ||
+	    window(now, pt, pn, "PCK CRL", err) < 0 ||
+	    window(now, rt, rn, "Root CA CRL", err) < 0 ||
+	    chain_window(c->tcb_info_chain, now, "TCB Info signing certificate chain", s, err) <
+	        0 ||
 	    chain_window(c->qe_identity_chain, now, "QE Identity signing certificate chain", s,
 	                 err) < 0 ||
 	    chain_window(c->pck_crl_chain, now, "PCK CRL issuer chain", s, err) < 0)
@@ -312,7 +318,8 @@ static void add_advisories(json_t *out, const json_t *adv)
 static int check_module(const struct dcap_tcbinfo *t, const uint8_t *body, const uint8_t *svn,
                         const struct dcap_level **mod_level, struct err *err)
 {
-	const uint8_t *signer = body + DCAP_TD_MRSIGNER_SEAM, *attr = body + DCAP_TD_SEAM_ATTRIBUTES;
+	const uint8_t *signer = body + DCAP_TD_MRSIGNER_SEAM,
+	              *attr = body + DCAP_TD_SEAM_ATTRIBUTES;
 	*mod_level = NULL;
 	if (svn[1] > 0 && t->nmodules > 0) {
 		char id[16];
@@ -322,41 +329,49 @@ static int check_module(const struct dcap_tcbinfo *t, const uint8_t *body, const
 			if (strcasecmp(m->id, id) != 0)
 				continue;
 			if (memcmp(m->mrsigner, signer, 48) != 0)
-				return err_set(err, "TD report MRSIGNERSEAM does not match TDX module "
-				                    "identity %s",
+				return err_set(err,
+				               "TD report MRSIGNERSEAM does not match TDX module "
+				               "identity %s",
 				               id);
 			if (!masked_eq(m->attributes, attr, m->attributes_mask, 8))
-				return err_set(err, "TD report SEAM attributes do not match TDX module "
-				                    "identity %s",
+				return err_set(err,
+				               "TD report SEAM attributes do not match TDX module "
+				               "identity %s",
 				               id);
 			*mod_level = match_isv(m->levels, m->nlevels, svn[0]);
 			if (*mod_level == NULL)
-				return err_set(err, "TCB level not supported: TDX module %s SVN %u is "
-				                    "below every level of its identity",
+				return err_set(err,
+				               "TCB level not supported: TDX module %s SVN %u is "
+				               "below every level of its identity",
 				               id, svn[0]);
 			const char *st = (*mod_level)->status;
 			if (strcmp(st, "UpToDate") != 0 && strcmp(st, "OutOfDate") != 0 &&
 			    strcmp(st, "Revoked") != 0)
-				return err_set(err, "TDX module identity %s level has status \"%s\", which "
-				                    "is not one a module level can have",
-				               id, st);
+				return err_set(
+				    err,
+				    "TDX module identity %s level has status \"%s\", which "
+				    "is not one a module level can have",
+				    id, st);
 			return 0;
 		}
-		return err_set(err, "TCB Info has no TDX module identity %s for this TD's module", id);
+		return err_set(err, "TCB Info has no TDX module identity %s for this TD's module",
+		               id);
 	}
 	if (t->has_module) {
 		if (memcmp(t->mod_mrsigner, signer, 48) != 0)
-			return err_set(err, "TD report MRSIGNERSEAM does not match the TCB Info TDX "
-			                    "module signer");
+			return err_set(err,
+			               "TD report MRSIGNERSEAM does not match the TCB Info TDX "
+			               "module signer");
 		if (!masked_eq(t->mod_attributes, attr, t->mod_attributes_mask, 8))
-			return err_set(err, "TD report SEAM attributes do not match the TCB Info TDX "
-			                    "module attributes");
+			return err_set(err,
+			               "TD report SEAM attributes do not match the TCB Info TDX "
+			               "module attributes");
 	}
 	return 0;
 }
 
-static int check_qe(const struct dcap_qeid *qe, const uint8_t *rep,
-                    const struct dcap_level **level, struct err *err)
+static int check_qe(const struct dcap_qeid *qe, const uint8_t *rep, const struct dcap_level **level,
+                    struct err *err)
 {
 	if (memcmp(qe->mrsigner, rep + DCAP_SGX_MR_SIGNER, 32) != 0)
 		return err_set(err, "QE report MRSIGNER does not match the QE Identity");
@@ -370,8 +385,9 @@ static int check_qe(const struct dcap_qeid *qe, const uint8_t *rep,
 	uint16_t isvsvn = le16(rep + DCAP_SGX_ISV_SVN);
 	*level = match_isv(qe->levels, qe->nlevels, isvsvn);
 	if (*level == NULL)
-		return err_set(err, "TCB level not supported: QE ISVSVN %u is below every QE "
-		                    "Identity level",
+		return err_set(err,
+		               "TCB level not supported: QE ISVSVN %u is below every QE "
+		               "Identity level",
 		               isvsvn);
 	return 0;
 }
@@ -417,8 +433,9 @@ static int evaluate(const struct dcap_tcbinfo *t, const struct dcap_pck_ext *pck
 		return -1;
 	*plat = match_platform(t, pck, svn);
 	if (*plat == NULL)
-		return err_set(err, "TCB level not supported: no TCB Info level matches this "
-		                    "platform's SVNs (PCESVN %u)",
+		return err_set(err,
+		               "TCB level not supported: no TCB Info level matches this "
+		               "platform's SVNs (PCESVN %u)",
 		               pck->pcesvn);
 	snprintf(status, 48, "%s", (*plat)->status);
 	if (*mod_level != NULL)
@@ -507,8 +524,9 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 	/* revocation: the PCK by its CA's CRL, the CA by the root's */
 	if (X509_NAME_cmp(X509_CRL_get_issuer(c->pck_crl), X509_get_subject_name(pck.ca)) != 0 ||
 	    X509_cmp(sk_X509_value(c->pck_crl_chain, 0), pck.ca) != 0) {
-		err_set(err, "collateral PCK CRL is issued by the %s CA but the quote's PCK is issued "
-		             "by the %s CA",
+		err_set(err,
+		        "collateral PCK CRL is issued by the %s CA but the quote's PCK is issued "
+		        "by the %s CA",
 		        pck.ca_kind == DCAP_PCK_CA_PLATFORM ? "Processor" : "Platform",
 		        pck.ca_kind == DCAP_PCK_CA_PLATFORM ? "Platform" : "Processor");
 		goto out;
@@ -558,7 +576,8 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 			snprintf(a + 2 * i, 3, "%02x", t->fmspc[i]);
 			snprintf(b + 2 * i, 3, "%02x", pck.ext.fmspc[i]);
 		}
-		err_set(err, "FMSPC mismatch: TCB Info is for %s, the PCK certificate says %s", a, b);
+		err_set(err, "FMSPC mismatch: TCB Info is for %s, the PCK certificate says %s", a,
+		        b);
 		goto out;
 	}
 	if (memcmp(t->pceid, pck.ext.pceid, 2) != 0) {
@@ -573,8 +592,8 @@ int dcap_verify(const struct dcap_quote *q, struct dcap_collateral *c, time_t no
 	             out->tcb_status, &plat, &mod_level, err) < 0)
 		goto out;
 	if (!is_accepted(out->tcb_status)) {
-		err_set(err, "TCB status is %s (platform %s, QE %s%s%s)", out->tcb_status, plat->status,
-		        qe_level->status, mod_level ? ", TDX module " : "",
+		err_set(err, "TCB status is %s (platform %s, QE %s%s%s)", out->tcb_status,
+		        plat->status, qe_level->status, mod_level ? ", TDX module " : "",
 		        mod_level ? mod_level->status : "");
 		goto out;
 	}
