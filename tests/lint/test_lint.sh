@@ -21,7 +21,7 @@ else
   echo "not ok 1 - clang-format: ${#bad[@]} files differ (clang-format -i them): ${bad[*]}"
   rc=1
 fi
-out=$(cppcheck --quiet --error-exitcode=1 --enable=warning --inline-suppr \
+out=$(cppcheck -j "$(nproc)" --quiet --error-exitcode=1 --enable=warning --inline-suppr \
   --include=/usr/include/jansson.h -I common -I . "${csrc[@]}" 2>&1)
 if [ $? -eq 0 ]; then
   echo "ok 2 - cppcheck --enable=warning: ${#csrc[@]} files clean"
