@@ -5,7 +5,8 @@
  * serve HTTP/1.1, so the front owns the socket instead. It reads the first bytes of each
  * connection (bounded in size and time, on its own event loop, so a client that sends
  * nothing delays nobody) and routes it:
- *   - the HTTP/2 connection preface -> gRPC core (grpcx_server_adopt_fd), untouched;
+ *   - the HTTP/2 connection preface -> gRPC core, relayed through a socketpair
+ *     (grpcx_server_adopt_fd takes the other end; see gfront_limits for why);
  *   - anything else -> a one-request HTTP/1.1 responder (the daemon's page callback; other
  *     paths 404, other methods 405, malformed requests 400), then the connection is closed.
  * With TLS the front terminates TLS itself (OpenSSL; ALPN h2 and http/1.1), routes on the
