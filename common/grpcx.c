@@ -526,7 +526,12 @@ static void server_args(grpc_arg *a, grpc_channel_args *ca)
 	a[9].type = GRPC_ARG_INTEGER;
 	a[9].key = GRPC_ARG_MAX_CONNECTION_IDLE_MS;
 	a[9].value.integer = 600000;
-	ca->num_args = 10;
+	/* keep pinging a connection without calls (core stops after 2 by default): a live
+	 * client's acks are what tell the front's idle sweep it is alive */
+	a[10].type = GRPC_ARG_INTEGER;
+	a[10].key = GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA;
+	a[10].value.integer = 0;
+	ca->num_args = 11;
 	ca->args = a;
 }
 
@@ -534,7 +539,7 @@ static struct grpcx_server *server_new_creds(const char *addr, int workers,
                                              grpc_server_credentials *creds, struct err *err)
 {
 	struct grpcx_server *s;
-	grpc_arg a[10];
+	grpc_arg a[11];
 	grpc_channel_args ca;
 
 	if (creds == NULL) {
