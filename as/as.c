@@ -5,7 +5,10 @@
  *   bind     each evidence's runtime data and init data to expected bytes (binding.c),
  *   verify   it with its TEE's verifier (as/verifiers/),
  *   appraise every device it holds with the policy `<id>_<class>` (Rego; reference values
- *            from the RVPS through query_reference_value) into an AR4SI appraisal (ear.c),
+ *            from the RVPS through query_reference_value) into an AR4SI appraisal (ear.c);
+ *            a device evidence (gpu, dcu) that fails verification becomes its own
+ *            contraindicated submod instead (as_device_failed), a CPU evidence that fails
+ *            refuses the request,
  *   sign     the appraisals as one token (ear.c).
  * A stage that fails because storage, the RVPS or a collateral service is out of reach says so
  * with err.code = ERR_UNAVAILABLE, which as_evaluate passes up so the caller answers "retry".
@@ -386,7 +389,64 @@ json_t *as_appraise(struct as *a, const char *policy_id, const char *tee,
 	return out;
 }
 
+/* ---- a device whose evidence fails ------------------------------------------------------- */
+
+/* The class under which a device TEE's evidence is appraised, NULL for a CPU TEE. A device
+ * (a GPU, a DCU beside the CPU) that fails verification says nothing about the guest or the
+ * other devices, so it gets its own contraindicated submod; a CPU TEE that fails refuses the
+ * request, since then the guest itself is not attested. */
+static const char *device_class(const char *tee)
+{
+	static const struct {
+		const char *tee, *tee_class;
+	} devices[] = {
+	    {"sampledevice", "gpu"},
+	    {"nvidia", "gpu"},
+	    {"hygondcu", "dcu"},
+	    {"hygon-dcu", "dcu"},
+	};
+	for (size_t i = 0; tee != NULL && i < sizeof(devices) / sizeof(devices[0]); i++)
+		if (strcmp(devices[i].tee, tee) == 0)
+			return devices[i].tee_class;
+	return NULL;
+}
+
+json_t *as_device_failed(const char *policy_id, const char *tee, const char *why, struct err *err)
+{
+	/* AR4SI 97: the verifier could not recognize the device's identity nor its hardware
+	 * (a signature, chain or nonce that does not check is evidence of neither). */
+	json_t *tc = json_pack("{s:i,s:i}", "instance-identity", 97, "hardware", 97);
+	json_t *ann = json_pack("{s:{s:s}}", tee, "verification_error", why);
+	json_t *out = NULL;
+
+	if (tc == NULL || ann == NULL)
+		err_set(err, "out of memory building the %s appraisal", tee);
+	else
+		out = ear_appraisal(policy_id, tc, NULL, ann, err);
+	as_metrics_policy(out ? "contraindicated" : NULL);
+	json_decref(tc);
+	json_decref(ann);
+	return out;
+}
+
 /* ---- one evidence: bind, verify, appraise each device ----------------------------------- */
+
+/* The verification of a device evidence failed with `err` (not an outage): its one
+ * contraindicated submod, the failure sentence in its annotation. */
+static int add_failed_device(const char *policy_id, const char *tee, const char *tee_class,
+                             struct ear_submods *out, struct err *err)
+{
+	char why[sizeof(err->msg)];
+
+	snprintf(why, sizeof(why), "%s", err->msg);
+	log_warn("grpc-as: %s evidence refused, appraised as a contraindicated %s: %s", tee,
+	         tee_class, why);
+	json_t *ap = as_device_failed(policy_id, tee, why, err);
+	if (ap == NULL)
+		return -1;
+	err->code = 0;
+	return ear_submods_add(out, tee_class, ap, err);
+}
 
 int as_attest_one(struct as *a, const char *policy_id,
                   const Attestation__IndividualAttestationRequest *ir, struct ear_submods *out,
@@ -394,12 +454,16 @@ int as_attest_one(struct as *a, const char *policy_id,
 {
 	struct binding b;
 	struct verify_result res = {0};
+	const char *dev = device_class(ir->tee);
 	int rc = -1;
 
 	if (binding_from_request(&b, ir, err) < 0)
 		return -1;
-	if (as_verify_evidence(ir, &b, &res, err) < 0)
+	if (as_verify_evidence(ir, &b, &res, err) < 0) {
+		if (dev != NULL && err->code != ERR_UNAVAILABLE && out->n < AS_MAX_DEVICES)
+			rc = add_failed_device(policy_id, ir->tee, dev, out, err);
 		goto out;
+	}
 	if (out->n + res.n > AS_MAX_DEVICES) {
 		err_setc(err, 0,
 		         "the evidences carry more than %d devices, the most this attestation "

@@ -68,7 +68,14 @@ int as_verify_evidence(const Attestation__IndividualAttestationRequest *ir, cons
 /* appraise: one device's claims with `<policy_id>_<class>` -> its appraisal (new reference). */
 json_t *as_appraise(struct as *a, const char *policy_id, const char *tee,
                     const struct verifier_claims *item, const struct binding *b, struct err *err);
-/* bind + verify + appraise one evidence, appending one submod per device it holds. */
+/* The appraisal of a device evidence of `tee` that failed verification for `why`: AR4SI
+ * instance-identity and hardware 97 (contraindicated), annotated evidence
+ * {"<tee>": {"verification_error": why}} (new reference, NULL only when out of memory). */
+json_t *as_device_failed(const char *policy_id, const char *tee, const char *why, struct err *err);
+/* bind + verify + appraise one evidence, appending one submod per device it holds. A device
+ * evidence (sampledevice, nvidia, hygondcu) that fails verification appends its one
+ * contraindicated submod and returns 0; a CPU evidence that fails, an outage, a binding or
+ * a policy that cannot be evaluated returns -1 (the request is refused or retried). */
 int as_attest_one(struct as *a, const char *policy_id,
                   const Attestation__IndividualAttestationRequest *ir, struct ear_submods *out,
                   struct err *err);

@@ -6,7 +6,10 @@ root by nvidia_forge.py, configured as the AS's NVIDIA root) through a real kbs 
 the token carries cpu0 and gpu0, each appraised by its default policy, and a resource policy that
 requires gpu0 to be affirming follows the GPU's status: refused under the default GPU policy
 (local claims cannot satisfy it), released under a GPU policy whose reference values (registered
-in the RVPS through the KBS) the GPU meets, refused again for a GPU with another VBIOS."""
+in the RVPS through the KBS) the GPU meets, refused again for a GPU with another VBIOS. A GPU report
+that fails verification (another nonce, another root) does not refuse the attestation: the token
+keeps cpu0 and carries gpu0 contraindicated with the refusal in its annotation, so a resource
+policy requiring gpu0 refuses while one requiring only cpu0 releases."""
 import base64
 import hashlib
 import json
@@ -28,6 +31,11 @@ allow if {
 	input.submods.cpu0
 	input.submods.gpu0["ear.status"] == "affirming"
 }
+"""
+CPU_ONLY_POLICY = """package policy
+import rego.v1
+default allow := false
+allow if input.submods.cpu0
 """
 GPU_POLICY = """package policy
 import rego.v1
@@ -122,6 +130,25 @@ def submods(a):
     return json.loads(b64u_dec(a.token.split(".")[1]))["submods"]
 
 
+def failed_gpu(t, a, st, body, why, what):
+    """/attest answered with a token whose gpu0 is contraindicated for `why` and whose cpu0 was
+    appraised as usual; the gpu0-requiring resource policy refuses it."""
+    if not t.ok(st == 200, "%s: /attest still yields a token" % what, body):
+        a.token = None
+        return
+    sm = submods(a)
+    t.eq(sorted(sm), ["cpu0", "gpu0"], "%s: the token keeps cpu0 and gpu0" % what)
+    gpu = sm["gpu0"]
+    err = gpu["ear.veraison.annotated-evidence"].get("nvidia", {}).get("verification_error", "")
+    t.ok(gpu["ear.status"] == "contraindicated" and why in err and
+         gpu["ear.trustworthiness-vector"].get("hardware") == 97,
+         "%s: gpu0 contraindicated, annotated with the refusal" % what, gpu)
+    t.ok("sample" in sm["cpu0"]["ear.veraison.annotated-evidence"],
+         "%s: cpu0 appraised on its own evidence" % what, sm["cpu0"])
+    st, _, data = a.get("default/gpu/key")
+    t.ok(st == 401 and b"PolicyDeny" in data, "%s: a policy requiring gpu0 refuses" % what, data)
+
+
 def through_kbs(t):
     d = tmpdir("kbs-nvidia-")
     dev = F.Device()
@@ -154,13 +181,13 @@ def through_kbs(t):
         b.auth()
         wrong = json.dumps({"nvidia": dev.evidence(bytes(32))})
         st, _, body = b.attest(additional=wrong)
-        t.ok(st == 401 and b"nonce mismatch" in body, "a GPU report for another nonce is refused", body)
+        failed_gpu(t, b, st, body, "nonce mismatch", "a GPU report for another nonce")
         other = F.Device()
         c = Attester(kbs)
         c.auth()
         st, _, body = c.attest(additional=json.dumps({"nvidia": other.evidence(gpu_nonce(c))}))
-        t.ok(st == 401 and b"Root CA in the certificate chain is not trusted" in body,
-             "a GPU chained to another root is refused", body)
+        failed_gpu(t, c, st, body, "Root CA in the certificate chain is not trusted",
+                   "a GPU chained to another root")
 
         rv = {"allowed_vbios_versions": ["96.00.9f.00.01"],
               "gpu_vbios_measurement": [hashlib.sha384(b"vbios").hexdigest()]}
@@ -187,6 +214,15 @@ def through_kbs(t):
                  (36, "warning"), "gpu0 is only warning: its VBIOS is not a reference value")
             st, _, data = a.get("default/gpu/key")
             t.ok(st == 401 and b"PolicyDeny" in data, "resource refused for that GPU", data)
+
+        kbs.set_policy(pki, CPU_ONLY_POLICY)
+        for who, name in ((b, "another nonce"), (c, "another root")):
+            if who.token is None:
+                continue
+            st, _, data = who.get("default/gpu/key")
+            t.ok(st == 200 and who.decrypt(data) == SECRET,
+                 "a resource policy requiring only cpu0 releases despite the GPU of %s" % name,
+                 data[:200])
     finally:
         for p in procs:
             p.stop()

@@ -65,18 +65,18 @@ static void free_individual(Attestation__IndividualAttestationRequest *ir)
 	free(ir->runtime_data_hash_algorithm);
 }
 
-/* A packed AttestationRequest: `n` evidences, the first `ncpu` of them `sample`, the rest
- * `sampledevice`; policy id "default" unless `policy` names one. */
-static uint8_t *request(size_t n, size_t ncpu, const char *policy, int wrong, size_t *len)
+/* A packed AttestationRequest of the `n` evidences evs[] (NULL: `sample`s bound right);
+ * policy id "default" unless `policy` names one. */
+static uint8_t *request_of(const struct ev *evs, size_t n, const char *policy, size_t *len)
 {
 	Attestation__IndividualAttestationRequest *irs = calloc(n ? n : 1, sizeof(*irs));
 	Attestation__IndividualAttestationRequest **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
 	Attestation__AttestationRequest r = ATTESTATION__ATTESTATION_REQUEST__INIT;
 	char *pid = (char *)policy;
+	const struct ev sample = {"sample", 0};
 
 	for (size_t i = 0; i < n; i++) {
-		struct ev e = {i < ncpu ? "sample" : "sampledevice", wrong};
-		individual(&irs[i], &e);
+		individual(&irs[i], evs ? &evs[i] : &sample);
 		ptrs[i] = &irs[i];
 	}
 	r.n_verification_requests = n;
@@ -92,6 +92,20 @@ static uint8_t *request(size_t n, size_t ncpu, const char *policy, int wrong, si
 		free_individual(&irs[i]);
 	free(irs);
 	free(ptrs);
+	return buf;
+}
+
+/* A packed AttestationRequest: `n` evidences, the first `ncpu` of them `sample`, the rest
+ * `sampledevice`, all bound to other runtime data when `wrong`. */
+static uint8_t *request(size_t n, size_t ncpu, const char *policy, int wrong, size_t *len)
+{
+	struct ev *evs = calloc(n ? n : 1, sizeof(*evs));
+	for (size_t i = 0; i < n; i++) {
+		evs[i].tee = i < ncpu ? "sample" : "sampledevice";
+		evs[i].wrong_report_data = wrong;
+	}
+	uint8_t *buf = request_of(evs, n, policy, len);
+	free(evs);
 	return buf;
 }
 
@@ -433,6 +447,92 @@ static void test_evaluate_refusal_is_aborted_and_numbered(void **state)
 	free(buf);
 }
 
+static void test_device_failed_is_contraindicated_and_says_why(void **state)
+{
+	struct err e = {0};
+	json_t *ap = as_device_failed("default", "nvidia", "nonce mismatch", &e);
+	if (ap == NULL)
+		fail_msg("%s", e.msg);
+	json_t *tv = json_object_get(ap, "ear.trustworthiness-vector");
+	assert_int_equal(json_integer_value(json_object_get(tv, "hardware")), 97);
+	assert_int_equal(json_integer_value(json_object_get(tv, "instance-identity")), 97);
+	assert_int_equal(json_object_size(tv), 2);
+	assert_string_equal(json_string_value(json_object_get(ap, "ear.status")),
+	                    "contraindicated");
+	json_t *ann = json_object_get(ap, "ear.veraison.annotated-evidence");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(ann, "nvidia"),
+	                                                      "verification_error")),
+	                    "nonce mismatch");
+	json_decref(ap);
+}
+
+static void test_evaluate_a_failing_device_taints_only_its_own_submod(void **state)
+{
+	const struct ev evs[] = {{"sample", 0}, {"sampledevice", 0}, {"sampledevice", 1}};
+	struct err e = {0};
+	size_t len;
+	uint8_t *buf = request_of(evs, 3, NULL, &len);
+	char *tok = as_evaluate(&the_as, buf, len, &e);
+	if (tok == NULL)
+		fail_msg("%s", e.msg);
+	json_t *p = payload_of(tok);
+	json_t *sub = json_object_get(p, "submods");
+	assert_int_equal(json_object_size(sub), 3);
+	/* cpu0 and gpu0 appraised by their policies on their claims, as without gpu1 */
+	json_t *cpu_ae =
+	    json_object_get(json_object_get(sub, "cpu0"), "ear.veraison.annotated-evidence");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(cpu_ae, "sample"), "svn")), "1");
+	json_t *gpu0 = json_object_get(sub, "gpu0");
+	json_t *gpu0_ae = json_object_get(gpu0, "ear.veraison.annotated-evidence");
+	assert_true(json_is_object(json_object_get(gpu0_ae, "sampledevice")));
+	assert_null(
+	    json_object_get(json_object_get(gpu0_ae, "sampledevice"), "verification_error"));
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(gpu0, "ear.trustworthiness-vector"),
+	                                       "instance-identity")),
+	    0); /* default_gpu sets it to 0; the failed device sets 97 */
+	/* gpu1: contraindicated, the refusal in its annotation */
+	json_t *gpu1 = json_object_get(sub, "gpu1");
+	assert_string_equal(json_string_value(json_object_get(gpu1, "ear.status")),
+	                    "contraindicated");
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(gpu1, "ear.trustworthiness-vector"),
+	                                       "instance-identity")),
+	    97);
+	json_t *gpu1_ae = json_object_get(gpu1, "ear.veraison.annotated-evidence");
+	const char *why = json_string_value(
+	    json_object_get(json_object_get(gpu1_ae, "sampledevice"), "verification_error"));
+	assert_non_null(why);
+	assert_non_null(strstr(why, "does not match"));
+	json_decref(p);
+	free(tok);
+	free(buf);
+}
+
+static void test_evaluate_a_failing_cpu_refuses_even_with_good_devices(void **state)
+{
+	const struct ev evs[] = {{"sample", 1}, {"sampledevice", 0}};
+	struct err e = {0};
+	size_t len;
+	uint8_t *buf = request_of(evs, 2, NULL, &len);
+	assert_null(as_evaluate(&the_as, buf, len, &e));
+	assert_int_equal(e.code, GRPCX_ABORTED);
+	assert_non_null(strstr(e.msg, "does not match"));
+	free(buf);
+}
+
+static void test_evaluate_an_unknown_tee_still_refuses(void **state)
+{
+	const struct ev evs[] = {{"sample", 0}, {"nosuchdevice", 0}};
+	struct err e = {0};
+	size_t len;
+	uint8_t *buf = request_of(evs, 2, NULL, &len);
+	assert_null(as_evaluate(&the_as, buf, len, &e));
+	assert_non_null(strstr(e.msg, "Unsupported TEE type: nosuchdevice"));
+	free(buf);
+}
+
 static void test_evaluate_rvps_out_of_reach_is_unavailable(void **state)
 {
 	static struct as remote;
@@ -475,6 +575,10 @@ int main(void)
 	    cmocka_unit_test(test_sign_names_submods_per_class_and_sorts_them),
 	    cmocka_unit_test(test_evaluate_70_device_evidences_yields_70_submods),
 	    cmocka_unit_test(test_evaluate_refusal_is_aborted_and_numbered),
+	    cmocka_unit_test(test_device_failed_is_contraindicated_and_says_why),
+	    cmocka_unit_test(test_evaluate_a_failing_device_taints_only_its_own_submod),
+	    cmocka_unit_test(test_evaluate_a_failing_cpu_refuses_even_with_good_devices),
+	    cmocka_unit_test(test_evaluate_an_unknown_tee_still_refuses),
 	    cmocka_unit_test(test_evaluate_rvps_out_of_reach_is_unavailable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
