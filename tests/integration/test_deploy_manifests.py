@@ -6,6 +6,8 @@ import glob
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 
@@ -38,6 +40,13 @@ KBS_KEYS = {
     "attestation_service.pool_size", "attestation_service.timeout",
     "attestation_service.as_ca_cert", "attestation_service.as_client_cert",
     "attestation_service.as_client_key", "attestation_service.as_bearer_token_file",
+    "attestation_service.base_url", "attestation_service.api_key",
+    "attestation_service.certs_file", "attestation_service.rvps_config",
+    "attestation_service.rvps_config.type", "attestation_service.attestation_token_broker",
+    "attestation_service.attestation_token_broker.duration_min",
+    "storage_backend.backends.postgres", "storage_backend.backends.postgres.host",
+    "storage_backend.backends.postgres.port", "storage_backend.backends.postgres.db",
+    "storage_backend.backends.postgres.username",
     "storage_backend", "storage_backend.storage_type", "storage_backend.backends",
     "storage_backend.backends.local_fs", "storage_backend.backends.local_fs.dir_path",
     "storage_backend.backends.local_json", "storage_backend.backends.local_json.file_dir_path",
@@ -59,13 +68,17 @@ AS_KEYS = {
     "storage_backend.backends", "storage_backend.backends.local_fs",
     "storage_backend.backends.local_fs.dir_path", "storage_backend.backends.local_json",
     "storage_backend.backends.local_json.file_dir_path", "storage_backend.backends.redis",
-    "storage_backend.backends.redis.url",
+    "storage_backend.backends.redis.url", "storage_backend.backends.postgres",
+    "storage_backend.backends.postgres.host", "storage_backend.backends.postgres.port",
+    "storage_backend.backends.postgres.db", "storage_backend.backends.postgres.username",
 }
 RVPS_KEYS = {
     "storage", "storage.storage_type", "storage.backends", "storage.backends.local_fs",
     "storage.backends.local_fs.dir_path", "storage.backends.local_json",
     "storage.backends.local_json.file_dir_path", "storage.backends.redis",
-    "storage.backends.redis.url", "extractors", "extractors.swid_extractor",
+    "storage.backends.redis.url", "storage.backends.postgres", "storage.backends.postgres.host",
+    "storage.backends.postgres.port", "storage.backends.postgres.db",
+    "storage.backends.postgres.username", "extractors", "extractors.swid_extractor",
     "admin", "admin.allowed_identities", "admin.bearer_token_file",
     "max_reference_values_per_message",
 }
@@ -263,10 +276,220 @@ def test_systemd_and_container_files(t):
              "Containerfile has a %s target" % target)
 
 
+# ---- rendered overlays: `kubectl kustomize`, then the real daemons on the rendered configs ----
+OVERLAYS = ["base", "overlays/microservices-redis", "overlays/tls", "overlays/postgres",
+            "overlays/ita"]
+IMAGES = re.compile(r"^(ctrustee/(kbs|grpc-as|rvps):\S+|busybox:1\.36|redis:7)$")
+PORTS = {"kbs": 8080, "grpc-as": 50004, "rvps": 50003}
+
+
+def render(kdir):
+    r = subprocess.run(["kubectl", "kustomize", kdir], capture_output=True, text=True,
+                       timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("kubectl kustomize %s: %s" % (kdir, r.stderr[-2000:]))
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def config_data(docs, vol):
+    """The files of the ConfigMap or Secret a volume names, as {name: text}."""
+    import base64
+    src = vol.get("configMap") or vol.get("secret")
+    kind, name = ("ConfigMap", src["name"]) if "configMap" in vol else ("Secret", src["secretName"])
+    for d in docs:
+        if d["kind"] == kind and d["metadata"]["name"] == name:
+            if kind == "Secret":
+                return {k: base64.b64decode(v).decode() for k, v in d.get("data", {}).items()}
+            return d.get("data", {})
+    return None
+
+
+def daemon_containers(docs):
+    for d in docs:
+        if d["kind"] != "Deployment":
+            continue
+        spec = d["spec"]["template"]["spec"]
+        for c in spec["containers"]:
+            if c.get("command") and c["command"][0] in BINARIES:
+                yield d, spec, c
+
+
+def test_rendered(t, rendered):
+    for rel, docs in rendered.items():
+        services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+        t.ok(all(d["metadata"].get("namespace") == "coco-tenant" for d in docs
+                 if d["kind"] != "Namespace"), "%s: everything in coco-tenant" % rel)
+        for dep, spec, c in daemon_containers(docs):
+            name, flags = BINARIES[c["command"][0]]
+            what = "%s %s/%s" % (rel, dep["metadata"]["name"], c["name"])
+            imgs = [x["image"] for x in spec["containers"] + spec.get("initContainers", [])]
+            t.ok(all(IMAGES.match(i) for i in imgs) and c["image"].startswith("ctrustee/%s:" % name),
+                 "%s: images are ours or pinned helpers" % what, imgs)
+            used = {a for a in c["command"][1:] if a.startswith("--")}
+            t.ok(used <= flags, "%s: flags %s accepted" % (what, sorted(used)), used - flags)
+            port = PORTS[name]
+            svc = services.get({"kbs": "kbs", "grpc-as": "as", "rvps": "rvps"}[name])
+            t.ok(svc and any(p["targetPort"] == port for p in svc["spec"]["ports"]) and
+                 any(p["containerPort"] == port for p in c.get("ports", [])),
+                 "%s: service and container port %d" % (what, port))
+            tls = "--https-prikey" in c["command"] or (
+                name == "kbs" and "insecure_http = false" in
+                "".join(config_data(docs, {v["name"]: v for v in spec["volumes"]}["kbs-config"]).values()))
+            probes = [c.get(k) for k in ("readinessProbe", "livenessProbe", "startupProbe") if c.get(k)]
+            good = bool(probes) and c.get("readinessProbe") is not None
+            for pr in probes:
+                if "httpGet" in pr:
+                    good &= pr["httpGet"]["port"] == port and \
+                        pr["httpGet"].get("scheme", "HTTP") == ("HTTPS" if tls else "HTTP") and \
+                        pr["httpGet"]["path"] in ("/healthz", "/readyz")
+                else:  # kubelet's gRPC probe is plaintext only
+                    good &= not tls and pr.get("grpc", {}).get("port") == port
+            t.ok(good, "%s: probes on port %d over %s" % (what, port, "HTTPS" if tls else "HTTP"))
+            sc = spec.get("securityContext", {})
+            for v in spec["volumes"]:
+                if "secret" in v:
+                    mode = v["secret"].get("defaultMode", 0o644)
+                    t.ok(mode & 0o022 == 0 and (mode & 0o077 == 0 or mode & 0o004 or
+                                                sc.get("fsGroup") is not None),
+                         "%s: Secret %s mode %04o: not writable by others, readable by the pod" %
+                         (what, v["secret"]["secretName"], mode))
+
+
+def rewrite(text, tmp, ports, env_ports):
+    """A rendered config with cluster names and absolute paths moved to this machine."""
+    out = text
+    for host, port in (("as", 50004), ("rvps", 50003), ("redis", 6379)):
+        out = out.replace("%s:%d" % (host, port), "127.0.0.1:%d" % env_ports[host])
+    out = out.replace("0.0.0.0:8080", "127.0.0.1:%d" % ports["kbs"])
+    out = re.sub(r'(host"?\s*[:=]\s*)"postgres"', r'\g<1>"127.0.0.1"', out)
+    out = re.sub(r'(port"?\s*[:=]\s*)5432', r"\g<1>%d" % env_ports["postgres"], out)
+    return re.sub(r'(?<=["/])(/(opt|etc|kbs)/[^"\s]*)', lambda m: tmp + m.group(1), out)
+
+
+def keys(tmp):
+    """What the Secrets hold, written as a Secret without defaultMode mounts it (0644)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.x509.oid import NameOID
+    import datetime
+    uk = os.path.join(tmp, "opt/confidential-containers/kbs/user-keys")
+    os.makedirs(uk, exist_ok=True)
+    os.makedirs(os.path.join(tmp, "kbs"), exist_ok=True)
+    tk = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "token signer")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(tk.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(tk, hashes.SHA256()))
+    ak = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    files = {os.path.join(uk, "token.key"): tk.private_bytes(
+                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                 serialization.NoEncryption()),
+             os.path.join(uk, "token-cert-chain.pem"): cert.public_bytes(serialization.Encoding.PEM),
+             os.path.join(uk, "public.pub"): ak, os.path.join(tmp, "kbs", "kbs.pem"): ak}
+    for path, data in files.items():
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o644)
+
+
+def healthy(port, proc):
+    import urllib.request
+    if not harness.wait_port(port, 15, proc):
+        return False
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def test_daemons_start_on_rendered_configs(t, rendered):
+    """Each rendered config file, moved to loopback ports and a temporary root, starts the real
+    daemon that reads it (a token key mounted at 0644 included), which answers /healthz."""
+    bindir = os.path.join(harness.BUILD, "bin")
+    backing = {}
+    for rel, docs in rendered.items():
+        if rel == "overlays/tls":
+            t.skip("%s: daemons started on its configs" % rel,
+                   "needs the cert-manager Secrets; tests/integration/test_grpc_tls.py covers the flags")
+            continue
+        tmp = harness.tmpdir("deploy-")
+        keys(tmp)
+        env_ports = {"as": harness.free_port(), "rvps": harness.free_port()}
+        env = {}
+        if "overlays/microservices-redis" == rel:
+            backing.setdefault("redis", harness.Redis().start())
+        if rel == "overlays/postgres":
+            backing.setdefault("postgres", harness.Postgres().start())
+            env = {"POSTGRES_URL": backing["postgres"].url}
+        env_ports["redis"] = backing["redis"].port if "redis" in backing else 1
+        env_ports["postgres"] = backing["postgres"].port if "postgres" in backing else 1
+        started = []
+        order = sorted(daemon_containers(docs),
+                       key=lambda x: ["rvps", "grpc-as", "kbs"].index(BINARIES[x[2]["command"][0]][0]))
+        for dep, spec, c in order:
+            cmd = c["command"]
+            name = BINARIES[cmd[0]][0]
+            port = {"kbs": harness.free_port(), "grpc-as": env_ports["as"],
+                    "rvps": env_ports["rvps"]}[name]
+            flag = "--config-file" if "--config-file" in cmd else "--config"
+            cfg = cmd[cmd.index(flag) + 1]
+            vols = {v["name"]: v for v in spec["volumes"]}
+            mount = next(m for m in c["volumeMounts"] if m["mountPath"] == os.path.dirname(cfg))
+            data = config_data(docs, vols[mount["name"]])[os.path.basename(cfg)]
+            path = os.path.join(tmp, name + "-" + os.path.basename(cfg))
+            with open(path, "w") as f:
+                f.write(rewrite(data, tmp, {"kbs": port}, env_ports))
+            argv = {"kbs": [os.path.join(bindir, "kbs"), "--config-file", path],
+                    "grpc-as": [os.path.join(bindir, "grpc-as"), "--socket",
+                                "127.0.0.1:%d" % port, "--config-file", path],
+                    "rvps": [os.path.join(bindir, "rvps"), "--address", "127.0.0.1:%d" % port,
+                             "--config", path]}[name]
+            d = harness.Daemon("%s-%s" % (rel.replace("/", "-"), name), argv, port, env=env)
+            try:
+                d.start()
+                ok = healthy(port, d.proc)
+            except RuntimeError as e:
+                ok = False
+                print("# " + str(e).replace("\n", "\n# "))
+            t.ok(ok, "%s: %s starts on the rendered %s and answers /healthz" %
+                 (rel, name, os.path.basename(cfg)), d.log_tail())
+            if name == "grpc-as" and ok:
+                t.ok("token.key is readable by every user (mode 0644)" in d.log_text(),
+                     "%s: grpc-as takes the token key as a Secret without defaultMode "
+                     "mounts it, with a warning" % rel, d.log_tail())
+            started.append(d)
+        for d in reversed(started):
+            d.stop()
+    for b in backing.values():
+        b.stop()
+
+
+def test_kustomize(t):
+    if not shutil.which("kubectl"):
+        for rel in OVERLAYS:
+            t.skip("%s renders with kubectl kustomize" % rel, "no kubectl on this machine")
+        return
+    rendered = {}
+    for rel in OVERLAYS:
+        try:
+            rendered[rel] = render(os.path.join(DEPLOY, "kubernetes", rel))
+            t.ok(True, "%s renders with kubectl kustomize" % rel)
+        except RuntimeError as e:
+            t.ok(False, "%s renders with kubectl kustomize" % rel, str(e))
+    test_rendered(t, rendered)
+    test_daemons_start_on_rendered_configs(t, rendered)
+
+
 if __name__ == "__main__":
     t = harness.Tap()
     for fn in (test_manifests, test_kustomizations_and_configs,
                test_containers_mount_what_configs_name, test_tls_overlay_authorizes_writes,
-               test_systemd_and_container_files):
+               test_systemd_and_container_files, test_kustomize):
         t.run(fn)
     t.done()
