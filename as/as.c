@@ -88,7 +88,11 @@ static int open_rvps(struct as *a, const json_t *rv, struct err *err)
 	const char *rtype = json_string_value(json_object_get(rv, "type"));
 	const char *addr = json_string_value(json_object_get(rv, "address"));
 
-	if (rtype == NULL || strcmp(rtype, "GrpcRemote") != 0)
+	if (rtype != NULL && strcmp(rtype, "BuiltIn") != 0 && strcmp(rtype, "GrpcRemote") != 0)
+		return err_set(err,
+		               "rvps_config.type \"%s\" is neither \"BuiltIn\" nor \"GrpcRemote\"",
+		               rtype);
+	if (rtype == NULL || strcmp(rtype, "BuiltIn") == 0)
 		return (a->rvps_local = rvps_new_with_kv_config(
 		            a->kv, json_is_object(rv) ? rv : NULL, err)) == NULL
 		           ? err_prefix(err, "built-in RVPS")

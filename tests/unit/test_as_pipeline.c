@@ -549,6 +549,16 @@ static void test_evaluate_rvps_out_of_reach_is_unavailable(void **state)
 	json_decref(cfg);
 }
 
+static void test_init_refuses_an_unknown_rvps_type(void **state)
+{
+	static struct as other;
+	struct err e = {0};
+	json_t *cfg = json_pack("{s:{s:s}}", "rvps_config", "type", "Builtin2");
+	assert_int_not_equal(as_init(&other, cfg, &e), 0);
+	assert_non_null(strstr(e.msg, "rvps_config.type \"Builtin2\" is neither"));
+	json_decref(cfg);
+}
+
 int main(void)
 {
 	struct err e = {0};
@@ -580,6 +590,7 @@ int main(void)
 	    cmocka_unit_test(test_evaluate_a_failing_cpu_refuses_even_with_good_devices),
 	    cmocka_unit_test(test_evaluate_an_unknown_tee_still_refuses),
 	    cmocka_unit_test(test_evaluate_rvps_out_of_reach_is_unavailable),
+	    cmocka_unit_test(test_init_refuses_an_unknown_rvps_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
