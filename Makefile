@@ -46,7 +46,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CONF_SRC := $(wildcard tests/conformance/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRC) $(CONF_SRC))
 
-.PHONY: all deps test run bench soak lint fuzz fuzz-smoke clean test-asan gen
+.PHONY: all deps test run bench bench-peers soak lint fuzz fuzz-smoke clean test-asan gen
 all: $(BINS) $(TEST_BINS) $(GEN_PY)
 
 deps:
@@ -127,6 +127,11 @@ run: deps
 
 bench: all
 	@tests/bench/run.sh
+
+# our Intel quote verification beside @phala/dcap-qvl's (npm, installed into $(B)/peers/), warm
+# and cold, same quotes, collateral and verdicts (tests/bench/peers.sh)
+bench-peers: $(B)/bin/quote-loop $(B)/bin/evidence-verify
+	@BUILD=$(B) tests/bench/peers.sh
 
 soak: all
 	@tests/bench/soak.sh
