@@ -373,7 +373,7 @@ static xmlDoc *parse_xml(const uint8_t *raw, size_t len, struct err *err)
 {
 	xmlDoc *doc;
 
-	if (len == 0 || len > SWID_MAX_LEN)
+	if (raw == NULL || len == 0 || len > SWID_MAX_LEN)
 		return err_set(err, "the RIM is empty or larger than %zu bytes", SWID_MAX_LEN),
 		       NULL;
 	if (memmem(raw, len, "<!DOCTYPE", 9) != NULL || memmem(raw, len, "<!ENTITY", 8) != NULL)
