@@ -11,11 +11,13 @@
  * that is earlier. Unlike Trustee it is enforced: a query at or after the expiration (judged
  * at the same clock) answers "not found", and a list marks the value "expired".
  *
- * A message's values land all or none: every value and its provenance is written in turn,
- * the documents they replace having been read first; if a write fails, the values already
- * written are put back as they were (or removed). This is a best effort on every backend:
- * a crash or an outage of the store in the middle of the rollback can leave part of a
- * message stored, which the audit trail then does not show.
+ * A message's values land all or none. Where the store writes batches atomically (Redis
+ * MULTI/EXEC, one Postgres transaction, memory under its lock: kv_can_batch) every value, its
+ * provenance and the audit entry go in one batch. On the file stores every value and its
+ * provenance is written in turn, the documents they replace having been read first; if a
+ * write fails, the values already written are put back as they were (or removed). That is a
+ * best effort: a crash or an outage of the store in the middle of the rollback can leave part
+ * of a message stored, which the audit trail then does not show.
  *
  * Each registration and deletion appends one entry to an audit trail in the same store,
  * namespace rvps_audit, keyed "<nanoseconds since the epoch, 20 digits>-<8 random hex>" and
@@ -293,21 +295,21 @@ static char *provenance_document(const char *type, const char *message_json, jso
 
 /* ---- the audit trail ---- */
 
-/* Appends one entry {"time", "action", "names", ["provenance"]} (names and prov borrowed). */
-static int audit_append(struct rvps *r, const char *action, json_t *names, const char *prov_doc,
-                        struct err *err)
+/* One entry {"time", "action", "names", ["provenance"]} (names and prov borrowed): its key
+ * and its text (*text malloc'd). 0 or -1 err set. */
+static int audit_entry_make(const char *action, json_t *names, const char *prov_doc, char key[48],
+                            char **text, struct err *err)
 {
 	struct timespec ts;
 	uint32_t rnd = 0;
-	char key[48], when[32], *text = NULL;
+	char when[32];
 	json_t *e = json_object(), *prov = NULL;
 	int rc = -1;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
 		rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid();
-	snprintf(key, sizeof(key), "%020lld-%08x", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
-	         rnd);
+	snprintf(key, 48, "%020lld-%08x", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, rnd);
 	rfc3339(ts.tv_sec, when);
 	if (prov_doc != NULL)
 		prov = json_loads(prov_doc, 0, NULL);
@@ -315,19 +317,31 @@ static int audit_append(struct rvps *r, const char *action, json_t *names, const
 	    json_object_set_new(e, "action", json_string(action)) < 0 ||
 	    json_object_set(e, "names", names) < 0 ||
 	    (prov != NULL && json_object_set(e, "provenance", prov) < 0) ||
-	    (text = json_dumps(e, JSON_COMPACT)) == NULL) {
+	    (*text = json_dumps(e, JSON_COMPACT)) == NULL) {
 		err_set(err, "out of memory");
 		goto out;
 	}
-	rc = kv_set(r->kv, RVPS_NS_AUDIT, key, text, strlen(text), 0, err);
+	rc = 0;
+out:
+	json_decref(prov);
+	json_decref(e);
+	return rc;
+}
+
+/* Appends one entry, set-if-absent. */
+static int audit_append(struct rvps *r, const char *action, json_t *names, const char *prov_doc,
+                        struct err *err)
+{
+	char key[48], *text = NULL;
+	int rc = audit_entry_make(action, names, prov_doc, key, &text, err);
+
+	if (rc == 0)
+		rc = kv_set(r->kv, RVPS_NS_AUDIT, key, text, strlen(text), 0, err);
 	if (rc == 1)
 		rc = err_set(err, "audit entry %s exists already", key);
 	if (rc < 0)
 		err_prefix(err, "append to the audit trail");
-out:
 	free(text);
-	json_decref(prov);
-	json_decref(e);
 	return rc;
 }
 
@@ -464,7 +478,42 @@ static int write_one(struct rvps *r, struct staged *st, const char *pdoc, struct
 	return 0;
 }
 
-/* Stages every value, writes them in turn, appends the audit entry; all or none. */
+/* On a store that writes batches (Redis, Postgres, memory): every value, its provenance and
+ * the audit entry in one atomic batch, so nothing needs putting back. */
+static int store_batch(struct rvps *r, const struct staged *st, size_t n, json_t *names,
+                       const char *pdoc, struct err *err)
+{
+	struct kv_write *w = calloc(2 * n + 1, sizeof(*w));
+	char key[48], *text = NULL;
+	int rc = -1;
+
+	if (w == NULL) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	if (audit_entry_make("register", names, pdoc, key, &text, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		w[2 * i] = (struct kv_write){KV_NS_REFERENCE_VALUE, st[i].name, st[i].doc,
+		                             strlen(st[i].doc), 1};
+		w[2 * i + 1] =
+		    (struct kv_write){RVPS_NS_PROVENANCE, st[i].name, pdoc, strlen(pdoc), 1};
+	}
+	w[2 * n] = (struct kv_write){RVPS_NS_AUDIT, key, text, strlen(text), 0};
+	rc = kv_set_batch(r->kv, w, 2 * n + 1, err);
+	if (rc == 1)
+		rc = err_set(err, "audit entry %s exists already", key);
+	if (rc < 0)
+		err_prefix(err, "store the message's %zu reference values (none of them is kept)",
+		           n);
+out:
+	free(text);
+	free(w);
+	return rc;
+}
+
+/* Stages every value; writes them, their provenance and the audit entry in one batch where
+ * the store can, else in turn with a rollback; all or none. */
 static int store_values(struct rvps *r, const char *type, json_t *values, const char *pdoc,
                         const char *not_after, struct err *err)
 {
@@ -490,6 +539,10 @@ static int store_values(struct rvps *r, const char *type, json_t *values, const 
 		}
 		i++;
 	}
+	if (kv_can_batch(r->kv)) {
+		rc = store_batch(r, st, n, names, pdoc, err);
+		goto logged;
+	}
 	for (i = 0; i < n; i++)
 		if (write_one(r, &st[i], pdoc, err) < 0) {
 			err_prefix(err, "store reference value %s (nothing of the message is kept)",
@@ -498,9 +551,10 @@ static int store_values(struct rvps *r, const char *type, json_t *values, const 
 		}
 	if (audit_append(r, "register", names, pdoc, err) < 0)
 		goto out;
-	for (i = 0; i < n; i++)
-		log_info("rvps: registered reference value %s, expires %s", st[i].name, exp);
 	rc = 0;
+logged:
+	for (i = 0; rc == 0 && i < n; i++)
+		log_info("rvps: registered reference value %s, expires %s", st[i].name, exp);
 out:
 	if (rc < 0 && st != NULL)
 		rollback(r, st, n);

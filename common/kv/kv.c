@@ -246,6 +246,26 @@ int kv_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struct err *
 	return rc;
 }
 
+int kv_can_batch(const struct kv *kv)
+{
+	return kv->be->set_batch != NULL;
+}
+
+int kv_set_batch(struct kv *kv, const struct kv_write *w, size_t n, struct err *err)
+{
+	if (kv->be->set_batch == NULL)
+		return err_set(err, "the %s store cannot write a batch atomically", kv->be->name);
+	for (size_t i = 0; i < n; i++)
+		if (check(kv, w[i].ns, w[i].key, err) < 0)
+			return -1;
+	if (n == 0)
+		return 0;
+	enter(kv);
+	int rc = kv->be->set_batch(kv->state, w, n, err);
+	leave(kv);
+	return rc;
+}
+
 void kv_list_free(char **keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

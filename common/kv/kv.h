@@ -65,6 +65,21 @@ int kv_delete(struct kv *kv, const char *ns, const char *key, struct err *err);
 /* Keys in a namespace (prefix stripped), malloc'd array of malloc'd strings. */
 int kv_list(struct kv *kv, const char *ns, char ***keys, size_t *n, struct err *err);
 void kv_list_free(char **keys, size_t n);
+/* One write of a batch: namespace, key and value borrowed from the caller; overwrite = 0 makes
+ * it set-if-absent, and the whole batch then stores nothing when that key exists. */
+struct kv_write {
+	const char *ns, *key;
+	const void *val;
+	size_t len;
+	int overwrite;
+};
+/* 1 when the backend writes a batch atomically (Redis MULTI/EXEC, one Postgres transaction,
+ * memory under its lock); 0 for the file backends, whose callers keep their own rollback. */
+int kv_can_batch(const struct kv *kv);
+/* Every write of w[0..n) lands or none does, no expiry. Returns 0 stored, 1 nothing stored
+ * because a set-if-absent key exists, -1 nothing stored (err set; ERR_UNAVAILABLE on an
+ * outage). A backend without batches (kv_can_batch() == 0) refuses with a sentence. */
+int kv_set_batch(struct kv *kv, const struct kv_write *w, size_t n, struct err *err);
 /* 1 if key is made only of [A-Za-z0-9._/-] and non-empty. */
 int kv_key_valid(const char *key);
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "kv/kv.h"
 
 struct kv_backend {
 	const char *name;  /* Trustee's storage_type, e.g. "LocalFs"; kv_type_name() */
@@ -42,6 +43,10 @@ struct kv_backend {
 	            struct err *err);
 	int (*del)(void *state, const char *ns, const char *key, struct err *err);
 	int (*list)(void *state, const char *ns, char ***keys, size_t *n, struct err *err);
+	/* Optional (NULL: the backend cannot, kv_can_batch() is 0): the writes of w[0..n), every
+	 * namespace and key already checked, applied all or none; returns as kv_set_batch. An
+	 * outage during it must leave nothing of the batch stored. */
+	int (*set_batch)(void *state, const struct kv_write *w, size_t n, struct err *err);
 };
 
 /* Every backend, NULL-terminated, in the order kv_open's refusal names them (kv.c). */

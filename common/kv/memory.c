@@ -156,6 +156,64 @@ static int mem_list(void *state, const char *ns, char ***keys, size_t *n, struct
 	return 0;
 }
 
+/* A fresh entry holding copies of one write, not linked. NULL out of memory. */
+static struct mem_entry *mem_entry_new(const struct kv_write *w)
+{
+	struct mem_entry *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	e->ns = strdup(w->ns);
+	e->key = strdup(w->key);
+	e->val = malloc(w->len + 1);
+	if (e->ns == NULL || e->key == NULL || e->val == NULL) {
+		mem_free_entry(e);
+		return NULL;
+	}
+	memcpy(e->val, w->val, w->len);
+	e->val[w->len] = 0;
+	e->len = w->len;
+	return e;
+}
+
+/* All or none under kv.c's lock: set-if-absent keys checked and every copy made before the
+ * first entry changes, so nothing after that point can fail. */
+static int mem_set_batch(void *state, const struct kv_write *w, size_t n, struct err *err)
+{
+	struct mem *m = state;
+	struct mem_entry **fresh = calloc(n, sizeof(*fresh));
+	int rc = 0;
+
+	if (fresh == NULL)
+		return err_set(err, "out of memory");
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct mem_entry *e = *mem_find(m, w[i].ns, w[i].key);
+		if (!w[i].overwrite && e != NULL && !mem_expired(e))
+			rc = 1;
+		else if ((fresh[i] = mem_entry_new(&w[i])) == NULL)
+			rc = err_set(err, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct mem_entry *e = rc == 0 ? *mem_find(m, w[i].ns, w[i].key) : NULL;
+		if (rc == 0 && e == NULL) {
+			fresh[i]->next = m->head;
+			m->head = fresh[i];
+			continue;
+		}
+		if (e != NULL) { /* replace the value in place, keep the entry's place */
+			kv_wipe_free(e->val, e->len);
+			e->val = fresh[i]->val;
+			e->len = fresh[i]->len;
+			e->expires = 0;
+			fresh[i]->val = NULL;
+			fresh[i]->len = 0;
+		}
+		if (fresh[i] != NULL)
+			mem_free_entry(fresh[i]);
+	}
+	free(fresh);
+	return rc;
+}
+
 const struct kv_backend kv_backend_memory = {
     .name = "Memory",
     .alias = "memory",
@@ -168,4 +226,5 @@ const struct kv_backend kv_backend_memory = {
     .take = mem_take,
     .del = mem_del,
     .list = mem_list,
+    .set_batch = mem_set_batch,
 };

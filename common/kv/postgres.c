@@ -449,6 +449,106 @@ static int pg_list(void *state, const char *ns, char ***keys, size_t *n, struct 
 	return rc;
 }
 
+/* One statement of a batch on `c`, inside its transaction: the upsert (or insert-if-absent)
+ * of w into its namespace's table. 0, 1 (a set-if-absent key exists), -1 err and *f set. */
+static int pg_batch_one(struct pg *pg, PGconn *c, const struct kv_write *w, struct pg_fail *f,
+                        struct err *err)
+{
+	char sql[512];
+	const char *v[2] = {w->key, w->len ? w->val : ""};
+	int lens[2] = {0, (int)w->len}, fmts[2] = {0, 1};
+	char *table = PQescapeIdentifier(c, w->ns, strlen(w->ns));
+
+	f->broken = f->no_table = 0;
+	if (table == NULL)
+		return err_set(err, "namespace \"%s\" cannot be a table name", w->ns);
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO %s (key, value) VALUES ($1, $2) ON CONFLICT (key) %s", table,
+	         w->overwrite ? "DO UPDATE SET value = EXCLUDED.value" : "DO NOTHING");
+	PQfreemem(table);
+	PGresult *r = pg_exec(pg, c, sql, 2, v, lens, fmts, f, err);
+	if (r == NULL)
+		return -1;
+	int rc = strcmp(PQcmdTuples(r), "0") == 0 ? 1 : 0;
+	PQclear(r);
+	return rc;
+}
+
+/* A statement without parameters whose result is only checked. */
+static int pg_simple(struct pg *pg, PGconn *c, const char *sql, struct pg_fail *f, struct err *err)
+{
+	PGresult *r = pg_exec(pg, c, sql, 0, NULL, NULL, NULL, f, err);
+	PQclear(r);
+	return r == NULL ? -1 : 0;
+}
+
+/* The batch on one connection: tables made first (outside the transaction), then BEGIN, the
+ * statements, COMMIT; any refusal or a set-if-absent key that exists rolls all of it back. */
+static int pg_batch_on(struct pg *pg, PGconn *c, const struct kv_write *w, size_t n,
+                       struct pg_fail *f, struct err *err)
+{
+	int rc = 0;
+
+	f->broken = f->no_table = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (pg_table_known(pg, w[i].ns, 0, 0))
+			continue;
+		char *table = PQescapeIdentifier(c, w[i].ns, strlen(w[i].ns));
+		if (table == NULL)
+			return err_set(err, "namespace \"%s\" cannot be a table name", w[i].ns);
+		int m = pg_make_table(pg, c, w[i].ns, table, err);
+		PQfreemem(table);
+		if (m < 0) {
+			f->broken = 1;
+			return -1;
+		}
+	}
+	if (pg_simple(pg, c, "BEGIN", f, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = pg_batch_one(pg, c, &w[i], f, err);
+	if (rc == 0 && pg_simple(pg, c, "COMMIT", f, err) == 0)
+		return 0;
+	if (!f->broken) {
+		struct pg_fail rf;
+		struct err re = {0};
+		if (pg_simple(pg, c, "ROLLBACK", &rf, &re) < 0)
+			f->broken = 1; /* not reusable in an unknown transaction state */
+	}
+	return rc == 1 ? 1 : -1;
+}
+
+/* All or none in one transaction on one pooled connection; tried once more on a fresh
+ * connection when the first broke (nothing of a transaction that did not commit is kept). */
+static int pg_set_batch(void *state, const struct kv_write *w, size_t n, struct err *err)
+{
+	struct pg *pg = state;
+	int rc = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(w[i].ns) > PG_NAME_MAX)
+			return err_set(err, "namespace \"%s\" is longer than a Postgres table name",
+			               w[i].ns);
+		if (w[i].len > 0x7fffffff)
+			return err_set(err, "value of %zu bytes is too large for postgres",
+			               w[i].len);
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct pg_fail f = {0};
+		PGconn *c = pg_acquire(pg, err);
+		if (c == NULL)
+			return -1;
+		rc = pg_batch_on(pg, c, w, n, &f, err);
+		pg_release(pg, c, f.broken);
+		if (rc >= 0 || (!f.broken && !f.no_table))
+			break;
+		if (f.no_table)
+			for (size_t i = 0; i < n; i++)
+				pg_table_known(pg, w[i].ns, 1, 0);
+	}
+	return rc;
+}
+
 static void pg_close(void *state)
 {
 	struct pg *pg = state;
@@ -591,4 +691,5 @@ const struct kv_backend kv_backend_postgres = {
     .take = pg_take,
     .del = pg_del,
     .list = pg_list,
+    .set_batch = pg_set_batch,
 };

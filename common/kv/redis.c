@@ -330,6 +330,130 @@ static int redis_list(void *state, const char *ns, char ***keys, size_t *n, stru
 	return rc;
 }
 
+/* WATCH the set-if-absent keys and count those that exist: 0 none (the watch stays until
+ * EXEC), 1 one exists (unwatched), -1 err set. */
+static int redis_watch_absent(struct redis *rd, redisContext **cp, char **keys,
+                              const struct kv_write *w, size_t n, struct err *err)
+{
+	const char **argv = malloc((n + 1) * sizeof(*argv));
+	size_t *argvlen = malloc((n + 1) * sizeof(*argvlen)), m = 0;
+	int rc = -1;
+
+	if (argv == NULL || argvlen == NULL) {
+		rc = err_set(err, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!w[i].overwrite) {
+			argv[m + 1] = keys[i];
+			argvlen[++m] = strlen(keys[i]);
+		}
+	rc = 0;
+	for (int step = 0; step < 2 && m > 0 && rc == 0; step++) {
+		argv[0] = step == 0 ? "WATCH" : "EXISTS";
+		argvlen[0] = strlen(argv[0]);
+		redisReply *r = redis_cmd_on(rd, cp, err, (int)m + 1, argv, argvlen);
+		if (r == NULL)
+			rc = -1;
+		else if (step == 1 && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+			rc = 1;
+		freeReplyObject(r);
+	}
+	if (rc == 1) {
+		const char *unwatch = "UNWATCH";
+		size_t ul = 7;
+		freeReplyObject(redis_cmd_on(rd, cp, err, 1, &unwatch, &ul));
+	}
+out:
+	free(argv);
+	free(argvlen);
+	return rc;
+}
+
+/* MULTI, every SET, EXEC, pipelined on the one connection *cp. Redis discards the whole
+ * transaction when a command is refused while queued (ACL, memory: EXECABORT) or when the
+ * connection drops before EXEC, and EXEC applies all of it at once; a watched key changed in
+ * between makes EXEC answer nil. 0, 1 (watched key appeared), -1 err set, -2 connection lost
+ * before EXEC was answered (err set, nothing stored: the caller may retry). */
+static int redis_multi_exec(struct redis *rd, redisContext *c, char **keys,
+                            const struct kv_write *w, size_t n, struct err *err)
+{
+	redisReply *r = NULL;
+	char refused[300] = "";
+	int rc = 0;
+
+	redisAppendCommand(c, "MULTI");
+	for (size_t i = 0; i < n; i++) {
+		const char *argv[3] = {"SET", keys[i], w[i].len ? w[i].val : ""};
+		size_t argvlen[3] = {3, strlen(keys[i]), w[i].len};
+		redisAppendCommandArgv(c, 3, argv, argvlen);
+	}
+	redisAppendCommand(c, "EXEC");
+	for (size_t i = 0; i < n + 2; i++) {
+		if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+			redis_unavailable(rd, c, NULL, err);
+			return -2;
+		}
+		if (i < n + 1 && r->type == REDIS_REPLY_ERROR && refused[0] == '\0')
+			snprintf(refused, sizeof(refused), "%s%s", i == 0 ? "MULTI: " : "", r->str);
+		if (i == n + 1) {
+			if (r->type == REDIS_REPLY_NIL)
+				rc = 1;
+			else if (r->type != REDIS_REPLY_ARRAY || refused[0] != '\0')
+				rc = err_set(
+				    err, "redis at %s:%d refused the batch, nothing stored: %s",
+				    rd->host, rd->port,
+				    refused[0] ? refused : (r->str ? r->str : "no EXEC result"));
+		}
+		freeReplyObject(r);
+	}
+	return rc;
+}
+
+/* All or none: one pooled connection; set-if-absent keys watched and checked, then MULTI,
+ * the SETs and EXEC in one pipeline (one round trip for the whole batch). A connection that
+ * turns out stale before EXEC is answered leaves nothing stored and is replaced once. */
+static int redis_set_batch(void *state, const struct kv_write *w, size_t n, struct err *err)
+{
+	struct redis *rd = state;
+	redisContext *c = NULL;
+	char **keys = calloc(n, sizeof(*keys));
+	int rc = -1;
+
+	if (keys == NULL)
+		return err_set(err, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(w[i].ns) + strlen(w[i].key) + 2;
+		if ((keys[i] = malloc(l)) == NULL) {
+			err_set(err, "out of memory");
+			goto out;
+		}
+		snprintf(keys[i], l, "%s:%s", w[i].ns, w[i].key);
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rc = redis_watch_absent(rd, &c, keys, w, n, err);
+		if (rc != 0)
+			break;
+		if (c == NULL && (c = redis_acquire(rd, err)) == NULL) {
+			rc = -1;
+			break;
+		}
+		rc = redis_multi_exec(rd, c, keys, w, n, err);
+		if (rc != -2)
+			break;
+		redis_release(rd, c); /* closes it: c->err is set */
+		c = NULL;
+		rc = -1;
+	}
+	if (c != NULL)
+		redis_release(rd, c);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	return rc;
+}
+
 static void redis_close(void *state)
 {
 	struct redis *rd = state;
@@ -437,4 +561,5 @@ const struct kv_backend kv_backend_redis = {
     .take = redis_take,
     .del = redis_del,
     .list = redis_list,
+    .set_batch = redis_set_batch,
 };

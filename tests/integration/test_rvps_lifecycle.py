@@ -72,6 +72,11 @@ class Lifecycle:
         self.channel.close()
 
 
+def this_run_log(r):
+    """The daemon's log since its last start (the file is appended across runs and daemons)."""
+    return r.daemon.log_text().rsplit("=== start", 1)[-1]
+
+
 def redis_keys(redis, pattern):
     return sorted(k.decode() for k in redis.command("KEYS", pattern))
 
@@ -262,8 +267,8 @@ def test_atomic_registration(t, redis, fsdir):
              "nothing of the refused message is stored in Redis")
         t.eq(redis_keys(redis, "rvps_provenance:*"), ["rvps_provenance:atom-1"],
              "no provenance of it either")
-        t.ok("rolled back reference value atom-1" in r.daemon.log_text(),
-             "the values written before the refusal were rolled back (not merely pre-checked)")
+        t.ok("rolled back" not in this_run_log(r),
+             "on Redis the message is one MULTI/EXEC batch: nothing was written, nothing rolled back")
         t.eq(len(lc.audit()), 1, "the audit trail has only the first registration")
         r.register(sample_message({"atom-2": ["x"], "atom-3": ["z"]}))
         t.eq([v["name"] for v in lc.list()], ["atom-1", "atom-2", "atom-3"],
@@ -272,6 +277,25 @@ def test_atomic_registration(t, redis, fsdir):
         lc.close()
         r.stop()
         redis.command("FLUSHALL")
+    # Redis itself refuses a write midway (not a pre-check: every key is valid): a user whose
+    # ACL lets it write reference_value:atom-* only. The batch is discarded whole.
+    redis.command("ACL", "SETUSER", "rvlimited", "on", ">pw", "~reference_value:atom-*",
+                  "~rvps_provenance:*", "~rvps_audit:*", "+@all")
+    url = redis.url.replace("redis://", "redis://rvlimited:pw@")
+    r = Rvps({"storage": {"storage_type": "Redis", "backends": {"redis": {"url": url}}}})
+    try:
+        r.register(sample_message({"atom-5": ["ok"]}))
+        code, detail = rpc_error(r.register, sample_message({"atom-6": ["a"], "denied-1": ["b"]}))
+        t.ok(code == grpc.StatusCode.ABORTED and "NOPERM" in (detail or ""),
+             "a write Redis refuses inside the batch makes the register ABORTED with Redis's reason",
+             "%s %s" % (code, detail))
+        t.eq(redis_keys(redis, "reference_value:*"), ["reference_value:atom-5"],
+             "the write queued before the refused one is not kept either")
+        t.eq(len(redis_keys(redis, "rvps_audit:*")), 1, "nor its audit entry")
+    finally:
+        r.stop()
+        redis.command("ACL", "DELUSER", "rvlimited")
+        redis.command("FLUSHALL")
     r = Rvps({"storage": {"storage_type": "LocalFs", "backends": {"local_fs": {"dir_path": fsdir}}}})
     try:
         code, _ = rpc_error(r.register, sample_message({"fs-1": ["a"], "bad key!": ["b"]}))
@@ -279,6 +303,13 @@ def test_atomic_registration(t, redis, fsdir):
         left = os.listdir(rvdir) if os.path.isdir(rvdir) else []
         t.ok(code == grpc.StatusCode.ABORTED and left == [],
              "LocalFs: the refused message leaves no file behind", left)
+        r.register(sample_message({"afs-1": ["old"]}))
+        code, _ = rpc_error(r.register, sample_message({"afs-1": ["new"], "bad key!": ["b"]}))
+        t.ok(code == grpc.StatusCode.ABORTED and r.query("afs-1") == '["old"]',
+             "LocalFs: the value a refused message replaced is back as it was")
+        t.ok("rolled back reference value afs-1" in this_run_log(r),
+             "LocalFs (no batch): the values written before the refusal were rolled back "
+             "(not merely pre-checked)")
     finally:
         r.stop()
 

@@ -58,6 +58,153 @@ static void kv_contract(struct kv *kv)
 	assert_int_equal(kv_set(kv, "repository", "", "v", 1, 1, &err), -1);
 }
 
+static void assert_value(struct kv *kv, const char *ns, const char *key, const char *want)
+{
+	struct err err = {0};
+	uint8_t *v = NULL;
+	size_t n;
+	int rc = kv_get(kv, ns, key, &v, &n, &err);
+	if (want == NULL) {
+		assert_int_equal(rc, 1);
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(v, want, n);
+	free(v);
+}
+
+/* A batch on a backend that has the slot: all of it lands, across namespaces; one whose
+ * set-if-absent key exists stores nothing, not even the writes queued before it. */
+static void kv_batch_contract(struct kv *kv)
+{
+	struct err err = {0};
+	assert_int_equal(kv_can_batch(kv), 1);
+	struct kv_write ok[] = {
+	    {"reference_value", "batch/a", "A1", 2, 1},
+	    {"rvps_provenance", "batch/a", "P1", 2, 1},
+	    {"reference_value", "batch/b", "B1", 2, 1},
+	    {"rvps_audit", "batch-0001", "E1", 2, 0},
+	};
+	assert_int_equal(kv_set_batch(kv, ok, 4, &err), 0);
+	assert_value(kv, "reference_value", "batch/a", "A1");
+	assert_value(kv, "rvps_provenance", "batch/a", "P1");
+	assert_value(kv, "reference_value", "batch/b", "B1");
+	assert_value(kv, "rvps_audit", "batch-0001", "E1");
+	struct kv_write clash[] = {
+	    {"reference_value", "batch/a", "A2", 2, 1},
+	    {"reference_value", "batch/c", "C2", 2, 1},
+	    {"rvps_audit", "batch-0001", "E2", 2, 0}, /* exists: the whole batch stays out */
+	};
+	assert_int_equal(kv_set_batch(kv, clash, 3, &err), 1);
+	assert_value(kv, "reference_value", "batch/a", "A1");
+	assert_value(kv, "reference_value", "batch/c", NULL);
+	assert_value(kv, "rvps_audit", "batch-0001", "E1");
+	/* a key kv.c refuses stops the batch before anything is sent */
+	struct kv_write bad[] = {
+	    {"reference_value", "batch/d", "D", 1, 1},
+	    {"reference_value", "", "x", 1, 1},
+	};
+	assert_int_equal(kv_set_batch(kv, bad, 2, &err), -1);
+	assert_value(kv, "reference_value", "batch/d", NULL);
+	/* the same key twice: the last write wins */
+	struct kv_write twice[] = {
+	    {"reference_value", "batch/e", "first", 5, 1},
+	    {"reference_value", "batch/e", "last", 4, 1},
+	};
+	assert_int_equal(kv_set_batch(kv, twice, 2, &err), 0);
+	assert_value(kv, "reference_value", "batch/e", "last");
+}
+
+static void test_kv_memory_batch_is_all_or_none(void **state)
+{
+	struct err err = {0};
+	struct kv *kv = kv_open(NULL, &err);
+	assert_non_null(kv);
+	kv_batch_contract(kv);
+	kv_close(kv);
+}
+
+/* The file backends have no batch: the slot is NULL and kv_set_batch says so, storing
+ * nothing (their callers keep their own rollback). */
+static void test_kv_file_backends_refuse_a_batch(void **state)
+{
+	char dir[] = "/tmp/ctrustee-kvbatch-XXXXXX";
+	struct err err = {0};
+	assert_non_null(mkdtemp(dir));
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "LocalFs", "backends",
+	                        "local_fs", "dir_path", dir);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	assert_int_equal(kv_can_batch(kv), 0);
+	struct kv_write w[] = {{"reference_value", "a", "v", 1, 1}};
+	assert_int_equal(kv_set_batch(kv, w, 1, &err), -1);
+	assert_non_null(strstr(err.msg, "the LocalFs store cannot write a batch atomically"));
+	assert_value(kv, "reference_value", "a", NULL);
+	kv_close(kv);
+	json_decref(cfg);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Against a real redis-server: the batch contract, then a batch Redis refuses midway (an ACL
+ * user may write only keys reference_value:ok*): the write queued before the refused one is
+ * not kept, where one SET after another would have kept it. */
+static void test_kv_redis_batch_is_all_or_none(void **state)
+{
+	int port = tl_free_port();
+	char url[128];
+	struct err err = {0};
+	pid_t pid = tl_start_redis(port);
+
+	unsetenv("REDIS_URL");
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
+	                        "url", url);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	kv_batch_contract(kv);
+	redisContext *c = redisConnect("127.0.0.1", port);
+	assert_true(c != NULL && c->err == 0);
+	redisReply *r = redisCommand(c, "ACL SETUSER limited on >pw ~reference_value:ok* +@all");
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	json_decref(cfg);
+	kv_close(kv);
+	snprintf(url, sizeof(url), "redis://limited:pw@127.0.0.1:%d", port);
+	cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis", "url",
+	                url);
+	assert_non_null(kv = kv_open(cfg, &err));
+	struct kv_write w[] = {
+	    {"reference_value", "ok1", "v1", 2, 1},
+	    {"reference_value", "denied", "v2", 2, 1},
+	};
+	err_clear(&err);
+	assert_int_equal(kv_set_batch(kv, w, 2, &err), -1);
+	assert_non_null(strstr(err.msg, "refused the batch, nothing stored"));
+	assert_non_null(strstr(err.msg, "NOPERM"));
+	r = redisCommand(c, "EXISTS reference_value:ok1 reference_value:denied");
+	assert_non_null(r);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	/* the same writes one by one keep the first: what the batch exists to prevent */
+	assert_int_equal(kv_set(kv, "reference_value", "ok1", "v1", 2, 1, &err), 0);
+	assert_int_equal(kv_set(kv, "reference_value", "denied", "v2", 2, 1, &err), -1);
+	r = redisCommand(c, "EXISTS reference_value:ok1");
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	/* an outage: nothing stored, ERR_UNAVAILABLE */
+	tl_stop(pid);
+	err_clear(&err);
+	assert_int_equal(kv_set_batch(kv, w, 1, &err), -1);
+	assert_int_equal(err.code, ERR_UNAVAILABLE);
+	redisFree(c);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
 static void test_kv_memory(void **state)
 {
 	struct err err = {0};
@@ -435,6 +582,43 @@ static void test_kv_postgres_trustee_table_layout(void **state)
 	json_decref(cfg);
 }
 
+/* Against a real postgres: the batch contract, then a batch the server refuses midway (a
+ * table whose CHECK refuses the second write): the first write, in another table, is rolled
+ * back with it; the connection stays usable. */
+static void test_kv_postgres_batch_is_all_or_none(void **state)
+{
+	struct pgsrv *pg = *state;
+	struct err err = {0};
+	PGconn *c = pg_probe(pg);
+	PGresult *r = PQexec(c, "CREATE TABLE strict_ns (value BYTEA CHECK (length(value) < 3), "
+	                        "key TEXT PRIMARY KEY)");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	json_t *cfg = pg_cfg(pg, 1);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	kv_batch_contract(kv);
+	struct kv_write w[] = {
+	    {"reference_value", "first", "kept?", 5, 1},
+	    {"strict_ns", "second", "too long", 8, 1},
+	};
+	assert_int_equal(kv_set_batch(kv, w, 2, &err), -1);
+	assert_non_null(strstr(err.msg, "refused the statement"));
+	r = PQexec(c, "SELECT count(*) FROM reference_value WHERE key = 'first'");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_string_equal(PQgetvalue(r, 0, 0), "0");
+	PQclear(r);
+	/* pool_size 1: the same connection, out of the failed transaction, writes again */
+	w[1].val = "ok";
+	w[1].len = 2;
+	assert_int_equal(kv_set_batch(kv, w, 2, &err), 0);
+	assert_value(kv, "reference_value", "first", "kept?");
+	assert_value(kv, "strict_ns", "second", "ok");
+	PQfinish(c);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
 /* POSTGRES_URL wins over backends.postgres, as in Trustee. */
 static void test_kv_postgres_url_from_environment_wins(void **state)
 {
@@ -676,6 +860,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kv_memory),
+	    cmocka_unit_test(test_kv_memory_batch_is_all_or_none),
+	    cmocka_unit_test(test_kv_file_backends_refuse_a_batch),
+	    cmocka_unit_test(test_kv_redis_batch_is_all_or_none),
+	    cmocka_unit_test_setup_teardown(test_kv_postgres_batch_is_all_or_none, pg_setup,
+	                                    pg_teardown),
 	    cmocka_unit_test(test_kv_local_fs_layout),
 	    cmocka_unit_test(test_kv_local_json_layout),
 	    cmocka_unit_test(test_kv_redis_with_restart),
