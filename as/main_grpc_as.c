@@ -10,6 +10,7 @@
  *   grpc-as [-s|--socket ADDR] [-c|--config-file F.json]      (default 127.0.0.1:50004)
  *           [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem
  *            [--https-client-ca CA.pem]]                       (TLS; with a CA, mutual TLS)
+ *           [--worker-threads N]   (gRPC handler threads; 0 = 4 per CPU, common/workers.h)
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -28,6 +29,7 @@
 #include "grpcx.h"
 #include "log.h"
 #include "rvps/rvps.h"
+#include "workers.h"
 
 static int pack_out(const ProtobufCMessage *m, uint8_t **resp, size_t *resp_len)
 {
@@ -186,7 +188,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: grpc-as [-s|--socket ADDR] [-c|--config-file F.json]\n"
 	           "               [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem\n"
-	           "                [--https-client-ca CA.pem]]\n");
+	           "                [--https-client-ca CA.pem]] [--worker-threads N]\n");
 }
 
 int main(int argc, char **argv)
@@ -196,17 +198,18 @@ int main(int argc, char **argv)
 	                                     {"https-pubkey-cert", required_argument, NULL, 't'},
 	                                     {"https-prikey", required_argument, NULL, 'k'},
 	                                     {"https-client-ca", required_argument, NULL, 'C'},
+	                                     {"worker-threads", required_argument, NULL, 'W'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *addr = "127.0.0.1:50004", *cfgpath = NULL;
-	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL, *workers_flag = NULL;
 	struct err err = {0};
 	static struct as a;
 	struct gfront_tls tls = {0};
 	struct pages pages = {0};
 	json_t *cfg;
-	int c;
+	int c, workers;
 
 	log_init("grpc-as");
 	while ((c = getopt_long(argc, argv, "s:c:t:k:hV", opts, NULL)) != -1) {
@@ -220,6 +223,8 @@ int main(int argc, char **argv)
 			tls_key = optarg;
 		else if (c == 'C')
 			client_ca = optarg;
+		else if (c == 'W')
+			workers_flag = optarg;
 		else if (c == 'h') {
 			usage(stdout);
 			return 0;
@@ -241,7 +246,8 @@ int main(int argc, char **argv)
 		json_decref(cfg);
 		return 1;
 	}
-	if (setup_writes(&a, cfg, addr, client_ca != NULL, &err) < 0) {
+	if (setup_writes(&a, cfg, addr, client_ca != NULL, &err) < 0 ||
+	    workers_resolve(cfg, workers_flag, &workers, &err) < 0) {
 		log_error("cannot start: %s", err.msg);
 		json_decref(cfg);
 		return 1;
@@ -249,7 +255,7 @@ int main(int argc, char **argv)
 	json_t *set = json_pack("{s:[O]}", "keys", a.jwk);
 	pages.jwks = set ? json_dumps(set, JSON_COMPACT) : NULL;
 	json_decref(set);
-	struct grpcx_server *s = grpcx_server_new_unbound(8, &err);
+	struct grpcx_server *s = grpcx_server_new_unbound(workers, &err);
 	struct gfront *front =
 	    s ? gfront_new(addr, s, tls_cert ? &tls : NULL, page, &pages, &err) : NULL;
 	gfront_tls_clear(&tls);
@@ -283,11 +289,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	grpcx_server_handle_signals(s);
-	log_info("listening on %s (port %d, %s; gRPC and HTTP/1.1 /.well-known/jwks.json)", addr,
-	         gfront_port(front),
+	log_info("listening on %s (port %d, %s, %d handler threads; gRPC and HTTP/1.1 "
+	         "/.well-known/jwks.json)",
+	         addr, gfront_port(front),
 	         client_ca  ? "mutual TLS"
 	         : tls_cert ? "TLS"
-	                    : "plaintext");
+	                    : "plaintext",
+	         workers);
 	grpcx_server_wait(s);
 	grpcx_server_free(s);
 	gfront_free(front); /* after the server: relays carry its last responses */

@@ -3,6 +3,8 @@
  *   rvps [-c|--config FILE] [-a|--address ADDR]
  * plus our extension, TLS on the port (Trustee's rvps is plaintext only):
  *   [-t|--https-pubkey-cert CERT.pem -k|--https-prikey KEY.pem [--https-client-ca CA.pem]]
+ * and [--worker-threads N], the gRPC handler threads (0 = 4 per CPU: common/workers.h; the
+ * config's `worker_threads` when the flag is not given).
  * The config is {"storage": StorageBackendConfig, "extractors": {...}}, plus our "admin"
  * (who may register: common/grpcauth.h) and "max_reference_values_per_message"; an unreadable or
  * invalid file is a warning and the defaults (Memory storage), as Trustee does. Serves
@@ -22,6 +24,7 @@
 #include "grpcx.h"
 #include "log.h"
 #include "rvps/rvps.h"
+#include "workers.h"
 
 #define DEFAULT_CONFIG "/etc/rvps.json"
 #define DEFAULT_ADDRESS "127.0.0.1:50003"
@@ -30,11 +33,13 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: rvps [-c|--config FILE] [-a|--address ADDR]\n"
 	           "            [-t CERT.pem -k KEY.pem [--https-client-ca CA.pem]]\n"
+	           "            [--worker-threads N]\n"
 	           "  -c, --config FILE    JSON configuration (default " DEFAULT_CONFIG ")\n"
 	           "  -a, --address ADDR   listen address (default " DEFAULT_ADDRESS ")\n"
 	           "  -t, --https-pubkey-cert FILE  TLS certificate chain (PEM)\n"
 	           "  -k, --https-prikey FILE       its private key (PEM, not readable by others)\n"
-	           "      --https-client-ca FILE    require client certificates from this CA\n");
+	           "      --https-client-ca FILE    require client certificates from this CA\n"
+	           "      --worker-threads N        gRPC handler threads (0 = 4 per CPU)\n");
 }
 
 static void page(void *ctx, const char *path, struct gfront_reply *out)
@@ -60,13 +65,14 @@ int main(int argc, char **argv)
 	    {"https-pubkey-cert", required_argument, NULL, 't'},
 	    {"https-prikey", required_argument, NULL, 'k'},
 	    {"https-client-ca", required_argument, NULL, 'C'},
+	    {"worker-threads", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = DEFAULT_CONFIG, *address = DEFAULT_ADDRESS;
 	json_t *config = NULL;
-	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL, *workers_flag = NULL;
 	struct gfront_tls tls = {0};
 	struct gfront *front = NULL;
 	struct gfront_limits gl;
@@ -74,7 +80,7 @@ int main(int argc, char **argv)
 	struct rvps *r;
 	struct grpcauth *auth;
 	struct err e;
-	int c;
+	int c, workers = 0;
 
 	log_init("rvps");
 	while ((c = getopt_long(argc, argv, "c:a:t:k:hV", opts, NULL)) != -1) {
@@ -93,6 +99,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			client_ca = optarg;
+			break;
+		case 'W':
+			workers_flag = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -128,7 +137,8 @@ int main(int argc, char **argv)
 	auth =
 	    grpcauth_new(config ? json_object_get(config, "admin") : NULL, "rvps config admin", &e);
 	r = auth ? rvps_new(config, &e) : NULL;
-	if (r != NULL && gfront_limits_from_config(config, &gl, &e) < 0) {
+	if (r != NULL && (gfront_limits_from_config(config, &gl, &e) < 0 ||
+	                  workers_resolve(config, workers_flag, &workers, &e) < 0)) {
 		rvps_free(r);
 		r = NULL;
 	}
@@ -140,7 +150,7 @@ int main(int argc, char **argv)
 	}
 	rvps_grpc_set_write_auth(auth);
 	grpcauth_warn_open(auth, "rvps", address, client_ca != NULL);
-	srv = grpcx_server_new_unbound(8, &e);
+	srv = grpcx_server_new_unbound(workers, &e);
 	if (srv != NULL)
 		front = gfront_new(address, srv, tls_cert ? &tls : NULL, page, NULL, &e);
 	gfront_tls_clear(&tls);
@@ -161,10 +171,12 @@ int main(int argc, char **argv)
 		grpcauth_free(auth);
 		return 1;
 	}
-	log_info("rvps: listening on %s (port %d, %s)", address, gfront_port(front),
+	log_info("rvps: listening on %s (port %d, %s, %d handler threads)", address,
+	         gfront_port(front),
 	         client_ca  ? "mutual TLS"
 	         : tls_cert ? "TLS"
-	                    : "plaintext");
+	                    : "plaintext",
+	         workers);
 	grpcx_server_wait(srv);
 	log_info("rvps: shutting down");
 	grpcx_server_free(srv);
