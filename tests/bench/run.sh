@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: every build/bin/bench-* (through tests/bench/run_<name>.sh when that wrapper
-# exists), then the KBS handshake bench: redis + rvps + grpc-as + kbs started on free loopback
+# exists) and evidence-verify's wall time as one process (tests/bench/evidence_verify.sh), then
+# the KBS handshake bench: redis + rvps + grpc-as + kbs started on free loopback
 # ports, full handshakes (auth + attest + resource + JWE) at 1, 16 and 64 concurrent attesters
 # with handshakes/s, p50/p99 latency and the server CPU per handshake (kbs, grpc-as, rvps,
 # redis from /proc) beside the crypto floor timed in the same run, each daemon's idle RSS
@@ -62,6 +63,11 @@ for b in "$bin"/bench-*; do
   fi | tee "$jdir/bench-$name.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 done
+if [ -z "${BENCH_ONLY_KBS:-}" ]; then
+  echo "=== evidence-verify (one TDX and one SNP verification as one process each, local collateral)"
+  bash tests/bench/evidence_verify.sh | tee "$jdir/bench-evidence-verify.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
 
 echo "=== bench-kbs (full KBS handshakes against redis + rvps + grpc-as + kbs)"
 for b in "$bin/kbs" "$bin/grpc-as" "$bin/rvps" "$client"; do
