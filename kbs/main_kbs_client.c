@@ -12,6 +12,7 @@
  *       set-resource --path P --resource-file F         delete-resource --path P
  *       get-reference-value --id ID
  *       set-sample-reference-value NAME VALUE [--as-integer | --as-bool] [--as-single-value]
+ *       set-reference-value --type TYPE --payload-file F [--version V]
  *
  * URL defaults to http://127.0.0.1:8080. Without --admin-token-file the admin token is read
  * from kbs/config/docker-compose/admin-token, then ~/.trustee/admin-token; with neither the
@@ -21,7 +22,9 @@
  * [--audience A]` mints a short-lived admin JWT here (aud defaults to "kbs", which identity
  * providers configured with `audience = "kbs"` require); `--init-data FILE` reads the
  * init-data from a file; `get-resource --bearer-token TOKEN` takes the token inline; and
- * `set-sample-reference-value NAME V1 V2 ...` registers several values at once.
+ * `set-sample-reference-value NAME V1 V2 ...` registers several values at once; and
+ * `set-reference-value` sends any RVPS message type (corim, swid, in-toto, sample): the file's
+ * bytes, base64, as the message's payload (Trustee's client offers only the sample type).
  *
  * As an attester it runs RCAR as Trustee's `sample` TEE, binding the report data to the nonce
  * and its key like the guest attestation agent does, and decrypts the JWE it gets.
@@ -753,6 +756,31 @@ static int sub_set_sample_rv(int argc, char **argv, struct admin_req *q, char **
 	return post_json(q, "/kbs/v0/reference-value", m);
 }
 
+/* {"version", "type", "payload": std base64 of the file's bytes}: the extractor of TYPE gets
+ * the file as it is (a CoRIM's CBOR, a RIM's XML, a DSSE envelope or Sigstore bundle). */
+static int sub_set_rv(int argc, char **argv, struct admin_req *q, char **keep, size_t *klen)
+{
+	const char *type = NULL, *file = NULL, *version = "0.1.0", *pos[1];
+	int npos;
+	const struct opt opts[] = {
+	    {"type", &type}, {"payload-file", &file}, {"version", &version}, {NULL}};
+	if (parse_args("set-reference-value", argc, argv, opts, pos, 0, &npos) < 0)
+		return 2;
+	if (type == NULL || file == NULL || *type == '\0') {
+		fprintf(stderr, "kbs-client set-reference-value: --type TYPE (corim, swid, "
+		                "in-toto, sample) and --payload-file FILE are required\n");
+		return 2;
+	}
+	if ((*keep = read_file(file, klen)) == NULL)
+		return 1;
+	char *b = b64_encode((uint8_t *)*keep, *klen, B64_STD);
+	json_t *m =
+	    b ? json_pack("{s:s,s:s,s:s}", "version", version, "type", type, "payload", b) : NULL;
+	free(b);
+	q->ok = "Reference Values Updated";
+	return post_json(q, "/kbs/v0/reference-value", m);
+}
+
 typedef int (*admin_fn)(int argc, char **argv, struct admin_req *q, char **keep, size_t *klen);
 
 static const struct {
@@ -765,6 +793,7 @@ static const struct {
     {"delete-resource", sub_delete_resource},
     {"get-reference-value", sub_get_reference_value},
     {"set-sample-reference-value", sub_set_sample_rv},
+    {"set-reference-value", sub_set_rv},
 };
 
 /* Rust's `{:?}` of a string, which is how Trustee's client prints a reference value. */
@@ -811,7 +840,7 @@ static int cmd_config(struct client *cl, int argc, char **argv)
 		fprintf(stderr,
 		        "kbs-client config: a subcommand is required: set-attestation-policy, "
 		        "set-resource-policy, set-resource, delete-resource, "
-		        "get-reference-value, set-sample-reference-value\n");
+		        "get-reference-value, set-sample-reference-value, set-reference-value\n");
 		return 2;
 	}
 	size_t k = 0, n = sizeof(admin_cmds) / sizeof(admin_cmds[0]);
@@ -927,7 +956,9 @@ static void usage(FILE *f)
 	       "    delete-resource --path R/T/G\n"
 	       "    get-reference-value --id ID\n"
 	       "    set-sample-reference-value NAME VALUE [--as-integer | --as-bool] "
-	       "[--as-single-value]\n\n"
+	       "[--as-single-value]\n"
+	       "    set-reference-value --type corim|swid|in-toto|sample --payload-file FILE "
+	       "[--version V]\n\n"
 	       "Options:\n"
 	       "  --url URL        the KBS root URL (default " DEFAULT_URL ")\n"
 	       "  --cert-file PEM  root certificates to trust for HTTPS, besides the default ones\n"
