@@ -107,24 +107,37 @@ static int h_challenge(void *ctx, const uint8_t *req, size_t len, uint8_t **resp
                        struct err *err)
 {
 	Attestation__ChallengeRequest *r = attestation__challenge_request__unpack(NULL, len, req);
-	int tee = 0, params = 0;
+	const char *tee = NULL, *params = NULL;
+	char *text = NULL;
+	int rc;
+
 	if (r == NULL) {
 		err_set(err, "request is not a ChallengeRequest");
 		return GRPCX_INVALID_ARGUMENT;
 	}
 	for (size_t i = 0; i < r->n_inner; i++) {
-		tee |= strcmp(r->inner[i]->key, "tee") == 0;
-		params |= strcmp(r->inner[i]->key, "tee_params") == 0;
+		if (strcmp(r->inner[i]->key, "tee") == 0)
+			tee = r->inner[i]->value;
+		if (strcmp(r->inner[i]->key, "tee_params") == 0)
+			params = r->inner[i]->value;
 	}
-	attestation__challenge_request__free_unpacked(r, NULL);
-	if (!tee || !params) {
+	if (tee == NULL || params == NULL) {
+		attestation__challenge_request__free_unpacked(r, NULL);
 		err_set(err, "challenge request needs `tee` and `tee_params`");
 		return GRPCX_ABORTED;
 	}
-	/* a verifier-specific challenge exists only for IBM SE, which this build does not have */
+	/* a verifier-defined challenge exists only for IBM SE; every other TEE answers "" */
+	const struct verifier *v = verifier_find(tee);
+	if (v != NULL && v->challenge != NULL && (text = v->challenge(params, err)) == NULL) {
+		attestation__challenge_request__free_unpacked(r, NULL);
+		return GRPCX_ABORTED;
+	}
+	attestation__challenge_request__free_unpacked(r, NULL);
 	Attestation__ChallengeResponse out = ATTESTATION__CHALLENGE_RESPONSE__INIT;
-	out.attestation_challenge = "";
-	return pack_out(&out.base, resp, resp_len);
+	out.attestation_challenge = text ? text : "";
+	rc = pack_out(&out.base, resp, resp_len);
+	free(text);
+	return rc;
 }
 
 /* The HTTP/1.1 pages on the gRPC port; `jwks` is the JWK set text made at start. */

@@ -337,7 +337,7 @@ static void do_list_policies(void *arg, struct http_req *r)
 }
 
 /* A flat object of strings with `tee` and `tee_params`; the challenge is verifier-defined and
- * only IBM SE has one, which this build does not verify: "" as grpc-as answers. */
+ * only IBM SE has one (its verifier's challenge); every other TEE gets "" as from grpc-as. */
 static void do_challenge(void *arg, struct http_req *r)
 {
 	json_t *body = json_body(r);
@@ -363,8 +363,19 @@ static void do_challenge(void *arg, struct http_req *r)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "tee `%.64s` not supported", tee);
 		internal_error(r, NULL, msg);
-	} else
-		http_reply(r, 200, "text/plain; charset=utf-8", "", 0);
+	} else {
+		const struct verifier *v = verifier_find(tee);
+		struct err e = {0};
+		char *text =
+		    v != NULL && v->challenge != NULL
+		        ? v->challenge(json_string_value(json_object_get(body, "tee_params")), &e)
+		        : strdup("");
+		if (text == NULL)
+			internal_error(r, NULL, e.msg[0] ? e.msg : "out of memory");
+		else
+			http_reply(r, 200, "text/plain; charset=utf-8", text, strlen(text));
+		free(text);
+	}
 	json_decref(body);
 }
 

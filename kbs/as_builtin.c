@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "as/as.h"
+#include "as/verifiers/verifier.h"
 #include "kbs.h"
 #include "kv/kv.h"
 #include "log.h"
@@ -135,10 +136,13 @@ static int builtin_rv_query(void *be, const char *id, char **out, struct err *er
 	return *out != NULL ? 0 : 1;
 }
 
-/* A verifier-defined challenge exists only for IBM SE, which this build has no verifier for:
- * "" as grpc-as answers, which the kbs then refuses to bind evidence to. */
+/* A verifier-defined challenge exists only for IBM SE (its verifier's challenge); every other
+ * TEE gets "" as grpc-as answers. */
 static char *builtin_challenge(void *be, const char *tee, const char *tee_params, struct err *err)
 {
+	const struct verifier *v = verifier_find(tee);
+	if (v != NULL && v->challenge != NULL)
+		return v->challenge(tee_params, err);
 	char *c = strdup("");
 	if (c == NULL)
 		err_set(err, "out of memory");

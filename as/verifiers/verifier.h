@@ -51,6 +51,9 @@ struct verifier {
 	int (*init)(const json_t *verifier_config, struct err *err);
 	/* Thread-safe. Returns 0 and fills out, or -1 with a precise reason in err. */
 	int (*verify)(const struct verify_request *req, struct verify_result *out, struct err *err);
+	/* GetAttestationChallenge (§1.1): the verifier-defined challenge text (malloc'd) for
+	 * `tee_params`, or NULL with err set. NULL for every TEE but se: they answer "". */
+	char *(*challenge)(const char *tee_params, struct err *err);
 };
 
 /* Lookup by TEE name; NULL if no verifier is built for it. */
