@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import struct
+import subprocess
 
 import grpc
 from cryptography import x509
@@ -230,6 +231,19 @@ def main():
             except grpc.RpcError as e:
                 t.ok(e.code() == grpc.StatusCode.ABORTED and reason in e.details(),
                      "refused: " + what, (e.code(), e.details()))
+        # the same check offline: evidence-verify --tee se reads the same environment
+        path = os.path.join(d, "se-evidence.json")
+        json.dump(evidence(challenge()), open(path, "w"))
+        p = subprocess.run([os.path.join(BIN, "evidence-verify"), "--tee", "se", "--evidence", path,
+                            "--report-data", rd.hex()], capture_output=True, text=True,
+                           env=dict(os.environ, **env), timeout=60)
+        t.ok(p.returncode == 0 and cuid.hex() in p.stdout, "evidence-verify --tee se accepts it",
+             p.stdout + p.stderr)
+        p = subprocess.run([os.path.join(BIN, "evidence-verify"), "--tee", "se", "--evidence", path,
+                            "--report-data", "00" * 64], capture_output=True, text=True,
+                           env=dict(os.environ, **env), timeout=60)
+        t.ok(p.returncode == 1 and "SE user_data does not match" in p.stdout,
+             "evidence-verify --tee se refuses other report data", p.stdout)
         r = chal(A.ChallengeRequest(inner={"tee": "snp", "tee_params": "{}"}), timeout=30)
         t.eq(r.attestation_challenge, "", "other TEEs still get an empty challenge")
     finally:
