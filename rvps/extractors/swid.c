@@ -16,6 +16,9 @@
  * checked (Trustee's behaviour) and the values carry no signer.
  * XML is parsed by libxml2 with no network, no DTD and no entity substitution; a document
  * declaring a DTD is refused before parsing.
+ *
+ * swid.h lets a verifier read a local RIM file with the same checks (signature required);
+ * it gets the active measurements by index, as NVIDIA's local verifier compares them.
  */
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <xmlsec/crypto.h>
 #include <xmlsec/errors.h>
 #include <xmlsec/xmldsig.h>
@@ -33,6 +37,7 @@
 #include "b64.h"
 #include "log.h"
 #include "rvps/extractors.h"
+#include "rvps/extractors/swid.h"
 
 #define SWID_NS "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
 #define RIMIM_NS                                                                                   \
@@ -451,6 +456,118 @@ static int swid_extract(const char *payload, size_t len, json_t **out, struct er
 	struct rvps_extract_ctx ctx = {.state = NULL, .now = time(NULL), .provenance = NULL};
 
 	return swid_extract_ctx(&ctx, payload, len, out, err);
+}
+
+/* ---- RIMs read by a verifier (swid.h) ---- */
+
+struct swid_trust *swid_trust_new(const char *root_pem_file, struct err *err)
+{
+	json_t *cfg =
+	    json_pack("{s:[s],s:b}", "trust_anchors", root_pem_file, "require_signature", 1);
+	void *state = NULL;
+
+	if (cfg == NULL)
+		return err_set(err, "out of memory"), NULL;
+	if (swid_init(cfg, &state, err) < 0)
+		state = NULL;
+	json_decref(cfg);
+	return state;
+}
+
+void swid_trust_free(struct swid_trust *t)
+{
+	swid_cfg_free(t);
+}
+
+/* One active Measurement resource: its index and every Hash<N>, zeros included. */
+static int active_measurement(const xmlNode *res, json_t *out, struct err *err)
+{
+	char *index = xml_attr(res, "index", NULL), *act = xml_attr(res, "active", NULL), attr[32];
+	json_t *hashes = json_array();
+	int rc = -1;
+
+	if (index == NULL || hashes == NULL) {
+		err_set(err, "a Measurement resource has no index");
+		goto out;
+	}
+	for (int i = 0; act != NULL && strcasecmp(act, "true") == 0 && i < 1000000; i++) {
+		char *h;
+
+		snprintf(attr, sizeof(attr), "Hash%d", i);
+		if ((h = xml_attr(res, attr, HASH_NS)) == NULL)
+			break;
+		json_array_append_new(hashes, json_string(h));
+		free(h);
+	}
+	if (json_object_get(out, index) != NULL) {
+		err_set(err, "the RIM lists measurement %.16s twice", index);
+		goto out;
+	}
+	rc = json_array_size(hashes) == 0 || json_object_set(out, index, hashes) == 0
+	         ? 0
+	         : err_set(err, "out of memory");
+out:
+	json_decref(hashes);
+	free(index);
+	free(act);
+	return rc;
+}
+
+static int walk_active(const xmlNode *n, json_t *out, struct err *err)
+{
+	for (; n != NULL; n = n->next) {
+		char *type;
+		int is_m;
+
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (is_el(n, SWID_NS, "Resource")) {
+			type = xml_attr(n, "type", NULL);
+			is_m = type != NULL && strcmp(type, "Measurement") == 0;
+			free(type);
+			if (is_m && active_measurement(n, out, err) < 0)
+				return -1;
+		}
+		if (walk_active(n->children, out, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int swid_rim_active(struct swid_trust *t, const uint8_t *xml, size_t len, time_t now,
+                    json_t **active, struct err *err)
+{
+	struct swid_cfg *c = (struct swid_cfg *)t;
+	xmlDoc *doc = NULL;
+	xmlNode *meta, *body, *sig;
+	json_t *values = NULL;
+	int rc = -1;
+
+	*active = NULL;
+	pthread_once(&xmlsec_once, xmlsec_setup);
+	if ((doc = parse_xml(xml, len, err)) == NULL ||
+	    find_parts(xmlDocGetRootElement(doc), &meta, &body, &sig, err) < 0)
+		goto out;
+	if (sig == NULL || c == NULL || c->mngr == NULL) {
+		err_set(err, "the RIM is not signed");
+		goto out;
+	}
+	if (verify(c, sig, now, NULL, err) < 0)
+		goto out;
+	if ((values = json_object()) == NULL) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	if (walk_active(body->children, values, err) < 0)
+		goto out;
+	*active = values;
+	values = NULL;
+	rc = 0;
+out:
+	json_decref(values);
+	if (doc != NULL)
+		xmlFreeDoc(doc);
+	return rc;
 }
 
 const struct rvps_extractor rvps_extractor_swid = {
