@@ -20,7 +20,16 @@
  * With `nvidia_verifier.ocsp_url` set, each device's certificates below the root must also be
  * "good" at that OCSP responder (nvidia_ocsp.h: fail closed unless `ocsp_fail_open`), checked
  * last, after everything the evidence proves by itself; the claims then say `ocsp_status`.
+ *
+ * With `nvidia_verifier.rim_dir` set, each device's measurements are also checked against
+ * NVIDIA's reference integrity manifests (RIMs) for the versions it reports, read from that
+ * directory as NVIDIA names them (nvidia_rim_path) and verified, signature required, to
+ * `rim_root_ca_file` by swid.c. RIM indices count from 0 where SPDM blocks count from 1: RIM
+ * measurement i is block i + 1. Every measurement active in either RIM must be in the report
+ * and equal one of that index's alternatives; an index active in both RIMs is refused as
+ * NVIDIA's verifier does. Blocks no RIM makes active are not compared.
  */
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -33,9 +42,14 @@
 #include "as/evidence/spdm.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
+#include "rvps/extractors/swid.h"
 
 /* Set by init before any verify runs, then only read. NULL = the built-in root. */
 static X509 *configured_root;
+/* Set by init like the root: the local RIM directory (owned) and the trust store its RIMs
+ * must chain to; both NULL when RIMs are not checked. */
+static char *rim_dir;
+static struct swid_trust *rim_trust;
 
 static X509 *read_root(const char *path, struct err *err)
 {
@@ -49,6 +63,27 @@ static X509 *read_root(const char *path, struct err *err)
 	if (x == NULL)
 		err_set(err, "%s is not a PEM certificate", path);
 	return x;
+}
+
+static int rim_configure(const json_t *c, struct err *err)
+{
+	const char *dir = json_string_value(json_object_get(c, "rim_dir"));
+	const char *root = json_string_value(json_object_get(c, "rim_root_ca_file"));
+	struct swid_trust *t = NULL;
+	char *d = NULL;
+
+	if (dir != NULL && root == NULL)
+		return err_set(err, "rim_dir needs rim_root_ca_file, the root NVIDIA's RIMs are "
+		                    "signed under");
+	if (dir != NULL && ((d = strdup(dir)) == NULL || (t = swid_trust_new(root, err)) == NULL)) {
+		free(d);
+		return err_prefix(err, "rim_root_ca_file");
+	}
+	swid_trust_free(rim_trust);
+	free(rim_dir);
+	rim_trust = t;
+	rim_dir = d;
+	return 0;
 }
 
 static int nvidia_init(const json_t *verifier_config, struct err *err)
@@ -67,6 +102,10 @@ static int nvidia_init(const json_t *verifier_config, struct err *err)
 	X509 *x = root ? read_root(root, err) : NULL;
 	if (root != NULL && x == NULL)
 		return err_prefix(err, "nvidia_verifier.root_ca_file");
+	if (rim_configure(c, err) < 0) {
+		X509_free(x);
+		return err_prefix(err, "nvidia_verifier");
+	}
 	X509_free(configured_root);
 	configured_root = x;
 	return 0;
@@ -132,6 +171,144 @@ static int load_device(const json_t *e, struct device *d, struct err *err)
 	return nvidia_chain_parse(d->pem, d->pem_len, &d->chain, err);
 }
 
+/* The file NVIDIA's RIM service would name the device's driver (vbios = 0) or VBIOS RIM:
+ * NV_GPU_DRIVER_GH100_<driver_version> or NV_GPU_VBIOS_<project>_<project_sku>_<chip_sku>_
+ * <vbios_version without dots, upper case>, with ".swidtag" under rim_dir. */
+static int nvidia_rim_path(const json_t *config, int vbios, char *out, size_t cap, struct err *err)
+{
+	const char *drv = json_string_value(json_object_get(config, "driver_version"));
+	const char *vb = json_string_value(json_object_get(config, "vbios_version"));
+	const char *proj = json_string_value(json_object_get(config, "project"));
+	const char *sku = json_string_value(json_object_get(config, "project_sku"));
+	const char *chip = json_string_value(json_object_get(config, "chip_sku"));
+	char v[64];
+	size_t n = 0;
+	int w;
+
+	if (!vbios) {
+		if (drv == NULL || strchr(drv, '/') != NULL)
+			return err_set(err,
+			               "the report has no usable driver_version to find its RIM");
+		w = snprintf(out, cap, "%s/NV_GPU_DRIVER_GH100_%s.swidtag", rim_dir, drv);
+		return w < 0 || (size_t)w >= cap ? err_set(err, "the RIM path is too long") : 0;
+	}
+	if (vb == NULL || proj == NULL || sku == NULL || chip == NULL)
+		return err_set(err,
+		               "the report lacks the VBIOS version or project numbers that name "
+		               "its VBIOS RIM");
+	for (; *vb != '\0' && n + 1 < sizeof(v); vb++)
+		if (*vb != '.')
+			v[n++] = (char)toupper((unsigned char)*vb);
+	v[n] = '\0';
+	if (strchr(proj, '/') || strchr(sku, '/') || strchr(chip, '/') || strchr(v, '/'))
+		return err_set(err, "the report's VBIOS RIM name holds a '/'");
+	w = snprintf(out, cap, "%s/NV_GPU_VBIOS_%s_%s_%s_%s.swidtag", rim_dir, proj, sku, chip, v);
+	return w < 0 || (size_t)w >= cap ? err_set(err, "the RIM path is too long") : 0;
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n <= (8L << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	*len = buf ? (size_t)n : 0;
+	fclose(f);
+	return buf;
+}
+
+/* The active measurements of one RIM of the device, by RIM index. */
+static json_t *load_rim(const json_t *config, int vbios, time_t now, struct err *err)
+{
+	const char *what = vbios ? "VBIOS" : "driver";
+	char path[4096];
+	size_t len = 0;
+	uint8_t *xml;
+	json_t *active = NULL;
+
+	if (nvidia_rim_path(config, vbios, path, sizeof(path), err) < 0)
+		return NULL;
+	if ((xml = read_file(path, &len)) == NULL)
+		return err_set(err, "no %s RIM for this device: cannot read %s", what, path), NULL;
+	if (swid_rim_active(rim_trust, xml, len, now, &active, err) < 0)
+		err_prefix(err, "%s RIM %s", what, path);
+	free(xml);
+	return active;
+}
+
+static const struct spdm_block *block_at(const struct spdm_measurements *m, long index)
+{
+	for (size_t i = 0; i < m->n_blocks; i++)
+		if (m->blocks[i].index == index)
+			return &m->blocks[i];
+	return NULL;
+}
+
+/* Each active index of `rim` against the report; `other` is the device's other RIM. */
+static int match_rim(const struct spdm_measurements *m, const json_t *rim, const json_t *other,
+                     const char *what, struct err *err)
+{
+	const char *k;
+	const json_t *alts, *one;
+	size_t i;
+
+	json_object_foreach((json_t *)rim, k, alts)
+	{
+		char *end;
+		long idx = strtol(k, &end, 10);
+		const struct spdm_block *b =
+		    *end == '\0' && idx >= 0 && idx < 255 ? block_at(m, idx + 1) : NULL;
+		int ok = 0;
+
+		if (json_object_get(other, k) != NULL)
+			return err_set(err,
+			               "measurement %.16s is active in both the driver and the "
+			               "VBIOS RIM",
+			               k);
+		if (b == NULL)
+			return err_set(err, "measurement %.16s of the %s RIM is not in the report",
+			               k, what);
+		char *h = hex_encode(b->value, b->value_len);
+		if (h == NULL)
+			return err_set(err, "out of memory");
+		json_array_foreach(alts, i, one) ok |= strcasecmp(h, json_string_value(one)) == 0;
+		free(h);
+		if (!ok)
+			return err_set(err,
+			               "measurement %ld (SPDM block %ld) matches none of the "
+			               "%s RIM's values",
+			               idx, idx + 1, what);
+	}
+	return 0;
+}
+
+/* The device's measurements against its driver and VBIOS RIMs from rim_dir. */
+static int check_rims(const struct verify_request *req, const struct device *d, struct err *err)
+{
+	json_t *config = spdm_opaque_claims(&d->m), *drv = NULL, *vb = NULL;
+	int rc = -1;
+
+	if (config == NULL)
+		return err_set(err, "out of memory");
+	if ((drv = load_rim(config, 0, req->now, err)) != NULL &&
+	    (vb = load_rim(config, 1, req->now, err)) != NULL &&
+	    match_rim(&d->m, drv, vb, "driver", err) == 0 &&
+	    match_rim(&d->m, vb, drv, "VBIOS", err) == 0)
+		rc = 0;
+	json_decref(config);
+	json_decref(drv);
+	json_decref(vb);
+	return rc;
+}
+
 static int check_device(const struct verify_request *req, struct device *d, X509 *root,
                         const uint8_t nonce[SPDM_NONCE_LEN], struct err *err)
 {
@@ -145,6 +322,8 @@ static int check_device(const struct verify_request *req, struct device *d, X509
 		return -1;
 	if (CRYPTO_memcmp(d->m.req_nonce, nonce, SPDM_NONCE_LEN) != 0)
 		return err_set(err, "Nvidia report nonce mismatch");
+	if (rim_dir != NULL && check_rims(req, d, err) < 0)
+		return -1;
 	if (nvidia_ocsp_enabled() &&
 	    nvidia_ocsp_check(&d->chain, root ? root : nvidia_device_root(), &d->ocsp_status, err) <
 	        0)

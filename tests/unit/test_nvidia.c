@@ -394,6 +394,201 @@ static void test_parser_refuses_every_truncation(void **state)
 	free(rep);
 }
 
+/* ---- measurements against RIMs from nvidia_verifier.rim_dir ----
+ * The testdata RIMs are for another driver and VBIOS than the sample report, so the tests
+ * write RIMs whose hashes are the report's own measurements and sign them with the xmlsec1
+ * CLI under a test root made with the openssl CLI (and a second root to refuse). */
+
+static char rimdir[64] = "";
+static const char *DRV_RIM = "NV_GPU_DRIVER_GH100_550.90.07.swidtag";
+static const char *VB_RIM = "NV_GPU_VBIOS_1010_0200_882_96009F0001.swidtag";
+#define NO_INDEX 999 /* no RIM index is this */
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0)
+		fail_msg("command failed: %s", cmd);
+}
+
+static int rim_setup(void **state)
+{
+	strcpy(rimdir, "/tmp/ctrustee-rimXXXXXX");
+	if (mkdtemp(rimdir) == NULL)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes "
+		   "-keyout root%d.key -out root%d.pem -days 30 -subj /CN=test-rim-root%d "
+		   "2>/dev/null",
+		   rimdir, i, i, i);
+	sh("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout "
+	   "signer.key -out signer.csr -subj /CN=test-rim-signer 2>/dev/null && openssl x509 -req "
+	   "-in signer.csr -CA root0.pem -CAkey root0.key -set_serial 7 -days 30 -out signer.pem "
+	   "2>/dev/null",
+	   rimdir);
+	return 0;
+}
+
+static int rim_teardown(void **state)
+{
+	if (rimdir[0] != '\0')
+		tl_rm_rf(rimdir);
+	return 0;
+}
+
+/* Write and sign one RIM making RIM indices [from[k], to[k]] active with the report's block
+ * (index + 1) values; `wrong` (or NO_INDEX) gets a value that is not the report's, `twice` (or
+ * NO_INDEX) a wrong first alternative and the right second one. */
+static void write_rim(const char *name, const struct spdm_measurements *m, const int *from,
+                      const int *to, size_t nr, int wrong, int twice)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/tmpl.xml", rimdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "<SoftwareIdentity xmlns=\"http://standards.iso.org/iso/19770/-2/2015/"
+	           "schema.xsd\" xmlns:h=\"http://www.w3.org/2001/04/xmlenc#sha384\" "
+	           "name=\"GH100\" tagId=\"test\" version=\"1.0\">\n"
+	           "<Meta xmlns:r=\"https://trustedcomputinggroup.org/resource/"
+	           "tcg-reference-integrity-manifest-rim-information-model/\" edition=\"GPU\" "
+	           "r:PlatformManufacturerStr=\"NVIDIA Corporation\"/>\n<Payload>\n");
+	/* an inactive index whose value is not the report's: not compared */
+	fprintf(
+	    f, "<Resource type=\"Measurement\" index=\"63\" active=\"False\" h:Hash0=\"%096d\"/>\n",
+	    1);
+	for (size_t r = 0; r < nr; r++)
+		for (int i = from[r]; i <= to[r]; i++) {
+			const struct spdm_block *b = &m->blocks[i]; /* block index i + 1 */
+			assert_int_equal(b->index, i + 1);
+			char *h = hex_encode(b->value, b->value_len);
+			if (b->index == wrong + 1)
+				h[0] = h[0] == 'a' ? 'b' : 'a';
+			if (b->index == twice + 1)
+				fprintf(
+				    f,
+				    "<Resource type=\"Measurement\" index=\"%d\" active=\"True\" "
+				    "h:Hash0=\"%096d\" h:Hash1=\"%s\"/>\n",
+				    i, 2, h);
+			else
+				fprintf(
+				    f,
+				    "<Resource type=\"Measurement\" index=\"%d\" active=\"True\" "
+				    "h:Hash0=\"%s\"/>\n",
+				    i, h);
+			free(h);
+		}
+	fprintf(f,
+	        "</Payload>\n<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\"><SignedInfo>"
+	        "<CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>"
+	        "<SignatureMethod Algorithm=\"http://www.w3.org/2001/04/"
+	        "xmldsig-more#ecdsa-sha384\"/><Reference URI=\"\"><Transforms><Transform "
+	        "Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>"
+	        "</Transforms><DigestMethod Algorithm=\"http://www.w3.org/2001/04/"
+	        "xmldsig-more#sha384\"/><DigestValue/></Reference></SignedInfo>"
+	        "<SignatureValue/><KeyInfo><X509Data><X509Certificate/></X509Data></KeyInfo>"
+	        "</Signature>\n</SoftwareIdentity>\n");
+	fclose(f);
+	sh("cd %s && xmlsec1 --sign --privkey-pem signer.key,signer.pem --output %s tmpl.xml "
+	   ">/dev/null 2>&1",
+	   rimdir, name);
+}
+
+/* RIMs covering the report as NVIDIA's split them: VBIOS RIM indices 0-6 and 8-12, driver 7
+ * and 21-40. */
+static void write_rims(int vb_wrong, int with_vbios)
+{
+	static const int vf[] = {0, 8}, vt[] = {6, 12}, df[] = {7, 21}, dt[] = {7, 40};
+	size_t n;
+	uint8_t *rep = report_bytes("evidence/nvidia/trustee/hopperAttestationReport.txt", &n);
+	struct spdm_measurements *m = malloc(sizeof(*m));
+	struct err err = {0};
+	assert_int_equal(spdm_measurements_parse(rep, n, SPDM_P384_SIG_LEN, m, &err), 0);
+	sh("rm -f %s/NV_GPU_*", rimdir);
+	write_rim(DRV_RIM, m, df, dt, 2, NO_INDEX, 30);
+	if (with_vbios)
+		write_rim(VB_RIM, m, vf, vt, 2, vb_wrong, NO_INDEX);
+	free(m);
+	free(rep);
+}
+
+static void configure_rims(int root)
+{
+	char r[128];
+	struct err err = {0};
+	snprintf(r, sizeof(r), "%s/root%d.pem", rimdir, root);
+	json_t *c =
+	    json_pack("{s:{s:s,s:s}}", "nvidia_verifier", "rim_dir", rimdir, "rim_root_ca_file", r);
+	if (verifier_find("nvidia")->init(c, &err) != 0)
+		fail_msg("init: %s", err.msg);
+	json_decref(c);
+}
+
+static void unconfigure_rims(void)
+{
+	json_t *c = json_object();
+	struct err err = {0};
+	assert_int_equal(verifier_find("nvidia")->init(c, &err), 0);
+	json_decref(c);
+}
+
+static void test_rims_accept(void **state)
+{
+	size_t n;
+	uint8_t *rep = report_bytes("evidence/nvidia/trustee/hopperAttestationReport.txt", &n);
+	json_t *ev = evidence(rep, n, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt");
+	struct err err = {0};
+	write_rims(NO_INDEX, 1);
+	configure_rims(0);
+	int rc = run(ev, NONCE, NULL, NULL, &err);
+	unconfigure_rims();
+	if (rc != 0)
+		fail_msg("refused: %s", err.msg);
+	json_decref(ev);
+	free(rep);
+}
+
+static void test_rim_mismatch_names_the_index(void **state)
+{
+	write_rims(12, 1);
+	configure_rims(0);
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE, NULL,
+	       "measurement 12 (SPDM block 13) matches none of the VBIOS RIM's values");
+	unconfigure_rims();
+}
+
+static void test_missing_rim_names_the_file(void **state)
+{
+	char want[256];
+	write_rims(NO_INDEX, 0);
+	configure_rims(0);
+	snprintf(want, sizeof(want), "no VBIOS RIM for this device: cannot read %s/%s", rimdir,
+	         VB_RIM);
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE, NULL, want);
+	unconfigure_rims();
+}
+
+static void test_rim_signed_under_another_root_refused(void **state)
+{
+	write_rims(NO_INDEX, 1);
+	configure_rims(1);
+	refuse(NULL, "evidence/nvidia/trustee/hopper_cert_chain_case1.txt", NONCE, NULL,
+	       "cannot be verified");
+	unconfigure_rims();
+}
+
+static void test_rim_dir_needs_a_root(void **state)
+{
+	struct err err = {0};
+	json_t *c = json_pack("{s:{s:s}}", "nvidia_verifier", "rim_dir", "/nonexistent");
+	assert_int_equal(verifier_find("nvidia")->init(c, &err), -1);
+	assert_non_null(strstr(err.msg, "rim_root_ca_file"));
+	json_decref(c);
+}
+
 int main(void)
 {
 	tl_testdata_dir(dir, sizeof(dir), "");
@@ -419,6 +614,11 @@ int main(void)
 	    cmocka_unit_test(test_ppcie_eight_gpus_verify),
 	    cmocka_unit_test(test_refuses_same_gpu_twice),
 	    cmocka_unit_test(test_refuses_too_many_devices),
+	    cmocka_unit_test(test_rims_accept),
+	    cmocka_unit_test(test_rim_mismatch_names_the_index),
+	    cmocka_unit_test(test_missing_rim_names_the_file),
+	    cmocka_unit_test(test_rim_signed_under_another_root_refused),
+	    cmocka_unit_test(test_rim_dir_needs_a_root),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, rim_setup, rim_teardown);
 }
