@@ -248,6 +248,7 @@ class FakeAs:
         self.server.stop(0)
 
     delay = 0.0  # seconds each AttestationEvaluate takes (tests of calls in progress)
+    challenge = '{"se":"challenge"}'  # GetAttestationChallenge's answer ("" = an AS without one)
 
     def _evaluate(self, req, ctx):
         self.calls += 1
@@ -298,7 +299,7 @@ class FakeAs:
         return attestation_pb2.SetPolicyResponse()
 
     def _challenge(self, req, ctx):
-        return attestation_pb2.ChallengeResponse(attestation_challenge='{"se":"challenge"}')
+        return attestation_pb2.ChallengeResponse(attestation_challenge=self.challenge)
 
     def _rv_query(self, req, ctx):
         if req.reference_value_id in self.rv:
