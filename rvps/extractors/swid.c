@@ -126,6 +126,13 @@ static int swid_init(const json_t *config, void **state, struct err *err)
 			err_set(err, "trust_anchors must be an array of PEM file names");
 			goto fail;
 		}
+		/* xmlsec leaks its file BIO when the open fails: find out first */
+		FILE *probe = fopen(json_string_value(one), "r");
+		if (probe == NULL) {
+			err_set(err, "trust anchor %s cannot be opened", json_string_value(one));
+			goto fail;
+		}
+		fclose(probe);
 		if (xmlSecCryptoAppKeysMngrCertLoad(c->mngr, json_string_value(one),
 		                                    xmlSecKeyDataFormatPem,
 		                                    xmlSecKeyDataTypeTrusted) < 0) {

@@ -169,6 +169,13 @@ static void test_rego_memory_is_returned_after_a_refusal(void **state)
 	for (int i = 0; i < 3; i++)
 		expect_refused(concat_policy, &o, "memory budget of 64 MiB");
 	long after = rss_mib();
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan's allocator keeps freed memory in quarantine and never returns it: the refusals
+	 * still have to happen, but the RSS says nothing under the sanitizer pass. */
+	(void)before;
+	(void)after;
+	return;
+#endif
 	/* the evaluation held ~64 MiB of arena and as much of text at its peak */
 	if (after > before + 24)
 		fail_msg("RSS %ld MiB after the refusals, %ld MiB before", after, before);
