@@ -98,8 +98,12 @@ def main():
             except grpc.RpcError:
                 pass
     after = asd.rss_kb()
-    t.ok(after < before + 48 * 1024, "memory comes back after the refusals",
-         "RSS %d KiB before, %d KiB after" % (before, after))
+    if os.environ.get("SANITIZER_REPORTS"):
+        # make test-asan: ASan's quarantine holds freed memory, so RSS says nothing
+        t.skip("memory comes back after the refusals", "RSS is meaningless under ASan")
+    else:
+        t.ok(after < before + 48 * 1024, "memory comes back after the refusals",
+             "RSS %d KiB before, %d KiB after" % (before, after))
 
     set_policy(A.SetPolicyRequest(policy_id="sane_cpu", policy=b64u(SANE.encode())), timeout=10)
     tok = attest("sane")
