@@ -7,6 +7,7 @@ import base64
 import hashlib
 import http.client
 import json
+import socket
 import os
 import subprocess
 
@@ -184,7 +185,16 @@ def check_bad_bodies(t, asvc):
                                sample_request({"nonce": "x"}, tee="tpm"))
     t.ok(st == 500 and b"tee `tpm` not supported" in data,
          "a TEE restful-as does not take (tpm): 500 with Trustee's sentence", data)
-    st, _, _ = asvc.request("POST", "/attestation", b"x" * (2 * 1024 * 1024 + 1))
+    # the size is refused from Content-Length, before any body byte is read: send the head
+    # alone, since a client still writing a body the server refused can race its close
+    if asvc.ctx is None:
+        with socket.create_connection(("127.0.0.1", asvc.port), timeout=30) as so:
+            so.sendall(b"POST /attestation HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       b"application/json\r\nContent-Length: %d\r\n\r\n" % (2 * 1024 * 1024 + 1))
+            head = so.recv(4096)
+        st = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else head
+    else:
+        st, _, _ = asvc.request("POST", "/attestation", b"x" * (2 * 1024 * 1024 + 1))
     t.eq(st, 413, "a body over 2 MiB: 413")
     st, _, _ = asvc.request("GET", "/attestation")
     t.eq(st, 405, "GET /attestation: 405")

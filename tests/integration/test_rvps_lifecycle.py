@@ -30,6 +30,9 @@ class Lifecycle:
 
     def __init__(self, port):
         self.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+        # a daemon just started on a loaded machine: let the HTTP/2 connection settle before
+        # the first call, so a connection the server is still setting up is not the call's
+        grpc.channel_ready_future(self.channel).result(timeout=20)
         mk = self.channel.unary_unary
         self.list_rpc = mk("/%s/ListReferenceValues" % SERVICE,
                            request_serializer=reference_pb2.ReferenceValueListRequest.SerializeToString,
