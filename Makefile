@@ -46,7 +46,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CONF_SRC := $(wildcard tests/conformance/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRC) $(CONF_SRC))
 
-.PHONY: all deps test run bench bench-peers soak lint fuzz fuzz-smoke clean test-asan gen
+.PHONY: all deps test run bench bench-peers soak lint fuzz fuzz-smoke clean test-asan gen images test-images
 all: $(BINS) $(TEST_BINS) $(GEN_PY)
 
 deps:
@@ -135,6 +135,17 @@ bench-peers: $(B)/bin/quote-loop $(B)/bin/evidence-verify
 
 soak: all
 	@tests/bench/soak.sh
+
+# the kbs, grpc-as, restful-as and rvps images (deploy/container/Containerfile) with buildah on a
+# debootstrapped debian:12 base cached in $(B)/images/, and their start-up check; both stay out
+# of make test (minutes, root, the apt mirror). Their packages come from deploy/container/packages.txt.
+images:
+	@deploy/dev/deps.sh deploy/container/packages.txt
+	@CTRUSTEE_BUILD=$(B) deploy/container/images.sh
+
+test-images:
+	@deploy/dev/deps.sh deploy/container/packages.txt
+	@CTRUSTEE_BUILD=$(B) deploy/container/test-images.sh
 
 # clang-format and cppcheck over every tracked C file; make test runs the same script as one
 # of its suites (tests/lint/test_lint.sh), so CI keeps the tree clean.

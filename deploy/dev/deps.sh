@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install every Debian package listed in deploy/dev/packages.txt that is not installed yet.
+# Install every Debian package listed in deploy/dev/packages.txt (or in the list file given as
+# the argument, e.g. deploy/container/packages.txt for `make images`) that is not installed yet.
 # Idempotent: a machine that has them all does nothing (and says so).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mapfile -t pkgs < <(grep -v '^\s*#' "$here/packages.txt" | sed 's/\s.*//' | grep -v '^$')
+list=${1:-$here/packages.txt}
+mapfile -t pkgs < <(grep -v '^\s*#' "$list" | sed 's/\s.*//' | grep -v '^$')
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
