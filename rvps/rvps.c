@@ -368,7 +368,8 @@ static int list_docs(struct rvps *r, const char *ns,
 		json_decref(arr);
 		return -1;
 	}
-	qsort(keys, n, sizeof(*keys), cmp_str);
+	if (n > 0)
+		qsort(keys, n, sizeof(*keys), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *raw = NULL;
 		size_t len = 0;
