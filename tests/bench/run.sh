@@ -26,7 +26,7 @@ jdir=$(mktemp -d)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average at start: $load"
 # bench.json: {loadavg, benches: {name: [output lines]}, handshake: bench-kbs --json,
-# rss_idle_kb, rss_peak_kb, replicas: [lines]}, assembled from the pieces in $jdir at exit
+# rss_idle_kb, rss_peak_kb, replicas, under_attack, builtin_as: [lines]}, assembled from the pieces in $jdir at exit
 write_json() {
   /usr/bin/python3 - "$jdir" "$json" "$load" <<'PY'
 import json, os, sys
@@ -43,7 +43,8 @@ doc = {"loadavg_start": load, "loadavg_end": open("/proc/loadavg").read().split(
        "benches": benches, "handshake": read("handshake.json", json.loads),
        "rss_idle_kb": read("rss_idle.txt", kv), "rss_peak_kb": read("rss_peak.txt", kv),
        "replicas": read("replicas.txt", str.splitlines),
-       "under_attack": read("attack.txt", str.splitlines)}
+       "under_attack": read("attack.txt", str.splitlines),
+       "builtin_as": read("builtin.txt", str.splitlines)}
 json.dump(doc, open(out, "w"), indent=1)
 print("figures written to", out)
 PY
@@ -128,6 +129,34 @@ else
   echo "bench-kbs under attack: no figure (see the runs above)"
   status=1
 fi
+# ---- the AS built into the kbs (Trustee's default deployment, [attestation_service] type =
+# "coco_as_builtin" with a built-in RVPS on the same Redis): the same handshake at $aconc
+# attesters beside the split stack's quiet figure above, same run.
+echo "=== bench-kbs with the AS built into the kbs (coco_as_builtin; $aconc attesters)"
+bport=$(free_port)
+cat >"$tmp/kbs-builtin.json" <<EOS
+{"http_server":{"sockets":["127.0.0.1:$bport"],"insecure_http":true},
+ "admin":{"authorization_mode":"InsecureAllowAll"},
+ "attestation_token":{"trusted_certs_paths":["$tmp/ca.pem"]},
+ "attestation_service":{"type":"coco_as_builtin","rvps_config":{"type":"BuiltIn"},
+  "attestation_token_broker":{"signer":{"key_path":"$tmp/token.key","cert_path":"$tmp/token.pem"}}},
+ "storage_backend":{"storage_type":"Redis","backends":{"redis":{"url":"redis://127.0.0.1:$redis_port"}}},
+ "plugins":[{"name":"resource","storage_backend_type":"kvstorage"}]}
+EOS
+start kbs-builtin "$bport" "$bin/kbs" --config-file "$tmp/kbs-builtin.json" || status=1
+builtin=$(url=http://127.0.0.1:$bport hs_rate)
+if [ -n "$quiet" ] && [ -n "$builtin" ]; then
+  /usr/bin/python3 - "$quiet" "$builtin" "$aconc" <<'PY' | tee "$jdir/builtin.txt"
+import sys
+q, b, c = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+print("handshakes/s, %s attesters, kbs -> grpc-as -> rvps: %8.1f" % (c, q))
+print("handshakes/s, %s attesters, kbs with the AS built in: %8.1f  (x%.2f)" % (c, b, b / q if q else 0))
+PY
+else
+  echo "bench-kbs with the built-in AS: no figure (see $tmp/kbs-builtin.log)"
+  status=1
+fi
+
 if [ -n "${BENCH_ONLY_KBS:-}" ]; then
   write_json
   exit $status
