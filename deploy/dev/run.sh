@@ -93,7 +93,9 @@ cat > "$state/config/as-config.json" <<EOF
   }
 }
 EOF
-session_line=""
+# one kbs keeps its sessions in memory on purpose (without the line they would follow
+# [storage_backend] into Redis, as Trustee does)
+session_line='session_storage_type = "Memory"'
 proxy_line=""
 if [ "$REPLICAS" -gt 1 ]; then
   session_line='session_storage_type = "Redis"'
