@@ -272,7 +272,10 @@ out:
 	return rc;
 }
 
-static int walk_resources(const xmlNode *n, const char *prefix, json_t *out, struct err *err)
+/* Every Resource of type Measurement under n, depth first, handed to visit with prefix. */
+typedef int (*measurement_fn)(const xmlNode *res, const char *prefix, json_t *out, struct err *err);
+static int walk_resources(const xmlNode *n, measurement_fn visit, const char *prefix, json_t *out,
+                          struct err *err)
 {
 	for (; n != NULL; n = n->next) {
 		char *type;
@@ -284,10 +287,10 @@ static int walk_resources(const xmlNode *n, const char *prefix, json_t *out, str
 			type = xml_attr(n, "type", NULL);
 			is_m = type != NULL && strcmp(type, "Measurement") == 0;
 			free(type);
-			if (is_m && measurement(n, prefix, out, err) < 0)
+			if (is_m && visit(n, prefix, out, err) < 0)
 				return -1;
 		}
-		if (walk_resources(n->children, prefix, out, err) < 0)
+		if (walk_resources(n->children, visit, prefix, out, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -312,7 +315,7 @@ static int values_from(const xmlNode *meta, const xmlNode *payload, json_t *out,
 		err_set(err, "out of memory");
 		goto out;
 	}
-	rc = walk_resources(payload->children, prefix, out, err);
+	rc = walk_resources(payload->children, measurement, prefix, out, err);
 out:
 	free(maker);
 	free(edition);
@@ -487,7 +490,7 @@ void swid_trust_free(struct swid_trust *t)
 }
 
 /* One active Measurement resource: its index and every Hash<N>, zeros included. */
-static int active_measurement(const xmlNode *res, json_t *out, struct err *err)
+static int active_measurement(const xmlNode *res, const char *unused, json_t *out, struct err *err)
 {
 	char *index = xml_attr(res, "index", NULL), *act = xml_attr(res, "active", NULL), attr[32];
 	json_t *hashes = json_array();
@@ -520,27 +523,6 @@ out:
 	return rc;
 }
 
-static int walk_active(const xmlNode *n, json_t *out, struct err *err)
-{
-	for (; n != NULL; n = n->next) {
-		char *type;
-		int is_m;
-
-		if (n->type != XML_ELEMENT_NODE)
-			continue;
-		if (is_el(n, SWID_NS, "Resource")) {
-			type = xml_attr(n, "type", NULL);
-			is_m = type != NULL && strcmp(type, "Measurement") == 0;
-			free(type);
-			if (is_m && active_measurement(n, out, err) < 0)
-				return -1;
-		}
-		if (walk_active(n->children, out, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 int swid_rim_active(struct swid_trust *t, const uint8_t *xml, size_t len, time_t now,
                     json_t **active, struct err *err)
 {
@@ -565,7 +547,7 @@ int swid_rim_active(struct swid_trust *t, const uint8_t *xml, size_t len, time_t
 		err_set(err, "out of memory");
 		goto out;
 	}
-	if (walk_active(body->children, values, err) < 0)
+	if (walk_resources(body->children, active_measurement, NULL, values, err) < 0)
 		goto out;
 	*active = values;
 	values = NULL;
