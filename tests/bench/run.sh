@@ -176,7 +176,7 @@ fi
 servers3=""
 for i in 1 2 3; do
   p=$(free_port)
-  sed -e "s/127.0.0.1:$kbs_port/127.0.0.1:$p/" -e 's/^{/{"session_storage_type":"Redis",/' \
+  sed -e "s/127.0.0.1:$kbs_port/127.0.0.1:$p/" -e 's/"session_storage_type":"Memory"/"session_storage_type":"Redis"/' \
     "$tmp/kbs.json" >"$tmp/kbs-r$i.json"
   start "kbs-r$i" "$p" "$bin/kbs" --config-file "$tmp/kbs-r$i.json"
   eval "port_r$i=$p"

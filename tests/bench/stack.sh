@@ -62,7 +62,7 @@ EOS
     return 1
   kbs_port=$(free_port)
   cat >"$tmp/kbs.json" <<EOS
-{"http_server":{"sockets":["127.0.0.1:$kbs_port"],"insecure_http":true},
+{"session_storage_type":"Memory","http_server":{"sockets":["127.0.0.1:$kbs_port"],"insecure_http":true},
  "admin":{"authorization_mode":"AuthenticatedAuthorization",
   "authentication":{"bearer_jwt":{"identity_providers":[{"public_key_uri":"$tmp/admin.pub"}]}},
   "authorization":{"regex_acl":{"acls":[{"role":"admin","allowed_endpoints":"^/kbs/.+\$"}]}}},
