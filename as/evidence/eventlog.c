@@ -1,6 +1,7 @@
 /*
  * eventlog: one walker over a TCG2 crypto-agile CC event log, and its two users: the claim
- * builder (`uefi_event_logs`) and the SHA-384 replay that a TDX verifier compares with RTMRs.
+ * builder (`uefi_event_logs`) and the replay a verifier compares with its RTMRs (SHA-384 for
+ * TDX, SM3 for Hygon CSV v2).
  *
  * The walker owns all bounds checking of the record framing; it hands each event to a visitor
  * as pointers into the caller's buffer, so the builder and the replay see exactly the same
@@ -419,13 +420,15 @@ int eventlog_parse(const uint8_t *buf, size_t len, json_t **entries, struct err 
 /* ---- replay ---- */
 
 struct replay {
-	uint8_t (*mr)[48];
+	const struct alg *alg;
+	uint8_t (*mr)[EVENTLOG_MAX_DIGEST];
 	int *present;
 };
 
 static int extend(const struct ev *ev, void *arg, struct err *err)
 {
 	struct replay *r = arg;
+	size_t n = r->alg->size;
 	EVP_MD_CTX *ctx;
 	int ok = 1;
 
@@ -433,49 +436,77 @@ static int extend(const struct ev *ev, void *arg, struct err *err)
 		return 0;
 	r->present[ev->mr] = 1;
 	for (unsigned i = 0; i < ev->ndigests && ok; i++) {
-		if (ev->dig[i].alg->id != EVENTLOG_ALG_SHA384)
+		if (ev->dig[i].alg != r->alg)
 			continue;
 		ctx = EVP_MD_CTX_new();
-		ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) &&
-		     EVP_DigestUpdate(ctx, r->mr[ev->mr], 48) &&
-		     EVP_DigestUpdate(ctx, ev->dig[i].d, 48) &&
+		ok = ctx != NULL && EVP_DigestInit_ex(ctx, r->alg->md(), NULL) &&
+		     EVP_DigestUpdate(ctx, r->mr[ev->mr], n) &&
+		     EVP_DigestUpdate(ctx, ev->dig[i].d, n) &&
 		     EVP_DigestFinal_ex(ctx, r->mr[ev->mr], NULL);
 		EVP_MD_CTX_free(ctx);
 	}
-	return ok ? 0 : err_set(err, "CC event log: SHA-384 extend failed");
+	return ok ? 0 : err_set(err, "CC event log: %s extend failed", r->alg->name);
+}
+
+int eventlog_replay(const uint8_t *buf, size_t len, uint16_t alg_id,
+                    uint8_t mr[EVENTLOG_MAX_MR][EVENTLOG_MAX_DIGEST], int present[EVENTLOG_MAX_MR],
+                    struct err *err)
+{
+	struct replay r = {alg_find(alg_id), mr, present};
+
+	memset(mr, 0, EVENTLOG_MAX_MR * EVENTLOG_MAX_DIGEST);
+	memset(present, 0, EVENTLOG_MAX_MR * sizeof(int));
+	if (r.alg == NULL || r.alg->md == NULL || r.alg->size == 0)
+		return err_set(err, "CC event log: cannot replay digests of algorithm 0x%04x",
+		               alg_id);
+	return walk(buf, len, extend, &r, err);
 }
 
 int eventlog_replay_sha384(const uint8_t *buf, size_t len, uint8_t mr[EVENTLOG_MAX_MR][48],
                            int present[EVENTLOG_MAX_MR], struct err *err)
 {
-	struct replay r = {mr, present};
+	uint8_t all[EVENTLOG_MAX_MR][EVENTLOG_MAX_DIGEST];
 
-	memset(mr, 0, EVENTLOG_MAX_MR * 48);
-	memset(present, 0, EVENTLOG_MAX_MR * sizeof(int));
-	return walk(buf, len, extend, &r, err);
+	if (eventlog_replay(buf, len, EVENTLOG_ALG_SHA384, all, present, err) < 0)
+		return -1;
+	for (int i = 0; i < EVENTLOG_MAX_MR; i++)
+		memcpy(mr[i], all[i], 48);
+	return 0;
 }
 
-int eventlog_check_rtmrs(const uint8_t *buf, size_t len, const uint8_t rtmr[4][48], struct err *err)
+int eventlog_check_ccmrs(const uint8_t *buf, size_t len, uint16_t alg_id, const uint8_t *want,
+                         int *bad_index, struct err *err)
 {
-	uint8_t mr[EVENTLOG_MAX_MR][48];
+	uint8_t mr[EVENTLOG_MAX_MR][EVENTLOG_MAX_DIGEST];
 	int present[EVENTLOG_MAX_MR];
+	size_t n;
 
-	if (eventlog_replay_sha384(buf, len, mr, present, err) < 0)
+	if (bad_index != NULL)
+		*bad_index = 0;
+	if (eventlog_replay(buf, len, alg_id, mr, present, err) < 0)
 		return -1;
+	n = alg_find(alg_id)->size;
 	for (int i = 0; i < 4; i++) {
 		char *calc, *given;
 
-		if (memcmp(mr[i + 1], rtmr[i], 48) == 0)
+		if (CRYPTO_memcmp(mr[i + 1], want + (size_t)i * n, n) == 0)
 			continue;
-		calc = hex_encode(mr[i + 1], 48);
-		given = hex_encode(rtmr[i], 48);
+		calc = hex_encode(mr[i + 1], n);
+		given = hex_encode(want + (size_t)i * n, n);
 		err_set(err,
 		        "Eventlog does not pass measurement replay CC Event Log Measurement "
 		        "Register [index = %d]. Calculated value: %s, Given value: %s",
 		        i + 1, calc ? calc : "?", given ? given : "?");
 		free(calc);
 		free(given);
+		if (bad_index != NULL)
+			*bad_index = i + 1;
 		return -1;
 	}
 	return 0;
+}
+
+int eventlog_check_rtmrs(const uint8_t *buf, size_t len, const uint8_t rtmr[4][48], struct err *err)
+{
+	return eventlog_check_ccmrs(buf, len, EVENTLOG_ALG_SHA384, &rtmr[0][0], NULL, err);
 }

@@ -34,6 +34,8 @@
 #define EVENTLOG_MAX_EVENT_SIZE (1u << 20) /* bytes of one event's data */
 
 #define EVENTLOG_ALG_SHA384 0x000c
+#define EVENTLOG_ALG_SM3 0x0012 /* TCG_ALG_SM3_256, 32-byte digests (Hygon CSV) */
+#define EVENTLOG_MAX_DIGEST 64  /* bytes of the largest digest replayed (SHA-512) */
 
 /* Parse a TCG2 crypto-agile event log (TCG_EfiSpecIdEvent first; ends at the first all-0x00 or
  * all-0xFF 8-byte marker or at the end of buf). On success *entries is a new JSON array of
@@ -46,6 +48,19 @@ int eventlog_parse(const uint8_t *buf, size_t len, json_t **entries, struct err 
  * entry had index i. Checks the log's structure as eventlog_parse does, but not `details`. */
 int eventlog_replay_sha384(const uint8_t *buf, size_t len, uint8_t mr[EVENTLOG_MAX_MR][48],
                            int present[EVENTLOG_MAX_MR], struct err *err);
+
+/* Replay the digests of one algorithm (EVENTLOG_ALG_SHA384, EVENTLOG_ALG_SM3, SHA-256/512):
+ * mr[i][0..digest size) = the extend chain over the entries with index i, from zero bytes of
+ * the digest size, as eventlog_replay_sha384 does. An algorithm without a digest refuses. */
+int eventlog_replay(const uint8_t *buf, size_t len, uint16_t alg_id,
+                    uint8_t mr[EVENTLOG_MAX_MR][EVENTLOG_MAX_DIGEST], int present[EVENTLOG_MAX_MR],
+                    struct err *err);
+
+/* Replayed CC-MR 1..4 (algorithm alg_id) must equal want[0..4*digest size), four registers
+ * back to back. On mismatch Trustee's sentence (below) and *bad_index = the CC-MR (1..4) that
+ * failed (0 when the log itself was refused); bad_index may be NULL. */
+int eventlog_check_ccmrs(const uint8_t *buf, size_t len, uint16_t alg_id, const uint8_t *want,
+                         int *bad_index, struct err *err);
 
 /* The TDX integrity check of spec §5.3: replayed CC-MR 1..4 must equal rtmr[0..3]. On mismatch
  * the error is Trustee's sentence ("Eventlog does not pass measurement replay CC Event Log

@@ -368,6 +368,76 @@ static void test_eventlog_replay_extends_per_index(void **state)
 	free(b.p);
 }
 
+/* A Hygon CSV v2 log: SM3 digests only (TCG alg 0x0012, 32 bytes), replayed with SM3. */
+static void sm3_event(struct lb *b, uint32_t mr, const void *data, size_t n)
+{
+	uint8_t md[32];
+
+	assert_true(EVP_Digest(data, n, md, NULL, EVP_sm3(), NULL));
+	put32(b, mr);
+	put32(b, 0x80000007); /* EV_EFI_ACTION */
+	put32(b, 1);
+	put16(b, 0x0012);
+	put(b, md, 32);
+	put32(b, (uint32_t)n);
+	put(b, data, n);
+}
+
+static void test_eventlog_replays_sm3_digests(void **state)
+{
+	struct lb b = {0};
+	uint8_t zero[20] = {0}, mr[EVENTLOG_MAX_MR][EVENTLOG_MAX_DIGEST], want[4][32], x[64];
+	int present[EVENTLOG_MAX_MR], bad = -1;
+	struct err err = {0};
+
+	put32(&b, 0);
+	put32(&b, 3);
+	put(&b, zero, 20);
+	put32(&b, 16 + 4 + 4 + 4 + 4 + 1);
+	put(&b, "Spec ID Event03", 16);
+	put32(&b, 0);
+	put(&b, "\x00\x02\x00\x02", 4);
+	put32(&b, 1);
+	put16(&b, 0x0012);
+	put16(&b, 32);
+	put(&b, "", 1);
+	sm3_event(&b, 2, "one", 3);
+	sm3_event(&b, 2, "two", 3);
+	json_t *e = parse_ok(&b);
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_array_get(json_object_get(json_array_get(e, 1), "digests"), 0), "alg")),
+	    "SM3");
+	assert_true(json_is_true(json_object_get(json_array_get(e, 1), "digest_matches_event")));
+	json_decref(e);
+	assert_int_equal(eventlog_replay(b.p, b.len, EVENTLOG_ALG_SM3, mr, present, &err), 0);
+	memset(x, 0, 32);
+	EVP_Digest("one", 3, x + 32, NULL, EVP_sm3(), NULL);
+	EVP_Digest(x, 64, x, NULL, EVP_sm3(), NULL);
+	EVP_Digest("two", 3, x + 32, NULL, EVP_sm3(), NULL);
+	EVP_Digest(x, 64, want[1], NULL, EVP_sm3(), NULL);
+	assert_memory_equal(mr[2], want[1], 32);
+	assert_int_equal(present[2], 1);
+	/* CC-MR 1..4 against four registers: 1, 3, 4 empty (zeros), 2 the chain */
+	memset(want, 0, sizeof(want));
+	memcpy(want[1], mr[2], 32);
+	assert_int_equal(
+	    eventlog_check_ccmrs(b.p, b.len, EVENTLOG_ALG_SM3, &want[0][0], &bad, &err), 0);
+	want[3][31] ^= 1;
+	assert_int_equal(
+	    eventlog_check_ccmrs(b.p, b.len, EVENTLOG_ALG_SM3, &want[0][0], &bad, &err), -1);
+	assert_int_equal(bad, 4);
+	assert_non_null(strstr(err.msg, "Register [index = 4]"));
+	/* SHA-384 replay of an SM3-only log leaves every register at zero */
+	uint8_t mr384[EVENTLOG_MAX_MR][48];
+	assert_int_equal(eventlog_replay_sha384(b.p, b.len, mr384, present, &err), 0);
+	assert_memory_equal(mr384[2], (uint8_t[48]){0}, 48);
+	/* an algorithm without a digest to replay */
+	assert_int_equal(eventlog_replay(b.p, b.len, 0x0004, mr, present, &err), -1);
+	assert_string_equal(err.msg, "CC event log: cannot replay digests of algorithm 0x0004");
+	free(b.p);
+}
+
 static void test_eventlog_stops_at_end_markers(void **state)
 {
 	struct lb b = {0};
@@ -647,6 +717,7 @@ int main(void)
 	    cmocka_unit_test(test_eventlog_trustee_ovmf_log_parses_and_replays),
 	    cmocka_unit_test(test_eventlog_digest_matches_event_is_computed),
 	    cmocka_unit_test(test_eventlog_replay_extends_per_index),
+	    cmocka_unit_test(test_eventlog_replays_sm3_digests),
 	    cmocka_unit_test(test_eventlog_stops_at_end_markers),
 	    cmocka_unit_test(test_eventlog_details_decoders),
 	    cmocka_unit_test(test_eventlog_refuses_truncated_logs),
