@@ -7,13 +7,15 @@
  *                   [--time RFC3339] [--vcek FILE] [--collateral FILE] [--event-log FILE]
  *                   [--config AS-CONFIG.json] [--parse-only]
  *                   [--cert-chain PEM-FILE] [--root-ca PEM-FILE] [--hsk-cek-dir DIR]
+ *                   [--kds-url URL]
  *
  * FILE is the AS JSON evidence document, or for `snp` the raw 1184-byte report, or for
  * `tdx`/`sgx` the raw quote, or for `nvidia` one Hopper GPU's SPDM transcript (raw or hex)
  * with its PEM chain in --cert-chain; --root-ca replaces the built-in NVIDIA root; for `cca`
  * the raw CBOR token (stores from --config's verifier_config.cca_verifier or CCA_CONFIG_FILE);
  * for `csv` Trustee's CSV evidence JSON, with --root-ca naming an HRK certificate (832 bytes)
- * that replaces the built-in Hygon root and --hsk-cek-dir the directory of <serial>/hsk_cek.cert.
+ * that replaces the built-in Hygon root and --hsk-cek-dir the directory of <serial>/hsk_cek.cert;
+ * an HSK/CEK found in neither is fetched from Hygon KDS, --kds-url naming another one ("" = none).
  * --vcek,
  * --collateral and --event-log are handed to the verifier as options; --config supplies the AS
  * config's `verifier_config` (VCEK sources, DCAP collateral service). --parse-only (tdx, sgx)
@@ -40,7 +42,7 @@ static void usage(void)
 	        "                       [--init-data HEX] [--time RFC3339] [--vcek FILE]\n"
 	        "                       [--collateral FILE] [--event-log FILE] [--config FILE]\n"
 	        "                       [--parse-only] [--cert-chain FILE] [--root-ca FILE]\n"
-	        "                       [--hsk-cek-dir DIR]\n");
+	        "                       [--hsk-cek-dir DIR] [--kds-url URL]\n");
 	exit(2);
 }
 
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
 	                                     {"cert-chain", required_argument, NULL, 'n'},
 	                                     {"root-ca", required_argument, NULL, 'R'},
 	                                     {"hsk-cek-dir", required_argument, NULL, 'H'},
+	                                     {"kds-url", required_argument, NULL, 'K'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
@@ -199,6 +202,9 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			json_object_set_new(options, "csv_hsk_cek_dir", json_string(optarg));
+			break;
+		case 'K':
+			json_object_set_new(options, "csv_kds_url", json_string(optarg));
 			break;
 		case 'P':
 			json_object_set_new(options, "parse_only", json_true());

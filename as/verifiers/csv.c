@@ -3,16 +3,19 @@
  * Trustee's evidence JSON (as/evidence/csv_report.c), checked as this list, in order:
  *   1. the evidence parses: report wrapper (v1 or v2), PEK, serial number, optional HSK/CEK;
  *   2. the HSK and CEK come from the evidence, else from `<hsk_cek_dir>/<serial>/hsk_cek.cert`
- *      (default dir /opt/hygon/csv/hsk_cek, as Trustee); neither -> refused, naming the file
- *      (Hygon KDS fetching is not built: a chip without a local HSK/CEK cannot be verified);
+ *      (default dir /opt/hygon/csv/hsk_cek, as Trustee), else from Hygon KDS through
+ *      as/collateral/hygon_kds.c (cached in memory and under kds_cache_dir); a KDS outage or
+ *      429 is ERR_UNAVAILABLE (retry), a serial the KDS does not know is refused naming it;
  *   3. HRK self-signature -> HSK -> CEK -> PEK -> report signature, SM2 with SM3, each link
  *      with its expected key usage; the HRK is the built-in Hygon root unless
  *      `verifier_config.csv_verifier.hrk_file` (or the `csv_hrk` option) names another one;
  *   4. report_data (v1: unmasked with anonce) equals the expected report data, regularized to
  *      64 bytes, when one is given; an init-data hash is ignored with a warning (as Trustee);
- *   5. a v2 report with `cc_eventlog` would need the log's CC-MR 1..4 replayed with SM3
- *      against rtmr1..rtmr4: the event-log module replays SHA-384 only, so such evidence is
- *      refused rather than passed unchecked.
+ *   5. a v2 report with `cc_eventlog`: the log (TCG2 crypto-agile, as/evidence/eventlog.c)
+ *      parses, and its CC-MR 1..4 replayed with SM3 equal the report's rtmr1..rtmr4 (CC-MR i
+ *      against rtmr i, as Trustee); a register that does not replay refuses, naming the
+ *      rtmr. The log's entries become the `uefi_event_logs` claim. A v1 report has no RTMRs:
+ *      its log is ignored with a warning, as Trustee ignores it.
  * Claims: Trustee's names and encodings (policy bit fields as numbers, the rest hex).
  */
 #include <openssl/crypto.h>
@@ -21,7 +24,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "as/collateral/hygon_kds.h"
 #include "as/evidence/csv_report.h"
+#include "as/evidence/eventlog.h"
 #include "as/verifiers/verifier.h"
 #include "config.h"
 #include "embed.h"
@@ -36,6 +41,7 @@ EMBED_FILE(csv_hygon_hrk, "as/evidence/roots/hygon_hrk.cert");
 static struct {
 	char *hrk_path, *hsk_cek_dir; /* owned */
 	struct csv_ca_cert hrk;
+	struct hygon_kds_config kds;
 } cfg;
 
 static int set_str(char **dst, const json_t *v, const char *name, struct err *err)
@@ -49,7 +55,8 @@ static int set_str(char **dst, const json_t *v, const char *name, struct err *er
 	return *dst == NULL ? err_set(err, "out of memory") : 0;
 }
 
-/* verifier_config.csv_verifier: {"hrk_file"?: path, "hsk_cek_dir"?: dir}. */
+/* verifier_config.csv_verifier: {"hrk_file"?: path, "hsk_cek_dir"?: dir, "kds_base_url"?,
+ * "kds_cache_dir"?, "kds_ca_file"?, "kds_timeout_ms"?, "kds_retry_budget_ms"?}. */
 static int csv_init(const json_t *vc, struct err *err)
 {
 	const json_t *c = json_object_get(vc, "csv_verifier");
@@ -57,10 +64,12 @@ static int csv_init(const json_t *vc, struct err *err)
 	free(cfg.hrk_path);
 	free(cfg.hsk_cek_dir);
 	memset(&cfg, 0, sizeof(cfg));
+	if (c != NULL && !json_is_object(c))
+		return err_set(err, "csv_verifier must be an object");
+	if (hygon_kds_configure(c, "csv_verifier", &cfg.kds, err) < 0)
+		return -1;
 	if (c == NULL)
 		return 0;
-	if (!json_is_object(c))
-		return err_set(err, "csv_verifier must be an object");
 	if (set_str(&cfg.hrk_path, json_object_get(c, "hrk_file"), "hrk_file", err) < 0 ||
 	    set_str(&cfg.hsk_cek_dir, json_object_get(c, "hsk_cek_dir"), "hsk_cek_dir", err) < 0)
 		return -1;
@@ -116,30 +125,53 @@ static int serial_is_name(const char *s)
 	return 1;
 }
 
-static int load_hsk_cek(const struct verify_request *req, struct csv_evidence *ev, struct err *err)
+/* The KDS to ask: the configured one, or the tool's `csv_kds_url` ("" = never fetch). */
+static const struct hygon_kds_config *kds_of(const struct verify_request *req,
+                                             struct hygon_kds_config *tmp)
+{
+	const char *url = opt(req, "csv_kds_url", NULL);
+	if (url == NULL)
+		return &cfg.kds;
+	*tmp = cfg.kds;
+	snprintf(tmp->base_url, sizeof(tmp->base_url), "%s", url);
+	return tmp;
+}
+
+/* The HSK and CEK of the evidence's chip: inline, the local directory, or Hygon KDS.
+ * *from_kds tells the caller whose cache to clear if the pair then fails to verify. */
+static int load_hsk_cek(const struct verify_request *req, struct csv_evidence *ev, int *from_kds,
+                        struct err *err)
 {
 	const char *dir = opt(req, "csv_hsk_cek_dir",
 	                      cfg.hsk_cek_dir ? cfg.hsk_cek_dir : CSV_DEFAULT_HSK_CEK_DIR);
 	char path[4096];
 	struct stat st;
+	uint8_t *buf;
 	size_t len;
-	char *buf;
 	int rc;
 
+	*from_kds = 0;
+	struct hygon_kds_config kds;
 	if (ev->has_hsk_cek)
 		return 0;
 	if (!serial_is_name(ev->serial))
 		return err_set(err, "CSV serial number \"%s\" cannot name an HSK/CEK directory",
 		               ev->serial);
 	snprintf(path, sizeof(path), "%s/%s/hsk_cek.cert", dir, ev->serial);
-	if (stat(path, &st) != 0)
-		return err_set(err,
-		               "HSK/CEK not available for CSV chip %s: the evidence carries none "
-		               "and %s does not exist (Hygon KDS fetching is not built)",
-		               ev->serial, path);
-	if ((buf = file_read_all(path, &len, err)) == NULL)
-		return err_prefix(err, "HSK/CEK for CSV chip %s", ev->serial);
-	rc = csv_hsk_cek_parse((const uint8_t *)buf, len, &ev->hsk, &ev->cek, err);
+	if (stat(path, &st) == 0) {
+		if ((buf = (uint8_t *)file_read_all(path, &len, err)) == NULL)
+			return err_prefix(err, "HSK/CEK for CSV chip %s", ev->serial);
+	} else if (hygon_kds_get_hsk_cek(kds_of(req, &kds), ev->serial, &buf, &len, err) == 0) {
+		*from_kds = 1;
+		snprintf(path, sizeof(path), "the Hygon KDS answer for %s", ev->serial);
+	} else {
+		return err_prefix(
+		    err,
+		    "HSK/CEK not available for CSV chip %s: the evidence carries none, "
+		    "%s does not exist",
+		    ev->serial, path);
+	}
+	rc = csv_hsk_cek_parse(buf, len, &ev->hsk, &ev->cek, err);
 	free(buf);
 	return rc < 0 ? err_prefix(err, "%s", path) : 0;
 }
@@ -190,30 +222,66 @@ static json_t *csv_claims(const struct csv_evidence *ev)
 	return c;
 }
 
+/* Step 5: the v2 event log replayed with SM3 against rtmr1..4; its entries into *entries. */
+static int check_eventlog(const struct csv_evidence *ev, json_t **entries, struct err *err)
+{
+	const struct csv_report *r = &ev->report;
+	int bad;
+
+	*entries = NULL;
+	if (ev->cc_eventlog == NULL)
+		return 0;
+	if (r->version == 1) {
+		log_warn("csv: a v1 report has no RTMRs; its cc_eventlog is ignored");
+		return 0;
+	}
+	if (eventlog_parse(ev->cc_eventlog, ev->cc_eventlog_len, entries, err) < 0)
+		return err_prefix(err, "CSV cc_eventlog");
+	if (eventlog_check_ccmrs(ev->cc_eventlog, ev->cc_eventlog_len, EVENTLOG_ALG_SM3,
+	                         &r->rtmr[1][0], &bad, err) < 0) {
+		json_decref(*entries);
+		*entries = NULL;
+		if (bad > 0)
+			return err_prefix(err, "CSV cc_eventlog does not replay to rtmr%d", bad);
+		return err_prefix(err, "CSV cc_eventlog");
+	}
+	return 0;
+}
+
 static int csv_verify(const struct verify_request *req, struct verify_result *out, struct err *err)
 {
 	struct csv_evidence *ev = calloc(1, sizeof(*ev));
 	struct csv_ca_cert hrk;
-	int rc = -1;
+	json_t *claims, *entries = NULL;
+	int rc = -1, from_kds = 0;
 
 	if (ev == NULL)
 		return err_set(err, "out of memory");
-	if (csv_evidence_from_json(req->evidence, ev, err) < 0 || load_hsk_cek(req, ev, err) < 0 ||
-	    load_hrk(req, &hrk, err) < 0 ||
-	    csv_verify_chain(&hrk, &ev->hsk, &ev->cek, &ev->pek, &ev->report, err) < 0)
+	if (csv_evidence_from_json(req->evidence, ev, err) < 0 ||
+	    load_hsk_cek(req, ev, &from_kds, err) < 0 || load_hrk(req, &hrk, err) < 0)
 		goto out;
+	if (csv_verify_chain(&hrk, &ev->hsk, &ev->cek, &ev->pek, &ev->report, err) < 0) {
+		/* a fetched pair that does not chain to the HRK must not be served again */
+		if (from_kds &&
+		    (strncmp(err->msg, "HSK ", 4) == 0 || strncmp(err->msg, "CEK ", 4) == 0))
+			hygon_kds_forget(&cfg.kds, ev->serial); /* the cache dir configured */
+		goto out;
+	}
 	if (verifier_bind(ev->report.report_data, 64, req->report_data, req->report_data_len,
 	                  "CSV report_data", "the expected report data", err) < 0)
 		goto out;
 	if (req->init_data_hash != NULL)
 		log_warn("csv: CSV has no init-data field; the expected init-data hash is ignored");
-	if (ev->report.version == 2 && ev->cc_eventlog != NULL) {
-		err_set(err, "CSV v2 evidence carries a cc_eventlog, whose RTMR replay with SM3 is "
-		             "not supported: refused rather than left unchecked");
+	if (check_eventlog(ev, &entries, err) < 0)
 		goto out;
+	claims = csv_claims(ev);
+	if (claims != NULL && entries != NULL) {
+		json_object_set_new(claims, "uefi_event_logs", entries);
+		entries = NULL;
 	}
-	rc = verify_result_add(out, "cpu", csv_claims(ev), err);
+	rc = verify_result_add(out, "cpu", claims, err);
 out:
+	json_decref(entries);
 	csv_evidence_clear(ev);
 	OPENSSL_cleanse(ev, sizeof(*ev));
 	free(ev);

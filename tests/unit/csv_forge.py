@@ -8,8 +8,14 @@ so the C parser and verifier are checked against an independent signer. Writes i
   hsk_cek/<SERIAL>/hsk_cek.cert          HSK (signed by the HRK) + CEK (signed by the HSK)
   evidence_v1.json                       v1 report (masked with anonce), no hsk_cek inside
   evidence_v2.json                       v2 report, hsk_cek inside the evidence
+  evidence_v2_eventlog.json              v2 report whose rtmr1..4 are the SM3 replay of a
+                                         synthetic CC event log carried as cc_eventlog
+  evidence_v2_eventlog_bad3.json         the same report with a log whose last CC-MR 3 event
+                                         was measured differently (does not replay to rtmr3)
 usage: csv_forge.py OUTDIR REPORT_DATA_HEX SERIAL
 """
+import base64
+import hashlib
 import json
 import os
 import struct
@@ -125,10 +131,51 @@ def report_v1(pek_key, pek, rd, serial, anonce=0x5dc7d726):
     return (tee + signer).ljust(4096, b"\0")
 
 
-def report_v2(pek_key, pek, rd, serial):
+def sm3(b):
+    return hashlib.new("sm3", b).digest()
+
+
+EV_SEPARATOR, EV_IPL, EV_EFI_ACTION = 0x4, 0xd, 0x80000007
+SM3_ALG = 0x0012
+
+
+def sm3_eventlog(events):
+    """A TCG2 crypto-agile log declaring SM3 only; events = [(index, type, data, measured)]
+    where `measured` is what the SM3 digest covers (normally data itself)."""
+    spec = b"Spec ID Event03\0" + struct.pack("<IBBBBI", 0, 0, 2, 0, 2, 1)
+    spec += struct.pack("<HH", SM3_ALG, 32) + b"\0"
+    log = struct.pack("<II", 0, 3) + bytes(20) + struct.pack("<I", len(spec)) + spec
+    for index, typ, data, measured in events:
+        log += struct.pack("<IIIH", index, typ, 1, SM3_ALG) + sm3(measured)
+        log += struct.pack("<I", len(data)) + data
+    return log + b"\xff" * 8
+
+
+def replay(events):
+    mr = {i: bytes(32) for i in range(5)}
+    for index, _, _, measured in events:
+        mr[index] = sm3(mr[index] + sm3(measured))
+    return mr
+
+
+BOOT_EVENTS = [
+    (1, EV_SEPARATOR, bytes(4), bytes(4)),
+    (2, EV_EFI_ACTION, b"Calling EFI Application from Boot Option",
+     b"Calling EFI Application from Boot Option"),
+    (2, EV_SEPARATOR, bytes(4), bytes(4)),
+    (3, EV_IPL, b"grub_cmd: linux /vmlinuz root=/dev/vda1\0",
+     b"grub_cmd: linux /vmlinuz root=/dev/vda1\0"),
+    (3, EV_IPL, b"kernel_cmdline: /vmlinuz root=/dev/vda1\0",
+     b"kernel_cmdline: /vmlinuz root=/dev/vda1\0"),
+    (4, EV_EFI_ACTION, b"csv guest ready", b"csv guest ready"),
+]
+
+
+def report_v2(pek_key, pek, rd, serial, rtmrs=None):
     fields = os.urandom(32) + os.urandom(16) + os.urandom(16) + rd + os.urandom(16) + os.urandom(32)
     fields += struct.pack("<IIIIH", 0x01040041, 0x1002, SM2_SA, 2097, 1) + bytes(14)
-    fields += b"".join(os.urandom(32) for _ in range(5)) + bytes(656)
+    rtmrs = rtmrs or [os.urandom(32) for _ in range(5)]
+    fields += b"".join(rtmrs) + bytes(656)
     assert len(fields) == 1024
     tee = fields + pek_key.sign(fields)
     return (tee + pek + serial.encode().ljust(64, b"\0") + bytes(64)).ljust(4096, b"\0")
@@ -155,6 +202,16 @@ def main():
                           "pek": cert_json(pek_c)}, "serial_number": sn}
     json.dump(ev1, open(os.path.join(out, "evidence_v1.json"), "w"))
     json.dump(ev2, open(os.path.join(out, "evidence_v2.json"), "w"))
+    mr = replay(BOOT_EVENTS)
+    rtmrs = [os.urandom(32)] + [mr[i] for i in range(1, 5)]
+    ev2["attestation_report"]["data"] = arr(report_v2(pek, pek_c, rd, serial, rtmrs))
+    ev2["cc_eventlog"] = base64.b64encode(sm3_eventlog(BOOT_EVENTS)).decode()
+    json.dump(ev2, open(os.path.join(out, "evidence_v2_eventlog.json"), "w"))
+    bad = list(BOOT_EVENTS)
+    i, t, d, _ = bad[4]
+    bad[4] = (i, t, d, b"kernel_cmdline: /vmlinuz root=/dev/vda1 init=/bin/sh\0")
+    ev2["cc_eventlog"] = base64.b64encode(sm3_eventlog(bad)).decode()
+    json.dump(ev2, open(os.path.join(out, "evidence_v2_eventlog_bad3.json"), "w"))
     run("rm", "-rf", TMP)
 
 

@@ -6,7 +6,9 @@
  * that PEK, and the whole evidence is refused naming the missing HSK/CEK file. The success
  * path and the refusals use tests/unit/csv_forge.py, which signs with the `openssl` CLI
  * (SM2/SM3 with the user id as distid): one flipped byte in each signed part, the wrong HRK,
- * the wrong report data, a truncated report, a v2 event log that cannot be replayed.
+ * the wrong report data, a truncated report. A v2 report whose rtmr1..4 are the SM3 replay of
+ * a synthetic CC event log verifies with the log's entries as claims; a log measured
+ * differently is refused naming the rtmr that does not replay.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +48,7 @@ static void configure(const char *hrk, const char *dir)
 		json_object_set_new(c, "hrk_file", json_string(hrk));
 	if (dir)
 		json_object_set_new(c, "hsk_cek_dir", json_string(dir));
+	json_object_set_new(c, "kds_base_url", json_string("")); /* never the real Hygon KDS */
 	json_t *vc = json_pack("{s:o}", "csv_verifier", c);
 	if (verifier_find("csv")->init(vc, &err) != 0)
 		fail_msg("init: %s", err.msg);
@@ -167,8 +170,9 @@ static void test_real_evidence_refused_without_hsk_cek(void **state)
 	configure(NULL, empty_dir);
 	char want[1400];
 	snprintf(want, sizeof(want),
-	         "HSK/CEK not available for CSV chip KPA64911240507: the evidence carries none and "
-	         "%s/KPA64911240507/hsk_cek.cert does not exist",
+	         "HSK/CEK not available for CSV chip KPA64911240507: the evidence carries none, "
+	         "%s/KPA64911240507/hsk_cek.cert does not exist: no HSK/CEK for chip "
+	         "KPA64911240507 is cached and Hygon KDS fetching is off",
 	         empty_dir);
 	expect_refused(ev, NULL, want);
 	json_decref(ev);
@@ -221,9 +225,65 @@ static void test_forged_v2_with_inline_hsk_cek_verifies(void **state)
 	assert_int_equal(json_integer_value(json_object_get(p, "csv3")), 1);
 	assert_int_equal(json_integer_value(json_object_get(p, "api_major")), 4);
 	json_decref(c);
-	/* a v2 event log needs an SM3 replay this build cannot do: refused, not skipped */
+	json_decref(ev);
+}
+
+/* ---- v2 with a CC event log (SM3 replay of CC-MR 1..4 against rtmr1..4) ---- */
+
+static void test_forged_v2_eventlog_replays_with_sm3(void **state)
+{
+	json_t *ev = load(tmp, "evidence_v2_eventlog.json"), *c = NULL;
+	struct err err = {0};
+	configure(forged_hrk, empty_dir);
+	if (verify(ev, RD_HEX, &c, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	json_t *log = json_object_get(c, "uefi_event_logs");
+	assert_int_equal(json_array_size(log), 6);
+	json_t *e = json_array_get(log, 3);
+	assert_int_equal(json_integer_value(json_object_get(e, "index")), 3);
+	assert_string_equal(json_string_value(json_object_get(e, "type_name")), "EV_IPL");
+	assert_true(json_is_true(json_object_get(e, "digest_matches_event")));
+	json_t *d = json_array_get(json_object_get(e, "digests"), 0);
+	assert_string_equal(json_string_value(json_object_get(d, "alg")), "SM3");
+	assert_int_equal(strlen(json_string_value(json_object_get(d, "digest"))), 64);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(e, "details"), "string")),
+	    "grub_cmd: linux /vmlinuz root=/dev/vda1");
+	json_decref(c);
+	json_decref(ev);
+}
+
+static void test_v2_eventlog_that_does_not_replay_names_the_rtmr(void **state)
+{
+	json_t *ev = load(tmp, "evidence_v2_eventlog_bad3.json");
+	configure(forged_hrk, empty_dir);
+	expect_refused(ev, RD_HEX,
+	               "CSV cc_eventlog does not replay to rtmr3: Eventlog does not pass "
+	               "measurement replay CC Event Log Measurement Register [index = 3]");
+	json_decref(ev);
+	/* the good log against a report whose rtmr1 differs: rtmr1 is named */
+	ev = load(tmp, "evidence_v2_eventlog.json");
+	json_t *good = json_incref(json_object_get(ev, "cc_eventlog"));
+	json_decref(ev);
+	ev = load(tmp, "evidence_v2.json"); /* same chain, random RTMRs */
+	json_object_set_new(ev, "cc_eventlog", good);
+	expect_refused(ev, RD_HEX, "CSV cc_eventlog does not replay to rtmr1");
+	/* a log that does not parse is refused as such */
 	json_object_set_new(ev, "cc_eventlog", json_string("AAAA"));
-	expect_refused(ev, RD_HEX, "cc_eventlog, whose RTMR replay with SM3 is not supported");
+	expect_refused(ev, RD_HEX, "CSV cc_eventlog: CC event log: 3 bytes is too short");
+	json_object_set_new(ev, "cc_eventlog", json_string("not base64!"));
+	expect_refused(ev, RD_HEX, "CSV evidence `cc_eventlog` must be base64");
+	json_decref(ev);
+	/* a v1 report has no RTMRs: Trustee ignores its log, so do we */
+	ev = load(tmp, "evidence_v1.json");
+	configure(forged_hrk, forged_dir);
+	json_object_set_new(ev, "cc_eventlog", json_string("AAAA"));
+	struct err err = {0};
+	json_t *c = NULL;
+	if (verify(ev, RD_HEX, &c, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	assert_null(json_object_get(c, "uefi_event_logs"));
+	json_decref(c);
 	json_decref(ev);
 }
 
@@ -455,7 +515,8 @@ static void test_evidence_verify_tool(void **state)
 	         "--evidence %s/evidence_v1.json --hsk-cek-dir %s --report-data " RD_HEX, tmp,
 	         forged_dir);
 	run_tool(args, 1, "refused: HSK signature by the HRK failed");
-	snprintf(args, sizeof(args), "--evidence %s/csv_evidence.json --hsk-cek-dir %s", realdir,
+	snprintf(args, sizeof(args),
+	         "--evidence %s/csv_evidence.json --hsk-cek-dir %s --kds-url ''", realdir,
 	         empty_dir);
 	run_tool(args, 1, "HSK/CEK not available for CSV chip KPA64911240507");
 }
@@ -468,6 +529,8 @@ int main(void)
 	    cmocka_unit_test(test_real_evidence_refused_without_hsk_cek),
 	    cmocka_unit_test(test_forged_v1_verifies_with_claims),
 	    cmocka_unit_test(test_forged_v2_with_inline_hsk_cek_verifies),
+	    cmocka_unit_test(test_forged_v2_eventlog_replays_with_sm3),
+	    cmocka_unit_test(test_v2_eventlog_that_does_not_replay_names_the_rtmr),
 	    cmocka_unit_test(test_refuses_wrong_hrk),
 	    cmocka_unit_test(test_refuses_wrong_report_data),
 	    cmocka_unit_test(test_refuses_flipped_report_bytes),
