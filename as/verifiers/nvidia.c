@@ -12,8 +12,9 @@
  * Evidence: {"device_evidence_list": [{"arch": "Hopper", "uuid": "...", "evidence": hex or
  * base64 transcript, "certificate": base64 of the PEM chain}, ...]}.
  *
- * Only Hopper GPUs can be verified locally; switches (LS10), Blackwell and the remote (NRAS)
- * mode are refused with a sentence rather than passed unchecked. The root can be replaced by
+ * Only Hopper GPUs can be verified locally; switches (LS10) and Blackwell are refused with a
+ * sentence rather than passed unchecked. With `nvidia_verifier.type = "Remote"` every device
+ * is appraised by NRAS instead (nvidia_remote.c), Blackwell included. The root can be replaced by
  * `verifier_config.nvidia_verifier.root_ca_file` (forged chains in tests) or, for one request,
  * the option "nvidia_root_ca" (a PEM file).
  *
@@ -37,15 +38,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "as/collateral/nvidia_nras.h"
 #include "as/collateral/nvidia_ocsp.h"
 #include "as/evidence/nvidia_chain.h"
 #include "as/evidence/spdm.h"
+#include "as/verifiers/nvidia_remote.h"
 #include "as/verifiers/verifier.h"
 #include "b64.h"
 #include "rvps/extractors/swid.h"
 
 /* Set by init before any verify runs, then only read. NULL = the built-in root. */
 static X509 *configured_root;
+/* Set by init like the root: 1 when devices go to NRAS (type "Remote"). */
+static int remote_mode;
 /* Set by init like the root: the local RIM directory (owned) and the trust store its RIMs
  * must chain to; both NULL when RIMs are not checked. */
 static char *rim_dir;
@@ -92,11 +97,12 @@ static int nvidia_init(const json_t *verifier_config, struct err *err)
 	const char *type = json_string_value(json_object_get(c, "type"));
 	const char *root = json_string_value(json_object_get(c, "root_ca_file"));
 
-	if (type != NULL && strcasecmp(type, "local") != 0)
-		return err_set(err,
-		               "nvidia_verifier type %.32s is not supported: only local "
-		               "verification is built",
-		               type);
+	int remote = type != NULL && strcasecmp(type, "remote") == 0;
+
+	if (type != NULL && !remote && strcasecmp(type, "local") != 0)
+		return err_set(err, "nvidia_verifier type %.32s is neither Local nor Remote", type);
+	if (remote && nvidia_nras_configure(c, err) < 0)
+		return err_prefix(err, "nvidia_verifier");
 	if (nvidia_ocsp_configure(c, err) < 0)
 		return -1;
 	X509 *x = root ? read_root(root, err) : NULL;
@@ -108,6 +114,7 @@ static int nvidia_init(const json_t *verifier_config, struct err *err)
 	}
 	X509_free(configured_root);
 	configured_root = x;
+	remote_mode = remote;
 	return 0;
 }
 
@@ -411,6 +418,8 @@ static int nvidia_verify(const struct verify_request *req, struct verify_result 
 	if (req->report_data == NULL)
 		return err_set(err, "Nvidia report data not provided");
 	verifier_regularize(req->report_data, req->report_data_len, nonce, sizeof(nonce));
+	if (remote_mode)
+		return nvidia_remote_verify(req, list, nonce, out, err);
 	if (request_root(req, &req_root, err) < 0)
 		return -1;
 	X509 *root = req_root ? req_root : configured_root;
