@@ -41,6 +41,7 @@ EMBED_FILE(as_policy_cpu, "as/policies/default_cpu.rego");
 EMBED_FILE(as_policy_gpu, "as/policies/default_gpu.rego");
 EMBED_FILE(as_policy_switch, "as/policies/default_switch.rego");
 EMBED_FILE(as_policy_ppcie, "as/policies/default_ppcie.rego");
+EMBED_FILE(as_policy_dcu, "as/policies/default_dcu.rego");
 
 static char *b64url_text(const char *s, size_t *len, struct err *err)
 {
@@ -170,10 +171,12 @@ static int load_signer(struct as *a, const json_t *signer, struct err *err)
 /* The default policies, never overwriting what an operator stored. */
 static int install_default_policies(struct as *a, struct err *err)
 {
-	const char *ids[] = {"default_cpu", "default_gpu", "default_switch", "default_ppcie"};
-	const char *texts[] = {as_policy_cpu, as_policy_gpu, as_policy_switch, as_policy_ppcie};
+	const char *ids[] = {"default_cpu", "default_gpu", "default_switch", "default_ppcie",
+	                     "default_dcu"};
+	const char *texts[] = {as_policy_cpu, as_policy_gpu, as_policy_switch, as_policy_ppcie,
+	                       as_policy_dcu};
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		char key[64];
 		snprintf(key, sizeof(key), "%s.rego", ids[i]);
 		if (kv_set(a->kv, KV_NS_AS_POLICY, key, texts[i], strlen(texts[i]), 0, err) < 0)

@@ -15,7 +15,9 @@
  * the raw CBOR token (stores from --config's verifier_config.cca_verifier or CCA_CONFIG_FILE);
  * for `csv` Trustee's CSV evidence JSON, with --root-ca naming an HRK certificate (832 bytes)
  * that replaces the built-in Hygon root and --hsk-cek-dir the directory of <serial>/hsk_cek.cert;
- * an HSK/CEK found in neither is fetched from Hygon KDS, --kds-url naming another one ("" = none).
+ * an HSK/CEK found in neither is fetched from Hygon KDS, --kds-url naming another one ("" = none);
+ * for `hygon-dcu` (or `hygondcu`) Trustee's DCU evidence JSON, with the same three options
+ * (--hsk-cek-dir holding <chip_id>_hsk_cek.cert) and --report-data required.
  * --vcek,
  * --collateral and --event-log are handed to the verifier as options; --config supplies the AS
  * config's `verifier_config` (VCEK sources, DCAP collateral service). --parse-only (tdx, sgx)
@@ -217,6 +219,8 @@ int main(int argc, char **argv)
 	}
 	if (tee == NULL || evpath == NULL || optind != argc)
 		usage();
+	if (strcmp(tee, "hygon-dcu") == 0) /* the file's name; the TEE's is Trustee's */
+		tee = "hygondcu";
 	const struct verifier *v = verifier_find(tee);
 	if (v == NULL) {
 		printf("refused: no verifier for TEE \"%s\" in this build\n", tee);

@@ -500,9 +500,8 @@ static int cert_signed_by(const struct csv_cert *c, const struct csv_key *signer
 	return -1;
 }
 
-int csv_verify_chain(const struct csv_ca_cert *hrk, const struct csv_ca_cert *hsk,
-                     const struct csv_cert *cek, const struct csv_cert *pek,
-                     const struct csv_report *report, struct err *err)
+int csv_verify_hrk_to_cek(const struct csv_ca_cert *hrk, const struct csv_ca_cert *hsk,
+                          const struct csv_cert *cek, struct err *err)
 {
 	if (hrk->key.usage != CSV_USAGE_HRK)
 		return err_set(err, "HRK has usage 0x%04x, not HRK", hrk->key.usage);
@@ -516,6 +515,15 @@ int csv_verify_chain(const struct csv_ca_cert *hrk, const struct csv_ca_cert *hs
 		return err_set(err, "CEK has usage 0x%04x, not CEK", cek->key.usage);
 	if (cert_signed_by(cek, &hsk->key, err) < 0)
 		return err_prefix(err, "CEK signature by the HSK failed");
+	return 0;
+}
+
+int csv_verify_chain(const struct csv_ca_cert *hrk, const struct csv_ca_cert *hsk,
+                     const struct csv_cert *cek, const struct csv_cert *pek,
+                     const struct csv_report *report, struct err *err)
+{
+	if (csv_verify_hrk_to_cek(hrk, hsk, cek, err) < 0)
+		return -1;
 	if (pek->key.usage != CSV_USAGE_PEK)
 		return err_set(err, "PEK has usage 0x%04x, not PEK", pek->key.usage);
 	if (cert_signed_by(pek, &cek->key, err) < 0)

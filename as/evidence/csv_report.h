@@ -122,6 +122,12 @@ void csv_evidence_clear(struct csv_evidence *ev);
 int csv_sm2_verify(const struct csv_key *signer, const uint8_t *msg, size_t len,
                    const uint8_t sig[CSV_SIG_LEN], struct err *err);
 
+/* The chip's half of the chain, shared with Hygon DCU reports (dcu_report.h): HRK
+ * self-signed with usage HRK, HSK (usage HSK) signed by the HRK, CEK (usage CEK) by the HSK.
+ * The refusal names the link that failed. */
+int csv_verify_hrk_to_cek(const struct csv_ca_cert *hrk, const struct csv_ca_cert *hsk,
+                          const struct csv_cert *cek, struct err *err);
+
 /* The chain and the report signature, in order: HRK self-signed with usage HRK; HSK (usage
  * HSK) signed by HRK; CEK (usage CEK) by HSK; PEK (usage PEK) by CEK; the report by PEK. A
  * CSV-layout certificate is accepted when a slot whose usage is the signer's and whose

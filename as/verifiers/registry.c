@@ -1,8 +1,8 @@
 /*
  * registry: TEE name -> verifier. One row per verifier file (as/verifiers/<tee>.c defines
  * `verifier_<tee>`); the references are strong, so a program that looks verifiers up links
- * exactly these and nothing else of the AS. A TEE without a row (hygondcu, ...)
- * gets "no verifier" from the AS. A new verifier is one file and one line below.
+ * exactly these and nothing else of the AS. A TEE without a row gets "no verifier" from
+ * the AS. A new verifier is one file and one line below.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +15,13 @@ extern const struct verifier verifier_sample, verifier_sampledevice, verifier_td
 extern const struct verifier verifier_cca;
 extern const struct verifier verifier_csv;
 extern const struct verifier verifier_se;
+extern const struct verifier verifier_hygon_dcu;
 
 static const struct verifier *const table[] = {
-    &verifier_sample, &verifier_sampledevice, &verifier_tdx,         &verifier_sgx,
-    &verifier_snp,    &verifier_az_snp_vtpm,  &verifier_az_tdx_vtpm, &verifier_tpm,
-    &verifier_nvidia, &verifier_cca,          &verifier_csv,         &verifier_se,
+    &verifier_sample,    &verifier_sampledevice, &verifier_tdx,         &verifier_sgx,
+    &verifier_snp,       &verifier_az_snp_vtpm,  &verifier_az_tdx_vtpm, &verifier_tpm,
+    &verifier_nvidia,    &verifier_cca,          &verifier_csv,         &verifier_se,
+    &verifier_hygon_dcu,
 };
 
 const struct verifier *verifier_find(const char *tee)

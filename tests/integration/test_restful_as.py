@@ -132,7 +132,8 @@ def check_policy(t, asvc):
     t.ok(st == 200 and data == b"", "POST /policy: mine_cpu set, empty body", data)
     st, _, data = asvc.request("GET", "/policy")
     ids = sorted(p["policy-id"] for p in json.loads(data)) if st == 200 else []
-    t.eq(ids, ["default_cpu", "default_gpu", "default_ppcie", "default_switch", "mine_cpu"],
+    t.eq(ids, ["default_cpu", "default_dcu", "default_gpu", "default_ppcie",
+                "default_switch", "mine_cpu"],
          "GET /policy lists the built-in policies and the new one")
     t.ok(os.path.isfile(os.path.join(asvc.store, "attestation_service_policy", "mine_cpu.rego")),
          "the policy is stored in the configured storage_backend")
