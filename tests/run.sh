@@ -8,6 +8,10 @@
 # ASan/UBSan/LSan reports into files in that dir instead of stderr; a program after which a
 # report appears counts one failure whatever its exit status, so a report from a daemon an
 # integration test started, or from a tool a test expected to fail, is never lost in a log.
+# GCC's UBSan runtime ignores log_path when ASan is linked too and writes to stderr, so its
+# reports ("<file>:<line>:<col>: runtime error: ...") are also looked for in the program's log
+# and in the logs of the daemons it started (tests/integration/harness.py writes those to
+# $BUILD/test-logs/<test>/, cleared before the test runs).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -37,6 +41,8 @@ for p in "${progs[@]}"; do
   case "$p" in *"$filter"*) ;; *) continue ;; esac
   name=${p//\//_}
   log=$logs/$name.log
+  dlogs=$logs/$(basename "${p%.*}")
+  [ -n "$san" ] && [ "${p%.py}" != "$p" ] && rm -rf "$dlogs"
   t0=$(date +%s)
   case "$p" in
     *.py) timeout -k 10 "${TEST_TIMEOUT:-600}" /usr/bin/python3 "$p" >"$log" 2>&1 ;;
@@ -59,6 +65,14 @@ for p in "${progs[@]}"; do
       cat "$r" >>"$log"
       mv "$r" "$logs/sanitizer/$name.${r##*/}"
     done
+  fi
+  if [ -n "$san" ]; then
+    ub=$( { grep -sH -E '^[^ ]+:[0-9]+:[0-9]+: runtime error: ' "$log"
+            [ "${p%.py}" != "$p" ] && [ -d "$dlogs" ] && grep -rsH -E '^[^ ]+:[0-9]+:[0-9]+: runtime error: ' "$dlogs"; } | head -20)
+    if [ -n "$ub" ]; then
+      p_fail=$((p_fail + 1))
+      printf 'not ok - UBSan report during %s:\n%s\n' "$p" "$ub" >>"$log"
+    fi
   fi
   pass=$((pass + p_ok)) fail=$((fail + p_fail)) skip=$((skip + p_skip))
   status=PASS
