@@ -100,6 +100,12 @@ int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err)
 	return a->be->ready == NULL ? 0 : a->be->ready(a->state, timeout_ms, err);
 }
 
+char *kbs_as_metrics(struct kbs_as *a, size_t *len)
+{
+	*len = 0;
+	return a->be->metrics == NULL ? NULL : a->be->metrics(a->state, len);
+}
+
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err)
 {
 	if (a->be->challenge == NULL) {

@@ -267,6 +267,9 @@ struct kbs_as_backend {
 	json_t *(*auth_params)(void *be, const char *tee, const json_t *extra, struct err *err);
 	/* NULL: nothing to probe (the backend runs in-process), always ready */
 	int (*ready)(void *be, int timeout_ms, struct err *err);
+	/* Prometheus text the backend adds to the kbs's /metrics (malloc'd); NULL slot: none.
+	 * The built-in AS's counters, which grpc-as serves on its own port. */
+	char *(*metrics)(void *be, size_t *len);
 };
 extern const struct kbs_as_backend kbs_as_coco_grpc, kbs_as_intel_ta;
 /* coco_as_builtin (as_builtin.c): the AS library (as/as.h) in process. */
@@ -295,6 +298,8 @@ int kbs_as_rv_register(struct kbs_as *a, const char *message, struct err *err);
 int kbs_as_rv_query(struct kbs_as *a, const char *id, char **out, struct err *err);
 /* grpc.health.v1 Check of the AttestationService: 0 serving, -1 not (err says why). */
 int kbs_as_ready(struct kbs_as *a, int timeout_ms, struct err *err);
+/* The backend's own metrics text for /metrics (malloc'd), or NULL when it has none. */
+char *kbs_as_metrics(struct kbs_as *a, size_t *len);
 /* For `se`: returns the challenge string or NULL. */
 char *kbs_as_challenge(struct kbs_as *a, const char *tee, const char *tee_params, struct err *err);
 /* The /auth extra-params for any other TEE (new reference; "" when a is NULL or the backend

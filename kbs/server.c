@@ -1035,6 +1035,26 @@ static void client_addr(struct kbs_server *k, struct http_req *r, char *out, siz
 	free(all);
 }
 
+/* GET /metrics: the kbs's metrics, then those of an attestation backend that has its own (the
+ * built-in AS's counters; grpc-as serves these on its port instead). */
+static void reply_metrics(struct kbs_server *k, struct http_req *r)
+{
+	char *t = kbs_metrics_render();
+	size_t tl = t ? strlen(t) : 0, al = 0;
+	char *a = k->as ? kbs_as_metrics(k->as, &al) : NULL;
+	char *all = a && t ? realloc(t, tl + al + 1) : NULL;
+
+	if (all != NULL) {
+		memcpy(all + tl, a, al);
+		all[tl + al] = 0;
+		t = all;
+		tl += al;
+	}
+	http_reply(r, 200, "text/plain; version=0.0.4", t ? t : "", tl);
+	free(t);
+	free(a);
+}
+
 static void on_request(void *ctx, struct http_req *r)
 {
 	struct kbs_server *k = ctx;
@@ -1049,9 +1069,7 @@ static void on_request(void *ctx, struct http_req *r)
 			http_reply(r, 405, NULL, NULL, 0);
 			return;
 		}
-		char *t = kbs_metrics_render();
-		http_reply(r, 200, "text/plain; version=0.0.4", t ? t : "", t ? strlen(t) : 0);
-		free(t);
+		reply_metrics(k, r);
 		return;
 	}
 	if (strcmp(path, "/readyz") == 0) {

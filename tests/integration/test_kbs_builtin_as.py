@@ -14,6 +14,7 @@ import subprocess
 from cryptography import x509
 from jwcrypto import jwk as jjwk
 from jwcrypto import jws as jjws
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness import BIN, Daemon, Tap, free_port, tmpdir
 from kbs_testlib import ALLOW_ALL, Attester, Kbs, KbsClient, Pki, b64u, b64u_dec, require_kbs
@@ -125,6 +126,8 @@ def check_default_config(t):
         st, _, data = kbs.request("GET", "/kbs/v0/reference-value/no-such-rv")
         t.eq(st, 401, "reference-value: an unknown id is refused")
 
+        check_builtin_metrics(t, kbs)
+
         st, _, _ = kbs.request("GET", "/readyz")
         t.eq(st, 200, "/readyz: ready with the AS in process")
         st, _, _ = kbs.request("GET", "/healthz")
@@ -149,6 +152,35 @@ def check_default_config(t):
              "restart: the stored attestation policy is kept (defaults do not overwrite it)")
     finally:
         kbs.stop()
+
+
+def as_samples(kbs):
+    """The built-in AS's series on the kbs's /metrics, parsed by prometheus_client."""
+    st, _, data = kbs.request("GET", "/metrics")
+    out = {}
+    for fam in text_string_to_metric_families(data.decode()):
+        for s in fam.samples:
+            if s.name.startswith("as_") or s.name.startswith("kbs_http_requests"):
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return st, out
+
+
+def check_builtin_metrics(t, kbs):
+    """The in-process AS counts its evaluations on the kbs's /metrics, as grpc-as does on its
+    port: one more handshake adds one sample request and success and one policy outcome."""
+    ok_key = ("as_attestation_successes_total", (("tee_type", "sample"),))
+    req_key = ("as_attestation_requests_total", (("tee_type", "sample"),))
+    st, before = as_samples(kbs)
+    t.ok(st == 200 and req_key in before and ok_key in before,
+         "metrics: the kbs's /metrics carries the built-in AS's counters", sorted(before)[:8])
+    Attester(kbs).rcar()
+    _, after = as_samples(kbs)
+    t.ok(after.get(req_key, 0) - before.get(req_key, 0) == 1 and
+         after.get(ok_key, 0) - before.get(ok_key, 0) == 1,
+         "metrics: one handshake counts one sample request and one success",
+         (before.get(req_key), after.get(req_key)))
+    t.ok(("kbs_http_requests_total", ()) in after,
+         "metrics: the kbs's own series are still there")
 
 
 def check_kubernetes_base(t, pki):
