@@ -67,11 +67,12 @@ static inline int tl_free_port(void)
 	return ntohs(a.sin_port);
 }
 
-/* Waits up to five seconds for something to accept on 127.0.0.1:port; fails the test naming
+/* Waits up to twenty seconds (a Python stand-in starts slowly on a loaded machine) for
+ * something to accept on 127.0.0.1:port; fails the test naming
  * `what` otherwise. */
 static inline void tl_wait_port(int port, const char *what)
 {
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 400; i++) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		struct sockaddr_in a = {.sin_family = AF_INET,
 		                        .sin_port = htons((uint16_t)port),
