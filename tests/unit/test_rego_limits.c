@@ -55,10 +55,12 @@ static struct rego_policy *compile(const char *text)
 	return p;
 }
 
-static double now_s(void)
+/* CPU time of this thread: what a refusal cost us, which a loaded machine does not inflate as
+ * it does wall time. */
+static double cpu_s(void)
 {
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
@@ -82,21 +84,22 @@ static long peak_rss_mib(void)
 	return ru.ru_maxrss / 1024;
 }
 
-/* Evaluates data.policy.x and expects a refusal whose message contains `want`, in < 1 s. */
+/* Evaluates data.policy.x and expects a refusal whose message contains `want`, within 1 s of
+ * CPU. */
 static void expect_refused(const char *policy, const struct rego_eval_opts *o, const char *want)
 {
 	struct rego_policy *p = compile(policy);
 	struct err err = {0};
 	json_t *r = NULL;
-	double t0 = now_s();
+	double t0 = cpu_s();
 	assert_int_equal(rego_eval_rule(p, "data.policy.x", o, &r, NULL, &err), -1);
-	double took = now_s() - t0;
+	double took = cpu_s() - t0;
 	assert_null(r);
 	assert_int_equal(err.code, REGO_ERR_BUDGET);
 	if (strstr(err.msg, want) == NULL)
 		fail_msg("refusal \"%s\" does not name \"%s\"", err.msg, want);
 	if (took > 1.0)
-		fail_msg("refusal took %.2f s", took);
+		fail_msg("refusal took %.2f s of CPU", took);
 	rego_policy_free(p);
 }
 
