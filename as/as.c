@@ -7,8 +7,9 @@
  *   appraise every device it holds with the policy `<id>_<class>` (Rego; reference values
  *            from the RVPS through query_reference_value) into an AR4SI appraisal (ear.c);
  *            a device evidence (gpu, dcu) that fails verification becomes its own
- *            contraindicated submod instead (as_device_failed), a CPU evidence that fails
- *            refuses the request,
+ *            contraindicated submod instead (as_device_failed), and so does each device
+ *            a multi-device evidence's verifier refused alone (verifier_claims.failed)
+ *            while the others keep theirs; a CPU evidence that fails refuses the request,
  *   sign     the appraisals as one token (ear.c).
  * A stage that fails because storage, the RVPS or a collateral service is out of reach says so
  * with err.code = ERR_UNAVAILABLE, which as_evaluate passes up so the caller answers "retry".
@@ -455,6 +456,18 @@ static int add_failed_device(const char *policy_id, const char *tee, const char 
 	return ear_submods_add(out, tee_class, ap, err);
 }
 
+/* One device of a multi-device evidence that its verifier refused while the others passed:
+ * its own contraindicated submod, as if it had come alone. */
+static json_t *failed_item(const char *policy_id, const char *tee, const struct verifier_claims *it,
+                           struct err *err)
+{
+	const char *why = json_string_value(json_object_get(it->claims, "verification_error"));
+
+	log_warn("grpc-as: a %s device refused, appraised as a contraindicated %s: %s", tee,
+	         it->tee_class, why ? why : "?");
+	return as_device_failed(policy_id, tee, why ? why : "refused", err);
+}
+
 int as_attest_one(struct as *a, const char *policy_id,
                   const Attestation__IndividualAttestationRequest *ir, struct ear_submods *out,
                   struct err *err)
@@ -479,8 +492,10 @@ int as_attest_one(struct as *a, const char *policy_id,
 		goto out;
 	}
 	for (size_t i = 0; i < res.n; i++) {
-		json_t *ap = as_appraise(a, policy_id, ir->tee, &res.items[i], &b, err);
-		if (ap == NULL || ear_submods_add(out, res.items[i].tee_class, ap, err) < 0)
+		const struct verifier_claims *it = &res.items[i];
+		json_t *ap = it->failed ? failed_item(policy_id, ir->tee, it, err)
+		                        : as_appraise(a, policy_id, ir->tee, it, &b, err);
+		if (ap == NULL || ear_submods_add(out, it->tee_class, ap, err) < 0)
 			goto out;
 	}
 	rc = 0;

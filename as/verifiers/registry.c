@@ -59,8 +59,27 @@ int verify_result_add(struct verify_result *r, const char *tee_class, json_t *cl
 		r->cap = cap;
 	}
 	snprintf(r->items[r->n].tee_class, sizeof(r->items[r->n].tee_class), "%s", tee_class);
+	r->items[r->n].failed = 0;
 	r->items[r->n++].claims = claims;
 	return 0;
+}
+
+int verify_result_add_failed(struct verify_result *r, const char *tee_class, const char *why,
+                             struct err *err)
+{
+	if (verify_result_add(r, tee_class, json_pack("{s:s}", "verification_error", why), err) < 0)
+		return -1;
+	r->items[r->n - 1].failed = 1;
+	return 0;
+}
+
+const char *verify_result_first_failure(const struct verify_result *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->items[i].failed)
+			return json_string_value(
+			    json_object_get(r->items[i].claims, "verification_error"));
+	return NULL;
 }
 
 void verify_result_clear(struct verify_result *r)

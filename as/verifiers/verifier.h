@@ -34,6 +34,9 @@ struct verify_request {
 struct verifier_claims {
 	char tee_class[16]; /* "cpu", "gpu", "switch", "ppcie", "dcu" */
 	json_t *claims;     /* owned; includes "report_data"/"init_data" strings when bound */
+	int failed;         /* 1: this one device of a multi-device evidence was refused; claims is
+	                       {"verification_error": "<why>"} and the AS appraises it as a
+	                       contraindicated submod (as_device_failed) beside the others */
 };
 
 /* What a verifier found: one claims object per device, as many as the evidence holds (an
@@ -64,6 +67,12 @@ int verifiers_init(const json_t *verifier_config, struct err *err);
  * path (a NULL claims is a failed json_pack: out of memory). -1 with err set on failure. */
 int verify_result_add(struct verify_result *r, const char *tee_class, json_t *claims,
                       struct err *err);
+/* Append one device that failed verification for `why` (a multi-device evidence: the other
+ * devices keep their own claims). -1 with err set on out of memory. */
+int verify_result_add_failed(struct verify_result *r, const char *tee_class, const char *why,
+                             struct err *err);
+/* The refusal of the first failed device, NULL when none failed (borrowed from r). */
+const char *verify_result_first_failure(const struct verify_result *r);
 /* Release every claims object and the array; r is empty afterwards. */
 void verify_result_clear(struct verify_result *r);
 
