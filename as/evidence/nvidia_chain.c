@@ -154,7 +154,31 @@ int nvidia_chain_verify(const struct nvidia_chain *c, X509 *root, const uint8_t 
 		                    "certificates");
 	if (!same_fingerprint(sk_X509_value(c->certs, sk_X509_num(c->certs) - 1), root))
 		return err_set(err, "Root CA in the certificate chain is not trusted");
-	if (check_fwid(nvidia_chain_leaf(c), fwid, fwid_len, err) < 0)
+	if (fwid != NULL && check_fwid(nvidia_chain_leaf(c), fwid, fwid_len, err) < 0)
 		return -1;
 	return check_path(c, root, now, err);
+}
+
+int nvidia_chain_pdi(const struct nvidia_chain *c, uint8_t pdi[8], struct err *err)
+{
+	X509 *leaf = nvidia_chain_leaf(c);
+	X509_NAME *issuer = leaf ? X509_get_issuer_name(leaf) : NULL;
+	int at = issuer ? X509_NAME_get_index_by_NID(issuer, NID_serialNumber, -1) : -1;
+	ASN1_STRING *v = at >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(issuer, at)) : NULL;
+	uint8_t *raw = NULL;
+	size_t n = 0;
+
+	if (v == NULL)
+		return err_set(err, "the device certificate's issuer has no serialNumber naming a "
+		                    "PDI");
+	if (hex_decode((const char *)ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v), &raw,
+	               &n) < 0 ||
+	    n != 9) {
+		free(raw);
+		return err_set(err, "the device certificate's issuer serialNumber is not 9 bytes "
+		                    "of hex (a kind byte and an 8-byte PDI)");
+	}
+	memcpy(pdi, raw + 1, 8);
+	free(raw);
+	return 0;
 }

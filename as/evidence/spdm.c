@@ -2,7 +2,8 @@
  * spdm: parse an NVIDIA device's SPDM 1.1 GET_MEASUREMENTS transcript and verify its
  * signature (see spdm.h). The transcript is what the device signed, so the parse is strict:
  * the response's measurement record must hold exactly NumberOfBlocks DMTF blocks, each opaque
- * item must be one NVIDIA knows and appear once, and the signature must end the message.
+ * item must be one NVIDIA knows for that device (GPU or switch) and appear once, and the
+ * signature must end the message.
  *
  * Layout (little-endian):
  *   request   0 version 0x11 | 1 code 0xe0 | 2 param1 (bit 0: signature requested) |
@@ -124,6 +125,7 @@ static const char *const od_names[] = {
     [SPDM_OD_FLOORSWEPT_PORTS] = "floorswept_ports",
     [SPDM_OD_POSITION_ID] = "position_id",
     [SPDM_OD_LOCK_SWITCH_STATUS] = "lock_switch_status",
+    [SPDM_OD_SWITCH_GPU_PDIS] = "switch_gpu_pdis",
     [SPDM_OD_GPU_LINK_CONN] = "gpu_link_conn",
     [SPDM_OD_SYS_ENABLE_STATUS] = "sys_enable_status",
     [SPDM_OD_OPAQUE_DATA_VERSION] = "opaque_data_version",
@@ -136,6 +138,14 @@ static const char *od_name(uint16_t t)
 	return t < sizeof(od_names) / sizeof(od_names[0]) ? od_names[t] : NULL;
 }
 
+/* Name of a type `device` may carry, NULL when it is unknown to that device's table. */
+static const char *od_name_for(enum spdm_device device, uint16_t t)
+{
+	if (t == SPDM_OD_SWITCH_GPU_PDIS && device != SPDM_DEVICE_SWITCH)
+		return NULL;
+	return od_name(t);
+}
+
 /* The size rules a value must keep so that spdm_opaque_claims can decode it. */
 static int check_item_size(uint16_t t, size_t n, struct err *err)
 {
@@ -146,8 +156,13 @@ static int check_item_size(uint16_t t, size_t n, struct err *err)
 			return err_set(err, "opaque %s is %zu bytes, not a multiple of 4", name, n);
 		break;
 	case SPDM_OD_SWITCH_PDI:
-		if (n % 8 != 0)
+		if (n % SPDM_PDI_LEN != 0)
 			return err_set(err, "opaque %s is %zu bytes, not a multiple of 8", name, n);
+		break;
+	case SPDM_OD_SWITCH_GPU_PDIS:
+		if (n < SPDM_SWITCH_GPU_PDIS * SPDM_PDI_LEN)
+			return err_set(err, "opaque %s is %zu bytes, fewer than the %d GPU PDIs",
+			               name, n, SPDM_SWITCH_GPU_PDIS);
 		break;
 	case SPDM_OD_OPAQUE_DATA_VERSION:
 	case SPDM_OD_FEATURE_FLAG:
@@ -175,7 +190,7 @@ static int parse_opaque(const uint8_t *p, size_t len, struct spdm_measurements *
 			               len - off);
 		uint16_t t = le16(p + off);
 		size_t n = le16(p + off + 2);
-		if (od_name(t) == NULL)
+		if (od_name_for(m->device, t) == NULL)
 			return err_set(err, "unknown opaque data type %u", t);
 		if (n > len - off - 4)
 			return err_set(err, "opaque %s (%zu bytes) overruns the opaque data",
@@ -188,6 +203,11 @@ static int parse_opaque(const uint8_t *p, size_t len, struct spdm_measurements *
 			return err_set(err, "too many opaque data items");
 		m->items[m->n_items++] = (struct spdm_opaque_item){t, p + off + 4, n};
 		off += 4 + n;
+	}
+	if (m->device == SPDM_DEVICE_SWITCH) {
+		if (spdm_opaque_find(m, SPDM_OD_VBIOS_VERSION) == NULL)
+			return err_set(err, "the switch report has no vbios_version");
+		return 0;
 	}
 	if (spdm_opaque_find(m, SPDM_OD_VBIOS_VERSION) == NULL ||
 	    spdm_opaque_find(m, SPDM_OD_DRIVER_VERSION) == NULL)
@@ -243,7 +263,15 @@ static int parse_response(const uint8_t *p, size_t len, size_t sig_len, struct s
 int spdm_measurements_parse(const uint8_t *buf, size_t len, size_t sig_len,
                             struct spdm_measurements *out, struct err *err)
 {
+	return spdm_measurements_parse_device(buf, len, sig_len, SPDM_DEVICE_GPU, out, err);
+}
+
+int spdm_measurements_parse_device(const uint8_t *buf, size_t len, size_t sig_len,
+                                   enum spdm_device device, struct spdm_measurements *out,
+                                   struct err *err)
+{
 	memset(out, 0, sizeof(*out));
+	out->device = device;
 	if (buf == NULL)
 		len = 0;
 	if (parse_request(buf, len, out, err) < 0)
@@ -310,8 +338,8 @@ static json_t *counts_json(const uint8_t *p, size_t n)
 static json_t *pdi_json(const uint8_t *p, size_t n)
 {
 	json_t *a = json_array();
-	for (size_t i = 0; a != NULL && i < n / 8; i++)
-		json_array_append_new(a, hex_json(p + 8 * i, 8));
+	for (size_t i = 0; a != NULL && i < n / SPDM_PDI_LEN; i++)
+		json_array_append_new(a, hex_json(p + SPDM_PDI_LEN * i, SPDM_PDI_LEN));
 	return a;
 }
 
@@ -322,7 +350,7 @@ static json_t *feature_json(const uint8_t *p, size_t n)
 	return json_string(v < 3 ? names[v] : "unknown");
 }
 
-static json_t *item_json(const struct spdm_opaque_item *it)
+static json_t *item_json(enum spdm_device device, const struct spdm_opaque_item *it)
 {
 	switch (it->type) {
 	case SPDM_OD_DRIVER_VERSION:
@@ -334,8 +362,11 @@ static json_t *item_json(const struct spdm_opaque_item *it)
 	case SPDM_OD_NVDEC0_STATUS:
 	case SPDM_OD_PROTECTED_PCIE_STATUS:
 		return text_json(it->data, it->len);
-	case SPDM_OD_VBIOS_VERSION:
-		return vbios_json(it->data, it->len);
+	case SPDM_OD_VBIOS_VERSION: /* a switch writes it as text */
+		return device == SPDM_DEVICE_SWITCH ? text_json(it->data, it->len)
+		                                    : vbios_json(it->data, it->len);
+	case SPDM_OD_SWITCH_GPU_PDIS: /* check_item_size: at least the 8 PDIs */
+		return pdi_json(it->data, SPDM_SWITCH_GPU_PDIS * SPDM_PDI_LEN);
 	case SPDM_OD_MEASUREMENT_COUNT:
 		return counts_json(it->data, it->len);
 	case SPDM_OD_SWITCH_PDI:
@@ -349,12 +380,23 @@ static json_t *item_json(const struct spdm_opaque_item *it)
 	}
 }
 
+/* Type 26's port bytes, after its GPU PDIs, as their own key. */
+static int set_switch_ports(json_t *o, const struct spdm_opaque_item *it)
+{
+	size_t head = SPDM_SWITCH_GPU_PDIS * SPDM_PDI_LEN;
+	if (it->type != SPDM_OD_SWITCH_GPU_PDIS)
+		return 0;
+	return json_object_set_new(o, "switch_gpu_ports",
+	                           hex_json(it->data + head, it->len - head));
+}
+
 json_t *spdm_opaque_claims(const struct spdm_measurements *m)
 {
 	json_t *o = json_object();
 	for (size_t i = 0; o != NULL && i < m->n_items; i++) {
-		json_t *v = item_json(&m->items[i]);
-		if (v == NULL || json_object_set_new(o, od_name(m->items[i].type), v) < 0) {
+		json_t *v = item_json(m->device, &m->items[i]);
+		if (v == NULL || json_object_set_new(o, od_name(m->items[i].type), v) < 0 ||
+		    set_switch_ports(o, &m->items[i]) < 0) {
 			json_decref(o);
 			return NULL;
 		}

@@ -3,6 +3,16 @@
  * GET_MEASUREMENTS request followed by its MEASUREMENTS response, and the NVIDIA opaque data
  * the response carries (type-length-value items: driver and VBIOS versions, FWID, ...).
  *
+ * GPUs (Hopper) and NVSwitches (LS10) share the transcript layout and most opaque types, but
+ * not all of their meaning: a switch writes its BIOS version as text ("96.10.73.00.01") where
+ * a GPU writes bytes, reports no driver version and no FWID, and adds type 26, which NVIDIA's
+ * GPU table and Trustee's leave undefined. NVIDIA's switch parsers (nvtrust ppcie-verifier and
+ * nv_switch_verifier, OPAQUE_FIELD_ID_SWITCH_GPU_PDIS) read type 26 as the PDIs of the 8 GPUs
+ * the switch links to (8 bytes each) followed by one byte per switch port naming which of
+ * those GPUs the port reaches (0xff: none). We name it after that table, `switch_gpu_pdis`
+ * (the PDIs, hex) plus `switch_gpu_ports` (the port bytes, hex), accept it on switches only,
+ * and refuse it shorter than the 8 PDIs; on a GPU it is an unknown type like any other.
+ *
  * The parse borrows: every pointer in `struct spdm_measurements` points into the caller's
  * buffer, which must outlive it. Nothing here trusts a length it has not checked against
  * what is left of the buffer; a byte the format does not explain is refused.
@@ -67,6 +77,7 @@ enum spdm_opaque_type {
 	SPDM_OD_FLOORSWEPT_PORTS = 23,
 	SPDM_OD_POSITION_ID = 24,
 	SPDM_OD_LOCK_SWITCH_STATUS = 25,
+	SPDM_OD_SWITCH_GPU_PDIS = 26, /* switches only: see the top of this file */
 	SPDM_OD_GPU_LINK_CONN = 32,
 	SPDM_OD_SYS_ENABLE_STATUS = 33,
 	SPDM_OD_OPAQUE_DATA_VERSION = 34,
@@ -74,7 +85,18 @@ enum spdm_opaque_type {
 	SPDM_OD_FEATURE_FLAG = 36,
 };
 
+/* Which device wrote the transcript: decides the opaque types it may carry and how its
+ * VBIOS version reads. */
+enum spdm_device {
+	SPDM_DEVICE_GPU = 0,
+	SPDM_DEVICE_SWITCH = 1,
+};
+
+#define SPDM_PDI_LEN 8         /* a PCIe device identifier (PDI) in the opaque data */
+#define SPDM_SWITCH_GPU_PDIS 8 /* GPU PDIs at the head of a switch's type 26 */
+
 struct spdm_measurements {
+	enum spdm_device device;
 	/* request */
 	uint8_t req_param1, req_param2, req_slot;
 	const uint8_t *req_nonce; /* SPDM_NONCE_LEN bytes, borrowed */
@@ -90,16 +112,22 @@ struct spdm_measurements {
 	size_t signed_len; /* the signature covers buf[0, signed_len): request || response */
 };
 
-/* Parse request || response || signature of `sig_len` bytes. Bytes after the signature are
- * accepted only when they are all zero (collectors pad). Returns 0 or -1 with the reason. */
+/* Parse a GPU's request || response || signature of `sig_len` bytes. Bytes after the
+ * signature are accepted only when they are all zero (collectors pad). A GPU's opaque data
+ * must hold vbios_version and driver_version. Returns 0 or -1 with the reason. */
 int spdm_measurements_parse(const uint8_t *buf, size_t len, size_t sig_len,
                             struct spdm_measurements *out, struct err *err);
+/* The same for `device`; a switch's opaque data must hold vbios_version. */
+int spdm_measurements_parse_device(const uint8_t *buf, size_t len, size_t sig_len,
+                                   enum spdm_device device, struct spdm_measurements *out,
+                                   struct err *err);
 
 /* The opaque item of `type`, or NULL. */
 const struct spdm_opaque_item *spdm_opaque_find(const struct spdm_measurements *m, uint16_t type);
 
 /* The opaque data as NVIDIA's claim map ({"driver_version": "550.90.07", ...}): text types
- * as text, counts and versions decoded, the rest as lowercase hex. NULL on out of memory. */
+ * as text, counts and versions decoded, PDIs as lists of hex, the rest as lowercase hex. NULL
+ * on out of memory. */
 json_t *spdm_opaque_claims(const struct spdm_measurements *m);
 
 /* Verify the raw ECDSA P-384 / SHA-384 signature over buf[0, signed_len) with `key`, which

@@ -6,15 +6,31 @@
  * FWID equals the opaque `fwid`, the P-384 signature over request || response verifies with the
  * leaf, and the request's nonce equals the expected report data regularized to 32 bytes (the
  * nonce is required). A device listed twice (same leaf certificate) is refused, so one GPU
- * cannot count as two. Each device becomes one `gpu` claims object: arch, uuid, measurements
- * by index, and the opaque data as `config`.
+ * cannot count as two. Each device becomes one `gpu` (or `switch`) claims object: arch, uuid,
+ * measurements by index, and the opaque data as `config`. A device that fails is refused on
+ * its own (verify_result_add_failed, "NVIDIA device <i>: <why>"): the AS gives it its own
+ * contraindicated submod and the other devices of the list keep theirs.
+ *
+ * NVSwitches (arch "LS10") are verified the same way. Their chain (leaf "LS_10 A01 FSP FMC LF"
+ * <- "LS_10 A01 FSP BROM" <- "NVIDIA LS_10 Provisioner ICA 1" <- "NVIDIA GH100 Identity" <-
+ * root) ends in the same NVIDIA Device Identity CA as the GPUs' (SHA-1 72:be:15:b8:...:54:e8,
+ * the built-in nvidia_device_root.pem; nvtrust's four LS10 samples all chain to it). A switch
+ * reports no FWID although its leaf carries the extension, so the FWID is bound only when the
+ * report has one (as NVIDIA's switch verifier does), and it reports its BIOS version as text
+ * and no driver version. Switch RIMs are not checked (rim_dir applies to GPUs).
+ *
+ * When the list holds GPUs and switches, it is a protected PCIe (PPCIe) request and the devices
+ * must form its topology (nvidia_topology.h: 8 GPUs and 4 switches whose PDIs name each
+ * other); the result then ends with one `ppcie` item, {"switch_count": 4, "gpu_count": 8}, or
+ * a failed `ppcie` item whose sentence names the device that breaks the topology. GPUs alone
+ * (confidential-computing mode) or switches alone give no `ppcie` item.
  *
  * Evidence: {"device_evidence_list": [{"arch": "Hopper", "uuid": "...", "evidence": hex or
  * base64 transcript, "certificate": base64 of the PEM chain}, ...]}.
  *
- * Only Hopper GPUs can be verified locally; switches (LS10) and Blackwell are refused with a
- * sentence rather than passed unchecked. With `nvidia_verifier.type = "Remote"` every device
- * is appraised by NRAS instead (nvidia_remote.c), Blackwell included. The root can be replaced by
+ * Hopper GPUs and LS10 switches are verified locally; Blackwell is refused with a sentence
+ * rather than passed unchecked. With `nvidia_verifier.type = "Remote"` every device is
+ * appraised by NRAS instead (nvidia_remote.c), Blackwell included. The root can be replaced by
  * `verifier_config.nvidia_verifier.root_ca_file` (forged chains in tests) or, for one request,
  * the option "nvidia_root_ca" (a PEM file).
  *
@@ -41,6 +57,7 @@
 #include "as/collateral/nvidia_nras.h"
 #include "as/collateral/nvidia_ocsp.h"
 #include "as/evidence/nvidia_chain.h"
+#include "as/evidence/nvidia_topology.h"
 #include "as/evidence/spdm.h"
 #include "as/verifiers/nvidia_remote.h"
 #include "as/verifiers/verifier.h"
@@ -133,6 +150,7 @@ static int decode_transcript(const char *s, uint8_t **out, size_t *len, struct e
 
 struct device {
 	const char *arch, *uuid;
+	enum spdm_device kind;
 	uint8_t *report; /* owned */
 	size_t report_len;
 	uint8_t *pem; /* owned */
@@ -149,6 +167,21 @@ static void device_free(struct device *d)
 	nvidia_chain_free(&d->chain);
 }
 
+/* Hopper GPUs and LS10 switches are verified here; the other NVIDIA names are refused. */
+static int device_kind(const char *arch, enum spdm_device *kind, struct err *err)
+{
+	if (strcasecmp(arch, "hopper") == 0)
+		*kind = SPDM_DEVICE_GPU;
+	else if (strcmp(arch, "LS10") == 0)
+		*kind = SPDM_DEVICE_SWITCH;
+	else if (strcasecmp(arch, "blackwell") == 0)
+		return err_set(
+		    err, "Device architecture not supported: %s cannot be verified locally", arch);
+	else
+		return err_set(err, "unknown device architecture %.32s", arch);
+	return 0;
+}
+
 static int load_device(const json_t *e, struct device *d, struct err *err)
 {
 	const char *ev = json_string_value(json_object_get(e, "evidence"));
@@ -161,19 +194,14 @@ static int load_device(const json_t *e, struct device *d, struct err *err)
 	if (uuid != NULL && !json_is_string(uuid))
 		return err_set(err, "device `uuid` must be a string");
 	d->uuid = uuid ? json_string_value(uuid) : "unknown";
-	if (strcasecmp(d->arch, "hopper") != 0) {
-		if (strcasecmp(d->arch, "blackwell") == 0 || strcmp(d->arch, "LS10") == 0)
-			return err_set(err,
-			               "Device architecture not supported: %s cannot be verified "
-			               "locally",
-			               d->arch);
-		return err_set(err, "unknown device architecture %.32s", d->arch);
-	}
+	if (device_kind(d->arch, &d->kind, err) < 0)
+		return -1;
 	if (decode_transcript(ev, &d->report, &d->report_len, err) < 0)
 		return -1;
 	if (b64_decode(cert, strlen(cert), B64_STD | B64_LENIENT, &d->pem, &d->pem_len) < 0)
 		return err_set(err, "`certificate` is not base64");
-	if (spdm_measurements_parse(d->report, d->report_len, SPDM_P384_SIG_LEN, &d->m, err) < 0)
+	if (spdm_measurements_parse_device(d->report, d->report_len, SPDM_P384_SIG_LEN, d->kind,
+	                                   &d->m, err) < 0)
 		return -1;
 	return nvidia_chain_parse(d->pem, d->pem_len, &d->chain, err);
 }
@@ -320,16 +348,18 @@ static int check_device(const struct verify_request *req, struct device *d, X509
                         const uint8_t nonce[SPDM_NONCE_LEN], struct err *err)
 {
 	const struct spdm_opaque_item *fwid = spdm_opaque_find(&d->m, SPDM_OD_FWID);
-	if (fwid == NULL)
+	int sw = d->kind == SPDM_DEVICE_SWITCH;
+	if (fwid == NULL && !sw) /* a switch reports none: nvidia_chain_verify skips it */
 		return err_set(err, "Nvidia report fwid not found");
-	if (nvidia_chain_verify(&d->chain, root, fwid->data, fwid->len, req->now, err) < 0)
+	if (nvidia_chain_verify(&d->chain, root, fwid ? fwid->data : NULL, fwid ? fwid->len : 0,
+	                        req->now, err) < 0)
 		return -1;
 	if (spdm_verify_p384(&d->m, d->report, X509_get0_pubkey(nvidia_chain_leaf(&d->chain)),
 	                     err) < 0)
 		return -1;
 	if (CRYPTO_memcmp(d->m.req_nonce, nonce, SPDM_NONCE_LEN) != 0)
 		return err_set(err, "Nvidia report nonce mismatch");
-	if (rim_dir != NULL && check_rims(req, d, err) < 0)
+	if (rim_dir != NULL && !sw && check_rims(req, d, err) < 0)
 		return -1;
 	if (nvidia_ocsp_enabled() &&
 	    nvidia_ocsp_check(&d->chain, root ? root : nvidia_device_root(), &d->ocsp_status, err) <
@@ -353,7 +383,8 @@ static json_t *device_claims(const struct device *d)
 		json_decref(config);
 		return NULL;
 	}
-	json_t *c = json_pack("{s:s,s:s,s:o,s:o}", "arch", "Hopper", "uuid", d->uuid,
+	json_t *c = json_pack("{s:s,s:s,s:o,s:o}", "arch",
+	                      d->kind == SPDM_DEVICE_SWITCH ? "LS10" : "Hopper", "uuid", d->uuid,
 	                      "measurements", meas, "config", config);
 	if (c != NULL && d->ocsp_status != NULL &&
 	    json_object_set_new(c, "ocsp_status", json_string(d->ocsp_status)) < 0) {
@@ -373,11 +404,18 @@ static int request_root(const struct verify_request *req, X509 **owned, struct e
 	return *owned ? 0 : -1;
 }
 
-/* One device: its claims and `id`, the SHA-256 of its leaf certificate (the device's
- * identity). */
+/* The class a device's submod gets, from its arch alone (also for a device that failed). */
+static const char *device_class(const json_t *e)
+{
+	const char *arch = json_string_value(json_object_get(e, "arch"));
+	return arch != NULL && strcmp(arch, "LS10") == 0 ? "switch" : "gpu";
+}
+
+/* One device: its claims, `id`, the SHA-256 of its leaf certificate (the device's identity),
+ * and its topology statements `t` (index and class are set even when it fails). */
 static int verify_one(const struct verify_request *req, const json_t *e, X509 *root,
                       const uint8_t nonce[SPDM_NONCE_LEN], json_t **claims, uint8_t id[32],
-                      struct err *err)
+                      struct nvidia_topo_device *t, struct err *err)
 {
 	struct device d = {0};
 	unsigned int idlen = 0;
@@ -387,6 +425,10 @@ static int verify_one(const struct verify_request *req, const json_t *e, X509 *r
 		    idlen != 32) {
 			device_free(&d);
 			return err_set(err, "cannot fingerprint the device certificate");
+		}
+		if (nvidia_topo_from_report(&d.m, &d.chain, t->index, t, err) < 0) {
+			device_free(&d);
+			return -1;
 		}
 		*claims = device_claims(&d);
 		rc = *claims ? 0 : err_set(err, "out of memory");
@@ -399,13 +441,71 @@ static int verify_one(const struct verify_request *req, const json_t *e, X509 *r
  * signature check, and a real host has at most 8 GPUs and 4 NVSwitches. More is refused. */
 #define NVIDIA_MAX_DEVICES 32
 
+/* Device i of the list into `out`: its claims, or its refusal as a failed item. A device whose
+ * leaf certificate an earlier device already showed is refused as a copy. */
+static int verify_device(const struct verify_request *req, const json_t *list, size_t i, X509 *root,
+                         const uint8_t nonce[SPDM_NONCE_LEN], uint8_t ids[][32],
+                         struct nvidia_topo_device *t, struct verify_result *out, struct err *err)
+{
+	const json_t *e = json_array_get(list, i);
+	json_t *claims = NULL;
+	struct err why = {0};
+
+	memset(t, 0, sizeof(*t));
+	t->index = i;
+	t->is_switch = strcmp(device_class(e), "switch") == 0;
+	int rc = verify_one(req, e, root, nonce, &claims, ids[i], t, &why);
+	for (size_t j = 0; rc == 0 && j < i; j++)
+		if (memcmp(ids[i], ids[j], 32) == 0) {
+			json_decref(claims);
+			rc = err_set(&why,
+			             "the same device as device %zu (same device certificate)", j);
+		}
+	if (rc == 0)
+		return verify_result_add(out, device_class(e), claims, err);
+	memset(ids[i], 0, 32); /* a refused device proves no identity */
+	t->verified = 0;
+	err_prefix(&why, "NVIDIA device %zu", i);
+	return verify_result_add_failed(out, device_class(e), why.msg, err);
+}
+
+/* The ppcie item after the devices, when the list holds GPUs and switches
+ * (nvidia_topology.h). */
+static int add_ppcie(const struct nvidia_topo_device *t, size_t n, struct verify_result *out,
+                     struct err *err)
+{
+	struct err why = {0};
+
+	if (!nvidia_topo_wanted(t, n))
+		return 0;
+	if (nvidia_ppcie_check(t, n, &why) < 0)
+		return verify_result_add_failed(out, "ppcie", why.msg, err);
+	return verify_result_add(out, "ppcie",
+	                         json_pack("{s:i,s:i}", "switch_count", NVIDIA_PPCIE_SWITCHES,
+	                                   "gpu_count", NVIDIA_PPCIE_GPUS),
+	                         err);
+}
+
+static int verify_devices(const struct verify_request *req, const json_t *list, X509 *root,
+                          const uint8_t nonce[SPDM_NONCE_LEN], struct verify_result *out,
+                          struct err *err)
+{
+	size_t n = json_array_size(list);
+	uint8_t ids[NVIDIA_MAX_DEVICES][32]; /* device certificate fingerprints */
+	struct nvidia_topo_device t[NVIDIA_MAX_DEVICES];
+
+	for (size_t i = 0; i < n; i++)
+		if (verify_device(req, list, i, root, nonce, ids, &t[i], out, err) < 0)
+			return -1;
+	return add_ppcie(t, n, out, err);
+}
+
 static int nvidia_verify(const struct verify_request *req, struct verify_result *out,
                          struct err *err)
 {
 	const json_t *list = json_object_get(req->evidence, "device_evidence_list");
 	uint8_t nonce[SPDM_NONCE_LEN];
 	X509 *req_root = NULL;
-	uint8_t ids[NVIDIA_MAX_DEVICES][32]; /* device certificate fingerprints */
 	size_t n = json_array_size(list);
 
 	if (!json_is_array(list))
@@ -423,30 +523,11 @@ static int nvidia_verify(const struct verify_request *req, struct verify_result 
 	if (request_root(req, &req_root, err) < 0)
 		return -1;
 	X509 *root = req_root ? req_root : configured_root;
-	for (size_t i = 0; i < n; i++) {
-		json_t *claims = NULL;
-		int rc =
-		    verify_one(req, json_array_get(list, i), root, nonce, &claims, ids[i], err);
-		for (size_t j = 0; rc == 0 && j < i; j++)
-			if (memcmp(ids[i], ids[j], 32) == 0) {
-				json_decref(claims);
-				rc = err_set(
-				    err, "the same device as device %zu (same device certificate)",
-				    j);
-			}
-		if (rc < 0) {
-			verify_result_clear(out);
-			X509_free(req_root);
-			return err_prefix(err, "NVIDIA device %zu", i);
-		}
-		if (verify_result_add(out, "gpu", claims, err) < 0) {
-			verify_result_clear(out);
-			X509_free(req_root);
-			return -1;
-		}
-	}
+	int rc = verify_devices(req, list, root, nonce, out, err);
+	if (rc < 0)
+		verify_result_clear(out);
 	X509_free(req_root);
-	return 0;
+	return rc;
 }
 
 const struct verifier verifier_nvidia = {

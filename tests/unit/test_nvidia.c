@@ -73,7 +73,9 @@ static int run(const json_t *ev, const char *nonce_hex, const json_t *opts, json
 	if (rc == 0) {
 		assert_int_equal(res.n, 1);
 		assert_string_equal(res.items[0].tee_class, "gpu");
-		if (claims)
+		if (res.items[0].failed) /* the one device was refused */
+			rc = err_set(err, "%s", verify_result_first_failure(&res));
+		else if (claims)
 			*claims = json_incref(res.items[0].claims);
 	}
 	verify_result_clear(&res);
@@ -283,9 +285,9 @@ static void test_refuses_bytes_after_signature(void **state)
 	       "1 unexplained bytes after the signature");
 }
 
-static void test_refuses_switch_locally(void **state)
+static void test_refuses_blackwell_locally(void **state)
 {
-	json_t *ev = json_pack("{s:[{s:s,s:s,s:s}]}", "device_evidence_list", "arch", "LS10",
+	json_t *ev = json_pack("{s:[{s:s,s:s,s:s}]}", "device_evidence_list", "arch", "Blackwell",
 	                       "evidence", "11", "certificate", "");
 	struct err err = {0};
 	assert_int_equal(run(ev, NONCE, NULL, NULL, &err), -1);
@@ -343,6 +345,7 @@ static void test_ppcie_eight_gpus_verify(void **state)
 	json_decref(ev);
 }
 
+/* The copy is refused on its own: device 5 fails, the 7 others keep their claims. */
 static void test_refuses_same_gpu_twice(void **state)
 {
 	json_t *ev = ppcie_gpus();
@@ -353,10 +356,17 @@ static void test_refuses_same_gpu_twice(void **state)
 	struct verify_request req = {.evidence = ev, .report_data = nonce, .report_data_len = nl};
 	struct verify_result res = {0};
 	struct err err = {0};
-	assert_int_equal(verifier_find("nvidia")->verify(&req, &res, &err), -1);
-	assert_int_equal(res.n, 0);
-	assert_string_equal(err.msg, "NVIDIA device 5: the same device as device 2 (same device "
-	                             "certificate)");
+	assert_int_equal(verifier_find("nvidia")->verify(&req, &res, &err), 0);
+	assert_int_equal(res.n, 8);
+	for (size_t i = 0; i < res.n; i++) {
+		assert_string_equal(res.items[i].tee_class, "gpu");
+		assert_int_equal(res.items[i].failed, i == 5);
+	}
+	assert_string_equal(
+	    json_string_value(json_object_get(res.items[5].claims, "verification_error")),
+	    "NVIDIA device 5: the same device as device 2 (same device "
+	    "certificate)");
+	verify_result_clear(&res);
 	free(nonce);
 	json_decref(ev);
 }
@@ -609,7 +619,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_duplicate_opaque_item),
 	    cmocka_unit_test(test_refuses_unknown_opaque_type),
 	    cmocka_unit_test(test_refuses_bytes_after_signature),
-	    cmocka_unit_test(test_refuses_switch_locally),
+	    cmocka_unit_test(test_refuses_blackwell_locally),
 	    cmocka_unit_test(test_parser_refuses_every_truncation),
 	    cmocka_unit_test(test_ppcie_eight_gpus_verify),
 	    cmocka_unit_test(test_refuses_same_gpu_twice),
