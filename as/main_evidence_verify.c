@@ -7,11 +7,15 @@
  *                   [--time RFC3339] [--vcek FILE] [--collateral FILE] [--event-log FILE]
  *                   [--config AS-CONFIG.json] [--parse-only]
  *                   [--cert-chain PEM-FILE] [--root-ca PEM-FILE] [--hsk-cek-dir DIR]
- *                   [--kds-url URL]
+ *                   [--kds-url URL] [--arch Hopper|LS10]
  *
  * FILE is the AS JSON evidence document, or for `snp` the raw 1184-byte report, or for
- * `tdx`/`sgx` the raw quote, or for `nvidia` one Hopper GPU's SPDM transcript (raw or hex)
- * with its PEM chain in --cert-chain; --root-ca replaces the built-in NVIDIA root; for `cca`
+ * `tdx`/`sgx` the raw quote, or for `nvidia` one device's SPDM transcript (raw or hex) with its
+ * PEM chain in --cert-chain and its --arch (Hopper, the default, or LS10 for an NVSwitch), or
+ * the JSON array of devices nvtrust's collectors write ([{"arch", "evidence", "certificate"},
+ * ...], e.g. ppcie/switch_evidence.json); --root-ca replaces the built-in NVIDIA root. A
+ * device list prints every device that verified and a "refused:" line for each one that did
+ * not (exit 1 if any did not); for `cca`
  * the raw CBOR token (stores from --config's verifier_config.cca_verifier or CCA_CONFIG_FILE);
  * for `csv` Trustee's CSV evidence JSON, with --root-ca naming an HRK certificate (832 bytes)
  * that replaces the built-in Hygon root and --hsk-cek-dir the directory of <serial>/hsk_cek.cert;
@@ -44,7 +48,8 @@ static void usage(void)
 	        "                       [--init-data HEX] [--time RFC3339] [--vcek FILE]\n"
 	        "                       [--collateral FILE] [--event-log FILE] [--config FILE]\n"
 	        "                       [--parse-only] [--cert-chain FILE] [--root-ca FILE]\n"
-	        "                       [--hsk-cek-dir DIR] [--kds-url URL]\n");
+	        "                       [--hsk-cek-dir DIR] [--kds-url URL]\n"
+	        "                       [--arch Hopper|LS10]\n");
 	exit(2);
 }
 
@@ -65,7 +70,8 @@ static int parse_time(const char *s, time_t *out)
 
 /* One NVIDIA device from a transcript file (raw, or hex as collectors write it) and its
  * PEM chain file. */
-static json_t *nvidia_device(const char *buf, size_t len, const char *chain_path, struct err *err)
+static json_t *nvidia_device(const char *buf, size_t len, const char *chain_path, const char *arch,
+                             struct err *err)
 {
 	size_t clen, n = len, rlen;
 	uint8_t *raw = NULL;
@@ -82,7 +88,7 @@ static json_t *nvidia_device(const char *buf, size_t len, const char *chain_path
 	char *hex = is_hex ? strndup(buf, n) : hex_encode((const uint8_t *)buf, len);
 	char *c64 = b64_encode((const uint8_t *)chain, clen, B64_STD);
 	json_t *ev = hex && c64 ? json_pack("{s:[{s:s,s:s,s:s}]}", "device_evidence_list", "arch",
-	                                    "Hopper", "evidence", hex, "certificate", c64)
+	                                    arch, "evidence", hex, "certificate", c64)
 	                        : NULL;
 	free(hex);
 	free(c64);
@@ -101,7 +107,7 @@ static json_t *cca_token_evidence(const uint8_t *buf, size_t len)
 
 /* JSON evidence as is; raw bytes wrapped in the field the verifier reads them from. */
 static json_t *load_evidence(const char *tee, const char *path, const char *chain_path,
-                             struct err *err)
+                             const char *arch, struct err *err)
 {
 	size_t len;
 	char *buf = file_read_all(path, &len, err);
@@ -110,8 +116,10 @@ static json_t *load_evidence(const char *tee, const char *path, const char *chai
 	if (buf == NULL)
 		return NULL;
 	ev = json_loadb(buf, len, 0, NULL);
-	if (ev == NULL && strcmp(tee, "nvidia") == 0) {
-		ev = nvidia_device(buf, len, chain_path, err);
+	if (json_is_array(ev) && strcmp(tee, "nvidia") == 0) { /* nvtrust's device list */
+		ev = json_pack("{s:o}", "device_evidence_list", ev);
+	} else if (ev == NULL && strcmp(tee, "nvidia") == 0) {
+		ev = nvidia_device(buf, len, chain_path, arch, err);
 	} else if (ev == NULL && strcmp(tee, "cca") == 0) {
 		ev = cca_token_evidence((const uint8_t *)buf, len);
 	} else if (ev == NULL) {
@@ -140,11 +148,12 @@ int main(int argc, char **argv)
 	                                     {"root-ca", required_argument, NULL, 'R'},
 	                                     {"hsk-cek-dir", required_argument, NULL, 'H'},
 	                                     {"kds-url", required_argument, NULL, 'K'},
+	                                     {"arch", required_argument, NULL, 'A'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *chain_path = NULL, *tee = NULL, *evpath = NULL, *rd_hex = NULL, *id_hex = NULL,
-	           *cfgpath = NULL;
+	           *cfgpath = NULL, *arch = "Hopper";
 	json_t *options = json_object(), *cfg = NULL;
 	struct verify_request req = {0};
 	struct verify_result res = {0};
@@ -208,6 +217,9 @@ int main(int argc, char **argv)
 		case 'K':
 			json_object_set_new(options, "csv_kds_url", json_string(optarg));
 			break;
+		case 'A':
+			arch = optarg;
+			break;
 		case 'P':
 			json_object_set_new(options, "parse_only", json_true());
 			fprintf(stderr, "evidence-verify: --parse-only: the quote is parsed, NOT "
@@ -241,7 +253,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
-	req.evidence = load_evidence(tee, evpath, chain_path, &err);
+	req.evidence = load_evidence(tee, evpath, chain_path, arch, &err);
 	if (req.evidence == NULL) {
 		printf("refused: %s\n", err.msg);
 		goto out;
@@ -255,14 +267,20 @@ int main(int argc, char **argv)
 		printf("refused: %s\n", err.msg);
 		goto out;
 	}
+	rc = 0;
 	for (size_t i = 0; i < res.n; i++) {
+		if (res.items[i].failed) { /* one device of several refused */
+			printf("refused: %s\n", json_string_value(json_object_get(
+			                            res.items[i].claims, "verification_error")));
+			rc = 1;
+			continue;
+		}
 		json_t *in = claims_policy_input(tee, res.items[i].claims, NULL, NULL, 1);
 		char *s = json_dumps(in, JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("%s\n", s ? s : "{}");
 		free(s);
 		json_decref(in);
 	}
-	rc = 0;
 out:
 	verify_result_clear(&res);
 	json_decref((json_t *)req.evidence);
