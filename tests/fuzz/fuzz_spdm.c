@@ -1,6 +1,6 @@
 /* Fuzz the NVIDIA device evidence parsers: the SPDM GET_MEASUREMENTS transcript with its
- * opaque data (as raw bytes, and as the hex text collectors send), its claims, and the PEM
- * certificate chain beside it. */
+ * opaque data (as raw bytes, and as the hex text collectors send; as a GPU's and as an
+ * NVSwitch's), its claims, and the PEM certificate chain beside it. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +14,9 @@ static void transcript(const uint8_t *buf, size_t len)
 	static struct spdm_measurements m;
 	struct err err;
 	if (spdm_measurements_parse(buf, len, SPDM_P384_SIG_LEN, &m, &err) == 0)
+		json_decref(spdm_opaque_claims(&m));
+	if (spdm_measurements_parse_device(buf, len, SPDM_P384_SIG_LEN, SPDM_DEVICE_SWITCH, &m,
+	                                   &err) == 0)
 		json_decref(spdm_opaque_claims(&m));
 }
 

@@ -311,6 +311,20 @@ def verifier_seeds():
     ev(6, "sgx.json", quote("sgx/dcap-qvl/sgx_quote"))
 
 
+def nvswitch_seeds():
+    """fuzz_spdm and fuzz_nvidia_topology: the 4 real LS10 switch transcripts of nvtrust's PPCIe
+    sample; for the topology target also with the switch's PEM chain after ff ff ff ff."""
+    for i, e in enumerate(json.loads(load("nvidia/nvtrust/ppcie/switch_evidence.json"))):
+        raw = base64.b64decode(e["evidence"])
+        pem = base64.b64decode(e["certificate"])
+        put("fuzz_spdm", "ls10_switch%d.bin" % i, raw)
+        put("fuzz_nvidia_topology", "ls10_switch%d.bin" % i, raw)
+        put("fuzz_nvidia_topology", "ls10_switch%d_chain.bin" % i, raw + b"\xff" * 4 + pem)
+    gpu = json.loads(load("nvidia/nvtrust/ppcie/gpu_evidence.json"))[0]
+    put("fuzz_nvidia_topology", "h100_gpu0_chain.bin",
+        base64.b64decode(gpu["evidence"]) + b"\xff" * 4 + base64.b64decode(gpu["certificate"]))
+
+
 def main():
     ec, rsa = jose_seeds()
     kbs_seeds(ec, rsa)
@@ -319,6 +333,7 @@ def main():
     proto_seeds()
     evidence_seeds()
     verifier_seeds()
+    nvswitch_seeds()
 
 
 if __name__ == "__main__":
