@@ -5,7 +5,8 @@
  *   bind     each evidence's runtime data and init data to expected bytes (binding.c),
  *   verify   it with its TEE's verifier (as/verifiers/),
  *   appraise every device it holds with the policy `<id>_<class>` (Rego; reference values
- *            from the RVPS through query_reference_value) into an AR4SI appraisal (ear.c);
+ *            from the RVPS through query_reference_value, those a remote RVPS was asked for
+ *            last time fetched in one call first: rv_plan.h) into an AR4SI appraisal (ear.c);
  *            a device evidence (gpu, dcu) that fails verification becomes its own
  *            contraindicated submod instead (as_device_failed), and so does each device
  *            a multi-device evidence's verifier refused alone (verifier_claims.failed)
@@ -27,6 +28,7 @@
 #include "as/claims.h"
 #include "as/metrics.h"
 #include "as/policy_cache.h"
+#include "as/rv_plan.h"
 #include "b64.h"
 #include "config.h"
 #include "embed.h"
@@ -203,7 +205,8 @@ int as_init(struct as *a, const json_t *cfg, struct err *err)
 	    verifiers_init(json_object_get(cfg, "verifier_config"), err) < 0 ||
 	    install_default_policies(a, err) < 0)
 		return -1;
-	if ((a->policies = as_policy_cache_new(0)) == NULL)
+	if ((a->policies = as_policy_cache_new(0)) == NULL ||
+	    (a->rv_plan = as_rv_plan_new()) == NULL)
 		return err_set(err, "out of memory");
 	pthread_mutex_init(&a->mu, NULL);
 	return 0;
@@ -291,31 +294,39 @@ int as_verify_evidence(const Attestation__IndividualAttestationRequest *ir, cons
 /* ---- appraise --------------------------------------------------------------------------- */
 
 /* One appraisal's link to the RVPS: whether a reference value could not be had because the
- * RVPS (or the store behind the built-in one) was out of reach. */
+ * RVPS (or the store behind the built-in one) was out of reach; with a remote RVPS, the values
+ * fetched in one call before the policy ran (rv_plan.h) and the ids asked for one at a time. */
 struct rv_link {
 	struct as *a;
 	int outage;
+	json_t *pre;   /* owned: id -> value, null for none; NULL when nothing was fetched */
+	json_t *asked; /* owned: ids asked for singly (remote RVPS), to learn; or NULL */
 };
 
 /* Rego's query_reference_value(id): the value as JSON, null when there is none. */
 static json_t *query_reference_value(void *ctx, json_t *const *args, size_t n, struct err *err)
 {
 	struct rv_link *l = ctx;
+	const char *id = json_string_value(args[0]);
+	json_t *v;
 	char *val = NULL;
 	int rc;
 
-	if (!json_is_string(args[0]))
+	if (id == NULL)
 		return json_null();
+	if (l->pre != NULL && (v = json_object_get(l->pre, id)) != NULL)
+		return json_incref(v);
 	if (l->a->rvps_remote) {
-		rc = rvps_client_query(l->a->rvps_remote, json_string_value(args[0]), &val, 10000,
-		                       err);
+		rc = rvps_client_query(l->a->rvps_remote, id, &val, 10000, err);
 		if (rc < 0 &&
 		    (err->code == GRPCX_UNAVAILABLE || err->code == GRPCX_DEADLINE_EXCEEDED)) {
 			log_warn("grpc-as: RVPS link %s: %s", l->a->rvps_addr, err->msg);
 			l->outage = 1;
 		}
+		if (rc == 0 && l->asked != NULL)
+			json_array_append_new(l->asked, json_string(id));
 	} else {
-		rc = rvps_query(l->a->rvps_local, json_string_value(args[0]), &val, err);
+		rc = rvps_query(l->a->rvps_local, id, &val, err);
 		l->outage |= rc < 0 && err->code == ERR_UNAVAILABLE;
 	}
 	if (rc < 0)
@@ -323,6 +334,42 @@ static json_t *query_reference_value(void *ctx, json_t *const *args, size_t n, s
 	json_t *j = val ? json_loads(val, JSON_DECODE_ANY, NULL) : NULL;
 	free(val);
 	return j ? j : json_null();
+}
+
+/* Before the policy runs (remote RVPS): every id this kind of appraisal asked for before, in
+ * one QueryReferenceValues call. A failed call leaves l->pre NULL: the policy then asks id by
+ * id, which reports an outage as before; a Trustee RVPS (UNIMPLEMENTED) is asked id by id
+ * from then on. */
+static void rv_prefetch(struct rv_link *l, const char *key, const char *tee, const uint8_t *digest)
+{
+	struct as *a = l->a;
+	struct err e = {0};
+	json_t *ids, *got = NULL, *v;
+	size_t i;
+
+	if (a->rvps_remote == NULL || __atomic_load_n(&a->rvps_no_batch, __ATOMIC_RELAXED))
+		return;
+	l->asked = json_array();
+	if ((ids = as_rv_plan_ids(a->rv_plan, key, tee, digest)) == NULL)
+		return;
+	const char *names[AS_RV_PLAN_MAX_IDS];
+	size_t n = 0;
+	json_array_foreach(ids, i, v) if (n < AS_RV_PLAN_MAX_IDS) names[n++] = json_string_value(v);
+	if (rvps_client_query_many(a->rvps_remote, names, n, &got, 10000, &e) < 0) {
+		if (e.code == GRPCX_UNIMPLEMENTED) {
+			log_info("grpc-as: the RVPS at %s has no QueryReferenceValues; asking for "
+			         "reference values one at a time",
+			         a->rvps_addr);
+			__atomic_store_n(&a->rvps_no_batch, 1, __ATOMIC_RELAXED);
+		}
+		json_decref(ids);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (json_object_get(got, names[i]) == NULL)
+			json_object_set_new(got, names[i], json_null());
+	json_decref(ids);
+	l->pre = got;
 }
 
 /* The compiled policy stored under `key` (the text read on every call, compiled once). */
@@ -374,7 +421,7 @@ static int eval_rules(struct as *a, const struct rego_policy *p, const char *key
 json_t *as_appraise(struct as *a, const char *policy_id, const char *tee,
                     const struct verifier_claims *item, const struct binding *b, struct err *err)
 {
-	struct rv_link link = {a, 0};
+	struct rv_link link = {a, 0, NULL, NULL};
 	struct rego_host_function h = {"query_reference_value", 1, query_reference_value, &link};
 	json_t *input = claims_policy_input(tee, item->claims, b->runtime_data_claims,
 	                                    b->init_data_claims, a->verbose);
@@ -383,14 +430,20 @@ json_t *as_appraise(struct as *a, const char *policy_id, const char *tee,
 
 	snprintf(key, sizeof(key), "%s_%s.rego", policy_id, item->tee_class);
 	struct as_policy_ref *pr = load_policy(a, key, &h, err);
+	if (pr != NULL)
+		rv_prefetch(&link, key, tee, as_policy_ref_digest(pr));
 	if (pr != NULL &&
 	    eval_rules(a, as_policy_ref_policy(pr), key, input, &h, &tc, &ext, err) == 0)
 		out = ear_appraisal(policy_id, tc, ext, input, err);
+	if (pr != NULL && json_array_size(link.asked) > 0)
+		as_rv_plan_learn(a->rv_plan, key, tee, as_policy_ref_digest(pr), link.asked);
 	as_metrics_policy(out ? json_string_value(json_object_get(out, "ear.status")) : NULL);
 	if (out == NULL && pr != NULL)
 		err->code = link.outage ? ERR_UNAVAILABLE : 0;
 	if (pr != NULL)
 		as_policy_cache_release(a->policies, pr);
+	json_decref(link.pre);
+	json_decref(link.asked);
 	json_decref(tc);
 	json_decref(ext);
 	json_decref(input);
@@ -561,6 +614,7 @@ void as_free(struct as *a)
 		rvps_client_free(a->rvps_remote);
 	if (a->policies != NULL)
 		as_policy_cache_free(a->policies);
+	as_rv_plan_free(a->rv_plan);
 	if (a->kv != NULL)
 		kv_close(a->kv);
 	EVP_PKEY_free(a->signer);

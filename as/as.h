@@ -27,6 +27,7 @@ struct kv;
 struct rvps;
 struct rvps_client;
 struct as_policy_cache;
+struct as_rv_plan;
 
 struct as {
 	struct kv *kv;                   /* policies (and the built-in RVPS) */
@@ -40,6 +41,8 @@ struct as {
 	int verbose;
 	pthread_mutex_t mu;
 	struct as_policy_cache *policies; /* compiled policies by key and text hash */
+	struct as_rv_plan *rv_plan;       /* ids to fetch in one call (GrpcRemote; rv_plan.h) */
+	int rvps_no_batch; /* the remote RVPS lacks QueryReferenceValues (a Trustee one); atomic */
 	struct rego_limits policy_limits; /* attestation_policy_limits (rego.h), 0 = default */
 };
 

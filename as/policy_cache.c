@@ -149,6 +149,11 @@ const struct rego_policy *as_policy_ref_policy(const struct as_policy_ref *r)
 	return r->p;
 }
 
+const uint8_t *as_policy_ref_digest(const struct as_policy_ref *r)
+{
+	return r->digest;
+}
+
 void as_policy_cache_release(struct as_policy_cache *c, struct as_policy_ref *r)
 {
 	if (r == NULL)

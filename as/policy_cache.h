@@ -8,6 +8,7 @@
 #define CTRUSTEE_AS_POLICY_CACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "rego/rego.h"
@@ -27,6 +28,8 @@ struct as_policy_ref *as_policy_cache_get(struct as_policy_cache *c, const char 
                                           const struct rego_host_function *host_decls,
                                           size_t n_host, struct err *err);
 const struct rego_policy *as_policy_ref_policy(const struct as_policy_ref *r);
+/* The SHA-256 of the text it was compiled from (32 bytes, valid while held). */
+const uint8_t *as_policy_ref_digest(const struct as_policy_ref *r);
 void as_policy_cache_release(struct as_policy_cache *c, struct as_policy_ref *r);
 
 /* Counters since start: lookups answered from the cache, and compilations. */

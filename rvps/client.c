@@ -151,6 +151,43 @@ int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, 
 	return query_method(c, RVPS_METHOD_QUERY, id, value_json, timeout_ms, err);
 }
 
+int rvps_client_query_many(struct rvps_client *c, const char *const *ids, size_t n, json_t **values,
+                           int timeout_ms, struct err *err)
+{
+	Reference__ReferenceValueBatchQueryRequest req =
+	    REFERENCE__REFERENCE_VALUE_BATCH_QUERY_REQUEST__INIT;
+	Reference__ReferenceValueBatchQueryResponse *out;
+	uint8_t *buf, *resp = NULL;
+	size_t len, resp_len = 0;
+
+	*values = NULL;
+	req.n_reference_value_ids = n;
+	req.reference_value_ids = (char **)ids;
+	len = reference__reference_value_batch_query_request__get_packed_size(&req);
+	buf = malloc(len + 1);
+	if (buf == NULL)
+		return err_set(err, "out of memory");
+	reference__reference_value_batch_query_request__pack(&req, buf);
+	int rc = call(c, RVPS_METHOD_QUERY_BATCH, buf, len, &resp, &resp_len, timeout_ms, err);
+	free(buf);
+	if (rc < 0)
+		return -1;
+	out = reference__reference_value_batch_query_response__unpack(NULL, resp_len, resp);
+	free(resp);
+	if (out == NULL)
+		return err_set(
+		    err, "The RVPS answered with an invalid ReferenceValueBatchQueryResponse");
+	*values =
+	    json_loads(out->reference_value_results ? out->reference_value_results : "", 0, NULL);
+	reference__reference_value_batch_query_response__free_unpacked(out, NULL);
+	if (!json_is_object(*values)) {
+		json_decref(*values);
+		*values = NULL;
+		return err_set(err, "The RVPS answered QueryReferenceValues with no JSON object");
+	}
+	return 0;
+}
+
 int rvps_client_query_provenance(struct rvps_client *c, const char *id, char **prov_json,
                                  int timeout_ms, struct err *err)
 {

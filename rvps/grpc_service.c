@@ -6,7 +6,8 @@
  * "Query reference value: ..." / "Register reference value: ...". ListReferenceValues and
  * DeleteReferenceValue (Trustee's later RPCs) and our ListReferenceValueAudit follow the
  * same rules ("List reference values: ...", "Delete reference value: ..."); deleting an
- * unknown id is OK with deleted=false. Bytes that are not the
+ * unknown id is OK with deleted=false. Our QueryReferenceValues answers several ids in one
+ * call (at most RVPS_BATCH_MAX) as a JSON object of those that have a value. Bytes that are not the
  * request message are refused with INVALID_ARGUMENT and the server keeps serving.
  * RegisterReferenceValue and DeleteReferenceValue, local or forwarded, first pass the
  * process's write check
@@ -26,7 +27,16 @@
 #define PROXY_TIMEOUT_MS 10000
 
 /* counters for GET /metrics (rvps_metrics_render) */
-enum { M_QUERY_FOUND, M_QUERY_MISSING, M_QUERY_ERROR, M_REGISTER_OK, M_REGISTER_ERROR, M_N };
+enum {
+	M_QUERY_FOUND,
+	M_QUERY_MISSING,
+	M_QUERY_ERROR,
+	M_REGISTER_OK,
+	M_REGISTER_ERROR,
+	M_CALL_QUERY, /* QueryReferenceValue calls */
+	M_CALL_BATCH, /* QueryReferenceValues calls */
+	M_N
+};
 static unsigned long long metrics[M_N];
 
 static const struct grpcauth *write_auth; /* set once before the server starts */
@@ -60,9 +70,14 @@ char *rvps_metrics_render(size_t *len)
 	        "# HELP rvps_registrations_total RegisterReferenceValue calls, by result.\n"
 	        "# TYPE rvps_registrations_total counter\n"
 	        "rvps_registrations_total{result=\"ok\"} %llu\n"
-	        "rvps_registrations_total{result=\"error\"} %llu\n",
+	        "rvps_registrations_total{result=\"error\"} %llu\n"
+	        "# HELP rvps_query_calls_total Query RPCs (each id of a batch also counts in "
+	        "rvps_queries_total).\n"
+	        "# TYPE rvps_query_calls_total counter\n"
+	        "rvps_query_calls_total{method=\"QueryReferenceValue\"} %llu\n"
+	        "rvps_query_calls_total{method=\"QueryReferenceValues\"} %llu\n",
 	        v[M_QUERY_FOUND], v[M_QUERY_MISSING], v[M_QUERY_ERROR], v[M_REGISTER_OK],
-	        v[M_REGISTER_ERROR]);
+	        v[M_REGISTER_ERROR], v[M_CALL_QUERY], v[M_CALL_BATCH]);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -121,6 +136,7 @@ static int on_query_with(struct rvps *r,
 static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
                     struct err *err)
 {
+	count(M_CALL_QUERY);
 	return on_query_with(ctx, rvps_query, req, req_len, resp, resp_len, err);
 }
 
@@ -128,6 +144,85 @@ static int on_provenance(void *ctx, const uint8_t *req, size_t req_len, uint8_t 
                          size_t *resp_len, struct err *err)
 {
 	return on_query_with(ctx, rvps_query_provenance, req, req_len, resp, resp_len, err);
+}
+
+/* The values of ids[0..n) that have one, as one JSON object (new reference) or NULL. */
+static json_t *query_many(struct rvps *r, char *const *ids, size_t n, struct err *err)
+{
+	json_t *obj = json_object();
+
+	if (obj == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *value = NULL;
+		json_t *v;
+
+		if (rvps_query(r, ids[i], &value, err) < 0) {
+			count(M_QUERY_ERROR);
+			json_decref(obj);
+			return NULL;
+		}
+		count(value != NULL ? M_QUERY_FOUND : M_QUERY_MISSING);
+		if (value == NULL)
+			continue;
+		v = json_loads(value, JSON_DECODE_ANY, NULL);
+		free(value);
+		if (v == NULL || json_object_set_new(obj, ids[i], v) < 0) {
+			json_decref(obj);
+			err_set(err, "out of memory");
+			return NULL;
+		}
+	}
+	return obj;
+}
+
+/* QueryReferenceValues (ours): several ids, one object of the values found. */
+static int on_query_batch(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                          size_t *resp_len, struct err *err)
+{
+	Reference__ReferenceValueBatchQueryRequest *in;
+	Reference__ReferenceValueBatchQueryResponse out =
+	    REFERENCE__REFERENCE_VALUE_BATCH_QUERY_RESPONSE__INIT;
+	json_t *obj;
+	char *text;
+
+	count(M_CALL_BATCH);
+	in = reference__reference_value_batch_query_request__unpack(NULL, req_len, req);
+	if (in == NULL) {
+		err_set(err, "The request is not a valid ReferenceValueBatchQueryRequest message");
+		return GRPCX_INVALID_ARGUMENT;
+	}
+	if (in->n_reference_value_ids > RVPS_BATCH_MAX) {
+		err_set(err, "Query reference values: %zu ids in one call, over the limit of %d",
+		        in->n_reference_value_ids, RVPS_BATCH_MAX);
+		reference__reference_value_batch_query_request__free_unpacked(in, NULL);
+		return GRPCX_INVALID_ARGUMENT;
+	}
+	obj = query_many(ctx, in->reference_value_ids, in->n_reference_value_ids, err);
+	reference__reference_value_batch_query_request__free_unpacked(in, NULL);
+	if (obj == NULL) {
+		err_prefix(err, "Query reference values");
+		return err->code == ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
+	}
+	text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(obj);
+	if (text == NULL) {
+		err_set(err, "out of memory");
+		return GRPCX_INTERNAL;
+	}
+	out.reference_value_results = text;
+	*resp_len = reference__reference_value_batch_query_response__get_packed_size(&out);
+	*resp = malloc(*resp_len + 1);
+	if (*resp == NULL) {
+		free(text);
+		err_set(err, "out of memory");
+		return GRPCX_INTERNAL;
+	}
+	reference__reference_value_batch_query_response__pack(&out, *resp);
+	free(text);
+	return GRPCX_OK;
 }
 
 static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
@@ -244,7 +339,8 @@ int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r)
 	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_LIST, on_list, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_DELETE, on_delete, r) < 0 ||
-	    grpcx_server_add(s, RVPS_METHOD_AUDIT, on_audit, r) < 0)
+	    grpcx_server_add(s, RVPS_METHOD_AUDIT, on_audit, r) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_QUERY_BATCH, on_query_batch, r) < 0)
 		return -1;
 	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
 	return 0;
@@ -287,6 +383,12 @@ static int on_register_proxy(void *ctx, const uint8_t *req, size_t req_len, uint
 	return forward(ctx, RVPS_METHOD_REGISTER, req, req_len, resp, resp_len, err);
 }
 
+static int on_query_batch_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                                size_t *resp_len, struct err *err)
+{
+	return forward(ctx, RVPS_METHOD_QUERY_BATCH, req, req_len, resp, resp_len, err);
+}
+
 static int on_list_proxy(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
                          size_t *resp_len, struct err *err)
 {
@@ -316,7 +418,8 @@ int rvps_grpc_serve_proxy(struct grpcx_server *s, struct grpcx_client *c)
 	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register_proxy, c) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_LIST, on_list_proxy, c) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_DELETE, on_delete_proxy, c) < 0 ||
-	    grpcx_server_add(s, RVPS_METHOD_AUDIT, on_audit_proxy, c) < 0)
+	    grpcx_server_add(s, RVPS_METHOD_AUDIT, on_audit_proxy, c) < 0 ||
+	    grpcx_server_add(s, RVPS_METHOD_QUERY_BATCH, on_query_batch_proxy, c) < 0)
 		return -1;
 	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
 	return 0;

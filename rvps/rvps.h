@@ -63,6 +63,10 @@ struct grpcx_client;
 #define RVPS_METHOD_DELETE "/reference.ReferenceValueProviderService/DeleteReferenceValue"
 /* Our extension: the audit trail, in a ListResponse. */
 #define RVPS_METHOD_AUDIT "/reference.ReferenceValueProviderService/ListReferenceValueAudit"
+/* Our extension: several ids in one call (ReferenceValueBatchQueryRequest, at most
+ * RVPS_BATCH_MAX ids), the values found as one JSON object in a BatchQueryResponse. */
+#define RVPS_METHOD_QUERY_BATCH "/reference.ReferenceValueProviderService/QueryReferenceValues"
+#define RVPS_BATCH_MAX 256
 /* Our extension: the provenance document of a value, in a QueryResponse. */
 #define RVPS_METHOD_PROVENANCE                                                                     \
 	"/reference.ReferenceValueProviderService/QueryReferenceValueProvenance"
@@ -102,6 +106,10 @@ int rvps_client_register(struct rvps_client *c, const char *message_json, int ti
                          struct err *err);
 int rvps_client_query(struct rvps_client *c, const char *id, char **value_json, int timeout_ms,
                       struct err *err);
+/* QueryReferenceValues: *values = a JSON object (new reference) of the ids[0..n) that have a
+ * value. A Trustee RVPS answers GRPCX_UNIMPLEMENTED in err->code. */
+int rvps_client_query_many(struct rvps_client *c, const char *const *ids, size_t n, json_t **values,
+                           int timeout_ms, struct err *err);
 /* The same for the value's provenance document. */
 int rvps_client_query_provenance(struct rvps_client *c, const char *id, char **prov_json,
                                  int timeout_ms, struct err *err);
