@@ -4,10 +4,11 @@
  *
  * One libevent loop thread does everything the front does: accept, sniff, TLS, the HTTP/1.1
  * responder and the relays. Sniffing a plaintext connection peeks at the socket (MSG_PEEK)
- * until its first bytes say HTTP/2 or not. A TLS connection goes through an OpenSSL
- * bufferevent. Once the (decrypted) bytes say HTTP/2, a socketpair joins the connection to
- * core and the loop copies bytes both ways, with watermarks so neither side buffers more
- * than RELAY_HIGH bytes (about 30 us of CPU per round trip, tests/bench/run_grpc_front.sh).
+ * until its first bytes say HTTP/2 or not; an HTTP/2 one is then handed to core as it is
+ * (start_direct), preface unread. A TLS connection goes through an OpenSSL bufferevent; once
+ * the decrypted bytes say HTTP/2, a socketpair joins it to core and the loop copies bytes
+ * both ways, with watermarks so neither side buffers more than RELAY_HIGH bytes (about 30 us
+ * of CPU per round trip, tests/bench/run_grpc_front.sh).
  *
  * Bounds: a connection gets SNIFF_MS from accept, in all, to finish its TLS handshake and
  * deliver its first bytes or its whole HTTP/1.1 request head (at most GFRONT_HEAD_MAX bytes),
@@ -18,12 +19,16 @@
  *
  * Past the sniffer, gRPC connections are a budget too (issue 14 V6: 19,985 connections that
  * sent the HTTP/2 preface and SETTINGS went straight into core, new channels timed out and
- * the rvps grew by 300 MB). Core 1.51 says nothing when it closes an adopted socket, so the
- * front adopts into core only one end of a socketpair and relays the client's socket to the
- * other end, plaintext as TLS: core closing its end is an EOF the loop sees, and the slot is
- * released. At most max_relay such connections; one more closes the one whose client has been
- * quiet longest (a live client talks: calls, or acks of core's keepalive pings), and a sweep
- * closes those quiet for idle_ms. The copy costs the plaintext path a hop through this loop.
+ * the rvps grew by 300 MB). Core 1.51 says nothing when it closes an adopted socket. A TLS
+ * connection is relayed, so core closing its end of the socketpair is an EOF the loop sees. A
+ * plaintext one goes to core directly (no copy, no hop through this loop: measured in the
+ * commit that made it so), and the front keeps a duplicate of its descriptor that it never
+ * reads: core shuts a socket down before closing it, which the duplicate sees as a hangup in
+ * an epoll set of its own (watch_ep), and the slot is released. At most max_relay connections
+ * of either kind; one more closes the one whose client has been quiet longest (a live client
+ * talks: calls, or acks of core's keepalive pings; measured by the relay, or by TCP_INFO's
+ * last_data_recv for a direct one), and a sweep closes those quiet for idle_ms; closing a
+ * direct one is shutdown(2) on the duplicate, which core then reads as the end.
  * Repeated log lines (the caps, accept failures) are rate-limited (log.h).
  */
 #include "grpcfront.h"
@@ -37,6 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -66,19 +74,20 @@
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
 
-enum conn_state { C_SNIFF, C_HTTP, C_RELAY, C_CLOSING };
+enum conn_state { C_SNIFF, C_HTTP, C_RELAY, C_DIRECT, C_CLOSING };
 
 struct conn {
 	struct gfront *f;
 	enum conn_state state;
-	int fd;                   /* plaintext sniffing only; else owned by bev */
+	int fd;                   /* plaintext sniffing, and C_DIRECT (our duplicate); else bev's */
 	struct event *ev;         /* plaintext sniff: read/timeout, then peek retries */
 	struct timespec deadline; /* end of the sniffing stage */
 	struct bufferevent *bev;  /* the client side: socket or OpenSSL */
 	struct bufferevent *pair; /* relay: our end of the socketpair to core */
 	int pending;              /* counted in f->npending */
 	struct event *limit;      /* while pending: fires SNIFF_MS after accept */
-	int relayed;              /* counted in f->nrelay */
+	int relayed;              /* counted in f->nrelay (C_RELAY and C_DIRECT) */
+	int watched;              /* C_DIRECT: fd is in f->watch_ep */
 	struct timespec active;   /* relay: when the client last sent bytes */
 	struct conn *prev, *next;
 };
@@ -100,6 +109,8 @@ struct gfront {
 	long max_relay;       /* gfront_limits.max_connections */
 	long idle_ms;         /* gfront_limits.idle_timeout */
 	struct event *sweep;  /* closes relays quiet for idle_ms */
+	int watch_ep;         /* epoll set of the C_DIRECT duplicates, edge-triggered on hangup */
+	struct event *watch;  /* readable watch_ep: some core closed a C_DIRECT connection */
 	struct event *resume; /* re-enables accept after EMFILE */
 	/* gfront_stop_accepting's handshake with the loop */
 	pthread_mutex_t mu;
@@ -250,6 +261,13 @@ static void conn_free(struct conn *c)
 	conn_unpend(c);
 	if (c->relayed)
 		f->nrelay--;
+	if (c->watched) {
+		/* explicitly: core's descriptor keeps the socket, and so the registration, alive */
+		epoll_ctl(f->watch_ep, EPOLL_CTL_DEL, c->fd, NULL);
+		c->watched = 0;
+	}
+	if (c->state == C_DIRECT)
+		shutdown(c->fd, SHUT_RDWR); /* core's side ends too: it reads EOF and closes */
 	if (c->ev)
 		event_free(c->ev);
 	if (c->bev)
@@ -416,17 +434,108 @@ static void relay_write(struct bufferevent *to, void *arg)
 	bufferevent_enable(from, EV_READ);
 }
 
-/* The relayed connection whose client has been quiet longest, or NULL. */
+static long ms_left(const struct timespec *deadline);
+
+/* How long the client of a connection handed to core has sent nothing, in ms: the relay
+ * notes it as it copies; a connection core reads itself asks the kernel (TCP_INFO's
+ * last_data_recv: data, not bare ACKs, so a live gRPC client's calls and keepalive-ping
+ * acks count). */
+static long quiet_ms(struct conn *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (c->state != C_DIRECT)
+		return -ms_left(&c->active);
+	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return LONG_MAX; /* not a TCP socket any more: nothing to keep */
+	return (long)ti.tcpi_last_data_recv;
+}
+
+/* The connection handed to core whose client has been quiet longest, or NULL. */
 static struct conn *quietest_relay(struct gfront *f)
 {
 	struct conn *c, *found = NULL;
+	long most = -1;
 
-	for (c = f->conns; c; c = c->next)
-		if (c->relayed && (found == NULL || c->active.tv_sec < found->active.tv_sec ||
-		                   (c->active.tv_sec == found->active.tv_sec &&
-		                    c->active.tv_nsec < found->active.tv_nsec)))
-			found = c;
+	for (c = f->conns; c; c = c->next) {
+		long q;
+		if (!c->relayed || (q = quiet_ms(c)) <= most)
+			continue;
+		most = q;
+		found = c;
+	}
 	return found;
+}
+
+/* Within the budget: one more connection handed to core (after closing the quietest when
+ * at max_connections). */
+static void count_in(struct conn *c)
+{
+	struct gfront *f = c->f;
+	struct conn *q;
+
+	conn_unpend(c);
+	if (f->nrelay >= f->max_relay && (q = quietest_relay(f)) != NULL) {
+		log_warn_ratelimited(
+		    "front: %ld gRPC connections (max_connections); closed the one quiet longest",
+		    f->nrelay);
+		conn_free(q);
+	}
+	c->relayed = 1;
+	f->nrelay++;
+}
+
+/* A plaintext HTTP/2 connection: core reads the socket itself (no copy through this loop).
+ * The front keeps a duplicate descriptor, never read, in watch_ep: when core ends the
+ * connection it shuts the socket down (shutdown(2) before close, gRPC's epoll and poll
+ * engines alike), which the duplicate sees as a hangup, and the slot is released; TCP_INFO
+ * on it tells how long the client has been quiet; shutting it down is how the front closes
+ * one (cap, idle). Core's stale epoll entry between its close and ours is what gRPC's fd
+ * free list already tolerates. */
+static void start_direct(struct conn *c)
+{
+	struct gfront *f = c->f;
+	struct epoll_event ee = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
+	int core_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+
+	event_free(c->ev);
+	c->ev = NULL;
+	if (core_fd < 0 || epoll_ctl(f->watch_ep, EPOLL_CTL_ADD, c->fd, &ee) < 0) {
+		log_warn_ratelimited("front: cannot hand a connection to gRPC: %s",
+		                     strerror(errno));
+		if (core_fd >= 0)
+			close(core_fd);
+		conn_free(c);
+		return;
+	}
+	c->watched = 1;
+	if (grpcx_server_adopt_fd(f->g, core_fd) < 0) {
+		close(core_fd);
+		conn_free(c);
+		return;
+	}
+	c->state = C_DIRECT;
+	count_in(c);
+}
+
+/* watch_ep is readable: hangups of C_DIRECT sockets. A hangup or error (HUP: both directions
+ * shut, by core or a reset) frees the slot; a client's half close alone (RDHUP) waits for
+ * core to read the EOF and shut the socket down. */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct gfront *f = arg;
+	struct epoll_event ev[64];
+	int n;
+
+	(void)fd;
+	(void)what;
+	do {
+		n = epoll_wait(f->watch_ep, ev, 64, 0);
+		for (int i = 0; i < n; i++)
+			if ((ev[i].events & (EPOLLHUP | EPOLLERR)) != 0)
+				conn_free(ev[i].data.ptr);
+	} while (n == 64);
 }
 
 /* The bytes say HTTP/2 (decrypted, or peeked on a plaintext socket): join the client's side
@@ -436,7 +545,6 @@ static void start_relay(struct conn *c)
 	struct gfront *f = c->f;
 	int sv[2];
 	SSL *ssl = f->ssl ? bufferevent_openssl_get_ssl(c->bev) : NULL;
-	struct conn *q;
 
 	if (f->mtls) {
 		X509 *peer = SSL_get1_peer_certificate(ssl);
@@ -470,15 +578,7 @@ static void start_relay(struct conn *c)
 		conn_free(c);
 		return;
 	}
-	conn_unpend(c);
-	if (f->nrelay >= f->max_relay && (q = quietest_relay(f)) != NULL) {
-		log_warn_ratelimited(
-		    "front: %ld gRPC connections (max_connections); closed the one quiet longest",
-		    f->nrelay);
-		conn_free(q);
-	}
-	c->relayed = 1;
-	f->nrelay++;
+	count_in(c);
 	clock_gettime(CLOCK_MONOTONIC, &c->active);
 	c->state = C_RELAY;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
@@ -582,6 +682,10 @@ static void on_plain_sniff(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 		return;
 	}
+	if (k > 0) {
+		start_direct(c); /* the preface is still in the socket: core reads it */
+		return;
+	}
 	event_free(c->ev);
 	c->ev = NULL;
 	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -590,10 +694,7 @@ static void on_plain_sniff(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->fd = -1;
-	if (k > 0)
-		start_relay(c); /* the preface is still in the socket: the relay reads it */
-	else
-		start_http(c);
+	start_http(c);
 }
 
 static void on_limit(evutil_socket_t fd, short what, void *arg)
@@ -628,7 +729,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (c = f->conns; c; c = next) {
 		next = c->next;
-		if (c->relayed && c->state == C_RELAY && -ms_left(&c->active) >= f->idle_ms) {
+		if (c->relayed && (c->state == C_RELAY || c->state == C_DIRECT) &&
+		    quiet_ms(c) >= f->idle_ms) {
 			conn_free(c);
 			n++;
 		}
@@ -960,6 +1062,7 @@ struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct
 	f->g = g;
 	f->page = page;
 	f->ctx = ctx;
+	f->watch_ep = -1;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cond, NULL);
 	evthread_use_pthreads();
@@ -985,6 +1088,13 @@ struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct
 	evconnlistener_set_error_cb(f->lis, on_accept_error);
 	if ((f->resume = evtimer_new(f->base, on_resume, f)) == NULL) {
 		err_set(err, "out of memory");
+		goto fail;
+	}
+	if ((f->watch_ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (f->watch = event_new(f->base, f->watch_ep, EV_READ | EV_PERSIST, on_watch, f)) ==
+	        NULL ||
+	    event_add(f->watch, NULL) < 0) {
+		err_set(err, "cannot create the front's connection watch: %s", strerror(errno));
 		goto fail;
 	}
 	gfront_set_limits(f, &(struct gfront_limits){0});
@@ -1121,6 +1231,10 @@ void gfront_free(struct gfront *f)
 		event_free(f->sweep);
 	if (f->resume)
 		event_free(f->resume);
+	if (f->watch)
+		event_free(f->watch);
+	if (f->watch_ep >= 0)
+		close(f->watch_ep);
 	if (f->base)
 		event_base_free(f->base);
 	SSL_CTX_free(f->ssl);

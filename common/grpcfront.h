@@ -5,8 +5,8 @@
  * serve HTTP/1.1, so the front owns the socket instead. It reads the first bytes of each
  * connection (bounded in size and time, on its own event loop, so a client that sends
  * nothing delays nobody) and routes it:
- *   - the HTTP/2 connection preface -> gRPC core, relayed through a socketpair
- *     (grpcx_server_adopt_fd takes the other end; see gfront_limits for why);
+ *   - the HTTP/2 connection preface -> gRPC core (grpcx_server_adopt_fd): the socket itself
+ *     when plaintext, the other end of a relayed socketpair after TLS (see gfront_limits);
  *   - anything else -> a one-request HTTP/1.1 responder (the daemon's page callback; other
  *     paths 404, other methods 405, malformed requests 400), then the connection is closed.
  * With TLS the front terminates TLS itself (OpenSSL; ALPN h2 and http/1.1), routes on the
@@ -63,9 +63,10 @@ struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct
                           gfront_page_fn page, void *ctx, struct err *err);
 int gfront_port(const struct gfront *f);
 /* The budget of connections handed to gRPC core (ours; the daemon's config "grpc_front"
- * table): every gRPC connection, plaintext or TLS, reaches core through a socketpair the front
- * relays, so the front knows when core closes it. At most max_connections at once (0: from
- * the fd limit, (RLIMIT_NOFILE - 128) / 3, each costing three descriptors); one more closes
+ * table): the front knows when core closes one (a TLS one reaches core through a socketpair
+ * the front relays; a plaintext one is watched through a duplicate descriptor). At most
+ * max_connections at once (0: from the fd limit, (RLIMIT_NOFILE - 128) / 3, each costing up
+ * to three descriptors); one more closes
  * the one whose client sent nothing for longest. A connection whose client sends nothing for
  * idle_timeout seconds (0: 300) is closed; live clients answer core's keepalive pings (every
  * 60 s, grpcx.c), so only dead or hostile peers go quiet that long. */

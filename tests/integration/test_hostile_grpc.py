@@ -78,9 +78,19 @@ def closed(s):
         return True
 
 
+def nfds(dmn):
+    return len(os.listdir("/proc/%d/fd" % dmn.proc.pid))
+
+
 def check_front(t, kind, dmn):
     port = dmn.port
     t.ok(health(port) is True, "%s: a gRPC call before the attack" % kind)
+    fds0 = nfds(dmn)
+    got = [health(port) for _ in range(2 * CAP)]
+    time.sleep(0.5)
+    t.ok(got == [True] * len(got) and nfds(dmn) - fds0 < 8,
+         "%s: %d channels opened and closed in turn (cap %d) leave no descriptor behind "
+         "(%d -> %d)" % (kind, len(got), CAP, fds0, nfds(dmn)))
     rss0 = dmn.rss_kb()
     socks, calls = [], []
     for i in range(ATTACK // 50):
