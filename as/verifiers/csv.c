@@ -257,7 +257,11 @@ static int csv_verify(const struct verify_request *req, struct verify_result *ou
 
 	if (ev == NULL)
 		return err_set(err, "out of memory");
+	/* step 4 first: a report bound to another nonce costs no HSK/CEK lookup (the bytes
+	 * compared are the ones the chain check then covers) */
 	if (csv_evidence_from_json(req->evidence, ev, err) < 0 ||
+	    verifier_bind(ev->report.report_data, 64, req->report_data, req->report_data_len,
+	                  "CSV report_data", "the expected report data", err) < 0 ||
 	    load_hsk_cek(req, ev, &from_kds, err) < 0 || load_hrk(req, &hrk, err) < 0)
 		goto out;
 	if (csv_verify_chain(&hrk, &ev->hsk, &ev->cek, &ev->pek, &ev->report, err) < 0) {
@@ -267,9 +271,6 @@ static int csv_verify(const struct verify_request *req, struct verify_result *ou
 			hygon_kds_forget(&cfg.kds, ev->serial); /* the cache dir configured */
 		goto out;
 	}
-	if (verifier_bind(ev->report.report_data, 64, req->report_data, req->report_data_len,
-	                  "CSV report_data", "the expected report data", err) < 0)
-		goto out;
 	if (req->init_data_hash != NULL)
 		log_warn("csv: CSV has no init-data field; the expected init-data hash is ignored");
 	if (check_eventlog(ev, &entries, err) < 0)

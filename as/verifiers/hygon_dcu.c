@@ -4,12 +4,13 @@
  *   1. the evidence parses: 1 to 64 reports, each body and signature complete, no chip twice;
  *   2. the expected report data is given (Trustee: "DCU must check report data"); an
  *      init-data hash is ignored with a warning;
- *   3. for each report, in order: its chip's HSK/CEK pair from
+ *   3. for each report, in order: user_data equal to the expected report data regularized
+ *      to 64 bytes (first, so a replayed report costs no lookup); its chip's HSK/CEK pair from
  *      `<hsk_cek_dir>/<chip_id>_hsk_cek.cert` (default /opt/dcu/certs, or HSK_CEK_CERT_PATH
  *      in the environment, as csv-rs reads it), else from Hygon KDS by chip id
  *      (as/collateral/hygon_kds.c, the keys of csv_verifier); HRK -> HSK -> CEK, then the
- *      report body signed by the CEK (SM2/SM3); user_data equal to the expected report data
- *      regularized to 64 bytes. The first report that fails refuses the evidence, naming it;
+ *      report body signed by the CEK (SM2/SM3). The first report that fails refuses the
+ *      evidence, naming it;
  *   4. claims per report, one `dcu` device each (submods dcu0, dcu1, ...): `body` {version,
  *      chip_id, user_data, measure, reserved (hex), sig_usage, sig_algo (lowercase hex
  *      numbers without padding)} and `report_data` = hex user_data, as Trustee.
@@ -159,6 +160,9 @@ static int check_report(const struct verify_request *req, const struct csv_ca_ce
 	struct csv_cert cek;
 	int from_kds;
 
+	/* the nonce first, as Trustee: a replayed report costs no certificate lookup */
+	if (CRYPTO_memcmp(r->user_data, want, 64) != 0)
+		return err_set(err, "DCU user_data does not match the expected report data");
 	if (load_hsk_cek(req, r, &hsk, &cek, &from_kds, err) < 0)
 		return -1;
 	if (dcu_verify_report(hrk, &hsk, &cek, r, err) < 0) {
@@ -168,8 +172,6 @@ static int check_report(const struct verify_request *req, const struct csv_ca_ce
 			hygon_kds_forget(&cfg.kds, r->chip);
 		return -1;
 	}
-	if (CRYPTO_memcmp(r->user_data, want, 64) != 0)
-		return err_set(err, "DCU user_data does not match the expected report data");
 	return 0;
 }
 

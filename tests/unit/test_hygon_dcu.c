@@ -181,6 +181,10 @@ static void test_refuses_flipped_body_and_signature(void **state)
 		if (strcmp(cases[i].key, "chip_id") == 0) /* another chip: no certificate */
 			expect_refused(ev, RD_HEX,
 			               "DCU report 1 (chip ECU1CHIP0002): HSK/CEK not available");
+		else if (strcmp(cases[i].key, "user_data") == 0) /* the nonce is checked first */
+			expect_refused(ev, RD_HEX,
+			               "DCU report 1 (chip " CHIP1
+			               "): DCU user_data does not match");
 		else
 			expect_refused(ev, RD_HEX,
 			               "DCU report 1 (chip " CHIP1
