@@ -274,10 +274,23 @@ static int kds_fetch(const struct hygon_kds_config *c, const char *serial, uint8
 	return rc;
 }
 
+/* A serial names a cache directory and a URL query value: 1 to 64 of [A-Za-z0-9_-]. */
+static int serial_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CSV_SERIAL_LEN)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
 int hygon_kds_get_hsk_cek(const struct hygon_kds_config *c, const char *serial, uint8_t **buf,
                           size_t *len, struct err *err)
 {
 	*buf = NULL;
+	if (!serial_ok(serial))
+		return err_set(err,
+		               "a Hygon chip serial must be 1 to %d letters, digits, '-' or '_'",
+		               CSV_SERIAL_LEN);
 	if (cache_lookup(serial, buf, len)) {
 		count(&kds.stats.memory_hits);
 		return 0;
@@ -298,6 +311,8 @@ int hygon_kds_get_hsk_cek(const struct hygon_kds_config *c, const char *serial, 
 void hygon_kds_forget(const struct hygon_kds_config *c, const char *serial)
 {
 	char name[128], path[1200];
+	if (!serial_ok(serial))
+		return;
 	pthread_mutex_lock(&kds.mu);
 	for (size_t i = 0; i < kds.ncache; i++) {
 		if (strcmp(kds.cache[i].serial, serial) != 0)

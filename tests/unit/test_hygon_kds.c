@@ -313,6 +313,11 @@ static void test_configuration_is_checked(void **state)
 	assert_int_equal(hygon_kds_get_hsk_cek(&c, "CHIPX", &buf, &len, &err), -1);
 	assert_string_equal(err.msg, "no HSK/CEK for chip CHIPX is cached and Hygon KDS fetching "
 	                             "is off (kds_base_url is empty)");
+	/* a serial that could leave the cache directory or the query is refused before use */
+	assert_int_equal(hygon_kds_get_hsk_cek(&c, "../etc", &buf, &len, &err), -1);
+	assert_string_equal(err.msg,
+	                    "a Hygon chip serial must be 1 to 64 letters, digits, '-' or '_'");
+	assert_int_equal(hygon_kds_get_hsk_cek(&c, "A&snumber=B", &buf, &len, &err), -1);
 }
 
 int main(void)
