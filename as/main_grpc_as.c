@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/crypto.h>
 
 #include "version.h"
 #include "as/as.h"
@@ -225,6 +226,9 @@ int main(int argc, char **argv)
 	int c, workers;
 
 	log_init("grpc-as");
+	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
+	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	while ((c = getopt_long(argc, argv, "s:c:t:k:hV", opts, NULL)) != -1) {
 		if (c == 's')
 			addr = optarg;

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/crypto.h>
 
 #include "as/as.h"
 #include "as/metrics.h"
@@ -557,6 +558,9 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("restful-as");
+	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
+	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	while ((c = getopt_long(argc, argv, "s:c:t:k:r:hV", opts, NULL)) != -1) {
 		if (c == 's')
 			addr = optarg;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 
 #include "version.h"
 #include "kbs.h"
@@ -54,6 +55,9 @@ int main(int argc, char **argv)
 	int o;
 	tune_malloc();
 	log_init("kbs");
+	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
+	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	while ((o = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 
 #include "version.h"
 #include "config.h"
@@ -83,6 +84,9 @@ int main(int argc, char **argv)
 	int c, workers = 0;
 
 	log_init("rvps");
+	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
+	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	while ((c = getopt_long(argc, argv, "c:a:t:k:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
