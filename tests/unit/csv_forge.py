@@ -39,6 +39,7 @@ class Key:
 
     def __init__(self, uid):
         Key.n += 1
+        os.makedirs(TMP, exist_ok=True)  # a closed forge may be followed by another
         self.path = os.path.join(TMP, "k%d.pem" % Key.n)
         run("openssl", "genpkey", "-algorithm", "SM2", "-out", self.path)
         der = run("openssl", "pkey", "-in", self.path, "-pubout", "-outform", "DER")
@@ -181,38 +182,77 @@ def report_v2(pek_key, pek, rd, serial, rtmrs=None):
     return (tee + pek + serial.encode().ljust(64, b"\0") + bytes(64)).ljust(4096, b"\0")
 
 
-def main():
-    out, rd, serial = sys.argv[1], bytes.fromhex(sys.argv[2]).ljust(64, b"\0"), sys.argv[3]
-    hrk, hsk, cek, pek, oca = (Key("HYGON-SSD-HRK"), Key("HYGON-SSD-HSK"), Key("HYGON-SSD-CEK"),
-                               Key("HYGON-SSD-PEK"), Key("HYGON-SSD-OCA"))
-    hrk_c = ca_cert(hrk, HRK, hrk)
-    hsk_c = ca_cert(hsk, HSK, hrk)
-    cek_c = csv_cert(cek, CEK, [(HSK, hsk)])
-    pek_c = csv_cert(pek, PEK, [(CEK, cek), (OCA, oca)])
-    open(os.path.join(out, "hrk.cert"), "wb").write(hrk_c)
-    os.makedirs(os.path.join(out, "hsk_cek", serial), exist_ok=True)
-    open(os.path.join(out, "hsk_cek", serial, "hsk_cek.cert"), "wb").write(hsk_c + cek_c)
-    sn = arr(serial.encode().ljust(64, b"\0"))
-    ev1 = {"attestation_report": {"magic": [0] * 16, "flags": 0,
-                                  "data": arr(report_v1(pek, pek_c, rd, serial))},
-           "cert_chain": {"pek": cert_json(pek_c)}, "serial_number": sn}
-    ev2 = {"attestation_report": {"magic": arr(b"ATTESTATION_EXT\0"), "flags": 1,
-                                  "data": arr(report_v2(pek, pek_c, rd, serial))},
-           "cert_chain": {"hsk_cek": {"hsk": ca_json(hsk_c), "cek": cert_json(cek_c)},
-                          "pek": cert_json(pek_c)}, "serial_number": sn}
-    json.dump(ev1, open(os.path.join(out, "evidence_v1.json"), "w"))
-    json.dump(ev2, open(os.path.join(out, "evidence_v2.json"), "w"))
-    mr = replay(BOOT_EVENTS)
-    rtmrs = [os.urandom(32)] + [mr[i] for i in range(1, 5)]
-    ev2["attestation_report"]["data"] = arr(report_v2(pek, pek_c, rd, serial, rtmrs))
-    ev2["cc_eventlog"] = base64.b64encode(sm3_eventlog(BOOT_EVENTS)).decode()
-    json.dump(ev2, open(os.path.join(out, "evidence_v2_eventlog.json"), "w"))
+class Chip:
+    """One test HRK and one chip's HSK, CEK and PEK, written into `out` at once (hrk.cert,
+    hsk_cek/<serial>/hsk_cek.cert); evidence made later for any report data (the KBS's nonce
+    is known only after /auth)."""
+
+    def __init__(self, out, serial):
+        self.serial = serial
+        hrk, hsk, self.cek, self.pek, oca = (Key("HYGON-SSD-HRK"), Key("HYGON-SSD-HSK"),
+                                             Key("HYGON-SSD-CEK"), Key("HYGON-SSD-PEK"),
+                                             Key("HYGON-SSD-OCA"))
+        self.hsk_c = ca_cert(hsk, HSK, hrk)
+        self.cek_c = csv_cert(self.cek, CEK, [(HSK, hsk)])
+        self.pek_c = csv_cert(self.pek, PEK, [(CEK, self.cek), (OCA, oca)])
+        self.hrk_path = os.path.join(out, "hrk.cert")
+        self.hsk_cek_dir = os.path.join(out, "hsk_cek")
+        open(self.hrk_path, "wb").write(ca_cert(hrk, HRK, hrk))
+        os.makedirs(os.path.join(self.hsk_cek_dir, serial), exist_ok=True)
+        open(os.path.join(self.hsk_cek_dir, serial, "hsk_cek.cert"), "wb").write(
+            self.hsk_c + self.cek_c)
+
+    def _sn(self):
+        return arr(self.serial.encode().ljust(64, b"\0"))
+
+    def v1(self, rd):
+        rd = rd[:64].ljust(64, b"\0")
+        return {"attestation_report": {"magic": [0] * 16, "flags": 0,
+                                       "data": arr(report_v1(self.pek, self.pek_c, rd,
+                                                             self.serial))},
+                "cert_chain": {"pek": cert_json(self.pek_c)}, "serial_number": self._sn()}
+
+    def v2(self, rd, events=None, inline_hsk_cek=True, measured=None):
+        """A v2 report; with `events` its rtmr1..4 are their SM3 replay and the log goes along
+        as cc_eventlog (`measured`, if given, replaces the events in the log only)."""
+        rd = rd[:64].ljust(64, b"\0")
+        rtmrs = None
+        if events is not None:
+            mr = replay(events)
+            rtmrs = [os.urandom(32)] + [mr[i] for i in range(1, 5)]
+        chain = {"pek": cert_json(self.pek_c)}
+        if inline_hsk_cek:
+            chain["hsk_cek"] = {"hsk": ca_json(self.hsk_c), "cek": cert_json(self.cek_c)}
+        ev = {"attestation_report": {"magic": arr(b"ATTESTATION_EXT\0"), "flags": 1,
+                                     "data": arr(report_v2(self.pek, self.pek_c, rd, self.serial,
+                                                           rtmrs))},
+              "cert_chain": chain, "serial_number": self._sn()}
+        if events is not None:
+            ev["cc_eventlog"] = base64.b64encode(sm3_eventlog(measured or events)).decode()
+        return ev
+
+    def close(self):
+        run("rm", "-rf", TMP)
+
+
+def tampered_boot_events():
+    """BOOT_EVENTS with the last CC-MR 3 event measured differently (rtmr3 will not replay)."""
     bad = list(BOOT_EVENTS)
     i, t, d, _ = bad[4]
     bad[4] = (i, t, d, b"kernel_cmdline: /vmlinuz root=/dev/vda1 init=/bin/sh\0")
-    ev2["cc_eventlog"] = base64.b64encode(sm3_eventlog(bad)).decode()
-    json.dump(ev2, open(os.path.join(out, "evidence_v2_eventlog_bad3.json"), "w"))
-    run("rm", "-rf", TMP)
+    return bad
+
+
+def main():
+    out, rd, serial = sys.argv[1], bytes.fromhex(sys.argv[2]), sys.argv[3]
+    c = Chip(out, serial)
+    dump = lambda ev, name: json.dump(ev, open(os.path.join(out, name), "w"))
+    dump(c.v1(rd), "evidence_v1.json")
+    dump(c.v2(rd), "evidence_v2.json")
+    dump(c.v2(rd, BOOT_EVENTS), "evidence_v2_eventlog.json")
+    dump(c.v2(rd, BOOT_EVENTS, measured=tampered_boot_events()),
+         "evidence_v2_eventlog_bad3.json")
+    c.close()
 
 
 if __name__ == "__main__":
