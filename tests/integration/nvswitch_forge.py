@@ -105,11 +105,14 @@ class Board:
                   (20, g.fwid), (22, b"".join(links)), (36, b"\x02\x00")]
         return self._sign(g, nonce, opaque, {1: bytes(48), 2: hashlib.sha384(b"vbios").digest()})
 
-    def switch_transcript(self, s, nonce, lock=b"\x01\x00", gpus=None):
+    def switch_transcript(self, s, nonce, lock=b"\x01\x00", gpus=None, fwid=None):
+        """fwid: an opaque fwid item (real switches report none)."""
         gp = b"".join(g.pdi for g in (gpus if gpus is not None else self.gpus))
         ports = bytes(range(8)) * 2 + b"\xff" * 48
         opaque = [(6, b"96.10.73.00.01"), (22, s.pdi), (26, gp + ports), (23, b"\xec\x00"),
                   (24, struct.pack("<H", self.switches.index(s))), (25, lock)]
+        if fwid is not None:
+            opaque.append((20, fwid))
         return self._sign(s, nonce, opaque, {1: hashlib.sha384(b"switch bios").digest()})
 
     def entry(self, dev, transcript, uuid):

@@ -151,6 +151,28 @@ def with_evidence_verify(t):
          "the changed switch is refused by its signature, and the topology names it", out[-500:])
 
 
+def switch_fwid(t):
+    """A switch whose report does carry a FWID has it bound to its leaf's (forged: real LS10
+    reports carry none)."""
+    board = F.Board()
+    tmp = tmpdir("nv-swfwid-")
+    root = os.path.join(tmp, "root.pem")
+    open(root, "wb").write(board.root_pem())
+    sw = board.switches[0]
+    nonce = bytes(range(32))
+    for name, fwid, want in (("the leaf's FWID", sw.fwid, None),
+                             ("another FWID", hashlib.sha384(b"other").digest(), "Fwid mismatch")):
+        path = os.path.join(tmp, "ev.json")
+        json.dump([board.entry(sw, board.switch_transcript(sw, nonce, fwid=fwid), "SW-0")],
+                  open(path, "w"))
+        rc, out = evverify("--evidence", path, "--root-ca", root, "--report-data", nonce.hex())
+        if want is None:
+            t.ok(rc == 0 and json.loads(out)["nvidia"]["config"]["fwid"] == sw.fwid.hex(),
+                 "a switch reporting %s verifies" % name, out[-300:])
+        else:
+            t.ok(rc == 1 and want in out, "a switch reporting %s is refused" % name, out)
+
+
 def b64url(b):
     return base64.urlsafe_b64encode(b).decode().rstrip("=")
 
@@ -324,6 +346,7 @@ def main():
         t.skip("nvidia ppcie", "build/bin/evidence-verify not built")
         t.done()
     t.run(with_evidence_verify)
+    t.run(switch_fwid)
     t.run(with_grpc_as)
     t.run(through_kbs)
     t.done()
