@@ -194,10 +194,13 @@ int nvidia_remote_verify(const struct verify_request *req, const json_t *list,
 		}
 		ueid = json_string_value(json_object_get(claims, "ueid"));
 		if (ueid != NULL && json_object_get(seen, ueid) != NULL) {
+			/* ueid lives in claims: read the first index before releasing it */
+			long long first =
+			    (long long)json_integer_value(json_object_get(seen, ueid));
 			json_decref(claims);
 			err_setc(err, 0,
 			         "NVIDIA device %zu: the same device as device %lld (same ueid)", i,
-			         (long long)json_integer_value(json_object_get(seen, ueid)));
+			         first);
 			goto out;
 		}
 		if (ueid != NULL)
