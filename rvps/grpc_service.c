@@ -146,35 +146,18 @@ static int on_provenance(void *ctx, const uint8_t *req, size_t req_len, uint8_t 
 	return on_query_with(ctx, rvps_query_provenance, req, req_len, resp, resp_len, err);
 }
 
-/* The values of ids[0..n) that have one, as one JSON object (new reference) or NULL. */
+/* The values of ids[0..n) that have one, as one JSON object (new reference) or NULL; each
+ * id counts in rvps_queries_total as a single query would. */
 static json_t *query_many(struct rvps *r, char *const *ids, size_t n, struct err *err)
 {
-	json_t *obj = json_object();
+	json_t *obj;
 
-	if (obj == NULL) {
-		err_set(err, "out of memory");
+	if (rvps_query_many(r, (const char *const *)ids, n, &obj, err) < 0) {
+		count(M_QUERY_ERROR);
 		return NULL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char *value = NULL;
-		json_t *v;
-
-		if (rvps_query(r, ids[i], &value, err) < 0) {
-			count(M_QUERY_ERROR);
-			json_decref(obj);
-			return NULL;
-		}
-		count(value != NULL ? M_QUERY_FOUND : M_QUERY_MISSING);
-		if (value == NULL)
-			continue;
-		v = json_loads(value, JSON_DECODE_ANY, NULL);
-		free(value);
-		if (v == NULL || json_object_set_new(obj, ids[i], v) < 0) {
-			json_decref(obj);
-			err_set(err, "out of memory");
-			return NULL;
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		count(json_object_get(obj, ids[i]) != NULL ? M_QUERY_FOUND : M_QUERY_MISSING);
 	return obj;
 }
 

@@ -636,12 +636,35 @@ int rvps_query_provenance(struct rvps *r, const char *id, char **prov_json, stru
 	return 0;
 }
 
+/* The "value" of a stored document raw[0..len) (new reference), or NULL when it has expired
+ * (*value NULL, 0 returned); -1 when the document is not one of ours. */
+static int stored_value(struct rvps *r, const char *id, const uint8_t *raw, size_t len,
+                        json_t **value, struct err *err)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb((const char *)raw, len, 0, &jerr);
+
+	*value = NULL;
+	if (doc == NULL)
+		return err_set(err, "stored reference value %s is not JSON: %s", id, jerr.text);
+	if (json_object_get(doc, "value") == NULL) {
+		json_decref(doc);
+		return err_set(err, "stored reference value %s has no \"value\" field", id);
+	}
+	if (doc_expired(doc, rvps_extractor_set_time(r->ex)))
+		log_info("rvps: reference value %s expired at %s; not returned", id,
+		         json_string_value(json_object_get(doc, "expiration")));
+	else
+		*value = json_incref(json_object_get(doc, "value"));
+	json_decref(doc);
+	return 0;
+}
+
 int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err)
 {
 	uint8_t *raw = NULL;
 	size_t len = 0;
-	json_error_t jerr;
-	json_t *doc, *value;
+	json_t *value;
 	int rc;
 
 	*value_json = NULL;
@@ -652,26 +675,59 @@ int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *er
 		return err_prefix(err, "read reference value %s", id);
 	if (rc == 1)
 		return 0;
-	doc = json_loadb((const char *)raw, len, 0, &jerr);
+	rc = stored_value(r, id, raw, len, &value, err);
 	free(raw);
-	if (doc == NULL)
-		return err_set(err, "stored reference value %s is not JSON: %s", id, jerr.text);
-	value = json_object_get(doc, "value");
-	if (value == NULL) {
-		json_decref(doc);
-		return err_set(err, "stored reference value %s has no \"value\" field", id);
-	}
-	if (doc_expired(doc, rvps_extractor_set_time(r->ex))) {
-		log_info("rvps: reference value %s expired at %s; not returned", id,
-		         json_string_value(json_object_get(doc, "expiration")));
-		json_decref(doc);
-		return 0;
-	}
+	if (rc < 0 || value == NULL)
+		return rc;
 	*value_json = json_dumps(value, DUMP_FLAGS);
-	json_decref(doc);
+	json_decref(value);
 	if (*value_json == NULL)
 		return err_set(err, "out of memory");
 	return 0;
+}
+
+int rvps_query_many(struct rvps *r, const char *const *ids, size_t n, json_t **values,
+                    struct err *err)
+{
+	uint8_t **raw = calloc(n + 1, sizeof(*raw));
+	size_t *len = calloc(n + 1, sizeof(*len));
+	const char **keys = calloc(n + 1, sizeof(*keys));
+	size_t nk = 0, i;
+	int rc = -1;
+
+	*values = json_object();
+	if (raw == NULL || len == NULL || keys == NULL || *values == NULL) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) /* an empty id has no value, as in rvps_query */
+		if (ids[i] != NULL && ids[i][0] != '\0')
+			keys[nk++] = ids[i];
+	if (kv_get_many(r->kv, KV_NS_REFERENCE_VALUE, keys, nk, raw, len, err) < 0) {
+		err_prefix(err, "read reference values");
+		goto out;
+	}
+	for (i = 0; i < nk; i++) {
+		json_t *v = NULL;
+		if (raw[i] != NULL && stored_value(r, keys[i], raw[i], len[i], &v, err) < 0)
+			goto out;
+		if (v != NULL && json_object_set_new(*values, keys[i], v) < 0) {
+			err_set(err, "out of memory");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	for (i = 0; raw != NULL && i < nk; i++)
+		free(raw[i]);
+	free(raw);
+	free(len);
+	free(keys);
+	if (rc < 0) {
+		json_decref(*values);
+		*values = NULL;
+	}
+	return rc;
 }
 
 static int list_entry(struct rvps *r, const char *key, json_t *doc, json_t *arr)

@@ -36,6 +36,12 @@ int rvps_register(struct rvps *r, const char *message_json, struct err *err);
  * Returns 0 (found or not) or -1 on a storage error. */
 int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err);
 
+/* *values = a JSON object (new reference) of the ids[0..n) that have a value (not expired),
+ * read from the store in one round trip where it can (kv_get_many). Returns 0 or -1 on a
+ * storage error (nothing in *values). */
+int rvps_query_many(struct rvps *r, const char *const *ids, size_t n, json_t **values,
+                    struct err *err);
+
 /* *prov_json = the provenance document stored with the value (see rvps.c; malloc'd), NULL
  * when there is none. Returns 0 or -1 on a storage error. */
 int rvps_query_provenance(struct rvps *r, const char *id, char **prov_json, struct err *err);

@@ -57,6 +57,11 @@ int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, 
 /* Returns 0 found (*val malloc'd, NUL-terminated, not counted in *len), 1 not found, -1 error. */
 int kv_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
            struct err *err);
+/* The values of keys[0..n) of one namespace, in one round trip where the backend can (Redis
+ * MGET; the others key by key): vals[i] as kv_get's *val, or NULL when absent; lens[i] its
+ * length. Returns 0, or -1 with err set and nothing left allocated. */
+int kv_get_many(struct kv *kv, const char *ns, const char *const *keys, size_t n, uint8_t **vals,
+                size_t *lens, struct err *err);
 /* Atomically get and delete (redis GETDEL). Same returns as kv_get. */
 int kv_take(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
             struct err *err);

@@ -43,6 +43,10 @@ struct kv_backend {
 	            struct err *err);
 	int (*del)(void *state, const char *ns, const char *key, struct err *err);
 	int (*list)(void *state, const char *ns, char ***keys, size_t *n, struct err *err);
+	/* Optional (NULL: kv.c calls get once per key): the values of keys[0..n) of ns, every key
+	 * already checked, as kv_get_many returns them. */
+	int (*get_many)(void *state, const char *ns, const char *const *keys, size_t n,
+	                uint8_t **vals, size_t *lens, struct err *err);
 	/* Optional (NULL: the backend cannot, kv_can_batch() is 0): the writes of w[0..n), every
 	 * namespace and key already checked, applied all or none; returns as kv_set_batch. An
 	 * outage during it must leave nothing of the batch stored. */

@@ -263,6 +263,61 @@ static int redis_read(struct redis *rd, const char *ns, const char *key, uint8_t
 	return 0;
 }
 
+/* MGET: one round trip for several keys of one namespace. */
+static int redis_get_many(void *state, const char *ns, const char *const *keys, size_t n,
+                          uint8_t **vals, size_t *lens, struct err *err)
+{
+	struct redis *rd = state;
+	const char **argv = calloc(n + 1, sizeof(*argv));
+	size_t *argvlen = calloc(n + 1, sizeof(*argvlen));
+	char *names = malloc(n * 1024);
+	redisReply *r = NULL;
+	int rc = -1;
+
+	if (argv == NULL || argvlen == NULL || names == NULL) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	argv[0] = "MGET";
+	argvlen[0] = 4;
+	for (size_t i = 0; i < n; i++) {
+		redis_key(names + i * 1024, 1024, ns, keys[i]);
+		argv[i + 1] = names + i * 1024;
+		argvlen[i + 1] = strlen(argv[i + 1]);
+	}
+	if ((r = redis_cmd(rd, err, (int)n + 1, argv, argvlen)) == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+		err_set(err, "redis: MGET answered %zu values for %zu keys", r->elements, n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *e = r->element[i];
+		if (e->type == REDIS_REPLY_NIL)
+			continue;
+		if (e->type != REDIS_REPLY_STRING) {
+			err_set(err, "redis: %s:%s holds a non-string value", ns, keys[i]);
+			goto out;
+		}
+		if ((vals[i] = malloc(e->len + 1)) == NULL) {
+			err_set(err, "out of memory");
+			goto out;
+		}
+		memcpy(vals[i], e->str, e->len);
+		vals[i][e->len] = 0;
+		lens[i] = e->len;
+		OPENSSL_cleanse(e->str, e->len);
+	}
+	rc = 0;
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	free(argv);
+	free(argvlen);
+	free(names);
+	return rc; /* kv_get_many frees what was copied when rc < 0 */
+}
+
 static int redis_get(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
                      struct err *err)
 {
@@ -562,4 +617,5 @@ const struct kv_backend kv_backend_redis = {
     .del = redis_del,
     .list = redis_list,
     .set_batch = redis_set_batch,
+    .get_many = redis_get_many,
 };

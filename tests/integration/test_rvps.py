@@ -144,6 +144,31 @@ def test_register_and_query(t, r, redis):
     t.eq(r.query("no-version"), "7", "a message without version defaults to 0.1.0")
 
 
+def test_batch_query(t, r, redis):
+    """QueryReferenceValues (ours): several ids in one call, one MGET against Redis."""
+    r.register(sample_message({"bq-a": [1], "bq-b": "x"}))
+    redis.command("SET", "reference_value:bq-old",
+                  '{"version":"0.1.0","name":"bq-old","expiration":"2000-01-01T00:00:00Z",'
+                  '"value":[9]}')
+    batch = r.channel.unary_unary(
+        "/%s/QueryReferenceValues" % SERVICE,
+        request_serializer=reference_pb2.ReferenceValueBatchQueryRequest.SerializeToString,
+        response_deserializer=reference_pb2.ReferenceValueBatchQueryResponse.FromString)
+    got = batch(reference_pb2.ReferenceValueBatchQueryRequest(
+        reference_value_ids=["bq-a", "nosuch", "bq-old", "bq-b", ""]), timeout=10)
+    t.eq(json.loads(got.reference_value_results), {"bq-a": [1], "bq-b": "x"},
+         "QueryReferenceValues: the values found, unknown, expired and empty ids left out")
+    got = batch(reference_pb2.ReferenceValueBatchQueryRequest(), timeout=10)
+    t.eq(json.loads(got.reference_value_results), {}, "no ids: an empty object")
+    redis.command("SET", "reference_value:bq-bad", "not json")
+    code, details = rpc_error(batch, reference_pb2.ReferenceValueBatchQueryRequest(
+        reference_value_ids=["bq-a", "bq-bad"]), 10)
+    t.ok(code == grpc.StatusCode.ABORTED and details.startswith("Query reference values: ")
+         and "bq-bad" in details, "a stored document that is not ours fails the batch, "
+         "naming it", "%s %s" % (code, details))
+    redis.command("DEL", "reference_value:bq-bad")
+
+
 def test_unknown_id(t, r):
     t.eq(r.query("never-registered"), None, "unknown id: OK with the field unset")
     t0 = time.time()
@@ -328,6 +353,7 @@ def main():
     t.run(test_health, r)
     t.run(test_register_and_query, r, redis)
     t.run(test_unknown_id, r)
+    t.run(test_batch_query, r, redis)
     t.run(test_register_errors, r)
     t.run(test_garbage_bytes, r)
     t.run(test_large_value, r)

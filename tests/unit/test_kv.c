@@ -114,6 +114,18 @@ static void kv_batch_contract(struct kv *kv)
 	};
 	assert_int_equal(kv_set_batch(kv, twice, 2, &err), 0);
 	assert_value(kv, "reference_value", "batch/e", "last");
+	/* kv_get_many: the values present, NULL for the absent, in the order asked */
+	const char *keys[] = {"batch/a", "batch/none", "batch/e"};
+	uint8_t *vals[3];
+	size_t lens[3];
+	assert_int_equal(kv_get_many(kv, "reference_value", keys, 3, vals, lens, &err), 0);
+	assert_true(vals[0] != NULL && lens[0] == 2 && memcmp(vals[0], "A1", 3) == 0);
+	assert_null(vals[1]);
+	assert_true(vals[2] != NULL && lens[2] == 4 && strcmp((char *)vals[2], "last") == 0);
+	free(vals[0]);
+	free(vals[2]);
+	const char *badkeys[] = {"batch/a", ""};
+	assert_int_equal(kv_get_many(kv, "reference_value", badkeys, 2, vals, lens, &err), -1);
 }
 
 static void test_kv_memory_batch_is_all_or_none(void **state)
