@@ -442,7 +442,8 @@ static int verify_one(const struct verify_request *req, const json_t *e, X509 *r
 #define NVIDIA_MAX_DEVICES 32
 
 /* Device i of the list into `out`: its claims, or its refusal as a failed item. A device whose
- * leaf certificate an earlier device already showed is refused as a copy. */
+ * leaf certificate an earlier device already showed is refused as a copy. A collateral outage
+ * (ERR_UNAVAILABLE) is no verdict on the device: it fails the whole evidence, to be retried. */
 static int verify_device(const struct verify_request *req, const json_t *list, size_t i, X509 *root,
                          const uint8_t nonce[SPDM_NONCE_LEN], uint8_t ids[][32],
                          struct nvidia_topo_device *t, struct verify_result *out, struct err *err)
@@ -463,6 +464,8 @@ static int verify_device(const struct verify_request *req, const json_t *list, s
 		}
 	if (rc == 0)
 		return verify_result_add(out, device_class(e), claims, err);
+	if (why.code == ERR_UNAVAILABLE) /* an OCSP outage: the request is retried, not refused */
+		return err_setc(err, ERR_UNAVAILABLE, "NVIDIA device %zu: %s", i, why.msg);
 	memset(ids[i], 0, 32); /* a refused device proves no identity */
 	t->verified = 0;
 	err_prefix(&why, "NVIDIA device %zu", i);

@@ -248,6 +248,44 @@ def with_grpc_as(t):
         redis.stop()
 
 
+def ocsp_outage(t):
+    """An OCSP responder that cannot be reached (fail closed) is an outage, not a verdict on a
+    device: grpc-as answers UNAVAILABLE for the whole board (retry), not 12 contraindicated
+    submods."""
+    board = F.Board()
+    d = tmpdir("as-ppcie-ocsp-")
+    root = os.path.join(d, "root.pem")
+    open(root, "wb").write(board.root_pem())
+    redis = Redis().start()
+    storage = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
+    json.dump({"storage_backend": storage, "verifier_config": {"nvidia_verifier": {
+        "type": "Local", "root_ca_file": root, "ocsp_url": "http://127.0.0.1:%d/" % free_port(),
+        "ocsp_timeout_ms": 2000}}}, open(os.path.join(d, "as.json"), "w"))
+    aport = free_port()
+    gas = Daemon("grpc-as", [os.path.join(BIN, "grpc-as"), "--socket", "127.0.0.1:%d" % aport,
+                             "--config-file", os.path.join(d, "as.json")], aport).start()
+    try:
+        nonce = bytes(range(32))
+        ev = board.evidence(nonce)
+        evaluate = grpc.insecure_channel("127.0.0.1:%d" % aport).unary_unary(
+            "/attestation.AttestationService/AttestationEvaluate",
+            request_serializer=A.AttestationRequest.SerializeToString,
+            response_deserializer=A.AttestationResponse.FromString)
+        req = A.AttestationRequest(verification_requests=[A.IndividualAttestationRequest(
+            tee="nvidia", evidence=b64url(json.dumps(ev).encode()),
+            raw_runtime_data=b64url(nonce))], policy_ids=["default"])
+        try:
+            evaluate(req, timeout=60)
+            t.ok(False, "an unreachable OCSP responder: grpc-as answers UNAVAILABLE")
+        except grpc.RpcError as e:
+            t.ok(e.code() == grpc.StatusCode.UNAVAILABLE and "OCSP responder" in e.details(),
+                 "an unreachable OCSP responder: grpc-as answers UNAVAILABLE (retry)",
+                 (e.code(), e.details()))
+    finally:
+        gas.stop()
+        redis.stop()
+
+
 def start_stack(d, root_path):
     redis = Redis().start()
     storage = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
@@ -348,6 +386,7 @@ def main():
     t.run(with_evidence_verify)
     t.run(switch_fwid)
     t.run(with_grpc_as)
+    t.run(ocsp_outage)
     t.run(through_kbs)
     t.done()
 
