@@ -263,8 +263,35 @@ void as_request_free(struct as_request *rq)
 
 /* ---- verify ----------------------------------------------------------------------------- */
 
-int as_verify_evidence(const Attestation__IndividualAttestationRequest *ir, const struct binding *b,
-                       struct verify_result *res, struct err *err)
+/* verify_rv's query on the AS's RVPS, remote or built in. */
+static int rv_query(void *ctx, const char *id, int provenance, char **json, struct err *err)
+{
+	struct as *a = ctx;
+	int rc;
+
+	*json = NULL;
+	if (a->rvps_remote != NULL) {
+		rc = provenance ? rvps_client_query_provenance(a->rvps_remote, id, json, 10000, err)
+		                : rvps_client_query(a->rvps_remote, id, json, 10000, err);
+		if (rc < 0)
+			err->code =
+			    err->code == GRPCX_UNAVAILABLE || err->code == GRPCX_DEADLINE_EXCEEDED
+			        ? ERR_UNAVAILABLE
+			        : 0;
+	} else if (a->rvps_local != NULL) {
+		rc = provenance ? rvps_query_provenance(a->rvps_local, id, json, err)
+		                : rvps_query(a->rvps_local, id, json, err);
+	} else {
+		return 0;
+	}
+	if (rc < 0)
+		return err_prefix(err, "RVPS");
+	return *json != NULL;
+}
+
+static int verify_evidence(const Attestation__IndividualAttestationRequest *ir,
+                           const struct binding *b, const struct verify_rv *rv,
+                           struct verify_result *res, struct err *err)
 {
 	const struct verifier *v = verifier_find(ir->tee);
 	size_t len;
@@ -284,11 +311,18 @@ int as_verify_evidence(const Attestation__IndividualAttestationRequest *ir, cons
 	    .report_data_len = b->report_data_len,
 	    .init_data_hash = b->init_data_hash,
 	    .init_data_hash_len = b->init_data_hash_len,
+	    .rv = rv,
 	};
 	err->code = 0; /* a collateral outage sets ERR_UNAVAILABLE */
 	int rc = v->verify(&vr, res, err);
 	json_decref(ev);
 	return rc;
+}
+
+int as_verify_evidence(const Attestation__IndividualAttestationRequest *ir, const struct binding *b,
+                       struct verify_result *res, struct err *err)
+{
+	return verify_evidence(ir, b, NULL, res, err);
 }
 
 /* ---- appraise --------------------------------------------------------------------------- */
@@ -528,11 +562,12 @@ int as_attest_one(struct as *a, const char *policy_id,
 	struct binding b;
 	struct verify_result res = {0};
 	const char *dev = device_class(ir->tee);
+	struct verify_rv rv = {rv_query, a};
 	int rc = -1;
 
 	if (binding_from_request(&b, ir, err) < 0)
 		return -1;
-	if (as_verify_evidence(ir, &b, &res, err) < 0) {
+	if (verify_evidence(ir, &b, &rv, &res, err) < 0) {
 		if (dev != NULL && err->code != ERR_UNAVAILABLE && out->n < AS_MAX_DEVICES)
 			rc = add_failed_device(policy_id, ir->tee, dev, out, err);
 		goto out;

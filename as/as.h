@@ -65,7 +65,8 @@ struct as_request {
 /* parse: decode, and refuse no evidence or more than AS_MAX_DEVICES. */
 int as_parse_request(struct as_request *rq, const uint8_t *buf, size_t len, struct err *err);
 void as_request_free(struct as_request *rq);
-/* verify: the TEE's verifier on the b64url JSON evidence, bound as `b` says. */
+/* verify: the TEE's verifier on the b64url JSON evidence, bound as `b` says (with no RVPS to
+ * read; as_attest_one hands the verifier the AS's RVPS). */
 int as_verify_evidence(const Attestation__IndividualAttestationRequest *ir, const struct binding *b,
                        struct verify_result *res, struct err *err);
 /* appraise: one device's claims with `<policy_id>_<class>` -> its appraisal (new reference). */

@@ -45,6 +45,12 @@
  * measurement i is block i + 1. Every measurement active in either RIM must be in the report
  * and equal one of that index's alternatives; an index active in both RIMs is refused as
  * NVIDIA's verifier does. Blocks no RIM makes active are not compared.
+ *
+ * With `nvidia_verifier.rims_from_rvps` true, the RIMs are first looked up in the AS's RVPS,
+ * where the supply chain registered them as signed swid messages (nvidia_rim.h: by product
+ * and the version the device reports, used only when the RVPS verified the signature); a RIM
+ * the RVPS lacks is then read from rim_dir when that is set too, else refused naming the
+ * reference value it looked for.
  */
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -56,6 +62,7 @@
 
 #include "as/collateral/nvidia_nras.h"
 #include "as/collateral/nvidia_ocsp.h"
+#include "as/collateral/nvidia_rim.h"
 #include "as/evidence/nvidia_chain.h"
 #include "as/evidence/nvidia_topology.h"
 #include "as/evidence/spdm.h"
@@ -72,6 +79,8 @@ static int remote_mode;
  * must chain to; both NULL when RIMs are not checked. */
 static char *rim_dir;
 static struct swid_trust *rim_trust;
+/* Set by init like the root: RIMs are looked up in the RVPS first (rims_from_rvps). */
+static int rims_from_rvps;
 
 static X509 *read_root(const char *path, struct err *err)
 {
@@ -91,8 +100,12 @@ static int rim_configure(const json_t *c, struct err *err)
 {
 	const char *dir = json_string_value(json_object_get(c, "rim_dir"));
 	const char *root = json_string_value(json_object_get(c, "rim_root_ca_file"));
+	const json_t *rvps = json_object_get(c, "rims_from_rvps");
 	struct swid_trust *t = NULL;
 	char *d = NULL;
+
+	if (rvps != NULL && !json_is_boolean(rvps))
+		return err_set(err, "rims_from_rvps must be true or false");
 
 	if (dir != NULL && root == NULL)
 		return err_set(err, "rim_dir needs rim_root_ca_file, the root NVIDIA's RIMs are "
@@ -105,6 +118,7 @@ static int rim_configure(const json_t *c, struct err *err)
 	free(rim_dir);
 	rim_trust = t;
 	rim_dir = d;
+	rims_from_rvps = json_is_true(rvps);
 	return 0;
 }
 
@@ -260,20 +274,52 @@ static uint8_t *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* The device's RIM from the RVPS: 1 with *active, 0 when the RVPS lacks it and rim_dir is to
+ * be asked, -1 refused. */
+static int rvps_rim(const struct verify_request *req, const json_t *config, int vbios,
+                    json_t **active, struct err *err)
+{
+	const char *what = vbios ? "VBIOS" : "driver";
+	const char *ver =
+	    json_string_value(json_object_get(config, vbios ? "vbios_version" : "driver_version"));
+	char name[160];
+	int rc;
+
+	if (ver == NULL)
+		return err_set(err, "the report has no %s version to find its RIM", what);
+	if (req->rv == NULL)
+		rc = err_set(err,
+		             "no %s RIM for this device: RIMs come from the RVPS and there is "
+		             "none here",
+		             what);
+	else
+		rc = nvidia_rim_from_rvps(req->rv, "GH100", ver, name, active, err);
+	if (rc < 0)
+		return err_prefix(err, "%s RIM", what);
+	if (rc == 0 && rim_dir == NULL)
+		return err_set(err, "no %s RIM for this device: the RVPS holds no %s", what, name);
+	return rc;
+}
+
 /* The active measurements of one RIM of the device, by RIM index. */
-static json_t *load_rim(const json_t *config, int vbios, time_t now, struct err *err)
+static json_t *load_rim(const struct verify_request *req, const json_t *config, int vbios,
+                        struct err *err)
 {
 	const char *what = vbios ? "VBIOS" : "driver";
 	char path[4096];
 	size_t len = 0;
 	uint8_t *xml;
 	json_t *active = NULL;
+	int rc;
+
+	if (rims_from_rvps && (rc = rvps_rim(req, config, vbios, &active, err)) != 0)
+		return rc > 0 ? active : NULL;
 
 	if (nvidia_rim_path(config, vbios, path, sizeof(path), err) < 0)
 		return NULL;
 	if ((xml = read_file(path, &len)) == NULL)
 		return err_set(err, "no %s RIM for this device: cannot read %s", what, path), NULL;
-	if (swid_rim_active(rim_trust, xml, len, now, &active, err) < 0)
+	if (swid_rim_active(rim_trust, xml, len, req->now, &active, err) < 0)
 		err_prefix(err, "%s RIM %s", what, path);
 	free(xml);
 	return active;
@@ -333,8 +379,8 @@ static int check_rims(const struct verify_request *req, const struct device *d, 
 
 	if (config == NULL)
 		return err_set(err, "out of memory");
-	if ((drv = load_rim(config, 0, req->now, err)) != NULL &&
-	    (vb = load_rim(config, 1, req->now, err)) != NULL &&
+	if ((drv = load_rim(req, config, 0, err)) != NULL &&
+	    (vb = load_rim(req, config, 1, err)) != NULL &&
 	    match_rim(&d->m, drv, vb, "driver", err) == 0 &&
 	    match_rim(&d->m, vb, drv, "VBIOS", err) == 0)
 		rc = 0;
@@ -359,7 +405,7 @@ static int check_device(const struct verify_request *req, struct device *d, X509
 		return -1;
 	if (CRYPTO_memcmp(d->m.req_nonce, nonce, SPDM_NONCE_LEN) != 0)
 		return err_set(err, "Nvidia report nonce mismatch");
-	if (rim_dir != NULL && !sw && check_rims(req, d, err) < 0)
+	if ((rim_dir != NULL || rims_from_rvps) && !sw && check_rims(req, d, err) < 0)
 		return -1;
 	if (nvidia_ocsp_enabled() &&
 	    nvidia_ocsp_check(&d->chain, root ? root : nvidia_device_root(), &d->ocsp_status, err) <

@@ -20,15 +20,25 @@
  * reached, failed (5xx) or asked us to wait, with nothing usable cached, sets err.code to
  * ERR_UNAVAILABLE (err.h): the AS answers "retry", not "refused". */
 
+/* The RVPS, for a verifier that checks measurements itself (the nvidia verifier's RIMs). The
+ * AS hands its RVPS link. query: the stored value of `id` (provenance = 0) or its provenance
+ * document (provenance = 1) as malloc'd JSON text in *json, 1 when found, 0 when there is
+ * none, -1 with err (err->code ERR_UNAVAILABLE when the RVPS could not be reached). */
+struct verify_rv {
+	int (*query)(void *ctx, const char *id, int provenance, char **json, struct err *err);
+	void *ctx;
+};
+
 struct verify_request {
 	const json_t *evidence;     /* the evidence JSON document (already b64url-decoded) */
 	const uint8_t *report_data; /* expected report data, NULL = not provided */
 	size_t report_data_len;
 	const uint8_t *init_data_hash; /* expected init-data hash, NULL = not provided */
 	size_t init_data_hash_len;
-	time_t now;            /* verification time; 0 = current time */
-	const json_t *options; /* tool/test overrides, e.g. {"collateral": "bundle.json",
-	                          "vcek": "vcek.der"}; NULL = none */
+	time_t now;                 /* verification time; 0 = current time */
+	const json_t *options;      /* tool/test overrides, e.g. {"collateral": "bundle.json",
+	                               "vcek": "vcek.der"}; NULL = none */
+	const struct verify_rv *rv; /* the AS's RVPS; NULL = none (evidence-verify) */
 };
 
 struct verifier_claims {

@@ -18,8 +18,12 @@
  * declaring a DTD is refused before parsing.
  *
  * swid.h lets a verifier read a local RIM file with the same checks (signature required);
- * it gets the active measurements by index, as NVIDIA's local verifier compares them.
+ * it gets the active measurements by index, as NVIDIA's local verifier compares them. For the
+ * RIMs a supply chain registers, the extractor stores the same object beside Trustee's names,
+ * under nvidia_rim/<product>/<version> (swid_rim_rv_name), so the nvidia verifier can fetch a
+ * device's RIM by the version it reports; the RVPS's provenance says whether it was signed.
  */
+#include <ctype.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/x509.h>
@@ -323,6 +327,59 @@ out:
 	return rc;
 }
 
+/* ---- the RIM by version ---- */
+
+int swid_rim_rv_name(const char *product, const char *version, char *out, size_t cap)
+{
+	const char *parts[2] = {product, version};
+	int w;
+
+	for (int i = 0; i < 2; i++) {
+		if (parts[i] == NULL || parts[i][0] == '\0' || strlen(parts[i]) > 64)
+			return -1;
+		for (const char *p = parts[i]; *p != '\0'; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+				return -1;
+	}
+	w = snprintf(out, cap, SWID_RIM_RV_PREFIX "%s/%s", product, version);
+	if (w < 0 || (size_t)w >= cap)
+		return -1;
+	for (char *p = out + strlen(SWID_RIM_RV_PREFIX) + strlen(product); *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
+
+static int active_measurement(const xmlNode *res, const char *unused, json_t *out, struct err *err);
+
+/* values[nvidia_rim/<product>/<version>] = the RIM's active measurements by index, when its
+ * Meta names a product and a colloquialVersion that make a name; else nothing is added. */
+static int rim_by_version(const xmlNode *meta, const xmlNode *payload, json_t *values,
+                          struct err *err)
+{
+	char *product = xml_attr(meta, "product", NULL);
+	char *version = xml_attr(meta, "colloquialVersion", NULL), name[160];
+	json_t *active = NULL;
+	int rc = 0;
+
+	if (swid_rim_rv_name(product, version, name, sizeof(name)) < 0)
+		goto out;
+	rc = -1;
+	if ((active = json_object()) == NULL) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	if (walk_resources(payload->children, active_measurement, NULL, active, err) < 0)
+		goto out;
+	rc = json_object_size(active) == 0 || json_object_set(values, name, active) == 0
+	         ? 0
+	         : err_set(err, "out of memory");
+out:
+	json_decref(active);
+	free(product);
+	free(version);
+	return rc;
+}
+
 /* ---- signature ---- */
 
 static void cert_name(X509_NAME *n, char *out, size_t cap)
@@ -448,7 +505,7 @@ static int swid_extract_ctx(const struct rvps_extract_ctx *ctx, const char *payl
 		err_set(err, "out of memory");
 		goto out;
 	}
-	if (values_from(meta, body, values, err) < 0)
+	if (values_from(meta, body, values, err) < 0 || rim_by_version(meta, body, values, err) < 0)
 		goto out;
 	*out = values;
 	values = NULL;

@@ -28,4 +28,12 @@ void swid_trust_free(struct swid_trust *t);
 int swid_rim_active(struct swid_trust *t, const uint8_t *xml, size_t len, time_t now,
                     json_t **active, struct err *err);
 
+/* The reference value under which the swid extractor also stores a RIM's active measurements
+ * (the object swid_rim_active returns), so a verifier finds the RIM for the version a device
+ * reports: "nvidia_rim/<Meta product>/<Meta colloquialVersion, lower case>", e.g.
+ * nvidia_rim/GH100/550.90.07 (a driver RIM) or nvidia_rim/GH100/96.00.9f.00.01 (a VBIOS RIM).
+ * -1 when a part is empty, too long or holds a character outside [A-Za-z0-9._-]. */
+#define SWID_RIM_RV_PREFIX "nvidia_rim/"
+int swid_rim_rv_name(const char *product, const char *version, char *out, size_t cap);
+
 #endif

@@ -21,6 +21,7 @@
 #include "cborx.h"
 #include "kv/kv.h"
 #include "rvps/extractors.h"
+#include "rvps/extractors/swid.h"
 #include "rvps/rvps.h"
 #include "testlib.h"
 
@@ -638,7 +639,8 @@ static void test_swid_trustee_input_gives_trustees_name_and_value(void **state)
 
 	if (v == NULL)
 		fail_msg("%s", e.msg);
-	assert_int_equal(json_object_size(v), 9);
+	/* Trustee's 9 names, and ours: the RIM's active measurements by its version */
+	assert_int_equal(json_object_size(v), 10);
 	json_t *m = json_object_get(v, M12);
 	assert_int_equal(json_array_size(m), 3);
 	assert_string_equal(json_string_value(json_array_get(m, 0)), M12_0);
@@ -650,9 +652,11 @@ static void test_swid_signed_rims_verify_at_pinned_time(void **state)
 {
 	static const struct {
 		const char *file;
-		size_t names;
-	} rims[] = {{"1010_0200_882_96005E0001_test_no_gpu.swidtag", 9},
-	            {"Driver_RIM_test_no_gpu.swidtag", 20}};
+		size_t names; /* Trustee's names + nvidia_rim/<product>/<version> */
+		const char *by_version;
+	} rims[] = {
+	    {"1010_0200_882_96005E0001_test_no_gpu.swidtag", 10, "nvidia_rim/GH100/96.00.5e.00.01"},
+	    {"Driver_RIM_test_no_gpu.swidtag", 21, "nvidia_rim/GH100/545.00"}};
 	struct err e;
 
 	for (size_t i = 0; i < 2; i++) {
@@ -663,6 +667,7 @@ static void test_swid_signed_rims_verify_at_pinned_time(void **state)
 		if (v == NULL)
 			fail_msg("%s: %s", rims[i].file, e.msg);
 		assert_int_equal(json_object_size(v), rims[i].names);
+		assert_true(json_is_object(json_object_get(v, rims[i].by_version)));
 		assert_non_null(strstr(json_string_value(json_object_get(prov, "signer")), "CN="));
 		json_decref(v);
 		json_decref(prov);
@@ -780,6 +785,23 @@ static void test_swid_dtd_and_bad_xml_refused(void **state)
 	assert_non_null(strstr(e.msg, "not valid standard base64"));
 }
 
+/* The name a RIM is stored under by version: product kept, version lower case, and nothing
+ * that is not a plain name character. */
+static void test_swid_rim_rv_name(void **state)
+{
+	char n[160];
+
+	assert_int_equal(swid_rim_rv_name("GH100", "96.00.9F.00.01", n, sizeof(n)), 0);
+	assert_string_equal(n, "nvidia_rim/GH100/96.00.9f.00.01");
+	assert_int_equal(swid_rim_rv_name("GH100", "550.90.07", n, sizeof(n)), 0);
+	assert_string_equal(n, "nvidia_rim/GH100/550.90.07");
+	assert_int_equal(swid_rim_rv_name("GH100", "../x", n, sizeof(n)), -1);
+	assert_int_equal(swid_rim_rv_name("GH/100", "1.0", n, sizeof(n)), -1);
+	assert_int_equal(swid_rim_rv_name("GH100", "", n, sizeof(n)), -1);
+	assert_int_equal(swid_rim_rv_name(NULL, "1.0", n, sizeof(n)), -1);
+	assert_int_equal(swid_rim_rv_name("GH100", "1.0", n, 12), -1);
+}
+
 static void test_swid_config_keys(void **state)
 {
 	json_error_t jerr;
@@ -823,6 +845,7 @@ int main(void)
 	    cmocka_unit_test(test_swid_flipped_hash_refused),
 	    cmocka_unit_test(test_swid_signature_wrapping_refused),
 	    cmocka_unit_test(test_swid_dtd_and_bad_xml_refused),
+	    cmocka_unit_test(test_swid_rim_rv_name),
 	    cmocka_unit_test(test_swid_config_keys),
 	};
 
