@@ -5,7 +5,10 @@
  * device's claims. A device is accepted when NRAS says its report's nonce is ours
  * (x-nvidia-<gpu|switch>-attestation-report-nonce-match true: NRAS compared the nonce we
  * sent with the one in the signed report) and its overall result is true; a device whose
- * signed identity (ueid) came already is refused, so one GPU cannot count twice.
+ * signed identity (ueid) came already is refused, so one GPU cannot count twice. As in local
+ * mode, a refused device is refused on its own (a failed item, "NVIDIA device <i>: <why>"),
+ * the others keep their claims; only NRAS being out of reach fails the whole evidence, so the
+ * AS answers "retry".
  *
  * Blackwell is carried here although the local mode refuses it: the format and the checks
  * are NRAS's. The evidence goes as base64 (a hex transcript is re-encoded, as Trustee does),
@@ -15,8 +18,9 @@
  * lists 4 switch PDIs in x-nvidia-gpu-switch-pdis, all-zero entries being unused ports;
  * each switch gives its own x-nvidia-switch-pdi and 8 GPU PDIs in
  * x-nvidia-switch-gpu-pdis), and the PDIs come to 8 GPUs and 4 switches in all, a `ppcie`
- * claims object {"switch_count": 4, "gpu_count": 8} follows. Any other set of devices gets
- * none, as in Trustee: the topology is a claim, not a condition.
+ * claims object {"switch_count": 4, "gpu_count": 8} follows. Any other set of devices (one
+ * of them refused included) gets none, as in Trustee: NRAS's topology is a claim, not a
+ * condition.
  */
 #include "as/verifiers/nvidia_remote.h"
 
@@ -116,6 +120,7 @@ static json_t *verify_device(const struct verify_request *req, const json_t *e,
 		err_set(err, "unknown device architecture %.32s", arch);
 		return NULL;
 	}
+	*tee_class = a->endpoint;
 	if ((b64 = evidence_b64(ev, err)) == NULL)
 		return NULL;
 	if (nvidia_nras_attest(a->endpoint, a->upper, nonce, b64, cert, req->now, &claims, err) ==
@@ -125,7 +130,6 @@ static json_t *verify_device(const struct verify_request *req, const json_t *e,
 		claims = NULL;
 	}
 	free(b64);
-	*tee_class = a->endpoint;
 	return claims;
 }
 
@@ -161,7 +165,9 @@ static int ppcie_topology(const struct verify_result *r)
 
 	for (size_t i = 0; ok && i < r->n; i++) {
 		const json_t *c = r->items[i].claims;
-		if (strcmp(r->items[i].tee_class, "gpu") == 0) {
+		if (r->items[i].failed) {
+			ok = 0;
+		} else if (strcmp(r->items[i].tee_class, "gpu") == 0) {
 			ok = add_pdis(switches, json_object_get(c, "x-nvidia-gpu-switch-pdis"),
 			              1) == 4;
 		} else {
@@ -177,6 +183,36 @@ static int ppcie_topology(const struct verify_result *r)
 	return ok;
 }
 
+/* Device i into `out`: its claims, or its refusal as a failed item. -1 only for an outage
+ * (err->code ERR_UNAVAILABLE) or out of memory. */
+static int remote_device(const struct verify_request *req, const json_t *list, size_t i,
+                         const uint8_t nonce[32], json_t *seen, struct verify_result *out,
+                         struct err *err)
+{
+	const char *cls = "gpu", *ueid;
+	struct err why = {0};
+	json_t *claims = verify_device(req, json_array_get(list, i), nonce, &cls, &why);
+
+	if (claims == NULL && why.code == ERR_UNAVAILABLE) {
+		*err = why;
+		return err_prefix(err, "NVIDIA device %zu", i);
+	}
+	ueid = json_string_value(json_object_get(claims, "ueid"));
+	if (ueid != NULL && json_object_get(seen, ueid) != NULL) {
+		err_set(&why, "the same device as device %lld (same ueid)",
+		        (long long)json_integer_value(json_object_get(seen, ueid)));
+		json_decref(claims);
+		claims = NULL;
+	}
+	if (claims == NULL) {
+		err_prefix(&why, "NVIDIA device %zu", i);
+		return verify_result_add_failed(out, cls, why.msg, err);
+	}
+	if (ueid != NULL)
+		json_object_set_new(seen, ueid, json_integer((json_int_t)i));
+	return verify_result_add(out, cls, claims, err);
+}
+
 int nvidia_remote_verify(const struct verify_request *req, const json_t *list,
                          const uint8_t nonce[32], struct verify_result *out, struct err *err)
 {
@@ -185,29 +221,9 @@ int nvidia_remote_verify(const struct verify_request *req, const json_t *list,
 
 	if (seen == NULL)
 		return err_set(err, "out of memory");
-	for (size_t i = 0; i < json_array_size(list); i++) {
-		const char *cls = NULL, *ueid;
-		json_t *claims = verify_device(req, json_array_get(list, i), nonce, &cls, err);
-		if (claims == NULL) {
-			err_prefix(err, "NVIDIA device %zu", i);
+	for (size_t i = 0; i < json_array_size(list); i++)
+		if (remote_device(req, list, i, nonce, seen, out, err) < 0)
 			goto out;
-		}
-		ueid = json_string_value(json_object_get(claims, "ueid"));
-		if (ueid != NULL && json_object_get(seen, ueid) != NULL) {
-			/* ueid lives in claims: read the first index before releasing it */
-			long long first =
-			    (long long)json_integer_value(json_object_get(seen, ueid));
-			json_decref(claims);
-			err_setc(err, 0,
-			         "NVIDIA device %zu: the same device as device %lld (same ueid)", i,
-			         first);
-			goto out;
-		}
-		if (ueid != NULL)
-			json_object_set_new(seen, ueid, json_integer((json_int_t)i));
-		if (verify_result_add(out, cls, claims, err) < 0)
-			goto out;
-	}
 	if (ppcie_topology(out) &&
 	    verify_result_add(out, "ppcie",
 	                      json_pack("{s:i,s:i}", "switch_count", 4, "gpu_count", 8), err) < 0)
