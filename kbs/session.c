@@ -31,6 +31,9 @@
  * Authed -> Attested step is a claim on `kbs_protocol_nonce:<id>` made with set-if-absent, so
  * of two /attest calls racing on two replicas exactly one wins, and a replay of a consumed
  * nonce is refused instead of being answered with the stored token as Trustee does.
+ * The claim and the Attested record are one kv_claim_set (one round trip on Redis), and each
+ * replica keeps copies of the records it read (session_cache.h), so a handshake makes three
+ * session round trips instead of six.
  */
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -45,6 +48,7 @@
 #include "kbs.h"
 #include "kv/kv.h"
 #include "log.h"
+#include "session_cache.h"
 
 #define NBUCKETS 4096
 #define NS_NONCE "kbs_protocol_nonce"
@@ -67,7 +71,8 @@ struct list {
 };
 
 struct kbs_sessions {
-	struct kv *kv; /* borrowed; NULL = the in-memory table */
+	struct kv *kv;             /* borrowed; NULL = the in-memory table */
+	struct kbs_scache *copies; /* with kv: this replica's copies (session_cache.h), or NULL */
 	pthread_mutex_t mu;
 	struct ent *b[NBUCKETS];
 	struct list byage;
@@ -181,6 +186,7 @@ void kbs_sessions_free(struct kbs_sessions *s)
 			e = n;
 		}
 	}
+	kbs_scache_free(s->copies);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -205,33 +211,60 @@ static int new_id(char out[33])
 struct kbs_sessions *kbs_sessions_new_kv(struct kv *kv, struct err *err)
 {
 	struct kbs_sessions *s = kbs_sessions_new(0, err);
-	if (s)
+	if (s) {
 		s->kv = kv;
+		s->copies = kbs_scache_new();
+	}
 	return s;
 }
 
-/* {"state":"Authed"|"Attested","tee","nonce","extra-params"?,"token"?,"expires"} */
-static int kv_put(struct kbs_sessions *s, const struct kbs_session *ss, int overwrite,
-                  struct err *err)
+/* {"state":"Authed"|"Attested","tee","nonce","extra-params"?,"token"?,"expires"}, malloc'd;
+ * NULL when out of memory. */
+static char *record_json(const struct kbs_session *ss)
 {
-	long long left = ss->expires - (long long)time(NULL);
-	if (left <= 0)
-		return 1;
 	json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "state",
 	                      ss->state == KBS_SESSION_ATTESTED ? "Attested" : "Authed", "tee",
 	                      ss->tee, "nonce", ss->nonce, "expires", (json_int_t)ss->expires);
 	if (!o)
-		return err_set(err, "out of memory");
+		return NULL;
 	if (ss->extra_params)
 		json_object_set(o, "extra-params", ss->extra_params);
 	if (ss->token)
 		json_object_set_new(o, "token", json_string(ss->token));
 	char *doc = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
+	return doc;
+}
+
+static int kv_put(struct kbs_sessions *s, const struct kbs_session *ss, int overwrite,
+                  struct err *err)
+{
+	long long left = ss->expires - (long long)time(NULL);
+	if (left <= 0)
+		return 1;
+	char *doc = record_json(ss);
 	if (!doc)
 		return err_set(err, "out of memory");
 	int rc = kv_set_ttl(s->kv, KV_NS_SESSION, ss->id, doc, strlen(doc), overwrite,
 	                    (unsigned)left, err);
+	free(doc);
+	return rc;
+}
+
+/* The Authed -> Attested step: claim kbs_protocol_nonce:<id> and, only when the claim was
+ * made, write the Attested record; both live as long as the session. 0 done, 1 the claim
+ * exists, -2 the session expired, -1 err set. */
+static int kv_claim(struct kbs_sessions *s, const struct kbs_session *ss, struct err *err)
+{
+	long long left = ss->expires - (long long)time(NULL);
+	if (left <= 0)
+		return -2;
+	char *doc = record_json(ss);
+	if (!doc)
+		return err_set(err, "out of memory");
+	int rc = kv_claim_set(s->kv, NS_NONCE, KV_NS_SESSION, ss->id, doc, strlen(doc),
+	                      (unsigned)left, err);
+	OPENSSL_cleanse(doc, strlen(doc));
 	free(doc);
 	return rc;
 }
@@ -467,8 +500,14 @@ int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_sessi
 	memset(out, 0, sizeof(*out));
 	if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
 		return 1;
-	if (s->kv)
-		return kv_load(s, id, out, err);
+	if (s->kv) {
+		if (kbs_scache_get(s->copies, id, 1, out) == 0)
+			return 0;
+		int rc = kv_load(s, id, out, err);
+		if (rc == 0)
+			kbs_scache_put(s->copies, out);
+		return rc;
+	}
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
 	if (!pp) {
@@ -512,21 +551,24 @@ int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *toke
 	if (s->kv) {
 		struct kbs_session ss;
 		struct err e = {0};
-		int rc = kbs_sessions_lookup(s, id, &ss, err);
+		/* an Authed copy will do: the claim below is what decides */
+		int rc = kbs_scache_get(s->copies, id, 0, &ss) == 0
+		             ? 0
+		             : kbs_sessions_lookup(s, id, &ss, err);
 		if (rc != 0)
 			return rc;
 		if (ss.state == KBS_SESSION_ATTESTED) {
 			kbs_session_clear(&ss);
 			return 2;
 		}
-		/* the claim: set-if-absent, alive as long as the session */
-		long long left = ss.expires - (long long)time(NULL);
-		rc = left > 0 ? kv_set_ttl(s->kv, NS_NONCE, id, "1", 1, 0, (unsigned)left, &e) : -2;
+		/* the claim: set-if-absent, alive as long as the session, and the Attested record
+		 * written only when it was made (one step on Redis) */
+		free(ss.token);
+		ss.token = strdup(token);
+		ss.state = KBS_SESSION_ATTESTED;
+		rc = ss.token ? kv_claim(s, &ss, &e) : err_set(&e, "out of memory");
 		if (rc == 0) {
-			free(ss.token);
-			ss.token = strdup(token);
-			ss.state = KBS_SESSION_ATTESTED;
-			rc = ss.token ? kv_put(s, &ss, 1, &e) : err_set(&e, "out of memory");
+			kbs_scache_put(s->copies, &ss);
 		} else if (rc == 1) {
 			rc = 2; /* another /attest won the race */
 		} else if (rc == -2) {

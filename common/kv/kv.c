@@ -305,6 +305,22 @@ int kv_set_batch(struct kv *kv, const struct kv_write *w, size_t n, struct err *
 	return rc;
 }
 
+int kv_claim_set(struct kv *kv, const char *claim_ns, const char *ns, const char *key,
+                 const void *val, size_t len, unsigned ttl_seconds, struct err *err)
+{
+	if (check(kv, claim_ns, key, err) < 0 || check(kv, ns, key, err) < 0)
+		return -1;
+	if (kv->be->claim_set != NULL) {
+		enter(kv);
+		int rc =
+		    kv->be->claim_set(kv->state, claim_ns, ns, key, val, len, ttl_seconds, err);
+		leave(kv);
+		return rc;
+	}
+	int rc = kv_set_ttl(kv, claim_ns, key, "1", 1, 0, ttl_seconds, err);
+	return rc != 0 ? rc : kv_set_ttl(kv, ns, key, val, len, 1, ttl_seconds, err);
+}
+
 void kv_list_free(char **keys, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -85,6 +85,15 @@ int kv_can_batch(const struct kv *kv);
  * because a set-if-absent key exists, -1 nothing stored (err set; ERR_UNAVAILABLE on an
  * outage). A backend without batches (kv_can_batch() == 0) refuses with a sentence. */
 int kv_set_batch(struct kv *kv, const struct kv_write *w, size_t n, struct err *err);
+/* A claim and the value it guards: set claim_ns:key to "1" only if absent and, only when that
+ * claim was made, overwrite ns:key with val; both expire after ttl_seconds (0 = never). For a
+ * state step that must happen once across replicas (the kbs's Authed -> Attested). Redis
+ * does both in one round trip, atomically (a Lua script); the other backends make the two
+ * calls in order, so a failure between them leaves the claim without the value (the step is
+ * then refused, never done twice). Returns 0 both stored, 1 the claim exists (nothing
+ * stored), -1 err set. */
+int kv_claim_set(struct kv *kv, const char *claim_ns, const char *ns, const char *key,
+                 const void *val, size_t len, unsigned ttl_seconds, struct err *err);
 /* 1 if key is made only of [A-Za-z0-9._/-] and non-empty. */
 int kv_key_valid(const char *key);
 

@@ -51,6 +51,10 @@ struct kv_backend {
 	 * namespace and key already checked, applied all or none; returns as kv_set_batch. An
 	 * outage during it must leave nothing of the batch stored. */
 	int (*set_batch)(void *state, const struct kv_write *w, size_t n, struct err *err);
+	/* Optional (NULL: kv.c makes the two calls): kv_claim_set in one atomic step, namespaces
+	 * and key already checked; returns as kv_claim_set. */
+	int (*claim_set)(void *state, const char *claim_ns, const char *ns, const char *key,
+	                 const void *val, size_t len, unsigned ttl, struct err *err);
 };
 
 /* Every backend, NULL-terminated, in the order kv_open's refusal names them (kv.c). */

@@ -509,6 +509,39 @@ out:
 	return rc;
 }
 
+/* The claim and its value in one round trip. A script runs atomically, so no other client
+ * sees the claim without the value; SET ... NX answers nil (Lua false) when the claim exists.
+ * Redis caches the compiled script by its hash after the first EVAL. */
+static const char claim_lua[] =
+    "if redis.call('SET', KEYS[1], '1', 'NX', unpack(ARGV, 2)) then "
+    "redis.call('SET', KEYS[2], ARGV[1], unpack(ARGV, 2)) return 1 end return 0";
+
+static int redis_claim_set(void *state, const char *claim_ns, const char *ns, const char *key,
+                           const void *val, size_t len, unsigned ttl, struct err *err)
+{
+	struct redis *rd = state;
+	char ck[1024], k[1024], ttls[16];
+	const char *argv[8] = {"EVAL", claim_lua, "2", ck, k, len ? val : "", "EX", ttls};
+	size_t argvlen[8] = {4, sizeof(claim_lua) - 1, 1, 0, 0, len, 2, 0};
+
+	redis_key(ck, sizeof(ck), claim_ns, key);
+	redis_key(k, sizeof(k), ns, key);
+	argvlen[3] = strlen(ck);
+	argvlen[4] = strlen(k);
+	snprintf(ttls, sizeof(ttls), "%u", ttl);
+	argvlen[7] = strlen(ttls);
+	redisReply *r = redis_cmd(rd, err, ttl ? 8 : 6, argv, argvlen);
+	if (r == NULL)
+		return -1;
+	int rc = r->type != REDIS_REPLY_INTEGER
+	             ? err_set(err, "redis at %s:%d: the claim script answered type %d", rd->host,
+	                       rd->port, r->type)
+	         : r->integer == 1 ? 0
+	                           : 1;
+	freeReplyObject(r);
+	return rc;
+}
+
 static void redis_close(void *state)
 {
 	struct redis *rd = state;
@@ -618,4 +651,5 @@ const struct kv_backend kv_backend_redis = {
     .list = redis_list,
     .set_batch = redis_set_batch,
     .get_many = redis_get_many,
+    .claim_set = redis_claim_set,
 };

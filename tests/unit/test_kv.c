@@ -217,6 +217,82 @@ static void test_kv_redis_batch_is_all_or_none(void **state)
 	json_decref(cfg);
 }
 
+/* kv_claim_set: the value is written only by the call that made the claim, with the TTL on
+ * both keys on Redis (one atomic script there, two calls elsewhere). */
+static void claim_contract(struct kv *kv)
+{
+	struct err err = {0};
+	uint8_t *v = NULL;
+	size_t len = 0;
+	assert_int_equal(
+	    kv_claim_set(kv, "kbs_protocol_nonce", KV_NS_SESSION, "s1", "won", 3, 300, &err), 0);
+	assert_int_equal(
+	    kv_claim_set(kv, "kbs_protocol_nonce", KV_NS_SESSION, "s1", "lost", 4, 300, &err), 1);
+	assert_int_equal(kv_get(kv, KV_NS_SESSION, "s1", &v, &len, &err), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(v, "won", 3);
+	free(v);
+	assert_int_equal(kv_get(kv, "kbs_protocol_nonce", "s1", &v, &len, &err), 0);
+	free(v);
+	/* ttl 0: no expiry, still one winner */
+	assert_int_equal(
+	    kv_claim_set(kv, "kbs_protocol_nonce", KV_NS_SESSION, "s2", "x", 1, 0, &err), 0);
+	assert_int_equal(
+	    kv_claim_set(kv, "kbs_protocol_nonce", KV_NS_SESSION, "s2", "y", 1, 0, &err), 1);
+}
+
+static void test_kv_memory_claim_set(void **state)
+{
+	struct err err = {0};
+	struct kv *kv = kv_open(NULL, &err);
+	assert_non_null(kv);
+	claim_contract(kv);
+	kv_close(kv);
+}
+
+static void test_kv_redis_claim_set_is_one_step(void **state)
+{
+	int port = tl_free_port();
+	char url[128];
+	struct err err = {0};
+	pid_t pid = tl_start_redis(port);
+
+	unsetenv("REDIS_URL");
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
+	                        "url", url);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	redisContext *c = redisConnect("127.0.0.1", port);
+	assert_true(c != NULL && c->err == 0);
+	freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+	claim_contract(kv);
+	/* four claims, four commands: each is one round trip (the SETs inside the script are
+	 * counted too: 2 + 1 + 2 + 1) */
+	redisReply *r = redisCommand(c, "INFO commandstats");
+	assert_non_null(r);
+	assert_non_null(strstr(r->str, "cmdstat_eval:calls=4,"));
+	assert_non_null(strstr(r->str, "cmdstat_set:calls=6,"));
+	freeReplyObject(r);
+	for (int i = 0; i < 2; i++) {
+		r = redisCommand(c, "TTL %s",
+		                 i ? "kbs_protocol_nonce:s1" : "kbs_protocol_session:s1");
+		assert_true(r->integer > 290 && r->integer <= 300);
+		freeReplyObject(r);
+	}
+	r = redisCommand(c, "TTL kbs_protocol_session:s2");
+	assert_int_equal(r->integer, -1);
+	freeReplyObject(r);
+	tl_stop(pid);
+	err_clear(&err);
+	assert_int_equal(
+	    kv_claim_set(kv, "kbs_protocol_nonce", KV_NS_SESSION, "s3", "v", 1, 9, &err), -1);
+	assert_int_equal(err.code, ERR_UNAVAILABLE);
+	redisFree(c);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
 static void test_kv_memory(void **state)
 {
 	struct err err = {0};
@@ -875,6 +951,8 @@ int main(void)
 	    cmocka_unit_test(test_kv_memory_batch_is_all_or_none),
 	    cmocka_unit_test(test_kv_file_backends_refuse_a_batch),
 	    cmocka_unit_test(test_kv_redis_batch_is_all_or_none),
+	    cmocka_unit_test(test_kv_memory_claim_set),
+	    cmocka_unit_test(test_kv_redis_claim_set_is_one_step),
 	    cmocka_unit_test_setup_teardown(test_kv_postgres_batch_is_all_or_none, pg_setup,
 	                                    pg_teardown),
 	    cmocka_unit_test(test_kv_local_fs_layout),
