@@ -5,8 +5,13 @@
  * told the cap so an announced Content-Length above it is refused before the body starts.
  * Response headers are read in the header callback; a new status line (100 Continue, or a
  * proxy's CONNECT answer) starts them over, so only the final answer's headers are kept.
+ *
+ * libcurl is opened on the first fetch (dlib.h), not at exec: a daemon that never fetches
+ * does not map it and the ~30 libraries it pulls in. The calls below go through the table
+ * `cl`; the names stay libcurl's, mapped onto the table by macros after it is filled.
  */
 #include <ctype.h>
+#define CURL_DISABLE_TYPECHECK /* the setopt checks are macros over the linked function */
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -16,7 +21,50 @@
 #include <strings.h>
 #include <time.h>
 
+#include "dlib.h"
 #include "fetch.h"
+
+static struct {
+	__typeof__(curl_global_init) *curl_global_init;
+	__typeof__(curl_easy_init) *curl_easy_init;
+	__typeof__(curl_easy_setopt) *curl_easy_setopt;
+	__typeof__(curl_easy_perform) *curl_easy_perform;
+	__typeof__(curl_easy_getinfo) *curl_easy_getinfo;
+	__typeof__(curl_easy_cleanup) *curl_easy_cleanup;
+	__typeof__(curl_easy_strerror) *curl_easy_strerror;
+	__typeof__(curl_slist_append) *curl_slist_append;
+	__typeof__(curl_slist_free_all) *curl_slist_free_all;
+	__typeof__(curl_getdate) *curl_getdate;
+} cl;
+static struct err cl_err; /* why libcurl could not be opened (set once, under curl_once) */
+static int cl_failed;
+
+static void curl_init(void)
+{
+	const struct dlib_sym syms[] = {
+	    DLIB_SYM(cl, curl_global_init),    DLIB_SYM(cl, curl_easy_init),
+	    DLIB_SYM(cl, curl_easy_setopt),    DLIB_SYM(cl, curl_easy_perform),
+	    DLIB_SYM(cl, curl_easy_getinfo),   DLIB_SYM(cl, curl_easy_cleanup),
+	    DLIB_SYM(cl, curl_easy_strerror),  DLIB_SYM(cl, curl_slist_append),
+	    DLIB_SYM(cl, curl_slist_free_all), DLIB_SYM(cl, curl_getdate),
+	};
+	cl_failed = dlib_open("libcurl.so.4", syms, sizeof(syms) / sizeof(syms[0]), &cl_err) != 0;
+	if (!cl_failed)
+		cl.curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+#undef curl_easy_setopt /* curl.h's pass-through macros */
+#undef curl_easy_getinfo
+#define curl_easy_init cl.curl_easy_init
+#define curl_easy_setopt cl.curl_easy_setopt
+#define curl_easy_perform cl.curl_easy_perform
+#define curl_easy_getinfo cl.curl_easy_getinfo
+#define curl_easy_cleanup cl.curl_easy_cleanup
+#define curl_easy_strerror cl.curl_easy_strerror
+#define curl_slist_append cl.curl_slist_append
+#define curl_slist_free_all cl.curl_slist_free_all
+#define curl_getdate cl.curl_getdate
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_BYTES (4u << 20)
@@ -149,12 +197,6 @@ static int transient(CURLcode rc)
 	}
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static void set_trust(CURL *h, const struct fetch_opts *o)
 {
 	if (o && o->insecure) {
@@ -196,6 +238,8 @@ int fetch_request(const char *method, const char *url, const void *body, size_t 
 	pthread_once(&curl_once, curl_init);
 	memset(r, 0, sizeof(*r));
 	r->retry_after = -1;
+	if (cl_failed)
+		return err_set(err, "%s: %s", url, cl_err.msg);
 	struct call c = {
 	    .r = r, .o = o, .max = o && o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES};
 	long tmo = o && o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;

@@ -27,6 +27,10 @@
  *
  * No expiry: a TTL is not stored (Trustee's tables have no column for it); the kbs's session
  * records carry their own deadline and the kbs sweeps dead ones, as for local_fs.
+ *
+ * libpq is opened when a Postgres store is opened (dlib.h), not at exec, so the daemons that
+ * keep their state elsewhere do not map it and its Kerberos/LDAP/GnuTLS dependencies. The
+ * calls go through the table `pq`, libpq's names mapped onto it by macros.
  */
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -37,8 +41,92 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlib.h"
 #include "log.h"
 #include "kv/kv_backend.h"
+
+static struct {
+	__typeof__(PQclear) *PQclear;
+	__typeof__(PQcmdTuples) *PQcmdTuples;
+	__typeof__(PQconnectdbParams) *PQconnectdbParams;
+	__typeof__(PQconninfoFree) *PQconninfoFree;
+	__typeof__(PQconninfoParse) *PQconninfoParse;
+	__typeof__(PQconsumeInput) *PQconsumeInput;
+	__typeof__(PQerrorMessage) *PQerrorMessage;
+	__typeof__(PQescapeIdentifier) *PQescapeIdentifier;
+	__typeof__(PQfinish) *PQfinish;
+	__typeof__(PQfreemem) *PQfreemem;
+	__typeof__(PQgetResult) *PQgetResult;
+	__typeof__(PQgetisnull) *PQgetisnull;
+	__typeof__(PQgetlength) *PQgetlength;
+	__typeof__(PQgetvalue) *PQgetvalue;
+	__typeof__(PQisBusy) *PQisBusy;
+	__typeof__(PQntuples) *PQntuples;
+	__typeof__(PQresultErrorField) *PQresultErrorField;
+	__typeof__(PQresultErrorMessage) *PQresultErrorMessage;
+	__typeof__(PQresultStatus) *PQresultStatus;
+	__typeof__(PQsendQueryParams) *PQsendQueryParams;
+	__typeof__(PQsetNoticeProcessor) *PQsetNoticeProcessor;
+	__typeof__(PQsocket) *PQsocket;
+	__typeof__(PQstatus) *PQstatus;
+} pq;
+static struct err pq_err; /* why libpq could not be opened (set once, under pq_once) */
+static int pq_failed;
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+
+static void pq_load(void)
+{
+	const struct dlib_sym syms[] = {
+	    DLIB_SYM(pq, PQclear),
+	    DLIB_SYM(pq, PQcmdTuples),
+	    DLIB_SYM(pq, PQconnectdbParams),
+	    DLIB_SYM(pq, PQconninfoFree),
+	    DLIB_SYM(pq, PQconninfoParse),
+	    DLIB_SYM(pq, PQconsumeInput),
+	    DLIB_SYM(pq, PQerrorMessage),
+	    DLIB_SYM(pq, PQescapeIdentifier),
+	    DLIB_SYM(pq, PQfinish),
+	    DLIB_SYM(pq, PQfreemem),
+	    DLIB_SYM(pq, PQgetResult),
+	    DLIB_SYM(pq, PQgetisnull),
+	    DLIB_SYM(pq, PQgetlength),
+	    DLIB_SYM(pq, PQgetvalue),
+	    DLIB_SYM(pq, PQisBusy),
+	    DLIB_SYM(pq, PQntuples),
+	    DLIB_SYM(pq, PQresultErrorField),
+	    DLIB_SYM(pq, PQresultErrorMessage),
+	    DLIB_SYM(pq, PQresultStatus),
+	    DLIB_SYM(pq, PQsendQueryParams),
+	    DLIB_SYM(pq, PQsetNoticeProcessor),
+	    DLIB_SYM(pq, PQsocket),
+	    DLIB_SYM(pq, PQstatus),
+	};
+	pq_failed = dlib_open("libpq.so.5", syms, sizeof(syms) / sizeof(syms[0]), &pq_err) != 0;
+}
+
+#define PQclear pq.PQclear
+#define PQcmdTuples pq.PQcmdTuples
+#define PQconnectdbParams pq.PQconnectdbParams
+#define PQconninfoFree pq.PQconninfoFree
+#define PQconninfoParse pq.PQconninfoParse
+#define PQconsumeInput pq.PQconsumeInput
+#define PQerrorMessage pq.PQerrorMessage
+#define PQescapeIdentifier pq.PQescapeIdentifier
+#define PQfinish pq.PQfinish
+#define PQfreemem pq.PQfreemem
+#define PQgetResult pq.PQgetResult
+#define PQgetisnull pq.PQgetisnull
+#define PQgetlength pq.PQgetlength
+#define PQgetvalue pq.PQgetvalue
+#define PQisBusy pq.PQisBusy
+#define PQntuples pq.PQntuples
+#define PQresultErrorField pq.PQresultErrorField
+#define PQresultErrorMessage pq.PQresultErrorMessage
+#define PQresultStatus pq.PQresultStatus
+#define PQsendQueryParams pq.PQsendQueryParams
+#define PQsetNoticeProcessor pq.PQsetNoticeProcessor
+#define PQsocket pq.PQsocket
+#define PQstatus pq.PQstatus
 
 #define PG_TIMEOUT_S 2
 #define PG_STR_(x) #x
@@ -641,6 +729,11 @@ static void *pg_open(const json_t *backends, struct err *err)
 {
 	const json_t *o = json_object_get(backends, "postgres");
 	const char *url = getenv("POSTGRES_URL");
+	pthread_once(&pq_once, pq_load);
+	if (pq_failed) {
+		err_set(err, "the Postgres store needs libpq: %s", pq_err.msg);
+		return NULL;
+	}
 	if (o == NULL && (url == NULL || *url == '\0')) {
 		err_set(err, "storage_backend.backends.postgres is required for Postgres (or "
 		             "POSTGRES_URL in the environment)");
