@@ -22,6 +22,11 @@
  * RIMs a supply chain registers, the extractor stores the same object beside Trustee's names,
  * under nvidia_rim/<product>/<version> (swid_rim_rv_name), so the nvidia verifier can fetch a
  * device's RIM by the version it reports; the RVPS's provenance says whether it was signed.
+ *
+ * libxmlsec1-openssl (and through it libxmlsec1, libxml2, libxslt, ICU) is opened when a RIM
+ * or a trust anchor is first handled (dlib.h), not at exec: every daemon links this file,
+ * few ever see a RIM, and mapping the five libraries cost each daemon ~1.4 MB resident.
+ * The calls go through the table `xs`, the libraries' names mapped onto it by macros.
  */
 #include <ctype.h>
 #include <libxml/parser.h>
@@ -39,6 +44,7 @@
 #include <xmlsec/xmltree.h>
 
 #include "b64.h"
+#include "dlib.h"
 #include "log.h"
 #include "rvps/extractors.h"
 #include "rvps/extractors/swid.h"
@@ -50,6 +56,95 @@
 #define HASH_NS "http://www.w3.org/2001/04/xmlenc#sha384"
 #define DSIG_NS "http://www.w3.org/2000/09/xmldsig#"
 #define SWID_MAX_LEN ((size_t)8 << 20)
+
+static struct {
+	__typeof__(xmlInitParser) *xmlInitParser;
+	__typeof__(xmlGetNsProp) *xmlGetNsProp;
+	__typeof__(xmlGetNoNsProp) *xmlGetNoNsProp;
+	__typeof__(xmlReadMemory) *xmlReadMemory;
+	__typeof__(xmlGetLastError) *xmlGetLastError;
+	__typeof__(xmlFreeDoc) *xmlFreeDoc;
+	__typeof__(xmlDocGetRootElement) *xmlDocGetRootElement;
+	__typeof__(xmlSecInit) *xmlSecInit;
+	__typeof__(xmlSecErrorsGetMsg) *xmlSecErrorsGetMsg;
+	__typeof__(xmlSecErrorsSetCallback) *xmlSecErrorsSetCallback;
+	__typeof__(xmlSecKeysMngrCreate) *xmlSecKeysMngrCreate;
+	__typeof__(xmlSecKeysMngrDestroy) *xmlSecKeysMngrDestroy;
+	__typeof__(xmlSecDSigCtxCreate) *xmlSecDSigCtxCreate;
+	__typeof__(xmlSecDSigCtxVerify) *xmlSecDSigCtxVerify;
+	__typeof__(xmlSecDSigCtxDestroy) *xmlSecDSigCtxDestroy;
+	__typeof__(xmlSecPtrListAdd) *xmlSecPtrListAdd;
+	__typeof__(xmlSecPtrListGetSize) *xmlSecPtrListGetSize;
+	__typeof__(xmlSecKeyGetData) *xmlSecKeyGetData;
+	__typeof__(xmlSecOpenSSLAppInit) *xmlSecOpenSSLAppInit;
+	__typeof__(xmlSecOpenSSLInit) *xmlSecOpenSSLInit;
+	__typeof__(xmlSecOpenSSLAppDefaultKeysMngrInit) *xmlSecOpenSSLAppDefaultKeysMngrInit;
+	__typeof__(xmlSecOpenSSLAppKeysMngrCertLoad) *xmlSecOpenSSLAppKeysMngrCertLoad;
+	__typeof__(xmlSecOpenSSLKeyDataX509GetKlass) *xmlSecOpenSSLKeyDataX509GetKlass;
+	__typeof__(xmlSecOpenSSLKeyDataX509GetKeyCert) *xmlSecOpenSSLKeyDataX509GetKeyCert;
+	xmlFreeFunc *xmlFree; /* a variable in libxml2: its address */
+} xs;
+static struct err xs_err; /* why the libraries could not be opened (set under xmlsec_once) */
+static int xs_loaded;
+
+static int xs_load(void)
+{
+	const struct dlib_sym syms[] = {
+	    DLIB_SYM(xs, xmlInitParser),
+	    DLIB_SYM(xs, xmlGetNsProp),
+	    DLIB_SYM(xs, xmlGetNoNsProp),
+	    DLIB_SYM(xs, xmlReadMemory),
+	    DLIB_SYM(xs, xmlGetLastError),
+	    DLIB_SYM(xs, xmlFreeDoc),
+	    DLIB_SYM(xs, xmlDocGetRootElement),
+	    DLIB_SYM(xs, xmlSecInit),
+	    DLIB_SYM(xs, xmlSecErrorsGetMsg),
+	    DLIB_SYM(xs, xmlSecErrorsSetCallback),
+	    DLIB_SYM(xs, xmlSecKeysMngrCreate),
+	    DLIB_SYM(xs, xmlSecKeysMngrDestroy),
+	    DLIB_SYM(xs, xmlSecDSigCtxCreate),
+	    DLIB_SYM(xs, xmlSecDSigCtxVerify),
+	    DLIB_SYM(xs, xmlSecDSigCtxDestroy),
+	    DLIB_SYM(xs, xmlSecPtrListAdd),
+	    DLIB_SYM(xs, xmlSecPtrListGetSize),
+	    DLIB_SYM(xs, xmlSecKeyGetData),
+	    DLIB_SYM(xs, xmlSecOpenSSLAppInit),
+	    DLIB_SYM(xs, xmlSecOpenSSLInit),
+	    DLIB_SYM(xs, xmlSecOpenSSLAppDefaultKeysMngrInit),
+	    DLIB_SYM(xs, xmlSecOpenSSLAppKeysMngrCertLoad),
+	    DLIB_SYM(xs, xmlSecOpenSSLKeyDataX509GetKlass),
+	    DLIB_SYM(xs, xmlSecOpenSSLKeyDataX509GetKeyCert),
+	    DLIB_SYM(xs, xmlFree),
+	};
+	return dlib_open("libxmlsec1-openssl.so.1", syms, sizeof(syms) / sizeof(syms[0]), &xs_err);
+}
+
+#undef xmlFree
+#define xmlFree (*xs.xmlFree)
+#define xmlInitParser xs.xmlInitParser
+#define xmlGetNsProp xs.xmlGetNsProp
+#define xmlGetNoNsProp xs.xmlGetNoNsProp
+#define xmlReadMemory xs.xmlReadMemory
+#define xmlGetLastError xs.xmlGetLastError
+#define xmlFreeDoc xs.xmlFreeDoc
+#define xmlDocGetRootElement xs.xmlDocGetRootElement
+#define xmlSecInit xs.xmlSecInit
+#define xmlSecErrorsGetMsg xs.xmlSecErrorsGetMsg
+#define xmlSecErrorsSetCallback xs.xmlSecErrorsSetCallback
+#define xmlSecKeysMngrCreate xs.xmlSecKeysMngrCreate
+#define xmlSecKeysMngrDestroy xs.xmlSecKeysMngrDestroy
+#define xmlSecDSigCtxCreate xs.xmlSecDSigCtxCreate
+#define xmlSecDSigCtxVerify xs.xmlSecDSigCtxVerify
+#define xmlSecDSigCtxDestroy xs.xmlSecDSigCtxDestroy
+#define xmlSecPtrListAdd xs.xmlSecPtrListAdd
+#define xmlSecPtrListGetSize xs.xmlSecPtrListGetSize
+#define xmlSecKeyGetData xs.xmlSecKeyGetData
+#define xmlSecOpenSSLAppInit xs.xmlSecOpenSSLAppInit
+#define xmlSecOpenSSLInit xs.xmlSecOpenSSLInit
+#define xmlSecOpenSSLAppDefaultKeysMngrInit xs.xmlSecOpenSSLAppDefaultKeysMngrInit
+#define xmlSecOpenSSLAppKeysMngrCertLoad xs.xmlSecOpenSSLAppKeysMngrCertLoad
+#define xmlSecOpenSSLKeyDataX509GetKlass xs.xmlSecOpenSSLKeyDataX509GetKlass
+#define xmlSecOpenSSLKeyDataX509GetKeyCert xs.xmlSecOpenSSLKeyDataX509GetKeyCert
 
 struct swid_cfg {
 	xmlSecKeysMngrPtr mngr; /* owned; NULL when no trust anchors are configured */
@@ -78,6 +173,9 @@ static void xmlsec_quiet(const char *file, int line, const char *func, const cha
 
 static void xmlsec_setup(void)
 {
+	if (xs_load() != 0)
+		return; /* xs_loaded and xmlsec_ok stay 0 */
+	xs_loaded = 1;
 	xmlInitParser();
 	xmlsec_ok = xmlSecInit() >= 0 && xmlSecCryptoAppInit(NULL) >= 0 && xmlSecCryptoInit() >= 0;
 	xmlSecErrorsSetCallback(xmlsec_quiet);
@@ -117,6 +215,10 @@ static int swid_init(const json_t *config, void **state, struct err *err)
 	}
 	if (json_array_size(anchors) > 0) {
 		pthread_once(&xmlsec_once, xmlsec_setup);
+		if (!xs_loaded) {
+			err_set(err, "%s", xs_err.msg);
+			goto fail;
+		}
 		if (!xmlsec_ok || (c->mngr = xmlSecKeysMngrCreate()) == NULL ||
 		    xmlSecCryptoAppDefaultKeysMngrInit(c->mngr) < 0) {
 			err_set(err, "cannot initialise xmlsec");
@@ -486,6 +588,10 @@ static int swid_extract_ctx(const struct rvps_extract_ctx *ctx, const char *payl
 	if (b64_decode(payload, len, B64_STD, &raw, &raw_len) < 0)
 		return err_set(err, "swid extractor: the payload is not valid standard base64");
 	pthread_once(&xmlsec_once, xmlsec_setup);
+	if (!xs_loaded) {
+		err_set(err, "%s", xs_err.msg);
+		goto out;
+	}
 	if ((doc = parse_xml(raw, raw_len, err)) == NULL ||
 	    find_parts(xmlDocGetRootElement(doc), &meta, &body, &sig, err) < 0)
 		goto out;
@@ -591,6 +697,10 @@ int swid_rim_active(struct swid_trust *t, const uint8_t *xml, size_t len, time_t
 
 	*active = NULL;
 	pthread_once(&xmlsec_once, xmlsec_setup);
+	if (!xs_loaded) {
+		err_set(err, "%s", xs_err.msg);
+		goto out;
+	}
 	if ((doc = parse_xml(xml, len, err)) == NULL ||
 	    find_parts(xmlDocGetRootElement(doc), &meta, &body, &sig, err) < 0)
 		goto out;
