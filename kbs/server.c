@@ -1217,17 +1217,19 @@ static void *sweeper_main(void *arg)
 }
 
 /* Request handler threads: each runs a request to its end, the AS call included, so the count
- * bounds the requests in progress; more queue in common/http.c. Sized from the CPUs, 8 per
- * online CPU (16..256), since the AS shares the machine in the usual deployment and threads
+ * bounds the requests in progress; more queue in common/http.c. Sized from the CPUs, 4 per
+ * online CPU (8..256), since the AS shares the machine in the usual deployment and threads
  * beyond what the CPUs can run only add switches and malloc contention: the kbs ran 100
- * ([attestation_service] pool_size) on 2 CPUs. An AS far away on the network may want more
- * in flight: [http_server] worker_threads sets the count. */
+ * ([attestation_service] pool_size) on 2 CPUs, then 16; three replicas of 16 behind HAProxy
+ * on 2 CPUs spent ~45% more kbs CPU per handshake than one (2.4-2.7 ms against 1.7) and were
+ * slower than one, with 8 each they were not (make bench's replica rows). An AS far away on
+ * the network may want more in flight: [http_server] worker_threads sets the count. */
 static long long handler_threads(const struct kbs_config *c)
 {
 	if (c->worker_threads > 0)
 		return c->worker_threads;
-	long n = sysconf(_SC_NPROCESSORS_ONLN) * 8;
-	return n < 16 ? 16 : n > 256 ? 256 : n;
+	long n = sysconf(_SC_NPROCESSORS_ONLN) * 4;
+	return n < 8 ? 8 : n > 256 ? 256 : n;
 }
 
 /* Connections per TCP peer; a trusted proxy carries many clients and is not counted. */
