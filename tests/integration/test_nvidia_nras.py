@@ -146,6 +146,8 @@ def refusals(t, run, srv, dev):
     rc, out = run.run([device(dev), device(dev)])
     t.ok(rc == 1 and "NVIDIA device 1: the same device as device 0 (same ueid)" in out,
          "the same GPU listed twice is refused", out)
+    t.ok(out.count('"x-nvidia-overall-att-result": true') == 1,
+         "the copy is refused on its own: device 0 keeps its NRAS claims", out)
     rc, out = run.run([dict(device(dev), arch="Ampere")])
     t.ok(rc == 1 and "unknown device architecture Ampere" in out, "an unknown arch is refused", out)
 

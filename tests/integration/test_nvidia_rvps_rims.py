@@ -7,7 +7,9 @@ one's active measurements under nvidia_rim/GH100/<version>, and the next GPU app
 them. Before registration the GPU is refused naming the reference value it looked for; with
 both RIMs it passes; a VBIOS RIM with a changed measurement 12 refuses naming the index; a
 value of that name registered by the sample extractor or from an unsigned RIM refuses (its
-provenance is not a verified signature); with the RVPS down the appraisal is UNAVAILABLE.
+provenance is not a verified signature); the RIM registered again through the KBS admin API
+(`kbs-client config set-reference-value --type swid`) passes; with the RVPS down the appraisal
+is UNAVAILABLE.
 A GPU that fails is a contraindicated gpu0 whose annotation says why (the request succeeds)."""
 import base64
 import json
@@ -18,6 +20,7 @@ import grpc
 
 import harness
 from harness import BIN, Daemon, free_port, tmpdir
+from kbs_testlib import Kbs, Pki, kbs_config
 
 import attestation_pb2 as A  # noqa: E402
 from rim_forge import RimSigner
@@ -51,7 +54,19 @@ class Stack:
                   open(os.path.join(d, "as.json"), "w"))
         self.gas = Daemon("grpc-as", [os.path.join(BIN, "grpc-as"), "--socket", "127.0.0.1:%d" % self.aport,
                                       "--config-file", os.path.join(d, "as.json")], self.aport).start()
+        self.pki = Pki()
+        self.kbs = Kbs(kbs_config(self.pki, as_addr="http://127.0.0.1:%d" % self.aport)).start()
         self.n = 0
+
+    def kbs_client_register(self, xml):
+        """kbs-client config set-reference-value --type swid with the RIM file, through the kbs's
+        admin API to grpc-as and on to the rvps."""
+        rim, tok = os.path.join(self.d, "kbs-rim.xml"), os.path.join(self.d, "admin-token")
+        open(rim, "wb").write(xml)
+        open(tok, "w").write(self.pki.admin_token())
+        return subprocess.run([os.path.join(BIN, "kbs-client"), "--url", "http://127.0.0.1:%d" % self.kbs.port,
+                               "config", "--admin-token-file", tok, "set-reference-value", "--type", "swid",
+                               "--payload-file", rim], capture_output=True, text=True, timeout=60)
 
     def register(self, msg):
         self.n += 1
@@ -83,6 +98,7 @@ class Stack:
             ch.close()
 
     def stop(self):
+        self.kbs.stop()
         self.gas.stop()
         self.rvps.stop()
 
@@ -160,9 +176,12 @@ def main():
         t.ok(p.returncode != 0 and "signature" in (p.stdout + p.stderr),
              "a RIM signed under another root is refused by the RVPS at registration", p.stdout + p.stderr)
 
-        s.register(message("swid", signer.rim(VBIOS, active(vb_idx))))
+        p = s.kbs_client_register(signer.rim(VBIOS, active(vb_idx)))
+        t.ok(p.returncode == 0 and "Reference Values Updated" in p.stdout,
+             "kbs-client config set-reference-value --type swid registers the signed VBIOS RIM again",
+             p.stdout + p.stderr)
         gpu, e = s.appraise()
-        t.ok(gpu is not None and why(gpu) is None, "the signed VBIOS RIM registered again: passes",
+        t.ok(gpu is not None and why(gpu) is None, "registered through the kbs: the next appraisal passes",
              e and e.details() or gpu)
 
         s.rvps.stop()
