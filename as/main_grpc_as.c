@@ -29,6 +29,7 @@
 #include "grpcfront.h"
 #include "grpcx.h"
 #include "log.h"
+#include "memtune.h"
 #include "rvps/rvps.h"
 #include "workers.h"
 
@@ -229,6 +230,7 @@ int main(int argc, char **argv)
 	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
 	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+	memtune_daemon(0); /* large blocks mapped: a refused policy's memory leaves */
 	while ((c = getopt_long(argc, argv, "s:c:t:k:hV", opts, NULL)) != -1) {
 		if (c == 's')
 			addr = optarg;

@@ -37,6 +37,7 @@
 #include "keyfile.h"
 #include "kv/kv.h"
 #include "log.h"
+#include "memtune.h"
 #include "version.h"
 
 #define MAX_ORIGINS 64
@@ -561,6 +562,7 @@ int main(int argc, char **argv)
 	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
 	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+	memtune_daemon(0); /* large blocks mapped: a refused policy's memory leaves */
 	while ((c = getopt_long(argc, argv, "s:c:t:k:r:hV", opts, NULL)) != -1) {
 		if (c == 's')
 			addr = optarg;

@@ -5,7 +5,6 @@
  */
 #include <getopt.h>
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 #include <pthread.h>
 #include <signal.h>
@@ -18,26 +17,7 @@
 #include "version.h"
 #include "kbs.h"
 #include "log.h"
-
-/* glibc gives a process up to 8 malloc arenas per CPU, and the kbs's HTTP workers (8 per
- * CPU unless [http_server] worker_threads says otherwise) spread over all of them. Sessions live a
- * few minutes among short-lived request garbage, so every arena fragments on its own and the
- * resident set kept creeping for many minutes of a steady load. One arena per two CPUs (1..4)
- * holds the same data in fewer, fuller heaps; small blocks come from the per-thread caches
- * without the arena lock anyway. Under make soak on 2 CPUs (one arena) the kbs settled at
- * +1.3% after warm-up, against +4.6..+6.5% with two arenas, for a handshake throughput within
- * this machine's noise (0..10% lower). MALLOC_ARENA_MAX or a GLIBC_TUNABLES arena_max set by
- * the operator wins. */
-static void tune_malloc(void)
-{
-#ifdef __GLIBC__
-	const char *t = getenv("GLIBC_TUNABLES");
-	if (getenv("MALLOC_ARENA_MAX") || (t && strstr(t, "arena_max")))
-		return;
-	long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
-	mallopt(M_ARENA_MAX, n < 1 ? 1 : n > 4 ? 4 : (int)n);
-#endif
-}
+#include "memtune.h"
 
 static void usage(FILE *f)
 {
@@ -53,7 +33,7 @@ int main(int argc, char **argv)
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("KBS_CONFIG_FILE");
 	int o;
-	tune_malloc();
+	memtune_daemon(1); /* the arena cap: common/memtune.c */
 	log_init("kbs");
 	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
 	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
