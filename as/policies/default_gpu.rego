@@ -1,9 +1,14 @@
 # ctrustee's default appraisal policy for NVIDIA gpu evidence (policy id default_gpu).
 #
-# The claims come from NVIDIA's attestation (names x-nvidia-gpu-...). Hardware is genuine
-# when the attestation report's certificate chain is good and the report verified; the
-# configuration is approved with secure boot on, debug off and (for 2) firmware versions in
-# the reference values; executables when every RIM checked out.
+# The claims come from NVIDIA's attestation service in remote mode (names x-nvidia-gpu-...):
+# hardware is genuine when the attestation report's certificate chain is good and the report
+# verified; the configuration is approved with secure boot on, debug off and (for 2) firmware
+# versions in the reference values; executables when every RIM checked out.
+# In local mode (claims arch, measurements, config) the verifier has already refused a device
+# whose chain, report signature, FWID or nonce failed, so one that reaches this policy has
+# genuine hardware (unless OCSP, when configured, did not say good); its configuration is
+# approved when its VBIOS and driver versions are reference values, and its executables when
+# the verifier matched its measurements to the driver and VBIOS RIMs (rim_status).
 package policy
 
 import rego.v1
@@ -45,6 +50,27 @@ hardware := 2 if {
 	nv("attestation-report-parsed")
 	nv("attestation-report-signature-verified")
 	nv("arch-check")
+}
+
+local if {
+	input.nvidia.arch
+	input.nvidia.measurements
+}
+
+hardware := 2 if {
+	local
+	object.get(input.nvidia, "ocsp_status", "good") == "good"
+}
+
+configuration := 2 if {
+	local
+	input.nvidia.config.vbios_version in query_reference_value("allowed_vbios_versions")
+	input.nvidia.config.driver_version in query_reference_value("allowed_driver_versions")
+}
+
+executables := 3 if {
+	local
+	input.nvidia.rim_status == "verified"
 }
 
 configuration := 2 if {

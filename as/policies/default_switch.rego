@@ -47,6 +47,25 @@ hardware := 2 if {
 	nv("arch-check")
 }
 
+# Local mode (claims arch, measurements, config): the verifier refused a switch whose chain,
+# report signature or nonce failed, so one that reaches this policy has genuine hardware
+# (unless OCSP, when configured, did not say good); its configuration is approved when its
+# BIOS version is a reference value. Switch RIMs are not checked locally.
+local if {
+	input.nvidia.arch == "LS10"
+	input.nvidia.measurements
+}
+
+hardware := 2 if {
+	local
+	object.get(input.nvidia, "ocsp_status", "good") == "good"
+}
+
+configuration := 2 if {
+	local
+	input.nvidia.config.vbios_version in query_reference_value("allowed_switch_bios_versions")
+}
+
 configuration := 2 if {
 	secure_and_not_debug
 	nv("bios-version") in query_reference_value("allowed_switch_bios_versions")

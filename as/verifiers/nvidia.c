@@ -51,6 +51,8 @@
  * and the version the device reports, used only when the RVPS verified the signature); a RIM
  * the RVPS lacks is then read from rim_dir when that is set too, else refused naming the
  * reference value it looked for.
+ * A GPU whose measurements were checked against its RIMs either way says `rim_status`
+ * "verified" in its claims (a mismatch refuses the device), which default_gpu reads.
  */
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -172,6 +174,7 @@ struct device {
 	struct spdm_measurements m;
 	struct nvidia_chain chain;
 	const char *ocsp_status; /* static string; NULL when OCSP is not configured */
+	int rims_checked;        /* its measurements matched its driver and VBIOS RIMs */
 };
 
 static void device_free(struct device *d)
@@ -405,8 +408,11 @@ static int check_device(const struct verify_request *req, struct device *d, X509
 		return -1;
 	if (CRYPTO_memcmp(d->m.req_nonce, nonce, SPDM_NONCE_LEN) != 0)
 		return err_set(err, "Nvidia report nonce mismatch");
-	if ((rim_dir != NULL || rims_from_rvps) && !sw && check_rims(req, d, err) < 0)
-		return -1;
+	if ((rim_dir != NULL || rims_from_rvps) && !sw) {
+		if (check_rims(req, d, err) < 0)
+			return -1;
+		d->rims_checked = 1;
+	}
 	if (nvidia_ocsp_enabled() &&
 	    nvidia_ocsp_check(&d->chain, root ? root : nvidia_device_root(), &d->ocsp_status, err) <
 	        0)
@@ -432,8 +438,11 @@ static json_t *device_claims(const struct device *d)
 	json_t *c = json_pack("{s:s,s:s,s:o,s:o}", "arch",
 	                      d->kind == SPDM_DEVICE_SWITCH ? "LS10" : "Hopper", "uuid", d->uuid,
 	                      "measurements", meas, "config", config);
-	if (c != NULL && d->ocsp_status != NULL &&
-	    json_object_set_new(c, "ocsp_status", json_string(d->ocsp_status)) < 0) {
+	if (c != NULL &&
+	    ((d->ocsp_status != NULL &&
+	      json_object_set_new(c, "ocsp_status", json_string(d->ocsp_status)) < 0) ||
+	     (d->rims_checked &&
+	      json_object_set_new(c, "rim_status", json_string("verified")) < 0))) {
 		json_decref(c);
 		return NULL;
 	}

@@ -169,8 +169,9 @@ def through_kbs(t):
                  ("Hopper", "GPU-test-0", dev.fwid.hex()), "gpu0 carries the GPU's local claims")
             tv = gpu["ear.trustworthiness-vector"]
             t.eq((tv["hardware"], tv["executables"], tv["configuration"], gpu["ear.status"]),
-                 (97, 33, 36, "contraindicated"),
-                 "gpu0 appraised by default_gpu: local claims are not NRAS claims, so contraindicated")
+                 (2, 33, 36, "warning"),
+                 "gpu0 appraised by default_gpu in local mode: genuine hardware, versions not "
+                 "reference values, no RIMs checked: warning")
             t.ok("ear.trustworthiness-vector" in sm["cpu0"] and
                  "sample" in sm["cpu0"]["ear.veraison.annotated-evidence"],
                  "cpu0 appraised by default_cpu on the sample evidence", sm["cpu0"])

@@ -216,9 +216,9 @@ def with_grpc_as(t):
              ("affirming", 2), "ppcie0 appraised by default_ppcie: affirming")
         sw = sm.get("switch2", {})
         t.eq((sw.get("ear.veraison.annotated-evidence", {}).get("nvidia", {}).get("arch"),
-              sw.get("ear.status")), ("LS10", "contraindicated"),
-             "switch2 carries LS10 claims, appraised by default_switch (NRAS claim names): "
-             "contraindicated")
+              sw.get("ear.status")), ("LS10", "warning"),
+             "switch2 carries LS10 claims, appraised by default_switch in local mode: genuine "
+             "hardware, BIOS version not a reference value here, no switch RIMs: warning")
 
         dup = gpus[:5] + [gpus[2]] + gpus[6:] + switches
         sm = token_claims(evaluate(request(dup), timeout=60).attestation_token)["submods"]
@@ -343,8 +343,11 @@ def through_kbs(t):
              "/attest with a sample CPU + a forged board of 8 GPUs and 4 switches: cpu0, "
              "gpu0..7, switch0..3, ppcie0", (st, body, sorted(sm)))
         t.eq(sm.get("ppcie0", {}).get("ear.status"), "affirming", "ppcie0 affirming")
-        t.eq(sm.get("switch0", {}).get("ear.status"), "contraindicated",
-             "switch0 under default_switch: contraindicated")
+        tv = sm.get("switch0", {}).get("ear.trustworthiness-vector", {})
+        t.eq((tv.get("hardware"), tv.get("configuration"), tv.get("executables"),
+              sm.get("switch0", {}).get("ear.status")), (2, 2, 33, "warning"),
+             "switch0 under default_switch: genuine hardware, BIOS a reference value, no switch "
+             "RIMs checked: warning")
         st, _, data = a.get("default/nvlink/key")
         t.ok(st == 401 and b"PolicyDeny" in data, "resource refused while switch0 is not affirming", data)
 

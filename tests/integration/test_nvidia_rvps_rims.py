@@ -152,6 +152,20 @@ def main():
              gpu["ear.veraison.annotated-evidence"]["nvidia"]["measurements"]["13"] == golden["13"],
              "both RIMs registered: the next GPU appraisal passes its measurements against them",
              e and e.details() or gpu)
+        nv = gpu["ear.veraison.annotated-evidence"]["nvidia"] if gpu else {}
+        tv = gpu["ear.trustworthiness-vector"] if gpu else {}
+        t.ok(nv.get("rim_status") == "verified" and tv.get("hardware") == 2 and
+             tv.get("executables") == 3 and gpu["ear.status"] == "warning",
+             "its claims say rim_status verified; default_gpu: hardware 2, executables 3, "
+             "warning while its versions are not reference values", (nv.get("rim_status"), tv))
+        p = s.register(message("sample", json.dumps({
+            "allowed_vbios_versions": [nv.get("config", {}).get("vbios_version")],
+            "allowed_driver_versions": [nv.get("config", {}).get("driver_version")]}).encode()))
+        gpu, e = s.appraise()
+        t.ok(p.returncode == 0 and gpu is not None and gpu["ear.status"] == "affirming" and
+             gpu["ear.trustworthiness-vector"]["configuration"] == 2,
+             "with its VBIOS and driver versions registered too, the GPU is affirming under "
+             "default_gpu", e and e.details() or gpu)
 
         s.register(message("swid", signer.rim(VBIOS, active(vb_idx, wrong=12))))
         gpu, e = s.appraise()
