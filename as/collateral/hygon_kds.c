@@ -168,27 +168,6 @@ static void disk_store(const struct hygon_kds_config *c, const char *serial, con
 		log_warn("hygon kds: %s", e.msg);
 }
 
-static long ms_since(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* fetch's sentence without the URL it starts with (ours names the KDS already). */
-static const char *fetch_cause(const char *msg, const char *url)
-{
-	size_t n = strlen(url);
-	return strncmp(msg, url, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
-}
-
 /* One answer's verdict: 0 = body kept in *buf, 1 = retry after *delay_ms, -1 = refused. */
 static int judge(const struct hygon_kds_config *c, const char *serial, const char *url,
                  struct fetch_result *res, const struct err *fe, uint8_t **buf, size_t *len,
@@ -217,7 +196,7 @@ static int judge(const struct hygon_kds_config *c, const char *serial, const cha
 	if (code == 0)
 		return err_setc(err, fe->code == ERR_UNAVAILABLE ? ERR_UNAVAILABLE : 0,
 		                "Hygon KDS at %s, asked for the HSK/CEK of chip %s: %s",
-		                c->base_url, serial, fetch_cause(fe->msg, url));
+		                c->base_url, serial, fetch_msg_cause(fe->msg, url));
 	if (code == 404)
 		return err_set(err,
 		               "Hygon KDS at %s has no HSK/CEK for chip %s (HTTP 404): the serial "
@@ -255,7 +234,7 @@ static int kds_fetch(const struct hygon_kds_config *c, const char *serial, uint8
 		fetch_result_free(&res);
 		if (rc != 1)
 			break;
-		if (ms_since(&start) + delay > c->retry_budget_ms) {
+		if (fetch_ms_since(&start) + delay > c->retry_budget_ms) {
 			rc = err_setc(err, ERR_UNAVAILABLE,
 			              "Hygon KDS at %s is rate-limiting (HTTP 429/503) and no "
 			              "cached HSK/CEK exists for chip %s",
@@ -263,7 +242,7 @@ static int kds_fetch(const struct hygon_kds_config *c, const char *serial, uint8
 			break;
 		}
 		log_warn("Hygon KDS asked to wait for chip %s; retrying in %ld ms", serial, delay);
-		sleep_ms(delay);
+		fetch_sleep_ms(delay);
 	}
 	if (rc == 0) {
 		count(&kds.stats.kds_fetches);
@@ -274,8 +253,7 @@ static int kds_fetch(const struct hygon_kds_config *c, const char *serial, uint8
 	return rc;
 }
 
-/* A serial names a cache directory and a URL query value: 1 to 64 of [A-Za-z0-9_-]. */
-static int serial_ok(const char *s)
+int hygon_kds_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > CSV_SERIAL_LEN)
@@ -287,7 +265,7 @@ int hygon_kds_get_hsk_cek(const struct hygon_kds_config *c, const char *serial, 
                           size_t *len, struct err *err)
 {
 	*buf = NULL;
-	if (!serial_ok(serial))
+	if (!hygon_kds_name_ok(serial))
 		return err_set(err,
 		               "a Hygon chip serial must be 1 to %d letters, digits, '-' or '_'",
 		               CSV_SERIAL_LEN);
@@ -311,7 +289,7 @@ int hygon_kds_get_hsk_cek(const struct hygon_kds_config *c, const char *serial, 
 void hygon_kds_forget(const struct hygon_kds_config *c, const char *serial)
 {
 	char name[128], path[1200];
-	if (!serial_ok(serial))
+	if (!hygon_kds_name_ok(serial))
 		return;
 	pthread_mutex_lock(&kds.mu);
 	for (size_t i = 0; i < kds.ncache; i++) {

@@ -42,6 +42,10 @@ struct hygon_kds_config {
 int hygon_kds_configure(const json_t *verifier_section, const char *section,
                         struct hygon_kds_config *out, struct err *err);
 
+/* Whether a chip serial or id can name a cache directory, a file and a URL query value: 1 to
+ * 64 of [A-Za-z0-9_-]. The verifiers check it before they build a path from it too. */
+int hygon_kds_name_ok(const char *s);
+
 /* The 2916-byte hsk_cek.cert of chip `serial` (letters, digits, '-', '_'): memory cache, then
  * cache_dir, then the KDS. *buf is malloc'd. -1 with why (err->code ERR_UNAVAILABLE when a
  * later retry may succeed). */

@@ -27,12 +27,11 @@
 #include "as/collateral/hygon_kds.h"
 #include "as/evidence/csv_report.h"
 #include "as/evidence/eventlog.h"
+#include "as/verifiers/hygon_hrk.h"
 #include "as/verifiers/verifier.h"
 #include "config.h"
 #include "embed.h"
 #include "log.h"
-
-EMBED_FILE(csv_hygon_hrk, "as/evidence/roots/hygon_hrk.cert");
 
 #define CSV_DEFAULT_HSK_CEK_DIR "/opt/hygon/csv/hsk_cek"
 
@@ -73,16 +72,9 @@ static int csv_init(const json_t *vc, struct err *err)
 	if (set_str(&cfg.hrk_path, json_object_get(c, "hrk_file"), "hrk_file", err) < 0 ||
 	    set_str(&cfg.hsk_cek_dir, json_object_get(c, "hsk_cek_dir"), "hsk_cek_dir", err) < 0)
 		return -1;
-	if (cfg.hrk_path != NULL) { /* refuse a bad root at start, not at the first guest */
-		size_t len;
-		char *buf = file_read_all(cfg.hrk_path, &len, err);
-		if (buf == NULL)
-			return err_prefix(err, "csv_verifier.hrk_file");
-		int rc = csv_ca_cert_parse((const uint8_t *)buf, len, &cfg.hrk, err);
-		free(buf);
-		if (rc < 0)
-			return err_prefix(err, "csv_verifier.hrk_file %s", cfg.hrk_path);
-	}
+	/* refuse a bad root at start, not at the first guest */
+	if (cfg.hrk_path != NULL && hygon_hrk_read(cfg.hrk_path, &cfg.hrk, err) < 0)
+		return err_prefix(err, "csv_verifier.hrk_file");
 	return 0;
 }
 
@@ -95,34 +87,12 @@ static const char *opt(const struct verify_request *req, const char *key, const 
 static int load_hrk(const struct verify_request *req, struct csv_ca_cert *hrk, struct err *err)
 {
 	const char *path = opt(req, "csv_hrk", NULL);
-	size_t len;
-	char *buf;
-	int rc;
 
 	if (path == NULL && cfg.hrk_path != NULL) {
 		*hrk = cfg.hrk;
 		return 0;
 	}
-	if (path == NULL)
-		return csv_ca_cert_parse((const uint8_t *)csv_hygon_hrk, CSV_CA_CERT_LEN, hrk,
-		                         err) < 0
-		           ? err_prefix(err, "built-in HRK")
-		           : 0;
-	if ((buf = file_read_all(path, &len, err)) == NULL)
-		return err_prefix(err, "HRK");
-	rc = csv_ca_cert_parse((const uint8_t *)buf, len, hrk, err);
-	free(buf);
-	return rc < 0 ? err_prefix(err, "HRK %s", path) : 0;
-}
-
-/* The serial names a directory: letters, digits, '-' and '_' only. */
-static int serial_is_name(const char *s)
-{
-	for (; *s; s++)
-		if (!(('0' <= *s && *s <= '9') || ('A' <= *s && *s <= 'Z') ||
-		      ('a' <= *s && *s <= 'z') || *s == '-' || *s == '_'))
-			return 0;
-	return 1;
+	return hygon_hrk_read(path, hrk, err);
 }
 
 /* The KDS to ask: the configured one, or the tool's `csv_kds_url` ("" = never fetch). */
@@ -154,7 +124,7 @@ static int load_hsk_cek(const struct verify_request *req, struct csv_evidence *e
 	struct hygon_kds_config kds;
 	if (ev->has_hsk_cek)
 		return 0;
-	if (!serial_is_name(ev->serial))
+	if (!hygon_kds_name_ok(ev->serial))
 		return err_set(err, "CSV serial number \"%s\" cannot name an HSK/CEK directory",
 		               ev->serial);
 	snprintf(path, sizeof(path), "%s/%s/hsk_cek.cert", dir, ev->serial);

@@ -26,12 +26,11 @@
 
 #include "as/collateral/hygon_kds.h"
 #include "as/evidence/dcu_report.h"
+#include "as/verifiers/hygon_hrk.h"
 #include "as/verifiers/verifier.h"
 #include "config.h"
 #include "embed.h"
 #include "log.h"
-
-EMBED_FILE(dcu_hygon_hrk, "as/evidence/roots/hygon_hrk.cert");
 
 #define DCU_DEFAULT_HSK_CEK_DIR "/opt/dcu/certs"
 
@@ -62,17 +61,10 @@ static int dcu_init(const json_t *vc, struct err *err)
 		snprintf(cfg.hsk_cek_dir, sizeof(cfg.hsk_cek_dir), "%s", json_string_value(v));
 	}
 	if ((v = json_object_get(c, "hrk_file")) != NULL) {
-		size_t len;
-		char *buf;
 		if (!json_is_string(v))
 			return err_set(err, "hygon_dcu_verifier.hrk_file must be a path");
-		if ((buf = file_read_all(json_string_value(v), &len, err)) == NULL)
+		if (hygon_hrk_read(json_string_value(v), &cfg.hrk, err) < 0)
 			return err_prefix(err, "hygon_dcu_verifier.hrk_file");
-		int rc = csv_ca_cert_parse((const uint8_t *)buf, len, &cfg.hrk, err);
-		free(buf);
-		if (rc < 0)
-			return err_prefix(err, "hygon_dcu_verifier.hrk_file %s",
-			                  json_string_value(v));
 		cfg.has_hrk = 1;
 	}
 	return 0;
@@ -86,36 +78,12 @@ static const char *opt(const struct verify_request *req, const char *key)
 static int load_hrk(const struct verify_request *req, struct csv_ca_cert *hrk, struct err *err)
 {
 	const char *path = opt(req, "csv_hrk");
-	size_t len;
-	char *buf;
-	int rc;
 
 	if (path == NULL && cfg.has_hrk) {
 		*hrk = cfg.hrk;
 		return 0;
 	}
-	if (path == NULL)
-		return csv_ca_cert_parse((const uint8_t *)dcu_hygon_hrk, CSV_CA_CERT_LEN, hrk,
-		                         err) < 0
-		           ? err_prefix(err, "built-in HRK")
-		           : 0;
-	if ((buf = file_read_all(path, &len, err)) == NULL)
-		return err_prefix(err, "HRK");
-	rc = csv_ca_cert_parse((const uint8_t *)buf, len, hrk, err);
-	free(buf);
-	return rc < 0 ? err_prefix(err, "HRK %s", path) : 0;
-}
-
-/* A chip id names a file and a URL query: letters, digits, '-' and '_' only. */
-static int chip_is_name(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s; s++)
-		if (!(('0' <= *s && *s <= '9') || ('A' <= *s && *s <= 'Z') ||
-		      ('a' <= *s && *s <= 'z') || *s == '-' || *s == '_'))
-			return 0;
-	return 1;
+	return hygon_hrk_read(path, hrk, err);
 }
 
 /* The chip's HSK and CEK: the local directory, else Hygon KDS. */
@@ -132,7 +100,7 @@ static int load_hsk_cek(const struct verify_request *req, const struct dcu_repor
 	int rc;
 
 	*from_kds = 0;
-	if (!chip_is_name(r->chip))
+	if (!hygon_kds_name_ok(r->chip))
 		return err_set(err, "DCU chip id is not a name an HSK/CEK can be looked up by");
 	snprintf(path, sizeof(path), "%s/%s_hsk_cek.cert", dir ? dir : cfg.hsk_cek_dir, r->chip);
 	if (url != NULL)
