@@ -11,6 +11,7 @@
  * `cl`; the names stay libcurl's, mapped onto the table by macros after it is filled.
  */
 #include <ctype.h>
+#include <errno.h>
 #define CURL_DISABLE_TYPECHECK /* the setopt checks are macros over the linked function */
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -311,4 +312,24 @@ void fetch_result_free(struct fetch_result *r)
 		free(r->kept[i]);
 	memset(r, 0, sizeof(*r));
 	r->retry_after = -1;
+}
+
+long fetch_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+void fetch_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+const char *fetch_msg_cause(const char *msg, const char *url)
+{
+	size_t n = strlen(url);
+	return strncmp(msg, url, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
 }

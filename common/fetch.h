@@ -26,6 +26,7 @@
 #define CTRUSTEE_FETCH_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "err.h"
 
@@ -61,5 +62,13 @@ void fetch_result_free(struct fetch_result *r);
 /* Seconds from a Retry-After value ("120" or an HTTP-date; a past date gives 0), -1 if
  * it is neither. `now` is the current time. */
 long fetch_parse_retry_after(const char *v, long now);
+
+/* For a client that paces its retries (the AMD and Hygon KDS clients): milliseconds of the
+ * monotonic clock since *t; a sleep of `ms` that a signal does not cut short; and a fetch
+ * error's sentence without the URL it starts with, for a caller whose message names the
+ * service already. */
+long fetch_ms_since(const struct timespec *t);
+void fetch_sleep_ms(long ms);
+const char *fetch_msg_cause(const char *msg, const char *url);
 
 #endif

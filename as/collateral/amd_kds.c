@@ -186,27 +186,6 @@ static void disk_store(const char *hwid, const char *prefix, const uint8_t *der,
 		log_warn("snp: %s", e.msg);
 }
 
-static long ms_since(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* fetch's sentence without the URL it starts with (ours names the KDS already). */
-static const char *fetch_cause(const char *msg, const char *url)
-{
-	size_t n = strlen(url);
-	return strncmp(msg, url, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
-}
-
 static int kds_fetch(const char *base, const struct snp_report *r, const char *hwid,
                      const char *key, uint8_t **der, size_t *len, struct err *err)
 {
@@ -226,9 +205,9 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 	for (;;) {
 		/* space requests: KDS throttles an address that asks too often */
 		if (kds.last_fetch.tv_sec != 0) {
-			long since = ms_since(&kds.last_fetch);
+			long since = fetch_ms_since(&kds.last_fetch);
 			if (since < kds.min_interval_ms)
-				sleep_ms(kds.min_interval_ms - since);
+				fetch_sleep_ms(kds.min_interval_ms - since);
 		}
 		struct fetch_opts o = {.timeout_ms = kds.timeout_ms,
 		                       .max_bytes = MAX_VCEK_BYTES,
@@ -249,14 +228,14 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 		}
 		fetch_result_free(&res);
 		kds.stats.kds_errors++;
-		waited = ms_since(&start);
+		waited = fetch_ms_since(&start);
 		if (code == 429 || code == 503) {
 			kds.stats.kds_429 += code == 429;
 			long delay = retry_after >= 0 ? retry_after * 1000 : 2000;
 			if (waited + delay <= kds.retry_budget_ms) {
 				log_warn("AMD KDS answered %ld for %s; retrying in %ld ms", code,
 				         url, delay);
-				sleep_ms(delay);
+				fetch_sleep_ms(delay);
 				continue;
 			}
 			pthread_mutex_unlock(&kds.fetch_mu);
@@ -268,7 +247,7 @@ static int kds_fetch(const char *base, const struct snp_report *r, const char *h
 		pthread_mutex_unlock(&kds.fetch_mu);
 		if (code == 0)
 			return err_setc(err, ERR_UNAVAILABLE, "AMD KDS at %s unreachable: %s", base,
-			                fetch_cause(fe.msg, url));
+			                fetch_msg_cause(fe.msg, url));
 		return err_setc(err, code >= 500 ? ERR_UNAVAILABLE : 0,
 		                "AMD KDS at %s answered HTTP %ld for chip %.16s…", base, code,
 		                hwid);
