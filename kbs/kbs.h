@@ -196,6 +196,10 @@ struct kbs_session {
 	char *token;
 	json_t *extra_params; /* request extra-params */
 	long long expires;    /* unix seconds */
+	/* in-memory table only: the claims kbs_token_verify_once found in token at /attest,
+	 * shared and never modified (NULL: none kept), and the deadline they hold until */
+	json_t *claims;
+	double claims_until;
 };
 
 struct kbs_sessions;
@@ -237,6 +241,17 @@ int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_sessi
 int kbs_sessions_set_attested(struct kbs_sessions *s, const char *id, const char *token);
 /* kbs_sessions_set_attested with the reason of a -1 in err. */
 int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *token, struct err *err);
+/* Whether the table keeps verified claims (in memory: yes; a shared store: no, a replica that
+ * reads the session verifies the token itself). */
+bool kbs_sessions_keep_claims(const struct kbs_sessions *s);
+/* kbs_sessions_attest that also keeps `claims` (a reference is taken; NULL: none), the
+ * verified claims of token, until `until`; a shared store keeps the token alone. */
+int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const char *token,
+                                 json_t *claims, double until, struct err *err);
+/* The verified claims of an attested in-memory session (new reference) while now is before
+ * their deadline: 0. 1 when there are none to use (no such live session, not attested, no
+ * claims kept, past their deadline, or a shared store): the caller takes the token path. */
+int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims);
 /* Sessions the in-memory table evicted to make room, by reason. */
 void kbs_sessions_evictions(struct kbs_sessions *s, unsigned long long *expired,
                             unsigned long long *unattested);
@@ -422,6 +437,13 @@ struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, 
 void kbs_token_verifier_free(struct kbs_token_verifier *v);
 /* Verifies an attestation JWT per §4.2; returns the claims (new reference) or NULL. */
 json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct err *err);
+/* The same check without the verified-token memo (neither read nor filled), for a token the
+ * caller keeps the claims of itself: *until gets the time (seconds since the epoch) up to
+ * which the claims stand in for the token, the same deadline the memo would give it (its exp
+ * plus the leeway, or its x5c chain's earliest notAfter if sooner), or 0 when they must not be
+ * reused (the key came from trusted_jwk_sets, which are refreshed). */
+json_t *kbs_token_verify_once(struct kbs_token_verifier *v, const char *token, double *until,
+                              struct err *err);
 /* §4.3: tee-pubkey from verified claims (new reference, TeePubKey-filtered) or NULL. */
 json_t *kbs_token_teepubkey(struct kbs_token_verifier *v, const json_t *claims, struct err *err);
 

@@ -371,6 +371,30 @@ static json_t *build_requests(const struct kbs_server *k, const struct kbs_sessi
 	return list;
 }
 
+/* The claims of the token the AS just issued, verified here once (§4.2) so that the session's
+ * resource reads use them instead of verifying the token again; NULL (nothing kept, and the
+ * reads verify the token, and refuse it, themselves) when the session table keeps no claims,
+ * the token is over the size a session may keep, or it does not verify. *until: the claims'
+ * deadline. */
+static json_t *verify_for_session(struct kbs_server *k, const char *sid, const char *token,
+                                  double *until)
+{
+	struct err e = {0};
+	*until = 0;
+	if (!kbs_sessions_keep_claims(k->sessions) ||
+	    (k->cfg.max_session_token_size > 0 &&
+	     strlen(token) > (size_t)k->cfg.max_session_token_size))
+		return NULL;
+	json_t *claims = kbs_token_verify_once(k->tv, token, until, &e);
+	if (!claims)
+		log_debug("kbs: session %s: the new token does not verify here: %s", sid, e.msg);
+	else if (*until <= 0) {
+		json_decref(claims);
+		claims = NULL;
+	}
+	return claims;
+}
+
 static void handle_attest(struct call *c, struct http_req *r)
 {
 	struct kbs_server *k = c->k;
@@ -432,7 +456,10 @@ static void handle_attest(struct call *c, struct http_req *r)
 		attest_fail_status(r, as_failure(k, &e), sid, e.msg);
 		goto out;
 	}
-	int src = kbs_sessions_attest(k->sessions, sid, token, &e);
+	double until = 0;
+	json_t *claims = verify_for_session(k, sid, token, &until);
+	int src = kbs_sessions_attest_verified(k->sessions, sid, token, claims, until, &e);
+	json_decref(claims);
 	if (src != 0) {
 		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
 		attest_fail_status(r, src < 0 ? 503 : 401, sid,
@@ -600,13 +627,20 @@ static void plugin_error(struct http_req *r, const char *why)
 	problem401_cause(r, "PluginInternalError", "Plugin internal error", why);
 }
 
-/* The attestation token for a plugin call: an attested session's, else the Bearer one.
- * `who` gets "session <id>" or "bearer" for the log. */
+/* The attestation token for a plugin call: an attested session's, else the Bearer one; or,
+ * for an attested session that keeps the claims verified at its /attest, no token and those
+ * claims in *claims (new reference). `who` gets "session <id>" or "bearer" for the log. */
 static char *find_token(struct kbs_server *k, struct http_req *r, char *who, size_t wlen,
-                        struct err *why)
+                        json_t **claims, struct err *why)
 {
 	char *sid = k->as ? http_req_cookie(r, "kbs-session-id") : NULL;
 	snprintf(who, wlen, "bearer");
+	*claims = NULL;
+	if (sid && kbs_sessions_claims(k->sessions, sid, claims) == 0) {
+		snprintf(who, wlen, "session %s", sid);
+		free(sid);
+		return NULL;
+	}
 	if (sid) {
 		struct kbs_session s;
 		int grc = kbs_sessions_lookup(k->sessions, sid, &s, why);
@@ -690,8 +724,8 @@ static json_t *plugin_gate(struct call *c, struct http_req *r, char *who, size_t
 	struct err e = {0};
 	json_t *claims = NULL, *data = NULL;
 	char *explain = NULL;
-	char *token = find_token(k, r, who, wlen, &e);
-	if (!token) {
+	char *token = find_token(k, r, who, wlen, &claims, &e);
+	if (!token && !claims) {
 		/* 401 even when the session store is down: guest-components answers a 401 on a
 		 * resource read with a new handshake (retried), anything else ends the read */
 		if (e.msg[0])
@@ -700,7 +734,8 @@ static json_t *plugin_gate(struct call *c, struct http_req *r, char *who, size_t
 			problem401(r, "TokenNotFound", "Attestation Token not found");
 		return NULL;
 	}
-	claims = kbs_token_verify(k->tv, token, &e);
+	if (!claims)
+		claims = kbs_token_verify(k->tv, token, &e);
 	free(token);
 	if (!claims) {
 		log_info("kbs: %s: token refused: %s", http_req_uri(r), e.msg);

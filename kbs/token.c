@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "b64.h"
@@ -53,7 +54,7 @@ struct kbs_token_verifier {
 	size_t n_ekus;
 	struct kbs_strv subjects; /* trusted_signer_subjects, borrowed from the config */
 	struct vcache *tokens;    /* SHA-256(token) -> json_t claims, owned */
-	struct vcache *chains;    /* SHA-256(x5c chain) -> EVP_PKEY leaf key, owned */
+	struct vcache *chains;    /* SHA-256(x5c chain) -> struct endorsed, owned */
 };
 
 static void *claims_copy(void *v)
@@ -66,14 +67,41 @@ static void claims_drop(void *v)
 	json_decref(v);
 }
 
-static void *pkey_copy(void *v)
+/* The chain memo's value: the endorsed leaf key and its public JWK members (jwk_from_pkey),
+ * so that a header jwk naming the same key is recognised by comparing its members' text
+ * instead of importing it into OpenSSL on every token. Shared by reference, never changed. */
+struct endorsed {
+	EVP_PKEY *key;
+	json_t *jwk;
+	atomic_int refs;
+};
+
+static struct endorsed *endorsed_new(EVP_PKEY *key)
 {
-	return EVP_PKEY_up_ref(v) == 1 ? v : NULL;
+	struct endorsed *en = calloc(1, sizeof(*en));
+	if (!en)
+		return NULL;
+	en->key = key; /* the caller's reference, moved in */
+	en->jwk = jwk_from_pkey(key, 0, NULL);
+	atomic_init(&en->refs, 1);
+	return en;
 }
 
-static void pkey_drop(void *v)
+static void *endorsed_copy(void *v)
 {
-	EVP_PKEY_free(v);
+	struct endorsed *en = v;
+	atomic_fetch_add(&en->refs, 1);
+	return en;
+}
+
+static void endorsed_drop(void *v)
+{
+	struct endorsed *en = v;
+	if (!en || atomic_fetch_sub(&en->refs, 1) != 1)
+		return;
+	EVP_PKEY_free(en->key);
+	json_decref(en->jwk);
+	free(en);
 }
 
 static int load_certs(X509_STORE *st, const char *path, struct err *err)
@@ -105,7 +133,7 @@ struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, 
 	v->extra_paths = cfg->extra_teekey_paths;
 	v->subjects = cfg->trusted_signer_subjects;
 	v->tokens = vcache_new(TOKEN_CACHE_ENTRIES, claims_copy, claims_drop);
-	v->chains = vcache_new(CHAIN_CACHE_ENTRIES, pkey_copy, pkey_drop);
+	v->chains = vcache_new(CHAIN_CACHE_ENTRIES, endorsed_copy, endorsed_drop);
 	if (!v->tokens || !v->chains) {
 		err_set(err, "out of memory");
 		goto fail;
@@ -305,9 +333,31 @@ out:
 	return lk;
 }
 
+/* The members that name an RSA or EC public key are the same text in both JWKs. */
+static int same_public_jwk(const json_t *a, const json_t *b)
+{
+	static const char *const rsa[] = {"kty", "n", "e", NULL}, *const ec[] = {"kty", "crv", "x",
+	                                                                         "y", NULL};
+	const char *kty = json_string_value(json_object_get(a, "kty"));
+	const char *const *m = !kty                  ? NULL
+	                       : !strcmp(kty, "RSA") ? rsa
+	                       : !strcmp(kty, "EC")  ? ec
+	                                             : NULL;
+	for (; m && *m; m++) {
+		const json_t *x = json_object_get(a, *m), *y = json_object_get(b, *m);
+		if (!json_is_string(x) || !json_is_string(y) ||
+		    json_string_length(x) != json_string_length(y) ||
+		    memcmp(json_string_value(x), json_string_value(y), json_string_length(x)) != 0)
+			return 0;
+	}
+	return m != NULL;
+}
+
 /* The header jwk is endorsed by its x5c chain ending in a trusted certificate. A chain
  * verified before (same bytes, before its earliest notAfter) is taken from the memo; the jwk
- * is compared with the chain's leaf key either way. *until gets the chain's deadline. */
+ * is compared with the chain's leaf key either way: by the text of its key members when they
+ * are the leaf's own (as an AS writes them), else by importing it. Returns a new reference to
+ * the key; *until gets the chain's deadline. */
 static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk, const json_t *header,
                               double *until, struct err *err)
 {
@@ -332,25 +382,31 @@ static EVP_PKEY *endorsed_key(struct kbs_token_verifier *v, const json_t *jwk, c
 	uint8_t d[32];
 	if (chain_digest(x5c, d, err) != 0)
 		return NULL;
-	EVP_PKEY *key = jwk_to_pkey(jwk, err), *lk = NULL;
-	if (!key)
-		return NULL;
-	if (!vcache_get(v->chains, d, (double)time(NULL), (void **)&lk, until)) {
-		if ((lk = verify_chain(v, x5c, until, err)) == NULL)
-			goto fail;
-		if (*until > 0 && EVP_PKEY_up_ref(lk) == 1)
-			vcache_put(v->chains, d, *until, lk);
+	struct endorsed *en = NULL;
+	EVP_PKEY *key = NULL;
+	if (!vcache_get(v->chains, d, (double)time(NULL), (void **)&en, until)) {
+		EVP_PKEY *lk = verify_chain(v, x5c, until, err);
+		if (!lk || (en = endorsed_new(lk)) == NULL) {
+			EVP_PKEY_free(lk);
+			if (lk)
+				err_set(err, "out of memory");
+			return NULL;
+		}
+		if (*until > 0)
+			vcache_put(v->chains, d, *until, endorsed_copy(en));
 	}
-	if (pkey_public_equal(lk, key) != 1) {
+	if (en->jwk && same_public_jwk(jwk, en->jwk)) {
+		if (EVP_PKEY_up_ref(en->key) == 1)
+			key = en->key;
+		else
+			err_set(err, "out of memory");
+	} else if ((key = jwk_to_pkey(jwk, err)) != NULL && pkey_public_equal(en->key, key) != 1) {
 		err_set(err, "x5c leaf certificate key differs from the header jwk");
-		goto fail;
+		EVP_PKEY_free(key);
+		key = NULL;
 	}
-	EVP_PKEY_free(lk);
+	endorsed_drop(en);
 	return key;
-fail:
-	EVP_PKEY_free(lk);
-	EVP_PKEY_free(key);
-	return NULL;
 }
 
 static int alg_acceptable(const char *alg)
@@ -363,17 +419,16 @@ static int alg_acceptable(const char *alg)
 	return 0;
 }
 
-json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct err *err)
+/* The whole check of §4.2, with no memo: the claims (new reference), and in *until the time
+ * up to which the result may be reused (0: never, the key came from the refreshed JWK sets). */
+static json_t *verify_full(struct kbs_token_verifier *v, const char *token, double now,
+                           double *until, struct err *err)
 {
 	json_t *hdr = NULL, *payload = NULL, *owned_jwk = NULL;
 	EVP_PKEY *key = NULL;
 	const json_t *jwk = NULL;
-	double now = (double)time(NULL), until = 0; /* until: 0 = not to be remembered */
-	uint8_t d[HASH_MAX];
-	int memo = hash_digest(HASH_SHA256, token, strlen(token), d) == 32;
-	if (memo && vcache_get(v->tokens, d, now, (void **)&payload, NULL))
-		return payload;
-	if (jws_decode_unverified(token, &hdr, NULL, err) != 0)
+	*until = 0;
+	if ((hdr = jws_header(token, err)) == NULL)
 		return NULL;
 	json_t *hjwk = json_object_get(hdr, "jwk");
 	const char *kid = json_string_value(json_object_get(hdr, "kid"));
@@ -381,8 +436,8 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		jwk = hjwk;
 		if (v->insecure_header_jwk) {
 			key = jwk_to_pkey(jwk, err);
-			until = INFINITY;
-		} else if ((key = endorsed_key(v, jwk, hdr, &until, err)) == NULL && v->jwks) {
+			*until = INFINITY;
+		} else if ((key = endorsed_key(v, jwk, hdr, until, err)) == NULL && v->jwks) {
 			/* not endorsed by a chain, but perhaps one of the trusted sets' keys (an
 			 * AS's JWKS fetched from its port): trusted as a kid lookup would be */
 			if ((owned_jwk = kbs_jwks_find_key(v->jwks, hjwk, NULL)) != NULL)
@@ -415,12 +470,8 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		err_set(err, "algorithm %.32s is not accepted for attestation tokens", alg);
 		goto fail;
 	}
-	if (jws_verify(token, key, alg, NULL, &payload, err) != 0)
+	if (jws_verify_with_header(token, hdr, key, alg, &payload, err) != 0)
 		goto fail;
-	if (!json_is_object(payload)) {
-		err_set(err, "token claims are not a JSON object");
-		goto fail;
-	}
 	json_t *exp = json_object_get(payload, "exp");
 	if (!json_is_number(exp)) {
 		err_set(err, "token has no exp claim");
@@ -430,23 +481,45 @@ json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct
 		err_set(err, "token expired");
 		goto fail;
 	}
-	if (memo && until > 0 && !owned_jwk) { /* endorsed by a chain, or trusted outright */
-		if (json_number_value(exp) + EXP_LEEWAY < until)
-			until = json_number_value(exp) + EXP_LEEWAY;
-		json_t *copy = json_deep_copy(payload);
-		if (copy)
-			vcache_put(v->tokens, d, until, copy);
-	}
+	if (owned_jwk) /* a key of the JWK sets: those are refreshed, so never reused */
+		*until = 0;
+	else if (*until > 0 && json_number_value(exp) + EXP_LEEWAY < *until)
+		*until = json_number_value(exp) + EXP_LEEWAY;
 	EVP_PKEY_free(key);
 	json_decref(owned_jwk);
 	json_decref(hdr);
 	return payload;
 fail:
+	*until = 0;
 	EVP_PKEY_free(key);
 	json_decref(owned_jwk);
 	json_decref(hdr);
 	json_decref(payload);
 	return NULL;
+}
+
+json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct err *err)
+{
+	json_t *payload = NULL;
+	double now = (double)time(NULL), until = 0;
+	uint8_t d[HASH_MAX];
+	int memo = hash_digest(HASH_SHA256, token, strlen(token), d) == 32;
+	if (memo && vcache_get(v->tokens, d, now, (void **)&payload, NULL))
+		return payload;
+	if ((payload = verify_full(v, token, now, &until, err)) == NULL)
+		return NULL;
+	if (memo && until > 0) { /* endorsed by a chain, or trusted outright */
+		json_t *copy = json_deep_copy(payload);
+		if (copy)
+			vcache_put(v->tokens, d, until, copy);
+	}
+	return payload;
+}
+
+json_t *kbs_token_verify_once(struct kbs_token_verifier *v, const char *token, double *until,
+                              struct err *err)
+{
+	return verify_full(v, token, (double)time(NULL), until, err);
 }
 
 /* RFC 6901 JSON pointer; borrowed result or NULL. */

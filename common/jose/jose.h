@@ -49,6 +49,14 @@ int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **heade
                struct err *err);
 /* Decodes without verifying (to pick a key). */
 int jws_decode_unverified(const char *token, json_t **header, json_t **payload, struct err *err);
+/* The header alone, decoded without verifying (to pick a key): a new reference, or NULL when
+ * the token is not three dot-separated parts or the header is not a JSON object. */
+json_t *jws_header(const char *token, struct err *err);
+/* jws_verify for a caller that already holds jws_header(token): the same checks (that header's
+ * alg equals alg, the signature verifies with key), and the payload decoded once, as a new
+ * reference in *payload. The header is not decoded a second time. */
+int jws_verify_with_header(const char *token, const json_t *header, EVP_PKEY *key, const char *alg,
+                           json_t **payload, struct err *err);
 
 /* --- JWE flattened JSON --- */
 /* Encrypts to a KBS TeePubKey object ({"kty":"EC","crv","alg","x","y"} or

@@ -228,26 +228,39 @@ int jws_decode_unverified(const char *token, json_t **header, json_t **payload, 
 	return 0;
 }
 
-int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **header, json_t **payload,
-               struct err *err)
+json_t *jws_header(const char *token, struct err *err)
+{
+	const char *d1 = token ? strchr(token, '.') : NULL;
+	const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+
+	if (d2 == NULL || strchr(d2 + 1, '.') != NULL) {
+		err_set(err, "a JWT has exactly three dot-separated parts");
+		return NULL;
+	}
+	return jose_decode_segment(token, (size_t)(d1 - token), "header", err);
+}
+
+/* The header's alg is the key's, the signature verifies over the first two segments, and the
+ * payload segment decodes to an object (a new reference in *p). */
+static int verify_split(const char *token, const json_t *h, EVP_PKEY *key, const char *alg,
+                        json_t **p, struct err *err)
 {
 	const struct jws_alg *a = alg_for(alg, key, err);
-	json_t *h = NULL, *p = NULL;
+	const char *d1 = token ? strchr(token, '.') : NULL;
+	const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
 	uint8_t *sig = NULL;
 	size_t siglen;
 	int rc = -1;
 
+	*p = NULL;
 	if (a == NULL)
 		return -1;
-	if (jws_decode_unverified(token, &h, &p, err) < 0)
-		return -1;
+	if (d2 == NULL || strchr(d2 + 1, '.') != NULL)
+		return err_set(err, "a JWT has exactly three dot-separated parts");
 	const char *halg = json_string_value(json_object_get(h, "alg"));
-	if (halg == NULL || strcmp(halg, a->name) != 0) {
-		err_set(err, "JWT header alg \"%s\" is not the key's algorithm %s",
-		        halg ? halg : "", a->name);
-		goto out;
-	}
-	const char *d2 = strrchr(token, '.');
+	if (halg == NULL || strcmp(halg, a->name) != 0)
+		return err_set(err, "JWT header alg \"%s\" is not the key's algorithm %s",
+		               halg ? halg : "", a->name);
 	if (b64_decode(d2 + 1, strlen(d2 + 1), B64_URL, &sig, &siglen) < 0) {
 		err_set(err, "JWT signature is not base64url");
 		goto out;
@@ -256,18 +269,38 @@ int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **heade
 		err_set(err, "JWT signature does not verify");
 		goto out;
 	}
+	if ((*p = jose_decode_segment(d1 + 1, (size_t)(d2 - d1 - 1), "payload", err)) == NULL)
+		goto out;
 	rc = 0;
-	if (header) {
-		*header = h;
-		h = NULL;
-	}
-	if (payload) {
-		*payload = p;
-		p = NULL;
-	}
 out:
 	free(sig);
-	json_decref(h);
-	json_decref(p);
 	return rc;
+}
+
+int jws_verify_with_header(const char *token, const json_t *header, EVP_PKEY *key, const char *alg,
+                           json_t **payload, struct err *err)
+{
+	return verify_split(token, header, key, alg, payload, err);
+}
+
+int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **header, json_t **payload,
+               struct err *err)
+{
+	json_t *h = jws_header(token, err), *p = NULL;
+
+	if (h == NULL)
+		return -1;
+	if (verify_split(token, h, key, alg, &p, err) < 0) {
+		json_decref(h);
+		return -1;
+	}
+	if (header)
+		*header = h;
+	else
+		json_decref(h);
+	if (payload)
+		*payload = p;
+	else
+		json_decref(p);
+	return 0;
 }

@@ -249,6 +249,7 @@ class FakeAs:
 
     delay = 0.0  # seconds each AttestationEvaluate takes (tests of calls in progress)
     challenge = '{"se":"challenge"}'  # GetAttestationChallenge's answer ("" = an AS without one)
+    token_exp_in = 300  # seconds from issue to the tokens' exp
 
     def _evaluate(self, req, ctx):
         self.calls += 1
@@ -282,7 +283,8 @@ class FakeAs:
         claims = {"eat_profile": "tag:github.com,2024:confidential-containers/Trustee",
                   "iat": now, "ear.verifier-id": {"developer": "https://confidentialcontainers.org",
                                                   "build": "fake-as"},
-                  "submods": submods, "exp": now + 300, "iss": "CoCo-Attestation-Service"}
+                  "submods": submods, "exp": now + self.token_exp_in,
+                  "iss": "CoCo-Attestation-Service"}
         j = ec_jwk(self.pki.token_key.public_key())
         j["x5c"] = self.pki.x5c()
         tok = make_jwt({"typ": "JWT", "alg": "ES256", "jwk": j}, claims, self.pki.token_key)

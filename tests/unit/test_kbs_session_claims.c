@@ -1,0 +1,157 @@
+/*
+ * The claims an in-memory session keeps from its /attest (issue 13): handed out by reference
+ * while the session lives and before their deadline, never after it (the caller then takes
+ * the token path, whose full check refuses what expired), never for a session that has not
+ * attested, counted in the table's bytes, and not kept at all by a shared store.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "kbs/kbs.h"
+#include "kv/kv.h"
+
+/* header.payload.signature with a payload segment of `plen` characters */
+static char *token_with_payload(size_t plen)
+{
+	char *t = malloc(plen + 16);
+	memcpy(t, "hdr.", 4);
+	memset(t + 4, 'p', plen);
+	memcpy(t + 4 + plen, ".sig", 5);
+	return t;
+}
+
+static void test_claims_handed_out_before_their_deadline(void **state)
+{
+	struct err e = {0};
+	struct kbs_sessions *s = kbs_sessions_new(10, &e);
+	double now = (double)time(NULL);
+	char id[33];
+	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
+	assert_true(kbs_sessions_keep_claims(s));
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now + 300, id, &e), 0);
+	/* not attested yet: none */
+	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
+	assert_null(got);
+	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now + 60, &e), 0);
+	assert_int_equal(kbs_sessions_claims(s, id, &got), 0);
+	assert_ptr_equal(got, claims); /* shared, not copied */
+	json_decref(got);
+	/* the token is kept beside them, for the token path */
+	struct kbs_session ss;
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_string_equal(ss.token, "a.b.c");
+	assert_ptr_equal(ss.claims, claims);
+	kbs_session_clear(&ss);
+	assert_int_equal(kbs_sessions_claims(s, "0123", &got), 1);
+	json_decref(claims);
+	kbs_sessions_free(s);
+}
+
+static void test_claims_past_their_deadline_are_not_used(void **state)
+{
+	struct err e = {0};
+	struct kbs_sessions *s = kbs_sessions_new(10, &e);
+	double now = (double)time(NULL);
+	char id[33];
+	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now + 300, id, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now - 1, &e), 0);
+	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
+	assert_null(got);
+	/* the session itself lives on: its token goes to the full check */
+	struct kbs_session ss;
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_string_equal(ss.token, "a.b.c");
+	kbs_session_clear(&ss);
+	/* attested without claims: none either */
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now + 300, id, &e), 0);
+	assert_int_equal(kbs_sessions_attest(s, id, "a.b.c", &e), 0);
+	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
+	json_decref(claims);
+	kbs_sessions_free(s);
+}
+
+static void test_claims_of_an_expired_session_are_not_used(void **state)
+{
+	struct err e = {0};
+	struct kbs_sessions *s = kbs_sessions_new(10, &e);
+	double now = (double)time(NULL);
+	char id[33];
+	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now - 2, id, &e), 0);
+	/* set_attested refuses an expired session, so nothing is kept */
+	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now + 60, &e), 1);
+	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
+	assert_null(got);
+	json_decref(claims);
+	kbs_sessions_free(s);
+}
+
+/* Kept claims count in max_sessions_bytes: a token that fits alone does not fit with them. */
+static void test_claims_count_in_the_table_bytes(void **state)
+{
+	struct err e = {0};
+	struct kbs_sessions *s = kbs_sessions_new(10, &e);
+	struct kbs_session_limits l = {.max_bytes = 3000};
+	kbs_sessions_set_limits(s, &l);
+	long long now = (long long)time(NULL);
+	char a[33], b[33];
+	char *tok = token_with_payload(400); /* claims reckoned at 300 bytes of text x 8 */
+	json_t *claims = json_pack("{s:s}", "k", "v");
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, a, &e), 0);
+	assert_int_equal(kbs_sessions_attest(s, a, tok, &e), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, b, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, b, tok, claims, now + 60.0, &e), -2);
+	assert_non_null(strstr(e.msg, "max_sessions_bytes"));
+	/* the same token without claims fits */
+	assert_int_equal(kbs_sessions_attest(s, b, tok, &e), 0);
+	json_decref(claims);
+	free(tok);
+	kbs_sessions_free(s);
+}
+
+/* A shared store keeps the token alone: a replica reading the session verifies it. */
+static void test_a_store_keeps_no_claims(void **state)
+{
+	struct err e = {0};
+	json_t *cfg = json_pack("{s:s}", "storage_type", "Memory");
+	struct kv *kv = kv_open(cfg, &e);
+	assert_non_null(kv);
+	struct kbs_sessions *s = kbs_sessions_new_kv(kv, &e);
+	assert_false(kbs_sessions_keep_claims(s));
+	long long now = (long long)time(NULL);
+	char id[33];
+	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, id, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now + 60.0, &e), 0);
+	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
+	struct kbs_session ss;
+	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
+	assert_string_equal(ss.token, "a.b.c");
+	assert_null(ss.claims);
+	kbs_session_clear(&ss);
+	json_decref(claims);
+	kbs_sessions_free(s);
+	kv_close(kv);
+	json_decref(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_claims_handed_out_before_their_deadline),
+	    cmocka_unit_test(test_claims_past_their_deadline_are_not_used),
+	    cmocka_unit_test(test_claims_of_an_expired_session_are_not_used),
+	    cmocka_unit_test(test_claims_count_in_the_table_bytes),
+	    cmocka_unit_test(test_a_store_keeps_no_claims),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
