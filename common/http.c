@@ -241,16 +241,32 @@ const char *http_reason(int status)
 	}
 }
 
+/* Each thread remembers its last two dates (a reply's Date and a cookie's Expires): glibc's
+ * gmtime_r takes a process-wide lock, and every reply needs one. */
 void http_date(long long t, char *buf, size_t len)
 {
 	static const char *wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char *mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	static __thread struct {
+		long long t;
+		char s[40];
+	} memo[2] = {{-1, ""}, {-1, ""}};
+	static __thread unsigned next;
+	for (int i = 0; i < 2; i++)
+		if (memo[i].t == t) {
+			snprintf(buf, len, "%s", memo[i].s);
+			return;
+		}
 	time_t tt = (time_t)t;
 	struct tm tm;
 	gmtime_r(&tt, &tm);
-	snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", wd[tm.tm_wday], tm.tm_mday,
-	         mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	unsigned i = next++ & 1;
+	snprintf(memo[i].s, sizeof(memo[i].s), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+	         wd[tm.tm_wday], tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
+	         tm.tm_min, tm.tm_sec);
+	memo[i].t = t;
+	snprintf(buf, len, "%s", memo[i].s);
 }
 
 /* --- request accessors --- */
@@ -440,23 +456,40 @@ void http_reply_header(struct http_req *r, const char *name, const char *value)
 	r->n_rhdrs++;
 }
 
-void http_reply(struct http_req *r, int status, const char *content_type, const void *body,
-                size_t len)
+static void reply_queue(struct http_req *r);
+
+/* http_reply with a malloc'd body the request takes over (freed with it). */
+static void reply_owned(struct http_req *r, int status, const char *content_type, uint8_t *body,
+                        size_t len)
 {
 	if (r->replied) {
 		log_error("http: second reply to %s %s ignored", r->method_name, r->uri);
+		if (body)
+			OPENSSL_cleanse(body, len);
+		free(body);
 		return;
 	}
 	r->replied = 1;
 	r->status = status;
 	r->ctype = content_type ? strdup(content_type) : NULL;
-	if (len) {
-		r->rbody = malloc(len);
-		if (r->rbody) {
-			memcpy(r->rbody, body, len);
-			r->rbody_len = len;
-		}
-	}
+	r->rbody = body;
+	r->rbody_len = body ? len : 0;
+	reply_queue(r);
+}
+
+void http_reply(struct http_req *r, int status, const char *content_type, const void *body,
+                size_t len)
+{
+	uint8_t *copy = len ? malloc(len) : NULL;
+	if (copy)
+		memcpy(copy, body, len);
+	reply_owned(r, status, content_type, copy, len);
+}
+
+/* Hands a reply to the loop that owns its connection: at once on that loop, else through its
+ * done list and wake event. */
+static void reply_queue(struct http_req *r)
+{
 	struct http_loop *l = r->loop;
 	if (pthread_equal(pthread_self(), l->tid)) {
 		send_now(r);
@@ -473,15 +506,72 @@ void http_reply(struct http_req *r, int status, const char *content_type, const 
 	event_active(l->wake, EV_READ, 0);
 }
 
+/* A byte that JSON carries as itself inside a string: printable ASCII but `"` and `\`. */
+static int json_plain(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e || p[i] == '"' ||
+		    p[i] == '\\')
+			return 0;
+	return 1;
+}
+
+/* The text json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) gives, for a flat object whose
+ * keys and string values are plain (a token, a JWE: base64url and dots), written directly;
+ * NULL for anything else. jansson's encoder checks UTF-8 one code point at a time, about 70
+ * instructions a byte, and these replies carry kilobytes of base64. */
+static char *dump_flat(const json_t *v, size_t *len)
+{
+	size_t n = 2, kl;
+	const char *k;
+	json_t *m;
+	if (!json_is_object(v))
+		return NULL;
+	json_object_keylen_foreach((json_t *)v, k, kl, m)
+	{
+		if (!json_is_string(m) || !json_plain(k, kl) ||
+		    !json_plain(json_string_value(m), json_string_length(m)))
+			return NULL;
+		n += kl + json_string_length(m) + 6;
+	}
+	char *out = malloc(n + 1), *o = out;
+	if (!out)
+		return NULL;
+	*o++ = '{';
+	json_object_keylen_foreach((json_t *)v, k, kl, m)
+	{
+		size_t vl = json_string_length(m);
+		if (o != out + 1)
+			*o++ = ',';
+		*o++ = '"';
+		memcpy(o, k, kl);
+		o += kl;
+		memcpy(o, "\":\"", 3);
+		o += 3;
+		memcpy(o, json_string_value(m), vl);
+		o += vl;
+		*o++ = '"';
+	}
+	*o++ = '}';
+	*o = 0;
+	*len = (size_t)(o - out);
+	return out;
+}
+
 void http_reply_json(struct http_req *r, int status, const json_t *v)
 {
+	size_t fl = 0;
+	char *f = dump_flat(v, &fl);
+	if (f) {
+		reply_owned(r, status, "application/json", (uint8_t *)f, fl);
+		return;
+	}
 	char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (!s) {
 		http_reply(r, 500, NULL, NULL, 0);
 		return;
 	}
-	http_reply(r, status, "application/json", s, strlen(s));
-	free(s);
+	reply_owned(r, status, "application/json", (uint8_t *)s, strlen(s));
 }
 
 char *http_problem_body(const char *type_prefix, const char *variant, const char *detail)
@@ -507,8 +597,7 @@ void http_reply_problem(struct http_req *r, int status, const char *type_prefix,
 		http_reply(r, status, NULL, NULL, 0);
 		return;
 	}
-	http_reply(r, status, "application/json", s, strlen(s));
-	free(s);
+	reply_owned(r, status, "application/json", (uint8_t *)s, strlen(s));
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)

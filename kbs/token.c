@@ -19,7 +19,9 @@
  * leeway, or the chain's earliest notAfter if sooner, and an endorsed chain by the SHA-256 of
  * its certificates until its earliest notAfter (vcache.c states the rules). A token verified
  * through the JWK sets is not remembered: those sets are refreshed, and a key dropped from
- * them must stop verifying at once.
+ * them must stop verifying at once. The decoded header is kept by its segment's bytes (the
+ * same on every token an AS signs); it is only parsed text, every decision is made afresh.
+ * A session keeps the claims kbs_token_verify_once found, with the same deadline (server.c).
  */
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -44,6 +46,10 @@
  * near a megabyte; a deployment has a handful of AS signing chains. */
 #define TOKEN_CACHE_ENTRIES 256
 #define CHAIN_CACHE_ENTRIES 64
+/* An AS puts the same header (alg, jwk, x5c) on every token it signs: its parse is kept by the
+ * header segment's bytes. Nothing invalidates an entry but eviction: it is the parse of exactly
+ * those bytes, and trust is decided afresh from it each time (chain memo, key, signature). */
+#define HEADER_CACHE_ENTRIES 64
 
 struct kbs_token_verifier {
 	X509_STORE *store;     /* NULL when no trusted_certs_paths */
@@ -55,6 +61,7 @@ struct kbs_token_verifier {
 	struct kbs_strv subjects; /* trusted_signer_subjects, borrowed from the config */
 	struct vcache *tokens;    /* SHA-256(token) -> json_t claims, owned */
 	struct vcache *chains;    /* SHA-256(x5c chain) -> struct endorsed, owned */
+	struct vcache *headers;   /* SHA-256(header segment) -> json_t header, shared read-only */
 };
 
 static void *claims_copy(void *v)
@@ -65,6 +72,11 @@ static void *claims_copy(void *v)
 static void claims_drop(void *v)
 {
 	json_decref(v);
+}
+
+static void *header_share(void *v)
+{
+	return json_incref(v);
 }
 
 /* The chain memo's value: the endorsed leaf key and its public JWK members (jwk_from_pkey),
@@ -134,7 +146,8 @@ struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, 
 	v->subjects = cfg->trusted_signer_subjects;
 	v->tokens = vcache_new(TOKEN_CACHE_ENTRIES, claims_copy, claims_drop);
 	v->chains = vcache_new(CHAIN_CACHE_ENTRIES, endorsed_copy, endorsed_drop);
-	if (!v->tokens || !v->chains) {
+	v->headers = vcache_new(HEADER_CACHE_ENTRIES, header_share, claims_drop);
+	if (!v->tokens || !v->chains || !v->headers) {
 		err_set(err, "out of memory");
 		goto fail;
 	}
@@ -177,6 +190,7 @@ void kbs_token_verifier_free(struct kbs_token_verifier *v)
 	kbs_jwks_free(v->jwks);
 	vcache_free(v->tokens);
 	vcache_free(v->chains);
+	vcache_free(v->headers);
 	for (size_t i = 0; i < v->n_ekus; i++)
 		ASN1_OBJECT_free(v->ekus[i]);
 	free(v->ekus);
@@ -419,8 +433,25 @@ static int alg_acceptable(const char *alg)
 	return 0;
 }
 
-/* The whole check of §4.2, with no memo: the claims (new reference), and in *until the time
- * up to which the result may be reused (0: never, the key came from the refreshed JWK sets). */
+/* The decoded header of token (new reference, never modified by anyone), from the header
+ * memo when the same header segment was decoded before. */
+static json_t *header_of(struct kbs_token_verifier *v, const char *token, struct err *err)
+{
+	const char *d1 = strchr(token, '.');
+	uint8_t d[HASH_MAX];
+	json_t *h = NULL;
+	if (!d1 || hash_digest(HASH_SHA256, token, (size_t)(d1 - token), d) != 32)
+		return jws_header(token, err);
+	if (vcache_get(v->headers, d, 0, (void **)&h, NULL))
+		return h;
+	if ((h = jws_header(token, err)) != NULL)
+		vcache_put(v->headers, d, INFINITY, json_incref(h));
+	return h;
+}
+
+/* The whole check of §4.2, with no memo of its result: the claims (new reference), and in *until
+ * the time up to which the result may be reused (0: never, the key came from the refreshed JWK
+ * sets). */
 static json_t *verify_full(struct kbs_token_verifier *v, const char *token, double now,
                            double *until, struct err *err)
 {
@@ -428,7 +459,7 @@ static json_t *verify_full(struct kbs_token_verifier *v, const char *token, doub
 	EVP_PKEY *key = NULL;
 	const json_t *jwk = NULL;
 	*until = 0;
-	if ((hdr = jws_header(token, err)) == NULL)
+	if ((hdr = header_of(v, token, err)) == NULL)
 		return NULL;
 	json_t *hjwk = json_object_get(hdr, "jwk");
 	const char *kid = json_string_value(json_object_get(hdr, "kid"));

@@ -18,6 +18,7 @@
  * point times the group order, a second scalar multiplication as dear as the derivation) cannot
  * fail.
  */
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -143,6 +144,25 @@ static EVP_PKEY *ec_generate(const char *crv)
 	return k;
 }
 
+/* The ephemeral key's public JWK as the protected header carries it, members sorted (crv,
+ * kty, x, y: §3.4), the coordinates cut from its encoded point 04 || x || y (no BIGNUMs). */
+static json_t *epk_of(EVP_PKEY *eph, const char *crv)
+{
+	uint8_t pt[1 + 2 * 66];
+	size_t n = 0;
+	if (EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt),
+	                                    &n) != 1 ||
+	    n < 3 || n % 2 != 1 || pt[0] != 0x04)
+		return NULL;
+	size_t size = (n - 1) / 2;
+	char *x = b64_encode(pt + 1, size, B64_URL), *y = b64_encode(pt + 1 + size, size, B64_URL);
+	json_t *epk =
+	    x && y ? json_pack("{s:s,s:s,s:s,s:s}", "crv", crv, "kty", "EC", "x", x, "y", y) : NULL;
+	free(x);
+	free(y);
+	return epk;
+}
+
 static int rsa_crypt(int enc, EVP_PKEY *k, int oaep, const uint8_t *in, size_t inlen, uint8_t *out,
                      size_t *outlen)
 {
@@ -181,10 +201,14 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 		err_set(err, "tee-pubkey needs `kty` and `alg`");
 		goto done;
 	}
-	if (RAND_bytes(cek, sizeof(cek)) != 1 || RAND_bytes(iv, sizeof(iv)) != 1) {
+	uint8_t rnd[CEK_LEN + IV_LEN]; /* one draw from the generator for both */
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		err_set(err, "no randomness");
 		goto done;
 	}
+	memcpy(cek, rnd, CEK_LEN);
+	memcpy(iv, rnd + CEK_LEN, IV_LEN);
+	OPENSSL_cleanse(rnd, sizeof(rnd));
 	if (strcmp(kty, "EC") == 0 && strcmp(alg, "ECDH-ES+A256KW") == 0 && crv != NULL &&
 	    (strcmp(crv, "P-256") == 0 || strcmp(crv, "P-521") == 0)) {
 		uint8_t z[66], kek[32];
@@ -202,14 +226,10 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 		}
 		OPENSSL_cleanse(z, sizeof(z));
 		OPENSSL_cleanse(kek, sizeof(kek));
-		json_t *full = jwk_from_pkey(eph, 0, err);
-		if (full == NULL)
+		if ((epk = epk_of(eph, crv)) == NULL) {
+			err_set(err, "cannot export the ephemeral key");
 			goto done;
-		/* epk members sorted: crv, kty, x, y (§3.4) */
-		epk = json_pack("{s:O,s:O,s:O,s:O}", "crv", json_object_get(full, "crv"), "kty",
-		                json_object_get(full, "kty"), "x", json_object_get(full, "x"), "y",
-		                json_object_get(full, "y"));
-		json_decref(full);
+		}
 		json_object_set_new(header, "alg", json_string(alg));
 		json_object_set_new(header, "enc", json_string("A256GCM"));
 		json_object_set_new(header, "epk", epk);

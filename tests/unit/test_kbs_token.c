@@ -4,7 +4,9 @@
  * a token that differs by one byte is verified afresh, an expired token is refused though it
  * was remembered, a chain past its notAfter is refused though it was remembered, a header jwk
  * that is not the remembered chain's leaf key is refused, and a new trust store (a restart)
- * refuses what the old one accepted. Plus the memo's own bound and deadline.
+ * refuses what the old one accepted; a header is decoded afresh when its bytes differ; the
+ * deadline kbs_token_verify_once gives a session's claims. Plus the memo's own bound and
+ * deadline.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,8 +87,8 @@ static void write_pem(const char *path, X509 *x)
 	fclose(f);
 }
 
-/* A token signed by `key` whose header jwk is `jwk_key` with x5c [leaf]. */
-static char *token(EVP_PKEY *key, EVP_PKEY *jwk_key, X509 *leaf, double exp)
+/* A token signed by `key` whose header jwk is `jwk_key` with x5c [leaf], header alg `halg`. */
+static char *token_alg(EVP_PKEY *key, EVP_PKEY *jwk_key, X509 *leaf, double exp, const char *halg)
 {
 	struct err e = {0};
 	json_t *jwk = jwk_from_pkey(jwk_key, 0, &e);
@@ -95,13 +97,18 @@ static char *token(EVP_PKEY *key, EVP_PKEY *jwk_key, X509 *leaf, double exp)
 	json_object_set_new(jwk, "alg", json_string("ES256"));
 	json_object_set_new(jwk, "x5c", json_pack("[s]", b));
 	free(b);
-	json_t *h = json_pack("{s:s,s:s,s:o}", "alg", "ES256", "typ", "JWT", "jwk", jwk);
+	json_t *h = json_pack("{s:s,s:s,s:o}", "alg", halg, "typ", "JWT", "jwk", jwk);
 	json_t *p = json_pack("{s:f,s:s,s:i}", "exp", exp, "iss", "test", "n", rand());
 	char *t = jws_sign(h, p, key, "ES256", &e);
 	assert_non_null(t);
 	json_decref(h);
 	json_decref(p);
 	return t;
+}
+
+static char *token(EVP_PKEY *key, EVP_PKEY *jwk_key, X509 *leaf, double exp)
+{
+	return token_alg(key, jwk_key, leaf, exp, "ES256");
 }
 
 struct fixture {
@@ -278,6 +285,58 @@ static void test_new_trust_store_is_seen(void **state)
 	kbs_token_verifier_free(v);
 }
 
+/* Tokens of one signer share their header bytes, and its parse is kept; a header that differs
+ * is decoded afresh and judged on what it says (here an alg that is not the key's). */
+static void test_header_kept_by_its_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct kbs_token_verifier *v = verifier(f);
+	char *t1 = token(f->signer, f->signer, f->leaf, (double)time(NULL) + 300);
+	char *t2 = token(f->signer, f->signer, f->leaf, (double)time(NULL) + 300);
+	char *t3 = token_alg(f->signer, f->signer, f->leaf, (double)time(NULL) + 300, "ES384");
+	char why[ERR_MSG_MAX];
+	assert_int_equal(strchr(t1, '.') - t1, strchr(t2, '.') - t2);
+	assert_memory_equal(t1, t2, (size_t)(strchr(t1, '.') - t1)); /* the same header */
+	assert_true(verifies(v, t1, why, sizeof(why)));
+	assert_true(verifies(v, t2, why, sizeof(why)));
+	assert_false(verifies(v, t3, why, sizeof(why)));
+	assert_non_null(strstr(why, "ES384"));
+	assert_true(verifies(v, t1, why, sizeof(why)));
+	free(t1);
+	free(t2);
+	free(t3);
+	kbs_token_verifier_free(v);
+}
+
+/* kbs_token_verify_once: the full check, and the deadline a session may keep its claims to. */
+static void test_verify_once_gives_the_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct kbs_token_verifier *v = verifier(f);
+	double exp = (double)time(NULL) + 300, until = -1;
+	char *t = token(f->signer, f->signer, f->leaf, exp);
+	struct err e = {0};
+	json_t *c = kbs_token_verify_once(v, t, &until, &e);
+	assert_non_null(c);
+	assert_true(until == exp + LEEWAY);
+	json_decref(c);
+	/* a chain whose leaf ends sooner than the token: its notAfter */
+	X509 *leaf = cert(f->signer, "short signer", f->ca, f->ca_key, 0, 100);
+	char *t2 = token(f->signer, f->signer, leaf, exp);
+	c = kbs_token_verify_once(v, t2, &until, &e);
+	assert_non_null(c);
+	assert_true(until < exp && until > (double)time(NULL) + 90);
+	json_decref(c);
+	/* refused: no claims, no deadline */
+	t[strlen(t) - 5] = t[strlen(t) - 5] == 'A' ? 'B' : 'A';
+	assert_null(kbs_token_verify_once(v, t, &until, &e));
+	assert_true(until == 0);
+	free(t);
+	free(t2);
+	X509_free(leaf);
+	kbs_token_verifier_free(v);
+}
+
 /* --- the memo itself */
 
 static void *dup_s(void *v)
@@ -327,6 +386,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_remembered_chain_does_not_endorse_another_key,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_new_trust_store_is_seen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_kept_by_its_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verify_once_gives_the_deadline, setup, teardown),
 	    cmocka_unit_test(test_vcache_bounded_lru_and_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
