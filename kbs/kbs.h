@@ -196,9 +196,8 @@ struct kbs_session {
 	char *token;
 	json_t *extra_params; /* request extra-params */
 	long long expires;    /* unix seconds */
-	/* in-memory table only: the claims kbs_token_verify_once found in token at /attest,
-	 * shared and never modified (NULL: none kept), and the deadline they hold until */
-	json_t *claims;
+	/* in-memory table only: token was verified at /attest (kbs_token_verify_once) and its
+	 * claims stand until this deadline (0: not verified here, the reads verify it) */
 	double claims_until;
 };
 
@@ -244,11 +243,13 @@ int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *toke
 /* Whether the table keeps verified claims (in memory: yes; a shared store: no, a replica that
  * reads the session verifies the token itself). */
 bool kbs_sessions_keep_claims(const struct kbs_sessions *s);
-/* kbs_sessions_attest that also keeps `claims` (a reference is taken; NULL: none), the
- * verified claims of token, until `until`; a shared store keeps the token alone. */
+/* kbs_sessions_attest for a token whose verification gave `claims` (NULL: it was not
+ * verified), which then stand until `until`; the table keeps only that mark, not the claims
+ * (they are the token's own payload), and a shared store keeps the token alone. */
 int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const char *token,
                                  json_t *claims, double until, struct err *err);
-/* The verified claims of an attested in-memory session (new reference) while now is before
+/* The verified claims of an attested in-memory session, decoded again from the payload of the
+ * token verified at /attest (new reference), while now is before
  * their deadline: 0. 1 when there are none to use (no such live session, not attested, no
  * claims kept, past their deadline, or a shared store): the caller takes the token path. */
 int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims);

@@ -45,6 +45,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "b64.h"
 #include "kbs.h"
 #include "kv/kv.h"
 #include "log.h"
@@ -60,11 +61,10 @@ struct link {
 
 struct ent {
 	struct kbs_session s;
-	size_t claims_bytes; /* what s.claims is counted as in the table's bytes (claims_cost) */
-	struct ent *next;    /* hash chain */
-	struct link byage;   /* every entry, earliest deadline first */
-	struct link cls;     /* on `on`, earliest deadline first */
-	struct list *on;     /* the class list holding the entry, NULL for a real Attested one */
+	struct ent *next;  /* hash chain */
+	struct link byage; /* every entry, earliest deadline first */
+	struct link cls;   /* on `on`, earliest deadline first */
+	struct list *on;   /* the class list holding the entry, NULL for a real Attested one */
 };
 
 struct list {
@@ -129,20 +129,30 @@ bool kbs_tee_is_test(const char *tee)
 	return strcmp(tee, "sample") == 0 || strcmp(tee, "sampledevice") == 0;
 }
 
-/* What an entry costs the table: itself, its nonce, its token and its kept claims. */
+/* What an entry costs the table: itself, its nonce and its token. */
 static size_t ent_bytes(const struct ent *e)
 {
-	return sizeof(*e) + strlen(e->s.nonce) + 1 + (e->s.token ? strlen(e->s.token) + 1 : 0) +
-	       e->claims_bytes;
+	return sizeof(*e) + strlen(e->s.nonce) + 1 + (e->s.token ? strlen(e->s.token) + 1 : 0);
 }
 
-/* What the parsed claims of token take in memory, reckoned from its payload segment: jansson
- * holds an EAR claims set in about 7.7 times the bytes of its compact text (7,904 for 1,029),
- * and the text is 3/4 of the base64url segment. */
-static size_t claims_cost(const char *token)
+/* The payload of a compact JWS as JSON (new reference), or NULL. Only for a token this table
+ * marked verified: jansson would hold an EAR claims set in about 7.7 times the bytes of its
+ * text, so sessions keep the token and decode it again on each read, which costs a small part
+ * of verifying it. */
+static json_t *jws_payload(const char *token)
 {
 	const char *d1 = strchr(token, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-	return d2 ? (size_t)(d2 - d1 - 1) * 3 / 4 * 8 : strlen(token) * 8;
+	uint8_t *txt = NULL;
+	size_t n = 0;
+	if (d2 == NULL || b64_decode(d1 + 1, (size_t)(d2 - d1 - 1), B64_URL, &txt, &n) < 0)
+		return NULL;
+	json_t *j = json_loadb((const char *)txt, n, JSON_REJECT_DUPLICATES, NULL);
+	free(txt);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 static unsigned bucket_of(const char *id)
@@ -162,7 +172,6 @@ void kbs_session_clear(struct kbs_session *ss)
 		free(ss->token);
 	}
 	json_decref(ss->extra_params);
-	json_decref(ss->claims);
 	memset(ss, 0, sizeof(*ss));
 }
 
@@ -538,7 +547,6 @@ int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_sessi
 	out->expires = src->expires;
 	out->nonce = strdup(src->nonce);
 	out->token = src->token ? strdup(src->token) : NULL;
-	out->claims = json_incref(src->claims);
 	out->claims_until = src->claims_until;
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -555,15 +563,21 @@ int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims)
 	if (s->kv || strlen(id) != 32)
 		return 1;
 	double now = (double)time(NULL);
+	char *token = NULL;
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
 	const struct kbs_session *e = pp ? &(*pp)->s : NULL;
 	/* the session's own deadline first, then the claims' (kbs_sessions_lookup decides
 	 * what an expired session means) */
-	if (e && e->state == KBS_SESSION_ATTESTED && e->claims && e->expires >= (long long)now &&
-	    now < e->claims_until)
-		*claims = json_incref(e->claims);
+	if (e && e->state == KBS_SESSION_ATTESTED && e->token && e->claims_until > 0 &&
+	    e->expires >= (long long)now && now < e->claims_until)
+		token = strdup(e->token);
 	pthread_mutex_unlock(&s->mu);
+	if (token != NULL) {
+		*claims = jws_payload(token);
+		OPENSSL_cleanse(token, strlen(token));
+		free(token);
+	}
 	return *claims ? 0 : 1;
 }
 
@@ -625,7 +639,7 @@ int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const c
 	char *t = strdup(token);
 	if (!t)
 		return err_set(err, "out of memory");
-	size_t cb = claims ? claims_cost(t) : 0, need = strlen(t) + 1 + cb;
+	size_t need = strlen(t) + 1;
 	long long now = (long long)time(NULL);
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);
@@ -641,9 +655,7 @@ int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const c
 	} else {
 		e->s.token = t;
 		e->s.state = KBS_SESSION_ATTESTED;
-		e->s.claims = json_incref(claims);
-		e->s.claims_until = until;
-		e->claims_bytes = cb;
+		e->s.claims_until = claims != NULL ? until : 0;
 		s->bytes += need;
 		list_remove(e->on, e, OFF_CLS);
 		e->on = e->on == &s->test_authed ? &s->test_attested : NULL;

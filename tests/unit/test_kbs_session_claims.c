@@ -1,8 +1,9 @@
 /*
- * The claims an in-memory session keeps from its /attest (issue 13): handed out by reference
- * while the session lives and before their deadline, never after it (the caller then takes
- * the token path, whose full check refuses what expired), never for a session that has not
- * attested, counted in the table's bytes, and not kept at all by a shared store.
+ * The claims of the token an in-memory session verified at /attest (issue 13): decoded again
+ * from the kept token while the session lives and before their deadline, never after it (the
+ * caller then takes the token path, whose full check refuses what expired), never for a
+ * session that has not attested or whose token was not verified, costing the table nothing
+ * beyond the token, and not used at all by a shared store.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,20 +36,22 @@ static void test_claims_handed_out_before_their_deadline(void **state)
 	double now = (double)time(NULL);
 	char id[33];
 	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
+	const char *tok = "hdr.eyJrIjoidiJ9.sig"; /* payload {"k":"v"} */
 	assert_true(kbs_sessions_keep_claims(s));
 	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now + 300, id, &e), 0);
 	/* not attested yet: none */
 	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
 	assert_null(got);
-	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now + 60, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, id, tok, claims, now + 60, &e), 0);
 	assert_int_equal(kbs_sessions_claims(s, id, &got), 0);
-	assert_ptr_equal(got, claims); /* shared, not copied */
+	assert_true(json_equal(got, claims)); /* the token's payload, decoded again */
+	assert_ptr_not_equal(got, claims);
 	json_decref(got);
-	/* the token is kept beside them, for the token path */
+	/* the token is what is kept, for the token path too */
 	struct kbs_session ss;
 	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
-	assert_string_equal(ss.token, "a.b.c");
-	assert_ptr_equal(ss.claims, claims);
+	assert_string_equal(ss.token, tok);
+	assert_true(ss.claims_until > now);
 	kbs_session_clear(&ss);
 	assert_int_equal(kbs_sessions_claims(s, "0123", &got), 1);
 	json_decref(claims);
@@ -95,8 +98,8 @@ static void test_claims_of_an_expired_session_are_not_used(void **state)
 	kbs_sessions_free(s);
 }
 
-/* Kept claims count in max_sessions_bytes: a token that fits alone does not fit with them. */
-static void test_claims_count_in_the_table_bytes(void **state)
+/* A verified token costs the table its own bytes only: what fits unverified fits verified. */
+static void test_verified_tokens_cost_no_more_bytes(void **state)
 {
 	struct err e = {0};
 	struct kbs_sessions *s = kbs_sessions_new(10, &e);
@@ -104,15 +107,15 @@ static void test_claims_count_in_the_table_bytes(void **state)
 	kbs_sessions_set_limits(s, &l);
 	long long now = (long long)time(NULL);
 	char a[33], b[33];
-	char *tok = token_with_payload(400); /* claims reckoned at 300 bytes of text x 8 */
-	json_t *claims = json_pack("{s:s}", "k", "v");
+	char *tok = token_with_payload(400);
+	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
 	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, a, &e), 0);
 	assert_int_equal(kbs_sessions_attest(s, a, tok, &e), 0);
 	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, b, &e), 0);
-	assert_int_equal(kbs_sessions_attest_verified(s, b, tok, claims, now + 60.0, &e), -2);
-	assert_non_null(strstr(e.msg, "max_sessions_bytes"));
-	/* the same token without claims fits */
-	assert_int_equal(kbs_sessions_attest(s, b, tok, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, b, tok, claims, now + 60.0, &e), 0);
+	/* a payload that is not JSON gives no claims: the caller takes the token path */
+	assert_int_equal(kbs_sessions_claims(s, b, &got), 1);
+	assert_null(got);
 	json_decref(claims);
 	free(tok);
 	kbs_sessions_free(s);
@@ -136,7 +139,7 @@ static void test_a_store_keeps_no_claims(void **state)
 	struct kbs_session ss;
 	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
 	assert_string_equal(ss.token, "a.b.c");
-	assert_null(ss.claims);
+	assert_true(ss.claims_until == 0);
 	kbs_session_clear(&ss);
 	json_decref(claims);
 	kbs_sessions_free(s);
@@ -150,7 +153,7 @@ int main(void)
 	    cmocka_unit_test(test_claims_handed_out_before_their_deadline),
 	    cmocka_unit_test(test_claims_past_their_deadline_are_not_used),
 	    cmocka_unit_test(test_claims_of_an_expired_session_are_not_used),
-	    cmocka_unit_test(test_claims_count_in_the_table_bytes),
+	    cmocka_unit_test(test_verified_tokens_cost_no_more_bytes),
 	    cmocka_unit_test(test_a_store_keeps_no_claims),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
