@@ -14,7 +14,8 @@
 #   tests/fuzz/run.sh build                    only build.
 #
 # Env: FUZZ_BUILD (build dir, default build-fuzz), FUZZ_RUNS, FUZZ_SECONDS, FUZZ_TIMEOUT
-# (seconds one input may take, default 30), CTRUSTEE_SHARED (default ../shared), FUZZ_CC.
+# (seconds one input may take, default 30), FUZZ_JOBS (smoke targets run at once, default the
+# CPUs), CTRUSTEE_SHARED (default ../shared), FUZZ_CC.
 # Seeds: tests/fuzz/seeds.txt, tests/fuzz/seeds/<target>/, tests/fuzz/regressions/<target>/;
 # dictionaries: tests/fuzz/dicts/<target>.dict when present.
 #
@@ -199,23 +200,21 @@ finding_of() { # the first line that says what went wrong, and the saved input
   echo "${what:-libFuzzer exited non-zero}${input:+; input saved to $input}"
 }
 
-total_execs=0
-summary=()
-for t in "${built[@]}"; do
-  bin=$FB/fuzz/$t
+# One target's run into its log; its exit status and seconds into $log.rc.
+run_one() { # run_one target
+  local t=$1 bin=$FB/fuzz/$1 nseeds reg nreg=0 work rc t1
   nseeds=$(collect_seeds "$t")
   reg=tests/fuzz/regressions/$t
-  dirs=("$FB/seeds/$t")
-  nreg=0
+  local dirs=("$FB/seeds/$t")
   if [ -d "$reg" ]; then
     dirs+=("$reg")
     nreg=$(find "$reg" -type f | wc -l)
   fi
-  opts=(-timeout="$FUZZ_TIMEOUT" -rss_limit_mb=2048 -print_final_stats=1
+  local opts=(-timeout="$FUZZ_TIMEOUT" -rss_limit_mb=2048 -print_final_stats=1
     -artifact_prefix="$FB/artifacts/$t/")
   [ -f "tests/fuzz/dicts/$t.dict" ] && opts+=(-dict="tests/fuzz/dicts/$t.dict")
   mkdir -p "$FB/artifacts/$t"
-  log=$FB/logs/$t.$mode.log
+  local log=$FB/logs/$t.$mode.log
   t1=$(date +%s)
   if [ "$mode" = fuzz-smoke ]; then
     # A fresh first corpus dir (libFuzzer writes new inputs there, never into the seeds);
@@ -232,12 +231,29 @@ for t in "${built[@]}"; do
       "$FB/corpus/$t" "${dirs[@]}" >"$log" 2>&1
     rc=$?
   fi
-  secs=$(($(date +%s) - t1))
+  echo "$rc $(($(date +%s) - t1)) $nseeds $nreg" >"$log.rc"
+}
+
+# The smoke runs FUZZ_JOBS targets at a time (default: the CPUs); long fuzzing one at a time.
+jobs_max=1
+[ "$mode" = fuzz-smoke ] && jobs_max=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+for t in "${built[@]}"; do
+  rm -f "$FB/logs/$t.$mode.log.rc"
+  run_one "$t" &
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+done
+wait
+
+total_execs=0
+summary=()
+for t in "${built[@]}"; do
+  log=$FB/logs/$t.$mode.log
+  read -r rc secs nseeds nreg <"$log.rc" 2>/dev/null || { rc=1 secs=0 nseeds=0 nreg=0; }
   execs=$(stat_of "$log" number_of_executed_units)
   execs=${execs:-0}
   total_execs=$((total_execs + execs))
   cov=$(sed -n 's/.*\bcov: \([0-9]*\).*/\1/p' "$log" | tail -1)
-  if [ $rc -ne 0 ]; then
+  if [ "$rc" -ne 0 ]; then
     tap not-ok "$t: $(finding_of "$log") (log: $log)"
     grep -m1 -B2 -A12 -E '^==[0-9]+== *ERROR|runtime error:|ALARM:' "$log" | sed 's/^/# /'
   else
