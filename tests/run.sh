@@ -24,7 +24,7 @@ san=${SANITIZER_REPORTS:-}
 if [ -n "$san" ]; then
   mkdir -p "$san" "$logs/sanitizer"
   san=$(cd "$san" && pwd)
-  rm -f "$san"/report.*
+  rm -f "$san"/report.* "$san"/bin_*
   export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$san/report"
   export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$san/report"
 fi
@@ -37,6 +37,30 @@ for f in tests/unit/test_*.py tests/integration/test_*.py tests/conformance/test
 done
 pass=0 fail=0 skip=0
 start=$(date +%s)
+# The compiled test programs (unit and conformance) first, TEST_JOBS at a time (default: the
+# CPUs), each with its status and time in <log>.rc and, under sanitizers, its reports under its
+# own name; the scripts then run one at a time, and every result is read in the order above.
+run_bin() { # run_bin prog log
+  local t0 rc
+  t0=$(date +%s)
+  if [ -n "$san" ]; then
+    ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$san/bin_${2##*/}" \
+      UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$san/bin_${2##*/}" \
+      timeout -k 10 "${TEST_TIMEOUT:-600}" "$1" >"$2" 2>&1
+  else
+    timeout -k 10 "${TEST_TIMEOUT:-600}" "$1" >"$2" 2>&1
+  fi
+  rc=$?
+  echo "$rc $(($(date +%s) - t0))" >"$2.rc"
+}
+for p in "${progs[@]}"; do
+  case "$p" in *"$filter"*) ;; *) continue ;; esac
+  case "$p" in *.py | *.sh) continue ;; esac
+  rm -f "$logs/${p//\//_}.log.rc"
+  run_bin "$p" "$logs/${p//\//_}.log" &
+  while [ "$(jobs -rp | wc -l)" -ge "${TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}" ]; do wait -n; done
+done
+wait
 for p in "${progs[@]}"; do
   case "$p" in *"$filter"*) ;; *) continue ;; esac
   name=${p//\//_}
@@ -47,9 +71,16 @@ for p in "${progs[@]}"; do
   case "$p" in
     *.py) timeout -k 10 "${TEST_TIMEOUT:-600}" /usr/bin/python3 "$p" >"$log" 2>&1 ;;
     *.sh) timeout -k 10 "${TEST_TIMEOUT:-600}" bash "$p" >"$log" 2>&1 ;;
-    *) timeout -k 10 "${TEST_TIMEOUT:-600}" "$p" >"$log" 2>&1 ;;
+    *) (exit 1) ;;
   esac
   rc=$?
+  case "$p" in
+    *.py | *.sh) ;;
+    *)
+      read -r rc secs <"$log.rc" 2>/dev/null || rc=1 secs=0
+      t0=$(($(date +%s) - secs))
+      ;;
+  esac
   p_ok=$(grep -cE '^ok [0-9]+' "$log" | head -1)
   p_skip=$(grep -cE '^ok [0-9]+.*# *(SKIP|skip)' "$log" | head -1)
   p_fail=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
@@ -58,9 +89,11 @@ for p in "${progs[@]}"; do
     p_fail=1
     echo "not ok - $p exited with status $rc" >>"$log"
   fi
-  if [ -n "$san" ] && compgen -G "$san/report.*" >/dev/null; then
+  if [ -n "$san" ] && compgen -G "$san/report.*" >/dev/null ||
+    { [ -n "$san" ] && compgen -G "$san/bin_$name.log.*" >/dev/null; }; then
     p_fail=$((p_fail + 1))
-    for r in "$san"/report.*; do
+    for r in "$san"/report.* "$san"/bin_"$name".log.*; do
+      [ -f "$r" ] || continue
       echo "not ok - sanitizer report ${r##*/} during $p:" >>"$log"
       cat "$r" >>"$log"
       mv "$r" "$logs/sanitizer/$name.${r##*/}"
