@@ -156,15 +156,21 @@ static int http(int *fd, const char *method, const char *path, const char *cooki
 			*fd = -1;
 			continue;
 		}
-		size_t cap = 16384, n = 0;
-		char *buf = malloc(cap + 1);
+		/* the response in a stack buffer; a bigger one moves to the heap */
+		char sbuf[16385];
+		size_t cap = sizeof(sbuf) - 1, n = 0;
+		char *buf = sbuf;
 		char *he = NULL;
 		size_t want = 0;
 		for (;;) {
 			if (n == cap) {
-				char *nb = realloc(buf, cap * 2 + 1);
+				char *nb =
+				    buf == sbuf ? malloc(cap * 2 + 1) : realloc(buf, cap * 2 + 1);
 				if (!nb)
 					break;
+				if (buf == sbuf)
+					memcpy(nb, sbuf, n + 1);
+				he = he ? nb + (he - buf) : NULL;
 				buf = nb;
 				cap *= 2;
 			}
@@ -182,7 +188,8 @@ static int http(int *fd, const char *method, const char *path, const char *cooki
 				break;
 		}
 		if (!he || n < want) {
-			free(buf);
+			if (buf != sbuf)
+				free(buf);
 			close(*fd);
 			*fd = -1;
 			continue;
@@ -199,7 +206,8 @@ static int http(int *fd, const char *method, const char *path, const char *cooki
 		r->body = malloc(r->len + 1);
 		memcpy(r->body, he + 4, r->len);
 		r->body[r->len] = 0;
-		free(buf);
+		if (buf != sbuf)
+			free(buf);
 		return 0;
 	}
 	return -1;
@@ -215,11 +223,32 @@ static char *b64u_bn(EVP_PKEY *k, const char *param)
 	return b64_encode(raw, 32, B64_URL);
 }
 
+/* A fresh P-256 key for every handshake, as an attester makes one; the key-generation context
+ * (curve and algorithm looked up once) is kept per thread. */
+static EVP_PKEY *fresh_key(void)
+{
+	static __thread EVP_PKEY_CTX *ctx;
+	EVP_PKEY *k = NULL;
+
+	if (ctx == NULL) {
+		ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+		if (ctx == NULL || EVP_PKEY_keygen_init(ctx) <= 0 ||
+		    EVP_PKEY_CTX_set_group_name(ctx, "P-256") <= 0) {
+			EVP_PKEY_CTX_free(ctx);
+			ctx = NULL;
+			return NULL;
+		}
+	}
+	if (EVP_PKEY_keygen(ctx, &k) <= 0)
+		return NULL;
+	return k;
+}
+
 static int handshake(int *fd, char *err, size_t errlen)
 {
 	struct resp r;
 	int rc = -1;
-	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *key = fresh_key();
 	char *x = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_X),
 	     *y = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_Y);
 	char cookie[160] = "", nonce[128] = "", buf[4096];
