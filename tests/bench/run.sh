@@ -10,6 +10,7 @@
 # slow bodies, idle HTTP/2) beside the quiet figure. Every figure also goes to $BUILD/bench.json.
 # env BUILD (default build), BENCH_SECONDS (default 5), BENCH_CONCURRENCY (default 1,16,64),
 # BENCH_ONLY_KBS=1 (the handshake bench alone, no micro-benchmarks and no replicas),
+# BENCH_ONLY_REPLICAS=1 (the replica section alone, on the same stack),
 # BENCH_CLIENT (the bench-kbs to drive the daemons with, default $BUILD/bin/bench-kbs: a newer
 # client against an older build's daemons), BENCH_JSON (default $BUILD/bench.json)
 set -u
@@ -52,7 +53,7 @@ PY
 }
 
 for b in "$bin"/bench-*; do
-  [ -n "${BENCH_ONLY_KBS:-}" ] && break
+  [ -n "${BENCH_ONLY_KBS:-}${BENCH_ONLY_REPLICAS:-}" ] && break
   [ -x "$b" ] || continue
   name=${b##*/bench-}
   [ "$name" = kbs ] && continue
@@ -64,7 +65,7 @@ for b in "$bin"/bench-*; do
   fi | tee "$jdir/bench-$name.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 done
-if [ -z "${BENCH_ONLY_KBS:-}" ]; then
+if [ -z "${BENCH_ONLY_KBS:-}${BENCH_ONLY_REPLICAS:-}" ]; then
   echo "=== evidence-verify (one TDX and one SNP verification as one process each, local collateral)"
   bash tests/bench/evidence_verify.sh | tee "$jdir/bench-evidence-verify.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
@@ -81,6 +82,7 @@ done
 . tests/bench/stack.sh
 stack_up || exit 1
 sleep 1 # let the setup requests' garbage settle before the idle figure
+if [ -z "${BENCH_ONLY_REPLICAS:-}" ]; then
 for d in redis rvps grpc-as kbs; do
   v=pid_${d//-/_}
   kb=$(awk '/VmRSS/ {print $2}' "/proc/${!v}/status")
@@ -156,6 +158,7 @@ else
   echo "bench-kbs with the built-in AS: no figure (see $tmp/kbs-builtin.log)"
   status=1
 fi
+fi # BENCH_ONLY_REPLICAS
 
 if [ -n "${BENCH_ONLY_KBS:-}" ]; then
   write_json
@@ -184,7 +187,7 @@ for i in 1 2 3; do
 done
 haproxy_cfg() { # listen-port servers-text
   sed -e "s|@LISTEN@|127.0.0.1:$1|" -e "s|@SOCKET@|$tmp/haproxy-$1.sock|" \
-    deploy/dev/haproxy-kbs.cfg.in | awk -v s="$2" '/@SERVERS@/ {printf "%s", s; next} {print}' \
+    "${BENCH_HAPROXY_TEMPLATE:-deploy/dev/haproxy-kbs.cfg.in}" | awk -v s="$2" '/@SERVERS@/ {printf "%s", s; next} {print}' \
     >"$tmp/haproxy-$1.cfg"
 }
 lb1=$(free_port)
@@ -194,16 +197,24 @@ lb3=$(free_port)
 haproxy_cfg "$lb3" "$servers3"
 start haproxy-3 "$lb3" "$haproxy_bin" -db -f "$tmp/haproxy-$lb3.cfg"
 sleep 1 # first health checks
-rate() { # label url
+rate() { # label url name=pid,... (the daemons whose CPU per handshake is printed)
   local out
   out=$("$client" --url "$2" --path "$STACK_RESOURCE_PATH" --seconds "$secs" \
-    --concurrency "$rconc" --expect "$STACK_SECRET") || status=1
+    --concurrency "$rconc" --expect "$STACK_SECRET" --cpu "$3") || status=1
   printf '%-46s %s\n' "$1" "$(echo "$out" | sed -n 's/.*attesters: *//p')" | tee -a "$jdir/replicas.txt"
+  echo "$out" | sed -n 's/^ *server CPU per handshake: */  CPU per handshake: /p' | tee -a "$jdir/replicas.txt"
   echo "$out" | grep 'last failure' || true
 }
-rate "1 kbs, in-memory sessions (direct)" "$url"
-rate "1 kbs, Redis sessions (direct)" "http://127.0.0.1:$port_r1"
-rate "1 kbs replica, Redis sessions, via HAProxy" "http://127.0.0.1:$lb1"
-rate "3 kbs replicas, Redis sessions, via HAProxy" "http://127.0.0.1:$lb3"
+common="grpc-as=$pid_grpc_as,rvps=$pid_rvps,redis=$pid_redis"
+rate "1 kbs, in-memory sessions (direct)" "$url" "kbs=$pid_kbs,$common"
+rate "1 kbs, Redis sessions (direct)" "http://127.0.0.1:$port_r1" "kbs=$pid_kbs_r1,$common"
+# 1 and 3 replicas alternate, BENCH_REPLICA_ROUNDS times (default 2): the machine's load
+# drifts between runs, and the ratio of neighbouring runs is the steadier figure
+for round in $(seq "${BENCH_REPLICA_ROUNDS:-2}"); do
+  rate "1 kbs replica, Redis sessions, via HAProxy" "http://127.0.0.1:$lb1" \
+    "kbs=$pid_kbs_r1,haproxy=$pid_haproxy_1,$common"
+  rate "3 kbs replicas, Redis sessions, via HAProxy" "http://127.0.0.1:$lb3" \
+    "kbs=$pid_kbs_r1,kbs2=$pid_kbs_r2,kbs3=$pid_kbs_r3,haproxy=$pid_haproxy_3,$common"
+done
 write_json
 exit $status

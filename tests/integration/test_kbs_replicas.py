@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Three kbs replicas, one grpc-as, one rvps, all on one redis-server (sessions, resources,
-policies), behind HAProxy doing plain round robin on loopback (deploy/dev/haproxy-kbs.cfg.in).
+policies), behind HAProxy on loopback (deploy/dev/haproxy-kbs.cfg.in: leastconn for a new
+attester, then stickiness by the kbs-session-id cookie).
 
-- An attester's /auth, /attest and resource read land on different replicas (read back from
-  each replica's log) and succeed.
+- Through the proxy, an attester's /auth, /attest and resource read land on one replica (read
+  back from each replica's log), and the attesters spread over the replicas.
+- Without the proxy, /auth, /attest and the read on three different replicas succeed: the
+  stickiness is an optimisation, every replica serves every step from Redis.
 - A nonce is good for one successful /attest across replicas: a replay to any replica is
   refused, and of one /attest sent to all three at once exactly one wins.
 - A replica killed (SIGKILL) during a load run: every completed read is correct, every failure
@@ -112,30 +115,46 @@ def summary(res):
     return counts
 
 
-def check_round_robin(t, lb, replicas):
+def check_sticky(t, lb, replicas):
     attesters = []
     for i in range(6):
         a = Attester(lb, ("EC-P256", "RSA", "EC-P521")[i % 3])
         a.rcar()
         st, _, data = a.get(PATH)
         t.ok(st == 200 and a.decrypt(data) == SECRET,
-             "round robin: attester %d reads the secret through the proxy" % i, data[:200])
+             "sticky: attester %d reads the secret through the proxy" % i, data[:200])
         attesters.append(a)
     time.sleep(0.2)
     ev = replica_events(replicas)
     spread = []
     for a in attesters:
         e = ev.get(sid_of(a), {})
-        where = [min(e.get(k, {"?"})) for k in ("/auth", "attested", "read")]
-        spread.append(where)
-    t.ok(all("?" not in w for w in spread), "round robin: every step is in some replica's log",
+        spread.append([min(e.get(k, {"?"})) for k in ("/auth", "attested", "read")])
+    t.ok(all("?" not in w for w in spread), "sticky: every step is in some replica's log",
          spread)
-    t.ok(all(len(set(w)) >= 2 for w in spread),
-         "round robin: each attester's /auth, /attest and read span replicas", spread)
-    t.ok(sum(len(set(w)) == 3 for w in spread) >= 3,
-         "round robin: /auth, /attest and read on three different replicas", spread)
-    t.eq(sorted({x for w in spread for x in w}), sorted(r.name for r in replicas),
-         "round robin: every replica served the attesters")
+    t.ok(all(len(set(w)) == 1 for w in spread),
+         "sticky: each attester's /auth, /attest and read land on one replica", spread)
+    t.ok(len({w[0] for w in spread}) >= 2, "sticky: the attesters spread over the replicas",
+         spread)
+
+
+def check_any_replica(t, replicas):
+    for i in range(3):
+        a = Attester(replicas[i % 3])
+        st, _, data = a.auth()
+        t.eq(st, 200, "any replica: /auth on %s" % replicas[i % 3].name)
+        a.kbs = replicas[(i + 1) % 3]
+        st, _, data = a.attest()
+        t.eq(st, 200, "any replica: /attest on %s" % a.kbs.name)
+        a.kbs = replicas[(i + 2) % 3]
+        st, _, data = a.get(PATH)
+        t.ok(st == 200 and a.decrypt(data) == SECRET, "any replica: read on %s" % a.kbs.name,
+             data[:200])
+        # back on the replica of /auth, whose copy of the session is still Authed
+        a.kbs = replicas[i % 3]
+        st, _, data = a.get(PATH)
+        t.ok(st == 200 and a.decrypt(data) == SECRET,
+             "any replica: read on %s, which only saw the /auth" % a.kbs.name, data[:200])
 
 
 def check_nonce_single_use(t, lb, replicas):
@@ -191,9 +210,33 @@ def pinned_sessions(victim, n=3):
     return authed, attested
 
 
+def sticky_sessions(lb, victim, replicas, n=2):
+    """Sessions begun through the proxy that stick to `victim`: n only authed, n attested."""
+    authed, attested = [], []
+    for _ in range(60):
+        if len(authed) >= n and len(attested) >= n:
+            break
+        a = Attester(lb)
+        st, _, _ = a.auth()
+        assert st == 200
+        time.sleep(0.05)
+        if sid_of(a) not in victim.log_text():
+            continue
+        if len(authed) < n:
+            authed.append(a)
+        else:
+            st, _, _ = a.attest()
+            assert st == 200
+            attested.append(a)
+    return authed, attested
+
+
 def check_replica_killed(t, lb, replicas, haproxy):
     victim = replicas[1]
     authed, attested = pinned_sessions(victim)
+    s_authed, s_attested = sticky_sessions(lb, victim, replicas)
+    t.ok(len(s_authed) == 2 and len(s_attested) == 2,
+         "kill: sessions through the proxy stick to the victim", (s_authed, s_attested))
     res = load_run(lb, 6.0, 6, action_at=2.0, action=victim.kill)
     c = summary(res)
     print("# replica killed mid-run: %s" % c)
@@ -220,6 +263,18 @@ def check_replica_killed(t, lb, replicas, haproxy):
         st, _, data = a.get(PATH)
         t.ok(st == 200 and a.decrypt(data) == SECRET,
              "kill: a session attested on the dead replica reads elsewhere (%d)" % i, data[:200])
+    for i, a in enumerate(s_authed):
+        st, _, data = a.attest()
+        t.eq(st, 200, "kill: a session stuck to the dead replica attests through the proxy "
+             "(%d)" % i)
+        st, _, data = a.get(PATH)
+        t.ok(st == 200 and a.decrypt(data) == SECRET,
+             "kill: ... and reads through the proxy (%d)" % i, data[:200])
+    for i, a in enumerate(s_attested):
+        st, _, data = a.get(PATH)
+        t.ok(st == 200 and a.decrypt(data) == SECRET,
+             "kill: an attested session stuck to the dead replica reads through the proxy "
+             "(%d)" % i, data[:200])
     after = [handshake(lb) for _ in range(12)]
     t.ok(all(c == "ok" for c, _ in after), "kill: handshakes after the proxy noticed all succeed",
          after)
@@ -286,7 +341,8 @@ def main():
          haproxy.states())
     haproxy.set_policy(pki, ALLOW_ALL)
     haproxy.set_resource(pki, PATH, SECRET)
-    t.run(check_round_robin, haproxy, replicas)
+    t.run(check_sticky, haproxy, replicas)
+    t.run(check_any_replica, replicas)
     t.run(check_nonce_single_use, haproxy, replicas)
     t.run(check_replica_killed, haproxy, replicas, haproxy)
     t.run(check_redis_restart, haproxy, replicas, redis)
