@@ -3,7 +3,7 @@
  * may stand in for the store). Measured with sessions in Redis, one kbs: a handshake made six
  * session round trips (create, read at /attest, read again inside the attest step, the nonce
  * claim, the Attested write, the read at the resource) and makes three with the copies and
- * the one-step claim (kv_claim_set).
+ * the claim that is a set-if-absent of the Attested record (session.c).
  */
 #include "session_cache.h"
 

@@ -285,6 +285,36 @@ int kv_get_many(struct kv *kv, const char *ns, const char *const *keys, size_t n
 	return rc < 0 ? -1 : 0;
 }
 
+int kv_get_each(struct kv *kv, const char *const *ns, const char *const *keys, size_t n,
+                uint8_t **vals, size_t *lens, struct err *err)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		vals[i] = NULL;
+		lens[i] = 0;
+		if (check(kv, ns[i], keys[i], err) < 0)
+			return -1;
+	}
+	if (n == 0)
+		return 0;
+	enter(kv);
+	if (kv->be->get_each != NULL) {
+		rc = kv->be->get_each(kv->state, ns, keys, n, vals, lens, err);
+	} else {
+		for (size_t i = 0; i < n && rc >= 0; i++) {
+			int g = kv->be->get(kv->state, ns[i], keys[i], &vals[i], &lens[i], err);
+			if (g == 1)
+				vals[i] = NULL;
+			rc = g < 0 ? -1 : 0;
+		}
+	}
+	leave(kv);
+	if (rc < 0)
+		free_many(vals, lens, n);
+	return rc < 0 ? -1 : 0;
+}
+
 int kv_can_batch(const struct kv *kv)
 {
 	return kv->be->set_batch != NULL;

@@ -62,6 +62,10 @@ int kv_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t
  * length. Returns 0, or -1 with err set and nothing left allocated. */
 int kv_get_many(struct kv *kv, const char *ns, const char *const *keys, size_t n, uint8_t **vals,
                 size_t *lens, struct err *err);
+/* kv_get_many over keys of several namespaces: the value of ns[i]:keys[i] in vals[i], in one
+ * round trip where the backend can (Redis MGET). Same returns as kv_get_many. */
+int kv_get_each(struct kv *kv, const char *const *ns, const char *const *keys, size_t n,
+                uint8_t **vals, size_t *lens, struct err *err);
 /* Atomically get and delete (redis GETDEL). Same returns as kv_get. */
 int kv_take(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
             struct err *err);

@@ -47,6 +47,9 @@ struct kv_backend {
 	 * already checked, as kv_get_many returns them. */
 	int (*get_many)(void *state, const char *ns, const char *const *keys, size_t n,
 	                uint8_t **vals, size_t *lens, struct err *err);
+	/* Optional (NULL: kv.c calls get once per key): kv_get_each, ns[i]:keys[i] checked. */
+	int (*get_each)(void *state, const char *const *ns, const char *const *keys, size_t n,
+	                uint8_t **vals, size_t *lens, struct err *err);
 	/* Optional (NULL: the backend cannot, kv_can_batch() is 0): the writes of w[0..n), every
 	 * namespace and key already checked, applied all or none; returns as kv_set_batch. An
 	 * outage during it must leave nothing of the batch stored. */

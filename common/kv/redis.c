@@ -263,8 +263,8 @@ static int redis_read(struct redis *rd, const char *ns, const char *key, uint8_t
 	return 0;
 }
 
-/* MGET: one round trip for several keys of one namespace. */
-static int redis_get_many(void *state, const char *ns, const char *const *keys, size_t n,
+/* MGET: one round trip for several keys, ns[i]:keys[i]. */
+static int redis_get_each(void *state, const char *const *ns, const char *const *keys, size_t n,
                           uint8_t **vals, size_t *lens, struct err *err)
 {
 	struct redis *rd = state;
@@ -281,7 +281,7 @@ static int redis_get_many(void *state, const char *ns, const char *const *keys, 
 	argv[0] = "MGET";
 	argvlen[0] = 4;
 	for (size_t i = 0; i < n; i++) {
-		redis_key(names + i * 1024, 1024, ns, keys[i]);
+		redis_key(names + i * 1024, 1024, ns[i], keys[i]);
 		argv[i + 1] = names + i * 1024;
 		argvlen[i + 1] = strlen(argv[i + 1]);
 	}
@@ -296,7 +296,7 @@ static int redis_get_many(void *state, const char *ns, const char *const *keys, 
 		if (e->type == REDIS_REPLY_NIL)
 			continue;
 		if (e->type != REDIS_REPLY_STRING) {
-			err_set(err, "redis: %s:%s holds a non-string value", ns, keys[i]);
+			err_set(err, "redis: %s:%s holds a non-string value", ns[i], keys[i]);
 			goto out;
 		}
 		if ((vals[i] = malloc(e->len + 1)) == NULL) {
@@ -315,7 +315,21 @@ out:
 	free(argv);
 	free(argvlen);
 	free(names);
-	return rc; /* kv_get_many frees what was copied when rc < 0 */
+	return rc; /* kv_get_each and kv_get_many free what was copied when rc < 0 */
+}
+
+/* MGET of keys of one namespace. */
+static int redis_get_many(void *state, const char *ns, const char *const *keys, size_t n,
+                          uint8_t **vals, size_t *lens, struct err *err)
+{
+	const char **nss = malloc(n * sizeof(*nss));
+	if (nss == NULL)
+		return err_set(err, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		nss[i] = ns;
+	int rc = redis_get_each(state, nss, keys, n, vals, lens, err);
+	free(nss);
+	return rc;
 }
 
 static int redis_get(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
@@ -651,5 +665,6 @@ const struct kv_backend kv_backend_redis = {
     .list = redis_list,
     .set_batch = redis_set_batch,
     .get_many = redis_get_many,
+    .get_each = redis_get_each,
     .claim_set = redis_claim_set,
 };
