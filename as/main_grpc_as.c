@@ -317,7 +317,7 @@ int main(int argc, char **argv)
 	         workers);
 	grpcx_server_wait(s);
 	grpcx_server_free(s);
-	gfront_free(front); /* after the server: relays carry its last responses */
+	gfront_free(front); /* after the server: its teardown wrote the last responses */
 	free(pages.jwks);
 	json_decref(cfg);
 	return 0;

@@ -1,14 +1,14 @@
 /*
  * grpcfront: the listening socket of a gRPC daemon, shared with a few HTTP/1.1 pages (see
- * grpcfront.h for the routing rules).
+ * grpcfront.h for the routing rules), and the event loop that serves its HTTP/2.
  *
  * One libevent loop thread does everything the front does: accept, sniff, TLS, the HTTP/1.1
- * responder and the relays. Sniffing a plaintext connection peeks at the socket (MSG_PEEK)
- * until its first bytes say HTTP/2 or not; an HTTP/2 one is then handed to core as it is
- * (start_direct), preface unread. A TLS connection goes through an OpenSSL bufferevent; once
- * the decrypted bytes say HTTP/2, a socketpair joins it to core and the loop copies bytes
- * both ways, with watermarks so neither side buffers more than RELAY_HIGH bytes (about 30 us
- * of CPU per round trip, tests/bench/run_grpc_front.sh).
+ * responder, and the HTTP/2 sessions of the gRPC server (grpcx_h2.c: bytes read are fed to
+ * the connection's nghttp2 session, what it sends is written back; handlers run on the
+ * server's worker threads and their replies come back to this loop). Sniffing a plaintext
+ * connection peeks at the socket (MSG_PEEK) until its first bytes say HTTP/2 or not; a TLS
+ * connection goes through an OpenSSL bufferevent and is routed on its decrypted bytes. Both
+ * kinds then run the same session on a bufferevent: no relay, no second socket.
  *
  * Bounds: a connection gets SNIFF_MS from accept, in all, to finish its TLS handshake and
  * deliver its first bytes or its whole HTTP/1.1 request head (at most GFRONT_HEAD_MAX bytes),
@@ -17,19 +17,12 @@
  * cannot lock out new ones for more than moments). Silent or slow clients thus cost a bounded
  * number of sockets and never hold up anyone else.
  *
- * Past the sniffer, gRPC connections are a budget too (issue 14 V6: 19,985 connections that
- * sent the HTTP/2 preface and SETTINGS went straight into core, new channels timed out and
- * the rvps grew by 300 MB). Core 1.51 says nothing when it closes an adopted socket. A TLS
- * connection is relayed, so core closing its end of the socketpair is an EOF the loop sees. A
- * plaintext one goes to core directly (no copy, no hop through this loop: measured in the
- * commit that made it so), and the front keeps a duplicate of its descriptor that it never
- * reads: core shuts a socket down before closing it, which the duplicate sees as a hangup in
- * an epoll set of its own (watch_ep), and the slot is released. At most max_relay connections
- * of either kind; one more closes the one whose client has been quiet longest (a live client
- * talks: calls, or acks of core's keepalive pings; measured by the relay, or by TCP_INFO's
- * last_data_recv for a direct one), and a sweep closes those quiet for idle_ms; closing a
- * direct one is shutdown(2) on the duplicate, which core then reads as the end.
- * Repeated log lines (the caps, accept failures) are rate-limited (log.h).
+ * Past the sniffer, HTTP/2 connections are a budget too (issue 14 V6: 19,985 connections that
+ * sent the preface and SETTINGS and then nothing grew the rvps by 300 MB). At most
+ * max_connections at once; one more closes the one whose client has been quiet longest (a
+ * live client talks: calls, or acks of the session's keepalive pings every 60 s), and a sweep
+ * closes those quiet for idle_ms. Repeated log lines (the caps, accept failures) are
+ * rate-limited (log.h).
  */
 #include "grpcfront.h"
 
@@ -38,13 +31,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -61,39 +54,39 @@
 #include <openssl/ssl.h>
 
 #include "grpcx.h"
+#include "grpcx_h2.h"
 #include "keyfile.h"
 #include "log.h"
 
 #define SNIFF_MS 10000
 #define PEEK_RETRY_MS 5
 #define MAX_PENDING 512
-#define RELAY_HIGH (256 * 1024)
 #define IDLE_DEFAULT_S 300
 #define FD_RESERVE 128
 #define ACCEPT_PAUSE_MS 250
+#define OUT_LOW (64 * 1024)
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
 
-enum conn_state { C_SNIFF, C_HTTP, C_RELAY, C_DIRECT, C_CLOSING };
+enum conn_state { C_SNIFF, C_HTTP, C_H2, C_CLOSING };
 
 struct conn {
 	struct gfront *f;
 	enum conn_state state;
-	int fd;                   /* plaintext sniffing, and C_DIRECT (our duplicate); else bev's */
+	int fd;                   /* plaintext sniffing; then bev's */
 	struct event *ev;         /* plaintext sniff: read/timeout, then peek retries */
 	struct timespec deadline; /* end of the sniffing stage */
 	struct bufferevent *bev;  /* the client side: socket or OpenSSL */
-	struct bufferevent *pair; /* relay: our end of the socketpair to core */
+	struct h2conn *h2;        /* C_H2 (and C_CLOSING after it): the session */
 	int pending;              /* counted in f->npending */
 	struct event *limit;      /* while pending: fires SNIFF_MS after accept */
-	int relayed;              /* counted in f->nrelay (C_RELAY and C_DIRECT) */
-	int watched;              /* C_DIRECT: fd is in f->watch_ep */
-	struct timespec active;   /* relay: when the client last sent bytes */
+	int counted;              /* counted in f->nh2 */
+	struct timespec active;   /* C_H2: when the client last sent bytes */
 	struct conn *prev, *next;
 };
 
 struct gfront {
-	struct grpcx_server *g;
+	struct grpcx_server *g; /* NULL once the server is freed (gfront_detach) */
 	struct event_base *base;
 	struct evconnlistener *lis;
 	SSL_CTX *ssl;
@@ -105,17 +98,16 @@ struct gfront {
 	int started;
 	struct conn *conns;
 	int npending;
-	long nrelay;          /* connections relayed to core; <= max_relay */
-	long max_relay;       /* gfront_limits.max_connections */
+	long nh2;             /* HTTP/2 connections; <= max_h2 */
+	long max_h2;          /* gfront_limits.max_connections */
 	long idle_ms;         /* gfront_limits.idle_timeout */
-	struct event *sweep;  /* closes relays quiet for idle_ms */
-	int watch_ep;         /* epoll set of the C_DIRECT duplicates, edge-triggered on hangup */
-	struct event *watch;  /* readable watch_ep: some core closed a C_DIRECT connection */
+	struct event *sweep;  /* closes connections quiet for idle_ms; keepalive pings */
 	struct event *resume; /* re-enables accept after EMFILE */
-	/* gfront_stop_accepting's handshake with the loop */
+	struct h2loop *h2l;   /* replies from the server's workers */
+	/* gfront_stop_accepting's and gfront_close_grpc's handshakes with the loop */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	int stopped;
+	int stopped, closed;
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -259,23 +251,16 @@ static void conn_free(struct conn *c)
 	struct gfront *f = c->f;
 
 	conn_unpend(c);
-	if (c->relayed)
-		f->nrelay--;
-	if (c->watched) {
-		/* explicitly: core's descriptor keeps the socket, and so the registration, alive */
-		epoll_ctl(f->watch_ep, EPOLL_CTL_DEL, c->fd, NULL);
-		c->watched = 0;
-	}
-	if (c->state == C_DIRECT)
-		shutdown(c->fd, SHUT_RDWR); /* core's side ends too: it reads EOF and closes */
+	if (c->counted)
+		f->nh2--;
+	if (c->h2)
+		h2conn_free(c->h2);
 	if (c->ev)
 		event_free(c->ev);
 	if (c->bev)
 		bufferevent_free(c->bev); /* closes the socket (and frees the SSL) */
 	else if (c->fd >= 0)
 		close(c->fd);
-	if (c->pair)
-		bufferevent_free(c->pair);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -300,8 +285,6 @@ static void close_after_flush(struct conn *c, struct bufferevent *out)
 	c->state = C_CLOSING;
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ);
-	if (c->pair)
-		bufferevent_disable(c->pair, EV_READ);
 	if (out == NULL || evbuffer_get_length(bufferevent_get_output(out)) == 0) {
 		conn_free(c);
 		return;
@@ -388,11 +371,10 @@ static void on_http_read(struct bufferevent *bev, void *arg)
 static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct bufferevent *other = bev == c->bev ? c->pair : c->bev;
 
 	if ((what & BEV_EVENT_CONNECTED) != 0)
 		return;
-	if ((what & BEV_EVENT_ERROR) != 0 && bev == c->bev && c->state == C_SNIFF) {
+	if ((what & BEV_EVENT_ERROR) != 0 && c->state == C_SNIFF) {
 		unsigned long e = bufferevent_get_openssl_error(bev);
 		if (e != 0) {
 			char buf[256];
@@ -400,67 +382,26 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 			log_debug("front: TLS handshake failed: %s", buf);
 		}
 	}
-	/* one side ended: let the other write what it still holds, then close both */
-	if (c->state == C_RELAY && other != NULL && (what & BEV_EVENT_EOF) != 0) {
-		close_after_flush(c, other);
-		return;
-	}
 	conn_free(c);
-}
-
-/* Relay: what one side reads goes to the other side's output, up to RELAY_HIGH. */
-static void relay_read(struct bufferevent *from, void *arg)
-{
-	struct conn *c = arg;
-	struct bufferevent *to = from == c->bev ? c->pair : c->bev;
-	struct evbuffer *out = bufferevent_get_output(to);
-
-	if (from == c->bev && evbuffer_get_length(bufferevent_get_input(from)) > 0)
-		clock_gettime(CLOCK_MONOTONIC, &c->active);
-	evbuffer_add_buffer(out, bufferevent_get_input(from));
-	if (evbuffer_get_length(out) >= RELAY_HIGH) {
-		bufferevent_disable(from, EV_READ);
-		bufferevent_setwatermark(to, EV_WRITE, RELAY_HIGH / 2, 0);
-	}
-}
-
-static void relay_write(struct bufferevent *to, void *arg)
-{
-	struct conn *c = arg;
-	struct bufferevent *from = to == c->bev ? c->pair : c->bev;
-
-	/* drained below the low mark: read from the other side again */
-	bufferevent_setwatermark(to, EV_WRITE, 0, 0);
-	bufferevent_enable(from, EV_READ);
 }
 
 static long ms_left(const struct timespec *deadline);
 
-/* How long the client of a connection handed to core has sent nothing, in ms: the relay
- * notes it as it copies; a connection core reads itself asks the kernel (TCP_INFO's
- * last_data_recv: data, not bare ACKs, so a live gRPC client's calls and keepalive-ping
- * acks count). */
+/* How long the client of an HTTP/2 connection has sent nothing, in ms. */
 static long quiet_ms(struct conn *c)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	if (c->state != C_DIRECT)
-		return -ms_left(&c->active);
-	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-		return LONG_MAX; /* not a TCP socket any more: nothing to keep */
-	return (long)ti.tcpi_last_data_recv;
+	return -ms_left(&c->active);
 }
 
-/* The connection handed to core whose client has been quiet longest, or NULL. */
-static struct conn *quietest_relay(struct gfront *f)
+/* The HTTP/2 connection whose client has been quiet longest, or NULL. */
+static struct conn *quietest_h2(struct gfront *f)
 {
 	struct conn *c, *found = NULL;
 	long most = -1;
 
 	for (c = f->conns; c; c = c->next) {
 		long q;
-		if (!c->relayed || (q = quiet_ms(c)) <= most)
+		if (!c->counted || (q = quiet_ms(c)) <= most)
 			continue;
 		most = q;
 		found = c;
@@ -468,89 +409,60 @@ static struct conn *quietest_relay(struct gfront *f)
 	return found;
 }
 
-/* Within the budget: one more connection handed to core (after closing the quietest when
- * at max_connections). */
+/* Within the budget: one more HTTP/2 connection (after closing the quietest when at
+ * max_connections). */
 static void count_in(struct conn *c)
 {
 	struct gfront *f = c->f;
 	struct conn *q;
 
 	conn_unpend(c);
-	if (f->nrelay >= f->max_relay && (q = quietest_relay(f)) != NULL) {
+	if (f->nh2 >= f->max_h2 && (q = quietest_h2(f)) != NULL) {
 		log_warn_ratelimited(
 		    "front: %ld gRPC connections (max_connections); closed the one quiet longest",
-		    f->nrelay);
+		    f->nh2);
 		conn_free(q);
 	}
-	c->relayed = 1;
-	f->nrelay++;
+	c->counted = 1;
+	f->nh2++;
 }
 
-/* A plaintext HTTP/2 connection: core reads the socket itself (no copy through this loop).
- * The front keeps a duplicate descriptor, never read, in watch_ep: when core ends the
- * connection it shuts the socket down (shutdown(2) before close, gRPC's epoll and poll
- * engines alike), which the duplicate sees as a hangup, and the slot is released; TCP_INFO
- * on it tells how long the client has been quiet; shutting it down is how the front closes
- * one (cap, idle). Core's stale epoll entry between its close and ours is what gRPC's fd
- * free list already tolerates. */
-static void start_direct(struct conn *c)
+/* The session is over: write what it left in the output, then close. */
+static void h2_done(void *arg)
+{
+	struct conn *c = arg;
+
+	close_after_flush(c, c->bev);
+}
+
+static void h2_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	clock_gettime(CLOCK_MONOTONIC, &c->active);
+	h2conn_input(c->h2);
+}
+
+static void h2_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	h2conn_output(c->h2);
+}
+
+/* The bytes say HTTP/2 (decrypted, or peeked on a plaintext socket whose bufferevent the
+ * caller made): the server's session takes the connection, within the budget. */
+static void start_h2(struct conn *c)
 {
 	struct gfront *f = c->f;
-	struct epoll_event ee = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = c};
-	int core_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
-
-	event_free(c->ev);
-	c->ev = NULL;
-	if (core_fd < 0 || epoll_ctl(f->watch_ep, EPOLL_CTL_ADD, c->fd, &ee) < 0) {
-		log_warn_ratelimited("front: cannot hand a connection to gRPC: %s",
-		                     strerror(errno));
-		if (core_fd >= 0)
-			close(core_fd);
-		conn_free(c);
-		return;
-	}
-	c->watched = 1;
-	if (grpcx_server_adopt_fd(f->g, core_fd) < 0) {
-		close(core_fd);
-		conn_free(c);
-		return;
-	}
-	c->state = C_DIRECT;
-	count_in(c);
-}
-
-/* watch_ep is readable: hangups of C_DIRECT sockets. A hangup or error (HUP: both directions
- * shut, by core or a reset) frees the slot; a client's half close alone (RDHUP) waits for
- * core to read the EOF and shut the socket down. */
-static void on_watch(evutil_socket_t fd, short what, void *arg)
-{
-	struct gfront *f = arg;
-	struct epoll_event ev[64];
-	int n;
-
-	(void)fd;
-	(void)what;
-	do {
-		n = epoll_wait(f->watch_ep, ev, 64, 0);
-		for (int i = 0; i < n; i++)
-			if ((ev[i].events & (EPOLLHUP | EPOLLERR)) != 0)
-				conn_free(ev[i].data.ptr);
-	} while (n == 64);
-}
-
-/* The bytes say HTTP/2 (decrypted, or peeked on a plaintext socket): join the client's side
- * to gRPC core through a socketpair, within the budget. */
-static void start_relay(struct conn *c)
-{
-	struct gfront *f = c->f;
-	int sv[2];
 	SSL *ssl = f->ssl ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	X509 *peer = NULL;
 
 	if (f->mtls) {
-		X509 *peer = SSL_get1_peer_certificate(ssl);
-		int ok = peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
-		X509_free(peer);
-		if (!ok) {
+		peer = SSL_get0_peer_certificate(ssl);
+		if (peer == NULL || SSL_get_verify_result(ssl) != X509_V_OK) {
 			log_info_ratelimited(
 			    "front: refused a gRPC connection without a client certificate "
 			    "(mutual TLS is required)");
@@ -558,35 +470,18 @@ static void start_relay(struct conn *c)
 			return;
 		}
 	}
-	/* both ends non-blocking: core reads its end until EAGAIN, and would hang on a
-	 * blocking socket until the peer closed */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
-		log_warn_ratelimited("front: socketpair: %s", strerror(errno));
-		conn_free(c);
-		return;
-	}
-	if (grpcx_server_adopt_fd_peer(f->g, sv[1],
-	                               f->mtls ? SSL_get0_peer_certificate(ssl) : NULL) < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		conn_free(c);
-		return;
-	}
-	c->pair = bufferevent_socket_new(f->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	if (c->pair == NULL) {
-		close(sv[0]);
+	if (f->g == NULL || (c->h2 = h2conn_new(f->g, f->h2l, c->bev, peer, h2_done, c)) == NULL) {
 		conn_free(c);
 		return;
 	}
 	count_in(c);
 	clock_gettime(CLOCK_MONOTONIC, &c->active);
-	c->state = C_RELAY;
+	c->state = C_H2;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	bufferevent_setcb(c->bev, relay_read, relay_write, on_conn_event, c);
-	bufferevent_setcb(c->pair, relay_read, relay_write, on_conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+	bufferevent_setcb(c->bev, h2_read, h2_write, on_conn_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->pair, EV_READ | EV_WRITE);
-	relay_read(c->bev, c); /* what the sniffer already decrypted */
+	h2conn_input(c->h2); /* the preface and what followed it, if already read */
 }
 
 /* 1: HTTP/2 preface; 0: a prefix of it, wait; -1: something else (HTTP/1.x or garbage). */
@@ -623,7 +518,7 @@ static void on_tls_sniff(struct bufferevent *bev, void *arg)
 	if (k == 0)
 		return;
 	if (k > 0)
-		start_relay(c);
+		start_h2(c);
 	else
 		start_http(c);
 }
@@ -682,10 +577,6 @@ static void on_plain_sniff(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 		return;
 	}
-	if (k > 0) {
-		start_direct(c); /* the preface is still in the socket: core reads it */
-		return;
-	}
 	event_free(c->ev);
 	c->ev = NULL;
 	c->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -694,7 +585,10 @@ static void on_plain_sniff(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->fd = -1;
-	start_http(c);
+	if (k > 0)
+		start_h2(c); /* the preface is still in the socket: the session reads it */
+	else
+		start_http(c);
 }
 
 static void on_limit(evutil_socket_t fd, short what, void *arg)
@@ -718,21 +612,30 @@ static struct conn *oldest_pending(struct gfront *f)
 	return found;
 }
 
-/* Every tick: close the relays whose client has been quiet for idle_ms. */
+/* Every tick: close the HTTP/2 connections whose client has been quiet for idle_ms; the
+ * others' sessions send their keepalive pings. */
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct gfront *f = arg;
 	struct conn *c, *next;
+	struct timespec ts;
+	int64_t now;
 	long n = 0;
 
 	(void)fd;
 	(void)what;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	for (c = f->conns; c; c = next) {
 		next = c->next;
-		if (c->relayed && (c->state == C_RELAY || c->state == C_DIRECT) &&
-		    quiet_ms(c) >= f->idle_ms) {
+		if (c->state != C_H2)
+			continue;
+		if (quiet_ms(c) >= f->idle_ms) {
 			conn_free(c);
 			n++;
+		} else {
+			/* may close c (done -> close_after_flush), never another connection */
+			h2conn_tick(c->h2, now);
 		}
 	}
 	if (n > 0)
@@ -1062,7 +965,6 @@ struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct
 	f->g = g;
 	f->page = page;
 	f->ctx = ctx;
-	f->watch_ep = -1;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cond, NULL);
 	evthread_use_pthreads();
@@ -1090,15 +992,12 @@ struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct
 		err_set(err, "out of memory");
 		goto fail;
 	}
-	if ((f->watch_ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    (f->watch = event_new(f->base, f->watch_ep, EV_READ | EV_PERSIST, on_watch, f)) ==
-	        NULL ||
-	    event_add(f->watch, NULL) < 0) {
-		err_set(err, "cannot create the front's connection watch: %s", strerror(errno));
+	if ((f->h2l = h2loop_new(f->base)) == NULL) {
+		err_set(err, "out of memory");
 		goto fail;
 	}
 	gfront_set_limits(f, &(struct gfront_limits){0});
-	grpcx_server_on_stop(g, gfront_stop_accepting, f);
+	grpcx_server_attach_front(g, f);
 	return f;
 fail:
 	gfront_free(f);
@@ -1133,12 +1032,12 @@ void gfront_set_limits(struct gfront *f, const struct gfront_limits *l)
 {
 	struct rlimit rl;
 
-	f->max_relay = l->max_connections;
-	if (f->max_relay <= 0) {
+	f->max_h2 = l->max_connections;
+	if (f->max_h2 <= 0) {
 		long n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
 		             ? (long)rl.rlim_cur
 		             : 1024;
-		f->max_relay = (n - FD_RESERVE) / 3 > 16 ? (n - FD_RESERVE) / 3 : 16;
+		f->max_h2 = n - FD_RESERVE > 16 ? n - FD_RESERVE : 16;
 	}
 	f->idle_ms = (l->idle_timeout > 0 ? l->idle_timeout : IDLE_DEFAULT_S) * 1000;
 }
@@ -1151,7 +1050,13 @@ int gfront_port(const struct gfront *f)
 static void *loop_main(void *arg)
 {
 	struct gfront *f = arg;
+	sigset_t pipe;
 
+	/* a write to a connection the client closed fails with EPIPE on this thread, instead of
+	 * killing a process that kept SIGPIPE's default (tests, embedding programs) */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	event_base_loop(f->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
@@ -1188,6 +1093,8 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 		next = c->next;
 		if (c->state == C_SNIFF)
 			conn_free(c);
+		else if (c->state == C_H2)
+			h2conn_goaway(c->h2); /* may close c, never another */
 	}
 	pthread_mutex_lock(&f->mu);
 	f->stopped = 1;
@@ -1195,29 +1102,78 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&f->mu);
 }
 
-void gfront_stop_accepting(void *arg)
+/* Run cb on the loop and wait (at most 5 s) until it sets *flag. */
+static void on_loop_wait(struct gfront *f, event_callback_fn cb, int *flag)
 {
-	struct gfront *f = arg;
 	struct timeval now = {0, 0};
 	struct timespec ts;
 
-	if (f == NULL || !f->started)
-		return;
 	pthread_mutex_lock(&f->mu);
-	if (!f->stopped && event_base_once(f->base, -1, EV_TIMEOUT, stop_cb, f, &now) == 0) {
+	if (!*flag && event_base_once(f->base, -1, EV_TIMEOUT, cb, f, &now) == 0) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 5;
-		while (!f->stopped)
+		while (!*flag)
 			if (pthread_cond_timedwait(&f->cond, &f->mu, &ts) != 0)
 				break;
 	}
 	pthread_mutex_unlock(&f->mu);
 }
 
+void gfront_stop_accepting(void *arg)
+{
+	struct gfront *f = arg;
+
+	if (f == NULL || !f->started)
+		return;
+	on_loop_wait(f, stop_cb, &f->stopped);
+}
+
+/* On the loop: the replies still queued are submitted, and every HTTP/2 connection writes
+ * what it has and closes; the server is not reached any more. */
+static void close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gfront *f = arg;
+	struct conn *c, *next;
+
+	(void)fd;
+	(void)what;
+	h2loop_drain(f->h2l);
+	for (c = f->conns; c; c = next) {
+		next = c->next;
+		if (c->state == C_H2) {
+			h2conn_output(c->h2);
+			/* h2conn_output may have closed it already */
+		}
+	}
+	for (c = f->conns; c; c = next) {
+		next = c->next;
+		if (c->state == C_H2)
+			close_after_flush(c, c->bev);
+	}
+	pthread_mutex_lock(&f->mu);
+	f->closed = 1;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->mu);
+}
+
+void gfront_close_grpc(struct gfront *f)
+{
+	if (f == NULL || !f->started)
+		return;
+	on_loop_wait(f, close_cb, &f->closed);
+}
+
+void gfront_detach(struct gfront *f)
+{
+	f->g = NULL;
+}
+
 void gfront_free(struct gfront *f)
 {
 	if (f == NULL)
 		return;
+	if (f->g != NULL)
+		grpcx_server_attach_front(f->g, NULL);
 	if (f->started) {
 		gfront_stop_accepting(f);
 		event_base_loopbreak(f->base);
@@ -1231,10 +1187,7 @@ void gfront_free(struct gfront *f)
 		event_free(f->sweep);
 	if (f->resume)
 		event_free(f->resume);
-	if (f->watch)
-		event_free(f->watch);
-	if (f->watch_ep >= 0)
-		close(f->watch_ep);
+	h2loop_free(f->h2l);
 	if (f->base)
 		event_base_free(f->base);
 	SSL_CTX_free(f->ssl);

@@ -1,20 +1,19 @@
 /*
  * grpcfront: one listening port for a gRPC server and a few plain HTTP/1.1 pages.
  *
- * Trustee's grpc-as answers `GET /.well-known/jwks.json` on its gRPC port; gRPC core cannot
- * serve HTTP/1.1, so the front owns the socket instead. It reads the first bytes of each
- * connection (bounded in size and time, on its own event loop, so a client that sends
- * nothing delays nobody) and routes it:
- *   - the HTTP/2 connection preface -> gRPC core (grpcx_server_adopt_fd): the socket itself
- *     when plaintext, the other end of a relayed socketpair after TLS (see gfront_limits);
+ * Trustee's grpc-as answers `GET /.well-known/jwks.json` on its gRPC port, so the front owns
+ * the socket and serves both. It reads the first bytes of each connection (bounded in size
+ * and time, on its own event loop, so a client that sends nothing delays nobody) and routes
+ * it:
+ *   - the HTTP/2 connection preface -> the gRPC server's HTTP/2 session on this loop
+ *     (grpcx_h2.c; handlers run on the server's workers);
  *   - anything else -> a one-request HTTP/1.1 responder (the daemon's page callback; other
  *     paths 404, other methods 405, malformed requests 400), then the connection is closed.
- * With TLS the front terminates TLS itself (OpenSSL; ALPN h2 and http/1.1), routes on the
- * decrypted bytes, and relays gRPC connections to core through a socketpair, because core
- * 1.51 adopts sockets only with insecure credentials. With a client CA, gRPC connections
- * must present a certificate that chains to it (mutual TLS); the HTTP/1.1 pages, public by
- * nature (a JWK set, a health probe, metrics), are served to any TLS client, and a
- * certificate that is presented must still verify.
+ * With TLS the front terminates TLS itself (OpenSSL; ALPN h2 and http/1.1) and routes on the
+ * decrypted bytes the same way. With a client CA, gRPC connections must present a
+ * certificate that chains to it (mutual TLS; grpcx_request_peer_cert reports it); the
+ * HTTP/1.1 pages, public by nature (a JWK set, a health probe, metrics), are served to any
+ * TLS client, and a certificate that is presented must still verify.
  */
 #ifndef CTRUSTEE_GRPCFRONT_H
 #define CTRUSTEE_GRPCFRONT_H
@@ -57,19 +56,17 @@ int gfront_tls_load(struct gfront_tls *t, const char *cert, const char *key, con
 void gfront_tls_clear(struct gfront_tls *t);
 
 /* Listens on addr ("127.0.0.1:50004", "[::]:0", "0.0.0.0:50003"; port 0 picks one) in front
- * of g (made with grpcx_server_new_unbound). tls NULL = plaintext. Also registers
- * gfront_stop_accepting as g's stop hook. */
+ * of g (made with grpcx_server_new_unbound). tls NULL = plaintext. g's teardown stops the
+ * front's accepting and closes its HTTP/2 connections; free g before the front. */
 struct gfront *gfront_new(const char *addr, struct grpcx_server *g, const struct gfront_tls *tls,
                           gfront_page_fn page, void *ctx, struct err *err);
 int gfront_port(const struct gfront *f);
-/* The budget of connections handed to gRPC core (ours; the daemon's config "grpc_front"
- * table): the front knows when core closes one (a TLS one reaches core through a socketpair
- * the front relays; a plaintext one is watched through a duplicate descriptor). At most
- * max_connections at once (0: from the fd limit, (RLIMIT_NOFILE - 128) / 3, each costing up
- * to three descriptors); one more closes
- * the one whose client sent nothing for longest. A connection whose client sends nothing for
- * idle_timeout seconds (0: 300) is closed; live clients answer core's keepalive pings (every
- * 60 s, grpcx.c), so only dead or hostile peers go quiet that long. */
+/* The budget of HTTP/2 connections (ours; the daemon's config "grpc_front" table): at most
+ * max_connections at once (0: from the fd limit, RLIMIT_NOFILE - 128, one descriptor each);
+ * one more closes the one whose client sent nothing for longest. A connection whose client
+ * sends nothing for idle_timeout seconds (0: 300) is closed; live clients answer the
+ * server's keepalive pings (every 60 s, grpcx_h2.c), so only dead or hostile peers go quiet
+ * that long. */
 struct gfront_limits {
 	long max_connections;
 	long idle_timeout;
@@ -81,8 +78,8 @@ int gfront_limits_from_config(const json_t *config, struct gfront_limits *out, s
 void gfront_set_limits(struct gfront *f, const struct gfront_limits *l);
 /* Starts the event-loop thread; call after grpcx_server_start. */
 int gfront_start(struct gfront *f, struct err *err);
-/* Closes the listening socket and every connection not yet handed to gRPC (waits for the
- * loop to do it); connections relayed to gRPC keep going until gfront_free. Idempotent. */
+/* Closes the listening socket and every connection still sniffing, and sends GOAWAY on the
+ * HTTP/2 ones (waits for the loop to do it); their open calls go on. Idempotent. */
 void gfront_stop_accepting(void *f);
 /* After the gRPC server is torn down. */
 void gfront_free(struct gfront *f);

@@ -1,12 +1,13 @@
 /*
- * grpcx: unary gRPC server and client over gRPC core (grpc/grpc.h), carrying raw protobuf
- * bytes; callers pack/unpack with protobuf-c. The server accepts calls on a few poller
- * threads (each with its own completion queue and several calls requested per method) and
- * runs handlers on `workers` threads fed from a FIFO, so a slow handler never delays the
- * acceptance of other calls; it serves the standard grpc.health.v1.Health/Check itself and
- * answers unknown methods UNIMPLEMENTED. Messages up to 64 MiB. The client is thread-safe:
- * one channel (reconnecting on its own), one completion queue per call, deadline per call;
- * during a peer outage calls fail fast with UNAVAILABLE.
+ * grpcx: unary gRPC server and client, carrying raw protobuf bytes; callers pack/unpack with
+ * protobuf-c. The server speaks HTTP/2 itself on libnghttp2 (grpcx.c, grpcx_h2.c): the front
+ * that owns its port (grpcfront.c) reads each connection on an event loop, terminates TLS,
+ * and feeds an nghttp2 session; a complete call runs on one of `workers` handler threads fed
+ * from a FIFO (a slow handler never delays the acceptance of other calls) and its reply is
+ * written back by the loop. It serves the standard grpc.health.v1.Health/Check itself and
+ * answers unknown methods UNIMPLEMENTED. Messages up to 64 MiB, uncompressed. The client is
+ * thread-safe: one channel (reconnecting on its own), deadline per call; during a peer outage
+ * calls fail fast with UNAVAILABLE.
  */
 #ifndef CTRUSTEE_GRPCX_H
 #define CTRUSTEE_GRPCX_H
@@ -23,6 +24,7 @@
 #define GRPCX_NOT_FOUND 5
 #define GRPCX_ABORTED 10
 #define GRPCX_PERMISSION_DENIED 7
+#define GRPCX_RESOURCE_EXHAUSTED 8
 #define GRPCX_UNIMPLEMENTED 12
 #define GRPCX_INTERNAL 13
 #define GRPCX_UNAVAILABLE ERR_UNAVAILABLE /* 14, the same code as a local outage */
@@ -37,7 +39,8 @@ typedef int (*grpcx_handler)(void *ctx, const uint8_t *req, size_t req_len, uint
 
 struct grpcx_server;
 
-/* addr "127.0.0.1:50004" / "0.0.0.0:50004" / "[::]:50004"; port 0 picks a free one. */
+/* addr "127.0.0.1:50004" / "0.0.0.0:50004" / "[::]:50004"; port 0 picks a free one. The
+ * listening socket is open on return (a taken port fails here). */
 struct grpcx_server *grpcx_server_new(const char *addr, int workers, struct err *err);
 /* method is the full path "/attestation.AttestationService/AttestationEvaluate". */
 int grpcx_server_add(struct grpcx_server *s, const char *method, grpcx_handler h, void *ctx);
@@ -59,30 +62,22 @@ struct grpcx_server *grpcx_server_new_tls(const char *addr, int workers, const c
                                           const char *key_pem, const char *client_ca_pem,
                                           struct err *err);
 
-/* A server with no listening socket of its own: a front that owns the port (common/grpcfront.h)
- * hands it connections carrying plaintext HTTP/2 with grpcx_server_adopt_fd. */
+/* A server with no listening socket of its own: a front that owns the port (common/grpcfront.h,
+ * gfront_new) serves it. grpcx_server_new and grpcx_server_new_tls make such a front
+ * themselves (without HTTP/1.1 pages) and start it with the server. */
 struct grpcx_server *grpcx_server_new_unbound(int workers, struct err *err);
-/* Give gRPC core a connected socket (it owns fd from here on). Only after start and before
- * shutdown; -1 (fd untouched) otherwise. */
-int grpcx_server_adopt_fd(struct grpcx_server *s, int fd);
-/* fn(ctx) runs once when the teardown begins, before gRPC core stops taking connections (a
- * front stops accepting there, so nothing is adopted into a server shutting down). */
-void grpcx_server_on_stop(struct grpcx_server *s, void (*fn)(void *ctx), void *ctx);
 
 /* Who is calling, asked from inside a handler on its own thread (outside one: -1 / NULL).
  * grpcx_request_metadata copies the value of request metadata `key` (lowercase) into out,
  * NUL-terminated: its length, or -1 when absent or longer than outlen - 1.
+ * Metadata excludes pseudo-headers and what gRPC itself reads (content-type, te, grpc-timeout,
+ * grpc-encoding, grpc-accept-encoding).
  * grpcx_request_peer_cert: the verified client certificate of the call's connection (mutual
- * TLS terminated by the front, or by core), a new reference the caller X509_free()s; NULL
- * for plaintext and TLS without client certificates. */
+ * TLS, terminated by the front), a new reference the caller X509_free()s; NULL for plaintext
+ * and TLS without client certificates. */
 struct x509_st;
 int grpcx_request_metadata(const char *key, char *out, size_t outlen);
 struct x509_st *grpcx_request_peer_cert(void);
-/* grpcx_server_adopt_fd for a connection whose TLS the front terminated: peer_cert (borrowed,
- * NULL when none was verified) is what grpcx_request_peer_cert reports for its calls. The
- * binding is by descriptor: core keeps fd open while any call on it lives, so a later
- * connection reusing the number cannot be mistaken for it. */
-int grpcx_server_adopt_fd_peer(struct grpcx_server *s, int fd, struct x509_st *peer_cert);
 
 struct grpcx_client;
 

@@ -1,6 +1,6 @@
 /*
- * grpcx_core: what the gRPC core server (grpcx.c) and client (grpcx_client.c) share. Private to
- * those two files.
+ * grpcx_core: the gRPC core helpers of the client (grpcx_client.c), defined in grpcx_core.c.
+ * Private to those files; they go with the client's move off core.
  */
 #ifndef CTRUSTEE_GRPCX_CORE_H
 #define CTRUSTEE_GRPCX_CORE_H

@@ -125,11 +125,36 @@ def check_front(t, kind, dmn):
     t.ok(dmn.alive(), "%s alive" % kind)
 
 
+def check_h2(t, kind, dmn):
+    """The server's own HTTP/2 (grpcx_h2.c) against python3-grpcio: many concurrent streams
+    on one connection (more than SETTINGS_MAX_CONCURRENT_STREAMS=100: the client queues the
+    rest), and a gzip-compressed request refused with a clear message."""
+    ch = grpc.insecure_channel("127.0.0.1:%d" % dmn.port)
+    rpc = ch.unary_unary("/grpc.health.v1.Health/Check",
+                         request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                         response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    futs = [rpc.future(health_pb2.HealthCheckRequest(), timeout=20) for _ in range(250)]
+    got = [f.result().status == health_pb2.HealthCheckResponse.SERVING for f in futs]
+    t.eq(got.count(True), 250, "%s: 250 concurrent calls on one grpcio connection" % kind)
+    try:
+        rpc(health_pb2.HealthCheckRequest(service="x" * 200), timeout=5,
+            compression=grpc.Compression.Gzip)
+        code = None
+    except grpc.RpcError as e:
+        code = (e.code(), e.details())
+    t.eq(code, (grpc.StatusCode.UNIMPLEMENTED, "compression is not supported"),
+         "%s: a gzip-compressed request is UNIMPLEMENTED, saying why" % kind)
+    t.ok(rpc(health_pb2.HealthCheckRequest(), timeout=5).status ==
+         health_pb2.HealthCheckResponse.SERVING, "%s: the connection still serves" % kind)
+    ch.close()
+
+
 def main():
     t = Tap()
     front = {"grpc_front": {"max_connections": CAP, "idle_timeout": IDLE_S}}
     rvps = start("rvps", dict(front, storage={"storage_type": "Memory"}))
     t.run(check_front, "rvps", rvps)
+    t.run(check_h2, "rvps", rvps)
     rvps.stop()
     asd = start("grpc-as", dict(front))
     t.run(check_front, "grpc-as", asd)

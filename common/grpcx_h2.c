@@ -1,0 +1,758 @@
+/*
+ * grpcx_h2: gRPC's unary calls on an nghttp2 server session, one per HTTP/2 connection, run
+ * by the front's event loop (see grpcx_h2.h for how a call travels).
+ *
+ * The loop feeds the session the bytes the front read (nghttp2_session_mem_recv) and copies
+ * what the session wants to send into the connection's output (mem_send), at most OUT_HIGH
+ * bytes ahead of the socket; the rest waits in nghttp2 until the output drains. The session
+ * checks HTTP/2 itself (frames, HPACK, flow control, stream states, SETTINGS and PING acks
+ * bounded by its options) and answers a broken peer with GOAWAY; this file checks gRPC: POST,
+ * content-type, a registered :path, one uncompressed message of at most 64 MiB, grpc-timeout.
+ *
+ * Budgets against hostile clients, beside the front's own (connections, idle time):
+ *   - streams at once: SETTINGS_MAX_CONCURRENT_STREAMS 100 (nghttp2 refuses the 101st);
+ *   - request headers: 16 KiB per stream (SETTINGS_MAX_HEADER_LIST_SIZE, enforced here);
+ *   - request bytes buffered: CONN_BUDGET per connection for calls still arriving, and
+ *     PROC_BUDGET for the whole process until a handler is done with them, so 200 clients
+ *     slowly sending 64 MiB each pin PROC_BUDGET, not 12 GiB; a call over either budget is
+ *     answered RESOURCE_EXHAUSTED;
+ *   - rapid reset: more than RST_PER_SEC RST_STREAM frames in a second from one client ->
+ *     GOAWAY ENHANCE_YOUR_CALM and the connection closes;
+ *   - a keepalive PING every 60 s; no ack within 20 s closes the connection.
+ */
+#include "grpcx_h2.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <nghttp2/nghttp2.h>
+
+#include "grpcwire.h"
+#include "log.h"
+
+#define MAX_STREAMS 100
+#define MAX_HEADER_LIST 16384
+#define STREAM_WINDOW (1 << 20)
+#define CONN_WINDOW (16 << 20)
+#define CONN_BUDGET ((size_t)GRPCX_MAX_MSG + GRPCWIRE_PREFIX_LEN + (16u << 20))
+#define PROC_BUDGET ((size_t)256 << 20)
+#define OUT_HIGH (256 * 1024)
+#define RST_PER_SEC 200
+#define PING_EVERY_MS 60000
+#define PING_TIMEOUT_MS 20000
+
+/* Request bytes buffered by every connection of the process (atomic). */
+static size_t proc_buffered;
+
+struct h2loop {
+	struct event *ev; /* activated by workers: replies are queued */
+	nghttp2_option *opt;
+	nghttp2_session_callbacks *cbs;
+	pthread_mutex_t mu;
+	struct grpcx_call *head, *tail; /* replies; guarded by mu */
+	int armed;                      /* ev activated and not yet run; guarded by mu */
+};
+
+struct h2conn {
+	struct grpcx_server *s;
+	struct h2loop *loop;
+	nghttp2_session *ss;
+	struct bufferevent *bev; /* borrowed from the front */
+	X509 *peer;              /* owned reference, or NULL */
+	void (*done)(void *ctx);
+	void *ctx;
+	size_t buffered;          /* request bytes of calls still arriving */
+	struct grpcx_call *calls; /* calls with an open stream */
+	int64_t rst_start;        /* rapid-reset window (ms) and its count */
+	int rst_count;
+	int64_t ping_sent; /* ms; ping_out: not yet acked */
+	int ping_out;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* calls */
+
+void grpcx_call_drop_req(struct grpcx_call *c)
+{
+	if (c->req == NULL)
+		return;
+	__atomic_sub_fetch(&proc_buffered, c->req_cap, __ATOMIC_RELAXED);
+	free(c->req);
+	c->req = NULL;
+	c->req_len = c->req_cap = 0;
+}
+
+void grpcx_call_unref(struct grpcx_call *c)
+{
+	if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	grpcx_call_drop_req(c);
+	free(c->md);
+	free(c->msg);
+	free(c->resp);
+	X509_free(c->peer);
+	free(c);
+}
+
+/* The call leaves its connection (stream closed, or the connection is going). */
+static void call_unlink(struct h2conn *h, struct grpcx_call *c)
+{
+	if (c->cprev)
+		c->cprev->cnext = c->cnext;
+	else
+		h->calls = c->cnext;
+	if (c->cnext)
+		c->cnext->cprev = c->cprev;
+	c->cprev = c->cnext = NULL;
+	if (!c->dispatched)
+		h->buffered -= c->req_cap;
+	c->conn = NULL;
+	__atomic_store_n(&c->closed, 1, __ATOMIC_RELEASE);
+	grpcx_call_unref(c); /* the stream's reference */
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* responses */
+
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE     \
+	}
+
+/* A trailers-only response (or a bare HTTP error status): status and message in one
+ * HEADERS frame that ends the stream. The request bytes are not needed any more. */
+static void respond_error(struct h2conn *h, struct grpcx_call *c, int http_status, int status,
+                          const char *msg)
+{
+	char st[16], hs[8], pct[512];
+
+	if (c->answered)
+		return;
+	c->answered = 1;
+	if (!c->dispatched) {
+		h->buffered -= c->req_cap;
+		c->dispatched = 1; /* nothing more is counted against the connection */
+	}
+	grpcx_call_drop_req(c);
+	snprintf(hs, sizeof(hs), "%d", http_status);
+	snprintf(st, sizeof(st), "%d", status);
+	grpcwire_pct_encode((const uint8_t *)msg, strlen(msg), pct, sizeof(pct));
+	nghttp2_nv nv[] = {NV(":status", hs), NV("content-type", "application/grpc"),
+	                   NV("grpc-status", st), NV("grpc-message", pct)};
+	nghttp2_submit_response(h->ss, c->stream_id, nv, pct[0] ? 4 : 3, NULL);
+}
+
+static ssize_t read_resp(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct grpcx_call *c = src->ptr;
+	size_t total = GRPCWIRE_PREFIX_LEN + c->resp_len, n = 0;
+	nghttp2_nv ok[] = {NV("grpc-status", "0")};
+
+	(void)user;
+	if (c->sent < GRPCWIRE_PREFIX_LEN && length > 0) {
+		uint8_t pre[GRPCWIRE_PREFIX_LEN];
+		size_t k = GRPCWIRE_PREFIX_LEN - c->sent;
+
+		grpcwire_prefix_write(pre, (uint32_t)c->resp_len);
+		if (k > length)
+			k = length;
+		memcpy(buf, pre + c->sent, k);
+		n = k;
+	}
+	if (n < length && c->sent + n < total) {
+		size_t off = c->sent + n - GRPCWIRE_PREFIX_LEN, k = c->resp_len - off;
+
+		if (k > length - n)
+			k = length - n;
+		memcpy(buf + n, c->resp + off, k);
+		n += k;
+	}
+	c->sent += n;
+	if (c->sent == total) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		if (nghttp2_submit_trailer(ss, id, ok, 1) != 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	return (ssize_t)n;
+}
+
+static void respond(struct h2conn *h, struct grpcx_call *c)
+{
+	nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+	nghttp2_data_provider dp = {.source.ptr = c, .read_callback = read_resp};
+
+	if (c->status != GRPCX_OK) {
+		respond_error(h, c, 200, c->status, c->msg ? c->msg : "");
+		return;
+	}
+	c->answered = 1;
+	if (nghttp2_submit_response(h->ss, c->stream_id, nv, 2, &dp) != 0)
+		nghttp2_submit_rst_stream(h->ss, NGHTTP2_FLAG_NONE, c->stream_id,
+		                          NGHTTP2_INTERNAL_ERROR);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* requests */
+
+static void md_add(struct grpcx_call *c, const uint8_t *name, size_t nl, const uint8_t *value,
+                   size_t vl)
+{
+	size_t need = c->md_len + nl + vl + 2;
+
+	if (need > c->md_cap) {
+		size_t cap = c->md_cap ? c->md_cap * 2 : 256;
+		char *p;
+
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(c->md, cap)) == NULL)
+			return;
+		c->md = p;
+		c->md_cap = cap;
+	}
+	memcpy(c->md + c->md_len, name, nl);
+	c->md[c->md_len + nl] = '\0';
+	memcpy(c->md + c->md_len + nl + 1, value, vl);
+	c->md[c->md_len + nl + 1 + vl] = '\0';
+	c->md_len = need;
+}
+
+static int is(const uint8_t *s, size_t len, const char *lit)
+{
+	return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+/* Mark the call for an error answer (the first reason wins). */
+static void set_bad(struct grpcx_call *c, int http_status, int status, const char *msg)
+{
+	if (c->bad)
+		return;
+	c->bad = status;
+	c->http_status = http_status;
+	snprintf(c->bad_msg, sizeof(c->bad_msg), "%.*s", (int)sizeof(c->bad_msg) - 1, msg);
+}
+
+static void on_content_type(struct grpcx_call *c, const uint8_t *v, size_t vl)
+{
+	/* application/grpc, application/grpc+proto, application/grpc;charset=... */
+	c->ctype = vl >= 16 && strncasecmp((const char *)v, "application/grpc", 16) == 0 &&
+	           (vl == 16 || v[16] == '+' || v[16] == ';');
+}
+
+static void on_timeout(struct grpcx_call *c, const uint8_t *v, size_t vl)
+{
+	struct err e;
+	int64_t ns, now = now_ns();
+
+	if (grpcwire_timeout_parse(v, vl, &ns, &e) < 0) {
+		set_bad(c, 200, GRPCX_INTERNAL, e.msg);
+		return;
+	}
+	c->deadline = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+	if (c->deadline == 0)
+		c->deadline = 1;
+}
+
+static int on_header(nghttp2_session *ss, const nghttp2_frame *fr, const uint8_t *name, size_t nl,
+                     const uint8_t *value, size_t vl, uint8_t flags, void *user)
+{
+	struct grpcx_call *c = nghttp2_session_get_stream_user_data(ss, fr->hd.stream_id);
+
+	(void)flags;
+	(void)user;
+	if (c == NULL || fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	c->hdr_bytes += nl + vl + 32;
+	if (c->hdr_bytes > MAX_HEADER_LIST) {
+		set_bad(c, 200, GRPCX_RESOURCE_EXHAUSTED, "the request headers exceed 16384 bytes");
+		return 0;
+	}
+	if (nl > 0 && name[0] == ':') {
+		if (is(name, nl, ":method"))
+			c->post = is(value, vl, "POST");
+		else if (is(name, nl, ":path")) {
+			c->path_long = vl >= sizeof(c->path);
+			if (!c->path_long) {
+				memcpy(c->path, value, vl);
+				c->path[vl] = '\0';
+			}
+		}
+	} else if (is(name, nl, "content-type")) {
+		on_content_type(c, value, vl);
+	} else if (is(name, nl, "grpc-timeout")) {
+		on_timeout(c, value, vl);
+	} else if (is(name, nl, "grpc-encoding")) {
+		c->encoded = !is(value, vl, "identity");
+	} else if (!is(name, nl, "te") && !is(name, nl, "grpc-accept-encoding")) {
+		md_add(c, name, nl, value, vl);
+	}
+	return 0;
+}
+
+static int on_begin_headers(nghttp2_session *ss, const nghttp2_frame *fr, void *user)
+{
+	struct h2conn *h = user;
+	struct grpcx_call *c;
+
+	if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	c->refs = 1;
+	c->conn = h;
+	c->loop = h->loop;
+	c->stream_id = fr->hd.stream_id;
+	if (h->peer != NULL && X509_up_ref(h->peer) == 1)
+		c->peer = h->peer;
+	c->cnext = h->calls;
+	if (h->calls)
+		h->calls->cprev = c;
+	h->calls = c;
+	nghttp2_session_set_stream_user_data(ss, c->stream_id, c);
+	return 0;
+}
+
+/* The request's headers are complete: answer now what is already wrong. */
+static void headers_done(struct h2conn *h, struct grpcx_call *c)
+{
+	char msg[320];
+
+	if (c->bad)
+		respond_error(h, c, c->http_status, c->bad, c->bad_msg);
+	else if (!c->post)
+		respond_error(h, c, 405, GRPCX_UNIMPLEMENTED, "gRPC calls use the POST method");
+	else if (!c->ctype)
+		respond_error(h, c, 415, GRPCX_INTERNAL,
+		              "content-type must be application/grpc or application/grpc+proto");
+	else if (c->path_long || (c->m = grpcx_server_lookup(h->s, c->path)) == NULL) {
+		snprintf(msg, sizeof(msg), "Method not found: %s",
+		         c->path_long ? "(a path too long)" : c->path);
+		respond_error(h, c, 200, GRPCX_UNIMPLEMENTED, msg);
+	} else if (grpcx_server_stopping(h->s))
+		respond_error(h, c, 200, GRPCX_UNAVAILABLE, "the server is shutting down");
+}
+
+/* The first 5 bytes are in: refuse what the prefix already tells. */
+static void check_prefix(struct h2conn *h, struct grpcx_call *c)
+{
+	struct err e;
+	int k = grpcwire_prefix_parse(c->req, c->req_len, &c->compressed, &c->msg_len, &e);
+
+	if (k == 0)
+		return;
+	c->has_prefix = 1;
+	if (k < 0)
+		respond_error(h, c, 200, GRPCX_INTERNAL, e.msg);
+	else if (c->compressed && c->encoded)
+		respond_error(h, c, 200, GRPCX_UNIMPLEMENTED, "compression is not supported");
+	else if (c->compressed)
+		respond_error(h, c, 200, GRPCX_INTERNAL,
+		              "the message is flagged compressed but grpc-encoding names none");
+	else if (c->msg_len > GRPCX_MAX_MSG)
+		respond_error(h, c, 200, GRPCX_RESOURCE_EXHAUSTED,
+		              "the request message is larger than 64 MiB");
+}
+
+/* Grow c->req for len more bytes, within the connection's and the process's budgets. */
+static int req_reserve(struct h2conn *h, struct grpcx_call *c, size_t len)
+{
+	size_t need = c->req_len + len, cap, add;
+	uint8_t *p;
+
+	if (need <= c->req_cap)
+		return 0;
+	if (need > (size_t)GRPCX_MAX_MSG + GRPCWIRE_PREFIX_LEN) {
+		respond_error(h, c, 200, GRPCX_RESOURCE_EXHAUSTED,
+		              "the request message is larger than 64 MiB");
+		return -1;
+	}
+	cap = c->req_cap ? c->req_cap * 2 : 1024;
+	if (c->has_prefix && GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len >= need)
+		cap = GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len; /* the exact size, announced */
+	if (cap < need)
+		cap = need;
+	add = cap - c->req_cap;
+	if (h->buffered + add > CONN_BUDGET ||
+	    __atomic_add_fetch(&proc_buffered, add, __ATOMIC_RELAXED) > PROC_BUDGET) {
+		if (h->buffered + add <= CONN_BUDGET)
+			__atomic_sub_fetch(&proc_buffered, add, __ATOMIC_RELAXED);
+		log_warn_ratelimited("grpc: request bytes over the buffering budget; refusing a "
+		                     "call with RESOURCE_EXHAUSTED");
+		respond_error(h, c, 200, GRPCX_RESOURCE_EXHAUSTED,
+		              "the server is buffering too many request bytes; retry later");
+		return -1;
+	}
+	if ((p = realloc(c->req, cap)) == NULL) {
+		__atomic_sub_fetch(&proc_buffered, add, __ATOMIC_RELAXED);
+		respond_error(h, c, 200, GRPCX_RESOURCE_EXHAUSTED, "out of memory");
+		return -1;
+	}
+	h->buffered += add;
+	c->req = p;
+	c->req_cap = cap;
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ss, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+	struct h2conn *h = user;
+	struct grpcx_call *c = nghttp2_session_get_stream_user_data(ss, id);
+
+	(void)flags;
+	if (c == NULL || c->answered || c->bad)
+		return 0; /* discarded; nghttp2 still opens the flow-control window */
+	if (req_reserve(h, c, len) < 0)
+		return 0;
+	memcpy(c->req + c->req_len, data, len);
+	c->req_len += len;
+	if (!c->has_prefix)
+		check_prefix(h, c);
+	return 0;
+}
+
+/* END_STREAM: one whole message, or an answer saying what is wrong; else to a worker. */
+static void request_done(struct h2conn *h, struct grpcx_call *c)
+{
+	if (c->answered)
+		return;
+	if (c->req_len == 0) {
+		respond_error(h, c, 200, GRPCX_INVALID_ARGUMENT, "The request carried no message");
+		return;
+	}
+	if (!c->has_prefix || c->req_len < GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len) {
+		respond_error(h, c, 200, GRPCX_INTERNAL, "the request ended inside its message");
+		return;
+	}
+	if (c->req_len > GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len) {
+		respond_error(h, c, 200, GRPCX_UNIMPLEMENTED,
+		              "a unary call carries exactly one request message");
+		return;
+	}
+	h->buffered -= c->req_cap;
+	c->dispatched = 1;
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED); /* the worker's */
+	grpcx_server_dispatch(h->s, c);
+}
+
+/* Rapid reset (CVE-2023-44487): a client opening and cancelling streams as fast as it can. */
+static void count_reset(struct h2conn *h)
+{
+	int64_t now = now_ms();
+
+	if (now - h->rst_start >= 1000) {
+		h->rst_start = now;
+		h->rst_count = 0;
+	}
+	if (++h->rst_count == RST_PER_SEC + 1) {
+		log_warn_ratelimited("grpc: a client reset more than %d streams in a second; "
+		                     "closing its connection",
+		                     RST_PER_SEC);
+		nghttp2_session_terminate_session(h->ss, NGHTTP2_ENHANCE_YOUR_CALM);
+	}
+}
+
+static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *fr, void *user)
+{
+	struct h2conn *h = user;
+	struct grpcx_call *c;
+
+	switch (fr->hd.type) {
+	case NGHTTP2_HEADERS:
+		c = nghttp2_session_get_stream_user_data(ss, fr->hd.stream_id);
+		if (c == NULL)
+			break;
+		if (fr->headers.cat == NGHTTP2_HCAT_REQUEST)
+			headers_done(h, c);
+		if (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)
+			request_done(h, c);
+		break;
+	case NGHTTP2_DATA:
+		c = nghttp2_session_get_stream_user_data(ss, fr->hd.stream_id);
+		if (c != NULL && (fr->hd.flags & NGHTTP2_FLAG_END_STREAM))
+			request_done(h, c);
+		break;
+	case NGHTTP2_RST_STREAM:
+		count_reset(h);
+		break;
+	case NGHTTP2_PING:
+		if (fr->hd.flags & NGHTTP2_FLAG_ACK)
+			h->ping_out = 0;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ss, int32_t id, uint32_t code, void *user)
+{
+	struct grpcx_call *c = nghttp2_session_get_stream_user_data(ss, id);
+
+	(void)code;
+	if (c != NULL) {
+		nghttp2_session_set_stream_user_data(ss, id, NULL);
+		call_unlink(user, c);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* connections */
+
+/* Move what the session wants to send into the output, up to OUT_HIGH ahead of the socket.
+ * 1: the session is over (done() must follow). */
+static int pump(struct h2conn *h)
+{
+	struct evbuffer *out = bufferevent_get_output(h->bev);
+
+	while (evbuffer_get_length(out) < OUT_HIGH) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(h->ss, &data);
+
+		if (n < 0) {
+			log_debug("grpc: HTTP/2 send: %s", nghttp2_strerror((int)n));
+			return 1;
+		}
+		if (n == 0)
+			break;
+		evbuffer_add(out, data, (size_t)n);
+	}
+	return !nghttp2_session_want_read(h->ss) && !nghttp2_session_want_write(h->ss);
+}
+
+struct h2conn *h2conn_new(struct grpcx_server *s, struct h2loop *l, struct bufferevent *bev,
+                          X509 *peer, void (*done)(void *ctx), void *ctx)
+{
+	struct h2conn *h = calloc(1, sizeof(*h));
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+	};
+
+	if (h == NULL)
+		return NULL;
+	h->s = s;
+	h->loop = l;
+	h->bev = bev;
+	h->done = done;
+	h->ctx = ctx;
+	h->ping_sent = h->rst_start = now_ms();
+	if (nghttp2_session_server_new2(&h->ss, l->cbs, h, l->opt) != 0) {
+		free(h);
+		return NULL;
+	}
+	if (nghttp2_submit_settings(h->ss, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
+	    nghttp2_session_set_local_window_size(h->ss, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
+		nghttp2_session_del(h->ss);
+		free(h);
+		return NULL;
+	}
+	if (peer != NULL && X509_up_ref(peer) == 1)
+		h->peer = peer;
+	return h;
+}
+
+void h2conn_input(struct h2conn *h)
+{
+	struct evbuffer *in = bufferevent_get_input(h->bev);
+	size_t len;
+
+	while ((len = evbuffer_get_contiguous_space(in)) > 0) {
+		ssize_t n = nghttp2_session_mem_recv(h->ss, evbuffer_pullup(in, (ssize_t)len), len);
+
+		evbuffer_drain(in, len);
+		if (n < 0) {
+			/* the client broke HTTP/2 in a way the session cannot go on from */
+			log_debug("grpc: HTTP/2 from a client: %s", nghttp2_strerror((int)n));
+			nghttp2_session_terminate_session(h->ss, n == NGHTTP2_ERR_FLOODED
+			                                             ? NGHTTP2_ENHANCE_YOUR_CALM
+			                                             : NGHTTP2_PROTOCOL_ERROR);
+			pump(h);
+			h->done(h->ctx);
+			return;
+		}
+	}
+	if (pump(h))
+		h->done(h->ctx);
+}
+
+void h2conn_output(struct h2conn *h)
+{
+	if (pump(h))
+		h->done(h->ctx);
+}
+
+void h2conn_goaway(struct h2conn *h)
+{
+	nghttp2_submit_goaway(h->ss, NGHTTP2_FLAG_NONE,
+	                      nghttp2_session_get_last_proc_stream_id(h->ss), NGHTTP2_NO_ERROR,
+	                      NULL, 0);
+	if (pump(h))
+		h->done(h->ctx);
+}
+
+void h2conn_tick(struct h2conn *h, int64_t now)
+{
+	if (h->ping_out && now - h->ping_sent >= PING_TIMEOUT_MS) {
+		log_debug("grpc: a client left a keepalive PING unanswered for %d ms; closing",
+		          PING_TIMEOUT_MS);
+		h->done(h->ctx);
+		return;
+	}
+	if (h->ping_out || now - h->ping_sent < PING_EVERY_MS)
+		return;
+	if (nghttp2_submit_ping(h->ss, NGHTTP2_FLAG_NONE, NULL) == 0) {
+		h->ping_sent = now;
+		h->ping_out = 1;
+	}
+	if (pump(h))
+		h->done(h->ctx);
+}
+
+void h2conn_free(struct h2conn *h)
+{
+	if (h == NULL)
+		return;
+	/* nghttp2_session_del calls no stream-close callbacks: release the calls here */
+	while (h->calls) {
+		struct grpcx_call *c = h->calls;
+
+		nghttp2_session_set_stream_user_data(h->ss, c->stream_id, NULL);
+		call_unlink(h, c);
+	}
+	nghttp2_session_del(h->ss);
+	X509_free(h->peer);
+	free(h);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the reply queue */
+
+static void deliver(struct grpcx_call *c)
+{
+	struct h2conn *h = c->conn;
+
+	if (h != NULL && !c->closed) {
+		respond(h, c);
+		if (pump(h)) {
+			grpcx_call_unref(c);
+			h->done(h->ctx);
+			return;
+		}
+	}
+	grpcx_call_unref(c); /* the queue's reference */
+}
+
+void h2loop_drain(struct h2loop *l)
+{
+	struct grpcx_call *c;
+
+	pthread_mutex_lock(&l->mu);
+	c = l->head;
+	l->head = l->tail = NULL;
+	l->armed = 0;
+	pthread_mutex_unlock(&l->mu);
+	while (c != NULL) {
+		struct grpcx_call *next = c->next;
+
+		deliver(c);
+		c = next;
+	}
+}
+
+static void on_replies(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	h2loop_drain(arg);
+}
+
+void h2loop_reply(struct grpcx_call *c)
+{
+	struct h2loop *l = c->loop;
+	int wake;
+
+	c->next = NULL;
+	pthread_mutex_lock(&l->mu);
+	if (l->tail)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	wake = !l->armed;
+	l->armed = 1;
+	pthread_mutex_unlock(&l->mu);
+	if (wake)
+		event_active(l->ev, EV_READ, 0);
+}
+
+struct h2loop *h2loop_new(struct event_base *base)
+{
+	struct h2loop *l = calloc(1, sizeof(*l));
+	nghttp2_session_callbacks *cb;
+
+	if (l == NULL)
+		return NULL;
+	pthread_mutex_init(&l->mu, NULL);
+	l->ev = event_new(base, -1, 0, on_replies, l);
+	if (l->ev == NULL || nghttp2_option_new(&l->opt) != 0 ||
+	    nghttp2_session_callbacks_new(&l->cbs) != 0) {
+		h2loop_free(l);
+		return NULL;
+	}
+	/* floods of SETTINGS or PINGs make acks nobody reads: nghttp2 stops at these */
+	nghttp2_option_set_max_outbound_ack(l->opt, 1000);
+	nghttp2_option_set_max_settings(l->opt, 32);
+	nghttp2_option_set_max_deflate_dynamic_table_size(l->opt, 4096);
+	cb = l->cbs;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	return l;
+}
+
+void h2loop_free(struct h2loop *l)
+{
+	if (l == NULL)
+		return;
+	while (l->head) {
+		struct grpcx_call *c = l->head;
+
+		l->head = c->next;
+		grpcx_call_unref(c);
+	}
+	if (l->ev)
+		event_free(l->ev);
+	if (l->opt)
+		nghttp2_option_del(l->opt);
+	if (l->cbs)
+		nghttp2_session_callbacks_del(l->cbs);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
