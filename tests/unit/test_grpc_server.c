@@ -443,6 +443,60 @@ static void test_broken_http2_gets_goaway_and_others_are_served(void **state)
 	free(m);
 }
 
+/* Read frames until the server closes (or 5 s): the error code of its GOAWAY, -1 if none. */
+static int read_goaway(int fd)
+{
+	uint8_t buf[65536];
+	size_t got = 0, i = 0;
+	long end = tl_now_ms() + 5000;
+	int code = -1;
+
+	while (tl_now_ms() < end && got < sizeof(buf)) {
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	while (i + 9 <= got) {
+		size_t flen = (size_t)buf[i] << 16 | (size_t)buf[i + 1] << 8 | buf[i + 2];
+		if (buf[i + 3] == 7 && i + 9 + 8 <= got)
+			code =
+			    buf[i + 13] << 24 | buf[i + 14] << 16 | buf[i + 15] << 8 | buf[i + 16];
+		i += 9 + flen;
+	}
+	return code;
+}
+
+static void test_rapid_reset_gets_goaway_enhance_your_calm(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t hello[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	                               "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+	uint8_t burst[300 * 29], *p = burst;
+	int fd = connect_to(f->port);
+	size_t len;
+	uint8_t *m = message(0, "still here", &len);
+	struct stream_result r;
+
+	/* 300 times: HEADERS (POST http /, HPACK indexed) then RST_STREAM CANCEL */
+	for (uint32_t k = 0; k < 300; k++) {
+		uint32_t id = 2 * k + 1;
+		uint8_t h[] = {0, 0, 3, 1, 4, id >> 24, id >> 16, id >> 8, id, 0x83, 0x86, 0x84};
+		uint8_t rst[] = {0, 0, 4, 3, 0, id >> 24, id >> 16, id >> 8, id, 0, 0, 0, 8};
+
+		memcpy(p, h, sizeof(h));
+		memcpy(p + sizeof(h), rst, sizeof(rst));
+		p += sizeof(h) + sizeof(rst);
+	}
+	assert_int_equal(send(fd, hello, sizeof(hello) - 1, 0), (ssize_t)(sizeof(hello) - 1));
+	assert_int_equal(send(fd, burst, (size_t)(p - burst), 0), (ssize_t)(p - burst));
+	assert_int_equal(read_goaway(fd), NGHTTP2_ENHANCE_YOUR_CALM);
+	close(fd);
+	r = one_call(f->port, ECHO, "application/grpc", NULL, NULL, m, len);
+	assert_int_equal(r.grpc_status, GRPCX_OK);
+	free(m);
+}
+
 static void test_grpc_timeout_parser(void **state)
 {
 	struct err e;
@@ -488,6 +542,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_broken_http2_gets_goaway_and_others_are_served,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rapid_reset_gets_goaway_enhance_your_calm, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
