@@ -394,9 +394,11 @@ static int req_reserve(struct h2conn *h, struct grpcx_call *c, size_t len)
 		              "the request message is larger than 64 MiB");
 		return -1;
 	}
+	/* doubling, never past the size the prefix announced: the budget counts capacity, so
+	 * it must follow bytes received, not a length a client merely claims */
 	cap = c->req_cap ? c->req_cap * 2 : 1024;
-	if (c->has_prefix && GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len >= need)
-		cap = GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len; /* the exact size, announced */
+	if (c->has_prefix && cap > GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len)
+		cap = GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len;
 	if (cap < need)
 		cap = need;
 	add = cap - c->req_cap;

@@ -192,6 +192,8 @@ static void client_close(struct client *c)
 struct body {
 	const uint8_t *p;
 	size_t len, off;
+	int hold;     /* keep the stream open after the bytes (no END_STREAM) */
+	size_t chunk; /* at most this many bytes per DATA frame (0: any) */
 };
 
 static ssize_t read_body(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
@@ -200,9 +202,13 @@ static ssize_t read_body(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t l
 	struct body *b = src->ptr;
 	size_t n = b->len - b->off < length ? b->len - b->off : length;
 
+	if (b->chunk && n > b->chunk)
+		n = b->chunk;
+	if (n == 0 && b->hold)
+		return NGHTTP2_ERR_DEFERRED;
 	memcpy(buf, b->p + b->off, n);
 	b->off += n;
-	if (b->off == b->len)
+	if (b->off == b->len && !b->hold)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
 }
@@ -443,6 +449,34 @@ static void test_broken_http2_gets_goaway_and_others_are_served(void **state)
 	free(m);
 }
 
+static void test_claimed_lengths_do_not_use_up_the_buffer_budget(void **state)
+{
+	struct fixture *f = *state;
+	struct client c[6];
+	uint8_t claim[1029] = {0};
+	struct body b[6];
+	size_t len;
+	uint8_t *m = message(0, "small", &len);
+	struct stream_result r;
+
+	/* six connections each announce a message of 64 MiB - 105 bytes and send 1 KiB of it in
+	 * two DATA frames: were the claimed sizes reserved, four would hold all but 400 bytes of
+	 * the 256 MiB budget and the small call below would be refused */
+	grpcwire_prefix_write(claim, 64u * 1024 * 1024 - 105);
+	for (int i = 0; i < 6; i++) {
+		b[i] = (struct body){claim, sizeof(claim), 0, 1, 600};
+		client_open(&c[i], f->port);
+		client_request(&c[i], ECHO, "application/grpc", NULL, NULL, &b[i]);
+		assert_int_equal(nghttp2_session_send(c[i].ss), 0);
+	}
+	usleep(100 * 1000);
+	r = one_call(f->port, ECHO, "application/grpc", NULL, NULL, m, len);
+	assert_int_equal(r.grpc_status, GRPCX_OK);
+	for (int i = 0; i < 6; i++)
+		client_close(&c[i]);
+	free(m);
+}
+
 /* Read frames until the server closes (or 5 s): the error code of its GOAWAY, -1 if none. */
 static int read_goaway(int fd)
 {
@@ -544,6 +578,8 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rapid_reset_gets_goaway_enhance_your_calm, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_claimed_lengths_do_not_use_up_the_buffer_budget,
+	                                    setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
