@@ -361,6 +361,23 @@ static void test_bad_grpc_timeout_is_refused(void **state)
 	free(m);
 }
 
+static void test_request_headers_over_16_kib_are_refused(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *m = message(0, "x", &len);
+	char *big = malloc(20001);
+	struct stream_result r;
+
+	memset(big, 'a', 20000);
+	big[20000] = '\0';
+	r = one_call(f->port, ECHO, "application/grpc", "x-big", big, m, len);
+	assert_int_equal(r.grpc_status, GRPCX_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(r.grpc_message, "16384"));
+	free(big);
+	free(m);
+}
+
 static void test_wrong_content_type_is_http_415(void **state)
 {
 	struct fixture *f = *state;
@@ -570,6 +587,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_grpc_timeout_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_content_type_is_http_415, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_headers_over_16_kib_are_refused, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_two_messages_in_a_unary_call_are_refused, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_reset_while_the_handler_runs, setup,
