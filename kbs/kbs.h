@@ -253,6 +253,9 @@ int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const c
  * their deadline: 0. 1 when there are none to use (no such live session, not attested, no
  * claims kept, past their deadline, or a shared store): the caller takes the token path. */
 int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims);
+/* kbs_sessions_claims would hand out the claims of id now (the same checks), without
+ * decoding them: for a caller that kept the claims it gave the session (server.c). */
+bool kbs_sessions_claims_live(struct kbs_sessions *s, const char *id);
 /* Sessions the in-memory table evicted to make room, by reason. */
 void kbs_sessions_evictions(struct kbs_sessions *s, unsigned long long *expired,
                             unsigned long long *unattested);

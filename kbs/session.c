@@ -592,20 +592,38 @@ bool kbs_sessions_keep_claims(const struct kbs_sessions *s)
 	return s->kv == NULL;
 }
 
+/* The session's claims may be used now: attested with claims kept, the session's own
+ * deadline first, then the claims' (kbs_sessions_lookup decides what an expired session
+ * means). Under s->mu. */
+static const struct kbs_session *claims_live(struct kbs_sessions *s, const char *id, double now)
+{
+	struct ent **pp = find(s, id);
+	const struct kbs_session *e = pp ? &(*pp)->s : NULL;
+	if (e && e->state == KBS_SESSION_ATTESTED && e->token && e->claims_until > 0 &&
+	    e->expires >= (long long)now && now < e->claims_until)
+		return e;
+	return NULL;
+}
+
+bool kbs_sessions_claims_live(struct kbs_sessions *s, const char *id)
+{
+	if (s->kv || strlen(id) != 32)
+		return false;
+	pthread_mutex_lock(&s->mu);
+	bool live = claims_live(s, id, (double)time(NULL)) != NULL;
+	pthread_mutex_unlock(&s->mu);
+	return live;
+}
+
 int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims)
 {
 	*claims = NULL;
 	if (s->kv || strlen(id) != 32)
 		return 1;
-	double now = (double)time(NULL);
 	char *token = NULL;
 	pthread_mutex_lock(&s->mu);
-	struct ent **pp = find(s, id);
-	const struct kbs_session *e = pp ? &(*pp)->s : NULL;
-	/* the session's own deadline first, then the claims' (kbs_sessions_lookup decides
-	 * what an expired session means) */
-	if (e && e->state == KBS_SESSION_ATTESTED && e->token && e->claims_until > 0 &&
-	    e->expires >= (long long)now && now < e->claims_until)
+	const struct kbs_session *e = claims_live(s, id, (double)time(NULL));
+	if (e)
 		token = strdup(e->token);
 	pthread_mutex_unlock(&s->mu);
 	if (token != NULL) {

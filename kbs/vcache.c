@@ -113,6 +113,26 @@ int vcache_get(struct vcache *c, const uint8_t key[32], double now, void **out, 
 	return hit;
 }
 
+int vcache_take(struct vcache *c, const uint8_t key[32], double now, void **out)
+{
+	struct shard *s = shard_of(c, key);
+	void *v = NULL;
+	int hit = 0;
+	pthread_mutex_lock(&s->mu);
+	struct slot *e = find(c, s, key);
+	if (e) {
+		v = e->value;
+		hit = now < e->until;
+		memset(e, 0, sizeof(*e));
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (hit)
+		*out = v;
+	else if (v)
+		c->drop(v);
+	return hit;
+}
+
 void vcache_put(struct vcache *c, const uint8_t key[32], double until, void *value)
 {
 	struct shard *s = shard_of(c, key);

@@ -52,11 +52,18 @@ def main():
 
     # the token's exp, on every read: tokens that expired 57 s ago are good for 3 s more
     asvc.token_exp_in = -57
-    c = Attester(kbs)
+    c, late = Attester(kbs), Attester(kbs)
     c.rcar()
+    late.rcar()
     st, _, data = c.get("default/claims/key")
     t.ok(st == 200 and c.decrypt(data) == SECRET, "a token inside its leeway: read", data[:200])
     time.sleep(4)
+    # the claims /attest verified wait for the first read (server.c), but not past their exp
+    st, _, data = late.get("default/claims/key")
+    d = problem(data)
+    t.ok(st == 401 and d.get("type") == ERR + "TokenVerifierError" and
+         "expired" in d.get("detail", ""),
+         "a first read past exp plus the leeway is refused as expired", data)
     st, _, data = c.get("default/claims/key")
     d = problem(data)
     t.ok(st == 401 and d.get("type") == ERR + "TokenVerifierError" and

@@ -373,6 +373,28 @@ static void test_vcache_bounded_lru_and_deadline(void **state)
 	vcache_free(c);
 }
 
+/* The claims an /attest verified wait for the session's first read (server.c): taken once,
+ * never past their deadline. */
+static void test_vcache_take_once_and_never_late(void **state)
+{
+	struct vcache *c = vcache_new(16, dup_s, free);
+	uint8_t k[32] = {7}, other[32] = {8};
+	void *out = NULL;
+	vcache_put(c, k, 100, strdup("claims"));
+	assert_int_equal(vcache_take(c, other, 50, &out), 0);
+	assert_int_equal(vcache_take(c, k, 50, &out), 1);
+	assert_string_equal(out, "claims");
+	free(out);
+	assert_int_equal(vcache_count(c), 0); /* taken: the next read decodes the token */
+	assert_int_equal(vcache_take(c, k, 50, &out), 0);
+	vcache_put(c, k, 100, strdup("late"));
+	out = NULL;
+	assert_int_equal(vcache_take(c, k, 100, &out), 0); /* at its deadline: dropped */
+	assert_null(out);
+	assert_int_equal(vcache_count(c), 0);
+	vcache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +411,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_header_kept_by_its_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_once_gives_the_deadline, setup, teardown),
 	    cmocka_unit_test(test_vcache_bounded_lru_and_deadline),
+	    cmocka_unit_test(test_vcache_take_once_and_never_late),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
