@@ -135,7 +135,8 @@ struct http_loop {
 	struct http_req *done_head, *done_tail;
 	struct listener *lis;
 	size_t n_lis;
-	struct conn *conns; /* loop thread only */
+	struct conn *conns;      /* loop thread only */
+	struct evbuffer *direct; /* loop thread only: a reply being written at once (send_now) */
 };
 
 /* A log line that may repeat at attack rates: at most one per interval, with a count. */
@@ -400,6 +401,24 @@ static int hdr_ok(const char *s)
 	return strpbrk(s, "\r\n") == NULL;
 }
 
+/* A reply to a plain socket with nothing else queued is written at once, from the loop's own
+ * buffer, and only what the socket does not take goes through the bufferevent: through it,
+ * every reply cost two epoll_ctl calls (write interest on, then off) and a loop turn before
+ * its write. Returns 1 when all of it left. Not inside conn_pump (a reply made by a handler
+ * that ran on the loop), where on_written must not run. */
+static void on_written(struct bufferevent *bev, void *arg);
+
+static int write_direct(struct conn *c, struct evbuffer *buf)
+{
+	int fd = (int)bufferevent_getfd(c->bev);
+	while (evbuffer_get_length(buf) > 0 && evbuffer_write(buf, fd) > 0)
+		;
+	if (evbuffer_get_length(buf) == 0)
+		return 1;
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), buf);
+	return 0;
+}
+
 /* On the loop thread: write r's reply to its connection (if any is left), then free r. */
 static void send_now(struct http_req *r)
 {
@@ -411,7 +430,10 @@ static void send_now(struct http_req *r)
 		c = NULL;
 	}
 	if (c) {
-		struct evbuffer *out = bufferevent_get_output(c->bev);
+		struct evbuffer *bout = bufferevent_get_output(c->bev);
+		int direct = !s->o.tls_ctx && !c->in_pump && r->loop->direct &&
+		             evbuffer_get_length(bout) == 0;
+		struct evbuffer *out = direct ? r->loop->direct : bout;
 		char date[40];
 		int keep = r->keep_alive;
 		http_date((long long)time(NULL), date, sizeof(date));
@@ -433,7 +455,12 @@ static void send_now(struct http_req *r)
 		if (!r->head_only && r->rbody_len)
 			evbuffer_add(out, r->rbody, r->rbody_len);
 		c->req = NULL;
-		conn_after_reply(c, keep);
+		if (direct && write_direct(c, out) && keep) {
+			c->st = C_FLUSH;
+			on_written(c->bev, c); /* to C_IDLE, and the next request if one waits */
+		} else {
+			conn_after_reply(c, keep);
+		}
 	}
 	if (s->o.done)
 		s->o.done(s->o.ctx, r, r->status, r->rbody_len, now_mono() - r->started);
@@ -1315,6 +1342,7 @@ static int loop_init(struct http_server *s, struct http_loop *l, struct err *err
 	pthread_mutex_init(&l->mu, NULL);
 	l->base = event_base_new();
 	l->wake = l->base ? event_new(l->base, -1, EV_PERSIST, wake_cb, l) : NULL;
+	l->direct = evbuffer_new(); /* NULL: every reply through the bufferevent */
 	l->lis = calloc(s->n_fds, sizeof(*l->lis));
 	if (!l->wake || !l->lis)
 		return err_set(err, "cannot create an event loop");
@@ -1463,6 +1491,8 @@ void http_server_free(struct http_server *s)
 		free(l->lis);
 		if (l->wake)
 			event_free(l->wake);
+		if (l->direct)
+			evbuffer_free(l->direct);
 		if (l->base)
 			event_base_free(l->base);
 		pthread_mutex_destroy(&l->mu);

@@ -29,11 +29,34 @@ static void slow(void *arg, struct http_req *r)
 	http_reply(r, 200, "text/plain", "slow", 4);
 }
 
+#define BIG_LEN (16u << 20) /* more than loopback's socket buffers take at once */
+
+/* A reply far larger than a socket buffer, from the pool: the part the socket does not take
+ * at once goes on through the bufferevent. */
+static void big(void *arg, struct http_req *r)
+{
+	uint8_t *b = malloc(BIG_LEN);
+	assert_non_null(b);
+	for (size_t i = 0; i < BIG_LEN; i++)
+		b[i] = (uint8_t)(i * 7);
+	http_reply(r, 200, "application/octet-stream", b, BIG_LEN);
+	free(b);
+}
+
+static void pooled(void *arg, struct http_req *r)
+{
+	http_reply(r, 200, "text/plain", http_req_path(r) + 1, strlen(http_req_path(r) + 1));
+}
+
 static void handler(void *ctx, struct http_req *r)
 {
 	const char *p = http_req_path(r);
 	if (strcmp(p, "/slow") == 0) {
 		assert_int_equal(http_req_run_async(r, slow, NULL), 0);
+	} else if (strcmp(p, "/big") == 0) {
+		assert_int_equal(http_req_run_async(r, big, NULL), 0);
+	} else if (strncmp(p, "/pool", 5) == 0) {
+		assert_int_equal(http_req_run_async(r, pooled, NULL), 0);
 	} else if (strcmp(p, "/problem") == 0) {
 		http_reply_problem(r, 401, "https://example/errors/", "Thing", "it \"failed\"");
 	} else if (strcmp(p, "/cookie") == 0) {
@@ -152,6 +175,55 @@ static void test_slow_handler_does_not_block_others(void **state)
 	assert_true(tl_now_s() - t0 >= 0.39);
 	close(a);
 	close(b);
+}
+
+/* A pool reply the client starts reading only later arrives whole, and the connection then
+ * serves its next request. */
+static void test_large_reply_read_late(void **state)
+{
+	int fd = conn();
+	const char *req = "GET /big HTTP/1.1\r\nHost: a\r\n\r\n";
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	usleep(50 * 1000); /* the whole reply is due within the 1 s timeout */
+	size_t cap = BIG_LEN + 4096, n = 0;
+	char *buf = malloc(cap);
+	assert_non_null(buf);
+	n = read_resp(fd, buf, cap);
+	char *body = strstr(buf, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	assert_int_equal(n - (size_t)(body - buf), BIG_LEN);
+	for (size_t i = 0; i < BIG_LEN; i += 4099)
+		assert_int_equal((uint8_t)body[i], (uint8_t)(i * 7));
+	rt(fd, "GET /pool-after HTTP/1.1\r\nHost: a\r\n\r\n", buf, 4096);
+	assert_non_null(strstr(buf, "\r\n\r\npool-after"));
+	free(buf);
+	close(fd);
+}
+
+/* Two requests in one write, both answered from the pool: two replies, in order. */
+static void test_pipelined_pool_replies_in_order(void **state)
+{
+	char buf[4096];
+	int fd = conn();
+	const char *req =
+	    "GET /pool1 HTTP/1.1\r\nHost: a\r\n\r\nGET /pool2 HTTP/1.1\r\nHost: a\r\n\r\n";
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	size_t n = 0;
+	while (n < sizeof(buf) - 1) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = 0;
+		if (strstr(buf, "pool2"))
+			break;
+	}
+	char *a = strstr(buf, "\r\n\r\npool1"), *b = strstr(buf, "\r\n\r\npool2");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(a < b);
+	close(fd);
 }
 
 static void test_many_deferred_replies(void **state)
@@ -278,6 +350,8 @@ int main(void)
 	    cmocka_unit_test(test_reply_and_keepalive),
 	    cmocka_unit_test(test_slow_handler_does_not_block_others),
 	    cmocka_unit_test(test_many_deferred_replies),
+	    cmocka_unit_test(test_large_reply_read_late),
+	    cmocka_unit_test(test_pipelined_pool_replies_in_order),
 	    cmocka_unit_test(test_problem_body),
 	    cmocka_unit_test(test_cookie_parsing),
 	    cmocka_unit_test(test_body_limit_413),
