@@ -1,309 +1,929 @@
 /*
- * grpcx client: unary gRPC calls over gRPC core's C API (see grpcx.h).
+ * grpcx client: unary gRPC calls over HTTP/2 of our own, on libnghttp2 and OpenSSL (see
+ * grpcx.h).
  *
- * Client. One channel per client (gRPC core multiplexes calls and reconnects by itself),
- * one short-lived completion queue per call, the whole unary exchange as one batch.
- * Reconnect backoff is capped at one second, and a call that finds the channel in
- * TRANSIENT_FAILURE resets the backoff first, so a restarted peer is reached on the next
- * call while a dead one fails fast with UNAVAILABLE (calls are not wait-for-ready). Core's
- * backup poller runs every 100 ms so that those attempts complete between calls too.
+ * Why not gRPC core: its client hands every call to completion queues and executor threads
+ * (futex and epoll round trips for each), and on a 2-core machine that hand-off was a large
+ * share of the KBS's and grpc-as's CPU per attestation. Here the calling thread does the whole
+ * exchange itself: it checks a connection out of the client's pool (or dials one), writes
+ * HEADERS + one DATA frame, and reads until the stream closes, on a non-blocking socket
+ * driven by poll() with the call's deadline as the only clock. No thread, no queue, no
+ * hand-off; the pool's mutex is held only to push or pop a connection.
+ *
+ * A connection serves one call at a time (exclusive while checked out), so nothing is shared
+ * between calls but the pool list. Idle connections stay open (at most POOL_MAX_IDLE); before
+ * reuse, pending frames are read without waiting: a PING is answered, a GOAWAY or EOF
+ * discards the connection. A dead peer fails the call at once with UNAVAILABLE (connect is
+ * refused), and a restarted one is reached by the next call: there is no backoff state.
+ *
+ * Retry: only when the server cannot have seen the call — a pooled connection found dead
+ * before any byte of the request was written, or the stream refused (REFUSED_STREAM, or a
+ * GOAWAY below our stream id) — and only once, on a fresh connection. A unary call may not be
+ * idempotent, so a connection lost later fails the call with UNAVAILABLE.
+ *
+ * Windows: 16 MiB for the stream and the connection, so a response up to that size needs no
+ * WINDOW_UPDATE round trip. The byte-level parsing of what the server sends (message prefix,
+ * grpc-status, grpc-message) is in grpcx_wire.c, fuzzed on its own.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/slice.h>
-#include <grpc/support/alloc.h>
-#include <grpc/support/time.h>
+#include <nghttp2/nghttp2.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "grpcx.h"
-#include "grpcx_core.h"
+#include "grpcx_wire.h"
 
-/* ------------------------------------------------------------------------------------ */
-/* client */
+#define POOL_MAX_IDLE 32
+#define CONNECT_TIMEOUT_MS 5000 /* connect + TLS handshake, within the call's deadline */
+#define WINDOW (16 * 1024 * 1024)
+#define READ_CHUNK 16384
 
-struct grpcx_client {
-	grpc_channel *ch;
-	pthread_mutex_t mu;
-	gpr_timespec last_reset;
-	/* TLS links keep their material to explain a failed handshake (grpcx_tls_probe) */
-	int tls;
-	char *target, *ca_pem, *cert_pem, *key_pem;
-	gpr_timespec last_probe;
-	char probe_why[512];
-	char *bearer; /* "Bearer <token>" sent as authorization metadata, or NULL (wiped) */
+/* One call's state, on the calling thread's stack; nghttp2's callbacks fill it. */
+struct h2call {
+	int32_t stream_id;
+	const uint8_t *req; /* borrowed request message */
+	size_t req_len;
+	size_t sent; /* bytes of prefix + message handed to nghttp2 */
+	uint8_t prefix[5];
+	struct grpcx_msg_reader rd;
+	int http_status;    /* :status, 0 until seen */
+	int bad_ctype;      /* content-type present and not application/grpc* */
+	char ctype[64];     /* that content-type, for the message */
+	int grpc_status;    /* -1 until a valid grpc-status is seen */
+	int status_garbled; /* a grpc-status that is not a number */
+	char grpc_message[ERR_MSG_MAX - 64];
+	int closed;        /* our stream closed */
+	uint32_t h2_error; /* its HTTP/2 error code (RST_STREAM), 0 = NO_ERROR */
+	int failed;        /* we refused the response (fail holds why) and reset the stream */
+	struct err fail;
 };
 
-static const char *strip_scheme(const char *target, int *tls)
+/* One HTTP/2 connection. Owned by the pool while idle, by one call while checked out. */
+struct h2conn {
+	int fd;
+	SSL *ssl; /* NULL for plaintext */
+	nghttp2_session *ng;
+	const uint8_t *out; /* bytes from nghttp2_session_mem_send not yet written */
+	size_t out_len;
+	struct h2call *call; /* the call in progress; NULL while idle */
+	int goaway;          /* GOAWAY received: no new streams */
+	int32_t goaway_last; /* its last_stream_id */
+	int broken;          /* EOF, I/O or protocol error: never reused (why says what) */
+	int tls_refused;     /* an OpenSSL error after the handshake (an alert from the server) */
+	int wrote;           /* bytes written since the current call began */
+	int frames;          /* frames received in the connection's life */
+	char why[256];
+	struct h2conn *next; /* idle list link, guarded by the client's mu */
+};
+
+struct grpcx_client {
+	struct grpcx_target t;
+	SSL_CTX *ssl_ctx; /* TLS links: built once, shared by the connections */
+	/* TLS material kept to ask grpcx_tls_probe when a failure explains nothing */
+	char *target, *ca_pem, *cert_pem, *key_pem;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	pthread_mutex_t mu;  /* guards idle and nidle only */
+	struct h2conn *idle; /* LIFO: the most recently used connection first */
+	int nidle;
+	char *bearer; /* "Bearer <token>" sent as authorization, or NULL (wiped) */
+};
+
+static long now_ms(void)
 {
-	*tls = 0;
-	if (strncmp(target, "http://", 7) == 0)
-		return target + 7;
-	if (strncmp(target, "https://", 8) == 0) {
-		*tls = 1;
-		return target + 8;
-	}
-	return target;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct grpcx_client *client_new_creds(const char *target, grpc_channel_credentials *creds,
-                                             struct err *err)
+static void ignore_sigpipe_once(void)
 {
-	struct grpcx_client *c;
-	grpc_arg a[5];
-	grpc_channel_args ca;
-	char *t;
-	size_t n;
-	int tls;
+	struct sigaction sa;
 
-	if (creds == NULL) {
-		err_set(err, "Cannot create the gRPC channel credentials");
+	/* SSL_write on a socket the peer closed would kill a process that never chose */
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* socket I/O: >0 bytes moved, 0 would block, -1 the connection is broken (why set) */
+
+static const char *ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "unknown TLS error";
+}
+
+static int conn_break(struct h2conn *k, const char *fmt, const char *arg)
+{
+	if (!k->broken) {
+		k->broken = 1;
+		snprintf(k->why, sizeof(k->why), fmt, arg);
+	}
+	return -1;
+}
+
+static ssize_t ssl_io_result(struct h2conn *k, int r, int writing)
+{
+	int e = SSL_get_error(k->ssl, r);
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		return conn_break(k, "the server closed the connection%s", "");
+	case SSL_ERROR_SYSCALL:
+		return conn_break(k, "%s",
+		                  errno ? strerror(errno) : "the server closed the connection");
+	default:
+		k->tls_refused = 1;
+		conn_break(k, "the server refused the TLS session: %s", ssl_reason());
+		ERR_clear_error();
+		(void)writing;
+		return -1;
+	}
+}
+
+static ssize_t conn_read(struct h2conn *k, uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	if (k->ssl) {
+		ERR_clear_error();
+		int r = SSL_read(k->ssl, buf, (int)len);
+		return r > 0 ? r : ssl_io_result(k, r, 0);
+	}
+	n = recv(k->fd, buf, len, 0);
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return conn_break(k, "the server closed the connection%s", "");
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return conn_break(k, "%s", strerror(errno));
+}
+
+static ssize_t conn_write(struct h2conn *k, const uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	if (k->ssl) {
+		ERR_clear_error();
+		int r = SSL_write(k->ssl, buf, len > 1u << 30 ? 1 << 30 : (int)len);
+		return r > 0 ? r : ssl_io_result(k, r, 1);
+	}
+	n = send(k->fd, buf, len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return conn_break(k, "%s", strerror(errno));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the session pump */
+
+/* Writes what nghttp2 has to send, without waiting: 0 all written, 1 the socket is full,
+ * -1 broken. */
+static int conn_flush(struct h2conn *k)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (k->out_len == 0) {
+			n = nghttp2_session_mem_send(k->ng, &k->out);
+			if (n < 0)
+				return conn_break(k, "HTTP/2 error: %s", nghttp2_strerror((int)n));
+			if (n == 0)
+				return 0;
+			k->out_len = (size_t)n;
+		}
+		n = conn_write(k, k->out, k->out_len);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 1;
+		k->wrote = 1;
+		k->out += n;
+		k->out_len -= (size_t)n;
+	}
+}
+
+/* Reads what has arrived, without waiting, into nghttp2: 0 nothing more now, -1 broken. */
+static int conn_drain(struct h2conn *k)
+{
+	uint8_t buf[READ_CHUNK];
+
+	for (;;) {
+		ssize_t n = conn_read(k, buf, sizeof(buf)), used;
+
+		if (n <= 0)
+			return (int)n;
+		used = nghttp2_session_mem_recv(k->ng, buf, (size_t)n);
+		if (used < 0)
+			return conn_break(k, "HTTP/2 error from the server: %s",
+			                  nghttp2_strerror((int)used));
+		if ((size_t)n < sizeof(buf) && (k->ssl == NULL || SSL_pending(k->ssl) == 0))
+			return 0;
+	}
+}
+
+static int call_done(const struct h2conn *k)
+{
+	return k->call == NULL || k->call->closed || k->call->failed;
+}
+
+/* Runs the session until the call is done: 0, -1 broken, -2 the deadline (ms, < 0: none)
+ * passed. */
+static int conn_pump(struct h2conn *k, long deadline)
+{
+	for (;;) {
+		struct pollfd p = {.fd = k->fd, .events = POLLIN};
+		int fl, wait;
+
+		fl = conn_flush(k);
+		if (fl < 0)
+			return -1;
+		if (call_done(k))
+			return 0;
+		if (fl == 0 && !nghttp2_session_want_read(k->ng))
+			return conn_break(k, "the server ended the HTTP/2 session%s", "");
+		if (k->ssl && SSL_pending(k->ssl) > 0) {
+			if (conn_drain(k) < 0)
+				return -1;
+			continue;
+		}
+		if (fl == 1)
+			p.events |= POLLOUT;
+		if (deadline < 0) {
+			wait = -1;
+		} else {
+			long left = deadline - now_ms();
+			if (left <= 0)
+				return -2;
+			wait = left > 60000 ? 60000 : (int)left;
+		}
+		if (poll(&p, 1, wait) < 0 && errno != EINTR)
+			return conn_break(k, "poll: %s", strerror(errno));
+		if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && conn_drain(k) < 0)
+			return -1;
+	}
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* nghttp2 callbacks (user_data is the h2conn) */
+
+static int hdr_is(const uint8_t *name, size_t len, const char *want)
+{
+	return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	struct h2conn *k = ud;
+	struct h2call *call = k->call;
+
+	if (call == NULL || f->hd.type != NGHTTP2_HEADERS || f->hd.stream_id != call->stream_id)
+		return 0;
+	if (hdr_is(name, namelen, ":status")) {
+		int st = grpcx_status_parse(value, valuelen);
+		if (st >= 200 || call->http_status == 0)
+			call->http_status = st;
+	} else if (hdr_is(name, namelen, "content-type")) {
+		call->bad_ctype = !(valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
+		                    (valuelen == 16 || value[16] == '+' || value[16] == ';'));
+		snprintf(call->ctype, sizeof(call->ctype), "%.*s", (int)valuelen,
+		         (const char *)value);
+	} else if (hdr_is(name, namelen, "grpc-status")) {
+		call->grpc_status = grpcx_status_parse(value, valuelen);
+		call->status_garbled = call->grpc_status < 0;
+	} else if (hdr_is(name, namelen, "grpc-message")) {
+		grpcx_percent_decode(value, valuelen, call->grpc_message,
+		                     sizeof(call->grpc_message));
+	}
+	return 0;
+}
+
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                   size_t len, void *ud)
+{
+	struct h2conn *k = ud;
+	struct h2call *call = k->call;
+
+	if (call == NULL || stream_id != call->stream_id || call->failed)
+		return 0;
+	if (grpcx_msg_feed(&call->rd, data, len, &call->fail) < 0) {
+		/* refuse the rest without buffering it */
+		call->failed = 1;
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
+	}
+	return 0;
+}
+
+static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct h2conn *k = ud;
+
+	k->frames++;
+	if (f->hd.type == NGHTTP2_GOAWAY) {
+		k->goaway = 1;
+		k->goaway_last = f->goaway.last_stream_id;
+	}
+	return 0;
+}
+
+static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t code, void *ud)
+{
+	struct h2conn *k = ud;
+
+	if (k->call != NULL && stream_id == k->call->stream_id) {
+		k->call->closed = 1;
+		k->call->h2_error = code;
+	}
+	return 0;
+}
+
+/* The request body: the 5-byte prefix (uncompressed, length) then the message. */
+static ssize_t req_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
+                        uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct h2call *call = src->ptr;
+	size_t total = 5 + call->req_len, n = 0;
+
+	while (n < length && call->sent < total) {
+		size_t k;
+
+		if (call->sent < 5) {
+			buf[n++] = call->prefix[call->sent++];
+			continue;
+		}
+		k = total - call->sent < length - n ? total - call->sent : length - n;
+		memcpy(buf + n, call->req + (call->sent - 5), k);
+		n += k;
+		call->sent += k;
+	}
+	if (call->sent == total)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* connections */
+
+static void conn_free(struct h2conn *k)
+{
+	if (k == NULL)
+		return;
+	nghttp2_session_del(k->ng);
+	if (k->ssl) {
+		SSL_set_quiet_shutdown(k->ssl, 1);
+		SSL_free(k->ssl);
+	}
+	if (k->fd >= 0)
+		close(k->fd);
+	free(k);
+}
+
+/* Connected non-blocking TCP socket, or -1 with *why. */
+static int dial(const struct grpcx_target *t, long until, char *why, size_t wl)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai, *a;
+	int fd = -1, rc, one = 1;
+
+	rc = getaddrinfo(t->host, t->port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(why, wl, "cannot resolve the server's host name: %s", gai_strerror(rc));
+		return -1;
+	}
+	snprintf(why, wl, "cannot connect: no address");
+	for (a = ai; a != NULL; a = a->ai_next) {
+		struct pollfd p = {.events = POLLOUT};
+		int soerr = 0, left;
+		socklen_t sl = sizeof(soerr);
+
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		            a->ai_protocol);
+		if (fd < 0) {
+			snprintf(why, wl, "cannot connect: %s", strerror(errno));
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			p.fd = fd;
+			left = (int)(until - now_ms());
+			rc = left > 0 ? poll(&p, 1, left) : 0;
+			if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+			    soerr == 0)
+				break;
+			errno = rc == 0 ? ETIMEDOUT : soerr ? soerr : errno;
+		}
+		snprintf(why, wl, "cannot connect: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* TLS handshake within `until`: 0, or -1 with why. */
+static int tls_handshake(struct grpcx_client *c, struct h2conn *k, long until, char *why, size_t wl)
+{
+	const unsigned char *proto = NULL;
+	unsigned int plen = 0;
+
+	k->ssl = SSL_new(c->ssl_ctx);
+	if (k->ssl == NULL || SSL_set_fd(k->ssl, k->fd) != 1) {
+		snprintf(why, wl, "cannot set up TLS: %s", ssl_reason());
+		return -1;
+	}
+	if (c->t.is_ip) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl), c->t.host);
+	} else {
+		SSL_set_tlsext_host_name(k->ssl, c->t.host);
+		SSL_set1_host(k->ssl, c->t.host);
+	}
+	for (;;) {
+		struct pollfd p = {.fd = k->fd};
+		int r, e, left;
+
+		ERR_clear_error();
+		r = SSL_connect(k->ssl);
+		if (r == 1)
+			break;
+		e = SSL_get_error(k->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			p.events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+			left = (int)(until - now_ms());
+			if (left <= 0 || poll(&p, 1, left) == 0) {
+				snprintf(why, wl, "the TLS handshake did not complete in time");
+				return -1;
+			}
+			continue;
+		}
+		long vr = SSL_get_verify_result(k->ssl);
+		if (vr != X509_V_OK)
+			snprintf(why, wl, "the server's certificate is refused: %s",
+			         X509_verify_cert_error_string(vr));
+		else if (e == SSL_ERROR_SSL)
+			snprintf(why, wl, "the TLS handshake failed: %s", ssl_reason());
+		else
+			snprintf(why, wl,
+			         "the server closed the connection during the TLS handshake");
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_get0_alpn_selected(k->ssl, &proto, &plen);
+	if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
+		snprintf(why, wl, "the server did not agree to HTTP/2 (ALPN \"h2\")");
+		return -1;
+	}
+	return 0;
+}
+
+static int session_new(struct grpcx_client *c, struct h2conn *k)
+{
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 65536},
+	};
+
+	if (nghttp2_session_client_new2(&k->ng, c->cbs, k, c->opt) != 0)
+		return -1;
+	if (nghttp2_submit_settings(k->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) !=
+	        0 ||
+	    nghttp2_session_set_local_window_size(k->ng, NGHTTP2_FLAG_NONE, 0, WINDOW) != 0)
+		return -1;
+	return 0;
+}
+
+/* A new connection (TCP, TLS, HTTP/2 preface queued), or NULL with err (code set). */
+static struct h2conn *conn_open(struct grpcx_client *c, long deadline, struct err *err)
+{
+	long until = now_ms() + CONNECT_TIMEOUT_MS;
+	struct h2conn *k;
+	char why[256];
+
+	if (deadline >= 0 && deadline < until)
+		until = deadline;
+	k = calloc(1, sizeof(*k));
+	if (k == NULL) {
+		err_setc(err, GRPCX_UNAVAILABLE, "out of memory");
 		return NULL;
 	}
-	t = strdup(strip_scheme(target, &tls));
-	if (t == NULL) {
-		grpc_channel_credentials_release(creds);
-		err_set(err, "out of memory");
+	k->goaway_last = -1;
+	k->fd = dial(&c->t, until, why, sizeof(why));
+	if (k->fd < 0)
+		goto fail;
+	if (c->ssl_ctx != NULL && tls_handshake(c, k, until, why, sizeof(why)) < 0) {
+		if (deadline < 0 || now_ms() < deadline) {
+			conn_free(k);
+			err_setc(err, GRPCX_UNAVAILABLE, "TLS connection failed: %s", why);
+			return NULL;
+		}
+		goto fail;
+	}
+	if (session_new(c, k) < 0) {
+		snprintf(why, sizeof(why), "cannot set up the HTTP/2 session");
+		goto fail;
+	}
+	return k;
+fail:
+	conn_free(k);
+	if (deadline >= 0 && now_ms() >= deadline)
+		err_setc(err, GRPCX_DEADLINE_EXCEEDED, "Deadline exceeded while connecting: %s",
+		         why);
+	else
+		err_setc(err, GRPCX_UNAVAILABLE, "The server is unavailable: %s", why);
+	return NULL;
+}
+
+/* An idle connection may have been closed by the server or have frames waiting (PING,
+ * SETTINGS, GOAWAY): process them without waiting. 0 when it can carry a new stream. */
+static int conn_refresh(struct h2conn *k)
+{
+	if (conn_drain(k) < 0 || conn_flush(k) < 0)
+		return -1;
+	if (k->broken || k->goaway || !nghttp2_session_want_read(k->ng) ||
+	    nghttp2_session_get_next_stream_id(k->ng) > (1u << 30))
+		return -1;
+	return 0;
+}
+
+static struct h2conn *pool_get(struct grpcx_client *c)
+{
+	for (;;) {
+		struct h2conn *k;
+
+		pthread_mutex_lock(&c->mu);
+		k = c->idle;
+		if (k != NULL) {
+			c->idle = k->next;
+			c->nidle--;
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (k == NULL || conn_refresh(k) == 0)
+			return k;
+		conn_free(k);
+	}
+}
+
+static void pool_put(struct grpcx_client *c, struct h2conn *k)
+{
+	k->call = NULL;
+	pthread_mutex_lock(&c->mu);
+	if (c->nidle < POOL_MAX_IDLE) {
+		k->next = c->idle;
+		c->idle = k;
+		c->nidle++;
+		k = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	conn_free(k);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* one call */
+
+enum { RETRY = -100 };
+
+static int submit(struct grpcx_client *c, struct h2conn *k, const char *method, struct h2call *call,
+                  long deadline)
+{
+	char timeout[16];
+	nghttp2_nv nv[10];
+	nghttp2_data_provider prd = {.source.ptr = call, .read_callback = req_read};
+	size_t n = 0;
+
+#define NV(nm, val, fl)                                                                            \
+	nv[n++] =                                                                                  \
+	    (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), strlen(nm), strlen(val),               \
+	                 NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE | (fl)}
+	NV(":method", "POST", 0);
+	NV(":scheme", c->ssl_ctx ? "https" : "http", 0);
+	NV(":path", method, 0);
+	NV(":authority", c->t.authority, 0);
+	NV("content-type", "application/grpc", 0);
+	NV("te", "trailers", 0);
+	NV("user-agent", "ctrustee", 0);
+	if (deadline >= 0 &&
+	    grpcx_timeout_format(deadline - now_ms(), timeout, sizeof(timeout)) == 0)
+		NV("grpc-timeout", timeout, 0);
+	if (c->bearer != NULL)
+		NV("authorization", c->bearer, NGHTTP2_NV_FLAG_NO_INDEX);
+#undef NV
+	call->stream_id = nghttp2_submit_request(k->ng, NULL, nv, n, &prd, NULL);
+	return call->stream_id > 0 ? 0 : -1;
+}
+
+/* err_setc for a call's outcome: returns the status code itself. */
+static int __attribute__((format(printf, 3, 4)))
+status_set(struct err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	err->code = code;
+	return code;
+}
+
+/* The status of a stream that closed, from what the server sent. */
+static int call_result(struct h2call *call, uint8_t **resp, size_t *resp_len, struct err *err)
+{
+	if (call->failed) {
+		*err = call->fail;
+		return call->fail.code;
+	}
+	if (call->grpc_status < 0 && call->h2_error != NGHTTP2_NO_ERROR)
+		return status_set(err, grpcx_status_from_h2_error(call->h2_error),
+		                  "The server reset the call (HTTP/2 error %s)",
+		                  nghttp2_http2_strerror(call->h2_error));
+	if (call->http_status != 200)
+		return status_set(err, grpcx_status_from_http(call->http_status),
+		                  "The server answered HTTP status %d, not a gRPC response%s%s",
+		                  call->http_status, call->grpc_message[0] ? ": " : "",
+		                  call->grpc_message);
+	if (call->bad_ctype)
+		return status_set(err, GRPCX_UNKNOWN,
+		                  "The server answered with content-type %s, not a gRPC response",
+		                  call->ctype);
+	if (call->grpc_status < 0)
+		return status_set(err, call->status_garbled ? GRPCX_UNKNOWN : GRPCX_INTERNAL, "%s",
+		                  call->status_garbled
+		                      ? "The server's response carries an invalid grpc-status"
+		                      : "The server's response carries no grpc-status");
+	if (call->grpc_status != GRPCX_OK) {
+		err_setc(err, call->grpc_status, "%s",
+		         call->grpc_message[0] ? call->grpc_message : "gRPC call failed");
+		return call->grpc_status;
+	}
+	if (grpcx_msg_finish(&call->rd, resp, resp_len, err) < 0)
+		return err->code;
+	return GRPCX_OK;
+}
+
+/* Why a connection failed during a call, as the caller reads it. */
+static int conn_lost(struct grpcx_client *c, struct h2conn *k, struct err *err)
+{
+	char why[512];
+
+	if (c->ssl_ctx != NULL && k->frames == 0) {
+		/* the TLS session itself was refused (TLS 1.3 alerts come after the handshake) */
+		if (!k->tls_refused && grpcx_tls_probe(c->target, c->ca_pem, c->cert_pem,
+		                                       c->key_pem, 2000, why, sizeof(why)) == 1)
+			return status_set(err, GRPCX_UNAVAILABLE, "TLS connection failed: %s", why);
+		if (k->tls_refused)
+			return status_set(
+			    err, GRPCX_UNAVAILABLE, "TLS connection failed: %s%s", k->why,
+			    c->cert_pem ? "" : " (no client certificate is configured)");
+	}
+	return status_set(err, GRPCX_UNAVAILABLE, "The connection to the server was lost: %s",
+	                  k->why);
+}
+
+/* One attempt on connection k. Returns a status, -1, or RETRY when the server cannot have
+ * seen the call (pooled only). *reuse says whether k may go back to the pool. */
+static int call_on(struct grpcx_client *c, struct h2conn *k, int pooled, const char *method,
+                   struct h2call *call, long deadline, uint8_t **resp, size_t *resp_len, int *reuse,
+                   struct err *err)
+{
+	int rc;
+
+	*reuse = 0;
+	k->call = call;
+	k->wrote = 0;
+	if (submit(c, k, method, call, deadline) < 0) {
+		if (pooled)
+			return RETRY;
+		return status_set(err, GRPCX_UNAVAILABLE, "Cannot start an HTTP/2 stream");
+	}
+	rc = conn_pump(k, deadline);
+	if (rc == -2) {
+		nghttp2_submit_rst_stream(k->ng, NGHTTP2_FLAG_NONE, call->stream_id,
+		                          NGHTTP2_CANCEL);
+		conn_flush(k);
+		return status_set(err, GRPCX_DEADLINE_EXCEEDED,
+		                  "Deadline exceeded: no answer from the server in time");
+	}
+	if (call->closed && call->h2_error == NGHTTP2_REFUSED_STREAM)
+		return pooled ? RETRY
+		              : status_set(err, GRPCX_UNAVAILABLE,
+		                           "The server refused the call (REFUSED_STREAM)");
+	if (!call->closed && k->goaway && call->stream_id > k->goaway_last && pooled)
+		return RETRY;
+	if (rc == -1) {
+		if (pooled && !k->wrote)
+			return RETRY;
+		if (!call->closed)
+			return conn_lost(c, k, err);
+	}
+	rc = call_result(call, resp, resp_len, err);
+	*reuse = !k->broken && !k->goaway && !call->failed && call->h2_error == NGHTTP2_NO_ERROR;
+	return rc;
+}
+
+int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, size_t req_len,
+               uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err)
+{
+	long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : -1;
+	struct err local;
+	int st = -1;
+
+	if (err == NULL)
+		err = &local;
+	*resp = NULL;
+	*resp_len = 0;
+	err_clear(err);
+	if (req_len > GRPCX_WIRE_MAX_MSG)
+		return status_set(err, GRPCX_RESOURCE_EXHAUSTED,
+		                  "The request message of %zu bytes is larger than the limit of %u "
+		                  "bytes",
+		                  req_len, GRPCX_WIRE_MAX_MSG);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct h2call call = {.req = req, .req_len = req_len, .grpc_status = -1};
+		struct h2conn *k = attempt == 0 ? pool_get(c) : NULL;
+		int pooled = k != NULL, reuse;
+
+		if (k == NULL && (k = conn_open(c, deadline, err)) == NULL)
+			return err->code;
+		call.prefix[1] = (uint8_t)(req_len >> 24);
+		call.prefix[2] = (uint8_t)(req_len >> 16);
+		call.prefix[3] = (uint8_t)(req_len >> 8);
+		call.prefix[4] = (uint8_t)req_len;
+		grpcx_msg_reader_init(&call.rd, GRPCX_WIRE_MAX_MSG);
+		st = call_on(c, k, pooled, method, &call, deadline, resp, resp_len, &reuse, err);
+		grpcx_msg_reader_free(&call.rd);
+		k->call = NULL;
+		if (reuse)
+			pool_put(c, k);
+		else
+			conn_free(k);
+		if (st != RETRY)
+			break;
+		err_clear(err);
+		st = status_set(err, GRPCX_UNAVAILABLE, "The server refused the call");
+	}
+	if (st != GRPCX_OK) {
+		free(*resp);
+		*resp = NULL;
+		*resp_len = 0;
+	}
+	return st == RETRY ? GRPCX_UNAVAILABLE : st;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* clients */
+
+static int add_pem_roots(SSL_CTX *ctx, const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	int n = 0;
+
+	while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1)
+			n++;
+		X509_free(x);
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	return n;
+}
+
+static int use_client_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
+{
+	BIO *b = BIO_new_mem_buf(cert_pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL, *extra;
+	EVP_PKEY *k = NULL;
+	int ok = 0;
+
+	if (x != NULL && SSL_CTX_use_certificate(ctx, x) == 1) {
+		while ((extra = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+			if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1)
+				X509_free(extra);
+		BIO_free(b);
+		b = BIO_new_mem_buf(key_pem, -1);
+		k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+		ok = k != NULL && SSL_CTX_use_PrivateKey(ctx, k) == 1 &&
+		     SSL_CTX_check_private_key(ctx) == 1;
+	}
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(b);
+	ERR_clear_error();
+	return ok ? 0 : -1;
+}
+
+static SSL_CTX *ssl_ctx_new(const char *ca_pem, const char *cert_pem, const char *key_pem,
+                            struct err *err)
+{
+	static const unsigned char alpn[] = {2, 'h', '2'};
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		err_set(err, "Cannot create a TLS context");
 		return NULL;
 	}
-	n = strlen(t);
-	while (n > 0 && t[n - 1] == '/')
-		t[--n] = '\0';
-	if (n == 0) {
-		free(t);
-		grpc_channel_credentials_release(creds);
-		err_set(err, "Empty gRPC target address");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                          SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn));
+	if (ca_pem != NULL ? add_pem_roots(ctx, ca_pem) == 0
+	                   : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		err_set(err, "The TLS CA for the gRPC link holds no usable certificate");
 		return NULL;
 	}
-	c = calloc(1, sizeof(*c));
+	if (cert_pem != NULL && key_pem != NULL && use_client_pair(ctx, cert_pem, key_pem) < 0) {
+		SSL_CTX_free(ctx);
+		err_set(err, "The TLS client certificate or key for the gRPC link is unusable");
+		return NULL;
+	}
+	return ctx;
+}
+
+static struct grpcx_client *client_new(const char *target, struct err *err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct grpcx_client *c = calloc(1, sizeof(*c));
+
 	if (c == NULL) {
-		free(t);
-		grpc_channel_credentials_release(creds);
 		err_set(err, "out of memory");
 		return NULL;
 	}
-	grpcx_init();
-	a[0].type = GRPC_ARG_INTEGER;
-	a[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	a[0].value.integer = GRPCX_MAX_MSG;
-	a[1].type = GRPC_ARG_INTEGER;
-	a[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-	a[1].value.integer = GRPCX_MAX_MSG;
-	a[2].type = GRPC_ARG_INTEGER;
-	a[2].key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
-	a[2].value.integer = 100;
-	/* gRPC core reads this one as the minimum time a connection attempt may take, not as a
-	 * backoff: at 100 ms, an attempt started by a failed-fast call (nobody polling its
-	 * socket until the next call) was cut off as "tcp handshaker shutdown" again and again,
-	 * and a restarted peer stayed unreachable for seconds. */
-	a[3].type = GRPC_ARG_INTEGER;
-	a[3].key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
-	a[3].value.integer = GRPCX_CONNECT_TIMEOUT_MS;
-	a[4].type = GRPC_ARG_INTEGER;
-	a[4].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-	a[4].value.integer = 1000;
-	ca.num_args = 5;
-	ca.args = a;
-	c->ch = grpc_channel_create(t, creds, &ca);
-	grpc_channel_credentials_release(creds);
-	free(t);
-	if (c->ch == NULL) {
-		free(c);
-		grpc_shutdown();
-		err_set(err, "Cannot create a gRPC channel to %s", target);
+	pthread_once(&once, ignore_sigpipe_once);
+	pthread_mutex_init(&c->mu, NULL);
+	if (grpcx_target_parse(target, &c->t, err) < 0 || (c->target = strdup(target)) == NULL ||
+	    nghttp2_session_callbacks_new(&c->cbs) != 0 || nghttp2_option_new(&c->opt) != 0) {
+		if (c->target == NULL && err && err->msg[0] == '\0')
+			err_set(err, "out of memory");
+		grpcx_client_free(c);
 		return NULL;
 	}
-	pthread_mutex_init(&c->mu, NULL);
-	c->last_reset = gpr_now(GPR_CLOCK_MONOTONIC);
+	nghttp2_session_callbacks_set_on_header_callback(c->cbs, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c->cbs, on_data);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(c->cbs, on_frame);
+	nghttp2_session_callbacks_set_on_stream_close_callback(c->cbs, on_close);
 	return c;
 }
 
 struct grpcx_client *grpcx_client_new(const char *target, struct err *err)
 {
-	int tls;
-
 	/* An https:// target is never dialled in plaintext: TLS with the system roots. */
-	strip_scheme(target, &tls);
-	if (tls)
+	if (strncmp(target, "https://", 8) == 0)
 		return grpcx_client_new_tls(target, NULL, NULL, NULL, err);
-	return client_new_creds(target, grpc_insecure_credentials_create(), err);
+	return client_new(target, err);
 }
 
 struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem,
                                           const char *cert_pem, const char *key_pem,
                                           struct err *err)
 {
-	grpc_ssl_pem_key_cert_pair pair = {.private_key = key_pem, .cert_chain = cert_pem};
-	struct grpcx_client *c;
+	struct grpcx_client *c = client_new(target, err);
 
-	c = client_new_creds(
-	    target,
-	    grpc_ssl_credentials_create(ca_pem, cert_pem && key_pem ? &pair : NULL, NULL, NULL),
-	    err);
 	if (c == NULL)
 		return NULL;
-	c->tls = 1;
-	c->target = strdup(target);
+	c->t.tls = 1;
+	c->ssl_ctx = ssl_ctx_new(ca_pem, cert_pem, key_pem, err);
+	if (c->ssl_ctx == NULL) {
+		grpcx_client_free(c);
+		return NULL;
+	}
 	c->ca_pem = ca_pem ? strdup(ca_pem) : NULL;
 	if (cert_pem && key_pem) {
 		c->cert_pem = strdup(cert_pem);
 		c->key_pem = strdup(key_pem);
 	}
 	return c;
-}
-
-/* Core's message for a failed TLS handshake does not say why; one probe (at most every
- * second per client) does. Keeps the status, replaces the message, which names no address
- * (it may reach a client in a problem detail; callers log the link's address). */
-static void explain_tls_failure(struct grpcx_client *c, struct err *err)
-{
-	gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
-	char why[512];
-
-	if (err == NULL || c->target == NULL)
-		return;
-	pthread_mutex_lock(&c->mu);
-	if (c->probe_why[0] != '\0' && gpr_time_cmp(gpr_time_sub(now, c->last_probe),
-	                                            gpr_time_from_millis(1000, GPR_TIMESPAN)) < 0) {
-		snprintf(why, sizeof(why), "%s", c->probe_why);
-	} else {
-		pthread_mutex_unlock(&c->mu);
-		if (grpcx_tls_probe(c->target, c->ca_pem, c->cert_pem, c->key_pem, 2000, why,
-		                    sizeof(why)) == 0)
-			return;
-		pthread_mutex_lock(&c->mu);
-		snprintf(c->probe_why, sizeof(c->probe_why), "%s", why);
-		c->last_probe = now;
-	}
-	pthread_mutex_unlock(&c->mu);
-	err_set(err, "TLS connection failed: %s", why);
-	err->code = GRPCX_UNAVAILABLE;
-}
-
-/* A channel in TRANSIENT_FAILURE waits out its backoff before reconnecting; cut that short
- * (at most every 200 ms) so a restarted peer is reached by the very next call. */
-static void maybe_reset_backoff(struct grpcx_client *c)
-{
-	gpr_timespec now;
-
-	if (grpc_channel_check_connectivity_state(c->ch, 0) != GRPC_CHANNEL_TRANSIENT_FAILURE)
-		return;
-	now = gpr_now(GPR_CLOCK_MONOTONIC);
-	pthread_mutex_lock(&c->mu);
-	if (gpr_time_cmp(gpr_time_sub(now, c->last_reset),
-	                 gpr_time_from_millis(200, GPR_TIMESPAN)) > 0) {
-		c->last_reset = now;
-		grpc_channel_reset_connect_backoff(c->ch);
-	}
-	pthread_mutex_unlock(&c->mu);
-}
-
-int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, size_t req_len,
-               uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err)
-{
-	grpc_completion_queue *cq;
-	grpc_call *call;
-	grpc_op ops[6];
-	grpc_metadata_array init_md, trail_md;
-	grpc_metadata auth;
-	grpc_byte_buffer *send_bb, *recv_bb = NULL;
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
-	grpc_slice msl;
-	gpr_timespec deadline;
-	grpc_call_error ce;
-	grpc_event ev;
-	int ret;
-
-	*resp = NULL;
-	*resp_len = 0;
-	err_clear(err);
-	maybe_reset_backoff(c);
-	deadline =
-	    timeout_ms > 0 ? deadline_in_ms(timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC);
-	cq = grpc_completion_queue_create_for_pluck(NULL);
-	msl = grpc_slice_from_copied_string(method);
-	call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, msl, NULL,
-	                                deadline, NULL);
-	grpc_slice_unref(msl);
-	if (call == NULL) {
-		grpc_completion_queue_shutdown(cq);
-		grpc_completion_queue_destroy(cq);
-		return err_set(err, "Cannot create a gRPC call");
-	}
-	grpc_metadata_array_init(&init_md);
-	grpc_metadata_array_init(&trail_md);
-	send_bb = bytes_to_bb(req, req_len);
-
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	if (c->bearer != NULL) {
-		auth.key = grpc_slice_from_static_string("authorization");
-		auth.value = grpc_slice_from_static_string(c->bearer);
-		ops[0].data.send_initial_metadata.count = 1;
-		ops[0].data.send_initial_metadata.metadata = &auth;
-	}
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send_bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &recv_bb;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-
-	ce = grpc_call_start_batch(call, ops, 6, (void *)1, NULL);
-	if (ce != GRPC_CALL_OK) {
-		ret = err_set(err, "Cannot start a gRPC call: %s", grpc_call_error_to_string(ce));
-		goto out;
-	}
-	/* The call's deadline makes core complete the batch; waiting forever is safe. */
-	ev = grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	if (ev.type != GRPC_OP_COMPLETE) {
-		grpc_call_cancel(call, NULL);
-		ret = err_set(err, "gRPC call did not complete");
-		goto out;
-	}
-	ret = (int)status;
-	if (status == GRPC_STATUS_OK) {
-		if (bb_to_bytes(recv_bb, resp, resp_len) < 0) {
-			ret = err_set(err, "Cannot read the gRPC response message");
-		} else if (*resp == NULL) {
-			/* OK without a message: callers get an empty one. */
-			*resp = calloc(1, 1);
-		}
-	} else {
-		char *d = grpc_slice_to_c_string(details);
-		err_set(err, "%s", d && d[0] ? d : "gRPC call failed");
-		if (err)
-			err->code = (int)status;
-		gpr_free(d);
-		if (c->tls && status == GRPC_STATUS_UNAVAILABLE)
-			explain_tls_failure(c, err);
-	}
-out:
-	grpc_call_unref(call);
-	grpc_completion_queue_shutdown(cq);
-	while (
-	    grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	    GRPC_QUEUE_SHUTDOWN)
-		;
-	grpc_completion_queue_destroy(cq);
-	grpc_byte_buffer_destroy(send_bb);
-	if (recv_bb)
-		grpc_byte_buffer_destroy(recv_bb);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&init_md);
-	grpc_metadata_array_destroy(&trail_md);
-	return ret;
 }
 
 int grpcx_client_set_bearer(struct grpcx_client *c, const char *token, struct err *err)
@@ -322,10 +942,18 @@ int grpcx_client_set_bearer(struct grpcx_client *c, const char *token, struct er
 
 void grpcx_client_free(struct grpcx_client *c)
 {
+	struct h2conn *k;
+
 	if (c == NULL)
 		return;
-	grpc_channel_destroy(c->ch);
+	while ((k = c->idle) != NULL) {
+		c->idle = k->next;
+		conn_free(k);
+	}
+	nghttp2_session_callbacks_del(c->cbs);
+	nghttp2_option_del(c->opt);
 	pthread_mutex_destroy(&c->mu);
+	SSL_CTX_free(c->ssl_ctx);
 	free(c->target);
 	free(c->ca_pem);
 	free(c->cert_pem);
@@ -338,5 +966,4 @@ void grpcx_client_free(struct grpcx_client *c)
 		free(c->key_pem);
 	}
 	free(c);
-	grpc_shutdown();
 }
