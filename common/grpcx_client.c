@@ -55,6 +55,7 @@
 #define CONNECT_TIMEOUT_MS 5000 /* connect + TLS handshake, within the call's deadline */
 #define WINDOW (16 * 1024 * 1024)
 #define READ_CHUNK 16384
+#define WBUF_SIZE sizeof(((struct h2conn *)0)->wbuf)
 
 /* One call's state, on the calling thread's stack; nghttp2's callbacks fill it. */
 struct h2call {
@@ -81,7 +82,9 @@ struct h2conn {
 	int fd;
 	SSL *ssl; /* NULL for plaintext */
 	nghttp2_session *ng;
-	const uint8_t *out; /* bytes from nghttp2_session_mem_send not yet written */
+	uint8_t wbuf[4096]; /* small frames gathered for one write: wbuf[woff..wlen) */
+	size_t wlen, woff;
+	const uint8_t *out; /* a larger frame from nghttp2_session_mem_send, after wbuf */
 	size_t out_len;
 	struct h2call *call; /* the call in progress; NULL while idle */
 	int goaway;          /* GOAWAY received: no new streams */
@@ -206,28 +209,52 @@ static ssize_t conn_write(struct h2conn *k, const uint8_t *buf, size_t len)
 /* the session pump */
 
 /* Writes what nghttp2 has to send, without waiting: 0 all written, 1 the socket is full,
- * -1 broken. */
+ * -1 broken. nghttp2 hands over one frame at a time; small frames are gathered in wbuf so
+ * that a whole request (HEADERS + DATA, plus the preface on a new connection) leaves in one
+ * write, and one TCP segment. A frame that does not fit goes out from nghttp2's own buffer
+ * after wbuf. */
 static int conn_flush(struct h2conn *k)
 {
 	for (;;) {
 		ssize_t n;
 
-		if (k->out_len == 0) {
-			n = nghttp2_session_mem_send(k->ng, &k->out);
+		while (k->out_len == 0 && k->wlen < WBUF_SIZE) {
+			const uint8_t *p;
+
+			n = nghttp2_session_mem_send(k->ng, &p);
 			if (n < 0)
 				return conn_break(k, "HTTP/2 error: %s", nghttp2_strerror((int)n));
 			if (n == 0)
-				return 0;
-			k->out_len = (size_t)n;
+				break;
+			if ((size_t)n <= WBUF_SIZE - k->wlen) {
+				memcpy(k->wbuf + k->wlen, p, (size_t)n);
+				k->wlen += (size_t)n;
+			} else {
+				k->out = p;
+				k->out_len = (size_t)n;
+			}
 		}
-		n = conn_write(k, k->out, k->out_len);
+		if (k->woff < k->wlen) {
+			n = conn_write(k, k->wbuf + k->woff, k->wlen - k->woff);
+		} else if (k->out_len > 0) {
+			n = conn_write(k, k->out, k->out_len);
+		} else {
+			k->wlen = k->woff = 0;
+			return 0;
+		}
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			return 1;
 		k->wrote = 1;
-		k->out += n;
-		k->out_len -= (size_t)n;
+		if (k->woff < k->wlen) {
+			k->woff += (size_t)n;
+			if (k->woff == k->wlen)
+				k->wlen = k->woff = 0;
+		} else {
+			k->out += n;
+			k->out_len -= (size_t)n;
+		}
 	}
 }
 
