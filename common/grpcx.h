@@ -5,9 +5,12 @@
  * and feeds an nghttp2 session; a complete call runs on one of `workers` handler threads fed
  * from a FIFO (a slow handler never delays the acceptance of other calls) and its reply is
  * written back by the loop. It serves the standard grpc.health.v1.Health/Check itself and
- * answers unknown methods UNIMPLEMENTED. Messages up to 64 MiB, uncompressed. The client is
- * thread-safe: one channel (reconnecting on its own), deadline per call; during a peer outage
- * calls fail fast with UNAVAILABLE.
+ * answers unknown methods UNIMPLEMENTED. Messages up to 64 MiB, uncompressed. The client
+ * (grpcx_client.c) is HTTP/2 of our own on libnghttp2 and OpenSSL too: the calling thread
+ * does the whole exchange on a pooled connection (exclusive for the call, kept open
+ * afterwards), bounded by the call's deadline; no threads or queues of its own. It is
+ * thread-safe; during a peer outage calls fail fast with UNAVAILABLE and a restarted peer is
+ * reached by the next call.
  */
 #ifndef CTRUSTEE_GRPCX_H
 #define CTRUSTEE_GRPCX_H
@@ -81,11 +84,14 @@ struct x509_st *grpcx_request_peer_cert(void);
 
 struct grpcx_client;
 
-/* target "http://127.0.0.1:50004", "127.0.0.1:50004" or "dns:///host:port"; "https://host:port"
- * is TLS with the system roots (never plaintext). */
+/* target "http://127.0.0.1:50004", "127.0.0.1:50004", "[::1]:50004" or "dns:///host:port"
+ * (resolved for each new connection); "https://host:port" is TLS with the system roots
+ * (never plaintext). */
 struct grpcx_client *grpcx_client_new(const char *target, struct err *err);
 /* Returns the gRPC status (GRPCX_OK = 0, >0 status from the peer or transport) or -1 on a
- * local error; err->msg holds the status message. *resp is malloc'd on success. */
+ * local error; err->msg holds the status message, err->code the status. *resp is malloc'd
+ * (NUL-terminated) on success. timeout_ms <= 0: no deadline. A call is retried once, on a
+ * new connection, only when the server cannot have seen it. */
 int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, size_t req_len,
                uint8_t **resp, size_t *resp_len, int timeout_ms, struct err *err);
 void grpcx_client_free(struct grpcx_client *c);
@@ -109,10 +115,9 @@ struct grpcx_tls_files {
 /* A client for `target` configured from files (common/grpcx_tls.c). An https:// target is
  * TLS; an http:// or bare one is plaintext, and giving TLS files with it is an error (a
  * plaintext link an operator believed protected). `what` names the setting in errors
- * ("[attestation_service] as_addr"). The key file obeys keyfile_check's mode rule. When a
- * TLS call fails with UNAVAILABLE, grpcx_call replaces core's generic message by what a
- * handshake with the same settings reports (wrong CA, expired or misnamed certificate,
- * client certificate required). */
+ * ("[attestation_service] as_addr"). The key file obeys keyfile_check's mode rule. A TLS
+ * call that fails with UNAVAILABLE says why in err->msg, "TLS connection failed: <why>"
+ * (wrong CA, expired or misnamed certificate, client certificate required, no h2 ALPN). */
 struct grpcx_client *grpcx_client_new_files(const char *target, const struct grpcx_tls_files *f,
                                             const char *what, struct err *err);
 

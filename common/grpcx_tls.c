@@ -4,12 +4,11 @@
  * Two jobs. First, turn what a config file says about a link (an address plus optional CA,
  * client certificate and key paths) into a client, refusing combinations that would leave
  * an operator believing a link is protected when it is not: TLS files with an http://
- * address, a certificate without its key. Second, explain a failed handshake. gRPC core
- * reports every TLS failure as "Ssl handshake failed: ... certificate verify failed", which
- * does not tell an expired certificate from a wrong CA or a wrong host name, and a server
- * that requires a client certificate is seen only as a closed connection. So after a TLS
- * call fails with UNAVAILABLE, grpcx_call asks grpcx_tls_probe to make one handshake of its
- * own with the same material, and reports what OpenSSL says about it.
+ * address, a certificate without its key. Second, explain a failed handshake from the
+ * outside: grpcx_tls_probe makes one handshake of its own with the given material and reports
+ * what OpenSSL says about it (an expired certificate, a wrong CA, a wrong host name, a server
+ * that requires a client certificate). The client (grpcx_client.c) reads the reason from its
+ * own handshake and asks the probe only when a connection died without saying why.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -115,7 +114,7 @@ struct grpcx_client *grpcx_client_new_files(const char *target, const struct grp
 			        cert);
 			goto out;
 		}
-		/* the mode rule, and a key that parses, before gRPC core sees it */
+		/* the mode rule, and a key that parses, before the client loads it */
 		if ((pk = keyfile_read_private(key, err)) == NULL) {
 			err_prefix(err, "%s client key", what);
 			goto out;
