@@ -64,6 +64,7 @@ struct h2call {
 	size_t req_len;
 	size_t sent; /* bytes of prefix + message handed to nghttp2 */
 	uint8_t prefix[5];
+	char timeout[16]; /* grpc-timeout: nghttp2 reads the header values when it sends them */
 	struct grpcx_msg_reader rd;
 	int http_status;    /* :status, 0 until seen */
 	int bad_ctype;      /* content-type present and not application/grpc* */
@@ -643,7 +644,6 @@ enum { RETRY = -100 };
 static int submit(struct grpcx_client *c, struct h2conn *k, const char *method, struct h2call *call,
                   long deadline)
 {
-	char timeout[16];
 	nghttp2_nv nv[10];
 	nghttp2_data_provider prd = {.source.ptr = call, .read_callback = req_read};
 	size_t n = 0;
@@ -660,8 +660,8 @@ static int submit(struct grpcx_client *c, struct h2conn *k, const char *method, 
 	NV("te", "trailers", 0);
 	NV("user-agent", "ctrustee", 0);
 	if (deadline >= 0 &&
-	    grpcx_timeout_format(deadline - now_ms(), timeout, sizeof(timeout)) == 0)
-		NV("grpc-timeout", timeout, 0);
+	    grpcx_timeout_format(deadline - now_ms(), call->timeout, sizeof(call->timeout)) == 0)
+		NV("grpc-timeout", call->timeout, 0);
 	if (c->bearer != NULL)
 		NV("authorization", c->bearer, NGHTTP2_NV_FLAG_NO_INDEX);
 #undef NV
