@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "grpcx.h"
 
 /* The largest message we send or accept (the server half's limit too). */
 #define GRPCX_WIRE_MAX_MSG (64u * 1024 * 1024)
@@ -20,7 +21,6 @@
 /* gRPC codes the client produces itself besides those in grpcx.h. */
 #define GRPCX_CANCELLED 1
 #define GRPCX_UNKNOWN 2
-#define GRPCX_RESOURCE_EXHAUSTED 8
 
 /* Reassembles the response message from DATA payloads split anywhere. Exactly one message
  * is expected; its buffer grows as bytes arrive (never past the length its prefix
