@@ -587,9 +587,12 @@ int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_sessi
 	return 0;
 }
 
+/* With a store, the claims of a session this replica attested live in its own copy, never in
+ * the store: a resource read that lands here (HAProxy's stickiness, or one kbs) takes them
+ * like the in-memory table's instead of verifying the token again; another replica verifies. */
 bool kbs_sessions_keep_claims(const struct kbs_sessions *s)
 {
-	return s->kv == NULL;
+	return s->kv == NULL || s->copies != NULL;
 }
 
 /* The session's claims may be used now: attested with claims kept, the session's own
@@ -607,8 +610,10 @@ static const struct kbs_session *claims_live(struct kbs_sessions *s, const char 
 
 bool kbs_sessions_claims_live(struct kbs_sessions *s, const char *id)
 {
-	if (s->kv || strlen(id) != 32)
+	if (strlen(id) != 32)
 		return false;
+	if (s->kv)
+		return kbs_scache_claims_live(s->copies, id, (double)time(NULL)) == 1;
 	pthread_mutex_lock(&s->mu);
 	bool live = claims_live(s, id, (double)time(NULL)) != NULL;
 	pthread_mutex_unlock(&s->mu);
@@ -618,9 +623,20 @@ bool kbs_sessions_claims_live(struct kbs_sessions *s, const char *id)
 int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims)
 {
 	*claims = NULL;
-	if (s->kv || strlen(id) != 32)
+	if (strlen(id) != 32)
 		return 1;
 	char *token = NULL;
+	if (s->kv) {
+		struct kbs_session c;
+		double now = (double)time(NULL);
+		if (kbs_scache_get(s->copies, id, 1, &c) != 0)
+			return 1;
+		/* kbs_scache_get checked the session's deadline */
+		if (c.token && c.claims_until > 0 && now < c.claims_until)
+			*claims = jws_payload(c.token);
+		kbs_session_clear(&c);
+		return *claims ? 0 : 1;
+	}
 	pthread_mutex_lock(&s->mu);
 	const struct kbs_session *e = claims_live(s, id, (double)time(NULL));
 	if (e)
@@ -676,6 +692,7 @@ int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const c
 		free(ss.token);
 		ss.token = strdup(token);
 		ss.state = KBS_SESSION_ATTESTED;
+		ss.claims_until = claims != NULL ? until : 0; /* the copy's, never the store's */
 		rc = ss.token ? kv_claim(s, &ss, &e) : err_set(&e, "out of memory");
 		if (rc == 0) {
 			kbs_scache_put(s->copies, &ss);

@@ -34,6 +34,7 @@ static int copy(struct kbs_session *dst, const struct kbs_session *src)
 	memcpy(dst->tee, src->tee, sizeof(dst->tee));
 	dst->state = src->state;
 	dst->expires = src->expires;
+	dst->claims_until = src->claims_until;
 	dst->nonce = strdup(src->nonce ? src->nonce : "");
 	dst->token = src->token ? strdup(src->token) : NULL;
 	dst->extra_params = src->extra_params ? json_deep_copy(src->extra_params) : NULL;
@@ -99,4 +100,19 @@ int kbs_scache_get(struct kbs_scache *c, const char *id, int attested_only, stru
 		rc = copy(out, s) == 0 ? 0 : 1;
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+int kbs_scache_claims_live(struct kbs_scache *c, const char *id, double now)
+{
+	int live = 0;
+	if (!c)
+		return 0;
+	unsigned i = slot_of(id);
+	pthread_mutex_lock(&c->mu);
+	const struct kbs_session *s = &c->slot[i];
+	if (s->id[0] && strcmp(s->id, id) == 0 && s->state == KBS_SESSION_ATTESTED && s->token &&
+	    s->claims_until > 0 && s->expires >= (long long)now && now < s->claims_until)
+		live = 1;
+	pthread_mutex_unlock(&c->mu);
+	return live;
 }

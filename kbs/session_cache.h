@@ -33,4 +33,8 @@ void kbs_scache_put(struct kbs_scache *c, const struct kbs_session *ss);
 int kbs_scache_get(struct kbs_scache *c, const char *id, int attested_only,
                    struct kbs_session *out);
 
+/* 1 when id's copy is held, Attested, its session not expired, and its claims were verified
+ * by this process (claims_until > now); else 0. No copy is made. */
+int kbs_scache_claims_live(struct kbs_scache *c, const char *id, double now);
+
 #endif

@@ -121,28 +121,50 @@ static void test_verified_tokens_cost_no_more_bytes(void **state)
 	kbs_sessions_free(s);
 }
 
-/* A shared store keeps the token alone: a replica reading the session verifies it. */
-static void test_a_store_keeps_no_claims(void **state)
+/* A shared store keeps the token alone; the replica that verified it at /attest keeps the
+ * claims in its own copy, any other replica reading the session verifies the token. */
+static void test_a_store_keeps_claims_only_in_the_attesting_copy(void **state)
 {
 	struct err e = {0};
 	json_t *cfg = json_pack("{s:s}", "storage_type", "Memory");
 	struct kv *kv = kv_open(cfg, &e);
 	assert_non_null(kv);
 	struct kbs_sessions *s = kbs_sessions_new_kv(kv, &e);
-	assert_false(kbs_sessions_keep_claims(s));
+	struct kbs_sessions *other = kbs_sessions_new_kv(kv, &e);
+	assert_true(kbs_sessions_keep_claims(s));
 	long long now = (long long)time(NULL);
-	char id[33];
+	char id[33], id2[33], id3[33];
+	/* payload {"k":"v"} */
+	const char *tok = "eyJhbGciOiJFUzI1NiJ9.eyJrIjoidiJ9.c2ln";
 	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
 	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, id, &e), 0);
-	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now + 60.0, &e), 0);
-	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
+	assert_int_equal(kbs_sessions_attest_verified(s, id, tok, claims, now + 60.0, &e), 0);
+	assert_true(kbs_sessions_claims_live(s, id));
+	assert_int_equal(kbs_sessions_claims(s, id, &got), 0);
+	assert_string_equal(json_string_value(json_object_get(got, "k")), "v");
+	json_decref(got);
+	got = NULL;
+	/* another replica: no claims, the stored record carries no mark of them */
+	assert_false(kbs_sessions_claims_live(other, id));
+	assert_int_equal(kbs_sessions_claims(other, id, &got), 1);
 	struct kbs_session ss;
-	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
-	assert_string_equal(ss.token, "a.b.c");
+	assert_int_equal(kbs_sessions_get(other, id, &ss), 0);
+	assert_string_equal(ss.token, tok);
 	assert_true(ss.claims_until == 0);
 	kbs_session_clear(&ss);
+	assert_false(kbs_sessions_claims_live(other, id));
+	/* claims past their deadline, or a token that was not verified: none */
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, id2, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, id2, tok, claims, now - 1.0, &e), 0);
+	assert_false(kbs_sessions_claims_live(s, id2));
+	assert_int_equal(kbs_sessions_claims(s, id2, &got), 1);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, id3, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, id3, tok, NULL, 0, &e), 0);
+	assert_false(kbs_sessions_claims_live(s, id3));
+	assert_int_equal(kbs_sessions_claims(s, id3, &got), 1);
 	json_decref(claims);
 	kbs_sessions_free(s);
+	kbs_sessions_free(other);
 	kv_close(kv);
 	json_decref(cfg);
 }
@@ -154,7 +176,7 @@ int main(void)
 	    cmocka_unit_test(test_claims_past_their_deadline_are_not_used),
 	    cmocka_unit_test(test_claims_of_an_expired_session_are_not_used),
 	    cmocka_unit_test(test_verified_tokens_cost_no_more_bytes),
-	    cmocka_unit_test(test_a_store_keeps_no_claims),
+	    cmocka_unit_test(test_a_store_keeps_claims_only_in_the_attesting_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
