@@ -6,9 +6,9 @@
 # runs reuse them. Stop everything with deploy/dev/stop.sh.
 #
 # KBS_REPLICAS=N (N > 1) runs N kbs processes sharing their sessions in Redis
-# (session_storage_type = "Redis") behind HAProxy (round robin, no stickiness, readiness checks
-# on /readyz; config from deploy/dev/haproxy-kbs.cfg.in) listening on KBS_PORT, so one
-# attester's /auth, /attest and resource read land on different replicas.
+# (session_storage_type = "Redis") behind HAProxy (a session's requests stick to the replica that
+# began it, any replica takes over when it is down; readiness checks on /readyz; config from
+# deploy/dev/haproxy-kbs.cfg.in) listening on KBS_PORT.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

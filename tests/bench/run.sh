@@ -166,11 +166,11 @@ if [ -n "${BENCH_ONLY_KBS:-}" ]; then
 fi
 
 # ---- replicas: the same handshake with sessions in the shared Redis, 1 and 3 kbs processes
-# behind HAProxy (deploy/dev/haproxy-kbs.cfg.in, round robin), beside the single process with
+# behind HAProxy (deploy/dev/haproxy-kbs.cfg.in, sticky by the session cookie), beside the single process with
 # in-memory sessions measured in this run. env BENCH_REPLICA_CONCURRENCY (default 16).
 rconc=${BENCH_REPLICA_CONCURRENCY:-16}
 haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
-echo "=== bench-kbs replicas (sessions in Redis, HAProxy round robin; $rconc attesters)"
+echo "=== bench-kbs replicas (sessions in Redis, HAProxy sticky by session; $rconc attesters)"
 if [ ! -x "$haproxy_bin" ]; then
   echo "bench-kbs replicas: haproxy is not installed (make deps); skipped"
   write_json

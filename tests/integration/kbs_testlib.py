@@ -506,8 +506,9 @@ def haproxy_available():
 
 
 class Haproxy(KbsClient, Daemon):
-    """HAProxy from deploy/dev/haproxy-kbs.cfg.in: round robin over `backends` (ports), HTTP
-    mode, readiness checks on /readyz, an admin socket for server states."""
+    """HAProxy from deploy/dev/haproxy-kbs.cfg.in over `backends` (ports): leastconn for a new
+    attester, then sticky by the kbs-session-id cookie, HTTP mode, readiness checks on /readyz,
+    an admin socket for server states."""
 
     def __init__(self, backends, name="haproxy", port=None):
         import shutil
