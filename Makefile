@@ -10,7 +10,7 @@
 SHELL := /bin/bash
 CC ?= cc
 B := build
-PKGS := openssl jansson libevent libevent_pthreads libevent_openssl hiredis libcurl libprotobuf-c grpc libnghttp2 libpcre2-8 yaml-0.1 libcbor xmlsec1-openssl libpq
+PKGS := openssl jansson libevent libevent_pthreads libevent_openssl hiredis libcurl libprotobuf-c libnghttp2 libpcre2-8 yaml-0.1 libcbor xmlsec1-openssl libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT ?= -O2

@@ -4,7 +4,7 @@
  * The bearer token is kept only as its SHA-256, and a presented token is hashed before the
  * compare, so the compare is constant-time over a fixed 32 bytes and says nothing about the
  * token's length. Identities are matched against the certificate grpcx reports for the
- * call's connection, which the front (or core) verified against the client CA first: a name
+ * call's connection, which the front verified against the client CA first: a name
  * in the list is only as good as the CA that vouches for it.
  */
 #include "grpcauth.h"

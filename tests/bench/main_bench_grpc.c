@@ -6,9 +6,9 @@
  * Without --addr an RVPS service on a Memory store is started in-process on a free
  * loopback port; with --addr a running rvps is measured (the value "bench-rv" is
  * registered first). Prints one line per thread count with req/s, p50 and p99.
- * --serve picks how the in-process server owns its port: gRPC core listening itself (core,
- * core-tls: core's TLS) or the daemons' front (front: sniff and hand over; front-tls: TLS
- * in the front, relayed to core), so the front's cost is measured against core in one run.
+ * --serve picks how the in-process server owns its port: grpcx_server_new/_new_tls (core,
+ * core-tls: the names of the gRPC core days; now a front of the server's own) or a daemon's
+ * front made with gfront_new (front, front-tls); both run the nghttp2 server.
  * TLS modes take a self-signed certificate (its own CA for the client) and its key.
  */
 #include <getopt.h>

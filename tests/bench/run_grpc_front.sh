@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The cost of the gRPC port's front (common/grpcfront.c) on gRPC throughput: bench-grpc's
 # in-process RVPS served four ways in one run, rounds interleaved so that load from other
-# processes hits every mode alike: gRPC core listening itself (core), the front handing
-# connections to core (front), core's own TLS (core-tls), TLS in the front relayed to core
-# (front-tls). Prints the median req/s per mode and thread count, and front/core ratios.
+# processes hits every mode alike. Since the server runs on nghttp2 (grpcx_h2.c) every mode
+# is a front: "core" and "core-tls" are grpcx_server_new/_new_tls (a front of the server's
+# own, no pages), "front" and "front-tls" a daemon's front made with gfront_new; the names
+# stay for comparison with older runs. Prints the median req/s per mode and thread count,
+# and front/core ratios.
 # Usage: tests/bench/run_grpc_front.sh     env BUILD (default build), BENCH_SECONDS (default 2),
 #        ROUNDS (default 3)
 set -eu

@@ -85,7 +85,7 @@ def query_rpc(ch):
 
 def test_flag_sets_the_thread_count(t, daemon):
     """--worker-threads 1 and 33: the log names the count and the process has 32 more threads
-    (the handlers; a few pollers and gRPC core's own threads come on top)."""
+    (the handlers; the front's loop and a few others come on top)."""
     one, ch1 = start(daemon, flag=1)
     many, ch2 = start(daemon, flag=33)
     n1, n33 = threads(one), threads(many)
