@@ -121,6 +121,12 @@ struct grpcx_tls_files {
 struct grpcx_client *grpcx_client_new_files(const char *target, const struct grpcx_tls_files *f,
                                             const char *what, struct err *err);
 
+/* The client certificate chain (first certificate the leaf, the rest sent as its chain) and its
+ * private key from PEM texts into ctx, the key checked against the certificate: 0 or -1
+ * (OpenSSL's error queue cleared). Shared by grpcx_client.c and grpcx_tls_probe. */
+struct ssl_ctx_st;
+int grpcx_tls_use_pair(struct ssl_ctx_st *ctx, const char *cert_pem, const char *key_pem);
+
 /* One handshake of our own to `target` with this material: 1 and a sentence in why when it
  * fails (or the server rejects the session right after it), 0 when TLS is fine. */
 int grpcx_tls_probe(const char *target, const char *ca_pem, const char *cert_pem,

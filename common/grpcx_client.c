@@ -845,30 +845,6 @@ static int add_pem_roots(SSL_CTX *ctx, const char *pem)
 	return n;
 }
 
-static int use_client_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
-{
-	BIO *b = BIO_new_mem_buf(cert_pem, -1);
-	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL, *extra;
-	EVP_PKEY *k = NULL;
-	int ok = 0;
-
-	if (x != NULL && SSL_CTX_use_certificate(ctx, x) == 1) {
-		while ((extra = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-			if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1)
-				X509_free(extra);
-		BIO_free(b);
-		b = BIO_new_mem_buf(key_pem, -1);
-		k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-		ok = k != NULL && SSL_CTX_use_PrivateKey(ctx, k) == 1 &&
-		     SSL_CTX_check_private_key(ctx) == 1;
-	}
-	X509_free(x);
-	EVP_PKEY_free(k);
-	BIO_free(b);
-	ERR_clear_error();
-	return ok ? 0 : -1;
-}
-
 static SSL_CTX *ssl_ctx_new(const char *ca_pem, const char *cert_pem, const char *key_pem,
                             struct err *err)
 {
@@ -890,7 +866,7 @@ static SSL_CTX *ssl_ctx_new(const char *ca_pem, const char *cert_pem, const char
 		err_set(err, "The TLS CA for the gRPC link holds no usable certificate");
 		return NULL;
 	}
-	if (cert_pem != NULL && key_pem != NULL && use_client_pair(ctx, cert_pem, key_pem) < 0) {
+	if (cert_pem != NULL && key_pem != NULL && grpcx_tls_use_pair(ctx, cert_pem, key_pem) < 0) {
 		SSL_CTX_free(ctx);
 		err_set(err, "The TLS client certificate or key for the gRPC link is unusable");
 		return NULL;

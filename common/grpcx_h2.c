@@ -38,14 +38,14 @@
 #include <event2/buffer.h>
 #include <nghttp2/nghttp2.h>
 
-#include "grpcwire.h"
+#include "grpcx_wire.h"
 #include "log.h"
 
 #define MAX_STREAMS 100
 #define MAX_HEADER_LIST 16384
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW (16 << 20)
-#define CONN_BUDGET ((size_t)GRPCX_MAX_MSG + GRPCWIRE_PREFIX_LEN + (16u << 20))
+#define CONN_BUDGET ((size_t)GRPCX_MAX_MSG + GRPCX_WIRE_PREFIX_LEN + (16u << 20))
 #define PROC_BUDGET ((size_t)256 << 20)
 #define OUT_HIGH (256 * 1024)
 #define RST_PER_SEC 200
@@ -163,7 +163,7 @@ static void respond_error(struct h2conn *h, struct grpcx_call *c, int http_statu
 	grpcx_call_drop_req(c);
 	snprintf(hs, sizeof(hs), "%d", http_status);
 	snprintf(st, sizeof(st), "%d", status);
-	grpcwire_pct_encode((const uint8_t *)msg, strlen(msg), pct, sizeof(pct));
+	grpcx_wire_pct_encode((const uint8_t *)msg, strlen(msg), pct, sizeof(pct));
 	nghttp2_nv nv[] = {NV(":status", hs), NV("content-type", "application/grpc"),
 	                   NV("grpc-status", st), NV("grpc-message", pct)};
 	nghttp2_submit_response(h->ss, c->stream_id, nv, pct[0] ? 4 : 3, NULL);
@@ -173,22 +173,22 @@ static ssize_t read_resp(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t l
                          uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	struct grpcx_call *c = src->ptr;
-	size_t total = GRPCWIRE_PREFIX_LEN + c->resp_len, n = 0;
+	size_t total = GRPCX_WIRE_PREFIX_LEN + c->resp_len, n = 0;
 	nghttp2_nv ok[] = {NV("grpc-status", "0")};
 
 	(void)user;
-	if (c->sent < GRPCWIRE_PREFIX_LEN && length > 0) {
-		uint8_t pre[GRPCWIRE_PREFIX_LEN];
-		size_t k = GRPCWIRE_PREFIX_LEN - c->sent;
+	if (c->sent < GRPCX_WIRE_PREFIX_LEN && length > 0) {
+		uint8_t pre[GRPCX_WIRE_PREFIX_LEN];
+		size_t k = GRPCX_WIRE_PREFIX_LEN - c->sent;
 
-		grpcwire_prefix_write(pre, (uint32_t)c->resp_len);
+		grpcx_wire_prefix_write(pre, (uint32_t)c->resp_len);
 		if (k > length)
 			k = length;
 		memcpy(buf, pre + c->sent, k);
 		n = k;
 	}
 	if (n < length && c->sent + n < total) {
-		size_t off = c->sent + n - GRPCWIRE_PREFIX_LEN, k = c->resp_len - off;
+		size_t off = c->sent + n - GRPCX_WIRE_PREFIX_LEN, k = c->resp_len - off;
 
 		if (k > length - n)
 			k = length - n;
@@ -272,7 +272,7 @@ static void on_timeout(struct grpcx_call *c, const uint8_t *v, size_t vl)
 	struct err e;
 	int64_t ns, now = now_ns();
 
-	if (grpcwire_timeout_parse(v, vl, &ns, &e) < 0) {
+	if (grpcx_wire_timeout_parse(v, vl, &ns, &e) < 0) {
 		set_bad(c, 200, GRPCX_INTERNAL, e.msg);
 		return;
 	}
@@ -364,7 +364,7 @@ static void headers_done(struct h2conn *h, struct grpcx_call *c)
 static void check_prefix(struct h2conn *h, struct grpcx_call *c)
 {
 	struct err e;
-	int k = grpcwire_prefix_parse(c->req, c->req_len, &c->compressed, &c->msg_len, &e);
+	int k = grpcx_wire_prefix_parse(c->req, c->req_len, &c->compressed, &c->msg_len, &e);
 
 	if (k == 0)
 		return;
@@ -389,7 +389,7 @@ static int req_reserve(struct h2conn *h, struct grpcx_call *c, size_t len)
 
 	if (need <= c->req_cap)
 		return 0;
-	if (need > (size_t)GRPCX_MAX_MSG + GRPCWIRE_PREFIX_LEN) {
+	if (need > (size_t)GRPCX_MAX_MSG + GRPCX_WIRE_PREFIX_LEN) {
 		respond_error(h, c, 200, GRPCX_RESOURCE_EXHAUSTED,
 		              "the request message is larger than 64 MiB");
 		return -1;
@@ -397,8 +397,8 @@ static int req_reserve(struct h2conn *h, struct grpcx_call *c, size_t len)
 	/* doubling, never past the size the prefix announced: the budget counts capacity, so
 	 * it must follow bytes received, not a length a client merely claims */
 	cap = c->req_cap ? c->req_cap * 2 : 1024;
-	if (c->has_prefix && cap > GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len)
-		cap = GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len;
+	if (c->has_prefix && cap > GRPCX_WIRE_PREFIX_LEN + (size_t)c->msg_len)
+		cap = GRPCX_WIRE_PREFIX_LEN + (size_t)c->msg_len;
 	if (cap < need)
 		cap = need;
 	add = cap - c->req_cap;
@@ -450,11 +450,11 @@ static void request_done(struct h2conn *h, struct grpcx_call *c)
 		respond_error(h, c, 200, GRPCX_INVALID_ARGUMENT, "The request carried no message");
 		return;
 	}
-	if (!c->has_prefix || c->req_len < GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len) {
+	if (!c->has_prefix || c->req_len < GRPCX_WIRE_PREFIX_LEN + (size_t)c->msg_len) {
 		respond_error(h, c, 200, GRPCX_INTERNAL, "the request ended inside its message");
 		return;
 	}
-	if (c->req_len > GRPCWIRE_PREFIX_LEN + (size_t)c->msg_len) {
+	if (c->req_len > GRPCX_WIRE_PREFIX_LEN + (size_t)c->msg_len) {
 		respond_error(h, c, 200, GRPCX_UNIMPLEMENTED,
 		              "a unary call carries exactly one request message");
 		return;

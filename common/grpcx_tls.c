@@ -227,7 +227,7 @@ static int add_pem_certs(X509_STORE *st, const char *pem)
 	return n;
 }
 
-static int use_client_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
+int grpcx_tls_use_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
 {
 	BIO *b = BIO_new_mem_buf(cert_pem, -1);
 	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
@@ -242,7 +242,8 @@ static int use_client_pair(SSL_CTX *ctx, const char *cert_pem, const char *key_p
 		BIO_free(b);
 		b = BIO_new_mem_buf(key_pem, -1);
 		k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-		ok = k && SSL_CTX_use_PrivateKey(ctx, k) == 1;
+		ok =
+		    k && SSL_CTX_use_PrivateKey(ctx, k) == 1 && SSL_CTX_check_private_key(ctx) == 1;
 	}
 	X509_free(x);
 	EVP_PKEY_free(k);
@@ -284,7 +285,7 @@ int grpcx_tls_probe(const char *target, const char *ca_pem, const char *cert_pem
 		add_pem_certs(SSL_CTX_get_cert_store(ctx), ca_pem);
 	else
 		SSL_CTX_set_default_verify_paths(ctx);
-	if (cert_pem && key_pem && use_client_pair(ctx, cert_pem, key_pem) < 0)
+	if (cert_pem && key_pem && grpcx_tls_use_pair(ctx, cert_pem, key_pem) < 0)
 		goto out;
 	SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn));
 	fd = connect_timeout(host, port, timeout_ms, why, wl);

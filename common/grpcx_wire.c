@@ -54,6 +54,7 @@ static int reader_reserve(struct grpcx_msg_reader *r, size_t need, struct err *e
 static int reader_start(struct grpcx_msg_reader *r, struct err *err)
 {
 	uint32_t n;
+	int compressed;
 
 	if (r->messages > 0)
 		return err_setc(err, GRPCX_INTERNAL,
@@ -65,8 +66,8 @@ static int reader_start(struct grpcx_msg_reader *r, struct err *err)
 		                                    "was never asked for"
 		                                  : "the server sent a message with an invalid "
 		                                    "compressed flag");
-	memcpy(&n, r->prefix + 1, 4);
-	n = ntohl(n);
+	if (grpcx_wire_prefix_parse(r->prefix, sizeof(r->prefix), &compressed, &n, err) != 1)
+		return err_setc(err, GRPCX_INTERNAL, "the server sent an invalid message prefix");
 	if (n > r->max)
 		return err_setc(err, GRPCX_RESOURCE_EXHAUSTED,
 		                "the response message of %u bytes is larger than the limit of %zu "
@@ -303,4 +304,95 @@ int grpcx_target_parse(const char *target, struct grpcx_target *t, struct err *e
 	snprintf(t->authority, sizeof(t->authority), strchr(t->host, ':') ? "[%s]:%s" : "%s:%s",
 	         t->host, t->port);
 	return 0;
+}
+
+/* ---- the server half (bytes a client chose; each index checked against len) */
+
+int grpcx_wire_timeout_parse(const uint8_t *buf, size_t len, int64_t *ns, struct err *err)
+{
+	int64_t v = 0, unit;
+	size_t i;
+
+	if (len < 2 || len > 9)
+		return err_set(err, "grpc-timeout must be 1 to 8 digits and a unit");
+	for (i = 0; i + 1 < len; i++) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return err_set(err, "grpc-timeout must be 1 to 8 digits and a unit");
+		v = v * 10 + (buf[i] - '0');
+	}
+	switch (buf[len - 1]) {
+	case 'H':
+		unit = 3600LL * 1000000000LL;
+		break;
+	case 'M':
+		unit = 60LL * 1000000000LL;
+		break;
+	case 'S':
+		unit = 1000000000LL;
+		break;
+	case 'm':
+		unit = 1000000LL;
+		break;
+	case 'u':
+		unit = 1000LL;
+		break;
+	case 'n':
+		unit = 1;
+		break;
+	default:
+		return err_set(err, "grpc-timeout has no unit of H, M, S, m, u or n");
+	}
+	/* at most 99999999 hours: clamp instead of overflowing */
+	*ns = v > INT64_MAX / unit ? INT64_MAX : v * unit;
+	return 0;
+}
+
+int grpcx_wire_prefix_parse(const uint8_t *buf, size_t len, int *compressed, uint32_t *msg_len,
+                            struct err *err)
+{
+	if (len < GRPCX_WIRE_PREFIX_LEN)
+		return 0;
+	if (buf[0] > 1) {
+		err_set(err, "the message prefix's compressed flag is %u, not 0 or 1", buf[0]);
+		return -1;
+	}
+	*compressed = buf[0];
+	*msg_len = (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 8 |
+	           (uint32_t)buf[4];
+	return 1;
+}
+
+void grpcx_wire_prefix_write(uint8_t out[GRPCX_WIRE_PREFIX_LEN], uint32_t msg_len)
+{
+	out[0] = 0;
+	out[1] = (uint8_t)(msg_len >> 24);
+	out[2] = (uint8_t)(msg_len >> 16);
+	out[3] = (uint8_t)(msg_len >> 8);
+	out[4] = (uint8_t)msg_len;
+}
+
+size_t grpcx_wire_pct_encode(const uint8_t *msg, size_t len, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (outlen == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = msg[i];
+
+		if (c >= ' ' && c <= '~' && c != '%') {
+			if (o + 1 >= outlen)
+				break;
+			out[o++] = (char)c;
+		} else {
+			if (o + 3 >= outlen)
+				break;
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return o;
 }

@@ -2,9 +2,10 @@
  * grpcx_wire: the byte-level rules of a unary gRPC response that owe nothing to a socket or to
  * HTTP/2 framing — the 5-byte length-prefixed message stream carried in DATA frames, the
  * percent-encoded grpc-message, grpc-status, the HTTP and RST_STREAM code mappings of the gRPC
- * spec, the grpc-timeout header and the target syntax. They read bytes a server chose, so they
- * live apart from the connection code (grpcx_client.c), check every length, and are fuzzed
- * (tests/fuzz/fuzz_grpc_client.c).
+ * spec, the grpc-timeout header and the target syntax — and, for the server half (grpcx_h2.c),
+ * the same rules read the other way: grpc-timeout parsed, the prefix written, grpc-message
+ * percent-encoded. They read bytes a peer chose, so they live apart from the connection code,
+ * check every length, and are fuzzed (tests/fuzz/fuzz_grpc_client.c, fuzz_grpc_server.c).
  */
 #ifndef CTRUSTEE_GRPCX_WIRE_H
 #define CTRUSTEE_GRPCX_WIRE_H
@@ -67,5 +68,24 @@ struct grpcx_target {
 	char authority[272]; /* host:port, IPv6 in brackets */
 };
 int grpcx_target_parse(const char *target, struct grpcx_target *t, struct err *err);
+
+/* ---- the server half: what a client sends, and the reply's framing */
+
+#define GRPCX_WIRE_PREFIX_LEN 5
+
+/* grpc-timeout: 1 to 8 ASCII digits then one unit of H M S m u n. 0 and *ns set (clamped to
+ * INT64_MAX); -1 with a sentence otherwise. */
+int grpcx_wire_timeout_parse(const uint8_t *buf, size_t len, int64_t *ns, struct err *err);
+
+/* The prefix of a length-prefixed message: compressed flag (0 or 1) and big-endian length.
+ * 1: parsed; 0: fewer than 5 bytes; -1: the flag byte is neither 0 nor 1. */
+int grpcx_wire_prefix_parse(const uint8_t *buf, size_t len, int *compressed, uint32_t *msg_len,
+                            struct err *err);
+void grpcx_wire_prefix_write(uint8_t out[GRPCX_WIRE_PREFIX_LEN], uint32_t msg_len);
+
+/* Percent-encode msg (len bytes) for grpc-message into out (outlen bytes, NUL-terminated):
+ * bytes outside ' '..'~' and '%' become %XX. Truncates at a whole escape; returns the length
+ * written. */
+size_t grpcx_wire_pct_encode(const uint8_t *msg, size_t len, char *out, size_t outlen);
 
 #endif

@@ -255,25 +255,30 @@ static void free_many(uint8_t **vals, const size_t *lens, size_t n)
 	}
 }
 
-int kv_get_many(struct kv *kv, const char *ns, const char *const *keys, size_t n, uint8_t **vals,
-                size_t *lens, struct err *err)
+/* kv_get_many (one namespace: ns1) and kv_get_each (one per key: nss) in one body. */
+static int get_multi(struct kv *kv, const char *ns1, const char *const *nss,
+                     const char *const *keys, size_t n, uint8_t **vals, size_t *lens,
+                     struct err *err)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		vals[i] = NULL;
 		lens[i] = 0;
-		if (check(kv, ns, keys[i], err) < 0)
+		if (check(kv, nss ? nss[i] : ns1, keys[i], err) < 0)
 			return -1;
 	}
 	if (n == 0)
 		return 0;
 	enter(kv);
-	if (kv->be->get_many != NULL) {
-		rc = kv->be->get_many(kv->state, ns, keys, n, vals, lens, err);
+	if (nss == NULL && kv->be->get_many != NULL) {
+		rc = kv->be->get_many(kv->state, ns1, keys, n, vals, lens, err);
+	} else if (nss != NULL && kv->be->get_each != NULL) {
+		rc = kv->be->get_each(kv->state, nss, keys, n, vals, lens, err);
 	} else {
 		for (size_t i = 0; i < n && rc >= 0; i++) {
-			int g = kv->be->get(kv->state, ns, keys[i], &vals[i], &lens[i], err);
+			int g = kv->be->get(kv->state, nss ? nss[i] : ns1, keys[i], &vals[i],
+			                    &lens[i], err);
 			if (g == 1)
 				vals[i] = NULL;
 			rc = g < 0 ? -1 : 0;
@@ -285,34 +290,16 @@ int kv_get_many(struct kv *kv, const char *ns, const char *const *keys, size_t n
 	return rc < 0 ? -1 : 0;
 }
 
+int kv_get_many(struct kv *kv, const char *ns, const char *const *keys, size_t n, uint8_t **vals,
+                size_t *lens, struct err *err)
+{
+	return get_multi(kv, ns, NULL, keys, n, vals, lens, err);
+}
+
 int kv_get_each(struct kv *kv, const char *const *ns, const char *const *keys, size_t n,
                 uint8_t **vals, size_t *lens, struct err *err)
 {
-	int rc = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		vals[i] = NULL;
-		lens[i] = 0;
-		if (check(kv, ns[i], keys[i], err) < 0)
-			return -1;
-	}
-	if (n == 0)
-		return 0;
-	enter(kv);
-	if (kv->be->get_each != NULL) {
-		rc = kv->be->get_each(kv->state, ns, keys, n, vals, lens, err);
-	} else {
-		for (size_t i = 0; i < n && rc >= 0; i++) {
-			int g = kv->be->get(kv->state, ns[i], keys[i], &vals[i], &lens[i], err);
-			if (g == 1)
-				vals[i] = NULL;
-			rc = g < 0 ? -1 : 0;
-		}
-	}
-	leave(kv);
-	if (rc < 0)
-		free_many(vals, lens, n);
-	return rc < 0 ? -1 : 0;
+	return get_multi(kv, NULL, ns, keys, n, vals, lens, err);
 }
 
 int kv_can_batch(const struct kv *kv)

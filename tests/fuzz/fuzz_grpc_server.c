@@ -1,4 +1,4 @@
-/* Fuzz what the gRPC server parses from a client by itself (grpcwire.c): the grpc-timeout
+/* Fuzz what the gRPC server parses from a client by itself (grpcx_wire.c): the grpc-timeout
  * header, the 5-byte message prefix, and the percent-encoding of a grpc-message built from
  * the input. Checks their promises too: a parsed timeout is never negative, a parsed flag
  * is 0 or 1, an encoding is NUL-terminated, within its buffer, and printable ASCII. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpcwire.h"
+#include "grpcx_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -23,11 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (buf == NULL)
 		return 0;
 	memcpy(buf, data, size);
-	if (grpcwire_timeout_parse(buf, size, &ns, &err) == 0 && ns < 0)
+	if (grpcx_wire_timeout_parse(buf, size, &ns, &err) == 0 && ns < 0)
 		abort();
-	if (grpcwire_prefix_parse(buf, size, &flag, &len, &err) == 1 && flag != 0 && flag != 1)
+	if (grpcx_wire_prefix_parse(buf, size, &flag, &len, &err) == 1 && flag != 0 && flag != 1)
 		abort();
-	n = grpcwire_pct_encode(buf, size, out, (size ? buf[0] : 0) % sizeof(out));
+	n = grpcx_wire_pct_encode(buf, size, out, (size ? buf[0] : 0) % sizeof(out));
 	if (n > 0 && (n >= sizeof(out) || out[n] != '\0' || strlen(out) != n))
 		abort();
 	for (size_t i = 0; i < n; i++)

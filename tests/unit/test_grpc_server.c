@@ -3,7 +3,7 @@
  * HTTP/2 client (an nghttp2 client session on a plain socket), for what a well-behaved
  * gRPC client never sends: compressed or oversized messages, an expired grpc-timeout, a
  * wrong content-type, a stream reset while its handler runs, broken HTTP/2. Plus the pure
- * parsers of grpcwire.c.
+ * parsers of grpcx_wire.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +22,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "grpcwire.h"
+#include "grpcx_wire.h"
 #include "grpcx.h"
 #include "testlib.h"
 
@@ -265,7 +265,7 @@ static uint8_t *message(int flag, const char *text, size_t *len)
 	size_t n = strlen(text);
 	uint8_t *m = malloc(5 + n);
 
-	grpcwire_prefix_write(m, (uint32_t)n);
+	grpcx_wire_prefix_write(m, (uint32_t)n);
 	m[0] = (uint8_t)flag;
 	memcpy(m + 5, text, n);
 	*len = 5 + n;
@@ -328,7 +328,7 @@ static void test_message_over_64_mib_is_refused_from_its_prefix(void **state)
 	struct stream_result r;
 
 	/* the prefix announces 64 MiB + 1; the server answers without waiting for the bytes */
-	grpcwire_prefix_write(pre, 64u * 1024 * 1024 + 1);
+	grpcx_wire_prefix_write(pre, 64u * 1024 * 1024 + 1);
 	r = one_call(f->port, ECHO, "application/grpc", NULL, NULL, pre, sizeof(pre));
 	assert_int_equal(r.grpc_status, GRPCX_RESOURCE_EXHAUSTED);
 	assert_non_null(strstr(r.grpc_message, "64 MiB"));
@@ -479,7 +479,7 @@ static void test_claimed_lengths_do_not_use_up_the_buffer_budget(void **state)
 	/* six connections each announce a message of 64 MiB - 105 bytes and send 1 KiB of it in
 	 * two DATA frames: were the claimed sizes reserved, four would hold all but 400 bytes of
 	 * the 256 MiB budget and the small call below would be refused */
-	grpcwire_prefix_write(claim, 64u * 1024 * 1024 - 105);
+	grpcx_wire_prefix_write(claim, 64u * 1024 * 1024 - 105);
 	for (int i = 0; i < 6; i++) {
 		b[i] = (struct body){claim, sizeof(claim), 0, 1, 600};
 		client_open(&c[i], f->port);
@@ -553,23 +553,23 @@ static void test_grpc_timeout_parser(void **state)
 	struct err e;
 	int64_t ns;
 
-	assert_int_equal(grpcwire_timeout_parse((const uint8_t *)"100m", 4, &ns, &e), 0);
+	assert_int_equal(grpcx_wire_timeout_parse((const uint8_t *)"100m", 4, &ns, &e), 0);
 	assert_true(ns == 100000000LL);
-	assert_int_equal(grpcwire_timeout_parse((const uint8_t *)"99999999H", 9, &ns, &e), 0);
+	assert_int_equal(grpcx_wire_timeout_parse((const uint8_t *)"99999999H", 9, &ns, &e), 0);
 	assert_true(ns == INT64_MAX);
-	assert_int_equal(grpcwire_timeout_parse((const uint8_t *)"5", 1, &ns, &e), -1);
-	assert_int_equal(grpcwire_timeout_parse((const uint8_t *)"5x", 2, &ns, &e), -1);
-	assert_int_equal(grpcwire_timeout_parse((const uint8_t *)"-5S", 3, &ns, &e), -1);
+	assert_int_equal(grpcx_wire_timeout_parse((const uint8_t *)"5", 1, &ns, &e), -1);
+	assert_int_equal(grpcx_wire_timeout_parse((const uint8_t *)"5x", 2, &ns, &e), -1);
+	assert_int_equal(grpcx_wire_timeout_parse((const uint8_t *)"-5S", 3, &ns, &e), -1);
 }
 
 static void test_grpc_message_percent_encoding(void **state)
 {
 	char out[32];
 
-	grpcwire_pct_encode((const uint8_t *)"50% d\xc3\xa9j\xc3\xa0\n", 11, out, sizeof(out));
+	grpcx_wire_pct_encode((const uint8_t *)"50% d\xc3\xa9j\xc3\xa0\n", 11, out, sizeof(out));
 	assert_string_equal(out, "50%25 d%C3%A9j%C3%A0%0A");
 	/* truncated at a whole escape */
-	assert_int_equal(grpcwire_pct_encode((const uint8_t *)"a\n", 2, out, 4), 1);
+	assert_int_equal(grpcx_wire_pct_encode((const uint8_t *)"a\n", 2, out, 4), 1);
 	assert_string_equal(out, "a");
 }
 
