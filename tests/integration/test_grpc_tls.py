@@ -142,9 +142,8 @@ class TlsPki:
 
 
 # ------------------------------------------------------------------ daemons and clients
-# Our daemons and tools are given 127.0.0.1 (the certificates carry it as an IP SAN), not
-# "localhost": gRPC core resolves names with c-ares, whose Debian 12 version leaks a few bytes
-# on "localhost" and would fail the LeakSanitizer pass. grpcio and urllib use "localhost".
+# Our daemons and tools are given 127.0.0.1 (the certificates carry it as an IP SAN); grpcio and
+# urllib use "localhost".
 
 def start_rvps(tp, name, tls=True, mtls=True, storage=None):
     d = tmpdir("rvps-conf-")
@@ -608,7 +607,7 @@ def test_plaintext_pages_and_robustness(t, tp, pki):
             send_garbage(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + os.urandom(100))]
     t.ok(all(o == b"" or o.startswith(b"HTTP/1.1 400") or b"\x00\x00" in o[:9] for o in outs)
          and b"<timeout>" not in outs,
-         "garbage gets a 400 or is closed (HTTP/2 garbage by gRPC core)",
+         "garbage gets a 400 or is closed (HTTP/2 garbage by the server's HTTP/2 session)",
          [o[:40] for o in outs])
     t.ok(asd.alive() and health(target) and http_get(base + "/healthz")[0] == 200,
          "grpc-as keeps serving gRPC and HTTP after the garbage")

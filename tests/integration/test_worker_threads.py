@@ -32,8 +32,8 @@ def write_config(cfg):
 
 
 def start(daemon, flag=None, config=None):
-    """The daemon on a free port with a channel to it, health checked once so gRPC core has
-    started what it starts lazily before threads are counted."""
+    """The daemon on a free port with a channel to it, health checked once so whatever starts
+    lazily has started before threads are counted."""
     port = free_port()
     addr = "127.0.0.1:%d" % port
     if daemon == "rvps":
