@@ -3,8 +3,9 @@
  * RCAR handshake (/auth, /attest), the admin endpoints, and the plugin calls (resource,
  * sample) behind token verification, resource policy and JWE. Every /kbs/v0 request runs on
  * the HTTP layer's worker pool, so a handler may block on the AS, Redis or the policy engine
- * without holding up the event loops; /metrics and /healthz (alive) answer on the loop,
- * /readyz (the AS answers its health check) on the pool.
+ * without holding up the event loops, except an /auth that needs nothing but memory
+ * (auth_on_loop); /metrics and /healthz (alive) answer on the loop, /readyz (the AS answers
+ * its health check) on the pool.
  *
  * Status codes and problem bodies are Trustee's: 404 only for an unknown plugin, 401 for
  * everything else, `type` naming the top-level error variant. Causes that Trustee does not
@@ -157,18 +158,11 @@ static json_t *se_extra_params(const json_t *req_extra, struct err *err)
 	"the sample TEEs (sample, sampledevice) are turned off on this KBS "                       \
 	"([attestation_service] allow_sample_tee = false): their evidence proves nothing"
 
-static void handle_auth(struct call *c, struct http_req *r)
+/* /auth after its body was parsed; ar is freed here. */
+static void auth_parsed(struct kbs_server *k, struct http_req *r, struct kbs_auth_req *req)
 {
-	struct kbs_server *k = c->k;
+	struct kbs_auth_req ar = *req;
 	struct err e = {0};
-	struct kbs_auth_req ar;
-	size_t bl;
-	const uint8_t *body = http_req_body(r, &bl);
-	kbs_metrics_inc(KM_AUTH_REQUESTS);
-	if (kbs_auth_req_parse(body, bl, &ar, &e) != 0) {
-		auth_fail(r, e.msg);
-		return;
-	}
 	json_t *extra = NULL;
 	char *nonce = NULL;
 	/* extra-params live with the session (in Redis too): a stranger may not make them big */
@@ -244,6 +238,49 @@ out:
 	json_decref(extra);
 	free(nonce);
 	kbs_auth_req_free(&ar);
+}
+
+static void handle_auth(struct call *c, struct http_req *r)
+{
+	struct err e = {0};
+	struct kbs_auth_req ar;
+	size_t bl;
+	const uint8_t *body = http_req_body(r, &bl);
+	kbs_metrics_inc(KM_AUTH_REQUESTS);
+	if (kbs_auth_req_parse(body, bl, &ar, &e) != 0) {
+		auth_fail(r, e.msg);
+		return;
+	}
+	auth_parsed(c->k, r, &ar);
+}
+
+/* An /auth that needs nothing but memory is answered on the event loop: with sessions in
+ * memory, a body of at most AUTH_ON_LOOP_MAX bytes and a TEE whose challenge is ours (not
+ * `se`, whose nonce comes from the AS), it is a parse, a random nonce and a table insert, and
+ * handing it to the pool and its reply back cost more than that (a condition-variable wake, a
+ * loop wake-up, two context switches). 0: not answered, hand it to the pool. */
+#define AUTH_ON_LOOP_MAX 4096
+
+static int auth_on_loop(struct kbs_server *k, struct http_req *r)
+{
+	struct err e = {0};
+	struct kbs_auth_req ar;
+	size_t bl;
+	const uint8_t *body = http_req_body(r, &bl);
+	if (k->session_kv || bl > AUTH_ON_LOOP_MAX) /* a session store: a network round trip */
+		return 0;
+	if (kbs_auth_req_parse(body, bl, &ar, &e) != 0) {
+		kbs_metrics_inc(KM_AUTH_REQUESTS);
+		auth_fail(r, e.msg);
+		return 1;
+	}
+	if (strcmp(ar.tee, "se") == 0) {
+		kbs_auth_req_free(&ar);
+		return 0;
+	}
+	kbs_metrics_inc(KM_AUTH_REQUESTS);
+	auth_parsed(k, r, &ar);
+	return 1;
 }
 
 /* ---------------------------------------------------------------- /attest */
@@ -1220,6 +1257,10 @@ static void on_request(void *ctx, struct http_req *r)
 		l->k = k;
 		memcpy(l->addr, addr, sizeof(l->addr));
 		http_req_set_data(r, l);
+	}
+	if (k->as && m == HTTP_M_POST && !strcmp(c->plugin, "auth") && auth_on_loop(k, r)) {
+		call_free(c);
+		return;
 	}
 	if (http_req_run_async(r, dispatch, c) != 0) {
 		call_free(c);

@@ -53,6 +53,12 @@ def check_auth_se(t, pki):
     st, h, data = a.auth(tee="se", extra={"supported-hash-algorithms": ["sha384", "SHA512"]})
     t.ok(st == 200 and json.loads(data)["extra-params"] == {"selected-hash-algorithm": "sha512"},
          "auth: se selects sha512", data)
+    # an /auth of more than 4 KiB is answered by the pool, not the loop (server.c): the same
+    b = Attester(kbs)
+    st, h, data = b.auth(extra={"pad": "x" * 8192})
+    t.ok(st == 200 and json.loads(data).get("nonce"), "auth: an 8 KiB /auth body", data[:200])
+    st, _, data = b.attest()
+    t.eq(st, 200, "attest: after an 8 KiB /auth body")
     kbs.stop()
     asvc.stop()
 
