@@ -32,7 +32,7 @@ THREADS = 4
 OUTAGE_S = 2.0          # how long a dependency stays down
 RECOVER_BUDGET_S = 2.0  # the requirement: first success within this after the dependency is up
 RECOVER_WAIT_S = 20.0   # how long the test waits before calling it a failure to recover
-STEADY_S = 3.0          # load after recovery before the next fault
+STEADY_S = 1.5          # load after recovery before the next fault
 REQ_TIMEOUT_S = 30.0    # a request with no answer after this is a hang (Kbs.request's timeout)
 # RSS, judged per process: its baseline is its first sample RSS_WARM_S after it started (the
 # handshake paths have run), its peak the largest sample after that. A daemon that kept a few
@@ -223,8 +223,8 @@ def run(t, store_name, store, storage):
 
     load = Load(kbs, resources)
     load.start()
-    time.sleep(4.0)
-    rec = wait_recovered(load, ("auth", "attest", "resource"), time.time() - 4.0)
+    time.sleep(2.0)
+    rec = wait_recovered(load, ("auth", "attest", "resource"), time.time() - 2.0)
     t.ok(all(v is not None for v in rec.values()), "warm-up: full handshakes succeed", rec)
 
     # which requests need which dependency (directly or through another daemon)
