@@ -147,7 +147,7 @@ char *hex_encode(const uint8_t *buf, size_t len)
 	return out;
 }
 
-static int nibble(char c)
+int hex_nibble(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -170,7 +170,8 @@ int hex_decode(const char *s, size_t slen, uint8_t **out, size_t *outlen)
 	if (buf == NULL)
 		return -1;
 	for (size_t i = 0; i < slen / 2; i++) {
-		int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+		int hi = hex_nibble((unsigned char)s[2 * i]),
+		    lo = hex_nibble((unsigned char)s[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			free(buf);
 			return -1;

@@ -24,6 +24,8 @@ int b64_decode(const char *s, size_t slen, int variant, uint8_t **out, size_t *o
 
 /* Lowercase hex. */
 char *hex_encode(const uint8_t *buf, size_t len);
+/* The value of one hex digit (either case), or -1. */
+int hex_nibble(int c);
 /* Accepts upper/lower case; returns -1 on odd length or non-hex. */
 int hex_decode(const char *s, size_t slen, uint8_t **out, size_t *outlen);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64.h"
 #include "grpcx.h"
 #include "grpcx_wire.h"
 
@@ -132,17 +133,6 @@ int grpcx_msg_finish(struct grpcx_msg_reader *r, uint8_t **out, size_t *out_len,
 	return 0;
 }
 
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 size_t grpcx_percent_decode(const uint8_t *in, size_t len, char *out, size_t outlen)
 {
 	size_t i = 0, o = 0;
@@ -152,8 +142,9 @@ size_t grpcx_percent_decode(const uint8_t *in, size_t len, char *out, size_t out
 	while (i < len && o + 1 < outlen) {
 		uint8_t c = in[i];
 
-		if (c == '%' && i + 2 < len && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
-			c = (uint8_t)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
+		if (c == '%' && i + 2 < len && hex_nibble(in[i + 1]) >= 0 &&
+		    hex_nibble(in[i + 2]) >= 0) {
+			c = (uint8_t)(hex_nibble(in[i + 1]) * 16 + hex_nibble(in[i + 2]));
 			i += 3;
 		} else {
 			i++;
