@@ -206,6 +206,21 @@ int kv_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t
 	return rc;
 }
 
+int kv_peek(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
+            struct err *err)
+{
+	*val = NULL;
+	*len = 0;
+	if (check(kv, ns, key, err) < 0)
+		return -1;
+	if (kv->be->peek == NULL)
+		return KV_PEEK_UNKNOWN;
+	enter(kv);
+	int rc = kv->be->peek(kv->state, ns, key, val, len, err);
+	leave(kv);
+	return rc;
+}
+
 int kv_take(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
             struct err *err)
 {

@@ -57,6 +57,13 @@ int kv_set_ttl(struct kv *kv, const char *ns, const char *key, const void *val, 
 /* Returns 0 found (*val malloc'd, NUL-terminated, not counted in *len), 1 not found, -1 error. */
 int kv_get(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
            struct err *err);
+/* kv_get that never waits on the store: the value when this process already knows it
+ * (Memory always; Redis from its invalidation-tracked cache), for callers on an event loop
+ * that must not block. Returns 0 found and 1 not found as kv_get, 2 not known without a round
+ * trip (call kv_get where blocking is fine), -1 error. */
+#define KV_PEEK_UNKNOWN 2
+int kv_peek(struct kv *kv, const char *ns, const char *key, uint8_t **val, size_t *len,
+            struct err *err);
 /* The values of keys[0..n) of one namespace, in one round trip where the backend can (Redis
  * MGET; the others key by key): vals[i] as kv_get's *val, or NULL when absent; lens[i] its
  * length. Returns 0, or -1 with err set and nothing left allocated. */

@@ -43,6 +43,10 @@ struct kv_backend {
 	            struct err *err);
 	int (*del)(void *state, const char *ns, const char *key, struct err *err);
 	int (*list)(void *state, const char *ns, char ***keys, size_t *n, struct err *err);
+	/* Optional (NULL: every peek answers KV_PEEK_UNKNOWN): kv_peek, namespace and key
+	 * checked; must not wait on anything slower than a local lock. */
+	int (*peek)(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
+	            struct err *err);
 	/* Optional (NULL: kv.c calls get once per key): the values of keys[0..n) of ns, every key
 	 * already checked, as kv_get_many returns them. */
 	int (*get_many)(void *state, const char *ns, const char *const *keys, size_t n,

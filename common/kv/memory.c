@@ -223,6 +223,7 @@ const struct kv_backend kv_backend_memory = {
     .close = mem_close,
     .set = mem_set,
     .get = mem_get,
+    .peek = mem_get, /* memory is always known */
     .take = mem_take,
     .del = mem_del,
     .list = mem_list,

@@ -303,6 +303,40 @@ static void test_kv_memory(void **state)
 	kv_close(kv);
 }
 
+/* kv_peek answers from memory on Memory and says "unknown" (never a stale or invented value)
+ * on a backend that would have to read its store. */
+static void test_kv_peek_answers_only_without_a_round_trip(void **state)
+{
+	struct err err = {0};
+	uint8_t *v;
+	size_t n;
+	struct kv *kv = kv_open(NULL, &err);
+	assert_non_null(kv);
+	assert_int_equal(kv_peek(kv, "repository", "a/b/c", &v, &n, &err), 1);
+	assert_int_equal(kv_set(kv, "repository", "a/b/c", "one", 3, 1, &err), 0);
+	assert_int_equal(kv_peek(kv, "repository", "a/b/c", &v, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(v, "one", 3);
+	free(v);
+	assert_int_equal(kv_peek(kv, "../x", "k", &v, &n, &err), -1);
+	kv_close(kv);
+
+	char dir[] = "/tmp/ctrustee-kvpeek-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "LocalFs", "backends",
+	                        "local_fs", "dir_path", dir);
+	kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	assert_int_equal(kv_set(kv, "repository", "a", "v", 1, 1, &err), 0);
+	assert_int_equal(kv_peek(kv, "repository", "a", &v, &n, &err), KV_PEEK_UNKNOWN);
+	assert_null(v);
+	kv_close(kv);
+	json_decref(cfg);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_kv_local_fs_layout(void **state)
 {
 	char dir[] = "/tmp/ctrustee-kvfs-XXXXXX", path[256];
@@ -948,6 +982,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kv_memory),
+	    cmocka_unit_test(test_kv_peek_answers_only_without_a_round_trip),
 	    cmocka_unit_test(test_kv_memory_batch_is_all_or_none),
 	    cmocka_unit_test(test_kv_file_backends_refuse_a_batch),
 	    cmocka_unit_test(test_kv_redis_batch_is_all_or_none),
