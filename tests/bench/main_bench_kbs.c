@@ -1,7 +1,10 @@
 /*
  * bench-kbs: full KBS handshakes per second — /auth, /attest with sample evidence bound to a
  * fresh P-256 key, GET of a resource and JWE decryption — at several numbers of concurrent
- * attesters, each a thread with its own keep-alive connection, as guest-components does it.
+ * attesters, each with its own keep-alive connection, session and key, as guest-components
+ * does it; the attesters are state machines spread over one epoll thread per CPU
+ * (--client-threads N), so the client's own CPU stays small beside the server's, and the run
+ * prints it (bench client CPU per handshake).
  *   bench-kbs --url http://127.0.0.1:8080 --path default/bench/key [--seconds 5]
  *             [--concurrency 1,16,64] [--expect SECRET]
  * Prints one line per concurrency: handshakes/s, p50, p99 and p99.9 latency, failures.
@@ -30,6 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +49,7 @@ static char host[256] = "127.0.0.1";
 static int port = 8080;
 static const char *res_path = "default/bench/key";
 static const char *expect;
+static int client_threads; /* --client-threads; 0: one per CPU */
 
 /* Latencies go into a log-bucketed histogram (1% wide buckets from 10 µs), so a soak of
  * millions of handshakes needs no growing arrays and a reporter can read it while workers
@@ -132,85 +139,48 @@ struct resp {
 	size_t len;
 };
 
-/* One request on a keep-alive connection (reconnects once if the server closed it). */
-static int http(int *fd, const char *method, const char *path, const char *cookie, const char *body,
-                struct resp *r)
+/* The bytes of one request, head and body in one buffer so one write sends them (no Nagle
+ * wait between the two). Returns the length, -1 when it does not fit. */
+static int build_req(char *req, size_t cap, const char *method, const char *path,
+                     const char *cookie, const char *body)
 {
-	char req[16384];
 	size_t bl = body ? strlen(body) : 0;
-	int hl = snprintf(req, sizeof(req) - bl,
+	int hl = snprintf(req, cap - bl,
 	                  "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
 	                  "Content-Length: %zu\r\n%s%s%s\r\n",
 	                  method, path, host, bl, cookie ? "Cookie: " : "", cookie ? cookie : "",
 	                  cookie ? "\r\n" : "");
-	if (hl < 0 || (size_t)hl + bl >= sizeof(req))
+	if (hl < 0 || (size_t)hl + bl >= cap)
 		return -1;
-	memcpy(req + hl, body ? body : "", bl); /* one write: no Nagle wait between head and body */
-	hl += (int)bl;
-	memset(r, 0, sizeof(*r));
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (*fd < 0 && (*fd = dial()) < 0)
-			return -1;
-		if (write(*fd, req, (size_t)hl) != hl) {
-			close(*fd);
-			*fd = -1;
-			continue;
-		}
-		/* the response in a stack buffer; a bigger one moves to the heap */
-		char sbuf[16385];
-		size_t cap = sizeof(sbuf) - 1, n = 0;
-		char *buf = sbuf;
-		char *he = NULL;
-		size_t want = 0;
-		for (;;) {
-			if (n == cap) {
-				char *nb =
-				    buf == sbuf ? malloc(cap * 2 + 1) : realloc(buf, cap * 2 + 1);
-				if (!nb)
-					break;
-				if (buf == sbuf)
-					memcpy(nb, sbuf, n + 1);
-				he = he ? nb + (he - buf) : NULL;
-				buf = nb;
-				cap *= 2;
-			}
-			ssize_t k = read(*fd, buf + n, cap - n);
-			if (k <= 0)
-				break;
-			n += (size_t)k;
-			buf[n] = 0;
-			if (!he && (he = strstr(buf, "\r\n\r\n"))) {
-				const char *cl = strcasestr(buf, "\r\nContent-Length:");
-				want =
-				    (size_t)(he + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
-			}
-			if (he && n >= want)
-				break;
-		}
-		if (!he || n < want) {
-			if (buf != sbuf)
-				free(buf);
-			close(*fd);
-			*fd = -1;
-			continue;
-		}
-		r->status = atoi(buf + 9);
-		const char *sc = strcasestr(buf, "\r\nSet-Cookie: ");
-		if (sc && sc < he) {
-			sc += 14;
-			size_t cl = strcspn(sc, ";\r");
-			if (cl < sizeof(r->cookie))
-				memcpy(r->cookie, sc, cl);
-		}
-		r->len = want - (size_t)(he + 4 - buf);
-		r->body = malloc(r->len + 1);
-		memcpy(r->body, he + 4, r->len);
-		r->body[r->len] = 0;
-		if (buf != sbuf)
-			free(buf);
+	memcpy(req + hl, body ? body : "", bl);
+	return hl + (int)bl;
+}
+
+/* buf[0..n) (NUL-terminated) holds a complete response: 1 with *r filled (body copied),
+ * 0 not complete yet. */
+static int parse_resp(const char *buf, size_t n, struct resp *r)
+{
+	const char *he = strstr(buf, "\r\n\r\n");
+	if (he == NULL)
 		return 0;
+	const char *cl = strcasestr(buf, "\r\nContent-Length:");
+	size_t want = (size_t)(he + 4 - buf) + (cl && cl < he ? strtoul(cl + 17, NULL, 10) : 0);
+	if (n < want)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	r->status = atoi(buf + 9);
+	const char *sc = strcasestr(buf, "\r\nSet-Cookie: ");
+	if (sc && sc < he) {
+		sc += 14;
+		size_t l = strcspn(sc, ";\r");
+		if (l < sizeof(r->cookie))
+			memcpy(r->cookie, sc, l);
 	}
-	return -1;
+	r->len = want - (size_t)(he + 4 - buf);
+	r->body = malloc(r->len + 1);
+	memcpy(r->body, he + 4, r->len);
+	r->body[r->len] = 0;
+	return 1;
 }
 
 static char *b64u_bn(EVP_PKEY *k, const char *param)
@@ -242,84 +212,6 @@ static EVP_PKEY *fresh_key(void)
 	if (EVP_PKEY_keygen(ctx, &k) <= 0)
 		return NULL;
 	return k;
-}
-
-static int handshake(int *fd, char *err, size_t errlen)
-{
-	struct resp r;
-	int rc = -1;
-	EVP_PKEY *key = fresh_key();
-	char *x = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_X),
-	     *y = b64u_bn(key, OSSL_PKEY_PARAM_EC_PUB_Y);
-	char cookie[160] = "", nonce[128] = "", buf[4096];
-	if (http(fd, "POST", "/kbs/v0/auth", NULL,
-	         "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\"}", &r) ||
-	    r.status != 200) {
-		snprintf(err, errlen, "auth: status %d %.150s", r.status,
-		         r.body ? r.body : "(no response)");
-		free(r.body);
-		goto out;
-	}
-	snprintf(cookie, sizeof(cookie), "%s", r.cookie);
-	const char *np = strstr(r.body, "\"nonce\":\"");
-	if (np)
-		sscanf(np + 9, "%127[^\"]", nonce);
-	free(r.body);
-	/* RFC 8785 form of the runtime data: keys sorted, compact; values need no escaping */
-	char pk[512];
-	snprintf(pk, sizeof(pk),
-	         "{\"alg\":\"ECDH-ES+A256KW\",\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":"
-	         "\"%s\"}",
-	         x, y);
-	snprintf(buf, sizeof(buf),
-	         "{\"additional-evidence\":\"\",\"nonce\":\"%s\",\"tee-pubkey\":%s}", nonce, pk);
-	uint8_t d[HASH_MAX];
-	size_t dl = hash_digest(HASH_SHA384, buf, strlen(buf), d);
-	char *rd = b64_encode(d, dl, B64_STD);
-	snprintf(buf, sizeof(buf),
-	         "{\"runtime-data\":{\"nonce\":\"%s\",\"tee-pubkey\":%s},\"tee-evidence\":"
-	         "{\"primary_evidence\":{\"svn\":\"1\",\"report_data\":\"%s\"},"
-	         "\"additional_evidence\":\"\"}}",
-	         nonce, pk, rd);
-	free(rd);
-	if (http(fd, "POST", "/kbs/v0/attest", cookie, buf, &r) || r.status != 200) {
-		snprintf(err, errlen, "attest: status %d %.150s", r.status,
-		         r.body ? r.body : "(no response)");
-		free(r.body);
-		goto out;
-	}
-	free(r.body);
-	char path[300];
-	snprintf(path, sizeof(path), "/kbs/v0/resource/%s", res_path);
-	if (http(fd, "GET", path, cookie, NULL, &r) || r.status != 200) {
-		snprintf(err, errlen, "resource: status %d %.150s", r.status,
-		         r.body ? r.body : "(no response)");
-		free(r.body);
-		goto out;
-	}
-	json_t *jwe = json_loadb(r.body, r.len, 0, NULL);
-	free(r.body);
-	uint8_t *plain = NULL;
-	size_t plen = 0;
-	struct err e = {0};
-	if (!jwe || jwe_decrypt(jwe, key, &plain, &plen, &e) != 0) {
-		snprintf(err, errlen, "JWE: %.200s", e.msg);
-		json_decref(jwe);
-		goto out;
-	}
-	json_decref(jwe);
-	if (expect && (plen != strlen(expect) || memcmp(plain, expect, plen))) {
-		snprintf(err, errlen, "secret differs");
-		free(plain);
-		goto out;
-	}
-	free(plain);
-	rc = 0;
-out:
-	free(x);
-	free(y);
-	EVP_PKEY_free(key);
-	return rc;
 }
 
 /* Distinct failure causes with their counts, so a soak says what went wrong, not only how
@@ -359,40 +251,292 @@ static void print_causes(void)
 	other_causes = 0;
 }
 
+/* One attester: a state machine driven by its thread's epoll, so a thread carries many
+ * attesters and the client's own CPU per handshake stays small beside the server's. Each
+ * attester keeps its own keep-alive connection, session cookie and key, and goes through the
+ * whole handshake in order: /auth, /attest, the resource, JWE decryption. */
+enum { A_IDLE, A_AUTH, A_ATTEST, A_RESOURCE };
+#define REQ_MAX 16384
+#define RESP_TIMEOUT_S 30
+
+struct att {
+	struct worker *w;
+	int ep, fd, step, reused, resent;
+	EVP_PKEY *key;
+	char *x, *y;
+	char cookie[160];
+	char req[REQ_MAX];
+	int req_len;
+	char *buf;
+	size_t n, cap;
+	double t0, deadline, next;
+};
+
+static void att_close(struct att *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+}
+
+static void att_reset(struct att *a)
+{
+	free(a->x);
+	free(a->y);
+	EVP_PKEY_free(a->key);
+	a->x = a->y = NULL;
+	a->key = NULL;
+	a->step = A_IDLE;
+	a->n = 0;
+}
+
+static void att_fail(struct att *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void att_fail(struct att *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(a->w->last_err, sizeof(a->w->last_err), fmt, ap);
+	va_end(ap);
+	count_cause(a->w->last_err);
+	pthread_mutex_lock(&a->w->mu);
+	a->w->fail++;
+	pthread_mutex_unlock(&a->w->mu);
+	att_close(a);
+	att_reset(a);
+}
+
+/* Sends one request on the attester's connection (dialled when it has none), kept so it can be
+ * sent once more if the server had closed a reused connection. 0, or -1 after att_fail. */
+static int att_send(struct att *a)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (a->fd < 0) {
+			if ((a->fd = dial()) < 0) {
+				att_fail(a, "cannot connect to %s:%d", host, port);
+				return -1;
+			}
+			struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
+			epoll_ctl(a->ep, EPOLL_CTL_ADD, a->fd, &ev);
+			a->reused = 0;
+		}
+		if (write(a->fd, a->req, (size_t)a->req_len) == a->req_len) {
+			a->n = 0;
+			a->deadline = now_s() + RESP_TIMEOUT_S;
+			return 0;
+		}
+		att_close(a);
+	}
+	att_fail(a, "cannot send the request");
+	return -1;
+}
+
+static int att_request(struct att *a, int step, const char *method, const char *path,
+                       const char *body)
+{
+	a->req_len =
+	    build_req(a->req, sizeof(a->req), method, path, a->cookie[0] ? a->cookie : NULL, body);
+	if (a->req_len < 0) {
+		att_fail(a, "request too large");
+		return -1;
+	}
+	a->step = step;
+	a->resent = 0;
+	return att_send(a);
+}
+
+static void att_start(struct att *a)
+{
+	a->t0 = now_s();
+	a->cookie[0] = 0;
+	a->key = fresh_key();
+	if (a->key == NULL) {
+		att_fail(a, "cannot make a P-256 key");
+		return;
+	}
+	a->x = b64u_bn(a->key, OSSL_PKEY_PARAM_EC_PUB_X);
+	a->y = b64u_bn(a->key, OSSL_PKEY_PARAM_EC_PUB_Y);
+	att_request(a, A_AUTH, "POST", "/kbs/v0/auth",
+	            "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\"}");
+}
+
+/* The evidence for /attest: the sample TEE's report bound to the nonce and the key through
+ * the RFC 8785 form of the runtime data (keys sorted, compact; no value needs escaping). */
+static void attest_body(const struct att *a, const char *nonce, char *buf, size_t cap)
+{
+	char pk[512];
+	snprintf(pk, sizeof(pk),
+	         "{\"alg\":\"ECDH-ES+A256KW\",\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":"
+	         "\"%s\"}",
+	         a->x, a->y);
+	snprintf(buf, cap, "{\"additional-evidence\":\"\",\"nonce\":\"%s\",\"tee-pubkey\":%s}",
+	         nonce, pk);
+	uint8_t d[HASH_MAX];
+	size_t dl = hash_digest(HASH_SHA384, buf, strlen(buf), d);
+	char *rd = b64_encode(d, dl, B64_STD);
+	snprintf(buf, cap,
+	         "{\"runtime-data\":{\"nonce\":\"%s\",\"tee-pubkey\":%s},\"tee-evidence\":"
+	         "{\"primary_evidence\":{\"svn\":\"1\",\"report_data\":\"%s\"},"
+	         "\"additional_evidence\":\"\"}}",
+	         nonce, pk, rd);
+	free(rd);
+}
+
+/* A complete response to the attester's current step: check it and send the next request,
+ * or finish the handshake. */
+static void att_step(struct att *a, struct resp *r)
+{
+	static const char *const names[] = {"", "auth", "attest", "resource"};
+	if (r->status != 200) {
+		att_fail(a, "%s: status %d %.150s", names[a->step], r->status, r->body);
+		return;
+	}
+	if (a->step == A_AUTH) {
+		char nonce[128] = "", buf[4096];
+		snprintf(a->cookie, sizeof(a->cookie), "%s", r->cookie);
+		const char *np = strstr(r->body, "\"nonce\":\"");
+		if (np)
+			sscanf(np + 9, "%127[^\"]", nonce);
+		attest_body(a, nonce, buf, sizeof(buf));
+		att_request(a, A_ATTEST, "POST", "/kbs/v0/attest", buf);
+		return;
+	}
+	if (a->step == A_ATTEST) {
+		char path[300];
+		snprintf(path, sizeof(path), "/kbs/v0/resource/%s", res_path);
+		att_request(a, A_RESOURCE, "GET", path, NULL);
+		return;
+	}
+	json_t *jwe = json_loadb(r->body, r->len, 0, NULL);
+	uint8_t *plain = NULL;
+	size_t plen = 0;
+	struct err e = {0};
+	int bad = !jwe || jwe_decrypt(jwe, a->key, &plain, &plen, &e) != 0;
+	json_decref(jwe);
+	if (bad) {
+		att_fail(a, "JWE: %.200s", e.msg);
+		return;
+	}
+	bad = expect && (plen != strlen(expect) || memcmp(plain, expect, plen));
+	free(plain);
+	if (bad) {
+		att_fail(a, "secret differs");
+		return;
+	}
+	double ms = (now_s() - a->t0) * 1000;
+	pthread_mutex_lock(&a->w->mu);
+	a->w->ok++;
+	histo_add(&a->w->h, ms);
+	pthread_mutex_unlock(&a->w->mu);
+	att_reset(a);
+}
+
+/* The connection is readable: take what arrived; a complete response moves the handshake on.
+ * A reused connection the server closed before answering gets the request once more. */
+static void att_readable(struct att *a)
+{
+	for (;;) {
+		if (a->cap - a->n < 4096) {
+			size_t nc = a->cap ? a->cap * 2 : 16384;
+			char *nb = realloc(a->buf, nc + 1);
+			if (nb == NULL) {
+				att_fail(a, "out of memory");
+				return;
+			}
+			a->buf = nb;
+			a->cap = nc;
+		}
+		ssize_t k = recv(a->fd, a->buf + a->n, a->cap - a->n, MSG_DONTWAIT);
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (k <= 0) {
+			if (a->n == 0 && a->reused && !a->resent) {
+				a->resent = 1;
+				att_close(a);
+				att_send(a);
+				return;
+			}
+			att_fail(a, "%s: the connection closed before a full response",
+			         a->step == A_AUTH     ? "auth"
+			         : a->step == A_ATTEST ? "attest"
+			                               : "resource");
+			return;
+		}
+		a->n += (size_t)k;
+		a->buf[a->n] = 0;
+		struct resp r;
+		if (parse_resp(a->buf, a->n, &r)) {
+			a->reused = 1;
+			att_step(a, &r);
+			free(r.body);
+			return;
+		}
+	}
+}
+
+struct attesters {
+	struct att *a;
+	int n;
+};
+
+/* One thread's attesters: start a handshake whenever an attester is idle (or its paced turn
+ * comes) until stop_at, finish those in flight, and fail one that waits for a response longer
+ * than RESP_TIMEOUT_S. */
 static void *worker_main(void *arg)
 {
-	struct worker *w = arg;
-	int fd = -1;
-	double next = now_s() + w->period * w->phase;
-	while (now_s() < w->stop_at) {
-		if (w->period > 0) { /* paced: start one handshake every period, never in bursts */
-			double now = now_s();
-			if (next > now)
-				usleep((useconds_t)((next - now) * 1e6));
-			next = (next > now ? next : now) + w->period;
-			if (now_s() >= w->stop_at)
-				break;
-		}
-		double t0 = now_s();
-		if (handshake(&fd, w->last_err, sizeof(w->last_err)) != 0) {
-			count_cause(w->last_err);
-			pthread_mutex_lock(&w->mu);
-			w->fail++;
-			pthread_mutex_unlock(&w->mu);
-			if (fd >= 0) {
-				close(fd);
-				fd = -1;
-			}
-			continue;
-		}
-		double ms = (now_s() - t0) * 1000;
-		pthread_mutex_lock(&w->mu);
-		w->ok++;
-		histo_add(&w->h, ms);
-		pthread_mutex_unlock(&w->mu);
+	struct attesters *set = arg;
+	int ep = epoll_create1(0);
+	struct epoll_event ev[64];
+	for (int i = 0; i < set->n; i++) {
+		struct att *a = &set->a[i];
+		a->ep = ep;
+		a->fd = -1;
+		a->next = now_s() + a->w->period * a->w->phase;
 	}
-	if (fd >= 0)
-		close(fd);
+	for (;;) {
+		double now = now_s(), wake = now + 1;
+		int busy = 0;
+		for (int i = 0; i < set->n; i++) {
+			struct att *a = &set->a[i];
+			struct worker *w = a->w;
+			if (a->step != A_IDLE && now > a->deadline)
+				att_fail(a, "no response within %d s", RESP_TIMEOUT_S);
+			if (a->step == A_IDLE && now < w->stop_at) {
+				if (w->period > 0 && a->next > now) {
+					wake = a->next < wake ? a->next : wake;
+					busy = 1;
+					continue;
+				}
+				if (w->period > 0)
+					a->next = (a->next > now ? a->next : now) + w->period;
+				att_start(a);
+				busy = 1;
+				if (a->step == A_IDLE) /* it failed at once: start it again */
+					wake = now;
+			}
+			if (a->step != A_IDLE) {
+				busy = 1;
+				wake = a->deadline < wake ? a->deadline : wake;
+			}
+		}
+		if (!busy)
+			break;
+		int ms = (int)((wake - now_s()) * 1000) + 1;
+		int k = epoll_wait(ep, ev, 64, ms < 0 ? 0 : ms);
+		for (int i = 0; i < k; i++) {
+			struct att *a = ev[i].data.ptr;
+			if (a->fd < 0)
+				continue;
+			if (a->step == A_IDLE) /* the server closed an idle keep-alive connection */
+				att_close(a);
+			else
+				att_readable(a);
+		}
+	}
+	for (int i = 0; i < set->n; i++) {
+		att_close(&set->a[i]);
+		free(set->a[i].buf);
+	}
+	close(ep);
 	return NULL;
 }
 
@@ -470,6 +614,14 @@ static double thread_cpu_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* CPU time of this process, every thread, in seconds. */
+static double process_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The unavoidable crypto of one handshake on the server side: the AS signs one ES256 token,
  * the KBS makes one ephemeral P-256 key and derives one ECDH secret for the JWE, each done the
  * cheapest correct way (the key from the curve's parameters, the peer not checked a second
@@ -525,7 +677,7 @@ static void print_line(const char *what, int n, double secs, const struct histo 
 
 /* Prints (and adds to --json) the server CPU per handshake of one run beside the floor. */
 static void report_cpu(int n, double secs, const struct histo *h, long ok, long fail,
-                       const double *cpu0)
+                       const double *cpu0, double client_cpu, int threads)
 {
 	json_t *r = json_pack("{s:i,s:f,s:f,s:f,s:f,s:I,s:I}", "attesters", n, "per_s",
 	                      secs > 0 ? ok / secs : 0.0, "p50_ms", histo_pct(h, 0.50), "p99_ms",
@@ -548,6 +700,12 @@ static void report_cpu(int n, double secs, const struct histo *h, long ok, long 
 		if (floor_ms > 0)
 			json_object_set_new(r, "cpu_floor_ratio", json_real(total / floor_ms));
 	}
+	if (ok) {
+		printf("  bench client CPU per handshake: %.3f ms (%d threads)\n",
+		       client_cpu * 1e3 / (double)ok, threads);
+		json_object_set_new(r, "client_cpu_ms_per_handshake",
+		                    json_real(client_cpu * 1e3 / (double)ok));
+	}
 	if (jout)
 		json_array_append_new(json_object_get(jout, "runs"), r);
 	else
@@ -562,7 +720,11 @@ static long run(int n, double secs, double rate, double report_every, double war
                 double max_growth)
 {
 	struct worker *w = calloc((size_t)n, sizeof(*w));
-	pthread_t *t = calloc((size_t)n, sizeof(*t));
+	int nt = client_threads > 0 ? client_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	nt = nt < 1 ? 1 : nt > n ? n : nt;
+	pthread_t *t = calloc((size_t)nt, sizeof(*t));
+	struct att *att = calloc((size_t)n, sizeof(*att));
+	struct attesters *sets = calloc((size_t)nt, sizeof(*sets));
 	struct histo *total = calloc(1, sizeof(*total)), *iv = calloc(1, sizeof(*iv)),
 	             *steady = calloc(1, sizeof(*steady));
 	long ok = 0, fail = 0, steady_ok = 0, steady_fail = 0, bad = 0;
@@ -575,8 +737,17 @@ static long run(int n, double secs, double rate, double report_every, double war
 		w[i].period = rate > 0 ? n / rate : 0;
 		w[i].phase = (double)i / n;
 		pthread_mutex_init(&w[i].mu, NULL);
-		pthread_create(&t[i], NULL, worker_main, &w[i]);
+		att[i].w = &w[i];
 	}
+	/* attesters i, i + nt, i + 2 nt, ... share thread i */
+	for (int i = 0, off = 0; i < nt; i++) {
+		sets[i].a = att + off;
+		sets[i].n = n / nt + (i < n % nt);
+		off += sets[i].n;
+	}
+	double cpu_self0 = process_cpu_s();
+	for (int i = 0; i < nt; i++)
+		pthread_create(&t[i], NULL, worker_main, &sets[i]);
 	if (report_every > 0) {
 		printf(
 		    "soak: %d attesters for %.0f s, a report every %.0f s, RSS judged after %.0f s "
@@ -624,8 +795,9 @@ static long run(int n, double secs, double rate, double report_every, double war
 			next += report_every;
 		}
 	}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < nt; i++)
 		pthread_join(t[i], NULL);
+	double client_cpu = process_cpu_s() - cpu_self0;
 	drain(w, n, total, &ok, &fail);
 	double el = now_s() - t0;
 	const char *lastmsg = NULL;
@@ -655,7 +827,7 @@ static long run(int n, double secs, double rate, double report_every, double war
 		print_line("kbs handshakes (auth+attest+resource+JWE)", n, el, total, ok, fail);
 		if (fail && lastmsg)
 			printf("  last failure: %s\n", lastmsg);
-		report_cpu(n, el, total, ok, fail, cpu0);
+		report_cpu(n, el, total, ok, fail, cpu0, client_cpu, nt);
 	}
 	print_causes();
 	fflush(stdout);
@@ -666,6 +838,8 @@ static long run(int n, double secs, double rate, double report_every, double war
 	free(steady);
 	free(w);
 	free(t);
+	free(att);
+	free(sets);
 	return fail + bad;
 }
 
@@ -683,12 +857,13 @@ int main(int argc, char **argv)
 	                                     {"rate", required_argument, NULL, 'R'},
 	                                     {"cpu", required_argument, NULL, 'C'},
 	                                     {"json", required_argument, NULL, 'j'},
+	                                     {"client-threads", required_argument, NULL, 'T'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *json_path = NULL;
 	double secs = 5, report_every = 0, warmup = 120, max_growth = 5, rate = 0;
 	char conc[128] = "1,16,64";
 	int o;
-	while ((o = getopt_long(argc, argv, "u:p:s:c:e:r:w:m:g:R:C:j:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "u:p:s:c:e:r:w:m:g:R:C:j:T:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			if (sscanf(optarg, "http://%255[^:/]:%d", host, &port) < 1) {
@@ -722,6 +897,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			json_path = optarg;
+			break;
+		case 'T':
+			client_threads = atoi(optarg);
 			break;
 		case 'C':
 			for (char *e = strtok(optarg, ","); e && ncpu < MAX_RSS;
