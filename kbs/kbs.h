@@ -340,6 +340,9 @@ struct kbs_resource_backend {
 	void *(*open)(const json_t *plugin, struct kv *kv, struct err *err);
 	/* 0 found (*val malloc'd), 1 not found, -1 error */
 	int (*get)(void *be, const char *path, uint8_t **val, size_t *len, struct err *err);
+	/* get without waiting on the store (an event loop): as get, or KBS_RESOURCE_UNKNOWN when
+	 * the answer needs a round trip. NULL: every peek is unknown */
+	int (*peek)(void *be, const char *path, uint8_t **val, size_t *len, struct err *err);
 	int (*set)(void *be, const char *path, const uint8_t *val, size_t len, struct err *err);
 	/* 0 deleted, 1 not found, -1 error */
 	int (*del)(void *be, const char *path, struct err *err);
@@ -355,6 +358,13 @@ void kbs_resources_free(struct kbs_resources *r);
 const char *kbs_resources_name(const struct kbs_resources *r);
 int kbs_resources_get(struct kbs_resources *r, const char *path, uint8_t **val, size_t *len,
                       struct err *err);
+/* kbs_resources_get that never waits: KBS_RESOURCE_UNKNOWN when only a round trip to the
+ * backend would tell (always for a backend without peek). */
+#define KBS_RESOURCE_UNKNOWN 2
+int kbs_resources_peek(struct kbs_resources *r, const char *path, uint8_t **val, size_t *len,
+                       struct err *err);
+/* Whether the backend may answer a peek at all. */
+bool kbs_resources_can_peek(const struct kbs_resources *r);
 int kbs_resources_set(struct kbs_resources *r, const char *path, const uint8_t *val, size_t len,
                       struct err *err);
 int kbs_resources_delete(struct kbs_resources *r, const char *path, struct err *err);
@@ -475,6 +485,14 @@ int kbs_policy_init_default(struct kbs_policy *p, struct err *err);
 /* 0 allowed, 1 denied (*explain may be set, malloc'd), -1 engine error (err). */
 int kbs_policy_eval(struct kbs_policy *p, const json_t *claims, const json_t *data, char **explain,
                     struct err *err);
+/* kbs_policy_eval for a caller that must not wait (an event loop): KBS_POLICY_UNKNOWN, nothing
+ * counted and nothing to free, when the answer needs a worker: the stored text is not known
+ * without a round trip (kv_peek), it is not the text compiled last, or the evaluation ran out
+ * of the loop's budgets where the configured ones are larger (policy.c). Then call
+ * kbs_policy_eval from a worker. */
+#define KBS_POLICY_UNKNOWN 2
+int kbs_policy_eval_nowait(struct kbs_policy *p, const json_t *claims, const json_t *data,
+                           char **explain, struct err *err);
 /* Validates (compiles) and stores. 0 / -1. */
 int kbs_policy_set(struct kbs_policy *p, const char *rego, size_t len, struct err *err);
 /* The budgets of every later evaluation ([policy_engine] of the config). */
@@ -494,6 +512,7 @@ enum kbs_counter {
 	KM_AUTH_REQUESTS,
 	KM_AUTH_SUCCESSES,
 	KM_AUTH_ERRORS,
+	KM_LOOP_ANSWERS, /* ours: /kbs requests answered on an event loop, not the pool */
 	KM__N
 };
 enum kbs_labelled {

@@ -68,6 +68,9 @@ static const struct {
     [KM_AUTH_REQUESTS] = {"kbs_auth_requests_total", "Auth requests"},
     [KM_AUTH_SUCCESSES] = {"kbs_auth_successes_total", "Successful auth requests"},
     [KM_AUTH_ERRORS] = {"kbs_auth_errors_total", "Failed auth requests"},
+    [KM_LOOP_ANSWERS] = {"kbs_event_loop_answers_total",
+                         "Requests to /kbs paths answered on an event loop, without the worker "
+                         "pool"},
 };
 
 static const struct {

@@ -78,6 +78,21 @@ int kbs_resources_get(struct kbs_resources *r, const char *path, uint8_t **val, 
 	return r->be->get(r->state, path, val, len, err);
 }
 
+int kbs_resources_peek(struct kbs_resources *r, const char *path, uint8_t **val, size_t *len,
+                       struct err *err)
+{
+	*val = NULL;
+	*len = 0;
+	if (r->be->peek == NULL)
+		return KBS_RESOURCE_UNKNOWN;
+	return r->be->peek(r->state, path, val, len, err);
+}
+
+bool kbs_resources_can_peek(const struct kbs_resources *r)
+{
+	return r->be->peek != NULL;
+}
+
 int kbs_resources_set(struct kbs_resources *r, const char *path, const uint8_t *val, size_t len,
                       struct err *err)
 {

@@ -50,6 +50,16 @@ static int kvs_get(void *be, const char *path, uint8_t **val, size_t *len, struc
 	return rc < 0 ? storage_failed(path, err) : rc;
 }
 
+/* The store's kv_peek: what this process knows without a round trip (Memory always, Redis from
+ * its tracked cache). */
+static int kvs_peek(void *be, const char *path, uint8_t **val, size_t *len, struct err *err)
+{
+	int rc = kv_peek(be, KV_NS_REPOSITORY, path, val, len, err);
+	if (rc == KV_PEEK_UNKNOWN)
+		return KBS_RESOURCE_UNKNOWN;
+	return rc < 0 ? storage_failed(path, err) : rc;
+}
+
 static int kvs_set(void *be, const char *path, const uint8_t *val, size_t len, struct err *err)
 {
 	return kv_set(be, KV_NS_REPOSITORY, path, val, len, 1, err) < 0 ? storage_failed(path, err)
@@ -71,6 +81,7 @@ const struct kbs_resource_backend kbs_resource_kvstorage = {
     .name = "kvstorage",
     .open = kvs_open,
     .get = kvs_get,
+    .peek = kvs_peek,
     .set = kvs_set,
     .del = kvs_del,
     .free = kvs_free,

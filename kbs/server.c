@@ -3,9 +3,10 @@
  * RCAR handshake (/auth, /attest), the admin endpoints, and the plugin calls (resource,
  * sample) behind token verification, resource policy and JWE. Every /kbs/v0 request runs on
  * the HTTP layer's worker pool, so a handler may block on the AS, Redis or the policy engine
- * without holding up the event loops, except an /auth that needs nothing but memory
- * (auth_on_loop); /metrics and /healthz (alive) answer on the loop, /readyz (the AS answers
- * its health check) on the pool.
+ * without holding up the event loops, except an /auth or a resource read that needs nothing
+ * but memory (auth_on_loop, resource_on_loop: the pool's code, told not to wait); /metrics
+ * and /healthz (alive) answer on the loop, /readyz (the AS answers its health check) on the
+ * pool.
  *
  * Status codes and problem bodies are Trustee's: 404 only for an unknown plugin, 401 for
  * everything else, `type` naming the top-level error variant. Causes that Trustee does not
@@ -75,13 +76,32 @@ struct kbs_server {
 	int stopping;
 };
 
-/* A /kbs/v0 request split as §1.1: plugin name, the remaining segments, the query map. */
+/* How far the gate of an attestation-path plugin call (plugin_gate) has come. */
+enum gate_stage {
+	GATE_TOKEN = 0, /* to find: the session's verified claims, else a token */
+	GATE_VERIFY,    /* a token to verify */
+	GATE_POLICY,    /* verified claims for the resource policy */
+	GATE_PASSED,    /* the policy allowed the call for these claims */
+};
+
+/* What a stage of a request did: went through, answered the request (a refusal or the
+ * answer), or stopped before a step that would wait on the network, a store or a compile
+ * (only when asked not to wait: on an event loop, which then hands the request to the pool). */
+enum step { STEP_ON = 0, STEP_ANSWERED, STEP_WAIT };
+
+/* A /kbs/v0 request split as §1.1: plugin name, the remaining segments, the query map; and
+ * where its gate stands, so that a resource read begun on an event loop goes on in the pool
+ * from the stage where it stopped: every check runs once, in one order, wherever it runs. */
 struct call {
 	struct kbs_server *k;
 	char *plugin;
 	json_t *segs;  /* array of strings */
 	char *rpath;   /* segments re-joined with '/' */
 	json_t *query; /* object */
+	enum gate_stage stage;
+	char *token;    /* GATE_VERIFY: the token to verify, owned */
+	json_t *claims; /* GATE_POLICY, GATE_PASSED: the verified claims, owned */
+	char who[64];   /* "session <id>" or "bearer" once the token is found, for the log */
 };
 
 static void call_free(struct call *c)
@@ -90,6 +110,8 @@ static void call_free(struct call *c)
 	json_decref(c->segs);
 	free(c->rpath);
 	json_decref(c->query);
+	free(c->token);
+	json_decref(c->claims);
 	free(c);
 }
 
@@ -802,62 +824,98 @@ static int teepubkey_supported(const json_t *pk)
 	return 0;
 }
 
-/* Token and resource policy, the gate of every attestation-path plugin call: the verified
- * claims (new reference), or NULL when the refusal has been sent. */
-static json_t *plugin_gate(struct call *c, struct http_req *r, char *who, size_t wlen)
+/* The gate's first stage: the session's verified claims, else a token to verify (the
+ * session's or a Bearer one). Memory only with sessions in memory; a session store waits. */
+static enum step gate_token(struct call *c, struct http_req *r, bool nowait)
 {
-	struct kbs_server *k = c->k;
 	struct err e = {0};
-	json_t *claims = NULL, *data = NULL;
-	char *explain = NULL;
-	char *token = find_token(k, r, who, wlen, &claims, &e);
-	if (!token && !claims) {
+	if (nowait && c->k->session_kv)
+		return STEP_WAIT;
+	c->token = find_token(c->k, r, c->who, sizeof(c->who), &c->claims, &e);
+	if (!c->token && !c->claims) {
 		/* 401 even when the session store is down: guest-components answers a 401 on a
 		 * resource read with a new handshake (retried), anything else ends the read */
 		if (e.msg[0])
 			problem401_cause(r, "TokenNotFound", "Attestation Token not found", e.msg);
 		else
 			problem401(r, "TokenNotFound", "Attestation Token not found");
-		return NULL;
+		return STEP_ANSWERED;
 	}
-	if (!claims)
-		claims = kbs_token_verify(k->tv, token, &e);
-	free(token);
-	if (!claims) {
+	c->stage = c->claims ? GATE_POLICY : GATE_VERIFY;
+	return STEP_ON;
+}
+
+/* A token's signature, chain and expiry (§4.2). Waits: a trusted_jwk_sets key may be fetched,
+ * and this is the costly check that the claims kept at /attest spare a session. */
+static enum step gate_verify(struct call *c, struct http_req *r, bool nowait)
+{
+	struct err e = {0};
+	if (nowait)
+		return STEP_WAIT;
+	c->claims = kbs_token_verify(c->k->tv, c->token, &e);
+	free(c->token);
+	c->token = NULL;
+	if (!c->claims) {
 		log_info("kbs: %s: token refused: %s", http_req_uri(r), e.msg);
 		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
-		return NULL;
+		return STEP_ANSWERED;
 	}
-	data = json_pack("{s:s,s:O,s:O}", "plugin", c->plugin, "resource-path", c->segs, "query",
-	                 c->query);
+	c->stage = GATE_POLICY;
+	return STEP_ON;
+}
+
+/* The resource policy for the verified claims, with its evaluation budgets; without waiting,
+ * only a policy already compiled and within the loop's budgets (kbs_policy_eval_nowait). */
+static enum step gate_policy(struct call *c, struct http_req *r, bool nowait)
+{
+	struct kbs_server *k = c->k;
+	struct err e = {0};
+	char *explain = NULL;
+	json_t *data = json_pack("{s:s,s:O,s:O}", "plugin", c->plugin, "resource-path", c->segs,
+	                         "query", c->query);
+	int pr = nowait ? kbs_policy_eval_nowait(k->policy, c->claims, data, &explain, &e)
+	                : kbs_policy_eval(k->policy, c->claims, data, &explain, &e);
+	json_decref(data);
+	if (nowait && pr == KBS_POLICY_UNKNOWN)
+		return STEP_WAIT;
 	kbs_metrics_inc(KM_POLICY_EVALS);
-	int pr = kbs_policy_eval(k->policy, claims, data, &explain, &e);
 	if (pr < 0) {
 		kbs_metrics_inc(KM_POLICY_ERRORS);
 		char d[ERR_MSG_MAX + 64];
 		snprintf(d, sizeof(d), "Policy engine error: %s", e.msg);
 		log_info("kbs: %s: %s", http_req_uri(r), d);
 		problem401(r, "PolicyEngineError", d);
-		goto deny;
+		return STEP_ANSWERED;
 	}
 	if (pr == 1) {
 		kbs_metrics_inc(KM_POLICY_VIOLATIONS);
 		char d[2048];
 		snprintf(d, sizeof(d), "Access denied by policy%s%.1900s", explain ? ": " : "",
 		         explain ? explain : "");
+		free(explain);
 		log_info("kbs: %s: %s", http_req_uri(r), d);
 		problem401(r, "PolicyDeny", d);
-		goto deny;
+		return STEP_ANSWERED;
 	}
 	kbs_metrics_inc(KM_POLICY_APPROVALS);
 	free(explain);
-	json_decref(data);
-	return claims;
-deny:
-	free(explain);
-	json_decref(data);
-	json_decref(claims);
-	return NULL;
+	c->stage = GATE_PASSED;
+	return STEP_ON;
+}
+
+/* Token and resource policy, the gate of every attestation-path plugin call, from the stage c
+ * stands at: STEP_ON with c->claims verified and allowed, STEP_ANSWERED when the refusal has
+ * been sent, STEP_WAIT (nowait only) at the first stage that would wait. */
+static enum step plugin_gate(struct call *c, struct http_req *r, bool nowait)
+{
+	enum step st = STEP_ON;
+	if (c->stage == GATE_TOKEN)
+		st = gate_token(c, r, nowait);
+	if (st == STEP_ON && c->stage == GATE_VERIFY)
+		st = gate_verify(c, r, nowait);
+	if (st == STEP_ON && c->stage == GATE_POLICY)
+		st = gate_policy(c, r, nowait);
+	return st;
 }
 
 /* The secret as a JWE to the tee-pubkey of the verified claims, sent with 200; 0, or -1 when
@@ -891,43 +949,48 @@ static int seal_reply(struct kbs_server *k, struct http_req *r, const json_t *cl
 	return 0;
 }
 
-/* Token, policy, plugin, JWE: the attestation-gated path of a resource call. */
-static void plugin_attested(struct call *c, struct http_req *r)
+/* Token, policy, plugin, JWE: the attestation-gated path of a resource call, from wherever c
+ * stands. nowait: on an event loop, STEP_WAIT at the first stage that would wait (nothing
+ * sent; the pool goes on from there), the resource read by peeking (kbs_resources_peek). */
+static enum step resource_read(struct call *c, struct http_req *r, bool nowait)
 {
-	struct kbs_server *k = c->k;
 	struct err e = {0};
 	uint8_t *val = NULL;
 	size_t vlen = 0;
-	char who[64];
-	json_t *claims = plugin_gate(c, r, who, sizeof(who));
-	if (!claims)
-		return;
+	enum step st = plugin_gate(c, r, nowait);
+	if (st != STEP_ON)
+		return st;
 	if (strcmp(c->plugin, "sample") == 0) { /* never reached: sample is admin-only */
 		plugin_error(r, "sample plugin needs admin");
-		goto out;
+		return STEP_ANSWERED;
 	}
 	if (http_req_method(r) != HTTP_M_GET) {
 		plugin_error(r, "method not supported by the resource plugin");
-		goto out;
+		return STEP_ANSWERED;
 	}
 	if (!kbs_resource_path_valid(c->rpath)) {
 		plugin_error(r, "invalid resource path");
-		goto out;
+		return STEP_ANSWERED;
 	}
-	int rc = kbs_resources_get(k->resources, c->rpath, &val, &vlen, &e);
+	int rc = nowait ? kbs_resources_peek(c->k->resources, c->rpath, &val, &vlen, &e)
+	                : kbs_resources_get(c->k->resources, c->rpath, &val, &vlen, &e);
+	if (nowait && rc == KBS_RESOURCE_UNKNOWN)
+		return STEP_WAIT;
 	if (rc != 0) {
 		plugin_error(r, rc == 1 ? "resource not found" : e.msg);
-		goto out;
+		return STEP_ANSWERED;
 	}
 	kbs_metrics_inc_label(KML_RES_READS, c->rpath);
-	if (seal_reply(c->k, r, claims, val, vlen) == 0)
-		log_info("kbs: %s: resource %s released", who, c->rpath);
-out:
-	if (val) {
-		OPENSSL_cleanse(val, vlen);
-		free(val);
-	}
-	json_decref(claims);
+	if (seal_reply(c->k, r, c->claims, val, vlen) == 0)
+		log_info("kbs: %s: resource %s released", c->who, c->rpath);
+	OPENSSL_cleanse(val, vlen);
+	free(val);
+	return STEP_ANSWERED;
+}
+
+static void plugin_attested(struct call *c, struct http_req *r)
+{
+	resource_read(c, r, false);
 }
 
 /* A plugin of the kbs_plugins table: the backend says whether admin authentication is needed;
@@ -939,10 +1002,9 @@ static void plugin_tabled(struct call *c, struct http_req *r, const struct kbs_p
 	size_t bl = 0;
 	const uint8_t *body = http_req_body(r, &bl);
 	struct kbs_plugin_req q = {body, bl, c->query, c->segs, http_req_method_name(r)};
-	json_t *claims = NULL;
 	uint8_t *out = NULL;
 	size_t olen = 0;
-	char who[64] = "admin";
+	const char *who = "admin";
 	int admin = p->validate_auth(st, &q, &e);
 	if (admin < 0) {
 		plugin_error(r, e.msg);
@@ -957,8 +1019,10 @@ static void plugin_tabled(struct call *c, struct http_req *r, const struct kbs_p
 			problem401(r, "AdminAuthAccess", d);
 			return;
 		}
-	} else if ((claims = plugin_gate(c, r, who, sizeof(who))) == NULL) {
+	} else if (plugin_gate(c, r, false) != STEP_ON) {
 		return;
+	} else {
+		who = c->who;
 	}
 	if (p->handle(st, &q, &out, &olen, &e) != 0) {
 		plugin_error(r, e.msg);
@@ -975,13 +1039,12 @@ static void plugin_tabled(struct call *c, struct http_req *r, const struct kbs_p
 	if (enc == 0)
 		http_reply(r, 200, "text/xml", out, olen);
 	else
-		seal_reply(c->k, r, claims, out, olen);
+		seal_reply(c->k, r, c->claims, out, olen);
 out:
 	if (out) {
 		OPENSSL_cleanse(out, olen);
 		free(out);
 	}
-	json_decref(claims);
 }
 
 static void handle_plugin(struct call *c, struct http_req *r)
@@ -1022,6 +1085,25 @@ static void handle_plugin(struct call *c, struct http_req *r)
 		return;
 	}
 	plugin_attested(c, r);
+}
+
+/* A resource read whose every piece is in memory is answered on the event loop: the
+ * session's verified claims (sessions in memory, claims kept at /attest), the resource policy
+ * already compiled, and the resource's bytes (kbs_resources_peek: the Memory store, Redis's
+ * tracked cache). Then it is a policy evaluation (within the loop's budgets, policy.c) and a
+ * JWE, cheaper than the hand-off to the pool and back. It runs the pool's own stages
+ * (resource_read) without waiting; at the first stage that would wait (a token to verify, a
+ * policy to read or compile, a resource the store must be asked for) it stops with nothing
+ * sent, and the pool goes on from that stage. 0: hand the request to the pool. */
+static int resource_on_loop(struct kbs_server *k, struct call *c, struct http_req *r)
+{
+	if (k->session_kv || !k->cfg.plugin_resource || !k->resources ||
+	    strcmp(c->plugin, "resource") != 0 || !kbs_resources_can_peek(k->resources))
+		return 0;
+	for (size_t i = 0; i < k->n_plugins; i++)
+		if (strcmp(c->plugin, k->plugins[i].p->name) == 0)
+			return 0; /* handle_plugin's first choice: a tabled plugin of that name */
+	return resource_read(c, r, true) == STEP_ANSWERED;
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -1116,11 +1198,42 @@ static void readyz(void *arg, struct http_req *r)
 
 #define INET6_ADDRSTRLEN_MAX 64
 
-/* A request admitted by the limiter: the address it was counted under. */
+/* A request admitted by the limiter: the address it was counted under; on_loop: being
+ * answered on the event loop (counted by on_done, which runs before the reply's first byte
+ * leaves, so a client holding its answer finds it counted). */
 struct limited {
 	struct kbs_server *k;
 	char addr[INET6_ADDRSTRLEN_MAX];
+	bool on_loop;
 };
+
+/* The data of a request that the limiter did not count, while it is answered on the loop. */
+static struct limited loop_answer = {.on_loop = true};
+
+static void mark_on_loop(struct http_req *r, bool on)
+{
+	struct limited *l = http_req_data(r);
+	if (l && l != &loop_answer)
+		l->on_loop = on;
+	else
+		http_req_set_data(r, on ? &loop_answer : NULL);
+}
+
+/* Answers r on the event loop when it needs nothing but memory (auth_on_loop,
+ * resource_on_loop): 1 answered, 0 hand it to the pool. */
+static int answer_on_loop(struct kbs_server *k, struct call *c, struct http_req *r)
+{
+	enum http_method m = http_req_method(r);
+	int done = 0;
+	mark_on_loop(r, true);
+	if (k->as && m == HTTP_M_POST && !strcmp(c->plugin, "auth"))
+		done = auth_on_loop(k, r);
+	else if (m == HTTP_M_GET)
+		done = resource_on_loop(k, c, r);
+	if (!done)
+		mark_on_loop(r, false);
+	return done;
+}
 
 /* The client's address: the peer, or what trusted proxies say (kbs/client_addr.c). */
 static void client_addr(struct kbs_server *k, struct http_req *r, char *out, size_t n)
@@ -1255,10 +1368,11 @@ static void on_request(void *ctx, struct http_req *r)
 			return;
 		}
 		l->k = k;
+		l->on_loop = false;
 		memcpy(l->addr, addr, sizeof(l->addr));
 		http_req_set_data(r, l);
 	}
-	if (k->as && m == HTTP_M_POST && !strcmp(c->plugin, "auth") && auth_on_loop(k, r)) {
+	if (answer_on_loop(k, c, r)) {
 		call_free(c);
 		return;
 	}
@@ -1273,7 +1387,9 @@ static void on_done(void *ctx, const struct http_req *r, int status, size_t resp
 {
 	struct kbs_server *k = ctx;
 	struct limited *l = http_req_data(r);
-	if (l && l->k == k) {
+	if (l && l->on_loop)
+		kbs_metrics_inc(KM_LOOP_ANSWERS);
+	if (l && l != &loop_answer && l->k == k) {
 		kbs_limiter_leave(k->limiter, l->addr);
 		free(l);
 	}
