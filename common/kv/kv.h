@@ -5,7 +5,10 @@
  *   local_fs    <dir_path>/<namespace>/<key with each '/' written as the 4 chars \x2F>
  *   local_json  <file_dir_path>/<namespace> = {"key": "<b64url padded value>"}
  *   redis       key "<namespace>:<key>", raw bytes (hiredis; URL from config or REDIS_URL;
- *               "pool_size" connections at most, default 8, each opened when first needed)
+ *               "pool_size" connections at most, default 8, each opened when first needed;
+ *               the kbs, repository, AS policy and reference value namespaces are read
+ *               through a cache Redis's invalidation messages keep fresh, bounded by
+ *               "cache_entries" (default 4096) and "cache_bytes" (16 MiB), 0 = off)
  *   postgres    table "<namespace>" (value BYTEA, key TEXT PRIMARY KEY), made if missing (libpq;
  *               backends.postgres {db, username, password, port, host} or POSTGRES_URL;
  *               "pool_size" connections at most, default 5)
@@ -38,7 +41,7 @@ struct kv;
 /* `cfg` is Trustee's StorageBackendConfig object:
  *   {"storage_type": "Memory"|"LocalFs"|"LocalJson"|"Redis"|"Postgres" (snake_case aliases
  *    too), "backends": {"local_fs": {"dir_path"}, "local_json": {"file_dir_path"},
- *                 "redis": {"url", "pool_size"},
+ *                 "redis": {"url", "pool_size", "cache_entries", "cache_bytes"},
  *                 "postgres": {"db", "username", "password", "port", "host", "pool_size"}}}
  * NULL cfg = Memory. */
 struct kv *kv_open(const json_t *cfg, struct err *err);

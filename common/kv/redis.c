@@ -9,6 +9,12 @@
  * concurrent callers do not wait on each other's round trips (serialized = 0). A connection
  * that failed is closed, not returned, so the next caller reconnects: after a Redis restart
  * the daemon recovers by itself, at the cost of one retry. An outage sets ERR_UNAVAILABLE.
+ *
+ * Reads of the namespaces every handshake reads (rcache_covers: the kbs's policy and
+ * resources, the AS's policies, the reference values) are served from a process-local cache
+ * that Redis's own invalidation messages keep fresh (redis_cache.c states the rule);
+ * backends.redis.cache_entries / cache_bytes bound it, 0 turns it off. Writes through this
+ * process drop what they wrote from it before returning.
  */
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
@@ -20,6 +26,7 @@
 
 #include "log.h"
 #include "kv/kv_backend.h"
+#include "kv/redis_cache.h"
 
 #define REDIS_TIMEOUT_S 2
 #define STR_(x) #x
@@ -27,6 +34,10 @@
 #define REDIS_WAIT_S 5
 #define REDIS_POOL_DEFAULT 8
 #define REDIS_POOL_MAX 256
+/* The cache of hot-path reads (redis_cache.c): a resource policy, a few policies and
+ * resources, and the reference values of a few workloads fit many times over. */
+#define REDIS_CACHE_ENTRIES 4096
+#define REDIS_CACHE_BYTES (16 << 20)
 
 struct redis {
 	pthread_mutex_t mu;     /* guards the pool fields below, never held across a command */
@@ -36,6 +47,7 @@ struct redis {
 	size_t pool_size, pool_idle, pool_open;
 	char host[400], user[400], pass[400];
 	int port, db;
+	struct rcache *cache; /* NULL: cache_entries or cache_bytes is 0 */
 };
 
 /* "redis at HOST:PORT unavailable: <cause>" from a failed context (or errno-less cause). */
@@ -202,6 +214,16 @@ static void redis_key(char *out, size_t cap, const char *ns, const char *key)
 	snprintf(out, cap, "%s:%s", ns, key);
 }
 
+/* Drop what this process just wrote (or tried to) from the cache. */
+static void redis_forget(struct redis *rd, const char *ns, const char *key)
+{
+	char k[1024];
+	if (rd->cache == NULL || !rcache_covers(ns))
+		return;
+	redis_key(k, sizeof(k), ns, key);
+	rcache_forget(rd->cache, k);
+}
+
 static int redis_set(void *state, const char *ns, const char *key, const void *val, size_t len,
                      int overwrite, unsigned ttl, struct err *err)
 {
@@ -225,6 +247,7 @@ static int redis_set(void *state, const char *ns, const char *key, const void *v
 		argvlen[argc++] = 2;
 	}
 	redisReply *r = redis_cmd(rd, err, argc, argv, argvlen);
+	redis_forget(rd, ns, key);
 	if (r == NULL)
 		return -1;
 	int rc = r->type == REDIS_REPLY_NIL ? 1 : 0;
@@ -232,6 +255,25 @@ static int redis_set(void *state, const char *ns, const char *key, const void *v
 	return rc;
 }
 
+/* Copy a string reply into a malloc'd, NUL-terminated buffer and wipe the reply's bytes
+ * (resources and sessions are secrets). 0, 1 nil, -1 err set. */
+static int redis_copy_value(const redisReply *e, const char *k, uint8_t **val, size_t *len,
+                            struct err *err)
+{
+	if (e->type == REDIS_REPLY_NIL)
+		return 1;
+	if (e->type != REDIS_REPLY_STRING)
+		return err_set(err, "redis: %s holds a non-string value", k);
+	if ((*val = malloc(e->len + 1)) == NULL)
+		return err_set(err, "out of memory");
+	memcpy(*val, e->str, e->len);
+	(*val)[e->len] = 0;
+	*len = e->len;
+	OPENSSL_cleanse(e->str, e->len);
+	return 0;
+}
+
+/* GET, or GETDEL when take: one command, never through the cache. */
 static int redis_read(struct redis *rd, const char *ns, const char *key, uint8_t **val, size_t *len,
                       int take, struct err *err)
 {
@@ -242,80 +284,157 @@ static int redis_read(struct redis *rd, const char *ns, const char *key, uint8_t
 	redisReply *r = redis_cmd(rd, err, 2, argv, argvlen);
 	if (r == NULL)
 		return -1;
-	if (r->type == REDIS_REPLY_NIL) {
-		freeReplyObject(r);
-		return 1;
-	}
-	if (r->type != REDIS_REPLY_STRING) {
-		freeReplyObject(r);
-		return err_set(err, "redis: %s holds a non-string value", k);
-	}
-	*val = malloc(r->len + 1);
-	if (*val == NULL) {
-		freeReplyObject(r);
-		return err_set(err, "out of memory");
-	}
-	memcpy(*val, r->str, r->len);
-	(*val)[r->len] = 0;
-	*len = r->len;
-	OPENSSL_cleanse(r->str, r->len); /* resources and sessions are secrets */
+	int rc = redis_copy_value(r, k, val, len, err);
 	freeReplyObject(r);
-	return 0;
+	return rc;
 }
 
-/* MGET: one round trip for several keys, ns[i]:keys[i]. */
-static int redis_get_each(void *state, const char *const *ns, const char *const *keys, size_t n,
-                          uint8_t **vals, size_t *lens, struct err *err)
+/* MGET names[0..m) and, when ttls is not NULL, PTTL of each in the same pipeline (ttls[i]:
+ * -1 the key has no expiry). One pooled connection, replaced once if it turns out broken.
+ * The MGET reply, or NULL with err set. */
+static redisReply *redis_mget(struct redis *rd, char *const *names, size_t m, long long *ttls,
+                              struct err *err)
 {
-	struct redis *rd = state;
-	const char **argv = calloc(n + 1, sizeof(*argv));
-	size_t *argvlen = calloc(n + 1, sizeof(*argvlen));
-	char *names = malloc(n * 1024);
-	redisReply *r = NULL;
-	int rc = -1;
+	const char **argv = malloc((m + 1) * sizeof(*argv));
+	size_t *argvlen = malloc((m + 1) * sizeof(*argvlen));
+	redisReply *mget = NULL;
 
-	if (argv == NULL || argvlen == NULL || names == NULL) {
+	if (argv == NULL || argvlen == NULL) {
 		err_set(err, "out of memory");
 		goto out;
 	}
 	argv[0] = "MGET";
 	argvlen[0] = 4;
-	for (size_t i = 0; i < n; i++) {
-		redis_key(names + i * 1024, 1024, ns[i], keys[i]);
-		argv[i + 1] = names + i * 1024;
-		argvlen[i + 1] = strlen(argv[i + 1]);
+	for (size_t i = 0; i < m; i++) {
+		argv[i + 1] = names[i];
+		argvlen[i + 1] = strlen(names[i]);
 	}
-	if ((r = redis_cmd(rd, err, (int)n + 1, argv, argvlen)) == NULL)
-		goto out;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-		err_set(err, "redis: MGET answered %zu values for %zu keys", r->elements, n);
+	if (ttls == NULL) {
+		mget = redis_cmd(rd, err, (int)m + 1, argv, argvlen);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const redisReply *e = r->element[i];
-		if (e->type == REDIS_REPLY_NIL)
-			continue;
-		if (e->type != REDIS_REPLY_STRING) {
-			err_set(err, "redis: %s:%s holds a non-string value", ns[i], keys[i]);
-			goto out;
+	for (int attempt = 0; attempt < 2 && mget == NULL; attempt++) {
+		redisContext *c = redis_acquire(rd, err);
+		if (c == NULL)
+			break;
+		redisAppendCommandArgv(c, (int)m + 1, argv, argvlen);
+		for (size_t i = 0; i < m; i++) {
+			const char *pv[2] = {"PTTL", names[i]};
+			size_t pl[2] = {4, argvlen[i + 1]};
+			redisAppendCommandArgv(c, 2, pv, pl);
 		}
-		if ((vals[i] = malloc(e->len + 1)) == NULL) {
+		int lost = 0;
+		for (size_t i = 0; i <= m; i++) {
+			redisReply *r = NULL;
+			if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+				redis_unavailable(rd, c, NULL, err);
+				lost = 1;
+				break;
+			}
+			if (i == 0) {
+				mget = r;
+				continue;
+			}
+			ttls[i - 1] = r->type == REDIS_REPLY_INTEGER ? r->integer : -3;
+			freeReplyObject(r);
+		}
+		if (lost && mget != NULL) {
+			freeReplyObject(mget);
+			mget = NULL;
+		}
+		redis_release(rd, c); /* closes it when lost */
+		if (!lost && mget->type == REDIS_REPLY_ERROR) {
+			err_set(err, "redis at %s:%d refused MGET: %s", rd->host, rd->port,
+			        mget->str);
+			freeReplyObject(mget);
+			mget = NULL;
+			break;
+		}
+	}
+out:
+	free(argv);
+	free(argvlen);
+	return mget;
+}
+
+/* Read ns[i]:keys[i] for the m indexes i in idx[0..m) with one MGET into vals/lens. With a
+ * ticket (rcache_ticket), what was found under a cached namespace is remembered, a value or
+ * an absence, but not a key with an expiry: it would outlive it here until Redis noticed. */
+static int redis_fetch(struct redis *rd, const char *const *ns, const char *const *keys,
+                       const size_t *idx, size_t m, uint64_t ticket, uint8_t **vals, size_t *lens,
+                       struct err *err)
+{
+	char **names = calloc(m, sizeof(*names));
+	long long *ttls = ticket ? calloc(m, sizeof(*ttls)) : NULL;
+	redisReply *r = NULL;
+	int rc = -1;
+
+	if (names == NULL || (ticket && ttls == NULL)) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	for (size_t j = 0; j < m; j++) {
+		size_t l = strlen(ns[idx[j]]) + strlen(keys[idx[j]]) + 2;
+		if ((names[j] = malloc(l)) == NULL) {
 			err_set(err, "out of memory");
 			goto out;
 		}
-		memcpy(vals[i], e->str, e->len);
-		vals[i][e->len] = 0;
-		lens[i] = e->len;
-		OPENSSL_cleanse(e->str, e->len);
+		snprintf(names[j], l, "%s:%s", ns[idx[j]], keys[idx[j]]);
+	}
+	if ((r = redis_mget(rd, names, m, ttls, err)) == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
+		err_set(err, "redis: MGET answered %zu values for %zu keys", r->elements, m);
+		goto out;
+	}
+	for (size_t j = 0; j < m; j++) {
+		size_t i = idx[j];
+		if (redis_copy_value(r->element[j], names[j], &vals[i], &lens[i], err) < 0)
+			goto out;
+		/* PTTL: -1 a key without expiry, -2 no key; anything else is not kept */
+		if (ticket && ttls[j] == (vals[i] != NULL ? -1 : -2) && rcache_covers(ns[i]))
+			rcache_fill(rd->cache, ticket, names[j], vals[i], lens[i]);
 	}
 	rc = 0;
 out:
 	if (r != NULL)
 		freeReplyObject(r);
-	free(argv);
-	free(argvlen);
+	for (size_t j = 0; names != NULL && j < m; j++)
+		free(names[j]);
 	free(names);
+	free(ttls);
 	return rc; /* kv_get_each and kv_get_many free what was copied when rc < 0 */
+}
+
+/* ns[i]:keys[i]: what the cache knows, the rest in one MGET (remembered when cacheable). */
+static int redis_get_each(void *state, const char *const *ns, const char *const *keys, size_t n,
+                          uint8_t **vals, size_t *lens, struct err *err)
+{
+	struct redis *rd = state;
+	size_t *idx = malloc(n * sizeof(*idx)), m = 0;
+	int covered = 0, rc = -1;
+	char k[1024];
+
+	if (idx == NULL)
+		return err_set(err, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (rd->cache != NULL && rcache_covers(ns[i])) {
+			redis_key(k, sizeof(k), ns[i], keys[i]);
+			int h = rcache_lookup(rd->cache, k, &vals[i], &lens[i], err);
+			if (h < 0)
+				goto out;
+			if (h != KV_PEEK_UNKNOWN)
+				continue;
+			covered = 1;
+		}
+		idx[m++] = i;
+	}
+	rc = m == 0 ? 0
+	            : redis_fetch(rd, ns, keys, idx, m, covered ? rcache_ticket(rd->cache) : 0,
+	                          vals, lens, err);
+out:
+	free(idx);
+	return rc;
 }
 
 /* MGET of keys of one namespace. */
@@ -335,13 +454,31 @@ static int redis_get_many(void *state, const char *ns, const char *const *keys, 
 static int redis_get(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
                      struct err *err)
 {
-	return redis_read(state, ns, key, val, len, 0, err);
+	struct redis *rd = state;
+	if (rd->cache == NULL || !rcache_covers(ns))
+		return redis_read(rd, ns, key, val, len, 0, err);
+	int rc = redis_get_each(rd, &ns, &key, 1, val, len, err);
+	return rc < 0 ? -1 : *val == NULL ? 1 : 0;
+}
+
+/* From the cache only: never a round trip. */
+static int redis_peek(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
+                      struct err *err)
+{
+	struct redis *rd = state;
+	char k[1024];
+	if (rd->cache == NULL || !rcache_covers(ns))
+		return KV_PEEK_UNKNOWN;
+	redis_key(k, sizeof(k), ns, key);
+	return rcache_lookup(rd->cache, k, val, len, err);
 }
 
 static int redis_take(void *state, const char *ns, const char *key, uint8_t **val, size_t *len,
                       struct err *err)
 {
-	return redis_read(state, ns, key, val, len, 1, err);
+	int rc = redis_read(state, ns, key, val, len, 1, err);
+	redis_forget(state, ns, key);
+	return rc;
 }
 
 static int redis_del(void *state, const char *ns, const char *key, struct err *err)
@@ -352,6 +489,7 @@ static int redis_del(void *state, const char *ns, const char *key, struct err *e
 	const char *argv[2] = {"DEL", k};
 	size_t argvlen[2] = {3, strlen(k)};
 	redisReply *r = redis_cmd(rd, err, 2, argv, argvlen);
+	redis_forget(rd, ns, key);
 	if (r == NULL)
 		return -1;
 	int rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? 0 : 1;
@@ -516,6 +654,8 @@ static int redis_set_batch(void *state, const struct kv_write *w, size_t n, stru
 	}
 	if (c != NULL)
 		redis_release(rd, c);
+	for (size_t i = 0; i < n; i++)
+		redis_forget(rd, w[i].ns, w[i].key);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
@@ -545,6 +685,8 @@ static int redis_claim_set(void *state, const char *claim_ns, const char *ns, co
 	snprintf(ttls, sizeof(ttls), "%u", ttl);
 	argvlen[7] = strlen(ttls);
 	redisReply *r = redis_cmd(rd, err, ttl ? 8 : 6, argv, argvlen);
+	redis_forget(rd, claim_ns, key);
+	redis_forget(rd, ns, key);
 	if (r == NULL)
 		return -1;
 	int rc = r->type != REDIS_REPLY_INTEGER
@@ -559,6 +701,7 @@ static int redis_claim_set(void *state, const char *claim_ns, const char *ns, co
 static void redis_close(void *state)
 {
 	struct redis *rd = state;
+	rcache_free(rd->cache);
 	for (size_t i = 0; i < rd->pool_idle; i++)
 		redisFree(rd->pool[i]);
 	free(rd->pool);
@@ -613,6 +756,36 @@ static int parse_redis_url(struct redis *rd, const char *url, struct err *err)
 	return 0;
 }
 
+static redisContext *redis_connect_cb(void *rd, struct err *err)
+{
+	return redis_connect(rd, err);
+}
+
+/* backends.redis.cache_entries / cache_bytes (0 turns the cache off). 0 or -1 err set. */
+static int redis_open_cache(struct redis *rd, const json_t *o, struct err *err)
+{
+	static const struct {
+		const char *name;
+		json_int_t def, max;
+	} lim[2] = {{"cache_entries", REDIS_CACHE_ENTRIES, 1 << 20},
+	            {"cache_bytes", REDIS_CACHE_BYTES, (json_int_t)1 << 30}};
+	json_int_t v[2];
+	for (int i = 0; i < 2; i++) {
+		json_t *j = json_object_get(o, lim[i].name);
+		v[i] = j ? json_integer_value(j) : lim[i].def;
+		if (j && (!json_is_integer(j) || v[i] < 0 || v[i] > lim[i].max))
+			return err_set(
+			    err,
+			    "storage_backend.backends.redis.%s must be an integer from 0 "
+			    "to %lld",
+			    lim[i].name, (long long)lim[i].max);
+	}
+	if (v[0] == 0 || v[1] == 0)
+		return 0;
+	rd->cache = rcache_new((size_t)v[0], (size_t)v[1], redis_connect_cb, rd);
+	return rd->cache == NULL ? err_set(err, "out of memory") : 0;
+}
+
 static void *redis_open(const json_t *backends, struct err *err)
 {
 	const json_t *o = json_object_get(backends, "redis");
@@ -637,6 +810,10 @@ static void *redis_open(const json_t *backends, struct err *err)
 	pthread_cond_init(&rd->pool_cv, NULL);
 	rd->pool_size = (size_t)size;
 	if (parse_redis_url(rd, url ? url : "redis://127.0.0.1:6379", err) < 0) {
+		redis_close(rd);
+		return NULL;
+	}
+	if (redis_open_cache(rd, o, err) < 0) {
 		redis_close(rd);
 		return NULL;
 	}
@@ -667,4 +844,5 @@ const struct kv_backend kv_backend_redis = {
     .get_many = redis_get_many,
     .get_each = redis_get_each,
     .claim_set = redis_claim_set,
+    .peek = redis_peek,
 };

@@ -417,16 +417,21 @@ static void test_kv_redis_with_restart(void **state)
 	tl_stop(pid);
 }
 
-/* Clients connected to the Redis on `port`, this probe's own connection excluded. */
+/* Pooled connections to the Redis on `port`: every client but this probe and the cache's
+ * invalidation link (two connections named ctrustee-kvcache-*). */
 static long long redis_clients(int port)
 {
 	redisContext *c = redisConnect("127.0.0.1", port);
 	assert_true(c != NULL && c->err == 0);
-	redisReply *r = redisCommand(c, "INFO clients");
-	assert_non_null(r);
-	const char *at = strstr(r->str, "connected_clients:");
-	assert_non_null(at);
-	long long n = atoll(at + strlen("connected_clients:")) - 1;
+	redisReply *r = redisCommand(c, "CLIENT LIST");
+	assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+	long long n = -1; /* this probe */
+	for (const char *l = r->str; *l != '\0';) {
+		size_t len = strcspn(l, "\n");
+		if (len > 0 && memmem(l, len, "name=ctrustee-kvcache-", 22) == NULL)
+			n++;
+		l += len + (l[len] == '\n');
+	}
 	freeReplyObject(r);
 	redisFree(c);
 	return n;
