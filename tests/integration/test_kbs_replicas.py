@@ -7,6 +7,8 @@ attester, then stickiness by the kbs-session-id cookie).
   back from each replica's log), and the attesters spread over the replicas.
 - Without the proxy, /auth, /attest and the read on three different replicas succeed: the
   stickiness is an optimisation, every replica serves every step from Redis.
+- Each replica keeps the resource policy and resources in memory: a resource or a policy
+  written through one replica decides the very next read on every other.
 - A nonce is good for one successful /attest across replicas: a replay to any replica is
   refused, and of one /attest sent to all three at once exactly one wins.
 - A replica killed (SIGKILL) during a load run: every completed read is correct, every failure
@@ -25,8 +27,8 @@ import threading
 import time
 
 from harness import Redis, Tap
-from kbs_testlib import (ALLOW_ALL, ERR, Attester, Haproxy, Kbs, Pki, RealAs, haproxy_available,
-                         kbs_config, real_as_available, require_kbs)
+from kbs_testlib import (ALLOW_ALL, DENY_ALL, ERR, Attester, Haproxy, Kbs, Pki, RealAs,
+                         haproxy_available, kbs_config, real_as_available, require_kbs)
 
 SECRET = b"replicated secret \x00\x01"
 PATH = "default/replica/key"
@@ -155,6 +157,42 @@ def check_any_replica(t, replicas):
         st, _, data = a.get(PATH)
         t.ok(st == 200 and a.decrypt(data) == SECRET,
              "any replica: read on %s, which only saw the /auth" % a.kbs.name, data[:200])
+
+
+def check_write_seen_by_every_replica(t, replicas, pki):
+    """Each replica keeps the resource policy and resources in memory (the Redis backend's
+    cache); a write through one replica decides the very next read on every other."""
+    att = []
+    for r in replicas:
+        a = Attester(r)
+        ok = a.auth()[0] == 200 and a.attest()[0] == 200
+        st, _, data = a.get(PATH)
+        t.ok(ok and st == 200 and a.decrypt(data) == SECRET,
+             "cache: %s reads the resource (now in its memory)" % r.name, data[:200])
+        att.append(a)
+    for i in range(6):
+        writer = replicas[i % 3]
+        new = b"version %d of the secret" % i
+        writer.set_resource(pki, PATH, new)
+        got = []
+        for a in att:
+            st, _, data = a.get(PATH)
+            got.append(a.decrypt(data) if st == 200 else st)
+        t.ok(all(g == new for g in got),
+             "cache: a resource written through %s is read by the next request on every "
+             "replica (%d)" % (writer.name, i), got)
+    replicas[1].set_policy(pki, DENY_ALL)
+    sts = [a.get(PATH)[0] for a in att]
+    t.ok(all(st in (401, 403) for st in sts),
+         "cache: a deny-all policy set through one replica refuses the next read on each", sts)
+    replicas[2].set_policy(pki, ALLOW_ALL)
+    replicas[2].set_resource(pki, PATH, SECRET)
+    got = []
+    for a in att:
+        st, _, data = a.get(PATH)
+        got.append(a.decrypt(data) if st == 200 else st)
+    t.ok(all(g == SECRET for g in got), "cache: the policy and secret restored, every replica "
+         "serves it at once", got)
 
 
 def check_nonce_single_use(t, lb, replicas):
@@ -343,6 +381,7 @@ def main():
     haproxy.set_resource(pki, PATH, SECRET)
     t.run(check_sticky, haproxy, replicas)
     t.run(check_any_replica, replicas)
+    t.run(check_write_seen_by_every_replica, replicas, pki)
     t.run(check_nonce_single_use, haproxy, replicas)
     t.run(check_replica_killed, haproxy, replicas, haproxy)
     t.run(check_redis_restart, haproxy, replicas, redis)

@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 
 import grpc
@@ -82,6 +83,43 @@ def this_run_log(r):
 
 def redis_keys(redis, pattern):
     return sorted(k.decode() for k in redis.command("KEYS", pattern))
+
+
+def store_reads(redis):
+    """GET + MGET calls Redis has answered so far."""
+    stats = redis.command("INFO", "commandstats").decode()
+    return sum(int(n) for n in re.findall(r"^cmdstat_m?get:calls=(\d+)", stats, re.M))
+
+
+def test_replicas_see_each_others_writes_at_once(t, redis):
+    """Two rvps on one Redis each keep reference values in memory (the Redis backend's cache,
+    kept fresh by Redis's invalidation messages): a value registered, replaced or deleted
+    through one is what the other's very next query answers."""
+    a = Rvps({"storage": redis_storage(redis)}, name="rvps-a")
+    b = Rvps({"storage": redis_storage(redis)}, name="rvps-b")
+    la = Lifecycle(a.port)
+    try:
+        t.eq(b.query("rv-shared"), None, "replica b: rv-shared is absent (and remembered so)")
+        a.register(sample_message({"rv-shared": ["v1"]}))
+        got = b.query("rv-shared")
+        t.ok(got is not None and json.loads(got) == ["v1"],
+             "replica b sees the value registered through a at its next query", got)
+        before = store_reads(redis)
+        for _ in range(5):
+            b.query("rv-shared")
+        t.eq(store_reads(redis) - before, 0, "replica b answers repeated queries from memory")
+        for i in range(2, 6):
+            a.register(sample_message({"rv-shared": ["v%d" % i]}))
+            got = b.query("rv-shared")
+            t.ok(got is not None and json.loads(got) == ["v%d" % i],
+                 "replica b sees replacement v%d from a at its next query" % i, got)
+        t.eq(la.delete("rv-shared"), True, "deleted through a")
+        t.eq(b.query("rv-shared"), None, "replica b's next query no longer finds it")
+    finally:
+        la.close()
+        a.stop()
+        b.stop()
+        redis.command("FLUSHALL")
 
 
 def test_proto_declares_every_method(t):
@@ -419,6 +457,7 @@ def main():
     try:
         t.run(test_proto_declares_every_method)
         t.run(test_list_and_delete, redis)
+        t.run(test_replicas_see_each_others_writes_at_once, redis)
         t.run(test_delete_is_a_write)
         t.run(test_proxied_by_grpc_as, redis)
         t.run(test_expiration_enforced, redis)
