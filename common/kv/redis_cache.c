@@ -7,9 +7,11 @@
  * CLIENT TRACKING on REDIRECT <subscriber> BCAST PREFIX "kbs:" PREFIX "repository:" ...
  * From then on Redis publishes to the subscriber the name of every key under those prefixes
  * that anyone changes, deletes, expires or evicts (nil for FLUSHALL/FLUSHDB: everything). A
- * prefix ends with ':' so "kbs:" never matches "kbs_protocol_session:...". Redis queues a
- * write's broadcast before it writes any reply of that event-loop turn (beforeSleep), so the
- * message is on its way to us no later than the writer's OK.
+ * prefix ends with ':' so "kbs:" never matches "kbs_protocol_session:...". Redis writes a
+ * key's broadcast in the same event-loop turn as the writer's OK, and normally first (it is
+ * queued in beforeSleep, and the client queued last is written first); FLUSHALL's message,
+ * or one sharing its turn with our PING, follows the OK by microseconds within that turn.
+ * So a reader that learnt of the write from the writer (one more hop) finds it received.
  *
  * The freshness rule, all under one mutex:
  *  - before any entry is served, the bytes already received on the link are applied (one
