@@ -10,6 +10,12 @@
  * order. A call whose grpc-timeout passed while it waited is answered DEADLINE_EXCEEDED
  * without running; one whose client reset the stream meanwhile is dropped unrun.
  *
+ * The loop first. A method added with a try handler (grpcx_server_add_try) is offered to it
+ * on the loop thread as soon as the call is complete; when it answers from what the process
+ * holds, the call costs no worker wake and no reply hand-off (the gRPC health check, the RVPS
+ * reading a value it knows); when it says GRPCX_DEFER the call goes to the FIFO. Both paths
+ * run call_invoke, so the deadline rule and the checks on a handler's answer are one code.
+ *
  * Shutdown. grpcx_server_shutdown only writes a byte to a pipe, so it is safe from a
  * signal handler; the teardown (front: stop accepting, GOAWAY; running calls get GRACE_MS;
  * workers joined; front: last replies written, connections closed) runs in
@@ -124,15 +130,22 @@ void grpcx_server_attach_front(struct grpcx_server *s, struct gfront *f)
 /* ------------------------------------------------------------------------------------ */
 /* workers */
 
-/* The call's result goes back to its loop; the call no longer counts as active. */
-static void reply(struct grpcx_server *s, struct grpcx_call *c, int status, const char *msg,
-                  uint8_t *resp, size_t resp_len)
+/* The call's result, for the loop to send: msg is the sentence of a failed call. */
+static void call_set_result(struct grpcx_call *c, int status, const char *msg, uint8_t *resp,
+                            size_t resp_len)
 {
 	c->status = status;
 	c->resp = resp;
 	c->resp_len = resp_len;
 	if (status != GRPCX_OK)
 		c->msg = strdup(msg != NULL && msg[0] != '\0' ? msg : "Request failed");
+}
+
+/* The call's result goes back to its loop; the call no longer counts as active. */
+static void reply(struct grpcx_server *s, struct grpcx_call *c, int status, const char *msg,
+                  uint8_t *resp, size_t resp_len)
+{
+	call_set_result(c, status, msg, resp, resp_len);
 	h2loop_reply(c);
 	pthread_mutex_lock(&s->mu);
 	s->active--;
@@ -140,43 +153,81 @@ static void reply(struct grpcx_server *s, struct grpcx_call *c, int status, cons
 	pthread_mutex_unlock(&s->mu);
 }
 
-static void run_call(struct grpcx_server *s, struct grpcx_call *c)
+/* The rules before a handler runs, the handler fn, and the rules on what it returns; the
+ * loop (a try handler, may_defer) and the workers share them. Returns the status, with the
+ * message in *resp on GRPCX_OK and the sentence in e otherwise; GRPCX_DEFER (may_defer only)
+ * leaves the call as it was. */
+static int call_invoke(struct grpcx_call *c, grpcx_handler fn, int may_defer, uint8_t **resp,
+                       size_t *resp_len, struct err *e)
 {
-	struct err e;
-	uint8_t *resp = NULL;
-	size_t resp_len = 0;
 	int st;
 
-	err_clear(&e);
+	*resp = NULL;
+	*resp_len = 0;
 	if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) {
 		/* the client reset the stream while the call waited: nobody to answer */
-		reply(s, c, GRPCX_UNAVAILABLE, "cancelled", NULL, 0);
-		return;
+		err_set(e, "cancelled");
+		return GRPCX_UNAVAILABLE;
 	}
 	if (c->deadline != 0 && mono_ns() > c->deadline) {
 		grpcx_call_drop_req(c);
-		reply(s, c, GRPCX_DEADLINE_EXCEEDED, "Deadline exceeded before the call started",
-		      NULL, 0);
-		return;
+		err_set(e, "Deadline exceeded before the call started");
+		return GRPCX_DEADLINE_EXCEEDED;
 	}
 	cur_call = c;
-	st = c->m->h(c->m->ctx, c->req + 5, c->req_len - 5, &resp, &resp_len, &e);
+	st = fn(c->m->ctx, c->req + 5, c->req_len - 5, resp, resp_len, e);
 	cur_call = NULL;
+	if (may_defer && st == GRPCX_DEFER) {
+		free(*resp);
+		*resp = NULL;
+		err_clear(e);
+		return GRPCX_DEFER;
+	}
 	grpcx_call_drop_req(c);
 	if (st < 0)
 		st = GRPCX_INTERNAL;
-	if (st == GRPCX_OK && resp_len > GRPCX_MAX_MSG) {
-		free(resp);
-		reply(s, c, GRPCX_RESOURCE_EXHAUSTED, "the response message is larger than 64 MiB",
-		      NULL, 0);
-		return;
+	if (st == GRPCX_OK && *resp_len > GRPCX_MAX_MSG) {
+		err_set(e, "the response message is larger than 64 MiB");
+		st = GRPCX_RESOURCE_EXHAUSTED;
 	}
 	if (st != GRPCX_OK) {
-		free(resp);
-		resp = NULL;
-		resp_len = 0;
+		free(*resp);
+		*resp = NULL;
+		*resp_len = 0;
 	}
+	return st;
+}
+
+static void run_call(struct grpcx_server *s, struct grpcx_call *c)
+{
+	struct err e;
+	uint8_t *resp;
+	size_t resp_len;
+	int st;
+
+	err_clear(&e);
+	st = call_invoke(c, c->m->h, 0, &resp, &resp_len, &e);
 	reply(s, c, st, e.msg, resp, resp_len);
+}
+
+/* On the loop: a try handler's work is bounded by what it may do (grpcx.h) and by the size of
+ * the message it is given (GRPCX_TRY_MAX_MSG); anything else waits for a worker. */
+int grpcx_server_try(struct grpcx_server *s, struct grpcx_call *c)
+{
+	struct err e;
+	uint8_t *resp;
+	size_t resp_len;
+	int st;
+
+	(void)s;
+	if (c->m->try_h == NULL || c->req_len - 5 > GRPCX_TRY_MAX_MSG)
+		return -1;
+	err_clear(&e);
+	st = call_invoke(c, c->m->try_h, 1, &resp, &resp_len, &e);
+	if (st == GRPCX_DEFER)
+		return -1;
+	call_set_result(c, st, e.msg, resp, resp_len);
+	return 0;
 }
 
 static void *handler_main(void *arg)
@@ -272,7 +323,8 @@ static struct grpcx_server *server_alloc(int workers, struct err *err)
 		grpcx_server_free(s);
 		return NULL;
 	}
-	if (grpcx_server_add(s, HEALTH_CHECK_METHOD, health_check, s) < 0) {
+	/* the health check only reads the table: it answers on the loop */
+	if (grpcx_server_add_try(s, HEALTH_CHECK_METHOD, health_check, health_check, s) < 0) {
 		err_set(err, "out of memory");
 		grpcx_server_free(s);
 		return NULL;
@@ -352,6 +404,12 @@ struct x509_st *grpcx_request_peer_cert(void)
 
 int grpcx_server_add(struct grpcx_server *s, const char *method, grpcx_handler h, void *ctx)
 {
+	return grpcx_server_add_try(s, method, NULL, h, ctx);
+}
+
+int grpcx_server_add_try(struct grpcx_server *s, const char *method, grpcx_handler try_h,
+                         grpcx_handler h, void *ctx)
+{
 	struct grpcx_method *m;
 
 	if (s->started || s->nmethods >= GRPCX_MAX_METHODS || method == NULL || h == NULL)
@@ -361,6 +419,7 @@ int grpcx_server_add(struct grpcx_server *s, const char *method, grpcx_handler h
 	if (m->path == NULL)
 		return -1;
 	m->h = h;
+	m->try_h = try_h;
 	m->ctx = ctx;
 	s->nmethods++;
 	return 0;

@@ -47,6 +47,17 @@ struct grpcx_server;
 struct grpcx_server *grpcx_server_new(const char *addr, int workers, struct err *err);
 /* method is the full path "/attestation.AttestationService/AttestationEvaluate". */
 int grpcx_server_add(struct grpcx_server *s, const char *method, grpcx_handler h, void *ctx);
+/* A handler that may answer on the front's event loop thread, without a worker: it must not
+ * block (no network, disk or lock held for long; memory it knows and bounded work) and then
+ * answers as a grpcx_handler does; when it cannot answer without blocking it returns
+ * GRPCX_DEFER, having set nothing, and the call goes to a worker as usual, where `h` runs.
+ * Only messages up to GRPCX_TRY_MAX_MSG bytes are offered to it; larger ones go straight to
+ * a worker. The loop applies the same rules as a worker (an expired grpc-timeout answers
+ * DEADLINE_EXCEEDED without running it; grpcx_request_* work inside it). */
+#define GRPCX_DEFER (-2)
+#define GRPCX_TRY_MAX_MSG (64 * 1024)
+int grpcx_server_add_try(struct grpcx_server *s, const char *method, grpcx_handler try_h,
+                         grpcx_handler h, void *ctx);
 /* Health status of a service name ("" is the server as a whole, always SERVING once started). */
 void grpcx_server_set_serving(struct grpcx_server *s, const char *service, int serving);
 int grpcx_server_start(struct grpcx_server *s, struct err *err);

@@ -441,7 +441,8 @@ static int on_data_chunk(nghttp2_session *ss, uint8_t flags, int32_t id, const u
 	return 0;
 }
 
-/* END_STREAM: one whole message, or an answer saying what is wrong; else to a worker. */
+/* END_STREAM: one whole message, or an answer saying what is wrong; else answered by the
+ * method's try handler here, or to a worker. */
 static void request_done(struct h2conn *h, struct grpcx_call *c)
 {
 	if (c->answered)
@@ -461,6 +462,10 @@ static void request_done(struct h2conn *h, struct grpcx_call *c)
 	}
 	h->buffered -= c->req_cap;
 	c->dispatched = 1;
+	if (grpcx_server_try(h->s, c) == 0) {
+		respond(h, c); /* sent by the pump that follows this input */
+		return;
+	}
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED); /* the worker's */
 	grpcx_server_dispatch(h->s, c);
 }

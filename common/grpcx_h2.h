@@ -4,7 +4,8 @@
  * grpcfront.c (the port, TLS, the event loop that owns the sessions).
  *
  * A call is born on the loop thread when a stream's HEADERS arrive, collects its message,
- * goes to a worker once its END_STREAM is in, and comes back to the loop with the handler's
+ * and once its END_STREAM is in is either answered there by its method's try handler or goes
+ * to a worker, and comes back to the loop with the handler's
  * result through the loop's reply queue; only the loop thread touches a session. A call is
  * reference-counted: one reference for the open stream, one while a worker or the reply
  * queue holds it, so a stream reset while its handler runs frees nothing the worker uses.
@@ -30,6 +31,7 @@ struct h2conn;
 struct grpcx_method {
 	char *path;
 	grpcx_handler h;
+	grpcx_handler try_h; /* runs on the loop first (grpcx_server_add_try), or NULL */
 	void *ctx;
 };
 
@@ -78,6 +80,10 @@ void grpcx_call_drop_req(struct grpcx_call *c);
 const struct grpcx_method *grpcx_server_lookup(struct grpcx_server *s, const char *path);
 int grpcx_server_stopping(const struct grpcx_server *s);
 void grpcx_server_dispatch(struct grpcx_server *s, struct grpcx_call *c);
+/* Loop thread, a complete call: its method's try handler answers it now when it can (0: the
+ * result is in c->status/msg/resp, the request bytes are freed; respond with it), or -1: it
+ * goes to a worker (grpcx_server_dispatch), untouched. */
+int grpcx_server_try(struct grpcx_server *s, struct grpcx_call *c);
 /* gfront_new/gfront_free tell the server which front serves it (one per server): its
  * teardown stops that front's accepting, then closes its HTTP/2 connections. */
 void grpcx_server_attach_front(struct grpcx_server *s, struct gfront *f);

@@ -12,6 +12,10 @@
  * RegisterReferenceValue and DeleteReferenceValue, local or forwarded, first pass the
  * process's write check
  * (rvps_grpc_set_write_auth): a forwarded one would otherwise ride on the AS's own credential.
+ * The two queries run first on the server's event loop (grpcx_server_add_try) and answer
+ * there when the store knows the values without a round trip (kv_peek: Memory always, Redis
+ * from its tracked cache); otherwise, and for every other RPC, a worker runs them. Both runs
+ * are one code path (on_query_with, on_query_batch_with) counting each call once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,22 +109,34 @@ static int pack_query_response(const char *value, uint8_t **resp, size_t *resp_l
 	return GRPCX_OK;
 }
 
-static int on_query_with(struct rvps *r,
-                         int (*get)(struct rvps *, const char *, char **, struct err *),
-                         const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
-                         struct err *err)
+typedef int (*query_fn)(struct rvps *, const char *, char **, struct err *);
+
+/* QueryReferenceValue and its kin, read with `get`; call_metric counts the RPC (-1: none).
+ * A get that peeks (rvps_query_peek) may say KV_PEEK_UNKNOWN: then GRPCX_DEFER, with nothing
+ * counted, and the worker's run of the same code counts the call. */
+static int on_query_with(struct rvps *r, query_fn get, int call_metric, const uint8_t *req,
+                         size_t req_len, uint8_t **resp, size_t *resp_len, struct err *err)
 {
 	Reference__ReferenceValueQueryRequest *in;
 	char *value = NULL;
-	int st;
+	int st, rc;
 
 	in = reference__reference_value_query_request__unpack(NULL, req_len, req);
 	if (in == NULL) {
+		if (call_metric >= 0)
+			count(call_metric);
 		count(M_QUERY_ERROR);
 		err_set(err, "The request is not a valid ReferenceValueQueryRequest message");
 		return GRPCX_INVALID_ARGUMENT;
 	}
-	if (get(r, in->reference_value_id, &value, err) < 0) {
+	rc = get(r, in->reference_value_id, &value, err);
+	if (rc == KV_PEEK_UNKNOWN) {
+		reference__reference_value_query_request__free_unpacked(in, NULL);
+		return GRPCX_DEFER;
+	}
+	if (call_metric >= 0)
+		count(call_metric);
+	if (rc < 0) {
 		count(M_QUERY_ERROR);
 		reference__reference_value_query_request__free_unpacked(in, NULL);
 		err_prefix(err, "Query reference value");
@@ -136,56 +152,73 @@ static int on_query_with(struct rvps *r,
 static int on_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
                     struct err *err)
 {
-	count(M_CALL_QUERY);
-	return on_query_with(ctx, rvps_query, req, req_len, resp, resp_len, err);
+	return on_query_with(ctx, rvps_query, M_CALL_QUERY, req, req_len, resp, resp_len, err);
+}
+
+/* On the loop: answered when the store knows the value without a round trip. */
+static int try_query(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                     size_t *resp_len, struct err *err)
+{
+	return on_query_with(ctx, rvps_query_peek, M_CALL_QUERY, req, req_len, resp, resp_len, err);
 }
 
 static int on_provenance(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
                          size_t *resp_len, struct err *err)
 {
-	return on_query_with(ctx, rvps_query_provenance, req, req_len, resp, resp_len, err);
+	return on_query_with(ctx, rvps_query_provenance, -1, req, req_len, resp, resp_len, err);
 }
 
-/* The values of ids[0..n) that have one, as one JSON object (new reference) or NULL; each
- * id counts in rvps_queries_total as a single query would. */
-static json_t *query_many(struct rvps *r, char *const *ids, size_t n, struct err *err)
-{
-	json_t *obj;
+typedef int (*query_many_fn)(struct rvps *, const char *const *, size_t, json_t **, struct err *);
 
-	if (rvps_query_many(r, (const char *const *)ids, n, &obj, err) < 0) {
+/* The values of ids[0..n) that have one, as one JSON object (new reference) in *obj; each id
+ * counts in rvps_queries_total as a single query would. Returns what get returns. */
+static int query_many(struct rvps *r, query_many_fn get, char *const *ids, size_t n, json_t **obj,
+                      struct err *err)
+{
+	int rc = get(r, (const char *const *)ids, n, obj, err);
+
+	if (rc == KV_PEEK_UNKNOWN)
+		return rc;
+	count(M_CALL_BATCH);
+	if (rc < 0) {
 		count(M_QUERY_ERROR);
-		return NULL;
+		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
-		count(json_object_get(obj, ids[i]) != NULL ? M_QUERY_FOUND : M_QUERY_MISSING);
-	return obj;
+		count(json_object_get(*obj, ids[i]) != NULL ? M_QUERY_FOUND : M_QUERY_MISSING);
+	return 0;
 }
 
-/* QueryReferenceValues (ours): several ids, one object of the values found. */
-static int on_query_batch(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
-                          size_t *resp_len, struct err *err)
+/* QueryReferenceValues (ours): several ids, one object of the values found. A get that
+ * peeks may defer, as in on_query_with. */
+static int on_query_batch_with(struct rvps *r, query_many_fn get, const uint8_t *req,
+                               size_t req_len, uint8_t **resp, size_t *resp_len, struct err *err)
 {
 	Reference__ReferenceValueBatchQueryRequest *in;
 	Reference__ReferenceValueBatchQueryResponse out =
 	    REFERENCE__REFERENCE_VALUE_BATCH_QUERY_RESPONSE__INIT;
-	json_t *obj;
+	json_t *obj = NULL;
 	char *text;
+	int rc;
 
-	count(M_CALL_BATCH);
 	in = reference__reference_value_batch_query_request__unpack(NULL, req_len, req);
 	if (in == NULL) {
+		count(M_CALL_BATCH);
 		err_set(err, "The request is not a valid ReferenceValueBatchQueryRequest message");
 		return GRPCX_INVALID_ARGUMENT;
 	}
 	if (in->n_reference_value_ids > RVPS_BATCH_MAX) {
+		count(M_CALL_BATCH);
 		err_set(err, "Query reference values: %zu ids in one call, over the limit of %d",
 		        in->n_reference_value_ids, RVPS_BATCH_MAX);
 		reference__reference_value_batch_query_request__free_unpacked(in, NULL);
 		return GRPCX_INVALID_ARGUMENT;
 	}
-	obj = query_many(ctx, in->reference_value_ids, in->n_reference_value_ids, err);
+	rc = query_many(r, get, in->reference_value_ids, in->n_reference_value_ids, &obj, err);
 	reference__reference_value_batch_query_request__free_unpacked(in, NULL);
-	if (obj == NULL) {
+	if (rc == KV_PEEK_UNKNOWN)
+		return GRPCX_DEFER;
+	if (rc < 0) {
 		err_prefix(err, "Query reference values");
 		return err->code == ERR_UNAVAILABLE ? GRPCX_UNAVAILABLE : GRPCX_ABORTED;
 	}
@@ -206,6 +239,19 @@ static int on_query_batch(void *ctx, const uint8_t *req, size_t req_len, uint8_t
 	reference__reference_value_batch_query_response__pack(&out, *resp);
 	free(text);
 	return GRPCX_OK;
+}
+
+static int on_query_batch(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                          size_t *resp_len, struct err *err)
+{
+	return on_query_batch_with(ctx, rvps_query_many, req, req_len, resp, resp_len, err);
+}
+
+/* On the loop: answered when the store knows every value without a round trip. */
+static int try_query_batch(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                           size_t *resp_len, struct err *err)
+{
+	return on_query_batch_with(ctx, rvps_query_many_peek, req, req_len, resp, resp_len, err);
 }
 
 static int on_register(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
@@ -317,13 +363,14 @@ static int on_delete(void *ctx, const uint8_t *req, size_t req_len, uint8_t **re
 
 int rvps_grpc_serve(struct grpcx_server *s, struct rvps *r)
 {
-	if (grpcx_server_add(s, RVPS_METHOD_QUERY, on_query, r) < 0 ||
+	if (grpcx_server_add_try(s, RVPS_METHOD_QUERY, try_query, on_query, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_PROVENANCE, on_provenance, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_REGISTER, on_register, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_LIST, on_list, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_DELETE, on_delete, r) < 0 ||
 	    grpcx_server_add(s, RVPS_METHOD_AUDIT, on_audit, r) < 0 ||
-	    grpcx_server_add(s, RVPS_METHOD_QUERY_BATCH, on_query_batch, r) < 0)
+	    grpcx_server_add_try(s, RVPS_METHOD_QUERY_BATCH, try_query_batch, on_query_batch, r) <
+	        0)
 		return -1;
 	grpcx_server_set_serving(s, RVPS_SERVICE, 1);
 	return 0;

@@ -660,7 +660,12 @@ static int stored_value(struct rvps *r, const char *id, const uint8_t *raw, size
 	return 0;
 }
 
-int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err)
+/* How a query reads the store: kv_get, or kv_peek (never waits; KV_PEEK_UNKNOWN). */
+typedef int (*read_fn)(struct kv *, const char *, const char *, uint8_t **, size_t *, struct err *);
+
+/* rvps_query and rvps_query_peek: the same steps, read with `rd`. */
+static int query_read(struct rvps *r, read_fn rd, const char *id, char **value_json,
+                      struct err *err)
 {
 	uint8_t *raw = NULL;
 	size_t len = 0;
@@ -670,11 +675,15 @@ int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *er
 	*value_json = NULL;
 	if (id == NULL || id[0] == '\0')
 		return 0;
-	rc = kv_get(r->kv, KV_NS_REFERENCE_VALUE, id, &raw, &len, err);
+	rc = rd(r->kv, KV_NS_REFERENCE_VALUE, id, &raw, &len, err);
 	if (rc < 0)
 		return err_prefix(err, "read reference value %s", id);
-	if (rc == 1)
-		return 0;
+	if (rc == 1 || rc == KV_PEEK_UNKNOWN)
+		return rc == KV_PEEK_UNKNOWN ? KV_PEEK_UNKNOWN : 0;
+	if (rd == kv_peek && len > RVPS_PEEK_MAX) {
+		free(raw); /* parsing it is a worker's job */
+		return KV_PEEK_UNKNOWN;
+	}
 	rc = stored_value(r, id, raw, len, &value, err);
 	free(raw);
 	if (rc < 0 || value == NULL)
@@ -686,8 +695,53 @@ int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *er
 	return 0;
 }
 
-int rvps_query_many(struct rvps *r, const char *const *ids, size_t n, json_t **values,
-                    struct err *err)
+int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *err)
+{
+	return query_read(r, kv_get, id, value_json, err);
+}
+
+int rvps_query_peek(struct rvps *r, const char *id, char **value_json, struct err *err)
+{
+	int rc = query_read(r, kv_peek, id, value_json, err);
+
+	if (rc < 0) {
+		err_clear(err); /* a worker reads again and says what is wrong */
+		return KV_PEEK_UNKNOWN;
+	}
+	return rc;
+}
+
+/* The stored documents of keys[0..n) by kv_peek, all of them known and together at most
+ * RVPS_PEEK_MAX bytes: 0, else KV_PEEK_UNKNOWN with nothing left in raw. */
+static int peek_many(struct kv *kv, const char *const *keys, size_t n, uint8_t **raw, size_t *len)
+{
+	size_t total = 0, i;
+	struct err e;
+
+	for (i = 0; i < n; i++) {
+		int rc = kv_peek(kv, KV_NS_REFERENCE_VALUE, keys[i], &raw[i], &len[i], &e);
+
+		if (rc == 1) {
+			raw[i] = NULL;
+			continue;
+		}
+		if (rc != 0 || (total += len[i]) > RVPS_PEEK_MAX) {
+			if (rc == 0)
+				i++;
+			while (i-- > 0) {
+				free(raw[i]);
+				raw[i] = NULL;
+			}
+			return KV_PEEK_UNKNOWN;
+		}
+	}
+	return 0;
+}
+
+/* rvps_query_many and rvps_query_many_peek (peek: KV_PEEK_UNKNOWN when the store must be
+ * asked, nothing in *values). */
+static int query_many_read(struct rvps *r, int peek, const char *const *ids, size_t n,
+                           json_t **values, struct err *err)
 {
 	uint8_t **raw = calloc(n + 1, sizeof(*raw));
 	size_t *len = calloc(n + 1, sizeof(*len));
@@ -703,7 +757,11 @@ int rvps_query_many(struct rvps *r, const char *const *ids, size_t n, json_t **v
 	for (i = 0; i < n; i++) /* an empty id has no value, as in rvps_query */
 		if (ids[i] != NULL && ids[i][0] != '\0')
 			keys[nk++] = ids[i];
-	if (kv_get_many(r->kv, KV_NS_REFERENCE_VALUE, keys, nk, raw, len, err) < 0) {
+	if (peek && peek_many(r->kv, keys, nk, raw, len) != 0) {
+		rc = KV_PEEK_UNKNOWN;
+		goto out;
+	}
+	if (!peek && kv_get_many(r->kv, KV_NS_REFERENCE_VALUE, keys, nk, raw, len, err) < 0) {
 		err_prefix(err, "read reference values");
 		goto out;
 	}
@@ -723,9 +781,27 @@ out:
 	free(raw);
 	free(len);
 	free(keys);
-	if (rc < 0) {
+	if (rc != 0) {
 		json_decref(*values);
 		*values = NULL;
+	}
+	return rc;
+}
+
+int rvps_query_many(struct rvps *r, const char *const *ids, size_t n, json_t **values,
+                    struct err *err)
+{
+	return query_many_read(r, 0, ids, n, values, err);
+}
+
+int rvps_query_many_peek(struct rvps *r, const char *const *ids, size_t n, json_t **values,
+                         struct err *err)
+{
+	int rc = query_many_read(r, 1, ids, n, values, err);
+
+	if (rc < 0) {
+		err_clear(err); /* a worker reads again and says what is wrong */
+		return KV_PEEK_UNKNOWN;
 	}
 	return rc;
 }

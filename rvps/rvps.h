@@ -42,6 +42,15 @@ int rvps_query(struct rvps *r, const char *id, char **value_json, struct err *er
 int rvps_query_many(struct rvps *r, const char *const *ids, size_t n, json_t **values,
                     struct err *err);
 
+/* rvps_query and rvps_query_many from what the store knows without waiting (kv_peek), for
+ * an event loop: the same answers and returns, or KV_PEEK_UNKNOWN when only a read that may
+ * block can tell (the store must be asked, a read failed, or the documents are larger than
+ * RVPS_PEEK_MAX bytes in all, left to parse off the loop); then nothing is set. */
+#define RVPS_PEEK_MAX (64 * 1024)
+int rvps_query_peek(struct rvps *r, const char *id, char **value_json, struct err *err);
+int rvps_query_many_peek(struct rvps *r, const char *const *ids, size_t n, json_t **values,
+                         struct err *err);
+
 /* *prov_json = the provenance document stored with the value (see rvps.c; malloc'd), NULL
  * when there is none. Returns 0 or -1 on a storage error. */
 int rvps_query_provenance(struct rvps *r, const char *id, char **prov_json, struct err *err);

@@ -2,7 +2,8 @@
  * test_grpc_server: the gRPC server's own HTTP/2 handling (grpcx_h2.c) seen from a raw
  * HTTP/2 client (an nghttp2 client session on a plain socket), for what a well-behaved
  * gRPC client never sends: compressed or oversized messages, an expired grpc-timeout, a
- * wrong content-type, a stream reset while its handler runs, broken HTTP/2. Plus the pure
+ * wrong content-type, a stream reset while its handler runs, broken HTTP/2; and try handlers
+ * answered on the event loop or deferred to a worker. Plus the pure
  * parsers of grpcx_wire.c.
  */
 #include <setjmp.h>
@@ -49,6 +50,32 @@ static int slow(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, s
 	return echo(ctx, req, req_len, resp, resp_len, err);
 }
 
+/* /test.Echo/Try: try_echo answers on the loop (tried counts it), unless the message starts
+ * with "defer": then try_worker runs on a worker (ran counts it; "defer-slow" sleeps first). */
+#define TRY "/test.Echo/Try"
+static int tried;
+
+static int try_echo(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                    struct err *err)
+{
+	__atomic_add_fetch(&tried, 1, __ATOMIC_RELAXED);
+	if (req_len >= 5 && memcmp(req, "defer", 5) == 0)
+		return GRPCX_DEFER;
+	*resp = malloc(req_len + 1);
+	if (req_len)
+		memcpy(*resp, req, req_len);
+	*resp_len = req_len;
+	return GRPCX_OK;
+}
+
+static int try_worker(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp,
+                      size_t *resp_len, struct err *err)
+{
+	if (req_len == 10 && memcmp(req, "defer-slow", 10) == 0)
+		usleep(300 * 1000);
+	return echo(ctx, req, req_len, resp, resp_len, err);
+}
+
 struct fixture {
 	struct grpcx_server *s;
 	int port;
@@ -66,6 +93,7 @@ static int setup(void **state)
 	}
 	grpcx_server_add(f->s, ECHO, echo, NULL);
 	grpcx_server_add(f->s, SLOW, slow, NULL);
+	grpcx_server_add_try(f->s, TRY, try_echo, try_worker, NULL);
 	if (grpcx_server_start(f->s, &e) < 0) {
 		grpcx_server_free(f->s);
 		free(f);
@@ -430,6 +458,127 @@ static void test_stream_reset_while_the_handler_runs(void **state)
 	free(m);
 }
 
+static void test_try_handler_answers_on_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *m = message(0, "hello", &len);
+	int t0 = __atomic_load_n(&tried, __ATOMIC_RELAXED),
+	    r0 = __atomic_load_n(&ran, __ATOMIC_RELAXED);
+	struct stream_result r = one_call(f->port, TRY, "application/grpc", NULL, NULL, m, len);
+
+	assert_int_equal(r.grpc_status, GRPCX_OK);
+	assert_int_equal(r.data, len);
+	assert_int_equal(__atomic_load_n(&tried, __ATOMIC_RELAXED), t0 + 1);
+	assert_int_equal(__atomic_load_n(&ran, __ATOMIC_RELAXED), r0);
+	free(m);
+}
+
+static void test_try_handler_defers_to_a_worker(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *m = message(0, "defer me", &len);
+	int t0 = __atomic_load_n(&tried, __ATOMIC_RELAXED),
+	    r0 = __atomic_load_n(&ran, __ATOMIC_RELAXED);
+	struct stream_result r = one_call(f->port, TRY, "application/grpc", NULL, NULL, m, len);
+
+	assert_int_equal(r.grpc_status, GRPCX_OK);
+	assert_int_equal(r.data, len);
+	assert_int_equal(__atomic_load_n(&tried, __ATOMIC_RELAXED), t0 + 1);
+	assert_int_equal(__atomic_load_n(&ran, __ATOMIC_RELAXED), r0 + 1);
+	free(m);
+}
+
+static void test_health_check_answers_on_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *m = message(0, "", &len); /* an empty HealthCheckRequest: the whole server */
+	int r0 = __atomic_load_n(&ran, __ATOMIC_RELAXED);
+	struct stream_result r = one_call(f->port, "/grpc.health.v1.Health/Check",
+	                                  "application/grpc", NULL, NULL, m, len);
+
+	assert_int_equal(r.grpc_status, GRPCX_OK);
+	assert_int_equal(r.data, 5 + 2); /* status: SERVING */
+	assert_int_equal(__atomic_load_n(&ran, __ATOMIC_RELAXED), r0);
+	free(m);
+}
+
+/* Both workers busy with slow calls on a connection: a call the loop answers on the same
+ * connection is not queued behind them. */
+static void test_slow_worker_calls_do_not_delay_loop_answers(void **state)
+{
+	struct fixture *f = *state;
+	struct client c;
+	size_t len, tlen;
+	uint8_t *m = message(0, "slow", &len), *t = message(0, "quick", &tlen);
+	struct body b1 = {m, len, 0}, b2 = {m, len, 0}, b3 = {t, tlen, 0};
+	int32_t s1, s2, quick;
+	long start;
+
+	client_open(&c, f->port);
+	s1 = client_request(&c, SLOW, "application/grpc", NULL, NULL, &b1);
+	s2 = client_request(&c, SLOW, "application/grpc", NULL, NULL, &b2);
+	nghttp2_session_send(c.ss);
+	usleep(50 * 1000); /* both workers sleep in the slow handler now */
+	start = tl_now_ms();
+	quick = client_request(&c, TRY, "application/grpc", NULL, NULL, &b3);
+	client_run(&c, quick);
+	assert_int_equal(result_of(&c, quick)->grpc_status, GRPCX_OK);
+	assert_true(tl_now_ms() - start < 200);
+	assert_false(result_of(&c, s1)->closed);
+	assert_false(result_of(&c, s2)->closed);
+	client_run(&c, s1);
+	client_run(&c, s2);
+	assert_int_equal(result_of(&c, s1)->grpc_status, GRPCX_OK);
+	assert_int_equal(result_of(&c, s2)->grpc_status, GRPCX_OK);
+	client_close(&c);
+	free(m);
+	free(t);
+}
+
+static void test_stream_reset_during_a_deferred_call(void **state)
+{
+	struct fixture *f = *state;
+	struct client c;
+	size_t len, qlen;
+	uint8_t *m = message(0, "defer-slow", &len), *q = message(0, "quick", &qlen);
+	struct body b1 = {m, len, 0}, b2 = {q, qlen, 0};
+	int32_t slow_id, quick_id;
+	int r0 = __atomic_load_n(&ran, __ATOMIC_RELAXED);
+
+	client_open(&c, f->port);
+	slow_id = client_request(&c, TRY, "application/grpc", NULL, NULL, &b1);
+	nghttp2_session_send(c.ss);
+	usleep(100 * 1000); /* deferred: the worker is sleeping in try_worker now */
+	nghttp2_submit_rst_stream(c.ss, NGHTTP2_FLAG_NONE, slow_id, NGHTTP2_CANCEL);
+	quick_id = client_request(&c, TRY, "application/grpc", NULL, NULL, &b2);
+	client_run(&c, quick_id);
+	assert_int_equal(result_of(&c, quick_id)->grpc_status, GRPCX_OK);
+	usleep(400 * 1000); /* the worker ends; its reply has no stream to go to */
+	client_run(&c, 0);
+	assert_int_equal(result_of(&c, slow_id)->data, 0);
+	assert_int_equal(__atomic_load_n(&ran, __ATOMIC_RELAXED), r0 + 1);
+	client_close(&c);
+	free(m);
+	free(q);
+}
+
+static void test_expired_grpc_timeout_on_the_loop_never_runs_the_try_handler(void **state)
+{
+	struct fixture *f = *state;
+	size_t len;
+	uint8_t *m = message(0, "late", &len);
+	int t0 = __atomic_load_n(&tried, __ATOMIC_RELAXED);
+	struct stream_result r =
+	    one_call(f->port, TRY, "application/grpc", "grpc-timeout", "1n", m, len);
+
+	assert_int_equal(r.grpc_status, GRPCX_DEADLINE_EXCEEDED);
+	assert_int_equal(__atomic_load_n(&tried, __ATOMIC_RELAXED), t0);
+	free(m);
+}
+
 static void test_broken_http2_gets_goaway_and_others_are_served(void **state)
 {
 	struct fixture *f = *state;
@@ -593,6 +742,15 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_reset_while_the_handler_runs, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_try_handler_answers_on_the_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_try_handler_defers_to_a_worker, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_health_check_answers_on_the_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_worker_calls_do_not_delay_loop_answers, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_reset_during_a_deferred_call, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_expired_grpc_timeout_on_the_loop_never_runs_the_try_handler, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_broken_http2_gets_goaway_and_others_are_served,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rapid_reset_gets_goaway_enhance_your_calm, setup,

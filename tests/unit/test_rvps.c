@@ -288,6 +288,92 @@ static void test_grpc_service_and_proxy(void **state)
 	rvps_free(r);
 }
 
+/* How many QueryReferenceValue calls GET /metrics has counted. */
+static unsigned long long query_calls(void)
+{
+	size_t len;
+	char *text = rvps_metrics_render(&len);
+	const char *p = strstr(text, "rvps_query_calls_total{method=\"QueryReferenceValue\"} ");
+	unsigned long long n;
+
+	assert_non_null(p);
+	n = strtoull(strchr(p, '}') + 2, NULL, 10);
+	free(text);
+	return n;
+}
+
+/* One QueryReferenceValue and one QueryReferenceValues through a real server on r. */
+static void query_through_grpc(struct rvps *r)
+{
+	struct err e;
+	struct grpcx_server *s = grpcx_server_new("127.0.0.1:0", 1, &e);
+	const char *ids[] = {"rv-a", "nosuch"};
+	struct rvps_client *c;
+	json_t *got = NULL;
+	char addr[64], *v = NULL;
+	unsigned long long before = query_calls();
+
+	assert_int_equal(rvps_grpc_serve(s, r), 0);
+	assert_int_equal(grpcx_server_start(s, &e), 0);
+	snprintf(addr, sizeof(addr), "http://127.0.0.1:%d", grpcx_server_port(s));
+	c = rvps_client_new(addr, &e);
+	assert_int_equal(rvps_client_query(c, "rv-a", &v, 5000, &e), 0);
+	assert_string_equal(v, "[\"x\",\"y\"]");
+	free(v);
+	assert_int_equal(query_calls(), before + 1); /* counted once, wherever it ran */
+	assert_int_equal(rvps_client_query_many(c, ids, 2, &got, 5000, &e), 0);
+	assert_int_equal(json_object_size(got), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(got, "rv-a"), 1)),
+	                    "y");
+	json_decref(got);
+	rvps_client_free(c);
+	grpcx_server_free(s);
+}
+
+/* A Memory store answers a peek (the query runs on the server's loop); a store that must be
+ * asked (LocalFs here, Redis until its cache knows the key) says unknown and the same query
+ * is answered by a worker. A value registered after a peek is seen by the next one. */
+static void test_query_peek_answers_from_memory_and_defers_otherwise(void **state)
+{
+	struct err e;
+	struct rvps *r = rvps_new(NULL, &e);
+	char dir[] = "/tmp/test_rvps_XXXXXX", cfg[256], *v = (char *)"unset";
+	json_t *backends, *got = NULL;
+	struct kv *kv;
+	const char *ids[] = {"rv-a"};
+
+	assert_int_equal(rvps_query_peek(r, "rv-a", &v, &e), 0);
+	assert_null(v);
+	assert_int_equal(rvps_register(r, SAMPLE_MSG, &e), 0);
+	assert_int_equal(rvps_query_peek(r, "rv-a", &v, &e), 0);
+	assert_string_equal(v, "[\"x\",\"y\"]");
+	free(v);
+	assert_int_equal(rvps_query_many_peek(r, ids, 1, &got, &e), 0);
+	assert_int_equal(json_object_size(got), 1);
+	json_decref(got);
+	query_through_grpc(r);
+	rvps_free(r);
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cfg, sizeof(cfg), "{\"local_fs\":{\"dir_path\":\"%s\"}}", dir);
+	backends = json_loads(cfg, 0, NULL);
+	kv = kv_open_type("LocalFs", backends, &e);
+	assert_non_null(kv);
+	r = rvps_new_with_kv(kv, &e);
+	assert_int_equal(rvps_register(r, SAMPLE_MSG, &e), 0);
+	v = NULL;
+	assert_int_equal(rvps_query_peek(r, "rv-a", &v, &e), KV_PEEK_UNKNOWN);
+	assert_null(v);
+	assert_int_equal(rvps_query_many_peek(r, ids, 1, &got, &e), KV_PEEK_UNKNOWN);
+	assert_null(got);
+	query_through_grpc(r);
+	rvps_free(r);
+	kv_close(kv);
+	json_decref(backends);
+	snprintf(cfg, sizeof(cfg), "rm -rf '%s'", dir);
+	assert_int_equal(system(cfg), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +390,7 @@ int main(void)
 	    cmocka_unit_test(test_stored_document_is_trustee_shaped),
 	    cmocka_unit_test(test_rvps_on_a_shared_store),
 	    cmocka_unit_test(test_grpc_service_and_proxy),
+	    cmocka_unit_test(test_query_peek_answers_from_memory_and_defers_otherwise),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
