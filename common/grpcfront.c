@@ -5,10 +5,11 @@
  * One libevent loop thread does everything the front does: accept, sniff, TLS, the HTTP/1.1
  * responder, and the HTTP/2 sessions of the gRPC server (grpcx_h2.c: bytes read are fed to
  * the connection's nghttp2 session, what it sends is written back; handlers run on the
- * server's worker threads and their replies come back to this loop). Sniffing a plaintext
- * connection peeks at the socket (MSG_PEEK) until its first bytes say HTTP/2 or not; a TLS
- * connection goes through an OpenSSL bufferevent and is routed on its decrypted bytes. Both
- * kinds then run the same session on a bufferevent: no relay, no second socket.
+ * server's worker threads and their replies come back to this loop, or on a plaintext
+ * connection are written by the worker itself when this loop is not busy with its sessions).
+ * Sniffing a plaintext connection peeks at the socket (MSG_PEEK) until its first bytes say HTTP/2
+ * or not; a TLS connection goes through an OpenSSL bufferevent and is routed on its decrypted
+ * bytes. Both kinds then run the same session on a bufferevent: no relay, no second socket.
  *
  * Bounds: a connection gets SNIFF_MS from accept, in all, to finish its TLS handshake and
  * deliver its first bytes or its whole HTTP/1.1 request head (at most GFRONT_HEAD_MAX bytes),
@@ -474,6 +475,8 @@ static void start_h2(struct conn *c)
 		conn_free(c);
 		return;
 	}
+	if (f->ssl == NULL)
+		h2conn_set_fd(c->h2, bufferevent_getfd(c->bev)); /* workers may write replies */
 	count_in(c);
 	clock_gettime(CLOCK_MONOTONIC, &c->active);
 	c->state = C_H2;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -51,17 +52,25 @@
 #define RST_PER_SEC 200
 #define PING_EVERY_MS 60000
 #define PING_TIMEOUT_MS 20000
+#define WRITE_NOW_MAX (64 * 1024) /* a worker writes at most this much of a reply itself */
+#define PEND_KEEP 16384           /* a larger h->pend is freed once empty */
 
 /* Request bytes buffered by every connection of the process (atomic). */
 static size_t proc_buffered;
 
 struct h2loop {
+	/* Every session of this loop and what hangs off it (h2conn fields, a call's conn and
+	 * closed): the loop holds it while it works on a connection, a worker while it writes
+	 * its reply itself (write_now, which only tries it). Adaptive: held for microseconds. */
+	pthread_mutex_t sess_mu;
 	struct event *ev; /* activated by workers: replies are queued */
 	nghttp2_option *opt;
 	nghttp2_session_callbacks *cbs;
 	pthread_mutex_t mu;
 	struct grpcx_call *head, *tail; /* replies; guarded by mu */
 	int armed;                      /* ev activated and not yet run; guarded by mu */
+	struct h2conn *flush; /* connections a worker wrote to that need the loop (h->fnext);
+	                       * guarded by sess_mu */
 };
 
 struct h2conn {
@@ -78,6 +87,12 @@ struct h2conn {
 	int rst_count;
 	int64_t ping_sent; /* ms; ping_out: not yet acked */
 	int ping_out;
+	int fd;        /* the plain socket a worker may write a reply to (h2conn_set_fd), or -1 */
+	int over;      /* done() was called: nothing more is written here but by the loop */
+	uint8_t *pend; /* bytes a worker's write left unsent: the loop writes them first */
+	size_t pend_len, pend_cap;
+	int flushing;         /* on the loop's flush list */
+	struct h2conn *fnext; /* that list */
 };
 
 static int64_t now_ms(void)
@@ -541,6 +556,10 @@ static int pump(struct h2conn *h)
 {
 	struct evbuffer *out = bufferevent_get_output(h->bev);
 
+	if (h->pend_len > 0) {
+		evbuffer_add(out, h->pend, h->pend_len);
+		h->pend_len = 0;
+	}
 	while (evbuffer_get_length(out) < OUT_HIGH) {
 		const uint8_t *data;
 		ssize_t n = nghttp2_session_mem_send(h->ss, &data);
@@ -574,6 +593,7 @@ struct h2conn *h2conn_new(struct grpcx_server *s, struct h2loop *l, struct buffe
 	h->done = done;
 	h->ctx = ctx;
 	h->ping_sent = h->rst_start = now_ms();
+	h->fd = -1;
 	if (nghttp2_session_server_new2(&h->ss, l->cbs, h, l->opt) != 0) {
 		free(h);
 		return NULL;
@@ -589,7 +609,25 @@ struct h2conn *h2conn_new(struct grpcx_server *s, struct h2loop *l, struct buffe
 	return h;
 }
 
-void h2conn_input(struct h2conn *h)
+/* The loop's entry points below hold sess_mu while they work on the session and call done()
+ * only after releasing it (done may free the connection, and h2conn_free takes it again). */
+static void sess_lock(struct h2conn *h)
+{
+	pthread_mutex_lock(&h->loop->sess_mu);
+}
+
+/* Release sess_mu; when the session is over, tell the front. */
+static void sess_unlock(struct h2conn *h, int over)
+{
+	if (over)
+		h->over = 1;
+	pthread_mutex_unlock(&h->loop->sess_mu);
+	if (over)
+		h->done(h->ctx);
+}
+
+/* Feed the session what the front read; 1: the session is over. */
+static int input(struct h2conn *h)
 {
 	struct evbuffer *in = bufferevent_get_input(h->bev);
 	size_t len;
@@ -605,51 +643,66 @@ void h2conn_input(struct h2conn *h)
 			                                             ? NGHTTP2_ENHANCE_YOUR_CALM
 			                                             : NGHTTP2_PROTOCOL_ERROR);
 			pump(h);
-			h->done(h->ctx);
-			return;
+			return 1;
 		}
 	}
-	if (pump(h))
-		h->done(h->ctx);
+	return pump(h);
+}
+
+void h2conn_input(struct h2conn *h)
+{
+	sess_lock(h);
+	sess_unlock(h, input(h));
 }
 
 void h2conn_output(struct h2conn *h)
 {
-	if (pump(h))
-		h->done(h->ctx);
+	sess_lock(h);
+	sess_unlock(h, pump(h));
 }
 
 void h2conn_goaway(struct h2conn *h)
 {
+	sess_lock(h);
 	nghttp2_submit_goaway(h->ss, NGHTTP2_FLAG_NONE,
 	                      nghttp2_session_get_last_proc_stream_id(h->ss), NGHTTP2_NO_ERROR,
 	                      NULL, 0);
-	if (pump(h))
-		h->done(h->ctx);
+	sess_unlock(h, pump(h));
 }
 
 void h2conn_tick(struct h2conn *h, int64_t now)
 {
+	int over = 0;
+
+	sess_lock(h);
 	if (h->ping_out && now - h->ping_sent >= PING_TIMEOUT_MS) {
 		log_debug("grpc: a client left a keepalive PING unanswered for %d ms; closing",
 		          PING_TIMEOUT_MS);
-		h->done(h->ctx);
+		sess_unlock(h, 1);
 		return;
 	}
-	if (h->ping_out || now - h->ping_sent < PING_EVERY_MS)
-		return;
-	if (nghttp2_submit_ping(h->ss, NGHTTP2_FLAG_NONE, NULL) == 0) {
-		h->ping_sent = now;
-		h->ping_out = 1;
+	if (!h->ping_out && now - h->ping_sent >= PING_EVERY_MS) {
+		if (nghttp2_submit_ping(h->ss, NGHTTP2_FLAG_NONE, NULL) == 0) {
+			h->ping_sent = now;
+			h->ping_out = 1;
+		}
+		over = pump(h);
 	}
-	if (pump(h))
-		h->done(h->ctx);
+	sess_unlock(h, over);
+}
+
+void h2conn_set_fd(struct h2conn *h, int fd)
+{
+	sess_lock(h);
+	h->fd = fd;
+	sess_unlock(h, 0);
 }
 
 void h2conn_free(struct h2conn *h)
 {
 	if (h == NULL)
 		return;
+	sess_lock(h);
 	/* nghttp2_session_del calls no stream-close callbacks: release the calls here */
 	while (h->calls) {
 		struct grpcx_call *c = h->calls;
@@ -658,25 +711,37 @@ void h2conn_free(struct h2conn *h)
 		call_unlink(h, c);
 	}
 	nghttp2_session_del(h->ss);
+	for (struct h2conn **pp = &h->loop->flush; h->flushing && *pp; pp = &(*pp)->fnext) {
+		if (*pp == h) {
+			*pp = h->fnext;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->loop->sess_mu);
 	X509_free(h->peer);
+	free(h->pend);
 	free(h);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* the reply queue */
 
+/* The loop: submit c's reply and send what the session has; drop the queue's reference. */
 static void deliver(struct grpcx_call *c)
 {
-	struct h2conn *h = c->conn;
+	struct h2conn *h;
+	int over = 0;
 
+	pthread_mutex_lock(&c->loop->sess_mu);
+	h = c->conn;
 	if (h != NULL && !c->closed) {
 		respond(h, c);
-		if (pump(h)) {
-			grpcx_call_unref(c);
-			h->done(h->ctx);
-			return;
-		}
+		over = pump(h);
 	}
+	if (h != NULL)
+		sess_unlock(h, over);
+	else
+		pthread_mutex_unlock(&c->loop->sess_mu);
 	grpcx_call_unref(c); /* the queue's reference */
 }
 
@@ -695,6 +760,110 @@ void h2loop_drain(struct h2loop *l)
 		deliver(c);
 		c = next;
 	}
+	for (;;) { /* what workers' writes left to send (write_now) */
+		struct h2conn *h;
+
+		pthread_mutex_lock(&l->sess_mu);
+		if ((h = l->flush) == NULL) {
+			pthread_mutex_unlock(&l->sess_mu);
+			break;
+		}
+		l->flush = h->fnext;
+		h->fnext = NULL;
+		h->flushing = 0;
+		sess_unlock(h, pump(h));
+	}
+}
+
+/* Make the loop run h2loop_drain soon (one wake for many requests). */
+static void wake(struct h2loop *l)
+{
+	int w;
+
+	pthread_mutex_lock(&l->mu);
+	w = !l->armed;
+	l->armed = 1;
+	pthread_mutex_unlock(&l->mu);
+	if (w)
+		event_active(l->ev, EV_READ, 0);
+}
+
+/* Append what the session has to send to h->pend, up to WRITE_NOW_MAX bytes: 0, or -1 (the
+ * session failed: the loop's pump meets that again and ends it). */
+static int collect(struct h2conn *h)
+{
+	while (h->pend_len < WRITE_NOW_MAX) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(h->ss, &data);
+
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (h->pend_len + (size_t)n > h->pend_cap) {
+			size_t cap = h->pend_len + (size_t)n + 4096;
+			uint8_t *p = realloc(h->pend, cap);
+
+			if (p == NULL)
+				return -1;
+			h->pend = p;
+			h->pend_cap = cap;
+		}
+		memcpy(h->pend + h->pend_len, data, (size_t)n);
+		h->pend_len += (size_t)n;
+	}
+	return 0;
+}
+
+/* Worker thread: write c's reply to its connection now, without waking the loop, when the
+ * loop is not working on its sessions (a trylock), the connection is a plain socket and
+ * nothing of it waits to be written (so the bytes keep their order; the output's length is
+ * read without the bufferevent's lock, but only the loop adds to it, under sess_mu, so 0
+ * means empty). 1: c is answered (or has nobody to answer); what the socket did not take
+ * waits in h->pend and the loop is woken to send it. 0: the loop must answer c. This saves
+ * the loop's wake per reply (measured at 1 attester, alternated with the queue: grpc-as
+ * 7.2-7.8 -> 5.8-6.5 and rvps 6.1-6.6 -> 4.4-4.6 voluntary switches per handshake). */
+static int write_now(struct grpcx_call *c)
+{
+	struct h2loop *l = c->loop;
+	struct h2conn *h;
+	ssize_t n;
+	int rest;
+
+	if (pthread_mutex_trylock(&l->sess_mu) != 0)
+		return 0;
+	h = c->conn;
+	if (h == NULL || c->closed) {
+		pthread_mutex_unlock(&l->sess_mu);
+		return 1; /* nobody to answer */
+	}
+	if (h->fd < 0 || h->over || h->pend_len > 0 || h->flushing ||
+	    evbuffer_get_length(bufferevent_get_output(h->bev)) > 0) {
+		pthread_mutex_unlock(&l->sess_mu);
+		return 0;
+	}
+	respond(h, c);
+	if (collect(h) == 0 && h->pend_len > 0 &&
+	    (n = send(h->fd, h->pend, h->pend_len, MSG_DONTWAIT | MSG_NOSIGNAL)) > 0) {
+		/* a failed send leaves the bytes to the loop's bufferevent, which reports it */
+		memmove(h->pend, h->pend + n, h->pend_len - (size_t)n);
+		h->pend_len -= (size_t)n;
+	}
+	rest = h->pend_len > 0 || nghttp2_session_want_write(h->ss) ||
+	       !nghttp2_session_want_read(h->ss);
+	if (rest) {
+		h->flushing = 1;
+		h->fnext = l->flush;
+		l->flush = h;
+	} else if (h->pend_cap > PEND_KEEP) {
+		free(h->pend);
+		h->pend = NULL;
+		h->pend_cap = 0;
+	}
+	pthread_mutex_unlock(&l->sess_mu);
+	if (rest)
+		wake(l);
+	return 1;
 }
 
 static void on_replies(evutil_socket_t fd, short what, void *arg)
@@ -707,8 +876,12 @@ static void on_replies(evutil_socket_t fd, short what, void *arg)
 void h2loop_reply(struct grpcx_call *c)
 {
 	struct h2loop *l = c->loop;
-	int wake;
+	int w;
 
+	if (write_now(c)) {
+		grpcx_call_unref(c); /* the worker's reference */
+		return;
+	}
 	c->next = NULL;
 	pthread_mutex_lock(&l->mu);
 	if (l->tail)
@@ -716,10 +889,10 @@ void h2loop_reply(struct grpcx_call *c)
 	else
 		l->head = c;
 	l->tail = c;
-	wake = !l->armed;
+	w = !l->armed;
 	l->armed = 1;
 	pthread_mutex_unlock(&l->mu);
-	if (wake)
+	if (w)
 		event_active(l->ev, EV_READ, 0);
 }
 
@@ -728,9 +901,15 @@ struct h2loop *h2loop_new(struct event_base *base)
 	struct h2loop *l = calloc(1, sizeof(*l));
 	nghttp2_session_callbacks *cb;
 
+	pthread_mutexattr_t ma;
+
 	if (l == NULL)
 		return NULL;
 	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&l->sess_mu, &ma);
+	pthread_mutexattr_destroy(&ma);
 	l->ev = event_new(base, -1, 0, on_replies, l);
 	if (l->ev == NULL || nghttp2_option_new(&l->opt) != 0 ||
 	    nghttp2_session_callbacks_new(&l->cbs) != 0) {
@@ -767,5 +946,6 @@ void h2loop_free(struct h2loop *l)
 	if (l->cbs)
 		nghttp2_session_callbacks_del(l->cbs);
 	pthread_mutex_destroy(&l->mu);
+	pthread_mutex_destroy(&l->sess_mu);
 	free(l);
 }

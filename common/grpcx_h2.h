@@ -3,12 +3,14 @@
  * threads, life cycle), grpcx_h2.c (one nghttp2 server session per HTTP/2 connection) and
  * grpcfront.c (the port, TLS, the event loop that owns the sessions).
  *
- * A call is born on the loop thread when a stream's HEADERS arrive, collects its message,
- * and once its END_STREAM is in is either answered there by its method's try handler or goes
- * to a worker, and comes back to the loop with the handler's
- * result through the loop's reply queue; only the loop thread touches a session. A call is
- * reference-counted: one reference for the open stream, one while a worker or the reply
- * queue holds it, so a stream reset while its handler runs frees nothing the worker uses.
+ * A call is born on the loop thread when a stream's HEADERS arrive and collects its message.
+ * Once its END_STREAM is in, its method's try handler may answer it there; otherwise it goes
+ * to a worker, and the handler's result comes back through the loop's reply queue, or the
+ * worker writes the reply itself (a plaintext connection while the loop is not busy with its
+ * sessions: one wake less). A session is touched only under its loop's sess_mu, which the
+ * loop holds while it works. A call is reference-counted: one reference for the open stream,
+ * one while a worker or the reply queue holds it, so a stream reset while its handler runs
+ * frees nothing the worker uses.
  */
 #ifndef CTRUSTEE_GRPCX_H2_H
 #define CTRUSTEE_GRPCX_H2_H
@@ -50,7 +52,8 @@ struct grpcx_call {
 	char *msg;
 	uint8_t *resp;
 	size_t resp_len;
-	/* Loop thread only (closed is also read by the worker, atomically). */
+	/* The loop thread, or a worker holding the loop's sess_mu (grpcx_h2.c, write_now);
+	 * closed is also read by the worker without it, atomically. */
 	struct h2conn *conn; /* NULL once the stream or its connection is gone */
 	int32_t stream_id;
 	int closed;
@@ -109,6 +112,9 @@ struct h2conn *h2conn_new(struct grpcx_server *s, struct h2loop *l, struct buffe
 void h2conn_input(struct h2conn *h);  /* bev has input */
 void h2conn_output(struct h2conn *h); /* bev's output drained: send more */
 void h2conn_goaway(struct h2conn *h); /* no new streams; the open ones finish */
+/* The connection is the plain socket fd (not TLS): a worker may write its reply to it
+ * directly while the loop is not busy with the loop's sessions (grpcx_h2.c, write_now). */
+void h2conn_set_fd(struct h2conn *h, int fd);
 /* Every few seconds: keepalive PING every 60 s, done when one is unanswered for 20 s. */
 void h2conn_tick(struct h2conn *h, int64_t now_ms);
 void h2conn_free(struct h2conn *h);

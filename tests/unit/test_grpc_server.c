@@ -76,6 +76,17 @@ static int try_worker(void *ctx, const uint8_t *req, size_t req_len, uint8_t **r
 	return echo(ctx, req, req_len, resp, resp_len, err);
 }
 
+/* /test.Echo/Big: BIG_LEN bytes whatever the request. */
+#define BIG "/test.Echo/Big"
+#define BIG_LEN 100000
+static int big(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+               struct err *err)
+{
+	*resp = calloc(1, BIG_LEN);
+	*resp_len = BIG_LEN;
+	return GRPCX_OK;
+}
+
 struct fixture {
 	struct grpcx_server *s;
 	int port;
@@ -94,6 +105,7 @@ static int setup(void **state)
 	grpcx_server_add(f->s, ECHO, echo, NULL);
 	grpcx_server_add(f->s, SLOW, slow, NULL);
 	grpcx_server_add_try(f->s, TRY, try_echo, try_worker, NULL);
+	grpcx_server_add(f->s, BIG, big, NULL);
 	if (grpcx_server_start(f->s, &e) < 0) {
 		grpcx_server_free(f->s);
 		free(f);
@@ -579,6 +591,44 @@ static void test_expired_grpc_timeout_on_the_loop_never_runs_the_try_handler(voi
 	free(m);
 }
 
+/* Replies the socket cannot take at once (a client with large flow-control windows reads
+ * nothing for a while through a small receive buffer), one after another: workers write what
+ * fits, the loop sends the rest, and every reply arrives whole and in order. */
+static void test_replies_larger_than_the_socket_takes_arrive_whole(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 8 << 20}};
+	struct client c;
+	size_t len;
+	uint8_t *m = message(0, "big", &len);
+	struct body b[4];
+	int32_t id[4];
+	int small = 4096;
+
+	client_open(&c, f->port);
+	close(c.fd);
+	c.fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(c.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	nghttp2_submit_settings(c.ss, NGHTTP2_FLAG_NONE, iv, 1);
+	nghttp2_submit_window_update(c.ss, NGHTTP2_FLAG_NONE, 0, 32 << 20);
+	for (int i = 0; i < 4; i++) {
+		b[i] = (struct body){m, len, 0};
+		id[i] = client_request(&c, BIG, "application/grpc", NULL, NULL, &b[i]);
+		nghttp2_session_send(c.ss);
+		usleep(50 * 1000); /* answered by a worker; the loop is idle */
+	}
+	for (int i = 0; i < 4; i++) {
+		client_run(&c, id[i]);
+		assert_int_equal(result_of(&c, id[i])->grpc_status, GRPCX_OK);
+		assert_int_equal(result_of(&c, id[i])->data, 5 + BIG_LEN);
+	}
+	client_close(&c);
+	free(m);
+}
+
 static void test_broken_http2_gets_goaway_and_others_are_served(void **state)
 {
 	struct fixture *f = *state;
@@ -751,6 +801,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_expired_grpc_timeout_on_the_loop_never_runs_the_try_handler, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replies_larger_than_the_socket_takes_arrive_whole,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_broken_http2_gets_goaway_and_others_are_served,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rapid_reset_gets_goaway_enhance_your_calm, setup,
