@@ -9,6 +9,12 @@
  * bounded by its options) and answers a broken peer with GOAWAY; this file checks gRPC: POST,
  * content-type, a registered :path, one uncompressed message of at most 64 MiB, grpc-timeout.
  *
+ * Replies. A try handler's answer is submitted during the input that completed the call and
+ * sent by the pump that follows it. A worker's answer on a plaintext connection is written by
+ * the worker itself when it gets the loop's sess_mu at once and nothing of that connection
+ * waits in the output (write_now); else, and on TLS, it goes through the reply queue and one
+ * loop wake serves every reply queued meanwhile.
+ *
  * Budgets against hostile clients, beside the front's own (connections, idle time):
  *   - streams at once: SETTINGS_MAX_CONCURRENT_STREAMS 100 (nghttp2 refuses the 101st);
  *   - request headers: 16 KiB per stream (SETTINGS_MAX_HEADER_LIST_SIZE, enforced here);
