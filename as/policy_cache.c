@@ -1,7 +1,10 @@
 /*
- * policy_cache: compiled attestation policies by (key, SHA-256 of the text); see
- * policy_cache.h. A handful of policies is the norm (default_cpu, a few per workload), so the
- * entries sit in one array searched linearly under a mutex; compiling happens outside it.
+ * policy_cache: compiled attestation policies by (key, text); see policy_cache.h. A handful
+ * of policies is the norm (default_cpu, a few per workload), so the entries sit in one array
+ * searched linearly under a mutex; compiling happens outside it. An entry keeps the text it
+ * was compiled from, so a lookup compares the bytes read from the store with it (memcmp; the
+ * SHA-256 of every appraisal's policy text was 3% of grpc-as's CPU at 64 attesters) and the
+ * digest is computed once per compilation, for as_policy_ref_digest.
  * An entry is reference-counted: the cache holds one reference while the entry is listed and
  * each evaluation in progress holds one, so eviction never frees a policy in use.
  */
@@ -18,7 +21,9 @@
 
 struct as_policy_ref {
 	char *key;
-	uint8_t digest[32];
+	char *text; /* the text it was compiled from (owned), len bytes */
+	size_t len;
+	uint8_t digest[32]; /* SHA-256 of text */
 	struct rego_policy *p;
 	unsigned refs;
 	unsigned long long used; /* tick of the last lookup, for LRU eviction */
@@ -37,6 +42,7 @@ static void ref_drop(struct as_policy_ref *r) /* with mu held or r unreachable *
 		return;
 	rego_policy_free(r->p);
 	free(r->key);
+	free(r->text);
 	free(r);
 }
 
@@ -105,13 +111,9 @@ struct as_policy_ref *as_policy_cache_get(struct as_policy_cache *c, const char 
 {
 	uint8_t d[HASH_MAX];
 	size_t at;
-	if (hash_digest(HASH_SHA256, text, len, d) != 32) {
-		err_set(err, "cannot hash the policy text");
-		return NULL;
-	}
 	pthread_mutex_lock(&c->mu);
 	struct as_policy_ref *r = find(c, key, &at);
-	if (r != NULL && memcmp(r->digest, d, 32) == 0) {
+	if (r != NULL && r->len == len && memcmp(r->text, text, len) == 0) {
 		r->refs++;
 		r->used = ++c->tick;
 		c->hits++;
@@ -120,17 +122,26 @@ struct as_policy_ref *as_policy_cache_get(struct as_policy_cache *c, const char 
 	}
 	pthread_mutex_unlock(&c->mu);
 
+	if (hash_digest(HASH_SHA256, text, len, d) != 32) {
+		err_set(err, "cannot hash the policy text");
+		return NULL;
+	}
 	struct rego_module m = {key, text, len};
 	struct rego_policy *p = rego_compile(&m, 1, host_decls, n_host, err);
 	if (p == NULL)
 		return NULL;
 	r = calloc(1, sizeof(*r));
-	if (r == NULL || (r->key = strdup(key)) == NULL) {
+	if (r == NULL || (r->key = strdup(key)) == NULL || (r->text = malloc(len + 1)) == NULL) {
+		if (r != NULL)
+			free(r->key);
 		free(r);
 		rego_policy_free(p);
 		err_set(err, "out of memory");
 		return NULL;
 	}
+	memcpy(r->text, text, len);
+	r->text[len] = '\0';
+	r->len = len;
 	memcpy(r->digest, d, 32);
 	r->p = p;
 	r->refs = 2; /* the cache's and the caller's */

@@ -1,6 +1,6 @@
 /*
- * policy_cache: compiled attestation policies, keyed by policy key and the SHA-256 of their
- * text. The AS still reads the text from storage on every appraisal (so a SetPolicy, here or
+ * policy_cache: compiled attestation policies, keyed by policy key and their text (the
+ * bytes compared; the SHA-256 kept for as_policy_ref_digest). The AS still reads the text from storage on every appraisal (so a SetPolicy, here or
  * on another replica sharing the store, takes effect at once) but compiles it only when those
  * bytes were not seen before. Bounded: the least recently used entry goes first.
  */
