@@ -69,10 +69,10 @@ struct grpcx_server {
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;      /* job queue */
-	pthread_cond_t done_cond; /* active */
+	pthread_cond_t done_cond; /* active reached 0 while stopping */
 	struct grpcx_call *qhead, *qtail;
 	int hquit;
-	int active; /* calls dispatched and not yet replied */
+	int active; /* calls dispatched and not yet replied; atomic (read under mu by wait_idle) */
 
 	pthread_mutex_t health_mu;
 	struct health_entry *health;
@@ -117,9 +117,10 @@ void grpcx_server_dispatch(struct grpcx_server *s, struct grpcx_call *c)
 	else
 		s->qhead = c;
 	s->qtail = c;
-	s->active++;
-	pthread_cond_signal(&s->cond);
+	__atomic_add_fetch(&s->active, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&s->mu);
+	/* after the unlock: a worker woken while the loop still held mu would only wait for it */
+	pthread_cond_signal(&s->cond);
 }
 
 void grpcx_server_attach_front(struct grpcx_server *s, struct gfront *f)
@@ -147,10 +148,15 @@ static void reply(struct grpcx_server *s, struct grpcx_call *c, int status, cons
 {
 	call_set_result(c, status, msg, resp, resp_len);
 	h2loop_reply(c);
-	pthread_mutex_lock(&s->mu);
-	s->active--;
-	pthread_cond_broadcast(&s->done_cond);
-	pthread_mutex_unlock(&s->mu);
+	/* Only a stopping server waits for active to reach 0 (wait_idle): the lock and the
+	 * broadcast are for it alone. stopping is set before wait_idle reads active, and both
+	 * sides use sequentially consistent accesses, so one of them sees the other. */
+	if (__atomic_sub_fetch(&s->active, 1, __ATOMIC_SEQ_CST) == 0 &&
+	    __atomic_load_n(&s->stopping, __ATOMIC_SEQ_CST)) {
+		pthread_mutex_lock(&s->mu);
+		pthread_cond_broadcast(&s->done_cond);
+		pthread_mutex_unlock(&s->mu);
+	}
 }
 
 /* The rules before a handler runs, the handler fn, and the rules on what it returns; the
@@ -491,10 +497,10 @@ static int wait_idle(struct grpcx_server *s, long ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (s->active > 0)
+	while (__atomic_load_n(&s->active, __ATOMIC_SEQ_CST) > 0)
 		if (pthread_cond_timedwait(&s->done_cond, &s->mu, &ts) == ETIMEDOUT)
 			break;
-	idle = s->active == 0;
+	idle = __atomic_load_n(&s->active, __ATOMIC_SEQ_CST) == 0;
 	pthread_mutex_unlock(&s->mu);
 	return idle;
 }
@@ -509,7 +515,7 @@ static void server_teardown(struct grpcx_server *s)
 		pthread_mutex_unlock(&s->teardown_mu);
 		return;
 	}
-	s->stopping = 1;
+	__atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST); /* before wait_idle (reply) */
 	if (s->front != NULL)
 		gfront_stop_accepting(s->front);
 	if (s->started) {
@@ -517,7 +523,7 @@ static void server_teardown(struct grpcx_server *s)
 			pthread_mutex_lock(&s->mu);
 			log_warn(
 			    "grpc: %d calls still running after %d ms; waiting for their handlers",
-			    s->active, GRPCX_GRACE_MS);
+			    __atomic_load_n(&s->active, __ATOMIC_SEQ_CST), GRPCX_GRACE_MS);
 			pthread_mutex_unlock(&s->mu);
 		}
 		pthread_mutex_lock(&s->mu);
