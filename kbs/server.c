@@ -1091,7 +1091,8 @@ static void handle_plugin(struct call *c, struct http_req *r)
  * session's verified claims (sessions in memory, claims kept at /attest), the resource policy
  * already compiled, and the resource's bytes (kbs_resources_peek: the Memory store, Redis's
  * tracked cache). Then it is a policy evaluation (within the loop's budgets, policy.c) and a
- * JWE, cheaper than the hand-off to the pool and back. It runs the pool's own stages
+ * JWE (one key generation and one ECDH: ~0.1 ms of the loop with P-256, ~0.6 ms with P-521 by
+ * `openssl speed`), cheaper than the hand-off to the pool and back. It runs the pool's own stages
  * (resource_read) without waiting; at the first stage that would wait (a token to verify, a
  * policy to read or compile, a resource the store must be asked for) it stops with nothing
  * sent, and the pool goes on from that stage. 0: hand the request to the pool. */

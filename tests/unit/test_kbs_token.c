@@ -264,6 +264,27 @@ static void test_remembered_chain_does_not_endorse_another_key(void **state)
 	kbs_token_verifier_free(v);
 }
 
+/* The chain memo is keyed by the header that carries the chain: a header with the same jwk but
+ * another x5c (a leaf for the same key from an untrusted CA) is judged on its own chain, after
+ * the trusted one was remembered and before it is asked again. */
+static void test_remembered_chain_is_the_headers_own(void **state)
+{
+	struct fixture *f = *state;
+	struct kbs_token_verifier *v = verifier(f);
+	X509 *rogue = cert(f->signer, "test signer", f->ca2, f->ca2_key, 0, 86400);
+	char *good = token(f->signer, f->signer, f->leaf, (double)time(NULL) + 300);
+	char *bad = token(f->signer, f->signer, rogue, (double)time(NULL) + 300);
+	char why[ERR_MSG_MAX];
+	assert_true(verifies(v, good, why, sizeof(why))); /* the trusted chain is remembered */
+	assert_false(verifies(v, bad, why, sizeof(why)));
+	assert_non_null(strstr(why, "does not verify"));
+	assert_true(verifies(v, good, why, sizeof(why)));
+	free(good);
+	free(bad);
+	X509_free(rogue);
+	kbs_token_verifier_free(v);
+}
+
 static void test_new_trust_store_is_seen(void **state)
 {
 	struct fixture *f = *state;
@@ -407,6 +428,8 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remembered_chain_does_not_endorse_another_key,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remembered_chain_is_the_headers_own, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_new_trust_store_is_seen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_kept_by_its_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_once_gives_the_deadline, setup, teardown),
