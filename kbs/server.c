@@ -734,21 +734,31 @@ static void plugin_error(struct http_req *r, const char *why)
 	problem401_cause(r, "PluginInternalError", "Plugin internal error", why);
 }
 
+/* The claims this process verified at the /attest of the request's session, from memory
+ * alone (the in-memory table, or a session store's own copies: session_cache.h), in *claims
+ * (new reference); `who` gets "session <id>". false when there are none to use. */
+static bool kept_claims(struct kbs_server *k, struct http_req *r, char *who, size_t wlen,
+                        json_t **claims)
+{
+	char *sid = k->as ? http_req_cookie(r, "kbs-session-id") : NULL;
+	*claims = NULL;
+	if (sid && ((*claims = fresh_take(k, sid)) != NULL ||
+	            kbs_sessions_claims(k->sessions, sid, claims) == 0))
+		snprintf(who, wlen, "session %s", sid);
+	free(sid);
+	return *claims != NULL;
+}
+
 /* The attestation token for a plugin call: an attested session's, else the Bearer one; or,
  * for an attested session that keeps the claims verified at its /attest, no token and those
  * claims in *claims (new reference). `who` gets "session <id>" or "bearer" for the log. */
 static char *find_token(struct kbs_server *k, struct http_req *r, char *who, size_t wlen,
                         json_t **claims, struct err *why)
 {
-	char *sid = k->as ? http_req_cookie(r, "kbs-session-id") : NULL;
 	snprintf(who, wlen, "bearer");
-	*claims = NULL;
-	if (sid && ((*claims = fresh_take(k, sid)) != NULL ||
-	            kbs_sessions_claims(k->sessions, sid, claims) == 0)) {
-		snprintf(who, wlen, "session %s", sid);
-		free(sid);
+	if (kept_claims(k, r, who, wlen, claims))
 		return NULL;
-	}
+	char *sid = k->as ? http_req_cookie(r, "kbs-session-id") : NULL;
 	if (sid) {
 		struct kbs_session s;
 		int grc = kbs_sessions_lookup(k->sessions, sid, &s, why);
@@ -825,12 +835,17 @@ static int teepubkey_supported(const json_t *pk)
 }
 
 /* The gate's first stage: the session's verified claims, else a token to verify (the
- * session's or a Bearer one). Memory only with sessions in memory; a session store waits. */
+ * session's or a Bearer one). With sessions in a store, only the claims this replica kept go
+ * on without waiting; anything else needs the store. */
 static enum step gate_token(struct call *c, struct http_req *r, bool nowait)
 {
 	struct err e = {0};
-	if (nowait && c->k->session_kv)
-		return STEP_WAIT;
+	if (nowait && c->k->session_kv) {
+		if (!kept_claims(c->k, r, c->who, sizeof(c->who), &c->claims))
+			return STEP_WAIT;
+		c->stage = GATE_POLICY;
+		return STEP_ON;
+	}
 	c->token = find_token(c->k, r, c->who, sizeof(c->who), &c->claims, &e);
 	if (!c->token && !c->claims) {
 		/* 401 even when the session store is down: guest-components answers a 401 on a
@@ -1088,18 +1103,19 @@ static void handle_plugin(struct call *c, struct http_req *r)
 }
 
 /* A resource read whose every piece is in memory is answered on the event loop: the
- * session's verified claims (sessions in memory, claims kept at /attest), the resource policy
- * already compiled, and the resource's bytes (kbs_resources_peek: the Memory store, Redis's
- * tracked cache). Then it is a policy evaluation (within the loop's budgets, policy.c) and a
- * JWE (one key generation and one ECDH: ~0.1 ms of the loop with P-256, ~0.6 ms with P-521 by
- * `openssl speed`), cheaper than the hand-off to the pool and back. It runs the pool's own stages
- * (resource_read) without waiting; at the first stage that would wait (a token to verify, a
- * policy to read or compile, a resource the store must be asked for) it stops with nothing
+ * session's verified claims (kept at /attest, in the session table or, with sessions in a
+ * store, in this replica's own copy), the resource policy already compiled, and the resource's
+ * bytes (kbs_resources_peek: the Memory store, Redis's tracked cache). Then it is a policy
+ * evaluation (within the loop's budgets, policy.c) and a JWE (one key generation and one ECDH:
+ * ~0.1 ms of the loop with P-256, ~0.6 ms with P-521 by `openssl speed`), cheaper than the
+ * hand-off to the pool and back. It runs the pool's own stages (resource_read) without
+ * waiting; at the first stage that would wait (a token to verify, a session or a policy to
+ * read, a policy to compile, a resource the store must be asked for) it stops with nothing
  * sent, and the pool goes on from that stage. 0: hand the request to the pool. */
 static int resource_on_loop(struct kbs_server *k, struct call *c, struct http_req *r)
 {
-	if (k->session_kv || !k->cfg.plugin_resource || !k->resources ||
-	    strcmp(c->plugin, "resource") != 0 || !kbs_resources_can_peek(k->resources))
+	if (!k->cfg.plugin_resource || !k->resources || strcmp(c->plugin, "resource") != 0 ||
+	    !kbs_resources_can_peek(k->resources))
 		return 0;
 	for (size_t i = 0; i < k->n_plugins; i++)
 		if (strcmp(c->plugin, k->plugins[i].p->name) == 0)

@@ -5,7 +5,9 @@ handed to the pool. The same script of reads runs against three kbs that differ 
 their state lives: all in Memory (the loop answers), policy and resources in LocalFs with
 sessions in Redis (the pool answers everything: no peek, no session in memory), and policy and
 resources in Redis with sessions in Memory (the pool, or the loop once Redis's tracked cache
-knows a key). Every answer --
+knows a key), and sessions in Redis with policy and resources in Memory (the loop when this
+replica kept the session's claims at /attest, the pool when the store must be asked). Every
+answer --
 status, problem type and detail, the decrypted secret -- must be the same on all three:
 allowed, denied by the policy, a missing resource, an unknown or expired session, a session
 not attested, a token past its exp, a Bearer token, a policy or a resource changed between
@@ -118,6 +120,7 @@ def main():
         ("pool", {"storage_type": "LocalFs", "backends": dict(
             red_cfg, local_fs={"dir_path": tmpdir("kbs-loop-fs-")})}, "Redis", None),
         ("Redis", {"storage_type": "Redis", "backends": red_cfg}, "Memory", redis),
+        ("sessions in Redis", {"storage_type": "Memory", "backends": red_cfg}, "Redis", None),
     ]
     runs = {}
     for name, storage, sessions, rd in stores:
@@ -158,6 +161,21 @@ def main():
          "Redis: a policy another replica wrote applies to the next read")
     t.eq(red["both changed back in Redis"], (200, b"second secret"),
          "Redis: and both changed back")
+
+    # sessions in Redis (replicas): the claims this replica kept at /attest are memory, so a
+    # read with them is answered on the loop; a session it must look up goes to the pool
+    shared = runs["sessions in Redis"]
+    for (what, got, took, loop), (_, want, _, _) in zip(shared, mem):
+        t.eq(got, want, "sessions in Redis answer as in memory: " + what)
+    took = {what: n for what, _, n, _ in shared}
+    for what in ("an allowed read (the claims /attest kept)",
+                 "the resource changed since the last read",
+                 "a policy that denies, set since the last read"):
+        t.eq(took[what], 1, "sessions in Redis, on the event loop: " + what)
+    for what in ("an unknown or expired session, no Bearer token",
+                 "a session not attested yet",
+                 "a Bearer token and no cookie (verified on a worker)"):
+        t.eq(took[what], 0, "sessions in Redis, the pool (the store is asked): " + what)
     redis.stop()
     asvc.stop()
     t.done()
