@@ -2,9 +2,11 @@
  * grpcx: unary gRPC server and client, carrying raw protobuf bytes; callers pack/unpack with
  * protobuf-c. The server speaks HTTP/2 itself on libnghttp2 (grpcx.c, grpcx_h2.c): the front
  * that owns its port (grpcfront.c) reads each connection on an event loop, terminates TLS,
- * and feeds an nghttp2 session; a complete call runs on one of `workers` handler threads fed
- * from a FIFO (a slow handler never delays the acceptance of other calls) and its reply is
- * written back by the loop. It serves the standard grpc.health.v1.Health/Check itself and
+ * and feeds an nghttp2 session; a complete call is answered on the loop by its method's try
+ * handler when it can (grpcx_server_add_try), else runs on one of `workers` handler threads
+ * fed from a FIFO (a slow handler never delays the acceptance or the loop answers of other
+ * calls) and its reply is written by that worker (plaintext, loop idle) or by the loop. It
+ * serves the standard grpc.health.v1.Health/Check itself (on the loop) and
  * answers unknown methods UNIMPLEMENTED. Messages up to 64 MiB, uncompressed. The client
  * (grpcx_client.c) is HTTP/2 of our own on libnghttp2 and OpenSSL too: the calling thread
  * does the whole exchange on a pooled connection (exclusive for the call, kept open
