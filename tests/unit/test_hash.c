@@ -29,10 +29,29 @@ static void test_hash_names_and_digests(void **state)
 	assert_int_equal(hash_len(HASH_SHA384), 48);
 }
 
+/* The digests are fetched once and kept: every algorithm still gives its FIPS 180 value on a
+ * second call, and an unknown one gives nothing. */
+static void test_hash_kept_digests_repeat_and_refuse_unknown(void **state)
+{
+	uint8_t out[HASH_MAX];
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(hash_digest(HASH_SHA384, "abc", 3, out), 48);
+		char *h = hex_encode(out, 48);
+		assert_string_equal(h, "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded163"
+		                       "1a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7");
+		free(h);
+		assert_int_equal(hash_digest(HASH_SHA256, "abc", 3, out), 32);
+		assert_int_equal(out[0], 0xba);
+	}
+	assert_int_equal(hash_digest(HASH_NONE, "abc", 3, out), 0);
+	assert_int_equal(hash_digest((enum hash_alg)42, "abc", 3, out), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hash_names_and_digests),
+	    cmocka_unit_test(test_hash_kept_digests_repeat_and_refuse_unknown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
