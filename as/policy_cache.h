@@ -1,8 +1,9 @@
 /*
  * policy_cache: compiled attestation policies, keyed by policy key and their text (the
- * bytes compared; the SHA-256 kept for as_policy_ref_digest). The AS still reads the text from storage on every appraisal (so a SetPolicy, here or
- * on another replica sharing the store, takes effect at once) but compiles it only when those
- * bytes were not seen before. Bounded: the least recently used entry goes first.
+ * bytes compared; the SHA-256 kept for as_policy_ref_digest). The AS still reads the text from
+ * storage on every appraisal (so a SetPolicy, here or on another replica sharing the store, takes
+ * effect at once) but compiles it only when those bytes were not seen before. Bounded: the least
+ * recently used entry goes first.
  */
 #ifndef CTRUSTEE_AS_POLICY_CACHE_H
 #define CTRUSTEE_AS_POLICY_CACHE_H

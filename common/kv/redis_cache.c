@@ -59,7 +59,7 @@ struct rcache_entry {
 	uint64_t hash;
 	size_t klen, vlen, cost;
 	uint8_t *val; /* owned, NUL-terminated, wiped on free; NULL: the key is absent */
-	char key[];   /* "<ns>:<key>" */
+	char *key;    /* "<ns>:<key>", in the same allocation, after the entry */
 };
 
 struct rcache {
@@ -184,6 +184,7 @@ static void insert(struct rcache *c, const char *k, const uint8_t *val, size_t l
 	struct rcache_entry *e = calloc(1, sizeof(*e) + klen + 1);
 	if (e == NULL)
 		return;
+	e->key = (char *)(e + 1);
 	if (val != NULL) {
 		if ((e->val = malloc(len + 1)) == NULL) {
 			free(e);
