@@ -12,6 +12,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,39 +56,182 @@ static const struct jws_alg *alg_for(const char *name, EVP_PKEY *key, struct err
 	return NULL;
 }
 
-static int sign_bytes(const struct jws_alg *a, EVP_PKEY *key, const uint8_t *in, size_t inlen,
-                      uint8_t **sig, size_t *siglen, struct err *err)
+/*
+ * Prepared contexts. EVP_DigestSignInit/VerifyInit fetch the signature algorithm and the digest
+ * from the provider store, under its lock, and build a key context on every call (4% of
+ * grpc-as). Instead one context per (key, algorithm, operation) is initialised once and each
+ * call works on a copy of it (EVP_MD_CTX_copy_ex duplicates the key context; the copy owns
+ * nothing of the original). A slot holds a reference to its key, so the address it is found by
+ * cannot be reused by another key while the slot lives: a rotated key is a new EVP_PKEY and gets
+ * its own slot. Bounded to PREP_SLOTS, replaced round-robin; `prep_lock` guards the table and
+ * the copy from it.
+ */
+#define PREP_SLOTS 16
+static struct prep {
+	EVP_PKEY *key; /* owned reference; NULL for a free slot */
+	const struct jws_alg *a;
+	int sign;
+	EVP_MD_CTX *ctx; /* owned, initialised for key, a and sign; only copied from */
+} prep[PREP_SLOTS];
+static unsigned prep_next;
+static pthread_mutex_t prep_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static EVP_MD_CTX *prep_init(const struct jws_alg *a, EVP_PKEY *key, int sign)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
-	uint8_t *der = NULL;
-	size_t dl = 0;
+	int ok = md != NULL &&
+	         (sign ? EVP_DigestSignInit_ex(md, &pctx, a->md, NULL, NULL, key, NULL)
+	               : EVP_DigestVerifyInit_ex(md, &pctx, a->md, NULL, NULL, key, NULL)) == 1;
+	if (ok && a->pss)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1;
+	if (!ok) {
+		EVP_MD_CTX_free(md);
+		return NULL;
+	}
+	return md;
+}
+
+/* A fresh context for one signature or verification with key and a: a copy of the prepared one
+ * (prepared now if it was not). The caller frees it. */
+static EVP_MD_CTX *prep_get(const struct jws_alg *a, EVP_PKEY *key, int sign)
+{
+	EVP_MD_CTX *out = EVP_MD_CTX_new(), *made = NULL;
+	int ok = 0;
+
+	if (out == NULL)
+		return NULL;
+	pthread_mutex_lock(&prep_lock);
+	for (size_t i = 0; i < PREP_SLOTS; i++)
+		if (prep[i].key == key && prep[i].a == a && prep[i].sign == sign) {
+			ok = EVP_MD_CTX_copy_ex(out, prep[i].ctx) == 1;
+			pthread_mutex_unlock(&prep_lock);
+			goto out;
+		}
+	pthread_mutex_unlock(&prep_lock);
+	if ((made = prep_init(a, key, sign)) == NULL || EVP_MD_CTX_copy_ex(out, made) != 1 ||
+	    EVP_PKEY_up_ref(key) != 1)
+		goto out;
+	ok = 1;
+	pthread_mutex_lock(&prep_lock);
+	struct prep *p = &prep[prep_next++ % PREP_SLOTS], old = *p;
+	*p = (struct prep){key, a, sign, made};
+	made = NULL;
+	pthread_mutex_unlock(&prep_lock);
+	EVP_PKEY_free(old.key);
+	EVP_MD_CTX_free(old.ctx);
+out:
+	EVP_MD_CTX_free(made);
+	if (!ok) {
+		EVP_MD_CTX_free(out);
+		return NULL;
+	}
+	/* one final on this copy: no need for OpenSSL to duplicate it again to keep it usable */
+	EVP_MD_CTX_set_flags(out, EVP_MD_CTX_FLAG_FINALISE);
+	return out;
+}
+
+/*
+ * ECDSA signatures: JOSE's fixed-size r || s (RFC 7518 §3.4) and OpenSSL's DER
+ * SEQUENCE { INTEGER r, INTEGER s }, converted here without BIGNUMs. Both INTEGERs are
+ * positive and at most 66 bytes, so a DER value is at most 2 + 2 * (2 + 67) bytes with a
+ * one-byte (or 0x81-prefixed) length.
+ */
+#define ECDSA_DER_MAX (3 + 2 * (2 + 67))
+
+/* One minimal DER INTEGER of the unsigned big-endian n bytes at v into out; its length. */
+static size_t der_uint(const uint8_t *v, size_t n, uint8_t *out)
+{
+	size_t o = 0;
+	while (n > 1 && v[0] == 0)
+		v++, n--;
+	out[o++] = 0x02;
+	out[o++] = (uint8_t)(n + (v[0] & 0x80 ? 1 : 0));
+	if (v[0] & 0x80)
+		out[o++] = 0;
+	memcpy(out + o, v, n);
+	return o + n;
+}
+
+/* r || s (2 * size bytes) as DER into der (ECDSA_DER_MAX bytes); its length. */
+static size_t ecdsa_rs_to_der(const uint8_t *rs, size_t size, uint8_t der[ECDSA_DER_MAX])
+{
+	uint8_t body[2 * (2 + 67)];
+	size_t bl = der_uint(rs, size, body), o = 0;
+	bl += der_uint(rs + size, size, body + bl);
+	der[o++] = 0x30;
+	if (bl > 127)
+		der[o++] = 0x81;
+	der[o++] = (uint8_t)bl;
+	memcpy(der + o, body, bl);
+	return o + bl;
+}
+
+/* One DER INTEGER at *p (of the n bytes left), left-padded into out[size]; -1 if it is not a
+ * non-negative INTEGER that fits. */
+static int der_uint_read(const uint8_t **p, size_t *n, uint8_t *out, size_t size)
+{
+	const uint8_t *v = *p;
+	if (*n < 2 || v[0] != 0x02 || v[1] > 127 || v[1] == 0 || (size_t)v[1] + 2 > *n ||
+	    (v[2] & 0x80))
+		return -1;
+	size_t l = v[1];
+	const uint8_t *d = v + 2;
+	while (l > 1 && d[0] == 0)
+		d++, l--;
+	if (l > size)
+		return -1;
+	memset(out, 0, size - l);
+	memcpy(out + size - l, d, l);
+	*n -= (size_t)v[1] + 2;
+	*p = v + 2 + v[1];
+	return 0;
+}
+
+/* OpenSSL's DER signature (dl bytes) as r || s into rs (2 * size bytes); -1 if malformed. */
+static int ecdsa_der_to_rs(const uint8_t *der, size_t dl, uint8_t *rs, size_t size)
+{
+	size_t o = 2, bl;
+	if (dl < 2 || der[0] != 0x30)
+		return -1;
+	if (der[1] == 0x81 && dl >= 3)
+		bl = der[2], o = 3;
+	else if (der[1] < 0x80)
+		bl = der[1];
+	else
+		return -1;
+	if (bl != dl - o)
+		return -1;
+	const uint8_t *p = der + o;
+	return der_uint_read(&p, &bl, rs, size) == 0 &&
+	               der_uint_read(&p, &bl, rs + size, size) == 0 && bl == 0
+	           ? 0
+	           : -1;
+}
+
+static int sign_bytes(const struct jws_alg *a, EVP_PKEY *key, const uint8_t *in, size_t inlen,
+                      uint8_t **sig, size_t *siglen, struct err *err)
+{
+	EVP_MD_CTX *md = prep_get(a, key, 1);
+	size_t cap = (size_t)EVP_PKEY_get_size(key), dl = cap;
+	uint8_t *der = cap ? malloc(cap) : NULL;
 	int rc = -1;
 
-	if (md == NULL || EVP_DigestSignInit_ex(md, &pctx, a->md, NULL, NULL, key, NULL) != 1 ||
-	    (a->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)) ||
-	    EVP_DigestSign(md, NULL, &dl, in, inlen) != 1 || (der = malloc(dl)) == NULL ||
-	    EVP_DigestSign(md, der, &dl, in, inlen) != 1) {
+	*sig = NULL;
+	if (md == NULL || der == NULL || EVP_DigestSign(md, der, &dl, in, inlen) != 1) {
 		err_set(err, "signing failed");
 		goto out;
 	}
 	if (a->ec_size) { /* DER ECDSA-Sig-Value -> fixed-size r || s */
-		const unsigned char *p = der;
-		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)dl);
-		const BIGNUM *r, *s;
 		*siglen = 2 * a->ec_size;
-		*sig = malloc(*siglen);
-		if (es == NULL || *sig == NULL) {
-			ECDSA_SIG_free(es);
+		if ((*sig = malloc(*siglen)) == NULL ||
+		    ecdsa_der_to_rs(der, dl, *sig, a->ec_size) < 0) {
 			free(*sig);
+			*sig = NULL;
 			err_set(err, "signing failed");
 			goto out;
 		}
-		ECDSA_SIG_get0(es, &r, &s);
-		BN_bn2binpad(r, *sig, (int)a->ec_size);
-		BN_bn2binpad(s, *sig + a->ec_size, (int)a->ec_size);
-		ECDSA_SIG_free(es);
 	} else {
 		*sig = der;
 		*siglen = dl;
@@ -103,37 +247,19 @@ out:
 static int verify_bytes(const struct jws_alg *a, EVP_PKEY *key, const uint8_t *in, size_t inlen,
                         const uint8_t *sig, size_t siglen)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	EVP_PKEY_CTX *pctx = NULL;
-	unsigned char *der = NULL;
-	int ok = 0;
+	uint8_t der[ECDSA_DER_MAX];
+	EVP_MD_CTX *md;
+	int ok;
 
 	if (a->ec_size) {
 		if (siglen != 2 * a->ec_size)
-			goto out;
-		ECDSA_SIG *es = ECDSA_SIG_new();
-		BIGNUM *r = BN_bin2bn(sig, (int)a->ec_size, NULL);
-		BIGNUM *s = BN_bin2bn(sig + a->ec_size, (int)a->ec_size, NULL);
-		if (es == NULL || r == NULL || s == NULL || !ECDSA_SIG_set0(es, r, s)) {
-			BN_free(r);
-			BN_free(s);
-			ECDSA_SIG_free(es);
-			goto out;
-		}
-		int dl = i2d_ECDSA_SIG(es, &der);
-		ECDSA_SIG_free(es);
-		if (dl <= 0)
-			goto out;
+			return 0;
+		siglen = ecdsa_rs_to_der(sig, a->ec_size, der);
 		sig = der;
-		siglen = (size_t)dl;
 	}
-	if (md != NULL && EVP_DigestVerifyInit_ex(md, &pctx, a->md, NULL, NULL, key, NULL) == 1 &&
-	    (!a->pss || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-	                 EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
-	    EVP_DigestVerify(md, sig, siglen, in, inlen) == 1)
-		ok = 1;
-out:
-	OPENSSL_free(der);
+	if ((md = prep_get(a, key, 0)) == NULL)
+		return 0;
+	ok = EVP_DigestVerify(md, sig, siglen, in, inlen) == 1;
 	EVP_MD_CTX_free(md);
 	return ok;
 }

@@ -127,11 +127,63 @@ static void test_jwe_decrypt_refuses_wrong_content_key_sizes(void **state)
 	EVP_PKEY_free(eph);
 }
 
+/* Signing and verifying work on copies of a context prepared once per key: with more keys than
+ * the table holds (so slots are replaced), every key still signs tokens that verify under it
+ * and only under it, a flipped signature bit is refused, and a key freed and replaced by a new
+ * one (a rotation) verifies with the new key only. */
+static void test_jws_prepared_contexts_follow_the_key(void **state)
+{
+	struct err err;
+	const char *curves[] = {"P-256", "P-384", "P-521"}, *algs[] = {"ES256", "ES384", "ES512"};
+	EVP_PKEY *k[20];
+	char *tok[20];
+	json_t *hdr = json_pack("{s:s}", "typ", "JWT"), *pl = json_pack("{s:i}", "n", 1);
+
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 20; i++) {
+			if (round == 0)
+				assert_non_null(k[i] = EVP_EC_gen(curves[i % 3]));
+			json_object_set_new(hdr, "alg", json_string(algs[i % 3]));
+			assert_non_null(tok[i] = jws_sign(hdr, pl, k[i], algs[i % 3], &err));
+		}
+		for (int i = 0; i < 20; i++) {
+			json_t *p = NULL;
+			assert_int_equal(jws_verify(tok[i], k[i], algs[i % 3], NULL, &p, &err), 0);
+			assert_int_equal(json_integer_value(json_object_get(p, "n")), 1);
+			json_decref(p);
+			/* the same curve, another key */
+			assert_int_equal(
+			    jws_verify(tok[i], k[(i + 3) % 20], algs[i % 3], NULL, NULL, &err), -1);
+			char *bad = strdup(tok[i]);
+			char *last = bad + strlen(bad) - 2;
+			*last = *last == 'A' ? 'B' : 'A';
+			assert_int_equal(jws_verify(bad, k[i], algs[i % 3], NULL, NULL, &err), -1);
+			free(bad);
+			free(tok[i]);
+		}
+	}
+	/* rotation: the old key is gone, the new one signs; old tokens fail under the new key */
+	char *old = jws_sign(hdr, pl, k[0], "ES256", &err);
+	EVP_PKEY_free(k[0]);
+	assert_non_null(k[0] = EVP_EC_gen("P-256"));
+	json_object_set_new(hdr, "alg", json_string("ES256"));
+	char *fresh = jws_sign(hdr, pl, k[0], "ES256", &err);
+	assert_int_equal(jws_verify(fresh, k[0], "ES256", NULL, NULL, &err), 0);
+	assert_int_equal(jws_verify(old, k[0], "ES256", NULL, NULL, &err), -1);
+	free(old);
+	free(fresh);
+	for (int i = 0; i < 20; i++)
+		EVP_PKEY_free(k[i]);
+	json_decref(hdr);
+	json_decref(pl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_jwk_import_checks_curves_and_sizes),
 	    cmocka_unit_test(test_jwe_decrypt_refuses_wrong_content_key_sizes),
+	    cmocka_unit_test(test_jws_prepared_contexts_follow_the_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
