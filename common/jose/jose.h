@@ -43,6 +43,14 @@ EVP_PKEY *pem_read_public_key(const char *path, struct err *err); /* SPKI or cer
  * Returns a malloc'd token. */
 char *jws_sign(const json_t *header, const json_t *payload, EVP_PKEY *key, const char *alg,
                struct err *err);
+/* The header segment jws_sign would make for `header`: base64url of its compact JSON, members in
+ * insertion order. Malloc'd, NULL on failure. */
+char *jws_header_b64(const json_t *header);
+/* jws_sign for a caller that keeps its header's segment: header_b64 is base64url of the compact
+ * header JSON (jose_b64url_json's bytes, an `alg` equal to alg), used as it is. The token is
+ * byte-identical to jws_sign's for that header. */
+char *jws_sign_b64_header(const char *header_b64, const json_t *payload, EVP_PKEY *key,
+                          const char *alg, struct err *err);
 /* Verifies with `key` and exactly `alg` (the header's alg must equal it). On success returns 0
  * and, if non-NULL, new references to the decoded header and payload. */
 int jws_verify(const char *token, EVP_PKEY *key, const char *alg, json_t **header, json_t **payload,

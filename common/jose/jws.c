@@ -272,42 +272,77 @@ char *jose_b64url_json(const json_t *j)
 	return out;
 }
 
-char *jws_sign(const json_t *header, const json_t *payload, EVP_PKEY *key, const char *alg,
-               struct err *err)
+/* b64url(header) "." b64url(payload) "." b64url(signature), built in one buffer. */
+static char *sign_compact(const char *h, size_t hl, const json_t *payload, EVP_PKEY *key,
+                          const struct jws_alg *a, struct err *err)
 {
-	const struct jws_alg *a = alg_for(alg, key, err);
-	char *h = NULL, *p = NULL, *s = NULL, *out = NULL;
+	char *p = jose_b64url_json(payload), *s = NULL, *out = NULL;
 	uint8_t *sig = NULL;
 	size_t siglen;
 
-	if (a == NULL)
-		return NULL;
-	h = jose_b64url_json(header);
-	p = jose_b64url_json(payload);
-	if (h == NULL || p == NULL) {
+	if (p == NULL) {
 		err_set(err, "cannot serialise the JWS");
+		return NULL;
+	}
+	size_t pl = strlen(p);
+	if ((out = malloc(hl + pl + 2)) == NULL) {
+		err_set(err, "out of memory signing a JWS");
 		goto out;
 	}
-	size_t hl = strlen(h), pl = strlen(p);
-	char *input = malloc(hl + pl + 2);
-	if (input == NULL)
+	memcpy(out, h, hl);
+	out[hl] = '.';
+	memcpy(out + hl + 1, p, pl + 1);
+	if (sign_bytes(a, key, (const uint8_t *)out, hl + 1 + pl, &sig, &siglen, err) < 0 ||
+	    (s = b64_encode(sig, siglen, B64_URL)) == NULL) {
+		free(out);
+		out = NULL;
 		goto out;
-	memcpy(input, h, hl);
-	input[hl] = '.';
-	memcpy(input + hl + 1, p, pl + 1);
-	if (sign_bytes(a, key, (const uint8_t *)input, hl + 1 + pl, &sig, &siglen, err) == 0 &&
-	    (s = b64_encode(sig, siglen, B64_URL)) != NULL) {
-		out = malloc(hl + pl + strlen(s) + 3);
-		if (out != NULL)
-			sprintf(out, "%s.%s", input, s);
 	}
-	free(input);
+	size_t sl = strlen(s);
+	char *whole = realloc(out, hl + pl + sl + 3);
+	if (whole == NULL) {
+		free(out);
+		out = NULL;
+		err_set(err, "out of memory signing a JWS");
+		goto out;
+	}
+	out = whole;
+	out[hl + 1 + pl] = '.';
+	memcpy(out + hl + 2 + pl, s, sl + 1);
 out:
-	free(h);
 	free(p);
 	free(s);
 	free(sig);
 	return out;
+}
+
+char *jws_sign(const json_t *header, const json_t *payload, EVP_PKEY *key, const char *alg,
+               struct err *err)
+{
+	const struct jws_alg *a = alg_for(alg, key, err);
+	char *h, *out;
+
+	if (a == NULL)
+		return NULL;
+	if ((h = jose_b64url_json(header)) == NULL) {
+		err_set(err, "cannot serialise the JWS");
+		return NULL;
+	}
+	out = sign_compact(h, strlen(h), payload, key, a, err);
+	free(h);
+	return out;
+}
+
+char *jws_header_b64(const json_t *header)
+{
+	return jose_b64url_json(header);
+}
+
+char *jws_sign_b64_header(const char *header_b64, const json_t *payload, EVP_PKEY *key,
+                          const char *alg, struct err *err)
+{
+	const struct jws_alg *a = alg_for(alg, key, err);
+	return a ? sign_compact(header_b64, strlen(header_b64), payload, key, a, err) : NULL;
 }
 
 json_t *jose_decode_segment(const char *seg, size_t len, const char *what, struct err *err)
