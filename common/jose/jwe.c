@@ -145,22 +145,26 @@ static EVP_PKEY *ec_generate(const char *crv)
 }
 
 /* The ephemeral key's public JWK as the protected header carries it, members sorted (crv,
- * kty, x, y: §3.4), the coordinates cut from its encoded point 04 || x || y (no BIGNUMs). */
-static json_t *epk_of(EVP_PKEY *eph, const char *crv)
+ * kty, x, y: §3.4), the coordinates cut from its encoded point 04 || x || y (no BIGNUMs), written
+ * as compact JSON text into out (cap bytes). Every member is a fixed name or base64url, so the
+ * text is what jansson's compact dump of the same object gives, without building the object. */
+static int epk_text(EVP_PKEY *eph, const char *crv, char *out, size_t cap)
 {
 	uint8_t pt[1 + 2 * 66];
 	size_t n = 0;
 	if (EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt),
 	                                    &n) != 1 ||
 	    n < 3 || n % 2 != 1 || pt[0] != 0x04)
-		return NULL;
+		return -1;
 	size_t size = (n - 1) / 2;
 	char *x = b64_encode(pt + 1, size, B64_URL), *y = b64_encode(pt + 1 + size, size, B64_URL);
-	json_t *epk =
-	    x && y ? json_pack("{s:s,s:s,s:s,s:s}", "crv", crv, "kty", "EC", "x", x, "y", y) : NULL;
+	int len =
+	    x && y ? snprintf(out, cap, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+	                      crv, x, y)
+	           : -1;
 	free(x);
 	free(y);
-	return epk;
+	return len > 0 && (size_t)len < cap ? 0 : -1;
 }
 
 static int rsa_crypt(int enc, EVP_PKEY *k, int oaep, const uint8_t *in, size_t inlen, uint8_t *out,
@@ -170,8 +174,8 @@ static int rsa_crypt(int enc, EVP_PKEY *k, int oaep, const uint8_t *in, size_t i
 	int ok = c != NULL && (enc ? EVP_PKEY_encrypt_init(c) : EVP_PKEY_decrypt_init(c)) == 1 &&
 	         EVP_PKEY_CTX_set_rsa_padding(c, oaep ? RSA_PKCS1_OAEP_PADDING
 	                                              : RSA_PKCS1_PADDING) == 1 &&
-	         (!oaep || (EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) == 1 &&
-	                    EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) == 1)) &&
+	         (!oaep || (fetched() == 0 && EVP_PKEY_CTX_set_rsa_oaep_md(c, sha256) == 1 &&
+	                    EVP_PKEY_CTX_set_rsa_mgf1_md(c, sha256) == 1)) &&
 	         (enc ? EVP_PKEY_encrypt(c, out, outlen, in, inlen)
 	              : EVP_PKEY_decrypt(c, out, outlen, in, inlen)) == 1;
 	EVP_PKEY_CTX_free(c);
@@ -193,9 +197,9 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 	uint8_t cek[CEK_LEN], iv[IV_LEN], tag[TAG_LEN], ek[1024];
 	size_t eklen = sizeof(ek);
 	EVP_PKEY *peer = NULL, *eph = NULL;
-	json_t *header = json_object(), *out = NULL;
+	json_t *out = NULL;
 	uint8_t *ct = malloc(len + 1);
-	char *protected = NULL;
+	char *protected = NULL, epk[256] = "", header[384];
 
 	if (ct == NULL || kty == NULL || alg == NULL) {
 		err_set(err, "tee-pubkey needs `kty` and `alg`");
@@ -213,7 +217,6 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 	    (strcmp(crv, "P-256") == 0 || strcmp(crv, "P-521") == 0)) {
 		uint8_t z[66], kek[32];
 		size_t zlen = sizeof(z);
-		json_t *epk;
 		if ((peer = jwk_to_pkey(tee_pubkey, err)) == NULL)
 			goto done;
 		if ((eph = ec_generate(crv)) == NULL || ecdh(eph, peer, z, &zlen) < 0 ||
@@ -226,13 +229,10 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 		}
 		OPENSSL_cleanse(z, sizeof(z));
 		OPENSSL_cleanse(kek, sizeof(kek));
-		if ((epk = epk_of(eph, crv)) == NULL) {
+		if (epk_text(eph, crv, epk, sizeof(epk)) < 0) {
 			err_set(err, "cannot export the ephemeral key");
 			goto done;
 		}
-		json_object_set_new(header, "alg", json_string(alg));
-		json_object_set_new(header, "enc", json_string("A256GCM"));
-		json_object_set_new(header, "epk", epk);
 	} else if (strcmp(kty, "RSA") == 0 &&
 	           (strcmp(alg, "RSA-OAEP-256") == 0 || strcmp(alg, "RSA1_5") == 0)) {
 		if ((peer = jwk_to_pkey(tee_pubkey, err)) == NULL)
@@ -246,14 +246,17 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 			err_set(err, "RSA key encryption failed");
 			goto done;
 		}
-		json_object_set_new(header, "alg", json_string(alg));
-		json_object_set_new(header, "enc", json_string("A256GCM"));
 	} else {
 		err_set(err, "tee-pubkey kty %s with alg %s%s%s is not supported", kty, alg,
 		        crv ? " on " : "", crv ? crv : "");
 		goto done;
 	}
-	protected = jose_b64url_json(header);
+	/* the protected header as compact JSON (§3.4): alg and crv are one of the names matched
+	 * above, so nothing in it needs escaping */
+	int hl = snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"enc\":\"A256GCM\"%s%s}", alg,
+	                  epk[0] ? ",\"epk\":" : "", epk);
+	if (hl > 0 && (size_t)hl < sizeof(header))
+	protected = b64_encode((const uint8_t *)header, (size_t)hl, B64_URL);
 	if (protected == NULL || gcm(1, cek, iv, protected, plain, len, ct, tag) < 0) {
 		err_set(err, "content encryption failed");
 		goto done;
@@ -270,7 +273,6 @@ done:
 		OPENSSL_cleanse(ct, len);
 	free(ct);
 	free(protected);
-	json_decref(header);
 	EVP_PKEY_free(peer);
 	EVP_PKEY_free(eph);
 	return out;
