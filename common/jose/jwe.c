@@ -11,12 +11,12 @@
  * Content keys, shared secrets and key-encryption keys are wiped after use.
  *
  * Built once, not per call: the ephemeral key starts from the curve's parameters-only key
- * (jose_ec_params), and AES-256-GCM, AES-256 key wrap and SHA-256 are fetched from the
- * provider once per process. The ECDH peer is not validated again at derivation: every peer
- * comes from jwk_to_pkey, which decoded its point onto the curve, and P-256 and P-521 have
- * cofactor 1 (as P-384, which decryption also meets), so the further check OpenSSL would run (the
- * point times the group order, a second scalar multiplication as dear as the derivation) cannot
- * fail.
+ * (jose_ec_params) through a generation context kept per thread, and AES-256-GCM, AES-256 key wrap
+ * and SHA-256 are fetched from the provider once per process. The ECDH peer is not validated again
+ * at derivation: every peer comes from jwk_to_pkey, which decoded its point onto the curve, and
+ * P-256 and P-521 have cofactor 1 (as P-384, which decryption also meets), so the further check
+ * OpenSSL would run (the point times the group order, a second scalar multiplication as dear as the
+ * derivation) cannot fail.
  */
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -132,15 +132,68 @@ out:
 	return ok ? 0 : -1;
 }
 
+/*
+ * Ephemeral keys come from a key-generation context kept per thread and curve: making one
+ * (EVP_PKEY_CTX_new_from_pkey, keygen_init) looks the EC key manager up by name, about 1% of a
+ * JWE. A context generates any number of keys, each from fresh randomness, but serves one thread
+ * at a time, and OpenSSL 3.0 cannot duplicate a generation context, hence one per thread; they
+ * are freed when the thread exits. Without a thread key, every call makes its own.
+ */
+#define KG_CURVES 3 /* P-256, P-384, P-521 */
+struct keygens {
+	EVP_PKEY_CTX *c[KG_CURVES]; /* owned; NULL until the thread's first key on that curve */
+};
+static pthread_key_t kg_key;
+static int kg_key_ok;
+static pthread_once_t kg_once = PTHREAD_ONCE_INIT;
+
+static void keygens_free(void *p)
+{
+	struct keygens *k = p;
+	for (int i = 0; i < KG_CURVES; i++)
+		EVP_PKEY_CTX_free(k->c[i]);
+	free(k);
+}
+
+static void kg_init(void)
+{
+	kg_key_ok = pthread_key_create(&kg_key, keygens_free) == 0;
+}
+
+static EVP_PKEY_CTX *keygen_new(EVP_PKEY *params)
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, params, NULL);
+	if (c != NULL && EVP_PKEY_keygen_init(c) != 1) {
+		EVP_PKEY_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
 static EVP_PKEY *ec_generate(const char *crv)
 {
 	EVP_PKEY *params = jose_ec_params(crv), *k = NULL;
-	EVP_PKEY_CTX *c = params ? EVP_PKEY_CTX_new_from_pkey(NULL, params, NULL) : NULL;
-	if (c == NULL || EVP_PKEY_keygen_init(c) != 1 || EVP_PKEY_keygen(c, &k) != 1) {
+	int i = strcmp(crv, "P-256") == 0 ? 0 : strcmp(crv, "P-384") == 0 ? 1 : 2;
+	struct keygens *kg = NULL;
+	EVP_PKEY_CTX *c = NULL;
+
+	if (params == NULL)
+		return NULL;
+	pthread_once(&kg_once, kg_init);
+	if (kg_key_ok && (kg = pthread_getspecific(kg_key)) == NULL &&
+	    (kg = calloc(1, sizeof(*kg))) != NULL && pthread_setspecific(kg_key, kg) != 0) {
+		free(kg);
+		kg = NULL;
+	}
+	if (kg != NULL && kg->c[i] == NULL)
+		kg->c[i] = keygen_new(params);
+	c = kg != NULL ? kg->c[i] : keygen_new(params);
+	if (c == NULL || EVP_PKEY_keygen(c, &k) != 1) {
 		EVP_PKEY_free(k);
 		k = NULL;
 	}
-	EVP_PKEY_CTX_free(c);
+	if (kg == NULL)
+		EVP_PKEY_CTX_free(c);
 	return k;
 }
 

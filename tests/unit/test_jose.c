@@ -3,6 +3,7 @@
  * decryption refusing content keys of any size but 32 bytes. The byte-level interop with an
  * independent implementation is tests/unit/test_jose_oracle.py.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,12 +179,92 @@ static void test_jws_prepared_contexts_follow_the_key(void **state)
 	json_decref(pl);
 }
 
+/* Encrypts to `tee` and decrypts with `priv` `n` times; returns the epk x of the last JWE. */
+static char *jwe_round_trips(const json_t *tee, EVP_PKEY *priv, int n)
+{
+	struct err err;
+	char *x = NULL;
+	for (int i = 0; i < n; i++) {
+		json_t *jwe = jwe_encrypt(tee, (const uint8_t *)"resource", 8, &err);
+		uint8_t *plain = NULL;
+		size_t len = 0;
+		if (jwe == NULL || jwe_decrypt(jwe, priv, &plain, &len, &err) != 0 || len != 8 ||
+		    memcmp(plain, "resource", 8) != 0) {
+			json_decref(jwe);
+			free(plain);
+			free(x);
+			return NULL;
+		}
+		free(plain);
+		const char *prot = json_string_value(json_object_get(jwe, "protected"));
+		uint8_t *h = NULL;
+		size_t hl = 0;
+		free(x);
+		x = NULL;
+		if (b64_decode(prot, strlen(prot), B64_URL, &h, &hl) == 0) {
+			json_t *hj = json_loadb((const char *)h, hl, 0, NULL);
+			x = strdup(
+			    json_string_value(json_object_get(json_object_get(hj, "epk"), "x")));
+			json_decref(hj);
+		}
+		free(h);
+		json_decref(jwe);
+	}
+	return x;
+}
+
+struct jwe_thread {
+	const json_t *tee;
+	EVP_PKEY *priv;
+	char *x;
+};
+
+static void *jwe_thread_main(void *p)
+{
+	struct jwe_thread *t = p;
+	t->x = jwe_round_trips(t->tee, t->priv, 20);
+	return NULL;
+}
+
+/* The ephemeral key is fresh on every JWE though its generation context is kept per thread,
+ * on each curve, and on several threads at once. */
+static void test_jwe_ephemeral_key_fresh_per_resource(void **state)
+{
+	struct err err;
+	const char *curves[] = {"P-256", "P-521"};
+	for (int c = 0; c < 2; c++) {
+		EVP_PKEY *priv = EVP_EC_gen(curves[c]);
+		json_t *tee = jwk_from_pkey(priv, 0, &err);
+		json_object_set_new(tee, "alg", json_string("ECDH-ES+A256KW"));
+		char *a = jwe_round_trips(tee, priv, 1), *b = jwe_round_trips(tee, priv, 1);
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_string_not_equal(a, b);
+		struct jwe_thread t[2] = {{tee, priv, NULL}, {tee, priv, NULL}};
+		pthread_t th[2];
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&th[i], NULL, jwe_thread_main, &t[i]), 0);
+		for (int i = 0; i < 2; i++) {
+			pthread_join(th[i], NULL);
+			assert_non_null(t[i].x);
+		}
+		assert_string_not_equal(t[0].x, t[1].x);
+		free(t[0].x);
+		free(t[1].x);
+		free(a);
+		free(b);
+		json_decref(tee);
+		EVP_PKEY_free(priv);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_jwk_import_checks_curves_and_sizes),
 	    cmocka_unit_test(test_jwe_decrypt_refuses_wrong_content_key_sizes),
 	    cmocka_unit_test(test_jws_prepared_contexts_follow_the_key),
+	    cmocka_unit_test(test_jwe_ephemeral_key_fresh_per_resource),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
