@@ -179,6 +179,76 @@ static void test_jws_prepared_contexts_follow_the_key(void **state)
 	json_decref(pl);
 }
 
+/* 1 if sig (over msg) verifies as RSA-PSS SHA-256 with salt length 32, checked by OpenSSL
+ * directly, not through jose's kept contexts. */
+static int pss_verifies(EVP_PKEY *k, const char *msg, size_t ml, const uint8_t *sig, size_t sl)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	int ok = EVP_DigestVerifyInit(md, &pc, EVP_sha256(), NULL, k) == 1 &&
+	         EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
+	         EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, 32) == 1 &&
+	         EVP_DigestVerify(md, sig, sl, (const uint8_t *)msg, ml) == 1;
+	EVP_MD_CTX_free(md);
+	return ok;
+}
+
+/* A context copied from a kept one keeps its settings: the second and third PS256 signature
+ * with one key are still PSS (checked by OpenSSL directly), and a PSS signature made outside
+ * verifies on every use of the kept verification context; EdDSA and RS256 likewise repeat. */
+static void test_jws_kept_contexts_keep_padding(void **state)
+{
+	struct err err;
+	EVP_PKEY *rsa = EVP_RSA_gen(2048), *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	json_t *pl = json_pack("{s:i}", "n", 1);
+	const char *algs[] = {"PS256", "RS256", "EdDSA"};
+
+	for (int a = 0; a < 3; a++) {
+		EVP_PKEY *k = a == 2 ? ed : rsa;
+		json_t *hdr = json_pack("{s:s}", "alg", algs[a]);
+		for (int i = 0; i < 3; i++) {
+			char *tok = jws_sign(hdr, pl, k, algs[a], &err);
+			assert_non_null(tok);
+			assert_int_equal(jws_verify(tok, k, algs[a], NULL, NULL, &err), 0);
+			if (a == 0) {
+				char *d2 = strrchr(tok, '.');
+				uint8_t *sig = NULL;
+				size_t sl = 0;
+				assert_int_equal(
+				    b64_decode(d2 + 1, strlen(d2 + 1), B64_URL, &sig, &sl), 0);
+				assert_true(pss_verifies(k, tok, (size_t)(d2 - tok), sig, sl));
+				/* a PSS signature made outside, over the same input */
+				EVP_MD_CTX *md = EVP_MD_CTX_new();
+				EVP_PKEY_CTX *pc = NULL;
+				uint8_t out[256];
+				size_t ol = sizeof(out);
+				assert_int_equal(EVP_DigestSignInit(md, &pc, EVP_sha256(), NULL, k),
+				                 1);
+				assert_int_equal(
+				    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING), 1);
+				assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, 32), 1);
+				assert_int_equal(EVP_DigestSign(md, out, &ol, (const uint8_t *)tok,
+				                                (size_t)(d2 - tok)),
+				                 1);
+				EVP_MD_CTX_free(md);
+				char *s64 = b64_encode(out, ol, B64_URL);
+				char *theirs = malloc((size_t)(d2 - tok) + strlen(s64) + 2);
+				sprintf(theirs, "%.*s.%s", (int)(d2 - tok), tok, s64);
+				assert_int_equal(jws_verify(theirs, k, "PS256", NULL, NULL, &err),
+				                 0);
+				free(theirs);
+				free(s64);
+				free(sig);
+			}
+			free(tok);
+		}
+		json_decref(hdr);
+	}
+	json_decref(pl);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ed);
+}
+
 /* Encrypts to `tee` and decrypts with `priv` `n` times; returns the epk x of the last JWE. */
 static char *jwe_round_trips(const json_t *tee, EVP_PKEY *priv, int n)
 {
@@ -264,6 +334,7 @@ int main(void)
 	    cmocka_unit_test(test_jwk_import_checks_curves_and_sizes),
 	    cmocka_unit_test(test_jwe_decrypt_refuses_wrong_content_key_sizes),
 	    cmocka_unit_test(test_jws_prepared_contexts_follow_the_key),
+	    cmocka_unit_test(test_jws_kept_contexts_keep_padding),
 	    cmocka_unit_test(test_jwe_ephemeral_key_fresh_per_resource),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
