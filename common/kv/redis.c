@@ -32,6 +32,7 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define REDIS_WAIT_S 5
+#define REDIS_LOADING_WAIT_MS 20
 #define REDIS_POOL_DEFAULT 8
 #define REDIS_POOL_MAX 256
 /* The cache of hot-path reads (redis_cache.c): a resource policy, a few policies and
@@ -172,16 +173,44 @@ static void redis_release(struct redis *rd, redisContext *c)
 	free(stale);
 }
 
+/* A restarted Redis answers LOADING until it has read its data set back; it ran nothing. */
+static int redis_loading(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
+	       strncmp(r->str, "LOADING", 7) == 0;
+}
+
+/* After a LOADING answer: 0 once REDIS_LOADING_WAIT_MS passed (ask again), -1 with an outage
+ * set when *waits add up to REDIS_TIMEOUT_S. */
+static int redis_loading_wait(struct redis *rd, int *waits, struct err *err)
+{
+	if ((*waits)++ >= REDIS_TIMEOUT_S * 1000 / REDIS_LOADING_WAIT_MS) {
+		redis_unavailable(rd, NULL, "it is still loading its data set", err);
+		return -1;
+	}
+	struct timespec ts = {0, REDIS_LOADING_WAIT_MS * 1000000L};
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
 /* Run a command on `c`; on a connection error, reconnect once and retry (a pooled connection
  * may be stale after a Redis restart). *cp may be replaced; it is never NULL on return unless
  * no connection could be made. */
 static redisReply *redis_cmd_on(struct redis *rd, redisContext **cp, struct err *err, int argc,
                                 const char **argv, const size_t *argvlen)
 {
+	int loading_waits = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (*cp == NULL && (*cp = redis_acquire(rd, err)) == NULL)
 			return NULL;
 		redisReply *r = redisCommandArgv(*cp, argc, argv, argvlen);
+		if (redis_loading(r)) {
+			freeReplyObject(r);
+			if (redis_loading_wait(rd, &loading_waits, err) < 0)
+				return NULL;
+			attempt--;
+			continue;
+		}
 		if (r != NULL) {
 			if (r->type == REDIS_REPLY_ERROR) {
 				err_set(err, "redis at %s:%d refused %s: %s", rd->host, rd->port,
@@ -313,6 +342,7 @@ static redisReply *redis_mget(struct redis *rd, char *const *names, size_t m, lo
 		mget = redis_cmd(rd, err, (int)m + 1, argv, argvlen);
 		goto out;
 	}
+	int loading_waits = 0;
 	for (int attempt = 0; attempt < 2 && mget == NULL; attempt++) {
 		redisContext *c = redis_acquire(rd, err);
 		if (c == NULL)
@@ -343,6 +373,14 @@ static redisReply *redis_mget(struct redis *rd, char *const *names, size_t m, lo
 			mget = NULL;
 		}
 		redis_release(rd, c); /* closes it when lost */
+		if (!lost && redis_loading(mget)) {
+			freeReplyObject(mget);
+			mget = NULL;
+			if (redis_loading_wait(rd, &loading_waits, err) < 0)
+				break;
+			attempt--;
+			continue;
+		}
 		if (!lost && mget->type == REDIS_REPLY_ERROR) {
 			err_set(err, "redis at %s:%d refused MGET: %s", rd->host, rd->port,
 			        mget->str);

@@ -417,6 +417,76 @@ static void test_kv_redis_with_restart(void **state)
 	tl_stop(pid);
 }
 
+/* A restarted Redis answers LOADING while it reads its data set back; that is not a refusal:
+ * the read waits for the data (up to the call's timeout) and gets the stored value. The
+ * loading is slowed to ~1 s with Redis's key-load-delay (200 keys x 5 ms). */
+static void test_kv_redis_read_waits_out_loading(void **state)
+{
+	char dir[] = "/tmp/ctrustee-kvload-XXXXXX", url[64], p[16], value[64];
+	struct err err = {0};
+	uint8_t *v;
+	size_t n;
+	int port = tl_free_port();
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%d", port);
+	char *first[] = {"redis-server", "--port", p,        "--bind", "127.0.0.1",
+	                 "--dir",        dir,      "--save", "",       "--appendonly",
+	                 "no",           NULL};
+	pid_t pid = tl_spawn(first);
+	tl_wait_port(port, "redis-server");
+	redisContext *c = redisConnect("127.0.0.1", port);
+	assert_true(c != NULL && c->err == 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(value, sizeof(value), "value %d of a data set that takes a while", i);
+		freeReplyObject(redisCommand(c, "SET repository:k%d %s", i, value));
+	}
+	redisReply *r = redisCommand(c, "SAVE");
+	assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	redisFree(c);
+	tl_stop(pid);
+	char *again[] = {"redis-server",
+	                 "--port",
+	                 p,
+	                 "--bind",
+	                 "127.0.0.1",
+	                 "--dir",
+	                 dir,
+	                 "--save",
+	                 "",
+	                 "--appendonly",
+	                 "no",
+	                 "--key-load-delay",
+	                 "5000",
+	                 "--loading-process-events-interval-bytes",
+	                 "1024",
+	                 NULL};
+	pid = tl_spawn(again);
+	tl_wait_port(port, "redis-server");
+	c = redisConnect("127.0.0.1", port);
+	r = redisCommand(c, "GET repository:k199");
+	assert_true(r != NULL && r->type == REDIS_REPLY_ERROR &&
+	            strncmp(r->str, "LOADING", 7) == 0);
+	freeReplyObject(r);
+	redisFree(c);
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	unsetenv("REDIS_URL");
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
+	                        "url", url);
+	struct kv *kv = kv_open(cfg, &err);
+	assert_non_null(kv);
+	int rc = kv_get(kv, "repository", "k199", &v, &n, &err);
+	if (rc != 0)
+		fail_msg("kv_get during loading: %d %s", rc, err.msg);
+	assert_string_equal((char *)v, "value 199 of a data set that takes a while");
+	free(v);
+	kv_close(kv);
+	json_decref(cfg);
+	tl_stop(pid);
+	tl_rm_rf(dir);
+}
+
 /* Pooled connections to the Redis on `port`: every client but this probe and the cache's
  * invalidation link (two connections named ctrustee-kvcache-*). */
 static long long redis_clients(int port)
@@ -998,6 +1068,7 @@ int main(void)
 	    cmocka_unit_test(test_kv_local_fs_layout),
 	    cmocka_unit_test(test_kv_local_json_layout),
 	    cmocka_unit_test(test_kv_redis_with_restart),
+	    cmocka_unit_test(test_kv_redis_read_waits_out_loading),
 	    cmocka_unit_test(test_kv_redis_pool_bounds_concurrent_connections),
 	    cmocka_unit_test_setup_teardown(test_kv_postgres_with_restart, pg_setup, pg_teardown),
 	    cmocka_unit_test_setup_teardown(test_kv_postgres_trustee_table_layout, pg_setup,
