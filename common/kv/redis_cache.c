@@ -9,17 +9,20 @@
  * that anyone changes, deletes, expires or evicts (nil for FLUSHALL/FLUSHDB: everything). A
  * prefix ends with ':' so "kbs:" never matches "kbs_protocol_session:...". Redis writes a
  * key's broadcast in the same event-loop turn as the writer's OK, and normally first (it is
- * queued in beforeSleep, and the client queued last is written first); FLUSHALL's message,
- * or one sharing its turn with our PING, follows the OK by microseconds within that turn.
- * So a reader that learnt of the write from the writer (one more hop) finds it received.
+ * queued in beforeSleep, and the client queued last is written first). A message sharing its
+ * turn with our PING's answer follows the OK by microseconds, so nothing is served while a
+ * PING is out (the pong and that turn's messages arrive in one write). FLUSHALL's message also
+ * follows its OK within the turn: a reader that learnt of the flush from the flusher (one more
+ * hop) finds it received.
  *
  * The freshness rule, all under one mutex:
  *  - before any entry is served, the bytes already received on the link are applied (one
  *    poll() of both sockets; a tracking connection that became readable has closed);
- *  - an entry is served only while the link is up and "fresh": the subscriber answered a
- *    PING sent less than RCACHE_FRESH_MS ago (pings go out every RCACHE_PING_MS while the
- *    cache is used; an unanswered one for RCACHE_DEAD_MS drops the link). A PONG proves every
- *    invalidation queued before the PING has arrived, so a silent link serves nothing old;
+ *  - an entry is served only while the link is up, no PING is out, and the link is "fresh":
+ *    the subscriber answered a PING sent less than RCACHE_FRESH_MS ago (pings go out every
+ *    RCACHE_PING_MS while the cache is used; an unanswered one for RCACHE_DEAD_MS drops the
+ *    link). A PONG proves every invalidation queued before the PING has arrived, so a silent
+ *    link serves nothing old;
  *  - a fill happens only when no invalidation, own write or link change bumped `epoch` since
  *    the ticket taken before the read was sent (a read that raced a write inserts nothing);
  *  - this process's own writes drop the key and bump the epoch after the write returns;
@@ -436,7 +439,12 @@ int rcache_lookup(struct rcache *c, const char *key, uint8_t **val, size_t *len,
 	if (!drain(c))
 		goto out;
 	keep_alive(c, now);
-	if (c->sub == NULL || now >= c->fresh_until)
+	/* Nothing is served while a PING is out. Redis writes a pass's replies client by
+	 * client, and a subscriber whose PING it answered in the same pass as a write is
+	 * already queued behind that writer: the writer can have its OK before our socket has
+	 * the pong and the invalidation that follow in one write. Once the pong is here, so is
+	 * every invalidation of that pass. */
+	if (c->sub == NULL || c->ping_out || now >= c->fresh_until)
 		goto out;
 	struct rcache_entry *e = find(c, key, klen, hash_key(key, klen));
 	if (e == NULL)

@@ -365,9 +365,13 @@ static void *race_reader(void *arg)
 		uint8_t *v = NULL;
 		size_t n;
 		if (kv_get(r->reader_kv, NS, "race", &v, &n, &err) != 0) {
+			print_message("# a read failed: %s\n", err.msg);
 			stale++;
 			continue;
 		}
+		if (atoi((char *)v) < done)
+			print_message("# stale: read %s after write %d returned\n", (char *)v,
+			              done);
 		stale += atoi((char *)v) < done;
 		served++;
 		free(v);
