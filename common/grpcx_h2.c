@@ -94,6 +94,8 @@ struct h2conn {
 	int ping_out;
 	int fd;        /* the plain socket a worker may write a reply to (h2conn_set_fd), or -1 */
 	int over;      /* done() was called: nothing more is written here but by the loop */
+	int broken;    /* a worker's direct write lost bytes the session counts as sent (out of
+	                * memory): the stream state is gone, the loop ends the connection */
 	uint8_t *pend; /* bytes a worker's write left unsent (owned): the loop writes them first */
 	size_t pend_len;
 	int flushing;         /* on the loop's flush list */
@@ -617,6 +619,11 @@ static int pump(struct h2conn *h)
 {
 	struct evbuffer *out = bufferevent_get_output(h->bev);
 
+	if (h->broken) {
+		log_warn("grpc: a reply could not be written whole (out of memory); the "
+		         "connection is closed");
+		return 1;
+	}
 	if (h->pend != NULL) { /* a worker's rest (write_now) goes first */
 		evbuffer_add(out, h->pend, h->pend_len);
 		free(h->pend);
@@ -890,14 +897,17 @@ static int write_now(struct grpcx_call *c)
 		return 0;
 	}
 	respond(h, c);
-	if (send_direct(h, &left, &left_len) == 0 && left_len > 0 &&
-	    (h->pend = malloc(left_len)) != NULL) {
+	if (send_direct(h, &left, &left_len) < 0)
+		h->broken = 1;
+	else if (left_len > 0 && (h->pend = malloc(left_len)) == NULL)
+		h->broken = 1;
+	else if (left_len > 0) {
 		memcpy(h->pend, left, left_len);
 		h->pend_len = left_len;
 	}
-	/* what the socket did not take, what the session still has (or failed with), and the
-	 * end of the session are the loop's */
-	rest = h->pend != NULL || nghttp2_session_want_write(h->ss) ||
+	/* what the socket did not take, what the session still has (or failed with), a
+	 * broken connection and the end of the session are the loop's */
+	rest = h->broken || h->pend != NULL || nghttp2_session_want_write(h->ss) ||
 	       !nghttp2_session_want_read(h->ss);
 	if (rest) {
 		h->flushing = 1;

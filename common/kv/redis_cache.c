@@ -17,7 +17,9 @@
  *
  * The freshness rule, all under one mutex:
  *  - before any entry is served, the bytes already received on the link are applied (one
- *    poll() of both sockets; a tracking connection that became readable has closed);
+ *    poll() of both sockets; a tracking connection that became readable has closed); when
+ *    RCACHE_BACKLOG_BYTES or more were waiting, Redis may still hold messages for us behind
+ *    them, so a PING goes out at once and nothing is served until it is answered;
  *  - an entry is served only while the link is up, no PING is out, and the link is "fresh":
  *    the subscriber answered a PING sent less than RCACHE_FRESH_MS ago (pings go out every
  *    RCACHE_PING_MS while the cache is used; an unanswered one for RCACHE_DEAD_MS drops the
@@ -34,6 +36,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,10 @@
 #define RCACHE_RETRY_MS 1000    /* link re-opened at most this often after a failure */
 #define RCACHE_REFUSED_MS 30000 /* ... and this often when Redis refused a command */
 #define RCACHE_DRAIN_ROUNDS 64  /* reads of the subscriber per lookup before giving up */
+/* This much waiting on the subscriber means Redis may not have sent all it holds for us: its
+ * rest goes out when our socket drains, after later writers' OKs. A PING then goes out at once
+ * and nothing is served until its pong, which comes after everything queued before it. */
+#define RCACHE_BACKLOG_BYTES 4096
 
 static const char *const covered[] = {KV_NS_KBS, KV_NS_REPOSITORY, KV_NS_AS_POLICY,
                                       KV_NS_REFERENCE_VALUE};
@@ -77,6 +84,8 @@ struct rcache {
 	redisContext *sub, *track;
 	int connecting;            /* a thread is in link_open (sub and track stay NULL) */
 	int ping_out;              /* a PING was sent at ping_ms and is not answered yet */
+	int backlog;               /* a drain found RCACHE_BACKLOG_BYTES waiting: Redis may hold
+	                            * more for us, so a PING goes out now */
 	long long ping_ms;         /* when the last PING was sent */
 	long long fresh_until;     /* entries may be served before this (monotonic ms) */
 	long long retry_at;        /* link_open not tried again before this */
@@ -283,6 +292,9 @@ static int drain(struct rcache *c)
 		}
 		if (p[0].revents == 0)
 			return 1;
+		int avail = 0;
+		if (ioctl(c->sub->fd, FIONREAD, &avail) == 0 && avail >= RCACHE_BACKLOG_BYTES)
+			c->backlog = 1;
 		if (redisBufferRead(c->sub) != REDIS_OK) {
 			link_down(c, "the subscriber connection closed");
 			return 0;
@@ -317,8 +329,9 @@ static void keep_alive(struct rcache *c, long long now)
 			link_down(c, "no answer to PING");
 		return;
 	}
-	if (now - c->ping_ms < RCACHE_PING_MS)
+	if (now - c->ping_ms < RCACHE_PING_MS && !c->backlog)
 		return;
+	c->backlog = 0;
 	int done = 0;
 	redisAppendCommand(c->sub, "PING");
 	while (!done)

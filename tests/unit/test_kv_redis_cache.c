@@ -347,6 +347,35 @@ static void test_cache_entries_zero_turns_it_off(void **state)
 	json_decref(bad);
 }
 
+/* A storm of writes by another client (thousands of invalidations this process has not read
+ * yet, more than one read of the subscriber takes), then one more write: the next read sees
+ * that last write, whatever Redis still held for the subscriber behind the storm. */
+static void test_cache_write_after_an_invalidation_storm_is_seen(void **state)
+{
+	struct srv *s = *state;
+	struct kv *a = open_kv(s, NULL);
+	char key[32];
+	raw(s, "SET " NS ":storm 0");
+	want_get(a, "storm", "0");
+	want_get(a, "storm", "0");
+	for (int round = 1; round <= 3; round++) {
+		for (int i = 0; i < 4000; i++) {
+			snprintf(key, sizeof(key), NS ":s%d", i);
+			redisAppendCommand(s->raw, "SET %s %d", key, round);
+		}
+		for (int i = 0; i < 4000; i++) {
+			redisReply *r = NULL;
+			assert_int_equal(redisGetReply(s->raw, (void **)&r), REDIS_OK);
+			freeReplyObject(r);
+		}
+		raw(s, "SET " NS ":storm %d", round);
+		snprintf(key, sizeof(key), "%d", round);
+		want_get(a, "storm", key);
+		want_get(a, "storm", key);
+	}
+	kv_close(a);
+}
+
 struct race {
 	struct kv *reader_kv;
 	volatile int done; /* the last value whose write returned */
@@ -469,6 +498,7 @@ int main(void)
 	    T(test_cache_keeps_no_key_with_an_expiry),
 	    T(test_cache_entries_zero_turns_it_off),
 	    T(test_cache_concurrent_readers_see_every_completed_write),
+	    T(test_cache_write_after_an_invalidation_storm_is_seen),
 	    cmocka_unit_test(test_cache_link_uses_auth_and_the_database),
 #undef T
 	};
