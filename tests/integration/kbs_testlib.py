@@ -558,7 +558,10 @@ class Haproxy(KbsClient, Daemon):
     def wait_state(self, name, want, timeout=10.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            st = self.states().get(name, "")
+            try:
+                st = self.states().get(name, "")
+            except (FileNotFoundError, ConnectionRefusedError):
+                st = ""  # HAProxy has not made its admin socket yet
             if st.startswith(want):
                 return True
             time.sleep(0.1)
