@@ -33,7 +33,7 @@ int main(int argc, char **argv)
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("KBS_CONFIG_FILE");
 	int o;
-	memtune_daemon(1); /* the arena cap: common/memtune.c */
+	memtune_daemon(1); /* the arena cap under glibc: common/memtune.c */
 	log_init("kbs");
 	/* OpenSSL's global state lives as long as the process: its atexit cleanup would free it
 	 * while gRPC's pool threads may still be running with per-thread OpenSSL state. */
@@ -88,8 +88,8 @@ int main(int argc, char **argv)
 		int port = kbs_server_port(k, i);
 		if (port < 0)
 			break;
-		log_info("kbs: listening on port %d (%s)", port,
-		         cfg_https ? "HTTPS" : "insecure HTTP");
+		log_info("kbs: listening on port %d (%s, malloc: %s)", port,
+		         cfg_https ? "HTTPS" : "insecure HTTP", memtune_allocator());
 	}
 	int sig = 0;
 	sigwait(&set, &sig);

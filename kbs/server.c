@@ -15,7 +15,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -35,6 +34,7 @@
 #include "kbs.h"
 #include "kv/kv.h"
 #include "log.h"
+#include "memtune.h"
 #include "vcache.h"
 
 /* The claims an /attest verified, kept for the session's first resource read so that it does
@@ -1436,15 +1436,7 @@ static void on_done(void *ctx, const struct http_req *r, int status, size_t resp
  * over a soak while the bytes in use stayed level. */
 static double release_free_memory(void)
 {
-#ifdef __GLIBC__
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	malloc_trim(0);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	return (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-#else
-	return 0;
-#endif
+	return memtune_release();
 }
 
 static void *sweeper_main(void *arg)

@@ -6,12 +6,12 @@
  * own arena for the values it creates, freed when it returns; results leave as jansson
  * values (or exact JSON text) built before that.
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rego/eval.h"
+#include "memtune.h"
 
 #define MAX_SRC (1u << 20)
 
@@ -73,7 +73,7 @@ static int arena_end(struct arena *A, int rc, struct err *err)
 	size_t peak = A->total;
 	ar_free(A);
 	if (peak >= TRIM_AFTER)
-		malloc_trim(0);
+		memtune_release();
 	return rc;
 }
 
