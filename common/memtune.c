@@ -33,6 +33,8 @@
 
 #include "memtune.h"
 
+#include "cpus.h"
+
 typedef int (*mallctl_fn)(const char *name, void *old, size_t *oldlen, void *new_value,
                           size_t newlen);
 static mallctl_fn je_mallctl;
@@ -64,7 +66,7 @@ void memtune_daemon(int few_arenas)
 	if (!operator_set("MALLOC_MMAP_THRESHOLD_", "mmap_threshold"))
 		mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	if (few_arenas && !operator_set("MALLOC_ARENA_MAX", "arena_max")) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
+		long n = cpus_usable() / 2;
 		mallopt(M_ARENA_MAX, n < 1 ? 1 : n > 4 ? 4 : (int)n);
 	}
 #else

@@ -5,15 +5,14 @@
  */
 #include "workers.h"
 
+#include "cpus.h"
+
 #include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 int workers_from_cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
+	long n = cpus_usable();
 	n *= WORKERS_PER_CPU;
 	return n < WORKERS_MIN ? WORKERS_MIN : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }

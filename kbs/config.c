@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "cpus.h"
 #include "kbs.h"
 #include "toml.h"
 
@@ -171,8 +172,7 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 		return err_set(err,
 		               "[http_server] worker_threads must be 0 (from the CPUs) to 1024");
 	if (c->worker_count <= 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		c->worker_count = n > 0 ? n : 2;
+		c->worker_count = cpus_usable();
 	}
 	const char *prof = c->tls_profile;
 	if (prof && strcmp(prof, "old") && strcmp(prof, "intermediate") && strcmp(prof, "modern") &&

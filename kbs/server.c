@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "b64.h"
+#include "cpus.h"
 #include "grpcx.h"
 #include "hash.h"
 #include "http.h"
@@ -1478,7 +1479,7 @@ static long long handler_threads(const struct kbs_config *c)
 {
 	if (c->worker_threads > 0)
 		return c->worker_threads;
-	long n = sysconf(_SC_NPROCESSORS_ONLN) * 4;
+	long n = cpus_usable() * 4L;
 	return n < 8 ? 8 : n > 256 ? 256 : n;
 }
 
