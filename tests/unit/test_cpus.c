@@ -77,6 +77,8 @@ static void test_cpus_v2_nested_quota_lowest_rounded_up(void **state)
 	assert_int_equal(cpus_quota(root, "0::/kubepods/pod1/ctr\n"), 3);
 	/* a quota near LLONG_MAX is capped, not overflowed (the fuzz target found the overflow) */
 	put("kubepods/pod1/ctr/cpu.max", "9223372036854775807 1\n");
+	assert_int_equal(cpus_quota(root, "0::/kubepods/pod1/ctr\n"), 4); /* the parent's 4 */
+	put("kubepods/cpu.max", "max 100000\n");
 	assert_int_equal(cpus_quota(root, "0::/kubepods/pod1/ctr\n"), 4096);
 }
 
