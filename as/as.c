@@ -232,12 +232,18 @@ int as_set_policy(struct as *a, const char *id, const char *policy_b64, struct e
 
 /* ---- parse ---------------------------------------------------------------------------- */
 
-int as_parse_request(struct as_request *rq, const uint8_t *buf, size_t len, struct err *err)
+/* as_parse_request; `tee` (tl bytes, may be NULL) gets the first evidence's TEE as soon as
+ * the bytes are unpacked, "" when there is none. */
+static int parse_request(struct as_request *rq, const uint8_t *buf, size_t len, char *tee,
+                         size_t tl, struct err *err)
 {
 	memset(rq, 0, sizeof(*rq));
 	rq->pb = attestation__attestation_request__unpack(NULL, len, buf);
 	if (rq->pb == NULL)
 		return err_set(err, "request is not an AttestationRequest");
+	if (tee != NULL && rq->pb->n_verification_requests > 0 &&
+	    rq->pb->verification_requests[0]->tee != NULL)
+		snprintf(tee, tl, "%s", rq->pb->verification_requests[0]->tee);
 	if (rq->pb->n_verification_requests == 0) {
 		as_request_free(rq);
 		return err_set(err, "No verification requests provided.");
@@ -252,6 +258,11 @@ int as_parse_request(struct as_request *rq, const uint8_t *buf, size_t len, stru
 	}
 	rq->policy_id = rq->pb->n_policy_ids ? rq->pb->policy_ids[0] : "default";
 	return 0;
+}
+
+int as_parse_request(struct as_request *rq, const uint8_t *buf, size_t len, struct err *err)
+{
+	return parse_request(rq, buf, len, NULL, 0, err);
 }
 
 void as_request_free(struct as_request *rq)
@@ -613,6 +624,12 @@ char *as_sign(struct as *a, const struct ear_submods *s, struct err *err)
 
 char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err)
 {
+	return as_evaluate_tee(a, req, len, NULL, 0, err);
+}
+
+char *as_evaluate_tee(struct as *a, const uint8_t *req, size_t len, char *tee, size_t tl,
+                      struct err *err)
+{
 	struct err local = {0};
 	struct as_request rq;
 	struct ear_submods submods = {0};
@@ -621,7 +638,9 @@ char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err)
 	if (err == NULL)
 		err = &local;
 	err->code = 0;
-	if (as_parse_request(&rq, req, len, err) < 0) {
+	if (tee != NULL && tl > 0)
+		tee[0] = '\0';
+	if (parse_request(&rq, req, len, tee, tl, err) < 0) {
 		err_prefix(err, "Attestation evaluation failed: \n0");
 		goto out;
 	}

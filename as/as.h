@@ -53,6 +53,11 @@ int as_init(struct as *a, const json_t *cfg, struct err *err);
  * reached, or a collateral service (PCS, KDS) could not be and nothing was cached (the same
  * request may succeed later), else GRPCX_ABORTED (a refusal). */
 char *as_evaluate(struct as *a, const uint8_t *req, size_t len, struct err *err);
+/* as_evaluate that also copies the first evidence's TEE into tee (tl bytes; "" when the
+ * request has none or is unreadable), for the caller's metrics label, so the request is
+ * unpacked once. */
+char *as_evaluate_tee(struct as *a, const uint8_t *req, size_t len, char *tee, size_t tl,
+                      struct err *err);
 
 /*
  * The stages as_evaluate runs, in order, each usable alone (the unit tests call them). A stage

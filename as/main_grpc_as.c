@@ -50,27 +50,13 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The first verification request's TEE, for the metrics label ("" when unreadable). */
-static void first_tee(const uint8_t *req, size_t len, char *tee, size_t tl)
-{
-	Attestation__AttestationRequest *r =
-	    attestation__attestation_request__unpack(NULL, len, req);
-
-	tee[0] = '\0';
-	if (r != NULL && r->n_verification_requests > 0 && r->verification_requests[0]->tee)
-		snprintf(tee, tl, "%s", r->verification_requests[0]->tee);
-	if (r != NULL)
-		attestation__attestation_request__free_unpacked(r, NULL);
-}
-
 static int h_evaluate(void *ctx, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len,
                       struct err *err)
 {
 	double t0 = now_s();
-	char tee[32];
-	char *token = as_evaluate(ctx, req, len, err);
+	char tee[32]; /* the first evidence's, for the metrics label */
+	char *token = as_evaluate_tee(ctx, req, len, tee, sizeof(tee), err);
 
-	first_tee(req, len, tee, sizeof(tee));
 	as_metrics_attestation(tee, token != NULL, now_s() - t0);
 	if (token == NULL) {
 		log_warn("%s", err->msg);
