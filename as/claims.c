@@ -51,33 +51,38 @@ static json_t *sorted_copy(const json_t *v)
 	return json_deep_copy(v);
 }
 
+/* The object is assembled from shallow copies and references to the borrowed claims, and
+ * sorted_object then copies it once, deeply (the claims were copied twice before: 3% of
+ * grpc-as's CPU per KBS handshake went to json_deep_copy and sorted_object). */
 json_t *claims_policy_input(const char *tee, const json_t *verifier_claims,
                             const json_t *runtime_data_claims, const json_t *init_data_claims,
                             int verbose)
 {
-	json_t *tee_obj = json_deep_copy(verifier_claims);
+	json_t *tee_obj =
+	    json_is_object(verifier_claims) ? json_copy((json_t *)verifier_claims) : json_object();
 	json_t *top = json_object();
 	json_t *rd, *id, *out;
 
-	if (!json_is_object(tee_obj)) {
-		json_decref(tee_obj);
-		tee_obj = json_object();
-	}
 	id = json_object_get(tee_obj, "init_data");
 	if (json_is_string(id)) {
 		json_object_set(top, "init_data", id);
 		json_object_set_new(top, "init_data_claims",
-		                    init_data_claims ? json_deep_copy(init_data_claims)
+		                    init_data_claims ? json_incref((json_t *)init_data_claims)
 		                                     : json_null());
 		json_object_del(tee_obj, "init_data");
 	}
 	rd = json_object_get(tee_obj, "report_data");
 	if (json_is_string(rd)) {
 		json_t *rdc =
-		    runtime_data_claims ? json_deep_copy(runtime_data_claims) : json_null();
+		    runtime_data_claims ? json_incref((json_t *)runtime_data_claims) : json_null();
 		if (!verbose && json_is_object(rdc) &&
-		    json_is_object(json_object_get(rdc, "additional-evidence")))
+		    json_is_object(json_object_get(rdc, "additional-evidence"))) {
+			json_t *trimmed =
+			    json_copy(rdc); /* shallow: the borrowed one stays whole */
+			json_decref(rdc);
+			rdc = trimmed;
 			json_object_del(rdc, "additional-evidence");
+		}
 		json_object_set(top, "report_data", rd);
 		json_object_set_new(top, "runtime_data_claims", rdc);
 		json_object_del(tee_obj, "report_data");

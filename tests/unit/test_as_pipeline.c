@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "as/as.h"
+#include "as/claims.h"
 #include "b64.h"
 #include "grpcx.h"
 #include "hash.h"
@@ -559,6 +560,43 @@ static void test_init_refuses_an_unknown_rvps_type(void **state)
 	json_decref(cfg);
 }
 
+/* The policy input is a sorted copy: report_data and init_data hoisted beside their claims,
+ * the rest under the TEE, additional-evidence dropped when not verbose, and the borrowed
+ * claims (shared by every device of one evidence) left as they were. */
+static void test_policy_input_hoists_and_leaves_its_sources_whole(void **state)
+{
+	json_t *vc =
+	    json_pack("{s:s,s:s,s:{s:i}}", "report_data", "cmQ", "init_data", "aWQ", "svn", "x", 1);
+	json_t *rdc = json_pack("{s:s,s:{s:s}}", "nonce", "n", "additional-evidence", "k", "v");
+	json_t *idc = json_pack("{s:s}", "aa.toml", "t");
+	char *before_vc = json_dumps(vc, JSON_SORT_KEYS),
+	     *before_rdc = json_dumps(rdc, JSON_SORT_KEYS);
+	json_t *in = claims_policy_input("sample", vc, rdc, idc, 0);
+	char *got = json_dumps(in, JSON_COMPACT);
+
+	assert_string_equal(got,
+	                    "{\"init_data\":\"aWQ\",\"init_data_claims\":{\"aa.toml\":\"t\"},"
+	                    "\"report_data\":\"cmQ\",\"runtime_data_claims\":{\"nonce\":\"n\"},"
+	                    "\"sample\":{\"svn\":{\"x\":1}}}");
+	char *after_vc = json_dumps(vc, JSON_SORT_KEYS),
+	     *after_rdc = json_dumps(rdc, JSON_SORT_KEYS);
+	assert_string_equal(after_vc, before_vc);
+	assert_string_equal(after_rdc, before_rdc);
+	/* the copy is deep: changing it leaves the sources alone */
+	json_integer_set(
+	    json_object_get(json_object_get(json_object_get(in, "sample"), "svn"), "x"), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(vc, "svn"), "x")), 1);
+	free(got);
+	free(before_vc);
+	free(before_rdc);
+	free(after_vc);
+	free(after_rdc);
+	json_decref(in);
+	json_decref(vc);
+	json_decref(rdc);
+	json_decref(idc);
+}
+
 int main(void)
 {
 	struct err e = {0};
@@ -572,6 +610,7 @@ int main(void)
 	json_decref(cfg);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bind_structured_runtime_data_is_sha384_of_jcs),
+	    cmocka_unit_test(test_policy_input_hoists_and_leaves_its_sources_whole),
 	    cmocka_unit_test(test_bind_refuses_unknown_hash_and_non_json),
 	    cmocka_unit_test(test_bind_raw_runtime_data_and_digest_are_verbatim),
 	    cmocka_unit_test(test_bind_init_data_toml_hashes_the_text_and_lifts_claims),
