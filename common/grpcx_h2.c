@@ -706,22 +706,31 @@ static void sess_unlock(struct h2conn *h, int over)
 		h->done(h->ctx);
 }
 
-/* Feed the session what the front read; 1: the session is over. */
+/* Feed the session len bytes from the client: 0, or -1 when the client broke HTTP/2 in a
+ * way the session cannot go on from (then it is terminated: pump sends the GOAWAY). */
+static int feed(struct h2conn *h, const uint8_t *data, size_t len)
+{
+	ssize_t n = nghttp2_session_mem_recv(h->ss, data, len);
+
+	if (n >= 0)
+		return 0;
+	log_debug("grpc: HTTP/2 from a client: %s", nghttp2_strerror((int)n));
+	nghttp2_session_terminate_session(
+	    h->ss, n == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+	return -1;
+}
+
+/* Feed the session what the front read into bev; 1: the session is over. */
 static int input(struct h2conn *h)
 {
 	struct evbuffer *in = bufferevent_get_input(h->bev);
 	size_t len;
 
 	while ((len = evbuffer_get_contiguous_space(in)) > 0) {
-		ssize_t n = nghttp2_session_mem_recv(h->ss, evbuffer_pullup(in, (ssize_t)len), len);
+		int bad = feed(h, evbuffer_pullup(in, (ssize_t)len), len);
 
 		evbuffer_drain(in, len);
-		if (n < 0) {
-			/* the client broke HTTP/2 in a way the session cannot go on from */
-			log_debug("grpc: HTTP/2 from a client: %s", nghttp2_strerror((int)n));
-			nghttp2_session_terminate_session(h->ss, n == NGHTTP2_ERR_FLOODED
-			                                             ? NGHTTP2_ENHANCE_YOUR_CALM
-			                                             : NGHTTP2_PROTOCOL_ERROR);
+		if (bad) {
 			pump(h);
 			return 1;
 		}
@@ -733,6 +742,16 @@ void h2conn_input(struct h2conn *h)
 {
 	sess_lock(h);
 	sess_unlock(h, input(h));
+}
+
+void h2conn_input_bytes(struct h2conn *h, const uint8_t *data, size_t len)
+{
+	int over;
+
+	sess_lock(h);
+	over = feed(h, data, len) < 0;
+	over = pump(h) || over;
+	sess_unlock(h, over);
 }
 
 void h2conn_output(struct h2conn *h)

@@ -109,7 +109,10 @@ void h2loop_reply(struct grpcx_call *c);
  * bev holds and frees the connection (h2conn_free). */
 struct h2conn *h2conn_new(struct grpcx_server *s, struct h2loop *l, struct bufferevent *bev,
                           X509 *peer, void (*done)(void *ctx), void *ctx);
-void h2conn_input(struct h2conn *h);  /* bev has input */
+void h2conn_input(struct h2conn *h); /* bev has input */
+/* Bytes the front read from the connection's socket itself (a plain socket; bev's input is
+ * not used then). */
+void h2conn_input_bytes(struct h2conn *h, const uint8_t *data, size_t len);
 void h2conn_output(struct h2conn *h); /* bev's output drained: send more */
 void h2conn_goaway(struct h2conn *h); /* no new streams; the open ones finish */
 /* The connection is the plain socket fd (not TLS): a worker may write its reply to it
