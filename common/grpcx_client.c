@@ -49,34 +49,13 @@
 #include <openssl/x509v3.h>
 
 #include "grpcx.h"
+#include "grpcx_stream.h"
 #include "grpcx_wire.h"
 
 #define POOL_MAX_IDLE 32
 #define CONNECT_TIMEOUT_MS 5000 /* connect + TLS handshake, within the call's deadline */
-#define WINDOW (16 * 1024 * 1024)
 #define READ_CHUNK 16384
 #define WBUF_SIZE sizeof(((struct h2conn *)0)->wbuf)
-
-/* One call's state, on the calling thread's stack; nghttp2's callbacks fill it. */
-struct h2call {
-	int32_t stream_id;
-	const uint8_t *req; /* borrowed request message */
-	size_t req_len;
-	size_t sent; /* bytes of prefix + message handed to nghttp2 */
-	uint8_t prefix[5];
-	char timeout[16]; /* grpc-timeout: nghttp2 reads the header values when it sends them */
-	struct grpcx_msg_reader rd;
-	int http_status;    /* :status, 0 until seen */
-	int bad_ctype;      /* content-type present and not application/grpc* */
-	char ctype[64];     /* that content-type, for the message */
-	int grpc_status;    /* -1 until a valid grpc-status is seen */
-	int status_garbled; /* a grpc-status that is not a number */
-	char grpc_message[ERR_MSG_MAX - 64];
-	int closed;        /* our stream closed */
-	uint32_t h2_error; /* its HTTP/2 error code (RST_STREAM), 0 = NO_ERROR */
-	int failed;        /* we refused the response (fail holds why) and reset the stream */
-	struct err fail;
-};
 
 /* One HTTP/2 connection. Owned by the pool while idle, by one call while checked out. */
 struct h2conn {
@@ -87,13 +66,13 @@ struct h2conn {
 	size_t wlen, woff;
 	const uint8_t *out; /* a larger frame from nghttp2_session_mem_send, after wbuf */
 	size_t out_len;
-	struct h2call *call; /* the call in progress; NULL while idle */
-	int goaway;          /* GOAWAY received: no new streams */
-	int32_t goaway_last; /* its last_stream_id */
-	int broken;          /* EOF, I/O or protocol error: never reused (why says what) */
-	int tls_refused;     /* an OpenSSL error after the handshake (an alert from the server) */
-	int wrote;           /* bytes written since the current call began */
-	int frames;          /* frames received in the connection's life */
+	struct grpcx_stream *call; /* the call in progress; NULL while idle */
+	int goaway;                /* GOAWAY received: no new streams */
+	int32_t goaway_last;       /* its last_stream_id */
+	int broken;                /* EOF, I/O or protocol error: never reused (why says what) */
+	int tls_refused; /* an OpenSSL error after the handshake (an alert from the server) */
+	int wrote;       /* bytes written since the current call began */
+	int frames;      /* frames received in the connection's life */
 	char why[256];
 	struct h2conn *next; /* idle list link, guarded by the client's mu */
 };
@@ -323,35 +302,15 @@ static int conn_pump(struct h2conn *k, long deadline)
 /* ------------------------------------------------------------------------------------ */
 /* nghttp2 callbacks (user_data is the h2conn) */
 
-static int hdr_is(const uint8_t *name, size_t len, const char *want)
-{
-	return len == strlen(want) && memcmp(name, want, len) == 0;
-}
-
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
 	struct h2conn *k = ud;
-	struct h2call *call = k->call;
+	struct grpcx_stream *call = k->call;
 
 	if (call == NULL || f->hd.type != NGHTTP2_HEADERS || f->hd.stream_id != call->stream_id)
 		return 0;
-	if (hdr_is(name, namelen, ":status")) {
-		int st = grpcx_status_parse(value, valuelen);
-		if (st >= 200 || call->http_status == 0)
-			call->http_status = st;
-	} else if (hdr_is(name, namelen, "content-type")) {
-		call->bad_ctype = !(valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
-		                    (valuelen == 16 || value[16] == '+' || value[16] == ';'));
-		snprintf(call->ctype, sizeof(call->ctype), "%.*s", (int)valuelen,
-		         (const char *)value);
-	} else if (hdr_is(name, namelen, "grpc-status")) {
-		call->grpc_status = grpcx_status_parse(value, valuelen);
-		call->status_garbled = call->grpc_status < 0;
-	} else if (hdr_is(name, namelen, "grpc-message")) {
-		grpcx_percent_decode(value, valuelen, call->grpc_message,
-		                     sizeof(call->grpc_message));
-	}
+	grpcx_stream_header(call, name, namelen, value, valuelen);
 	return 0;
 }
 
@@ -359,15 +318,11 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const u
                    size_t len, void *ud)
 {
 	struct h2conn *k = ud;
-	struct h2call *call = k->call;
+	struct grpcx_stream *call = k->call;
 
-	if (call == NULL || stream_id != call->stream_id || call->failed)
+	if (call == NULL || stream_id != call->stream_id)
 		return 0;
-	if (grpcx_msg_feed(&call->rd, data, len, &call->fail) < 0) {
-		/* refuse the rest without buffering it */
-		call->failed = 1;
-		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
-	}
+	grpcx_stream_data(s, call, data, len);
 	return 0;
 }
 
@@ -392,30 +347,6 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t code, void *
 		k->call->h2_error = code;
 	}
 	return 0;
-}
-
-/* The request body: the 5-byte prefix (uncompressed, length) then the message. */
-static ssize_t req_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
-                        uint32_t *flags, nghttp2_data_source *src, void *ud)
-{
-	struct h2call *call = src->ptr;
-	size_t total = 5 + call->req_len, n = 0;
-
-	while (n < length && call->sent < total) {
-		size_t k;
-
-		if (call->sent < 5) {
-			buf[n++] = call->prefix[call->sent++];
-			continue;
-		}
-		k = total - call->sent < length - n ? total - call->sent : length - n;
-		memcpy(buf + n, call->req + (call->sent - 5), k);
-		n += k;
-		call->sent += k;
-	}
-	if (call->sent == total)
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	return (ssize_t)n;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -536,19 +467,9 @@ static int tls_handshake(struct grpcx_client *c, struct h2conn *k, long until, c
 
 static int session_new(struct grpcx_client *c, struct h2conn *k)
 {
-	nghttp2_settings_entry iv[] = {
-	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW},
-	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 65536},
-	};
-
 	if (nghttp2_session_client_new2(&k->ng, c->cbs, k, c->opt) != 0)
 		return -1;
-	if (nghttp2_submit_settings(k->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) !=
-	        0 ||
-	    nghttp2_session_set_local_window_size(k->ng, NGHTTP2_FLAG_NONE, 0, WINDOW) != 0)
-		return -1;
-	return 0;
+	return grpcx_stream_session_setup(k->ng);
 }
 
 /* A new connection (TCP, TLS, HTTP/2 preface queued), or NULL with err (code set). */
@@ -641,80 +562,14 @@ static void pool_put(struct grpcx_client *c, struct h2conn *k)
 
 enum { RETRY = -100 };
 
-static int submit(struct grpcx_client *c, struct h2conn *k, const char *method, struct h2call *call,
-                  long deadline)
+static int submit(struct grpcx_client *c, struct h2conn *k, const char *method,
+                  struct grpcx_stream *call, long deadline)
 {
-	nghttp2_nv nv[10];
-	nghttp2_data_provider prd = {.source.ptr = call, .read_callback = req_read};
-	size_t n = 0;
+	struct grpcx_stream_hdrs h = {
+	    .tls = c->ssl_ctx != NULL, .authority = c->t.authority, .bearer = c->bearer};
 
-#define NV(nm, val, fl)                                                                            \
-	nv[n++] =                                                                                  \
-	    (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), strlen(nm), strlen(val),               \
-	                 NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE | (fl)}
-	NV(":method", "POST", 0);
-	NV(":scheme", c->ssl_ctx ? "https" : "http", 0);
-	NV(":path", method, 0);
-	NV(":authority", c->t.authority, 0);
-	NV("content-type", "application/grpc", 0);
-	NV("te", "trailers", 0);
-	NV("user-agent", "ctrustee", 0);
-	if (deadline >= 0 &&
-	    grpcx_timeout_format(deadline - now_ms(), call->timeout, sizeof(call->timeout)) == 0)
-		NV("grpc-timeout", call->timeout, 0);
-	if (c->bearer != NULL)
-		NV("authorization", c->bearer, NGHTTP2_NV_FLAG_NO_INDEX);
-#undef NV
-	call->stream_id = nghttp2_submit_request(k->ng, NULL, nv, n, &prd, NULL);
-	return call->stream_id > 0 ? 0 : -1;
-}
-
-/* err_setc for a call's outcome: returns the status code itself. */
-static int __attribute__((format(printf, 3, 4)))
-status_set(struct err *err, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-	err->code = code;
-	return code;
-}
-
-/* The status of a stream that closed, from what the server sent. */
-static int call_result(struct h2call *call, uint8_t **resp, size_t *resp_len, struct err *err)
-{
-	if (call->failed) {
-		*err = call->fail;
-		return call->fail.code;
-	}
-	if (call->grpc_status < 0 && call->h2_error != NGHTTP2_NO_ERROR)
-		return status_set(err, grpcx_status_from_h2_error(call->h2_error),
-		                  "The server reset the call (HTTP/2 error %s)",
-		                  nghttp2_http2_strerror(call->h2_error));
-	if (call->http_status != 200)
-		return status_set(err, grpcx_status_from_http(call->http_status),
-		                  "The server answered HTTP status %d, not a gRPC response%s%s",
-		                  call->http_status, call->grpc_message[0] ? ": " : "",
-		                  call->grpc_message);
-	if (call->bad_ctype)
-		return status_set(err, GRPCX_UNKNOWN,
-		                  "The server answered with content-type %s, not a gRPC response",
-		                  call->ctype);
-	if (call->grpc_status < 0)
-		return status_set(err, call->status_garbled ? GRPCX_UNKNOWN : GRPCX_INTERNAL, "%s",
-		                  call->status_garbled
-		                      ? "The server's response carries an invalid grpc-status"
-		                      : "The server's response carries no grpc-status");
-	if (call->grpc_status != GRPCX_OK) {
-		err_setc(err, call->grpc_status, "%s",
-		         call->grpc_message[0] ? call->grpc_message : "gRPC call failed");
-		return call->grpc_status;
-	}
-	if (grpcx_msg_finish(&call->rd, resp, resp_len, err) < 0)
-		return err->code;
-	return GRPCX_OK;
+	return grpcx_stream_submit(k->ng, call, &h, method,
+	                           deadline >= 0 ? deadline - now_ms() : -1, NULL);
 }
 
 /* Why a connection failed during a call, as the caller reads it. */
@@ -726,21 +581,22 @@ static int conn_lost(struct grpcx_client *c, struct h2conn *k, struct err *err)
 		/* the TLS session itself was refused (TLS 1.3 alerts come after the handshake) */
 		if (!k->tls_refused && grpcx_tls_probe(c->target, c->ca_pem, c->cert_pem,
 		                                       c->key_pem, 2000, why, sizeof(why)) == 1)
-			return status_set(err, GRPCX_UNAVAILABLE, "TLS connection failed: %s", why);
+			return grpcx_status_set(err, GRPCX_UNAVAILABLE, "TLS connection failed: %s",
+			                        why);
 		if (k->tls_refused)
-			return status_set(
+			return grpcx_status_set(
 			    err, GRPCX_UNAVAILABLE, "TLS connection failed: %s%s", k->why,
 			    c->cert_pem ? "" : " (no client certificate is configured)");
 	}
-	return status_set(err, GRPCX_UNAVAILABLE, "The connection to the server was lost: %s",
-	                  k->why);
+	return grpcx_status_set(err, GRPCX_UNAVAILABLE, "The connection to the server was lost: %s",
+	                        k->why);
 }
 
 /* One attempt on connection k. Returns a status, -1, or RETRY when the server cannot have
  * seen the call (pooled only). *reuse says whether k may go back to the pool. */
 static int call_on(struct grpcx_client *c, struct h2conn *k, int pooled, const char *method,
-                   struct h2call *call, long deadline, uint8_t **resp, size_t *resp_len, int *reuse,
-                   struct err *err)
+                   struct grpcx_stream *call, long deadline, uint8_t **resp, size_t *resp_len,
+                   int *reuse, struct err *err)
 {
 	int rc;
 
@@ -750,20 +606,20 @@ static int call_on(struct grpcx_client *c, struct h2conn *k, int pooled, const c
 	if (submit(c, k, method, call, deadline) < 0) {
 		if (pooled)
 			return RETRY;
-		return status_set(err, GRPCX_UNAVAILABLE, "Cannot start an HTTP/2 stream");
+		return grpcx_status_set(err, GRPCX_UNAVAILABLE, "Cannot start an HTTP/2 stream");
 	}
 	rc = conn_pump(k, deadline);
 	if (rc == -2) {
 		nghttp2_submit_rst_stream(k->ng, NGHTTP2_FLAG_NONE, call->stream_id,
 		                          NGHTTP2_CANCEL);
 		conn_flush(k);
-		return status_set(err, GRPCX_DEADLINE_EXCEEDED,
-		                  "Deadline exceeded: no answer from the server in time");
+		return grpcx_status_set(err, GRPCX_DEADLINE_EXCEEDED,
+		                        "Deadline exceeded: no answer from the server in time");
 	}
 	if (call->closed && call->h2_error == NGHTTP2_REFUSED_STREAM)
 		return pooled ? RETRY
-		              : status_set(err, GRPCX_UNAVAILABLE,
-		                           "The server refused the call (REFUSED_STREAM)");
+		              : grpcx_status_set(err, GRPCX_UNAVAILABLE,
+		                                 "The server refused the call (REFUSED_STREAM)");
 	if (!call->closed && k->goaway && call->stream_id > k->goaway_last && pooled)
 		return RETRY;
 	if (rc == -1) {
@@ -772,7 +628,7 @@ static int call_on(struct grpcx_client *c, struct h2conn *k, int pooled, const c
 		if (!call->closed)
 			return conn_lost(c, k, err);
 	}
-	rc = call_result(call, resp, resp_len, err);
+	rc = grpcx_stream_result(call, resp, resp_len, err);
 	*reuse = !k->broken && !k->goaway && !call->failed && call->h2_error == NGHTTP2_NO_ERROR;
 	return rc;
 }
@@ -790,24 +646,21 @@ int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, s
 	*resp_len = 0;
 	err_clear(err);
 	if (req_len > GRPCX_WIRE_MAX_MSG)
-		return status_set(err, GRPCX_RESOURCE_EXHAUSTED,
-		                  "The request message of %zu bytes is larger than the limit of %u "
-		                  "bytes",
-		                  req_len, GRPCX_WIRE_MAX_MSG);
+		return grpcx_status_set(
+		    err, GRPCX_RESOURCE_EXHAUSTED,
+		    "The request message of %zu bytes is larger than the limit of %u "
+		    "bytes",
+		    req_len, GRPCX_WIRE_MAX_MSG);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		struct h2call call = {.req = req, .req_len = req_len, .grpc_status = -1};
+		struct grpcx_stream call;
 		struct h2conn *k = attempt == 0 ? pool_get(c) : NULL;
 		int pooled = k != NULL, reuse;
 
 		if (k == NULL && (k = conn_open(c, deadline, err)) == NULL)
 			return err->code;
-		call.prefix[1] = (uint8_t)(req_len >> 24);
-		call.prefix[2] = (uint8_t)(req_len >> 16);
-		call.prefix[3] = (uint8_t)(req_len >> 8);
-		call.prefix[4] = (uint8_t)req_len;
-		grpcx_msg_reader_init(&call.rd, GRPCX_WIRE_MAX_MSG);
+		grpcx_stream_init(&call, req, req_len);
 		st = call_on(c, k, pooled, method, &call, deadline, resp, resp_len, &reuse, err);
-		grpcx_msg_reader_free(&call.rd);
+		grpcx_stream_free(&call);
 		k->call = NULL;
 		if (reuse)
 			pool_put(c, k);
@@ -816,7 +669,7 @@ int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, s
 		if (st != RETRY)
 			break;
 		err_clear(err);
-		st = status_set(err, GRPCX_UNAVAILABLE, "The server refused the call");
+		st = grpcx_status_set(err, GRPCX_UNAVAILABLE, "The server refused the call");
 	}
 	if (st != GRPCX_OK) {
 		free(*resp);
