@@ -145,4 +145,31 @@ int grpcx_tls_use_pair(struct ssl_ctx_st *ctx, const char *cert_pem, const char 
 int grpcx_tls_probe(const char *target, const char *ca_pem, const char *cert_pem,
                     const char *key_pem, int timeout_ms, char *why, size_t wl);
 
+/* The loop-driven client (grpcx_async.c): unary calls made from a libevent loop thread without
+ * blocking it, many at once on one HTTP/2 connection, with the blocking client's request,
+ * status and retry rules. A client belongs to the loop of `base` and is used only on that
+ * loop's thread (no locks). Plaintext targets with an IP address only: a TLS target or a host
+ * name fails grpcx_async_new, and the caller keeps the blocking client. At most max_inflight
+ * calls (1..GRPCX_ASYNC_MAX, below the server's 100 streams per connection) at once. */
+#define GRPCX_ASYNC_MAX 96
+struct event_base;
+struct grpcx_async;
+/* A call's outcome, on the loop thread: status and err as grpcx_call returns them; resp
+ * (malloc'd, NUL-terminated, the callee's to free) on GRPCX_OK, else NULL. */
+typedef void (*grpcx_async_cb)(void *arg, int status, uint8_t *resp, size_t resp_len,
+                               struct err *err);
+struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target, int max_inflight,
+                                    struct err *err);
+int grpcx_async_set_bearer(struct grpcx_async *c, const char *token, struct err *err);
+/* 1 when a call now would be refused for the budget. */
+int grpcx_async_full(const struct grpcx_async *c);
+/* Starts a call (req is copied; timeout_ms <= 0: no deadline): 0, and cb runs exactly once,
+ * later, from the loop (never inside this call); or -1 (the budget is spent, out of memory)
+ * with err, and cb never runs. */
+int grpcx_async_call(struct grpcx_async *c, const char *method, const uint8_t *req, size_t req_len,
+                     int timeout_ms, grpcx_async_cb cb, void *arg, struct err *err);
+/* On the loop's thread or after it stopped: calls still in flight are delivered at once with
+ * UNAVAILABLE, then everything is freed. */
+void grpcx_async_free(struct grpcx_async *c);
+
 #endif

@@ -1,0 +1,769 @@
+/*
+ * grpcx_async: unary gRPC calls made from a libevent loop without blocking it (see grpcx.h).
+ *
+ * Why: the KBS's /attest used to hand each request to a worker thread that blocked in poll()
+ * until the AS answered, then queued the reply back to the loop: about three context switches
+ * per handshake and futex traffic on two queues. Here the loop that read the request sends the
+ * call and is told, by its own events, when the answer is in: no thread, no queue, no lock.
+ *
+ * Shape: one client per loop, owned by that loop (nothing in it is touched by another thread).
+ * It keeps one HTTP/2 connection that takes new calls, many streams on it at once; a
+ * connection that got GOAWAY, broke, or ran out of stream ids takes no new calls and is freed
+ * when its last call ends. Each call owns one event: its deadline timer, and, activated by
+ * hand, the moment its outcome is delivered. Outcomes are always delivered from that event,
+ * never from inside grpcx_async_call or an nghttp2 callback, so a callback may start calls or
+ * free what it likes. A call's memory outlives its delivery while nghttp2 may still read its
+ * request (a stream reset at the deadline stays open until the reset is sent): it is freed
+ * when its stream closes or its connection goes, and counts against the budget until then,
+ * which also keeps a connection's streams under the server's 100 (grpcx_h2.c). A call made
+ * while its connection is still connecting waits on it, unsubmitted. The stream's request and
+ * response rules are grpcx_stream.c's, shared with the blocking client (grpcx_client.c), and so is
+ * the retry rule: a call is retried once, on a fresh connection, only when the server cannot have
+ * seen it (it was queued on a connection already open, and that connection died before the call's
+ * HEADERS were serialised, or the server refused the stream). A dead peer fails calls at once with
+ * UNAVAILABLE; the next call dials again (no backoff state), so a restarted peer is reached.
+ *
+ * Limits: plaintext only, and a target whose host is an IP literal (resolving a name could
+ * block the loop): grpcx_async_new says so and the caller keeps its blocking path.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/crypto.h>
+
+#include "grpcx.h"
+#include "grpcx_stream.h"
+#include "grpcx_wire.h"
+
+#define CONNECT_TIMEOUT_MS 5000 /* as grpcx_client.c's */
+#define READ_CHUNK 16384
+
+struct aconn;
+
+/* One call, from grpcx_async_call until its outcome is delivered. */
+struct acall {
+	struct grpcx_async *c;
+	struct aconn *k;           /* the connection carrying its stream; NULL once settled */
+	struct acall *prev, *next; /* c->calls */
+	struct grpcx_stream st;
+	uint8_t *req; /* owned copy of the request message */
+	size_t req_len;
+	char *method;
+	long deadline;    /* monotonic ms, -1: none */
+	struct event *ev; /* the deadline; activated by hand to deliver */
+	int attempts;     /* streams started */
+	int pooled;       /* put on a connection that was already open */
+	int seen;         /* its HEADERS were serialised: the server may have seen it */
+	int settled;      /* outcome known, waiting for ev to deliver it */
+	int delivered;    /* cb has run; a is kept only until its stream closes */
+	int retry;        /* settled as "start again on a fresh connection" */
+	int status;
+	struct err err;
+	uint8_t *resp;
+	size_t resp_len;
+	grpcx_async_cb cb;
+	void *arg;
+};
+
+/* One HTTP/2 connection of the client. */
+struct aconn {
+	struct grpcx_async *c;
+	int fd;
+	struct event *rev, *wev,
+	    *cto; /* readable; writable (connect, a full socket); connect deadline */
+	nghttp2_session *ng;
+	int connecting;
+	int retired; /* GOAWAY, broken or out of stream ids: no new calls */
+	int broken;
+	int ncalls;
+	char why[256];
+	uint8_t *out; /* serialised frames not yet written: out[ooff..olen) */
+	size_t olen, ooff, ocap;
+	struct aconn *next; /* c->conns */
+};
+
+struct grpcx_async {
+	struct event_base *base;
+	struct grpcx_target t;
+	struct sockaddr_storage sa; /* the target, resolved once (an IP literal) */
+	socklen_t salen;
+	char *bearer; /* "Bearer <token>" or NULL (wiped) */
+	nghttp2_session_callbacks *cbs;
+	struct aconn *cur;   /* takes new calls; NULL: dial one at the next call */
+	struct aconn *conns; /* every connection, cur among them */
+	struct acall *calls; /* every call not yet delivered */
+	int inflight, max_inflight;
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void ms_tv(long ms, struct timeval *tv)
+{
+	if (ms < 0)
+		ms = 0;
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* calls: settle (outcome known) then deliver (from the call's event) */
+
+static void call_detach(struct acall *a)
+{
+	struct aconn *k = a->k;
+
+	if (k == NULL)
+		return;
+	k->ncalls--;
+	a->k = NULL;
+}
+
+/* The outcome is known (status, err, resp filled): deliver it from the call's event. Its
+ * stream is closed, never opened, or its connection is going. */
+static void call_settle(struct acall *a)
+{
+	call_detach(a);
+	a->settled = 1;
+	event_del(a->ev);
+	event_active(a->ev, EV_READ, 0);
+}
+
+static void call_fail(struct acall *a, int code, const char *fmt, const char *why)
+{
+	grpcx_status_set(&a->err, code, fmt, why);
+	a->status = code;
+	call_settle(a);
+}
+
+static void call_retry(struct acall *a)
+{
+	a->retry = 1;
+	call_settle(a);
+}
+
+static void call_free(struct acall *a)
+{
+	struct grpcx_async *c = a->c;
+
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		c->calls = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	c->inflight--;
+	grpcx_stream_free(&a->st);
+	event_free(a->ev);
+	if (a->req)
+		OPENSSL_cleanse(a->req, a->req_len);
+	free(a->req);
+	free(a->method);
+	free(a->resp);
+	free(a);
+}
+
+static void call_deliver(struct acall *a)
+{
+	grpcx_async_cb cb = a->cb;
+	void *arg = a->arg;
+	uint8_t *resp = a->resp;
+	size_t rl = a->resp_len;
+	int status = a->status;
+	struct err e = a->err;
+
+	a->resp = NULL;
+	a->delivered = 1;
+	if (a->k == NULL)
+		call_free(a);
+	cb(arg, status, resp, rl, &e);
+}
+
+static int conn_flush(struct aconn *k);
+static void conn_reap(struct aconn *k);
+static int call_start(struct acall *a);
+
+/* The call's event: its deadline passed, or its settled outcome is to be delivered. */
+static void on_call_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct acall *a = arg;
+	struct aconn *k = a->k;
+
+	if (!a->settled) { /* the deadline */
+		a->settled = 1;
+		if (k != NULL && k->connecting)
+			grpcx_status_set(&a->err, GRPCX_DEADLINE_EXCEEDED,
+			                 "Deadline exceeded while connecting: %s",
+			                 "the connection did not complete in time");
+		else
+			grpcx_status_set(&a->err, GRPCX_DEADLINE_EXCEEDED,
+			                 "Deadline exceeded: no answer from the server in time");
+		a->status = GRPCX_DEADLINE_EXCEEDED;
+		if (k != NULL && a->st.stream_id > 0 && !a->st.closed) {
+			/* a stays on its stream until the reset closes it (on_close frees it) */
+			nghttp2_submit_rst_stream(k->ng, NGHTTP2_FLAG_NONE, a->st.stream_id,
+			                          NGHTTP2_CANCEL);
+			if (conn_flush(k) == 0)
+				conn_reap(k);
+		} else {
+			call_detach(a);
+		}
+		call_deliver(a);
+		return;
+	}
+	if (a->retry) {
+		a->retry = 0;
+		a->settled = 0;
+		if (call_start(a) == 0)
+			return;
+	}
+	call_deliver(a);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* connections */
+
+static void conn_free(struct aconn *k)
+{
+	struct grpcx_async *c = k->c;
+
+	for (struct aconn **p = &c->conns; *p != NULL; p = &(*p)->next)
+		if (*p == k) {
+			*p = k->next;
+			break;
+		}
+	if (c->cur == k)
+		c->cur = NULL;
+	if (k->rev)
+		event_free(k->rev);
+	if (k->wev)
+		event_free(k->wev);
+	if (k->cto)
+		event_free(k->cto);
+	nghttp2_session_del(k->ng);
+	if (k->fd >= 0)
+		close(k->fd);
+	free(k->out);
+	free(k);
+}
+
+/* A retired connection is freed once its last call has left it. */
+static void conn_reap(struct aconn *k)
+{
+	if (k->retired && k->ncalls == 0)
+		conn_free(k);
+}
+
+static void conn_retire(struct aconn *k)
+{
+	k->retired = 1;
+	if (k->c->cur == k)
+		k->c->cur = NULL;
+}
+
+/* The connection is dead: each call on it is retried (the server cannot have seen it) or
+ * fails with UNAVAILABLE, saying why; then the connection is freed (k is gone on return). */
+static void conn_die(struct aconn *k, const char *fmt, const char *arg)
+{
+	struct grpcx_async *c = k->c;
+	int never_open = k->connecting;
+	struct acall *a, *next;
+
+	if (!k->broken) {
+		k->broken = 1;
+		snprintf(k->why, sizeof(k->why), fmt, arg);
+	}
+	conn_retire(k);
+	for (a = c->calls; a != NULL; a = next) {
+		next = a->next;
+		if (a->k != k)
+			continue;
+		if (a->settled) { /* delivered, or waiting for its event: only leaves */
+			call_detach(a);
+			if (a->delivered)
+				call_free(a);
+		} else if (a->pooled && !a->seen && a->attempts < 2) {
+			call_retry(a);
+		} else if (never_open) {
+			call_fail(a, GRPCX_UNAVAILABLE, "The server is unavailable: %s", k->why);
+		} else {
+			call_fail(a, GRPCX_UNAVAILABLE, "The connection to the server was lost: %s",
+			          k->why);
+		}
+	}
+	conn_free(k);
+}
+
+/* Writes what nghttp2 has to send, without waiting; a full socket arms the write event.
+ * 0, or -1 when the connection died (and is freed). */
+static int conn_flush(struct aconn *k)
+{
+	if (k->connecting)
+		return 0;
+	for (;;) {
+		const uint8_t *p;
+		ssize_t n;
+
+		if (k->ooff == k->olen) {
+			k->ooff = k->olen = 0;
+			while ((n = nghttp2_session_mem_send(k->ng, &p)) > 0) {
+				if (k->olen + (size_t)n > k->ocap) {
+					size_t cap = k->ocap ? k->ocap : 16384;
+					while (cap < k->olen + (size_t)n)
+						cap *= 2;
+					uint8_t *o = realloc(k->out, cap);
+					if (o == NULL) {
+						conn_die(k, "%s", "out of memory");
+						return -1;
+					}
+					k->out = o;
+					k->ocap = cap;
+				}
+				memcpy(k->out + k->olen, p, (size_t)n);
+				k->olen += (size_t)n;
+			}
+			if (n < 0) {
+				conn_die(k, "HTTP/2 error: %s", nghttp2_strerror((int)n));
+				return -1;
+			}
+			if (k->olen == 0)
+				break;
+		}
+		n = send(k->fd, k->out + k->ooff, k->olen - k->ooff, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			event_add(k->wev, NULL);
+			return 0;
+		}
+		if (n < 0) {
+			conn_die(k, "%s", strerror(errno));
+			return -1;
+		}
+		k->ooff += (size_t)n;
+	}
+	if (!nghttp2_session_want_read(k->ng) && !nghttp2_session_want_write(k->ng)) {
+		conn_die(k, "the server ended the HTTP/2 session%s", "");
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads what has arrived into nghttp2, without waiting: 0, or -1 when the connection died. */
+static int conn_drain(struct aconn *k)
+{
+	uint8_t buf[READ_CHUNK];
+
+	for (;;) {
+		ssize_t n = recv(k->fd, buf, sizeof(buf), 0), used;
+
+		if (n == 0) {
+			conn_die(k, "the server closed the connection%s", "");
+			return -1;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return 0;
+			conn_die(k, "%s", strerror(errno));
+			return -1;
+		}
+		used = nghttp2_session_mem_recv(k->ng, buf, (size_t)n);
+		if (used < 0) {
+			conn_die(k, "HTTP/2 error from the server: %s",
+			         nghttp2_strerror((int)used));
+			return -1;
+		}
+		if ((size_t)n < sizeof(buf))
+			return 0;
+	}
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct aconn *k = arg;
+
+	if (conn_drain(k) < 0 || conn_flush(k) < 0)
+		return;
+	conn_reap(k);
+}
+
+static int call_submit(struct acall *a);
+
+/* The calls that waited for the connection go out with its preface. */
+static void on_connected(struct aconn *k)
+{
+	struct acall *a, *next;
+	int one = 1;
+
+	k->connecting = 0;
+	event_del(k->cto);
+	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	event_add(k->rev, NULL);
+	for (a = k->c->calls; a != NULL; a = next) {
+		next = a->next;
+		if (a->k == k && !a->settled && a->st.stream_id == 0)
+			call_submit(a);
+	}
+	conn_flush(k);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct aconn *k = arg;
+
+	if (k->connecting) {
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+
+		if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+			soerr = errno;
+		if (soerr != 0) {
+			conn_die(k, "cannot connect: %s", strerror(soerr));
+			return;
+		}
+		on_connected(k);
+		return;
+	}
+	conn_flush(k);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	conn_die(arg, "cannot connect: %s", strerror(ETIMEDOUT));
+}
+
+/* ---- nghttp2 callbacks: user_data is the aconn, stream user data the acall (or NULL once
+ * the call has left: a deadline, a retry) */
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	struct acall *a = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+
+	if (a != NULL && f->hd.type == NGHTTP2_HEADERS)
+		grpcx_stream_header(&a->st, name, namelen, value, valuelen);
+	return 0;
+}
+
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                   size_t len, void *ud)
+{
+	struct acall *a = nghttp2_session_get_stream_user_data(s, stream_id);
+
+	if (a != NULL)
+		grpcx_stream_data(s, &a->st, data, len);
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	if (f->hd.type == NGHTTP2_GOAWAY)
+		conn_retire(ud);
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct acall *a;
+
+	if (f->hd.type == NGHTTP2_HEADERS &&
+	    (a = nghttp2_session_get_stream_user_data(s, f->hd.stream_id)) != NULL)
+		a->seen = 1;
+	return 0;
+}
+
+static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t code, void *ud)
+{
+	struct acall *a = nghttp2_session_get_stream_user_data(s, stream_id);
+
+	if (a == NULL)
+		return 0;
+	a->st.closed = 1;
+	a->st.h2_error = code;
+	if (a->settled) { /* its deadline passed: the reset is out, the call leaves */
+		call_detach(a);
+		if (a->delivered)
+			call_free(a);
+		return 0;
+	}
+	if (code == NGHTTP2_REFUSED_STREAM) {
+		if (a->pooled && a->attempts < 2) {
+			call_retry(a);
+			return 0;
+		}
+		call_fail(a, GRPCX_UNAVAILABLE, "The server refused the call (REFUSED_STREAM)%s",
+		          "");
+		return 0;
+	}
+	a->status = grpcx_stream_result(&a->st, &a->resp, &a->resp_len, &a->err);
+	call_settle(a);
+	return 0;
+}
+
+/* A new connection, connecting; NULL with why. */
+static struct aconn *conn_open(struct grpcx_async *c, char *why, size_t wl)
+{
+	struct aconn *k = calloc(1, sizeof(*k));
+	struct timeval tv;
+
+	if (k == NULL) {
+		snprintf(why, wl, "out of memory");
+		return NULL;
+	}
+	k->c = c;
+	k->connecting = 1;
+	k->fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (k->fd < 0) {
+		snprintf(why, wl, "cannot connect: %s", strerror(errno));
+		free(k);
+		return NULL;
+	}
+	k->next = c->conns;
+	c->conns = k;
+	k->rev = event_new(c->base, k->fd, EV_READ | EV_PERSIST, on_readable, k);
+	k->wev = event_new(c->base, k->fd, EV_WRITE, on_writable, k);
+	k->cto = evtimer_new(c->base, on_connect_timeout, k);
+	if (k->rev == NULL || k->wev == NULL || k->cto == NULL ||
+	    nghttp2_session_client_new(&k->ng, c->cbs, k) != 0 ||
+	    grpcx_stream_session_setup(k->ng) != 0) {
+		snprintf(why, wl, "cannot set up the HTTP/2 session");
+		conn_free(k);
+		return NULL;
+	}
+	/* even a connect that completes at once is taken up by on_writable */
+	if (connect(k->fd, (struct sockaddr *)&c->sa, c->salen) == 0 || errno == EINPROGRESS) {
+		event_add(k->wev, NULL);
+		ms_tv(CONNECT_TIMEOUT_MS, &tv);
+		event_add(k->cto, &tv);
+	} else {
+		snprintf(why, wl, "cannot connect: %s", strerror(errno));
+		conn_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* The connection for a new stream: the current one when it can take it (an idle one is
+ * first read without waiting, as the blocking client does before reuse: a peer that closed
+ * it or sent GOAWAY meanwhile is noticed here, not by the call), else a new one. */
+static struct aconn *conn_pick(struct grpcx_async *c, char *why, size_t wl)
+{
+	struct aconn *k = c->cur;
+
+	if (k != NULL && !k->connecting && k->ncalls == 0)
+		conn_drain(k); /* on death it is retired and freed; cur is NULL */
+	k = c->cur;
+	if (k != NULL && !k->connecting && nghttp2_session_get_next_stream_id(k->ng) > (1u << 30)) {
+		conn_retire(k);
+		conn_reap(k);
+		k = NULL;
+	}
+	if (k == NULL && (k = conn_open(c, why, wl)) != NULL)
+		c->cur = k;
+	return k;
+}
+
+/* Submits a's stream on its open connection: 0, or -1 with a settled as a failure. */
+static int call_submit(struct acall *a)
+{
+	struct grpcx_async *c = a->c;
+	struct grpcx_stream_hdrs h = {.tls = 0, .authority = c->t.authority, .bearer = c->bearer};
+
+	if (grpcx_stream_submit(a->k->ng, &a->st, &h, a->method,
+	                        a->deadline >= 0 ? a->deadline - now_ms() : -1, a) < 0) {
+		a->st.stream_id = 0;
+		call_fail(a, GRPCX_UNAVAILABLE, "Cannot start an HTTP/2 stream%s", "");
+		return -1;
+	}
+	return 0;
+}
+
+/* Starts (or restarts) a's stream: 0, or -1 with a settled as a failure. */
+static int call_start(struct acall *a)
+{
+	char why[256];
+	struct aconn *k;
+
+	grpcx_stream_free(&a->st);
+	grpcx_stream_init(&a->st, a->req, a->req_len);
+	a->seen = 0;
+	a->attempts++;
+	if (a->deadline >= 0 && now_ms() >= a->deadline) {
+		call_fail(a, GRPCX_DEADLINE_EXCEEDED, "%s",
+		          "Deadline exceeded: no answer from the server in time");
+		return -1;
+	}
+	k = conn_pick(a->c, why, sizeof(why));
+	if (k == NULL) {
+		call_fail(a, GRPCX_UNAVAILABLE, "The server is unavailable: %s", why);
+		return -1;
+	}
+	a->k = k;
+	k->ncalls++;
+	a->pooled = !k->connecting;
+	if (a->deadline >= 0) {
+		struct timeval tv;
+		ms_tv(a->deadline - now_ms(), &tv);
+		event_add(a->ev, &tv);
+	}
+	if (k->connecting) /* on_connected submits it */
+		return 0;
+	if (call_submit(a) < 0)
+		return -1;
+	conn_flush(k);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the client */
+
+struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target, int max_inflight,
+                                    struct err *err)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
+	struct grpcx_async *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	c->base = base;
+	c->max_inflight =
+	    max_inflight > 0 && max_inflight < GRPCX_ASYNC_MAX ? max_inflight : GRPCX_ASYNC_MAX;
+	if (grpcx_target_parse(target, &c->t, err) < 0)
+		goto fail;
+	if (c->t.tls || strncmp(target, "https://", 8) == 0) {
+		err_set(err, "a TLS target is not served by the loop-driven client");
+		goto fail;
+	}
+	if (!c->t.is_ip || getaddrinfo(c->t.host, c->t.port, &hints, &ai) != 0) {
+		err_set(err, "the loop-driven client needs an IP address, not a host name");
+		goto fail;
+	}
+	memcpy(&c->sa, ai->ai_addr, ai->ai_addrlen);
+	c->salen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	if (nghttp2_session_callbacks_new(&c->cbs) != 0) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
+	nghttp2_session_callbacks_set_on_header_callback(c->cbs, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c->cbs, on_data);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(c->cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_frame_send_callback(c->cbs, on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(c->cbs, on_close);
+	return c;
+fail:
+	grpcx_async_free(c);
+	return NULL;
+}
+
+int grpcx_async_set_bearer(struct grpcx_async *c, const char *token, struct err *err)
+{
+	char *b = NULL;
+
+	if (token != NULL && asprintf(&b, "Bearer %s", token) < 0)
+		return err_set(err, "out of memory");
+	if (c->bearer) {
+		OPENSSL_cleanse(c->bearer, strlen(c->bearer));
+		free(c->bearer);
+	}
+	c->bearer = b;
+	return 0;
+}
+
+int grpcx_async_full(const struct grpcx_async *c)
+{
+	return c->inflight >= c->max_inflight;
+}
+
+int grpcx_async_call(struct grpcx_async *c, const char *method, const uint8_t *req, size_t req_len,
+                     int timeout_ms, grpcx_async_cb cb, void *arg, struct err *err)
+{
+	struct acall *a;
+
+	if (c->inflight >= c->max_inflight)
+		return err_setc(err, GRPCX_RESOURCE_EXHAUSTED,
+		                "%d calls are already in flight on this loop", c->inflight);
+	if (req_len > GRPCX_WIRE_MAX_MSG)
+		return err_setc(err, GRPCX_RESOURCE_EXHAUSTED,
+		                "The request message of %zu bytes is larger than the limit of %u "
+		                "bytes",
+		                req_len, GRPCX_WIRE_MAX_MSG);
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return err_set(err, "out of memory");
+	a->c = c;
+	a->req = malloc(req_len ? req_len : 1);
+	a->method = strdup(method);
+	a->ev = evtimer_new(c->base, on_call_event, a);
+	if (a->req == NULL || a->method == NULL || a->ev == NULL) {
+		if (a->ev)
+			event_free(a->ev);
+		free(a->req);
+		free(a->method);
+		free(a);
+		return err_set(err, "out of memory");
+	}
+	if (req_len)
+		memcpy(a->req, req, req_len);
+	a->req_len = req_len;
+	a->deadline = timeout_ms > 0 ? now_ms() + timeout_ms : -1;
+	a->cb = cb;
+	a->arg = arg;
+	grpcx_stream_init(&a->st, a->req, a->req_len);
+	a->next = c->calls;
+	if (c->calls)
+		c->calls->prev = a;
+	c->calls = a;
+	c->inflight++;
+	call_start(a); /* a failure is settled: delivered from a->ev */
+	return 0;
+}
+
+void grpcx_async_free(struct grpcx_async *c)
+{
+	if (c == NULL)
+		return;
+	/* calls still in flight end now, each told so (their callbacks may reply elsewhere) */
+	while (c->calls != NULL) {
+		struct acall *a = c->calls;
+		if (a->delivered) { /* only waiting for its stream to close */
+			call_detach(a);
+			call_free(a);
+			continue;
+		}
+		if (!a->settled || a->retry) {
+			a->retry = 0;
+			call_detach(a);
+			a->settled = 1;
+			grpcx_status_set(&a->err, GRPCX_UNAVAILABLE, "%s",
+			                 "The call was cancelled: the client is shutting down");
+			a->status = GRPCX_UNAVAILABLE;
+		}
+		call_detach(a);
+		call_deliver(a);
+	}
+	while (c->conns != NULL)
+		conn_free(c->conns);
+	if (c->cbs)
+		nghttp2_session_callbacks_del(c->cbs);
+	if (c->bearer) {
+		OPENSSL_cleanse(c->bearer, strlen(c->bearer));
+		free(c->bearer);
+	}
+	free(c);
+}
