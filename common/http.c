@@ -650,6 +650,21 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+int http_req_loop(const struct http_req *r)
+{
+	return (int)(r->loop - r->loop->srv->loops);
+}
+
+int http_server_loops(const struct http_server *s)
+{
+	return s->n_loops;
+}
+
+struct event_base *http_server_loop_base(struct http_server *s, int i)
+{
+	return i >= 0 && i < s->n_loops ? s->loops[i].base : NULL;
+}
+
 /* --- worker pool --- */
 
 int http_req_run_async(struct http_req *r, http_async_fn fn, void *arg)

@@ -122,6 +122,14 @@ double http_req_started(const struct http_req *r);
 /* The client's address as text ("127.0.0.1", "::1"), "" when unknown. */
 const char *http_req_peer(const struct http_req *r);
 
+/* The event loop that read r (0..http_server_loops() - 1), and a loop's event_base: a
+ * handler that answers later from that loop (an event of its own on the base) keeps its
+ * per-loop state by this index. Only that loop's thread may use the base (http_reply from it
+ * sends at once). */
+int http_req_loop(const struct http_req *r);
+int http_server_loops(const struct http_server *s);
+struct event_base *http_server_loop_base(struct http_server *s, int i);
+
 /* Run fn(arg, req) on the worker pool. Returns -1 if the pool is stopping. */
 int http_req_run_async(struct http_req *r, http_async_fn fn, void *arg);
 

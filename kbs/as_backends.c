@@ -64,6 +64,16 @@ static int lacks(const struct kbs_as *a, const char *what, struct err *err)
 	return err_set(err, "the %s attestation service has no %s", a->be->name, what);
 }
 
+struct kbs_as_loop *kbs_as_loop_new(struct kbs_as *a, struct event_base *base, int max_inflight,
+                                    struct err *err)
+{
+	if (a->be != &kbs_as_coco_grpc) {
+		lacks(a, "event-loop client", err);
+		return NULL;
+	}
+	return kbs_as_grpc_loop_new(a->state, base, max_inflight, err);
+}
+
 char *kbs_as_evaluate(struct kbs_as *a, const json_t *requests, struct err *err)
 {
 	if (a->be->evaluate == NULL) {

@@ -3,9 +3,10 @@
  * row kbs_as_coco_grpc of as_backends.c's table. One gRPC channel to the AS;
  * AttestationEvaluate, SetAttestationPolicy, GetAttestationChallenge, and the RVPS API that
  * the AS proxies on the same address. Calls block; the HTTP layer runs them on its worker
- * pool. With [attestation_service] as_bearer_token_file every call carries that token as
- * `authorization: Bearer`, the credential an AS whose writes are restricted asks of the KBS
- * (common/grpcauth.h).
+ * pool, except AttestationEvaluate made from an event loop (kbs_as_grpc_loop_new: one
+ * loop-driven client per loop, common/grpcx_async.c), which answers on that loop. With
+ * [attestation_service] as_bearer_token_file every call carries that token as `authorization:
+ * Bearer`, the credential an AS whose writes are restricted asks of the KBS (common/grpcauth.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,16 @@ struct as_grpc {
 	struct grpcx_client *c;
 	int timeout_ms;
 	char addr[256];
+	char *bearer; /* the token of as_bearer_token_file, for the loop clients too (wiped) */
 };
+
+static void bearer_free(char *t)
+{
+	if (t != NULL) {
+		OPENSSL_cleanse(t, strlen(t));
+		free(t);
+	}
+}
 
 static void *grpc_open(const struct kbs_config *cfg, int timeout_ms, struct err *err)
 {
@@ -45,19 +55,13 @@ static void *grpc_open(const struct kbs_config *cfg, int timeout_ms, struct err 
 	    json_object_get(cfg->root, "attestation_service"), "as_bearer_token_file"));
 	char *t = tok ? grpcauth_read_token(tok, err) : NULL;
 	if (tok != NULL && (t == NULL || grpcx_client_set_bearer(a->c, t, err) < 0)) {
-		if (t != NULL) {
-			OPENSSL_cleanse(t, strlen(t));
-			free(t);
-		}
+		bearer_free(t);
 		err_prefix(err, "[attestation_service] as_bearer_token_file");
 		grpcx_client_free(a->c);
 		free(a);
 		return NULL;
 	}
-	if (t != NULL) {
-		OPENSSL_cleanse(t, strlen(t));
-		free(t);
-	}
+	a->bearer = t;
 	snprintf(a->addr, sizeof(a->addr), "%s", cfg->as_addr);
 	a->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000;
 	return a;
@@ -69,6 +73,7 @@ static void grpc_free(void *be)
 	if (!a)
 		return;
 	grpcx_client_free(a->c);
+	bearer_free(a->bearer);
 	free(a);
 }
 
@@ -159,20 +164,12 @@ out:
 	return rc;
 }
 
-static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
-{
-	struct as_grpc *a = be;
-	uint8_t *req = NULL, *resp = NULL;
-	size_t n = 0, rl = 0;
-	char *token = NULL;
+#define EVALUATE "/attestation.AttestationService/AttestationEvaluate"
 
-	if (kbs_as_request_pack(requests, &req, &n, err) < 0)
-		return NULL;
-	int st = grpcx_call(a->c, "/attestation.AttestationService/AttestationEvaluate", req, n,
-	                    &resp, &rl, a->timeout_ms, err);
-	free(req);
-	if (link_status(a, st, err) < 0)
-		return NULL;
+/* The token of an AttestationEvaluate answer (resp freed), malloc'd, or NULL with err. */
+static char *evaluate_token(uint8_t *resp, size_t rl, struct err *err)
+{
+	char *token = NULL;
 	Attestation__AttestationResponse *r =
 	    attestation__attestation_response__unpack(NULL, rl, resp);
 	free(resp);
@@ -186,6 +183,99 @@ static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
 		token = strdup(r->attestation_token);
 	attestation__attestation_response__free_unpacked(r, NULL);
 	return token;
+}
+
+static char *grpc_evaluate(void *be, const json_t *requests, struct err *err)
+{
+	struct as_grpc *a = be;
+	uint8_t *req = NULL, *resp = NULL;
+	size_t n = 0, rl = 0;
+
+	if (kbs_as_request_pack(requests, &req, &n, err) < 0)
+		return NULL;
+	int st = grpcx_call(a->c, EVALUATE, req, n, &resp, &rl, a->timeout_ms, err);
+	free(req);
+	if (link_status(a, st, err) < 0)
+		return NULL;
+	return evaluate_token(resp, rl, err);
+}
+
+/* ---- AttestationEvaluate from an event loop */
+
+struct kbs_as_loop {
+	struct as_grpc *a; /* borrowed: the backend's state (address, deadline) */
+	struct grpcx_async *c;
+};
+
+struct loop_call {
+	struct kbs_as_loop *l;
+	kbs_as_token_cb cb;
+	void *arg;
+};
+
+struct kbs_as_loop *kbs_as_grpc_loop_new(void *be, struct event_base *base, int max_inflight,
+                                         struct err *err)
+{
+	struct as_grpc *a = be;
+	struct kbs_as_loop *l = calloc(1, sizeof(*l));
+
+	if (l == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	l->a = a;
+	l->c = grpcx_async_new(base, a->addr, max_inflight, err);
+	if (l->c == NULL || (a->bearer && grpcx_async_set_bearer(l->c, a->bearer, err) < 0)) {
+		kbs_as_loop_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void kbs_as_loop_free(struct kbs_as_loop *l)
+{
+	if (l == NULL)
+		return;
+	grpcx_async_free(l->c);
+	free(l);
+}
+
+int kbs_as_loop_full(const struct kbs_as_loop *l)
+{
+	return grpcx_async_full(l->c);
+}
+
+static void loop_answered(void *arg, int st, uint8_t *resp, size_t rl, struct err *err)
+{
+	struct loop_call *lc = arg;
+	char *token = NULL;
+
+	if (link_status(lc->l->a, st, err) < 0)
+		free(resp);
+	else
+		token = evaluate_token(resp, rl, err);
+	lc->cb(lc->arg, token, err);
+	free(lc);
+}
+
+int kbs_as_loop_evaluate(struct kbs_as_loop *l, const json_t *requests, kbs_as_token_cb cb,
+                         void *arg, struct err *err)
+{
+	struct loop_call *lc = calloc(1, sizeof(*lc));
+	uint8_t *req = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	if (lc == NULL)
+		return err_set(err, "out of memory");
+	*lc = (struct loop_call){.l = l, .cb = cb, .arg = arg};
+	if (kbs_as_request_pack(requests, &req, &n, err) == 0)
+		rc = grpcx_async_call(l->c, EVALUATE, req, n, l->a->timeout_ms, loop_answered, lc,
+		                      err);
+	free(req);
+	if (rc != 0)
+		free(lc);
+	return rc;
 }
 
 static int grpc_set_policy(void *be, const char *id, const char *policy_b64, struct err *err)

@@ -296,6 +296,27 @@ extern const struct kbs_as_backend kbs_as_coco_builtin;
 /* The verification requests (as kbs_as_evaluate takes them) as an AttestationRequest with
  * policy_ids ["default"], packed into *buf (malloc'd); 0 / -1 with err (as_client.c). */
 int kbs_as_request_pack(const json_t *requests, uint8_t **buf, size_t *len, struct err *err);
+/* AttestationEvaluate from an event loop without blocking it (as_client.c): a client of the
+ * coco_as_grpc backend's AS for the loop of `base`, used only on that loop's thread; NULL
+ * with err when this backend or its address cannot be driven that way (not coco_as_grpc, an
+ * https:// or host-name as_addr: see grpcx_async_new), and the caller keeps the blocking
+ * kbs_as_evaluate. At most max_inflight calls at once (kbs_as_loop_full). The answer comes to
+ * cb on the loop, later: a token (malloc'd, cb's) or NULL with err as kbs_as_evaluate fills
+ * it (err->code the gRPC status), after the same AS-link log line. kbs_as_loop_evaluate: 0,
+ * or -1 with err and cb never runs. */
+struct event_base;
+struct kbs_as;
+struct kbs_as_loop;
+typedef void (*kbs_as_token_cb)(void *arg, char *token, struct err *err);
+struct kbs_as_loop *kbs_as_loop_new(struct kbs_as *a, struct event_base *base, int max_inflight,
+                                    struct err *err);
+struct kbs_as_loop *kbs_as_grpc_loop_new(void *state, struct event_base *base, int max_inflight,
+                                         struct err *err);
+int kbs_as_loop_full(const struct kbs_as_loop *l);
+int kbs_as_loop_evaluate(struct kbs_as_loop *l, const json_t *requests, kbs_as_token_cb cb,
+                         void *arg, struct err *err);
+/* Calls in flight are answered at once (UNAVAILABLE); then freed. */
+void kbs_as_loop_free(struct kbs_as_loop *l);
 /* Every attestation backend, NULL-terminated. */
 extern const struct kbs_as_backend *const kbs_as_backends[];
 

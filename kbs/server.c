@@ -57,6 +57,7 @@ struct kbs_server {
 	struct kv *session_kv; /* NULL: sessions in memory */
 	struct kbs_sessions *sessions;
 	struct kbs_as *as;
+	struct kbs_as_loop **as_loops; /* [loop]: its AS client, NULL: /attest on the pool */
 	struct kbs_token_verifier *tv;
 	struct vcache *fresh; /* sid digest -> json_t claims verified at /attest, owned */
 	struct kbs_policy *policy;
@@ -501,91 +502,158 @@ static json_t *fresh_take(struct kbs_server *k, const char *sid)
 	return claims;
 }
 
-static void handle_attest(struct call *c, struct http_req *r)
+/* An /attest on its way: the request's checks (attest_check) built reqs, the AS's answer
+ * (attest_finish) needs the session again. On the stack of a worker, or on the heap while a
+ * loop waits for the AS (attest_on_loop). */
+struct attest {
+	struct kbs_server *k;
+	struct http_req *r;
+	char *sid;
+	struct kbs_attest_req a;
+	struct kbs_session s;
+	json_t *reqs; /* the verification requests for the AS, once the checks passed */
+};
+
+static void attest_clear(struct attest *t)
 {
-	struct kbs_server *k = c->k;
+	json_decref(t->reqs);
+	kbs_session_clear(&t->s);
+	kbs_attest_req_free(&t->a);
+	free(t->sid);
+}
+
+/* Cookie, body, session, nonce, evidence: STEP_ON with t->reqs built, or STEP_ANSWERED (a
+ * refusal was sent). Needs nothing but memory when sessions are in memory. */
+static enum step attest_check(struct attest *t)
+{
+	struct kbs_server *k = t->k;
+	struct http_req *r = t->r;
 	struct err e = {0};
-	struct kbs_attest_req a = {0};
-	struct kbs_session s = {0};
-	json_t *reqs = NULL;
 	kbs_metrics_inc(KM_ATTEST_REQUESTS);
-	char *sid = http_req_cookie(r, "kbs-session-id");
-	if (!sid) {
+	t->sid = http_req_cookie(r, "kbs-session-id");
+	if (!t->sid) {
 		kbs_metrics_inc(KM_ATTEST_ERRORS);
 		attest_fail(r, NULL, "cookie not found");
-		return;
+		return STEP_ANSWERED;
 	}
 	size_t bl;
 	const uint8_t *body = http_req_body(r, &bl);
-	if (kbs_attest_req_parse(body, bl, &a, &e) != 0) {
+	if (kbs_attest_req_parse(body, bl, &t->a, &e) != 0) {
 		kbs_metrics_inc(KM_ATTEST_ERRORS);
-		attest_fail(r, sid, e.msg);
-		goto out;
+		attest_fail(r, t->sid, e.msg);
+		return STEP_ANSWERED;
 	}
-	int grc = kbs_sessions_lookup(k->sessions, sid, &s, &e);
+	int grc = kbs_sessions_lookup(k->sessions, t->sid, &t->s, &e);
 	if (grc != 0) {
 		kbs_metrics_inc(KM_ATTEST_ERRORS);
-		attest_fail_status(r, grc < 0 ? 503 : 401, sid,
+		attest_fail_status(r, grc < 0 ? 503 : 401, t->sid,
 		                   grc < 0 ? e.msg : "session not found or expired");
-		goto out;
+		return STEP_ANSWERED;
 	}
-	if (s.state == KBS_SESSION_ATTESTED) {
-		/* stricter than Trustee, which answers with the stored token unverified */
-		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail(r, sid, NONCE_USED);
-		goto out;
-	}
-	if (s.nonce[0] == '\0') {
+	const char *why = NULL;
+	if (t->s.state == KBS_SESSION_ATTESTED)
+		why = NONCE_USED; /* stricter than Trustee, which answers with the stored token */
+	else if (t->s.nonce[0] == '\0')
 		/* a TEE whose verifier defines the challenge (se) gets "" from an AS without one:
 		 * an empty nonce binds the evidence to nothing, so it is never taken */
-		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail(r, sid,
-		            "the challenge nonce is empty: no verifier defined one for "
-		            "this TEE, so evidence cannot be bound to the session");
-		goto out;
+		why = "the challenge nonce is empty: no verifier defined one for this TEE, so "
+		      "evidence cannot be bound to the session";
+	else if (strlen(t->a.nonce) != strlen(t->s.nonce) ||
+	         CRYPTO_memcmp(t->a.nonce, t->s.nonce, strlen(t->s.nonce)) != 0)
+		why = "runtime-data nonce does not match the challenge";
+	else if ((t->reqs = build_requests(k, &t->s, &t->a, &e)) == NULL)
+		why = e.msg;
+	if (why != NULL) {
+		kbs_metrics_inc_label(KML_ATT_FAIL, t->s.tee);
+		attest_fail(r, t->sid, why);
+		return STEP_ANSWERED;
 	}
-	if (strlen(a.nonce) != strlen(s.nonce) ||
-	    CRYPTO_memcmp(a.nonce, s.nonce, strlen(s.nonce)) != 0) {
-		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail(r, sid, "runtime-data nonce does not match the challenge");
-		goto out;
-	}
-	reqs = build_requests(k, &s, &a, &e);
-	if (!reqs) {
-		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail(r, sid, e.msg);
-		goto out;
-	}
-	char *token = kbs_as_evaluate(k->as, reqs, &e);
+	return STEP_ON;
+}
+
+/* The AS's answer (token owned, or NULL with e): the token verified here and recorded in the
+ * session, and the reply. */
+static void attest_finish(struct attest *t, char *token, struct err *e)
+{
+	struct kbs_server *k = t->k;
+	struct http_req *r = t->r;
+	const char *sid = t->sid;
 	if (!token) {
-		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
-		attest_fail_status(r, as_failure(k, &e), sid, e.msg);
-		goto out;
+		kbs_metrics_inc_label(KML_ATT_FAIL, t->s.tee);
+		attest_fail_status(r, as_failure(k, e), sid, e->msg);
+		return;
 	}
 	double until = 0;
 	json_t *claims = verify_for_session(k, sid, token, &until);
-	int src = kbs_sessions_attest_verified(k->sessions, sid, token, claims, until, &e);
+	int src = kbs_sessions_attest_verified(k->sessions, sid, token, claims, until, e);
 	if (src == 0 && claims)
-		fresh_put(k, sid, claims, until < (double)s.expires ? until : (double)s.expires);
+		fresh_put(k, sid, claims,
+		          until < (double)t->s.expires ? until : (double)t->s.expires);
 	json_decref(claims);
 	if (src != 0) {
-		kbs_metrics_inc_label(KML_ATT_FAIL, s.tee);
+		kbs_metrics_inc_label(KML_ATT_FAIL, t->s.tee);
 		attest_fail_status(r, src < 0 ? 503 : 401, sid,
 		                   src == 2   ? NONCE_USED
 		                   : src == 1 ? "session expired during attestation"
-		                              : e.msg);
+		                              : e->msg);
 		free(token);
-		goto out;
+		return;
 	}
-	kbs_metrics_inc_label(KML_ATT_OK, s.tee);
-	log_info("kbs: session %s: attested (%s)", sid, s.tee);
-	reply_token(r, &s, token);
+	kbs_metrics_inc_label(KML_ATT_OK, t->s.tee);
+	log_info("kbs: session %s: attested (%s)", sid, t->s.tee);
+	reply_token(r, &t->s, token);
 	free(token);
-out:
-	json_decref(reqs);
-	kbs_session_clear(&s);
-	kbs_attest_req_free(&a);
-	free(sid);
+}
+
+static void handle_attest(struct call *c, struct http_req *r)
+{
+	struct attest t = {.k = c->k, .r = r};
+	struct err e = {0};
+	if (attest_check(&t) == STEP_ON)
+		attest_finish(&t, kbs_as_evaluate(c->k->as, t.reqs, &e), &e);
+	attest_clear(&t);
+}
+
+/* An /attest whose every step but the AS call needs only memory is served by the event loop
+ * that read it: sessions in memory, a body of at most ATTEST_ON_LOOP_MAX bytes, and a
+ * loop-driven AS client on this loop (coco_as_grpc at a plaintext IP address) with room for
+ * one more call. The loop runs the checks, sends the AS call, and goes on with other
+ * connections; the answer comes back to the same loop (attest_answered), which verifies the
+ * token, records the session and replies. The worker's hand-off and the blocked thread cost
+ * ~3 context switches per handshake at 64 attesters and ~8 at 1. 0: hand it to the pool. */
+#define ATTEST_ON_LOOP_MAX (64 * 1024)
+#define ATTEST_LOOP_INFLIGHT 64 /* AS calls in flight per loop; more go to the pool */
+
+static void attest_answered(void *arg, char *token, struct err *e)
+{
+	struct attest *t = arg;
+	attest_finish(t, token, e);
+	attest_clear(t);
+	free(t);
+}
+
+static int attest_on_loop(struct kbs_server *k, struct http_req *r)
+{
+	struct kbs_as_loop *l = k->as_loops ? k->as_loops[http_req_loop(r)] : NULL;
+	struct err e = {0};
+	size_t bl;
+	http_req_body(r, &bl);
+	if (k->session_kv || !l || bl > ATTEST_ON_LOOP_MAX || kbs_as_loop_full(l))
+		return 0;
+	struct attest *t = calloc(1, sizeof(*t));
+	if (!t)
+		return 0;
+	t->k = k;
+	t->r = r;
+	if (attest_check(t) == STEP_ON) {
+		if (kbs_as_loop_evaluate(l, t->reqs, attest_answered, t, &e) == 0)
+			return 1; /* attest_answered has t now */
+		e.code = GRPCX_UNAVAILABLE;
+		attest_finish(t, NULL, &e);
+	}
+	attest_clear(t);
+	free(t);
+	return 1;
 }
 
 /* ------------------------------------------------------------- admin API */
@@ -1238,7 +1306,8 @@ static void mark_on_loop(struct http_req *r, bool on)
 }
 
 /* Answers r on the event loop when it needs nothing but memory (auth_on_loop,
- * resource_on_loop): 1 answered, 0 hand it to the pool. */
+ * resource_on_loop) or the loop's own AS client (attest_on_loop, answered later by the same
+ * loop): 1 answered, 0 hand it to the pool. */
 static int answer_on_loop(struct kbs_server *k, struct call *c, struct http_req *r)
 {
 	enum http_method m = http_req_method(r);
@@ -1246,6 +1315,8 @@ static int answer_on_loop(struct kbs_server *k, struct call *c, struct http_req 
 	mark_on_loop(r, true);
 	if (k->as && m == HTTP_M_POST && !strcmp(c->plugin, "auth"))
 		done = auth_on_loop(k, r);
+	else if (k->as && m == HTTP_M_POST && !strcmp(c->plugin, "attest"))
+		done = attest_on_loop(k, r);
 	else if (m == HTTP_M_GET)
 		done = resource_on_loop(k, c, r);
 	if (!done)
@@ -1509,6 +1580,39 @@ static void claims_drop(void *v)
 	json_decref(v);
 }
 
+/* One AS client per event loop for /attest (attest_on_loop); a backend or address that
+ * cannot be driven from a loop leaves /attest on the pool, said once. -1: out of memory. */
+static int as_loops_open(struct kbs_server *k)
+{
+	int n = http_server_loops(k->http);
+	struct err e = {0};
+	k->as_loops = calloc((size_t)n, sizeof(*k->as_loops));
+	if (!k->as_loops)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		k->as_loops[i] = kbs_as_loop_new(k->as, http_server_loop_base(k->http, i),
+		                                 ATTEST_LOOP_INFLIGHT, &e);
+		if (!k->as_loops[i]) {
+			log_info("kbs: /attest calls the AS from the worker pool: %s", e.msg);
+			return 0;
+		}
+	}
+	log_info("kbs: /attest calls the AS from the event loops (%d per loop at once)",
+	         ATTEST_LOOP_INFLIGHT);
+	return 0;
+}
+
+/* Before the HTTP server is freed: calls in flight are answered (their replies queued to the
+ * stopped loops, sent or dropped by http_server_free). */
+static void as_loops_close(struct kbs_server *k)
+{
+	int n = k->http ? http_server_loops(k->http) : 0;
+	for (int i = 0; k->as_loops && i < n; i++)
+		kbs_as_loop_free(k->as_loops[i]);
+	free(k->as_loops);
+	k->as_loops = NULL;
+}
+
 struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 {
 	struct kbs_server *k = calloc(1, sizeof(*k));
@@ -1649,6 +1753,10 @@ struct kbs_server *kbs_server_new(struct kbs_config *cfg, struct err *err)
 	kbs_tls_ctx_free(tls); /* the server holds its own reference */
 	if (!k->http)
 		goto fail;
+	if (k->as && as_loops_open(k) != 0) {
+		err_set(err, "out of memory");
+		goto fail;
+	}
 	log_info("kbs: at most %ld connections, %lld per address; request head within %lld s, "
 	         "body within %lld s at %lld bytes/s or more",
 	         http_server_max_conns(k->http), k->cfg.max_connections_per_ip,
@@ -1690,6 +1798,7 @@ void kbs_server_free(struct kbs_server *k)
 {
 	if (!k)
 		return;
+	as_loops_close(k);
 	http_server_free(k->http);
 	kbs_limiter_free(k->limiter);
 	kbs_limiter_free(k->conns);
