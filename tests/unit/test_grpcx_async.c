@@ -1,0 +1,372 @@
+/*
+ * The loop-driven gRPC client (common/grpcx_async.c) against our gRPC server (grpcx.c, a real
+ * listening server in this process): answers, statuses, many streams on one loop, deadlines,
+ * a server that goes away and comes back on the same port, the budget, the bearer, what
+ * grpcx_async_new refuses, and that an outcome is never delivered inside grpcx_async_call.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "grpcx.h"
+
+#define ECHO "/test.Echo/Echo"
+#define SLOW "/test.Echo/Slow"
+#define DENY "/test.Echo/Deny"
+#define WHO "/test.Echo/Who"
+
+static int echo(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                struct err *err)
+{
+	*resp = malloc(req_len + 1);
+	if (req_len)
+		memcpy(*resp, req, req_len);
+	*resp_len = req_len;
+	return GRPCX_OK;
+}
+
+static int slow(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                struct err *err)
+{
+	usleep(400 * 1000);
+	return echo(ctx, req, req_len, resp, resp_len, err);
+}
+
+static int deny(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                struct err *err)
+{
+	err_set(err, "not for you: %.*s", (int)req_len, (const char *)req);
+	return GRPCX_PERMISSION_DENIED;
+}
+
+/* The authorization metadata the call carried, as the answer. */
+static int who(void *ctx, const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+               struct err *err)
+{
+	char v[256];
+	int n = grpcx_request_metadata("authorization", v, sizeof(v));
+	if (n < 0)
+		n = snprintf(v, sizeof(v), "none");
+	*resp = (uint8_t *)strdup(v);
+	*resp_len = (size_t)n;
+	return GRPCX_OK;
+}
+
+static struct grpcx_server *server_on(const char *addr)
+{
+	struct err e = {0};
+	struct grpcx_server *s = grpcx_server_new(addr, 4, &e);
+
+	if (s == NULL)
+		return NULL;
+	grpcx_server_add(s, ECHO, echo, NULL);
+	grpcx_server_add(s, SLOW, slow, NULL);
+	grpcx_server_add(s, DENY, deny, NULL);
+	grpcx_server_add(s, WHO, who, NULL);
+	if (grpcx_server_start(s, &e) < 0) {
+		grpcx_server_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void server_stop(struct grpcx_server *s)
+{
+	grpcx_server_shutdown(s);
+	grpcx_server_free(s);
+}
+
+/* One call's outcome as the callback saw it. */
+struct outcome {
+	int done;
+	int status;
+	char msg[ERR_MSG_MAX];
+	char resp[256];
+	size_t resp_len;
+	long ms; /* from start to the callback */
+	long started;
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_done(void *arg, int status, uint8_t *resp, size_t resp_len, struct err *err)
+{
+	struct outcome *o = arg;
+
+	o->done++;
+	o->status = status;
+	o->ms = now_ms() - o->started;
+	snprintf(o->msg, sizeof(o->msg), "%s", err->msg);
+	if (resp != NULL) {
+		assert_int_equal(status, GRPCX_OK);
+		o->resp_len = resp_len;
+		snprintf(o->resp, sizeof(o->resp), "%.*s", (int)resp_len, (const char *)resp);
+		free(resp);
+	} else {
+		assert_int_not_equal(status, GRPCX_OK);
+	}
+}
+
+static int call(struct grpcx_async *c, const char *method, const char *msg, int timeout_ms,
+                struct outcome *o)
+{
+	struct err e = {0};
+	o->started = now_ms();
+	return grpcx_async_call(c, method, (const uint8_t *)msg, strlen(msg), timeout_ms, on_done,
+	                        o, &e);
+}
+
+/* Runs the loop until n outcomes are in (or 10 s pass). */
+static void run_until(struct event_base *b, struct outcome *o, int n)
+{
+	long until = now_ms() + 10000;
+	for (;;) {
+		int done = 0;
+		for (int i = 0; i < n; i++)
+			done += o[i].done;
+		if (done >= n || now_ms() > until)
+			break;
+		event_base_loop(b, EVLOOP_ONCE);
+	}
+	for (int i = 0; i < n; i++)
+		assert_int_equal(o[i].done, 1);
+}
+
+struct fixture {
+	struct grpcx_server *s;
+	struct event_base *b;
+	struct grpcx_async *c;
+	char target[64];
+	int port;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct err e = {0};
+
+	f->s = server_on("127.0.0.1:0");
+	if (f->s == NULL)
+		return -1;
+	f->port = grpcx_server_port(f->s);
+	snprintf(f->target, sizeof(f->target), "127.0.0.1:%d", f->port);
+	f->b = event_base_new();
+	f->c = grpcx_async_new(f->b, f->target, GRPCX_ASYNC_MAX, &e);
+	if (f->c == NULL)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	grpcx_async_free(f->c);
+	event_base_free(f->b);
+	if (f->s)
+		server_stop(f->s);
+	free(f);
+	return 0;
+}
+
+static void test_async_echo_answers(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = {0};
+
+	assert_int_equal(call(f->c, ECHO, "hello", 5000, &o), 0);
+	run_until(f->b, &o, 1);
+	assert_int_equal(o.status, GRPCX_OK);
+	assert_string_equal(o.resp, "hello");
+}
+
+static void test_async_outcome_never_inside_the_call(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = {0};
+	struct grpcx_async *c;
+	struct err e = {0};
+	char t[64];
+	int dead;
+
+	/* a port nobody listens on: the connect fails, later */
+	struct grpcx_server *s = server_on("127.0.0.1:0");
+	dead = grpcx_server_port(s);
+	server_stop(s);
+	snprintf(t, sizeof(t), "http://127.0.0.1:%d", dead);
+	c = grpcx_async_new(f->b, t, 4, &e);
+	assert_non_null(c);
+	assert_int_equal(call(c, ECHO, "x", 5000, &o), 0);
+	assert_int_equal(o.done, 0);
+	run_until(f->b, &o, 1);
+	assert_int_equal(o.status, GRPCX_UNAVAILABLE);
+	assert_non_null(strstr(o.msg, "The server is unavailable: cannot connect"));
+	grpcx_async_free(c);
+}
+
+static void test_async_status_and_message(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = {0};
+
+	assert_int_equal(call(f->c, DENY, "abc", 5000, &o), 0);
+	run_until(f->b, &o, 1);
+	assert_int_equal(o.status, GRPCX_PERMISSION_DENIED);
+	assert_string_equal(o.msg, "not for you: abc");
+}
+
+static void test_async_many_streams_on_one_loop(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = GRPCX_ASYNC_MAX };
+	struct outcome *o = calloc(N, sizeof(*o));
+	char msg[N][16];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(msg[i], sizeof(msg[i]), "call %d", i);
+		assert_int_equal(call(f->c, i % 2 ? SLOW : ECHO, msg[i], 10000, &o[i]), 0);
+	}
+	long t0 = now_ms();
+	run_until(f->b, o, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(o[i].status, GRPCX_OK);
+		assert_string_equal(o[i].resp, msg[i]);
+	}
+	/* 48 slow calls of 400 ms on 4 workers: concurrent streams, not one after another */
+	assert_true(now_ms() - t0 < 48 * 400);
+	free(o);
+}
+
+static void test_async_deadline_then_the_link_still_serves(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o[2] = {0};
+
+	assert_int_equal(call(f->c, SLOW, "late", 100, &o[0]), 0);
+	run_until(f->b, &o[0], 1);
+	assert_int_equal(o[0].status, GRPCX_DEADLINE_EXCEEDED);
+	assert_true(o[0].ms >= 90 && o[0].ms < 380);
+	assert_int_equal(call(f->c, ECHO, "next", 5000, &o[1]), 0);
+	run_until(f->b, &o[1], 1);
+	assert_int_equal(o[1].status, GRPCX_OK);
+	assert_string_equal(o[1].resp, "next");
+}
+
+static void test_async_server_gone_then_back(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o[3] = {0};
+	char addr[64];
+
+	assert_int_equal(call(f->c, ECHO, "one", 5000, &o[0]), 0);
+	run_until(f->b, &o[0], 1);
+	assert_int_equal(o[0].status, GRPCX_OK);
+	server_stop(f->s);
+	f->s = NULL;
+	assert_int_equal(call(f->c, ECHO, "two", 5000, &o[1]), 0);
+	run_until(f->b, &o[1], 1);
+	assert_int_equal(o[1].status, GRPCX_UNAVAILABLE);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->port);
+	f->s = server_on(addr);
+	assert_non_null(f->s);
+	assert_int_equal(call(f->c, ECHO, "three", 5000, &o[2]), 0);
+	run_until(f->b, &o[2], 1);
+	assert_int_equal(o[2].status, GRPCX_OK);
+	assert_string_equal(o[2].resp, "three");
+}
+
+static void test_async_budget_refuses_without_callback(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o[3] = {0};
+	struct err e = {0};
+	struct grpcx_async *c = grpcx_async_new(f->b, f->target, 2, &e);
+
+	assert_non_null(c);
+	assert_int_equal(call(c, ECHO, "a", 5000, &o[0]), 0);
+	assert_int_equal(grpcx_async_full(c), 0);
+	assert_int_equal(call(c, ECHO, "b", 5000, &o[1]), 0);
+	assert_int_equal(grpcx_async_full(c), 1);
+	assert_int_equal(call(c, ECHO, "c", 5000, &o[2]), -1);
+	run_until(f->b, o, 2);
+	assert_int_equal(o[2].done, 0);
+	assert_int_equal(grpcx_async_full(c), 0);
+	grpcx_async_free(c);
+}
+
+static void test_async_sends_the_bearer(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o[2] = {0};
+	struct err e = {0};
+
+	assert_int_equal(call(f->c, WHO, "", 5000, &o[0]), 0);
+	run_until(f->b, &o[0], 1);
+	assert_string_equal(o[0].resp, "none");
+	assert_int_equal(grpcx_async_set_bearer(f->c, "tok123", &e), 0);
+	assert_int_equal(call(f->c, WHO, "", 5000, &o[1]), 0);
+	run_until(f->b, &o[1], 1);
+	assert_string_equal(o[1].resp, "Bearer tok123");
+}
+
+static void test_async_refuses_tls_and_host_names(void **state)
+{
+	struct fixture *f = *state;
+	struct err e = {0};
+
+	assert_null(grpcx_async_new(f->b, "https://127.0.0.1:1", 4, &e));
+	assert_non_null(strstr(e.msg, "TLS"));
+	assert_null(grpcx_async_new(f->b, "localhost:1", 4, &e));
+	assert_non_null(strstr(e.msg, "IP address"));
+}
+
+static void test_async_free_answers_calls_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = {0};
+	struct err e = {0};
+	struct grpcx_async *c = grpcx_async_new(f->b, f->target, 4, &e);
+
+	assert_int_equal(call(c, SLOW, "x", 5000, &o), 0);
+	event_base_loop(f->b, EVLOOP_NONBLOCK);
+	grpcx_async_free(c);
+	assert_int_equal(o.done, 1);
+	assert_int_equal(o.status, GRPCX_UNAVAILABLE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_async_echo_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_outcome_never_inside_the_call, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_async_status_and_message, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_many_streams_on_one_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_deadline_then_the_link_still_serves, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_async_server_gone_then_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_budget_refuses_without_callback, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_async_sends_the_bearer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_refuses_tls_and_host_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_free_answers_calls_in_flight, setup,
+	                                    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
