@@ -160,17 +160,16 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct err e = {0};
 
-	f->s = server_on("127.0.0.1:0");
-	if (f->s == NULL)
+	if (f == NULL || (f->s = server_on("127.0.0.1:0")) == NULL) {
+		free(f);
 		return -1;
+	}
 	f->port = grpcx_server_port(f->s);
 	snprintf(f->target, sizeof(f->target), "127.0.0.1:%d", f->port);
 	f->b = event_base_new();
-	f->c = grpcx_async_new(f->b, f->target, GRPCX_ASYNC_MAX, &e);
-	if (f->c == NULL)
-		return -1;
+	f->c = f->b ? grpcx_async_new(f->b, f->target, GRPCX_ASYNC_MAX, &e) : NULL;
 	*state = f;
-	return 0;
+	return f->c != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -178,7 +177,8 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	grpcx_async_free(f->c);
-	event_base_free(f->b);
+	if (f->b)
+		event_base_free(f->b);
 	if (f->s)
 		server_stop(f->s);
 	free(f);
