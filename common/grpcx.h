@@ -12,7 +12,9 @@
  * does the whole exchange on a pooled connection (exclusive for the call, kept open
  * afterwards), bounded by the call's deadline; no threads or queues of its own. It is
  * thread-safe; during a peer outage calls fail fast with UNAVAILABLE and a restarted peer is
- * reached by the next call.
+ * reached by the next call. The loop-driven client (grpcx_async.c, below) makes the same
+ * calls from a libevent loop without blocking it; both share one stream's rules
+ * (grpcx_stream.c).
  */
 #ifndef CTRUSTEE_GRPCX_H
 #define CTRUSTEE_GRPCX_H
