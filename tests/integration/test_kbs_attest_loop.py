@@ -12,6 +12,7 @@ it; everything else keeps the worker pool. Against the real grpc-as + rvps + red
   next one 503 (cannot connect), and once the AS is back the next /attest succeeds;
 - an AS that accepts and reads HTTP/2 but never answers: 503 after [attestation_service]
   timeout, the kbs still serving meanwhile;
+- more calls in flight than a loop's budget (64): the rest go to the pool, and all attest;
 - sessions in Redis keep the pool path and still attest."""
 import concurrent.futures
 import json
@@ -271,6 +272,35 @@ def check_deadline(t, pki):
         peer.close()
 
 
+def check_budget(t, pki, asvc):
+    """One event loop, the AS stopped, 80 /attest at once: 64 wait on the loop's AS client,
+    the other 16 on pool workers; once the AS runs again every one attests."""
+    cfg = kbs_config(pki, as_addr=asvc.addr)
+    cfg["http_server"]["worker_count"] = 1
+    kbs = Kbs(cfg, name="kbs-one-loop").start()
+    pgid = asvc.grpc_as.proc.pid
+    try:
+        atts = [Attester(kbs) for _ in range(80)]
+        for a in atts:
+            assert a.auth()[0] == 200
+        before = loop_answers(kbs)
+        os.killpg(pgid, signal.SIGSTOP)
+        try:
+            ex, futs = attest_in_threads(atts)
+            deadline = time.time() + 10
+            while time.time() < deadline and \
+                    scrape(kbs).get(("kbs_attestation_requests_total", ()), 0) < 80:
+                time.sleep(0.05)
+        finally:
+            os.killpg(pgid, signal.SIGCONT)
+        sts = [f.result(timeout=30)[0] for f in futs]
+        ex.shutdown()
+        t.eq(sts, [200] * 80, "80 /attest at once on one loop with a budget of 64: all attest")
+        t.eq(loop_answers(kbs) - before, 64, "the loop served 64, the pool the rest")
+    finally:
+        kbs.stop()
+
+
 def check_redis_sessions(t, pki, asvc):
     redis = Redis().start()
     cfg = kbs_config(pki, as_addr=asvc.addr)
@@ -305,6 +335,7 @@ def main():
     t.run(check_one_connection, kbs)
     t.run(check_as_killed, kbs, asvc)
     t.run(check_deadline, pki)
+    t.run(check_budget, pki, asvc)
     t.run(check_redis_sessions, pki, asvc)
     t.ok(kbs.alive(), "kbs survived the whole run")
     kbs.stop()
