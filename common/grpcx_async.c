@@ -563,8 +563,10 @@ static struct aconn *conn_pick(struct grpcx_async *c, char *why, size_t wl)
 {
 	struct aconn *k = c->cur;
 
-	if (k != NULL && !k->connecting && k->ncalls == 0)
-		conn_drain(k); /* on death it is retired and freed; cur is NULL */
+	/* a death frees it; a GOAWAY retires it, and with no calls left it is freed */
+	if (k != NULL && !k->connecting && k->ncalls == 0 && conn_drain(k) == 0 &&
+	    conn_flush(k) == 0)
+		conn_reap(k);
 	k = c->cur;
 	if (k != NULL && !k->connecting && nghttp2_session_get_next_stream_id(k->ng) > (1u << 30)) {
 		conn_retire(k);
