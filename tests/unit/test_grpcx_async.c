@@ -236,7 +236,7 @@ static void test_async_many_streams_on_one_loop(void **state)
 	struct fixture *f = *state;
 	enum { N = GRPCX_ASYNC_MAX };
 	struct outcome *o = calloc(N, sizeof(*o));
-	char msg[N][16];
+	char msg[N][24];
 
 	for (int i = 0; i < N; i++) {
 		snprintf(msg[i], sizeof(msg[i]), "call %d", i);
