@@ -4,6 +4,8 @@
 # cmocka binaries do so with CMOCKA_MESSAGE_OUTPUT=TAP. A program that exits non-zero without
 # reporting a failure counts as one failure, so a crash is never silent.
 # Usage: tests/run.sh [filter-substring]      env BUILD (default build), TEST_TIMEOUT (s, default 600)
+# Each program's exit status and seconds go to $BUILD/test-logs/<its log>.rc; the ten slowest
+# are listed at the end.
 # Under sanitizers (make test-asan sets SANITIZER_REPORTS=dir) every process writes its
 # ASan/UBSan/LSan reports into files in that dir instead of stderr; a program after which a
 # report appears counts one failure whatever its exit status, so a report from a daemon an
@@ -36,6 +38,7 @@ for f in tests/unit/test_*.py tests/integration/test_*.py tests/conformance/test
   [ -f "$f" ] && progs+=("$f")
 done
 pass=0 fail=0 skip=0
+times=()
 start=$(date +%s)
 # The compiled test programs (unit and conformance) first, TEST_JOBS at a time (default: the
 # CPUs), each with its status and time in <log>.rc and, under sanitizers, its reports under its
@@ -110,13 +113,19 @@ for p in "${progs[@]}"; do
   pass=$((pass + p_ok)) fail=$((fail + p_fail)) skip=$((skip + p_skip))
   status=PASS
   [ "$p_fail" -gt 0 ] && status=FAIL
-  printf '%-4s %-60s %4d passed %3d failed %3d skipped (%ds)\n' "$status" "$p" "$p_ok" "$p_fail" "$p_skip" $(( $(date +%s) - t0 ))
+  secs=$(($(date +%s) - t0))
+  times+=("$secs $p")
+  case "$p" in *.py | *.sh) echo "$rc $secs" >"$log.rc" ;; esac
+  printf '%-4s %-60s %4d passed %3d failed %3d skipped (%ds)\n' "$status" "$p" "$p_ok" "$p_fail" "$p_skip" "$secs"
   if [ "$p_fail" -gt 0 ]; then
     grep -E '^not ok' "$log" | head -20 | sed 's/^/     /'
     echo "     --- last lines of $log:"
     tail -15 "$log" | sed 's/^/     | /'
   fi
 done
+# The slowest programs, to see where the 20-minute budget of make test goes (the compiled
+# ones ran TEST_JOBS at a time, the scripts one by one).
+printf '%s\n' "${times[@]}" | sort -rn | head -10 | awk 'NR == 1 { print "slowest programs:" } { printf "  %4ds %s\n", $1, $2 }'
 echo "test run took $(( $(date +%s) - start ))s; logs in $logs/"
 echo "$pass passed, $fail failed, $skip skipped"
 echo "$pass $fail $skip" >"$logs/summary"
