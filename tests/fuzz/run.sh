@@ -164,27 +164,39 @@ echo "# fuzz: ${#built[@]} target(s) built in $FB/fuzz in $(($(date +%s) - t0))s
 # --- seeds -----------------------------------------------------------------------------
 shopt -s globstar nullglob
 [ -d "$TESTDATA" ] || echo "# fuzz: $TESTDATA not found; the shared: seeds are left out"
-# Copies target t's seeds into $FB/seeds/t (named after their path, so none collide);
-# prints how many there are.
+# Copies target t's seeds into $FB/seeds/t, under repo/, shared/ and committed/ with their
+# paths kept (so none collide; libFuzzer reads a corpus dir recursively); prints how many
+# there are. One cp per seeds.txt line, not one per file: fuzz_toml alone has ~800 seeds, and
+# a fork or three per file cost ~30 s of CPU per smoke run.
 collect_seeds() {
-  local t=$1 dir=$FB/seeds/$1 target pat base f
+  local t=$1 dir=$FB/seeds/$1 target pat base sub f files
   rm -rf "$dir"
   mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
   while read -r target pat; do
     [ "$target" = "$t" ] || continue
     case "$pat" in
-      shared:*) base=$TESTDATA pat=${pat#shared:} ;;
-      *) base=. ;;
+      shared:*) base=$TESTDATA pat=${pat#shared:} sub=shared ;;
+      *) base=. sub=repo ;;
     esac
     [ -d "$base" ] || continue
+    files=()
     # shellcheck disable=SC2206
     for f in $base/$pat; do
-      [ -f "$f" ] && cp "$f" "$dir/$(echo "${f#"$base"/}" | tr / _)"
+      [ -f "$f" ] && files+=("${f#"$base"/}")
     done
+    [ ${#files[@]} -gt 0 ] || continue
+    mkdir -p "$dir/$sub"
+    (cd "$base" && cp --parents -- "${files[@]}" "$dir/$sub/")
   done < <(grep -vE '^\s*(#|$)' tests/fuzz/seeds.txt)
+  files=()
   for f in tests/fuzz/seeds/"$t"/*; do
-    [ -f "$f" ] && cp "$f" "$dir/committed_$(basename "$f")"
+    [ -f "$f" ] && files+=("$f")
   done
+  if [ ${#files[@]} -gt 0 ]; then
+    mkdir -p "$dir/committed"
+    cp -- "${files[@]}" "$dir/committed/"
+  fi
   find "$dir" -type f | wc -l
 }
 
