@@ -52,6 +52,22 @@ def wait_port(port, timeout=15.0, proc=None):
     return False
 
 
+def start_or_exit(args, port, timeout=15.0):
+    """Runs a daemon until it listens on `port` or exits, for checks of what it says as it
+    starts: (None, "(running) " + its output) once it listens (it is then killed), else (its
+    exit status, its output). One that does neither within `timeout` counts as running. The
+    keys and files a daemon checks are read before it listens, so waiting for the port (not
+    a fixed 3 s) sees every start-up message."""
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_port(port, timeout, p)
+    if p.poll() is None:
+        p.kill()
+        out, _ = p.communicate()
+        return None, "(running) " + out.decode(errors="replace")
+    out, _ = p.communicate()
+    return p.returncode, out.decode(errors="replace")
+
+
 _procs = []
 _tmpdirs = []
 

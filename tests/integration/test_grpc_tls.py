@@ -40,7 +40,7 @@ from jwcrypto import jws as jjws
 import attestation_pb2
 import health_pb2
 import reference_pb2
-from harness import BIN, Daemon, Redis, Tap, free_port, tmpdir
+from harness import BIN, Daemon, Redis, Tap, free_port, start_or_exit, tmpdir
 from kbs_testlib import (ALLOW_ALL, Attester, Kbs, Pki, b64u, b64u_dec, kbs_config,
                          require_kbs)
 
@@ -295,17 +295,9 @@ def test_flags_go_together(t, tp):
              "rvps refuses a TLS key file other users can write", p.stdout + p.stderr)
         # one they can only read (a Kubernetes Secret's 0644) starts, with a warning
         os.chmod(tp.path("server.key"), 0o644)
-        p = subprocess.Popen([os.path.join(BIN, "rvps"), "--address",
-                              "127.0.0.1:%d" % free_port()] + tp.tls_args(mtls=False),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            out, _ = p.communicate(timeout=3)
-            rc = p.returncode
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, _ = p.communicate()
-            rc = None
-        out = out.decode(errors="replace")
+        port = free_port()
+        rc, out = start_or_exit([os.path.join(BIN, "rvps"), "--address",
+                                 "127.0.0.1:%d" % port] + tp.tls_args(mtls=False), port)
         t.ok(rc is None and "readable by every user" in out,
              "rvps starts with a TLS key file other users can read, and warns", out[-400:])
     finally:

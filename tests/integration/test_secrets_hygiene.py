@@ -28,13 +28,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from harness import BIN, BUILD, Redis, Tap, free_port, tmpdir
+from harness import BIN, BUILD, Redis, Tap, free_port, start_or_exit, tmpdir
 from kbs_testlib import (ALLOW_ALL, Attester, Kbs, Pki, RealAs, b64u, b64u_dec, kbs_config,
                          real_as_available, require_kbs)
 
@@ -159,16 +158,8 @@ def check_key_file_modes(t, pki):
         if owner is not None:
             os.chown(key, owner, owner)
         port = free_port()
-        p = subprocess.Popen([os.path.join(BIN, "grpc-as"), "--socket", "127.0.0.1:%d" % port,
-                              "--config-file", cfg], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
-        try:
-            out, _ = p.communicate(timeout=3)
-            return p.returncode, out.decode(errors="replace")
-        except subprocess.TimeoutExpired:  # still running: what it logged so far
-            p.kill()
-            out, _ = p.communicate()
-            return None, "(running) " + out.decode(errors="replace")
+        return start_or_exit([os.path.join(BIN, "grpc-as"), "--socket", "127.0.0.1:%d" % port,
+                              "--config-file", cfg], port)
 
     for mode in (0o666, 0o602, 0o646):
         rc, out = start(mode)
@@ -211,14 +202,7 @@ def check_kbs_tls_key_modes(t, pki):
         cfg = kbs_config(pki)
         cfg["http_server"].update(insecure_http=False, private_key=key, certificate=chain)
         k = Kbs(cfg, name="kbs-tls-%o" % mode)
-        p = subprocess.Popen(k.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            out, _ = p.communicate(timeout=3)
-            rc, out = p.returncode, out.decode(errors="replace")
-        except subprocess.TimeoutExpired:  # still running: what it logged so far
-            p.kill()
-            out, _ = p.communicate()
-            rc, out = None, "(running) " + out.decode(errors="replace")
+        rc, out = start_or_exit(k.args, k.port)
         if refused:
             t.ok(rc not in (0, None) and "[http_server] private_key" in out and key in out and
                  "written by every user" in out,
