@@ -1174,6 +1174,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	h2loop_drain(f->h2l);
+	h2loop_quiesce(f->h2l); /* nothing is queued now, and the server goes away */
 	for (c = f->conns; c; c = next) {
 		next = c->next;
 		if (c->state == C_H2) {

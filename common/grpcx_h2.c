@@ -76,7 +76,30 @@ struct h2loop {
 	int armed;                      /* ev activated and not yet run; guarded by mu */
 	struct h2conn *flush; /* connections a worker wrote to that need the loop (h->fnext);
 	                       * guarded by sess_mu */
+	struct event *stall;  /* loop thread: calls queued under the running cap */
+	struct grpcx_server *stall_s; /* the server it checks (one per front) */
 };
+
+/* Loop thread: make sure grpcx_server_unstall runs within the stall time (grpcx.c). */
+static void stall_arm(struct h2loop *l, struct grpcx_server *s)
+{
+	int ms = grpcx_server_stall_ms();
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	l->stall_s = s;
+	if (!evtimer_pending(l->stall, NULL))
+		evtimer_add(l->stall, &tv);
+}
+
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2loop *l = arg;
+
+	(void)fd;
+	(void)what;
+	if (grpcx_server_unstall(l->stall_s))
+		stall_arm(l, l->stall_s);
+}
 
 struct h2conn {
 	struct grpcx_server *s;
@@ -489,7 +512,8 @@ static void request_done(struct h2conn *h, struct grpcx_call *c)
 		return;
 	}
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED); /* the worker's */
-	grpcx_server_dispatch(h->s, c);
+	if (grpcx_server_dispatch(h->s, c))
+		stall_arm(h->loop, h->s);
 }
 
 /* Rapid reset (CVE-2023-44487): a client opening and cancelling streams as fast as it can. */
@@ -874,6 +898,11 @@ void h2loop_drain(struct h2loop *l)
 	}
 }
 
+void h2loop_quiesce(struct h2loop *l)
+{
+	evtimer_del(l->stall);
+}
+
 /* Make the loop run h2loop_drain soon (one wake for many requests). */
 static void wake(struct h2loop *l)
 {
@@ -984,7 +1013,8 @@ struct h2loop *h2loop_new(struct event_base *base)
 	pthread_mutex_init(&l->sess_mu, &ma);
 	pthread_mutexattr_destroy(&ma);
 	l->ev = event_new(base, -1, 0, on_replies, l);
-	if (l->ev == NULL || nghttp2_option_new(&l->opt) != 0 ||
+	l->stall = evtimer_new(base, on_stall, l);
+	if (l->ev == NULL || l->stall == NULL || nghttp2_option_new(&l->opt) != 0 ||
 	    nghttp2_session_callbacks_new(&l->cbs) != 0) {
 		h2loop_free(l);
 		return NULL;
@@ -1014,6 +1044,8 @@ void h2loop_free(struct h2loop *l)
 	}
 	if (l->ev)
 		event_free(l->ev);
+	if (l->stall)
+		event_free(l->stall);
 	if (l->opt)
 		nghttp2_option_del(l->opt);
 	if (l->cbs)

@@ -45,6 +45,7 @@ struct grpcx_call {
 	char *md; /* request metadata: "name\0value\0" pairs */
 	size_t md_len, md_cap;
 	int64_t deadline; /* CLOCK_MONOTONIC ns; 0: none */
+	int64_t queued;   /* CLOCK_MONOTONIC ns when dispatched (grpcx.c's queue, under its mu) */
 	X509 *peer;       /* owned reference, or NULL */
 	struct h2loop *loop;
 	/* Written by the worker, read by the loop once the reply queue hands the call back. */
@@ -82,7 +83,12 @@ void grpcx_call_drop_req(struct grpcx_call *c);
  * server is stopping; hand a complete call (and one reference) to the workers. */
 const struct grpcx_method *grpcx_server_lookup(struct grpcx_server *s, const char *path);
 int grpcx_server_stopping(const struct grpcx_server *s);
-void grpcx_server_dispatch(struct grpcx_server *s, struct grpcx_call *c);
+/* grpcx_server_dispatch returns 1 when calls wait in the queue while workers sleep (the
+ * running cap, grpcx.c): the loop then calls grpcx_server_unstall within
+ * grpcx_server_stall_ms(), which returns 1 while that is still so. */
+int grpcx_server_dispatch(struct grpcx_server *s, struct grpcx_call *c);
+int grpcx_server_unstall(struct grpcx_server *s);
+int grpcx_server_stall_ms(void);
 /* Loop thread, a complete call: its method's try handler answers it now when it can (0: the
  * result is in c->status/msg/resp, the request bytes are freed; respond with it), or -1: it
  * goes to a worker (grpcx_server_dispatch), untouched. */
@@ -100,6 +106,8 @@ struct h2loop *h2loop_new(struct event_base *base);
 void h2loop_free(struct h2loop *l);
 /* Loop thread: submit every queued reply now. */
 void h2loop_drain(struct h2loop *l);
+/* Loop thread, the server's teardown: the stall timer stops (the server goes away). */
+void h2loop_quiesce(struct h2loop *l);
 /* Worker thread: queue c's result for its loop (the worker's reference goes with it). */
 void h2loop_reply(struct grpcx_call *c);
 

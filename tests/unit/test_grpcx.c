@@ -295,6 +295,53 @@ static void test_slow_handlers_do_not_block_other_calls(void **state)
 	}
 }
 
+/* Workers beyond the running cap (2 per CPU, common/grpcx.c) are for calls that block: with
+ * 39 of 40 workers in slow calls, quick calls still get the idle one within the stall time,
+ * not after the slow calls end (on up to 19 CPUs the cap is below 39, so this goes through
+ * the stall timer). */
+static void test_calls_behind_blocked_workers_get_an_idle_one(void **state)
+{
+	enum { WORKERS = 40, SLOW_CALLS = WORKERS - 1 };
+	struct grpcx_server *s;
+	struct grpcx_client *c;
+	pthread_t th[SLOW_CALLS];
+	struct slow_arg a[SLOW_CALLS];
+	char target[64];
+	uint8_t *resp;
+	size_t n;
+	struct err e;
+	long t0;
+
+	(void)state;
+	s = grpcx_server_new("127.0.0.1:0", WORKERS, &e);
+	assert_non_null(s);
+	grpcx_server_add(s, ECHO, echo, NULL);
+	grpcx_server_add(s, SLOW, slow, NULL);
+	assert_int_equal(grpcx_server_start(s, &e), 0);
+	snprintf(target, sizeof(target), "http://127.0.0.1:%d", grpcx_server_port(s));
+	c = grpcx_client_new(target, &e);
+	assert_non_null(c);
+	for (int i = 0; i < SLOW_CALLS; i++) {
+		a[i].c = c;
+		pthread_create(&th[i], NULL, slow_thread, &a[i]);
+	}
+	usleep(300 * 1000); /* every slow call holds its worker */
+	t0 = tl_now_ms();
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(grpcx_call(c, ECHO, (const uint8_t *)"q", 1, &resp, &n, 5000, &e),
+		                 GRPCX_OK);
+		free(resp);
+	}
+	assert_true(tl_now_ms() - t0 < 800); /* the slow calls take 1500 ms */
+	for (int i = 0; i < SLOW_CALLS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(a[i].status, GRPCX_OK);
+	}
+	grpcx_client_free(c);
+	grpcx_server_shutdown(s);
+	grpcx_server_free(s);
+}
+
 static int health(struct grpcx_client *c, const char *service, int *serving, struct err *e)
 {
 	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -584,6 +631,7 @@ int main(void)
 	    cmocka_unit_test(test_deadline_exceeded_returns_in_time),
 	    cmocka_unit_test(test_concurrent_calls_from_many_threads),
 	    cmocka_unit_test(test_slow_handlers_do_not_block_other_calls),
+	    cmocka_unit_test(test_calls_behind_blocked_workers_get_an_idle_one),
 	    cmocka_unit_test(test_health_check_reports_serving_status),
 	    cmocka_unit_test(test_health_rejects_garbage_request),
 	    cmocka_unit_test(test_second_server_on_a_taken_port_fails),
