@@ -24,6 +24,11 @@
 /* Import the public key a JWK describes (EC P-256/P-384/P-521, RSA, OKP Ed25519); private
  * members (d, p, q...) are ignored, so the result can only verify or encrypt. */
 EVP_PKEY *jwk_to_pkey(const json_t *jwk, struct err *err);
+/* The affine coordinates of an EC public key (P-256/384/521), each `size` bytes, cut from its
+ * uncompressed encoded point 04 || x || y: one conversion from OpenSSL's internal form, where
+ * asking for x and y as numbers makes two. 0, or -1 when the key has no such point or `size`
+ * is not its coordinate size. */
+int jose_ec_point(const EVP_PKEY *pk, size_t size, uint8_t *x, uint8_t *y);
 /* Export the public members: kty, crv, x, y / n, e / x; no alg, no kid. include_private adds
  * an EC key's `d` (RSA and Ed25519 keys are exported public only). EC coordinates and `d` are
  * left-padded to the curve size. Returns a new reference. */

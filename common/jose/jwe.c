@@ -198,19 +198,15 @@ static EVP_PKEY *ec_generate(const char *crv)
 }
 
 /* The ephemeral key's public JWK as the protected header carries it, members sorted (crv,
- * kty, x, y: §3.4), the coordinates cut from its encoded point 04 || x || y (no BIGNUMs), written
+ * kty, x, y: §3.4), the coordinates cut from its encoded point (jose_ec_point), written
  * as compact JSON text into out (cap bytes). Every member is a fixed name or base64url, so the
  * text is what jansson's compact dump of the same object gives, without building the object. */
-static int epk_text(EVP_PKEY *eph, const char *crv, char *out, size_t cap)
+static int epk_text(EVP_PKEY *eph, const char *crv, size_t size, char *out, size_t cap)
 {
-	uint8_t pt[1 + 2 * 66];
-	size_t n = 0;
-	if (EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt),
-	                                    &n) != 1 ||
-	    n < 3 || n % 2 != 1 || pt[0] != 0x04)
+	uint8_t px[66], py[66];
+	if (jose_ec_point(eph, size, px, py) != 0)
 		return -1;
-	size_t size = (n - 1) / 2;
-	char *x = b64_encode(pt + 1, size, B64_URL), *y = b64_encode(pt + 1 + size, size, B64_URL);
+	char *x = b64_encode(px, size, B64_URL), *y = b64_encode(py, size, B64_URL);
 	int len =
 	    x && y ? snprintf(out, cap, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
 	                      crv, x, y)
@@ -282,7 +278,7 @@ json_t *jwe_encrypt(const json_t *tee_pubkey, const uint8_t *plain, size_t len, 
 		}
 		OPENSSL_cleanse(z, sizeof(z));
 		OPENSSL_cleanse(kek, sizeof(kek));
-		if (epk_text(eph, crv, epk, sizeof(epk)) < 0) {
+		if (epk_text(eph, crv, strcmp(crv, "P-256") == 0 ? 32 : 66, epk, sizeof(epk)) < 0) {
 			err_set(err, "cannot export the ephemeral key");
 			goto done;
 		}

@@ -245,6 +245,34 @@ static json_t *bn_member(const EVP_PKEY *pk, const char *param, size_t pad)
 	return out;
 }
 
+int jose_ec_point(const EVP_PKEY *pk, size_t size, uint8_t *x, uint8_t *y)
+{
+	uint8_t pt[1 + 2 * 66];
+	size_t n = 0;
+	if (size == 0 || size > 66 ||
+	    EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt),
+	                                    &n) != 1 ||
+	    n != 1 + 2 * size || pt[0] != 0x04)
+		return -1;
+	memcpy(x, pt + 1, size);
+	memcpy(y, pt + 1 + size, size);
+	return 0;
+}
+
+/* x or y of an EC public key as base64url, from its encoded point (jose_ec_point); a key whose
+ * point OpenSSL encodes otherwise (compressed) is asked for the coordinate as a number. */
+static json_t *ec_coord(const EVP_PKEY *pk, size_t size, int want_y)
+{
+	uint8_t x[66], y[66];
+	if (jose_ec_point(pk, size, x, y) != 0)
+		return bn_member(pk, want_y ? OSSL_PKEY_PARAM_EC_PUB_Y : OSSL_PKEY_PARAM_EC_PUB_X,
+		                 size);
+	char *s = b64_encode(want_y ? y : x, size, B64_URL);
+	json_t *out = s ? json_string(s) : NULL;
+	free(s);
+	return out;
+}
+
 json_t *jwk_from_pkey(const EVP_PKEY *pkey, int include_private, struct err *err)
 {
 	json_t *j = json_object();
@@ -257,8 +285,8 @@ json_t *jwk_from_pkey(const EVP_PKEY *pkey, int include_private, struct err *err
 			goto bad;
 		json_object_set_new(j, "kty", json_string("EC"));
 		json_object_set_new(j, "crv", json_string(crv));
-		json_object_set_new(j, "x", bn_member(pkey, OSSL_PKEY_PARAM_EC_PUB_X, size));
-		json_object_set_new(j, "y", bn_member(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, size));
+		json_object_set_new(j, "x", ec_coord(pkey, size, 0));
+		json_object_set_new(j, "y", ec_coord(pkey, size, 1));
 		if (include_private)
 			json_object_set_new(j, "d",
 			                    bn_member(pkey, OSSL_PKEY_PARAM_PRIV_KEY, size));

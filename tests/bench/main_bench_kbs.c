@@ -183,14 +183,15 @@ static int parse_resp(const char *buf, size_t n, struct resp *r)
 	return 1;
 }
 
-static char *b64u_bn(EVP_PKEY *k, const char *param)
+/* The key's x and y as base64url, from its encoded point (one conversion, as jwk_from_pkey). */
+static int b64u_xy(EVP_PKEY *k, char **x, char **y)
 {
-	BIGNUM *bn = NULL;
-	uint8_t raw[32];
-	EVP_PKEY_get_bn_param(k, param, &bn);
-	BN_bn2binpad(bn, raw, 32);
-	BN_free(bn);
-	return b64_encode(raw, 32, B64_URL);
+	uint8_t rx[32], ry[32];
+	if (jose_ec_point(k, 32, rx, ry) != 0)
+		return -1;
+	*x = b64_encode(rx, 32, B64_URL);
+	*y = b64_encode(ry, 32, B64_URL);
+	return *x && *y ? 0 : -1;
 }
 
 /* A fresh P-256 key for every handshake, as an attester makes one; the key-generation context
@@ -353,8 +354,10 @@ static void att_start(struct att *a)
 		att_fail(a, "cannot make a P-256 key");
 		return;
 	}
-	a->x = b64u_bn(a->key, OSSL_PKEY_PARAM_EC_PUB_X);
-	a->y = b64u_bn(a->key, OSSL_PKEY_PARAM_EC_PUB_Y);
+	if (b64u_xy(a->key, &a->x, &a->y) != 0) {
+		att_fail(a, "cannot export the P-256 key");
+		return;
+	}
 	att_request(a, A_AUTH, "POST", "/kbs/v0/auth",
 	            "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\"}");
 }

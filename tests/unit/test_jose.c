@@ -328,6 +328,67 @@ static void test_jwe_ephemeral_key_fresh_per_resource(void **state)
 	}
 }
 
+/* jose_ec_point gives each curve's coordinates as OpenSSL's numbers do, also for a key set to
+ * the compressed point format (its encoded public key stays 04 || x || y), refuses a wrong size
+ * and a key that is not EC, and jwk_from_pkey writes the same x and y from it. */
+static void test_ec_point_matches_the_numbers(void **state)
+{
+	static const struct {
+		const char *group;
+		size_t size;
+	} curves[] = {{"P-256", 32}, {"P-384", 48}, {"P-521", 66}};
+	for (size_t i = 0; i < 3; i++) {
+		EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[i].group);
+		assert_non_null(k);
+		size_t n = curves[i].size;
+		uint8_t x[66], y[66], bx[66], by[66];
+		BIGNUM *bnx = NULL, *bny = NULL;
+		assert_int_equal(EVP_PKEY_get_bn_param(k, "qx", &bnx), 1);
+		assert_int_equal(EVP_PKEY_get_bn_param(k, "qy", &bny), 1);
+		assert_int_equal(BN_bn2binpad(bnx, bx, (int)n), (int)n);
+		assert_int_equal(BN_bn2binpad(bny, by, (int)n), (int)n);
+		assert_int_equal(jose_ec_point(k, n, x, y), 0);
+		assert_memory_equal(x, bx, n);
+		assert_memory_equal(y, by, n);
+		assert_int_equal(jose_ec_point(k, n == 32 ? 48 : 32, x, y), -1);
+		assert_int_equal(jose_ec_point(k, 0, x, y), -1);
+		for (int compressed = 0; compressed < 2; compressed++) {
+			if (compressed) {
+				assert_int_equal(
+				    EVP_PKEY_set_utf8_string_param(k, "point-format", "compressed"),
+				    1);
+				/* the encoded key stays uncompressed whatever the point format */
+				assert_int_equal(jose_ec_point(k, n, x, y), 0);
+				assert_memory_equal(x, bx, n);
+				assert_memory_equal(y, by, n);
+			}
+			struct err e = {0};
+			json_t *j = jwk_from_pkey(k, 0, &e);
+			assert_non_null(j);
+			size_t l = 0;
+			const char *sx = json_string_value(json_object_get(j, "x"));
+			const char *sy = json_string_value(json_object_get(j, "y"));
+			uint8_t *dx = NULL, *dy = NULL;
+			assert_int_equal(b64_decode(sx, strlen(sx), B64_URL, &dx, &l), 0);
+			assert_int_equal(l, n);
+			assert_memory_equal(dx, bx, n);
+			free(dx);
+			assert_int_equal(b64_decode(sy, strlen(sy), B64_URL, &dy, &l), 0);
+			assert_int_equal(l, n);
+			assert_memory_equal(dy, by, n);
+			free(dy);
+			json_decref(j);
+		}
+		BN_free(bnx);
+		BN_free(bny);
+		EVP_PKEY_free(k);
+	}
+	uint8_t x[66], y[66];
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	assert_int_equal(jose_ec_point(ed, 32, x, y), -1);
+	EVP_PKEY_free(ed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +397,7 @@ int main(void)
 	    cmocka_unit_test(test_jws_prepared_contexts_follow_the_key),
 	    cmocka_unit_test(test_jws_kept_contexts_keep_padding),
 	    cmocka_unit_test(test_jwe_ephemeral_key_fresh_per_resource),
+	    cmocka_unit_test(test_ec_point_matches_the_numbers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
