@@ -23,8 +23,17 @@
  * HEADERS were serialised, or the server refused the stream). A dead peer fails calls at once with
  * UNAVAILABLE; the next call dials again (no backoff state), so a restarted peer is reached.
  *
- * Limits: plaintext only, and a target whose host is an IP literal (resolving a name could
- * block the loop): grpcx_async_new says so and the caller keeps its blocking path.
+ * Host names are resolved on the loop by libevent's evdns (/etc/hosts, then the name servers,
+ * search domains and options of /etc/resolv.conf), never by a blocking getaddrinfo. A
+ * connection resolves as the first step of connecting, so the resolve counts within the calls'
+ * deadlines and the connect timeout, and its failure fails them with UNAVAILABLE naming the
+ * host. The addresses are kept and tried in order; they are looked up again for the next
+ * connection after one fails (a Service IP or a pod IP may have moved), but at most once per
+ * RESOLVE_MIN_MS, so a dead peer or a missing name costs the name servers one query a second,
+ * not one per call.
+ *
+ * Limits: plaintext only: grpcx_async_new refuses a TLS target and the caller keeps its
+ * blocking path.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -37,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/crypto.h>
@@ -47,6 +57,8 @@
 
 #define CONNECT_TIMEOUT_MS 5000 /* as grpcx_client.c's */
 #define READ_CHUNK 16384
+#define RESOLVE_MIN_MS 1000 /* a name is looked up at most once a second */
+#define MAX_ADDRS 8         /* addresses of a name kept and tried, in order */
 
 struct aconn;
 
@@ -78,7 +90,11 @@ struct acall {
 /* One HTTP/2 connection of the client. */
 struct aconn {
 	struct grpcx_async *c;
-	int fd;
+	int fd;                               /* -1 while resolving */
+	struct evdns_getaddrinfo_request *rq; /* the name being resolved for it, or NULL */
+	int opening;                          /* inside conn_open: a resolve answered at once */
+	int resolve_rc;                       /*   is taken up there, not in on_resolved */
+	int ai;                               /* index in c->addrs of the address dialled */
 	struct event *rev, *wev,
 	    *cto; /* readable; writable (connect, a full socket); connect deadline */
 	nghttp2_session *ng;
@@ -95,9 +111,14 @@ struct aconn {
 struct grpcx_async {
 	struct event_base *base;
 	struct grpcx_target t;
-	struct sockaddr_storage sa; /* the target, resolved once (an IP literal) */
-	socklen_t salen;
-	char *bearer; /* "Bearer <token>" or NULL (wiped) */
+	struct evdns_base *dns; /* NULL: the host is an IP literal, addrs[0] for good */
+	struct sockaddr_storage addrs[MAX_ADDRS]; /* the host's addresses, tried in order */
+	socklen_t alens[MAX_ADDRS];
+	int naddrs;
+	long resolved_at;      /* monotonic ms of the last answer or failure; -1: never */
+	int stale;             /* a connection failed since: resolve again (rate bounded) */
+	char resolve_why[240]; /* the last resolve failure, when naddrs is 0 */
+	char *bearer;          /* "Bearer <token>" or NULL (wiped) */
 	nghttp2_session_callbacks *cbs;
 	struct aconn *cur;   /* takes new calls; NULL: dial one at the next call */
 	struct aconn *conns; /* every connection, cur among them */
@@ -238,6 +259,19 @@ static void on_call_event(evutil_socket_t fd, short what, void *arg)
 /* ------------------------------------------------------------------------------------ */
 /* connections */
 
+/* The socket of the address being dialled, and its events. */
+static void conn_close_fd(struct aconn *k)
+{
+	if (k->rev)
+		event_free(k->rev);
+	if (k->wev)
+		event_free(k->wev);
+	k->rev = k->wev = NULL;
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+}
+
 static void conn_free(struct aconn *k)
 {
 	struct grpcx_async *c = k->c;
@@ -249,15 +283,12 @@ static void conn_free(struct aconn *k)
 		}
 	if (c->cur == k)
 		c->cur = NULL;
-	if (k->rev)
-		event_free(k->rev);
-	if (k->wev)
-		event_free(k->wev);
+	if (k->rq != NULL) /* its callback comes later with EVUTIL_EAI_CANCEL and ignores k */
+		evdns_getaddrinfo_cancel(k->rq);
+	conn_close_fd(k);
 	if (k->cto)
 		event_free(k->cto);
 	nghttp2_session_del(k->ng);
-	if (k->fd >= 0)
-		close(k->fd);
 	free(k->out);
 	free(k);
 }
@@ -288,6 +319,7 @@ static void conn_die(struct aconn *k, const char *fmt, const char *arg)
 		k->broken = 1;
 		snprintf(k->why, sizeof(k->why), fmt, arg);
 	}
+	c->stale = 1; /* the host's address may have moved */
 	conn_retire(k);
 	for (a = c->calls; a != NULL; a = next) {
 		next = a->next;
@@ -420,6 +452,8 @@ static void on_connected(struct aconn *k)
 	conn_flush(k);
 }
 
+static int conn_dial(struct aconn *k, char *why, size_t wl);
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct aconn *k = arg;
@@ -427,11 +461,16 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	if (k->connecting) {
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
+		char why[256];
 
 		if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
 			soerr = errno;
-		if (soerr != 0) {
-			conn_die(k, "cannot connect: %s", strerror(soerr));
+		if (soerr != 0) { /* the host's next address, if it has one */
+			snprintf(why, sizeof(why), "cannot connect: %s", strerror(soerr));
+			conn_close_fd(k);
+			k->ai++;
+			if (conn_dial(k, why, sizeof(why)) < 0)
+				conn_die(k, "%s", why);
 			return;
 		}
 		on_connected(k);
@@ -442,7 +481,19 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	conn_die(arg, "cannot connect: %s", strerror(ETIMEDOUT));
+	struct aconn *k = arg;
+
+	char why[256];
+
+	if (k->rq != NULL) {
+		snprintf(
+		    why, sizeof(why),
+		    "cannot resolve the server's host name %.120s: the name servers did not answer "
+		    "in time",
+		    k->c->t.host);
+		conn_die(k, "%s", why);
+	} else
+		conn_die(k, "cannot connect: %s", strerror(ETIMEDOUT));
 }
 
 /* ---- nghttp2 callbacks: user_data is the aconn, stream user data the acall (or NULL once
@@ -513,7 +564,128 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t code, void *
 	return 0;
 }
 
-/* A new connection, connecting; NULL with why. */
+/* Connects to c->addrs[k->ai], or the next address that takes a connect(): 0, or -1 with why
+ * (left as it was when no address is left to try). */
+static int conn_dial(struct aconn *k, char *why, size_t wl)
+{
+	struct grpcx_async *c = k->c;
+
+	for (; k->ai < c->naddrs; k->ai++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&c->addrs[k->ai];
+
+		k->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (k->fd < 0) {
+			snprintf(why, wl, "cannot connect: %s", strerror(errno));
+			continue;
+		}
+		k->rev = event_new(c->base, k->fd, EV_READ | EV_PERSIST, on_readable, k);
+		k->wev = event_new(c->base, k->fd, EV_WRITE, on_writable, k);
+		if (k->rev == NULL || k->wev == NULL) {
+			snprintf(why, wl, "out of memory");
+			conn_close_fd(k);
+			return -1;
+		}
+		/* even a connect that completes at once is taken up by on_writable */
+		if (connect(k->fd, sa, c->alens[k->ai]) == 0 || errno == EINPROGRESS) {
+			event_add(k->wev, NULL);
+			return 0;
+		}
+		snprintf(why, wl, "cannot connect: %s", strerror(errno));
+		conn_close_fd(k);
+	}
+	return -1;
+}
+
+/* An answer for c's host: its addresses (at most MAX_ADDRS) or the sentence of its failure. */
+static void resolve_store(struct grpcx_async *c, int rc, const struct evutil_addrinfo *res)
+{
+	int n = 0;
+
+	c->resolved_at = now_ms();
+	c->stale = 0;
+	for (const struct evutil_addrinfo *a = res; rc == 0 && a != NULL && n < MAX_ADDRS;
+	     a = a->ai_next) {
+		if (a->ai_addrlen > sizeof(c->addrs[0]))
+			continue;
+		memcpy(&c->addrs[n], a->ai_addr, a->ai_addrlen);
+		c->alens[n++] = (socklen_t)a->ai_addrlen;
+	}
+	if (rc == 0 && n == 0)
+		snprintf(c->resolve_why, sizeof(c->resolve_why),
+		         "cannot resolve the server's host name %.120s: it has no address",
+		         c->t.host);
+	else if (rc != 0)
+		snprintf(c->resolve_why, sizeof(c->resolve_why),
+		         "cannot resolve the server's host name %.120s: %s", c->t.host,
+		         evutil_gai_strerror(rc));
+	c->naddrs = n;
+}
+
+static void on_resolved(int rc, struct evutil_addrinfo *res, void *arg)
+{
+	struct aconn *k = arg;
+	char why[256];
+
+	if (rc == EVUTIL_EAI_CANCEL) { /* k was freed */
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	k->rq = NULL;
+	resolve_store(k->c, rc, res);
+	if (res)
+		evutil_freeaddrinfo(res);
+	if (k->opening) { /* answered inside evdns_getaddrinfo: conn_open goes on */
+		k->resolve_rc = rc;
+		return;
+	}
+	if (k->c->naddrs == 0) {
+		conn_die(k, "%s", k->c->resolve_why);
+		return;
+	}
+	snprintf(why, sizeof(why), "cannot connect: no address");
+	if (conn_dial(k, why, sizeof(why)) < 0)
+		conn_die(k, "%s", why);
+}
+
+/* Looks c's host up for k unless the addresses at hand will do: 0 (k->rq set while the answer
+ * is awaited), or -1 with why when the name does not resolve. */
+static int conn_resolve(struct aconn *k, char *why, size_t wl)
+{
+	struct grpcx_async *c = k->c;
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+	                                .ai_socktype = SOCK_STREAM,
+	                                .ai_protocol = IPPROTO_TCP,
+	                                .ai_flags = EVUTIL_AI_ADDRCONFIG};
+	int fresh = c->resolved_at >= 0 && now_ms() - c->resolved_at < RESOLVE_MIN_MS;
+
+	if (c->dns == NULL || (c->naddrs > 0 && (!c->stale || fresh)))
+		return 0;
+	if (c->naddrs == 0 && fresh) { /* it failed less than RESOLVE_MIN_MS ago */
+		snprintf(why, wl, "%s", c->resolve_why);
+		return -1;
+	}
+	k->opening = 1;
+	k->resolve_rc = 1; /* not answered yet */
+	k->rq = evdns_getaddrinfo(c->dns, c->t.host, c->t.port, &hints, on_resolved, k);
+	k->opening = 0;
+	if (k->rq != NULL)
+		return 0;
+	if (k->resolve_rc == 1) {
+		snprintf(why, wl,
+		         "cannot resolve the server's host name %.120s: the resolver took no "
+		         "query",
+		         c->t.host);
+		return -1;
+	}
+	if (c->naddrs == 0) {
+		snprintf(why, wl, "%s", c->resolve_why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A new connection, resolving or connecting; NULL with why. */
 static struct aconn *conn_open(struct grpcx_async *c, char *why, size_t wl)
 {
 	struct aconn *k = calloc(1, sizeof(*k));
@@ -524,35 +696,25 @@ static struct aconn *conn_open(struct grpcx_async *c, char *why, size_t wl)
 		return NULL;
 	}
 	k->c = c;
+	k->fd = -1;
 	k->connecting = 1;
-	k->fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (k->fd < 0) {
-		snprintf(why, wl, "cannot connect: %s", strerror(errno));
-		free(k);
-		return NULL;
-	}
 	k->next = c->conns;
 	c->conns = k;
-	k->rev = event_new(c->base, k->fd, EV_READ | EV_PERSIST, on_readable, k);
-	k->wev = event_new(c->base, k->fd, EV_WRITE, on_writable, k);
 	k->cto = evtimer_new(c->base, on_connect_timeout, k);
-	if (k->rev == NULL || k->wev == NULL || k->cto == NULL ||
-	    nghttp2_session_client_new(&k->ng, c->cbs, k) != 0 ||
+	if (k->cto == NULL || nghttp2_session_client_new(&k->ng, c->cbs, k) != 0 ||
 	    grpcx_stream_session_setup(k->ng) != 0) {
 		snprintf(why, wl, "cannot set up the HTTP/2 session");
 		conn_free(k);
 		return NULL;
 	}
-	/* even a connect that completes at once is taken up by on_writable */
-	if (connect(k->fd, (struct sockaddr *)&c->sa, c->salen) == 0 || errno == EINPROGRESS) {
-		event_add(k->wev, NULL);
-		ms_tv(CONNECT_TIMEOUT_MS, &tv);
-		event_add(k->cto, &tv);
-	} else {
-		snprintf(why, wl, "cannot connect: %s", strerror(errno));
+	snprintf(why, wl, "cannot connect: no address");
+	if (conn_resolve(k, why, wl) < 0 || (k->rq == NULL && conn_dial(k, why, wl) < 0)) {
 		conn_free(k);
 		return NULL;
 	}
+	/* the resolve and the connect together */
+	ms_tv(CONNECT_TIMEOUT_MS, &tv);
+	event_add(k->cto, &tv);
 	return k;
 }
 
@@ -635,7 +797,8 @@ static int call_start(struct acall *a)
 struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target, int max_inflight,
                                     struct err *err)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST},
+	                *ai = NULL;
 	struct grpcx_async *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
@@ -651,13 +814,30 @@ struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target,
 		err_set(err, "a TLS target is not served by the loop-driven client");
 		goto fail;
 	}
-	if (!c->t.is_ip || getaddrinfo(c->t.host, c->t.port, &hints, &ai) != 0) {
-		err_set(err, "the loop-driven client needs an IP address, not a host name");
-		goto fail;
+	c->resolved_at = -1;
+	if (c->t.is_ip) {
+		if (getaddrinfo(c->t.host, c->t.port, &hints, &ai) != 0 ||
+		    ai->ai_addrlen > sizeof(c->addrs[0])) {
+			if (ai)
+				freeaddrinfo(ai);
+			err_set(err, "%s is not a usable IP address", c->t.host);
+			goto fail;
+		}
+		memcpy(&c->addrs[0], ai->ai_addr, ai->ai_addrlen);
+		c->alens[0] = ai->ai_addrlen;
+		c->naddrs = 1;
+		freeaddrinfo(ai);
+	} else {
+		/* reads /etc/resolv.conf and /etc/hosts now; idle, it keeps the loop from nothing
+		 */
+		c->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+		                                  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (c->dns == NULL) {
+			err_set(err, "cannot set up the resolver for %s (/etc/resolv.conf)",
+			        c->t.host);
+			goto fail;
+		}
 	}
-	memcpy(&c->sa, ai->ai_addr, ai->ai_addrlen);
-	c->salen = ai->ai_addrlen;
-	freeaddrinfo(ai);
 	if (nghttp2_session_callbacks_new(&c->cbs) != 0) {
 		err_set(err, "out of memory");
 		goto fail;
@@ -761,6 +941,8 @@ void grpcx_async_free(struct grpcx_async *c)
 	}
 	while (c->conns != NULL)
 		conn_free(c->conns);
+	if (c->dns)
+		evdns_base_free(c->dns, 0);
 	if (c->cbs)
 		nghttp2_session_callbacks_del(c->cbs);
 	if (c->bearer) {

@@ -3,6 +3,8 @@
  * listening server in this process): answers, statuses, many streams on one loop, deadlines,
  * a server that goes away and comes back on the same port, the budget, the bearer, what
  * grpcx_async_new refuses, and that an outcome is never delivered inside grpcx_async_call.
+ * Host names are resolved on the loop: localhost (from /etc/hosts) answers, a name that does
+ * not resolve fails with UNAVAILABLE naming it, and a client freed mid-resolve answers its call.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -325,15 +327,112 @@ static void test_async_sends_the_bearer(void **state)
 	assert_string_equal(o[1].resp, "Bearer tok123");
 }
 
-static void test_async_refuses_tls_and_host_names(void **state)
+static void test_async_refuses_tls(void **state)
 {
 	struct fixture *f = *state;
 	struct err e = {0};
 
 	assert_null(grpcx_async_new(f->b, "https://127.0.0.1:1", 4, &e));
 	assert_non_null(strstr(e.msg, "TLS"));
-	assert_null(grpcx_async_new(f->b, "localhost:1", 4, &e));
-	assert_non_null(strstr(e.msg, "IP address"));
+}
+
+/* The same server by name: localhost comes from /etc/hosts, through evdns on the loop. */
+static void test_async_host_name_answers(void **state)
+{
+	struct fixture *f = *state;
+	const char *forms[] = {"http://localhost:%d", "localhost:%d", "dns:///localhost:%d"};
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct outcome o[2] = {0};
+		struct err e = {0};
+		struct grpcx_async *c;
+		char t[64];
+
+		snprintf(t, sizeof(t), forms[i], f->port);
+		c = grpcx_async_new(f->b, t, 4, &e);
+		assert_non_null(c);
+		assert_int_equal(call(c, ECHO, "by name", 5000, &o[0]), 0);
+		assert_int_equal(o[0].done, 0);
+		run_until(f->b, &o[0], 1);
+		assert_int_equal(o[0].status, GRPCX_OK);
+		assert_string_equal(o[0].resp, "by name");
+		assert_int_equal(call(c, ECHO, "again", 5000, &o[1]), 0);
+		run_until(f->b, &o[1], 1);
+		assert_string_equal(o[1].resp, "again");
+		grpcx_async_free(c);
+	}
+}
+
+/* A name that does not resolve: UNAVAILABLE naming the host, delivered later; the next call
+ * within the second is refused from the remembered answer, not a new query. */
+static void test_async_host_name_that_does_not_resolve(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o[2] = {0};
+	struct err e = {0};
+	struct grpcx_async *c = grpcx_async_new(f->b, "http://no-such-host.invalid:50004", 4, &e);
+
+	assert_non_null(c);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(call(c, ECHO, "x", 8000, &o[i]), 0);
+		assert_int_equal(o[i].done, 0);
+		run_until(f->b, &o[i], 1);
+		assert_int_equal(o[i].status, GRPCX_UNAVAILABLE);
+		assert_non_null(strstr(o[i].msg, "The server is unavailable: cannot resolve the "
+		                                 "server's host name no-such-host.invalid"));
+	}
+	assert_true(o[1].ms < 50);
+	grpcx_async_free(c);
+}
+
+/* By name, the server goes away and comes back: the failed connection makes the next one
+ * look the name up again (after a second), and it is reached. */
+static void test_async_host_name_server_gone_then_back(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o[3] = {0};
+	struct err e = {0};
+	struct grpcx_async *c;
+	char t[64], addr[64];
+
+	snprintf(t, sizeof(t), "localhost:%d", f->port);
+	c = grpcx_async_new(f->b, t, 4, &e);
+	assert_non_null(c);
+	assert_int_equal(call(c, ECHO, "one", 5000, &o[0]), 0);
+	run_until(f->b, &o[0], 1);
+	assert_int_equal(o[0].status, GRPCX_OK);
+	server_stop(f->s);
+	f->s = NULL;
+	assert_int_equal(call(c, ECHO, "two", 5000, &o[1]), 0);
+	run_until(f->b, &o[1], 1);
+	assert_int_equal(o[1].status, GRPCX_UNAVAILABLE);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->port);
+	f->s = server_on(addr);
+	assert_non_null(f->s);
+	usleep(1100 * 1000); /* past the resolve rate bound */
+	assert_int_equal(call(c, ECHO, "three", 5000, &o[2]), 0);
+	run_until(f->b, &o[2], 1);
+	assert_int_equal(o[2].status, GRPCX_OK);
+	assert_string_equal(o[2].resp, "three");
+	grpcx_async_free(c);
+}
+
+/* Freed while its name is being asked of the name servers: the call is answered, and the
+ * late answer of the cancelled query touches nothing freed (ASan). */
+static void test_async_free_while_resolving(void **state)
+{
+	struct fixture *f = *state;
+	struct outcome o = {0};
+	struct err e = {0};
+	struct grpcx_async *c = grpcx_async_new(f->b, "http://still-resolving.invalid:1", 4, &e);
+
+	assert_non_null(c);
+	assert_int_equal(call(c, ECHO, "x", 5000, &o), 0);
+	grpcx_async_free(c);
+	assert_int_equal(o.done, 1);
+	assert_int_equal(o.status, GRPCX_UNAVAILABLE);
+	for (int i = 0; i < 20; i++)
+		event_base_loop(f->b, EVLOOP_NONBLOCK);
 }
 
 static void test_async_free_answers_calls_in_flight(void **state)
@@ -364,7 +463,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_async_budget_refuses_without_callback, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_async_sends_the_bearer, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_async_refuses_tls_and_host_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_refuses_tls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_host_name_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_host_name_that_does_not_resolve, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_async_host_name_server_gone_then_back, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_async_free_while_resolving, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_free_answers_calls_in_flight, setup,
 	                                    teardown),
 	};
