@@ -150,8 +150,10 @@ int grpcx_tls_probe(const char *target, const char *ca_pem, const char *cert_pem
 /* The loop-driven client (grpcx_async.c): unary calls made from a libevent loop thread without
  * blocking it, many at once on one HTTP/2 connection, with the blocking client's request,
  * status and retry rules. A client belongs to the loop of `base` and is used only on that
- * loop's thread (no locks). Plaintext targets with an IP address only: a TLS target or a host
- * name fails grpcx_async_new, and the caller keeps the blocking client. At most max_inflight
+ * loop's thread (no locks). Plaintext targets only: a TLS target fails grpcx_async_new, and the
+ * caller keeps the blocking client. A host name is resolved on the loop (evdns: /etc/hosts and
+ * /etc/resolv.conf) within the calls' deadlines, again after a failed connection (at most once
+ * a second); a name that does not resolve fails the call with UNAVAILABLE. At most max_inflight
  * calls (1..GRPCX_ASYNC_MAX, below the server's 100 streams per connection) at once. */
 #define GRPCX_ASYNC_MAX 96
 struct event_base;

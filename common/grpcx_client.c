@@ -374,7 +374,8 @@ static int dial(const struct grpcx_target *t, long until, char *why, size_t wl)
 
 	rc = getaddrinfo(t->host, t->port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(why, wl, "cannot resolve the server's host name: %s", gai_strerror(rc));
+		snprintf(why, wl, "cannot resolve the server's host name %.120s: %s", t->host,
+		         gai_strerror(rc));
 		return -1;
 	}
 	snprintf(why, wl, "cannot connect: no address");

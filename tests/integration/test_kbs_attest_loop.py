@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """/attest served by the kbs's event loop (issue 13): with sessions in memory and the AS at a
-plaintext IP address, the loop that read the request runs the checks, calls the AS through its
-own non-blocking gRPC client (common/grpcx_async.c) and replies when the answer comes back to
-it; everything else keeps the worker pool. Against the real grpc-as + rvps + redis:
+plaintext address (an IP or a host name, resolved on the loop), the loop that read the request
+runs the checks, calls the AS through its own non-blocking gRPC client (common/grpcx_async.c)
+and replies when the answer comes back to it; everything else keeps the worker pool. Against
+the real grpc-as + rvps + redis:
 
-- the loop serves /attest (kbs_event_loop_answers_total counts it), and a kbs whose AS address
-  is a host name (served by the pool) gives the very same answers -- status, problem type and
-  detail -- for every refusal and for success;
+- the loop serves /attest (kbs_event_loop_answers_total counts it), with the AS at an IP and at
+  http://localhost:PORT alike, and a kbs with sessions in Redis (served by the pool) gives the
+  very same answers -- status, problem type and detail -- for every refusal and for success;
+- an AS host name that does not resolve: 503 on the loop as on the pool, the kbs log naming it;
 - 48 attesters at once on their own connections, and 16 /attest pipelined on one connection;
 - the AS stopped with calls in flight, then killed: those calls get 503 (the link lost), the
   next one 503 (cannot connect), and once the AS is back the next /attest succeeds;
@@ -75,26 +77,68 @@ def script(kbs):
     return out
 
 
-def check_same_answers(t, pki, asvc):
+def redis_sessions(cfg, redis):
+    """cfg with sessions in Redis, which keeps /attest on the worker pool."""
+    cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
+    cfg["session_storage_type"] = "Redis"
+    return cfg
+
+
+def check_same_answers(t, pki, asvc, redis):
     port = asvc.addr.rsplit(":", 1)[1]
     loop = Kbs(kbs_config(pki, as_addr=asvc.addr), name="kbs-loop").start()
-    pool = Kbs(kbs_config(pki, as_addr="http://localhost:" + port), name="kbs-pool").start()
+    named = Kbs(kbs_config(pki, as_addr="http://localhost:" + port), name="kbs-loop-named").start()
+    pool = Kbs(redis_sessions(kbs_config(pki, as_addr=asvc.addr), redis), name="kbs-pool").start()
     try:
-        b0, p0 = loop_answers(loop), loop_answers(pool)
+        b0, n0, p0 = loop_answers(loop), loop_answers(named), loop_answers(pool)
         c0 = attest_counts(loop)
-        got_loop, got_pool = script(loop), script(pool)
-        for (name, al), (_, ap) in zip(got_loop, got_pool):
+        got_loop, got_named, got_pool = script(loop), script(named), script(pool)
+        for (name, al), (_, an), (_, ap) in zip(got_loop, got_named, got_pool):
             t.eq(al, ap, "same answer on the loop and on the pool: " + name)
+            t.eq(an, ap, "same answer on the loop with the AS by name: " + name)
         t.eq(attest_counts(loop), tuple(x + d for x, d in zip(c0, (7, 1, 3))),
              "the loop counts requests, successes and failures as the pool does")
         t.eq(attest_counts(pool), attest_counts(loop), "both kbs count the same")
-        # /auth is answered on the loop by both; /attest only by the first
+        # /auth is answered on the loop by all; /attest only by the first two
         t.eq(loop_answers(loop) - b0, 2 + 7, "the loop answered every /attest (and /auth)")
-        t.eq(loop_answers(pool) - p0, 2, "a host-name AS address keeps /attest on the pool")
+        t.eq(loop_answers(named) - n0, 2 + 7,
+             "with the AS at http://localhost:PORT the loop answered every /attest too")
+        t.eq(loop_answers(pool) - p0, 0, "sessions in Redis keep /auth and /attest on the pool")
         t.ok("/attest calls the AS from the event loops" in loop.log_text(),
              "the kbs says the loop calls the AS")
-        t.ok("/attest calls the AS from the worker pool" in pool.log_text(),
-             "the other says why it does not", pool.log_tail(5))
+        t.ok("/attest calls the AS from the event loops" in named.log_text(),
+             "the kbs with the AS by name says so too", named.log_tail(5))
+    finally:
+        loop.stop()
+        named.stop()
+        pool.stop()
+
+
+def check_name_does_not_resolve(t, pki, redis):
+    """An AS address whose host name does not resolve: 503 + Retry-After on the loop, the same
+    answer as the pool's (the detail names the host), and so does the kbs log."""
+    addr = "http://no-such-as.invalid:50004"
+    loop = Kbs(kbs_config(pki, as_addr=addr), name="kbs-unresolved").start()
+    pool = Kbs(redis_sessions(kbs_config(pki, as_addr=addr), redis),
+               name="kbs-unresolved-pool").start()
+    try:
+        got = []
+        for kbs in (loop, pool):
+            before = loop_answers(kbs)
+            a = Attester(kbs)
+            a.auth()
+            t0 = time.time()
+            got.append((answer(*a.attest()), time.time() - t0, loop_answers(kbs) - before))
+        (al, took, on_loop), (ap, _, on_pool) = got
+        t.ok(al[0] == 503 and al[3] == "1" and "the attestation service is unavailable" in al[2],
+             "AS name does not resolve: /attest -> 503 with Retry-After (%.2fs)" % took, al)
+        t.eq(on_loop, 2, "the loop answered it")
+        t.eq(on_pool, 0, "the pool answered the other")
+        t.eq(al, ap, "the same answer as the pool's")
+        t.ok("cannot resolve the server's host name no-such-as.invalid" in al[2],
+             "the detail names the host", al)
+        t.ok("cannot resolve the server's host name no-such-as.invalid" in loop.log_text(),
+             "the kbs log names the host", loop.log_tail(3))
     finally:
         loop.stop()
         pool.stop()
@@ -301,12 +345,9 @@ def check_budget(t, pki, asvc):
         kbs.stop()
 
 
-def check_redis_sessions(t, pki, asvc):
-    redis = Redis().start()
-    cfg = kbs_config(pki, as_addr=asvc.addr)
-    cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
-    cfg["session_storage_type"] = "Redis"
-    kbs = Kbs(cfg, name="kbs-redis-sessions").start()
+def check_redis_sessions(t, pki, asvc, redis):
+    kbs = Kbs(redis_sessions(kbs_config(pki, as_addr=asvc.addr), redis),
+              name="kbs-redis-sessions").start()
     try:
         before = loop_answers(kbs)
         atts = [Attester(kbs) for _ in range(8)]
@@ -318,7 +359,6 @@ def check_redis_sessions(t, pki, asvc):
         t.eq(loop_answers(kbs) - before, 0, "sessions in Redis: nothing on the loop")
     finally:
         kbs.stop()
-        redis.stop()
 
 
 def main():
@@ -329,17 +369,20 @@ def main():
         t.done()
     pki = Pki()
     asvc = RealAs(pki)
+    redis = Redis().start()
     kbs = Kbs(kbs_config(pki, as_addr=asvc.addr)).start()
-    t.run(check_same_answers, pki, asvc)
+    t.run(check_same_answers, pki, asvc, redis)
+    t.run(check_name_does_not_resolve, pki, redis)
     t.run(check_concurrent, kbs, pki)
     t.run(check_one_connection, kbs)
     t.run(check_as_killed, kbs, asvc)
     t.run(check_deadline, pki)
     t.run(check_budget, pki, asvc)
-    t.run(check_redis_sessions, pki, asvc)
+    t.run(check_redis_sessions, pki, asvc, redis)
     t.ok(kbs.alive(), "kbs survived the whole run")
     kbs.stop()
     asvc.stop()
+    redis.stop()
     t.done()
 
 
