@@ -150,11 +150,11 @@ int grpcx_tls_probe(const char *target, const char *ca_pem, const char *cert_pem
 /* The loop-driven client (grpcx_async.c): unary calls made from a libevent loop thread without
  * blocking it, many at once on one HTTP/2 connection, with the blocking client's request,
  * status and retry rules. A client belongs to the loop of `base` and is used only on that
- * loop's thread (no locks). Plaintext targets only: a TLS target fails grpcx_async_new, and the
- * caller keeps the blocking client. A host name is resolved on the loop (evdns: /etc/hosts and
- * /etc/resolv.conf) within the calls' deadlines, again after a failed connection (at most once
- * a second); a name that does not resolve fails the call with UNAVAILABLE. At most max_inflight
- * calls (1..GRPCX_ASYNC_MAX, below the server's 100 streams per connection) at once. */
+ * loop's thread (no locks). An https:// target is TLS (grpcx_async_new_tls). A host name is
+ * resolved on the loop (evdns: /etc/hosts and /etc/resolv.conf) within the calls' deadlines, again
+ * after a failed connection (at most once a second); a name that does not resolve fails the call
+ * with UNAVAILABLE. At most max_inflight calls (1..GRPCX_ASYNC_MAX, below the server's 100 streams
+ * per connection) at once. */
 #define GRPCX_ASYNC_MAX 96
 struct event_base;
 struct grpcx_async;
@@ -164,6 +164,19 @@ typedef void (*grpcx_async_cb)(void *arg, int status, uint8_t *resp, size_t resp
                                struct err *err);
 struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target, int max_inflight,
                                     struct err *err);
+/* TLS variant, as grpcx_client_new_tls: ca_pem NULL = the system roots, cert_pem + key_pem
+ * the client certificate for mutual TLS. The handshake is driven by the loop's events (the
+ * server's certificate checked against the CA and the target's host name or IP, ALPN h2
+ * required) and counts within the calls' deadlines; its failure fails them with UNAVAILABLE,
+ * "TLS connection failed: <why>", as the blocking client says it. */
+struct grpcx_async *grpcx_async_new_tls(struct event_base *base, const char *target,
+                                        const char *ca_pem, const char *cert_pem,
+                                        const char *key_pem, int max_inflight, struct err *err);
+/* From a config's files, as grpcx_client_new_files (grpcx_tls.c): https:// is TLS with them,
+ * http:// or bare is plaintext and refuses them. */
+struct grpcx_async *grpcx_async_new_files(struct event_base *base, const char *target,
+                                          const struct grpcx_tls_files *f, const char *what,
+                                          int max_inflight, struct err *err);
 int grpcx_async_set_bearer(struct grpcx_async *c, const char *token, struct err *err);
 /* 1 when a call now would be refused for the budget. */
 int grpcx_async_full(const struct grpcx_async *c);

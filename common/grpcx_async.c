@@ -32,8 +32,13 @@
  * RESOLVE_MIN_MS, so a dead peer or a missing name costs the name servers one query a second,
  * not one per call.
  *
- * Limits: plaintext only: grpcx_async_new refuses a TLS target and the caller keeps its
- * blocking path.
+ * TLS (grpcx_async_new_tls) is OpenSSL on the same non-blocking socket: the handshake is a
+ * step of connecting, resumed by whichever event SSL_connect asked for, and records are read
+ * and written with SSL_read/SSL_write, a WANT_READ or WANT_WRITE waiting on that event. The
+ * context, the check of the server's name, ALPN h2 and the words of a failure are
+ * grpcx_tls.c's, the blocking client's own. What it lacks against the blocking client: a
+ * connection that dies before its first frame without saying why is not probed again
+ * (grpcx_tls_probe blocks), so it is reported as lost, not with the probe's sentence.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -50,14 +55,18 @@
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "grpcx.h"
 #include "grpcx_stream.h"
+#include "grpcx_tls.h"
 #include "grpcx_wire.h"
 
 #define CONNECT_TIMEOUT_MS 5000 /* as grpcx_client.c's */
 #define READ_CHUNK 16384
 #define RESOLVE_MIN_MS 1000 /* a name is looked up at most once a second */
+#define HOLD_MS 250         /* see conn_handshake */
 #define MAX_ADDRS 8         /* addresses of a name kept and tried, in order */
 
 struct aconn;
@@ -95,6 +104,12 @@ struct aconn {
 	int opening;                          /* inside conn_open: a resolve answered at once */
 	int resolve_rc;                       /*   is taken up there, not in on_resolved */
 	int ai;                               /* index in c->addrs of the address dialled */
+	SSL *ssl;                             /* TLS links: on fd, NULL before the handshake */
+	int handshaking;                      /* TCP up, SSL_connect not done */
+	int tls_failed; /* the TLS session itself was refused: calls say "TLS connection failed" */
+	int frames;     /* frames received: 0 means the server never spoke HTTP/2 */
+	int cert_asked; /* the server asked for our certificate (CertificateRequest) */
+	int hold;       /* write nothing until the server's first bytes (see conn_handshake) */
 	struct event *rev, *wev,
 	    *cto; /* readable; writable (connect, a full socket); connect deadline */
 	nghttp2_session *ng;
@@ -112,6 +127,8 @@ struct grpcx_async {
 	struct event_base *base;
 	struct grpcx_target t;
 	struct evdns_base *dns; /* NULL: the host is an IP literal, addrs[0] for good */
+	SSL_CTX *ssl_ctx;       /* TLS links (grpcx_tls_client_ctx), NULL: plaintext */
+	int has_cert;           /* a client certificate is configured */
 	struct sockaddr_storage addrs[MAX_ADDRS]; /* the host's addresses, tried in order */
 	socklen_t alens[MAX_ADDRS];
 	int naddrs;
@@ -267,6 +284,12 @@ static void conn_close_fd(struct aconn *k)
 	if (k->wev)
 		event_free(k->wev);
 	k->rev = k->wev = NULL;
+	if (k->ssl) {
+		SSL_set_quiet_shutdown(k->ssl, 1);
+		SSL_free(k->ssl);
+		k->ssl = NULL;
+	}
+	k->handshaking = 0;
 	if (k->fd >= 0)
 		close(k->fd);
 	k->fd = -1;
@@ -331,6 +354,8 @@ static void conn_die(struct aconn *k, const char *fmt, const char *arg)
 				call_free(a);
 		} else if (a->pooled && !a->seen && a->attempts < 2) {
 			call_retry(a);
+		} else if (k->tls_failed) {
+			call_fail(a, GRPCX_UNAVAILABLE, "TLS connection failed: %s", k->why);
 		} else if (never_open) {
 			call_fail(a, GRPCX_UNAVAILABLE, "The server is unavailable: %s", k->why);
 		} else {
@@ -341,11 +366,98 @@ static void conn_die(struct aconn *k, const char *fmt, const char *arg)
 	conn_free(k);
 }
 
+/* An SSL_read or SSL_write that moved nothing: 0 when it waits for an event (a WANT_WRITE
+ * arms the write event; the read event is always armed), -1 when the connection died (freed).
+ * An OpenSSL error before the server's first frame is the TLS session refused (TLS 1.3
+ * servers refuse a client certificate after the handshake), said as the blocking client does. */
+static int conn_tls_stalled(struct aconn *k, int r)
+{
+	int e = SSL_get_error(k->ssl, r);
+	char why[300];
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		event_add(k->wev, NULL);
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		conn_die(k, "the server closed the connection%s", "");
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		conn_die(k, "%s", errno ? strerror(errno) : "the server closed the connection");
+		return -1;
+	default:
+		k->tls_failed = k->frames == 0;
+		snprintf(why, sizeof(why), "the server refused the TLS session: %s%s",
+		         grpcx_tls_reason(),
+		         k->tls_failed && !k->c->has_cert ? " (no client certificate is configured)"
+		                                          : "");
+		ERR_clear_error();
+		conn_die(k, "%s", why);
+		return -1;
+	}
+}
+
+/* Writes out[ooff..olen) as far as the socket takes it: >0 bytes written, 0 it is full (the
+ * event to wait on armed), -1 the connection died (freed). */
+static ssize_t conn_send(struct aconn *k)
+{
+	size_t len = k->olen - k->ooff;
+	ssize_t n;
+
+	if (k->ssl) {
+		int r;
+
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_write(k->ssl, k->out + k->ooff, len > 1u << 30 ? 1 << 30 : (int)len);
+		return r > 0 ? r : conn_tls_stalled(k, r);
+	}
+	n = send(k->fd, k->out + k->ooff, len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+		event_add(k->wev, NULL);
+		return 0;
+	}
+	conn_die(k, "%s", strerror(errno));
+	return -1;
+}
+
+/* Reads into buf: >0 bytes, 0 nothing yet, -1 the connection died (freed). */
+static ssize_t conn_recv(struct aconn *k, uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	if (k->ssl) {
+		int r;
+
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_read(k->ssl, buf, (int)len);
+		if (r > 0)
+			k->hold = 0;
+		return r > 0 ? r : conn_tls_stalled(k, r);
+	}
+	n = recv(k->fd, buf, len, 0);
+	if (n > 0)
+		return n;
+	if (n == 0) {
+		conn_die(k, "the server closed the connection%s", "");
+		return -1;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	conn_die(k, "%s", strerror(errno));
+	return -1;
+}
+
 /* Writes what nghttp2 has to send, without waiting; a full socket arms the write event.
  * 0, or -1 when the connection died (and is freed). */
 static int conn_flush(struct aconn *k)
 {
-	if (k->connecting)
+	if (k->connecting || k->hold)
 		return 0;
 	for (;;) {
 		const uint8_t *p;
@@ -376,15 +488,9 @@ static int conn_flush(struct aconn *k)
 			if (k->olen == 0)
 				break;
 		}
-		n = send(k->fd, k->out + k->ooff, k->olen - k->ooff, MSG_NOSIGNAL);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-			event_add(k->wev, NULL);
-			return 0;
-		}
-		if (n < 0) {
-			conn_die(k, "%s", strerror(errno));
-			return -1;
-		}
+		n = conn_send(k);
+		if (n <= 0)
+			return (int)n;
 		k->ooff += (size_t)n;
 	}
 	if (!nghttp2_session_want_read(k->ng) && !nghttp2_session_want_write(k->ng)) {
@@ -400,33 +506,32 @@ static int conn_drain(struct aconn *k)
 	uint8_t buf[READ_CHUNK];
 
 	for (;;) {
-		ssize_t n = recv(k->fd, buf, sizeof(buf), 0), used;
+		ssize_t n = conn_recv(k, buf, sizeof(buf)), used;
 
-		if (n == 0) {
-			conn_die(k, "the server closed the connection%s", "");
-			return -1;
-		}
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-				return 0;
-			conn_die(k, "%s", strerror(errno));
-			return -1;
-		}
+		if (n <= 0)
+			return (int)n;
 		used = nghttp2_session_mem_recv(k->ng, buf, (size_t)n);
 		if (used < 0) {
 			conn_die(k, "HTTP/2 error from the server: %s",
 			         nghttp2_strerror((int)used));
 			return -1;
 		}
-		if ((size_t)n < sizeof(buf))
+		/* a short plaintext read emptied the socket; TLS reads until it wants more */
+		if (k->ssl == NULL && (size_t)n < sizeof(buf))
 			return 0;
 	}
 }
+
+static void conn_handshake(struct aconn *k);
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct aconn *k = arg;
 
+	if (k->handshaking) {
+		conn_handshake(k);
+		return;
+	}
 	if (conn_drain(k) < 0 || conn_flush(k) < 0)
 		return;
 	conn_reap(k);
@@ -438,11 +543,9 @@ static int call_submit(struct acall *a);
 static void on_connected(struct aconn *k)
 {
 	struct acall *a, *next;
-	int one = 1;
 
 	k->connecting = 0;
 	event_del(k->cto);
-	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	event_add(k->rev, NULL);
 	for (a = k->c->calls; a != NULL; a = next) {
 		next = a->next;
@@ -454,10 +557,95 @@ static void on_connected(struct aconn *k)
 
 static int conn_dial(struct aconn *k, char *why, size_t wl);
 
+/* One step of the TLS handshake, resumed by the event SSL_connect asked for; done, the
+ * connection is open. A failure is the TLS session refused, said with the handshake's why. */
+static void conn_handshake(struct aconn *k)
+{
+	struct timeval tv;
+	char why[256];
+	int r, e, hold;
+
+	ERR_clear_error();
+	r = SSL_connect(k->ssl);
+	if (r == 1) {
+		if (grpcx_tls_alpn_h2(k->ssl, why, sizeof(why)) < 0) {
+			k->tls_failed = 1;
+			conn_die(k, "%s", why);
+			return;
+		}
+		k->handshaking = 0;
+		/* TLS 1.3: a server that asked for our certificate judges it after the handshake.
+		 * Bytes of ours it never reads would make its close a reset that loses its alert
+		 * (the blocking client asks grpcx_tls_probe then): ours wait for its first record
+		 * (a session ticket, its SETTINGS, or the alert), one round trip on such a
+		 * connection only, and at most HOLD_MS from a server that sends none. */
+		k->hold = k->cert_asked && SSL_version(k->ssl) >= TLS1_3_VERSION;
+		hold = k->hold;
+		on_connected(k); /* frees k when it dies, which a hold keeps it from */
+		if (hold) {
+			ms_tv(HOLD_MS, &tv);
+			event_add(k->cto, &tv);
+		}
+		return;
+	}
+	e = SSL_get_error(k->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		event_add(e == SSL_ERROR_WANT_READ ? k->rev : k->wev, NULL);
+		return;
+	}
+	grpcx_tls_handshake_why(k->ssl, e, why, sizeof(why));
+	k->tls_failed = 1;
+	conn_die(k, "%s", why);
+}
+
+/* A record from the server after the handshake (a TLS 1.3 session ticket, an alert) ends the
+ * hold: the server has judged our certificate. */
+static void on_tls_message(int write_p, int version, int type, const void *buf, size_t len,
+                           SSL *ssl, void *arg)
+{
+	struct aconn *k = arg;
+
+	if (!write_p && !k->handshaking && (type == SSL3_RT_HANDSHAKE || type == SSL3_RT_ALERT))
+		k->hold = 0;
+}
+
+static int on_cert_request(SSL *ssl, void *arg)
+{
+	((struct aconn *)arg)->cert_asked = 1;
+	return 1; /* go on with the context's certificate, or none */
+}
+
+/* TCP is up: plaintext is open, TLS starts its handshake. */
+static void on_tcp_up(struct aconn *k)
+{
+	char why[256];
+	int one = 1;
+
+	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (k->c->ssl_ctx == NULL) {
+		on_connected(k);
+		return;
+	}
+	k->ssl = grpcx_tls_conn_new(k->c->ssl_ctx, &k->c->t, k->fd, why, sizeof(why));
+	if (k->ssl == NULL) {
+		conn_die(k, "%s", why);
+		return;
+	}
+	SSL_set_cert_cb(k->ssl, on_cert_request, k);
+	SSL_set_msg_callback(k->ssl, on_tls_message);
+	SSL_set_msg_callback_arg(k->ssl, k);
+	k->handshaking = 1;
+	conn_handshake(k);
+}
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct aconn *k = arg;
 
+	if (k->handshaking) {
+		conn_handshake(k);
+		return;
+	}
 	if (k->connecting) {
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
@@ -473,18 +661,28 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 				conn_die(k, "%s", why);
 			return;
 		}
-		on_connected(k);
+		on_tcp_up(k);
 		return;
 	}
-	conn_flush(k);
+	/* an SSL_read may have waited for the socket to take a write */
+	if (k->ssl != NULL && conn_drain(k) < 0)
+		return;
+	if (conn_flush(k) == 0)
+		conn_reap(k);
 }
 
+/* The connect (resolve, TCP, TLS) took too long; or, open, a hold ran out (conn_handshake). */
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct aconn *k = arg;
-
 	char why[256];
 
+	if (!k->connecting) {
+		k->hold = 0;
+		if (conn_flush(k) == 0)
+			conn_reap(k);
+		return;
+	}
 	if (k->rq != NULL) {
 		snprintf(
 		    why, sizeof(why),
@@ -521,6 +719,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const u
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
+	((struct aconn *)ud)->frames++;
 	if (f->hd.type == NGHTTP2_GOAWAY)
 		conn_retire(ud);
 	return 0;
@@ -764,7 +963,8 @@ static struct aconn *conn_pick(struct grpcx_async *c, char *why, size_t wl)
 static int call_submit(struct acall *a)
 {
 	struct grpcx_async *c = a->c;
-	struct grpcx_stream_hdrs h = {.tls = 0, .authority = c->t.authority, .bearer = c->bearer};
+	struct grpcx_stream_hdrs h = {
+	    .tls = c->ssl_ctx != NULL, .authority = c->t.authority, .bearer = c->bearer};
 
 	if (grpcx_stream_submit(a->k->ng, &a->st, &h, a->method,
 	                        a->deadline >= 0 ? a->deadline - now_ms() : -1, a) < 0) {
@@ -814,8 +1014,8 @@ static int call_start(struct acall *a)
 /* ------------------------------------------------------------------------------------ */
 /* the client */
 
-struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target, int max_inflight,
-                                    struct err *err)
+static struct grpcx_async *async_new(struct event_base *base, const char *target, int max_inflight,
+                                     struct err *err)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST},
 	                *ai = NULL;
@@ -830,10 +1030,6 @@ struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target,
 	    max_inflight > 0 && max_inflight < GRPCX_ASYNC_MAX ? max_inflight : GRPCX_ASYNC_MAX;
 	if (grpcx_target_parse(target, &c->t, err) < 0)
 		goto fail;
-	if (c->t.tls || strncmp(target, "https://", 8) == 0) {
-		err_set(err, "a TLS target is not served by the loop-driven client");
-		goto fail;
-	}
 	c->resolved_at = -1;
 	if (c->t.is_ip) {
 		if (getaddrinfo(c->t.host, c->t.port, &hints, &ai) != 0 ||
@@ -871,6 +1067,33 @@ struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target,
 fail:
 	grpcx_async_free(c);
 	return NULL;
+}
+
+struct grpcx_async *grpcx_async_new_tls(struct event_base *base, const char *target,
+                                        const char *ca_pem, const char *cert_pem,
+                                        const char *key_pem, int max_inflight, struct err *err)
+{
+	struct grpcx_async *c = async_new(base, target, max_inflight, err);
+
+	if (c == NULL)
+		return NULL;
+	c->t.tls = 1;
+	c->has_cert = cert_pem != NULL && key_pem != NULL;
+	c->ssl_ctx = grpcx_tls_client_ctx(ca_pem, cert_pem, key_pem, err);
+	if (c->ssl_ctx == NULL) {
+		grpcx_async_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target, int max_inflight,
+                                    struct err *err)
+{
+	/* An https:// target is never dialled in plaintext: TLS with the system roots. */
+	if (strncmp(target, "https://", 8) == 0)
+		return grpcx_async_new_tls(base, target, NULL, NULL, NULL, max_inflight, err);
+	return async_new(base, target, max_inflight, err);
 }
 
 int grpcx_async_set_bearer(struct grpcx_async *c, const char *token, struct err *err)
@@ -963,6 +1186,7 @@ void grpcx_async_free(struct grpcx_async *c)
 		conn_free(c->conns);
 	if (c->dns)
 		evdns_base_free(c->dns, 0);
+	SSL_CTX_free(c->ssl_ctx);
 	if (c->cbs)
 		nghttp2_session_callbacks_del(c->cbs);
 	if (c->bearer) {

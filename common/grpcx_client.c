@@ -50,6 +50,7 @@
 
 #include "grpcx.h"
 #include "grpcx_stream.h"
+#include "grpcx_tls.h"
 #include "grpcx_wire.h"
 
 #define POOL_MAX_IDLE 32
@@ -98,25 +99,8 @@ static long now_ms(void)
 	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void ignore_sigpipe_once(void)
-{
-	struct sigaction sa;
-
-	/* SSL_write on a socket the peer closed would kill a process that never chose */
-	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-		signal(SIGPIPE, SIG_IGN);
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* socket I/O: >0 bytes moved, 0 would block, -1 the connection is broken (why set) */
-
-static const char *ssl_reason(void)
-{
-	unsigned long e = ERR_peek_last_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	return r ? r : "unknown TLS error";
-}
 
 static int conn_break(struct h2conn *k, const char *fmt, const char *arg)
 {
@@ -142,7 +126,7 @@ static ssize_t ssl_io_result(struct h2conn *k, int r, int writing)
 		                  errno ? strerror(errno) : "the server closed the connection");
 	default:
 		k->tls_refused = 1;
-		conn_break(k, "the server refused the TLS session: %s", ssl_reason());
+		conn_break(k, "the server refused the TLS session: %s", grpcx_tls_reason());
 		ERR_clear_error();
 		(void)writing;
 		return -1;
@@ -414,20 +398,9 @@ static int dial(const struct grpcx_target *t, long until, char *why, size_t wl)
 /* TLS handshake within `until`: 0, or -1 with why. */
 static int tls_handshake(struct grpcx_client *c, struct h2conn *k, long until, char *why, size_t wl)
 {
-	const unsigned char *proto = NULL;
-	unsigned int plen = 0;
-
-	k->ssl = SSL_new(c->ssl_ctx);
-	if (k->ssl == NULL || SSL_set_fd(k->ssl, k->fd) != 1) {
-		snprintf(why, wl, "cannot set up TLS: %s", ssl_reason());
+	k->ssl = grpcx_tls_conn_new(c->ssl_ctx, &c->t, k->fd, why, wl);
+	if (k->ssl == NULL)
 		return -1;
-	}
-	if (c->t.is_ip) {
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl), c->t.host);
-	} else {
-		SSL_set_tlsext_host_name(k->ssl, c->t.host);
-		SSL_set1_host(k->ssl, c->t.host);
-	}
 	for (;;) {
 		struct pollfd p = {.fd = k->fd};
 		int r, e, left;
@@ -446,24 +419,10 @@ static int tls_handshake(struct grpcx_client *c, struct h2conn *k, long until, c
 			}
 			continue;
 		}
-		long vr = SSL_get_verify_result(k->ssl);
-		if (vr != X509_V_OK)
-			snprintf(why, wl, "the server's certificate is refused: %s",
-			         X509_verify_cert_error_string(vr));
-		else if (e == SSL_ERROR_SSL)
-			snprintf(why, wl, "the TLS handshake failed: %s", ssl_reason());
-		else
-			snprintf(why, wl,
-			         "the server closed the connection during the TLS handshake");
-		ERR_clear_error();
+		grpcx_tls_handshake_why(k->ssl, e, why, wl);
 		return -1;
 	}
-	SSL_get0_alpn_selected(k->ssl, &proto, &plen);
-	if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
-		snprintf(why, wl, "the server did not agree to HTTP/2 (ALPN \"h2\")");
-		return -1;
-	}
-	return 0;
+	return grpcx_tls_alpn_h2(k->ssl, why, wl);
 }
 
 static int session_new(struct grpcx_client *c, struct h2conn *k)
@@ -683,61 +642,15 @@ int grpcx_call(struct grpcx_client *c, const char *method, const uint8_t *req, s
 /* ------------------------------------------------------------------------------------ */
 /* clients */
 
-static int add_pem_roots(SSL_CTX *ctx, const char *pem)
-{
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	X509 *x;
-	int n = 0;
-
-	while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-		if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1)
-			n++;
-		X509_free(x);
-	}
-	BIO_free(b);
-	ERR_clear_error();
-	return n;
-}
-
-static SSL_CTX *ssl_ctx_new(const char *ca_pem, const char *cert_pem, const char *key_pem,
-                            struct err *err)
-{
-	static const unsigned char alpn[] = {2, 'h', '2'};
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (ctx == NULL) {
-		err_set(err, "Cannot create a TLS context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-	                          SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn));
-	if (ca_pem != NULL ? add_pem_roots(ctx, ca_pem) == 0
-	                   : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		SSL_CTX_free(ctx);
-		err_set(err, "The TLS CA for the gRPC link holds no usable certificate");
-		return NULL;
-	}
-	if (cert_pem != NULL && key_pem != NULL && grpcx_tls_use_pair(ctx, cert_pem, key_pem) < 0) {
-		SSL_CTX_free(ctx);
-		err_set(err, "The TLS client certificate or key for the gRPC link is unusable");
-		return NULL;
-	}
-	return ctx;
-}
-
 static struct grpcx_client *client_new(const char *target, struct err *err)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct grpcx_client *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
 		err_set(err, "out of memory");
 		return NULL;
 	}
-	pthread_once(&once, ignore_sigpipe_once);
+	grpcx_tls_ignore_sigpipe();
 	pthread_mutex_init(&c->mu, NULL);
 	if (grpcx_target_parse(target, &c->t, err) < 0 || (c->target = strdup(target)) == NULL ||
 	    nghttp2_session_callbacks_new(&c->cbs) != 0 || nghttp2_option_new(&c->opt) != 0) {
@@ -770,7 +683,7 @@ struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem
 	if (c == NULL)
 		return NULL;
 	c->t.tls = 1;
-	c->ssl_ctx = ssl_ctx_new(ca_pem, cert_pem, key_pem, err);
+	c->ssl_ctx = grpcx_tls_client_ctx(ca_pem, cert_pem, key_pem, err);
 	if (c->ssl_ctx == NULL) {
 		grpcx_client_free(c);
 		return NULL;

@@ -8,13 +8,16 @@
  * outside: grpcx_tls_probe makes one handshake of its own with the given material and reports
  * what OpenSSL says about it (an expired certificate, a wrong CA, a wrong host name, a server
  * that requires a client certificate). The client (grpcx_client.c) reads the reason from its
- * own handshake and asks the probe only when a connection died without saying why.
+ * own handshake and asks the probe only when a connection died without saying why. Between
+ * the two, the pieces both clients build their TLS connections from (grpcx_tls.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 #include <openssl/x509v3.h>
 
 #include "grpcx.h"
+#include "grpcx_tls.h"
 #include "keyfile.h"
 
 #define PEM_FILE_MAX (1024 * 1024)
@@ -75,63 +79,217 @@ static int pem_has_cert(const char *pem)
 	return ok ? 0 : -1;
 }
 
-struct grpcx_client *grpcx_client_new_files(const char *target, const struct grpcx_tls_files *f,
-                                            const char *what, struct err *err)
+int grpcx_tls_files_load(const char *target, const struct grpcx_tls_files *f, const char *what,
+                         int *tls, char **ca_pem, char **cert_pem, char **key_pem, struct err *err)
 {
 	const char *ca = f ? f->ca : NULL, *cert = f ? f->cert : NULL, *key = f ? f->key : NULL;
-	char *ca_pem = NULL, *cert_pem = NULL, *key_pem = NULL;
-	struct grpcx_client *c = NULL;
 	EVP_PKEY *pk;
 
-	if (strncmp(target, "https://", 8) != 0) {
-		if (ca || cert || key) {
-			err_set(err,
-			        "%s %s is plaintext but TLS files are set: write https:// to "
-			        "connect over TLS, or drop the CA and client certificate settings",
-			        what, target);
-			return NULL;
-		}
-		return grpcx_client_new(target, err);
+	*ca_pem = *cert_pem = *key_pem = NULL;
+	*tls = strncmp(target, "https://", 8) == 0;
+	if (!*tls) {
+		if (ca || cert || key)
+			return err_set(
+			    err,
+			    "%s %s is plaintext but TLS files are set: write https:// to "
+			    "connect over TLS, or drop the CA and client certificate "
+			    "settings",
+			    what, target);
+		return 0;
 	}
-	if ((cert == NULL) != (key == NULL)) {
-		err_set(err,
-		        "%s: a client certificate and its private key go together: set both "
-		        "or neither",
-		        what);
-		return NULL;
-	}
-	if (ca && (ca_pem = read_pem(ca, what, "CA", err)) == NULL)
-		goto out;
-	if (ca_pem && pem_has_cert(ca_pem) < 0) {
+	if ((cert == NULL) != (key == NULL))
+		return err_set(err,
+		               "%s: a client certificate and its private key go together: set "
+		               "both or neither",
+		               what);
+	if (ca && (*ca_pem = read_pem(ca, what, "CA", err)) == NULL)
+		goto fail;
+	if (*ca_pem && pem_has_cert(*ca_pem) < 0) {
 		err_set(err, "%s CA: %s holds no PEM certificate", what, ca);
-		goto out;
+		goto fail;
 	}
 	if (cert) {
-		if ((cert_pem = read_pem(cert, what, "client certificate", err)) == NULL)
-			goto out;
-		if (pem_has_cert(cert_pem) < 0) {
+		if ((*cert_pem = read_pem(cert, what, "client certificate", err)) == NULL)
+			goto fail;
+		if (pem_has_cert(*cert_pem) < 0) {
 			err_set(err, "%s client certificate: %s holds no PEM certificate", what,
 			        cert);
-			goto out;
+			goto fail;
 		}
 		/* the mode rule, and a key that parses, before the client loads it */
 		if ((pk = keyfile_read_private(key, err)) == NULL) {
 			err_prefix(err, "%s client key", what);
-			goto out;
+			goto fail;
 		}
 		EVP_PKEY_free(pk);
-		if ((key_pem = read_pem(key, what, "client key", err)) == NULL)
-			goto out;
+		if ((*key_pem = read_pem(key, what, "client key", err)) == NULL)
+			goto fail;
 	}
-	c = grpcx_client_new_tls(target, ca_pem, cert_pem, key_pem, err);
-out:
+	return 0;
+fail:
+	grpcx_tls_pems_free(*ca_pem, *cert_pem, *key_pem);
+	*ca_pem = *cert_pem = *key_pem = NULL;
+	return -1;
+}
+
+void grpcx_tls_pems_free(char *ca_pem, char *cert_pem, char *key_pem)
+{
 	free(ca_pem);
 	free(cert_pem);
 	if (key_pem) {
 		OPENSSL_cleanse(key_pem, strlen(key_pem));
 		free(key_pem);
 	}
+}
+
+struct grpcx_client *grpcx_client_new_files(const char *target, const struct grpcx_tls_files *f,
+                                            const char *what, struct err *err)
+{
+	char *ca_pem, *cert_pem, *key_pem;
+	struct grpcx_client *c;
+	int tls;
+
+	if (grpcx_tls_files_load(target, f, what, &tls, &ca_pem, &cert_pem, &key_pem, err) < 0)
+		return NULL;
+	c = tls ? grpcx_client_new_tls(target, ca_pem, cert_pem, key_pem, err)
+	        : grpcx_client_new(target, err);
+	grpcx_tls_pems_free(ca_pem, cert_pem, key_pem);
 	return c;
+}
+
+struct grpcx_async *grpcx_async_new_files(struct event_base *base, const char *target,
+                                          const struct grpcx_tls_files *f, const char *what,
+                                          int max_inflight, struct err *err)
+{
+	char *ca_pem, *cert_pem, *key_pem;
+	struct grpcx_async *c;
+	int tls;
+
+	if (grpcx_tls_files_load(target, f, what, &tls, &ca_pem, &cert_pem, &key_pem, err) < 0)
+		return NULL;
+	c = tls ? grpcx_async_new_tls(base, target, ca_pem, cert_pem, key_pem, max_inflight, err)
+	        : grpcx_async_new(base, target, max_inflight, err);
+	grpcx_tls_pems_free(ca_pem, cert_pem, key_pem);
+	return c;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the pieces both clients build their connections from */
+
+static int add_pem_roots(SSL_CTX *ctx, const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	int n = 0;
+
+	while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1)
+			n++;
+		X509_free(x);
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	return n;
+}
+
+static void ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+}
+
+void grpcx_tls_ignore_sigpipe(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, ignore_sigpipe);
+}
+
+SSL_CTX *grpcx_tls_client_ctx(const char *ca_pem, const char *cert_pem, const char *key_pem,
+                              struct err *err)
+{
+	static const unsigned char alpn[] = {2, 'h', '2'};
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	grpcx_tls_ignore_sigpipe();
+
+	if (ctx == NULL) {
+		err_set(err, "Cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                          SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn));
+	if (ca_pem != NULL ? add_pem_roots(ctx, ca_pem) == 0
+	                   : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		err_set(err, "The TLS CA for the gRPC link holds no usable certificate");
+		return NULL;
+	}
+	if (cert_pem != NULL && key_pem != NULL && grpcx_tls_use_pair(ctx, cert_pem, key_pem) < 0) {
+		SSL_CTX_free(ctx);
+		err_set(err, "The TLS client certificate or key for the gRPC link is unusable");
+		return NULL;
+	}
+	return ctx;
+}
+
+const char *grpcx_tls_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "unknown TLS error";
+}
+
+SSL *grpcx_tls_conn_new(SSL_CTX *ctx, const struct grpcx_target *t, int fd, char *why, size_t wl)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+		snprintf(why, wl, "cannot set up TLS: %s", grpcx_tls_reason());
+		SSL_free(ssl);
+		ERR_clear_error();
+		return NULL;
+	}
+	if (t->is_ip) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->host);
+	} else {
+		SSL_set_tlsext_host_name(ssl, t->host);
+		SSL_set1_host(ssl, t->host);
+	}
+	return ssl;
+}
+
+void grpcx_tls_handshake_why(SSL *ssl, int ssl_error, char *why, size_t wl)
+{
+	long vr = SSL_get_verify_result(ssl);
+
+	if (vr != X509_V_OK)
+		snprintf(why, wl, "the server's certificate is refused: %s",
+		         X509_verify_cert_error_string(vr));
+	else if (ssl_error == SSL_ERROR_SSL)
+		snprintf(why, wl, "the TLS handshake failed: %s", grpcx_tls_reason());
+	else
+		snprintf(why, wl, "the server closed the connection during the TLS handshake");
+	ERR_clear_error();
+}
+
+int grpcx_tls_alpn_h2(SSL *ssl, char *why, size_t wl)
+{
+	const unsigned char *proto = NULL;
+	unsigned int plen = 0;
+
+	SSL_get0_alpn_selected(ssl, &proto, &plen);
+	if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
+		snprintf(why, wl, "the server did not agree to HTTP/2 (ALPN \"h2\")");
+		return -1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------------------ */

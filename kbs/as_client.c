@@ -27,6 +27,8 @@ struct as_grpc {
 	int timeout_ms;
 	char addr[256];
 	char *bearer; /* the token of as_bearer_token_file, for the loop clients too (wiped) */
+	char *tls[3]; /* as_ca_cert, as_client_cert, as_client_key paths (owned; NULL: unset), for
+	                 the loop clients */
 };
 
 static void bearer_free(char *t)
@@ -36,6 +38,8 @@ static void bearer_free(char *t)
 		free(t);
 	}
 }
+
+static void grpc_free(void *be);
 
 static void *grpc_open(const struct kbs_config *cfg, int timeout_ms, struct err *err)
 {
@@ -62,6 +66,13 @@ static void *grpc_open(const struct kbs_config *cfg, int timeout_ms, struct err 
 		return NULL;
 	}
 	a->bearer = t;
+	const char *paths[3] = {cfg->as_ca_cert, cfg->as_client_cert, cfg->as_client_key};
+	for (int i = 0; i < 3; i++)
+		if (paths[i] != NULL && (a->tls[i] = strdup(paths[i])) == NULL) {
+			err_set(err, "out of memory");
+			grpc_free(a);
+			return NULL;
+		}
 	snprintf(a->addr, sizeof(a->addr), "%s", cfg->as_addr);
 	a->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000;
 	return a;
@@ -74,6 +85,8 @@ static void grpc_free(void *be)
 		return;
 	grpcx_client_free(a->c);
 	bearer_free(a->bearer);
+	for (int i = 0; i < 3; i++)
+		free(a->tls[i]);
 	free(a);
 }
 
@@ -224,7 +237,8 @@ struct kbs_as_loop *kbs_as_grpc_loop_new(void *be, struct event_base *base, int 
 		return NULL;
 	}
 	l->a = a;
-	l->c = grpcx_async_new(base, a->addr, max_inflight, err);
+	struct grpcx_tls_files f = {a->tls[0], a->tls[1], a->tls[2]};
+	l->c = grpcx_async_new_files(base, a->addr, &f, "[attestation_service]", max_inflight, err);
 	if (l->c == NULL || (a->bearer && grpcx_async_set_bearer(l->c, a->bearer, err) < 0)) {
 		kbs_as_loop_free(l);
 		return NULL;

@@ -5,6 +5,9 @@
  * grpcx_async_new refuses, and that an outcome is never delivered inside grpcx_async_call.
  * Host names are resolved on the loop: localhost (from /etc/hosts) answers, a name that does
  * not resolve fails with UNAVAILABLE naming it, and a client freed mid-resolve answers its call.
+ * TLS on the loop against our TLS server: answers (many streams, a large message), a wrong CA,
+ * a certificate for another name, mutual TLS with and without a client certificate, and a
+ * plaintext server, each refused with the blocking client's sentence.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +22,9 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "grpcx.h"
 
@@ -327,15 +333,6 @@ static void test_async_sends_the_bearer(void **state)
 	assert_string_equal(o[1].resp, "Bearer tok123");
 }
 
-static void test_async_refuses_tls(void **state)
-{
-	struct fixture *f = *state;
-	struct err e = {0};
-
-	assert_null(grpcx_async_new(f->b, "https://127.0.0.1:1", 4, &e));
-	assert_non_null(strstr(e.msg, "TLS"));
-}
-
 /* The same server by name: localhost comes from /etc/hosts, through evdns on the loop. */
 static void test_async_host_name_answers(void **state)
 {
@@ -435,6 +432,221 @@ static void test_async_free_while_resolving(void **state)
 		event_base_loop(f->b, EVLOOP_NONBLOCK);
 }
 
+/* ---- TLS */
+
+/* A self-signed P-256 certificate (a CA too) with subjectAltName san; PEM texts malloc'd. */
+static void make_cert(const char *san, char **cert_pem, char **key_pem)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *name;
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	BIO *b;
+	char *p;
+	long n;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"test", -1, -1,
+	                           0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(x, k, EVP_sha256());
+	b = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509(b, x);
+	n = BIO_get_mem_data(b, &p);
+	*cert_pem = strndup(p, (size_t)n);
+	BIO_free(b);
+	b = BIO_new(BIO_s_mem());
+	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+	n = BIO_get_mem_data(b, &p);
+	*key_pem = strndup(p, (size_t)n);
+	BIO_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+/* A TLS server (its certificate for 127.0.0.1 and localhost), with client_ca: mutual TLS. */
+struct tls_fixture {
+	char *cert, *key;   /* the server's, also the CA clients trust */
+	char *ccert, *ckey; /* a client certificate, its own CA */
+	struct grpcx_server *s;
+	struct event_base *b;
+	int port;
+};
+
+static struct tls_fixture *tls_up(int mutual)
+{
+	struct tls_fixture *f = calloc(1, sizeof(*f));
+	struct err e = {0};
+
+	make_cert("IP:127.0.0.1,DNS:localhost", &f->cert, &f->key);
+	make_cert("DNS:client.test", &f->ccert, &f->ckey);
+	f->s =
+	    grpcx_server_new_tls("127.0.0.1:0", 4, f->cert, f->key, mutual ? f->ccert : NULL, &e);
+	assert_non_null(f->s);
+	grpcx_server_add(f->s, ECHO, echo, NULL);
+	grpcx_server_add(f->s, SLOW, slow, NULL);
+	assert_int_equal(grpcx_server_start(f->s, &e), 0);
+	f->port = grpcx_server_port(f->s);
+	f->b = event_base_new();
+	return f;
+}
+
+static void tls_down(struct tls_fixture *f)
+{
+	server_stop(f->s);
+	event_base_free(f->b);
+	free(f->cert);
+	free(f->key);
+	free(f->ccert);
+	free(f->ckey);
+	free(f);
+}
+
+/* One call on a new client of target: its outcome. */
+static struct outcome tls_call_once(struct tls_fixture *f, const char *fmt, const char *ca,
+                                    const char *cert, const char *key)
+{
+	struct outcome o = {0};
+	struct err e = {0};
+	struct grpcx_async *c;
+	char t[64];
+
+	snprintf(t, sizeof(t), fmt, f->port);
+	c = grpcx_async_new_tls(f->b, t, ca, cert, key, 4, &e);
+	assert_non_null(c);
+	assert_int_equal(call(c, ECHO, "over tls", 5000, &o), 0);
+	run_until(f->b, &o, 1);
+	grpcx_async_free(c);
+	return o;
+}
+
+static void test_async_tls_answers(void **state)
+{
+	struct tls_fixture *f = tls_up(0);
+	enum { N = 48 };
+	struct outcome *o = calloc(N + 1, sizeof(*o));
+	struct err e = {0};
+	char t[64], msg[N][24];
+	struct grpcx_async *c;
+	size_t big = 1 << 20;
+	char *req = malloc(big + 1);
+
+	for (int i = 0; i < 2; i++) {
+		struct outcome one = tls_call_once(
+		    f, i ? "https://localhost:%d" : "https://127.0.0.1:%d", f->cert, NULL, NULL);
+		assert_int_equal(one.status, GRPCX_OK);
+		assert_string_equal(one.resp, "over tls");
+	}
+	/* many streams, some slow, on one TLS connection; then 1 MiB each way */
+	snprintf(t, sizeof(t), "https://127.0.0.1:%d", f->port);
+	c = grpcx_async_new_tls(f->b, t, f->cert, NULL, NULL, GRPCX_ASYNC_MAX, &e);
+	assert_non_null(c);
+	for (int i = 0; i < N; i++) {
+		snprintf(msg[i], sizeof(msg[i]), "tls call %d", i);
+		assert_int_equal(call(c, i % 2 ? SLOW : ECHO, msg[i], 10000, &o[i]), 0);
+	}
+	run_until(f->b, o, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(o[i].status, GRPCX_OK);
+		assert_string_equal(o[i].resp, msg[i]);
+	}
+	memset(req, 'z', big);
+	req[big] = '\0';
+	assert_int_equal(call(c, ECHO, req, 10000, &o[N]), 0);
+	run_until(f->b, &o[N], 1);
+	assert_int_equal(o[N].status, GRPCX_OK);
+	assert_int_equal(o[N].resp_len, big);
+	grpcx_async_free(c);
+	free(req);
+	free(o);
+	tls_down(f);
+}
+
+static void test_async_tls_refusals_say_why(void **state)
+{
+	struct tls_fixture *f = tls_up(0);
+	char *other, *okey, *wrong, *wkey;
+	struct outcome o;
+
+	make_cert("IP:127.0.0.1,DNS:localhost", &other, &okey);
+	o = tls_call_once(f, "https://127.0.0.1:%d", other, NULL, NULL);
+	assert_int_equal(o.status, GRPCX_UNAVAILABLE);
+	assert_non_null(strstr(o.msg, "TLS connection failed: the server's certificate is "
+	                              "refused"));
+	/* the server's certificate names neither this IP nor this name */
+	make_cert("DNS:elsewhere.test", &wrong, &wkey);
+	server_stop(f->s);
+	f->s = grpcx_server_new_tls("127.0.0.1:0", 2, wrong, wkey, NULL, &(struct err){0});
+	grpcx_server_add(f->s, ECHO, echo, NULL);
+	assert_int_equal(grpcx_server_start(f->s, &(struct err){0}), 0);
+	f->port = grpcx_server_port(f->s);
+	o = tls_call_once(f, "https://127.0.0.1:%d", wrong, NULL, NULL);
+	assert_int_equal(o.status, GRPCX_UNAVAILABLE);
+	assert_non_null(strstr(o.msg, "IP address mismatch"));
+	o = tls_call_once(f, "https://localhost:%d", wrong, NULL, NULL);
+	assert_non_null(strstr(o.msg, "hostname mismatch"));
+	free(other);
+	free(okey);
+	free(wrong);
+	free(wkey);
+	tls_down(f);
+}
+
+static void test_async_mutual_tls(void **state)
+{
+	struct tls_fixture *f = tls_up(1);
+	struct outcome o;
+
+	o = tls_call_once(f, "https://127.0.0.1:%d", f->cert, NULL, NULL);
+	assert_int_equal(o.status, GRPCX_UNAVAILABLE);
+	assert_non_null(strstr(o.msg, "TLS connection failed: the server refused the TLS session"));
+	assert_non_null(
+	    strstr(o.msg, "certificate required (no client certificate is configured)"));
+	o = tls_call_once(f, "https://127.0.0.1:%d", f->cert, f->ccert, f->ckey);
+	assert_int_equal(o.status, GRPCX_OK);
+	assert_string_equal(o.resp, "over tls");
+	tls_down(f);
+}
+
+/* TLS to a plaintext server, and plaintext to a TLS one: refused, never answered. */
+static void test_async_tls_against_plaintext(void **state)
+{
+	struct fixture *f = *state;
+	struct tls_fixture *tf = tls_up(0);
+	struct outcome o[2] = {0};
+	struct err e = {0};
+	struct grpcx_async *c;
+	char t[64];
+
+	snprintf(t, sizeof(t), "https://127.0.0.1:%d", f->port);
+	c = grpcx_async_new_tls(f->b, t, tf->cert, NULL, NULL, 4, &e);
+	assert_int_equal(call(c, ECHO, "x", 5000, &o[0]), 0);
+	run_until(f->b, &o[0], 1);
+	assert_int_equal(o[0].status, GRPCX_UNAVAILABLE);
+	assert_non_null(strstr(o[0].msg, "TLS connection failed"));
+	grpcx_async_free(c);
+	snprintf(t, sizeof(t), "http://127.0.0.1:%d", tf->port);
+	c = grpcx_async_new(tf->b, t, 4, &e);
+	assert_int_equal(call(c, ECHO, "x", 5000, &o[1]), 0);
+	run_until(tf->b, &o[1], 1);
+	assert_int_equal(o[1].status, GRPCX_UNAVAILABLE);
+	grpcx_async_free(c);
+	tls_down(tf);
+}
+
 static void test_async_free_answers_calls_in_flight(void **state)
 {
 	struct fixture *f = *state;
@@ -463,7 +675,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_async_budget_refuses_without_callback, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_async_sends_the_bearer, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_async_refuses_tls, setup, teardown),
+	    cmocka_unit_test(test_async_tls_answers),
+	    cmocka_unit_test(test_async_tls_refusals_say_why),
+	    cmocka_unit_test(test_async_mutual_tls),
+	    cmocka_unit_test_setup_teardown(test_async_tls_against_plaintext, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_host_name_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_host_name_that_does_not_resolve, setup,
 	                                    teardown),
