@@ -617,7 +617,7 @@ static void handle_attest(struct call *c, struct http_req *r)
 
 /* An /attest whose every step but the AS call needs only memory is served by the event loop
  * that read it: sessions in memory, a body of at most ATTEST_ON_LOOP_MAX bytes, and a
- * loop-driven AS client on this loop (coco_as_grpc at a plaintext address) with room for
+ * loop-driven AS client on this loop (coco_as_grpc) with room for
  * one more call. The loop runs the checks, sends the AS call, and goes on with other
  * connections; the answer comes back to the same loop (attest_answered), which verifies the
  * token, records the session and replies. Against the pool's hand-off and blocked worker

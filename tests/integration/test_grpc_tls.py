@@ -14,6 +14,8 @@ and curl; tokens are verified against the fetched JWK set with python3-jwcrypto.
   reference values registered through the KBS admin API reaching the RVPS over those links;
 - the KBS's /attest says which TLS check failed (wrong CA, expired server certificate, host
   name mismatch, missing client certificate) in a retryable refusal, and logs the link;
+- over TLS and mutual TLS, by IP and by host name, the KBS's /attest calls the AS from its event
+  loops (common/grpcx_async.c) and answers as the worker pool does;
 - JWKS from the gRPC port over plaintext and TLS (urllib and curl), an AS-issued EAR token
   verified against it with jwcrypto; /healthz, /metrics (AS and RVPS counters), 404, 405;
 - a connection that sends nothing does not delay gRPC calls; garbage bytes get a 400 or a
@@ -42,7 +44,7 @@ import health_pb2
 import reference_pb2
 from harness import BIN, Daemon, Redis, Tap, free_port, start_or_exit, tmpdir
 from kbs_testlib import (ALLOW_ALL, Attester, Kbs, Pki, b64u, b64u_dec, kbs_config,
-                         require_kbs)
+                         require_kbs, scrape)
 
 HEALTH = "/grpc.health.v1.Health/Check"
 QUERY = "/reference.ReferenceValueProviderService/QueryReferenceValue"
@@ -411,6 +413,68 @@ def test_kbs_as_rvps_mtls(t, tp, pki):
     redis.stop()
 
 
+def loop_answers(kbs):
+    return scrape(kbs).get(("kbs_event_loop_answers_total", ()), 0)
+
+
+def attest_script(kbs):
+    """Good evidence, a nonce that is not the challenge, evidence the AS refuses: what a client
+    sees of each (session ids and tokens differ by run, so neither is shown)."""
+    out = []
+    for case in ("good", "nonce", "refused"):
+        a = Attester(kbs)
+        a.auth()
+        if case == "nonce":
+            st, _, data = a.attest(nonce="AAAA" + a.nonce[4:])
+        else:
+            st, _, data = a.attest(bind=case == "good")
+        p = json.loads(data)
+        out.append((case, st, sorted(p) if st == 200 else (p.get("type"), p.get("detail"))))
+    return out
+
+
+def test_kbs_tls_on_the_loop(t, tp, pki):
+    """kbs -> AS over mutual TLS (by IP and by name) and one-way TLS: /attest is served by the
+    event loops, with the same answers as a kbs whose sessions in Redis keep the pool."""
+    redis = Redis().start()
+    mtls = start_as(tp, pki, "grpc-as-loop-mtls")
+    oneway = start_as(tp, pki, "grpc-as-loop-tls", mtls=False)
+    files = {"as_ca_cert": tp.path("ca.pem"), "as_client_cert": tp.path("client.pem"),
+             "as_client_key": tp.path("client.key")}
+    kbss = {}
+    for name, addr, keys, pool in (
+            ("ip", "https://127.0.0.1:%d" % mtls.port, files, False),
+            ("name", "https://localhost:%d" % mtls.port, files, False),
+            ("pool", "https://127.0.0.1:%d" % mtls.port, files, True),
+            ("one-way", "https://127.0.0.1:%d" % oneway.port, {"as_ca_cert": tp.path("ca.pem")},
+             False)):
+        cfg = kbs_config(pki, as_addr=addr)
+        cfg["attestation_service"].update(keys)
+        if pool:
+            cfg["storage_backend"] = {"storage_type": "Redis",
+                                      "backends": {"redis": {"url": redis.url}}}
+            cfg["session_storage_type"] = "Redis"
+        kbss[name] = Kbs(cfg, name="kbs-tls-loop-" + name).start()
+    try:
+        before = {n: loop_answers(k) for n, k in kbss.items()}
+        got = {n: attest_script(k) for n, k in kbss.items()}
+        t.ok([c[1] for c in got["pool"]] == [200, 401, 401],
+             "over mutual TLS the pool attests and refuses", got["pool"])
+        for n in ("ip", "name", "one-way"):
+            t.eq(got[n], got["pool"], "TLS AS (%s): the same answers on the loop as on the pool" % n)
+            t.eq(loop_answers(kbss[n]) - before[n], 6,
+                 "TLS AS (%s): the loop answered every /auth and /attest" % n)
+            t.ok("/attest calls the AS from the event loops" in kbss[n].log_text(),
+                 "TLS AS (%s): the kbs says the loop calls the AS" % n, kbss[n].log_tail(5))
+        t.eq(loop_answers(kbss["pool"]) - before["pool"], 0, "sessions in Redis: on the pool")
+    finally:
+        for k in kbss.values():
+            k.stop()
+        mtls.stop()
+        oneway.stop()
+        redis.stop()
+
+
 def test_kbs_names_tls_failures(t, tp, pki):
     """Each broken TLS setup: /attest is refused with a retryable error naming the failure,
     and the KBS log has one line naming the AS link."""
@@ -447,6 +511,8 @@ def test_kbs_names_tls_failures(t, tp, pki):
         log = kbs.log_text()
         t.ok("AS link https://%s:%d" % (host, asd.port) in log and want in log,
              "KBS logs the AS link and why (%s)" % what, kbs.log_tail(5))
+        t.ok("/attest calls the AS from the event loops" in log,
+             "and it was the event loop's TLS client that said so (%s)" % what)
         kbs.stop()
     # the AS's own link to the RVPS: no client certificate under mutual TLS
     rv = start_rvps(tp, "rvps-refusing")
@@ -647,6 +713,7 @@ def main():
     t.run(test_flags_go_together, tp)
     t.run(test_rvps_mtls, tp)
     t.run(test_kbs_as_rvps_mtls, tp, pki)
+    t.run(test_kbs_tls_on_the_loop, tp, pki)
     t.run(test_kbs_names_tls_failures, tp, pki)
     t.run(test_plaintext_pages_and_robustness, tp, pki)
     t.done()
