@@ -134,7 +134,7 @@ struct grpcx_async {
 	int naddrs;
 	long resolved_at;      /* monotonic ms of the last answer or failure; -1: never */
 	int stale;             /* a connection failed since: resolve again (rate bounded) */
-	char resolve_why[240]; /* the last resolve failure, when naddrs is 0 */
+	char resolve_why[256]; /* the last resolve failure, when naddrs is 0 */
 	char *bearer;          /* "Bearer <token>" or NULL (wiped) */
 	nghttp2_session_callbacks *cbs;
 	struct aconn *cur;   /* takes new calls; NULL: dial one at the next call */
@@ -684,11 +684,18 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (k->rq != NULL) {
+		struct grpcx_async *c = k->c;
+
 		snprintf(
 		    why, sizeof(why),
 		    "cannot resolve the server's host name %.120s: the name servers did not answer "
 		    "in time",
-		    k->c->t.host);
+		    c->t.host);
+		/* a silent name server is an answer too: asked again after RESOLVE_MIN_MS, the
+		 * addresses at hand (if any) used meanwhile */
+		c->resolved_at = now_ms();
+		if (c->naddrs == 0)
+			snprintf(c->resolve_why, sizeof(c->resolve_why), "%s", why);
 		conn_die(k, "%s", why);
 	} else
 		conn_die(k, "cannot connect: %s", strerror(ETIMEDOUT));

@@ -134,9 +134,11 @@ def check_name_does_not_resolve(t, pki, redis):
              "AS name does not resolve: /attest -> 503 with Retry-After (%.2fs)" % took, al)
         t.eq(on_loop, 2, "the loop answered it")
         t.eq(on_pool, 0, "the pool answered the other")
-        t.eq(al, ap, "the same answer as the pool's")
-        t.ok("cannot resolve the server's host name no-such-as.invalid" in al[2],
-             "the detail names the host", al)
+        # the resolver's own words may differ (evdns on the loop, getaddrinfo on the pool)
+        name = "cannot resolve the server's host name no-such-as.invalid"
+        t.eq((al[0], al[1], al[3]), (ap[0], ap[1], ap[3]),
+             "the same status, problem type and Retry-After as the pool's")
+        t.ok(name in al[2] and name in ap[2], "both details name the host", (al, ap))
         t.ok("cannot resolve the server's host name no-such-as.invalid" in loop.log_text(),
              "the kbs log names the host", loop.log_tail(3))
     finally:
