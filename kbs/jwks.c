@@ -365,6 +365,14 @@ static json_t *find(struct kbs_jwks *j, const struct match *m, struct err *err)
 	return found;
 }
 
+bool kbs_jwks_remote(const struct kbs_jwks *j)
+{
+	for (size_t i = 0; j && i < j->n; i++)
+		if (j->src[i].path == NULL)
+			return true;
+	return false;
+}
+
 size_t kbs_jwks_count(struct kbs_jwks *j)
 {
 	size_t n = 0;

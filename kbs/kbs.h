@@ -461,6 +461,8 @@ void kbs_jwks_free(struct kbs_jwks *j);
 /* The JWK with this kid (new reference) or NULL with err; refreshes stale or rotated sets. */
 json_t *kbs_jwks_find(struct kbs_jwks *j, const char *kid, struct err *err);
 size_t kbs_jwks_count(struct kbs_jwks *j);
+/* Whether any source is a URL: a lookup may then wait on a fetch (up to its timeouts). */
+bool kbs_jwks_remote(const struct kbs_jwks *j);
 /* The trusted JWK (a new reference) whose public key equals jwk's, or NULL with a sentence;
  * misses refetch as kbs_jwks_find does. */
 json_t *kbs_jwks_find_key(struct kbs_jwks *j, const json_t *jwk, struct err *err);
@@ -470,6 +472,9 @@ json_t *kbs_jwks_find_key(struct kbs_jwks *j, const json_t *jwk, struct err *err
 struct kbs_token_verifier;
 struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, struct err *err);
 void kbs_token_verifier_free(struct kbs_token_verifier *v);
+/* Whether a verification may wait on the network (a trusted_jwk_sets URL fetched or
+ * refreshed): such a verification must not run on an event loop. */
+bool kbs_token_verifier_may_fetch(const struct kbs_token_verifier *v);
 /* Verifies an attestation JWT per §4.2; returns the claims (new reference) or NULL. */
 json_t *kbs_token_verify(struct kbs_token_verifier *v, const char *token, struct err *err);
 /* The same check without the verified-token memo (neither read nor filled), for a token the

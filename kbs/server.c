@@ -1589,6 +1589,13 @@ static int as_loops_open(struct kbs_server *k)
 {
 	int n = http_server_loops(k->http);
 	struct err e = {0};
+	if (kbs_token_verifier_may_fetch(k->tv)) {
+		/* the AS token is verified where the answer arrives, and a trusted_jwk_sets URL
+		 * fetched there (seconds, when its server is slow) would hold up the whole loop */
+		log_info("kbs: /attest calls the AS from the worker pool: [attestation_token] "
+		         "trusted_jwk_sets names a URL, fetched while the AS token is verified");
+		return 0;
+	}
 	k->as_loops = calloc((size_t)n, sizeof(*k->as_loops));
 	if (!k->as_loops)
 		return -1;
@@ -1597,6 +1604,10 @@ static int as_loops_open(struct kbs_server *k)
 		                                 ATTEST_LOOP_INFLIGHT, &e);
 		if (!k->as_loops[i]) {
 			log_info("kbs: /attest calls the AS from the worker pool: %s", e.msg);
+			for (int j = 0; j < i; j++) /* none or all: the log says which */
+				kbs_as_loop_free(k->as_loops[j]);
+			free(k->as_loops);
+			k->as_loops = NULL;
 			return 0;
 		}
 	}

@@ -136,6 +136,11 @@ static int load_certs(X509_STORE *st, const char *path, struct err *err)
 	return 0;
 }
 
+bool kbs_token_verifier_may_fetch(const struct kbs_token_verifier *v)
+{
+	return v && kbs_jwks_remote(v->jwks);
+}
+
 struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, struct err *err)
 {
 	struct kbs_token_verifier *v = calloc(1, sizeof(*v));

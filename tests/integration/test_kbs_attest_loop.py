@@ -285,6 +285,29 @@ class SilentPeer:
             c.close()
 
 
+def check_remote_jwks_keeps_the_pool(t, pki, asvc):
+    """A trusted_jwk_sets URL may be fetched while the AS token is verified, which takes
+    seconds when its server is slow: /attest then stays on the pool, said at start, and still
+    attests (the token is endorsed by the CA; the JWKS server here never answers)."""
+    peer = SilentPeer()
+    cfg = kbs_config(pki, as_addr=asvc.addr,
+                     extra_token={"trusted_jwk_sets": ["http://127.0.0.1:%d/jwks" % peer.port]})
+    kbs = Kbs(cfg, name="kbs-remote-jwks").start()
+    try:
+        t.ok("/attest calls the AS from the worker pool: [attestation_token] trusted_jwk_sets "
+             "names a URL" in kbs.log_text(), "the kbs says why /attest stays on the pool",
+             kbs.log_tail(5))
+        before = loop_answers(kbs)
+        a = Attester(kbs)
+        a.auth()
+        st, _, _ = a.attest()
+        t.eq(st, 200, "/attest attests on the pool")
+        t.eq(loop_answers(kbs) - before, 1, "only /auth was answered on the loop")
+    finally:
+        kbs.stop()
+        peer.close()
+
+
 def check_deadline(t, pki):
     peer = SilentPeer()
     cfg = kbs_config(pki, as_addr="http://127.0.0.1:%d" % peer.port)
@@ -379,6 +402,7 @@ def main():
     t.run(check_one_connection, kbs)
     t.run(check_as_killed, kbs, asvc)
     t.run(check_deadline, pki)
+    t.run(check_remote_jwks_keeps_the_pool, pki, asvc)
     t.run(check_budget, pki, asvc)
     t.run(check_redis_sessions, pki, asvc, redis)
     t.ok(kbs.alive(), "kbs survived the whole run")
