@@ -222,9 +222,9 @@ def run(t, store_name, store, storage):
     sampler.start()
 
     load = Load(kbs, resources)
+    t_start = time.time()
     load.start()
-    time.sleep(2.0)
-    rec = wait_recovered(load, ("auth", "attest", "resource"), time.time() - 2.0)
+    rec = wait_recovered(load, ("auth", "attest", "resource"), t_start)
     t.ok(all(v is not None for v in rec.values()), "warm-up: full handshakes succeed", rec)
 
     # which requests need which dependency (directly or through another daemon)
