@@ -152,6 +152,11 @@ const char *kv_type_name(const struct kv *kv)
 	return kv->be->name;
 }
 
+void *kv_backend_state(const struct kv *kv, const struct kv_backend *be)
+{
+	return kv != NULL && kv->be == be ? kv->state : NULL;
+}
+
 static int check(const struct kv *kv, const char *ns, const char *key, struct err *err)
 {
 	if (!ns_valid(ns))

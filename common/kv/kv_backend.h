@@ -67,6 +67,10 @@ struct kv_backend {
 /* Every backend, NULL-terminated, in the order kv_open's refusal names them (kv.c). */
 extern const struct kv_backend *const kv_backends[];
 
+/* The state of kv when it was opened with backend be, else NULL (for a backend's own
+ * companions, such as redis_loop.c). */
+void *kv_backend_state(const struct kv *kv, const struct kv_backend *be);
+
 /* Helpers the backend files share (kv.c; the file ones in kv_file.c). */
 /* Append a copy of k to a growing key array (*n used of *cap). -1 out of memory. */
 int kv_keys_push(char ***keys, size_t *n, size_t *cap, const char *k);

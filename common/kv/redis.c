@@ -27,12 +27,11 @@
 #include "log.h"
 #include "kv/kv_backend.h"
 #include "kv/redis_cache.h"
+#include "kv/redis_int.h"
 
-#define REDIS_TIMEOUT_S 2
-#define STR_(x) #x
-#define STR(x) STR_(x)
+extern const struct kv_backend kv_backend_redis;
+
 #define REDIS_WAIT_S 5
-#define REDIS_LOADING_WAIT_MS 20
 #define REDIS_POOL_DEFAULT 8
 #define REDIS_POOL_MAX 256
 /* The cache of hot-path reads (redis_cache.c): a resource policy, a few policies and
@@ -46,32 +45,46 @@ struct redis {
 	/* pool[0..pool_idle) idle connections; pool_idle <= pool_open <= pool_size */
 	redisContext **pool;
 	size_t pool_size, pool_idle, pool_open;
-	char host[400], user[400], pass[400];
-	int port, db;
-	struct rcache *cache; /* NULL: cache_entries or cache_bytes is 0 */
+	struct redis_target t; /* from the URL, read-only once open */
+	struct rcache *cache;  /* NULL: cache_entries or cache_bytes is 0 */
 };
 
 /* "redis at HOST:PORT unavailable: <cause>" from a failed context (or errno-less cause). */
 static int redis_unavailable(struct redis *rd, const redisContext *c, const char *cause,
                              struct err *err)
 {
+	return redis_target_unavailable(&rd->t, c, cause, err);
+}
+
+int redis_target_unavailable(const struct redis_target *t, const redisContext *c, const char *cause,
+                             struct err *err)
+{
 	if (cause == NULL && c != NULL) {
 		cause = c->errstr[0] ? c->errstr : "connection lost";
 		if (c->err == REDIS_ERR_IO && (strstr(cause, "temporarily unavailable") != NULL ||
 		                               strstr(cause, "timed out") != NULL))
-			cause = "no answer within " STR(REDIS_TIMEOUT_S) " s";
+			cause = REDIS_NO_ANSWER;
 		else if (c->err == REDIS_ERR_EOF)
 			cause = "it closed the connection";
 	}
-	return err_setc(err, ERR_UNAVAILABLE, "redis at %s:%d unavailable: %s", rd->host, rd->port,
+	return err_setc(err, ERR_UNAVAILABLE, "redis at %s:%d unavailable: %s", t->host, t->port,
 	                cause ? cause : "out of memory");
+}
+
+int redis_target_of(const struct kv *kv, struct redis_target *out)
+{
+	const struct redis *rd = kv_backend_state(kv, &kv_backend_redis);
+	if (rd == NULL)
+		return -1;
+	*out = rd->t;
+	return 0;
 }
 
 static redisContext *redis_connect(struct redis *rd, struct err *err)
 {
 	struct timeval tv = {REDIS_TIMEOUT_S, 0};
 	redisReply *r;
-	redisContext *c = redisConnectWithTimeout(rd->host, rd->port, tv);
+	redisContext *c = redisConnectWithTimeout(rd->t.host, rd->t.port, tv);
 
 	if (c == NULL || c->err) {
 		redis_unavailable(rd, c, NULL, err);
@@ -79,9 +92,9 @@ static redisContext *redis_connect(struct redis *rd, struct err *err)
 		return NULL;
 	}
 	redisSetTimeout(c, tv);
-	if (rd->pass[0] != '\0') {
-		r = rd->user[0] ? redisCommand(c, "AUTH %s %s", rd->user, rd->pass)
-		                : redisCommand(c, "AUTH %s", rd->pass);
+	if (rd->t.pass[0] != '\0') {
+		r = rd->t.user[0] ? redisCommand(c, "AUTH %s %s", rd->t.user, rd->t.pass)
+		                  : redisCommand(c, "AUTH %s", rd->t.pass);
 		int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
 		if (r == NULL)
 			redis_unavailable(rd, c, NULL, err);
@@ -93,8 +106,8 @@ static redisContext *redis_connect(struct redis *rd, struct err *err)
 			return NULL;
 		}
 	}
-	if (rd->db != 0) {
-		r = redisCommand(c, "SELECT %d", rd->db);
+	if (rd->t.db != 0) {
+		r = redisCommand(c, "SELECT %d", rd->t.db);
 		int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
 		if (bad)
 			redis_unavailable(rd, c, r ? "it refused to select the database" : NULL,
@@ -122,7 +135,7 @@ static redisContext *redis_acquire(struct redis *rd, struct err *err)
 			err_setc(err, ERR_UNAVAILABLE,
 			         "redis at %s:%d unavailable: all %zu connections stayed busy for "
 			         "%d s",
-			         rd->host, rd->port, rd->pool_size, REDIS_WAIT_S);
+			         rd->t.host, rd->t.port, rd->pool_size, REDIS_WAIT_S);
 			return NULL;
 		}
 	}
@@ -173,8 +186,7 @@ static void redis_release(struct redis *rd, redisContext *c)
 	free(stale);
 }
 
-/* A restarted Redis answers LOADING until it has read its data set back; it ran nothing. */
-static int redis_loading(const redisReply *r)
+int redis_reply_loading(const redisReply *r)
 {
 	return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
 	       strncmp(r->str, "LOADING", 7) == 0;
@@ -204,7 +216,7 @@ static redisReply *redis_cmd_on(struct redis *rd, redisContext **cp, struct err 
 		if (*cp == NULL && (*cp = redis_acquire(rd, err)) == NULL)
 			return NULL;
 		redisReply *r = redisCommandArgv(*cp, argc, argv, argvlen);
-		if (redis_loading(r)) {
+		if (redis_reply_loading(r)) {
 			freeReplyObject(r);
 			if (redis_loading_wait(rd, &loading_waits, err) < 0)
 				return NULL;
@@ -213,8 +225,8 @@ static redisReply *redis_cmd_on(struct redis *rd, redisContext **cp, struct err 
 		}
 		if (r != NULL) {
 			if (r->type == REDIS_REPLY_ERROR) {
-				err_set(err, "redis at %s:%d refused %s: %s", rd->host, rd->port,
-				        argv[0], r->str);
+				err_set(err, "redis at %s:%d refused %s: %s", rd->t.host,
+				        rd->t.port, argv[0], r->str);
 				freeReplyObject(r);
 				return NULL;
 			}
@@ -373,7 +385,7 @@ static redisReply *redis_mget(struct redis *rd, char *const *names, size_t m, lo
 			mget = NULL;
 		}
 		redis_release(rd, c); /* closes it when lost */
-		if (!lost && redis_loading(mget)) {
+		if (!lost && redis_reply_loading(mget)) {
 			freeReplyObject(mget);
 			mget = NULL;
 			if (redis_loading_wait(rd, &loading_waits, err) < 0)
@@ -382,7 +394,7 @@ static redisReply *redis_mget(struct redis *rd, char *const *names, size_t m, lo
 			continue;
 		}
 		if (!lost && mget->type == REDIS_REPLY_ERROR) {
-			err_set(err, "redis at %s:%d refused MGET: %s", rd->host, rd->port,
+			err_set(err, "redis at %s:%d refused MGET: %s", rd->t.host, rd->t.port,
 			        mget->str);
 			freeReplyObject(mget);
 			mget = NULL;
@@ -555,8 +567,8 @@ static int redis_list(void *state, const char *ns, char ***keys, size_t *n, stru
 		    r->element[0]->type != REDIS_REPLY_STRING ||
 		    r->element[1]->type != REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
-			rc = err_set(err, "redis at %s:%d sent an unexpected SCAN reply", rd->host,
-			             rd->port);
+			rc = err_set(err, "redis at %s:%d sent an unexpected SCAN reply",
+			             rd->t.host, rd->t.port);
 			break;
 		}
 		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
@@ -647,7 +659,7 @@ static int redis_multi_exec(struct redis *rd, redisContext *c, char **keys,
 			else if (r->type != REDIS_REPLY_ARRAY || refused[0] != '\0')
 				rc = err_set(
 				    err, "redis at %s:%d refused the batch, nothing stored: %s",
-				    rd->host, rd->port,
+				    rd->t.host, rd->t.port,
 				    refused[0] ? refused : (r->str ? r->str : "no EXEC result"));
 		}
 		freeReplyObject(r);
@@ -728,8 +740,8 @@ static int redis_claim_set(void *state, const char *claim_ns, const char *ns, co
 	if (r == NULL)
 		return -1;
 	int rc = r->type != REDIS_REPLY_INTEGER
-	             ? err_set(err, "redis at %s:%d: the claim script answered type %d", rd->host,
-	                       rd->port, r->type)
+	             ? err_set(err, "redis at %s:%d: the claim script answered type %d", rd->t.host,
+	                       rd->t.port, r->type)
 	         : r->integer == 1 ? 0
 	                           : 1;
 	freeReplyObject(r);
@@ -745,7 +757,7 @@ static void redis_close(void *state)
 	free(rd->pool);
 	pthread_cond_destroy(&rd->pool_cv);
 	pthread_mutex_destroy(&rd->mu);
-	OPENSSL_cleanse(rd->pass, sizeof(rd->pass));
+	OPENSSL_cleanse(rd->t.pass, sizeof(rd->t.pass));
 	free(rd);
 }
 
@@ -755,8 +767,8 @@ static int parse_redis_url(struct redis *rd, const char *url, struct err *err)
 	const char *p = url;
 	char hostport[300];
 
-	rd->port = 6379;
-	rd->db = 0;
+	rd->t.port = 6379;
+	rd->t.db = 0;
 	if (strncmp(p, "redis://", 8) != 0)
 		return err_set(err, "redis url \"%s\" must start with redis://", url);
 	p += 8;
@@ -767,29 +779,29 @@ static int parse_redis_url(struct redis *rd, const char *url, struct err *err)
 		char *colon = strchr(cred, ':');
 		if (colon) {
 			*colon = '\0';
-			snprintf(rd->user, sizeof(rd->user), "%s", cred);
-			snprintf(rd->pass, sizeof(rd->pass), "%s", colon + 1);
+			snprintf(rd->t.user, sizeof(rd->t.user), "%s", cred);
+			snprintf(rd->t.pass, sizeof(rd->t.pass), "%s", colon + 1);
 		} else {
-			snprintf(rd->pass, sizeof(rd->pass), "%s", cred);
+			snprintf(rd->t.pass, sizeof(rd->t.pass), "%s", cred);
 		}
 		p = at + 1;
 	}
 	snprintf(hostport, sizeof(hostport), "%.*s", (int)strcspn(p, "/"), p);
 	const char *slash = strchr(p, '/');
 	if (slash && slash[1])
-		rd->db = atoi(slash + 1);
+		rd->t.db = atoi(slash + 1);
 	char *colon = strrchr(hostport, ':');
 	if (colon && strchr(hostport, ']') < colon) {
 		*colon = '\0';
-		rd->port = atoi(colon + 1);
+		rd->t.port = atoi(colon + 1);
 	}
 	char *h = hostport;
 	if (h[0] == '[') {
 		h++;
 		h[strcspn(h, "]")] = '\0';
 	}
-	snprintf(rd->host, sizeof(rd->host), "%s", h[0] ? h : "127.0.0.1");
-	if (rd->port <= 0 || rd->port > 65535)
+	snprintf(rd->t.host, sizeof(rd->t.host), "%s", h[0] ? h : "127.0.0.1");
+	if (rd->t.port <= 0 || rd->t.port > 65535)
 		return err_set(err, "redis url \"%s\" has an invalid port", url);
 	return 0;
 }

@@ -1,0 +1,452 @@
+/*
+ * redis_loop: kv_loop.h on hiredis's asynchronous context, driven by the loop's libevent base
+ * (hiredis/adapters/libevent.h). One connection per loop, opened on first use and again after
+ * it breaks; every call pipelined on it, so a loop's session round trips share one socket and
+ * wait on nothing but their answer.
+ *
+ * A call is an `op` holding its formatted command, so that it can be sent again: after a
+ * LOADING answer (REDIS_LOADING_WAIT_MS later, until REDIS_TIMEOUT_S of waits), and once
+ * after its connection broke (a Redis restart leaves the loop's connection dead, as it does
+ * the pool's: the blocking path also retries once). One timer per op is either its deadline
+ * (sent: REDIS_TIMEOUT_S for the answer) or its pause before the next send. A deadline that
+ * passes frees the connection, which answers every op on it with a NULL reply; those fail
+ * with the time-out sentence, the connection is not trusted again.
+ *
+ * hiredis 0.14 (Debian's) has no timeouts of its own for asynchronous contexts, no option to
+ * keep replies past the callback, and calls a connect callback only for connections it
+ * opened; `ac` is NULL from the moment hiredis starts freeing it, so that a callback that
+ * issues its next call gets a new connection rather than the dying one.
+ */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/kv_loop.h"
+#include "kv/redis_int.h"
+
+enum op_kind { OP_SET, OP_MGET, OP_DEL };
+
+struct op {
+	struct kv_loop *l;
+	struct op *prev, *next; /* on l->ops */
+	enum op_kind kind;
+	char *cmd; /* the RESP command, owned, wiped (it carries session records) */
+	int cmdlen;
+	size_t n; /* OP_MGET: keys asked */
+	kv_loop_set_fn set_cb;
+	kv_loop_get_fn get_cb;
+	void *arg;
+	struct event *tm;      /* sent: the deadline; not sent: the pause before sending */
+	int sent;              /* waiting for the answer on ac */
+	redisAsyncContext *ac; /* while sent: the connection it went on (alive until it answers) */
+	int resent;            /* the one send after a broken connection is spent */
+	int loading_waits;     /* LOADING answers so far */
+};
+
+struct kv_loop {
+	struct redis_target t;
+	struct event_base *base; /* borrowed: the loop's */
+	redisAsyncContext *ac;   /* NULL: none open; never one hiredis is freeing */
+	int authed;              /* ac answered its AUTH / SELECT */
+	char refused[64];        /* ac's AUTH or SELECT was refused: why, else "" */
+	int timing_out;          /* inside the free of a connection whose answer is late */
+	int closing;             /* kv_loop_free started: nothing is sent again */
+	struct op *ops;          /* every op not yet called back */
+	size_t inflight, max_inflight;
+};
+
+static void op_free(struct op *op)
+{
+	struct kv_loop *l = op->l;
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		l->ops = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	l->inflight--;
+	if (op->tm)
+		event_free(op->tm);
+	if (op->cmd) {
+		OPENSSL_cleanse(op->cmd, (size_t)op->cmdlen);
+		free(op->cmd);
+	}
+	free(op);
+}
+
+/* The op's answer to its caller, and the op gone. */
+static void op_done(struct op *op, int rc, uint8_t **vals, size_t *lens, struct err *err)
+{
+	kv_loop_set_fn set_cb = op->set_cb;
+	kv_loop_get_fn get_cb = op->get_cb;
+	void *arg = op->arg;
+	op_free(op);
+	if (set_cb)
+		set_cb(arg, rc, err);
+	else if (get_cb)
+		get_cb(arg, rc, vals, lens, err);
+}
+
+static void op_fail(struct op *op, struct err *err)
+{
+	op_done(op, -1, NULL, NULL, err);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct kv_loop *l = ac->data;
+	if (status != REDIS_OK && l->ac == ac)
+		l->ac = NULL; /* hiredis frees it now, answering its ops with NULL */
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct kv_loop *l = ac->data;
+	if (l->ac == ac)
+		l->ac = NULL;
+}
+
+/* AUTH or SELECT answered: a refusal makes every op on this connection an outage. */
+static void on_hello(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct kv_loop *l = ac->data;
+	const redisReply *rep = r;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && l->ac == ac && !l->refused[0]) {
+		snprintf(l->refused, sizeof(l->refused), "%s",
+		         priv ? "it refused to select the database" : "it refused the credentials");
+		l->ac = NULL;
+		redisAsyncDisconnect(ac);
+	}
+}
+
+/* A new connection with its AUTH and SELECT queued ahead of any command. -1 err set. */
+static int loop_connect(struct kv_loop *l, struct err *err)
+{
+	redisAsyncContext *ac = redisAsyncConnect(l->t.host, l->t.port);
+	if (ac == NULL || ac->err) {
+		redis_target_unavailable(&l->t, ac ? &ac->c : NULL, NULL, err);
+		if (ac)
+			redisAsyncFree(ac);
+		return -1;
+	}
+	ac->data = l;
+	if (redisLibeventAttach(ac, l->base) != REDIS_OK) {
+		redisAsyncFree(ac);
+		return redis_target_unavailable(&l->t, NULL, NULL, err);
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	l->refused[0] = '\0';
+	if (l->t.pass[0] != '\0') {
+		if (l->t.user[0])
+			redisAsyncCommand(ac, on_hello, NULL, "AUTH %s %s", l->t.user, l->t.pass);
+		else
+			redisAsyncCommand(ac, on_hello, NULL, "AUTH %s", l->t.pass);
+	}
+	if (l->t.db != 0)
+		redisAsyncCommand(ac, on_hello, (void *)1, "SELECT %d", l->t.db);
+	l->ac = ac;
+	return 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv);
+
+/* Sends op on the loop's connection (opening one) with its deadline. -1 err set. */
+static int op_send(struct op *op, struct err *err)
+{
+	struct kv_loop *l = op->l;
+	struct timeval tv = {REDIS_TIMEOUT_S, 0};
+	if (l->closing)
+		return redis_target_unavailable(&l->t, NULL, "the kbs is stopping", err);
+	if (l->ac == NULL && loop_connect(l, err) < 0)
+		return -1;
+	if (redisAsyncFormattedCommand(l->ac, on_reply, op, op->cmd, (size_t)op->cmdlen) !=
+	    REDIS_OK)
+		return redis_target_unavailable(&l->t, &l->ac->c, NULL, err);
+	op->sent = 1;
+	op->ac = l->ac;
+	evtimer_add(op->tm, &tv);
+	return 0;
+}
+
+/* Sends op again after a pause of ms. */
+static void op_later(struct op *op, long ms)
+{
+	struct timeval tv = {0, ms * 1000};
+	op->sent = 0;
+	op->ac = NULL;
+	evtimer_add(op->tm, &tv);
+}
+
+/* The op's timer: its deadline passed (the connection is freed, answering op with NULL), or
+ * its pause is over (send it again). */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct op *op = arg;
+	struct kv_loop *l = op->l;
+	struct err e = {0};
+	if (op->sent) {
+		redisAsyncContext *ac = op->ac;
+		if (l->ac == ac)
+			l->ac = NULL;
+		l->timing_out = 1;
+		redisAsyncFree(ac); /* answers op, and every other op on ac, with NULL */
+		l->timing_out = 0;
+		return;
+	}
+	if (op_send(op, &e) < 0)
+		op_fail(op, &e);
+}
+
+/* An MGET's array into fresh buffers, the reply's copies wiped. 0, -1 err set. */
+static int mget_copy(struct kv_loop *l, redisReply *r, size_t n, uint8_t **vals, size_t *lens,
+                     struct err *err)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
+		return err_set(err, "redis: MGET answered %zu values for %zu keys", r->elements, n);
+	for (size_t i = 0; i < n; i++) {
+		redisReply *e = r->element[i];
+		if (e->type == REDIS_REPLY_NIL)
+			continue;
+		if (e->type != REDIS_REPLY_STRING)
+			return err_set(err, "redis at %s:%d: a value is not a string", l->t.host,
+			               l->t.port);
+		if ((vals[i] = malloc(e->len + 1)) == NULL)
+			return err_set(err, "out of memory");
+		memcpy(vals[i], e->str, e->len);
+		vals[i][e->len] = '\0';
+		lens[i] = e->len;
+		OPENSSL_cleanse(e->str, e->len);
+	}
+	return 0;
+}
+
+/* A reply that is an answer (not NULL, not LOADING) to its caller. */
+static void op_answer(struct op *op, redisReply *r)
+{
+	struct kv_loop *l = op->l;
+	struct err e = {0};
+	uint8_t *vals[KV_LOOP_MAX_KEYS] = {0};
+	size_t lens[KV_LOOP_MAX_KEYS] = {0};
+	if (l->refused[0]) {
+		redis_target_unavailable(&l->t, NULL, l->refused, &e);
+		op_fail(op, &e);
+		return;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		err_set(&e, "redis at %s:%d refused %s: %s", l->t.host, l->t.port,
+		        op->kind == OP_MGET  ? "MGET"
+		        : op->kind == OP_SET ? "SET"
+		                             : "DEL",
+		        r->str);
+		op_fail(op, &e);
+		return;
+	}
+	if (op->kind != OP_MGET) {
+		op_done(op, r->type == REDIS_REPLY_NIL ? 1 : 0, NULL, NULL, &e);
+		return;
+	}
+	if (mget_copy(l, r, op->n, vals, lens, &e) < 0) {
+		for (size_t i = 0; i < op->n; i++)
+			if (vals[i]) {
+				OPENSSL_cleanse(vals[i], lens[i]);
+				free(vals[i]);
+			}
+		op_fail(op, &e);
+		return;
+	}
+	op_done(op, 0, vals, lens, &e);
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct op *op = priv;
+	struct kv_loop *l = op->l;
+	redisReply *rep = r;
+	struct err e = {0};
+	event_del(op->tm);
+	if (rep == NULL) { /* the connection broke, or is freed (deadline, kv_loop_free) */
+		if (l->ac == ac)
+			l->ac = NULL;
+		if (!op->resent && !l->timing_out && !l->closing) {
+			op->resent = 1;
+			op_later(op, 0); /* not from inside hiredis's free */
+			return;
+		}
+		redis_target_unavailable(&l->t, &ac->c, l->timing_out ? REDIS_NO_ANSWER : NULL, &e);
+		op_fail(op, &e);
+		return;
+	}
+	if (redis_reply_loading(rep) && !l->refused[0]) {
+		if (op->loading_waits++ >= REDIS_TIMEOUT_S * 1000 / REDIS_LOADING_WAIT_MS) {
+			redis_target_unavailable(&l->t, NULL, "it is still loading its data set",
+			                         &e);
+			op_fail(op, &e);
+			return;
+		}
+		op_later(op, REDIS_LOADING_WAIT_MS);
+		return;
+	}
+	op_answer(op, rep);
+}
+
+struct kv_loop *kv_loop_new(struct kv *kv, struct event_base *base, size_t max_inflight,
+                            struct err *err)
+{
+	struct kv_loop *l = calloc(1, sizeof(*l));
+	unsigned char addr[16];
+	if (l == NULL) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	if (redis_target_of(kv, &l->t) < 0) {
+		err_set(err, "the store is %s, not Redis", kv_type_name(kv));
+	} else if (inet_pton(AF_INET, l->t.host, addr) != 1 &&
+	           inet_pton(AF_INET6, l->t.host, addr) != 1) {
+		err_set(err, "redis host \"%s\" is a name, and resolving it would block the loop",
+		        l->t.host);
+	} else {
+		l->base = base;
+		l->max_inflight = max_inflight;
+		return l;
+	}
+	OPENSSL_cleanse(&l->t, sizeof(l->t));
+	free(l);
+	return NULL;
+}
+
+void kv_loop_free(struct kv_loop *l)
+{
+	if (l == NULL)
+		return;
+	l->closing = 1;
+	if (l->ac) {
+		redisAsyncContext *ac = l->ac;
+		l->ac = NULL;
+		redisAsyncFree(ac); /* the ops sent on it are answered with NULL */
+	}
+	while (l->ops) { /* those waiting for their next send */
+		struct err e = {0};
+		redis_target_unavailable(&l->t, NULL, "the kbs is stopping", &e);
+		op_fail(l->ops, &e);
+	}
+	OPENSSL_cleanse(&l->t, sizeof(l->t));
+	free(l);
+}
+
+int kv_loop_full(const struct kv_loop *l)
+{
+	return l->inflight >= l->max_inflight;
+}
+
+/* An op for argv, sent. -1 err set (nothing will be called back). */
+static int op_start(struct kv_loop *l, enum op_kind kind, int argc, const char **argv,
+                    const size_t *argvlen, struct op **out, struct err *err)
+{
+	struct op *op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return err_set(err, "out of memory");
+	op->l = l;
+	op->kind = kind;
+	op->cmdlen = redisFormatCommandArgv(&op->cmd, argc, argv, argvlen);
+	op->tm = evtimer_new(l->base, on_timer, op);
+	op->next = l->ops;
+	if (l->ops)
+		l->ops->prev = op;
+	l->ops = op;
+	l->inflight++;
+	if (op->cmdlen < 0 || op->tm == NULL) {
+		op->cmdlen = 0;
+		op_free(op);
+		return err_set(err, "out of memory");
+	}
+	*out = op;
+	return 0;
+}
+
+static int key_of(char *out, size_t cap, const char *ns, const char *key, struct err *err)
+{
+	if (!kv_key_valid(key) || (size_t)snprintf(out, cap, "%s:%s", ns, key) >= cap)
+		return err_set(err, "invalid key");
+	return 0;
+}
+
+int kv_loop_set_ttl(struct kv_loop *l, const char *ns, const char *key, const void *val, size_t len,
+                    int overwrite, unsigned ttl_seconds, kv_loop_set_fn cb, void *arg,
+                    struct err *err)
+{
+	char k[1024], ttls[16];
+	const char *argv[6] = {"SET", k, len ? val : ""};
+	size_t argvlen[6] = {3, 0, len};
+	int argc = 3;
+	struct op *op;
+	if (key_of(k, sizeof(k), ns, key, err) < 0)
+		return -1;
+	argvlen[1] = strlen(k);
+	if (ttl_seconds) {
+		snprintf(ttls, sizeof(ttls), "%u", ttl_seconds);
+		argv[argc] = "EX";
+		argvlen[argc++] = 2;
+		argv[argc] = ttls;
+		argvlen[argc++] = strlen(ttls);
+	}
+	if (!overwrite) {
+		argv[argc] = "NX";
+		argvlen[argc++] = 2;
+	}
+	if (op_start(l, OP_SET, argc, argv, argvlen, &op, err) < 0)
+		return -1;
+	op->set_cb = cb;
+	op->arg = arg;
+	if (op_send(op, err) < 0) {
+		op_free(op);
+		return -1;
+	}
+	return 0;
+}
+
+int kv_loop_get_each(struct kv_loop *l, const char *const *ns, const char *const *keys, size_t n,
+                     kv_loop_get_fn cb, void *arg, struct err *err)
+{
+	char k[KV_LOOP_MAX_KEYS][1024];
+	const char *argv[KV_LOOP_MAX_KEYS + 1] = {"MGET"};
+	size_t argvlen[KV_LOOP_MAX_KEYS + 1] = {4};
+	struct op *op;
+	if (n == 0 || n > KV_LOOP_MAX_KEYS)
+		return err_set(err, "kv_loop_get_each takes 1 to %d keys", KV_LOOP_MAX_KEYS);
+	for (size_t i = 0; i < n; i++) {
+		if (key_of(k[i], sizeof(k[i]), ns[i], keys[i], err) < 0)
+			return -1;
+		argv[i + 1] = k[i];
+		argvlen[i + 1] = strlen(k[i]);
+	}
+	if (op_start(l, OP_MGET, (int)n + 1, argv, argvlen, &op, err) < 0)
+		return -1;
+	op->n = n;
+	op->get_cb = cb;
+	op->arg = arg;
+	if (op_send(op, err) < 0) {
+		op_free(op);
+		return -1;
+	}
+	return 0;
+}
+
+void kv_loop_delete(struct kv_loop *l, const char *ns, const char *key)
+{
+	char k[1024];
+	const char *argv[2] = {"DEL", k};
+	size_t argvlen[2] = {3, 0};
+	struct err e = {0};
+	struct op *op;
+	if (key_of(k, sizeof(k), ns, key, &e) < 0)
+		return;
+	argvlen[1] = strlen(k);
+	if (op_start(l, OP_DEL, 2, argv, argvlen, &op, &e) == 0 && op_send(op, &e) < 0)
+		op_free(op);
+}
