@@ -263,6 +263,21 @@ void kbs_sessions_evictions(struct kbs_sessions *s, unsigned long long *expired,
 size_t kbs_sessions_sweep(struct kbs_sessions *s);
 size_t kbs_sessions_count(struct kbs_sessions *s);
 void kbs_session_clear(struct kbs_session *ss);
+/* The store's round trips of create, lookup and attest_verified sent on an event loop's
+ * kv_loop (kv/kv_loop.h) instead of blocking, for sessions in a kv (kbs_sessions_new_kv) on
+ * Redis: the same records, keys, copies, answers and sentences, given to done(arg, rc, err)
+ * on that loop, exactly once, maybe before the call returns (a copy answered, or a refusal);
+ * id_out and out belong to the caller and must outlive the call. */
+struct kv_loop;
+typedef void (*kbs_sessions_done_fn)(void *arg, int rc, struct err *err);
+void kbs_sessions_create_loop(struct kbs_sessions *s, struct kv_loop *l, const char *tee,
+                              const char *nonce, const json_t *extra_params, long long expires,
+                              char id_out[33], kbs_sessions_done_fn done, void *arg);
+void kbs_sessions_lookup_loop(struct kbs_sessions *s, struct kv_loop *l, const char *id,
+                              struct kbs_session *out, kbs_sessions_done_fn done, void *arg);
+void kbs_sessions_attest_loop(struct kbs_sessions *s, struct kv_loop *l, const char *id,
+                              const char *token, json_t *claims, double until,
+                              kbs_sessions_done_fn done, void *arg);
 
 /* ---------------- attestation backends (kbs/as_backends.c, kbs/as_client.c) ----------------
  * What answers /auth, /attest and the AS-side admin calls: one row per [attestation_service]

@@ -50,6 +50,7 @@
 #include "b64.h"
 #include "kbs.h"
 #include "kv/kv.h"
+#include "kv/kv_loop.h"
 #include "log.h"
 #include "session_cache.h"
 
@@ -280,17 +281,35 @@ static int kv_put(struct kbs_sessions *s, const struct kbs_session *ss, int over
  * beside it, which cost Redis ~40-100 us a call (a 6 KB token through Lua) against ~3 us for a
  * SET NX, and was half of the Redis CPU a handshake added. 0 done, 1 the claim exists, -2 the
  * session expired, -1 err set. */
-static int kv_claim(struct kbs_sessions *s, const struct kbs_session *ss, struct err *err)
+static void wipe_doc(char *doc)
+{
+	if (doc) {
+		OPENSSL_cleanse(doc, strlen(doc));
+		free(doc);
+	}
+}
+
+/* The Attested record of ss and the seconds it has left: 0, -2 the session expired, -1 err
+ * set. */
+static int claim_doc(const struct kbs_session *ss, char **doc, unsigned *ttl, struct err *err)
 {
 	long long left = ss->expires - (long long)time(NULL);
 	if (left <= 0)
 		return -2;
-	char *doc = record_json(ss);
-	if (!doc)
+	if ((*doc = record_json(ss)) == NULL)
 		return err_set(err, "out of memory");
-	int rc = kv_set_ttl(s->kv, NS_NONCE, ss->id, doc, strlen(doc), 0, (unsigned)left, err);
-	OPENSSL_cleanse(doc, strlen(doc));
-	free(doc);
+	*ttl = (unsigned)left;
+	return 0;
+}
+
+static int kv_claim(struct kbs_sessions *s, const struct kbs_session *ss, struct err *err)
+{
+	char *doc = NULL;
+	unsigned ttl = 0;
+	int rc = claim_doc(ss, &doc, &ttl, err);
+	if (rc == 0)
+		rc = kv_set_ttl(s->kv, NS_NONCE, ss->id, doc, strlen(doc), 0, ttl, err);
+	wipe_doc(doc);
 	return rc;
 }
 
@@ -338,18 +357,11 @@ static int record_parse(const uint8_t *val, size_t len, const char *id, struct k
 	return 0;
 }
 
-/* The session and its nonce claim in one read (MGET on Redis): the claim, when made, holds
- * the Attested record; without the session record the session is gone, whatever the claim
- * says. A claim that is not a record ("1", written by kbs versions that kept the Attested
- * record under the session key) leaves the session record to speak. */
-static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *out, struct err *err)
+/* The session record val[0] and its nonce claim val[1] (either NULL when absent) into *out,
+ * both wiped and freed: 0, 1 no session, -2 the session record has expired. */
+static int load_records(const char *id, uint8_t *val[2], const size_t len[2],
+                        struct kbs_session *out)
 {
-	const char *const nss[2] = {KV_NS_SESSION, NS_NONCE}, *const keys[2] = {id, id};
-	uint8_t *val[2] = {NULL, NULL};
-	size_t len[2] = {0, 0};
-	struct err e = {0};
-	if (kv_get_each(s->kv, nss, keys, 2, val, len, &e) != 0)
-		return store_failed(id, &e, err);
 	int rc = val[0] ? record_parse(val[0], len[0], id, out) : 1;
 	if (rc == 0 && val[1]) {
 		struct kbs_session att = {0};
@@ -366,6 +378,22 @@ static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *o
 			OPENSSL_cleanse(val[i], len[i]);
 			free(val[i]);
 		}
+	return rc;
+}
+
+/* The session and its nonce claim in one read (MGET on Redis): the claim, when made, holds
+ * the Attested record; without the session record the session is gone, whatever the claim
+ * says. A claim that is not a record ("1", written by kbs versions that kept the Attested
+ * record under the session key) leaves the session record to speak. */
+static int kv_load(struct kbs_sessions *s, const char *id, struct kbs_session *out, struct err *err)
+{
+	const char *const nss[2] = {KV_NS_SESSION, NS_NONCE}, *const keys[2] = {id, id};
+	uint8_t *val[2] = {NULL, NULL};
+	size_t len[2] = {0, 0};
+	struct err e = {0};
+	if (kv_get_each(s->kv, nss, keys, 2, val, len, &e) != 0)
+		return store_failed(id, &e, err);
+	int rc = load_records(id, val, len, out);
 	if (rc == -2)
 		kv_delete(s->kv, KV_NS_SESSION, id, &e);
 	return rc == 0 ? 0 : 1;
@@ -661,19 +689,56 @@ int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *toke
 	return kbs_sessions_attest_verified(s, id, token, NULL, 0, err);
 }
 
+/* ss (Authed, from the store or a copy) made the Attested record of token: 0, 2 it is
+ * attested already, -1 err set. */
+static int claim_ready(struct kbs_session *ss, const char *token, json_t *claims, double until,
+                       struct err *e)
+{
+	if (ss->state == KBS_SESSION_ATTESTED)
+		return 2;
+	free(ss->token);
+	ss->token = strdup(token);
+	ss->state = KBS_SESSION_ATTESTED;
+	ss->claims_until = claims != NULL ? until : 0; /* the copy's, never the store's */
+	return ss->token ? 0 : err_set(e, "out of memory");
+}
+
+/* The claim's outcome rc (kv_claim's, or claim_ready's 2) as kbs_sessions_attest_verified
+ * returns it: the copy kept when it was made; ss cleared. */
+static int claim_done(struct kbs_sessions *s, struct kbs_session *ss, int rc, struct err *e,
+                      struct err *err)
+{
+	if (rc == 0)
+		kbs_scache_put(s->copies, ss);
+	else if (rc == 1)
+		rc = 2; /* another /attest won the race */
+	else if (rc == -2)
+		rc = 1;
+	if (rc < 0)
+		store_failed(ss->id, e, err);
+	kbs_session_clear(ss);
+	return rc;
+}
+
+/* A token over max_session_token_size: counted, err set, 1. */
+static int token_too_big(struct kbs_sessions *s, const char *token, struct err *err)
+{
+	size_t tlen = strlen(token);
+	if (!s->lim.max_token_size || tlen <= s->lim.max_token_size)
+		return 0;
+	kbs_metrics_inc_label(KML_LIMIT_REFUSALS, "max_session_token_size");
+	err_set(err,
+	        "the attestation token is %zu bytes, more than max_session_token_size (%zu) "
+	        "a session may keep; the evidence made too many or too large claims",
+	        tlen, s->lim.max_token_size);
+	return 1;
+}
+
 int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const char *token,
                                  json_t *claims, double until, struct err *err)
 {
-	size_t tlen = strlen(token);
-	if (s->lim.max_token_size && tlen > s->lim.max_token_size) {
-		kbs_metrics_inc_label(KML_LIMIT_REFUSALS, "max_session_token_size");
-		err_set(
-		    err,
-		    "the attestation token is %zu bytes, more than max_session_token_size (%zu) "
-		    "a session may keep; the evidence made too many or too large claims",
-		    tlen, s->lim.max_token_size);
+	if (token_too_big(s, token, err))
 		return 3;
-	}
 	if (s->kv) {
 		struct kbs_session ss;
 		struct err e = {0};
@@ -683,28 +748,12 @@ int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const c
 		             : kbs_sessions_lookup(s, id, &ss, err);
 		if (rc != 0)
 			return rc;
-		if (ss.state == KBS_SESSION_ATTESTED) {
-			kbs_session_clear(&ss);
-			return 2;
-		}
 		/* the claim: set-if-absent, alive as long as the session, and the Attested record
-		 * written only when it was made (one step on Redis) */
-		free(ss.token);
-		ss.token = strdup(token);
-		ss.state = KBS_SESSION_ATTESTED;
-		ss.claims_until = claims != NULL ? until : 0; /* the copy's, never the store's */
-		rc = ss.token ? kv_claim(s, &ss, &e) : err_set(&e, "out of memory");
-		if (rc == 0) {
-			kbs_scache_put(s->copies, &ss);
-		} else if (rc == 1) {
-			rc = 2; /* another /attest won the race */
-		} else if (rc == -2) {
-			rc = 1;
-		}
-		if (rc < 0)
-			store_failed(id, &e, err);
-		kbs_session_clear(&ss);
-		return rc;
+		 * written only when it was made */
+		rc = claim_ready(&ss, token, claims, until, &e);
+		if (rc == 0)
+			rc = kv_claim(s, &ss, &e);
+		return claim_done(s, &ss, rc, &e, err);
 	}
 	char *t = strdup(token);
 	if (!t)
@@ -808,4 +857,212 @@ size_t kbs_sessions_count(struct kbs_sessions *s)
 	size_t n = s->count;
 	pthread_mutex_unlock(&s->mu);
 	return n;
+}
+
+/* ------------------------------------------------------ on an event loop (kv_loop.h) */
+
+/* One call of the _loop functions: what its round trip's answer needs. */
+struct loop_call {
+	struct kbs_sessions *s;
+	struct kv_loop *l;
+	kbs_sessions_done_fn done;
+	void *arg;
+	struct kbs_session *out; /* lookup: the caller's */
+	struct kbs_session ss;   /* attest: the record to claim with */
+	char *token;             /* attest after a lookup: the token, owned */
+	bool claims;             /* attest: the token's claims were verified */
+	double until;
+	struct err e;   /* the store's own sentence */
+	struct err err; /* the caller's */
+};
+
+static struct loop_call *loop_call_new(struct kbs_sessions *s, struct kv_loop *l,
+                                       kbs_sessions_done_fn done, void *arg)
+{
+	struct loop_call *c = calloc(1, sizeof(*c));
+	if (c) {
+		c->s = s;
+		c->l = l;
+		c->done = done;
+		c->arg = arg;
+	}
+	return c;
+}
+
+/* The caller told, c freed. */
+static void loop_call_end(struct loop_call *c, int rc)
+{
+	kbs_sessions_done_fn done = c->done;
+	void *arg = c->arg;
+	struct err err = c->err;
+	kbs_session_clear(&c->ss);
+	if (c->token) {
+		OPENSSL_cleanse(c->token, strlen(c->token));
+		free(c->token);
+	}
+	free(c);
+	done(arg, rc, &err);
+}
+
+static void created(void *arg, int rc, struct err *e)
+{
+	struct loop_call *c = arg;
+	if (rc < 0)
+		rc = store_failed(c->ss.id, e, &c->err);
+	else if (rc != 0)
+		rc = err_set(&c->err, "session id collision or expiry in the past");
+	loop_call_end(c, rc);
+}
+
+void kbs_sessions_create_loop(struct kbs_sessions *s, struct kv_loop *l, const char *tee,
+                              const char *nonce, const json_t *extra_params, long long expires,
+                              char id_out[33], kbs_sessions_done_fn done, void *arg)
+{
+	struct loop_call *c = loop_call_new(s, l, done, arg);
+	struct err oom = {0};
+	if (c == NULL) {
+		err_set(&oom, "out of memory");
+		done(arg, -1, &oom);
+		return;
+	}
+	struct kbs_session ss = {.state = KBS_SESSION_AUTHED, .expires = expires};
+	if (new_id(ss.id) != 0) {
+		loop_call_end(c, err_set(&c->err, "random number generator failed"));
+		return;
+	}
+	snprintf(ss.tee, sizeof(ss.tee), "%s", tee);
+	ss.nonce = (char *)nonce;
+	ss.extra_params = (json_t *)extra_params;
+	memcpy(id_out, ss.id, 33);
+	memcpy(c->ss.id, ss.id, 33); /* for store_failed */
+	long long left = expires - (long long)time(NULL);
+	char *doc = left > 0 ? record_json(&ss) : NULL;
+	if (left <= 0 || doc == NULL) {
+		loop_call_end(c, err_set(&c->err, left <= 0
+		                                      ? "session id collision or expiry in the past"
+		                                      : "out of memory"));
+		return;
+	}
+	int rc = kv_loop_set_ttl(l, KV_NS_SESSION, ss.id, doc, strlen(doc), 0, (unsigned)left,
+	                         created, c, &c->e);
+	free(doc);
+	if (rc < 0)
+		loop_call_end(c, store_failed(ss.id, &c->e, &c->err));
+}
+
+static void loaded(void *arg, int rc, uint8_t **vals, size_t *lens, struct err *e)
+{
+	struct loop_call *c = arg;
+	const char *id = c->out->id;
+	if (rc < 0) {
+		loop_call_end(c, store_failed(id, e, &c->err));
+		return;
+	}
+	char sid[33];
+	snprintf(sid, sizeof(sid), "%s", id);
+	rc = load_records(sid, vals, lens, c->out);
+	if (rc == -2)
+		kv_loop_delete(c->l, KV_NS_SESSION, sid);
+	if (rc == 0)
+		kbs_scache_put(c->s->copies, c->out);
+	loop_call_end(c, rc == 0 ? 0 : 1);
+}
+
+/* lookup into out, then done(arg, rc, err) */
+static void lookup_loop(struct loop_call *c, const char *id, struct kbs_session *out)
+{
+	const char *const nss[2] = {KV_NS_SESSION, NS_NONCE}, *const keys[2] = {id, id};
+	memset(out, 0, sizeof(*out));
+	if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32) {
+		loop_call_end(c, 1);
+		return;
+	}
+	if (kbs_scache_get(c->s->copies, id, 1, out) == 0) {
+		loop_call_end(c, 0);
+		return;
+	}
+	snprintf(out->id, sizeof(out->id), "%s", id); /* for loaded(), cleared by the parse */
+	c->out = out;
+	if (kv_loop_get_each(c->l, nss, keys, 2, loaded, c, &c->e) < 0) {
+		out->id[0] = '\0';
+		loop_call_end(c, store_failed(id, &c->e, &c->err));
+	}
+}
+
+void kbs_sessions_lookup_loop(struct kbs_sessions *s, struct kv_loop *l, const char *id,
+                              struct kbs_session *out, kbs_sessions_done_fn done, void *arg)
+{
+	struct loop_call *c = loop_call_new(s, l, done, arg);
+	if (c == NULL) {
+		struct err oom = {0};
+		memset(out, 0, sizeof(*out));
+		err_set(&oom, "out of memory");
+		done(arg, -1, &oom);
+		return;
+	}
+	lookup_loop(c, id, out);
+}
+
+static void claimed(void *arg, int rc, struct err *e)
+{
+	struct loop_call *c = arg;
+	loop_call_end(c, claim_done(c->s, &c->ss, rc, e, &c->err));
+}
+
+/* c->ss holds the session (Authed copy or record): the claim. */
+static void claim_loop(struct loop_call *c, const char *token)
+{
+	char *doc = NULL;
+	unsigned ttl = 0;
+	int rc = claim_ready(&c->ss, token, c->claims ? json_true() : NULL, c->until, &c->e);
+	if (rc == 0)
+		rc = claim_doc(&c->ss, &doc, &ttl, &c->e);
+	if (rc == 0)
+		rc = kv_loop_set_ttl(c->l, NS_NONCE, c->ss.id, doc, strlen(doc), 0, ttl, claimed, c,
+		                     &c->e);
+	wipe_doc(doc);
+	if (rc != 0)
+		loop_call_end(c, claim_done(c->s, &c->ss, rc, &c->e, &c->err));
+}
+
+/* The session read from the store for an attest: on to the claim. */
+static void looked_up(void *arg, int rc, struct err *err)
+{
+	struct loop_call *a = arg;
+	if (rc != 0) {
+		a->err = *err;
+		loop_call_end(a, rc);
+		return;
+	}
+	claim_loop(a, a->token);
+}
+
+void kbs_sessions_attest_loop(struct kbs_sessions *s, struct kv_loop *l, const char *id,
+                              const char *token, json_t *claims, double until,
+                              kbs_sessions_done_fn done, void *arg)
+{
+	struct loop_call *c = loop_call_new(s, l, done, arg), *look;
+	struct err oom = {0};
+	if (c == NULL) {
+		err_set(&oom, "out of memory");
+		done(arg, -1, &oom);
+		return;
+	}
+	c->claims = claims != NULL;
+	c->until = until;
+	if (token_too_big(s, token, &c->err)) {
+		loop_call_end(c, 3);
+		return;
+	}
+	/* an Authed copy will do, as on the blocking path: the claim is what decides */
+	if (kbs_scache_get(s->copies, id, 0, &c->ss) == 0) {
+		claim_loop(c, token);
+		return;
+	}
+	if ((c->token = strdup(token)) == NULL ||
+	    (look = loop_call_new(s, l, looked_up, c)) == NULL) {
+		loop_call_end(c, err_set(&c->err, "out of memory"));
+		return;
+	}
+	lookup_loop(look, id, &c->ss);
 }
