@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""/auth and /attest with sessions in Redis on the kbs's event loop (issue 13): the session's
+round trips (SET NX at /auth, MGET and the nonce's SET NX at /attest) go out on the loop's own
+non-blocking Redis connection (common/kv/redis_loop.c), and the request is finished from their
+answers. Against the real grpc-as + rvps and a real redis-server:
+
+- the loop takes /auth and /attest (the start-up line, kbs_event_loop_answers_total), and a
+  kbs whose Redis URL names a host (served by the pool) gives the very same answers --
+  status, problem type and detail -- for every refusal and for success, over both;
+- a session authed on one of two replicas sharing one Redis, /attest raced on both: exactly
+  one wins, the rest are told the nonce was used;
+- Redis killed: /auth and /attest answer 503 with a sentence, the same one the pool gives;
+  Redis back on its port: the next handshake attests on the loop again;
+- the Redis records a loop handshake leaves are the pool's: the same keys and fields."""
+import concurrent.futures
+import json
+
+from harness import Redis, Tap
+from kbs_testlib import Attester, Kbs, kbs_config, real_as_available, require_kbs, RealAs, Pki
+from test_kbs_attest_loop import answer, attest_counts, loop_answers, script
+
+
+def redis_kbs(pki, asvc, redis, name, host="127.0.0.1"):
+    cfg = kbs_config(pki, as_addr=asvc.addr)
+    url = "redis://%s:%d" % (host, redis.port)
+    cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": url}}}
+    cfg["session_storage_type"] = "Redis"
+    return Kbs(cfg, name=name).start()
+
+
+def auth_script(kbs):
+    """Each /auth case once."""
+    a = Attester(kbs)
+    out = [("bad version", answer(*a.auth(version="0.0.1"))[:3])]
+    st, h, data = a.auth()
+    out.append(("good /auth", (st, sorted(json.loads(data)), "kbs-session-id=" in
+                               h.get("set-cookie", ""))))
+    return out
+
+
+def check_same_answers(t, pki, asvc, redis):
+    loop = redis_kbs(pki, asvc, redis, "kbs-redis-loop")
+    pool = redis_kbs(pki, asvc, redis, "kbs-redis-pool", host="localhost")
+    try:
+        t.ok("read and write sessions in Redis from the event loops" in loop.log_text(),
+             "the kbs says the loop reads and writes the sessions", loop.log_tail(5))
+        t.ok("read and write sessions from the worker pool" in pool.log_text(),
+             "a Redis host name keeps them on the pool, said once", pool.log_tail(5))
+        b0, p0 = loop_answers(loop), loop_answers(pool)
+        c0 = attest_counts(loop)
+        got_loop = auth_script(loop) + script(loop)
+        got_pool = auth_script(pool) + script(pool)
+        for (name, al), (_, ap) in zip(got_loop, got_pool):
+            t.eq(al, ap, "sessions in Redis: same answer on the loop and the pool: " + name)
+        t.eq(attest_counts(loop), tuple(x + d for x, d in zip(c0, (7, 1, 3))),
+             "the loop counts requests, successes and failures as the pool does")
+        t.eq(attest_counts(pool), attest_counts(loop), "both kbs count the same")
+        t.eq(loop_answers(loop) - b0, 2 + 2 + 7, "the loop answered every /auth and /attest")
+        t.eq(loop_answers(pool) - p0, 0, "the other kbs answered none on its loops")
+    finally:
+        loop.stop()
+        pool.stop()
+
+
+def check_same_records(t, pki, asvc, redis):
+    loop = redis_kbs(pki, asvc, redis, "kbs-redis-rec-loop")
+    pool = redis_kbs(pki, asvc, redis, "kbs-redis-rec-pool", host="localhost")
+    try:
+        shapes = []
+        for kbs in (loop, pool):
+            a = Attester(kbs)
+            a.rcar()
+            sid = a.cookie.split("=", 1)[1]
+            sess = json.loads(redis.command("GET", "kbs_protocol_session:" + sid))
+            claim = json.loads(redis.command("GET", "kbs_protocol_nonce:" + sid))
+            ttls = (redis.command("TTL", "kbs_protocol_session:" + sid),
+                    redis.command("TTL", "kbs_protocol_nonce:" + sid))
+            shapes.append((sorted(sess), sess["state"], sorted(claim), claim["state"],
+                           all(0 < x <= 300 * 60 for x in ttls)))
+        t.eq(shapes[0], shapes[1], "a loop handshake leaves the pool's records and expiries")
+        t.eq(shapes[0][1:4:2], ("Authed", "Attested"), "Authed record, Attested claim")
+    finally:
+        loop.stop()
+        pool.stop()
+
+
+def check_race(t, pki, asvc, redis):
+    a_kbs = redis_kbs(pki, asvc, redis, "kbs-race-a")
+    b_kbs = redis_kbs(pki, asvc, redis, "kbs-race-b")
+    try:
+        wins = []
+        for _ in range(6):
+            a = Attester(a_kbs)
+            assert a.auth()[0] == 200
+            body = a.attest_body()
+            hdr = {"Content-Type": "application/json", "Cookie": a.cookie}
+            kbss = [a_kbs, b_kbs] * 4
+            with concurrent.futures.ThreadPoolExecutor(len(kbss)) as ex:
+                res = list(ex.map(lambda k: k.request("POST", "/kbs/v0/attest", body, hdr),
+                                  kbss))
+            ok = [r for r in res if r[0] == 200]
+            lost = [r for r in res if r[0] == 401 and b"already used" in r[2]]
+            wins.append((len(ok), len(lost)))
+        t.eq(wins, [(1, 7)] * 6, "/attest raced 8 ways on two replicas, 6 times: one winner "
+             "each time, the others told the nonce was used")
+    finally:
+        a_kbs.stop()
+        b_kbs.stop()
+
+
+def outage(kbs):
+    a = Attester(kbs)
+    st, h, data = a.auth()
+    return a, answer(st, h, data)
+
+
+def check_redis_killed(t, pki, asvc):
+    redis = Redis().start()
+    loop = redis_kbs(pki, asvc, redis, "kbs-kill-loop")
+    pool = redis_kbs(pki, asvc, redis, "kbs-kill-pool", host="localhost")
+    try:
+        la, pa = Attester(loop), Attester(pool)
+        assert la.auth()[0] == 200 and pa.auth()[0] == 200
+        Attester(loop).rcar()  # the loop's connection is open
+        redis.kill()
+        got = []
+        for kbs, att in ((loop, la), (pool, pa)):
+            _, auth_ans = outage(kbs)
+            got.append((auth_ans, answer(*att.attest())))
+        for (name, i) in (("/auth", 0), ("/attest", 1)):
+            t.eq(got[0][i][:1], (503,), "Redis killed: %s on the loop answers 503: %s" % (name, got[0][i]))
+            t.ok("session store unavailable" in (got[0][i][2] or ""),
+                 "with a sentence that says the session store is unavailable", got[0][i])
+            t.eq(got[0][i], got[1][i], "the pool gives the same %s answer" % name)
+        redis = Redis(port=redis.port).start()
+        before = loop_answers(loop)
+        a = Attester(loop)
+        st, _, data = a.auth()
+        st2, _, data2 = a.attest() if st == 200 else (st, None, data)
+        t.ok((st, st2) == (200, 200), "Redis back on its port: the next handshake attests",
+             (st, data, st2, data2))
+        t.eq(loop_answers(loop) - before, 2, "on the loop")
+    finally:
+        loop.stop()
+        pool.stop()
+        redis.stop()
+
+
+def main():
+    require_kbs()
+    t = Tap()
+    if not real_as_available():
+        t.skip("test_kbs_redis_loop", "grpc-as or rvps not built")
+        t.done()
+    pki = Pki()
+    asvc = RealAs(pki)
+    redis = Redis().start()
+    t.run(check_same_answers, pki, asvc, redis)
+    t.run(check_same_records, pki, asvc, redis)
+    t.run(check_race, pki, asvc, redis)
+    t.run(check_redis_killed, pki, asvc)
+    redis.stop()
+    asvc.stop()
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
