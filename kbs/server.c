@@ -6,8 +6,9 @@
  * without holding up the event loops, except an /auth or a resource read that needs nothing
  * but memory (auth_on_loop, resource_on_loop: the pool's code, told not to wait) and an
  * /attest whose only wait is the AS, which the loop calls without blocking and answers when
- * the AS does (attest_on_loop); /metrics and /healthz (alive) answer on the loop, /readyz (the
- * AS answers its health check) on the pool.
+ * the AS does (attest_on_loop); with sessions in Redis the two also send their session round
+ * trips from the loop (its kv_loop) and go on when Redis answers. /metrics and /healthz
+ * (alive) answer on the loop, /readyz (the AS answers its health check) on the pool.
  *
  * Status codes and problem bodies are Trustee's: 404 only for an unknown plugin, 401 for
  * everything else, `type` naming the top-level error variant. Causes that Trustee does not

@@ -36,6 +36,11 @@
  * (session_cache.h), so a handshake makes three session round trips (SET NX at /auth, MGET and
  * SET NX at /attest) instead of six: a resource read on the replica that attested the session
  * answers from its copy, on another replica it costs one MGET.
+ *
+ * On Redis the same round trips can also be sent from an event loop without blocking it
+ * (the _loop functions at the end, over kv/kv_loop.h): the same records, keys, expiries,
+ * copies and sentences, the caller's continuation called with what the blocking function
+ * would have returned.
  */
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
