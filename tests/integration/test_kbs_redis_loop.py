@@ -11,9 +11,14 @@ answers. Against the real grpc-as + rvps and a real redis-server:
   one wins, the rest are told the nonce was used;
 - Redis killed: /auth and /attest answer 503 with a sentence, the same one the pool gives;
   Redis back on its port: the next handshake attests on the loop again;
+- Redis stopped (SIGSTOP): the loop goes on answering, an /auth waiting on Redis gets the
+  pool's 503 after the 2 s deadline, and once Redis goes on the next handshake attests;
 - the Redis records a loop handshake leaves are the pool's: the same keys and fields."""
 import concurrent.futures
 import json
+import os
+import signal
+import time
 
 from harness import Redis, Tap
 from kbs_testlib import Attester, Kbs, kbs_config, real_as_available, require_kbs, RealAs, Pki
@@ -146,6 +151,36 @@ def check_redis_killed(t, pki, asvc):
         redis.stop()
 
 
+def check_redis_stalled(t, pki, asvc):
+    redis = Redis().start()
+    loop = redis_kbs(pki, asvc, redis, "kbs-stall-loop")
+    pool = redis_kbs(pki, asvc, redis, "kbs-stall-pool", host="localhost")
+    try:
+        Attester(loop).rcar()
+        Attester(pool).rcar()
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                futs = [ex.submit(outage, k) for k in (loop, pool)]
+                time.sleep(0.5)
+                t0 = time.time()
+                st, _, _ = loop.request("GET", "/metrics")
+                took = time.time() - t0
+                got = [f.result(timeout=30)[1] for f in futs]
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        t.ok(st == 200 and took < 0.5, "Redis stopped: the loop answers /metrics meanwhile "
+             "(%.3fs)" % took)
+        t.eq(got[0][:1], (503,), "an /auth waiting on a stopped Redis: 503 after its deadline")
+        t.ok("no answer within 2 s" in (got[0][2] or ""), "saying Redis did not answer", got)
+        t.eq(got[0], got[1], "the pool gives the same answer")
+        t.ok(Attester(loop).rcar(), "Redis going on: the next handshake attests")
+    finally:
+        loop.stop()
+        pool.stop()
+        redis.stop()
+
+
 def main():
     require_kbs()
     t = Tap()
@@ -159,6 +194,7 @@ def main():
     t.run(check_same_records, pki, asvc, redis)
     t.run(check_race, pki, asvc, redis)
     t.run(check_redis_killed, pki, asvc)
+    t.run(check_redis_stalled, pki, asvc)
     redis.stop()
     asvc.stop()
     t.done()
