@@ -6,8 +6,8 @@ and replies when the answer comes back to it; everything else keeps the worker p
 the real grpc-as + rvps + redis:
 
 - the loop serves /attest (kbs_event_loop_answers_total counts it), with the AS at an IP and at
-  http://localhost:PORT alike, and a kbs with sessions in Redis (served by the pool) gives the
-  very same answers -- status, problem type and detail -- for every refusal and for success;
+  http://localhost:PORT alike, and a kbs with sessions in Redis at a host name (served by the
+  pool) gives the very same answers -- status, problem type and detail -- for every refusal and for success;
 - an AS host name that does not resolve: 503 on the loop as on the pool, the kbs log naming it;
 - 48 attesters at once on their own connections, and 16 /attest pipelined on one connection;
 - the AS stopped with calls in flight, then killed: those calls get 503 (the link lost), the
@@ -77,9 +77,11 @@ def script(kbs):
     return out
 
 
-def redis_sessions(cfg, redis):
-    """cfg with sessions in Redis, which keeps /attest on the worker pool."""
-    cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": redis.url}}}
+def redis_sessions(cfg, redis, host="localhost"):
+    """cfg with sessions in Redis; at a host name (the default) the kbs keeps /auth and
+    /attest on the worker pool (its loops reach Redis only at an IP address)."""
+    url = "redis://%s:%d" % (host, redis.port)
+    cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": url}}}
     cfg["session_storage_type"] = "Redis"
     return cfg
 
@@ -371,7 +373,7 @@ def check_budget(t, pki, asvc):
 
 
 def check_redis_sessions(t, pki, asvc, redis):
-    kbs = Kbs(redis_sessions(kbs_config(pki, as_addr=asvc.addr), redis),
+    kbs = Kbs(redis_sessions(kbs_config(pki, as_addr=asvc.addr), redis, host="127.0.0.1"),
               name="kbs-redis-sessions").start()
     try:
         before = loop_answers(kbs)
