@@ -9,8 +9,10 @@
  * after its connection broke (a Redis restart leaves the loop's connection dead, as it does
  * the pool's: the blocking path also retries once). One timer per op is either its deadline
  * (sent: REDIS_TIMEOUT_S for the answer) or its pause before the next send. A deadline that
- * passes frees the connection, which answers every op on it with a NULL reply; those fail
- * with the time-out sentence, the connection is not trusted again.
+ * passes frees the connection, which answers every op on it with a NULL reply; each is sent
+ * once more on a new connection (as the pool does after a read time-out) and fails with the
+ * time-out sentence when that one does not answer either. A URL with credentials or a
+ * database stays on the pool (kv_loop_new refuses it).
  *
  * hiredis 0.14 (Debian's) has no timeouts of its own for asynchronous contexts, no option to
  * keep replies past the callback, and calls a connect callback only for connections it
@@ -273,7 +275,10 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (rep == NULL) { /* the connection broke, or is freed (deadline, kv_loop_free) */
 		if (l->ac == ac)
 			l->ac = NULL;
-		if (!op->resent && !l->timing_out && !l->closing) {
+		/* also after a deadline: a half-open connection (a Redis restarted behind its
+		 * address, a dropped NAT entry) answers nothing, and the pool reconnects and
+		 * sends once more then too */
+		if (!op->resent && !l->closing) {
 			op->resent = 1;
 			op_later(op, 0); /* not from inside hiredis's free */
 			return;
@@ -310,6 +315,14 @@ struct kv_loop *kv_loop_new(struct kv *kv, struct event_base *base, size_t max_i
 	           inet_pton(AF_INET6, l->t.host, addr) != 1) {
 		err_set(err, "redis host \"%s\" is a name, and resolving it would block the loop",
 		        l->t.host);
+	} else if (l->t.pass[0] != '\0' || l->t.db != 0) {
+		/* commands pipelined behind an AUTH or SELECT that Redis then refuses would run as
+		 * the default user or in database 0; the pool's connections send nothing before
+		 * those are answered */
+		err_set(err,
+		        "the redis URL names %s, which the loop's client does not send ahead "
+		        "of commands yet",
+		        l->t.pass[0] != '\0' ? "credentials" : "a database");
 	} else {
 		l->base = base;
 		l->max_inflight = max_inflight;

@@ -18,6 +18,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import subprocess
 import time
 
 from harness import Redis, Tap
@@ -25,9 +26,9 @@ from kbs_testlib import Attester, Kbs, kbs_config, real_as_available, require_kb
 from test_kbs_attest_loop import answer, attest_counts, loop_answers, script
 
 
-def redis_kbs(pki, asvc, redis, name, host="127.0.0.1"):
+def redis_kbs(pki, asvc, redis, name, host="127.0.0.1", db=""):
     cfg = kbs_config(pki, as_addr=asvc.addr)
-    url = "redis://%s:%d" % (host, redis.port)
+    url = "redis://%s:%d%s" % (host, redis.port, db)
     cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": url}}}
     cfg["session_storage_type"] = "Redis"
     return Kbs(cfg, name=name).start()
@@ -65,6 +66,32 @@ def check_same_answers(t, pki, asvc, redis):
     finally:
         loop.stop()
         pool.stop()
+
+
+def check_database_keeps_the_pool(t, pki, asvc, redis):
+    """A URL naming a database (or credentials) stays on the pool: the loop's client would
+    pipeline commands behind a SELECT that Redis might refuse, and they would then run in
+    database 0. The records land in the database named."""
+    kbs = redis_kbs(pki, asvc, redis, "kbs-redis-db", db="/3")
+    try:
+        t.ok("read and write sessions from the worker pool" in kbs.log_text() and
+             "names a database" in kbs.log_text(),
+             "a Redis URL with a database keeps the sessions on the pool, said why",
+             kbs.log_tail(5))
+        b0 = loop_answers(kbs)
+        a = Attester(kbs)
+        t.eq(a.auth()[0], 200, "database 3: /auth")
+        t.eq(a.attest()[0], 200, "database 3: /attest")
+        t.eq(loop_answers(kbs) - b0, 0, "neither on the loop")
+        sid = a.cookie.split("=", 1)[1]
+        def exists(db):
+            out = subprocess.run(["redis-cli", "-p", str(redis.port), "-n", str(db), "EXISTS",
+                                  "kbs_protocol_session:" + sid], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+            return out == "1"
+        t.ok(exists(3) and not exists(0), "the session's record is in database 3, not 0")
+    finally:
+        kbs.stop()
 
 
 def check_same_records(t, pki, asvc, redis):
@@ -192,6 +219,7 @@ def main():
     redis = Redis().start()
     t.run(check_same_answers, pki, asvc, redis)
     t.run(check_same_records, pki, asvc, redis)
+    t.run(check_database_keeps_the_pool, pki, asvc, redis)
     t.run(check_race, pki, asvc, redis)
     t.run(check_redis_killed, pki, asvc)
     t.run(check_redis_stalled, pki, asvc)
