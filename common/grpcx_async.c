@@ -1105,16 +1105,7 @@ struct grpcx_async *grpcx_async_new(struct event_base *base, const char *target,
 
 int grpcx_async_set_bearer(struct grpcx_async *c, const char *token, struct err *err)
 {
-	char *b = NULL;
-
-	if (token != NULL && asprintf(&b, "Bearer %s", token) < 0)
-		return err_set(err, "out of memory");
-	if (c->bearer) {
-		OPENSSL_cleanse(c->bearer, strlen(c->bearer));
-		free(c->bearer);
-	}
-	c->bearer = b;
-	return 0;
+	return grpcx_bearer_set(&c->bearer, token, err);
 }
 
 int grpcx_async_full(const struct grpcx_async *c)

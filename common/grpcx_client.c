@@ -698,16 +698,7 @@ struct grpcx_client *grpcx_client_new_tls(const char *target, const char *ca_pem
 
 int grpcx_client_set_bearer(struct grpcx_client *c, const char *token, struct err *err)
 {
-	char *b = NULL;
-
-	if (token != NULL && asprintf(&b, "Bearer %s", token) < 0)
-		return err_set(err, "out of memory");
-	if (c->bearer) {
-		OPENSSL_cleanse(c->bearer, strlen(c->bearer));
-		free(c->bearer);
-	}
-	c->bearer = b;
-	return 0;
+	return grpcx_bearer_set(&c->bearer, token, err);
 }
 
 void grpcx_client_free(struct grpcx_client *c)

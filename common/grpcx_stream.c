@@ -2,8 +2,10 @@
  * grpcx_stream: a unary call's request and response on one HTTP/2 stream, shared by the
  * blocking client (grpcx_client.c) and the loop-driven one (grpcx_async.c); see the header.
  */
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "grpcx_stream.h"
@@ -171,5 +173,19 @@ int grpcx_stream_session_setup(nghttp2_session *ng)
 	    nghttp2_session_set_local_window_size(ng, NGHTTP2_FLAG_NONE, 0, GRPCX_STREAM_WINDOW) !=
 	        0)
 		return -1;
+	return 0;
+}
+
+int grpcx_bearer_set(char **slot, const char *token, struct err *err)
+{
+	char *b = NULL;
+
+	if (token != NULL && asprintf(&b, "Bearer %s", token) < 0)
+		return err_set(err, "out of memory");
+	if (*slot) {
+		OPENSSL_cleanse(*slot, strlen(*slot));
+		free(*slot);
+	}
+	*slot = b;
 	return 0;
 }

@@ -65,6 +65,9 @@ void grpcx_stream_data(nghttp2_session *ng, struct grpcx_stream *st, const uint8
 int grpcx_stream_result(struct grpcx_stream *st, uint8_t **resp, size_t *resp_len, struct err *err);
 /* A new client session's SETTINGS and connection window. 0 or -1. */
 int grpcx_stream_session_setup(nghttp2_session *ng);
+/* *slot becomes "Bearer <token>" (malloc'd), or NULL for a NULL token; the old value is wiped
+ * and freed. Both clients' set_bearer. 0, or -1 err set. */
+int grpcx_bearer_set(char **slot, const char *token, struct err *err);
 /* err_setc for a call's outcome: returns the code itself. */
 int grpcx_status_set(struct err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -250,6 +250,23 @@ static redisReply *redis_cmd(struct redis *rd, struct err *err, int argc, const 
 	return r;
 }
 
+int redis_set_options(const char **argv, size_t *argvlen, int argc, unsigned ttl, int overwrite,
+                      char *ttls, size_t cap)
+{
+	if (ttl) {
+		snprintf(ttls, cap, "%u", ttl);
+		argv[argc] = "EX";
+		argvlen[argc++] = 2;
+		argv[argc] = ttls;
+		argvlen[argc++] = strlen(ttls);
+	}
+	if (!overwrite) {
+		argv[argc] = "NX";
+		argvlen[argc++] = 2;
+	}
+	return argc;
+}
+
 static void redis_key(char *out, size_t cap, const char *ns, const char *key)
 {
 	snprintf(out, cap, "%s:%s", ns, key);
@@ -276,17 +293,7 @@ static int redis_set(void *state, const char *ns, const char *key, const void *v
 
 	redis_key(k, sizeof(k), ns, key);
 	argvlen[1] = strlen(k);
-	if (ttl) {
-		snprintf(ttls, sizeof(ttls), "%u", ttl);
-		argv[argc] = "EX";
-		argvlen[argc++] = 2;
-		argv[argc] = ttls;
-		argvlen[argc++] = strlen(ttls);
-	}
-	if (!overwrite) {
-		argv[argc] = "NX";
-		argvlen[argc++] = 2;
-	}
+	argc = redis_set_options(argv, argvlen, argc, ttl, overwrite, ttls, sizeof(ttls));
 	redisReply *r = redis_cmd(rd, err, argc, argv, argvlen);
 	redis_forget(rd, ns, key);
 	if (r == NULL)

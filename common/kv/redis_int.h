@@ -32,4 +32,9 @@ int redis_target_unavailable(const struct redis_target *t, const redisContext *c
 /* 1 if r is Redis's LOADING answer (restarted, reading its data set back; it ran nothing). */
 int redis_reply_loading(const redisReply *r);
 
+/* A SET's options after its first argc arguments (SET key value): EX ttl (written into ttls,
+ * cap bytes) when ttl is not 0, and NX unless overwrite. The new argc (at most argc + 3). */
+int redis_set_options(const char **argv, size_t *argvlen, int argc, unsigned ttl, int overwrite,
+                      char *ttls, size_t cap);
+
 #endif

@@ -401,17 +401,7 @@ int kv_loop_set_ttl(struct kv_loop *l, const char *ns, const char *key, const vo
 	if (key_of(k, sizeof(k), ns, key, err) < 0)
 		return -1;
 	argvlen[1] = strlen(k);
-	if (ttl_seconds) {
-		snprintf(ttls, sizeof(ttls), "%u", ttl_seconds);
-		argv[argc] = "EX";
-		argvlen[argc++] = 2;
-		argv[argc] = ttls;
-		argvlen[argc++] = strlen(ttls);
-	}
-	if (!overwrite) {
-		argv[argc] = "NX";
-		argvlen[argc++] = 2;
-	}
+	argc = redis_set_options(argv, argvlen, argc, ttl_seconds, overwrite, ttls, sizeof(ttls));
 	if (op_start(l, OP_SET, argc, argv, argvlen, &op, err) < 0)
 		return -1;
 	op->set_cb = cb;
