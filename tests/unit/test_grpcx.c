@@ -16,12 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
-
 #include "grpcx.h"
 #include "health.pb-c.h"
+#include "testcert.h"
 #include "testlib.h"
 
 #define ECHO "/test.Echo/Echo"
@@ -507,45 +504,7 @@ static void test_shutdown_lets_running_calls_finish(void **state)
 /* A self-signed P-256 certificate for 127.0.0.1 / localhost; PEM texts malloc'd. */
 static void make_cert(char **cert_pem, char **key_pem)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	X509_NAME *name;
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	BIO *b;
-	char *p;
-	long n;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, k);
-	name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
-	                           -1, 0);
-	X509_set_issuer_name(x, name);
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	X509_sign(x, k, EVP_sha256());
-
-	b = BIO_new(BIO_s_mem());
-	PEM_write_bio_X509(b, x);
-	n = BIO_get_mem_data(b, &p);
-	*cert_pem = strndup(p, (size_t)n);
-	BIO_free(b);
-	b = BIO_new(BIO_s_mem());
-	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-	n = BIO_get_mem_data(b, &p);
-	*key_pem = strndup(p, (size_t)n);
-	BIO_free(b);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	tc_self_signed("localhost", "IP:127.0.0.1,DNS:localhost", cert_pem, key_pem);
 }
 
 static struct grpcx_server *start_tls_server(const char *cert, const char *key,
