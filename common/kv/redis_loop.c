@@ -11,8 +11,13 @@
  * (sent: REDIS_TIMEOUT_S for the answer) or its pause before the next send. A deadline that
  * passes frees the connection, which answers every op on it with a NULL reply; each is sent
  * once more on a new connection (as the pool does after a read time-out) and fails with the
- * time-out sentence when that one does not answer either. A URL with credentials or a
- * database stays on the pool (kv_loop_new refuses it).
+ * time-out sentence when that one does not answer either.
+ *
+ * With credentials or a database in the URL, a new connection sends AUTH and SELECT first and
+ * holds every op back until both are answered: an op pipelined behind a refused AUTH or
+ * SELECT would run as the default user or in database 0. Held ops keep their deadline; a
+ * refusal fails them with the pool's sentence; a connection that breaks or stays silent
+ * before answering sends them once more on a new one, as for a sent op.
  *
  * hiredis 0.14 (Debian's) has no timeouts of its own for asynchronous contexts, no option to
  * keep replies past the callback, and calls a connect callback only for connections it
@@ -46,6 +51,7 @@ struct op {
 	struct event *tm;      /* sent: the deadline; not sent: the pause before sending */
 	int sent;              /* waiting for the answer on ac */
 	redisAsyncContext *ac; /* while sent: the connection it went on (alive until it answers) */
+	int held;              /* waiting on ac's AUTH / SELECT before it is sent */
 	int resent;            /* the one send after a broken connection is spent */
 	int loading_waits;     /* LOADING answers so far */
 };
@@ -54,7 +60,7 @@ struct kv_loop {
 	struct redis_target t;
 	struct event_base *base; /* borrowed: the loop's */
 	redisAsyncContext *ac;   /* NULL: none open; never one hiredis is freeing */
-	int authed;              /* ac answered its AUTH / SELECT */
+	int hellos;              /* ac's AUTH / SELECT not yet answered; ops wait while > 0 */
 	char refused[64];        /* ac's AUTH or SELECT was refused: why, else "" */
 	int timing_out;          /* inside the free of a connection whose answer is late */
 	int closing;             /* kv_loop_free started: nothing is sent again */
@@ -113,17 +119,85 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 		l->ac = NULL;
 }
 
-/* AUTH or SELECT answered: a refusal makes every op on this connection an outage. */
+static void on_reply(redisAsyncContext *ac, void *r, void *priv);
+
+/* Sends op on ac, which has answered its AUTH / SELECT, with its deadline. -1 err set. */
+static int op_put(struct op *op, redisAsyncContext *ac, struct err *err)
+{
+	struct timeval tv = {REDIS_TIMEOUT_S, 0};
+	if (redisAsyncFormattedCommand(ac, on_reply, op, op->cmd, (size_t)op->cmdlen) != REDIS_OK)
+		return redis_target_unavailable(&op->l->t, &ac->c, NULL, err);
+	op->held = 0;
+	op->sent = 1;
+	op->ac = ac;
+	evtimer_add(op->tm, &tv);
+	return 0;
+}
+
+/* The ops held for ac, oldest first (l->ops is newest first). */
+static size_t held_on(struct kv_loop *l, redisAsyncContext *ac, struct op **out, size_t cap)
+{
+	size_t n = 0;
+	struct op *last = l->ops;
+	while (last && last->next)
+		last = last->next;
+	for (struct op *op = last; op && n < cap; op = op->prev)
+		if (op->held && op->ac == ac)
+			out[n++] = op;
+	return n;
+}
+
+static void op_later(struct op *op, long ms);
+
+/* AUTH or SELECT answered. Both accepted: the held ops go out. One refused: they fail with
+ * the pool's sentence, and the connection is closed. No answer (the connection broke or its
+ * deadline passed): each is sent once more on a new connection, else fails. */
 static void on_hello(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct kv_loop *l = ac->data;
 	const redisReply *rep = r;
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR && l->ac == ac && !l->refused[0]) {
-		snprintf(l->refused, sizeof(l->refused), "%s",
-		         priv ? "it refused to select the database" : "it refused the credentials");
+	struct op *held[256];
+	struct err e = {0};
+	size_t n;
+	if (rep != NULL && rep->type != REDIS_REPLY_ERROR) {
+		if (l->ac != ac || --l->hellos > 0)
+			return;
+		do {
+			n = held_on(l, ac, held, sizeof(held) / sizeof(held[0]));
+			for (size_t i = 0; i < n; i++)
+				if (op_put(held[i], ac, &e) < 0)
+					op_fail(held[i], &e);
+		} while (n == sizeof(held) / sizeof(held[0]));
+		return;
+	}
+	const char *why = priv ? "it refused to select the database" : "it refused the credentials";
+	if (rep != NULL && l->ac == ac && !l->refused[0]) {
+		snprintf(l->refused, sizeof(l->refused), "%s", why);
 		l->ac = NULL;
 		redisAsyncDisconnect(ac);
 	}
+	if (l->ac == ac)
+		l->ac = NULL;
+	do {
+		n = held_on(l, ac, held, sizeof(held) / sizeof(held[0]));
+		for (size_t i = 0; i < n; i++) {
+			struct op *op = held[i];
+			event_del(op->tm);
+			op->held = 0;
+			op->ac = NULL;
+			if (rep == NULL && !op->resent && !l->closing) {
+				op->resent = 1;
+				op_later(op, 0); /* not from inside hiredis's free */
+				continue;
+			}
+			if (rep != NULL)
+				redis_target_unavailable(&l->t, NULL, why, &e);
+			else
+				redis_target_unavailable(
+				    &l->t, &ac->c, l->timing_out ? REDIS_NO_ANSWER : NULL, &e);
+			op_fail(op, &e);
+		}
+	} while (n == sizeof(held) / sizeof(held[0]));
 }
 
 /* A new connection with its AUTH and SELECT queued ahead of any command. -1 err set. */
@@ -144,6 +218,7 @@ static int loop_connect(struct kv_loop *l, struct err *err)
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	l->refused[0] = '\0';
+	l->hellos = (l->t.pass[0] != '\0') + (l->t.db != 0);
 	if (l->t.pass[0] != '\0') {
 		if (l->t.user[0])
 			redisAsyncCommand(ac, on_hello, NULL, "AUTH %s %s", l->t.user, l->t.pass);
@@ -156,9 +231,8 @@ static int loop_connect(struct kv_loop *l, struct err *err)
 	return 0;
 }
 
-static void on_reply(redisAsyncContext *ac, void *r, void *priv);
-
-/* Sends op on the loop's connection (opening one) with its deadline. -1 err set. */
+/* Sends op on the loop's connection (opening one) with its deadline, or holds it there until
+ * the connection's AUTH / SELECT are answered (the same deadline). -1 err set. */
 static int op_send(struct op *op, struct err *err)
 {
 	struct kv_loop *l = op->l;
@@ -167,10 +241,10 @@ static int op_send(struct op *op, struct err *err)
 		return redis_target_unavailable(&l->t, NULL, "the kbs is stopping", err);
 	if (l->ac == NULL && loop_connect(l, err) < 0)
 		return -1;
-	if (redisAsyncFormattedCommand(l->ac, on_reply, op, op->cmd, (size_t)op->cmdlen) !=
-	    REDIS_OK)
-		return redis_target_unavailable(&l->t, &l->ac->c, NULL, err);
-	op->sent = 1;
+	if (l->hellos == 0)
+		return op_put(op, l->ac, err);
+	op->held = 1;
+	op->sent = 0;
 	op->ac = l->ac;
 	evtimer_add(op->tm, &tv);
 	return 0;
@@ -192,12 +266,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct op *op = arg;
 	struct kv_loop *l = op->l;
 	struct err e = {0};
-	if (op->sent) {
+	if (op->sent || op->held) { /* no answer, or no AUTH / SELECT answer, in time */
 		redisAsyncContext *ac = op->ac;
 		if (l->ac == ac)
 			l->ac = NULL;
 		l->timing_out = 1;
-		redisAsyncFree(ac); /* answers op, and every other op on ac, with NULL */
+		redisAsyncFree(ac); /* answers op, and every other op on ac, with NULL (held ops
+		                     * through their connection's AUTH / SELECT) */
 		l->timing_out = 0;
 		return;
 	}
@@ -315,14 +390,6 @@ struct kv_loop *kv_loop_new(struct kv *kv, struct event_base *base, size_t max_i
 	           inet_pton(AF_INET6, l->t.host, addr) != 1) {
 		err_set(err, "redis host \"%s\" is a name, and resolving it would block the loop",
 		        l->t.host);
-	} else if (l->t.pass[0] != '\0' || l->t.db != 0) {
-		/* commands pipelined behind an AUTH or SELECT that Redis then refuses would run as
-		 * the default user or in database 0; the pool's connections send nothing before
-		 * those are answered */
-		err_set(err,
-		        "the redis URL names %s, which the loop's client does not send ahead "
-		        "of commands yet",
-		        l->t.pass[0] != '\0' ? "credentials" : "a database");
 	} else {
 		l->base = base;
 		l->max_inflight = max_inflight;

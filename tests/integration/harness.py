@@ -150,12 +150,15 @@ class Daemon:
 
 
 class Redis(Daemon):
-    def __init__(self, port=None, datadir=None, aof=False):
+    def __init__(self, port=None, datadir=None, aof=False, password=None):
         port = port or free_port()
         self.datadir = datadir or tmpdir("redis-")
+        self.password = password
         args = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
                 "--bind", "127.0.0.1", "--dir", self.datadir, "--save", "",
                 "--appendonly", "yes" if aof else "no", "--protected-mode", "no"]
+        if password:
+            args += ["--requirepass", password]
         super().__init__("redis-%d" % port, args, port)
 
     @property
@@ -166,10 +169,14 @@ class Redis(Daemon):
         """One raw RESP command; returns bytes for a bulk string, None for nil, int for an
         integer, str for a status, a list for an array; raises on an error reply."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-            s.sendall(b"*%d\r\n" % len(parts) +
-                      b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+            cmds = ([("AUTH", self.password)] if self.password else []) + [args]
+            for cmd in cmds:
+                parts = [a if isinstance(a, bytes) else str(a).encode() for a in cmd]
+                s.sendall(b"*%d\r\n" % len(parts) +
+                          b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
             f = s.makefile("rb")
+            if self.password:
+                _resp_read(f)
             return _resp_read(f)
 
 

@@ -13,7 +13,9 @@ answers. Against the real grpc-as + rvps and a real redis-server:
   Redis back on its port: the next handshake attests on the loop again;
 - Redis stopped (SIGSTOP): the loop goes on answering, an /auth waiting on Redis gets the
   pool's 503 after the 2 s deadline, and once Redis goes on the next handshake attests;
-- the Redis records a loop handshake leaves are the pool's: the same keys and fields."""
+- the Redis records a loop handshake leaves are the pool's: the same keys and fields;
+- a URL with a database or a password: the loop sends no command before Redis accepted the
+  SELECT / AUTH (records in the database named), and a refused AUTH is the pool's 503."""
 import concurrent.futures
 import json
 import os
@@ -26,9 +28,9 @@ from kbs_testlib import Attester, Kbs, kbs_config, real_as_available, require_kb
 from test_kbs_attest_loop import answer, attest_counts, loop_answers, script
 
 
-def redis_kbs(pki, asvc, redis, name, host="127.0.0.1", db=""):
+def redis_kbs(pki, asvc, redis, name, host="127.0.0.1", db="", userinfo=""):
     cfg = kbs_config(pki, as_addr=asvc.addr)
-    url = "redis://%s:%d%s" % (host, redis.port, db)
+    url = "redis://%s%s:%d%s" % (userinfo, host, redis.port, db)
     cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": url}}}
     cfg["session_storage_type"] = "Redis"
     return Kbs(cfg, name=name).start()
@@ -68,30 +70,77 @@ def check_same_answers(t, pki, asvc, redis):
         pool.stop()
 
 
-def check_database_keeps_the_pool(t, pki, asvc, redis):
-    """A URL naming a database (or credentials) stays on the pool: the loop's client would
-    pipeline commands behind a SELECT that Redis might refuse, and they would then run in
-    database 0. The records land in the database named."""
+ON_LOOP = "read and write sessions in Redis from the event loops"
+
+
+def exists(redis, db, sid):
+    return redis_cli(redis, db, "EXISTS", "kbs_protocol_session:" + sid) == "1"
+
+
+def redis_cli(redis, db, *args):
+    pw = ["-a", redis.password, "--no-auth-warning"] if redis.password else []
+    return subprocess.run(["redis-cli", "-p", str(redis.port), "-n", str(db)] + pw + list(args),
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def check_database_on_the_loop(t, pki, asvc, redis):
+    """A URL naming a database takes the loop too: each connection's SELECT is answered before
+    any session command goes out on it, so the records land in the database named."""
     kbs = redis_kbs(pki, asvc, redis, "kbs-redis-db", db="/3")
     try:
-        t.ok("read and write sessions from the worker pool" in kbs.log_text() and
-             "names a database" in kbs.log_text(),
-             "a Redis URL with a database keeps the sessions on the pool, said why",
+        t.ok(ON_LOOP in kbs.log_text(), "a Redis URL with a database keeps the loop",
              kbs.log_tail(5))
         b0 = loop_answers(kbs)
         a = Attester(kbs)
         t.eq(a.auth()[0], 200, "database 3: /auth")
         t.eq(a.attest()[0], 200, "database 3: /attest")
-        t.eq(loop_answers(kbs) - b0, 0, "neither on the loop")
+        t.eq(loop_answers(kbs) - b0, 2, "both on the loop")
         sid = a.cookie.split("=", 1)[1]
-        def exists(db):
-            out = subprocess.run(["redis-cli", "-p", str(redis.port), "-n", str(db), "EXISTS",
-                                  "kbs_protocol_session:" + sid], capture_output=True,
-                                 text=True, timeout=10).stdout.strip()
-            return out == "1"
-        t.ok(exists(3) and not exists(0), "the session's record is in database 3, not 0")
+        t.ok(exists(redis, 3, sid) and not exists(redis, 0, sid),
+             "the session's record is in database 3, not 0")
     finally:
         kbs.stop()
+
+
+def check_credentials_on_the_loop(t, pki, asvc):
+    """A Redis ACL user named in the URL, the default user left open (no password): the loop
+    authenticates each new connection before any command, and the handshake attests on the
+    loop. The user's password then changed and every connection cut: the loop's new
+    connection's AUTH is refused, /auth is the pool's 503 with its sentence, and nothing is
+    written -- a command pipelined behind the refused AUTH would have run as the open default
+    user. The password back, the next handshake attests on the loop again."""
+    redis = Redis().start()
+    redis.command("ACL", "SETUSER", "kbs", "on", ">s3cret-pw", "~*", "+@all")
+    kbs = redis_kbs(pki, asvc, redis, "kbs-redis-auth", userinfo="kbs:s3cret-pw@")
+    pool = redis_kbs(pki, asvc, redis, "kbs-redis-auth-pool", host="localhost",
+                     userinfo="kbs:s3cret-pw@")
+    try:
+        t.ok(ON_LOOP in kbs.log_text(), "a Redis URL with credentials keeps the loop",
+             kbs.log_tail(5))
+        b0 = loop_answers(kbs)
+        a = Attester(kbs)
+        t.eq(a.auth()[0], 200, "ACL user: /auth")
+        t.eq(a.attest()[0], 200, "ACL user: /attest")
+        t.eq(loop_answers(kbs) - b0, 2, "both on the loop")
+        t.ok(exists(redis, 0, a.cookie.split("=", 1)[1]), "the record is written")
+        t.eq(Attester(pool).auth()[0], 200, "the pool's kbs authenticates too")
+        redis.command("ACL", "SETUSER", "kbs", "resetpass", ">changed-pw")
+        redis.command("CLIENT", "KILL", "TYPE", "normal")
+        keys = redis_cli(redis, 0, "DBSIZE")
+        got = [answer(*Attester(k).auth()) for k in (kbs, pool)]
+        t.eq(got[0][0], 503, "the password refused: 503: %s" % (got[0],))
+        t.ok("refused the credentials" in str(got[0][2]), "said why", got[0])
+        t.ok("s3cret" not in str(got[0]), "the answer shows no password", got[0])
+        t.eq(got[0], got[1], "the pool's answer for refused credentials")
+        t.eq(redis_cli(redis, 0, "DBSIZE"), keys,
+             "nothing written as the open default user behind the refused AUTH")
+        redis.command("ACL", "SETUSER", "kbs", "resetpass", ">s3cret-pw")
+        b = Attester(kbs)
+        t.eq((b.auth()[0], b.attest()[0]), (200, 200), "the password back: the next handshake attests")
+    finally:
+        kbs.stop()
+        pool.stop()
+        redis.stop()
 
 
 def check_same_records(t, pki, asvc, redis):
@@ -178,13 +227,19 @@ def check_redis_killed(t, pki, asvc):
         redis.stop()
 
 
-def check_redis_stalled(t, pki, asvc):
-    redis = Redis().start()
-    loop = redis_kbs(pki, asvc, redis, "kbs-stall-loop")
-    pool = redis_kbs(pki, asvc, redis, "kbs-stall-pool", host="localhost")
+def check_redis_stalled(t, pki, asvc, password=None):
+    """Redis stopped (SIGSTOP). With a password, every connection is cut first, so the one
+    left unanswered is the loop's new connection's AUTH, with the session command held behind
+    it: the same deadline, the same resend and the same answer as the pool's."""
+    redis = Redis(password=password).start()
+    auth = ":%s@" % password if password else ""
+    loop = redis_kbs(pki, asvc, redis, "kbs-stall-loop", userinfo=auth)
+    pool = redis_kbs(pki, asvc, redis, "kbs-stall-pool", host="localhost", userinfo=auth)
     try:
         Attester(loop).rcar()
         Attester(pool).rcar()
+        if password:
+            redis.command("CLIENT", "KILL", "TYPE", "normal")
         os.kill(redis.proc.pid, signal.SIGSTOP)
         try:
             with concurrent.futures.ThreadPoolExecutor(2) as ex:
@@ -219,10 +274,12 @@ def main():
     redis = Redis().start()
     t.run(check_same_answers, pki, asvc, redis)
     t.run(check_same_records, pki, asvc, redis)
-    t.run(check_database_keeps_the_pool, pki, asvc, redis)
+    t.run(check_database_on_the_loop, pki, asvc, redis)
+    t.run(check_credentials_on_the_loop, pki, asvc)
     t.run(check_race, pki, asvc, redis)
     t.run(check_redis_killed, pki, asvc)
     t.run(check_redis_stalled, pki, asvc)
+    t.run(check_redis_stalled, pki, asvc, "stall-pw")
     redis.stop()
     asvc.stop()
     t.done()
