@@ -150,7 +150,7 @@ class Daemon:
 
 
 class Redis(Daemon):
-    def __init__(self, port=None, datadir=None, aof=False, password=None):
+    def __init__(self, port=None, datadir=None, aof=False, password=None, extra=()):
         port = port or free_port()
         self.datadir = datadir or tmpdir("redis-")
         self.password = password
@@ -159,7 +159,7 @@ class Redis(Daemon):
                 "--appendonly", "yes" if aof else "no", "--protected-mode", "no"]
         if password:
             args += ["--requirepass", password]
-        super().__init__("redis-%d" % port, args, port)
+        super().__init__("redis-%d" % port, args + list(extra), port)
 
     @property
     def url(self):

@@ -14,6 +14,7 @@ answers. Against the real grpc-as + rvps and a real redis-server:
 - Redis stopped (SIGSTOP): the loop goes on answering, an /auth waiting on Redis gets the
   pool's 503 after the 2 s deadline, and once Redis goes on the next handshake attests;
 - the Redis records a loop handshake leaves are the pool's: the same keys and fields;
+- Redis restarted and LOADING its data set: /auth waits it out on the loop and answers 200;
 - a URL with a database or a password: the loop sends no command before Redis accepted the
   SELECT / AUTH (records in the database named), and a refused AUTH is the pool's 503."""
 import concurrent.futures
@@ -227,6 +228,48 @@ def check_redis_killed(t, pki, asvc):
         redis.stop()
 
 
+def check_redis_loading(t, pki, asvc):
+    """Redis restarted on a data set it loads slowly (about 0.6 s: Redis's key-load-delay),
+    answering LOADING meanwhile: an /auth on the loop is asked again on a timer until Redis
+    has loaded, and answers 200 as the pool does; the loop answers /metrics meanwhile."""
+    redis = Redis().start()
+    loop = redis_kbs(pki, asvc, redis, "kbs-load-loop")
+    pool = redis_kbs(pki, asvc, redis, "kbs-load-pool", host="localhost")
+    slow = None
+    try:
+        Attester(loop).rcar()
+        Attester(pool).rcar()
+        redis.command("MSET", *[x for i in range(600) for x in ("filler:%d" % i, "v" * 64)])
+        redis.command("SAVE")
+        redis.stop()
+        slow = Redis(port=redis.port, datadir=redis.datadir,
+                     extra=("--key-load-delay", "1000",
+                            "--loading-process-events-interval-bytes", "1024")).start()
+        loading = "loading:1" in redis_cli(slow, 0, "INFO", "persistence")
+        t0 = time.time()
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            futs = [ex.submit(outage, k) for k in (loop, pool)]
+            time.sleep(0.1)
+            m0 = time.time()
+            st, _, _ = loop.request("GET", "/metrics")
+            took = time.time() - m0
+            got = [f.result(timeout=30)[1] for f in futs]
+        waited = time.time() - t0
+        t.ok(loading and "loading:0" in redis_cli(slow, 0, "INFO", "persistence"),
+             "Redis was loading when the /auth went out, and is done now")
+        t.eq(got[0][0], 200, "an /auth sent while Redis loads: 200 once it has loaded (%.2fs)"
+             % waited)
+        t.eq(got[0], got[1], "the pool gives the same answer")
+        t.ok(st == 200 and took < 0.5, "the loop answers /metrics meanwhile (%.3fs)" % took)
+        t.ok(Attester(loop).rcar(), "and the next handshake attests")
+    finally:
+        loop.stop()
+        pool.stop()
+        if slow:
+            slow.stop()
+        redis.stop()
+
+
 def check_redis_stalled(t, pki, asvc, password=None):
     """Redis stopped (SIGSTOP). With a password, every connection is cut first, so the one
     left unanswered is the loop's new connection's AUTH, with the session command held behind
@@ -278,6 +321,7 @@ def main():
     t.run(check_credentials_on_the_loop, pki, asvc)
     t.run(check_race, pki, asvc, redis)
     t.run(check_redis_killed, pki, asvc)
+    t.run(check_redis_loading, pki, asvc)
     t.run(check_redis_stalled, pki, asvc)
     t.run(check_redis_stalled, pki, asvc, "stall-pw")
     redis.stop()
