@@ -199,6 +199,11 @@ struct kbs_session {
 	/* in-memory table only: token was verified at /attest (kbs_token_verify_once) and its
 	 * claims stand until this deadline (0: not verified here, the reads verify it) */
 	double claims_until;
+	/* in-memory table only, an Attested session kept as its verified claims: the table has
+	 * no token for it (token NULL, nonce ""), and a read that finds no live claims
+	 * (kbs_sessions_claims) refuses the session with this sentence, the one the full check
+	 * of its token gives past claims_until ("token expired", or the chain's); static */
+	const char *claims_lapse;
 };
 
 struct kbs_sessions;
@@ -244,12 +249,13 @@ int kbs_sessions_attest(struct kbs_sessions *s, const char *id, const char *toke
  * reads the session verifies the token itself). */
 bool kbs_sessions_keep_claims(const struct kbs_sessions *s);
 /* kbs_sessions_attest for a token whose verification gave `claims` (NULL: it was not
- * verified), which then stand until `until`; the table keeps only that mark, not the claims
- * (they are the token's own payload), and a shared store keeps the token alone. */
+ * verified), which then stand until `until`. In memory the session then keeps the text of
+ * the token's payload (what `claims` were parsed from) instead of the token; a shared store
+ * keeps the token alone, and this replica's copy the token and the mark. */
 int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const char *token,
                                  json_t *claims, double until, struct err *err);
-/* The verified claims of an attested in-memory session, decoded again from the payload of the
- * token verified at /attest (new reference), while now is before
+/* The verified claims of an attested in-memory session, parsed again from the payload text of
+ * the token verified at /attest (new reference), while now is before
  * their deadline: 0. 1 when there are none to use (no such live session, not attested, no
  * claims kept, past their deadline, or a shared store): the caller takes the token path. */
 int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims);
@@ -262,6 +268,8 @@ void kbs_sessions_evictions(struct kbs_sessions *s, unsigned long long *expired,
 /* Remove expired sessions; returns the number removed. */
 size_t kbs_sessions_sweep(struct kbs_sessions *s);
 size_t kbs_sessions_count(struct kbs_sessions *s);
+/* The in-memory table's bytes as max_sessions_bytes counts them (0 with a store). */
+size_t kbs_sessions_bytes(struct kbs_sessions *s);
 void kbs_session_clear(struct kbs_session *ss);
 /* The store's round trips of create, lookup and attest_verified sent on an event loop's
  * kv_loop (kv/kv_loop.h) instead of blocking, for sessions in a kv (kbs_sessions_new_kv) on
@@ -484,6 +492,9 @@ json_t *kbs_jwks_find_key(struct kbs_jwks *j, const json_t *jwk, struct err *err
 
 /* ---------------- token verification (kbs/token.c) ---------------- */
 
+/* Seconds a token is still taken after its exp (the deadline of the claims a session keeps,
+ * kbs_token_verify_once). */
+#define KBS_TOKEN_EXP_LEEWAY 60
 struct kbs_token_verifier;
 struct kbs_token_verifier *kbs_token_verifier_new(const struct kbs_config *cfg, struct err *err);
 void kbs_token_verifier_free(struct kbs_token_verifier *v);

@@ -42,8 +42,8 @@
 #include "vcache.h"
 
 /* The claims an /attest verified, kept for the session's first resource read so that it does
- * not decode the token's payload again (the session keeps the token, not the claims: see
- * session.c). Keyed by the SHA-256 of the session id; an entry is taken by that read, holds
+ * not parse the token's payload again (the session keeps the payload's text, not the claims:
+ * see session.c). Keyed by the SHA-256 of the session id; an entry is taken by that read, holds
  * until the claims' deadline (the token's exp plus leeway, the chain's notAfter) or the
  * session's, whichever is first, and is used only while the session table still says the
  * session's claims are live (kbs_sessions_claims_live, checked on every take). A session is
@@ -990,9 +990,11 @@ static bool kept_claims(struct kbs_server *k, struct http_req *r, char *who, siz
 
 /* The attestation token for a plugin call: an attested session's, else the Bearer one; or,
  * for an attested session that keeps the claims verified at its /attest, no token and those
- * claims in *claims (new reference). `who` gets "session <id>" or "bearer" for the log. */
+ * claims in *claims (new reference). `who` gets "session <id>" or "bearer" for the log.
+ * *lapsed: the session kept only claims, now past their deadline, and why says what the
+ * check of its token would (session.c). */
 static char *find_token(struct kbs_server *k, struct http_req *r, char *who, size_t wlen,
-                        json_t **claims, struct err *why)
+                        json_t **claims, struct err *why, bool *lapsed)
 {
 	snprintf(who, wlen, "bearer");
 	if (kept_claims(k, r, who, wlen, claims))
@@ -1003,12 +1005,14 @@ static char *find_token(struct kbs_server *k, struct http_req *r, char *who, siz
 		int grc = kbs_sessions_lookup(k->sessions, sid, &s, why);
 		if (grc == 0) {
 			char *t = s.state == KBS_SESSION_ATTESTED ? s.token : NULL;
+			if ((*lapsed = !t && s.claims_lapse))
+				err_set(why, "%s", s.claims_lapse);
 			s.token = NULL;
 			kbs_session_clear(&s);
-			if (t)
+			if (t || *lapsed)
 				snprintf(who, wlen, "session %s", sid);
 			free(sid);
-			if (t)
+			if (t || *lapsed)
 				return t;
 		} else {
 			kbs_metrics_inc(KM_ATTEST_ERRORS); /* Trustee counts this, so do we */
@@ -1085,7 +1089,13 @@ static enum step gate_token(struct call *c, struct http_req *r, bool nowait)
 		c->stage = GATE_POLICY;
 		return STEP_ON;
 	}
-	c->token = find_token(c->k, r, c->who, sizeof(c->who), &c->claims, &e);
+	bool lapsed = false;
+	c->token = find_token(c->k, r, c->who, sizeof(c->who), &c->claims, &e, &lapsed);
+	if (lapsed) { /* refused as gate_verify refuses the token */
+		log_info("kbs: %s: token refused: %s", http_req_uri(r), e.msg);
+		problem401_cause(r, "TokenVerifierError", "Token Verifier error", e.msg);
+		return STEP_ANSWERED;
+	}
 	if (!c->token && !c->claims) {
 		/* 401 even when the session store is down: guest-components answers a 401 on a
 		 * resource read with a new handshake (retried), anything else ends the read */

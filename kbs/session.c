@@ -12,8 +12,19 @@
  * gets the same timeout), and each entry that may be evicted early also on the list of its
  * class, in the same order: real Authed, test Authed, test Attested (a real Attested entry is
  * on none).
- * Request extra-params are not kept in memory (nothing reads them after /auth), so an entry
- * is a few hundred bytes until it holds its token.
+ * An entry keeps what a later step reads and no more (struct ent): the nonce until /attest
+ * consumes it, then the token; and for a token this process verified at /attest, not the
+ * token but its payload's text, the claims the reads hand to the policy. The token's header
+ * (the AS's jwk, maybe an x5c chain) and signature are of no use once it verified here. In
+ * `make bench` an EAR token is 2417 bytes and its payload 1029: the kbs grew by 2.94 KB a
+ * session keeping the token, 1.46 KB keeping the payload (VmHWM 11.7 -> 54.0 MB against
+ * 11.6 -> 32.6 MB over ~14,400 handshakes at 64 attesters, jemalloc). Request extra-params
+ * are not kept (nothing reads them after /auth).
+ *
+ * A read past the claims' deadline (the token's exp plus the leeway, or its chain's earliest
+ * notAfter) answers what the full check of the stored token answered there: the session is
+ * refused with the sentence that check gives ("token expired", or the chain's "certificate
+ * has expired"), which kbs_sessions_lookup hands out as claims_lapse.
  *
  * Test TEEs cannot crowd out real ones. Anyone can write sample evidence, so an attested
  * sample session proves nothing about its holder: 200 sample handshakes took 0.6 s and filled
@@ -42,6 +53,7 @@
  * copies and sentences, the caller's continuation called with what the blocking function
  * would have returned.
  */
+#include <assert.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -67,12 +79,26 @@ struct link {
 	struct ent *prev, *next;
 };
 
+/* Which deadline of a token's verified claims came first: the token's own exp plus the
+ * leeway, or its chain's notAfter (their sentences in lapse_sentence). */
+enum lapse { LAPSE_EXP = 1, LAPSE_CHAIN };
+
+/* One session in memory, one allocation: the fixed part, then its text. Replaced (ent_attest)
+ * when the session attests, since the text changes size. */
 struct ent {
-	struct kbs_session s;
-	struct ent *next;  /* hash chain */
-	struct link byage; /* every entry, earliest deadline first */
-	struct link cls;   /* on `on`, earliest deadline first */
-	struct list *on;   /* the class list holding the entry, NULL for a real Attested one */
+	struct ent *next;    /* hash chain */
+	struct link byage;   /* every entry, earliest deadline first */
+	struct link cls;     /* on `on`, earliest deadline first */
+	struct list *on;     /* the class list holding the entry, NULL for a real Attested one */
+	long long expires;   /* unix seconds */
+	double claims_until; /* > 0: text is the payload of a token verified here, its claims
+	                      * good until then; 0: text is what its state says */
+	char id[33];
+	char tee[32];
+	uint8_t state; /* enum kbs_session_state */
+	uint8_t lapse; /* with claims_until: enum lapse */
+	/* Authed: the nonce; Attested: the token, or (claims_until > 0) its payload's JSON text */
+	char text[];
 };
 
 struct list {
@@ -101,7 +127,7 @@ struct kbs_sessions {
 static void list_insert(struct list *l, struct ent *e, size_t off)
 {
 	struct ent *after = l->tail;
-	while (after && after->s.expires > e->s.expires)
+	while (after && after->expires > e->expires)
 		after = LINK(after, off)->prev;
 	LINK(e, off)->prev = after;
 	LINK(e, off)->next = after ? LINK(after, off)->next : l->head;
@@ -137,30 +163,85 @@ bool kbs_tee_is_test(const char *tee)
 	return strcmp(tee, "sample") == 0 || strcmp(tee, "sampledevice") == 0;
 }
 
-/* What an entry costs the table: itself, its nonce and its token. */
+/* What an entry costs the table: the one allocation that holds it and its text. */
 static size_t ent_bytes(const struct ent *e)
 {
-	return sizeof(*e) + strlen(e->s.nonce) + 1 + (e->s.token ? strlen(e->s.token) + 1 : 0);
+	return sizeof(*e) + strlen(e->text) + 1;
 }
 
-/* The payload of a compact JWS as JSON (new reference), or NULL. Only for a token this table
- * marked verified: jansson would hold an EAR claims set in about 7.7 times the bytes of its
- * text, so sessions keep the token and decode it again on each read, which costs a small part
- * of verifying it. */
-static json_t *jws_payload(const char *token)
+/* A new entry holding text[0..len) (NUL added), the rest zero; NULL when out of memory. */
+static struct ent *ent_new(const char *text, size_t len)
+{
+	struct ent *e = calloc(1, sizeof(*e) + len + 1);
+	if (e)
+		memcpy(e->text, text, len);
+	return e;
+}
+
+/* The text is a nonce, a bearer token or the claims of one: wiped. */
+static void ent_free(struct ent *e)
+{
+	if (e) {
+		OPENSSL_cleanse(e->text, strlen(e->text));
+		free(e);
+	}
+}
+
+/* The payload segment of a compact JWS, decoded (malloc'd, NUL-terminated): 0, or -1. */
+static int jws_payload_text(const char *token, char **txt, size_t *n)
 {
 	const char *d1 = strchr(token, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-	uint8_t *txt = NULL;
-	size_t n = 0;
-	if (d2 == NULL || b64_decode(d1 + 1, (size_t)(d2 - d1 - 1), B64_URL, &txt, &n) < 0)
-		return NULL;
-	json_t *j = json_loadb((const char *)txt, n, JSON_REJECT_DUPLICATES, NULL);
-	free(txt);
+	uint8_t *b = NULL;
+	*txt = NULL;
+	if (d2 == NULL || b64_decode(d1 + 1, (size_t)(d2 - d1 - 1), B64_URL, &b, n) < 0)
+		return -1;
+	char *t = realloc(b, *n + 1);
+	if (t == NULL) {
+		free(b);
+		return -1;
+	}
+	t[*n] = '\0';
+	*txt = t;
+	return 0;
+}
+
+/* Claims text as JSON (new reference), or NULL. Only for the payload of a token this process
+ * verified: jansson would hold an EAR claims set in about 7.7 times the bytes of its text, so
+ * a session keeps the text and parses it again on each read, which costs a small part of
+ * verifying the token. */
+static json_t *claims_parse(const char *txt, size_t n)
+{
+	json_t *j = json_loadb(txt, n, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return NULL;
 	}
 	return j;
+}
+
+/* The payload of a compact JWS as JSON (new reference), or NULL: the claims a store's copy
+ * keeps (session_cache.h), with its token. */
+static json_t *jws_payload(const char *token)
+{
+	char *txt = NULL;
+	size_t n = 0;
+	if (jws_payload_text(token, &txt, &n) != 0)
+		return NULL;
+	json_t *j = claims_parse(txt, n);
+	OPENSSL_cleanse(txt, n);
+	free(txt);
+	return j;
+}
+
+/* What a read past the verified claims' deadline answers: the sentence the full check of the
+ * token (token.c, verify_full) gives then. It checks the chain before the exp, so a chain
+ * that expired first is what it names; OpenSSL's words for an expired certificate
+ * (X509_V_ERR_CERT_HAS_EXPIRED). */
+static const char *lapse_sentence(const struct ent *e)
+{
+	return e->lapse == LAPSE_CHAIN ? "x5c chain does not verify against trusted_certs_paths: "
+	                                 "certificate has expired"
+	                               : "token expired";
 }
 
 static unsigned bucket_of(const char *id)
@@ -210,8 +291,7 @@ void kbs_sessions_free(struct kbs_sessions *s)
 		struct ent *e = s->b[i];
 		while (e) {
 			struct ent *n = e->next;
-			kbs_session_clear(&e->s);
-			free(e);
+			ent_free(e);
 			e = n;
 		}
 	}
@@ -428,22 +508,16 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 		memcpy(id_out, ss.id, 33);
 		return 0;
 	}
-	struct ent *e = calloc(1, sizeof(*e));
+	struct ent *e = ent_new(nonce, strlen(nonce));
 	if (!e)
 		return err_set(err, "out of memory");
-	if (new_id(e->s.id) != 0) {
-		free(e);
+	if (new_id(e->id) != 0) {
+		ent_free(e);
 		return err_set(err, "random number generator failed");
 	}
-	e->s.state = KBS_SESSION_AUTHED;
-	snprintf(e->s.tee, sizeof(e->s.tee), "%s", tee);
-	e->s.nonce = strdup(nonce);
-	e->s.expires = expires;
-	if (!e->s.nonce) {
-		kbs_session_clear(&e->s);
-		free(e);
-		return err_set(err, "out of memory");
-	}
+	e->state = KBS_SESSION_AUTHED;
+	snprintf(e->tee, sizeof(e->tee), "%s", tee);
+	e->expires = expires;
 	size_t need = ent_bytes(e);
 	pthread_mutex_lock(&s->mu);
 	int test = s->lim.test_tees_yield && kbs_tee_is_test(tee);
@@ -451,11 +525,10 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 	if (rc != 0) {
 		refused(s, rc, need, err);
 		pthread_mutex_unlock(&s->mu);
-		kbs_session_clear(&e->s);
-		free(e);
+		ent_free(e);
 		return -2;
 	}
-	unsigned b = bucket_of(e->s.id);
+	unsigned b = bucket_of(e->id);
 	e->next = s->b[b];
 	s->b[b] = e;
 	list_insert(&s->byage, e, OFF_AGE);
@@ -463,7 +536,7 @@ int kbs_sessions_create(struct kbs_sessions *s, const char *tee, const char *non
 	list_insert(e->on, e, OFF_CLS);
 	s->count++;
 	s->bytes += need;
-	memcpy(id_out, e->s.id, 33);
+	memcpy(id_out, e->id, 33);
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
@@ -473,11 +546,11 @@ static struct ent **find(struct kbs_sessions *s, const char *id)
 {
 	struct ent **pp = &s->b[bucket_of(id)];
 	size_t n = strlen(id);
-	if (n != sizeof((*pp)->s.id) - 1) /* ids are 32 hex digits */
+	if (n != sizeof((*pp)->id) - 1) /* ids are 32 hex digits */
 		return NULL;
 	/* the id is the session cookie, a credential: compare it in constant time */
 	for (; *pp; pp = &(*pp)->next)
-		if (CRYPTO_memcmp((*pp)->s.id, id, n) == 0)
+		if (CRYPTO_memcmp((*pp)->id, id, n) == 0)
 			return pp;
 	return NULL;
 }
@@ -490,15 +563,14 @@ static void drop(struct kbs_sessions *s, struct ent **pp)
 	if (e->on)
 		list_remove(e->on, e, OFF_CLS);
 	s->bytes -= ent_bytes(e);
-	kbs_session_clear(&e->s);
-	free(e);
+	ent_free(e);
 	s->count--;
 }
 
 /* Drops entry e, wherever it is in its hash chain (lock held). */
 static void drop_ent(struct kbs_sessions *s, struct ent *e)
 {
-	struct ent **pp = &s->b[bucket_of(e->s.id)];
+	struct ent **pp = &s->b[bucket_of(e->id)];
 	while (*pp && *pp != e)
 		pp = &(*pp)->next;
 	if (*pp)
@@ -519,7 +591,7 @@ static struct ent *victim(struct kbs_sessions *s, long long now, const struct en
                           int *why)
 {
 	struct ent *e = first_but(&s->byage, OFF_AGE, keep);
-	if (e && e->s.expires < now)
+	if (e && e->expires < now)
 		return *why = 0, e;
 	*why = 1;
 	if ((e = first_but(&s->test_authed, OFF_CLS, keep)) || !real)
@@ -544,7 +616,7 @@ static int make_room(struct kbs_sessions *s, long long now, int add, size_t need
 		struct ent *old = victim(s, now, keep, real, &why);
 		if (!old)
 			return s->count + add > s->max ? 1 : 2;
-		log_debug("kbs: session %s evicted (table full, %s)", old->s.id, reason[why]);
+		log_debug("kbs: session %s evicted (table full, %s)", old->id, reason[why]);
 		drop_ent(s, old);
 		s->evicted[why]++;
 		kbs_metrics_inc_label(KML_SESSION_EVICTIONS, reason[why]);
@@ -577,6 +649,31 @@ static void refused(struct kbs_sessions *s, int rc, size_t need, struct err *err
 		        need, s->lim.max_bytes);
 }
 
+/* The session of entry e as a kbs_session (lock held): an Attested one has no nonce left
+ * (""), and one kept as its verified claims has no token; claims_lapse says what a read
+ * answers once now is past their deadline. 0, or -1 out of memory (out cleared). */
+static int ent_copy(const struct ent *e, double now, struct kbs_session *out)
+{
+	bool authed = e->state == KBS_SESSION_AUTHED;
+	memcpy(out->id, e->id, sizeof(out->id));
+	memcpy(out->tee, e->tee, sizeof(out->tee));
+	out->state = (enum kbs_session_state)e->state;
+	out->expires = e->expires;
+	out->claims_until = e->claims_until;
+	out->nonce = strdup(authed ? e->text : "");
+	if (!authed && e->claims_until <= 0)
+		out->token = strdup(e->text);
+	else if (!authed)
+		out->claims_lapse = now >= e->claims_until
+		                        ? lapse_sentence(e)
+		                        : "the claims verified at /attest could not be read";
+	if (!out->nonce || (!authed && e->claims_until <= 0 && !out->token)) {
+		kbs_session_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
 int kbs_sessions_get(struct kbs_sessions *s, const char *id, struct kbs_session *out)
 {
 	struct err e = {0};
@@ -603,20 +700,17 @@ int kbs_sessions_lookup(struct kbs_sessions *s, const char *id, struct kbs_sessi
 		pthread_mutex_unlock(&s->mu);
 		return 1;
 	}
-	if ((*pp)->s.expires < (long long)time(NULL)) {
+	double now = (double)time(NULL);
+	const struct ent *e = *pp;
+	if (e->expires < (long long)now) {
 		drop(s, pp);
 		pthread_mutex_unlock(&s->mu);
 		return 1;
 	}
-	struct kbs_session *src = &(*pp)->s;
-	memcpy(out->id, src->id, sizeof(out->id));
-	memcpy(out->tee, src->tee, sizeof(out->tee));
-	out->state = src->state;
-	out->expires = src->expires;
-	out->nonce = strdup(src->nonce);
-	out->token = src->token ? strdup(src->token) : NULL;
-	out->claims_until = src->claims_until;
+	int rc = ent_copy(e, now, out);
 	pthread_mutex_unlock(&s->mu);
+	if (rc != 0)
+		return err_set(err, "out of memory");
 	return 0;
 }
 
@@ -631,11 +725,11 @@ bool kbs_sessions_keep_claims(const struct kbs_sessions *s)
 /* The session's claims may be used now: attested with claims kept, the session's own
  * deadline first, then the claims' (kbs_sessions_lookup decides what an expired session
  * means). Under s->mu. */
-static const struct kbs_session *claims_live(struct kbs_sessions *s, const char *id, double now)
+static const struct ent *claims_live(struct kbs_sessions *s, const char *id, double now)
 {
 	struct ent **pp = find(s, id);
-	const struct kbs_session *e = pp ? &(*pp)->s : NULL;
-	if (e && e->state == KBS_SESSION_ATTESTED && e->token && e->claims_until > 0 &&
+	const struct ent *e = pp ? *pp : NULL;
+	if (e && e->state == KBS_SESSION_ATTESTED && e->claims_until > 0 &&
 	    e->expires >= (long long)now && now < e->claims_until)
 		return e;
 	return NULL;
@@ -658,7 +752,7 @@ int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims)
 	*claims = NULL;
 	if (strlen(id) != 32)
 		return 1;
-	char *token = NULL;
+	char *txt = NULL;
 	if (s->kv) {
 		struct kbs_session c;
 		double now = (double)time(NULL);
@@ -670,15 +764,17 @@ int kbs_sessions_claims(struct kbs_sessions *s, const char *id, json_t **claims)
 		kbs_session_clear(&c);
 		return *claims ? 0 : 1;
 	}
+	/* copied out under the lock, parsed outside it */
+	size_t n = 0;
 	pthread_mutex_lock(&s->mu);
-	const struct kbs_session *e = claims_live(s, id, (double)time(NULL));
-	if (e)
-		token = strdup(e->token);
+	const struct ent *e = claims_live(s, id, (double)time(NULL));
+	if (e && (txt = malloc((n = strlen(e->text)) + 1)) != NULL)
+		memcpy(txt, e->text, n + 1);
 	pthread_mutex_unlock(&s->mu);
-	if (token != NULL) {
-		*claims = jws_payload(token);
-		OPENSSL_cleanse(token, strlen(token));
-		free(token);
+	if (txt != NULL) {
+		*claims = claims_parse(txt, n);
+		OPENSSL_cleanse(txt, n);
+		free(txt);
 	}
 	return *claims ? 0 : 1;
 }
@@ -739,6 +835,100 @@ static int token_too_big(struct kbs_sessions *s, const char *token, struct err *
 	return 1;
 }
 
+/* Entry n, a copy of e's fixed part with its Attested text, takes e's place in the hash chain,
+ * the deadline list and the class lists (lock held); e freed. */
+static void ent_attest(struct kbs_sessions *s, struct ent *e, struct ent *n)
+{
+	struct ent **pp = &s->b[bucket_of(e->id)];
+	while (*pp != e)
+		pp = &(*pp)->next;
+	double claims_until = n->claims_until;
+	uint8_t lapse = n->lapse;
+	assert(e->state == KBS_SESSION_AUTHED && e->on != NULL); /* on a class list */
+	list_remove(e->on, e, OFF_CLS);
+	memcpy(n, e, offsetof(struct ent, text));
+	n->claims_until = claims_until;
+	n->lapse = lapse;
+	*pp = n;
+	struct link *k = &n->byage;
+	if (k->prev)
+		k->prev->byage.next = n;
+	else
+		s->byage.head = n;
+	if (k->next)
+		k->next->byage.prev = n;
+	else
+		s->byage.tail = n;
+	n->state = KBS_SESSION_ATTESTED;
+	n->on = e->on == &s->test_authed ? &s->test_attested : NULL;
+	if (n->on)
+		list_insert(n->on, n, OFF_CLS);
+	s->bytes = s->bytes - ent_bytes(e) + ent_bytes(n);
+	ent_free(e);
+}
+
+/* The Attested text of token: with its claims verified here and a deadline, the payload's
+ * text (owned, *verified set), else the token itself (borrowed). NULL when out of memory. */
+static const char *attested_text(const char *token, const json_t *claims, double until,
+                                 char **owned, size_t *len)
+{
+	*owned = NULL;
+	if (claims != NULL && until > 0 && jws_payload_text(token, owned, len) == 0)
+		return *owned;
+	*len = strlen(token);
+	return token;
+}
+
+/* Which deadline `until` is for claims: the token's exp plus the leeway, or a chain's earlier
+ * notAfter (the token verifier's rule, token.c). */
+static enum lapse lapse_of(const json_t *claims, double until)
+{
+	const json_t *exp = json_object_get(claims, "exp");
+	if (json_is_number(exp) && until < json_number_value(exp) + KBS_TOKEN_EXP_LEEWAY)
+		return LAPSE_CHAIN;
+	return LAPSE_EXP;
+}
+
+/* kbs_sessions_attest_verified in memory: the entry replaced by its Attested one. */
+static int mem_attest(struct kbs_sessions *s, const char *id, const char *token, json_t *claims,
+                      double until, struct err *err)
+{
+	char *payload = NULL;
+	size_t len = 0;
+	const char *text = attested_text(token, claims, until, &payload, &len);
+	struct ent *n = ent_new(text, len);
+	if (payload) {
+		OPENSSL_cleanse(payload, len);
+		free(payload);
+	}
+	if (!n)
+		return err_set(err, "out of memory");
+	if (payload) {
+		n->claims_until = until;
+		n->lapse = lapse_of(claims, until);
+	}
+	long long now = (long long)time(NULL);
+	pthread_mutex_lock(&s->mu);
+	struct ent **pp = find(s, id);
+	struct ent *e = pp ? *pp : NULL; /* pp dies with the first eviction */
+	size_t old = e ? ent_bytes(e) : 0, grow = ent_bytes(n) > old ? ent_bytes(n) - old : 0;
+	int rc = 0;
+	if (!e || e->expires < now) {
+		rc = 1;
+	} else if (e->state == KBS_SESSION_ATTESTED) {
+		rc = 2;
+	} else if ((rc = make_room(s, now, 0, grow, e, e->on != &s->test_authed)) != 0) {
+		refused(s, rc, grow, err);
+		rc = -2;
+	} else {
+		ent_attest(s, e, n);
+		n = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	ent_free(n);
+	return rc;
+}
+
 int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const char *token,
                                  json_t *claims, double until, struct err *err)
 {
@@ -760,36 +950,7 @@ int kbs_sessions_attest_verified(struct kbs_sessions *s, const char *id, const c
 			rc = kv_claim(s, &ss, &e);
 		return claim_done(s, &ss, rc, &e, err);
 	}
-	char *t = strdup(token);
-	if (!t)
-		return err_set(err, "out of memory");
-	size_t need = strlen(t) + 1;
-	long long now = (long long)time(NULL);
-	pthread_mutex_lock(&s->mu);
-	struct ent **pp = find(s, id);
-	struct ent *e = pp ? *pp : NULL; /* pp dies with the first eviction */
-	int rc = 0;
-	if (!e || e->s.expires < now) {
-		rc = 1;
-	} else if (e->s.state == KBS_SESSION_ATTESTED) {
-		rc = 2;
-	} else if ((rc = make_room(s, now, 0, need, e, e->on != &s->test_authed)) != 0) {
-		refused(s, rc, need, err);
-		rc = -2;
-	} else {
-		e->s.token = t;
-		e->s.state = KBS_SESSION_ATTESTED;
-		e->s.claims_until = claims != NULL ? until : 0;
-		s->bytes += need;
-		list_remove(e->on, e, OFF_CLS);
-		e->on = e->on == &s->test_authed ? &s->test_attested : NULL;
-		if (e->on)
-			list_insert(e->on, e, OFF_CLS);
-		t = NULL;
-	}
-	pthread_mutex_unlock(&s->mu);
-	free(t);
-	return rc;
+	return mem_attest(s, id, token, claims, until, err);
 }
 
 /* Backends without native expiry keep dead records until read; list and drop them, and the
@@ -830,7 +991,7 @@ size_t kbs_sessions_sweep(struct kbs_sessions *s)
 	if (s->kv) /* Redis expires records itself */
 		return strcasecmp(kv_type_name(s->kv), "redis") == 0 ? 0 : kv_sweep(s);
 	pthread_mutex_lock(&s->mu);
-	while (s->byage.head && s->byage.head->s.expires < now) {
+	while (s->byage.head && s->byage.head->expires < now) {
 		drop_ent(s, s->byage.head);
 		n++;
 	}
@@ -860,6 +1021,14 @@ size_t kbs_sessions_count(struct kbs_sessions *s)
 	}
 	pthread_mutex_lock(&s->mu);
 	size_t n = s->count;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+size_t kbs_sessions_bytes(struct kbs_sessions *s)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t n = s->bytes;
 	pthread_mutex_unlock(&s->mu);
 	return n;
 }

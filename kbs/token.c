@@ -43,7 +43,7 @@
 #include "log.h"
 #include "vcache.h"
 
-#define EXP_LEEWAY 60
+#define EXP_LEEWAY KBS_TOKEN_EXP_LEEWAY
 /* Bounds of the two memos: a verified token's claims are a few kB of JSON, so 256 tokens stay
  * near a megabyte; a deployment has a handful of AS signing chains. */
 #define TOKEN_CACHE_ENTRIES 256

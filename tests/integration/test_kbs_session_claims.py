@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 """A cookie session keeps the claims the kbs verified at /attest (issue 13): its resource reads
 use them instead of verifying the token again, and still see what must be seen on every read:
-the token's exp (plus the 60 s leeway), the resource policy of the moment, the session's own
-tee-pubkey. A token the kbs cannot verify is still handed out by /attest, as Trustee does, and
+the token's exp (plus the 60 s leeway) and its chain's notAfter, past which the session is
+refused as its token is, the resource policy of the moment, the session's own tee-pubkey. A token the kbs cannot verify is still handed out by /attest, as Trustee does, and
 refused at the read with the verifier's sentence; a Bearer token is verified as before."""
 import json
 import time
 
 from harness import Tap
-from kbs_testlib import (ALLOW_ALL, ERR, Attester, FakeAs, Kbs, Pki, kbs_config,
+from kbs_testlib import (ALLOW_ALL, ERR, Attester, FakeAs, Kbs, Pki, _cert, kbs_config,
                          require_kbs)
 
 SECRET = b"claims kept"
@@ -69,7 +69,30 @@ def main():
     t.ok(st == 401 and d.get("type") == ERR + "TokenVerifierError" and
          "expired" in d.get("detail", ""),
          "once past exp plus the leeway the same session's read is refused as expired", data)
+    # the session keeps the claims, not the token: its answer is the full check's of the token
+    st2, _, data2 = c.get("default/claims/key", cookie=False, bearer=c.token)
+    t.ok((st, d) == (st2, problem(data2)) and "token expired" in d.get("detail", ""),
+         "that refusal is the token's own, sent as a Bearer token", (data, data2))
     asvc.token_exp_in = 300
+
+    # a signer certificate that expires before the token: past its notAfter the session is
+    # refused with the chain's sentence, as its token is
+    good_leaf = pki.leaf
+    pki.leaf = _cert("Test Token Signer", "Test Intermediate", pki.token_key.public_key(),
+                     pki.int_key, False, days=4 / 86400)
+    not_after = time.time() + 4
+    f = Attester(kbs)
+    f.rcar()
+    st, _, data = f.get("default/claims/key")
+    t.ok(st == 200 and f.decrypt(data) == SECRET, "a chain before its notAfter: read", data[:200])
+    time.sleep(max(0, not_after - time.time()) + 2)
+    st, _, data = f.get("default/claims/key")
+    st2, _, data2 = f.get("default/claims/key", cookie=False, bearer=f.token)
+    d = problem(data)
+    t.ok(st == 401 and d.get("type") == ERR + "TokenVerifierError" and
+         "certificate has expired" in d.get("detail", "") and (st, d) == (st2, problem(data2)),
+         "past the chain's notAfter the session is refused as its token is", (data, data2))
+    pki.leaf = good_leaf
 
     # a Bearer token is verified (and a forged one refused) as before
     st, _, data = a.get("default/claims/key", cookie=False, bearer=a.token)

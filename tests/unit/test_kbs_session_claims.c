@@ -1,9 +1,10 @@
 /*
- * The claims of the token an in-memory session verified at /attest (issue 13): decoded again
- * from the kept token while the session lives and before their deadline, never after it (the
- * caller then takes the token path, whose full check refuses what expired), never for a
- * session that has not attested or whose token was not verified, costing the table nothing
- * beyond the token, and not used at all by a shared store.
+ * The claims of the token an in-memory session verified at /attest (issue 13): parsed again
+ * from the payload text the session keeps instead of the token while the session lives and
+ * before their deadline; after it the session is refused with the sentence the full check of
+ * its token would give; never for a session that has not attested or whose token was not
+ * verified (those keep the token); counted in the byte budget as what the entry holds; and a
+ * shared store keeps the token, its claims only in the attesting replica's copy.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,50 +16,150 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/x509.h>
 
+#include "b64.h"
 #include "kbs/kbs.h"
 #include "kv/kv.h"
 
-/* header.payload.signature with a payload segment of `plen` characters */
-static char *token_with_payload(size_t plen)
+/* header.<payload, base64url>.signature, with a long header like an AS's (jwk and x5c) */
+static char *token_of(const char *payload)
 {
-	char *t = malloc(plen + 16);
-	memcpy(t, "hdr.", 4);
-	memset(t + 4, 'p', plen);
-	memcpy(t + 4 + plen, ".sig", 5);
+	char *seg = b64_encode((const uint8_t *)payload, strlen(payload), B64_URL);
+	size_t n = strlen(seg) + 1200;
+	char *t = malloc(n);
+	char hdr[1100];
+	memset(hdr, 'h', sizeof(hdr) - 1);
+	hdr[sizeof(hdr) - 1] = '\0';
+	snprintf(t, n, "%s.%s.c2lnbmF0dXJl", hdr, seg);
+	free(seg);
 	return t;
 }
 
+/* An EAR-shaped claims set expiring at exp, as compact JSON text. */
+static char *ear_payload(long long exp)
+{
+	char *p = NULL;
+	assert_true(asprintf(&p,
+	                     "{\"eat_profile\":\"tag:github.com,2024:confidential-containers/"
+	                     "Trustee\",\"iat\":%lld,\"submods\":{\"cpu0\":{\"ear.status\":"
+	                     "\"affirming\",\"ear.trustworthiness-vector\":{\"executables\":2,"
+	                     "\"hardware\":2},\"ear.veraison.annotated-evidence\":{\"sample\":{"
+	                     "\"svn\":\"1\",\"debug\":false,\"ratio\":0.5}}}},\"exp\":%lld,"
+	                     "\"iss\":\"CoCo-Attestation-Service\"}",
+	                     exp - 300, exp) > 0);
+	return p;
+}
+
+/* A verified session keeps its payload's text, not its token, and its reads hand the policy
+ * what the token's payload parses to, in the same order. */
 static void test_claims_handed_out_before_their_deadline(void **state)
 {
 	struct err e = {0};
 	struct kbs_sessions *s = kbs_sessions_new(10, &e);
-	double now = (double)time(NULL);
+	long long now = (long long)time(NULL);
 	char id[33];
-	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
-	const char *tok = "hdr.eyJrIjoidiJ9.sig"; /* payload {"k":"v"} */
+	char *payload = ear_payload(now + 300), *tok = token_of(payload);
+	json_t *claims = json_loads(payload, 0, NULL), *got = NULL;
+	assert_non_null(claims);
 	assert_true(kbs_sessions_keep_claims(s));
-	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now + 300, id, &e), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, id, &e), 0);
 	/* not attested yet: none */
 	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
 	assert_null(got);
-	assert_int_equal(kbs_sessions_attest_verified(s, id, tok, claims, now + 60, &e), 0);
-	assert_int_equal(kbs_sessions_claims(s, id, &got), 0);
-	assert_true(json_equal(got, claims)); /* the token's payload, decoded again */
-	assert_ptr_not_equal(got, claims);
-	json_decref(got);
-	/* the token is what is kept, for the token path too */
+	assert_true(kbs_sessions_claims_live(s, id) == false);
+	assert_int_equal(kbs_sessions_attest_verified(s, id, tok, claims, now + 360.0, &e), 0);
+	assert_true(kbs_sessions_claims_live(s, id));
+	for (int read = 0; read < 2; read++) {
+		assert_int_equal(kbs_sessions_claims(s, id, &got), 0);
+		assert_true(json_equal(got, claims));
+		assert_ptr_not_equal(got, claims);
+		char *a = json_dumps(got, JSON_COMPACT), *b = json_dumps(claims, JSON_COMPACT);
+		assert_string_equal(a, b); /* the members in the token's order */
+		assert_string_equal(a, payload);
+		free(a);
+		free(b);
+		json_decref(got);
+	}
+	/* neither the token nor the consumed nonce is kept */
 	struct kbs_session ss;
 	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
-	assert_string_equal(ss.token, tok);
-	assert_true(ss.claims_until > now);
+	assert_int_equal(ss.state, KBS_SESSION_ATTESTED);
+	assert_string_equal(ss.tee, "tdx");
+	assert_null(ss.token);
+	assert_string_equal(ss.nonce, "");
+	assert_true(ss.claims_until == now + 360.0);
 	kbs_session_clear(&ss);
+	/* a second /attest of the session is refused as before */
+	assert_int_equal(kbs_sessions_attest_verified(s, id, tok, claims, now + 360.0, &e), 2);
 	assert_int_equal(kbs_sessions_claims(s, "0123", &got), 1);
 	json_decref(claims);
+	free(tok);
+	free(payload);
 	kbs_sessions_free(s);
 }
 
-static void test_claims_past_their_deadline_are_not_used(void **state)
+/* Past the claims' deadline the session is refused with the sentence the full check of its
+ * token gives then (token.c, verify_full): "token expired" once past its exp plus the leeway,
+ * the chain's sentence when the chain's notAfter came first (it checks the chain first). */
+static void test_a_read_past_the_claims_deadline_is_refused_as_its_token(void **state)
+{
+	struct err e = {0};
+	struct kbs_sessions *s = kbs_sessions_new(10, &e);
+	long long now = (long long)time(NULL);
+	char expired[33], chain[33], plain[33];
+	/* exp 70 s ago: past exp plus the 60 s leeway */
+	char *p1 = ear_payload(now - 70), *t1 = token_of(p1);
+	char *p2 = ear_payload(now + 300), *t2 = token_of(p2);
+	json_t *c1 = json_loads(p1, 0, NULL), *c2 = json_loads(p2, 0, NULL), *got = NULL;
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, expired, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(
+	                     s, expired, t1, c1, (double)(now - 70 + KBS_TOKEN_EXP_LEEWAY), &e),
+	                 0);
+	/* a chain whose notAfter (a second ago) came before the token's exp */
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, chain, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, chain, t2, c2, (double)(now - 1), &e), 0);
+	const char *const ids[2] = {expired, chain};
+	char chain_says[256];
+	snprintf(chain_says, sizeof(chain_says),
+	         "x5c chain does not verify against trusted_certs_paths: %s",
+	         X509_verify_cert_error_string(X509_V_ERR_CERT_HAS_EXPIRED));
+	const char *const says[2] = {"token expired", chain_says};
+	for (int i = 0; i < 2; i++) {
+		assert_false(kbs_sessions_claims_live(s, ids[i]));
+		assert_int_equal(kbs_sessions_claims(s, ids[i], &got), 1);
+		assert_null(got);
+		/* the session itself lives on, refused by its reads */
+		struct kbs_session ss;
+		assert_int_equal(kbs_sessions_get(s, ids[i], &ss), 0);
+		assert_int_equal(ss.state, KBS_SESSION_ATTESTED);
+		assert_null(ss.token);
+		assert_non_null(ss.claims_lapse);
+		assert_string_equal(ss.claims_lapse, says[i]);
+		kbs_session_clear(&ss);
+	}
+	/* attested without claims: the token is kept for the reads to verify, nothing lapses */
+	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, plain, &e), 0);
+	assert_int_equal(kbs_sessions_attest(s, plain, t1, &e), 0);
+	assert_int_equal(kbs_sessions_claims(s, plain, &got), 1);
+	struct kbs_session ss;
+	assert_int_equal(kbs_sessions_get(s, plain, &ss), 0);
+	assert_string_equal(ss.token, t1);
+	assert_null(ss.claims_lapse);
+	assert_true(ss.claims_until == 0);
+	kbs_session_clear(&ss);
+	json_decref(c1);
+	json_decref(c2);
+	free(t1);
+	free(t2);
+	free(p1);
+	free(p2);
+	kbs_sessions_free(s);
+}
+
+/* Claims with a token whose payload segment is not base64url: the table keeps the token, not
+ * the claims, and its reads verify it. */
+static void test_a_payload_that_does_not_decode_keeps_the_token(void **state)
 {
 	struct err e = {0};
 	struct kbs_sessions *s = kbs_sessions_new(10, &e);
@@ -66,18 +167,15 @@ static void test_claims_past_their_deadline_are_not_used(void **state)
 	char id[33];
 	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
 	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now + 300, id, &e), 0);
-	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now - 1, &e), 0);
+	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now + 60, &e), 0);
 	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
 	assert_null(got);
-	/* the session itself lives on: its token goes to the full check */
 	struct kbs_session ss;
 	assert_int_equal(kbs_sessions_get(s, id, &ss), 0);
 	assert_string_equal(ss.token, "a.b.c");
+	assert_true(ss.claims_until == 0);
+	assert_null(ss.claims_lapse);
 	kbs_session_clear(&ss);
-	/* attested without claims: none either */
-	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now + 300, id, &e), 0);
-	assert_int_equal(kbs_sessions_attest(s, id, "a.b.c", &e), 0);
-	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
 	json_decref(claims);
 	kbs_sessions_free(s);
 }
@@ -91,33 +189,56 @@ static void test_claims_of_an_expired_session_are_not_used(void **state)
 	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
 	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, (long long)now - 2, id, &e), 0);
 	/* set_attested refuses an expired session, so nothing is kept */
-	assert_int_equal(kbs_sessions_attest_verified(s, id, "a.b.c", claims, now + 60, &e), 1);
+	assert_int_equal(
+	    kbs_sessions_attest_verified(s, id, "a.eyJrIjoidiJ9.c", claims, now + 60, &e), 1);
 	assert_int_equal(kbs_sessions_claims(s, id, &got), 1);
 	assert_null(got);
 	json_decref(claims);
 	kbs_sessions_free(s);
 }
 
-/* A verified token costs the table its own bytes only: what fits unverified fits verified. */
-static void test_verified_tokens_cost_no_more_bytes(void **state)
+/* The byte budget counts what an entry holds: a verified session its payload's text, one not
+ * verified here its token, an Authed one its nonce; all of it given back when they go. */
+static void test_a_verified_session_costs_its_payload_not_its_token(void **state)
 {
 	struct err e = {0};
 	struct kbs_sessions *s = kbs_sessions_new(10, &e);
-	struct kbs_session_limits l = {.max_bytes = 3000};
-	kbs_sessions_set_limits(s, &l);
 	long long now = (long long)time(NULL);
 	char a[33], b[33];
-	char *tok = token_with_payload(400);
-	json_t *claims = json_pack("{s:s}", "k", "v"), *got = NULL;
-	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, a, &e), 0);
-	assert_int_equal(kbs_sessions_attest(s, a, tok, &e), 0);
-	assert_int_equal(kbs_sessions_create(s, "tdx", "n", NULL, now + 300, b, &e), 0);
-	assert_int_equal(kbs_sessions_attest_verified(s, b, tok, claims, now + 60.0, &e), 0);
-	/* a payload that is not JSON gives no claims: the caller takes the token path */
-	assert_int_equal(kbs_sessions_claims(s, b, &got), 1);
-	assert_null(got);
+	char *payload = ear_payload(now + 300), *tok = token_of(payload);
+	json_t *claims = json_loads(payload, 0, NULL);
+	assert_int_equal(kbs_sessions_bytes(s), 0);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "nonce", NULL, now + 300, a, &e), 0);
+	size_t authed = kbs_sessions_bytes(s);
+	assert_true(authed > strlen("nonce") && authed < 256); /* the entry and its nonce */
+	assert_int_equal(kbs_sessions_attest_verified(s, a, tok, claims, now + 360.0, &e), 0);
+	size_t verified = kbs_sessions_bytes(s);
+	assert_int_equal(verified, authed - strlen("nonce") + strlen(payload));
+	assert_int_equal(kbs_sessions_create(s, "tdx", "nonce", NULL, now + 300, b, &e), 0);
+	assert_int_equal(kbs_sessions_bytes(s), verified + authed);
+	assert_int_equal(kbs_sessions_attest(s, b, tok, &e), 0);
+	size_t both = kbs_sessions_bytes(s);
+	assert_int_equal(both, verified + authed - strlen("nonce") + strlen(tok));
+	kbs_sessions_free(s);
+
+	/* so a budget that holds one session with its token holds two verified ones */
+	s = kbs_sessions_new(10, &e);
+	struct kbs_session_limits l = {.max_bytes = both - verified + 1};
+	kbs_sessions_set_limits(s, &l);
+	char c[33];
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(kbs_sessions_create(s, "tdx", "nonce", NULL, now + 300, c, &e), 0);
+		assert_int_equal(kbs_sessions_attest_verified(s, c, tok, claims, now + 360.0, &e),
+		                 0);
+	}
+	assert_int_equal(kbs_sessions_bytes(s), 2 * verified);
+	assert_int_equal(kbs_sessions_create(s, "tdx", "nonce", NULL, now + 300, c, &e), 0);
+	assert_int_equal(kbs_sessions_attest(s, c, tok, &e), -2);
+	assert_non_null(strstr(e.msg, "max_sessions_bytes"));
+	assert_int_equal(kbs_sessions_count(s), 3);
 	json_decref(claims);
 	free(tok);
+	free(payload);
 	kbs_sessions_free(s);
 }
 
@@ -173,9 +294,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_claims_handed_out_before_their_deadline),
-	    cmocka_unit_test(test_claims_past_their_deadline_are_not_used),
+	    cmocka_unit_test(test_a_read_past_the_claims_deadline_is_refused_as_its_token),
+	    cmocka_unit_test(test_a_payload_that_does_not_decode_keeps_the_token),
 	    cmocka_unit_test(test_claims_of_an_expired_session_are_not_used),
-	    cmocka_unit_test(test_verified_tokens_cost_no_more_bytes),
+	    cmocka_unit_test(test_a_verified_session_costs_its_payload_not_its_token),
 	    cmocka_unit_test(test_a_store_keeps_claims_only_in_the_attesting_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
