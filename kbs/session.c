@@ -16,10 +16,10 @@
  * consumes it, then the token; and for a token this process verified at /attest, not the
  * token but its payload's text, the claims the reads hand to the policy. The token's header
  * (the AS's jwk, maybe an x5c chain) and signature are of no use once it verified here. In
- * `make bench` an EAR token is 2417 bytes and its payload 1029: the kbs grew by 2.94 KB a
- * session keeping the token, 1.46 KB keeping the payload (VmHWM 11.7 -> 54.0 MB against
- * 11.6 -> 32.6 MB over ~14,400 handshakes at 64 attesters, jemalloc). Request extra-params
- * are not kept (nothing reads them after /auth).
+ * `make bench` an EAR token is ~2420 bytes and its payload 1029: a verified session took 2753
+ * bytes of jemalloc's heap keeping the token, 1263 keeping the payload, and the kbs grew by
+ * 2.86-2.94 KB a handshake against 1.41-1.44 KB (VmHWM, bench-kbs at 64 attesters for 8 s).
+ * Request extra-params are not kept (nothing reads them after /auth).
  *
  * A read past the claims' deadline (the token's exp plus the leeway, or its chain's earliest
  * notAfter) answers what the full check of the stored token answered there: the session is
