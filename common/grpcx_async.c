@@ -62,12 +62,13 @@
 #include "grpcx_stream.h"
 #include "grpcx_tls.h"
 #include "grpcx_wire.h"
+#include "loopdns.h"
 
 #define CONNECT_TIMEOUT_MS 5000 /* as grpcx_client.c's */
 #define READ_CHUNK 16384
-#define RESOLVE_MIN_MS 1000 /* a name is looked up at most once a second */
-#define HOLD_MS 250         /* see conn_handshake */
-#define MAX_ADDRS 8         /* addresses of a name kept and tried, in order */
+#define RESOLVE_MIN_MS LOOPDNS_MIN_MS /* a name is looked up at most once a second */
+#define HOLD_MS 250                   /* see conn_handshake */
+#define MAX_ADDRS 8                   /* addresses of a name kept and tried, in order */
 
 struct aconn;
 
@@ -802,26 +803,6 @@ static int conn_dial(struct aconn *k, char *why, size_t wl)
 	return -1;
 }
 
-/* evdns's failure as the C library's getaddrinfo words it, so the loop and the blocking
- * client (grpcx_client.c) say the same of the same name. */
-static const char *gai_sentence(int rc)
-{
-	static const struct {
-		int ev, libc;
-	} map[] = {
-	    {EVUTIL_EAI_AGAIN, EAI_AGAIN},           {EVUTIL_EAI_FAIL, EAI_FAIL},
-	    {EVUTIL_EAI_FAMILY, EAI_FAMILY},         {EVUTIL_EAI_MEMORY, EAI_MEMORY},
-	    {EVUTIL_EAI_NODATA, EAI_NODATA},         {EVUTIL_EAI_NONAME, EAI_NONAME},
-	    {EVUTIL_EAI_SERVICE, EAI_SERVICE},       {EVUTIL_EAI_SOCKTYPE, EAI_SOCKTYPE},
-	    {EVUTIL_EAI_ADDRFAMILY, EAI_ADDRFAMILY},
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (map[i].ev == rc)
-			return gai_strerror(map[i].libc);
-	return evutil_gai_strerror(rc);
-}
-
 /* An answer for c's host: its addresses (at most MAX_ADDRS) or the sentence of its failure. */
 static void resolve_store(struct grpcx_async *c, int rc, const struct evutil_addrinfo *res)
 {
@@ -843,7 +824,7 @@ static void resolve_store(struct grpcx_async *c, int rc, const struct evutil_add
 	else if (rc != 0)
 		snprintf(c->resolve_why, sizeof(c->resolve_why),
 		         "cannot resolve the server's host name %.120s: %s", c->t.host,
-		         gai_sentence(rc));
+		         loopdns_gai_sentence(rc));
 	c->naddrs = n;
 }
 

@@ -113,6 +113,7 @@ static int parse_http(const json_t *h, struct kbs_config *c, struct err *err)
 	    get_int(h, "http_server", "payload_request_size", 2, &c->payload_request_size, err) ||
 	    get_int(h, "http_server", "worker_count", 0, &c->worker_count, err) ||
 	    get_int(h, "http_server", "worker_threads", 0, &c->worker_threads, err) ||
+	    get_bool(h, "http_server", "loop_round_trips", true, &c->loop_round_trips, err) ||
 	    get_str(h, "http_server", "tls_profile", &c->tls_profile, err) ||
 	    get_str(h, "http_server", "tls_min_version", &c->tls_min_version, err) ||
 	    get_str(h, "http_server", "tls_max_version", &c->tls_max_version, err) ||

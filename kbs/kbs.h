@@ -58,6 +58,9 @@ struct kbs_config {
 	long long worker_count;
 	/* request handler threads; 0 = from the CPUs (server.c) */
 	long long worker_threads;
+	/* /attest's AS call and the Redis session round trips of /auth and /attest sent from the
+	 * event loops (default true); false keeps them on the worker pool */
+	bool loop_round_trips;
 	char *tls_profile;     /* old | intermediate (default) | modern | custom */
 	char *tls_min_version; /* "1.2" | "1.3" | NULL */
 	char *tls_max_version;

@@ -1777,6 +1777,11 @@ static int as_loops_open(struct kbs_server *k)
 {
 	int n = http_server_loops(k->http);
 	struct err e = {0};
+	if (!k->cfg.loop_round_trips) {
+		log_info("kbs: /attest calls the AS from the worker pool: [http_server] "
+		         "loop_round_trips = false");
+		return 0;
+	}
 	if (kbs_token_verifier_may_fetch(k->tv)) {
 		/* the AS token is verified where the answer arrives, and a trusted_jwk_sets URL
 		 * fetched there (seconds, when its server is slow) would hold up the whole loop */
@@ -1824,6 +1829,11 @@ static int kv_loops_open(struct kbs_server *k)
 	struct err e = {0};
 	if (!k->session_kv)
 		return 0;
+	if (!k->cfg.loop_round_trips) {
+		log_info("kbs: /auth and /attest read and write sessions from the worker pool: "
+		         "[http_server] loop_round_trips = false");
+		return 0;
+	}
 	k->kv_loops = calloc((size_t)n, sizeof(*k->kv_loops));
 	if (!k->kv_loops)
 		return -1;

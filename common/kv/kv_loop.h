@@ -22,10 +22,9 @@ struct event_base;
 struct kv_loop;
 
 /* A client on base for kv's store, at most max_inflight calls at once (kv_loop_full). NULL
- * with err set when kv cannot be reached without blocking the loop: not Redis, or a host
- * name (resolving it would block) rather than an IP address. Connects when first used; a URL's
- * credentials and database are sent first, and no command goes out on a connection before
- * Redis has accepted them. */
+ * with err set when kv is not Redis (or a host name's resolver cannot be set up). Connects
+ * when first used, a host name looked up on the loop first; a URL's credentials and database
+ * are sent first, and no command goes out on a connection before Redis has accepted them. */
 struct kv_loop *kv_loop_new(struct kv *kv, struct event_base *base, size_t max_inflight,
                             struct err *err);
 /* Calls in flight are called back with an outage first. From the loop's thread or after the

@@ -19,12 +19,19 @@
  * refusal fails them with the pool's sentence; a connection that breaks or stays silent
  * before answering sends them once more on a new one, as for a sent op.
  *
+ * A host name (Kubernetes' service names) is resolved on the loop by libevent's evdns
+ * (/etc/hosts, then the name servers of /etc/resolv.conf), ops held meanwhile with their
+ * deadline; the address is kept and looked up again after a connection to it failed, at most
+ * once a second (LOOPDNS_MIN_MS), as the gRPC loop client does; a name that does not resolve
+ * fails its ops with the C library's words for it, as the pool's connect says them.
+ *
  * hiredis 0.14 (Debian's) has no timeouts of its own for asynchronous contexts, no option to
  * keep replies past the callback, and calls a connect callback only for connections it
  * opened; `ac` is NULL from the moment hiredis starts freeing it, so that a callback that
  * issues its next call gets a new connection rather than the dying one.
  */
 #include <arpa/inet.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
@@ -32,9 +39,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kv/kv_loop.h"
 #include "kv/redis_int.h"
+#include "loopdns.h"
 
 enum op_kind { OP_SET, OP_MGET, OP_DEL };
 
@@ -51,7 +60,7 @@ struct op {
 	struct event *tm;      /* sent: the deadline; not sent: the pause before sending */
 	int sent;              /* waiting for the answer on ac */
 	redisAsyncContext *ac; /* while sent: the connection it went on (alive until it answers) */
-	int held;              /* waiting on ac's AUTH / SELECT before it is sent */
+	int held;              /* not sent: waiting on ac's AUTH / SELECT (1), on the name (2) */
 	int resent;            /* the one send after a broken connection is spent */
 	int loading_waits;     /* LOADING answers so far */
 };
@@ -66,7 +75,24 @@ struct kv_loop {
 	int closing;             /* kv_loop_free started: nothing is sent again */
 	struct op *ops;          /* every op not yet called back */
 	size_t inflight, max_inflight;
+	/* a host name: its resolver on the loop (NULL: the host is an IP address) */
+	struct evdns_base *dns;
+	struct evdns_getaddrinfo_request *rq; /* a lookup under way */
+	int starting;                         /* inside evdns_getaddrinfo */
+	int sync_rc;                          /*   its answer given there (1: none yet) */
+	char ips[4][INET6_ADDRSTRLEN];        /* the addresses it gave */
+	int nips, cur;                        /* how many; the one connections go to */
+	char resolve_why[200];                /* why the last lookup failed */
+	long long resolved_at;                /* monotonic ms of the last answer; -1 never */
+	int stale;                            /* a connection to each address failed since */
 };
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void op_free(struct op *op)
 {
@@ -105,16 +131,33 @@ static void op_fail(struct op *op, struct err *err)
 	op_done(op, -1, NULL, NULL, err);
 }
 
+/* A connection to the current address failed: the next one, and after the last the name is
+ * looked up again (it may have moved). */
+static void addr_failed(struct kv_loop *l)
+{
+	if (l->cur + 1 < l->nips) {
+		l->cur++;
+		return;
+	}
+	l->cur = 0;
+	l->stale = 1;
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct kv_loop *l = ac->data;
-	if (status != REDIS_OK && l->ac == ac)
-		l->ac = NULL; /* hiredis frees it now, answering its ops with NULL */
+	if (status != REDIS_OK) {
+		addr_failed(l);
+		if (l->ac == ac)
+			l->ac = NULL; /* hiredis frees it now, answering its ops with NULL */
+	}
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct kv_loop *l = ac->data;
+	if (status != REDIS_OK)
+		addr_failed(l);
 	if (l->ac == ac)
 		l->ac = NULL;
 }
@@ -134,7 +177,8 @@ static int op_put(struct op *op, redisAsyncContext *ac, struct err *err)
 	return 0;
 }
 
-/* The ops held for ac, oldest first (l->ops is newest first). */
+/* The ops held for ac's AUTH / SELECT, or (ac NULL) for the host's lookup, oldest first
+ * (l->ops is newest first). */
 static size_t held_on(struct kv_loop *l, redisAsyncContext *ac, struct op **out, size_t cap)
 {
 	size_t n = 0;
@@ -142,7 +186,7 @@ static size_t held_on(struct kv_loop *l, redisAsyncContext *ac, struct op **out,
 	while (last && last->next)
 		last = last->next;
 	for (struct op *op = last; op && n < cap; op = op->prev)
-		if (op->held && op->ac == ac)
+		if (op->held == (ac ? 1 : 2) && op->ac == ac)
 			out[n++] = op;
 	return n;
 }
@@ -203,7 +247,7 @@ static void on_hello(redisAsyncContext *ac, void *r, void *priv)
 /* A new connection with its AUTH and SELECT queued ahead of any command. -1 err set. */
 static int loop_connect(struct kv_loop *l, struct err *err)
 {
-	redisAsyncContext *ac = redisAsyncConnect(l->t.host, l->t.port);
+	redisAsyncContext *ac = redisAsyncConnect(l->dns ? l->ips[l->cur] : l->t.host, l->t.port);
 	if (ac == NULL || ac->err) {
 		redis_target_unavailable(&l->t, ac ? &ac->c : NULL, NULL, err);
 		if (ac)
@@ -231,6 +275,99 @@ static int loop_connect(struct kv_loop *l, struct err *err)
 	return 0;
 }
 
+static int op_send(struct op *op, struct err *err);
+
+/* The lookup's answer kept: its first addresses, or why there are none. */
+static void resolve_store(struct kv_loop *l, int rc, const struct evutil_addrinfo *res)
+{
+	const int cap = (int)(sizeof(l->ips) / sizeof(l->ips[0]));
+	l->resolved_at = now_ms();
+	l->stale = 0;
+	l->nips = l->cur = 0;
+	for (const struct evutil_addrinfo *a = res; rc == 0 && a && l->nips < cap; a = a->ai_next) {
+		const void *in =
+		    a->ai_family == AF_INET
+		        ? (const void *)&((const struct sockaddr_in *)a->ai_addr)->sin_addr
+		    : a->ai_family == AF_INET6
+		        ? (const void *)&((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr
+		        : NULL;
+		if (in && inet_ntop(a->ai_family, in, l->ips[l->nips], sizeof(l->ips[0])) != NULL)
+			l->nips++;
+	}
+	/* the words hiredis's blocking connect gives the pool for the same name */
+	snprintf(l->resolve_why, sizeof(l->resolve_why), "%s",
+	         rc != 0 ? loopdns_gai_sentence(rc) : "the host name has no address");
+}
+
+/* The lookup answered after evdns_getaddrinfo returned: the ops waiting on it are sent, or
+ * fail with why the name did not resolve. */
+static void on_resolved(int rc, struct evutil_addrinfo *res, void *arg)
+{
+	struct kv_loop *l = arg;
+	struct op *held[256];
+	struct err e = {0};
+	size_t n;
+	if (rc == EVUTIL_EAI_CANCEL) { /* kv_loop_free */
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	resolve_store(l, rc, res);
+	if (res)
+		evutil_freeaddrinfo(res);
+	if (l->starting) { /* answered inside evdns_getaddrinfo: loop_resolve goes on */
+		l->sync_rc = rc;
+		return;
+	}
+	l->rq = NULL;
+	do {
+		n = held_on(l, NULL, held, sizeof(held) / sizeof(held[0]));
+		for (size_t i = 0; i < n; i++) {
+			struct op *op = held[i];
+			event_del(op->tm);
+			op->held = 0;
+			if (l->nips == 0)
+				redis_target_unavailable(&l->t, NULL, l->resolve_why, &e);
+			if (l->nips == 0 || op_send(op, &e) < 0)
+				op_fail(op, &e);
+		}
+	} while (n == sizeof(held) / sizeof(held[0]));
+}
+
+/* Whether the host's address is at hand for a new connection: 0 yes (or the host is an IP
+ * address), 1 a lookup is under way (on_resolved goes on), -1 err set (the name did not
+ * resolve, now or less than LOOPDNS_MIN_MS ago). */
+static int loop_resolve(struct kv_loop *l, struct err *err)
+{
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+	                                .ai_socktype = SOCK_STREAM,
+	                                .ai_protocol = IPPROTO_TCP,
+	                                .ai_flags = EVUTIL_AI_ADDRCONFIG};
+	char port[16];
+	if (l->dns == NULL)
+		return 0;
+	int fresh = l->resolved_at >= 0 && now_ms() - l->resolved_at < LOOPDNS_MIN_MS;
+	if (l->nips > 0 && (!l->stale || fresh))
+		return 0;
+	if (l->nips == 0 && fresh)
+		return redis_target_unavailable(&l->t, NULL, l->resolve_why, err);
+	if (l->rq)
+		return 1;
+	snprintf(port, sizeof(port), "%d", l->t.port);
+	l->starting = 1;
+	l->sync_rc = 1; /* not answered yet */
+	struct evdns_getaddrinfo_request *rq =
+	    evdns_getaddrinfo(l->dns, l->t.host, port, &hints, on_resolved, l);
+	l->starting = 0;
+	if (rq != NULL) {
+		l->rq = rq;
+		return 1;
+	}
+	if (l->sync_rc == 1)
+		return redis_target_unavailable(&l->t, NULL, "the resolver took no query", err);
+	return l->nips > 0 ? 0 : redis_target_unavailable(&l->t, NULL, l->resolve_why, err);
+}
+
 /* Sends op on the loop's connection (opening one) with its deadline, or holds it there until
  * the connection's AUTH / SELECT are answered (the same deadline). -1 err set. */
 static int op_send(struct op *op, struct err *err)
@@ -239,8 +376,20 @@ static int op_send(struct op *op, struct err *err)
 	struct timeval tv = {REDIS_TIMEOUT_S, 0};
 	if (l->closing)
 		return redis_target_unavailable(&l->t, NULL, "the kbs is stopping", err);
-	if (l->ac == NULL && loop_connect(l, err) < 0)
-		return -1;
+	if (l->ac == NULL) {
+		int rc = loop_resolve(l, err);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) { /* on_resolved sends it */
+			op->held = 2;
+			op->sent = 0;
+			op->ac = NULL;
+			evtimer_add(op->tm, &tv);
+			return 0;
+		}
+		if (loop_connect(l, err) < 0)
+			return -1;
+	}
 	if (l->hellos == 0)
 		return op_put(op, l->ac, err);
 	op->held = 1;
@@ -266,10 +415,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct op *op = arg;
 	struct kv_loop *l = op->l;
 	struct err e = {0};
+	if (op->held == 2) { /* the name servers did not answer in time */
+		op->held = 0;
+		redis_target_unavailable(&l->t, NULL, "its host name did not resolve within 2 s",
+		                         &e);
+		op_fail(op, &e);
+		return;
+	}
 	if (op->sent || op->held) { /* no answer, or no AUTH / SELECT answer, in time */
 		redisAsyncContext *ac = op->ac;
 		if (l->ac == ac)
 			l->ac = NULL;
+		addr_failed(l); /* a half-open connection: the name may point elsewhere now */
 		l->timing_out = 1;
 		redisAsyncFree(ac); /* answers op, and every other op on ac, with NULL (held ops
 		                     * through their connection's AUTH / SELECT) */
@@ -384,11 +541,17 @@ struct kv_loop *kv_loop_new(struct kv *kv, struct event_base *base, size_t max_i
 		err_set(err, "out of memory");
 		return NULL;
 	}
+	l->resolved_at = -1;
 	if (redis_target_of(kv, &l->t) < 0) {
 		err_set(err, "the store is %s, not Redis", kv_type_name(kv));
 	} else if (inet_pton(AF_INET, l->t.host, addr) != 1 &&
-	           inet_pton(AF_INET6, l->t.host, addr) != 1) {
-		err_set(err, "redis host \"%s\" is a name, and resolving it would block the loop",
+	           inet_pton(AF_INET6, l->t.host, addr) != 1 &&
+	           (l->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	                                              EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL) {
+		/* reads /etc/resolv.conf and /etc/hosts now; idle, it keeps the loop from nothing
+		 */
+		err_set(err,
+		        "cannot set up the resolver for the redis host \"%s\" (/etc/resolv.conf)",
 		        l->t.host);
 	} else {
 		l->base = base;
@@ -410,11 +573,16 @@ void kv_loop_free(struct kv_loop *l)
 		l->ac = NULL;
 		redisAsyncFree(ac); /* the ops sent on it are answered with NULL */
 	}
-	while (l->ops) { /* those waiting for their next send */
+	if (l->rq)
+		evdns_getaddrinfo_cancel(l->rq); /* its callback sees EVUTIL_EAI_CANCEL */
+	l->rq = NULL;
+	while (l->ops) { /* those waiting for their next send, or for the name */
 		struct err e = {0};
 		redis_target_unavailable(&l->t, NULL, "the kbs is stopping", &e);
 		op_fail(l->ops, &e);
 	}
+	if (l->dns)
+		evdns_base_free(l->dns, 0);
 	OPENSSL_cleanse(&l->t, sizeof(l->t));
 	free(l);
 }

@@ -4,8 +4,9 @@ round trips (SET NX at /auth, MGET and the nonce's SET NX at /attest) go out on 
 non-blocking Redis connection (common/kv/redis_loop.c), and the request is finished from their
 answers. Against the real grpc-as + rvps and a real redis-server:
 
-- the loop takes /auth and /attest (the start-up line, kbs_event_loop_answers_total), and a
-  kbs whose Redis URL names a host (served by the pool) gives the very same answers --
+- the loop takes /auth and /attest (the start-up line, kbs_event_loop_answers_total), also
+  with a Redis URL naming a host (looked up on the loop), and a kbs whose round trips stay on
+  the worker pool ([http_server] loop_round_trips = false) gives the very same answers --
   status, problem type and detail -- for every refusal and for success, over both;
 - a session authed on one of two replicas sharing one Redis, /attest raced on both: exactly
   one wins, the rest are told the nonce was used;
@@ -29,8 +30,12 @@ from kbs_testlib import Attester, Kbs, kbs_config, real_as_available, require_kb
 from test_kbs_attest_loop import answer, attest_counts, loop_answers, script
 
 
-def redis_kbs(pki, asvc, redis, name, host="127.0.0.1", db="", userinfo=""):
+def redis_kbs(pki, asvc, redis, name, host="127.0.0.1", db="", userinfo="", pool=False):
+    """A kbs with sessions in redis; pool: its round trips kept on the worker pool
+    ([http_server] loop_round_trips = false), the reference the loop's answers are held to."""
     cfg = kbs_config(pki, as_addr=asvc.addr)
+    if pool:
+        cfg["http_server"]["loop_round_trips"] = False
     url = "redis://%s%s:%d%s" % (userinfo, host, redis.port, db)
     cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": url}}}
     cfg["session_storage_type"] = "Redis"
@@ -48,13 +53,13 @@ def auth_script(kbs):
 
 
 def check_same_answers(t, pki, asvc, redis):
-    loop = redis_kbs(pki, asvc, redis, "kbs-redis-loop")
-    pool = redis_kbs(pki, asvc, redis, "kbs-redis-pool", host="localhost")
+    loop = redis_kbs(pki, asvc, redis, "kbs-redis-loop", host="localhost")
+    pool = redis_kbs(pki, asvc, redis, "kbs-redis-pool", pool=True)
     try:
         t.ok("read and write sessions in Redis from the event loops" in loop.log_text(),
              "the kbs says the loop reads and writes the sessions", loop.log_tail(5))
         t.ok("read and write sessions from the worker pool" in pool.log_text(),
-             "a Redis host name keeps them on the pool, said once", pool.log_tail(5))
+             "loop_round_trips = false keeps them on the pool, said once", pool.log_tail(5))
         b0, p0 = loop_answers(loop), loop_answers(pool)
         c0 = attest_counts(loop)
         got_loop = auth_script(loop) + script(loop)
@@ -113,7 +118,7 @@ def check_credentials_on_the_loop(t, pki, asvc):
     redis = Redis().start()
     redis.command("ACL", "SETUSER", "kbs", "on", ">s3cret-pw", "~*", "+@all")
     kbs = redis_kbs(pki, asvc, redis, "kbs-redis-auth", userinfo="kbs:s3cret-pw@")
-    pool = redis_kbs(pki, asvc, redis, "kbs-redis-auth-pool", host="localhost",
+    pool = redis_kbs(pki, asvc, redis, "kbs-redis-auth-pool", pool=True,
                      userinfo="kbs:s3cret-pw@")
     try:
         t.ok(ON_LOOP in kbs.log_text(), "a Redis URL with credentials keeps the loop",
@@ -146,7 +151,7 @@ def check_credentials_on_the_loop(t, pki, asvc):
 
 def check_same_records(t, pki, asvc, redis):
     loop = redis_kbs(pki, asvc, redis, "kbs-redis-rec-loop")
-    pool = redis_kbs(pki, asvc, redis, "kbs-redis-rec-pool", host="localhost")
+    pool = redis_kbs(pki, asvc, redis, "kbs-redis-rec-pool", pool=True)
     try:
         shapes = []
         for kbs in (loop, pool):
@@ -199,7 +204,7 @@ def outage(kbs):
 def check_redis_killed(t, pki, asvc):
     redis = Redis().start()
     loop = redis_kbs(pki, asvc, redis, "kbs-kill-loop")
-    pool = redis_kbs(pki, asvc, redis, "kbs-kill-pool", host="localhost")
+    pool = redis_kbs(pki, asvc, redis, "kbs-kill-pool", pool=True)
     try:
         la, pa = Attester(loop), Attester(pool)
         assert la.auth()[0] == 200 and pa.auth()[0] == 200
@@ -234,7 +239,7 @@ def check_redis_loading(t, pki, asvc):
     has loaded, and answers 200 as the pool does; the loop answers /metrics meanwhile."""
     redis = Redis().start()
     loop = redis_kbs(pki, asvc, redis, "kbs-load-loop")
-    pool = redis_kbs(pki, asvc, redis, "kbs-load-pool", host="localhost")
+    pool = redis_kbs(pki, asvc, redis, "kbs-load-pool", pool=True)
     slow = None
     try:
         Attester(loop).rcar()
@@ -277,7 +282,7 @@ def check_redis_stalled(t, pki, asvc, password=None):
     redis = Redis(password=password).start()
     auth = ":%s@" % password if password else ""
     loop = redis_kbs(pki, asvc, redis, "kbs-stall-loop", userinfo=auth)
-    pool = redis_kbs(pki, asvc, redis, "kbs-stall-pool", host="localhost", userinfo=auth)
+    pool = redis_kbs(pki, asvc, redis, "kbs-stall-pool", pool=True, userinfo=auth)
     try:
         Attester(loop).rcar()
         Attester(pool).rcar()
