@@ -777,12 +777,19 @@ static void attest_on_pool(void *arg, struct http_req *r)
 	attest_done(t);
 }
 
-/* Checks passed (t->reqs): the AS call on the loop's client, or on the pool when it is full. */
+static void mark_on_loop(struct http_req *r, bool on);
+
+/* Checks passed (t->reqs): the AS call on the loop's client, or on the pool when it is full
+ * (then the pool answers it, and kbs_event_loop_answers_total does not count it). */
 static void attest_call_as(struct attest *t)
 {
 	struct err e = {0};
-	if (kbs_as_loop_full(t->as) && http_req_run_async(t->r, attest_on_pool, t) == 0)
-		return;
+	if (kbs_as_loop_full(t->as)) {
+		mark_on_loop(t->r, false);
+		if (http_req_run_async(t->r, attest_on_pool, t) == 0)
+			return;
+		mark_on_loop(t->r, true);
+	}
 	if (kbs_as_loop_evaluate(t->as, t->reqs, attest_answered, t, &e) == 0)
 		return; /* attest_answered has t now */
 	e.code = GRPCX_UNAVAILABLE;
