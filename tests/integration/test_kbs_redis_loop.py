@@ -89,19 +89,24 @@ def redis_cli(redis, db, *args):
                           capture_output=True, text=True, timeout=10).stdout.strip()
 
 
+def attests_on_the_loop(t, kbs, what):
+    """One handshake's /auth and /attest, both answered on the loop; the session id."""
+    t.ok(ON_LOOP in kbs.log_text(), "a Redis URL with %s keeps the loop" % what,
+         kbs.log_tail(5))
+    b0 = loop_answers(kbs)
+    a = Attester(kbs)
+    t.eq(a.auth()[0], 200, what + ": /auth")
+    t.eq(a.attest()[0], 200, what + ": /attest")
+    t.eq(loop_answers(kbs) - b0, 2, what + ": both on the loop")
+    return a.cookie.split("=", 1)[1]
+
+
 def check_database_on_the_loop(t, pki, asvc, redis):
     """A URL naming a database takes the loop too: each connection's SELECT is answered before
     any session command goes out on it, so the records land in the database named."""
     kbs = redis_kbs(pki, asvc, redis, "kbs-redis-db", db="/3")
     try:
-        t.ok(ON_LOOP in kbs.log_text(), "a Redis URL with a database keeps the loop",
-             kbs.log_tail(5))
-        b0 = loop_answers(kbs)
-        a = Attester(kbs)
-        t.eq(a.auth()[0], 200, "database 3: /auth")
-        t.eq(a.attest()[0], 200, "database 3: /attest")
-        t.eq(loop_answers(kbs) - b0, 2, "both on the loop")
-        sid = a.cookie.split("=", 1)[1]
+        sid = attests_on_the_loop(t, kbs, "a database")
         t.ok(exists(redis, 3, sid) and not exists(redis, 0, sid),
              "the session's record is in database 3, not 0")
     finally:
@@ -121,14 +126,8 @@ def check_credentials_on_the_loop(t, pki, asvc):
     pool = redis_kbs(pki, asvc, redis, "kbs-redis-auth-pool", pool=True,
                      userinfo="kbs:s3cret-pw@")
     try:
-        t.ok(ON_LOOP in kbs.log_text(), "a Redis URL with credentials keeps the loop",
-             kbs.log_tail(5))
-        b0 = loop_answers(kbs)
-        a = Attester(kbs)
-        t.eq(a.auth()[0], 200, "ACL user: /auth")
-        t.eq(a.attest()[0], 200, "ACL user: /attest")
-        t.eq(loop_answers(kbs) - b0, 2, "both on the loop")
-        t.ok(exists(redis, 0, a.cookie.split("=", 1)[1]), "the record is written")
+        sid = attests_on_the_loop(t, kbs, "an ACL user's credentials")
+        t.ok(exists(redis, 0, sid), "the record is written")
         t.eq(Attester(pool).auth()[0], 200, "the pool's kbs authenticates too")
         redis.command("ACL", "SETUSER", "kbs", "resetpass", ">changed-pw")
         redis.command("CLIENT", "KILL", "TYPE", "normal")
