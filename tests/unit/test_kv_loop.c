@@ -1,0 +1,209 @@
+/*
+ * kv_loop (common/kv/redis_loop.c), the event loop's Redis client, against a real
+ * redis-server: a Redis named by host name is looked up on the loop and then written and read;
+ * each call is answered exactly once; a client freed while its name is still being asked of
+ * the name servers answers the calls waiting on it and is not touched by the late answer
+ * (ASan); a name that does not resolve fails its calls within their deadline, as an outage
+ * worded as the blocking backend words it.
+ * The kbs's own paths over this client are in tests/integration/test_kbs_redis_loop.py.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "kv/kv.h"
+#include "kv/kv_loop.h"
+#include "testlib.h"
+
+/* What one call was answered. */
+struct answer {
+	int calls; /* callbacks so far: must end at exactly 1 */
+	int rc;
+	char val[64];
+	int code;
+	char msg[ERR_MSG_MAX];
+};
+
+static void on_set(void *arg, int rc, struct err *err)
+{
+	struct answer *a = arg;
+	a->calls++;
+	a->rc = rc;
+	a->code = err ? err->code : 0;
+	snprintf(a->msg, sizeof(a->msg), "%s", err ? err->msg : "");
+}
+
+static void on_get(void *arg, int rc, uint8_t **vals, size_t *lens, struct err *err)
+{
+	struct answer *a = arg;
+	a->calls++;
+	a->rc = rc;
+	a->code = err ? err->code : 0;
+	snprintf(a->msg, sizeof(a->msg), "%s", err ? err->msg : "");
+	if (rc == 0 && vals[0]) {
+		snprintf(a->val, sizeof(a->val), "%.*s", (int)lens[0], (const char *)vals[0]);
+		free(vals[0]); /* the callback owns the values */
+	}
+}
+
+static struct kv *redis_kv(const char *url)
+{
+	struct err e = {0};
+	unsetenv("REDIS_URL");
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
+	                        "url", url);
+	struct kv *kv = kv_open(cfg, &e);
+	json_decref(cfg);
+	if (kv == NULL)
+		fail_msg("kv_open %s: %s", url, e.msg);
+	return kv;
+}
+
+/* Runs b until a has been answered or ms passed. */
+static void run_until(struct event_base *b, const struct answer *a, long ms)
+{
+	long until = tl_now_ms() + ms;
+	while (a->calls == 0 && tl_now_ms() < until)
+		event_base_loop(b, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* A few more turns of the loop, for any late or second callback to show itself. */
+static void drain(struct event_base *b)
+{
+	long until = tl_now_ms() + 100;
+	while (tl_now_ms() < until)
+		event_base_loop(b, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+static void test_kv_loop_host_name(void **state)
+{
+	int port = tl_free_port();
+	pid_t pid = tl_start_redis(port);
+	char url[64];
+	struct err e = {0};
+	snprintf(url, sizeof(url), "redis://localhost:%d", port);
+	struct kv *kv = redis_kv(url);
+	struct event_base *b = event_base_new();
+	struct kv_loop *l = kv_loop_new(kv, b, 8, &e);
+	assert_non_null(l);
+
+	struct answer set = {0}, again = {0}, got = {0};
+	assert_int_equal(kv_loop_set_ttl(l, "ns", "k", "v1", 2, 0, 60, on_set, &set, &e), 0);
+	run_until(b, &set, 3000);
+	assert_int_equal(set.calls, 1);
+	assert_int_equal(set.rc, 0);
+	/* NX: the second write of the key is not stored */
+	assert_int_equal(kv_loop_set_ttl(l, "ns", "k", "v2", 2, 0, 60, on_set, &again, &e), 0);
+	run_until(b, &again, 3000);
+	assert_int_equal(again.rc, 1);
+	const char *ns[] = {"ns"}, *keys[] = {"k"};
+	assert_int_equal(kv_loop_get_each(l, ns, keys, 1, on_get, &got, &e), 0);
+	run_until(b, &got, 3000);
+	assert_int_equal(got.rc, 0);
+	assert_string_equal(got.val, "v1");
+	drain(b);
+	assert_int_equal(set.calls + again.calls + got.calls, 3);
+
+	/* and the blocking backend reads what the loop wrote */
+	uint8_t *v = NULL;
+	size_t n = 0;
+	assert_int_equal(kv_get(kv, "ns", "k", &v, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_memory_equal(v, "v1", 2);
+	free(v);
+	kv_loop_free(l);
+	kv_close(kv);
+	event_base_free(b);
+	tl_stop(pid);
+}
+
+/* A name asked of the name servers (.invalid: nobody answers with an address). */
+#define UNRESOLVED "redis://still-resolving.invalid:6379"
+
+static void test_kv_loop_free_while_resolving(void **state)
+{
+	struct err e = {0};
+	struct kv *kv = redis_kv(UNRESOLVED);
+	struct event_base *b = event_base_new();
+	struct kv_loop *l = kv_loop_new(kv, b, 8, &e);
+	assert_non_null(l);
+	struct answer a = {0}, g = {0};
+	const char *ns[] = {"ns"}, *keys[] = {"k"};
+	int rc = kv_loop_set_ttl(l, "ns", "k", "v", 1, 0, 60, on_set, &a, &e);
+	if (rc < 0) { /* no name server at all: refused at once, and nothing is called back */
+		assert_int_equal(e.code, ERR_UNAVAILABLE);
+		kv_loop_free(l);
+		assert_int_equal(a.calls, 0);
+	} else {
+		assert_int_equal(kv_loop_get_each(l, ns, keys, 1, on_get, &g, &e), 0);
+		kv_loop_free(l);
+		assert_int_equal(a.calls, 1);
+		assert_int_equal(g.calls, 1);
+		assert_int_equal(a.rc, -1);
+		assert_int_equal(g.rc, -1);
+		assert_int_equal(a.code, ERR_UNAVAILABLE);
+	}
+	drain(b); /* the cancelled query's late answer touches nothing freed */
+	assert_true(a.calls <= 1 && g.calls <= 1);
+	kv_close(kv);
+	event_base_free(b);
+}
+
+/* A name that does not resolve: an outage within the command's deadline, in the words the
+ * blocking backend (the pool) uses for the same name when the name servers answer; when they
+ * do not answer in time, the deadline's own sentence. */
+static void test_kv_loop_name_does_not_resolve(void **state)
+{
+	struct err e = {0};
+	struct kv *kv = redis_kv(UNRESOLVED);
+	struct event_base *b = event_base_new();
+	struct kv_loop *l = kv_loop_new(kv, b, 8, &e);
+	assert_non_null(l);
+	struct answer a = {0};
+	double t0 = tl_now_s();
+	if (kv_loop_set_ttl(l, "ns", "k", "v", 1, 0, 60, on_set, &a, &e) < 0) {
+		a.calls = 1;
+		a.rc = -1;
+		a.code = e.code;
+		snprintf(a.msg, sizeof(a.msg), "%s", e.msg);
+	}
+	run_until(b, &a, 6000);
+	double took = tl_now_s() - t0;
+	drain(b);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.rc, -1);
+	assert_int_equal(a.code, ERR_UNAVAILABLE);
+	assert_true(took < 3.0); /* the command's 2 s deadline, whatever the name servers do */
+	if (took < 1.5) {
+		uint8_t *v = NULL;
+		size_t n = 0;
+		struct err pe = {0};
+		assert_int_equal(kv_get(kv, "ns", "k", &v, &n, &pe), -1);
+		assert_string_equal(a.msg, pe.msg);
+	} else {
+		assert_string_equal(a.msg, "redis at still-resolving.invalid:6379 unavailable: its "
+		                           "host name did not resolve within 2 s");
+	}
+	kv_loop_free(l);
+	kv_close(kv);
+	event_base_free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_kv_loop_host_name),
+	    cmocka_unit_test(test_kv_loop_free_while_resolving),
+	    cmocka_unit_test(test_kv_loop_name_does_not_resolve),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
