@@ -2,8 +2,13 @@
  * http: an HTTP/1.1 server on libevent's evhttp for the KBS (and anything else that speaks
  * JSON over HTTP), with RFC 7807-style problem bodies.
  *
- * Threads: `threads` event loops, each with its own event_base and evhttp, all accepting on
- * the same listening sockets (the kernel hands each connection to one loop). A request's bytes
+ * Threads: `threads` event loops, each with its own event_base. Loop 0 accepts and places each
+ * connection on the lowest loop with headroom, and a kept-alive connection moves between
+ * requests: to a quieter loop when its own is busy, back down when the lower loop can take
+ * both loads (http_balance). So a lightly loaded server runs one loop with everything batched
+ * on it, and a second loop joins only when the first has no room. Each loop measures how much
+ * of a core its thread used in its last 100 ms. With TLS the kernel hands each connection to
+ * any loop, where it stays (an OpenSSL bufferevent cannot change loops). A request's bytes
  * are copied into a `struct http_req` when it arrives, so a handler may read it from any
  * thread. A handler either replies at once, or hands the request to the server's worker pool
  * with http_req_run_async() (for calls that block: gRPC to the AS, slow storage) and replies
@@ -73,6 +78,10 @@ struct http_server_opts {
 	double body_timeout_s; /* whole body after its head, default timeout_s */
 	size_t min_body_rate;  /* bytes/s a body must average after 2 s; 0 = none */
 	long max_conns;        /* open connections; 0 = RLIMIT_NOFILE - HTTP_FD_RESERVE */
+	/* A loop that used more than this fraction of a core hands connections to a quieter one
+	 * (http_balance); 0 = HTTP_BALANCE_BUSY, < 0 = no balancing: every loop accepts and a
+	 * connection stays where the kernel put it. */
+	double balance_busy;
 	/* Per-connection admission (e.g. a per-address cap): return 0 to refuse `peer`; every
 	 * admitted connection gets exactly one release(peer) when it closes. Any thread. */
 	int (*admit)(void *ctx, const char *peer);
@@ -129,6 +138,15 @@ const char *http_req_peer(const struct http_req *r);
 int http_req_loop(const struct http_req *r);
 int http_server_loops(const struct http_server *s);
 struct event_base *http_server_loop_base(struct http_server *s, int i);
+
+/* Where a connection belongs, from each of the n loops' busy fraction (of one core, in its
+ * last window) and `threshold` (opts.balance_busy): for a new connection (from -1) the lowest
+ * loop under the threshold, else the least busy; for one on loop `from` between requests, a
+ * lower loop when the two loads together stay under 3/4 of the threshold (concentrate), else,
+ * when `from` is over it, the lowest loop under half of it (spread), else `from` (stay). The
+ * gap between the thresholds keeps a connection from moving back and forth. */
+#define HTTP_BALANCE_BUSY 0.6
+int http_balance(const double *busy, int n, int from, double threshold);
 
 /* Run fn(arg, req) on the worker pool. Returns -1 if the pool is stopping. */
 int http_req_run_async(struct http_req *r, http_async_fn fn, void *arg);

@@ -1,7 +1,9 @@
 /*
  * common/http: the evhttp server layer the KBS runs on — replies from the loop and from the
  * worker pool, a slow handler not holding up other requests, keep-alive, the RFC 7807 body,
- * cookies, the body limit (413), the idle timeout, and the IMF-fixdate used in Set-Cookie.
+ * cookies, the body limit (413), the idle timeout, the IMF-fixdate used in Set-Cookie, and
+ * where connections live: on the lowest loop while it has room, spread when it is busy, back
+ * together when the load drops (http_balance).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,10 +50,32 @@ static void pooled(void *arg, struct http_req *r)
 	http_reply(r, 200, "text/plain", http_req_path(r) + 1, strlen(http_req_path(r) + 1));
 }
 
+/* Spends `ms` of this thread's CPU time (a busy loop, whatever else the machine runs). */
+static void burn_cpu(double ms)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	do
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	while ((double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6 < ms);
+}
+
+static void reply_loop(struct http_req *r)
+{
+	char b[16];
+	int n = snprintf(b, sizeof(b), "loop=%d", http_req_loop(r));
+	http_reply(r, 200, "text/plain", b, (size_t)n);
+}
+
 static void handler(void *ctx, struct http_req *r)
 {
 	const char *p = http_req_path(r);
-	if (strcmp(p, "/slow") == 0) {
+	if (strcmp(p, "/loop") == 0) {
+		reply_loop(r);
+	} else if (strcmp(p, "/burn") == 0) { /* 4 ms of the loop's CPU */
+		burn_cpu(4);
+		reply_loop(r);
+	} else if (strcmp(p, "/slow") == 0) {
 		assert_int_equal(http_req_run_async(r, slow, NULL), 0);
 	} else if (strcmp(p, "/big") == 0) {
 		assert_int_equal(http_req_run_async(r, big, NULL), 0);
@@ -106,15 +130,20 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int conn(void)
+static int conn_to(int p)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	return fd;
+}
+
+static int conn(void)
+{
+	return conn_to(port);
 }
 
 /* Reads one response (headers + Content-Length body) into buf. */
@@ -335,6 +364,106 @@ static void test_http_date(void **state)
 	assert_string_equal(http_reason(413), "Payload Too Large");
 }
 
+/* The rule itself: the lowest loop with room, spread over the threshold, together again
+ * under 3/4 of it, and nothing in between (so a connection does not move back and forth). */
+static void test_balance_rule(void **state)
+{
+	const double idle[] = {0, 0, 0}, busy0[] = {0.7, 0.1, 0}, mid[] = {0.5, 0.3},
+	             low[] = {0.2, 0.15}, hot2[] = {0.9, 0.9, 0.2}, all[] = {0.95, 0.9},
+	             warm[] = {0.65, 0.35};
+	double t = 0.6;
+	assert_int_equal(http_balance(idle, 3, -1, t), 0); /* new: the lowest loop */
+	assert_int_equal(http_balance(idle, 3, 2, t), 0);  /* idle: all together on loop 0 */
+	assert_int_equal(http_balance(busy0, 3, -1, t), 1);
+	assert_int_equal(http_balance(busy0, 3, 0, t), 1); /* loop 0 over: spread */
+	assert_int_equal(http_balance(busy0, 3, 1, t), 1); /* 0.8 together: stay */
+	assert_int_equal(http_balance(mid, 2, -1, t), 0);
+	assert_int_equal(http_balance(mid, 2, 0, t), 0);
+	assert_int_equal(http_balance(mid, 2, 1, t), 1);
+	assert_int_equal(http_balance(low, 2, 1, t), 0); /* 0.35 together: back to loop 0 */
+	assert_int_equal(http_balance(hot2, 3, -1, t), 2);
+	assert_int_equal(http_balance(hot2, 3, 0, t), 2);
+	assert_int_equal(http_balance(hot2, 3, 1, t), 2);
+	assert_int_equal(http_balance(all, 2, -1, t), 1); /* no room anywhere: the least busy */
+	assert_int_equal(http_balance(all, 2, 0, t), 0);  /* and nothing to gain by moving */
+	assert_int_equal(http_balance(warm, 2, 0, t), 0); /* over, but 1 is not under half */
+	assert_int_equal(http_balance(busy0, 1, 0, t), 0);
+}
+
+static int loop_of(const char *resp)
+{
+	const char *p = strstr(resp, "\r\n\r\nloop=");
+	assert_non_null(p);
+	return atoi(p + 9);
+}
+
+/* A lightly loaded server answers every connection from one loop (its wake-ups batch). */
+static void test_light_load_stays_on_one_loop(void **state)
+{
+	char buf[4096];
+	int fds[4];
+	for (int i = 0; i < 4; i++)
+		fds[i] = conn();
+	for (int round = 0; round < 10; round++)
+		for (int i = 0; i < 4; i++) {
+			rt(fds[i], "GET /loop HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+			assert_int_equal(loop_of(buf), 0);
+		}
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
+/* A loop busier than the threshold hands kept-alive connections to the quiet loop between
+ * requests, and they come back together once the load is gone; a moved connection goes on
+ * serving requests with bodies. */
+static void test_busy_loop_spreads_then_concentrates(void **state)
+{
+	const char *socks[] = {"127.0.0.1:0"};
+	struct http_server_opts o = {.sockets = socks,
+	                             .n_sockets = 1,
+	                             .threads = 2,
+	                             .pool_threads = 1,
+	                             .max_body = 1024,
+	                             .timeout_s = 5,
+	                             .balance_busy = 0.2,
+	                             .handler = handler};
+	struct err e = {0};
+	struct http_server *s = http_server_new(&o, &e);
+	assert_non_null(s);
+	assert_int_equal(http_server_start(s, &e), 0);
+	int p = http_server_port(s, 0), fds[4], on1 = 0;
+	char buf[4096];
+	for (int i = 0; i < 4; i++)
+		fds[i] = conn_to(p);
+	double t0 = tl_now_s();
+	while (!on1 && tl_now_s() - t0 < 5)
+		for (int i = 0; i < 4; i++) {
+			rt(fds[i], "GET /burn HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+			on1 += loop_of(buf) == 1;
+		}
+	assert_true(on1 > 0);
+	usleep(400 * 1000); /* both loops' measures go stale: quiet */
+	int together = 0;
+	t0 = tl_now_s();
+	while (!together && tl_now_s() - t0 < 5) {
+		together = 1;
+		for (int i = 0; i < 4; i++) {
+			rt(fds[i], "GET /loop HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+			together &= loop_of(buf) == 0;
+		}
+		usleep(20 * 1000);
+	}
+	assert_true(together);
+	for (int i = 0; i < 4; i++) {
+		rt(fds[i], "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", buf,
+		   sizeof(buf));
+		assert_non_null(strstr(buf, "\r\n\r\nhello"));
+		close(fds[i]);
+	}
+	http_server_stop(s);
+	http_server_free(s);
+}
+
 static void test_bad_socket_spec(void **state)
 {
 	const char *socks[] = {"127.0.0.1"};
@@ -359,6 +488,9 @@ int main(void)
 	    cmocka_unit_test(test_client_gone_before_deferred_reply),
 	    cmocka_unit_test(test_http_date),
 	    cmocka_unit_test(test_bad_socket_spec),
+	    cmocka_unit_test(test_balance_rule),
+	    cmocka_unit_test(test_light_load_stays_on_one_loop),
+	    cmocka_unit_test(test_busy_loop_spreads_then_concentrates),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
