@@ -364,6 +364,38 @@ static void test_http_date(void **state)
 	assert_string_equal(http_reason(413), "Payload Too Large");
 }
 
+/* A client that half-closes after its request (the server reads on while the handler runs)
+ * still gets its reply, and more than a head's worth sent behind a busy request waits. */
+static void test_half_closed_client_gets_reply(void **state)
+{
+	char buf[4096];
+	int fd = conn();
+	const char *req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	usleep(50 * 1000);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	read_resp(fd, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\r\n\r\nslow"));
+	close(fd);
+
+	fd = conn();
+	size_t junk = 128u << 10; /* 2x max_headers, behind a request that takes 400 ms */
+	char *flood = malloc(strlen(req) + junk);
+	assert_non_null(flood);
+	memcpy(flood, req, strlen(req));
+	memset(flood + strlen(req), 'x', junk);
+	assert_int_equal(write(fd, flood, strlen(req) + junk), (ssize_t)(strlen(req) + junk));
+	size_t n = 0; /* everything until the server's half-close */
+	for (ssize_t r; n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0;)
+		n += (size_t)r;
+	buf[n] = 0;
+	char *slow_at = strstr(buf, "\r\n\r\nslow");
+	assert_non_null(slow_at); /* the reply, then the junk refused as a head */
+	assert_non_null(strstr(slow_at, "HTTP/1.1 400 Bad Request"));
+	free(flood);
+	close(fd);
+}
+
 /* The rule itself: the lowest loop with room, spread over the threshold, together again
  * under 3/4 of it, and nothing in between (so a connection does not move back and forth). */
 static void test_balance_rule(void **state)
@@ -488,6 +520,7 @@ int main(void)
 	    cmocka_unit_test(test_client_gone_before_deferred_reply),
 	    cmocka_unit_test(test_http_date),
 	    cmocka_unit_test(test_bad_socket_spec),
+	    cmocka_unit_test(test_half_closed_client_gets_reply),
 	    cmocka_unit_test(test_balance_rule),
 	    cmocka_unit_test(test_light_load_stays_on_one_loop),
 	    cmocka_unit_test(test_busy_loop_spreads_then_concentrates),
