@@ -201,6 +201,7 @@ rate() { # label url name=pid,... (the daemons whose CPU per handshake is printe
   local out
   out=$("$client" --url "$2" --path "$STACK_RESOURCE_PATH" --seconds "$secs" \
     --concurrency "$rconc" --expect "$STACK_SECRET" --cpu "$3") || status=1
+  last_rate=$(echo "$out" | sed -n 's/.*attesters: *\([0-9.]*\) \/s.*/\1/p')
   printf '%-46s %s\n' "$1" "$(echo "$out" | sed -n 's/.*attesters: *//p')" | tee -a "$jdir/replicas.txt"
   echo "$out" | sed -n 's/^ *server CPU per handshake: */  CPU per handshake: /p' | tee -a "$jdir/replicas.txt"
   echo "$out" | grep 'last failure' || true
@@ -210,11 +211,16 @@ rate "1 kbs, in-memory sessions (direct)" "$url" "kbs=$pid_kbs,$common"
 rate "1 kbs, Redis sessions (direct)" "http://127.0.0.1:$port_r1" "kbs=$pid_kbs_r1,$common"
 # 1 and 3 replicas alternate, BENCH_REPLICA_ROUNDS times (default 2): the machine's load
 # drifts between runs, and the ratio of neighbouring runs is the steadier figure
+ratios=""
 for round in $(seq "${BENCH_REPLICA_ROUNDS:-2}"); do
   rate "1 kbs replica, Redis sessions, via HAProxy" "http://127.0.0.1:$lb1" \
     "kbs=$pid_kbs_r1,haproxy=$pid_haproxy_1,$common"
+  one=$last_rate
   rate "3 kbs replicas, Redis sessions, via HAProxy" "http://127.0.0.1:$lb3" \
     "kbs=$pid_kbs_r1,kbs2=$pid_kbs_r2,kbs3=$pid_kbs_r3,haproxy=$pid_haproxy_3,$common"
+  ratios+="${ratios:+ / }$(awk -v a="$last_rate" -v b="$one" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')"
 done
+echo "3 replicas against 1, neighbouring runs: $ratios (load average $(cut -d' ' -f1-3 /proc/loadavg))" |
+  tee -a "$jdir/replicas.txt"
 write_json
 exit $status
