@@ -34,6 +34,7 @@
 #include "embed.h"
 #include "grpcx.h"
 #include "jose/jose.h"
+#include "jsonr.h"
 #include "keyfile.h"
 #include "kv/kv.h"
 #include "log.h"
@@ -311,7 +312,9 @@ static int verify_evidence(const Attestation__IndividualAttestationRequest *ir,
 	if (v == NULL)
 		return err_set(err, "parse TEE type: Unsupported TEE type: %s", ir->tee);
 	char *text = b64url_text(ir->evidence, &len, err);
-	if (text == NULL || (ev = json_loadb(text, len, 0, NULL)) == NULL) {
+	if (text != NULL) /* jsonr as jansson would read it (jsonr.h), else jansson */
+		ev = jsonr_object(text, len);
+	if (text == NULL || (ev == NULL && (ev = json_loadb(text, len, 0, NULL)) == NULL)) {
 		free(text);
 		return err_set(err, "evidence is not base64url of a JSON document");
 	}

@@ -10,6 +10,7 @@
 #include "b64.h"
 #include "hash.h"
 #include "jcs.h"
+#include "jsonr.h"
 #include "toml.h"
 
 int binding_structured_runtime_data(struct binding *b, const char *json_text, const char *alg_name,
@@ -17,7 +18,10 @@ int binding_structured_runtime_data(struct binding *b, const char *json_text, co
 {
 	enum hash_alg alg =
 	    alg_name != NULL && alg_name[0] ? hash_alg_from_name(alg_name) : HASH_SHA384;
-	json_t *claims = json_loads(json_text, JSON_DECODE_ANY, NULL);
+	/* an object read by jsonr as jansson would (jsonr.h); anything else read by jansson */
+	json_t *claims = json_text ? jsonr_object(json_text, strlen(json_text)) : NULL;
+	if (claims == NULL)
+		claims = json_loads(json_text, JSON_DECODE_ANY, NULL);
 	char *canon = claims ? jcs_serialize(claims, NULL) : NULL;
 
 	if (canon == NULL || alg == HASH_NONE || (b->report_data = malloc(HASH_MAX)) == NULL) {
