@@ -205,7 +205,8 @@ struct kbs_session {
 	/* in-memory table only, an Attested session kept as its verified claims: the table has
 	 * no token for it (token NULL, nonce ""), and a read that finds no live claims
 	 * (kbs_sessions_claims) refuses the session with this sentence, the one the full check
-	 * of its token gives past claims_until ("token expired", or the chain's); static */
+	 * of its token gives past claims_until ("token expired": claims that end at a chain's
+	 * notAfter are not kept, the token is); static */
 	const char *claims_lapse;
 };
 

@@ -21,10 +21,13 @@
  * 2.86-2.94 KB a handshake against 1.41-1.44 KB (VmHWM, bench-kbs at 64 attesters for 8 s).
  * Request extra-params are not kept (nothing reads them after /auth).
  *
- * A read past the claims' deadline (the token's exp plus the leeway, or its chain's earliest
- * notAfter) answers what the full check of the stored token answered there: the session is
- * refused with the sentence that check gives ("token expired", or the chain's "certificate
- * has expired"), which kbs_sessions_lookup hands out as claims_lapse.
+ * A read past the claims' deadline (the token's exp plus the leeway) answers what the full
+ * check of the stored token answers there: the session is refused with that check's sentence
+ * ("token expired"), which kbs_sessions_lookup hands out as claims_lapse. A token whose chain
+ * ends before its exp plus the leeway is kept whole instead, not as claims: past the chain's
+ * notAfter the full check may still take it by its header key in trusted_jwk_sets, so only
+ * that check can say what a read gets then; each read verifies it (token.c's caches make
+ * that cheap while the chain lives).
  *
  * Test TEEs cannot crowd out real ones. Anyone can write sample evidence, so an attested
  * sample session proves nothing about its holder: 200 sample handshakes took 0.6 s and filled
@@ -79,10 +82,6 @@ struct link {
 	struct ent *prev, *next;
 };
 
-/* Which deadline of a token's verified claims came first: the token's own exp plus the
- * leeway, or its chain's notAfter (their sentences in lapse_sentence). */
-enum lapse { LAPSE_EXP = 1, LAPSE_CHAIN };
-
 /* One session in memory, one allocation: the fixed part, then its text. Replaced (ent_attest)
  * when the session attests, since the text changes size. */
 struct ent {
@@ -96,7 +95,6 @@ struct ent {
 	char id[33];
 	char tee[32];
 	uint8_t state; /* enum kbs_session_state */
-	uint8_t lapse; /* with claims_until: enum lapse */
 	/* Authed: the nonce; Attested: the token, or (claims_until > 0) its payload's JSON text */
 	char text[];
 };
@@ -233,16 +231,10 @@ static json_t *jws_payload(const char *token)
 	return j;
 }
 
-/* What a read past the verified claims' deadline answers: the sentence the full check of the
- * token (token.c, verify_full) gives then. It checks the chain before the exp, so a chain
- * that expired first is what it names; OpenSSL's words for an expired certificate
- * (X509_V_ERR_CERT_HAS_EXPIRED). */
-static const char *lapse_sentence(const struct ent *e)
-{
-	return e->lapse == LAPSE_CHAIN ? "x5c chain does not verify against trusted_certs_paths: "
-	                                 "certificate has expired"
-	                               : "token expired";
-}
+/* What a read past the verified claims' deadline (the token's exp plus the leeway: claims that
+ * end at a chain's notAfter are not kept, see mem_attest) answers: the sentence the full check
+ * of the token (token.c, verify_full) gives then. */
+#define LAPSE_SENTENCE "token expired"
 
 static unsigned bucket_of(const char *id)
 {
@@ -665,7 +657,7 @@ static int ent_copy(const struct ent *e, double now, struct kbs_session *out)
 		out->token = strdup(e->text);
 	else if (!authed)
 		out->claims_lapse = now >= e->claims_until
-		                        ? lapse_sentence(e)
+		                        ? LAPSE_SENTENCE
 		                        : "the claims verified at /attest could not be read";
 	if (!out->nonce || (!authed && e->claims_until <= 0 && !out->token)) {
 		kbs_session_clear(out);
@@ -843,12 +835,10 @@ static void ent_attest(struct kbs_sessions *s, struct ent *e, struct ent *n)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	double claims_until = n->claims_until;
-	uint8_t lapse = n->lapse;
 	assert(e->state == KBS_SESSION_AUTHED && e->on != NULL); /* on a class list */
 	list_remove(e->on, e, OFF_CLS);
 	memcpy(n, e, offsetof(struct ent, text));
 	n->claims_until = claims_until;
-	n->lapse = lapse;
 	*pp = n;
 	struct link *k = &n->byage;
 	if (k->prev)
@@ -879,14 +869,13 @@ static const char *attested_text(const char *token, const json_t *claims, double
 	return token;
 }
 
-/* Which deadline `until` is for claims: the token's exp plus the leeway, or a chain's earlier
- * notAfter (the token verifier's rule, token.c). */
-static enum lapse lapse_of(const json_t *claims, double until)
+/* Whether the claims' deadline `until` is the token's exp plus the leeway, not a chain's
+ * earlier notAfter (the token verifier's rule, token.c): only then are the claims kept, since
+ * only then is what a read past it gets known here (LAPSE_SENTENCE). */
+static bool ends_at_exp(const json_t *claims, double until)
 {
 	const json_t *exp = json_object_get(claims, "exp");
-	if (json_is_number(exp) && until < json_number_value(exp) + KBS_TOKEN_EXP_LEEWAY)
-		return LAPSE_CHAIN;
-	return LAPSE_EXP;
+	return json_is_number(exp) && until >= json_number_value(exp) + KBS_TOKEN_EXP_LEEWAY;
 }
 
 /* kbs_sessions_attest_verified in memory: the entry replaced by its Attested one. */
@@ -895,6 +884,8 @@ static int mem_attest(struct kbs_sessions *s, const char *id, const char *token,
 {
 	char *payload = NULL;
 	size_t len = 0;
+	if (claims != NULL && !ends_at_exp(claims, until))
+		claims = NULL; /* the token kept whole, verified by each read */
 	const char *text = attested_text(token, claims, until, &payload, &len);
 	struct ent *n = ent_new(text, len);
 	if (payload) {
@@ -903,10 +894,8 @@ static int mem_attest(struct kbs_sessions *s, const char *id, const char *token,
 	}
 	if (!n)
 		return err_set(err, "out of memory");
-	if (payload) {
+	if (payload)
 		n->claims_until = until;
-		n->lapse = lapse_of(claims, until);
-	}
 	long long now = (long long)time(NULL);
 	pthread_mutex_lock(&s->mu);
 	struct ent **pp = find(s, id);

@@ -8,7 +8,7 @@ import json
 import time
 
 from harness import Tap
-from kbs_testlib import (ALLOW_ALL, ERR, Attester, FakeAs, Kbs, Pki, _cert, kbs_config,
+from kbs_testlib import (ALLOW_ALL, ERR, Attester, FakeAs, Kbs, Pki, _cert, ec_jwk, kbs_config,
                          require_kbs)
 
 SECRET = b"claims kept"
@@ -76,16 +76,34 @@ def main():
     asvc.token_exp_in = 300
 
     # a signer certificate that expires before the token: past its notAfter the session is
-    # refused with the chain's sentence, as its token is
+    # refused with the chain's sentence, as its token is; and beside it a kbs that also has
+    # the AS's key in trusted_jwk_sets, whose full check then takes the token by that key:
+    # its session reads on as the token does (the session keeps the token, not claims that
+    # would lapse at the notAfter)
+    jw = pki.path("jwks-as.json")
+    with open(jw, "w") as fh:
+        json.dump({"keys": [dict(ec_jwk(pki.token_key.public_key()), kid="as")]}, fh)
+    kbs_j = Kbs(kbs_config(pki, as_addr=asvc.addr,
+                           extra_token={"trusted_jwk_sets": ["file://" + jw]}),
+                name="kbs-session-claims-jwks").start()
+    kbs_j.set_policy(pki, ALLOW_ALL)
+    kbs_j.set_resource(pki, "default/claims/key", SECRET)
     good_leaf = pki.leaf
     pki.leaf = _cert("Test Token Signer", "Test Intermediate", pki.token_key.public_key(),
                      pki.int_key, False, days=4 / 86400)
     not_after = time.time() + 4
-    f = Attester(kbs)
+    f, fj = Attester(kbs), Attester(kbs_j)
     f.rcar()
+    fj.rcar()
     st, _, data = f.get("default/claims/key")
     t.ok(st == 200 and f.decrypt(data) == SECRET, "a chain before its notAfter: read", data[:200])
     time.sleep(max(0, not_after - time.time()) + 2)
+    st, _, data = fj.get("default/claims/key")
+    st2, _, data2 = fj.get("default/claims/key", cookie=False, bearer=fj.token)
+    t.ok(st == 200 and fj.decrypt(data) == SECRET and st2 == 200,
+         "with the AS's key in trusted_jwk_sets, past the chain's notAfter the session reads "
+         "as its token does", (data[:200], data2[:200]))
+    kbs_j.stop()
     st, _, data = f.get("default/claims/key")
     st2, _, data2 = f.get("default/claims/key", cookie=False, bearer=f.token)
     d = problem(data)
