@@ -135,6 +135,7 @@ struct grpcx_async {
 	int naddrs;
 	long resolved_at;      /* monotonic ms of the last answer or failure; -1: never */
 	int stale;             /* a connection failed since: resolve again (rate bounded) */
+	int lookups_cancelled; /* a lookup on dns was cancelled: loopdns_free defers its free */
 	char resolve_why[256]; /* the last resolve failure, when naddrs is 0 */
 	char *bearer;          /* "Bearer <token>" or NULL (wiped) */
 	nghttp2_session_callbacks *cbs;
@@ -307,8 +308,10 @@ static void conn_free(struct aconn *k)
 		}
 	if (c->cur == k)
 		c->cur = NULL;
-	if (k->rq != NULL) /* its callback comes later with EVUTIL_EAI_CANCEL and ignores k */
+	if (k->rq != NULL) { /* its callback comes later with EVUTIL_EAI_CANCEL and ignores k */
 		evdns_getaddrinfo_cancel(k->rq);
+		c->lookups_cancelled = 1;
+	}
 	conn_close_fd(k);
 	if (k->cto)
 		event_free(k->cto);
@@ -1163,8 +1166,7 @@ void grpcx_async_free(struct grpcx_async *c)
 	}
 	while (c->conns != NULL)
 		conn_free(c->conns);
-	if (c->dns)
-		evdns_base_free(c->dns, 0);
+	loopdns_free(c->base, c->dns, c->lookups_cancelled);
 	SSL_CTX_free(c->ssl_ctx);
 	if (c->cbs)
 		nghttp2_session_callbacks_del(c->cbs);

@@ -1,6 +1,8 @@
 /*
  * loopdns: evdns's getaddrinfo failures in the C library's words (loopdns.h).
  */
+#include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/util.h>
 #include <netdb.h>
 #include <stddef.h>
@@ -23,4 +25,22 @@ const char *loopdns_gai_sentence(int rc)
 		if (map[i].ev == rc)
 			return gai_strerror(map[i].libc);
 	return evutil_gai_strerror(rc);
+}
+
+static void free_later(evutil_socket_t fd, short what, void *arg)
+{
+	evdns_base_free(arg, 0);
+}
+
+void loopdns_free(struct event_base *base, struct evdns_base *dns, int cancelled)
+{
+	const struct timeval now = {0, 0};
+	if (dns == NULL)
+		return;
+	/* when the free cannot be put off, dns is left to the exit: freed under the pending
+	 * answer, it would be read after */
+	if (!cancelled)
+		evdns_base_free(dns, 0);
+	else
+		(void)event_base_once(base, -1, EV_TIMEOUT, free_later, dns, &now);
 }

@@ -14,4 +14,12 @@
 /* evdns's failure code (EVUTIL_EAI_*) as the C library's getaddrinfo words the same failure. */
 const char *loopdns_gai_sentence(int evutil_rc);
 
+struct event_base;
+struct evdns_base;
+/* Frees a client's resolver (NULL: nothing). cancelled: a lookup on it was cancelled, whose
+ * answer (EVUTIL_EAI_CANCEL) a deferred callback of the loop still has to deliver, reading
+ * the resolver: then it is freed on the loop's next turn, after that answer; a loop that
+ * never turns again leaves it to the process's exit. */
+void loopdns_free(struct event_base *base, struct evdns_base *dns, int cancelled);
+
 #endif

@@ -15,7 +15,8 @@
  *
  * With credentials or a database in the URL, a new connection sends AUTH and SELECT first and
  * holds every op back until both are answered: an op pipelined behind a refused AUTH or
- * SELECT would run as the default user or in database 0. Held ops keep their deadline; a
+ * SELECT would run as the default user or in database 0. Held ops keep their deadline (one
+ * per attempt, for the lookup, the AUTH / SELECT and the answer together); a
  * refusal fails them with the pool's sentence; a connection that breaks or stays silent
  * before answering sends them once more on a new one, as for a sent op.
  *
@@ -57,7 +58,9 @@ struct op {
 	kv_loop_set_fn set_cb;
 	kv_loop_get_fn get_cb;
 	void *arg;
-	struct event *tm;      /* sent: the deadline; not sent: the pause before sending */
+	struct event *tm;      /* sent or held: the deadline; else the pause before sending */
+	long long until;       /* monotonic ms: this attempt's deadline, for the lookup, the
+	                        * AUTH / SELECT and the answer together */
 	int sent;              /* waiting for the answer on ac */
 	redisAsyncContext *ac; /* while sent: the connection it went on (alive until it answers) */
 	int held;              /* not sent: waiting on ac's AUTH / SELECT (1), on the name (2) */
@@ -164,16 +167,32 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv);
 
+/* The op's timer set to what is left of its attempt's deadline. */
+static void op_arm(struct op *op)
+{
+	long long left = op->until - now_ms();
+	if (left < 1)
+		left = 1;
+	struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+	evtimer_add(op->tm, &tv);
+}
+
+/* A new attempt of op (its first send, the one resend, or a send after LOADING, pause_ms
+ * from now): REDIS_TIMEOUT_S from then. */
+static void op_attempt(struct op *op, long pause_ms)
+{
+	op->until = now_ms() + pause_ms + REDIS_TIMEOUT_S * 1000LL;
+}
+
 /* Sends op on ac, which has answered its AUTH / SELECT, with its deadline. -1 err set. */
 static int op_put(struct op *op, redisAsyncContext *ac, struct err *err)
 {
-	struct timeval tv = {REDIS_TIMEOUT_S, 0};
 	if (redisAsyncFormattedCommand(ac, on_reply, op, op->cmd, (size_t)op->cmdlen) != REDIS_OK)
 		return redis_target_unavailable(&op->l->t, &ac->c, NULL, err);
 	op->held = 0;
 	op->sent = 1;
 	op->ac = ac;
-	evtimer_add(op->tm, &tv);
+	op_arm(op);
 	return 0;
 }
 
@@ -231,6 +250,7 @@ static void on_hello(redisAsyncContext *ac, void *r, void *priv)
 			op->ac = NULL;
 			if (rep == NULL && !op->resent && !l->closing) {
 				op->resent = 1;
+				op_attempt(op, 0);
 				op_later(op, 0); /* not from inside hiredis's free */
 				continue;
 			}
@@ -244,8 +264,9 @@ static void on_hello(redisAsyncContext *ac, void *r, void *priv)
 	} while (n == sizeof(held) / sizeof(held[0]));
 }
 
-/* A new connection with its AUTH and SELECT queued ahead of any command. -1 err set. */
-static int loop_connect(struct kv_loop *l, struct err *err)
+/* A new connection to the current address with its AUTH and SELECT queued ahead of any
+ * command. -1 err set. */
+static int connect_one(struct kv_loop *l, struct err *err)
 {
 	redisAsyncContext *ac = redisAsyncConnect(l->dns ? l->ips[l->cur] : l->t.host, l->t.port);
 	if (ac == NULL || ac->err) {
@@ -273,6 +294,21 @@ static int loop_connect(struct kv_loop *l, struct err *err)
 		redisAsyncCommand(ac, on_hello, (void *)1, "SELECT %d", l->t.db);
 	l->ac = ac;
 	return 0;
+}
+
+/* A new connection; a name's addresses tried in turn while connecting fails at once (no
+ * route, a refused or unreachable network), so one dead address does not hold the loop. */
+static int loop_connect(struct kv_loop *l, struct err *err)
+{
+	for (int tried = 1;; tried++) {
+		if (connect_one(l, err) == 0)
+			return 0;
+		if (l->dns == NULL)
+			return -1;
+		addr_failed(l); /* after the last one, the name is looked up again */
+		if (tried >= l->nips)
+			return -1;
+	}
 }
 
 static int op_send(struct op *op, struct err *err);
@@ -373,7 +409,6 @@ static int loop_resolve(struct kv_loop *l, struct err *err)
 static int op_send(struct op *op, struct err *err)
 {
 	struct kv_loop *l = op->l;
-	struct timeval tv = {REDIS_TIMEOUT_S, 0};
 	if (l->closing)
 		return redis_target_unavailable(&l->t, NULL, "the kbs is stopping", err);
 	if (l->ac == NULL) {
@@ -384,7 +419,7 @@ static int op_send(struct op *op, struct err *err)
 			op->held = 2;
 			op->sent = 0;
 			op->ac = NULL;
-			evtimer_add(op->tm, &tv);
+			op_arm(op);
 			return 0;
 		}
 		if (loop_connect(l, err) < 0)
@@ -395,7 +430,7 @@ static int op_send(struct op *op, struct err *err)
 	op->held = 1;
 	op->sent = 0;
 	op->ac = l->ac;
-	evtimer_add(op->tm, &tv);
+	op_arm(op);
 	return 0;
 }
 
@@ -512,6 +547,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 		 * sends once more then too */
 		if (!op->resent && !l->closing) {
 			op->resent = 1;
+			op_attempt(op, 0);
 			op_later(op, 0); /* not from inside hiredis's free */
 			return;
 		}
@@ -526,6 +562,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 			op_fail(op, &e);
 			return;
 		}
+		op_attempt(op, REDIS_LOADING_WAIT_MS); /* LOADING was an answer */
 		op_later(op, REDIS_LOADING_WAIT_MS);
 		return;
 	}
@@ -573,6 +610,7 @@ void kv_loop_free(struct kv_loop *l)
 		l->ac = NULL;
 		redisAsyncFree(ac); /* the ops sent on it are answered with NULL */
 	}
+	int cancelled = l->rq != NULL;
 	if (l->rq)
 		evdns_getaddrinfo_cancel(l->rq); /* its callback sees EVUTIL_EAI_CANCEL */
 	l->rq = NULL;
@@ -581,8 +619,7 @@ void kv_loop_free(struct kv_loop *l)
 		redis_target_unavailable(&l->t, NULL, "the kbs is stopping", &e);
 		op_fail(l->ops, &e);
 	}
-	if (l->dns)
-		evdns_base_free(l->dns, 0);
+	loopdns_free(l->base, l->dns, cancelled);
 	OPENSSL_cleanse(&l->t, sizeof(l->t));
 	free(l);
 }
@@ -601,6 +638,7 @@ static int op_start(struct kv_loop *l, enum op_kind kind, int argc, const char *
 		return err_set(err, "out of memory");
 	op->l = l;
 	op->kind = kind;
+	op_attempt(op, 0);
 	op->cmdlen = redisFormatCommandArgv(&op->cmd, argc, argv, argvlen);
 	op->tm = evtimer_new(l->base, on_timer, op);
 	op->next = l->ops;

@@ -4,7 +4,8 @@
  * each call is answered exactly once; a client freed while its name is still being asked of
  * the name servers answers the calls waiting on it and is not touched by the late answer
  * (ASan); a name that does not resolve fails its calls within their deadline, as an outage
- * worded as the blocking backend words it.
+ * worded as the blocking backend words it; an address of a name that fails at once is
+ * passed over for the next.
  * The kbs's own paths over this client are in tests/integration/test_kbs_redis_loop.py.
  */
 #include <setjmp.h>
@@ -18,7 +19,10 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <sched.h>
+#include <sys/mount.h>
 
 #include "kv/kv.h"
 #include "kv/kv_loop.h"
@@ -198,12 +202,89 @@ static void test_kv_loop_name_does_not_resolve(void **state)
 	event_base_free(b);
 }
 
+/* The child of test_kv_loop_dead_address_skipped, in its own mount namespace where the name
+ * "rhost" has two addresses, one of them unreachable at once (255.255.255.255: connect fails
+ * with no route). Each connection is cut after its write, so the loop moves on to the next
+ * address: every write must still be stored. 0, 77 no namespace here, else the failing step. */
+static int dead_address_child(int port)
+{
+	char hosts[] = "/tmp/ctrustee-hosts-XXXXXX", url[64];
+	int fd = mkstemp(hosts);
+	const char *text = "255.255.255.255 rhost\n127.0.0.1 rhost\n";
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		return 2;
+	close(fd);
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL) != 0) {
+		unlink(hosts);
+		return 77;
+	}
+	snprintf(url, sizeof(url), "redis://rhost:%d", port);
+	struct err e = {0};
+	unsetenv("REDIS_URL");
+	json_t *cfg = json_pack("{s:s,s:{s:{s:s}}}", "storage_type", "Redis", "backends", "redis",
+	                        "url", url);
+	struct kv *kv = kv_open(cfg, &e);
+	json_decref(cfg);
+	struct event_base *b = event_base_new();
+	struct kv_loop *l = kv ? kv_loop_new(kv, b, 8, &e) : NULL;
+	redisContext *c = redisConnect("127.0.0.1", port);
+	if (l == NULL || c == NULL || c->err)
+		return 3;
+	int rc = 0;
+	for (int i = 0; i < 4 && rc == 0; i++) {
+		struct answer a = {0};
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", i);
+		if (kv_loop_set_ttl(l, "ns", key, "v", 1, 1, 60, on_set, &a, &e) != 0) {
+			fprintf(stderr, "# write %d refused at once: %s\n", i, e.msg);
+			rc = 10 + i;
+			break;
+		}
+		run_until(b, &a, 5000);
+		if (a.calls != 1 || a.rc != 0) {
+			fprintf(stderr, "# write %d: %d answers, rc %d: %s\n", i, a.calls, a.rc,
+			        a.msg);
+			rc = 20 + i;
+		}
+		redisReply *r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
+		freeReplyObject(r);
+		drain(b);
+	}
+	kv_loop_free(l);
+	kv_close(kv);
+	event_base_free(b);
+	redisFree(c);
+	umount("/etc/hosts");
+	unlink(hosts);
+	return rc;
+}
+
+/* A host name with an address that fails at once among its addresses: the loop tries the
+ * next one then and there, rather than failing every call on the dead address. */
+static void test_kv_loop_dead_address_skipped(void **state)
+{
+	int port = tl_free_port();
+	pid_t redis = tl_start_redis(port), pid = fork();
+	int status = 0;
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(dead_address_child(port));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	tl_stop(redis);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip(); /* no mount namespace for this process (not root) */
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kv_loop_host_name),
 	    cmocka_unit_test(test_kv_loop_free_while_resolving),
 	    cmocka_unit_test(test_kv_loop_name_does_not_resolve),
+	    cmocka_unit_test(test_kv_loop_dead_address_skipped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
