@@ -3,7 +3,8 @@
  * worker pool, a slow handler not holding up other requests, keep-alive, the RFC 7807 body,
  * cookies, the body limit (413), the idle timeout, the IMF-fixdate used in Set-Cookie, and
  * where connections live: on the lowest loop while it has room, spread when it is busy, back
- * together when the load drops (http_balance).
+ * together when the load drops (http_balance); a reply that reaches a connection after the
+ * server stopped, and a TLS client that half-closes after its request.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,8 +23,16 @@
 
 #include <cmocka.h>
 
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <stdatomic.h>
+
 #include "http.h"
+#include "testcert.h"
 #include "testlib.h"
+
+static _Atomic(struct http_req *) held; /* /hold: a request nobody answers until the test does */
+static atomic_int admits, releases;
 
 static void slow(void *arg, struct http_req *r)
 {
@@ -77,6 +86,8 @@ static void handler(void *ctx, struct http_req *r)
 		reply_loop(r);
 	} else if (strcmp(p, "/slow") == 0) {
 		assert_int_equal(http_req_run_async(r, slow, NULL), 0);
+	} else if (strcmp(p, "/hold") == 0) {
+		atomic_store(&held, r);
 	} else if (strcmp(p, "/big") == 0) {
 		assert_int_equal(http_req_run_async(r, big, NULL), 0);
 	} else if (strncmp(p, "/pool", 5) == 0) {
@@ -496,6 +507,141 @@ static void test_busy_loop_spreads_then_concentrates(void **state)
 	http_server_free(s);
 }
 
+static int admit(void *ctx, const char *peer)
+{
+	atomic_fetch_add(&admits, 1);
+	return 1;
+}
+
+static void release(void *ctx, const char *peer)
+{
+	atomic_fetch_add(&releases, 1);
+}
+
+/* A request on a connection that had spread to loop 1, answered after the server stopped (as
+ * the kbs's loop clients answer their calls in flight when they close): the reply goes out
+ * and the connection is closed and released once, on its own loop; it is not moved back to
+ * loop 0, which http_server_free may have freed by then. */
+static void test_reply_after_stop_stays_on_its_loop(void **state)
+{
+	const char *socks[] = {"127.0.0.1:0"};
+	struct http_server_opts o = {.sockets = socks,
+	                             .n_sockets = 1,
+	                             .threads = 2,
+	                             .pool_threads = 1,
+	                             .timeout_s = 5,
+	                             .balance_busy = 0.2,
+	                             .handler = handler,
+	                             .admit = admit,
+	                             .release = release};
+	struct err e = {0};
+	struct http_server *s = http_server_new(&o, &e);
+	assert_non_null(s);
+	assert_int_equal(http_server_start(s, &e), 0);
+	int p = http_server_port(s, 0), a = conn_to(p), b = -1;
+	char buf[4096];
+	atomic_store(&held, NULL);
+	atomic_store(&admits, 0);
+	atomic_store(&releases, 0);
+	for (int tries = 0; tries < 50 && b < 0; tries++) { /* loop 0 busy: a new one spreads */
+		double t0 = tl_now_s();
+		while (tl_now_s() - t0 < 0.15)
+			rt(a, "GET /burn HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+		int c = conn_to(p);
+		rt(c, "GET /loop HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof(buf));
+		if (loop_of(buf) == 1)
+			b = c;
+		else
+			close(c);
+	}
+	assert_true(b >= 0);
+	const char *req = "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n";
+	assert_int_equal(write(b, req, strlen(req)), (ssize_t)strlen(req));
+	while (atomic_load(&held) == NULL)
+		usleep(1000);
+	assert_int_equal(http_req_loop(atomic_load(&held)), 1);
+	close(a);
+	usleep(400 * 1000); /* the loops' measures go stale: quiet, so the rule says loop 0 */
+	http_server_stop(s);
+	http_reply(atomic_load(&held), 200, "text/plain", "late", 4);
+	http_server_free(s);
+	read_resp(b, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\r\n\r\nlate"));
+	assert_int_equal(atomic_load(&releases), atomic_load(&admits));
+	close(b);
+}
+
+/* A TLS server on PEM texts (testcert.h). */
+static SSL_CTX *tls_server_ctx(void)
+{
+	char *cert, *key;
+	tc_self_signed("localhost", "IP:127.0.0.1", &cert, &key);
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	BIO *bc = BIO_new_mem_buf(cert, -1), *bk = BIO_new_mem_buf(key, -1);
+	X509 *x = PEM_read_bio_X509(bc, NULL, NULL, NULL);
+	EVP_PKEY *k = PEM_read_bio_PrivateKey(bk, NULL, NULL, NULL);
+	assert_true(c && x && k);
+	assert_int_equal(SSL_CTX_use_certificate(c, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(c, k), 1);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(bc);
+	BIO_free(bk);
+	free(cert);
+	free(key);
+	return c;
+}
+
+/* A TLS client that half-closes (a TCP FIN, with or without its close_notify) after a request
+ * the pool answers later still gets the reply: OpenSSL reports the bare FIN as an error, so
+ * a TLS connection is not read while its request is with the handler. */
+static void test_tls_half_closed_client_gets_reply(void **state)
+{
+	const char *socks[] = {"127.0.0.1:0"};
+	SSL_CTX *sc = tls_server_ctx();
+	struct http_server_opts o = {.sockets = socks,
+	                             .n_sockets = 1,
+	                             .threads = 2,
+	                             .pool_threads = 2,
+	                             .timeout_s = 5,
+	                             .tls_ctx = sc,
+	                             .handler = handler};
+	struct err e = {0};
+	struct http_server *s = http_server_new(&o, &e);
+	assert_non_null(s);
+	SSL_CTX_free(sc);
+	assert_int_equal(http_server_start(s, &e), 0);
+	SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
+	for (int notify = 0; notify < 2; notify++) {
+		int fd = conn_to(http_server_port(s, 0));
+		SSL *ssl = SSL_new(cc);
+		SSL_set_fd(ssl, fd);
+		assert_int_equal(SSL_connect(ssl), 1);
+		const char *req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
+		assert_int_equal(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
+		usleep(50 * 1000);
+		if (notify)
+			SSL_shutdown(ssl);
+		assert_int_equal(shutdown(fd, SHUT_WR), 0);
+		char buf[4096];
+		int n = 0, r;
+		while (n < (int)sizeof(buf) - 1 &&
+		       (r = SSL_read(ssl, buf + n, (int)sizeof(buf) - 1 - n)) > 0) {
+			n += r;
+			buf[n] = 0;
+			if (strstr(buf, "\r\n\r\nslow"))
+				break;
+		}
+		buf[n] = 0;
+		assert_non_null(strstr(buf, "\r\n\r\nslow"));
+		SSL_free(ssl);
+		close(fd);
+	}
+	SSL_CTX_free(cc);
+	http_server_stop(s);
+	http_server_free(s);
+}
+
 static void test_bad_socket_spec(void **state)
 {
 	const char *socks[] = {"127.0.0.1"};
@@ -524,6 +670,8 @@ int main(void)
 	    cmocka_unit_test(test_balance_rule),
 	    cmocka_unit_test(test_light_load_stays_on_one_loop),
 	    cmocka_unit_test(test_busy_loop_spreads_then_concentrates),
+	    cmocka_unit_test(test_reply_after_stop_stays_on_its_loop),
+	    cmocka_unit_test(test_tls_half_closed_client_gets_reply),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
