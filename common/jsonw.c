@@ -214,7 +214,10 @@ char *jsonw_compact(const json_t *v, size_t *len)
 {
 	struct wbuf b = {.cap = 1024};
 
-	if (v == NULL || (b.p = malloc(b.cap)) == NULL)
+	/* json_dumps without JSON_ENCODE_ANY writes only an object or an array at the top */
+	if (!json_is_object(v) && !json_is_array(v))
+		return NULL;
+	if ((b.p = malloc(b.cap)) == NULL)
 		return NULL;
 	if (put_value(&b, v, 0) < 0) {
 		free(b.p);

@@ -12,7 +12,8 @@
 
 /* A malloc'd NUL-terminated text (its length in *len if non-NULL), or NULL when this writer
  * does not take the value: a real anywhere (jansson's %.17g rules are left to jansson), a
- * string that is not well-formed UTF-8, nesting deeper than 512, or out of memory. On NULL
+ * string that is not well-formed UTF-8, nesting deeper than 512, a value that is not an object
+ * or an array at the top (json_dumps refuses those), or out of memory. On NULL
  * the caller uses json_dumps, which then decides. */
 char *jsonw_compact(const json_t *v, size_t *len);
 

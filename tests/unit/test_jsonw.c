@@ -73,6 +73,13 @@ static void test_jsonw_refuses_what_jansson_refuses(void **state)
 		assert_null(j); /* jansson refuses it too: the fallback decides the same */
 		json_decref(o);
 	}
+	/* a scalar at the top: json_dumps without JSON_ENCODE_ANY writes nothing */
+	json_t *top[] = {json_string("x"), json_integer(5), json_true(), json_null()};
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		assert_null(jsonw_compact(top[i], NULL));
+		assert_null(json_dumps(top[i], JSON_COMPACT | JSON_PRESERVE_ORDER));
+		json_decref(top[i]);
+	}
 }
 
 static void test_jsonw_integers_and_literals(void **state)
