@@ -13,6 +13,7 @@
  * every read is bounded by `end`; tests/fuzz/fuzz_jsonr.c checks it against json_loadb.
  */
 #include "jsonr.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,32 +31,6 @@ static void skip_ws(struct reader *r)
 {
 	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
 		r->p++;
-}
-
-/* The length of the well-formed UTF-8 sequence (RFC 3629) at s[0] >= 0x80, 0 if none. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-	size_t need;
-
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		lo = c == 0xE0 ? 0xA0 : 0x80;
-		hi = c == 0xED ? 0x9F : 0xBF;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		lo = c == 0xF0 ? 0x90 : 0x80;
-		hi = c == 0xF4 ? 0x8F : 0xBF;
-	} else
-		return 0;
-	if (left < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return need;
 }
 
 static int tmp_put(struct reader *r, size_t *n, const void *b, size_t bl)

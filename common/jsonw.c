@@ -13,6 +13,7 @@
  * random documents.
  */
 #include "jsonw.h"
+#include "utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,38 +56,6 @@ static int put1(struct wbuf *b, char c)
 		return -1;
 	b->p[b->n++] = c;
 	return 0;
-}
-
-/* The length of the well-formed UTF-8 sequence (RFC 3629) starting at s[0] >= 0x80, 0 if
- * there is none: an overlong form, a surrogate, above U+10FFFF or cut short. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-	size_t need;
-	unsigned char lo = 0x80, hi = 0xBF; /* the bounds of the second byte */
-
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-	if (left < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return need;
 }
 
 static int put_string(struct wbuf *b, const char *str, size_t len)

@@ -17,6 +17,7 @@
 
 #include "jose/jose_int.h"
 #include "jsonr.h"
+#include "testjson.h"
 
 /* jsonr's reading of text equals jansson's, and it took the text. */
 static void assert_taken(const char *text, size_t len)
@@ -140,92 +141,27 @@ static void test_jsonr_leaves_reals_and_edge_numbers_to_jansson(void **state)
 	json_decref(j);
 }
 
-/* xorshift64: the same documents on every run */
-static uint64_t rng = 0x2545F4914F6CDD1DULL;
-static uint64_t next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static json_t *random_string(void)
-{
-	static const char *const parts[] = {"a",
-	                                    "Z",
-	                                    "\"",
-	                                    "\\",
-	                                    "/",
-	                                    "\n",
-	                                    "\x01",
-	                                    "\x1f",
-	                                    " ",
-	                                    "\x7f",
-	                                    "\xc3\xa9",
-	                                    "\xe2\x82\xac",
-	                                    "\xf0\x9f\x98\x80",
-	                                    "tee-pubkey",
-	                                    "0"};
-	char s[64];
-	size_t n = 0, k = next() % 8;
-	for (size_t i = 0; i < k; i++) {
-		const char *p = parts[next() % (sizeof(parts) / sizeof(parts[0]))];
-		memcpy(s + n, p, strlen(p));
-		n += strlen(p);
-	}
-	return json_stringn(s, n);
-}
-
-static json_t *random_value(int depth)
-{
-	switch (next() % (depth < 5 ? 7 : 5)) {
-	case 0:
-		return random_string();
-	case 1:
-		return json_integer((json_int_t)(next() % 1000000000000000000ULL));
-	case 2:
-		return json_boolean(next() & 1);
-	case 3:
-		return json_null();
-	case 4:
-		return json_integer(-(json_int_t)(next() % 100000));
-	case 5: {
-		json_t *o = json_object();
-		for (size_t i = 0, n = next() % 6; i < n; i++) {
-			json_t *k = random_string();
-			json_object_set_new(o, json_string_value(k), random_value(depth + 1));
-			json_decref(k);
-		}
-		return o;
-	}
-	default: {
-		json_t *a = json_array();
-		for (size_t i = 0, n = next() % 6; i < n; i++)
-			json_array_append_new(a, random_value(depth + 1));
-		return a;
-	}
-	}
-}
+static const struct tj_kinds kinds = {0, 0};
 
 static void test_jsonr_random_documents_and_mutations(void **state)
 {
+	tj_seed(0x2545F4914F6CDD1DULL); /* the same documents on every run */
 	static const char subst[] = "{}[]\",:\\ 0-1e.tfnu\x80\xc3";
 	int taken = 0;
 	for (int i = 0; i < 2000; i++) {
 		json_t *v = json_object();
-		json_object_set_new(v, "doc", random_value(0));
+		json_object_set_new(v, "doc", tj_value(0, &kinds));
 		char *text = json_dumps(v, (i & 1) ? JSON_COMPACT : JSON_INDENT(1));
 		size_t len = strlen(text);
 		assert_taken(text, len);
 		for (int m = 0; m < 20 && len > 0; m++) { /* one byte changed, or the text cut */
 			char *t = malloc(len);
 			memcpy(t, text, len);
-			size_t at = next() % len, l = len;
+			size_t at = tj_next() % len, l = len;
 			if (m % 4 == 3)
 				l = at;
 			else
-				t[at] = subst[next() % (sizeof(subst) - 1)];
+				t[at] = subst[tj_next() % (sizeof(subst) - 1)];
 			assert_never_differs(t, l, &taken);
 			free(t);
 		}

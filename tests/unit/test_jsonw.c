@@ -15,6 +15,7 @@
 
 #include "jose/jose_int.h"
 #include "jsonw.h"
+#include "testjson.h"
 
 /* Both texts of v, compared; jsonw's length checked too. */
 static void assert_same(const json_t *v)
@@ -129,83 +130,14 @@ static void test_jsonw_leaves_reals_and_deep_nesting_to_jansson(void **state)
 	json_decref(o);
 }
 
-/* xorshift64: the same documents on every run */
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static uint64_t next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static json_t *random_string(void)
-{
-	static const char *const parts[] = {"a",
-	                                    "Z",
-	                                    "\"",
-	                                    "\\",
-	                                    "/",
-	                                    "\n",
-	                                    "\x01",
-	                                    "\x1f",
-	                                    " ",
-	                                    "\x7f",
-	                                    "\xc3\xa9",
-	                                    "\xe2\x82\xac",
-	                                    "\xf0\x9f\x98\x80",
-	                                    "tee-pubkey",
-	                                    "0"};
-	char s[64];
-	size_t n = 0, k = next() % 8;
-	for (size_t i = 0; i < k; i++) {
-		const char *p = parts[next() % (sizeof(parts) / sizeof(parts[0]))];
-		size_t pl = strlen(p);
-		memcpy(s + n, p, pl);
-		n += pl;
-	}
-	if (next() % 10 == 0)
-		s[n++] = '\0'; /* an embedded NUL now and then */
-	return json_stringn(s, n);
-}
-
-static json_t *random_value(int depth)
-{
-	switch (next() % (depth < 5 ? 7 : 5)) {
-	case 0:
-		return random_string();
-	case 1:
-		return json_integer((json_int_t)next() >> (next() % 64));
-	case 2:
-		return json_boolean(next() & 1);
-	case 3:
-		return json_null();
-	case 4:
-		return json_integer(-(json_int_t)(next() % 100000));
-	case 5: {
-		json_t *o = json_object();
-		for (size_t i = 0, n = next() % 6; i < n; i++) {
-			json_t *k = random_string();
-			json_object_setn_new(o, json_string_value(k), json_string_length(k),
-			                     random_value(depth + 1));
-			json_decref(k);
-		}
-		return o;
-	}
-	default: {
-		json_t *a = json_array();
-		for (size_t i = 0, n = next() % 6; i < n; i++)
-			json_array_append_new(a, random_value(depth + 1));
-		return a;
-	}
-	}
-}
+static const struct tj_kinds kinds = {1, 1};
 
 static void test_jsonw_random_documents_match_jansson(void **state)
 {
+	tj_seed(0x9E3779B97F4A7C15ULL); /* the same documents on every run */
 	for (int i = 0; i < 3000; i++) {
 		json_t *v = json_object();
-		json_object_set_new(v, "doc", random_value(0));
+		json_object_set_new(v, "doc", tj_value(0, &kinds));
 		assert_same(v);
 		json_decref(v);
 	}
