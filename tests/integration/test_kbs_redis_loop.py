@@ -16,6 +16,8 @@ answers. Against the real grpc-as + rvps and a real redis-server:
   pool's 503 after the 2 s deadline, and once Redis goes on the next handshake attests;
 - the Redis records a loop handshake leaves are the pool's: the same keys and fields;
 - Redis restarted and LOADING its data set: /auth waits it out on the loop and answers 200;
+- more round trips than a loop's budget (128) while Redis is stopped: the rest take the pool,
+  and every one is answered once Redis goes on;
 - a URL with a database or a password: the loop sends no command before Redis accepted the
   SELECT / AUTH (records in the database named), and a refused AUTH is the pool's 503."""
 import concurrent.futures
@@ -26,16 +28,21 @@ import subprocess
 import time
 
 from harness import Redis, Tap
-from kbs_testlib import Attester, Kbs, kbs_config, real_as_available, require_kbs, RealAs, Pki
+from kbs_testlib import (Attester, Kbs, kbs_config, real_as_available, require_kbs, RealAs, Pki,
+                         scrape)
 from test_kbs_attest_loop import answer, attest_counts, loop_answers, script
 
 
-def redis_kbs(pki, asvc, redis, name, host="127.0.0.1", db="", userinfo="", pool=False):
+def redis_kbs(pki, asvc, redis, name, host="127.0.0.1", db="", userinfo="", pool=False,
+              loops=None):
     """A kbs with sessions in redis; pool: its round trips kept on the worker pool
     ([http_server] loop_round_trips = false), the reference the loop's answers are held to."""
     cfg = kbs_config(pki, as_addr=asvc.addr)
     if pool:
         cfg["http_server"]["loop_round_trips"] = False
+    if loops:
+        cfg["http_server"]["worker_count"] = loops
+        cfg["http_server"]["worker_threads"] = 32  # a pool that takes the overflow at once
     url = "redis://%s%s:%d%s" % (userinfo, host, redis.port, db)
     cfg["storage_backend"] = {"storage_type": "Redis", "backends": {"redis": {"url": url}}}
     cfg["session_storage_type"] = "Redis"
@@ -274,6 +281,39 @@ def check_redis_loading(t, pki, asvc):
         redis.stop()
 
 
+def check_budget(t, pki, asvc):
+    """One event loop, Redis stopped, 140 /auth at once: 128 wait on the loop's Redis client
+    (its budget of round trips in flight), the other 12 go to the worker pool (32 threads, so
+    none waits for a thread); Redis going on, every one is answered 200, the loop having
+    answered 128."""
+    redis = Redis().start()
+    kbs = redis_kbs(pki, asvc, redis, "kbs-redis-budget", loops=1)
+    n = 140
+    try:
+        Attester(kbs).rcar()
+        before = loop_answers(kbs)
+        auths = scrape(kbs).get(("kbs_auth_requests_total", ()), 0)
+        atts = [Attester(kbs) for _ in range(n)]  # their keys made before the clock starts
+        ex = concurrent.futures.ThreadPoolExecutor(n)
+        list(ex.map(lambda i: None, range(n)))  # the threads started too
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            futs = [ex.submit(lambda a: a.auth()[0], a) for a in atts]
+            deadline = time.time() + 10
+            while time.time() < deadline and \
+                    scrape(kbs).get(("kbs_auth_requests_total", ()), 0) - auths < n:
+                time.sleep(0.02)
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        sts = [f.result(timeout=30) for f in futs]
+        ex.shutdown()
+        t.eq(sts, [200] * n, "%d /auth at once on one loop, Redis stopped then going on: all 200" % n)
+        t.eq(loop_answers(kbs) - before, 128, "the loop answered 128 (its Redis budget), the pool the rest")
+    finally:
+        kbs.stop()
+        redis.stop()
+
+
 def check_redis_stalled(t, pki, asvc, password=None):
     """Redis stopped (SIGSTOP). With a password, every connection is cut first, so the one
     left unanswered is the loop's new connection's AUTH, with the session command held behind
@@ -326,6 +366,7 @@ def main():
     t.run(check_race, pki, asvc, redis)
     t.run(check_redis_killed, pki, asvc)
     t.run(check_redis_loading, pki, asvc)
+    t.run(check_budget, pki, asvc)
     t.run(check_redis_stalled, pki, asvc)
     t.run(check_redis_stalled, pki, asvc, "stall-pw")
     redis.stop()
