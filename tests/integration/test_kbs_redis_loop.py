@@ -207,6 +207,18 @@ def outage(kbs):
     return a, answer(st, h, data)
 
 
+def outage_both(loop, pool, after):
+    """An /auth on each kbs at once, and after `after` seconds a /metrics on the loop kbs
+    timed: (their answers, its status, how long it took)."""
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        futs = [ex.submit(outage, k) for k in (loop, pool)]
+        time.sleep(after)
+        t0 = time.time()
+        st, _, _ = loop.request("GET", "/metrics")
+        took = time.time() - t0
+        return [f.result(timeout=30)[1] for f in futs], st, took
+
+
 def check_redis_killed(t, pki, asvc):
     redis = Redis().start()
     loop = redis_kbs(pki, asvc, redis, "kbs-kill-loop")
@@ -258,13 +270,7 @@ def check_redis_loading(t, pki, asvc):
                             "--loading-process-events-interval-bytes", "1024")).start()
         loading = "loading:1" in redis_cli(slow, 0, "INFO", "persistence")
         t0 = time.time()
-        with concurrent.futures.ThreadPoolExecutor(2) as ex:
-            futs = [ex.submit(outage, k) for k in (loop, pool)]
-            time.sleep(0.1)
-            m0 = time.time()
-            st, _, _ = loop.request("GET", "/metrics")
-            took = time.time() - m0
-            got = [f.result(timeout=30)[1] for f in futs]
+        got, st, took = outage_both(loop, pool, 0.1)
         waited = time.time() - t0
         t.ok(loading and "loading:0" in redis_cli(slow, 0, "INFO", "persistence"),
              "Redis was loading when the /auth went out, and is done now")
@@ -329,13 +335,7 @@ def check_redis_stalled(t, pki, asvc, password=None):
             redis.command("CLIENT", "KILL", "TYPE", "normal")
         os.kill(redis.proc.pid, signal.SIGSTOP)
         try:
-            with concurrent.futures.ThreadPoolExecutor(2) as ex:
-                futs = [ex.submit(outage, k) for k in (loop, pool)]
-                time.sleep(0.5)
-                t0 = time.time()
-                st, _, _ = loop.request("GET", "/metrics")
-                took = time.time() - t0
-                got = [f.result(timeout=30)[1] for f in futs]
+            got, st, took = outage_both(loop, pool, 0.5)
         finally:
             os.kill(redis.proc.pid, signal.SIGCONT)
         t.ok(st == 200 and took < 0.5, "Redis stopped: the loop answers /metrics meanwhile "

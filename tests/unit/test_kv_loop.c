@@ -72,6 +72,32 @@ static struct kv *redis_kv(const char *url)
 	return kv;
 }
 
+/* A loop client on its own event base, for kv's store at url. */
+struct client {
+	struct kv *kv;
+	struct event_base *b;
+	struct kv_loop *l;
+};
+
+static void client_up(struct client *c, const char *url)
+{
+	struct err e = {0};
+	c->kv = redis_kv(url);
+	c->b = event_base_new();
+	assert_non_null(c->b);
+	c->l = kv_loop_new(c->kv, c->b, 8, &e);
+	if (c->l == NULL)
+		fail_msg("kv_loop_new %s: %s", url, e.msg);
+}
+
+/* l may have been freed already (NULL). */
+static void client_down(struct client *c)
+{
+	kv_loop_free(c->l);
+	kv_close(c->kv);
+	event_base_free(c->b);
+}
+
 /* Runs b until a has been answered or ms passed. */
 static void run_until(struct event_base *b, const struct answer *a, long ms)
 {
@@ -95,10 +121,11 @@ static void test_kv_loop_host_name(void **state)
 	char url[64];
 	struct err e = {0};
 	snprintf(url, sizeof(url), "redis://localhost:%d", port);
-	struct kv *kv = redis_kv(url);
-	struct event_base *b = event_base_new();
-	struct kv_loop *l = kv_loop_new(kv, b, 8, &e);
-	assert_non_null(l);
+	struct client c;
+	client_up(&c, url);
+	struct kv *kv = c.kv;
+	struct event_base *b = c.b;
+	struct kv_loop *l = c.l;
 
 	struct answer set = {0}, again = {0}, got = {0};
 	assert_int_equal(kv_loop_set_ttl(l, "ns", "k", "v1", 2, 0, 60, on_set, &set, &e), 0);
@@ -124,9 +151,7 @@ static void test_kv_loop_host_name(void **state)
 	assert_int_equal(n, 2);
 	assert_memory_equal(v, "v1", 2);
 	free(v);
-	kv_loop_free(l);
-	kv_close(kv);
-	event_base_free(b);
+	client_down(&c);
 	tl_stop(pid);
 }
 
@@ -136,10 +161,9 @@ static void test_kv_loop_host_name(void **state)
 static void test_kv_loop_free_while_resolving(void **state)
 {
 	struct err e = {0};
-	struct kv *kv = redis_kv(UNRESOLVED);
-	struct event_base *b = event_base_new();
-	struct kv_loop *l = kv_loop_new(kv, b, 8, &e);
-	assert_non_null(l);
+	struct client c;
+	client_up(&c, UNRESOLVED);
+	struct kv_loop *l = c.l;
 	struct answer a = {0}, g = {0};
 	const char *ns[] = {"ns"}, *keys[] = {"k"};
 	int rc = kv_loop_set_ttl(l, "ns", "k", "v", 1, 0, 60, on_set, &a, &e);
@@ -156,10 +180,10 @@ static void test_kv_loop_free_while_resolving(void **state)
 		assert_int_equal(g.rc, -1);
 		assert_int_equal(a.code, ERR_UNAVAILABLE);
 	}
-	drain(b); /* the cancelled query's late answer touches nothing freed */
+	drain(c.b); /* the cancelled query's late answer touches nothing freed */
 	assert_true(a.calls <= 1 && g.calls <= 1);
-	kv_close(kv);
-	event_base_free(b);
+	c.l = NULL; /* freed above */
+	client_down(&c);
 }
 
 /* A name that does not resolve: an outage within the command's deadline, in the words the
@@ -168,10 +192,11 @@ static void test_kv_loop_free_while_resolving(void **state)
 static void test_kv_loop_name_does_not_resolve(void **state)
 {
 	struct err e = {0};
-	struct kv *kv = redis_kv(UNRESOLVED);
-	struct event_base *b = event_base_new();
-	struct kv_loop *l = kv_loop_new(kv, b, 8, &e);
-	assert_non_null(l);
+	struct client c;
+	client_up(&c, UNRESOLVED);
+	struct kv *kv = c.kv;
+	struct event_base *b = c.b;
+	struct kv_loop *l = c.l;
 	struct answer a = {0};
 	double t0 = tl_now_s();
 	if (kv_loop_set_ttl(l, "ns", "k", "v", 1, 0, 60, on_set, &a, &e) < 0) {
@@ -197,9 +222,7 @@ static void test_kv_loop_name_does_not_resolve(void **state)
 		assert_string_equal(a.msg, "redis at still-resolving.invalid:6379 unavailable: its "
 		                           "host name did not resolve within 2 s");
 	}
-	kv_loop_free(l);
-	kv_close(kv);
-	event_base_free(b);
+	client_down(&c);
 }
 
 /* The child of test_kv_loop_dead_address_skipped, in its own mount namespace where the name
