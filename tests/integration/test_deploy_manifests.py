@@ -274,6 +274,43 @@ def test_systemd_and_container_files(t):
     for target in ("kbs", "grpc-as", "rvps"):
         t.ok(re.search(r"^FROM \S+ AS %s$" % re.escape(target), cf, re.M),
              "Containerfile has a %s target" % target)
+    container_libraries(t, cf)
+
+
+def stage_packages(cf, target):
+    """The packages a Containerfile stage's apt-get install lines name."""
+    m = re.search(r"^FROM \S+ AS %s$(.*?)(?=^FROM |\Z)" % re.escape(target), cf, re.M | re.S)
+    text = m.group(1).replace("\\\n", " ") if m else ""
+    pkgs = set()
+    for line in re.findall(r"apt-get install[^&\n]*", text):
+        pkgs |= {w for w in line.split()[2:] if not w.startswith("-")}
+    return pkgs
+
+
+def container_libraries(t, cf):
+    """Each image installs the Debian package of every shared library its daemon is linked
+    against (readelf's NEEDED, the package from dpkg -S on this Debian): a library linked in
+    and not installed would stop the daemon at start in its image."""
+    libc = {"libc6", "libgcc-s1"}  # in debian:12-slim already
+    for target, binary in (("kbs", "kbs"), ("grpc-as", "grpc-as"), ("rvps", "rvps")):
+        path = os.path.join(harness.BIN, binary)
+        if not os.path.exists(path) or not shutil.which("readelf"):
+            t.skip("%s image libraries" % target, "no %s built or no readelf" % binary)
+            continue
+        dyn = subprocess.run(["readelf", "-d", path], capture_output=True, text=True).stdout
+        if "libasan" in dyn or "libubsan" in dyn:
+            t.skip("%s image libraries" % target, "a sanitizer build, not what the image ships")
+            continue
+        have = stage_packages(cf, target) | stage_packages(cf, "base") | libc
+        missing = []
+        for soname in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn):
+            where = subprocess.run(["dpkg", "-S", "*/" + soname], capture_output=True,
+                                   text=True).stdout
+            owners = {line.split(":")[0] for line in where.splitlines() if ":" in line}
+            if owners and not owners & have:
+                missing.append("%s (%s)" % (soname, ", ".join(sorted(owners))))
+        t.eq(missing, [], "the %s image installs every library %s is linked against" %
+             (target, binary))
 
 
 # ---- rendered overlays: `kubectl kustomize`, then the real daemons on the rendered configs ----
